@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# Benchmark harness behind `make bench`: runs each workload in C on goc
+# (build/bench/bench_<workload>) and in Go (bench/go/gobench), alternately in
+# fresh processes, takes the median of each figure per side, prints a
+# table and writes bench/RESULTS.md. See the benchmark spec for the
+# workloads and the file format.
+#
+# Usage: bench/run.sh [workload ...]
+#   default: every workload that has a C binary in build/bench.
+# Environment:
+#   BENCH_RUNS     runs per side (default 7 for the noisy workloads, else 5)
+#   BENCH_TIMEOUT  seconds per run (default 120)
+#   BENCH_BUILD    build directory (default build)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_DIR=${BENCH_BUILD:-$ROOT/build}
+C_DIR=$BUILD_DIR/bench
+GO_DIR=$ROOT/bench/go
+GOBENCH=$GO_DIR/gobench
+CALIBRATE=$C_DIR/calibrate
+RESULTS=$ROOT/bench/RESULTS.md
+TIMEOUT=${BENCH_TIMEOUT:-120}
+
+# Canonical order of the table; unknown C workloads follow, sorted.
+ORDER=(spawn pingpong chan_spsc chan_mpmc chan_unbuf_spsc select2 mutex
+       sem workerpool timers parked_mem ctx_cancel pipeline pipeline_buf
+       rate_allow rate_allow_par echo_tcp baseline_rss yield http_hello)
+# Workloads whose figures jump between speed levels: more runs.
+NOISY=" mutex sem workerpool chan_mpmc chan_spsc "
+# Figures where more is better: ratio is go/goc.
+THROUGHPUT=" echo_tcp http_hello "
+
+export GOMAXPROCS=2 GOC_MAXPROCS=2
+
+FAILED=0
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+mkdir -p "$TMP/goc" "$TMP/go"
+: >"$TMP/figures" # "name unit" in order of first appearance
+: >"$TMP/rows"    # finished table rows
+
+log() { echo "bench: $*" >&2; }
+fail() { log "FAILED: $*"; FAILED=1; }
+
+# --- Go side -------------------------------------------------------------
+
+ensure_go() {
+  command -v go >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    log "go is missing; install golang-go (as root)"
+    return 1
+  fi
+  log "installing golang-go"
+  apt-get update && apt-get install -y golang-go
+}
+
+# Builds the Go program; GOPATH is where Debian puts golang.org/x sources.
+build_go() {
+  ensure_go || return 1
+  (cd "$GO_DIR" && GO111MODULE=off GOPATH=/usr/share/gocode \
+    go build -o gobench .)
+}
+
+# --- running and collecting ---------------------------------------------
+
+runs_for() {
+  if [ -n "${BENCH_RUNS:-}" ]; then
+    echo "$BENCH_RUNS"
+  elif [[ $NOISY == *" $1 "* ]]; then
+    echo 7
+  else
+    echo 5
+  fi
+}
+
+# Records the "name value unit" lines of file $2 for side $1 (goc or go).
+collect() {
+  local side=$1 out=$2 name value unit extra
+  while read -r name value unit extra; do
+    [ -z "$name" ] && continue
+    if [ -n "$extra" ] || [ -z "$unit" ] ||
+      ! [[ $name =~ ^[A-Za-z0-9_.-]+$ ]] ||
+      ! [[ $value =~ ^-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?$ ]]; then
+      log "ignoring malformed line from $side: $name $value $unit $extra"
+      continue
+    fi
+    echo "$value" >>"$TMP/$side/$name"
+    if ! grep -qxF "$name $unit" "$TMP/figures"; then
+      echo "$name $unit" >>"$TMP/figures"
+    fi
+  done <"$out"
+}
+
+# Runs one process: run_one <side> <label> <command...>; collects its figures.
+run_one() {
+  local side=$1 label=$2 rc=0
+  shift 2
+  timeout "$TIMEOUT" "$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    if [ "$rc" -eq 124 ]; then
+      fail "$label ($side): timed out after ${TIMEOUT}s"
+    else
+      fail "$label ($side): exit status $rc"
+    fi
+    tail -n 5 "$TMP/err" | sed 's/^/    /' >&2
+    return 0
+  fi
+  sed "s/^/  $side: /" "$TMP/out" >&2
+  collect "$side" "$TMP/out"
+}
+
+go_supports() {
+  [ -n "$GO_LIST" ] && grep -qx "$1" <<<"$GO_LIST"
+}
+
+# Runs one workload: C and Go alternately, or whichever side exists.
+run_workload() {
+  local w=$1 runs has_c=0 has_go=0 i
+  if [ -x "$C_DIR/bench_$w" ]; then has_c=1; fi
+  if go_supports "$w"; then has_go=1; fi
+  if [ $has_c -eq 0 ] && [ $has_go -eq 0 ]; then
+    fail "$w: no C binary ($C_DIR/bench_$w) and no Go counterpart"
+    return 0
+  fi
+  if [ $has_c -eq 0 ]; then log "$w: no C binary, running the Go side only"; fi
+  runs=$(runs_for "$w")
+  log "$w: $runs run(s) per side"
+  for ((i = 1; i <= runs; i++)); do
+    if [ $has_c -eq 1 ]; then run_one goc "$w #$i" "$C_DIR/bench_$w"; fi
+    if [ $has_go -eq 1 ]; then run_one go "$w #$i" "$GOBENCH" -w "$w"; fi
+  done
+  emit_rows
+}
+
+# --- medians and rows ----------------------------------------------------
+
+# Median of the values in file $1 (one decimal), or "-" when there are none.
+median() {
+  [ -s "$1" ] || { echo -; return 0; }
+  sort -g "$1" | awk '{ v[NR] = $1 }
+    END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+          printf "%.1f\n", m }'
+}
+
+# ratio <name> <unit> <goc> <go>: goc/go, or go/goc for throughputs.
+ratio() {
+  local name=$1 unit=$2 c=$3 g=$4
+  if [ "$c" = - ] || [ "$g" = - ]; then echo -; return 0; fi
+  if [[ $THROUGHPUT == *" $name "* ]] || [[ $unit == */s ]]; then
+    awk -v a="$g" -v b="$c" 'BEGIN { if (b == 0) print "-"; else printf "%.2f\n", a / b }'
+  else
+    awk -v a="$c" -v b="$g" 'BEGIN { if (b == 0) print "-"; else printf "%.2f\n", a / b }'
+  fi
+}
+
+# Turns the figures collected so far into table rows, then forgets them.
+emit_rows() {
+  local name unit c g
+  while read -r name unit; do
+    c=$(median "$TMP/goc/$name")
+    g=$(median "$TMP/go/$name")
+    echo "| $name | $c | $g | $(ratio "$name" "$unit" "$c" "$g") | $unit |" >>"$TMP/rows"
+    rm -f "$TMP/goc/$name" "$TMP/go/$name"
+  done <"$TMP/figures"
+  : >"$TMP/figures"
+}
+
+# Runs the calibration program once; its rows are labelled with $1.
+calibrate() {
+  local when=$1 name value unit
+  if [ ! -x "$CALIBRATE" ]; then
+    log "no calibration program at $CALIBRATE; skipping"
+    return 0
+  fi
+  if ! timeout "$TIMEOUT" "$CALIBRATE" >"$TMP/calib" 2>"$TMP/err"; then
+    fail "calibrate ($when)"
+    return 0
+  fi
+  while read -r name value unit; do
+    if [ -n "$name" ]; then
+      echo "| $name ($when) | $value | - | - | $unit |" >>"$TMP/rows"
+    fi
+  done <"$TMP/calib"
+}
+
+# --- report ----------------------------------------------------------------
+
+default_workloads() {
+  local w f
+  for w in "${ORDER[@]}"; do
+    if [ -x "$C_DIR/bench_$w" ]; then echo "$w"; fi
+  done
+  for f in "$C_DIR"/bench_*; do
+    [ -x "$f" ] || continue
+    w=${f##*/bench_}
+    if [[ " ${ORDER[*]} " != *" $w "* ]]; then echo "$w"; fi
+  done
+  return 0
+}
+
+machine_header() {
+  local cpu cores
+  cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+  cores=$(grep -c '^processor' /proc/cpuinfo)
+  echo "# Benchmark results"
+  echo
+  echo "- Machine: ${cpu:-unknown CPU}, $cores cores"
+  echo "- Go: ${GO_VERSION:-not available}"
+  echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "- Kernel: $(uname -sr)"
+  echo "- Runs: goc and Go alternately in fresh processes, GOMAXPROCS=2," \
+    "GOC_MAXPROCS=2; medians of ${BENCH_RUNS:-5 (7 for mutex, sem, workerpool, chan_mpmc, chan_spsc)} runs per side."
+  echo
+  echo "ratio = goc/go (go/goc for throughputs), so below 1 means goc is better."
+  echo "calib_* rows: fixed arithmetic on 1 and 2 threads, before and after the batch."
+  echo
+}
+
+write_results() {
+  {
+    machine_header
+    echo "| workload | goc | go | ratio | unit |"
+    echo "|---|---:|---:|---:|---|"
+    cat "$TMP/rows"
+  } >"$TMP/results.md"
+  cat "$TMP/results.md"
+  cp "$TMP/results.md" "$RESULTS"
+  log "wrote $RESULTS"
+}
+
+main() {
+  local workloads=("$@") w
+  if [ ${#workloads[@]} -eq 0 ]; then
+    mapfile -t workloads < <(default_workloads)
+  fi
+  if [ ${#workloads[@]} -eq 0 ]; then
+    log "no C benchmarks in $C_DIR (build first) and none named"
+    exit 1
+  fi
+
+  GO_LIST="" GO_VERSION=""
+  if build_go; then
+    GO_LIST=$("$GOBENCH" -list) || fail "gobench -list"
+    GO_VERSION=$(go version)
+  else
+    fail "building the Go side; running the C side only"
+  fi
+
+  calibrate before
+  for w in "${workloads[@]}"; do
+    run_workload "$w"
+  done
+  calibrate after
+
+  write_results
+  if [ $FAILED -ne 0 ]; then
+    log "some runs failed (see above)"
+    exit 1
+  fi
+}
+
+main "$@"

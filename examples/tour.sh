@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The tour: every example, in the order of the seed document, each with a
+# headline. Usage: examples/tour.sh [build-dir]
+set -euo pipefail
+build=${1:-build}
+
+examples=(
+    "basic_goroutine|1.1 Goroutines joined with a WaitGroup (BasicGoroutineExample)"
+    "many_goroutines|1.1 One goroutine per task: 100,000 sleepers on every P"
+)
+
+for entry in "${examples[@]}"; do
+    name=${entry%%|*}
+    title=${entry#*|}
+    printf '\n=== %s ===\n' "$title"
+    "$build/examples/$name"
+done
+printf '\nTour complete: %d examples ran.\n' "${#examples[@]}"

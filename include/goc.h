@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * goc.h: the one header a goc user includes.
+ *
+ * goc gives C programs Go's concurrency model: goroutines on an M:N
+ * work-stealing scheduler, timers, synchronisation, and the high-concurrency
+ * patterns built on them.
+ */
+#ifndef GOC_H
+#define GOC_H
+
+#include "goc/common.h"
+#include "goc/runtime.h"
+#include "goc/time.h"
+#include "goc/sync.h"
+
+#endif /* GOC_H */

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * goc/common.h: export macro, version, error codes and goc_strerror().
+ *
+ * Every goc call returns 0 (or a non-negative count) on success and a
+ * negative error code on failure: -errno where POSIX has the meaning, and
+ * the GOC_E* codes below for the rest. goc never reports through errno: a
+ * goroutine may resume on another OS thread between a failing call and the
+ * read of errno.
+ */
+#ifndef GOC_COMMON_H
+#define GOC_COMMON_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(GOC_BUILDING) && defined(__GNUC__)
+#define GOC_API __attribute__((visibility("default")))
+#else
+#define GOC_API
+#endif
+
+#define GOC_VERSION_MAJOR 0
+#define GOC_VERSION_MINOR 1
+#define GOC_VERSION_PATCH 0
+
+/*
+ * goc's own error codes live in a reserved negative range far below any
+ * errno value, so they never collide with -errno.
+ */
+#define GOC_ERRNO_BASE (-10000)
+#define GOC_EMISUSE    (GOC_ERRNO_BASE - 1) /* API misuse Go would panic on */
+#define GOC_EOPEN      (GOC_ERRNO_BASE - 2) /* circuit breaker is open */
+#define GOC_EOVERLOAD  (GOC_ERRNO_BASE - 3) /* pool or queue is full */
+#define GOC_EPANIC     (GOC_ERRNO_BASE - 4) /* the goroutine panicked */
+#define GOC_ECLOSED    (GOC_ERRNO_BASE - 5) /* object was closed */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * goc_strerror - describe an error code returned by any goc call.
+ * @err: a negative goc return value (a -errno value or a GOC_E* code).
+ *
+ * Return: a static string; never NULL. Unknown codes give "unknown error".
+ * Thread-safe, never blocks.
+ */
+GOC_API const char *goc_strerror(int err);
+
+/**
+ * goc_version - the library's version as "major.minor.patch".
+ *
+ * Return: a static string.
+ */
+GOC_API const char *goc_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GOC_COMMON_H */

@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * goc/runtime.h: goroutines and the scheduler.
+ *
+ * Goroutines run on an M:N work-stealing scheduler: one P (processor) per
+ * usable CPU, each with its own run queue, served by OS threads. A goroutine
+ * is a function with its own stack; it runs until it returns, and it gives
+ * its thread to other goroutines whenever it blocks in a goc call.
+ *
+ * The runtime starts itself on first use: goc_go() from a plain thread, or
+ * goc_run(), or any blocking goc call. Once started it lives for the rest of
+ * the process; its idle threads sleep without using CPU.
+ */
+#ifndef GOC_RUNTIME_H
+#define GOC_RUNTIME_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A goroutine's body. @arg is the pointer given to goc_go(). */
+typedef void (*goc_fn)(void *arg);
+
+/** The main goroutine's body for goc_run(); its result is goc_run()'s. */
+typedef int (*goc_main_fn)(void *arg);
+
+/** Smallest stack goc_go_ex() accepts, in bytes. */
+#define GOC_STACK_MIN (16 * 1024)
+/** Largest stack goc_go_ex() accepts, in bytes. */
+#define GOC_STACK_MAX (1024 * 1024 * 1024)
+/** Default stack reservation (virtual; only touched pages cost memory). */
+#define GOC_STACK_DEFAULT (256 * 1024)
+
+/**
+ * struct goc_config - runtime settings; zero-fill a field for its default.
+ * @max_procs:  number of Ps, i.e. goroutines running in parallel. 0: the
+ *              GOC_MAXPROCS environment variable, else the CPUs this process
+ *              may use (affinity mask and cgroup CPU quota).
+ * @stack_size: default goroutine stack reservation in bytes, rounded up to a
+ *              power of two. 0: GOC_STACK_SIZE (bytes, or with a k/m suffix),
+ *              else GOC_STACK_DEFAULT.
+ */
+struct goc_config {
+    int max_procs;
+    size_t stack_size;
+    uint64_t reserved[6];
+};
+
+/**
+ * goc_init - start the runtime with explicit settings.
+ * @cfg: settings (borrowed), or NULL for all defaults.
+ *
+ * Optional: the runtime starts itself with the defaults on first use. Call
+ * this before any other goc call to choose the settings.
+ *
+ * Return: 0 on success; -EBUSY if the runtime is already running; -EINVAL
+ * for a negative max_procs or a stack size outside
+ * [GOC_STACK_MIN, GOC_STACK_MAX] (nothing started); -ENOMEM or -EAGAIN if
+ * memory or a thread could not be obtained.
+ * Call from a plain thread.
+ */
+GOC_API int goc_init(const struct goc_config *cfg);
+
+/**
+ * goc_run - run @fn as the main goroutine and wait for it to return.
+ * @fn:  the main goroutine's body.
+ * @arg: passed to @fn.
+ *
+ * The calling thread blocks until @fn returns; goroutines that @fn started
+ * and did not join keep running in the background (join them, as every
+ * example does).
+ *
+ * Return: @fn's result; -EINVAL if @fn is NULL; -EDEADLK if called from a
+ * goroutine; or the error of starting the runtime (see goc_init()).
+ * Call from a plain thread.
+ */
+GOC_API int goc_run(goc_main_fn fn, void *arg);
+
+/**
+ * struct goc_go_opts - options for goc_go_ex(); zero-fill for defaults.
+ * @stack_size: stack reservation in bytes, rounded up to a power of two;
+ *              0 for the runtime's default.
+ * @name:       a name shown in dumps and crash reports (copied, at most
+ *              31 bytes kept); NULL for none.
+ */
+struct goc_go_opts {
+    size_t stack_size;
+    const char *name;
+};
+
+/**
+ * goc_go - start a goroutine running @fn(@arg).
+ * @fn:  the goroutine's body; it ends when @fn returns.
+ * @arg: passed to @fn (borrowed: it must stay valid until @fn is done
+ *       with it).
+ *
+ * The new goroutine is runnable at once and runs next on this P. When this
+ * P's run queue is full, the caller yields to the goroutines it started, so
+ * a spawning loop cannot pile up more runnable goroutines than the
+ * scheduler can drain.
+ *
+ * Return: 0 on success; -EINVAL if @fn is NULL; -ENOMEM if no stack could be
+ * mapped (nothing is started then).
+ * Callable from goroutines and from plain threads; never blocks.
+ */
+GOC_API int goc_go(goc_fn fn, void *arg);
+
+/**
+ * goc_go_ex - goc_go() with options.
+ * @fn:   the goroutine's body.
+ * @arg:  passed to @fn.
+ * @opts: options (borrowed), or NULL for defaults.
+ *
+ * Return: as goc_go(); also -EINVAL if @opts->stack_size is non-zero and
+ * outside [GOC_STACK_MIN, GOC_STACK_MAX].
+ */
+GOC_API int goc_go_ex(goc_fn fn, void *arg, const struct goc_go_opts *opts);
+
+/**
+ * goc_yield - let other runnable goroutines run, then continue.
+ *
+ * Like Go's runtime.Gosched(). From a plain thread it calls sched_yield().
+ */
+GOC_API void goc_yield(void);
+
+/**
+ * goc_id - the calling goroutine's id (1, 2, 3, ... in creation order).
+ *
+ * Return: the id, or 0 when called from a plain thread.
+ */
+GOC_API int64_t goc_id(void);
+
+/**
+ * goc_name - the calling goroutine's name.
+ *
+ * Return: the name given to goc_go_ex(), "" if none, or NULL when called
+ * from a plain thread.
+ */
+GOC_API const char *goc_name(void);
+
+/**
+ * goc_maxprocs - the number of Ps (goroutines that can run in parallel).
+ *
+ * Starts the runtime if it is not running.
+ * Return: the number of Ps (>= 1), or a negative error if it cannot start.
+ */
+GOC_API int goc_maxprocs(void);
+
+/**
+ * goc_num_goroutine - the number of goroutines that exist now (runnable,
+ * running or blocked), like Go's runtime.NumGoroutine().
+ */
+GOC_API int64_t goc_num_goroutine(void);
+
+/**
+ * goc_p_index - the index of the P running the calling goroutine.
+ *
+ * Return: 0 .. goc_maxprocs() - 1, or -1 from a plain thread. The value can
+ * change at every blocking call: goroutines move between Ps.
+ */
+GOC_API int goc_p_index(void);
+
+/**
+ * goc_pin - pin the calling goroutine to its current OS thread.
+ *
+ * Until goc_unpin(), the goroutine runs only on this thread, and the thread
+ * runs no other goroutine (Go's runtime.LockOSThread). Use it for code that
+ * keeps thread-local state across blocking calls. Calls nest: the goroutine
+ * stays pinned until as many goc_unpin() calls as goc_pin() calls.
+ *
+ * Return: 0; -EPERM from a plain thread (it is its own thread already).
+ */
+GOC_API int goc_pin(void);
+
+/**
+ * goc_unpin - undo one goc_pin().
+ *
+ * Return: 0; -EPERM from a plain thread; GOC_EMISUSE if the goroutine is
+ * not pinned (nothing changes).
+ */
+GOC_API int goc_unpin(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GOC_RUNTIME_H */

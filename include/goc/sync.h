@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * goc/sync.h: synchronisation primitives that park goroutines.
+ *
+ * Each primitive is a fixed-size struct that embeds in the user's own
+ * structs, with a static initializer; all of them work from goroutines
+ * (which park) and from plain threads (which block).
+ */
+#ifndef GOC_SYNC_H
+#define GOC_SYNC_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * goc_wg - a WaitGroup: waits for a collection of goroutines to finish.
+ *
+ * Zero-filled (or GOC_WG_INIT) is a valid empty group. The fields are
+ * private.
+ */
+typedef struct goc_wg {
+    uint64_t opaque_[4];
+} goc_wg;
+
+#define GOC_WG_INIT { { 0, 0, 0, 0 } }
+
+/**
+ * goc_wg_init - prepare a WaitGroup (same as zero-filling it).
+ * @wg: the group (borrowed).
+ */
+GOC_API void goc_wg_init(goc_wg *wg);
+
+/**
+ * goc_wg_add - add @delta (may be negative) to the group's counter.
+ * @wg:    the group.
+ * @delta: the change.
+ *
+ * When the counter reaches zero, every waiter is released.
+ *
+ * Return: 0; GOC_EMISUSE if the counter would go negative, and -EOVERFLOW
+ * if it would pass INT32_MAX (in both cases nothing changes).
+ * Never blocks; callable from any thread.
+ */
+GOC_API int goc_wg_add(goc_wg *wg, int64_t delta);
+
+/**
+ * goc_wg_done - goc_wg_add(@wg, -1).
+ *
+ * Return: as goc_wg_add().
+ */
+GOC_API int goc_wg_done(goc_wg *wg);
+
+/**
+ * goc_wg_wait - block until the group's counter is zero.
+ * @wg: the group.
+ *
+ * A goroutine parks; a plain thread blocks.
+ *
+ * Return: 0.
+ */
+GOC_API int goc_wg_wait(goc_wg *wg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GOC_SYNC_H */

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Context switch for aarch64 (AAPCS64).
+ *
+ * Saves only the callee-saved state: x19-x28, the frame pointer x29, the
+ * link register x30 (the resume address) and d8-d15 (the low halves of
+ * v8-v15). Frame of 0xb0 bytes at the saved sp:
+ *
+ *     +0x00 d8 d9 d10 d11 d12 d13 d14 d15
+ *     +0x40 x19 x20 ... x28
+ *     +0x90 x29 x30
+ */
+#if defined(__aarch64__) && !defined(GOC_PORTABLE_SWITCH)
+    .text
+    .globl  goc__ctx_switch
+    .hidden goc__ctx_switch
+    .type   goc__ctx_switch, %function
+    .p2align 4
+goc__ctx_switch:
+    .cfi_startproc
+    sub     sp, sp, #0xb0
+    stp     d8, d9, [sp, #0x00]
+    stp     d10, d11, [sp, #0x10]
+    stp     d12, d13, [sp, #0x20]
+    stp     d14, d15, [sp, #0x30]
+    stp     x19, x20, [sp, #0x40]
+    stp     x21, x22, [sp, #0x50]
+    stp     x23, x24, [sp, #0x60]
+    stp     x25, x26, [sp, #0x70]
+    stp     x27, x28, [sp, #0x80]
+    stp     x29, x30, [sp, #0x90]
+    mov     x2, sp
+    str     x2, [x0]
+    mov     sp, x1
+    ldp     d8, d9, [sp, #0x00]
+    ldp     d10, d11, [sp, #0x10]
+    ldp     d12, d13, [sp, #0x20]
+    ldp     d14, d15, [sp, #0x30]
+    ldp     x19, x20, [sp, #0x40]
+    ldp     x21, x22, [sp, #0x50]
+    ldp     x23, x24, [sp, #0x60]
+    ldp     x25, x26, [sp, #0x70]
+    ldp     x27, x28, [sp, #0x80]
+    ldp     x29, x30, [sp, #0x90]
+    add     sp, sp, #0xb0
+    ret
+    .cfi_endproc
+    .size   goc__ctx_switch, .-goc__ctx_switch
+
+/*
+ * First code of every goroutine: entry function in x20, argument in x19.
+ * x29 and x30 are zero, which ends frame-pointer walks; brk traps a body
+ * that returns instead of exiting through the runtime.
+ */
+    .globl  goc__ctx_trampoline
+    .hidden goc__ctx_trampoline
+    .type   goc__ctx_trampoline, %function
+    .p2align 4
+goc__ctx_trampoline:
+    .cfi_startproc
+    .cfi_undefined x30
+    mov     x0, x19
+    mov     x29, #0
+    mov     x30, #0
+    blr     x20
+    brk     #0
+    .cfi_endproc
+    .size   goc__ctx_trampoline, .-goc__ctx_trampoline
+#endif
+    .section .note.GNU-stack,"",%progbits

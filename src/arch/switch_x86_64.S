@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Context switch for x86_64 (System V ABI).
+ *
+ * Saves only what the ABI makes callee-saved: rbx, rbp, r12-r15, the stack
+ * pointer, the MXCSR control bits and the x87 control word (a fesetround()
+ * in one goroutine must not leak into another). Frame, from high to low:
+ *
+ *     return address  (pushed by the caller's `call`)
+ *     rbp rbx r12 r13 r14 r15
+ *     x87 CW (at +4), MXCSR (at +0)  <- saved sp
+ */
+#if defined(__x86_64__) && !defined(GOC_PORTABLE_SWITCH)
+    .text
+    .globl  goc__ctx_switch
+    .hidden goc__ctx_switch
+    .type   goc__ctx_switch, @function
+    .p2align 4
+goc__ctx_switch:
+    .cfi_startproc
+    pushq   %rbp
+    pushq   %rbx
+    pushq   %r12
+    pushq   %r13
+    pushq   %r14
+    pushq   %r15
+    subq    $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw  4(%rsp)
+    movq    %rsp, (%rdi)
+    movq    %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw   4(%rsp)
+    addq    $8, %rsp
+    popq    %r15
+    popq    %r14
+    popq    %r13
+    popq    %r12
+    popq    %rbx
+    popq    %rbp
+    ret
+    .cfi_endproc
+    .size   goc__ctx_switch, .-goc__ctx_switch
+
+/*
+ * First code of every goroutine: the switch "returns" here with the entry
+ * function in rbx and its argument in r12. rbp is zero, which ends frame
+ * pointer walks; the call leaves a return address into ud2, so a body that
+ * returns instead of exiting through the runtime traps at once.
+ */
+    .globl  goc__ctx_trampoline
+    .hidden goc__ctx_trampoline
+    .type   goc__ctx_trampoline, @function
+    .p2align 4
+goc__ctx_trampoline:
+    .cfi_startproc
+    .cfi_undefined rip
+    movq    %r12, %rdi
+    xorl    %ebp, %ebp
+    callq   *%rbx
+    ud2
+    .cfi_endproc
+    .size   goc__ctx_trampoline, .-goc__ctx_trampoline
+#endif
+    .section .note.GNU-stack,"",@progbits

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Runtime settings from the environment: GOC_MAXPROCS and GOC_STACK_SIZE,
+ * and the CPU count this process may really use (affinity mask and the
+ * cgroup CPU quota, as Go 1.25 and the JVM read it).
+ */
+#include "runtime.h"
+
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* cgroup v2 "cpu.max": "max 100000" or "<quota> <period>". */
+static int cgroup_v2_cpus(void)
+{
+    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
+    if (!f)
+        return 0;
+    char quota[32];
+    long period = 0;
+    int n = fscanf(f, "%31s %ld", quota, &period);
+    fclose(f);
+    if (n != 2 || period <= 0 || strcmp(quota, "max") == 0)
+        return 0;
+    long q = atol(quota);
+    return q > 0 ? (int)((q + period - 1) / period) : 0;
+}
+
+/* cgroup v1: cpu.cfs_quota_us (-1 = none) and cpu.cfs_period_us. */
+static int cgroup_v1_cpus(void)
+{
+    long quota = -1, period = 0;
+    FILE *f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "r");
+    if (!f)
+        return 0;
+    if (fscanf(f, "%ld", &quota) != 1)
+        quota = -1;
+    fclose(f);
+    f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "r");
+    if (!f)
+        return 0;
+    if (fscanf(f, "%ld", &period) != 1)
+        period = 0;
+    fclose(f);
+    if (quota <= 0 || period <= 0)
+        return 0;
+    return (int)((quota + period - 1) / period);
+}
+
+static int usable_cpus(void)
+{
+    cpu_set_t set;
+    int n = 1;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0)
+        n = CPU_COUNT(&set);
+    int quota = cgroup_v2_cpus();
+    if (quota == 0)
+        quota = cgroup_v1_cpus();
+    if (quota > 0 && quota < n)
+        n = quota;
+    return n > 0 ? n : 1;
+}
+
+int goc__config_procs(int requested)
+{
+    if (requested > 0)
+        return requested;
+    const char *env = getenv("GOC_MAXPROCS");
+    if (env && *env) {
+        char *end;
+        long v = strtol(env, &end, 10);
+        if (*end == '\0' && v > 0 && v <= 1024)
+            return (int)v;
+    }
+    return usable_cpus();
+}
+
+/* Parses "262144", "256k" or "1m"; 0 when malformed. */
+static size_t parse_size(const char *s)
+{
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s)
+        return 0;
+    if (*end == 'k' || *end == 'K')
+        v <<= 10, end++;
+    else if (*end == 'm' || *end == 'M')
+        v <<= 20, end++;
+    return *end == '\0' ? (size_t)v : 0;
+}
+
+size_t goc__config_stack(size_t requested)
+{
+    if (requested)
+        return requested;
+    const char *env = getenv("GOC_STACK_SIZE");
+    size_t v = env ? parse_size(env) : 0;
+    if (v >= GOC_STACK_MIN && v <= GOC_STACK_MAX)
+        return v;
+    return GOC_STACK_DEFAULT;
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/* goc_strerror: one table names every code goc returns. */
+#include "goc/common.h"
+
+#include <errno.h>
+
+#define GOC_ERROR_MAP(X)                                                      \
+    X(-EINVAL, "invalid argument")                                            \
+    X(-ENOMEM, "out of memory")                                               \
+    X(-EAGAIN, "resource temporarily unavailable")                            \
+    X(-EBUSY, "already running")                                              \
+    X(-EDEADLK, "would deadlock")                                             \
+    X(-EPERM, "operation not permitted")                                      \
+    X(-EOVERFLOW, "value too large")                                          \
+    X(-ECANCELED, "operation canceled")                                       \
+    X(-ETIMEDOUT, "deadline exceeded")                                        \
+    X(-EPIPE, "channel closed")                                               \
+    X(GOC_EMISUSE, "API misuse")                                              \
+    X(GOC_EOPEN, "circuit breaker is open")                                   \
+    X(GOC_EOVERLOAD, "overloaded")                                            \
+    X(GOC_EPANIC, "goroutine panicked")                                       \
+    X(GOC_ECLOSED, "closed")
+
+const char *goc_strerror(int err)
+{
+#define GOC_ERROR_CASE(code, text)                                            \
+    case code:                                                                \
+        return text;
+    switch (err) {
+    case 0:
+        return "success";
+        GOC_ERROR_MAP(GOC_ERROR_CASE)
+    default:
+        return "unknown error";
+    }
+#undef GOC_ERROR_CASE
+}
+
+const char *goc_version(void)
+{
+#define GOC_STR2(x) #x
+#define GOC_STR(x)  GOC_STR2(x)
+    return GOC_STR(GOC_VERSION_MAJOR) "." GOC_STR(
+        GOC_VERSION_MINOR) "." GOC_STR(GOC_VERSION_PATCH);
+}

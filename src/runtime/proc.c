@@ -1,0 +1,402 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Goroutines and threads: starting the runtime, creating, running and
+ * ending goroutines, creating Ms, yielding and pinning.
+ */
+#include "runtime.h"
+#include "san.h"
+#include "../arch/switch.h"
+#include "../internal/alloc.h"
+#include "../internal/futex.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define GOID_BATCH 16 /* ids a P takes from the global counter at once */
+
+#if defined(GOC_ASAN) || defined(GOC_TSAN)
+#define M_STACK_SIZE (4u << 20)
+#else
+#define M_STACK_SIZE (512u << 10)
+#endif
+
+void goc__m_set_current(struct goc__m *m);
+int goc__m_new(struct goc__p *p, bool spinning);
+
+/* ---- starting the runtime --------------------------------------------- */
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t init_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct goc_config init_cfg;
+static int init_err;
+static _Atomic int started;
+
+static int init_ps(void)
+{
+    int n = goc__config_procs(init_cfg.max_procs);
+    goc__sched.allp = goc__calloc((size_t)n, sizeof(struct goc__p));
+    if (!goc__sched.allp)
+        return -ENOMEM;
+    goc__sched.nprocs = n;
+    for (int i = n - 1; i >= 0; i--) {
+        struct goc__p *p = &goc__sched.allp[i];
+        p->id = i;
+        goc__wheel_init(&p->wheel);
+        p->idle_next = goc__sched.pidle;
+        goc__sched.pidle = p;
+    }
+    atomic_store(&goc__sched.npidle, n);
+    return 0;
+}
+
+static void rt_init(void)
+{
+    int cls = goc__stack_class(goc__config_stack(init_cfg.stack_size));
+    goc__sched.stack_size = goc__stack_class_size(cls < 0 ? 4 : cls);
+    int err = init_ps();
+    if (!err)
+        err = goc__stack_init();
+    if (!err)
+        err = goc__poll_init();
+    if (!err)
+        err = goc__fault_init();
+    if (!err)
+        err = goc__sysmon_start();
+    init_err = err;
+    /* Release: everything above is visible to whoever sees started. */
+    atomic_store_explicit(&started, err == 0, memory_order_release);
+}
+
+int goc__rt_ensure(void)
+{
+    if (__builtin_expect(
+            atomic_load_explicit(&started, memory_order_acquire), 1))
+        return 0;
+    pthread_mutex_lock(&init_mu);
+    pthread_once(&init_once, rt_init);
+    pthread_mutex_unlock(&init_mu);
+    return init_err;
+}
+
+int goc_init(const struct goc_config *cfg)
+{
+    if (cfg && cfg->max_procs < 0)
+        return -EINVAL;
+    if (cfg && cfg->stack_size &&
+        (cfg->stack_size < GOC_STACK_MIN || cfg->stack_size > GOC_STACK_MAX))
+        return -EINVAL;
+    pthread_mutex_lock(&init_mu);
+    int err = -EBUSY;
+    if (!atomic_load(&started) && init_err == 0) {
+        if (cfg)
+            init_cfg = *cfg;
+        pthread_once(&init_once, rt_init);
+        err = init_err;
+    }
+    pthread_mutex_unlock(&init_mu);
+    return err;
+}
+
+/* ---- threads ---------------------------------------------------------- */
+
+static void g0_init(struct goc__m *m)
+{
+    m->g0.status = GOC__G_RUNNING;
+    m->curg = &m->g0;
+#if defined(GOC_ASAN)
+    pthread_attr_t attr;
+    void *addr;
+    size_t size;
+    pthread_getattr_np(pthread_self(), &attr);
+    pthread_attr_getstack(&attr, &addr, &size);
+    pthread_attr_destroy(&attr);
+    m->g0.asan_bottom = addr;
+    m->g0.asan_size = size;
+#endif
+#if defined(GOC_TSAN)
+    m->g0.tsan_fiber = __tsan_get_current_fiber();
+#endif
+}
+
+static void *m_main(void *arg)
+{
+    struct goc__m *m = arg;
+    goc__m_set_current(m);
+    g0_init(m);
+    goc__fault_thread_init(m);
+    struct goc__p *p = m->nextp;
+    m->nextp = NULL;
+    m->p = p;
+    p->m = m;
+    goc__m_schedule(m);
+}
+
+int goc__m_new(struct goc__p *p, bool spinning)
+{
+    struct goc__m *m = goc__calloc(1, sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    m->nextp = p;
+    m->spinning = spinning;
+    m->id = atomic_fetch_add(&goc__sched.nm, 1) + 1;
+    m->rand = 0x9e3779b9u * (uint32_t)m->id | 1;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, M_STACK_SIZE);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int err = pthread_create(&m->thread, &attr, m_main, m);
+    pthread_attr_destroy(&attr);
+    if (err) {
+        atomic_fetch_sub(&goc__sched.nm, 1);
+        goc__free(m);
+        return -err;
+    }
+    goc__lock_acquire(&goc__sched.lock);
+    m->all_next = goc__sched.allm;
+    goc__sched.allm = m;
+    goc__lock_release(&goc__sched.lock);
+    return 0;
+}
+
+/* ---- goroutines ------------------------------------------------------- */
+
+static void g_free(void *arg)
+{
+    struct goc__g *g = arg;
+#if defined(GOC_TSAN)
+    __tsan_destroy_fiber(g->tsan_fiber);
+    g->tsan_fiber = NULL;
+#endif
+    goc__g_put(goc__m_current()->p, g);
+}
+
+static void g_exit(struct goc__g *g) __attribute__((noreturn));
+static void g_exit(struct goc__g *g)
+{
+    struct goc__m *m = goc__m_current();
+    if (m->locked_g == g) {
+        m->locked_g = NULL;
+        g->locked_m = NULL;
+        g->pin_count = 0;
+    }
+    GOC__STAT_INC(m->p->nexited, 1);
+    atomic_store_explicit(&g->status, GOC__G_DEAD, memory_order_relaxed);
+    goc__park_exit(g_free, g);
+}
+
+/* First C code on a new stack (called by the switch trampoline). */
+static void g_entry(void *arg)
+{
+    struct goc__g *g = arg;
+    goc__after_switch(g);
+    g->fn(g->arg);
+    g_exit(g);
+}
+
+static int64_t new_goid(struct goc__p *p)
+{
+    if (!p)
+        return atomic_fetch_add(&goc__sched.next_id, 1) + 1;
+    if (p->goid_next == p->goid_end) {
+        p->goid_next =
+            atomic_fetch_add(&goc__sched.next_id, GOID_BATCH) + 1;
+        p->goid_end = p->goid_next + GOID_BATCH;
+    }
+    return p->goid_next++;
+}
+
+static void g_setup(struct goc__g *g, struct goc__p *p, goc_fn fn, void *arg,
+                    const struct goc_go_opts *opts)
+{
+    struct goc__g *self = goc__g_current();
+    g->id = new_goid(p);
+    g->fn = fn;
+    g->arg = arg;
+    g->locked_m = NULL;
+    g->pin_count = 0;
+    g->saved_errno = 0;
+    g->parent_id = self ? self->id : 0;
+    g->name[0] = '\0';
+    if (opts && opts->name) {
+        strncpy(g->name, opts->name, sizeof(g->name) - 1);
+        g->name[sizeof(g->name) - 1] = '\0';
+    }
+    g->sp = goc__ctx_make(g->stack_lo, g, g_entry, g);
+#if defined(GOC_ASAN)
+    g->asan_fake = NULL;
+    g->asan_bottom = g->stack_lo;
+    g->asan_size = (size_t)((char *)g - g->stack_lo);
+#endif
+#if defined(GOC_TSAN)
+    g->tsan_fiber = __tsan_create_fiber(0);
+#endif
+    atomic_store_explicit(&g->status, GOC__G_RUNNABLE, memory_order_relaxed);
+}
+
+static void runq_push_new(struct goc__g *g, struct goc__p *p)
+{
+    if (!p) {
+        atomic_fetch_add(&goc__sched.ngoroutine, 1);
+        goc__ready(g, false);
+        return;
+    }
+    GOC__STAT_INC(p->ncreated, 1);
+    goc__runq_put(p, g, true);
+    goc__wakep();
+}
+
+int goc_go_ex(goc_fn fn, void *arg, const struct goc_go_opts *opts)
+{
+    if (!fn)
+        return -EINVAL;
+    size_t size = opts && opts->stack_size ? opts->stack_size : 0;
+    if (size && (size < GOC_STACK_MIN || size > GOC_STACK_MAX))
+        return -EINVAL;
+    int err = goc__rt_ensure();
+    if (err)
+        return err;
+    int cls = goc__stack_class(size ? size : goc__sched.stack_size);
+    struct goc__m *m = goc__m_current();
+    struct goc__p *p = m && m->curg != &m->g0 ? m->p : NULL;
+    struct goc__g *g = goc__g_get(p, cls);
+    if (!g)
+        return -ENOMEM;
+    g->created_pc = __builtin_return_address(0);
+    g_setup(g, p, fn, arg, opts);
+    runq_push_new(g, p);
+    /*
+     * Back-pressure: a goroutine spawning faster than its P drains the
+     * queue lets the spawned ones run, so their stacks come back hot.
+     */
+    if (p && goc__runq_len(p) >= GOC__RUNQ_SIZE / 2)
+        goc_yield();
+    return 0;
+}
+
+int goc_go(goc_fn fn, void *arg)
+{
+    return goc_go_ex(fn, arg, NULL);
+}
+
+/* ---- yielding, identity, pinning -------------------------------------- */
+
+static void yield_commit(void *arg)
+{
+    struct goc__g *g = arg;
+    atomic_store_explicit(&g->status, GOC__G_RUNNABLE, memory_order_relaxed);
+    goc__runq_put(goc__m_current()->p, g, false);
+}
+
+void goc_yield(void)
+{
+    struct goc__g *g = goc__g_current();
+    if (!g) {
+        sched_yield();
+        return;
+    }
+    struct goc__p *p = goc__m_current()->p;
+    if (goc__runq_empty(p) && atomic_load(&goc__sched.gq_len) == 0)
+        return; /* nobody else to run here */
+    atomic_store_explicit(&g->status, GOC__G_WAITING, memory_order_relaxed);
+    goc__park(yield_commit, g);
+}
+
+int64_t goc_id(void)
+{
+    struct goc__g *g = goc__g_current();
+    return g ? g->id : 0;
+}
+
+const char *goc_name(void)
+{
+    struct goc__g *g = goc__g_current();
+    return g ? g->name : NULL;
+}
+
+int goc_p_index(void)
+{
+    struct goc__g *g = goc__g_current();
+    return g ? goc__m_current()->p->id : -1;
+}
+
+int goc_maxprocs(void)
+{
+    int err = goc__rt_ensure();
+    return err ? err : goc__sched.nprocs;
+}
+
+int64_t goc_num_goroutine(void)
+{
+    if (!atomic_load_explicit(&started, memory_order_acquire))
+        return 0;
+    int64_t n = atomic_load(&goc__sched.ngoroutine);
+    for (int i = 0; i < goc__sched.nprocs; i++) {
+        struct goc__p *p = &goc__sched.allp[i];
+        n += atomic_load_explicit(&p->ncreated, memory_order_relaxed) -
+             atomic_load_explicit(&p->nexited, memory_order_relaxed);
+    }
+    return n;
+}
+
+int goc_pin(void)
+{
+    struct goc__g *g = goc__g_current();
+    if (!g)
+        return -EPERM;
+    struct goc__m *m = goc__m_current();
+    g->pin_count++;
+    g->locked_m = m;
+    m->locked_g = g;
+    return 0;
+}
+
+int goc_unpin(void)
+{
+    struct goc__g *g = goc__g_current();
+    if (!g)
+        return -EPERM;
+    if (g->pin_count == 0)
+        return GOC_EMISUSE;
+    if (--g->pin_count == 0) {
+        goc__m_current()->locked_g = NULL;
+        g->locked_m = NULL;
+    }
+    return 0;
+}
+
+/* ---- goc_run ---------------------------------------------------------- */
+
+struct run_state {
+    goc_main_fn fn;
+    void *arg;
+    int result;
+    _Atomic uint32_t done;
+};
+
+static void main_body(void *arg)
+{
+    struct run_state *st = arg;
+    st->result = st->fn(st->arg);
+    atomic_store(&st->done, 1);
+    goc__futex_wake(&st->done, 1);
+}
+
+int goc_run(goc_main_fn fn, void *arg)
+{
+    if (!fn)
+        return -EINVAL;
+    if (goc__m_current())
+        return -EDEADLK;
+    struct run_state st = { .fn = fn, .arg = arg };
+    struct goc_go_opts opts = { .name = "main" };
+    int err = goc_go_ex(main_body, &st, &opts);
+    if (err)
+        return err;
+    while (atomic_load(&st.done) == 0)
+        goc__futex_wait(&st.done, 0, -1);
+    return st.result;
+}

@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private runtime structures: goroutines (G), OS threads (M), processors
+ * (P), the scheduler's global state, timers and stacks.
+ *
+ * The shape is Go's: a G runs only on an M that holds a P; a P owns a run
+ * queue, a timer wheel and a cache of free stacks. Ms without work release
+ * their P and sleep; one of them (the poller) sleeps in epoll until the
+ * earliest timer, the others on a futex word of their own.
+ */
+#ifndef GOC_RUNTIME_PRIVATE_H
+#define GOC_RUNTIME_PRIVATE_H
+
+#include "goc/runtime.h"
+#include "../internal/lock.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct goc__g;
+struct goc__m;
+struct goc__p;
+
+/* ---- timers (timer.c) ------------------------------------------------- */
+
+#define GOC__WHEEL_LEVELS 6
+#define GOC__WHEEL_SLOTS  64
+
+/*
+ * An intrusive timer. It lives in its owner's memory (a goroutine, a
+ * context, a poll descriptor) and is linked into one P's wheel while armed.
+ * fn(arg) runs on a scheduler thread, outside every lock, with the timer
+ * already disarmed: it may re-arm it, and the owner may reuse or free it as
+ * soon as fn has started.
+ */
+struct goc__timer {
+    struct goc__timer *next, *prev; /* slot list, while armed */
+    int64_t when;                   /* deadline, goc_now() ns */
+    uint64_t tick;                  /* deadline in wheel ticks, rounded up */
+    uint8_t level, slot;            /* where it is linked */
+    void (*fn)(void *arg);
+    void *arg;
+    struct goc__wheel *_Atomic wheel; /* holding wheel; NULL when disarmed */
+};
+
+/*
+ * A hierarchical timing wheel (6 levels of 64 slots, level 0 ticks of
+ * 65.5 us): O(1) arm and O(1) cancel, the common case for deadlines that
+ * rarely fire. A timer fires at the end of its tick, so never early.
+ */
+struct goc__wheel {
+    goc__lock lock;
+    uint64_t elapsed; /* ticks already processed */
+    uint64_t occupied[GOC__WHEEL_LEVELS];
+    struct goc__timer *slots[GOC__WHEEL_LEVELS][GOC__WHEEL_SLOTS];
+    /* Timers beyond the top level's reach (52 days): re-examined each
+     * time elapsed passes overflow_recheck, a top-level slot boundary. */
+    struct goc__timer *overflow;
+    uint64_t overflow_recheck;
+    int64_t count;
+    /* Earliest slot deadline in ns (INT64_MAX when empty): a hint others
+     * read without the lock; it may be early after a cancel, never late. */
+    _Atomic int64_t next_when;
+};
+
+void goc__wheel_init(struct goc__wheel *w);
+/* Arm t on the current P's wheel (any P's from a plain thread). */
+void goc__timer_start(struct goc__timer *t,
+                      int64_t when,
+                      void (*fn)(void *),
+                      void *arg);
+/* Disarm; true if it was armed (fn will not run), false if it had fired. */
+bool goc__timer_stop(struct goc__timer *t);
+/* Run the wheel's timers due at now; returns how many fired. */
+int goc__wheel_run(struct goc__wheel *w, int64_t now);
+
+/* ---- goroutines ------------------------------------------------------- */
+
+enum goc__gstatus {
+    GOC__G_IDLE,     /* free, in a stack cache */
+    GOC__G_RUNNABLE, /* in a run queue */
+    GOC__G_RUNNING,
+    GOC__G_WAITING, /* parked */
+    GOC__G_DEAD,    /* exited, stack not yet recycled */
+};
+
+enum goc__guard {
+    GOC__GUARD_NONE,     /* g0: the thread's own stack */
+    GOC__GUARD_MADVISE,  /* MADV_GUARD_INSTALL page, no VMA */
+    GOC__GUARD_MPROTECT, /* PROT_NONE page, 2 VMAs per stack */
+    GOC__GUARD_CANARY,   /* canary word checked at every switch-out */
+};
+
+#define GOC__STACK_CLASSES 17 /* 16 KiB << 0 .. 16 KiB << 16 = 1 GiB */
+
+/*
+ * A goroutine. It lives at the top of its own stack, so a parked goroutine
+ * with a shallow stack costs one page, and it stays with its stack when it
+ * is recycled.
+ */
+struct goc__g {
+    void *sp;                 /* saved context while not running */
+    struct goc__g *next;      /* run queue or free list link */
+    _Atomic int status;       /* enum goc__gstatus */
+    int saved_errno;          /* errno of the goroutine while switched out */
+    int64_t id;               /* 0 for a g0 */
+    goc_fn fn;
+    void *arg;
+    struct goc__m *locked_m;  /* set while pinned */
+    int pin_count;
+    uint8_t guard;            /* enum goc__guard */
+    uint8_t size_class;
+    uint8_t trimmed;          /* pages below the top one were dropped */
+    char *stack_base;         /* start of the reservation (the guard) */
+    char *stack_lo;           /* lowest usable byte */
+    size_t stack_size;        /* whole reservation */
+    int64_t freed_at;         /* entered the global free pool (trimming) */
+    int64_t parent_id;        /* creator's id, 0 for a plain thread */
+    void *created_pc;         /* return address in the creator */
+    struct goc__timer timer;  /* goc_sleep */
+    char name[32];
+#if defined(GOC_ASAN)
+    void *asan_fake;
+    const void *asan_bottom;
+    size_t asan_size;
+#endif
+#if defined(GOC_TSAN)
+    void *tsan_fiber;
+#endif
+#if defined(GOC_VALGRIND)
+    unsigned vg_id;
+#endif
+};
+
+/* ---- processors ------------------------------------------------------- */
+
+#define GOC__RUNQ_SIZE 256
+
+struct goc__p {
+    /* Owner pushes at tail, everyone takes at head with a CAS. */
+    _Alignas(64) _Atomic uint32_t head;
+    _Alignas(64) _Atomic uint32_t tail;
+    struct goc__g *_Atomic ring[GOC__RUNQ_SIZE];
+    /* Runs before the ring: the goroutine just readied or spawned. */
+    struct goc__g *_Atomic runnext;
+    uint32_t schedtick;
+    int id;
+    struct goc__m *m;         /* owner while running */
+    struct goc__p *idle_next; /* idle list link */
+    struct goc__wheel wheel;
+    struct {
+        struct goc__g *head;
+        int n;
+    } gfree[GOC__STACK_CLASSES];
+    int64_t goid_next, goid_end; /* cached range of goroutine ids */
+    /* Statistics; written only by the P's owner, read by anyone. */
+    _Atomic uint64_t nrun;     /* goroutines switched to on this P */
+    _Atomic uint64_t nsteal;   /* goroutines stolen by this P */
+    _Atomic int64_t ncreated;  /* goroutines created on this P */
+    _Atomic int64_t nexited;   /* goroutines exited on this P */
+};
+
+/* Owner-only counter bump: no locked instruction needed. */
+#define GOC__STAT_INC(field, n)                                               \
+    atomic_store_explicit(                                                    \
+        &(field), atomic_load_explicit(&(field), memory_order_relaxed) + (n), \
+        memory_order_relaxed)
+
+bool goc__runq_put(struct goc__p *p, struct goc__g *g, bool next);
+struct goc__g *goc__runq_get(struct goc__p *p);
+struct goc__g *goc__runq_steal(struct goc__p *p,
+                               struct goc__p *victim,
+                               bool take_runnext);
+bool goc__runq_empty(struct goc__p *p);
+uint32_t goc__runq_len(struct goc__p *p);
+
+/* ---- threads ---------------------------------------------------------- */
+
+struct goc__m {
+    int id;
+    pthread_t thread;
+    struct goc__g g0;          /* scheduler context on the thread's stack */
+    struct goc__g *curg;       /* running goroutine, or &g0 */
+    struct goc__p *p;          /* held P */
+    struct goc__p *nextp;      /* P handed over by the waker */
+    struct goc__g *next_g;     /* goroutine to run next (locked hand-off) */
+    struct goc__g *locked_g;   /* goroutine pinned to this thread */
+    bool spinning;
+    _Atomic uint32_t park;     /* futex word: 1 once woken */
+    struct goc__m *idle_next;
+    struct goc__m *all_next;
+    /* Runs once, right after the next switch, on the new context. */
+    void (*commit)(void *);
+    void *commit_arg;
+    uint32_t rand;
+    void *altstack;
+};
+
+/* ---- global scheduler state ------------------------------------------- */
+
+struct goc__sched {
+    goc__lock lock;
+    /* Global run queue (under lock). */
+    struct goc__g *gq_head, *gq_tail;
+    _Atomic int64_t gq_len;
+    /* Idle Ps and Ms (under lock). */
+    struct goc__p *pidle;
+    _Atomic int npidle;
+    struct goc__m *midle;
+    struct goc__m *allm;
+    _Atomic int nm;
+    _Atomic int nmspinning;
+    /* Poller: the idle M sleeping in epoll until the earliest timer. */
+    struct goc__m *_Atomic poller;
+    _Atomic int64_t poll_until;
+    _Atomic uint32_t poll_wake_pending;
+    int epfd, evfd;
+
+    int nprocs;
+    struct goc__p *allp;
+    size_t stack_size;
+    _Atomic int64_t ngoroutine; /* created from plain threads */
+    _Atomic int64_t next_id;
+};
+
+extern struct goc__sched goc__sched;
+
+/* ---- scheduler entry points (sched.c, proc.c) -------------------------- */
+
+/* Start the runtime if needed; 0 or a negative error. */
+int goc__rt_ensure(void);
+
+/* The calling thread's M, or NULL on a plain thread. Never cached by the
+ * compiler across a switch: a goroutine may resume on another M. */
+struct goc__m *goc__m_current(void);
+
+/* The running goroutine, or NULL on a plain thread or a g0. */
+struct goc__g *goc__g_current(void);
+
+/*
+ * Park the running goroutine (status already GOC__G_WAITING) and run
+ * others. commit(arg) runs once the goroutine is off its stack, typically
+ * releasing the lock that guards its wait record. Returns when it is
+ * readied.
+ */
+void goc__park(void (*commit)(void *), void *arg);
+
+/* As goc__park, for an exited goroutine: never returns. */
+void goc__park_exit(void (*commit)(void *), void *arg)
+    __attribute__((noreturn));
+
+/* Make a parked goroutine runnable; next: run it before the queue. */
+void goc__ready(struct goc__g *g, bool next);
+
+/* Wake an idle P if there is work and no spinning M to find it. */
+void goc__wakep(void);
+
+/* Wake the poller if it sleeps past when; start one if there is none. */
+void goc__poll_kick(int64_t when);
+
+/* Run after every switch, on the new context. */
+void goc__after_switch(struct goc__g *self);
+
+/* Switch from the running context to to; used by the scheduler. */
+void goc__switch(struct goc__g *from, struct goc__g *to, bool from_dead);
+
+/* Thread main loop on g0. */
+void goc__m_schedule(struct goc__m *m) __attribute__((noreturn));
+
+/* Earliest timer over all Ps, INT64_MAX if none. */
+int64_t goc__timers_earliest(void);
+
+/* ---- waiting from goroutines and plain threads (waiter.c) ------------- */
+
+/*
+ * A wait record on the waiter's own stack: a goroutine parks, a plain
+ * thread sleeps on the futex word. The waker must not touch the record
+ * after goc__waiter_wake: the waiter may already have returned.
+ */
+struct goc__waiter {
+    struct goc__waiter *next;
+    struct goc__g *g; /* NULL for a plain thread */
+    _Atomic uint32_t woken;
+};
+
+void goc__waiter_init(struct goc__waiter *w);
+/* Sleep until woken; releases lock (held on entry) once safely asleep. */
+void goc__waiter_sleep(struct goc__waiter *w, goc__lock *lock);
+void goc__waiter_wake(struct goc__waiter *w);
+
+/* ---- stacks (stack.c) -------------------------------------------------- */
+
+int goc__stack_init(void);
+int goc__stack_class(size_t size);
+size_t goc__stack_class_size(int cls);
+/* A free G with a stack of class cls, from p's cache or the global pool. */
+struct goc__g *goc__g_get(struct goc__p *p, int cls);
+/* Recycle an exited G into p's cache (p may be NULL). */
+void goc__g_put(struct goc__p *p, struct goc__g *g);
+/* Drop the pages of long-idle stacks; called by sysmon. */
+void goc__stack_trim(int64_t now, int64_t idle_ns);
+/* Report a stack overflow of g and end the process. */
+void goc__stack_overflow(struct goc__g *g, const void *addr)
+    __attribute__((noreturn));
+/* True if addr falls in g's guard zone. */
+bool goc__stack_guard_hit(struct goc__g *g, const void *addr);
+bool goc__stack_canary_ok(struct goc__g *g);
+/* Counters for tests and stats. */
+int64_t goc__stack_mapped_count(void);
+
+/* ---- poller, sysmon, faults, config ----------------------------------- */
+
+int goc__poll_init(void);
+void goc__poll_wait(int64_t deadline);
+void goc__poll_wake(void);
+int goc__sysmon_start(void);
+int goc__fault_init(void);
+int goc__fault_thread_init(struct goc__m *m);
+int goc__config_procs(int requested);
+size_t goc__config_stack(size_t requested);
+
+int64_t goc__nanotime(void);
+uint32_t goc__fastrand(struct goc__m *m);
+
+#endif /* GOC_RUNTIME_PRIVATE_H */

@@ -1,0 +1,569 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The scheduler: switching between goroutines, parking and readying them,
+ * and the loop each OS thread (M) runs on its own stack (g0) to find work.
+ *
+ * A parking goroutine switches straight to the next one of its P (G to G,
+ * one switch) whenever one is queued; only when its P has nothing, every
+ * 61st switch (to look at the global queue and the timers), or for pinned
+ * goroutines does it go through g0. Idle Ms spin briefly looking for work
+ * to steal, then release their P and sleep: one of them in epoll until the
+ * earliest timer (the poller), the others on a futex word of their own, and
+ * nobody issues a futex wake unless it knows of a sleeper.
+ */
+#include "runtime.h"
+#include "san.h"
+#include "../arch/switch.h"
+#include "../internal/futex.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define GOC_NOIPA __attribute__((noipa))
+#else
+#define GOC_NOIPA __attribute__((noinline))
+#endif
+
+#define GLOBAL_CHECK_TICKS 61 /* look at the global queue this often */
+#define STEAL_ROUNDS       4
+
+struct goc__sched goc__sched = { .lock = GOC__LOCK_INIT };
+
+static __thread struct goc__m *tls_m
+    __attribute__((tls_model("initial-exec")));
+
+/*
+ * Never inlined nor analysed across calls: after a switch the same code
+ * may run on another thread, so the TLS read must happen again.
+ */
+GOC_NOIPA struct goc__m *goc__m_current(void)
+{
+    return tls_m;
+}
+
+void goc__m_set_current(struct goc__m *m);
+void goc__m_set_current(struct goc__m *m)
+{
+    tls_m = m;
+}
+
+struct goc__g *goc__g_current(void)
+{
+    struct goc__m *m = goc__m_current();
+    if (!m || m->curg == &m->g0)
+        return NULL;
+    return m->curg;
+}
+
+uint32_t goc__fastrand(struct goc__m *m)
+{
+    /* xorshift32: per-M state, no shared cache line. */
+    uint32_t x = m->rand;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    m->rand = x;
+    return x;
+}
+
+/* ---- switching -------------------------------------------------------- */
+
+/*
+ * errno's address is per thread, and glibc declares __errno_location()
+ * const, so the compiler may compute it once per function: across a
+ * switch that moves threads it would point at the old thread's errno. This
+ * opaque call makes every save and restore look it up again.
+ */
+static GOC_NOIPA int *errno_addr(void)
+{
+    return &errno;
+}
+
+void goc__after_switch(struct goc__g *self)
+{
+#if defined(GOC_ASAN)
+    __sanitizer_finish_switch_fiber(self->asan_fake, NULL, NULL);
+#endif
+    struct goc__m *m = goc__m_current();
+    void (*commit)(void *) = m->commit;
+    if (commit) {
+        m->commit = NULL;
+        commit(m->commit_arg);
+    }
+    *errno_addr() = self->saved_errno;
+}
+
+void goc__switch(struct goc__g *from, struct goc__g *to, bool from_dead)
+{
+    struct goc__m *m = goc__m_current();
+    from->saved_errno = *errno_addr();
+    if (from->guard == GOC__GUARD_CANARY && !goc__stack_canary_ok(from))
+        goc__stack_overflow(from, NULL);
+    m->curg = to;
+    atomic_store_explicit(&to->status, GOC__G_RUNNING, memory_order_relaxed);
+#if defined(GOC_ASAN)
+    __sanitizer_start_switch_fiber(from_dead ? NULL : &from->asan_fake,
+                                   to->asan_bottom, to->asan_size);
+#else
+    (void)from_dead;
+#endif
+#if defined(GOC_TSAN)
+    __tsan_switch_to_fiber(to->tsan_fiber, 0);
+#endif
+    goc__ctx_switch(&from->sp, to->sp);
+    goc__after_switch(from);
+}
+
+/* ---- Ps and Ms -------------------------------------------------------- */
+
+static void acquire_p(struct goc__m *m, struct goc__p *p)
+{
+    m->p = p;
+    p->m = m;
+}
+
+static struct goc__p *release_p(struct goc__m *m)
+{
+    struct goc__p *p = m->p;
+    p->m = NULL;
+    m->p = NULL;
+    return p;
+}
+
+/* Under sched.lock. */
+static void pidle_put(struct goc__p *p)
+{
+    p->idle_next = goc__sched.pidle;
+    goc__sched.pidle = p;
+    atomic_fetch_add(&goc__sched.npidle, 1);
+}
+
+/* Under sched.lock. */
+static struct goc__p *pidle_get(void)
+{
+    struct goc__p *p = goc__sched.pidle;
+    if (p) {
+        goc__sched.pidle = p->idle_next;
+        atomic_fetch_sub(&goc__sched.npidle, 1);
+    }
+    return p;
+}
+
+/* Sleep until another thread calls wake_m(m). */
+static void m_sleep(struct goc__m *m)
+{
+    while (atomic_load(&m->park) == 0)
+        goc__futex_wait(&m->park, 0, -1);
+    atomic_store(&m->park, 0);
+}
+
+static void wake_m(struct goc__m *m)
+{
+    atomic_store(&m->park, 1);
+    goc__futex_wake(&m->park, 1);
+}
+
+/* Park on the idle M list until a waker hands over a P. */
+static void stop_m(struct goc__m *m)
+{
+    goc__lock_acquire(&goc__sched.lock);
+    m->idle_next = goc__sched.midle;
+    goc__sched.midle = m;
+    goc__lock_release(&goc__sched.lock);
+    m_sleep(m);
+    acquire_p(m, m->nextp);
+    m->nextp = NULL;
+}
+
+int goc__m_new(struct goc__p *p, bool spinning);
+
+/* Run p on an idle M (or a new one). */
+static void start_m(struct goc__p *p, bool spinning)
+{
+    goc__lock_acquire(&goc__sched.lock);
+    struct goc__m *m = goc__sched.midle;
+    if (m) {
+        goc__sched.midle = m->idle_next;
+        goc__lock_release(&goc__sched.lock);
+        m->nextp = p;
+        m->spinning = spinning;
+        wake_m(m);
+        return;
+    }
+    if (atomic_load(&goc__sched.poller)) {
+        /*
+         * The poller takes an idle P under this lock when it wakes, so
+         * waking it is enough: no new thread.
+         */
+        pidle_put(p);
+        goc__lock_release(&goc__sched.lock);
+        if (spinning)
+            atomic_fetch_sub(&goc__sched.nmspinning, 1);
+        goc__poll_wake();
+        return;
+    }
+    goc__lock_release(&goc__sched.lock);
+    if (goc__m_new(p, spinning) != 0) {
+        /* No thread: the work stays queued for the running Ms. */
+        goc__lock_acquire(&goc__sched.lock);
+        pidle_put(p);
+        goc__lock_release(&goc__sched.lock);
+        if (spinning)
+            atomic_fetch_sub(&goc__sched.nmspinning, 1);
+    }
+}
+
+void goc__wakep(void)
+{
+    if (atomic_load(&goc__sched.npidle) == 0)
+        return;
+    int zero = 0;
+    /* One spinning M at a time is woken; it wakes the next if it finds
+     * work (reset_spinning), so bursts fan out without a thundering herd. */
+    if (atomic_load(&goc__sched.nmspinning) != 0 ||
+        !atomic_compare_exchange_strong(&goc__sched.nmspinning, &zero, 1))
+        return;
+    goc__lock_acquire(&goc__sched.lock);
+    struct goc__p *p = pidle_get();
+    goc__lock_release(&goc__sched.lock);
+    if (!p) {
+        atomic_fetch_sub(&goc__sched.nmspinning, 1);
+        return;
+    }
+    start_m(p, true);
+}
+
+static void reset_spinning(struct goc__m *m)
+{
+    m->spinning = false;
+    if (atomic_fetch_sub(&goc__sched.nmspinning, 1) == 1)
+        goc__wakep();
+}
+
+/* Give p to someone who can use it, or make it idle. */
+static void handoff_p(struct goc__p *p)
+{
+    if (!goc__runq_empty(p) || atomic_load(&goc__sched.gq_len) > 0) {
+        start_m(p, false);
+        return;
+    }
+    goc__lock_acquire(&goc__sched.lock);
+    pidle_put(p);
+    goc__lock_release(&goc__sched.lock);
+}
+
+/* ---- run queues ------------------------------------------------------- */
+
+static void global_put(struct goc__g *g)
+{
+    g->next = NULL;
+    goc__lock_acquire(&goc__sched.lock);
+    if (goc__sched.gq_tail)
+        goc__sched.gq_tail->next = g;
+    else
+        goc__sched.gq_head = g;
+    goc__sched.gq_tail = g;
+    atomic_fetch_add(&goc__sched.gq_len, 1);
+    goc__lock_release(&goc__sched.lock);
+}
+
+/*
+ * Under sched.lock: take a fair share of the global queue, one to return
+ * and the rest into p's ring (never more than fits, so no overflow).
+ */
+static struct goc__g *global_get_locked(struct goc__p *p, int max)
+{
+    int64_t len = atomic_load(&goc__sched.gq_len);
+    if (len == 0)
+        return NULL;
+    int64_t n = len / goc__sched.nprocs + 1;
+    if (n > len)
+        n = len;
+    if (max > 0 && n > max)
+        n = max;
+    int64_t room = GOC__RUNQ_SIZE - (int64_t)goc__runq_len(p);
+    if (n > room / 2 + 1)
+        n = room / 2 + 1;
+    struct goc__g *first = goc__sched.gq_head;
+    struct goc__g *g = first;
+    for (int64_t i = 0; i < n; i++) {
+        struct goc__g *next = g->next;
+        if (i > 0)
+            goc__runq_put(p, g, false);
+        g = next;
+    }
+    goc__sched.gq_head = g;
+    if (!g)
+        goc__sched.gq_tail = NULL;
+    atomic_fetch_sub(&goc__sched.gq_len, n);
+    return first;
+}
+
+static struct goc__g *global_get(struct goc__p *p, int max)
+{
+    goc__lock_acquire(&goc__sched.lock);
+    struct goc__g *g = global_get_locked(p, max);
+    goc__lock_release(&goc__sched.lock);
+    return g;
+}
+
+void goc__ready(struct goc__g *g, bool next)
+{
+    atomic_store_explicit(&g->status, GOC__G_RUNNABLE, memory_order_relaxed);
+    struct goc__m *m = goc__m_current();
+    if (m && m->p)
+        goc__runq_put(m->p, g, next);
+    else
+        global_put(g);
+    goc__wakep();
+}
+
+/* ---- timers and the poller -------------------------------------------- */
+
+int64_t goc__timers_earliest(void)
+{
+    int64_t min = INT64_MAX;
+    for (int i = 0; i < goc__sched.nprocs; i++) {
+        int64_t w = atomic_load(&goc__sched.allp[i].wheel.next_when);
+        if (w < min)
+            min = w;
+    }
+    return min;
+}
+
+void goc__poll_kick(int64_t when)
+{
+    /*
+     * Pairs with become_poller(): it publishes poll_until = INT64_MAX
+     * before poller, then re-reads the wheels. Either it sees our timer or
+     * we see it and wake it.
+     */
+    if (atomic_load(&goc__sched.poller)) {
+        if (when < atomic_load(&goc__sched.poll_until))
+            goc__poll_wake();
+    } else {
+        goc__wakep();
+    }
+}
+
+static void run_due_timers(struct goc__p *p, int64_t *now)
+{
+    int64_t next = atomic_load_explicit(&p->wheel.next_when,
+                                        memory_order_relaxed);
+    if (next == INT64_MAX)
+        return;
+    if (*now == 0)
+        *now = goc__nanotime();
+    if (next <= *now)
+        goc__wheel_run(&p->wheel, *now);
+}
+
+/*
+ * Out of work and P: sleep. The first such M while timers exist becomes
+ * the poller and sleeps in epoll until the earliest one; it then takes an
+ * idle P if there is one. Returns with a P.
+ */
+static void m_idle(struct goc__m *m)
+{
+    goc__lock_acquire(&goc__sched.lock);
+    if (goc__timers_earliest() != INT64_MAX &&
+        !atomic_load(&goc__sched.poller)) {
+        atomic_store(&goc__sched.poll_until, INT64_MAX);
+        atomic_store(&goc__sched.poller, m);
+        goc__lock_release(&goc__sched.lock);
+        int64_t until = goc__timers_earliest();
+        atomic_store(&goc__sched.poll_until, until);
+        goc__poll_wait(until);
+        goc__lock_acquire(&goc__sched.lock);
+        atomic_store(&goc__sched.poller, NULL);
+        struct goc__p *p = pidle_get();
+        if (p) {
+            goc__lock_release(&goc__sched.lock);
+            acquire_p(m, p);
+            return;
+        }
+    }
+    m->idle_next = goc__sched.midle;
+    goc__sched.midle = m;
+    goc__lock_release(&goc__sched.lock);
+    m_sleep(m);
+    acquire_p(m, m->nextp);
+    m->nextp = NULL;
+}
+
+/* ---- finding work ----------------------------------------------------- */
+
+static struct goc__g *steal_work(struct goc__m *m)
+{
+    struct goc__p *p = m->p;
+    int n = goc__sched.nprocs;
+    int64_t now = 0;
+    for (int round = 0; round < STEAL_ROUNDS; round++) {
+        bool last = round == STEAL_ROUNDS - 1;
+        int start = (int)(goc__fastrand(m) % (uint32_t)n);
+        for (int i = 0; i < n; i++) {
+            struct goc__p *victim = &goc__sched.allp[(start + i) % n];
+            if (victim == p)
+                continue;
+            if (round == 0) {
+                /* Idle Ps' timers are everyone's job. */
+                run_due_timers(victim, &now);
+                struct goc__g *g = goc__runq_get(p);
+                if (g)
+                    return g;
+            }
+            struct goc__g *g = goc__runq_steal(p, victim, last);
+            if (g)
+                return g;
+        }
+    }
+    return NULL;
+}
+
+/* After dropping the spinning state, look once more (Go's race fix). */
+static bool work_appeared(void)
+{
+    if (atomic_load(&goc__sched.gq_len) > 0)
+        return true;
+    for (int i = 0; i < goc__sched.nprocs; i++)
+        if (!goc__runq_empty(&goc__sched.allp[i]))
+            return true;
+    return false;
+}
+
+static bool can_spin(struct goc__m *m)
+{
+    int busy = goc__sched.nprocs - atomic_load(&goc__sched.npidle);
+    return m->spinning || 2 * atomic_load(&goc__sched.nmspinning) < busy;
+}
+
+/* Local, global, timers, stealing; then release the P and sleep. */
+static struct goc__g *find_runnable(struct goc__m *m)
+{
+    for (;;) {
+        struct goc__p *p = m->p;
+        int64_t now = 0;
+        run_due_timers(p, &now);
+        struct goc__g *g = NULL;
+        if (p->schedtick % GLOBAL_CHECK_TICKS == 0 &&
+            atomic_load(&goc__sched.gq_len) > 0)
+            g = global_get(p, 1);
+        if (!g)
+            g = goc__runq_get(p);
+        if (!g && atomic_load(&goc__sched.gq_len) > 0)
+            g = global_get(p, 0);
+        if (g)
+            return g;
+        if (can_spin(m)) {
+            if (!m->spinning) {
+                m->spinning = true;
+                atomic_fetch_add(&goc__sched.nmspinning, 1);
+            }
+            g = steal_work(m);
+            if (g)
+                return g;
+        }
+        goc__lock_acquire(&goc__sched.lock);
+        g = global_get_locked(p, 0);
+        if (g) {
+            goc__lock_release(&goc__sched.lock);
+            return g;
+        }
+        pidle_put(release_p(m));
+        goc__lock_release(&goc__sched.lock);
+        if (m->spinning) {
+            m->spinning = false;
+            atomic_fetch_sub(&goc__sched.nmspinning, 1);
+            if (work_appeared()) {
+                goc__lock_acquire(&goc__sched.lock);
+                struct goc__p *q = pidle_get();
+                goc__lock_release(&goc__sched.lock);
+                if (q) {
+                    acquire_p(m, q);
+                    m->spinning = true;
+                    atomic_fetch_add(&goc__sched.nmspinning, 1);
+                    continue;
+                }
+            }
+        }
+        m_idle(m);
+    }
+}
+
+/* ---- pinned goroutines ------------------------------------------------- */
+
+/* g is pinned to another M: hand it our P and g, then wait for a P. */
+static void start_locked_m(struct goc__m *m, struct goc__g *g)
+{
+    struct goc__m *lm = g->locked_m;
+    lm->nextp = release_p(m);
+    lm->next_g = g;
+    wake_m(lm);
+    stop_m(m);
+}
+
+/* Our pinned goroutine blocked: give the P away and wait for it. */
+static void stop_locked_m(struct goc__m *m)
+{
+    handoff_p(release_p(m));
+    m_sleep(m);
+    acquire_p(m, m->nextp);
+    m->nextp = NULL;
+}
+
+/* ---- the loops -------------------------------------------------------- */
+
+void goc__m_schedule(struct goc__m *m)
+{
+    for (;;) {
+        struct goc__g *g = m->next_g;
+        m->next_g = NULL;
+        if (!g)
+            g = find_runnable(m);
+        if (m->spinning)
+            reset_spinning(m);
+        if (g->locked_m && g->locked_m != m) {
+            start_locked_m(m, g);
+            continue;
+        }
+        GOC__STAT_INC(m->p->nrun, 1);
+        goc__switch(&m->g0, g, false);
+        /* Back on g0. A pinned goroutine that blocked keeps this M. */
+        if (m->locked_g)
+            stop_locked_m(m);
+    }
+}
+
+/* Leave g for the next goroutine of this P, or for g0. */
+static void schedule_next(struct goc__m *m, struct goc__g *g, bool dead)
+{
+    struct goc__p *p = m->p;
+    struct goc__g *next = NULL;
+    if (!m->locked_g && ++p->schedtick % GLOBAL_CHECK_TICKS != 0)
+        next = goc__runq_get(p);
+    if (next && !next->locked_m) {
+        GOC__STAT_INC(p->nrun, 1);
+        goc__switch(g, next, dead);
+        return;
+    }
+    m->next_g = next;
+    goc__switch(g, &m->g0, dead);
+}
+
+void goc__park(void (*commit)(void *), void *arg)
+{
+    struct goc__m *m = goc__m_current();
+    m->commit = commit;
+    m->commit_arg = arg;
+    schedule_next(m, m->curg, false);
+}
+
+void goc__park_exit(void (*commit)(void *), void *arg)
+{
+    struct goc__m *m = goc__m_current();
+    m->commit = commit;
+    m->commit_arg = arg;
+    schedule_next(m, m->curg, true);
+    abort(); /* a dead goroutine is never resumed */
+}

@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Goroutine stacks.
+ *
+ * A stack is a fixed virtual reservation (a power of two from 16 KiB)
+ * carved from a slab of many stacks mapped at once with MAP_NORESERVE, so
+ * only touched pages cost memory. The goroutine's G lives at the top of its
+ * stack and stays with it: a parked goroutine with a shallow stack costs one
+ * page. Exited goroutines go to a per-P cache (LIFO, so their pages are
+ * still hot) and from there in batches to a global pool per size class;
+ * nothing on that path enters the kernel. sysmon drops the pages of stacks
+ * that sat in the global pool for a while.
+ *
+ * Under every stack is a guard page: MADV_GUARD_INSTALL where the kernel
+ * has it (no extra mapping), else mprotect while the process stays well
+ * under vm.max_map_count (each such guard splits the mapping), else a
+ * canary word checked at every switch.
+ */
+#include "runtime.h"
+#include "san.h"
+#include "../internal/alloc.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+#define CACHE_MAX     64 /* per-P free Gs per class */
+#define CACHE_BATCH   32 /* moved to/from the global pool at once */
+#define SLAB_BYTES    (32u << 20)
+#define SLAB_MAX      256
+#define CANARY_SEED   0x9e3779b97f4a7c15ULL
+#define MAP_MARGIN    4096 /* mappings left for malloc, threads, the user */
+
+struct pool {
+    goc__lock lock;
+    struct goc__g *free; /* global free list */
+    int64_t nfree;
+    char *slab;          /* slab being carved */
+    size_t slab_next, slab_count;
+};
+
+static struct pool pools[GOC__STACK_CLASSES];
+static size_t page_size;
+static int guard_mode;
+static _Atomic int64_t mprotect_budget;
+static _Atomic int64_t mapped_stacks;
+
+static void probe_guard_mode(void)
+{
+    char *p = mmap(NULL, 2 * page_size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    guard_mode = GOC__GUARD_MPROTECT;
+#if !defined(GOC_ASAN) && !defined(GOC_TSAN) && !defined(GOC_VALGRIND)
+    /* The sanitizers and valgrind do not know guard markers in PTEs. */
+    if (p != MAP_FAILED && madvise(p, page_size, MADV_GUARD_INSTALL) == 0)
+        guard_mode = GOC__GUARD_MADVISE;
+#endif
+    if (p != MAP_FAILED)
+        munmap(p, 2 * page_size);
+}
+
+/* Every mprotect guard adds a mapping; keep a margin under the limit. */
+static void compute_mprotect_budget(void)
+{
+    long max = 65530, used = 0;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+    if (f) {
+        if (fscanf(f, "%ld", &max) != 1)
+            max = 65530;
+        fclose(f);
+    }
+    f = fopen("/proc/self/maps", "r");
+    if (f) {
+        int c;
+        while ((c = fgetc(f)) != EOF)
+            used += c == '\n';
+        fclose(f);
+    }
+    long budget = (max - used - MAP_MARGIN) / 2;
+    atomic_store(&mprotect_budget, budget > 0 ? budget : 0);
+}
+
+int goc__stack_init(void)
+{
+    page_size = (size_t)sysconf(_SC_PAGESIZE);
+    for (int i = 0; i < GOC__STACK_CLASSES; i++)
+        pools[i].lock = (goc__lock)GOC__LOCK_INIT;
+    probe_guard_mode();
+    compute_mprotect_budget();
+    return 0;
+}
+
+int goc__stack_class(size_t size)
+{
+    if (size < GOC_STACK_MIN || size > GOC_STACK_MAX)
+        return -1;
+    int cls = 0;
+    while (goc__stack_class_size(cls) < size)
+        cls++;
+    return cls;
+}
+
+size_t goc__stack_class_size(int cls)
+{
+    return (size_t)GOC_STACK_MIN << cls;
+}
+
+static uint64_t canary_for(const struct goc__g *g)
+{
+    return CANARY_SEED ^ (uint64_t)(uintptr_t)g;
+}
+
+bool goc__stack_canary_ok(struct goc__g *g)
+{
+    return *(const uint64_t *)g->stack_lo == canary_for(g);
+}
+
+bool goc__stack_guard_hit(struct goc__g *g, const void *addr)
+{
+    const char *a = addr;
+    return g->stack_base && a >= g->stack_base && a < g->stack_lo;
+}
+
+static int install_guard(char *base)
+{
+    if (guard_mode == GOC__GUARD_MADVISE &&
+        madvise(base, page_size, MADV_GUARD_INSTALL) == 0)
+        return GOC__GUARD_MADVISE;
+    if (atomic_fetch_sub(&mprotect_budget, 1) > 0 &&
+        mprotect(base, page_size, PROT_NONE) == 0)
+        return GOC__GUARD_MPROTECT;
+    return GOC__GUARD_CANARY;
+}
+
+/* Set up a fresh stack slot at base; its G goes at the top. */
+static struct goc__g *slot_init(char *base, size_t size, int cls)
+{
+    uintptr_t top = (uintptr_t)(base + size);
+    struct goc__g *g =
+        (struct goc__g *)((top - sizeof(struct goc__g)) & ~(uintptr_t)63);
+    memset(g, 0, sizeof(*g));
+    g->stack_base = base;
+    g->stack_lo = base + page_size;
+    g->stack_size = size;
+    g->size_class = (uint8_t)cls;
+    g->guard = (uint8_t)install_guard(base);
+    if (g->guard == GOC__GUARD_CANARY)
+        *(uint64_t *)g->stack_lo = canary_for(g);
+#if defined(GOC_VALGRIND)
+    g->vg_id = VALGRIND_STACK_REGISTER(g->stack_lo, (char *)g);
+#endif
+    atomic_fetch_add_explicit(&mapped_stacks, 1, memory_order_relaxed);
+    return g;
+}
+
+/* Carve one stack from the class's slab, mapping a new slab if needed. */
+static struct goc__g *carve(struct pool *pool, int cls)
+{
+    size_t size = goc__stack_class_size(cls);
+    if (pool->slab_next == pool->slab_count) {
+        size_t n = SLAB_BYTES / size;
+        n = n < 1 ? 1 : n > SLAB_MAX ? SLAB_MAX : n;
+        char *slab = goc__mmap(n * size);
+        if (!slab)
+            return NULL;
+        /* A huge page would make each shallow stack cost 2 MiB. */
+        madvise(slab, n * size, MADV_NOHUGEPAGE);
+        pool->slab = slab;
+        pool->slab_next = 0;
+        pool->slab_count = n;
+    }
+    char *base = pool->slab + pool->slab_next++ * size;
+    return slot_init(base, size, cls);
+}
+
+/* Take up to want Gs from the global pool into p's cache; one returned. */
+static struct goc__g *refill(struct goc__p *p, int cls, int want)
+{
+    struct pool *pool = &pools[cls];
+    struct goc__g *g = NULL;
+    goc__lock_acquire(&pool->lock);
+    for (int i = 0; i < want && pool->free; i++) {
+        struct goc__g *x = pool->free;
+        pool->free = x->next;
+        pool->nfree--;
+        if (!g) {
+            g = x;
+        } else if (p) {
+            x->next = p->gfree[cls].head;
+            p->gfree[cls].head = x;
+            p->gfree[cls].n++;
+        }
+    }
+    if (!g)
+        g = carve(pool, cls);
+    goc__lock_release(&pool->lock);
+    return g;
+}
+
+static void prepare_reuse(struct goc__g *g)
+{
+    g->trimmed = 0;
+#if defined(GOC_ASAN)
+    /* Frames of the previous goroutine left their redzones poisoned. */
+    __asan_unpoison_memory_region(g->stack_lo,
+                                  (size_t)((char *)g - g->stack_lo));
+#endif
+}
+
+struct goc__g *goc__g_get(struct goc__p *p, int cls)
+{
+    struct goc__g *g = NULL;
+    if (p && p->gfree[cls].head) {
+        g = p->gfree[cls].head;
+        p->gfree[cls].head = g->next;
+        p->gfree[cls].n--;
+    } else {
+        g = refill(p, cls, p ? CACHE_BATCH : 1);
+        if (!g)
+            return NULL;
+    }
+    prepare_reuse(g);
+    g->next = NULL;
+    return g;
+}
+
+void goc__g_put(struct goc__p *p, struct goc__g *g)
+{
+    int cls = g->size_class;
+    atomic_store_explicit(&g->status, GOC__G_IDLE, memory_order_relaxed);
+    if (p && p->gfree[cls].n < CACHE_MAX) {
+        g->next = p->gfree[cls].head;
+        p->gfree[cls].head = g;
+        p->gfree[cls].n++;
+        return;
+    }
+    /* Cache full (or no P): move a batch, with g, to the global pool. */
+    struct goc__g *head = g, *tail = g;
+    int n = 1;
+    int64_t now = goc__nanotime();
+    g->freed_at = now;
+    while (p && n <= CACHE_BATCH && p->gfree[cls].head) {
+        struct goc__g *x = p->gfree[cls].head;
+        p->gfree[cls].head = x->next;
+        p->gfree[cls].n--;
+        x->freed_at = now;
+        tail->next = x;
+        tail = x;
+        n++;
+    }
+    struct pool *pool = &pools[cls];
+    goc__lock_acquire(&pool->lock);
+    tail->next = pool->free;
+    pool->free = head;
+    pool->nfree += n;
+    goc__lock_release(&pool->lock);
+}
+
+/* Drop the pages below the top page of one idle stack. */
+static void trim_one(struct goc__g *g)
+{
+    uintptr_t top_page = (uintptr_t)g & ~(uintptr_t)(page_size - 1);
+    uintptr_t lo = (uintptr_t)g->stack_lo;
+    if (g->guard == GOC__GUARD_CANARY)
+        lo += page_size; /* keep the canary's page */
+    if (top_page > lo)
+        madvise((void *)lo, top_page - lo, MADV_DONTNEED);
+    g->trimmed = 1;
+}
+
+void goc__stack_trim(int64_t now, int64_t idle_ns)
+{
+    for (int cls = 0; cls < GOC__STACK_CLASSES; cls++) {
+        struct pool *pool = &pools[cls];
+        /* Take the list out so madvise runs without the lock held. */
+        goc__lock_acquire(&pool->lock);
+        struct goc__g *list = pool->free;
+        int64_t n = pool->nfree;
+        pool->free = NULL;
+        pool->nfree = 0;
+        goc__lock_release(&pool->lock);
+        if (!list)
+            continue;
+        struct goc__g *tail = NULL;
+        for (struct goc__g *g = list; g; g = g->next) {
+            if (!g->trimmed && now - g->freed_at >= idle_ns)
+                trim_one(g);
+            tail = g;
+        }
+        goc__lock_acquire(&pool->lock);
+        tail->next = pool->free;
+        pool->free = list;
+        pool->nfree += n;
+        goc__lock_release(&pool->lock);
+    }
+}
+
+int64_t goc__stack_mapped_count(void)
+{
+    return atomic_load(&mapped_stacks);
+}

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The test harness: assertion macros that print both sides and abort (safe
+ * from any goroutine stack and any thread), and TEST / TEST_G to define
+ * tests. TEST_G bodies run as goc's main goroutine and end with a leak
+ * check: no goroutine may outlive the test.
+ */
+#ifndef GOC_TEST_H
+#define GOC_TEST_H
+
+#include <goc.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define ASSERT_FAIL(fmt, ...)                                                 \
+    do {                                                                      \
+        fprintf(stderr, "%s:%d: " fmt "\n", __FILE__, __LINE__,              \
+                __VA_ARGS__);                                                 \
+        abort();                                                              \
+    } while (0)
+
+#define ASSERT(cond)                                                          \
+    do {                                                                      \
+        if (!(cond))                                                          \
+            ASSERT_FAIL("assertion failed: %s", #cond);                       \
+    } while (0)
+
+#define ASSERT_CMP(a, op, b)                                                  \
+    do {                                                                      \
+        int64_t a_ = (int64_t)(a), b_ = (int64_t)(b);                         \
+        if (!(a_ op b_))                                                      \
+            ASSERT_FAIL("%s %s %s: %" PRId64 " vs %" PRId64, #a, #op, #b, a_, \
+                        b_);                                                  \
+    } while (0)
+
+#define ASSERT_EQ(a, b) ASSERT_CMP(a, ==, b)
+#define ASSERT_NE(a, b) ASSERT_CMP(a, !=, b)
+#define ASSERT_LT(a, b) ASSERT_CMP(a, <, b)
+#define ASSERT_LE(a, b) ASSERT_CMP(a, <=, b)
+#define ASSERT_GT(a, b) ASSERT_CMP(a, >, b)
+#define ASSERT_GE(a, b) ASSERT_CMP(a, >=, b)
+#define ASSERT_OK(rc)   ASSERT_EQ(rc, 0)
+
+#define TEST(area, name) void test_##area##_##name(void)
+
+/* A test whose body runs as the main goroutine, then checks for leaks. */
+#define TEST_G(area, name)                                                    \
+    static void tg_##area##_##name(void);                                     \
+    static int tgm_##area##_##name(void *arg)                                 \
+    {                                                                         \
+        (void)arg;                                                            \
+        tg_##area##_##name();                                                 \
+        return 0;                                                             \
+    }                                                                         \
+    TEST(area, name)                                                          \
+    {                                                                         \
+        ASSERT_OK(goc_run(tgm_##area##_##name, NULL));                        \
+        test_no_leaks();                                                      \
+    }                                                                         \
+    static void tg_##area##_##name(void)
+
+/* Stress sizes divided by GOC_TEST_SCALE (sanitizers, emulation). */
+int64_t test_scale(int64_t n);
+
+/* Wait (up to 5 s) for every goroutine to end; fail if some remain. */
+void test_no_leaks(void);
+
+/*
+ * Run fn in a child process; require that it exits with status
+ * want_status and that its stderr contains want_text.
+ */
+void test_expect_exit(void (*fn)(void), int want_status,
+                      const char *want_text);
+
+/*
+ * pthread_self() of the calling thread, read afresh: glibc declares
+ * pthread_self const, so the compiler may reuse one call's result across
+ * a switch that moved the goroutine to another thread.
+ */
+unsigned long test_thread_self(void);
+
+/* True when built with a sanitizer or run under valgrind. */
+int test_instrumented(void);
+
+#define X(area, name, label) TEST(area, name);
+#include "list.h"
+#undef X
+
+#endif /* GOC_TEST_H */

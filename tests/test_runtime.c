@@ -1,0 +1,546 @@
+/* SPDX-License-Identifier: MIT */
+/* Tests of goroutines and the scheduler. */
+#include "test.h"
+#include "../src/internal/alloc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+static void wg_done_fn(void *arg)
+{
+    goc_wg_done(arg);
+}
+
+TEST_G(runtime, spawn_join_million)
+{
+    int64_t n = test_scale(1000000);
+    goc_wg wg = GOC_WG_INIT;
+    ASSERT_OK(goc_wg_add(&wg, n));
+    for (int64_t i = 0; i < n; i++)
+        ASSERT_OK(goc_go(wg_done_fn, &wg));
+    ASSERT_OK(goc_wg_wait(&wg));
+}
+
+/* ---- work spreads across Ps ------------------------------------------- */
+
+#define MAX_PS 64
+
+struct spread {
+    goc_wg wg;
+    _Atomic int64_t per_p[MAX_PS];
+};
+
+static void spin_on_p(void *arg)
+{
+    struct spread *s = arg;
+    /* Enough work per goroutine that an idle P has time to steal. */
+    volatile uint64_t x = 0;
+    for (int i = 0; i < 20000; i++)
+        x += (uint64_t)i;
+    int p = goc_p_index();
+    ASSERT(p >= 0 && p < MAX_PS);
+    atomic_fetch_add(&s->per_p[p], 1);
+    goc_wg_done(&s->wg);
+}
+
+static void spread_main(void)
+{
+    static struct spread s;
+    int64_t n = test_scale(20000);
+    ASSERT_OK(goc_wg_add(&s.wg, n));
+    for (int64_t i = 0; i < n; i++)
+        ASSERT_OK(goc_go(spin_on_p, &s));
+    ASSERT_OK(goc_wg_wait(&s.wg));
+    int64_t total = 0;
+    for (int p = 0; p < goc_maxprocs(); p++) {
+        fprintf(stderr, "P%d ran %" PRId64 "\n", p, atomic_load(&s.per_p[p]));
+        ASSERT_GT(atomic_load(&s.per_p[p]), 0);
+        total += atomic_load(&s.per_p[p]);
+    }
+    ASSERT_EQ(total, n);
+}
+
+static int spread_run(void *arg)
+{
+    (void)arg;
+    spread_main();
+    return 0;
+}
+
+TEST(runtime, spawn_spreads_across_ps)
+{
+    struct goc_config cfg = { .max_procs = 4 };
+    ASSERT_OK(goc_init(&cfg));
+    ASSERT_EQ(goc_maxprocs(), 4);
+    ASSERT_OK(goc_run(spread_run, NULL));
+    test_no_leaks();
+}
+
+/* ---- yield ------------------------------------------------------------- */
+
+struct pingpong {
+    _Atomic int turn;
+    int rounds;
+    goc_wg wg;
+};
+
+static void yielder(void *arg)
+{
+    struct pingpong *pp = arg;
+    int me = goc_name()[0] - '0';
+    for (int i = 0; i < pp->rounds; i++) {
+        while (atomic_load(&pp->turn) != me)
+            goc_yield();
+        atomic_store(&pp->turn, 1 - me);
+    }
+    goc_wg_done(&pp->wg);
+}
+
+TEST_G(runtime, yield_interleaves)
+{
+    struct pingpong pp = { .rounds = (int)test_scale(100000) };
+    goc_wg_add(&pp.wg, 2);
+    struct goc_go_opts a = { .name = "0" }, b = { .name = "1" };
+    ASSERT_OK(goc_go_ex(yielder, &pp, &a));
+    ASSERT_OK(goc_go_ex(yielder, &pp, &b));
+    ASSERT_OK(goc_wg_wait(&pp.wg));
+}
+
+/* ---- identity ---------------------------------------------------------- */
+
+struct ids {
+    int64_t *ids;
+    goc_wg wg;
+    _Atomic int next;
+};
+
+static void record_id(void *arg)
+{
+    struct ids *s = arg;
+    s->ids[atomic_fetch_add(&s->next, 1)] = goc_id();
+    goc_wg_done(&s->wg);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+TEST_G(runtime, ids_unique_and_increasing)
+{
+    int n = (int)test_scale(10000);
+    struct ids s = { .ids = calloc((size_t)n, sizeof(int64_t)) };
+    int64_t me = goc_id();
+    ASSERT_GT(me, 0);
+    goc_wg_add(&s.wg, n);
+    for (int i = 0; i < n; i++)
+        ASSERT_OK(goc_go(record_id, &s));
+    goc_wg_wait(&s.wg);
+    qsort(s.ids, (size_t)n, sizeof(int64_t), cmp_i64);
+    for (int i = 0; i < n; i++) {
+        ASSERT_GT(s.ids[i], me);
+        if (i > 0)
+            ASSERT_GT(s.ids[i], s.ids[i - 1]);
+    }
+    free(s.ids);
+}
+
+static void nop(void *arg)
+{
+    (void)arg;
+}
+
+TEST_G(runtime, go_rejects_bad_input)
+{
+    int64_t before = goc_num_goroutine();
+    ASSERT_EQ(goc_go(NULL, NULL), -EINVAL);
+    struct goc_go_opts small = { .stack_size = GOC_STACK_MIN - 1 };
+    ASSERT_EQ(goc_go_ex(nop, NULL, &small), -EINVAL);
+    struct goc_go_opts huge = { .stack_size = (size_t)GOC_STACK_MAX + 1 };
+    ASSERT_EQ(goc_go_ex(nop, NULL, &huge), -EINVAL);
+    ASSERT_EQ(goc_num_goroutine(), before);
+    ASSERT_EQ(goc_id() > 0, 1);
+}
+
+struct named {
+    char name[40];
+    goc_wg wg;
+};
+
+static void copy_name(void *arg)
+{
+    struct named *n = arg;
+    strcpy(n->name, goc_name());
+    goc_wg_done(&n->wg);
+}
+
+TEST_G(runtime, go_name_and_stack_option)
+{
+    struct named n = { .wg = GOC_WG_INIT };
+    goc_wg_add(&n.wg, 1);
+    struct goc_go_opts o = {
+        .stack_size = 64 * 1024,
+        .name = "a-name-much-longer-than-thirty-one-bytes",
+    };
+    ASSERT_OK(goc_go_ex(copy_name, &n, &o));
+    goc_wg_wait(&n.wg);
+    ASSERT_EQ(strlen(n.name), 31);
+    ASSERT_EQ(strncmp(n.name, o.name, 31), 0);
+    ASSERT_EQ(strcmp(goc_name(), "main"), 0);
+}
+
+/* Uses about 1 KiB of stack per level. */
+static __attribute__((noinline)) int64_t recurse(int depth)
+{
+    volatile char pad[1000];
+    pad[0] = (char)depth;
+    if (depth == 0)
+        return pad[0];
+    return recurse(depth - 1) + pad[0];
+}
+
+struct deep {
+    int depth;
+    int64_t result;
+    goc_wg wg;
+};
+
+static void deep_fn(void *arg)
+{
+    struct deep *d = arg;
+    d->result = recurse(d->depth);
+    goc_wg_done(&d->wg);
+}
+
+TEST_G(runtime, deep_recursion_in_big_stack)
+{
+    /* 4 MiB of frames in an 8 MiB stack: the option really sizes it. */
+    struct deep d = { .depth = 4000, .wg = GOC_WG_INIT };
+    goc_wg_add(&d.wg, 1);
+    struct goc_go_opts o = { .stack_size = 8u << 20 };
+    ASSERT_OK(goc_go_ex(deep_fn, &d, &o));
+    goc_wg_wait(&d.wg);
+    int64_t want = 0;
+    for (int i = 1; i <= 4000; i++)
+        want += (char)i;
+    ASSERT_EQ(d.result, want);
+}
+
+/* ---- plain threads ----------------------------------------------------- */
+
+TEST(runtime, lazy_start_from_plain_thread)
+{
+    /* No goc_run: the first goc call starts the runtime. */
+    ASSERT_EQ(goc_num_goroutine(), 0);
+    ASSERT_EQ(goc_id(), 0);
+    ASSERT_EQ(goc_p_index(), -1);
+    ASSERT(goc_name() == NULL);
+    goc_wg wg = GOC_WG_INIT;
+    ASSERT_OK(goc_wg_add(&wg, 100));
+    for (int i = 0; i < 100; i++)
+        ASSERT_OK(goc_go(wg_done_fn, &wg));
+    ASSERT_OK(goc_wg_wait(&wg));
+    ASSERT_EQ(goc_pin(), -EPERM);
+    ASSERT_EQ(goc_unpin(), -EPERM);
+    goc_yield(); /* a plain thread just yields its CPU */
+    test_no_leaks();
+}
+
+static void *spawner_thread(void *arg)
+{
+    for (int i = 0; i < 1000; i++)
+        ASSERT_OK(goc_go(wg_done_fn, arg));
+    return NULL;
+}
+
+TEST(runtime, spawn_from_many_threads)
+{
+    goc_wg wg = GOC_WG_INIT;
+    pthread_t t[8];
+    ASSERT_OK(goc_wg_add(&wg, 8 * 1000));
+    for (int i = 0; i < 8; i++)
+        ASSERT_OK(pthread_create(&t[i], NULL, spawner_thread, &wg));
+    for (int i = 0; i < 8; i++)
+        pthread_join(t[i], NULL);
+    ASSERT_OK(goc_wg_wait(&wg));
+    test_no_leaks();
+}
+
+static int nested_main(void *arg)
+{
+    (void)arg;
+    return 7;
+}
+
+static int run_twice_main(void *arg)
+{
+    (void)arg;
+    ASSERT_EQ(goc_run(nested_main, NULL), -EDEADLK);
+    return 42;
+}
+
+TEST(runtime, run_from_goroutine_fails)
+{
+    ASSERT_EQ(goc_run(NULL, NULL), -EINVAL);
+    ASSERT_EQ(goc_run(run_twice_main, NULL), 42);
+    /* The runtime stays up: a second goc_run works. */
+    ASSERT_EQ(goc_run(nested_main, NULL), 7);
+    test_no_leaks();
+}
+
+TEST(runtime, init_after_start_is_busy)
+{
+    ASSERT_EQ(goc_run(nested_main, NULL), 7);
+    struct goc_config cfg = { .max_procs = 3 };
+    ASSERT_EQ(goc_init(&cfg), -EBUSY);
+    ASSERT_NE(goc_maxprocs(), -EBUSY);
+}
+
+TEST(runtime, init_rejects_bad_config)
+{
+    struct goc_config bad = { .max_procs = -1 };
+    ASSERT_EQ(goc_init(&bad), -EINVAL);
+    struct goc_config small = { .stack_size = 1024 };
+    ASSERT_EQ(goc_init(&small), -EINVAL);
+    /* Nothing started: a good config is still accepted. */
+    struct goc_config good = { .max_procs = 3, .stack_size = 100000 };
+    ASSERT_OK(goc_init(&good));
+    ASSERT_EQ(goc_maxprocs(), 3);
+}
+
+TEST(runtime, maxprocs_from_env)
+{
+    setenv("GOC_MAXPROCS", "5", 1);
+    ASSERT_EQ(goc_maxprocs(), 5);
+}
+
+/* ---- pinning ----------------------------------------------------------- */
+
+struct pinned {
+    pthread_t thread;
+    int moved;
+    goc_wg wg;
+};
+
+static void pinned_fn(void *arg)
+{
+    struct pinned *s = arg;
+    ASSERT_OK(goc_pin());
+    ASSERT_OK(goc_pin()); /* nests */
+    unsigned long self = test_thread_self();
+    for (int i = 0; i < 200; i++) {
+        if (i % 2)
+            goc_yield();
+        else
+            goc_sleep(100 * GOC_MICROSECOND);
+        if (self != test_thread_self())
+            s->moved++;
+    }
+    ASSERT_OK(goc_unpin());
+    ASSERT_OK(goc_unpin());
+    goc_wg_done(&s->wg);
+}
+
+static void busy_fn(void *arg)
+{
+    for (int i = 0; i < 2000; i++) {
+        goc_yield();
+        if (i % 100 == 0)
+            goc_sleep(50 * GOC_MICROSECOND);
+    }
+    goc_wg_done(arg);
+}
+
+TEST_G(runtime, pin_keeps_thread)
+{
+    struct pinned s = { .wg = GOC_WG_INIT };
+    goc_wg busy = GOC_WG_INIT;
+    goc_wg_add(&s.wg, 1);
+    goc_wg_add(&busy, 8);
+    for (int i = 0; i < 8; i++)
+        ASSERT_OK(goc_go(busy_fn, &busy));
+    ASSERT_OK(goc_go(pinned_fn, &s));
+    goc_wg_wait(&s.wg);
+    goc_wg_wait(&busy);
+    ASSERT_EQ(s.moved, 0);
+}
+
+TEST_G(runtime, unpin_without_pin_is_misuse)
+{
+    ASSERT_EQ(goc_unpin(), GOC_EMISUSE);
+    ASSERT_OK(goc_pin());
+    ASSERT_OK(goc_unpin());
+    ASSERT_EQ(goc_unpin(), GOC_EMISUSE);
+}
+
+/* ---- errno ------------------------------------------------------------- */
+
+/* Reads errno through a call, so no cached address is reused. */
+static __attribute__((noinline)) int read_errno(void)
+{
+    return errno;
+}
+
+struct errno_state {
+    _Atomic int moves;
+    goc_wg wg;
+};
+
+static void errno_fn(void *arg)
+{
+    struct errno_state *s = arg;
+    int mine = 1000 + (int)goc_id();
+    unsigned long t = test_thread_self();
+    int64_t end = goc_now() + 2 * GOC_SECOND;
+    /* Until this goroutine has resumed on another thread a few times. */
+    for (int i = 0, moved = 0; moved < 3 && goc_now() < end; i++) {
+        errno = mine;
+        if (i % 3)
+            goc_yield();
+        else
+            goc_sleep(20 * GOC_MICROSECOND);
+        ASSERT_EQ(read_errno(), mine);
+        if (t != test_thread_self()) {
+            moved++;
+            atomic_fetch_add(&s->moves, 1);
+        }
+        t = test_thread_self();
+    }
+    goc_wg_done(&s->wg);
+}
+
+static int errno_main(void *arg)
+{
+    struct errno_state *s = arg;
+    goc_wg_add(&s->wg, 16);
+    for (int i = 0; i < 16; i++)
+        ASSERT_OK(goc_go(errno_fn, s));
+    goc_wg_wait(&s->wg);
+    return 0;
+}
+
+TEST(runtime, errno_survives_thread_change)
+{
+    static struct errno_state s;
+    struct goc_config cfg = { .max_procs = 4 };
+    ASSERT_OK(goc_init(&cfg));
+    ASSERT_OK(goc_run(errno_main, &s));
+    fprintf(stderr, "%d resumptions on another thread\n",
+            atomic_load(&s.moves));
+    ASSERT_GT(atomic_load(&s.moves), 0); /* the test did exercise a move */
+    test_no_leaks();
+}
+
+/* ---- counts ------------------------------------------------------------ */
+
+struct gate {
+    goc_wg started, release, done;
+};
+
+static void gated(void *arg)
+{
+    struct gate *g = arg;
+    goc_wg_done(&g->started);
+    goc_wg_wait(&g->release);
+    goc_wg_done(&g->done);
+}
+
+TEST_G(runtime, num_goroutine_counts)
+{
+    ASSERT_EQ(goc_num_goroutine(), 1);
+    struct gate g = { GOC_WG_INIT, GOC_WG_INIT, GOC_WG_INIT };
+    goc_wg_add(&g.started, 50);
+    goc_wg_add(&g.release, 1);
+    goc_wg_add(&g.done, 50);
+    for (int i = 0; i < 50; i++)
+        ASSERT_OK(goc_go(gated, &g));
+    goc_wg_wait(&g.started);
+    ASSERT_EQ(goc_num_goroutine(), 51);
+    goc_wg_done(&g.release);
+    goc_wg_wait(&g.done);
+}
+
+/* ---- allocation failure ------------------------------------------------ */
+
+TEST_G(runtime, spawn_alloc_failure_is_clean)
+{
+    /*
+     * A 4 MiB stack class nobody used yet: the spawn has to map a slab.
+     * Fail the Nth allocation for every N until the spawn succeeds.
+     */
+    struct goc_go_opts o = { .stack_size = 4u << 20 };
+    goc_wg wg = GOC_WG_INIT;
+    int64_t before = goc_num_goroutine();
+    int failures = 0;
+    for (int64_t n = 0;; n++) {
+        goc__fault_after(n);
+        int rc = goc_go_ex(wg_done_fn, &wg, &o);
+        goc__fault_after(-1);
+        if (rc == 0) {
+            goc_wg_add(&wg, 1);
+            break;
+        }
+        ASSERT_EQ(rc, -ENOMEM);
+        ASSERT_EQ(goc_num_goroutine(), before);
+        failures++;
+    }
+    ASSERT_GT(failures, 0);
+    goc_wg_wait(&wg);
+}
+
+/* ---- stack overflow ---------------------------------------------------- */
+
+static volatile int overflow_limit = 1 << 30;
+
+static __attribute__((noinline)) int overflow(int n)
+{
+    volatile char big[512];
+    big[0] = (char)n;
+    if (n == overflow_limit)
+        return big[0];
+    return overflow(n + 1) + big[0];
+}
+
+/* Global, so that dladdr can name it in the report. */
+void test_overflow_entry(void *arg);
+void test_overflow_entry(void *arg)
+{
+    (void)arg;
+    overflow(0);
+}
+
+static int overflow_main(void *arg)
+{
+    (void)arg;
+    struct goc_go_opts o = { .stack_size = 64 * 1024, .name = "deep-diver" };
+    goc_wg wg = GOC_WG_INIT;
+    goc_wg_add(&wg, 1);
+    goc_go_ex(test_overflow_entry, NULL, &o);
+    goc_wg_wait(&wg); /* never released: the process dies first */
+    return 0;
+}
+
+static void overflow_child(void)
+{
+    goc_run(overflow_main, NULL);
+}
+
+TEST(runtime, stack_overflow_is_reported)
+{
+    test_expect_exit(overflow_child, 2, "stack overflow");
+    test_expect_exit(overflow_child, 2, "\"deep-diver\"");
+    test_expect_exit(overflow_child, 2, "test_overflow_entry");
+}
+
+TEST(runtime, strerror_names_codes)
+{
+    ASSERT_EQ(strcmp(goc_strerror(0), "success"), 0);
+    ASSERT_EQ(strcmp(goc_strerror(-EINVAL), "invalid argument"), 0);
+    ASSERT_EQ(strcmp(goc_strerror(GOC_EMISUSE), "API misuse"), 0);
+    ASSERT_EQ(strcmp(goc_strerror(12345), "unknown error"), 0);
+    ASSERT_EQ(strcmp(goc_version(), "0.1.0"), 0);
+}

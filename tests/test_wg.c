@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/* Tests of the WaitGroup. */
+#include "test.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+struct counted {
+    goc_wg wg;
+    _Atomic int64_t ran;
+};
+
+static void count_and_done(void *arg)
+{
+    struct counted *c = arg;
+    goc_sleep((goc_id() % 3) * GOC_MILLISECOND);
+    atomic_fetch_add(&c->ran, 1);
+    goc_wg_done(&c->wg);
+}
+
+TEST_G(wg, wait_for_all)
+{
+    struct counted c = { .wg = GOC_WG_INIT };
+    int64_t n = test_scale(10000);
+    ASSERT_OK(goc_wg_add(&c.wg, n));
+    for (int64_t i = 0; i < n; i++)
+        ASSERT_OK(goc_go(count_and_done, &c));
+    ASSERT_OK(goc_wg_wait(&c.wg));
+    ASSERT_EQ(atomic_load(&c.ran), n);
+}
+
+TEST_G(wg, negative_counter_is_misuse)
+{
+    goc_wg wg = GOC_WG_INIT;
+    ASSERT_EQ(goc_wg_done(&wg), GOC_EMISUSE);
+    ASSERT_EQ(goc_wg_add(&wg, -3), GOC_EMISUSE);
+    ASSERT_OK(goc_wg_add(&wg, 2));
+    ASSERT_EQ(goc_wg_add(&wg, -3), GOC_EMISUSE);
+    /* Nothing changed: exactly two Done calls bring it to zero. */
+    ASSERT_OK(goc_wg_done(&wg));
+    ASSERT_OK(goc_wg_done(&wg));
+    ASSERT_EQ(goc_wg_done(&wg), GOC_EMISUSE);
+    ASSERT_OK(goc_wg_wait(&wg));
+}
+
+TEST_G(wg, overflow_is_rejected)
+{
+    goc_wg wg;
+    goc_wg_init(&wg);
+    ASSERT_OK(goc_wg_add(&wg, INT32_MAX));
+    ASSERT_EQ(goc_wg_add(&wg, 1), -EOVERFLOW);
+    ASSERT_OK(goc_wg_add(&wg, -(int64_t)INT32_MAX));
+    ASSERT_OK(goc_wg_wait(&wg));
+}
+
+static void *thread_waiter(void *arg)
+{
+    goc_wg_wait(arg);
+    return NULL;
+}
+
+TEST(wg, wait_from_plain_thread)
+{
+    struct counted c = { .wg = GOC_WG_INIT };
+    ASSERT_OK(goc_wg_add(&c.wg, 100));
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        ASSERT_OK(pthread_create(&t[i], NULL, thread_waiter, &c.wg));
+    for (int i = 0; i < 100; i++)
+        ASSERT_OK(goc_go(count_and_done, &c));
+    ASSERT_OK(goc_wg_wait(&c.wg));
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    ASSERT_EQ(atomic_load(&c.ran), 100);
+    test_no_leaks();
+}
+
+struct waiters {
+    goc_wg gate, done;
+    _Atomic int released;
+};
+
+static void gate_waiter(void *arg)
+{
+    struct waiters *w = arg;
+    goc_wg_wait(&w->gate);
+    atomic_fetch_add(&w->released, 1);
+    goc_wg_done(&w->done);
+}
+
+TEST_G(wg, many_waiters_released)
+{
+    struct waiters w = { GOC_WG_INIT, GOC_WG_INIT, 0 };
+    int n = (int)test_scale(5000);
+    goc_wg_add(&w.gate, 1);
+    goc_wg_add(&w.done, n);
+    for (int i = 0; i < n; i++)
+        ASSERT_OK(goc_go(gate_waiter, &w));
+    goc_sleep(10 * GOC_MILLISECOND);
+    ASSERT_EQ(atomic_load(&w.released), 0);
+    ASSERT_OK(goc_wg_done(&w.gate));
+    goc_wg_wait(&w.done);
+    ASSERT_EQ(atomic_load(&w.released), n);
+}
+
+TEST_G(wg, wait_on_zero_returns)
+{
+    goc_wg wg = GOC_WG_INIT;
+    ASSERT_OK(goc_wg_wait(&wg));
+    /* Reuse after reaching zero. */
+    for (int round = 0; round < 3; round++) {
+        struct counted c = { .wg = GOC_WG_INIT };
+        goc_wg_add(&c.wg, 10);
+        for (int i = 0; i < 10; i++)
+            goc_go(count_and_done, &c);
+        ASSERT_OK(goc_wg_wait(&c.wg));
+        ASSERT_EQ(atomic_load(&c.ran), 10);
+    }
+}

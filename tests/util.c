@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers shared by the tests. */
+#include "test.h"
+
+#include <pthread.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+unsigned long test_thread_self(void)
+{
+    return (unsigned long)pthread_self();
+}
+
+int64_t test_scale(int64_t n)
+{
+    const char *s = getenv("GOC_TEST_SCALE");
+    int64_t div = s ? atoll(s) : 1;
+    if (div < 1)
+        div = 1;
+    int64_t v = n / div;
+    return v > 0 ? v : 1;
+}
+
+int test_instrumented(void)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    return 1;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+    return 1;
+#endif
+#endif
+    const char *p = getenv("LD_PRELOAD");
+    return p && strstr(p, "valgrind") ? 1 : getenv("GOC_TEST_SCALE") != NULL;
+}
+
+void test_no_leaks(void)
+{
+    int64_t n = 0;
+    for (int i = 0; i < 500; i++) {
+        n = goc_num_goroutine();
+        if (n == 0)
+            return;
+        goc_sleep(10 * GOC_MILLISECOND);
+    }
+    ASSERT_FAIL("leak check: %" PRId64 " goroutines still exist", n);
+}
+
+void test_expect_exit(void (*fn)(void), int want_status,
+                      const char *want_text)
+{
+    int fds[2];
+    ASSERT_OK(pipe(fds));
+    fflush(NULL);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        fn();
+        _exit(0);
+    }
+    close(fds[1]);
+    char buf[8192];
+    size_t n = 0;
+    ssize_t r;
+    while ((r = read(fds[0], buf + n, sizeof(buf) - 1 - n)) > 0)
+        n += (size_t)r;
+    buf[n] = '\0';
+    close(fds[0]);
+    int status;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    fprintf(stderr, "child said: %s\n", buf);
+    ASSERT(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), want_status);
+    if (!strstr(buf, want_text))
+        ASSERT_FAIL("child output lacks \"%s\"", want_text);
+}
