@@ -74,8 +74,8 @@ void goc__timer_start(struct goc__timer *t,
                       void *arg);
 /* Disarm; true if it was armed (fn will not run), false if it had fired. */
 bool goc__timer_stop(struct goc__timer *t);
-/* Run the wheel's timers due at now; returns how many fired. */
-int goc__wheel_run(struct goc__wheel *w, int64_t now);
+/* Run up to max of the wheel's timers due at now; returns how many. */
+int goc__wheel_run(struct goc__wheel *w, int64_t now, int max);
 
 /* ---- goroutines ------------------------------------------------------- */
 
@@ -138,6 +138,7 @@ struct goc__g {
 /* ---- processors ------------------------------------------------------- */
 
 #define GOC__RUNQ_SIZE 256
+#define GOC__GFREE_MAX 64 /* free Gs cached per P and size class */
 
 struct goc__p {
     /* Owner pushes at tail, everyone takes at head with a CAS. */
@@ -152,8 +153,8 @@ struct goc__p {
     struct goc__p *idle_next; /* idle list link */
     struct goc__wheel wheel;
     struct {
-        struct goc__g *head;
         int n;
+        struct goc__g *g[GOC__GFREE_MAX]; /* LIFO: the hottest on top */
     } gfree[GOC__STACK_CLASSES];
     int64_t goid_next, goid_end; /* cached range of goroutine ids */
     /* Statistics; written only by the P's owner, read by anyone. */

@@ -311,6 +311,8 @@ static struct goc__g *global_get(struct goc__p *p, int max)
 void goc__ready(struct goc__g *g, bool next)
 {
     atomic_store_explicit(&g->status, GOC__G_RUNNABLE, memory_order_relaxed);
+    /* Its saved registers are the first thing the switch will read. */
+    __builtin_prefetch(g->sp);
     struct goc__m *m = goc__m_current();
     if (m && m->p)
         goc__runq_put(m->p, g, next);
@@ -355,8 +357,14 @@ static void run_due_timers(struct goc__p *p, int64_t *now)
         return;
     if (*now == 0)
         *now = goc__nanotime();
-    if (next <= *now)
-        goc__wheel_run(&p->wheel, *now);
+    if (next > *now)
+        return;
+    /* Readied goroutines go to our ring: fire no more than it holds, so a
+     * burst of timers never spills into the global queue. */
+    struct goc__m *m = goc__m_current();
+    int room = GOC__RUNQ_SIZE - (int)goc__runq_len(m->p);
+    if (room > 0)
+        goc__wheel_run(&p->wheel, *now, room);
 }
 
 /*

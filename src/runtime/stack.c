@@ -20,6 +20,7 @@
 #include "san.h"
 #include "../internal/alloc.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -29,16 +30,28 @@
 #define MADV_GUARD_INSTALL 102
 #endif
 
-#define CACHE_MAX     64 /* per-P free Gs per class */
-#define CACHE_BATCH   32 /* moved to/from the global pool at once */
+#define CACHE_MAX     GOC__GFREE_MAX
+#define BATCH         32 /* Gs moved to/from the global pool at once */
 #define SLAB_BYTES    (32u << 20)
 #define SLAB_MAX      256
 #define CANARY_SEED   0x9e3779b97f4a7c15ULL
 #define MAP_MARGIN    4096 /* mappings left for malloc, threads, the user */
 
+/*
+ * A batch of free Gs in the global pool. It is stored in the top page of
+ * its first G's own stack, just below that G, so moving 32 stacks to or
+ * from the pool touches one cold page, not 32.
+ */
+struct batch {
+    struct batch *next;
+    int n;
+    int64_t freed_at;
+    struct goc__g *g[BATCH];
+};
+
 struct pool {
     goc__lock lock;
-    struct goc__g *free; /* global free list */
+    struct batch *batches; /* global free pool */
     int64_t nfree;
     char *slab;          /* slab being carved */
     size_t slab_next, slab_count;
@@ -178,26 +191,56 @@ static struct goc__g *carve(struct pool *pool, int cls)
     return slot_init(base, size, cls);
 }
 
-/* Take up to want Gs from the global pool into p's cache; one returned. */
-static struct goc__g *refill(struct goc__p *p, int cls, int want)
+/* The batch must stay in the top page, which trimming keeps. */
+static_assert(sizeof(struct goc__g) + sizeof(struct batch) + 128 <= 4096,
+              "a free batch does not fit in its host's top page");
+
+static struct batch *batch_in(struct goc__g *host)
+{
+    uintptr_t at = ((uintptr_t)host - sizeof(struct batch)) & ~(uintptr_t)63;
+#if defined(GOC_ASAN)
+    __asan_unpoison_memory_region((void *)at, sizeof(struct batch));
+#endif
+    return (struct batch *)at;
+}
+
+/* Fill p's empty cache with one batch from the pool, or carve a stack. */
+static void refill(struct goc__p *p, int cls)
 {
     struct pool *pool = &pools[cls];
-    struct goc__g *g = NULL;
     goc__lock_acquire(&pool->lock);
-    for (int i = 0; i < want && pool->free; i++) {
-        struct goc__g *x = pool->free;
-        pool->free = x->next;
-        pool->nfree--;
-        if (!g) {
-            g = x;
-        } else if (p) {
-            x->next = p->gfree[cls].head;
-            p->gfree[cls].head = x;
-            p->gfree[cls].n++;
-        }
+    struct batch *b = pool->batches;
+    if (b) {
+        pool->batches = b->next;
+        pool->nfree -= b->n;
+    } else {
+        struct goc__g *g = carve(pool, cls);
+        if (g)
+            p->gfree[cls].g[p->gfree[cls].n++] = g;
     }
-    if (!g)
+    goc__lock_release(&pool->lock);
+    if (b) {
+        /* g[0] hosts the batch: copy it out before anyone reuses g[0]. */
+        memcpy(p->gfree[cls].g, b->g, (size_t)b->n * sizeof(b->g[0]));
+        p->gfree[cls].n = b->n;
+    }
+}
+
+/* A plain thread has no cache: take one G straight from the pool. */
+static struct goc__g *pool_get_one(int cls)
+{
+    struct pool *pool = &pools[cls];
+    struct goc__g *g;
+    goc__lock_acquire(&pool->lock);
+    struct batch *b = pool->batches;
+    if (b) {
+        if (b->n == 1)
+            pool->batches = b->next; /* g[0], the host, goes last */
+        g = b->g[--b->n];
+        pool->nfree--;
+    } else {
         g = carve(pool, cls);
+    }
     goc__lock_release(&pool->lock);
     return g;
 }
@@ -214,13 +257,20 @@ static void prepare_reuse(struct goc__g *g)
 
 struct goc__g *goc__g_get(struct goc__p *p, int cls)
 {
-    struct goc__g *g = NULL;
-    if (p && p->gfree[cls].head) {
-        g = p->gfree[cls].head;
-        p->gfree[cls].head = g->next;
-        p->gfree[cls].n--;
+    struct goc__g *g;
+    if (p) {
+        if (p->gfree[cls].n == 0)
+            refill(p, cls);
+        int n = p->gfree[cls].n;
+        if (n == 0)
+            return NULL;
+        g = p->gfree[cls].g[--n];
+        p->gfree[cls].n = n;
+        /* The next spawn's G is likely cold: start loading it now. */
+        if (n)
+            __builtin_prefetch(p->gfree[cls].g[n - 1], 1);
     } else {
-        g = refill(p, cls, p ? CACHE_BATCH : 1);
+        g = pool_get_one(cls);
         if (!g)
             return NULL;
     }
@@ -229,36 +279,36 @@ struct goc__g *goc__g_get(struct goc__p *p, int cls)
     return g;
 }
 
+/* Move the BATCH oldest Gs of a full cache (or g alone) to the pool. */
+static void pool_put_batch(int cls, struct goc__g **gs, int n)
+{
+    struct batch *b = batch_in(gs[0]);
+    memcpy(b->g, gs, (size_t)n * sizeof(gs[0]));
+    b->n = n;
+    b->freed_at = goc__nanotime();
+    struct pool *pool = &pools[cls];
+    goc__lock_acquire(&pool->lock);
+    b->next = pool->batches;
+    pool->batches = b;
+    pool->nfree += n;
+    goc__lock_release(&pool->lock);
+}
+
 void goc__g_put(struct goc__p *p, struct goc__g *g)
 {
     int cls = g->size_class;
     atomic_store_explicit(&g->status, GOC__G_IDLE, memory_order_relaxed);
-    if (p && p->gfree[cls].n < CACHE_MAX) {
-        g->next = p->gfree[cls].head;
-        p->gfree[cls].head = g;
-        p->gfree[cls].n++;
+    if (!p) {
+        pool_put_batch(cls, &g, 1);
         return;
     }
-    /* Cache full (or no P): move a batch, with g, to the global pool. */
-    struct goc__g *head = g, *tail = g;
-    int n = 1;
-    int64_t now = goc__nanotime();
-    g->freed_at = now;
-    while (p && n <= CACHE_BATCH && p->gfree[cls].head) {
-        struct goc__g *x = p->gfree[cls].head;
-        p->gfree[cls].head = x->next;
-        p->gfree[cls].n--;
-        x->freed_at = now;
-        tail->next = x;
-        tail = x;
-        n++;
+    if (p->gfree[cls].n == CACHE_MAX) {
+        struct goc__g **c = p->gfree[cls].g;
+        pool_put_batch(cls, c, BATCH);
+        memmove(c, c + BATCH, (CACHE_MAX - BATCH) * sizeof(c[0]));
+        p->gfree[cls].n = CACHE_MAX - BATCH;
     }
-    struct pool *pool = &pools[cls];
-    goc__lock_acquire(&pool->lock);
-    tail->next = pool->free;
-    pool->free = head;
-    pool->nfree += n;
-    goc__lock_release(&pool->lock);
+    p->gfree[cls].g[p->gfree[cls].n++] = g;
 }
 
 /* Drop the pages below the top page of one idle stack. */
@@ -277,24 +327,25 @@ void goc__stack_trim(int64_t now, int64_t idle_ns)
 {
     for (int cls = 0; cls < GOC__STACK_CLASSES; cls++) {
         struct pool *pool = &pools[cls];
-        /* Take the list out so madvise runs without the lock held. */
+        /* Take the batches out so madvise runs without the lock held. */
         goc__lock_acquire(&pool->lock);
-        struct goc__g *list = pool->free;
+        struct batch *list = pool->batches;
         int64_t n = pool->nfree;
-        pool->free = NULL;
+        pool->batches = NULL;
         pool->nfree = 0;
         goc__lock_release(&pool->lock);
         if (!list)
             continue;
-        struct goc__g *tail = NULL;
-        for (struct goc__g *g = list; g; g = g->next) {
-            if (!g->trimmed && now - g->freed_at >= idle_ns)
-                trim_one(g);
-            tail = g;
+        struct batch *last = NULL;
+        for (struct batch *b = list; b; b = b->next) {
+            for (int i = 0; b->freed_at <= now - idle_ns && i < b->n; i++)
+                if (!b->g[i]->trimmed)
+                    trim_one(b->g[i]);
+            last = b;
         }
         goc__lock_acquire(&pool->lock);
-        tail->next = pool->free;
-        pool->free = list;
+        last->next = pool->batches;
+        pool->batches = list;
         pool->nfree += n;
         goc__lock_release(&pool->lock);
     }

@@ -179,9 +179,23 @@ struct fired {
     void *arg;
 };
 
+/* Put the rest of a slot's list back, untouched, as that slot's list. */
+static void slot_restore(struct goc__wheel *w, int level, unsigned slot,
+                         struct goc__timer *rest)
+{
+    rest->prev = NULL;
+    if (level == GOC__WHEEL_LEVELS) {
+        w->overflow = rest;
+    } else {
+        w->slots[level][slot] = rest;
+        w->occupied[level] |= 1ULL << slot;
+    }
+}
+
 /*
- * Move the due timers of the earliest slot into out[], re-inserting those
- * of a higher level one level down. Returns the count placed in out.
+ * Fire the due timers of the earliest slot into out[] (at most max) and
+ * re-insert the others one level down. If out[] fills up, the rest of the
+ * slot stays where it is for the next call. Returns the count in out.
  */
 static int expire_slot(struct goc__wheel *w, int level, unsigned slot,
                        uint64_t start, int64_t now, struct fired *out, int max)
@@ -199,14 +213,19 @@ static int expire_slot(struct goc__wheel *w, int level, unsigned slot,
     w->elapsed = start;
     while (t) {
         struct goc__timer *next = t->next;
-        w->count--;
-        if (t->tick <= start && t->when <= now && n < max) {
+        if (t->tick <= start && t->when <= now) {
+            if (n == max) {
+                slot_restore(w, level, slot, t);
+                return n;
+            }
             out[n].fn = t->fn;
             out[n].arg = t->arg;
             n++;
+            w->count--;
             t->next = t->prev = NULL;
             atomic_store_explicit(&t->wheel, NULL, memory_order_release);
         } else {
+            w->count--;
             slot_link(w, t);
         }
         t = next;
@@ -214,30 +233,32 @@ static int expire_slot(struct goc__wheel *w, int level, unsigned slot,
     return n;
 }
 
-int goc__wheel_run(struct goc__wheel *w, int64_t now)
+int goc__wheel_run(struct goc__wheel *w, int64_t now, int max)
 {
     int total = 0;
     uint64_t now_tick = (uint64_t)now >> TICK_SHIFT;
-    for (;;) {
+    while (total < max) {
         struct fired batch[FIRE_BATCH];
+        int want = max - total < FIRE_BATCH ? max - total : FIRE_BATCH;
         int n = 0;
         goc__lock_acquire(&w->lock);
-        while (n < FIRE_BATCH) {
+        while (n < want) {
             int l;
             unsigned s;
             uint64_t start = next_expiry(w, &l, &s);
             if (start == UINT64_MAX || start > now_tick)
                 break;
-            n += expire_slot(w, l, s, start, now, batch + n, FIRE_BATCH - n);
+            n += expire_slot(w, l, s, start, now, batch + n, want - n);
         }
-        if (n < FIRE_BATCH && w->elapsed < now_tick)
+        if (n < want && w->elapsed < now_tick)
             w->elapsed = now_tick;
         publish_next(w);
         goc__lock_release(&w->lock);
         for (int i = 0; i < n; i++)
             batch[i].fn(batch[i].arg);
         total += n;
-        if (n < FIRE_BATCH)
-            return total;
+        if (n < want)
+            break;
     }
+    return total;
 }
