@@ -37,9 +37,11 @@ static void spin_on_p(void *arg)
 {
     struct spread *s = arg;
     /* Enough work per goroutine that an idle P has time to steal. */
-    volatile uint64_t x = 0;
-    for (int i = 0; i < 20000; i++)
+    uint64_t x = 0;
+    for (int i = 0; i < 20000; i++) {
         x += (uint64_t)i;
+        __asm__ volatile("" : "+r"(x));
+    }
     int p = goc_p_index();
     ASSERT(p >= 0 && p < MAX_PS);
     atomic_fetch_add(&s->per_p[p], 1);

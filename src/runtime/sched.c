@@ -39,7 +39,9 @@ static __thread struct goc__m *tls_m
  */
 GOC_NOIPA struct goc__m *goc__m_current(void)
 {
-    return tls_m;
+    struct goc__m *m = tls_m;
+    __asm__ volatile("" : "+r"(m)); /* see errno_addr() */
+    return m;
 }
 
 void goc__m_set_current(struct goc__m *m);
@@ -77,7 +79,11 @@ uint32_t goc__fastrand(struct goc__m *m)
  */
 static GOC_NOIPA int *errno_addr(void)
 {
-    return &errno;
+    int *p = &errno;
+    /* clang treats a TLS address as constant in a function: the volatile
+     * asm keeps it from proving this function pure and merging calls. */
+    __asm__ volatile("" : "+r"(p));
+    return p;
 }
 
 void goc__after_switch(struct goc__g *self)
