@@ -57,12 +57,15 @@ static void spread_main(void)
         ASSERT_OK(goc_go(spin_on_p, &s));
     ASSERT_OK(goc_wg_wait(&s.wg));
     int64_t total = 0;
+    int used = 0;
     for (int p = 0; p < goc_maxprocs(); p++) {
         fprintf(stderr, "P%d ran %" PRId64 "\n", p, atomic_load(&s.per_p[p]));
-        ASSERT_GT(atomic_load(&s.per_p[p]), 0);
+        used += atomic_load(&s.per_p[p]) > 0;
         total += atomic_load(&s.per_p[p]);
     }
     ASSERT_EQ(total, n);
+    /* valgrind runs one thread at a time: some Ps may get nothing there. */
+    ASSERT_GE(used, test_instrumented() ? 2 : goc_maxprocs());
 }
 
 static int spread_run(void *arg)

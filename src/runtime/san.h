@@ -15,6 +15,7 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 #if defined(GOC_VALGRIND)
+#include <valgrind/memcheck.h>
 #include <valgrind/valgrind.h>
 #endif
 

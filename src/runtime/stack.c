@@ -198,8 +198,13 @@ static_assert(sizeof(struct goc__g) + sizeof(struct batch) + 128 <= 4096,
 static struct batch *batch_in(struct goc__g *host)
 {
     uintptr_t at = ((uintptr_t)host - sizeof(struct batch)) & ~(uintptr_t)63;
+    /* Dead frames lie below the host's last stack pointer: tell the
+     * tools that this memory is in use again. */
 #if defined(GOC_ASAN)
     __asan_unpoison_memory_region((void *)at, sizeof(struct batch));
+#endif
+#if defined(GOC_VALGRIND)
+    VALGRIND_MAKE_MEM_UNDEFINED((void *)at, sizeof(struct batch));
 #endif
     return (struct batch *)at;
 }
