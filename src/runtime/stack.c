@@ -21,6 +21,8 @@
 #include "../internal/alloc.h"
 
 #include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -63,6 +65,22 @@ static int guard_mode;
 static _Atomic int64_t mprotect_budget;
 static _Atomic int64_t mapped_stacks;
 
+/*
+ * True if the kernel refuses to read the page: a write() from it into a
+ * pipe fails with EFAULT. Emulators such as qemu-user accept the madvise
+ * call without installing anything, so success alone proves nothing.
+ */
+static bool page_is_guarded(const char *page)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return false;
+    bool guarded = write(fds[1], page, 1) < 0 && errno == EFAULT;
+    close(fds[0]);
+    close(fds[1]);
+    return guarded;
+}
+
 static void probe_guard_mode(void)
 {
     char *p = mmap(NULL, 2 * page_size, PROT_READ | PROT_WRITE,
@@ -70,7 +88,8 @@ static void probe_guard_mode(void)
     guard_mode = GOC__GUARD_MPROTECT;
 #if !defined(GOC_ASAN) && !defined(GOC_TSAN) && !defined(GOC_VALGRIND)
     /* The sanitizers and valgrind do not know guard markers in PTEs. */
-    if (p != MAP_FAILED && madvise(p, page_size, MADV_GUARD_INSTALL) == 0)
+    if (p != MAP_FAILED && madvise(p, page_size, MADV_GUARD_INSTALL) == 0 &&
+        page_is_guarded(p))
         guard_mode = GOC__GUARD_MADVISE;
 #endif
     if (p != MAP_FAILED)
