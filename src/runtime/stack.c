@@ -65,6 +65,7 @@ static int guard_mode;
 static _Atomic int64_t mprotect_budget;
 static _Atomic int64_t mapped_stacks;
 
+#if !defined(GOC_ASAN) && !defined(GOC_TSAN) && !defined(GOC_VALGRIND)
 /*
  * True if the kernel refuses to read the page: a write() from it into a
  * pipe fails with EFAULT. Emulators such as qemu-user accept the madvise
@@ -80,6 +81,7 @@ static bool page_is_guarded(const char *page)
     close(fds[1]);
     return guarded;
 }
+#endif
 
 static void probe_guard_mode(void)
 {
