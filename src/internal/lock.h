@@ -45,7 +45,4 @@ static inline void goc__lock_release(goc__lock *l)
         goc__lock_wake(l);
 }
 
-/* Adapter for goc__park(): release the lock given as the argument. */
-void goc__lock_release_cb(void *lock);
-
 #endif /* GOC_INTERNAL_LOCK_H */

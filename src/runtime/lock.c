@@ -57,8 +57,3 @@ void goc__lock_wake(goc__lock *l)
 {
     goc__futex_wake(&l->state, 1);
 }
-
-void goc__lock_release_cb(void *lock)
-{
-    goc__lock_release(lock);
-}

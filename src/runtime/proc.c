@@ -45,6 +45,7 @@ static int init_ps(void)
     for (int i = n - 1; i >= 0; i--) {
         struct goc__p *p = &goc__sched.allp[i];
         p->id = i;
+        p->tick_left = 61;
         goc__wheel_init(&p->wheel);
         p->idle_next = goc__sched.pidle;
         goc__sched.pidle = p;
@@ -105,6 +106,7 @@ int goc_init(const struct goc_config *cfg)
 
 static void g0_init(struct goc__m *m)
 {
+    m->errno_p = &errno;
     m->g0.status = GOC__G_RUNNING;
     m->curg = &m->g0;
 #if defined(GOC_ASAN)
@@ -164,14 +166,14 @@ int goc__m_new(struct goc__p *p, bool spinning)
 
 /* ---- goroutines ------------------------------------------------------- */
 
-static void g_free(void *arg)
+static void g_free(struct goc__m *m, void *arg)
 {
     struct goc__g *g = arg;
 #if defined(GOC_TSAN)
     __tsan_destroy_fiber(g->tsan_fiber);
     g->tsan_fiber = NULL;
 #endif
-    goc__g_put(goc__m_current()->p, g);
+    goc__g_put(m->p, g);
 }
 
 static void g_exit(struct goc__g *g) __attribute__((noreturn));
@@ -192,7 +194,7 @@ static void g_exit(struct goc__g *g)
 static void g_entry(void *arg)
 {
     struct goc__g *g = arg;
-    goc__after_switch(g);
+    goc__after_switch();
     g->fn(g->arg);
     g_exit(g);
 }
@@ -284,25 +286,25 @@ int goc_go(goc_fn fn, void *arg)
 
 /* ---- yielding, identity, pinning -------------------------------------- */
 
-static void yield_commit(void *arg)
+static void yield_commit(struct goc__m *m, void *arg)
 {
     struct goc__g *g = arg;
     atomic_store_explicit(&g->status, GOC__G_RUNNABLE, memory_order_relaxed);
-    goc__runq_put(goc__m_current()->p, g, false);
+    goc__runq_put(m->p, g, false);
 }
 
 void goc_yield(void)
 {
-    struct goc__g *g = goc__g_current();
-    if (!g) {
+    struct goc__m *m = goc__m_current();
+    if (!m || m->curg == &m->g0) {
         sched_yield();
         return;
     }
-    struct goc__p *p = goc__m_current()->p;
-    if (goc__runq_empty(p) && atomic_load(&goc__sched.gq_len) == 0)
+    if (goc__runq_empty(m->p) && atomic_load(&goc__sched.gq_len) == 0)
         return; /* nobody else to run here */
+    struct goc__g *g = m->curg;
     atomic_store_explicit(&g->status, GOC__G_WAITING, memory_order_relaxed);
-    goc__park(yield_commit, g);
+    goc__park_m(m, yield_commit, g);
 }
 
 int64_t goc_id(void)

@@ -9,18 +9,6 @@
  */
 #include "runtime.h"
 
-#define RUNQ_MASK (GOC__RUNQ_SIZE - 1)
-
-static struct goc__g *slot_load(struct goc__p *p, uint32_t i)
-{
-    return atomic_load_explicit(&p->ring[i & RUNQ_MASK], memory_order_relaxed);
-}
-
-static void slot_store(struct goc__p *p, uint32_t i, struct goc__g *g)
-{
-    atomic_store_explicit(&p->ring[i & RUNQ_MASK], g, memory_order_relaxed);
-}
-
 /* Append a linked batch to the global queue. */
 static void global_put_batch(struct goc__g *head, struct goc__g *tail, int n)
 {
@@ -39,15 +27,15 @@ static void global_put_batch(struct goc__g *head, struct goc__g *tail, int n)
  * The ring is full: move half of it and g to the global queue, so the next
  * GOC__RUNQ_SIZE / 2 puts are cheap again. False if a thief raced us.
  */
-static bool runq_put_slow(struct goc__p *p, struct goc__g *g, uint32_t h,
-                          uint32_t t)
+bool goc__runq_put_slow(struct goc__p *p, struct goc__g *g, uint32_t h,
+                        uint32_t t)
 {
     enum { HALF = GOC__RUNQ_SIZE / 2 };
     struct goc__g *batch[HALF + 1];
     if (t - h != GOC__RUNQ_SIZE)
         return false;
     for (uint32_t i = 0; i < HALF; i++)
-        batch[i] = slot_load(p, h + i);
+        batch[i] = goc__runq_slot_load(p, h + i);
     /* Release: the slots we read must not be overwritten before this. */
     if (!atomic_compare_exchange_strong_explicit(&p->head, &h, h + HALF,
                                                  memory_order_acq_rel,
@@ -58,49 +46,6 @@ static bool runq_put_slow(struct goc__p *p, struct goc__g *g, uint32_t h,
         batch[i]->next = batch[i + 1];
     global_put_batch(batch[0], batch[HALF], HALF + 1);
     return true;
-}
-
-bool goc__runq_put(struct goc__p *p, struct goc__g *g, bool next)
-{
-    if (next) {
-        g = atomic_exchange_explicit(&p->runnext, g, memory_order_acq_rel);
-        if (!g)
-            return true;
-    }
-    for (;;) {
-        /* Acquire pairs with the thieves' release CAS on head. */
-        uint32_t h = atomic_load_explicit(&p->head, memory_order_acquire);
-        uint32_t t = atomic_load_explicit(&p->tail, memory_order_relaxed);
-        if (t - h < GOC__RUNQ_SIZE) {
-            slot_store(p, t, g);
-            /* Release publishes the slot to consumers. */
-            atomic_store_explicit(&p->tail, t + 1, memory_order_release);
-            return true;
-        }
-        if (runq_put_slow(p, g, h, t))
-            return false;
-    }
-}
-
-struct goc__g *goc__runq_get(struct goc__p *p)
-{
-    struct goc__g *next =
-        atomic_load_explicit(&p->runnext, memory_order_relaxed);
-    if (next && atomic_compare_exchange_strong_explicit(
-                    &p->runnext, &next, NULL, memory_order_acquire,
-                    memory_order_relaxed))
-        return next;
-    for (;;) {
-        uint32_t h = atomic_load_explicit(&p->head, memory_order_acquire);
-        uint32_t t = atomic_load_explicit(&p->tail, memory_order_relaxed);
-        if (t == h)
-            return NULL;
-        struct goc__g *g = slot_load(p, h);
-        if (atomic_compare_exchange_weak_explicit(&p->head, &h, h + 1,
-                                                  memory_order_release,
-                                                  memory_order_relaxed))
-            return g;
-    }
 }
 
 /* Take half of victim's ring into batch; 0 if it is empty. */
@@ -129,7 +74,7 @@ static uint32_t runq_grab(struct goc__p *victim, struct goc__g **batch,
         if (n > GOC__RUNQ_SIZE / 2)
             continue; /* read h and t at different moments: retry */
         for (uint32_t i = 0; i < n; i++)
-            batch[i] = slot_load(victim, h + i);
+            batch[i] = goc__runq_slot_load(victim, h + i);
         if (atomic_compare_exchange_weak_explicit(&victim->head, &h, h + n,
                                                   memory_order_acq_rel,
                                                   memory_order_relaxed))
@@ -149,22 +94,8 @@ struct goc__g *goc__runq_steal(struct goc__p *p,
     /* Our ring is empty (we steal only when out of work): it all fits. */
     uint32_t t = atomic_load_explicit(&p->tail, memory_order_relaxed);
     for (uint32_t i = 0; i + 1 < n; i++)
-        slot_store(p, t + i, batch[i]);
+        goc__runq_slot_store(p, t + i, batch[i]);
     atomic_store_explicit(&p->tail, t + n - 1, memory_order_release);
     return batch[n - 1];
 }
 
-bool goc__runq_empty(struct goc__p *p)
-{
-    uint32_t h = atomic_load_explicit(&p->head, memory_order_acquire);
-    uint32_t t = atomic_load_explicit(&p->tail, memory_order_acquire);
-    return h == t &&
-           atomic_load_explicit(&p->runnext, memory_order_relaxed) == NULL;
-}
-
-uint32_t goc__runq_len(struct goc__p *p)
-{
-    uint32_t h = atomic_load_explicit(&p->head, memory_order_acquire);
-    uint32_t t = atomic_load_explicit(&p->tail, memory_order_relaxed);
-    return t - h;
-}

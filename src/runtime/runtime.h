@@ -24,6 +24,12 @@ struct goc__g;
 struct goc__m;
 struct goc__p;
 
+/*
+ * Work to do right after a switch, on the context switched to and the same
+ * M, once the goroutine that switched away is off its stack.
+ */
+typedef void (*goc__commit_fn)(struct goc__m *m, void *arg);
+
 /* ---- timers (timer.c) ------------------------------------------------- */
 
 #define GOC__WHEEL_LEVELS 6
@@ -147,7 +153,8 @@ struct goc__p {
     struct goc__g *_Atomic ring[GOC__RUNQ_SIZE];
     /* Runs before the ring: the goroutine just readied or spawned. */
     struct goc__g *_Atomic runnext;
-    uint32_t schedtick;
+    uint32_t tick_left; /* switches until the next look at the global
+                           queue and the timers */
     int id;
     struct goc__m *m;         /* owner while running */
     struct goc__p *idle_next; /* idle list link */
@@ -170,13 +177,7 @@ struct goc__p {
         &(field), atomic_load_explicit(&(field), memory_order_relaxed) + (n), \
         memory_order_relaxed)
 
-bool goc__runq_put(struct goc__p *p, struct goc__g *g, bool next);
-struct goc__g *goc__runq_get(struct goc__p *p);
-struct goc__g *goc__runq_steal(struct goc__p *p,
-                               struct goc__p *victim,
-                               bool take_runnext);
-bool goc__runq_empty(struct goc__p *p);
-uint32_t goc__runq_len(struct goc__p *p);
+#include "runq.h"
 
 /* ---- threads ---------------------------------------------------------- */
 
@@ -194,8 +195,9 @@ struct goc__m {
     struct goc__m *idle_next;
     struct goc__m *all_next;
     /* Runs once, right after the next switch, on the new context. */
-    void (*commit)(void *);
+    goc__commit_fn commit;
     void *commit_arg;
+    int *errno_p; /* this thread's errno, looked up once */
     uint32_t rand;
     void *altstack;
 };
@@ -247,11 +249,16 @@ struct goc__g *goc__g_current(void);
  * releasing the lock that guards its wait record. Returns when it is
  * readied.
  */
-void goc__park(void (*commit)(void *), void *arg);
+void goc__park(goc__commit_fn commit, void *arg);
+/* goc__park for a caller that already holds the current M. */
+void goc__park_m(struct goc__m *m, goc__commit_fn commit, void *arg);
 
 /* As goc__park, for an exited goroutine: never returns. */
-void goc__park_exit(void (*commit)(void *), void *arg)
+void goc__park_exit(goc__commit_fn commit, void *arg)
     __attribute__((noreturn));
+
+/* A commit that releases the goc__lock given as arg. */
+void goc__commit_unlock(struct goc__m *m, void *lock);
 
 /* Make a parked goroutine runnable; next: run it before the queue. */
 void goc__ready(struct goc__g *g, bool next);
@@ -262,11 +269,9 @@ void goc__wakep(void);
 /* Wake the poller if it sleeps past when; start one if there is none. */
 void goc__poll_kick(int64_t when);
 
-/* Run after every switch, on the new context. */
-void goc__after_switch(struct goc__g *self);
+/* Run after every switch, on the context switched to. */
+void goc__after_switch(void);
 
-/* Switch from the running context to to; used by the scheduler. */
-void goc__switch(struct goc__g *from, struct goc__g *to, bool from_dead);
 
 /* Thread main loop on g0. */
 void goc__m_schedule(struct goc__m *m) __attribute__((noreturn));

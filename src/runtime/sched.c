@@ -16,7 +16,6 @@
 #include "../arch/switch.h"
 #include "../internal/futex.h"
 
-#include <errno.h>
 #include <stdlib.h>
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -35,12 +34,14 @@ static __thread struct goc__m *tls_m
 
 /*
  * Never inlined nor analysed across calls: after a switch the same code
- * may run on another thread, so the TLS read must happen again.
+ * may run on another thread, so the TLS read must happen again. (clang
+ * treats a TLS address as constant within a function; the volatile asm
+ * keeps it from proving this function pure and merging calls.)
  */
 GOC_NOIPA struct goc__m *goc__m_current(void)
 {
     struct goc__m *m = tls_m;
-    __asm__ volatile("" : "+r"(m)); /* see errno_addr() */
+    __asm__ volatile("" : "+r"(m));
     return m;
 }
 
@@ -74,36 +75,34 @@ uint32_t goc__fastrand(struct goc__m *m)
 /*
  * errno's address is per thread, and glibc declares __errno_location()
  * const, so the compiler may compute it once per function: across a
- * switch that moves threads it would point at the old thread's errno. This
- * opaque call makes every save and restore look it up again.
+ * switch that moves threads it would point at the old thread's errno. Each
+ * M looks its errno up once, at start, and switches use m->errno_p, with m
+ * itself read afresh after every switch.
  */
-static GOC_NOIPA int *errno_addr(void)
+void goc__after_switch(void)
 {
-    int *p = &errno;
-    /* clang treats a TLS address as constant in a function: the volatile
-     * asm keeps it from proving this function pure and merging calls. */
-    __asm__ volatile("" : "+r"(p));
-    return p;
-}
-
-void goc__after_switch(struct goc__g *self)
-{
+    struct goc__m *m = goc__m_current();
+    struct goc__g *self = m->curg;
 #if defined(GOC_ASAN)
     __sanitizer_finish_switch_fiber(self->asan_fake, NULL, NULL);
 #endif
-    struct goc__m *m = goc__m_current();
-    void (*commit)(void *) = m->commit;
+    goc__commit_fn commit = m->commit;
     if (commit) {
         m->commit = NULL;
-        commit(m->commit_arg);
+        commit(m, m->commit_arg);
     }
-    *errno_addr() = self->saved_errno;
+    *m->errno_p = self->saved_errno;
 }
 
-void goc__switch(struct goc__g *from, struct goc__g *to, bool from_dead)
+/*
+ * Nothing of this frame is live across the switch: the resumed side finds
+ * everything through its M, which it reads afresh since it may be another
+ * thread's. That also spares saving registers twice.
+ */
+static void switch_to(struct goc__m *m, struct goc__g *from,
+                      struct goc__g *to, bool from_dead)
 {
-    struct goc__m *m = goc__m_current();
-    from->saved_errno = *errno_addr();
+    from->saved_errno = *m->errno_p;
     if (from->guard == GOC__GUARD_CANARY && !goc__stack_canary_ok(from))
         goc__stack_overflow(from, NULL);
     m->curg = to;
@@ -118,7 +117,13 @@ void goc__switch(struct goc__g *from, struct goc__g *to, bool from_dead)
     __tsan_switch_to_fiber(to->tsan_fiber, 0);
 #endif
     goc__ctx_switch(&from->sp, to->sp);
-    goc__after_switch(from);
+    goc__after_switch();
+}
+
+void goc__commit_unlock(struct goc__m *m, void *lock)
+{
+    (void)m;
+    goc__lock_release(lock);
 }
 
 /* ---- Ps and Ms -------------------------------------------------------- */
@@ -460,8 +465,9 @@ static struct goc__g *find_runnable(struct goc__m *m)
         int64_t now = 0;
         run_due_timers(p, &now);
         struct goc__g *g = NULL;
-        if (p->schedtick % GLOBAL_CHECK_TICKS == 0 &&
-            atomic_load(&goc__sched.gq_len) > 0)
+        bool fair_turn = p->tick_left <= 1;
+        p->tick_left = GLOBAL_CHECK_TICKS;
+        if (fair_turn && atomic_load(&goc__sched.gq_len) > 0)
             g = global_get(p, 1);
         if (!g)
             g = goc__runq_get(p);
@@ -542,7 +548,7 @@ void goc__m_schedule(struct goc__m *m)
             continue;
         }
         GOC__STAT_INC(m->p->nrun, 1);
-        goc__switch(&m->g0, g, false);
+        switch_to(m, &m->g0, g, false);
         /* Back on g0. A pinned goroutine that blocked keeps this M. */
         if (m->locked_g)
             stop_locked_m(m);
@@ -554,26 +560,32 @@ static void schedule_next(struct goc__m *m, struct goc__g *g, bool dead)
 {
     struct goc__p *p = m->p;
     struct goc__g *next = NULL;
-    if (!m->locked_g && ++p->schedtick % GLOBAL_CHECK_TICKS != 0)
+    if (!m->locked_g && p->tick_left > 1) {
+        p->tick_left--;
         next = goc__runq_get(p);
+    }
     if (next && !next->locked_m) {
         GOC__STAT_INC(p->nrun, 1);
-        goc__switch(g, next, dead);
+        switch_to(m, g, next, dead);
         return;
     }
     m->next_g = next;
-    goc__switch(g, &m->g0, dead);
+    switch_to(m, g, &m->g0, dead);
 }
 
-void goc__park(void (*commit)(void *), void *arg)
+void goc__park_m(struct goc__m *m, goc__commit_fn commit, void *arg)
 {
-    struct goc__m *m = goc__m_current();
     m->commit = commit;
     m->commit_arg = arg;
     schedule_next(m, m->curg, false);
 }
 
-void goc__park_exit(void (*commit)(void *), void *arg)
+void goc__park(goc__commit_fn commit, void *arg)
+{
+    goc__park_m(goc__m_current(), commit, arg);
+}
+
+void goc__park_exit(goc__commit_fn commit, void *arg)
 {
     struct goc__m *m = goc__m_current();
     m->commit = commit;

@@ -25,8 +25,9 @@ static void sleep_fire(void *arg)
 
 /* Runs once the sleeper is off its stack, so the timer cannot fire early
  * enough to ready a goroutine that is still running. */
-static void sleep_commit(void *arg)
+static void sleep_commit(struct goc__m *m, void *arg)
 {
+    (void)m;
     struct goc__g *g = arg;
     goc__timer_start(&g->timer, g->timer.when, sleep_fire, g);
 }

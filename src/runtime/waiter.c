@@ -19,7 +19,7 @@ void goc__waiter_sleep(struct goc__waiter *w, goc__lock *lock)
     if (w->g) {
         atomic_store_explicit(&w->g->status, GOC__G_WAITING,
                               memory_order_relaxed);
-        goc__park(goc__lock_release_cb, lock);
+        goc__park(goc__commit_unlock, lock);
         return;
     }
     goc__lock_release(lock);

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The per-P run queue's hot paths, inline: every park, yield and spawn
+ * goes through them. Included by runtime.h after struct goc__p.
+ */
+#ifndef GOC_RUNTIME_RUNQ_H
+#define GOC_RUNTIME_RUNQ_H
+
+#define GOC__RUNQ_MASK (GOC__RUNQ_SIZE - 1)
+
+static inline struct goc__g *goc__runq_slot_load(struct goc__p *p, uint32_t i)
+{
+    return atomic_load_explicit(&p->ring[i & GOC__RUNQ_MASK],
+                                memory_order_relaxed);
+}
+
+static inline void goc__runq_slot_store(struct goc__p *p, uint32_t i,
+                                        struct goc__g *g)
+{
+    atomic_store_explicit(&p->ring[i & GOC__RUNQ_MASK], g,
+                          memory_order_relaxed);
+}
+
+/* The ring is full: move half of it and g to the global queue. */
+bool goc__runq_put_slow(struct goc__p *p, struct goc__g *g, uint32_t h,
+                        uint32_t t);
+
+/*
+ * Queue g on p (owner only). next: put it in runnext, where it runs before
+ * the ring; the goroutine it displaces goes to the ring's tail. Returns
+ * false if the ring overflowed into the global queue.
+ */
+static inline bool goc__runq_put(struct goc__p *p, struct goc__g *g, bool next)
+{
+    if (next) {
+        g = atomic_exchange_explicit(&p->runnext, g, memory_order_acq_rel);
+        if (!g)
+            return true;
+    }
+    for (;;) {
+        /* Acquire pairs with the thieves' release CAS on head. */
+        uint32_t h = atomic_load_explicit(&p->head, memory_order_acquire);
+        uint32_t t = atomic_load_explicit(&p->tail, memory_order_relaxed);
+        if (t - h < GOC__RUNQ_SIZE) {
+            goc__runq_slot_store(p, t, g);
+            /* Release publishes the slot to consumers. */
+            atomic_store_explicit(&p->tail, t + 1, memory_order_release);
+            return true;
+        }
+        if (goc__runq_put_slow(p, g, h, t))
+            return false;
+    }
+}
+
+/* Take the next goroutine of p (owner only): runnext, then the ring. */
+static inline struct goc__g *goc__runq_get(struct goc__p *p)
+{
+    struct goc__g *next =
+        atomic_load_explicit(&p->runnext, memory_order_relaxed);
+    if (next && atomic_compare_exchange_strong_explicit(
+                    &p->runnext, &next, NULL, memory_order_acquire,
+                    memory_order_relaxed))
+        return next;
+    for (;;) {
+        uint32_t h = atomic_load_explicit(&p->head, memory_order_acquire);
+        uint32_t t = atomic_load_explicit(&p->tail, memory_order_relaxed);
+        if (t == h)
+            return NULL;
+        struct goc__g *g = goc__runq_slot_load(p, h);
+        /* Release: the slot may be reused only after this. */
+        if (atomic_compare_exchange_weak_explicit(&p->head, &h, h + 1,
+                                                  memory_order_release,
+                                                  memory_order_relaxed))
+            return g;
+    }
+}
+
+/* Steal half of victim's ring into p's; returns one to run, or NULL. */
+struct goc__g *goc__runq_steal(struct goc__p *p,
+                               struct goc__p *victim,
+                               bool take_runnext);
+
+static inline bool goc__runq_empty(struct goc__p *p)
+{
+    uint32_t h = atomic_load_explicit(&p->head, memory_order_acquire);
+    uint32_t t = atomic_load_explicit(&p->tail, memory_order_acquire);
+    return h == t &&
+           atomic_load_explicit(&p->runnext, memory_order_relaxed) == NULL;
+}
+
+static inline uint32_t goc__runq_len(struct goc__p *p)
+{
+    uint32_t h = atomic_load_explicit(&p->head, memory_order_acquire);
+    uint32_t t = atomic_load_explicit(&p->tail, memory_order_relaxed);
+    return t - h;
+}
+
+#endif /* GOC_RUNTIME_RUNQ_H */
