@@ -16,15 +16,14 @@
 
 #define ASSERT_FAIL(fmt, ...)                                                 \
     do {                                                                      \
-        fprintf(stderr, "%s:%d: " fmt "\n", __FILE__, __LINE__,              \
-                __VA_ARGS__);                                                 \
+        fprintf(stderr, "%s:%d: " fmt "\n", __FILE__, __LINE__, __VA_ARGS__); \
         abort();                                                              \
     } while (0)
 
-#define ASSERT(cond)                                                          \
-    do {                                                                      \
-        if (!(cond))                                                          \
-            ASSERT_FAIL("assertion failed: %s", #cond);                       \
+#define ASSERT(cond)                                    \
+    do {                                                \
+        if (!(cond))                                    \
+            ASSERT_FAIL("assertion failed: %s", #cond); \
     } while (0)
 
 #define ASSERT_CMP(a, op, b)                                                  \
@@ -46,19 +45,19 @@
 #define TEST(area, name) void test_##area##_##name(void)
 
 /* A test whose body runs as the main goroutine, then checks for leaks. */
-#define TEST_G(area, name)                                                    \
-    static void tg_##area##_##name(void);                                     \
-    static int tgm_##area##_##name(void *arg)                                 \
-    {                                                                         \
-        (void)arg;                                                            \
-        tg_##area##_##name();                                                 \
-        return 0;                                                             \
-    }                                                                         \
-    TEST(area, name)                                                          \
-    {                                                                         \
-        ASSERT_OK(goc_run(tgm_##area##_##name, NULL));                        \
-        test_no_leaks();                                                      \
-    }                                                                         \
+#define TEST_G(area, name)                             \
+    static void tg_##area##_##name(void);              \
+    static int tgm_##area##_##name(void *arg)          \
+    {                                                  \
+        (void)arg;                                     \
+        tg_##area##_##name();                          \
+        return 0;                                      \
+    }                                                  \
+    TEST(area, name)                                   \
+    {                                                  \
+        ASSERT_OK(goc_run(tgm_##area##_##name, NULL)); \
+        test_no_leaks();                               \
+    }                                                  \
     static void tg_##area##_##name(void)
 
 /* Stress sizes divided by GOC_TEST_SCALE (sanitizers, emulation). */
@@ -71,8 +70,7 @@ void test_no_leaks(void);
  * Run fn in a child process; require that it exits with status
  * want_status and that its stderr contains want_text.
  */
-void test_expect_exit(void (*fn)(void), int want_status,
-                      const char *want_text);
+void test_expect_exit(void (*fn)(void), int want_status, const char *want_text);
 
 /*
  * pthread_self() of the calling thread, read afresh: glibc declares

@@ -55,8 +55,8 @@ TEST_G(stack, million_parked_goroutines)
     goc_sleep(50 * GOC_MILLISECOND);
     int64_t per = (rss_bytes() - rss0) / n;
     int maps = count_maps();
-    fprintf(stderr, "%" PRId64 " parked: %" PRId64 " bytes each, %d maps\n",
-            n, per, maps);
+    fprintf(stderr, "%" PRId64 " parked: %" PRId64 " bytes each, %d maps\n", n,
+            per, maps);
     ASSERT_EQ(goc_num_goroutine(), n + 1);
     ASSERT_LT(maps, 65530);
     if (!test_instrumented())

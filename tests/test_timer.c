@@ -8,8 +8,8 @@
 
 TEST_G(timer, sleep_never_early)
 {
-    int64_t durations[] = { 1, 1000, 50000, 65536, 100000, 1000000,
-                            3000000, 20000000 };
+    int64_t durations[] = { 1,      1000,    50000,   65536,
+                            100000, 1000000, 3000000, 20000000 };
     for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
         int64_t t0 = goc_now();
         ASSERT_OK(goc_sleep(durations[i]));

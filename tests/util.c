@@ -47,8 +47,7 @@ void test_no_leaks(void)
     ASSERT_FAIL("leak check: %" PRId64 " goroutines still exist", n);
 }
 
-void test_expect_exit(void (*fn)(void), int want_status,
-                      const char *want_text)
+void test_expect_exit(void (*fn)(void), int want_status, const char *want_text)
 {
     int fds[2];
     ASSERT_OK(pipe(fds));

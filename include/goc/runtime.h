@@ -27,9 +27,9 @@ typedef void (*goc_fn)(void *arg);
 typedef int (*goc_main_fn)(void *arg);
 
 /** Smallest stack goc_go_ex() accepts, in bytes. */
-#define GOC_STACK_MIN (16 * 1024)
+#define GOC_STACK_MIN     (16 * 1024)
 /** Largest stack goc_go_ex() accepts, in bytes. */
-#define GOC_STACK_MAX (1024 * 1024 * 1024)
+#define GOC_STACK_MAX     (1024 * 1024 * 1024)
 /** Default stack reservation (virtual; only touched pages cost memory). */
 #define GOC_STACK_DEFAULT (256 * 1024)
 

@@ -25,7 +25,12 @@ typedef struct goc_wg {
     uint64_t opaque_[4];
 } goc_wg;
 
-#define GOC_WG_INIT { { 0, 0, 0, 0 } }
+#define GOC_WG_INIT    \
+    {                  \
+        {              \
+            0, 0, 0, 0 \
+        }              \
+    }
 
 /**
  * goc_wg_init - prepare a WaitGroup (same as zero-filling it).

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#if (defined(__x86_64__) || defined(__aarch64__)) &&                        \
+#if (defined(__x86_64__) || defined(__aarch64__)) && \
     !defined(GOC_PORTABLE_SWITCH)
 
 void goc__ctx_trampoline(void);

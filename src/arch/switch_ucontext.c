@@ -8,7 +8,7 @@
  */
 #include "switch.h"
 
-#if (!defined(__x86_64__) && !defined(__aarch64__)) ||                      \
+#if (!defined(__x86_64__) && !defined(__aarch64__)) || \
     defined(GOC_PORTABLE_SWITCH)
 
 #include <stdint.h>

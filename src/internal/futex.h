@@ -11,7 +11,8 @@
  * the monotonic clock passes deadline (ns). Spurious returns are possible:
  * callers re-check their condition.
  */
-void goc__futex_wait(_Atomic uint32_t *word, uint32_t expected,
+void goc__futex_wait(_Atomic uint32_t *word,
+                     uint32_t expected,
                      int64_t deadline);
 
 /* Wake up to n sleepers on word. */

@@ -17,7 +17,10 @@ typedef struct goc__lock {
     _Atomic uint32_t state;
 } goc__lock;
 
-#define GOC__LOCK_INIT { 0 }
+#define GOC__LOCK_INIT \
+    {                  \
+        0              \
+    }
 
 void goc__lock_slow(goc__lock *l);
 void goc__lock_wake(goc__lock *l);

@@ -4,27 +4,27 @@
 
 #include <errno.h>
 
-#define GOC_ERROR_MAP(X)                                                      \
-    X(-EINVAL, "invalid argument")                                            \
-    X(-ENOMEM, "out of memory")                                               \
-    X(-EAGAIN, "resource temporarily unavailable")                            \
-    X(-EBUSY, "already running")                                              \
-    X(-EDEADLK, "would deadlock")                                             \
-    X(-EPERM, "operation not permitted")                                      \
-    X(-EOVERFLOW, "value too large")                                          \
-    X(-ECANCELED, "operation canceled")                                       \
-    X(-ETIMEDOUT, "deadline exceeded")                                        \
-    X(-EPIPE, "channel closed")                                               \
-    X(GOC_EMISUSE, "API misuse")                                              \
-    X(GOC_EOPEN, "circuit breaker is open")                                   \
-    X(GOC_EOVERLOAD, "overloaded")                                            \
-    X(GOC_EPANIC, "goroutine panicked")                                       \
+#define GOC_ERROR_MAP(X)                           \
+    X(-EINVAL, "invalid argument")                 \
+    X(-ENOMEM, "out of memory")                    \
+    X(-EAGAIN, "resource temporarily unavailable") \
+    X(-EBUSY, "already running")                   \
+    X(-EDEADLK, "would deadlock")                  \
+    X(-EPERM, "operation not permitted")           \
+    X(-EOVERFLOW, "value too large")               \
+    X(-ECANCELED, "operation canceled")            \
+    X(-ETIMEDOUT, "deadline exceeded")             \
+    X(-EPIPE, "channel closed")                    \
+    X(GOC_EMISUSE, "API misuse")                   \
+    X(GOC_EOPEN, "circuit breaker is open")        \
+    X(GOC_EOVERLOAD, "overloaded")                 \
+    X(GOC_EPANIC, "goroutine panicked")            \
     X(GOC_ECLOSED, "closed")
 
 const char *goc_strerror(int err)
 {
-#define GOC_ERROR_CASE(code, text)                                            \
-    case code:                                                                \
+#define GOC_ERROR_CASE(code, text) \
+    case code:                     \
         return text;
     switch (err) {
     case 0:

@@ -16,7 +16,8 @@
 #define cpu_relax() ((void)0)
 #endif
 
-void goc__futex_wait(_Atomic uint32_t *word, uint32_t expected,
+void goc__futex_wait(_Atomic uint32_t *word,
+                     uint32_t expected,
                      int64_t deadline)
 {
     struct timespec ts, *tp = NULL;
@@ -32,8 +33,7 @@ void goc__futex_wait(_Atomic uint32_t *word, uint32_t expected,
 
 void goc__futex_wake(_Atomic uint32_t *word, int n)
 {
-    syscall(SYS_futex, word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n, NULL, NULL,
-            0);
+    syscall(SYS_futex, word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n, NULL, NULL, 0);
 }
 
 /*

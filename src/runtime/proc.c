@@ -74,8 +74,8 @@ static void rt_init(void)
 
 int goc__rt_ensure(void)
 {
-    if (__builtin_expect(
-            atomic_load_explicit(&started, memory_order_acquire), 1))
+    if (__builtin_expect(atomic_load_explicit(&started, memory_order_acquire),
+                         1))
         return 0;
     pthread_mutex_lock(&init_mu);
     pthread_once(&init_once, rt_init);
@@ -204,14 +204,16 @@ static int64_t new_goid(struct goc__p *p)
     if (!p)
         return atomic_fetch_add(&goc__sched.next_id, 1) + 1;
     if (p->goid_next == p->goid_end) {
-        p->goid_next =
-            atomic_fetch_add(&goc__sched.next_id, GOID_BATCH) + 1;
+        p->goid_next = atomic_fetch_add(&goc__sched.next_id, GOID_BATCH) + 1;
         p->goid_end = p->goid_next + GOID_BATCH;
     }
     return p->goid_next++;
 }
 
-static void g_setup(struct goc__g *g, struct goc__p *p, goc_fn fn, void *arg,
+static void g_setup(struct goc__g *g,
+                    struct goc__p *p,
+                    goc_fn fn,
+                    void *arg,
                     const struct goc_go_opts *opts)
 {
     struct goc__g *self = goc__g_current();

@@ -27,7 +27,9 @@ static void global_put_batch(struct goc__g *head, struct goc__g *tail, int n)
  * The ring is full: move half of it and g to the global queue, so the next
  * GOC__RUNQ_SIZE / 2 puts are cheap again. False if a thief raced us.
  */
-bool goc__runq_put_slow(struct goc__p *p, struct goc__g *g, uint32_t h,
+bool goc__runq_put_slow(struct goc__p *p,
+                        struct goc__g *g,
+                        uint32_t h,
                         uint32_t t)
 {
     enum { HALF = GOC__RUNQ_SIZE / 2 };
@@ -37,9 +39,8 @@ bool goc__runq_put_slow(struct goc__p *p, struct goc__g *g, uint32_t h,
     for (uint32_t i = 0; i < HALF; i++)
         batch[i] = goc__runq_slot_load(p, h + i);
     /* Release: the slots we read must not be overwritten before this. */
-    if (!atomic_compare_exchange_strong_explicit(&p->head, &h, h + HALF,
-                                                 memory_order_acq_rel,
-                                                 memory_order_relaxed))
+    if (!atomic_compare_exchange_strong_explicit(
+            &p->head, &h, h + HALF, memory_order_acq_rel, memory_order_relaxed))
         return false;
     batch[HALF] = g;
     for (int i = 0; i < HALF; i++)
@@ -49,7 +50,8 @@ bool goc__runq_put_slow(struct goc__p *p, struct goc__g *g, uint32_t h,
 }
 
 /* Take half of victim's ring into batch; 0 if it is empty. */
-static uint32_t runq_grab(struct goc__p *victim, struct goc__g **batch,
+static uint32_t runq_grab(struct goc__p *victim,
+                          struct goc__g **batch,
                           bool take_runnext)
 {
     for (;;) {
@@ -64,8 +66,8 @@ static uint32_t runq_grab(struct goc__p *victim, struct goc__g **batch,
             struct goc__g *next =
                 atomic_load_explicit(&victim->runnext, memory_order_relaxed);
             if (next && atomic_compare_exchange_strong_explicit(
-                            &victim->runnext, &next, NULL,
-                            memory_order_acquire, memory_order_relaxed)) {
+                            &victim->runnext, &next, NULL, memory_order_acquire,
+                            memory_order_relaxed)) {
                 batch[0] = next;
                 return 1;
             }
@@ -98,4 +100,3 @@ struct goc__g *goc__runq_steal(struct goc__p *p,
     atomic_store_explicit(&p->tail, t + n - 1, memory_order_release);
     return batch[n - 1];
 }
-

@@ -14,7 +14,8 @@ static inline struct goc__g *goc__runq_slot_load(struct goc__p *p, uint32_t i)
                                 memory_order_relaxed);
 }
 
-static inline void goc__runq_slot_store(struct goc__p *p, uint32_t i,
+static inline void goc__runq_slot_store(struct goc__p *p,
+                                        uint32_t i,
                                         struct goc__g *g)
 {
     atomic_store_explicit(&p->ring[i & GOC__RUNQ_MASK], g,
@@ -22,7 +23,9 @@ static inline void goc__runq_slot_store(struct goc__p *p, uint32_t i,
 }
 
 /* The ring is full: move half of it and g to the global queue. */
-bool goc__runq_put_slow(struct goc__p *p, struct goc__g *g, uint32_t h,
+bool goc__runq_put_slow(struct goc__p *p,
+                        struct goc__g *g,
+                        uint32_t h,
                         uint32_t t);
 
 /*

@@ -108,25 +108,25 @@ enum goc__guard {
  * is recycled.
  */
 struct goc__g {
-    void *sp;                 /* saved context while not running */
-    struct goc__g *next;      /* run queue or free list link */
-    _Atomic int status;       /* enum goc__gstatus */
-    int saved_errno;          /* errno of the goroutine while switched out */
-    int64_t id;               /* 0 for a g0 */
+    void *sp;            /* saved context while not running */
+    struct goc__g *next; /* run queue or free list link */
+    _Atomic int status;  /* enum goc__gstatus */
+    int saved_errno;     /* errno of the goroutine while switched out */
+    int64_t id;          /* 0 for a g0 */
     goc_fn fn;
     void *arg;
-    struct goc__m *locked_m;  /* set while pinned */
+    struct goc__m *locked_m; /* set while pinned */
     int pin_count;
-    uint8_t guard;            /* enum goc__guard */
+    uint8_t guard; /* enum goc__guard */
     uint8_t size_class;
-    uint8_t trimmed;          /* pages below the top one were dropped */
-    char *stack_base;         /* start of the reservation (the guard) */
-    char *stack_lo;           /* lowest usable byte */
-    size_t stack_size;        /* whole reservation */
-    int64_t freed_at;         /* entered the global free pool (trimming) */
-    int64_t parent_id;        /* creator's id, 0 for a plain thread */
-    void *created_pc;         /* return address in the creator */
-    struct goc__timer timer;  /* goc_sleep */
+    uint8_t trimmed;         /* pages below the top one were dropped */
+    char *stack_base;        /* start of the reservation (the guard) */
+    char *stack_lo;          /* lowest usable byte */
+    size_t stack_size;       /* whole reservation */
+    int64_t freed_at;        /* entered the global free pool (trimming) */
+    int64_t parent_id;       /* creator's id, 0 for a plain thread */
+    void *created_pc;        /* return address in the creator */
+    struct goc__timer timer; /* goc_sleep */
     char name[32];
 #if defined(GOC_ASAN)
     void *asan_fake;
@@ -165,10 +165,10 @@ struct goc__p {
     } gfree[GOC__STACK_CLASSES];
     int64_t goid_next, goid_end; /* cached range of goroutine ids */
     /* Statistics; written only by the P's owner, read by anyone. */
-    _Atomic uint64_t nrun;     /* goroutines switched to on this P */
-    _Atomic uint64_t nsteal;   /* goroutines stolen by this P */
-    _Atomic int64_t ncreated;  /* goroutines created on this P */
-    _Atomic int64_t nexited;   /* goroutines exited on this P */
+    _Atomic uint64_t nrun;    /* goroutines switched to on this P */
+    _Atomic uint64_t nsteal;  /* goroutines stolen by this P */
+    _Atomic int64_t ncreated; /* goroutines created on this P */
+    _Atomic int64_t nexited;  /* goroutines exited on this P */
 };
 
 /* Owner-only counter bump: no locked instruction needed. */
@@ -184,14 +184,14 @@ struct goc__p {
 struct goc__m {
     int id;
     pthread_t thread;
-    struct goc__g g0;          /* scheduler context on the thread's stack */
-    struct goc__g *curg;       /* running goroutine, or &g0 */
-    struct goc__p *p;          /* held P */
-    struct goc__p *nextp;      /* P handed over by the waker */
-    struct goc__g *next_g;     /* goroutine to run next (locked hand-off) */
-    struct goc__g *locked_g;   /* goroutine pinned to this thread */
+    struct goc__g g0;        /* scheduler context on the thread's stack */
+    struct goc__g *curg;     /* running goroutine, or &g0 */
+    struct goc__p *p;        /* held P */
+    struct goc__p *nextp;    /* P handed over by the waker */
+    struct goc__g *next_g;   /* goroutine to run next (locked hand-off) */
+    struct goc__g *locked_g; /* goroutine pinned to this thread */
     bool spinning;
-    _Atomic uint32_t park;     /* futex word: 1 once woken */
+    _Atomic uint32_t park; /* futex word: 1 once woken */
     struct goc__m *idle_next;
     struct goc__m *all_next;
     /* Runs once, right after the next switch, on the new context. */
@@ -254,8 +254,7 @@ void goc__park(goc__commit_fn commit, void *arg);
 void goc__park_m(struct goc__m *m, goc__commit_fn commit, void *arg);
 
 /* As goc__park, for an exited goroutine: never returns. */
-void goc__park_exit(goc__commit_fn commit, void *arg)
-    __attribute__((noreturn));
+void goc__park_exit(goc__commit_fn commit, void *arg) __attribute__((noreturn));
 
 /* A commit that releases the goc__lock given as arg. */
 void goc__commit_unlock(struct goc__m *m, void *lock);
@@ -271,7 +270,6 @@ void goc__poll_kick(int64_t when);
 
 /* Run after every switch, on the context switched to. */
 void goc__after_switch(void);
-
 
 /* Thread main loop on g0. */
 void goc__m_schedule(struct goc__m *m) __attribute__((noreturn));

@@ -29,8 +29,7 @@
 
 struct goc__sched goc__sched = { .lock = GOC__LOCK_INIT };
 
-static __thread struct goc__m *tls_m
-    __attribute__((tls_model("initial-exec")));
+static __thread struct goc__m *tls_m __attribute__((tls_model("initial-exec")));
 
 /*
  * Never inlined nor analysed across calls: after a switch the same code
@@ -99,8 +98,10 @@ void goc__after_switch(void)
  * everything through its M, which it reads afresh since it may be another
  * thread's. That also spares saving registers twice.
  */
-static void switch_to(struct goc__m *m, struct goc__g *from,
-                      struct goc__g *to, bool from_dead)
+static void switch_to(struct goc__m *m,
+                      struct goc__g *from,
+                      struct goc__g *to,
+                      bool from_dead)
 {
     from->saved_errno = *m->errno_p;
     if (from->guard == GOC__GUARD_CANARY && !goc__stack_canary_ok(from))
@@ -362,8 +363,8 @@ void goc__poll_kick(int64_t when)
 
 static void run_due_timers(struct goc__p *p, int64_t *now)
 {
-    int64_t next = atomic_load_explicit(&p->wheel.next_when,
-                                        memory_order_relaxed);
+    int64_t next =
+        atomic_load_explicit(&p->wheel.next_when, memory_order_relaxed);
     if (next == INT64_MAX)
         return;
     if (*now == 0)

@@ -32,12 +32,12 @@
 #define MADV_GUARD_INSTALL 102
 #endif
 
-#define CACHE_MAX     GOC__GFREE_MAX
-#define BATCH         32 /* Gs moved to/from the global pool at once */
-#define SLAB_BYTES    (32u << 20)
-#define SLAB_MAX      256
-#define CANARY_SEED   0x9e3779b97f4a7c15ULL
-#define MAP_MARGIN    4096 /* mappings left for malloc, threads, the user */
+#define CACHE_MAX   GOC__GFREE_MAX
+#define BATCH       32 /* Gs moved to/from the global pool at once */
+#define SLAB_BYTES  (32u << 20)
+#define SLAB_MAX    256
+#define CANARY_SEED 0x9e3779b97f4a7c15ULL
+#define MAP_MARGIN  4096 /* mappings left for malloc, threads, the user */
 
 /*
  * A batch of free Gs in the global pool. It is stored in the top page of
@@ -55,7 +55,7 @@ struct pool {
     goc__lock lock;
     struct batch *batches; /* global free pool */
     int64_t nfree;
-    char *slab;          /* slab being carved */
+    char *slab; /* slab being carved */
     size_t slab_next, slab_count;
 };
 

@@ -93,8 +93,8 @@ static uint64_t next_expiry(struct goc__wheel *w, int *level, unsigned *slot)
             continue;
         int shift = l * LEVEL_BITS;
         unsigned now_slot = (unsigned)(w->elapsed >> shift) & SLOT_MASK;
-        uint64_t rot = now_slot ? (occ >> now_slot) | (occ << (64 - now_slot))
-                                : occ;
+        uint64_t rot =
+            now_slot ? (occ >> now_slot) | (occ << (64 - now_slot)) : occ;
         unsigned s = (now_slot + (unsigned)__builtin_ctzll(rot)) & SLOT_MASK;
         uint64_t level_range = 1ULL << (shift + LEVEL_BITS);
         best = (w->elapsed & ~(level_range - 1)) + ((uint64_t)s << shift);
@@ -118,7 +118,8 @@ static void publish_next(struct goc__wheel *w)
     int l;
     unsigned s;
     uint64_t tick = next_expiry(w, &l, &s);
-    int64_t when = tick == UINT64_MAX ? INT64_MAX : (int64_t)(tick << TICK_SHIFT);
+    int64_t when =
+        tick == UINT64_MAX ? INT64_MAX : (int64_t)(tick << TICK_SHIFT);
     atomic_store(&w->next_when, when);
 }
 
@@ -180,7 +181,9 @@ struct fired {
 };
 
 /* Put the rest of a slot's list back, untouched, as that slot's list. */
-static void slot_restore(struct goc__wheel *w, int level, unsigned slot,
+static void slot_restore(struct goc__wheel *w,
+                         int level,
+                         unsigned slot,
                          struct goc__timer *rest)
 {
     rest->prev = NULL;
@@ -197,8 +200,13 @@ static void slot_restore(struct goc__wheel *w, int level, unsigned slot,
  * re-insert the others one level down. If out[] fills up, the rest of the
  * slot stays where it is for the next call. Returns the count in out.
  */
-static int expire_slot(struct goc__wheel *w, int level, unsigned slot,
-                       uint64_t start, int64_t now, struct fired *out, int max)
+static int expire_slot(struct goc__wheel *w,
+                       int level,
+                       unsigned slot,
+                       uint64_t start,
+                       int64_t now,
+                       struct fired *out,
+                       int max)
 {
     int n = 0;
     struct goc__timer *t;

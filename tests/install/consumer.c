@@ -22,12 +22,14 @@ struct state {
 
 static struct state st = { GOC_WG_INIT, 0, 0 };
 
-static int fail(const char *what, int err) {
+static int fail(const char *what, int err)
+{
     fprintf(stderr, "consumer: %s: %s (%d)\n", what, goc_strerror(err), err);
     return 1;
 }
 
-static void worker(void *arg) {
+static void worker(void *arg)
+{
     struct state *s = arg;
 
     atomic_fetch_add(&s->ran, 1);
@@ -35,7 +37,8 @@ static void worker(void *arg) {
         atomic_fetch_add(&s->failed, 1);
 }
 
-static int main_fn(void *arg) {
+static int main_fn(void *arg)
+{
     struct state *s = arg;
     int err;
 
@@ -64,7 +67,8 @@ static int main_fn(void *arg) {
     return 0;
 }
 
-int main(void) {
+int main(void)
+{
     int rc = goc_run(main_fn, &st);
 
     if (rc < 0)
