@@ -20,7 +20,7 @@ static void parked(void *arg)
 {
     (void)arg;
     goc_wg_done(&started);
-    goc_wg_wait(&gate);
+    goc_wg_wait(&gate, NULL);
     goc_wg_done(&done);
 }
 
@@ -44,15 +44,15 @@ static int bench(void *arg)
     for (int i = 0; i < N; i++)
         if (goc_go(parked, NULL) != 0)
             return 1;
-    goc_wg_wait(&started);
-    goc_sleep(50 * GOC_MILLISECOND);
+    goc_wg_wait(&started, NULL);
+    goc_sleep(50 * GOC_MILLISECOND, NULL);
     int64_t after = rss();
     if (goc_num_goroutine() != N + 1)
         return 1;
     printf("parked_mem %.1f bytes\n", (double)(after - before) / N);
     int64_t t0 = goc_now();
     goc_wg_done(&gate);
-    goc_wg_wait(&done);
+    goc_wg_wait(&done, NULL);
     fprintf(stderr, "release of %d goroutines: %.1f ms\n", N,
             (double)(goc_now() - t0) / 1e6);
     return 0;

@@ -22,7 +22,7 @@ static int64_t run(void)
     for (int i = 0; i < N; i++)
         if (goc_go(done, &wg) != 0)
             return -1;
-    goc_wg_wait(&wg);
+    goc_wg_wait(&wg, NULL);
     return goc_now() - t0;
 }
 

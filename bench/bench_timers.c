@@ -12,7 +12,7 @@
 
 static void sleeper(void *arg)
 {
-    goc_sleep(10 * GOC_MILLISECOND);
+    goc_sleep(10 * GOC_MILLISECOND, NULL);
     goc_wg_done(arg);
 }
 
@@ -32,7 +32,7 @@ static int run(int64_t *wall, int64_t *cpu)
     for (int i = 0; i < N; i++)
         if (goc_go(sleeper, &wg) != 0)
             return -1;
-    goc_wg_wait(&wg);
+    goc_wg_wait(&wg, NULL);
     *wall = goc_now() - t0;
     *cpu = cpu_ns() - c0;
     return *wall >= 10 * GOC_MILLISECOND ? 0 : -1;

@@ -27,7 +27,7 @@ static int64_t run(void)
     int64_t t0 = goc_now();
     goc_go(yielder, NULL);
     goc_go(yielder, NULL);
-    goc_wg_wait(&wg);
+    goc_wg_wait(&wg, NULL);
     return goc_now() - t0;
 }
 

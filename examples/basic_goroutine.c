@@ -14,7 +14,7 @@
 static void sleepy_task(void *arg)
 {
     goc_wg *wg = arg;
-    goc_sleep(100 * GOC_MILLISECOND); /* the seed sleeps 1 s */
+    goc_sleep(100 * GOC_MILLISECOND, NULL); /* the seed sleeps 1 s */
     printf("goroutine %lld completed after its sleep\n", (long long)goc_id());
     goc_wg_done(wg);
 }
@@ -38,7 +38,7 @@ static int basic_goroutine_example(void *arg)
         fprintf(stderr, "goc_go: %s\n", goc_strerror(err));
         return 1;
     }
-    goc_wg_wait(&wg);
+    goc_wg_wait(&wg, NULL);
     printf("all %d goroutines joined; %lld left running\n", 2,
            (long long)goc_num_goroutine() - 1);
     return 0;

@@ -17,7 +17,7 @@ static _Atomic long per_p[64];
 static void worker(void *arg)
 {
     (void)arg;
-    goc_sleep(20 * GOC_MILLISECOND);
+    goc_sleep(20 * GOC_MILLISECOND, NULL);
     int p = goc_p_index();
     atomic_fetch_add(&per_p[p < 64 ? p : 63], 1);
     goc_wg_done(&wg);
@@ -31,7 +31,7 @@ static int run(void *arg)
     for (int i = 0; i < N; i++)
         if (goc_go(worker, NULL) != 0)
             return 1;
-    goc_wg_wait(&wg);
+    goc_wg_wait(&wg, NULL);
     printf("%d goroutines slept 20 ms each; all done in %.1f ms\n", N,
            (double)(goc_now() - t0) / 1e6);
     for (int p = 0; p < goc_maxprocs() && p < 64; p++)

@@ -13,5 +13,7 @@
 #include "goc/runtime.h"
 #include "goc/time.h"
 #include "goc/sync.h"
+#include "goc/context.h"
+#include "goc/chan.h"
 
 #endif /* GOC_H */

@@ -2,6 +2,7 @@
 /* Tests of goroutines and the scheduler. */
 #include "test.h"
 #include "../src/internal/alloc.h"
+#include "../src/runtime/runtime.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -21,7 +22,7 @@ TEST_G(runtime, spawn_join_million)
     ASSERT_OK(goc_wg_add(&wg, n));
     for (int64_t i = 0; i < n; i++)
         ASSERT_OK(goc_go(wg_done_fn, &wg));
-    ASSERT_OK(goc_wg_wait(&wg));
+    ASSERT_OK(goc_wg_wait(&wg, NULL));
 }
 
 /* ---- work spreads across Ps ------------------------------------------- */
@@ -55,7 +56,7 @@ static void spread_main(void)
     ASSERT_OK(goc_wg_add(&s.wg, n));
     for (int64_t i = 0; i < n; i++)
         ASSERT_OK(goc_go(spin_on_p, &s));
-    ASSERT_OK(goc_wg_wait(&s.wg));
+    ASSERT_OK(goc_wg_wait(&s.wg, NULL));
     int64_t total = 0;
     int used = 0;
     for (int p = 0; p < goc_maxprocs(); p++) {
@@ -111,7 +112,7 @@ TEST_G(runtime, yield_interleaves)
     struct goc_go_opts a = { .name = "0" }, b = { .name = "1" };
     ASSERT_OK(goc_go_ex(yielder, &pp, &a));
     ASSERT_OK(goc_go_ex(yielder, &pp, &b));
-    ASSERT_OK(goc_wg_wait(&pp.wg));
+    ASSERT_OK(goc_wg_wait(&pp.wg, NULL));
 }
 
 /* ---- identity ---------------------------------------------------------- */
@@ -144,7 +145,7 @@ TEST_G(runtime, ids_unique_and_increasing)
     goc_wg_add(&s.wg, n);
     for (int i = 0; i < n; i++)
         ASSERT_OK(goc_go(record_id, &s));
-    goc_wg_wait(&s.wg);
+    goc_wg_wait(&s.wg, NULL);
     qsort(s.ids, (size_t)n, sizeof(int64_t), cmp_i64);
     for (int i = 0; i < n; i++) {
         ASSERT_GT(s.ids[i], me);
@@ -192,7 +193,7 @@ TEST_G(runtime, go_name_and_stack_option)
         .name = "a-name-much-longer-than-thirty-one-bytes",
     };
     ASSERT_OK(goc_go_ex(copy_name, &n, &o));
-    goc_wg_wait(&n.wg);
+    goc_wg_wait(&n.wg, NULL);
     ASSERT_EQ(strlen(n.name), 31);
     ASSERT_EQ(strncmp(n.name, o.name, 31), 0);
     ASSERT_EQ(strcmp(goc_name(), "main"), 0);
@@ -228,7 +229,7 @@ TEST_G(runtime, deep_recursion_in_big_stack)
     goc_wg_add(&d.wg, 1);
     struct goc_go_opts o = { .stack_size = 8u << 20 };
     ASSERT_OK(goc_go_ex(deep_fn, &d, &o));
-    goc_wg_wait(&d.wg);
+    goc_wg_wait(&d.wg, NULL);
     int64_t want = 0;
     for (int i = 1; i <= 4000; i++)
         want += (char)i;
@@ -248,7 +249,7 @@ TEST(runtime, lazy_start_from_plain_thread)
     ASSERT_OK(goc_wg_add(&wg, 100));
     for (int i = 0; i < 100; i++)
         ASSERT_OK(goc_go(wg_done_fn, &wg));
-    ASSERT_OK(goc_wg_wait(&wg));
+    ASSERT_OK(goc_wg_wait(&wg, NULL));
     ASSERT_EQ(goc_pin(), -EPERM);
     ASSERT_EQ(goc_unpin(), -EPERM);
     goc_yield(); /* a plain thread just yields its CPU */
@@ -271,7 +272,7 @@ TEST(runtime, spawn_from_many_threads)
         ASSERT_OK(pthread_create(&t[i], NULL, spawner_thread, &wg));
     for (int i = 0; i < 8; i++)
         pthread_join(t[i], NULL);
-    ASSERT_OK(goc_wg_wait(&wg));
+    ASSERT_OK(goc_wg_wait(&wg, NULL));
     test_no_leaks();
 }
 
@@ -341,7 +342,7 @@ static void pinned_fn(void *arg)
         if (i % 2)
             goc_yield();
         else
-            goc_sleep(100 * GOC_MICROSECOND);
+            goc_sleep(100 * GOC_MICROSECOND, NULL);
         if (self != test_thread_self())
             s->moved++;
     }
@@ -355,7 +356,7 @@ static void busy_fn(void *arg)
     for (int i = 0; i < 2000; i++) {
         goc_yield();
         if (i % 100 == 0)
-            goc_sleep(50 * GOC_MICROSECOND);
+            goc_sleep(50 * GOC_MICROSECOND, NULL);
     }
     goc_wg_done(arg);
 }
@@ -369,8 +370,8 @@ TEST_G(runtime, pin_keeps_thread)
     for (int i = 0; i < 8; i++)
         ASSERT_OK(goc_go(busy_fn, &busy));
     ASSERT_OK(goc_go(pinned_fn, &s));
-    goc_wg_wait(&s.wg);
-    goc_wg_wait(&busy);
+    goc_wg_wait(&s.wg, NULL);
+    goc_wg_wait(&busy, NULL);
     ASSERT_EQ(s.moved, 0);
 }
 
@@ -407,7 +408,7 @@ static void errno_fn(void *arg)
         if (i % 3)
             goc_yield();
         else
-            goc_sleep(20 * GOC_MICROSECOND);
+            goc_sleep(20 * GOC_MICROSECOND, NULL);
         ASSERT_EQ(read_errno(), mine);
         if (t != test_thread_self()) {
             moved++;
@@ -424,7 +425,7 @@ static int errno_main(void *arg)
     goc_wg_add(&s->wg, 16);
     for (int i = 0; i < 16; i++)
         ASSERT_OK(goc_go(errno_fn, s));
-    goc_wg_wait(&s->wg);
+    goc_wg_wait(&s->wg, NULL);
     return 0;
 }
 
@@ -450,7 +451,7 @@ static void gated(void *arg)
 {
     struct gate *g = arg;
     goc_wg_done(&g->started);
-    goc_wg_wait(&g->release);
+    goc_wg_wait(&g->release, NULL);
     goc_wg_done(&g->done);
 }
 
@@ -463,10 +464,10 @@ TEST_G(runtime, num_goroutine_counts)
     goc_wg_add(&g.done, 50);
     for (int i = 0; i < 50; i++)
         ASSERT_OK(goc_go(gated, &g));
-    goc_wg_wait(&g.started);
+    goc_wg_wait(&g.started, NULL);
     ASSERT_EQ(goc_num_goroutine(), 51);
     goc_wg_done(&g.release);
-    goc_wg_wait(&g.done);
+    goc_wg_wait(&g.done, NULL);
 }
 
 /* ---- allocation failure ------------------------------------------------ */
@@ -480,6 +481,7 @@ TEST_G(runtime, spawn_alloc_failure_is_clean)
     struct goc_go_opts o = { .stack_size = 4u << 20 };
     goc_wg wg = GOC_WG_INIT;
     int64_t before = goc_num_goroutine();
+    int64_t stacks = goc__stack_mapped_count();
     int failures = 0;
     for (int64_t n = 0;; n++) {
         goc__fault_after(n);
@@ -491,10 +493,11 @@ TEST_G(runtime, spawn_alloc_failure_is_clean)
         }
         ASSERT_EQ(rc, -ENOMEM);
         ASSERT_EQ(goc_num_goroutine(), before);
+        ASSERT_EQ(goc__stack_mapped_count(), stacks);
         failures++;
     }
     ASSERT_GT(failures, 0);
-    goc_wg_wait(&wg);
+    goc_wg_wait(&wg, NULL);
 }
 
 /* ---- stack overflow ---------------------------------------------------- */
@@ -525,7 +528,7 @@ static int overflow_main(void *arg)
     goc_wg wg = GOC_WG_INIT;
     goc_wg_add(&wg, 1);
     goc_go_ex(test_overflow_entry, NULL, &o);
-    goc_wg_wait(&wg); /* never released: the process dies first */
+    goc_wg_wait(&wg, NULL); /* never released: the process dies first */
     return 0;
 }
 

@@ -33,7 +33,7 @@ static void parked(void *arg)
 {
     struct gate *g = arg;
     goc_wg_done(&g->started);
-    goc_wg_wait(&g->release);
+    goc_wg_wait(&g->release, NULL);
     goc_wg_done(&g->done);
 }
 
@@ -51,8 +51,8 @@ TEST_G(stack, million_parked_goroutines)
     int64_t rss0 = rss_bytes();
     for (int64_t i = 0; i < n; i++)
         ASSERT_OK(goc_go(parked, &g));
-    goc_wg_wait(&g.started);
-    goc_sleep(50 * GOC_MILLISECOND);
+    goc_wg_wait(&g.started, NULL);
+    goc_sleep(50 * GOC_MILLISECOND, NULL);
     int64_t per = (rss_bytes() - rss0) / n;
     int maps = count_maps();
     fprintf(stderr, "%" PRId64 " parked: %" PRId64 " bytes each, %d maps\n", n,
@@ -62,7 +62,7 @@ TEST_G(stack, million_parked_goroutines)
     if (!test_instrumented())
         ASSERT_LE(per, 4400);
     goc_wg_done(&g.release);
-    goc_wg_wait(&g.done);
+    goc_wg_wait(&g.done, NULL);
 }
 
 static __attribute__((noinline)) void touch_stack(size_t bytes)
@@ -77,7 +77,7 @@ static void deep_then_exit(void *arg)
     struct gate *g = arg;
     touch_stack(128 * 1024);
     goc_wg_done(&g->started);
-    goc_wg_wait(&g->release);
+    goc_wg_wait(&g->release, NULL);
     goc_wg_done(&g->done);
 }
 
@@ -94,11 +94,11 @@ TEST_G(stack, idle_stacks_are_trimmed)
     /* Keep them all alive at once so each dirties its own stack. */
     for (int i = 0; i < n; i++)
         ASSERT_OK(goc_go_ex(deep_then_exit, &g, &o));
-    goc_wg_wait(&g.started);
+    goc_wg_wait(&g.started, NULL);
     goc_wg_done(&g.release);
-    goc_wg_wait(&g.done);
+    goc_wg_wait(&g.done, NULL);
     int64_t peak = rss_bytes();
-    goc_sleep(4 * GOC_SECOND);
+    goc_sleep(4 * GOC_SECOND, NULL);
     int64_t after = rss_bytes();
     fprintf(stderr, "rss %" PRId64 " KiB -> %" PRId64 " KiB\n", peak >> 10,
             after >> 10);

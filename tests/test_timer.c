@@ -12,12 +12,12 @@ TEST_G(timer, sleep_never_early)
                             100000, 1000000, 3000000, 20000000 };
     for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
         int64_t t0 = goc_now();
-        ASSERT_OK(goc_sleep(durations[i]));
+        ASSERT_OK(goc_sleep(durations[i], NULL));
         ASSERT_GE(goc_now() - t0, durations[i]);
     }
     int64_t t0 = goc_now();
-    ASSERT_OK(goc_sleep(0));
-    ASSERT_OK(goc_sleep(-5));
+    ASSERT_OK(goc_sleep(0, NULL));
+    ASSERT_OK(goc_sleep(-5, NULL));
     ASSERT_LT(goc_now() - t0, GOC_SECOND);
 }
 
@@ -37,7 +37,7 @@ struct sleeper {
 static void sleeper_fn(void *arg)
 {
     struct sleeper *s = arg;
-    goc_sleep(s->deadline - goc_now());
+    goc_sleep(s->deadline - goc_now(), NULL);
     int64_t now = goc_now();
     ASSERT_GE(now, s->deadline);
     int slot = atomic_fetch_add(&s->o->next, 1);
@@ -58,7 +58,7 @@ TEST_G(timer, sleeps_wake_in_deadline_order)
         s[k] = (struct sleeper){ &o, k, base + k * 5 * GOC_MILLISECOND };
         ASSERT_OK(goc_go(sleeper_fn, &s[k]));
     }
-    goc_wg_wait(&o.wg);
+    goc_wg_wait(&o.wg, NULL);
     for (int i = 0; i < 16; i++)
         ASSERT_EQ(o.woke[i], i);
 }
@@ -73,7 +73,7 @@ static void short_sleeper(void *arg)
     struct many *m = arg;
     int64_t d = (goc_id() % 10 + 1) * GOC_MILLISECOND;
     int64_t t0 = goc_now();
-    goc_sleep(d);
+    goc_sleep(d, NULL);
     if (goc_now() - t0 < d)
         atomic_fetch_add(&m->early, 1);
     goc_wg_done(&m->wg);
@@ -86,14 +86,14 @@ TEST_G(timer, many_sleepers)
     goc_wg_add(&m.wg, n);
     for (int64_t i = 0; i < n; i++)
         ASSERT_OK(goc_go(short_sleeper, &m));
-    goc_wg_wait(&m.wg);
+    goc_wg_wait(&m.wg, NULL);
     ASSERT_EQ(atomic_load(&m.early), 0);
 }
 
 static void *thread_sleeper(void *arg)
 {
     int64_t t0 = goc_now();
-    goc_sleep(5 * GOC_MILLISECOND);
+    goc_sleep(5 * GOC_MILLISECOND, NULL);
     *(int64_t *)arg = goc_now() - t0;
     return NULL;
 }
@@ -142,7 +142,7 @@ TEST_G(timer, stopped_timers_never_fire)
     for (int i = 0; i < N; i += 2)
         ASSERT(goc__timer_stop(&t[i]));
     ASSERT_LT(goc_now(), now);
-    goc_sleep(now - goc_now() + 80 * GOC_MILLISECOND);
+    goc_sleep(now - goc_now() + 80 * GOC_MILLISECOND, NULL);
     for (int i = 0; i < N; i++) {
         ASSERT_EQ(atomic_load(&f[i].fired), i % 2);
         ASSERT_EQ(atomic_load(&f[i].early), 0);
@@ -163,7 +163,7 @@ TEST_G(timer, random_deadlines_fire_on_time)
         f[i].when = now + (int64_t)(seed % 300000) * 1000;
         goc__timer_start(&t[i], f[i].when, count_fire, &f[i]);
     }
-    goc_sleep(400 * GOC_MILLISECOND);
+    goc_sleep(400 * GOC_MILLISECOND, NULL);
     for (int i = 0; i < N; i++) {
         ASSERT_EQ(atomic_load(&f[i].fired), 1);
         ASSERT_EQ(atomic_load(&f[i].early), 0);
@@ -177,7 +177,7 @@ TEST_G(timer, far_timer_can_be_stopped)
     int64_t day = 24 * 3600 * GOC_SECOND;
     goc__timer_start(&far, goc_now() + 100 * day, count_fire, &f);
     goc__timer_start(&farther, INT64_MAX / 2, count_fire, &f);
-    goc_sleep(5 * GOC_MILLISECOND);
+    goc_sleep(5 * GOC_MILLISECOND, NULL);
     ASSERT(goc__timer_stop(&far));
     ASSERT(goc__timer_stop(&farther));
     ASSERT(!goc__timer_stop(&far));

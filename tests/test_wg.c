@@ -13,7 +13,7 @@ struct counted {
 static void count_and_done(void *arg)
 {
     struct counted *c = arg;
-    goc_sleep((goc_id() % 3) * GOC_MILLISECOND);
+    goc_sleep((goc_id() % 3) * GOC_MILLISECOND, NULL);
     atomic_fetch_add(&c->ran, 1);
     goc_wg_done(&c->wg);
 }
@@ -25,7 +25,7 @@ TEST_G(wg, wait_for_all)
     ASSERT_OK(goc_wg_add(&c.wg, n));
     for (int64_t i = 0; i < n; i++)
         ASSERT_OK(goc_go(count_and_done, &c));
-    ASSERT_OK(goc_wg_wait(&c.wg));
+    ASSERT_OK(goc_wg_wait(&c.wg, NULL));
     ASSERT_EQ(atomic_load(&c.ran), n);
 }
 
@@ -40,7 +40,7 @@ TEST_G(wg, negative_counter_is_misuse)
     ASSERT_OK(goc_wg_done(&wg));
     ASSERT_OK(goc_wg_done(&wg));
     ASSERT_EQ(goc_wg_done(&wg), GOC_EMISUSE);
-    ASSERT_OK(goc_wg_wait(&wg));
+    ASSERT_OK(goc_wg_wait(&wg, NULL));
 }
 
 TEST_G(wg, overflow_is_rejected)
@@ -50,12 +50,12 @@ TEST_G(wg, overflow_is_rejected)
     ASSERT_OK(goc_wg_add(&wg, INT32_MAX));
     ASSERT_EQ(goc_wg_add(&wg, 1), -EOVERFLOW);
     ASSERT_OK(goc_wg_add(&wg, -(int64_t)INT32_MAX));
-    ASSERT_OK(goc_wg_wait(&wg));
+    ASSERT_OK(goc_wg_wait(&wg, NULL));
 }
 
 static void *thread_waiter(void *arg)
 {
-    goc_wg_wait(arg);
+    goc_wg_wait(arg, NULL);
     return NULL;
 }
 
@@ -68,7 +68,7 @@ TEST(wg, wait_from_plain_thread)
         ASSERT_OK(pthread_create(&t[i], NULL, thread_waiter, &c.wg));
     for (int i = 0; i < 100; i++)
         ASSERT_OK(goc_go(count_and_done, &c));
-    ASSERT_OK(goc_wg_wait(&c.wg));
+    ASSERT_OK(goc_wg_wait(&c.wg, NULL));
     for (int i = 0; i < 4; i++)
         pthread_join(t[i], NULL);
     ASSERT_EQ(atomic_load(&c.ran), 100);
@@ -83,7 +83,7 @@ struct waiters {
 static void gate_waiter(void *arg)
 {
     struct waiters *w = arg;
-    goc_wg_wait(&w->gate);
+    goc_wg_wait(&w->gate, NULL);
     atomic_fetch_add(&w->released, 1);
     goc_wg_done(&w->done);
 }
@@ -96,24 +96,24 @@ TEST_G(wg, many_waiters_released)
     goc_wg_add(&w.done, n);
     for (int i = 0; i < n; i++)
         ASSERT_OK(goc_go(gate_waiter, &w));
-    goc_sleep(10 * GOC_MILLISECOND);
+    goc_sleep(10 * GOC_MILLISECOND, NULL);
     ASSERT_EQ(atomic_load(&w.released), 0);
     ASSERT_OK(goc_wg_done(&w.gate));
-    goc_wg_wait(&w.done);
+    goc_wg_wait(&w.done, NULL);
     ASSERT_EQ(atomic_load(&w.released), n);
 }
 
 TEST_G(wg, wait_on_zero_returns)
 {
     goc_wg wg = GOC_WG_INIT;
-    ASSERT_OK(goc_wg_wait(&wg));
+    ASSERT_OK(goc_wg_wait(&wg, NULL));
     /* Reuse after reaching zero. */
     for (int round = 0; round < 3; round++) {
         struct counted c = { .wg = GOC_WG_INIT };
         goc_wg_add(&c.wg, 10);
         for (int i = 0; i < 10; i++)
             goc_go(count_and_done, &c);
-        ASSERT_OK(goc_wg_wait(&c.wg));
+        ASSERT_OK(goc_wg_wait(&c.wg, NULL));
         ASSERT_EQ(atomic_load(&c.ran), 10);
     }
 }

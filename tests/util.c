@@ -42,7 +42,7 @@ void test_no_leaks(void)
         n = goc_num_goroutine();
         if (n == 0)
             return;
-        goc_sleep(10 * GOC_MILLISECOND);
+        goc_sleep(10 * GOC_MILLISECOND, NULL);
     }
     ASSERT_FAIL("leak check: %" PRId64 " goroutines still exist", n);
 }

@@ -40,6 +40,11 @@
 extern "C" {
 #endif
 
+/** A cancellation scope (goc/context.h); NULL means "never cancelled". */
+typedef struct goc_ctx goc_ctx;
+/** A channel (goc/chan.h). */
+typedef struct goc_chan goc_chan;
+
 /**
  * goc_strerror - describe an error code returned by any goc call.
  * @err: a negative goc return value (a -errno value or a GOC_E* code).

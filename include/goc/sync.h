@@ -60,13 +60,16 @@ GOC_API int goc_wg_done(goc_wg *wg);
 
 /**
  * goc_wg_wait - block until the group's counter is zero.
- * @wg: the group.
+ * @wg:  the group.
+ * @ctx: cancellation; NULL waits forever.
  *
- * A goroutine parks; a plain thread blocks.
+ * A goroutine parks; a plain thread blocks. A group already at zero is
+ * reported as done even if @ctx has ended.
  *
- * Return: 0.
+ * Return: 0 once the counter is zero; -ECANCELED or -ETIMEDOUT if @ctx
+ * ended first (the group is left as if this call never waited).
  */
-GOC_API int goc_wg_wait(goc_wg *wg);
+GOC_API int goc_wg_wait(goc_wg *wg, goc_ctx *ctx);
 
 #ifdef __cplusplus
 }

@@ -28,14 +28,16 @@ GOC_API int64_t goc_now(void);
 
 /**
  * goc_sleep - pause the caller for at least @ns nanoseconds.
- * @ns: how long; zero or negative returns at once.
+ * @ns:  how long; zero or negative returns at once.
+ * @ctx: cancellation; NULL sleeps the whole time.
  *
  * A goroutine parks on a timer of its P and frees its thread for others; it
- * never wakes early. A plain thread sleeps in clock_nanosleep().
+ * never wakes early. A plain thread blocks.
  *
- * Return: 0.
+ * Return: 0 after the full sleep; -ECANCELED or -ETIMEDOUT if @ctx ended
+ * first (or had ended at entry).
  */
-GOC_API int goc_sleep(int64_t ns);
+GOC_API int goc_sleep(int64_t ns, goc_ctx *ctx);
 
 #ifdef __cplusplus
 }

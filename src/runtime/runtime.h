@@ -39,14 +39,15 @@ typedef void (*goc__commit_fn)(struct goc__m *m, void *arg);
  * An intrusive timer. It lives in its owner's memory (a goroutine, a
  * context, a poll descriptor) and is linked into one P's wheel while armed.
  * fn(arg) runs on a scheduler thread, outside every lock, with the timer
- * already disarmed: it may re-arm it, and the owner may reuse or free it as
- * soon as fn has started.
+ * already disarmed: it may re-arm it. The timer's memory must stay valid
+ * until fn has returned; goc__timer_stop_sync() waits for that.
  */
 struct goc__timer {
     struct goc__timer *next, *prev; /* slot list, while armed */
     int64_t when;                   /* deadline, goc_now() ns */
     uint64_t tick;                  /* deadline in wheel ticks, rounded up */
     uint8_t level, slot;            /* where it is linked */
+    _Atomic uint32_t firing;        /* fn is running (goc__timer_stop_sync) */
     void (*fn)(void *arg);
     void *arg;
     struct goc__wheel *_Atomic wheel; /* holding wheel; NULL when disarmed */
@@ -80,6 +81,8 @@ void goc__timer_start(struct goc__timer *t,
                       void *arg);
 /* Disarm; true if it was armed (fn will not run), false if it had fired. */
 bool goc__timer_stop(struct goc__timer *t);
+/* goc__timer_stop, and if it had fired, wait until fn has returned. */
+bool goc__timer_stop_sync(struct goc__timer *t);
 /* Run up to max of the wheel's timers due at now; returns how many. */
 int goc__wheel_run(struct goc__wheel *w, int64_t now, int max);
 
@@ -277,23 +280,30 @@ void goc__m_schedule(struct goc__m *m) __attribute__((noreturn));
 /* Earliest timer over all Ps, INT64_MAX if none. */
 int64_t goc__timers_earliest(void);
 
-/* ---- waiting from goroutines and plain threads (waiter.c) ------------- */
+/* ---- waiting from goroutines and plain threads (wait.c) --------------- */
 
 /*
- * A wait record on the waiter's own stack: a goroutine parks, a plain
- * thread sleeps on the futex word. The waker must not touch the record
- * after goc__waiter_wake: the waiter may already have returned.
+ * One blocking operation, on the waiter's stack, woken by whichever of its
+ * sources claims it first (see wait.c for the protocol).
  */
-struct goc__waiter {
-    struct goc__waiter *next;
+struct goc__wait {
     struct goc__g *g; /* NULL for a plain thread */
-    _Atomic uint32_t woken;
+    _Atomic uint32_t state;
+    int index;   /* the winning source's index, set by the claimer */
+    bool parked; /* the claimer found the goroutine parked */
 };
 
-void goc__waiter_init(struct goc__waiter *w);
-/* Sleep until woken; releases lock (held on entry) once safely asleep. */
-void goc__waiter_sleep(struct goc__waiter *w, goc__lock *lock);
-void goc__waiter_wake(struct goc__waiter *w);
+void goc__wait_init(struct goc__wait *w);
+/* Win the wait for source index; false if another source won. */
+bool goc__wait_claim(struct goc__wait *w, int index);
+/* After a successful claim and the source's work: wake the waiter. The
+ * waiter may return at once: touch w no more. */
+void goc__wait_finish(struct goc__wait *w);
+/* The waiter completes its own operation; false if a source won. */
+bool goc__wait_claim_self(struct goc__wait *w, int index);
+/* Block until claimed; unlock(arg) runs once the caller is safely asleep.
+ * Returns the winning index. */
+int goc__wait_block(struct goc__wait *w, void (*unlock)(void *), void *arg);
 
 /* ---- stacks (stack.c) -------------------------------------------------- */
 
@@ -327,6 +337,8 @@ int goc__config_procs(int requested);
 size_t goc__config_stack(size_t requested);
 
 int64_t goc__nanotime(void);
+/* Sleep with no way to cancel: the goroutine's own timer, no wait record. */
+void goc__sleep_until(int64_t deadline);
 uint32_t goc__fastrand(struct goc__m *m);
 
 #endif /* GOC_RUNTIME_PRIVATE_H */

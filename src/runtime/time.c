@@ -40,18 +40,14 @@ static void thread_sleep_until(int64_t deadline)
         ;
 }
 
-int goc_sleep(int64_t ns)
+void goc__sleep_until(int64_t deadline)
 {
-    if (ns <= 0)
-        return 0;
-    int64_t deadline = goc__nanotime() + ns;
     struct goc__g *g = goc__g_current();
     if (!g) {
         thread_sleep_until(deadline);
-        return 0;
+        return;
     }
     g->timer.when = deadline;
     atomic_store_explicit(&g->status, GOC__G_WAITING, memory_order_relaxed);
     goc__park(sleep_commit, g);
-    return 0;
 }

@@ -175,7 +175,18 @@ bool goc__timer_stop(struct goc__timer *t)
     return armed;
 }
 
+bool goc__timer_stop_sync(struct goc__timer *t)
+{
+    if (goc__timer_stop(t))
+        return true;
+    /* It fired: its callback may still run on another thread. */
+    while (atomic_load_explicit(&t->firing, memory_order_acquire))
+        goc_yield();
+    return false;
+}
+
 struct fired {
+    struct goc__timer *t;
     void (*fn)(void *);
     void *arg;
 };
@@ -226,8 +237,10 @@ static int expire_slot(struct goc__wheel *w,
                 slot_restore(w, level, slot, t);
                 return n;
             }
+            out[n].t = t;
             out[n].fn = t->fn;
             out[n].arg = t->arg;
+            atomic_store_explicit(&t->firing, 1, memory_order_relaxed);
             n++;
             w->count--;
             t->next = t->prev = NULL;
@@ -262,8 +275,12 @@ int goc__wheel_run(struct goc__wheel *w, int64_t now, int max)
             w->elapsed = now_tick;
         publish_next(w);
         goc__lock_release(&w->lock);
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
             batch[i].fn(batch[i].arg);
+            /* Release pairs with goc__timer_stop_sync's acquire. */
+            atomic_store_explicit(&batch[i].t->firing, 0,
+                                  memory_order_release);
+        }
         total += n;
         if (n < want)
             break;

@@ -5,14 +5,21 @@
  * a single CAS and only the transition to zero with waiters takes the lock.
  */
 #include "goc/sync.h"
-#include "../runtime/runtime.h"
+#include "../context/ctx.h"
 
 #include <assert.h>
+
+/* A waiter's entry in the group's list, on the waiter's stack. */
+struct wg_waiter {
+    struct wg_waiter *next, *prev;
+    struct goc__wait *w;
+    bool linked;
+};
 
 struct wg {
     _Atomic uint64_t state; /* counter << 32 | waiters */
     goc__lock lock;
-    struct goc__waiter *head; /* waiters, under lock */
+    struct wg_waiter *head; /* under lock */
 };
 
 static_assert(sizeof(struct wg) <= sizeof(goc_wg), "goc_wg too small");
@@ -26,29 +33,40 @@ void goc_wg_init(goc_wg *wg)
 }
 
 /* The counter reached zero with waiters: release all of them. */
-static void wake_all(struct wg *w)
+static void wake_all(struct wg *g)
 {
-    goc__lock_acquire(&w->lock);
-    struct goc__waiter *list = w->head;
-    w->head = NULL;
+    struct wg_waiter *won = NULL;
     uint64_t n = 0;
-    for (struct goc__waiter *x = list; x; x = x->next)
+    goc__lock_acquire(&g->lock);
+    struct wg_waiter *list = g->head;
+    g->head = NULL;
+    while (list) {
+        struct wg_waiter *x = list;
+        list = x->next;
+        x->linked = false;
         n++;
+        /* Claim under the lock: a waiter its context woke may leave as
+         * soon as the lock is free, and must not be touched after. */
+        if (goc__wait_claim(x->w, 0)) {
+            x->next = won;
+            won = x;
+        }
+    }
     /* Waiters join the list and the count together under the lock; an
      * Add racing with this wake keeps its increment. */
-    atomic_fetch_sub(&w->state, n);
-    goc__lock_release(&w->lock);
-    while (list) {
-        struct goc__waiter *next = list->next;
-        goc__waiter_wake(list);
-        list = next;
+    atomic_fetch_sub(&g->state, n);
+    goc__lock_release(&g->lock);
+    while (won) {
+        struct goc__wait *w = won->w;
+        won = won->next;
+        goc__wait_finish(w);
     }
 }
 
 int goc_wg_add(goc_wg *wg, int64_t delta)
 {
-    struct wg *w = (struct wg *)wg;
-    uint64_t s = atomic_load(&w->state);
+    struct wg *g = (struct wg *)wg;
+    uint64_t s = atomic_load(&g->state);
     int64_t c;
     do {
         c = (int64_t)COUNTER(s) + delta;
@@ -56,10 +74,10 @@ int goc_wg_add(goc_wg *wg, int64_t delta)
             return GOC_EMISUSE;
         if (c > INT32_MAX)
             return -EOVERFLOW;
-    } while (!atomic_compare_exchange_weak(&w->state, &s,
-                                           ((uint64_t)c << 32) | WAITERS(s)));
+    } while (!atomic_compare_exchange_weak(
+        &g->state, &s, ((uint64_t)c << 32) | WAITERS(s)));
     if (c == 0 && WAITERS(s) > 0)
-        wake_all(w);
+        wake_all(g);
     return 0;
 }
 
@@ -68,24 +86,68 @@ int goc_wg_done(goc_wg *wg)
     return goc_wg_add(wg, -1);
 }
 
-int goc_wg_wait(goc_wg *wg)
+static void wg_unlock(void *lock)
 {
-    struct wg *w = (struct wg *)wg;
-    if (COUNTER(atomic_load(&w->state)) == 0)
-        return 0;
-    struct goc__waiter waiter;
-    goc__waiter_init(&waiter);
-    goc__lock_acquire(&w->lock);
-    /* Count ourselves in only while the counter is still non-zero. */
-    uint64_t s = atomic_load(&w->state);
+    goc__lock_release(lock);
+}
+
+/* Under g->lock: join the waiters unless the counter is zero already. */
+static bool join(struct wg *g, struct wg_waiter *x)
+{
+    uint64_t s = atomic_load(&g->state);
     do {
-        if (COUNTER(s) == 0) {
-            goc__lock_release(&w->lock);
-            return 0;
-        }
-    } while (!atomic_compare_exchange_weak(&w->state, &s, s + 1));
-    waiter.next = w->head;
-    w->head = &waiter;
-    goc__waiter_sleep(&waiter, &w->lock);
-    return 0;
+        if (COUNTER(s) == 0)
+            return false;
+    } while (!atomic_compare_exchange_weak(&g->state, &s, s + 1));
+    x->prev = NULL;
+    x->next = g->head;
+    if (g->head)
+        g->head->prev = x;
+    g->head = x;
+    x->linked = true;
+    return true;
+}
+
+/* The context ended first: leave the group as if we never waited. */
+static void leave(struct wg *g, struct wg_waiter *x)
+{
+    goc__lock_acquire(&g->lock);
+    if (x->linked) {
+        if (x->prev)
+            x->prev->next = x->next;
+        else
+            g->head = x->next;
+        if (x->next)
+            x->next->prev = x->prev;
+        x->linked = false;
+        atomic_fetch_sub(&g->state, 1);
+    }
+    goc__lock_release(&g->lock);
+}
+
+int goc_wg_wait(goc_wg *wg, goc_ctx *ctx)
+{
+    struct wg *g = (struct wg *)wg;
+    /* A finished group is reported even when ctx is done. */
+    if (COUNTER(atomic_load(&g->state)) == 0)
+        return 0;
+    struct goc__wait w;
+    struct goc__ctx_watch cw;
+    struct wg_waiter x = { .w = &w };
+    goc__wait_init(&w);
+    int err = goc__ctx_watch(ctx, &cw, &w, 1);
+    if (err)
+        return err;
+    goc__lock_acquire(&g->lock);
+    if (!join(g, &x)) {
+        goc__lock_release(&g->lock);
+        goc__ctx_unwatch(&cw);
+        return 0;
+    }
+    int won = goc__wait_block(&w, wg_unlock, &g->lock);
+    goc__ctx_unwatch(&cw);
+    if (won == 0)
+        return 0;
+    leave(g, &x);
+    return goc_ctx_err(ctx);
 }

@@ -50,7 +50,7 @@ static int main_fn(void *arg)
         if (err != 0)
             return fail("goc_go", err);
     }
-    err = goc_wg_wait(&s->wg);
+    err = goc_wg_wait(&s->wg, NULL);
     if (err != 0)
         return fail("goc_wg_wait", err);
     if (atomic_load(&s->ran) != NGOROUTINES || atomic_load(&s->failed) != 0) {
@@ -59,7 +59,7 @@ static int main_fn(void *arg)
         return 1;
     }
 
-    err = goc_sleep(1000000); /* 1 ms */
+    err = goc_sleep(1000000, NULL); /* 1 ms */
     if (err != 0)
         return fail("goc_sleep", err);
 

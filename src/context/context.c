@@ -1,0 +1,497 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Contexts: a tree of cancellation scopes with deadlines and values.
+ *
+ * Only CANCEL contexts carry cancellation state; a VALUE context is done
+ * exactly when its nearest CANCEL ancestor is, so it delegates to it. A
+ * CANCEL context registers with the nearest CANCEL ancestor (its
+ * cancel_parent), which cancels it, under its own lock, together with the
+ * rest of the subtree. Locks are always taken ancestor first, and a
+ * context is unlinked from its cancel_parent under the parent's lock, so a
+ * cancelling parent never touches a child that has gone.
+ */
+#include "ctx.h"
+#include "goc/chan.h"
+#include "goc/time.h"
+#include "../internal/alloc.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+static_assert(sizeof(struct goc_ctx) <= sizeof(goc_ctx_local),
+              "goc_ctx_local too small");
+static_assert(sizeof(struct goc__ctx_after) <= sizeof(goc_ctx_after),
+              "goc_ctx_after too small");
+
+static struct goc_ctx background = {
+    .kind = GOC__CTX_BACKGROUND,
+    .deadline = INT64_MAX,
+};
+
+goc_ctx *goc_ctx_background(void)
+{
+    return &background;
+}
+
+struct goc_ctx *goc__ctx_canceller(goc_ctx *ctx)
+{
+    while (ctx && ctx->kind == GOC__CTX_VALUE)
+        ctx = ctx->parent;
+    return ctx && ctx->kind == GOC__CTX_CANCEL ? ctx : NULL;
+}
+
+/* ---- cancellation ----------------------------------------------------- */
+
+static void spawn_after(struct goc__ctx_after *a)
+{
+    /* Go runs AfterFunc in its own goroutine; inline if none can start. */
+    goc_fn fn = a->fn;
+    void *arg = a->arg;
+    if (goc_go(fn, arg) != 0)
+        fn(arg);
+}
+
+/* Spawn the after-funcs collected by a cancellation, outside all locks. */
+static void spawn_all(struct goc__ctx_after *list)
+{
+    while (list) {
+        struct goc__ctx_after *next = list->next;
+        spawn_after(list); /* list may be reused once its fn started */
+        list = next;
+    }
+}
+
+/*
+ * Under c->lock: mark done, wake everything that waits on c, and move its
+ * after-funcs to *afters (they run once every lock is released).
+ */
+static void fire_locked(struct goc_ctx *c, int err, int cause,
+                        struct goc__ctx_after **afters)
+{
+    atomic_store_explicit(&c->err, err, memory_order_release);
+    c->cause = cause ? cause : err;
+    while (c->watchers) {
+        struct goc__ctx_watch *cw = c->watchers;
+        struct goc__wait *w = cw->w;
+        int index = cw->index;
+        c->watchers = cw->next;
+        cw->linked = false; /* cw may vanish once w is finished */
+        if (goc__wait_claim(w, index))
+            goc__wait_finish(w);
+    }
+    while (c->afters) {
+        struct goc__ctx_after *a = c->afters;
+        c->afters = a->next;
+        atomic_store(&a->linked, false);
+        a->next = *afters;
+        *afters = a;
+    }
+    if (c->done)
+        goc_chan_close(c->done);
+}
+
+/* Under c->lock: cancel c's subtree, children first unlinked. */
+static void cancel_children_locked(struct goc_ctx *c, int err, int cause,
+                                   struct goc__ctx_after **afters)
+{
+    while (c->children) {
+        struct goc_ctx *child = c->children;
+        c->children = child->sib_next;
+        if (c->children)
+            c->children->sib_prev = NULL;
+        child->in_parent = false;
+        goc__lock_acquire(&child->lock);
+        if (atomic_load(&child->err) == 0)
+            fire_locked(child, err, cause, afters);
+        cancel_children_locked(child, err, cause, afters);
+        goc__lock_release(&child->lock);
+    }
+}
+
+static void unlink_from_parent(struct goc_ctx *c)
+{
+    struct goc_ctx *p = c->cancel_parent;
+    if (!p)
+        return;
+    goc__lock_acquire(&p->lock);
+    if (c->in_parent) {
+        if (c->sib_prev)
+            c->sib_prev->sib_next = c->sib_next;
+        else
+            p->children = c->sib_next;
+        if (c->sib_next)
+            c->sib_next->sib_prev = c->sib_prev;
+        c->in_parent = false;
+    }
+    goc__lock_release(&p->lock);
+}
+
+static void cancel(struct goc_ctx *c, int err, int cause)
+{
+    struct goc__ctx_after *afters = NULL;
+    goc__lock_acquire(&c->lock);
+    if (atomic_load(&c->err) != 0) {
+        goc__lock_release(&c->lock);
+        return;
+    }
+    fire_locked(c, err, cause, &afters);
+    cancel_children_locked(c, err, cause, &afters);
+    goc__lock_release(&c->lock);
+    unlink_from_parent(c);
+    spawn_all(afters);
+}
+
+void goc_ctx_cancel_cause(goc_ctx *ctx, int cause)
+{
+    if (ctx && ctx->kind == GOC__CTX_CANCEL)
+        cancel(ctx, -ECANCELED, cause);
+}
+
+void goc_ctx_cancel(goc_ctx *ctx)
+{
+    goc_ctx_cancel_cause(ctx, 0);
+}
+
+static void deadline_fire(void *arg)
+{
+    cancel(arg, -ETIMEDOUT, 0);
+}
+
+/* ---- construction ----------------------------------------------------- */
+
+/* Link a new CANCEL context under its canceller, or inherit its end. */
+static void attach(struct goc_ctx *c)
+{
+    struct goc_ctx *p = goc__ctx_canceller(c->parent);
+    if (!p)
+        return;
+    goc__lock_acquire(&p->lock);
+    int err = atomic_load(&p->err);
+    if (err == 0) {
+        c->cancel_parent = p;
+        c->in_parent = true;
+        c->sib_next = p->children;
+        if (p->children)
+            p->children->sib_prev = c;
+        p->children = c;
+    } else {
+        atomic_store(&c->err, err);
+        c->cause = p->cause;
+    }
+    goc__lock_release(&p->lock);
+}
+
+static void init_common(struct goc_ctx *c, goc_ctx *parent, int kind,
+                        bool local)
+{
+    memset(c, 0, sizeof(*c));
+    c->lock = (goc__lock)GOC__LOCK_INIT;
+    c->kind = (uint8_t)kind;
+    c->local = local;
+    c->parent = parent ? parent : &background;
+    atomic_init(&c->refs, 1);
+    c->deadline = kind == GOC__CTX_DETACHED ? INT64_MAX : c->parent->deadline;
+}
+
+static void init_cancel(struct goc_ctx *c, goc_ctx *parent, int64_t deadline,
+                        bool local)
+{
+    init_common(c, parent, GOC__CTX_CANCEL, local);
+    if (deadline < c->deadline)
+        c->deadline = deadline;
+    attach(c);
+    if (deadline >= c->parent->deadline || atomic_load(&c->err) != 0)
+        return;
+    if (deadline <= goc_now()) {
+        cancel(c, -ETIMEDOUT, 0);
+        return;
+    }
+    atomic_store(&c->timer_busy, 1);
+    goc__timer_start(&c->timer, deadline, deadline_fire, c);
+}
+
+static struct goc_ctx *ctx_alloc(void)
+{
+    return goc__malloc(sizeof(struct goc_ctx));
+}
+
+/* Heap children keep their parent alive. */
+static void hold_parent(struct goc_ctx *c)
+{
+    if (!c->parent->local)
+        goc_ctx_retain(c->parent);
+}
+
+int goc_ctx_with_deadline(goc_ctx *parent, int64_t deadline, goc_ctx **out)
+{
+    if (!out)
+        return -EINVAL;
+    if (goc__rt_ensure() != 0)
+        return -ENOMEM;
+    struct goc_ctx *c = ctx_alloc();
+    if (!c)
+        return -ENOMEM;
+    init_cancel(c, parent, deadline, false);
+    hold_parent(c);
+    *out = c;
+    return 0;
+}
+
+int goc_ctx_with_cancel(goc_ctx *parent, goc_ctx **out)
+{
+    return goc_ctx_with_deadline(parent, INT64_MAX, out);
+}
+
+int goc_ctx_with_timeout(goc_ctx *parent, int64_t timeout, goc_ctx **out)
+{
+    int64_t now = goc_now();
+    int64_t d = timeout > INT64_MAX - now ? INT64_MAX - 1 : now + timeout;
+    return goc_ctx_with_deadline(parent, d, out);
+}
+
+static int with_kind(goc_ctx *parent, int kind, const void *key, void *value,
+                     goc_ctx **out)
+{
+    if (!out)
+        return -EINVAL;
+    struct goc_ctx *c = ctx_alloc();
+    if (!c)
+        return -ENOMEM;
+    init_common(c, parent, kind, false);
+    c->key = key;
+    c->value = value;
+    hold_parent(c);
+    *out = c;
+    return 0;
+}
+
+int goc_ctx_with_value(goc_ctx *parent, const void *key, void *value,
+                       goc_ctx **out)
+{
+    if (!key)
+        return -EINVAL;
+    return with_kind(parent, GOC__CTX_VALUE, key, value, out);
+}
+
+int goc_ctx_without_cancel(goc_ctx *parent, goc_ctx **out)
+{
+    return with_kind(parent, GOC__CTX_DETACHED, NULL, NULL, out);
+}
+
+goc_ctx *goc_ctx_init_deadline(goc_ctx_local *local, goc_ctx *parent,
+                               int64_t deadline)
+{
+    struct goc_ctx *c = (struct goc_ctx *)local;
+    goc__rt_ensure();
+    init_cancel(c, parent, deadline, true);
+    return c;
+}
+
+goc_ctx *goc_ctx_init_cancel(goc_ctx_local *local, goc_ctx *parent)
+{
+    return goc_ctx_init_deadline(local, parent, INT64_MAX);
+}
+
+goc_ctx *goc_ctx_init_timeout(goc_ctx_local *local, goc_ctx *parent,
+                              int64_t timeout)
+{
+    int64_t now = goc_now();
+    int64_t d = timeout > INT64_MAX - now ? INT64_MAX - 1 : now + timeout;
+    return goc_ctx_init_deadline(local, parent, d);
+}
+
+/* ---- teardown --------------------------------------------------------- */
+
+/* Cancel, detach, stop the timer: nothing refers to c afterwards. */
+static void quiesce(struct goc_ctx *c)
+{
+    if (c->kind != GOC__CTX_CANCEL)
+        return;
+    cancel(c, -ECANCELED, 0);
+    unlink_from_parent(c);
+    if (atomic_load(&c->timer_busy))
+        goc__timer_stop_sync(&c->timer);
+}
+
+int goc_ctx_destroy(goc_ctx *ctx)
+{
+    if (!ctx)
+        return 0;
+    if (!ctx->local)
+        return -EINVAL;
+    quiesce(ctx);
+    if (ctx->done)
+        goc_chan_release(ctx->done);
+    ctx->done = NULL;
+    return 0;
+}
+
+goc_ctx *goc_ctx_retain(goc_ctx *ctx)
+{
+    if (ctx && ctx != &background && !ctx->local)
+        atomic_fetch_add_explicit(&ctx->refs, 1, memory_order_relaxed);
+    return ctx;
+}
+
+void goc_ctx_release(goc_ctx *ctx)
+{
+    if (!ctx || ctx == &background || ctx->local)
+        return;
+    /* Acq_rel: the last releaser sees every other holder's writes. */
+    if (atomic_fetch_sub_explicit(&ctx->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    quiesce(ctx);
+    struct goc_ctx *parent = ctx->parent;
+    if (ctx->done)
+        goc_chan_release(ctx->done);
+    goc__free(ctx);
+    goc_ctx_release(parent);
+}
+
+/* ---- queries ---------------------------------------------------------- */
+
+int goc_ctx_err(goc_ctx *ctx)
+{
+    struct goc_ctx *c = goc__ctx_canceller(ctx);
+    return c ? atomic_load_explicit(&c->err, memory_order_acquire) : 0;
+}
+
+int goc_ctx_cause(goc_ctx *ctx)
+{
+    struct goc_ctx *c = goc__ctx_canceller(ctx);
+    if (!c || atomic_load_explicit(&c->err, memory_order_acquire) == 0)
+        return 0;
+    goc__lock_acquire(&c->lock);
+    int cause = c->cause;
+    goc__lock_release(&c->lock);
+    return cause;
+}
+
+bool goc_ctx_deadline(goc_ctx *ctx, int64_t *deadline)
+{
+    int64_t d = ctx ? ctx->deadline : INT64_MAX;
+    if (deadline)
+        *deadline = d;
+    return d != INT64_MAX;
+}
+
+void *goc_ctx_value(goc_ctx *ctx, const void *key)
+{
+    for (; ctx; ctx = ctx->parent)
+        if (ctx->kind == GOC__CTX_VALUE && ctx->key == key)
+            return ctx->value;
+    return NULL;
+}
+
+goc_chan *goc_ctx_done(goc_ctx *ctx)
+{
+    struct goc_ctx *c = goc__ctx_canceller(ctx);
+    if (!c)
+        return NULL;
+    goc__lock_acquire(&c->lock);
+    if (!c->done && goc_chan_new(0, 0, &c->done) == 0 &&
+        atomic_load(&c->err) != 0)
+        goc_chan_close(c->done);
+    goc_chan *done = c->done;
+    goc__lock_release(&c->lock);
+    return done;
+}
+
+/* ---- waiting ---------------------------------------------------------- */
+
+int goc__ctx_watch(goc_ctx *ctx, struct goc__ctx_watch *cw,
+                   struct goc__wait *w, int index)
+{
+    struct goc_ctx *c = goc__ctx_canceller(ctx);
+    cw->cc = c;
+    cw->linked = false;
+    if (!c)
+        return 0;
+    int err = atomic_load_explicit(&c->err, memory_order_acquire);
+    if (err)
+        return err;
+    cw->w = w;
+    cw->index = index;
+    goc__lock_acquire(&c->lock);
+    err = atomic_load(&c->err);
+    if (!err) {
+        cw->prev = NULL;
+        cw->next = c->watchers;
+        if (c->watchers)
+            c->watchers->prev = cw;
+        c->watchers = cw;
+        cw->linked = true;
+    }
+    goc__lock_release(&c->lock);
+    return err;
+}
+
+void goc__ctx_unwatch(struct goc__ctx_watch *cw)
+{
+    struct goc_ctx *c = cw->cc;
+    if (!c)
+        return;
+    goc__lock_acquire(&c->lock);
+    if (cw->linked) {
+        if (cw->prev)
+            cw->prev->next = cw->next;
+        else
+            c->watchers = cw->next;
+        if (cw->next)
+            cw->next->prev = cw->prev;
+        cw->linked = false;
+    }
+    goc__lock_release(&c->lock);
+}
+
+int goc_ctx_after_func(goc_ctx *ctx, goc_fn fn, void *arg,
+                       goc_ctx_after *after)
+{
+    if (!fn || !after)
+        return -EINVAL;
+    struct goc__ctx_after *a = (struct goc__ctx_after *)after;
+    struct goc_ctx *c = goc__ctx_canceller(ctx);
+    memset(a, 0, sizeof(*a));
+    a->fn = fn;
+    a->arg = arg;
+    a->cc = c;
+    /* Never cancellable: registered forever, so that stop reports true. */
+    atomic_init(&a->linked, c == NULL);
+    if (!c)
+        return 0;
+    goc__lock_acquire(&c->lock);
+    bool done = atomic_load(&c->err) != 0;
+    if (!done) {
+        a->next = c->afters;
+        if (c->afters)
+            c->afters->prev = a;
+        c->afters = a;
+        atomic_store(&a->linked, true);
+    }
+    goc__lock_release(&c->lock);
+    if (done)
+        spawn_after(a);
+    return 0;
+}
+
+bool goc_ctx_after_stop(goc_ctx_after *after)
+{
+    struct goc__ctx_after *a = (struct goc__ctx_after *)after;
+    struct goc_ctx *c = a->cc;
+    if (!c)
+        return atomic_exchange(&a->linked, false);
+    goc__lock_acquire(&c->lock);
+    bool stopped = atomic_load(&a->linked);
+    if (stopped) {
+        if (a->prev)
+            a->prev->next = a->next;
+        else
+            c->afters = a->next;
+        if (a->next)
+            a->next->prev = a->prev;
+        atomic_store(&a->linked, false);
+    }
+    goc__lock_release(&c->lock);
+    return stopped;
+}

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private side of contexts: the structure, and how blocking calls register
+ * a wait with a context so that its cancellation wakes them.
+ */
+#ifndef GOC_CONTEXT_PRIVATE_H
+#define GOC_CONTEXT_PRIVATE_H
+
+#include "goc/context.h"
+#include "../runtime/runtime.h"
+
+enum goc__ctx_kind {
+    GOC__CTX_BACKGROUND,
+    GOC__CTX_CANCEL,   /* cancellable, perhaps with a deadline timer */
+    GOC__CTX_VALUE,    /* a key/value; cancelled with its parent */
+    GOC__CTX_DETACHED, /* without_cancel: values only */
+};
+
+/* A blocked call's registration with a context (on the caller's stack). */
+struct goc__ctx_watch {
+    struct goc__ctx_watch *next, *prev;
+    struct goc__wait *w;
+    int index;          /* reported by the wait when the context wins */
+    struct goc_ctx *cc; /* the cancellable context watched, or NULL */
+    bool linked;
+};
+
+struct goc__ctx_after {
+    struct goc__ctx_after *next, *prev;
+    goc_fn fn;
+    void *arg;
+    struct goc_ctx *cc;
+    _Atomic bool linked; /* registered; under cc->lock when cc is set */
+};
+
+struct goc_ctx {
+    goc__lock lock;
+    uint8_t kind;
+    bool local;            /* in caller storage: not reference-counted */
+    bool in_parent;        /* linked in cancel_parent's children */
+    _Atomic int refs;
+    _Atomic int err;       /* 0 until done */
+    int cause;
+    int64_t deadline;      /* INT64_MAX: none */
+    struct goc_ctx *parent;
+    struct goc_ctx *cancel_parent; /* ancestor whose cancel reaches us */
+    struct goc_ctx *children;      /* under lock */
+    struct goc_ctx *sib_next, *sib_prev;
+    struct goc__ctx_watch *watchers; /* under lock */
+    struct goc__ctx_after *afters;   /* under lock */
+    goc_chan *done;
+    struct goc__timer timer;
+    _Atomic uint32_t timer_busy; /* armed or firing */
+    const void *key;
+    void *value;
+};
+
+/* The cancellable context that decides when ctx is done, or NULL. */
+struct goc_ctx *goc__ctx_canceller(goc_ctx *ctx);
+
+/*
+ * Register w with ctx: when ctx ends, w is claimed with index. Returns 0,
+ * or ctx's error if it is already done (nothing registered then).
+ */
+int goc__ctx_watch(goc_ctx *ctx,
+                   struct goc__ctx_watch *cw,
+                   struct goc__wait *w,
+                   int index);
+
+/* Undo goc__ctx_watch (no-op if the context already fired it). */
+void goc__ctx_unwatch(struct goc__ctx_watch *cw);
+
+#endif /* GOC_CONTEXT_PRIVATE_H */

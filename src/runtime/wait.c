@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One blocking operation of a goroutine or a plain thread, woken by
+ * whichever of its sources (channels of a select, a WaitGroup, a timer, a
+ * context) claims it first.
+ *
+ * The state word decides the race:
+ *
+ *   IDLE ----(waiter parked)----> PARKED
+ *     \                              |
+ *      `---(a source claims it)---> CLAIMED ---(source done)---> DONE
+ *
+ * A source claims with a CAS from IDLE or PARKED, does its part (copies a
+ * value, records a result) and then publishes DONE. If it claimed a parked
+ * goroutine it also readies it; if the goroutine was still on its way to
+ * parking, the goroutine's own park commit sees the claim and readies
+ * itself. Either way the goroutine runs again exactly once, and reads the
+ * result only after DONE.
+ */
+#include "runtime.h"
+#include "../internal/futex.h"
+
+enum {
+    WAIT_IDLE,
+    WAIT_PARKED,
+    WAIT_CLAIMED,
+    WAIT_DONE,
+};
+
+#if defined(__x86_64__)
+#define cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ volatile("yield" ::: "memory")
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+void goc__wait_init(struct goc__wait *w)
+{
+    w->g = goc__g_current();
+    atomic_init(&w->state, WAIT_IDLE);
+    w->index = -1;
+    w->parked = false;
+}
+
+bool goc__wait_claim(struct goc__wait *w, int index)
+{
+    uint32_t s = atomic_load_explicit(&w->state, memory_order_acquire);
+    for (;;) {
+        if (s != WAIT_IDLE && s != WAIT_PARKED)
+            return false;
+        if (atomic_compare_exchange_weak_explicit(&w->state, &s, WAIT_CLAIMED,
+                                                  memory_order_acq_rel,
+                                                  memory_order_acquire))
+            break;
+    }
+    w->index = index;
+    w->parked = s == WAIT_PARKED;
+    return true;
+}
+
+void goc__wait_finish(struct goc__wait *w)
+{
+    struct goc__g *g = w->g;
+    bool parked = w->parked;
+    /* Release: the result and any copied value are visible with DONE.
+     * After this store the waiter may return: touch w no more. */
+    atomic_store_explicit(&w->state, WAIT_DONE, memory_order_release);
+    if (g) {
+        if (parked)
+            goc__ready(g, true);
+        return;
+    }
+    goc__futex_wake(&w->state, 1);
+}
+
+bool goc__wait_claim_self(struct goc__wait *w, int index)
+{
+    uint32_t idle = WAIT_IDLE;
+    if (!atomic_compare_exchange_strong_explicit(&w->state, &idle, WAIT_DONE,
+                                                 memory_order_acq_rel,
+                                                 memory_order_acquire))
+        return false;
+    w->index = index;
+    return true;
+}
+
+struct park_commit {
+    struct goc__wait *w;
+    void (*unlock)(void *);
+    void *unlock_arg;
+};
+
+/*
+ * Runs once the waiter is off its stack: release the sources' locks, then
+ * announce that the goroutine is parked. A source that claimed it in the
+ * meantime did not ready it, so it is readied here.
+ */
+static void park_commit(struct goc__m *m, void *arg)
+{
+    (void)m;
+    struct park_commit *pc = arg;
+    struct goc__wait *w = pc->w;
+    struct goc__g *g = w->g;
+    if (pc->unlock)
+        pc->unlock(pc->unlock_arg);
+    uint32_t idle = WAIT_IDLE;
+    if (!atomic_compare_exchange_strong_explicit(&w->state, &idle, WAIT_PARKED,
+                                                 memory_order_acq_rel,
+                                                 memory_order_acquire))
+        goc__ready(g, true);
+}
+
+int goc__wait_block(struct goc__wait *w, void (*unlock)(void *), void *arg)
+{
+    if (w->g) {
+        struct park_commit pc = { w, unlock, arg };
+        atomic_store_explicit(&w->g->status, GOC__G_WAITING,
+                              memory_order_relaxed);
+        goc__park(park_commit, &pc);
+    } else {
+        if (unlock)
+            unlock(arg);
+        uint32_t s;
+        while ((s = atomic_load_explicit(&w->state, memory_order_acquire)) !=
+               WAIT_DONE)
+            goc__futex_wait(&w->state, s, -1);
+    }
+    /* A claimer that raced our park may still be finishing its part. */
+    while (atomic_load_explicit(&w->state, memory_order_acquire) != WAIT_DONE)
+        cpu_relax();
+    return w->index;
+}
