@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define ASSERT_FAIL(fmt, ...)                                                 \
     do {                                                                      \
@@ -41,6 +42,14 @@
 #define ASSERT_GT(a, b) ASSERT_CMP(a, >, b)
 #define ASSERT_GE(a, b) ASSERT_CMP(a, >=, b)
 #define ASSERT_OK(rc)   ASSERT_EQ(rc, 0)
+
+#define ASSERT_STR(a, b)                                      \
+    do {                                                      \
+        const char *a_ = (a), *b_ = (b);                      \
+        if (!a_ || strcmp(a_, b_) != 0)                       \
+            ASSERT_FAIL("%s == %s: \"%s\" vs \"%s\"", #a, #b, \
+                        a_ ? a_ : "(null)", b_);              \
+    } while (0)
 
 #define TEST(area, name) void test_##area##_##name(void)
 

@@ -484,13 +484,13 @@ TEST_G(runtime, spawn_alloc_failure_is_clean)
     int64_t stacks = goc__stack_mapped_count();
     int failures = 0;
     for (int64_t n = 0;; n++) {
+        goc_wg_add(&wg, 1);
         goc__fault_after(n);
         int rc = goc_go_ex(wg_done_fn, &wg, &o);
         goc__fault_after(-1);
-        if (rc == 0) {
-            goc_wg_add(&wg, 1);
+        if (rc == 0)
             break;
-        }
+        goc_wg_done(&wg); /* nothing started: undo */
         ASSERT_EQ(rc, -ENOMEM);
         ASSERT_EQ(goc_num_goroutine(), before);
         ASSERT_EQ(goc__stack_mapped_count(), stacks);

@@ -124,7 +124,8 @@ struct goc_select_case {
 
 /** Flags for goc_select(). */
 #define GOC_SELECT_DEFAULT  1u /* never block: -EAGAIN if none is ready */
-#define GOC_SELECT_PRIORITY 2u /* take the first ready case, not a random one */
+#define GOC_SELECT_PRIORITY 2u /* take the first ready case, not a random one \
+                                */
 
 /**
  * goc_select - run exactly one of the ready cases, waiting until one is.

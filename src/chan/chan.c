@@ -97,8 +97,10 @@ static void copy_elem(struct goc_chan *c, void *dst, const void *src)
         memcpy(dst, src, c->elem_size);
 }
 
-bool goc__chan_try_send_locked(struct goc_chan *c, const void *elem,
-                               int *result, struct goc__sudog **wake)
+bool goc__chan_try_send_locked(struct goc_chan *c,
+                               const void *elem,
+                               int *result,
+                               struct goc__sudog **wake)
 {
     if (c->closed) {
         *result = -EPIPE;
@@ -123,7 +125,9 @@ bool goc__chan_try_send_locked(struct goc_chan *c, const void *elem,
     return false;
 }
 
-bool goc__chan_try_recv_locked(struct goc_chan *c, void *elem, int *result,
+bool goc__chan_try_recv_locked(struct goc_chan *c,
+                               void *elem,
+                               int *result,
                                struct goc__sudog **wake)
 {
     struct goc__sudog *s = goc__waitq_claim(&c->sendq);
@@ -168,8 +172,11 @@ static void chan_unlock(void *c)
     goc__lock_release(&((struct goc_chan *)c)->lock);
 }
 
-static bool try_locked(struct goc_chan *c, bool send, void *elem,
-                       int *result, struct goc__sudog **wake)
+static bool try_locked(struct goc_chan *c,
+                       bool send,
+                       void *elem,
+                       int *result,
+                       struct goc__sudog **wake)
 {
     return send ? goc__chan_try_send_locked(c, elem, result, wake)
                 : goc__chan_try_recv_locked(c, elem, result, wake);
@@ -226,8 +233,8 @@ static int block(struct goc_chan *c, bool send, void *elem, goc_ctx *ctx)
     return goc_ctx_err(ctx);
 }
 
-static int chan_op(struct goc_chan *c, bool send, void *elem, goc_ctx *ctx,
-                   bool may_block)
+static int chan_op(
+    struct goc_chan *c, bool send, void *elem, goc_ctx *ctx, bool may_block)
 {
     if (!c)
         return -EINVAL;

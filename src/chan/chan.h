@@ -46,9 +46,13 @@ struct goc__sudog *goc__waitq_claim(struct goc__waitq *q);
  * Under c->lock, the four ways an operation completes without waiting.
  * Each returns true if it did; results as for goc_chan_send/recv.
  */
-bool goc__chan_try_send_locked(struct goc_chan *c, const void *elem,
-                               int *result, struct goc__sudog **wake);
-bool goc__chan_try_recv_locked(struct goc_chan *c, void *elem, int *result,
+bool goc__chan_try_send_locked(struct goc_chan *c,
+                               const void *elem,
+                               int *result,
+                               struct goc__sudog **wake);
+bool goc__chan_try_recv_locked(struct goc_chan *c,
+                               void *elem,
+                               int *result,
                                struct goc__sudog **wake);
 
 #endif /* GOC_CHAN_PRIVATE_H */

@@ -33,7 +33,8 @@ static void unlock_all(void *arg)
 }
 
 /* Distinct channels of the cases in address order: no lock-order cycle. */
-static int lock_order(struct goc_select_case *cases, int n,
+static int lock_order(struct goc_select_case *cases,
+                      int n,
                       struct goc_chan **out)
 {
     int m = 0;
@@ -65,8 +66,8 @@ static uint32_t next_rand(void)
     struct goc__m *m = goc__m_current();
     if (m)
         return goc__fastrand(m);
-    uint32_t x = thread_rand ? thread_rand
-                             : (uint32_t)(uintptr_t)&thread_rand | 1u;
+    uint32_t x =
+        thread_rand ? thread_rand : (uint32_t)(uintptr_t)&thread_rand | 1u;
     x ^= x << 13;
     x ^= x >> 17;
     x ^= x << 5;
@@ -89,7 +90,9 @@ static void poll_order(int n, unsigned flags, uint16_t *order)
 }
 
 /* Under all locks: run the first ready case in order; -1 if none. */
-static int poll(struct goc_select_case *cases, const uint16_t *order, int n,
+static int poll(struct goc_select_case *cases,
+                const uint16_t *order,
+                int n,
                 struct goc__sudog **wake)
 {
     for (int k = 0; k < n; k++) {
@@ -124,18 +127,21 @@ struct scratch {
 };
 
 /* Park on every case's channel (all locks held on entry). */
-static int wait_all(struct goc_select_case *cases, int n, struct scratch *s,
-                    struct locks *l, struct goc__wait *w,
+static int wait_all(struct goc_select_case *cases,
+                    int n,
+                    struct scratch *s,
+                    struct locks *l,
+                    struct goc__wait *w,
                     struct goc__ctx_watch *cw)
 {
     for (int i = 0; i < n; i++) {
         struct goc_chan *c = cases[i].chan;
-        s->sg[i] = (struct goc__sudog){ .w = w, .elem = cases[i].elem,
-                                        .index = i };
+        s->sg[i] =
+            (struct goc__sudog){ .w = w, .elem = cases[i].elem, .index = i };
         if (c)
-            goc__waitq_push(
-                cases[i].op == GOC_SELECT_SEND ? &c->sendq : &c->recvq,
-                &s->sg[i]);
+            goc__waitq_push(cases[i].op == GOC_SELECT_SEND ? &c->sendq
+                                                           : &c->recvq,
+                            &s->sg[i]);
     }
     int won = goc__wait_block(w, unlock_all, l);
     /* Take our records out of the queues that did not run. */
@@ -143,9 +149,9 @@ static int wait_all(struct goc_select_case *cases, int n, struct scratch *s,
     for (int i = 0; i < n; i++) {
         struct goc_chan *c = cases[i].chan;
         if (c && s->sg[i].linked)
-            goc__waitq_remove(
-                cases[i].op == GOC_SELECT_SEND ? &c->sendq : &c->recvq,
-                &s->sg[i]);
+            goc__waitq_remove(cases[i].op == GOC_SELECT_SEND ? &c->sendq
+                                                             : &c->recvq,
+                              &s->sg[i]);
     }
     unlock_all(l);
     goc__ctx_unwatch(cw);
@@ -159,8 +165,11 @@ static int wait_all(struct goc_select_case *cases, int n, struct scratch *s,
     return won;
 }
 
-static int run_select(struct goc_select_case *cases, int n, unsigned flags,
-                      goc_ctx *ctx, struct scratch *s)
+static int run_select(struct goc_select_case *cases,
+                      int n,
+                      unsigned flags,
+                      goc_ctx *ctx,
+                      struct scratch *s)
 {
     struct locks l = { s->chans, lock_order(cases, n, s->chans) };
     struct goc__sudog *wake = NULL;
@@ -194,7 +203,9 @@ static int run_select(struct goc_select_case *cases, int n, unsigned flags,
     return r >= 0 ? r : goc_ctx_err(ctx);
 }
 
-int goc_select(struct goc_select_case *cases, int n, unsigned flags,
+int goc_select(struct goc_select_case *cases,
+               int n,
+               unsigned flags,
                goc_ctx *ctx)
 {
     int err = validate(cases, n);

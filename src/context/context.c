@@ -66,7 +66,9 @@ static void spawn_all(struct goc__ctx_after *list)
  * Under c->lock: mark done, wake everything that waits on c, and move its
  * after-funcs to *afters (they run once every lock is released).
  */
-static void fire_locked(struct goc_ctx *c, int err, int cause,
+static void fire_locked(struct goc_ctx *c,
+                        int err,
+                        int cause,
                         struct goc__ctx_after **afters)
 {
     atomic_store_explicit(&c->err, err, memory_order_release);
@@ -92,7 +94,9 @@ static void fire_locked(struct goc_ctx *c, int err, int cause,
 }
 
 /* Under c->lock: cancel c's subtree, children first unlinked. */
-static void cancel_children_locked(struct goc_ctx *c, int err, int cause,
+static void cancel_children_locked(struct goc_ctx *c,
+                                   int err,
+                                   int cause,
                                    struct goc__ctx_after **afters)
 {
     while (c->children) {
@@ -182,7 +186,9 @@ static void attach(struct goc_ctx *c)
     goc__lock_release(&p->lock);
 }
 
-static void init_common(struct goc_ctx *c, goc_ctx *parent, int kind,
+static void init_common(struct goc_ctx *c,
+                        goc_ctx *parent,
+                        int kind,
                         bool local)
 {
     memset(c, 0, sizeof(*c));
@@ -194,7 +200,9 @@ static void init_common(struct goc_ctx *c, goc_ctx *parent, int kind,
     c->deadline = kind == GOC__CTX_DETACHED ? INT64_MAX : c->parent->deadline;
 }
 
-static void init_cancel(struct goc_ctx *c, goc_ctx *parent, int64_t deadline,
+static void init_cancel(struct goc_ctx *c,
+                        goc_ctx *parent,
+                        int64_t deadline,
                         bool local)
 {
     init_common(c, parent, GOC__CTX_CANCEL, local);
@@ -250,8 +258,8 @@ int goc_ctx_with_timeout(goc_ctx *parent, int64_t timeout, goc_ctx **out)
     return goc_ctx_with_deadline(parent, d, out);
 }
 
-static int with_kind(goc_ctx *parent, int kind, const void *key, void *value,
-                     goc_ctx **out)
+static int with_kind(
+    goc_ctx *parent, int kind, const void *key, void *value, goc_ctx **out)
 {
     if (!out)
         return -EINVAL;
@@ -266,7 +274,9 @@ static int with_kind(goc_ctx *parent, int kind, const void *key, void *value,
     return 0;
 }
 
-int goc_ctx_with_value(goc_ctx *parent, const void *key, void *value,
+int goc_ctx_with_value(goc_ctx *parent,
+                       const void *key,
+                       void *value,
                        goc_ctx **out)
 {
     if (!key)
@@ -279,7 +289,8 @@ int goc_ctx_without_cancel(goc_ctx *parent, goc_ctx **out)
     return with_kind(parent, GOC__CTX_DETACHED, NULL, NULL, out);
 }
 
-goc_ctx *goc_ctx_init_deadline(goc_ctx_local *local, goc_ctx *parent,
+goc_ctx *goc_ctx_init_deadline(goc_ctx_local *local,
+                               goc_ctx *parent,
                                int64_t deadline)
 {
     struct goc_ctx *c = (struct goc_ctx *)local;
@@ -293,7 +304,8 @@ goc_ctx *goc_ctx_init_cancel(goc_ctx_local *local, goc_ctx *parent)
     return goc_ctx_init_deadline(local, parent, INT64_MAX);
 }
 
-goc_ctx *goc_ctx_init_timeout(goc_ctx_local *local, goc_ctx *parent,
+goc_ctx *goc_ctx_init_timeout(goc_ctx_local *local,
+                              goc_ctx *parent,
                               int64_t timeout)
 {
     int64_t now = goc_now();
@@ -400,8 +412,10 @@ goc_chan *goc_ctx_done(goc_ctx *ctx)
 
 /* ---- waiting ---------------------------------------------------------- */
 
-int goc__ctx_watch(goc_ctx *ctx, struct goc__ctx_watch *cw,
-                   struct goc__wait *w, int index)
+int goc__ctx_watch(goc_ctx *ctx,
+                   struct goc__ctx_watch *cw,
+                   struct goc__wait *w,
+                   int index)
 {
     struct goc_ctx *c = goc__ctx_canceller(ctx);
     cw->cc = c;
@@ -445,8 +459,7 @@ void goc__ctx_unwatch(struct goc__ctx_watch *cw)
     goc__lock_release(&c->lock);
 }
 
-int goc_ctx_after_func(goc_ctx *ctx, goc_fn fn, void *arg,
-                       goc_ctx_after *after)
+int goc_ctx_after_func(goc_ctx *ctx, goc_fn fn, void *arg, goc_ctx_after *after)
 {
     if (!fn || !after)
         return -EINVAL;

@@ -36,12 +36,12 @@ struct goc__ctx_after {
 struct goc_ctx {
     goc__lock lock;
     uint8_t kind;
-    bool local;            /* in caller storage: not reference-counted */
-    bool in_parent;        /* linked in cancel_parent's children */
+    bool local;     /* in caller storage: not reference-counted */
+    bool in_parent; /* linked in cancel_parent's children */
     _Atomic int refs;
-    _Atomic int err;       /* 0 until done */
+    _Atomic int err; /* 0 until done */
     int cause;
-    int64_t deadline;      /* INT64_MAX: none */
+    int64_t deadline; /* INT64_MAX: none */
     struct goc_ctx *parent;
     struct goc_ctx *cancel_parent; /* ancestor whose cancel reaches us */
     struct goc_ctx *children;      /* under lock */

@@ -278,8 +278,7 @@ int goc__wheel_run(struct goc__wheel *w, int64_t now, int max)
         for (int i = 0; i < n; i++) {
             batch[i].fn(batch[i].arg);
             /* Release pairs with goc__timer_stop_sync's acquire. */
-            atomic_store_explicit(&batch[i].t->firing, 0,
-                                  memory_order_release);
+            atomic_store_explicit(&batch[i].t->firing, 0, memory_order_release);
         }
         total += n;
         if (n < want)

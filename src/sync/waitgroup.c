@@ -74,8 +74,8 @@ int goc_wg_add(goc_wg *wg, int64_t delta)
             return GOC_EMISUSE;
         if (c > INT32_MAX)
             return -EOVERFLOW;
-    } while (!atomic_compare_exchange_weak(
-        &g->state, &s, ((uint64_t)c << 32) | WAITERS(s)));
+    } while (!atomic_compare_exchange_weak(&g->state, &s,
+                                           ((uint64_t)c << 32) | WAITERS(s)));
     if (c == 0 && WAITERS(s) > 0)
         wake_all(g);
     return 0;

@@ -1,0 +1,518 @@
+/* SPDX-License-Identifier: MIT */
+/* Tests of channels: Go's semantics, blocking, cancellation, stress. */
+#include "test.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+static goc_chan *chan_new(size_t elem, size_t cap)
+{
+    goc_chan *c = NULL;
+    ASSERT_OK(goc_chan_new(elem, cap, &c));
+    return c;
+}
+
+/* ---- the semantics table ---------------------------------------------- */
+
+TEST(chan, semantics_unbuffered)
+{
+    goc_chan *c = chan_new(sizeof(int), 0);
+    int v = 7;
+    ASSERT_EQ(goc_chan_cap(c), 0);
+    ASSERT_EQ(goc_chan_len(c), 0);
+    ASSERT_EQ(goc_chan_elem_size(c), sizeof(int));
+    ASSERT_EQ(goc_chan_try_send(c, &v), -EAGAIN); /* nobody receives */
+    ASSERT_EQ(goc_chan_try_recv(c, &v), -EAGAIN); /* nobody sends */
+    ASSERT_OK(goc_chan_close(c));
+    ASSERT_EQ(goc_chan_close(c), GOC_EMISUSE);
+    ASSERT_EQ(goc_chan_try_send(c, &v), -EPIPE);
+    ASSERT_EQ(goc_chan_send(c, &v, NULL), -EPIPE);
+    v = 7;
+    ASSERT_EQ(goc_chan_try_recv(c, &v), 0);
+    ASSERT_EQ(v, 0); /* zeroed: closed and drained */
+    v = 7;
+    ASSERT_EQ(goc_chan_recv(c, &v, NULL), 0);
+    ASSERT_EQ(v, 0);
+    ASSERT_EQ(goc_chan_len(c), 0);
+    goc_chan_release(c);
+}
+
+TEST(chan, semantics_buffered)
+{
+    goc_chan *c = chan_new(sizeof(int), 3);
+    ASSERT_EQ(goc_chan_cap(c), 3);
+    for (int i = 1; i <= 3; i++)
+        ASSERT_OK(goc_chan_try_send(c, &i));
+    int v = 4;
+    ASSERT_EQ(goc_chan_try_send(c, &v), -EAGAIN);
+    ASSERT_EQ(goc_chan_len(c), 3);
+    ASSERT_EQ(goc_chan_try_recv(c, &v), 1);
+    ASSERT_EQ(v, 1);
+    v = 4;
+    ASSERT_OK(goc_chan_send(c, &v, NULL)); /* room again: no block */
+    ASSERT_OK(goc_chan_close(c));
+    ASSERT_EQ(goc_chan_send(c, &v, NULL), -EPIPE);
+    ASSERT_EQ(goc_chan_len(c), 3);
+    /* Buffered values survive the close, in order. */
+    for (int want = 2; want <= 4; want++) {
+        ASSERT_EQ(goc_chan_recv(c, &v, NULL), 1);
+        ASSERT_EQ(v, want);
+    }
+    ASSERT_EQ(goc_chan_recv(c, &v, NULL), 0);
+    ASSERT_EQ(goc_chan_recv(c, NULL, NULL), 0);
+    ASSERT_EQ(goc_chan_close(c), GOC_EMISUSE);
+    goc_chan_release(c);
+}
+
+TEST(chan, semantics_null_and_bad_input)
+{
+    int v = 1;
+    goc_chan *c = NULL;
+    ASSERT_EQ(goc_chan_new(4, 1, NULL), -EINVAL);
+    ASSERT_EQ(goc_chan_new(SIZE_MAX / 2, 4, &c), -EINVAL);
+    ASSERT(c == NULL);
+    ASSERT_EQ(goc_chan_send(NULL, &v, NULL), -EINVAL);
+    ASSERT_EQ(goc_chan_recv(NULL, &v, NULL), -EINVAL);
+    ASSERT_EQ(goc_chan_try_send(NULL, &v), -EINVAL);
+    ASSERT_EQ(goc_chan_try_recv(NULL, &v), -EINVAL);
+    ASSERT_EQ(goc_chan_close(NULL), GOC_EMISUSE);
+    ASSERT_EQ(goc_chan_len(NULL), 0);
+    ASSERT_EQ(goc_chan_cap(NULL), 0);
+    goc_chan_release(NULL);
+    ASSERT(goc_chan_retain(NULL) == NULL);
+}
+
+TEST(chan, signal_channel_of_size_zero)
+{
+    goc_chan *c = chan_new(0, 2);
+    ASSERT_OK(goc_chan_try_send(c, NULL));
+    ASSERT_OK(goc_chan_try_send(c, NULL));
+    ASSERT_EQ(goc_chan_try_send(c, NULL), -EAGAIN);
+    ASSERT_EQ(goc_chan_len(c), 2);
+    ASSERT_EQ(goc_chan_recv(c, NULL, NULL), 1);
+    goc_chan_close(c);
+    ASSERT_EQ(goc_chan_recv(c, NULL, NULL), 1);
+    ASSERT_EQ(goc_chan_recv(c, NULL, NULL), 0);
+    goc_chan_release(c);
+}
+
+/* ---- hand-offs between goroutines ------------------------------------- */
+
+struct pp {
+    goc_chan *ping, *pong;
+    int rounds;
+    goc_wg wg;
+};
+
+static void ponger(void *arg)
+{
+    struct pp *p = arg;
+    int v;
+    for (int i = 0; i < p->rounds; i++) {
+        ASSERT_EQ(goc_chan_recv(p->ping, &v, NULL), 1);
+        v++;
+        ASSERT_OK(goc_chan_send(p->pong, &v, NULL));
+    }
+    goc_wg_done(&p->wg);
+}
+
+TEST_G(chan, unbuffered_pingpong)
+{
+    struct pp p = { chan_new(sizeof(int), 0), chan_new(sizeof(int), 0),
+                    (int)test_scale(100000), GOC_WG_INIT };
+    goc_wg_add(&p.wg, 1);
+    ASSERT_OK(goc_go(ponger, &p));
+    for (int i = 0; i < p.rounds; i++) {
+        int v = i;
+        ASSERT_OK(goc_chan_send(p.ping, &v, NULL));
+        ASSERT_EQ(goc_chan_recv(p.pong, &v, NULL), 1);
+        ASSERT_EQ(v, i + 1);
+    }
+    goc_wg_wait(&p.wg, NULL);
+    goc_chan_release(p.ping);
+    goc_chan_release(p.pong);
+}
+
+/* Plain threads on both ends of a goroutine relay. */
+static void *thread_producer(void *arg)
+{
+    goc_chan *c = arg;
+    for (int i = 1; i <= 1000; i++)
+        ASSERT_OK(goc_chan_send(c, &i, NULL));
+    goc_chan_close(c);
+    return NULL;
+}
+
+struct relay {
+    goc_chan *in, *out;
+};
+
+static void relay_fn(void *arg)
+{
+    struct relay *r = arg;
+    int v;
+    while (goc_chan_recv(r->in, &v, NULL) > 0)
+        ASSERT_OK(goc_chan_send(r->out, &v, NULL));
+    goc_chan_close(r->out);
+}
+
+TEST(chan, plain_threads_on_both_ends)
+{
+    struct relay r = { chan_new(sizeof(int), 0), chan_new(sizeof(int), 4) };
+    pthread_t t;
+    ASSERT_OK(goc_go(relay_fn, &r));
+    ASSERT_OK(pthread_create(&t, NULL, thread_producer, r.in));
+    long sum = 0;
+    int v, n = 0;
+    while (goc_chan_recv(r.out, &v, NULL) > 0) {
+        sum += v;
+        n++;
+    }
+    pthread_join(t, NULL);
+    ASSERT_EQ(n, 1000);
+    ASSERT_EQ(sum, 1000 * 1001 / 2);
+    test_no_leaks();
+    goc_chan_release(r.in);
+    goc_chan_release(r.out);
+}
+
+/* ---- close wakes everyone --------------------------------------------- */
+
+struct closing {
+    goc_chan *c;
+    goc_wg started, done;
+    _Atomic int recv_closed, send_pipe;
+};
+
+static void blocked_receiver(void *arg)
+{
+    struct closing *s = arg;
+    int v = 5;
+    goc_wg_done(&s->started);
+    if (goc_chan_recv(s->c, &v, NULL) == 0 && v == 0)
+        atomic_fetch_add(&s->recv_closed, 1);
+    goc_wg_done(&s->done);
+}
+
+static void blocked_sender(void *arg)
+{
+    struct closing *s = arg;
+    int v = 5;
+    goc_wg_done(&s->started);
+    if (goc_chan_send(s->c, &v, NULL) == -EPIPE)
+        atomic_fetch_add(&s->send_pipe, 1);
+    goc_wg_done(&s->done);
+}
+
+TEST_G(chan, close_wakes_blocked_receivers)
+{
+    struct closing s = { .c = chan_new(sizeof(int), 0) };
+    int n = 200;
+    goc_wg_add(&s.started, n);
+    goc_wg_add(&s.done, n);
+    for (int i = 0; i < n; i++)
+        ASSERT_OK(goc_go(blocked_receiver, &s));
+    goc_wg_wait(&s.started, NULL);
+    goc_sleep(5 * GOC_MILLISECOND, NULL);
+    ASSERT_OK(goc_chan_close(s.c));
+    goc_wg_wait(&s.done, NULL);
+    ASSERT_EQ(atomic_load(&s.recv_closed), n);
+    goc_chan_release(s.c);
+}
+
+TEST_G(chan, close_wakes_blocked_senders)
+{
+    struct closing s = { .c = chan_new(sizeof(int), 1) };
+    int n = 200, v = 1;
+    ASSERT_OK(goc_chan_send(s.c, &v, NULL)); /* full: senders block */
+    goc_wg_add(&s.started, n);
+    goc_wg_add(&s.done, n);
+    for (int i = 0; i < n; i++)
+        ASSERT_OK(goc_go(blocked_sender, &s));
+    goc_wg_wait(&s.started, NULL);
+    goc_sleep(5 * GOC_MILLISECOND, NULL);
+    ASSERT_OK(goc_chan_close(s.c));
+    goc_wg_wait(&s.done, NULL);
+    ASSERT_EQ(atomic_load(&s.send_pipe), n);
+    /* The value buffered before the close is still there. */
+    ASSERT_EQ(goc_chan_recv(s.c, &v, NULL), 1);
+    ASSERT_EQ(v, 1);
+    ASSERT_EQ(goc_chan_recv(s.c, &v, NULL), 0);
+    goc_chan_release(s.c);
+}
+
+/* ---- cancellation ------------------------------------------------------ */
+
+TEST_G(chan, recv_timeout_leaves_channel_intact)
+{
+    goc_chan *c = chan_new(sizeof(int), 0);
+    goc_ctx_local l;
+    int v = 3;
+    int64_t t0 = goc_now();
+    goc_ctx *ctx = goc_ctx_init_timeout(&l, NULL, 20 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_chan_recv(c, &v, ctx), -ETIMEDOUT);
+    ASSERT_GE(goc_now() - t0, 20 * GOC_MILLISECOND);
+    ASSERT_EQ(v, 3);                                  /* untouched */
+    ASSERT_EQ(goc_chan_send(c, &v, ctx), -ETIMEDOUT); /* done at entry */
+    goc_ctx_destroy(ctx);
+    /* No stale waiter was left behind: a try_send finds no receiver. */
+    ASSERT_EQ(goc_chan_try_send(c, &v), -EAGAIN);
+    goc_chan_release(c);
+}
+
+TEST_G(chan, send_timeout_leaves_channel_intact)
+{
+    goc_chan *c = chan_new(sizeof(int), 1);
+    int v = 1, w = 2;
+    ASSERT_OK(goc_chan_send(c, &v, NULL));
+    goc_ctx_local l;
+    goc_ctx *ctx = goc_ctx_init_timeout(&l, NULL, 10 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_chan_send(c, &w, ctx), -ETIMEDOUT);
+    goc_ctx_destroy(ctx);
+    ASSERT_EQ(goc_chan_len(c), 1);
+    ASSERT_EQ(goc_chan_try_recv(c, &v), 1);
+    ASSERT_EQ(v, 1);
+    ASSERT_EQ(goc_chan_try_recv(c, &v), -EAGAIN); /* w was never sent */
+    goc_chan_release(c);
+}
+
+TEST_G(chan, cancel_before_entry_wins_over_ready_value)
+{
+    goc_chan *c = chan_new(sizeof(int), 1);
+    int v = 9;
+    ASSERT_OK(goc_chan_send(c, &v, NULL));
+    goc_ctx *ctx;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &ctx));
+    goc_ctx_cancel(ctx);
+    ASSERT_EQ(goc_chan_recv(c, &v, ctx), -ECANCELED);
+    ASSERT_EQ(goc_chan_send(c, &v, ctx), -ECANCELED);
+    ASSERT_EQ(goc_chan_len(c), 1);
+    goc_ctx_release(ctx);
+    goc_chan_release(c);
+}
+
+struct canceller {
+    goc_ctx *ctx;
+    int64_t after;
+};
+
+static void cancel_later(void *arg)
+{
+    struct canceller *k = arg;
+    goc_sleep(k->after, NULL);
+    goc_ctx_cancel(k->ctx);
+}
+
+TEST_G(chan, cancel_while_waiting)
+{
+    goc_chan *c = chan_new(sizeof(int), 0);
+    goc_ctx *ctx;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &ctx));
+    struct canceller k = { ctx, 10 * GOC_MILLISECOND };
+    ASSERT_OK(goc_go(cancel_later, &k));
+    int v = 0;
+    ASSERT_EQ(goc_chan_recv(c, &v, ctx), -ECANCELED);
+    ASSERT_EQ(goc_chan_try_send(c, &v), -EAGAIN);
+    goc_ctx_release(ctx);
+    goc_chan_release(c);
+}
+
+struct thread_op {
+    goc_chan *c;
+    goc_ctx *ctx;
+    int rc;
+};
+
+static void *thread_recv(void *arg)
+{
+    struct thread_op *op = arg;
+    int v;
+    op->rc = goc_chan_recv(op->c, &v, op->ctx);
+    return NULL;
+}
+
+TEST(chan, plain_thread_cancel_and_timeout)
+{
+    goc_chan *c = chan_new(sizeof(int), 0);
+    goc_ctx *ctx;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &ctx));
+    struct thread_op op = { c, ctx, 99 };
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, thread_recv, &op));
+    goc_sleep(10 * GOC_MILLISECOND, NULL);
+    goc_ctx_cancel(ctx);
+    pthread_join(t, NULL);
+    ASSERT_EQ(op.rc, -ECANCELED);
+    goc_ctx_release(ctx);
+
+    goc_ctx_local l;
+    op.ctx = goc_ctx_init_timeout(&l, NULL, 10 * GOC_MILLISECOND);
+    ASSERT_OK(pthread_create(&t, NULL, thread_recv, &op));
+    pthread_join(t, NULL);
+    ASSERT_EQ(op.rc, -ETIMEDOUT);
+    goc_ctx_destroy(op.ctx);
+
+    /* And a close wakes a blocked thread. */
+    op.ctx = NULL;
+    ASSERT_OK(pthread_create(&t, NULL, thread_recv, &op));
+    goc_sleep(10 * GOC_MILLISECOND, NULL);
+    goc_chan_close(c);
+    pthread_join(t, NULL);
+    ASSERT_EQ(op.rc, 0);
+    goc_chan_release(c);
+}
+
+/* ---- stress: exactly once ---------------------------------------------- */
+
+struct stress {
+    goc_chan *c;
+    int64_t per_producer;
+    int producers;
+    _Atomic int64_t sum, count;
+    _Atomic uint8_t *seen;
+    goc_wg prod, cons;
+};
+
+static void produce(struct stress *s, int64_t base)
+{
+    goc_ctx_local l;
+    for (int64_t i = 0; i < s->per_producer; i++) {
+        int64_t v = base + i;
+        if (i % 64 == 0) {
+            /* Some sends with a generous deadline: same outcome. */
+            goc_ctx *ctx = goc_ctx_init_timeout(&l, NULL, 60 * GOC_SECOND);
+            ASSERT_OK(goc_chan_send(s->c, &v, ctx));
+            goc_ctx_destroy(ctx);
+        } else {
+            ASSERT_OK(goc_chan_send(s->c, &v, NULL));
+        }
+    }
+}
+
+static _Atomic int64_t next_base;
+
+static void producer_g(void *arg)
+{
+    struct stress *s = arg;
+    produce(s, atomic_fetch_add(&next_base, s->per_producer));
+    goc_wg_done(&s->prod);
+}
+
+static void *producer_t(void *arg)
+{
+    struct stress *s = arg;
+    produce(s, atomic_fetch_add(&next_base, s->per_producer));
+    goc_wg_done(&s->prod);
+    return NULL;
+}
+
+static void consume(struct stress *s)
+{
+    int64_t v;
+    while (goc_chan_recv(s->c, &v, NULL) > 0) {
+        ASSERT_EQ(atomic_fetch_add(&s->seen[v], 1), 0); /* never twice */
+        atomic_fetch_add(&s->sum, v);
+        atomic_fetch_add(&s->count, 1);
+    }
+}
+
+static void consumer_g(void *arg)
+{
+    consume(arg);
+    goc_wg_done(&((struct stress *)arg)->cons);
+}
+
+static void *consumer_t(void *arg)
+{
+    consume(arg);
+    goc_wg_done(&((struct stress *)arg)->cons);
+    return NULL;
+}
+
+static void run_stress(size_t cap)
+{
+    struct stress s = { .c = chan_new(sizeof(int64_t), cap),
+                        .per_producer = test_scale(200000),
+                        .producers = 8 };
+    int64_t total = s.per_producer * s.producers;
+    s.seen = calloc((size_t)total, 1);
+    atomic_store(&next_base, 0);
+    pthread_t pt[2], ct[2];
+    goc_wg_add(&s.prod, s.producers);
+    goc_wg_add(&s.cons, 8);
+    for (int i = 0; i < 6; i++) {
+        ASSERT_OK(goc_go(producer_g, &s));
+        ASSERT_OK(goc_go(consumer_g, &s));
+    }
+    for (int i = 0; i < 2; i++) {
+        ASSERT_OK(pthread_create(&pt[i], NULL, producer_t, &s));
+        ASSERT_OK(pthread_create(&ct[i], NULL, consumer_t, &s));
+    }
+    goc_wg_wait(&s.prod, NULL);
+    goc_chan_close(s.c);
+    goc_wg_wait(&s.cons, NULL);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(pt[i], NULL);
+        pthread_join(ct[i], NULL);
+    }
+    ASSERT_EQ(atomic_load(&s.count), total);
+    ASSERT_EQ(atomic_load(&s.sum), total * (total - 1) / 2);
+    free((void *)s.seen);
+    goc_chan_release(s.c);
+}
+
+TEST_G(chan, stress_unbuffered_exactly_once)
+{
+    run_stress(0);
+}
+
+TEST_G(chan, stress_buffered_exactly_once)
+{
+    run_stress(64);
+}
+
+/* ---- a random sequence against a model -------------------------------- */
+
+TEST(chan, random_ops_match_model)
+{
+    uint32_t seed = 777;
+    for (int round = 0; round < 50; round++) {
+        size_t cap = round % 5;
+        goc_chan *c = chan_new(sizeof(int), cap);
+        int model[8], head = 0, len = 0, next = 1;
+        bool closed = false;
+        for (int step = 0; step < 200; step++) {
+            seed = seed * 1103515245 + 12345;
+            int op = (int)(seed >> 16) % 10;
+            int v = 0;
+            if (op < 5) { /* try_send */
+                v = next;
+                int rc = goc_chan_try_send(c, &v);
+                if (closed) {
+                    ASSERT_EQ(rc, -EPIPE);
+                } else if ((size_t)len < cap) {
+                    ASSERT_OK(rc);
+                    model[(head + len++) % 8] = next++;
+                } else {
+                    ASSERT_EQ(rc, -EAGAIN);
+                }
+            } else if (op < 9) { /* try_recv */
+                int rc = goc_chan_try_recv(c, &v);
+                if (len > 0) {
+                    ASSERT_EQ(rc, 1);
+                    ASSERT_EQ(v, model[head]);
+                    head = (head + 1) % 8;
+                    len--;
+                } else {
+                    ASSERT_EQ(rc, closed ? 0 : -EAGAIN);
+                }
+            } else if (step > 150) { /* close, late */
+                ASSERT_EQ(goc_chan_close(c), closed ? GOC_EMISUSE : 0);
+                closed = true;
+            }
+            ASSERT_EQ(goc_chan_len(c), len);
+        }
+        goc_chan_release(c);
+    }
+}

@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: MIT */
+/* Tests of contexts and of cancellation in the blocking calls. */
+#include "test.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+TEST(ctx, background_never_ends)
+{
+    goc_ctx *bg = goc_ctx_background();
+    ASSERT_EQ(goc_ctx_err(bg), 0);
+    ASSERT_EQ(goc_ctx_err(NULL), 0);
+    ASSERT_EQ(goc_ctx_cause(bg), 0);
+    ASSERT(!goc_ctx_deadline(bg, NULL));
+    ASSERT(goc_ctx_value(bg, "k") == NULL);
+    goc_ctx_cancel(bg); /* no effect */
+    ASSERT_EQ(goc_ctx_err(bg), 0);
+    goc_ctx_release(bg);
+    ASSERT(goc_ctx_retain(bg) == bg);
+}
+
+TEST(ctx, cancel_reaches_descendants_not_parent)
+{
+    goc_ctx *root, *mid, *leaf, *val, *sib;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &root));
+    ASSERT_OK(goc_ctx_with_cancel(root, &mid));
+    ASSERT_OK(goc_ctx_with_value(mid, "k", (void *)"v", &val));
+    ASSERT_OK(goc_ctx_with_cancel(val, &leaf));
+    ASSERT_OK(goc_ctx_with_cancel(root, &sib));
+    goc_ctx_cancel_cause(mid, GOC_EOVERLOAD);
+    ASSERT_EQ(goc_ctx_err(mid), -ECANCELED);
+    ASSERT_EQ(goc_ctx_err(val), -ECANCELED);
+    ASSERT_EQ(goc_ctx_err(leaf), -ECANCELED);
+    ASSERT_EQ(goc_ctx_cause(leaf), GOC_EOVERLOAD);
+    ASSERT_EQ(goc_ctx_err(root), 0);
+    ASSERT_EQ(goc_ctx_err(sib), 0);
+    goc_ctx_cancel(root);
+    ASSERT_EQ(goc_ctx_err(sib), -ECANCELED);
+    ASSERT_EQ(goc_ctx_cause(sib), -ECANCELED);
+    ASSERT_EQ(goc_ctx_cause(mid), GOC_EOVERLOAD); /* first cancel wins */
+    /* A child of a done parent is born done. */
+    goc_ctx *late;
+    ASSERT_OK(goc_ctx_with_cancel(mid, &late));
+    ASSERT_EQ(goc_ctx_err(late), -ECANCELED);
+    ASSERT_EQ(goc_ctx_cause(late), GOC_EOVERLOAD);
+    goc_ctx_release(late);
+    goc_ctx_release(leaf);
+    goc_ctx_release(val);
+    goc_ctx_release(mid);
+    goc_ctx_release(sib);
+    goc_ctx_release(root);
+}
+
+TEST(ctx, release_cancels_and_parent_outlives_children)
+{
+    goc_ctx *root, *child;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &root));
+    ASSERT_OK(goc_ctx_with_cancel(root, &child));
+    goc_ctx_release(root); /* the child still holds it */
+    ASSERT_EQ(goc_ctx_err(child), 0);
+    goc_ctx_retain(child);
+    goc_ctx_release(child);
+    ASSERT_EQ(goc_ctx_err(child), 0);
+    goc_ctx_release(child); /* last: cancels, frees both */
+}
+
+TEST_G(ctx, deadlines_inherit_the_earlier)
+{
+    goc_ctx *a, *b, *c;
+    int64_t now = goc_now(), d;
+    ASSERT_OK(goc_ctx_with_deadline(NULL, now + GOC_SECOND, &a));
+    ASSERT_OK(goc_ctx_with_deadline(a, now + 10 * GOC_SECOND, &b));
+    ASSERT_OK(goc_ctx_with_timeout(a, 20 * GOC_MILLISECOND, &c));
+    ASSERT(goc_ctx_deadline(b, &d));
+    ASSERT_EQ(d, now + GOC_SECOND);
+    ASSERT(goc_ctx_deadline(c, &d));
+    ASSERT_LT(d, now + GOC_SECOND);
+    goc_sleep(30 * GOC_MILLISECOND, NULL);
+    ASSERT_EQ(goc_ctx_err(c), -ETIMEDOUT);
+    ASSERT_EQ(goc_ctx_err(a), 0);
+    ASSERT_EQ(goc_ctx_err(b), 0);
+    goc_ctx_cancel(a);
+    ASSERT_EQ(goc_ctx_err(b), -ECANCELED);
+    ASSERT_EQ(goc_ctx_err(c), -ETIMEDOUT); /* fixed forever */
+    goc_ctx_release(c);
+    goc_ctx_release(b);
+    goc_ctx_release(a);
+    /* Past or zero timeouts are done at once. */
+    ASSERT_OK(goc_ctx_with_timeout(NULL, 0, &a));
+    ASSERT_EQ(goc_ctx_err(a), -ETIMEDOUT);
+    goc_ctx_release(a);
+    ASSERT_OK(goc_ctx_with_deadline(NULL, now - 1, &a));
+    ASSERT_EQ(goc_ctx_err(a), -ETIMEDOUT);
+    goc_ctx_release(a);
+}
+
+TEST(ctx, values_and_without_cancel)
+{
+    static const char k1, k2;
+    goc_ctx *root, *v1, *v2, *shadow, *detached;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &root));
+    ASSERT_EQ(goc_ctx_with_value(root, NULL, (void *)"x", &v1), -EINVAL);
+    ASSERT_OK(goc_ctx_with_value(root, &k1, (void *)"one", &v1));
+    ASSERT_OK(goc_ctx_with_value(v1, &k2, (void *)"two", &v2));
+    ASSERT_OK(goc_ctx_with_value(v2, &k1, (void *)"uno", &shadow));
+    ASSERT_OK(goc_ctx_without_cancel(shadow, &detached));
+    ASSERT_STR(goc_ctx_value(v2, &k1), "one");
+    ASSERT_STR(goc_ctx_value(v2, &k2), "two");
+    ASSERT_STR(goc_ctx_value(shadow, &k1), "uno");
+    ASSERT_STR(goc_ctx_value(detached, &k2), "two");
+    ASSERT(goc_ctx_value(root, &k1) == NULL);
+    goc_ctx_cancel(root);
+    ASSERT_EQ(goc_ctx_err(v2), -ECANCELED);
+    ASSERT_EQ(goc_ctx_err(detached), 0);
+    ASSERT(goc_ctx_done(detached) == NULL);
+    goc_ctx_release(detached);
+    goc_ctx_release(shadow);
+    goc_ctx_release(v2);
+    goc_ctx_release(v1);
+    goc_ctx_release(root);
+}
+
+struct after_state {
+    _Atomic int runs;
+    goc_wg wg;
+};
+
+static void after_fn(void *arg)
+{
+    struct after_state *s = arg;
+    atomic_fetch_add(&s->runs, 1);
+    goc_wg_done(&s->wg);
+}
+
+TEST_G(ctx, after_func_runs_exactly_once)
+{
+    static struct after_state s;
+    goc_ctx *ctx;
+    goc_ctx_after a1, a2, a3, a4;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &ctx));
+    ASSERT_EQ(goc_ctx_after_func(ctx, NULL, NULL, &a1), -EINVAL);
+    goc_wg_add(&s.wg, 2);
+    ASSERT_OK(goc_ctx_after_func(ctx, after_fn, &s, &a1));
+    ASSERT_OK(goc_ctx_after_func(ctx, after_fn, &s, &a2));
+    ASSERT_OK(goc_ctx_after_func(ctx, after_fn, &s, &a3));
+    ASSERT(goc_ctx_after_stop(&a3)); /* prevented */
+    ASSERT(!goc_ctx_after_stop(&a3));
+    goc_ctx_cancel(ctx);
+    goc_ctx_cancel(ctx);
+    goc_wg_wait(&s.wg, NULL);
+    ASSERT(!goc_ctx_after_stop(&a1)); /* already started */
+    /* Registered after the end: runs at once. */
+    goc_wg_add(&s.wg, 1);
+    ASSERT_OK(goc_ctx_after_func(ctx, after_fn, &s, &a4));
+    goc_wg_wait(&s.wg, NULL);
+    ASSERT_EQ(atomic_load(&s.runs), 3);
+    /* Never cancellable: never runs, stop prevents it. */
+    ASSERT_OK(goc_ctx_after_func(NULL, after_fn, &s, &a4));
+    ASSERT(goc_ctx_after_stop(&a4));
+    goc_ctx_release(ctx);
+}
+
+TEST_G(ctx, local_contexts_cost_nothing_to_destroy_early)
+{
+    goc_ctx *parent;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &parent));
+    for (int i = 0; i < 100000; i++) {
+        goc_ctx_local l;
+        goc_ctx *ctx = goc_ctx_init_timeout(&l, parent, GOC_SECOND);
+        ASSERT_EQ(goc_ctx_err(ctx), 0);
+        ASSERT_OK(goc_ctx_destroy(ctx));
+    }
+    goc_ctx_local l;
+    goc_ctx *ctx = goc_ctx_init_cancel(&l, parent);
+    goc_ctx_cancel(parent);
+    ASSERT_EQ(goc_ctx_err(ctx), -ECANCELED);
+    ASSERT_OK(goc_ctx_destroy(ctx));
+    ASSERT_EQ(goc_ctx_destroy(parent), -EINVAL); /* not local */
+    goc_ctx_release(parent);
+}
+
+/* ---- cancellation of the other blocking calls ------------------------- */
+
+struct canceller {
+    goc_ctx *ctx;
+    int64_t after;
+};
+
+static void cancel_later(void *arg)
+{
+    struct canceller *k = arg;
+    goc_sleep(k->after, NULL);
+    goc_ctx_cancel(k->ctx);
+}
+
+TEST_G(ctx, sleep_is_cancellable)
+{
+    goc_ctx *ctx;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &ctx));
+    struct canceller k = { ctx, 10 * GOC_MILLISECOND };
+    ASSERT_OK(goc_go(cancel_later, &k));
+    int64_t t0 = goc_now();
+    ASSERT_EQ(goc_sleep(10 * GOC_SECOND, ctx), -ECANCELED);
+    ASSERT_LT(goc_now() - t0, 5 * GOC_SECOND);
+    ASSERT_EQ(goc_sleep(GOC_MILLISECOND, ctx), -ECANCELED); /* at entry */
+    goc_ctx_release(ctx);
+    goc_ctx_local l;
+    ctx = goc_ctx_init_timeout(&l, NULL, 5 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_sleep(10 * GOC_SECOND, ctx), -ETIMEDOUT);
+    goc_ctx_destroy(ctx);
+    ctx = goc_ctx_init_timeout(&l, NULL, 10 * GOC_SECOND);
+    t0 = goc_now();
+    ASSERT_OK(goc_sleep(2 * GOC_MILLISECOND, ctx)); /* sleep wins */
+    ASSERT_GE(goc_now() - t0, 2 * GOC_MILLISECOND);
+    goc_ctx_destroy(ctx);
+}
+
+struct thread_wait {
+    goc_wg *wg;
+    goc_ctx *ctx;
+    int rc;
+};
+
+static void *thread_wg_wait(void *arg)
+{
+    struct thread_wait *t = arg;
+    t->rc = goc_wg_wait(t->wg, t->ctx);
+    return NULL;
+}
+
+TEST_G(ctx, wg_wait_is_cancellable)
+{
+    goc_wg wg = GOC_WG_INIT;
+    goc_wg_add(&wg, 1);
+    goc_ctx_local l;
+    goc_ctx *ctx = goc_ctx_init_timeout(&l, NULL, 10 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_wg_wait(&wg, ctx), -ETIMEDOUT);
+    ASSERT_EQ(goc_wg_wait(&wg, ctx), -ETIMEDOUT); /* at entry */
+    goc_ctx_destroy(ctx);
+    /* A plain thread, cancelled. */
+    goc_ctx *c2;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &c2));
+    struct thread_wait tw = { &wg, c2, 99 };
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, thread_wg_wait, &tw));
+    goc_sleep(10 * GOC_MILLISECOND, NULL);
+    goc_ctx_cancel(c2);
+    pthread_join(t, NULL);
+    ASSERT_EQ(tw.rc, -ECANCELED);
+    /* The cancelled waiters left no trace: done releases nobody stale,
+     * and a finished group is reported even with a done context. */
+    ASSERT_OK(goc_wg_done(&wg));
+    ASSERT_OK(goc_wg_wait(&wg, c2));
+    goc_ctx_release(c2);
+}
+
+struct blocked {
+    goc_chan *c;
+    goc_ctx *ctx;
+    goc_wg started, done;
+    _Atomic int cancelled;
+};
+
+static void blocked_recv(void *arg)
+{
+    struct blocked *b = arg;
+    int v;
+    goc_wg_done(&b->started);
+    if (goc_chan_recv(b->c, &v, b->ctx) == -ECANCELED)
+        atomic_fetch_add(&b->cancelled, 1);
+    goc_wg_done(&b->done);
+}
+
+TEST(ctx, cancel_from_plain_thread_wakes_goroutines)
+{
+    static struct blocked b;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &b.ctx));
+    ASSERT_OK(goc_chan_new(sizeof(int), 0, &b.c));
+    goc_wg_add(&b.started, 100);
+    goc_wg_add(&b.done, 100);
+    for (int i = 0; i < 100; i++)
+        ASSERT_OK(goc_go(blocked_recv, &b));
+    goc_wg_wait(&b.started, NULL);
+    goc_sleep(5 * GOC_MILLISECOND, NULL);
+    goc_ctx_cancel(b.ctx); /* from this plain thread */
+    goc_wg_wait(&b.done, NULL);
+    ASSERT_EQ(atomic_load(&b.cancelled), 100);
+    goc_chan_release(b.c);
+    goc_ctx_release(b.ctx);
+    test_no_leaks();
+}
