@@ -6,7 +6,11 @@ build=${1:-build}
 
 examples=(
     "basic_goroutine|1.1 Goroutines joined with a WaitGroup (BasicGoroutineExample)"
+    "goroutine_with_timeout|1.1 Work with a timeout that really stops the work (GoroutineWithTimeout)"
     "many_goroutines|1.1 One goroutine per task: 100,000 sleepers on every P"
+    "pipeline|2.1 A cancellable pipeline (PipelineExample)"
+    "buffered_channel|2.1 Producer and consumer on a buffered channel (BufferedChannelExample)"
+    "channel_with_timeout|2.2 Receive with a timeout, closed told apart (ChannelWithTimeout)"
 )
 
 for entry in "${examples[@]}"; do
