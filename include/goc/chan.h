@@ -122,10 +122,10 @@ struct goc_select_case {
     int result;
 };
 
-/** Flags for goc_select(). */
-#define GOC_SELECT_DEFAULT  1u /* never block: -EAGAIN if none is ready */
-#define GOC_SELECT_PRIORITY 2u /* take the first ready case, not a random one \
-                                */
+/** goc_select() flag: never block; -EAGAIN if no case is ready. */
+#define GOC_SELECT_DEFAULT  1u
+/** goc_select() flag: take the first ready case, not a random one. */
+#define GOC_SELECT_PRIORITY 2u
 
 /**
  * goc_select - run exactly one of the ready cases, waiting until one is.
