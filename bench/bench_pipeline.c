@@ -43,7 +43,9 @@ static int64_t once(long n, size_t cap)
     while (goc_chan_recv(c2, &v, NULL) > 0)
         sum += v;
     int64_t ns = goc_now() - t0;
-    BENCH_CHECK(sum == (n - 1) * n * (2 * n - 1) / 6, "pipeline: %ld", sum);
+    /* (n-1)n(2n-1)/6, ordered so that no intermediate overflows. */
+    long want = (n - 1) * n / 2 * (2 * n - 1) / 3;
+    BENCH_CHECK(sum == want, "pipeline: %ld, want %ld", sum, want);
     goc_chan_release(c1);
     goc_chan_release(c2);
     return ns;

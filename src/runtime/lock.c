@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The runtime's internal futex lock and the futex wrappers under it. */
+#include "../internal/cpu.h"
 #include "../internal/futex.h"
 #include "../internal/lock.h"
 
@@ -8,13 +9,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__x86_64__)
-#define cpu_relax() __builtin_ia32_pause()
-#elif defined(__aarch64__)
-#define cpu_relax() __asm__ volatile("yield" ::: "memory")
-#else
-#define cpu_relax() ((void)0)
-#endif
 
 void goc__futex_wait(_Atomic uint32_t *word,
                      uint32_t expected,
@@ -46,7 +40,7 @@ void goc__lock_slow(goc__lock *l)
         if (atomic_load_explicit(&l->state, memory_order_relaxed) == 0 &&
             goc__lock_try(l))
             return;
-        cpu_relax();
+        goc__cpu_relax();
     }
     /* State 2 tells the releaser that someone may sleep on the word. */
     while (atomic_exchange_explicit(&l->state, 2, memory_order_acquire) != 0)

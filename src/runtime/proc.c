@@ -134,6 +134,7 @@ static void *m_main(void *arg)
     m->nextp = NULL;
     m->p = p;
     p->m = m;
+    atomic_store_explicit(&p->running, true, memory_order_relaxed);
     goc__m_schedule(m);
 }
 

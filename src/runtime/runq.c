@@ -49,6 +49,34 @@ bool goc__runq_put_slow(struct goc__p *p,
     return true;
 }
 
+static bool victim_running(struct goc__p *victim)
+{
+    return atomic_load_explicit(&victim->running, memory_order_relaxed);
+}
+
+/*
+ * A running P that just readied a goroutine into runnext (a channel
+ * hand-off) usually blocks and runs it a moment later. Stealing it in that
+ * window moves the pair of goroutines to two threads, which then wake each
+ * other through the kernel on every hand-off. So wait ~3 us first, as Go
+ * does, and steal only if runnext is still the same goroutine. Returns
+ * true if it is.
+ */
+static bool runnext_settles(struct goc__p *victim)
+{
+    struct goc__g *next =
+        atomic_load_explicit(&victim->runnext, memory_order_relaxed);
+    int64_t until = goc__nanotime() + 3000;
+    do {
+        for (int i = 0; i < 64; i++)
+            goc__cpu_relax();
+        if (atomic_load_explicit(&victim->runnext, memory_order_relaxed) !=
+            next)
+            return false;
+    } while (goc__nanotime() < until);
+    return true;
+}
+
 /* Take half of victim's ring into batch; 0 if it is empty. */
 static uint32_t runq_grab(struct goc__p *victim,
                           struct goc__g **batch,
@@ -65,6 +93,8 @@ static uint32_t runq_grab(struct goc__p *victim,
                 return 0;
             struct goc__g *next =
                 atomic_load_explicit(&victim->runnext, memory_order_relaxed);
+            if (next && victim_running(victim) && !runnext_settles(victim))
+                continue; /* it ran or changed: look again */
             if (next && atomic_compare_exchange_strong_explicit(
                             &victim->runnext, &next, NULL, memory_order_acquire,
                             memory_order_relaxed)) {

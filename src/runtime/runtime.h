@@ -12,6 +12,7 @@
 #define GOC_RUNTIME_PRIVATE_H
 
 #include "goc/runtime.h"
+#include "../internal/cpu.h"
 #include "../internal/lock.h"
 
 #include <pthread.h>
@@ -160,6 +161,7 @@ struct goc__p {
                            queue and the timers */
     int id;
     struct goc__m *m;         /* owner while running */
+    _Atomic bool running;     /* held by an M (read by thieves) */
     struct goc__p *idle_next; /* idle list link */
     struct goc__wheel wheel;
     struct {

@@ -133,11 +133,13 @@ static void acquire_p(struct goc__m *m, struct goc__p *p)
 {
     m->p = p;
     p->m = m;
+    atomic_store_explicit(&p->running, true, memory_order_relaxed);
 }
 
 static struct goc__p *release_p(struct goc__m *m)
 {
     struct goc__p *p = m->p;
+    atomic_store_explicit(&p->running, false, memory_order_relaxed);
     p->m = NULL;
     m->p = NULL;
     return p;
@@ -481,8 +483,7 @@ static struct goc__g *find_runnable(struct goc__m *m)
                 m->spinning = true;
                 atomic_fetch_add(&goc__sched.nmspinning, 1);
             }
-            g = steal_work(m);
-            if (g)
+            if ((g = steal_work(m)) != NULL)
                 return g;
         }
         goc__lock_acquire(&goc__sched.lock);

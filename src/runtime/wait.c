@@ -18,6 +18,7 @@
  * result only after DONE.
  */
 #include "runtime.h"
+#include "../internal/cpu.h"
 #include "../internal/futex.h"
 
 enum {
@@ -27,13 +28,6 @@ enum {
     WAIT_DONE,
 };
 
-#if defined(__x86_64__)
-#define cpu_relax() __builtin_ia32_pause()
-#elif defined(__aarch64__)
-#define cpu_relax() __asm__ volatile("yield" ::: "memory")
-#else
-#define cpu_relax() ((void)0)
-#endif
 
 void goc__wait_init(struct goc__wait *w)
 {
@@ -128,6 +122,6 @@ int goc__wait_block(struct goc__wait *w, void (*unlock)(void *), void *arg)
     }
     /* A claimer that raced our park may still be finishing its part. */
     while (atomic_load_explicit(&w->state, memory_order_acquire) != WAIT_DONE)
-        cpu_relax();
+        goc__cpu_relax();
     return w->index;
 }
