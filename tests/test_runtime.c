@@ -5,6 +5,7 @@
 #include "../src/runtime/runtime.h"
 
 #include <errno.h>
+#include <fenv.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -551,4 +552,55 @@ TEST(runtime, strerror_names_codes)
     ASSERT_EQ(strcmp(goc_strerror(GOC_EMISUSE), "API misuse"), 0);
     ASSERT_EQ(strcmp(goc_strerror(12345), "unknown error"), 0);
     ASSERT_EQ(strcmp(goc_version(), "0.1.0"), 0);
+}
+
+/* ---- floating-point control state ------------------------------------- */
+
+struct fenv_state {
+    _Atomic int step;
+    int other_mode;
+    goc_wg wg;
+};
+
+static void rounder(void *arg)
+{
+    struct fenv_state *s = arg;
+    ASSERT_OK(fesetround(FE_DOWNWARD));
+    atomic_store(&s->step, 1);
+    while (atomic_load(&s->step) != 2)
+        goc_yield();
+    ASSERT_EQ(fegetround(), FE_DOWNWARD); /* ours survived the switches */
+    fesetround(FE_TONEAREST);
+    goc_wg_done(&s->wg);
+}
+
+static void observer(void *arg)
+{
+    struct fenv_state *s = arg;
+    while (atomic_load(&s->step) != 1)
+        goc_yield();
+    s->other_mode = fegetround();
+    atomic_store(&s->step, 2);
+    goc_wg_done(&s->wg);
+}
+
+static int fenv_main(void *arg)
+{
+    struct fenv_state *s = arg;
+    goc_wg_add(&s->wg, 2);
+    goc_go(rounder, s);
+    goc_go(observer, s);
+    goc_wg_wait(&s->wg, NULL);
+    return 0;
+}
+
+TEST(runtime, rounding_mode_is_per_goroutine)
+{
+    /* One P: both goroutines share a thread, so only the switch can keep
+     * the rounding mode apart. */
+    static struct fenv_state s;
+    struct goc_config cfg = { .max_procs = 1 };
+    ASSERT_OK(goc_init(&cfg));
+    ASSERT_OK(goc_run(fenv_main, &s));
+    ASSERT_EQ(s.other_mode, FE_TONEAREST);
 }

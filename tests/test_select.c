@@ -146,8 +146,8 @@ TEST_G(select, ctx_timeout_and_cancel)
     int v = 0;
     struct goc_select_case cs[1] = { recv_case(a, &v) };
     goc_ctx_local l;
-    goc_ctx *ctx = goc_ctx_init_timeout(&l, NULL, 10 * GOC_MILLISECOND);
     int64_t t0 = goc_now();
+    goc_ctx *ctx = goc_ctx_init_timeout(&l, NULL, 10 * GOC_MILLISECOND);
     ASSERT_EQ(goc_select(cs, 1, 0, ctx), -ETIMEDOUT);
     ASSERT_GE(goc_now() - t0, 10 * GOC_MILLISECOND);
     ASSERT_EQ(cs[0].result, 99); /* no case ran */

@@ -3,12 +3,14 @@
  * Context switch for aarch64 (AAPCS64).
  *
  * Saves only the callee-saved state: x19-x28, the frame pointer x29, the
- * link register x30 (the resume address) and d8-d15 (the low halves of
- * v8-v15). Frame of 0xb0 bytes at the saved sp:
+ * link register x30 (the resume address), d8-d15 (the low halves of
+ * v8-v15) and FPCR (rounding mode: a fesetround() in one goroutine must not
+ * leak into another). Frame of 0xb0 bytes at the saved sp:
  *
  *     +0x00 d8 d9 d10 d11 d12 d13 d14 d15
  *     +0x40 x19 x20 ... x28
  *     +0x90 x29 x30
+ *     +0xa0 FPCR, padding
  */
 #if defined(__aarch64__) && !defined(GOC_PORTABLE_SWITCH)
     .text
@@ -29,9 +31,16 @@ goc__ctx_switch:
     stp     x25, x26, [sp, #0x70]
     stp     x27, x28, [sp, #0x80]
     stp     x29, x30, [sp, #0x90]
+    mrs     x3, fpcr
+    str     x3, [sp, #0xa0]
     mov     x2, sp
     str     x2, [x0]
     mov     sp, x1
+    ldr     x4, [sp, #0xa0]
+    cmp     x3, x4              /* FPCR rarely differs: skip the write */
+    b.eq    1f
+    msr     fpcr, x4
+1:
     ldp     d8, d9, [sp, #0x00]
     ldp     d10, d11, [sp, #0x10]
     ldp     d12, d13, [sp, #0x20]

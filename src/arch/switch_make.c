@@ -23,6 +23,8 @@ struct first_frame {
     uint64_t ret;
 };
 
+_Static_assert(sizeof(struct first_frame) == 64, "frame size");
+
 void *goc__ctx_make(void *stack_lo,
                     void *stack_top,
                     void (*entry)(void *),
@@ -46,11 +48,14 @@ void *goc__ctx_make(void *stack_lo,
     return f;
 }
 #else
-/* Layout popped by goc__ctx_switch: d8-d15, x19-x28, x29, x30. */
+/* Layout popped by goc__ctx_switch: d8-d15, x19-x28, x29, x30, FPCR. */
 struct first_frame {
     uint64_t d[8];
     uint64_t x19, x20, x21_x28[8], x29, x30;
+    uint64_t fpcr, pad;
 };
+
+_Static_assert(sizeof(struct first_frame) == 0xb0, "frame size");
 
 void *goc__ctx_make(void *stack_lo,
                     void *stack_top,

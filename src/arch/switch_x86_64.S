@@ -27,10 +27,17 @@ goc__ctx_switch:
     subq    $8, %rsp
     stmxcsr (%rsp)
     fnstcw  4(%rsp)
+    movl    (%rsp), %eax        /* our MXCSR */
+    movzwl  4(%rsp), %ecx       /* our x87 control word */
     movq    %rsp, (%rdi)
     movq    %rsi, %rsp
-    ldmxcsr (%rsp)
-    fldcw   4(%rsp)
+    /* The control words almost never differ between goroutines, and
+     * loading them is slow (microcoded): do it only when they do. */
+    cmpl    (%rsp), %eax
+    jne     1f
+    cmpw    4(%rsp), %cx
+    jne     1f
+2:
     addq    $8, %rsp
     popq    %r15
     popq    %r14
@@ -39,6 +46,10 @@ goc__ctx_switch:
     popq    %rbx
     popq    %rbp
     ret
+1:
+    ldmxcsr (%rsp)
+    fldcw   4(%rsp)
+    jmp     2b
     .cfi_endproc
     .size   goc__ctx_switch, .-goc__ctx_switch
 

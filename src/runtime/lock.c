@@ -9,7 +9,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 void goc__futex_wait(_Atomic uint32_t *word,
                      uint32_t expected,
                      int64_t deadline)

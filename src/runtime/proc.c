@@ -303,8 +303,9 @@ void goc_yield(void)
         sched_yield();
         return;
     }
+    /* Nobody else to run here: carry on. */
     if (goc__runq_empty(m->p) && atomic_load(&goc__sched.gq_len) == 0)
-        return; /* nobody else to run here */
+        return;
     struct goc__g *g = m->curg;
     atomic_store_explicit(&g->status, GOC__G_WAITING, memory_order_relaxed);
     goc__park_m(m, yield_commit, g);

@@ -28,7 +28,6 @@ enum {
     WAIT_DONE,
 };
 
-
 void goc__wait_init(struct goc__wait *w)
 {
     w->g = goc__g_current();
