@@ -60,7 +60,8 @@ int goc_chan_new(size_t elem_size, size_t cap, goc_chan **out)
         return -EINVAL;
     if (elem_size && cap > (SIZE_MAX - sizeof(struct goc_chan)) / elem_size)
         return -EINVAL;
-    struct goc_chan *c = goc__malloc(sizeof(*c) + elem_size * cap);
+    struct goc_chan *c = goc__aligned_alloc(_Alignof(struct goc_chan),
+                                            sizeof(*c) + elem_size * cap);
     if (!c)
         return -ENOMEM;
     memset(c, 0, sizeof(*c));

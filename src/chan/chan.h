@@ -26,8 +26,10 @@ struct goc__waitq {
 };
 
 struct goc_chan {
-    goc__lock lock;
-    bool closed;
+    /* The lock has a cache line to itself: a waiter spinning on it must
+     * not steal the line that the holder is updating. */
+    _Alignas(64) goc__lock lock;
+    _Alignas(64) bool closed;
     _Atomic int refs;
     size_t elem_size;
     size_t cap;

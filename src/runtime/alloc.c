@@ -36,6 +36,14 @@ void *goc__calloc(size_t n, size_t size)
     return goc__fault_hit() ? NULL : calloc(n, size);
 }
 
+void *goc__aligned_alloc(size_t align, size_t size)
+{
+    void *p = NULL;
+    if (goc__fault_hit() || posix_memalign(&p, align, size) != 0)
+        return NULL;
+    return p;
+}
+
 void goc__free(void *p)
 {
     free(p);
