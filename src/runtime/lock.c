@@ -30,16 +30,22 @@ void goc__futex_wake(_Atomic uint32_t *word, int n)
 }
 
 /*
- * Contended path. Critical sections are a few dozen instructions, so spin a
- * little first: on this kind of VM a futex sleep and wake cost ~10 us.
+ * Contended path. Critical sections are a few dozen instructions, so spin
+ * first: a futex sleep and wake cost ~10 us on a VM. The pauses between
+ * looks double (1, 2, 4 ... 64): a waiter that polls the lock's cache line
+ * too often keeps taking it away from the holder, which needs it back to
+ * release the lock (2.7x on chan_mpmc against a fixed one-pause poll).
  */
 void goc__lock_slow(goc__lock *l)
 {
-    for (int i = 0; i < 100; i++) {
+    for (int i = 0, pause = 1; i < 12; i++) {
         if (atomic_load_explicit(&l->state, memory_order_relaxed) == 0 &&
             goc__lock_try(l))
             return;
-        goc__cpu_relax();
+        for (int k = 0; k < pause; k++)
+            goc__cpu_relax();
+        if (pause < 64)
+            pause *= 2;
     }
     /* State 2 tells the releaser that someone may sleep on the word. */
     while (atomic_exchange_explicit(&l->state, 2, memory_order_acquire) != 0)
