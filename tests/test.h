@@ -88,6 +88,9 @@ void test_expect_exit(void (*fn)(void), int want_status, const char *want_text);
  */
 unsigned long test_thread_self(void);
 
+/* Start a goroutine that cancels ctx after ns nanoseconds. */
+void test_cancel_after(goc_ctx *ctx, int64_t ns);
+
 /* True when built with a sanitizer or run under valgrind. */
 int test_instrumented(void);
 

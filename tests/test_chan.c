@@ -292,25 +292,12 @@ TEST_G(chan, cancel_before_entry_wins_over_ready_value)
     goc_chan_release(c);
 }
 
-struct canceller {
-    goc_ctx *ctx;
-    int64_t after;
-};
-
-static void cancel_later(void *arg)
-{
-    struct canceller *k = arg;
-    goc_sleep(k->after, NULL);
-    goc_ctx_cancel(k->ctx);
-}
-
 TEST_G(chan, cancel_while_waiting)
 {
     goc_chan *c = chan_new(sizeof(int), 0);
     goc_ctx *ctx;
     ASSERT_OK(goc_ctx_with_cancel(NULL, &ctx));
-    struct canceller k = { ctx, 10 * GOC_MILLISECOND };
-    ASSERT_OK(goc_go(cancel_later, &k));
+    test_cancel_after(ctx, 10 * GOC_MILLISECOND);
     int v = 0;
     ASSERT_EQ(goc_chan_recv(c, &v, ctx), -ECANCELED);
     ASSERT_EQ(goc_chan_try_send(c, &v), -EAGAIN);

@@ -181,24 +181,11 @@ TEST_G(ctx, local_contexts_cost_nothing_to_destroy_early)
 
 /* ---- cancellation of the other blocking calls ------------------------- */
 
-struct canceller {
-    goc_ctx *ctx;
-    int64_t after;
-};
-
-static void cancel_later(void *arg)
-{
-    struct canceller *k = arg;
-    goc_sleep(k->after, NULL);
-    goc_ctx_cancel(k->ctx);
-}
-
 TEST_G(ctx, sleep_is_cancellable)
 {
     goc_ctx *ctx;
     ASSERT_OK(goc_ctx_with_cancel(NULL, &ctx));
-    struct canceller k = { ctx, 10 * GOC_MILLISECOND };
-    ASSERT_OK(goc_go(cancel_later, &k));
+    test_cancel_after(ctx, 10 * GOC_MILLISECOND);
     int64_t t0 = goc_now();
     ASSERT_EQ(goc_sleep(10 * GOC_SECOND, ctx), -ECANCELED);
     ASSERT_LT(goc_now() - t0, 5 * GOC_SECOND);

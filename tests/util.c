@@ -12,6 +12,28 @@ unsigned long test_thread_self(void)
     return (unsigned long)pthread_self();
 }
 
+struct canceller {
+    goc_ctx *ctx;
+    int64_t after;
+};
+
+static void cancel_later(void *arg)
+{
+    struct canceller *k = arg;
+    goc_sleep(k->after, NULL);
+    goc_ctx_cancel(k->ctx);
+    goc_ctx_release(k->ctx);
+    free(k);
+}
+
+void test_cancel_after(goc_ctx *ctx, int64_t ns)
+{
+    struct canceller *k = malloc(sizeof(*k));
+    ASSERT(k != NULL);
+    *k = (struct canceller){ goc_ctx_retain(ctx), ns };
+    ASSERT_OK(goc_go(cancel_later, k));
+}
+
 int64_t test_scale(int64_t n)
 {
     const char *s = getenv("GOC_TEST_SCALE");

@@ -53,11 +53,12 @@ static void spawn_after(struct goc__ctx_after *a)
 }
 
 /* Spawn the after-funcs collected by a cancellation, outside all locks. */
-static void spawn_all(struct goc__ctx_after *list)
+static void spawn_all(struct goc__dlink *list)
 {
     while (list) {
-        struct goc__ctx_after *next = list->next;
-        spawn_after(list); /* list may be reused once its fn started */
+        struct goc__dlink *next = list->next;
+        /* The record may be reused once its fn has started. */
+        spawn_after(goc__container_of(list, struct goc__ctx_after, link));
         list = next;
     }
 }
@@ -69,25 +70,25 @@ static void spawn_all(struct goc__ctx_after *list)
 static void fire_locked(struct goc_ctx *c,
                         int err,
                         int cause,
-                        struct goc__ctx_after **afters)
+                        struct goc__dlink **afters)
 {
     atomic_store_explicit(&c->err, err, memory_order_release);
     c->cause = cause ? cause : err;
-    while (c->watchers) {
-        struct goc__ctx_watch *cw = c->watchers;
+    struct goc__dlink *l;
+    while ((l = goc__dlist_pop(&c->watchers))) {
+        struct goc__ctx_watch *cw =
+            goc__container_of(l, struct goc__ctx_watch, link);
         struct goc__wait *w = cw->w;
         int index = cw->index;
-        c->watchers = cw->next;
         cw->linked = false; /* cw may vanish once w is finished */
         if (goc__wait_claim(w, index))
             goc__wait_finish(w);
     }
-    while (c->afters) {
-        struct goc__ctx_after *a = c->afters;
-        c->afters = a->next;
+    while ((l = goc__dlist_pop(&c->afters))) {
+        struct goc__ctx_after *a =
+            goc__container_of(l, struct goc__ctx_after, link);
         atomic_store(&a->linked, false);
-        a->next = *afters;
-        *afters = a;
+        goc__dlist_push(afters, l);
     }
     if (c->done)
         goc_chan_close(c->done);
@@ -97,13 +98,11 @@ static void fire_locked(struct goc_ctx *c,
 static void cancel_children_locked(struct goc_ctx *c,
                                    int err,
                                    int cause,
-                                   struct goc__ctx_after **afters)
+                                   struct goc__dlink **afters)
 {
-    while (c->children) {
-        struct goc_ctx *child = c->children;
-        c->children = child->sib_next;
-        if (c->children)
-            c->children->sib_prev = NULL;
+    struct goc__dlink *l;
+    while ((l = goc__dlist_pop(&c->children))) {
+        struct goc_ctx *child = goc__container_of(l, struct goc_ctx, sib);
         child->in_parent = false;
         goc__lock_acquire(&child->lock);
         if (atomic_load(&child->err) == 0)
@@ -120,12 +119,7 @@ static void unlink_from_parent(struct goc_ctx *c)
         return;
     goc__lock_acquire(&p->lock);
     if (c->in_parent) {
-        if (c->sib_prev)
-            c->sib_prev->sib_next = c->sib_next;
-        else
-            p->children = c->sib_next;
-        if (c->sib_next)
-            c->sib_next->sib_prev = c->sib_prev;
+        goc__dlist_remove(&p->children, &c->sib);
         c->in_parent = false;
     }
     goc__lock_release(&p->lock);
@@ -133,7 +127,7 @@ static void unlink_from_parent(struct goc_ctx *c)
 
 static void cancel(struct goc_ctx *c, int err, int cause)
 {
-    struct goc__ctx_after *afters = NULL;
+    struct goc__dlink *afters = NULL;
     goc__lock_acquire(&c->lock);
     if (atomic_load(&c->err) != 0) {
         goc__lock_release(&c->lock);
@@ -175,10 +169,7 @@ static void attach(struct goc_ctx *c)
     if (err == 0) {
         c->cancel_parent = p;
         c->in_parent = true;
-        c->sib_next = p->children;
-        if (p->children)
-            p->children->sib_prev = c;
-        p->children = c;
+        goc__dlist_push(&p->children, &c->sib);
     } else {
         atomic_store(&c->err, err);
         c->cause = p->cause;
@@ -430,11 +421,7 @@ int goc__ctx_watch(goc_ctx *ctx,
     goc__lock_acquire(&c->lock);
     err = atomic_load(&c->err);
     if (!err) {
-        cw->prev = NULL;
-        cw->next = c->watchers;
-        if (c->watchers)
-            c->watchers->prev = cw;
-        c->watchers = cw;
+        goc__dlist_push(&c->watchers, &cw->link);
         cw->linked = true;
     }
     goc__lock_release(&c->lock);
@@ -448,12 +435,7 @@ void goc__ctx_unwatch(struct goc__ctx_watch *cw)
         return;
     goc__lock_acquire(&c->lock);
     if (cw->linked) {
-        if (cw->prev)
-            cw->prev->next = cw->next;
-        else
-            c->watchers = cw->next;
-        if (cw->next)
-            cw->next->prev = cw->prev;
+        goc__dlist_remove(&c->watchers, &cw->link);
         cw->linked = false;
     }
     goc__lock_release(&c->lock);
@@ -476,10 +458,7 @@ int goc_ctx_after_func(goc_ctx *ctx, goc_fn fn, void *arg, goc_ctx_after *after)
     goc__lock_acquire(&c->lock);
     bool done = atomic_load(&c->err) != 0;
     if (!done) {
-        a->next = c->afters;
-        if (c->afters)
-            c->afters->prev = a;
-        c->afters = a;
+        goc__dlist_push(&c->afters, &a->link);
         atomic_store(&a->linked, true);
     }
     goc__lock_release(&c->lock);
@@ -497,12 +476,7 @@ bool goc_ctx_after_stop(goc_ctx_after *after)
     goc__lock_acquire(&c->lock);
     bool stopped = atomic_load(&a->linked);
     if (stopped) {
-        if (a->prev)
-            a->prev->next = a->next;
-        else
-            c->afters = a->next;
-        if (a->next)
-            a->next->prev = a->prev;
+        goc__dlist_remove(&c->afters, &a->link);
         atomic_store(&a->linked, false);
     }
     goc__lock_release(&c->lock);

@@ -8,6 +8,7 @@
 
 #include "goc/context.h"
 #include "../runtime/runtime.h"
+#include "../internal/list.h"
 
 enum goc__ctx_kind {
     GOC__CTX_BACKGROUND,
@@ -18,7 +19,7 @@ enum goc__ctx_kind {
 
 /* A blocked call's registration with a context (on the caller's stack). */
 struct goc__ctx_watch {
-    struct goc__ctx_watch *next, *prev;
+    struct goc__dlink link; /* in cc->watchers */
     struct goc__wait *w;
     int index;          /* reported by the wait when the context wins */
     struct goc_ctx *cc; /* the cancellable context watched, or NULL */
@@ -26,7 +27,7 @@ struct goc__ctx_watch {
 };
 
 struct goc__ctx_after {
-    struct goc__ctx_after *next, *prev;
+    struct goc__dlink link; /* in cc->afters; then in a cancel's batch */
     goc_fn fn;
     void *arg;
     struct goc_ctx *cc;
@@ -44,10 +45,10 @@ struct goc_ctx {
     int64_t deadline; /* INT64_MAX: none */
     struct goc_ctx *parent;
     struct goc_ctx *cancel_parent; /* ancestor whose cancel reaches us */
-    struct goc_ctx *children;      /* under lock */
-    struct goc_ctx *sib_next, *sib_prev;
-    struct goc__ctx_watch *watchers; /* under lock */
-    struct goc__ctx_after *afters;   /* under lock */
+    struct goc__dlink *children;   /* under lock: their sib links */
+    struct goc__dlink sib;         /* in cancel_parent->children */
+    struct goc__dlink *watchers;   /* under lock: goc__ctx_watch */
+    struct goc__dlink *afters;     /* under lock: goc__ctx_after */
     goc_chan *done;
     struct goc__timer timer;
     _Atomic uint32_t timer_busy; /* armed or firing */

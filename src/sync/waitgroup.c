@@ -11,7 +11,7 @@
 
 /* A waiter's entry in the group's list, on the waiter's stack. */
 struct wg_waiter {
-    struct wg_waiter *next, *prev;
+    struct goc__dlink link;
     struct goc__wait *w;
     bool linked;
 };
@@ -19,7 +19,7 @@ struct wg_waiter {
 struct wg {
     _Atomic uint64_t state; /* counter << 32 | waiters */
     goc__lock lock;
-    struct wg_waiter *head; /* under lock */
+    struct goc__dlink *head; /* under lock: wg_waiter links */
 };
 
 static_assert(sizeof(struct wg) <= sizeof(goc_wg), "goc_wg too small");
@@ -35,30 +35,25 @@ void goc_wg_init(goc_wg *wg)
 /* The counter reached zero with waiters: release all of them. */
 static void wake_all(struct wg *g)
 {
-    struct wg_waiter *won = NULL;
+    struct goc__dlink *won = NULL, *l;
     uint64_t n = 0;
     goc__lock_acquire(&g->lock);
-    struct wg_waiter *list = g->head;
-    g->head = NULL;
-    while (list) {
-        struct wg_waiter *x = list;
-        list = x->next;
+    while ((l = goc__dlist_pop(&g->head))) {
+        struct wg_waiter *x = goc__container_of(l, struct wg_waiter, link);
         x->linked = false;
         n++;
         /* Claim under the lock: a waiter its context woke may leave as
          * soon as the lock is free, and must not be touched after. */
-        if (goc__wait_claim(x->w, 0)) {
-            x->next = won;
-            won = x;
-        }
+        if (goc__wait_claim(x->w, 0))
+            goc__dlist_push(&won, l);
     }
     /* Waiters join the list and the count together under the lock; an
      * Add racing with this wake keeps its increment. */
     atomic_fetch_sub(&g->state, n);
     goc__lock_release(&g->lock);
     while (won) {
-        struct goc__wait *w = won->w;
-        won = won->next;
+        struct goc__wait *w = goc__container_of(won, struct wg_waiter, link)->w;
+        won = won->next; /* the waiter may leave once finished */
         goc__wait_finish(w);
     }
 }
@@ -99,11 +94,7 @@ static bool join(struct wg *g, struct wg_waiter *x)
         if (COUNTER(s) == 0)
             return false;
     } while (!atomic_compare_exchange_weak(&g->state, &s, s + 1));
-    x->prev = NULL;
-    x->next = g->head;
-    if (g->head)
-        g->head->prev = x;
-    g->head = x;
+    goc__dlist_push(&g->head, &x->link);
     x->linked = true;
     return true;
 }
@@ -113,12 +104,7 @@ static void leave(struct wg *g, struct wg_waiter *x)
 {
     goc__lock_acquire(&g->lock);
     if (x->linked) {
-        if (x->prev)
-            x->prev->next = x->next;
-        else
-            g->head = x->next;
-        if (x->next)
-            x->next->prev = x->prev;
+        goc__dlist_remove(&g->head, &x->link);
         x->linked = false;
         atomic_fetch_sub(&g->state, 1);
     }
