@@ -92,10 +92,23 @@ void goc_chan_release(goc_chan *c)
 
 /* ---- completing without waiting --------------------------------------- */
 
-static void copy_elem(struct goc_chan *c, void *dst, const void *src)
+static inline void copy_elem(struct goc_chan *c, void *dst, const void *src)
 {
-    if (dst && c->elem_size)
+    if (!dst)
+        return;
+    /* Word-sized elements are the common case: no call to memcpy. */
+    switch (c->elem_size) {
+    case 0:
+        break;
+    case sizeof(uint64_t):
+        memcpy(dst, src, sizeof(uint64_t));
+        break;
+    case sizeof(uint32_t):
+        memcpy(dst, src, sizeof(uint32_t));
+        break;
+    default:
         memcpy(dst, src, c->elem_size);
+    }
 }
 
 bool goc__chan_try_send_locked(struct goc_chan *c,
@@ -107,7 +120,7 @@ bool goc__chan_try_send_locked(struct goc_chan *c,
         *result = -EPIPE;
         return true;
     }
-    struct goc__sudog *r = goc__waitq_claim(&c->recvq);
+    struct goc__sudog *r = c->recvq.head ? goc__waitq_claim(&c->recvq) : NULL;
     if (r) {
         copy_elem(c, r->elem, elem);
         r->success = true;
@@ -131,7 +144,7 @@ bool goc__chan_try_recv_locked(struct goc_chan *c,
                                int *result,
                                struct goc__sudog **wake)
 {
-    struct goc__sudog *s = goc__waitq_claim(&c->sendq);
+    struct goc__sudog *s = c->sendq.head ? goc__waitq_claim(&c->sendq) : NULL;
     if (s) {
         if (c->cap == 0) {
             copy_elem(c, elem, s->elem);

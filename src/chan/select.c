@@ -59,19 +59,18 @@ static int lock_order(struct goc_select_case *cases,
     return m;
 }
 
-static __thread uint32_t thread_rand;
+/* xorshift32 per thread: select only needs a fair coin, not a good one. */
+static __thread uint32_t select_rand;
 
 static uint32_t next_rand(void)
 {
-    struct goc__m *m = goc__m_current();
-    if (m)
-        return goc__fastrand(m);
-    uint32_t x =
-        thread_rand ? thread_rand : (uint32_t)(uintptr_t)&thread_rand | 1u;
+    uint32_t x = select_rand;
+    if (x == 0)
+        x = ((uint32_t)(uintptr_t)&select_rand ^ (uint32_t)goc__nanotime()) | 1u;
     x ^= x << 13;
     x ^= x >> 17;
     x ^= x << 5;
-    thread_rand = x;
+    select_rand = x;
     return x;
 }
 
@@ -165,6 +164,38 @@ static int wait_all(struct goc_select_case *cases,
     return won;
 }
 
+/* Block until a case runs or ctx ends (all locks held on entry). */
+static int run_slow(struct goc_select_case *cases,
+                    int n,
+                    goc_ctx *ctx,
+                    struct scratch *s,
+                    struct locks *l)
+{
+    struct goc__wait w;
+    struct goc__ctx_watch cw = { .cc = NULL };
+    struct goc__sudog *wake = NULL;
+    int r = -1;
+    goc__wait_init(&w);
+    if (goc__ctx_canceller(ctx)) {
+        /* Register with the context with no channel locked, re-poll. */
+        unlock_all(l);
+        int err = goc__ctx_watch(ctx, &cw, &w, n);
+        if (err)
+            return err;
+        lock_all(l);
+        r = poll(cases, s->order, n, &wake);
+    }
+    if (r >= 0) {
+        unlock_all(l);
+        if (wake)
+            goc__wait_finish(wake->w);
+        goc__ctx_unwatch(&cw);
+        return r;
+    }
+    r = wait_all(cases, n, s, l, &w, &cw);
+    return r >= 0 ? r : goc_ctx_err(ctx);
+}
+
 static int run_select(struct goc_select_case *cases,
                       int n,
                       unsigned flags,
@@ -176,31 +207,17 @@ static int run_select(struct goc_select_case *cases,
     poll_order(n, flags, s->order);
     lock_all(&l);
     int r = poll(cases, s->order, n, &wake);
-    if (r < 0 && (flags & GOC_SELECT_DEFAULT)) {
-        unlock_all(&l);
-        return -EAGAIN;
-    }
-    struct goc__wait w;
-    struct goc__ctx_watch cw = { .cc = NULL };
-    goc__wait_init(&w);
-    if (r < 0 && goc__ctx_canceller(ctx)) {
-        /* Register with the context with no channel locked, re-poll. */
-        unlock_all(&l);
-        int err = goc__ctx_watch(ctx, &cw, &w, n);
-        if (err)
-            return err;
-        lock_all(&l);
-        r = poll(cases, s->order, n, &wake);
-    }
     if (r >= 0) {
         unlock_all(&l);
         if (wake)
             goc__wait_finish(wake->w);
-        goc__ctx_unwatch(&cw);
         return r;
     }
-    r = wait_all(cases, n, s, &l, &w, &cw);
-    return r >= 0 ? r : goc_ctx_err(ctx);
+    if (flags & GOC_SELECT_DEFAULT) {
+        unlock_all(&l);
+        return -EAGAIN;
+    }
+    return run_slow(cases, n, ctx, s, &l);
 }
 
 int goc_select(struct goc_select_case *cases,
