@@ -283,3 +283,85 @@ TEST_G(select, many_cases_allocate)
     for (int i = 0; i < N; i++)
         goc_chan_release(c[i]);
 }
+
+struct closer {
+    goc_chan *c;
+    int64_t after;
+};
+
+static void close_later(void *arg)
+{
+    struct closer *k = arg;
+    goc_sleep(k->after, NULL);
+    goc_chan_close(k->c);
+}
+
+TEST_G(select, close_while_waiting)
+{
+    goc_chan *a = chan_new(sizeof(int), 0), *b = chan_new(sizeof(int), 0);
+    struct closer k = { b, 10 * GOC_MILLISECOND };
+    ASSERT_OK(goc_go(close_later, &k));
+    int va = 1, vb = 1;
+    struct goc_select_case cs[2] = { recv_case(a, &va), recv_case(b, &vb) };
+    ASSERT_EQ(goc_select(cs, 2, 0, NULL), 1);
+    ASSERT_EQ(cs[1].result, 0);
+    ASSERT_EQ(vb, 0); /* zeroed */
+    ASSERT_EQ(va, 1);
+    /* A blocked send case is woken by the close with -EPIPE. */
+    goc_chan *c = chan_new(sizeof(int), 0);
+    k.c = c;
+    ASSERT_OK(goc_go(close_later, &k));
+    struct goc_select_case ss[2] = { recv_case(a, &va), send_case(c, &va) };
+    ASSERT_EQ(goc_select(ss, 2, 0, NULL), 1);
+    ASSERT_EQ(ss[1].result, -EPIPE);
+    goc_chan_release(a);
+    goc_chan_release(b);
+    goc_chan_release(c);
+}
+
+TEST_G(select, cancel_while_waiting)
+{
+    goc_chan *a = chan_new(sizeof(int), 0);
+    goc_ctx *ctx;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &ctx));
+    test_cancel_after(ctx, 10 * GOC_MILLISECOND);
+    int v = 0;
+    struct goc_select_case cs[2] = { recv_case(a, &v), send_case(a, &v) };
+    ASSERT_EQ(goc_select(cs, 2, 0, ctx), -ECANCELED);
+    ASSERT_EQ(cs[0].result, 99);
+    ASSERT_EQ(cs[1].result, 99);
+    /* Both records left a's queues. */
+    ASSERT_EQ(goc_chan_try_send(a, &v), -EAGAIN);
+    ASSERT_EQ(goc_chan_try_recv(a, &v), -EAGAIN);
+    goc_ctx_release(ctx);
+    goc_chan_release(a);
+}
+
+struct thread_select {
+    goc_chan *c;
+    goc_ctx *ctx;
+    int rc;
+};
+
+static void *thread_select_fn(void *arg)
+{
+    struct thread_select *t = arg;
+    int v;
+    struct goc_select_case cs[1] = { recv_case(t->c, &v) };
+    t->rc = goc_select(cs, 1, 0, t->ctx);
+    return NULL;
+}
+
+TEST(select, plain_thread_timeout)
+{
+    goc_chan *a = chan_new(sizeof(int), 0);
+    goc_ctx_local l;
+    struct thread_select t = { a, NULL, 99 };
+    t.ctx = goc_ctx_init_timeout(&l, NULL, 10 * GOC_MILLISECOND);
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, thread_select_fn, &t));
+    pthread_join(th, NULL);
+    ASSERT_EQ(t.rc, -ETIMEDOUT);
+    goc_ctx_destroy(t.ctx);
+    goc_chan_release(a);
+}
