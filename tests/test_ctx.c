@@ -276,3 +276,48 @@ TEST(ctx, cancel_from_plain_thread_wakes_goroutines)
     goc_ctx_release(b.ctx);
     test_no_leaks();
 }
+
+/* ---- after-func records handed back while a cancel spawns them -------- */
+
+static _Atomic int after_ran;
+
+static void count_after(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&after_ran, 1);
+}
+
+static void *cancel_now(void *arg)
+{
+    goc_ctx_cancel(arg);
+    return NULL;
+}
+
+TEST(ctx, after_func_storage_reusable_once_stop_returns)
+{
+    enum { N = 500 };
+    int rounds = (int)test_scale(40);
+    int stopped = 0;
+    for (int r = 0; r < rounds; r++) {
+        goc_ctx *ctx;
+        goc_ctx_after *recs[N];
+        ASSERT_OK(goc_ctx_with_cancel(NULL, &ctx));
+        for (int i = 0; i < N; i++) {
+            recs[i] = malloc(sizeof(goc_ctx_after));
+            ASSERT_OK(goc_ctx_after_func(ctx, count_after, NULL, recs[i]));
+        }
+        pthread_t t;
+        ASSERT_OK(pthread_create(&t, NULL, cancel_now, ctx));
+        for (int i = 0; i < N; i++) {
+            /* Once stop returns, the record is ours: free it at once (ASan
+             * catches any later read by the cancel). */
+            stopped += goc_ctx_after_stop(recs[i]);
+            free(recs[i]);
+        }
+        pthread_join(t, NULL);
+        goc_ctx_release(ctx);
+    }
+    test_no_leaks();
+    /* Every record was either stopped or run exactly once. */
+    ASSERT_EQ(atomic_load(&after_ran) + stopped, rounds * N);
+}

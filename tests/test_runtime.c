@@ -604,3 +604,44 @@ TEST(runtime, rounding_mode_is_per_goroutine)
     ASSERT_OK(goc_run(fenv_main, &s));
     ASSERT_EQ(s.other_mode, FE_TONEAREST);
 }
+
+/* ---- a pinned goroutine keeps its P's timers and readied work alive ---- */
+
+static void *feed(void *arg)
+{
+    goc_chan *c = arg;
+    for (int i = 0; i < 20000; i++)
+        ASSERT_OK(goc_chan_send(c, &i, NULL));
+    goc_chan_close(c);
+    return NULL;
+}
+
+static int pinned_main(void *arg)
+{
+    (void)arg;
+    ASSERT_OK(goc_pin());
+    /* Sleeping pinned: the P's timer must still be watched. */
+    for (int i = 0; i < 5; i++)
+        ASSERT_OK(goc_sleep(2 * GOC_MILLISECOND, NULL));
+    /* Readied from a plain thread over and over while pinned. */
+    goc_chan *c;
+    ASSERT_OK(goc_chan_new(sizeof(int), 0, &c));
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, feed, c));
+    int v, n = 0;
+    while (goc_chan_recv(c, &v, NULL) > 0)
+        ASSERT_EQ(v, n++);
+    ASSERT_EQ(n, 20000);
+    pthread_join(t, NULL);
+    goc_chan_release(c);
+    ASSERT_OK(goc_unpin());
+    return 0;
+}
+
+TEST(runtime, pinned_goroutine_on_one_p)
+{
+    struct goc_config cfg = { .max_procs = 1 };
+    ASSERT_OK(goc_init(&cfg));
+    ASSERT_OK(goc_run(pinned_main, NULL));
+    test_no_leaks();
+}

@@ -71,6 +71,55 @@ GOC_API int goc_wg_done(goc_wg *wg);
  */
 GOC_API int goc_wg_wait(goc_wg *wg, goc_ctx *ctx);
 
+/**
+ * goc_mutex - a mutual exclusion lock that parks goroutines.
+ *
+ * Zero-filled (or GOC_MUTEX_INIT) is an unlocked mutex. Like Go's
+ * sync.Mutex it is not tied to the goroutine or thread that locked it, it
+ * spins briefly before parking, and a waiter that has waited over 1 ms
+ * puts it in starvation mode: the lock is then handed from owner to
+ * waiter in FIFO order until the queue drains, which bounds tail latency.
+ */
+typedef struct goc_mutex {
+    uint64_t opaque_[4];
+} goc_mutex;
+
+#define GOC_MUTEX_INIT \
+    {                  \
+        {              \
+            0, 0, 0, 0 \
+        }              \
+    }
+
+/**
+ * goc_mutex_lock - lock @mu, waiting while another holds it.
+ * @mu:  the mutex.
+ * @ctx: cancellation; NULL waits forever.
+ *
+ * A goroutine parks (its thread runs other goroutines); a plain thread
+ * blocks.
+ *
+ * Return: 0 with the lock held; -ECANCELED or -ETIMEDOUT if @ctx ended
+ * first, at entry or while waiting (the lock is not held then).
+ */
+GOC_API int goc_mutex_lock(goc_mutex *mu, goc_ctx *ctx);
+
+/**
+ * goc_mutex_try_lock - lock @mu only if that needs no wait.
+ *
+ * Return: 0 with the lock held; -EAGAIN if it is held (or in starvation
+ * mode, where it belongs to the waiters). Never blocks.
+ */
+GOC_API int goc_mutex_try_lock(goc_mutex *mu);
+
+/**
+ * goc_mutex_unlock - unlock @mu (from any goroutine or thread).
+ *
+ * Return: 0; GOC_EMISUSE if @mu is not locked (nothing changes; Go
+ * panics). Never blocks.
+ */
+GOC_API int goc_mutex_unlock(goc_mutex *mu);
+
 #ifdef __cplusplus
 }
 #endif

@@ -66,7 +66,8 @@ static uint32_t next_rand(void)
 {
     uint32_t x = select_rand;
     if (x == 0)
-        x = ((uint32_t)(uintptr_t)&select_rand ^ (uint32_t)goc__nanotime()) | 1u;
+        x = ((uint32_t)(uintptr_t)&select_rand ^ (uint32_t)goc__nanotime()) |
+            1u;
     x ^= x << 13;
     x ^= x >> 17;
     x ^= x << 5;

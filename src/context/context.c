@@ -43,23 +43,28 @@ struct goc_ctx *goc__ctx_canceller(goc_ctx *ctx)
 
 /* ---- cancellation ----------------------------------------------------- */
 
-static void spawn_after(struct goc__ctx_after *a)
+static void run_after(goc_fn fn, void *arg)
 {
     /* Go runs AfterFunc in its own goroutine; inline if none can start. */
-    goc_fn fn = a->fn;
-    void *arg = a->arg;
     if (goc_go(fn, arg) != 0)
         fn(arg);
 }
 
-/* Spawn the after-funcs collected by a cancellation, outside all locks. */
+/*
+ * Start the after-funcs a cancellation collected, outside all locks. A
+ * record is read, then released to its owner (IDLE): goc_ctx_after_stop
+ * waits out the SPAWNING state, so the owner frees nothing still in use.
+ */
 static void spawn_all(struct goc__dlink *list)
 {
     while (list) {
-        struct goc__dlink *next = list->next;
-        /* The record may be reused once its fn has started. */
-        spawn_after(goc__container_of(list, struct goc__ctx_after, link));
-        list = next;
+        struct goc__ctx_after *a =
+            goc__container_of(list, struct goc__ctx_after, link);
+        goc_fn fn = a->fn;
+        void *arg = a->arg;
+        list = list->next;
+        atomic_store_explicit(&a->state, GOC__AFTER_IDLE, memory_order_release);
+        run_after(fn, arg);
     }
 }
 
@@ -87,7 +92,7 @@ static void fire_locked(struct goc_ctx *c,
     while ((l = goc__dlist_pop(&c->afters))) {
         struct goc__ctx_after *a =
             goc__container_of(l, struct goc__ctx_after, link);
-        atomic_store(&a->linked, false);
+        atomic_store(&a->state, GOC__AFTER_SPAWNING);
         goc__dlist_push(afters, l);
     }
     if (c->done)
@@ -452,18 +457,18 @@ int goc_ctx_after_func(goc_ctx *ctx, goc_fn fn, void *arg, goc_ctx_after *after)
     a->arg = arg;
     a->cc = c;
     /* Never cancellable: registered forever, so that stop reports true. */
-    atomic_init(&a->linked, c == NULL);
+    atomic_init(&a->state, c ? GOC__AFTER_IDLE : GOC__AFTER_LINKED);
     if (!c)
         return 0;
     goc__lock_acquire(&c->lock);
     bool done = atomic_load(&c->err) != 0;
     if (!done) {
         goc__dlist_push(&c->afters, &a->link);
-        atomic_store(&a->linked, true);
+        atomic_store(&a->state, GOC__AFTER_LINKED);
     }
     goc__lock_release(&c->lock);
     if (done)
-        spawn_after(a);
+        run_after(fn, arg);
     return 0;
 }
 
@@ -471,14 +476,21 @@ bool goc_ctx_after_stop(goc_ctx_after *after)
 {
     struct goc__ctx_after *a = (struct goc__ctx_after *)after;
     struct goc_ctx *c = a->cc;
-    if (!c)
-        return atomic_exchange(&a->linked, false);
+    if (!c) {
+        uint32_t linked = GOC__AFTER_LINKED;
+        return atomic_compare_exchange_strong(&a->state, &linked,
+                                              GOC__AFTER_IDLE);
+    }
     goc__lock_acquire(&c->lock);
-    bool stopped = atomic_load(&a->linked);
+    bool stopped = atomic_load(&a->state) == GOC__AFTER_LINKED;
     if (stopped) {
         goc__dlist_remove(&c->afters, &a->link);
-        atomic_store(&a->linked, false);
+        atomic_store(&a->state, GOC__AFTER_IDLE);
     }
     goc__lock_release(&c->lock);
+    /* A cancel may still be reading the record: wait until it is done. */
+    while (atomic_load_explicit(&a->state, memory_order_acquire) ==
+           GOC__AFTER_SPAWNING)
+        goc_yield();
     return stopped;
 }

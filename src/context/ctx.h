@@ -26,12 +26,18 @@ struct goc__ctx_watch {
     bool linked;
 };
 
+enum goc__after_state {
+    GOC__AFTER_IDLE,     /* stopped, or fn has started */
+    GOC__AFTER_LINKED,   /* registered with the context */
+    GOC__AFTER_SPAWNING, /* taken by a cancel that has yet to read it */
+};
+
 struct goc__ctx_after {
     struct goc__dlink link; /* in cc->afters; then in a cancel's batch */
     goc_fn fn;
     void *arg;
     struct goc_ctx *cc;
-    _Atomic bool linked; /* registered; under cc->lock when cc is set */
+    _Atomic uint32_t state; /* enum goc__after_state */
 };
 
 struct goc_ctx {

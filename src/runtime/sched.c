@@ -255,16 +255,23 @@ static void reset_spinning(struct goc__m *m)
         goc__wakep();
 }
 
-/* Give p to someone who can use it, or make it idle. */
+/*
+ * Give p to someone who can use it, or make it idle. The checks and the
+ * idling happen under sched.lock, like find_runnable's, so a goroutine
+ * put on the global queue meanwhile is either seen here or finds the P
+ * idle (and wakes an M for it). A P with timers is never left without an
+ * M: whoever takes it becomes the poller if it finds nothing else.
+ */
 static void handoff_p(struct goc__p *p)
 {
-    if (!goc__runq_empty(p) || atomic_load(&goc__sched.gq_len) > 0) {
-        start_m(p, false);
-        return;
-    }
     goc__lock_acquire(&goc__sched.lock);
-    pidle_put(p);
+    bool work = !goc__runq_empty(p) || atomic_load(&goc__sched.gq_len) > 0 ||
+                atomic_load(&p->wheel.next_when) != INT64_MAX;
+    if (!work)
+        pidle_put(p);
     goc__lock_release(&goc__sched.lock);
+    if (work)
+        start_m(p, false);
 }
 
 /* ---- run queues ------------------------------------------------------- */

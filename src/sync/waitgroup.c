@@ -32,7 +32,12 @@ void goc_wg_init(goc_wg *wg)
     *wg = (goc_wg)GOC_WG_INIT;
 }
 
-/* The counter reached zero with waiters: release all of them. */
+/*
+ * The counter reached zero with waiters: release all of them. The last
+ * touch of the group is the subtraction of the waiters from the state
+ * word; a Wait returns on a zero state only after it, so a group freed
+ * right after its Wait returns is never touched again here.
+ */
 static void wake_all(struct wg *g)
 {
     struct goc__dlink *won = NULL, *l;
@@ -47,10 +52,10 @@ static void wake_all(struct wg *g)
         if (goc__wait_claim(x->w, 0))
             goc__dlist_push(&won, l);
     }
+    goc__lock_release(&g->lock);
     /* Waiters join the list and the count together under the lock; an
      * Add racing with this wake keeps its increment. */
     atomic_fetch_sub(&g->state, n);
-    goc__lock_release(&g->lock);
     while (won) {
         struct goc__wait *w = goc__container_of(won, struct wg_waiter, link)->w;
         won = won->next; /* the waiter may leave once finished */
@@ -86,37 +91,63 @@ static void wg_unlock(void *lock)
     goc__lock_release(lock);
 }
 
-/* Under g->lock: join the waiters unless the counter is zero already. */
-static bool join(struct wg *g, struct wg_waiter *x)
+enum join { JOINED, DONE, WAKING };
+
+/*
+ * Under g->lock: join the waiters, unless the counter is zero already
+ * (DONE), or zero with a wake of earlier waiters still running (WAKING).
+ */
+static enum join join(struct wg *g, struct wg_waiter *x)
 {
     uint64_t s = atomic_load(&g->state);
     do {
         if (COUNTER(s) == 0)
-            return false;
+            return WAITERS(s) ? WAKING : DONE;
     } while (!atomic_compare_exchange_weak(&g->state, &s, s + 1));
     goc__dlist_push(&g->head, &x->link);
     x->linked = true;
-    return true;
+    return JOINED;
 }
 
-/* The context ended first: leave the group as if we never waited. */
-static void leave(struct wg *g, struct wg_waiter *x)
+/* A wake is finishing: wait for its last touch of the group. */
+static void await_wake(struct wg *g)
+{
+    while (atomic_load(&g->state) != 0)
+        goc_yield();
+}
+
+/*
+ * The context ended first: leave the group as if we never waited. If the
+ * counter is zero already, a wake is on its way (it will count us out):
+ * the group is done, which an observation reports even with its context
+ * ended. Returns true then.
+ */
+static bool leave(struct wg *g, struct wg_waiter *x)
 {
     goc__lock_acquire(&g->lock);
-    if (x->linked) {
+    bool done = !x->linked || COUNTER(atomic_load(&g->state)) == 0;
+    if (!done) {
         goc__dlist_remove(&g->head, &x->link);
         x->linked = false;
+        /* The counter is not zero: the state stays non-zero. */
         atomic_fetch_sub(&g->state, 1);
     }
     goc__lock_release(&g->lock);
+    if (done)
+        await_wake(g);
+    return done;
 }
 
 int goc_wg_wait(goc_wg *wg, goc_ctx *ctx)
 {
     struct wg *g = (struct wg *)wg;
     /* A finished group is reported even when ctx is done. */
-    if (COUNTER(atomic_load(&g->state)) == 0)
+    if (atomic_load(&g->state) == 0)
         return 0;
+    if (COUNTER(atomic_load(&g->state)) == 0) {
+        await_wake(g);
+        return 0;
+    }
     struct goc__wait w;
     struct goc__ctx_watch cw;
     struct wg_waiter x = { .w = &w };
@@ -125,15 +156,17 @@ int goc_wg_wait(goc_wg *wg, goc_ctx *ctx)
     if (err)
         return err;
     goc__lock_acquire(&g->lock);
-    if (!join(g, &x)) {
+    enum join j = join(g, &x);
+    if (j != JOINED) {
         goc__lock_release(&g->lock);
         goc__ctx_unwatch(&cw);
+        if (j == WAKING)
+            await_wake(g);
         return 0;
     }
     int won = goc__wait_block(&w, wg_unlock, &g->lock);
     goc__ctx_unwatch(&cw);
-    if (won == 0)
+    if (won == 0 || leave(g, &x))
         return 0;
-    leave(g, &x);
     return goc_ctx_err(ctx);
 }
