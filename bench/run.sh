@@ -45,14 +45,16 @@ fail() { log "FAILED: $*"; FAILED=1; }
 
 # --- Go side -------------------------------------------------------------
 
+# Go 1.19 and the golang.org/x packages the Go side imports, from Debian.
 ensure_go() {
-  command -v go >/dev/null 2>&1 && return 0
+  command -v go >/dev/null 2>&1 &&
+    [ -d /usr/share/gocode/src/golang.org/x/sync ] && return 0
   if [ "$(id -u)" -ne 0 ]; then
-    log "go is missing; install golang-go (as root)"
+    log "install golang-go golang-golang-x-sync-dev (as root)"
     return 1
   fi
-  log "installing golang-go"
-  apt-get update && apt-get install -y golang-go
+  log "installing golang-go and golang.org/x/sync"
+  apt-get update && apt-get install -y golang-go golang-golang-x-sync-dev
 }
 
 # Builds the Go program; GOPATH is where Debian puts golang.org/x sources.

@@ -36,6 +36,7 @@ var workloads = map[string]workload{
 	"chan_unbuf_spsc": {2_000_000, runChanUnbufSPSC},
 	"select2":         {5_000_000, runSelect2},
 	"mutex":           {10_000_000, runMutex},
+	"sem":             {4_000_000, runSem},
 	"workerpool":      {1_000_000, runWorkerpool},
 	"ctx_cancel":      {10_000, runCtxCancel},
 	"pipeline":        {2_000_000, runPipeline},

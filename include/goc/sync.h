@@ -120,6 +120,59 @@ GOC_API int goc_mutex_try_lock(goc_mutex *mu);
  */
 GOC_API int goc_mutex_unlock(goc_mutex *mu);
 
+/**
+ * goc_sem - a weighted semaphore (golang.org/x/sync/semaphore.Weighted).
+ *
+ * Waiters are served strictly first in, first out: a release grants the
+ * queue's head while it fits and stops at the first one that does not,
+ * even if smaller requests behind it would fit, so large requests are
+ * never starved (the cost is head-of-line blocking). Initialise with
+ * goc_sem_init(); the fields are private.
+ */
+typedef struct goc_sem {
+    uint64_t opaque_[6];
+} goc_sem;
+
+/**
+ * goc_sem_init - prepare a semaphore of total weight @size.
+ *
+ * Return: 0; -EINVAL if @size < 1 (nothing changes).
+ */
+GOC_API int goc_sem_init(goc_sem *sem, int64_t size);
+
+/**
+ * goc_sem_acquire - take weight @n, waiting in FIFO order.
+ * @n:   0 .. size; 0 succeeds at once unless others wait.
+ * @ctx: cancellation; NULL waits forever.
+ *
+ * Succeeds at once only if the weight is free and nobody is queued (no
+ * barging past waiters). A waiter whose context ends leaves the queue as
+ * if it had never come, and waiters behind it that now fit are granted.
+ *
+ * Return: 0 with the weight held; -ECANCELED or -ETIMEDOUT if @ctx ended
+ * first (also at entry, even with weight free); -EINVAL if @n < 0 or
+ * @n > size (it could never succeed: it fails at once and blocks nobody).
+ */
+GOC_API int goc_sem_acquire(goc_sem *sem, int64_t n, goc_ctx *ctx);
+
+/**
+ * goc_sem_try_acquire - take weight @n only if free and nobody waits.
+ *
+ * Return: 0; -EAGAIN; -EINVAL for a bad @n. Never blocks.
+ */
+GOC_API int goc_sem_try_acquire(goc_sem *sem, int64_t n);
+
+/**
+ * goc_sem_release - give back weight @n, then grant the queue in order.
+ *
+ * Return: 0; GOC_EMISUSE if more is released than is held (nothing
+ * changes; x/sync panics); -EINVAL if @n < 0. Never blocks.
+ */
+GOC_API int goc_sem_release(goc_sem *sem, int64_t n);
+
+/** goc_sem_held - weight held now (a snapshot). */
+GOC_API int64_t goc_sem_held(goc_sem *sem);
+
 #ifdef __cplusplus
 }
 #endif
