@@ -11,6 +11,7 @@ examples=(
     "pipeline|2.1 A cancellable pipeline (PipelineExample)"
     "buffered_channel|2.1 Producer and consumer on a buffered channel (BufferedChannelExample)"
     "channel_with_timeout|2.2 Receive with a timeout, closed told apart (ChannelWithTimeout)"
+    "semaphore|4.1 At most 10 tasks at a time with a weighted semaphore (SemaphoreExample)"
 )
 
 for entry in "${examples[@]}"; do
