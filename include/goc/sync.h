@@ -10,6 +10,7 @@
 #define GOC_SYNC_H
 
 #include "common.h"
+#include "runtime.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -172,6 +173,120 @@ GOC_API int goc_sem_release(goc_sem *sem, int64_t n);
 
 /** goc_sem_held - weight held now (a snapshot). */
 GOC_API int64_t goc_sem_held(goc_sem *sem);
+
+/**
+ * goc_rwmutex - a reader/writer lock with Go's writer preference: once a
+ * writer waits, new readers queue behind it, so writers are not starved;
+ * when a writer unlocks, the readers that waited meanwhile go first.
+ * Zero-filled (or GOC_RWMUTEX_INIT) is unlocked.
+ */
+typedef struct goc_rwmutex {
+    uint64_t opaque_[6];
+} goc_rwmutex;
+
+#define GOC_RWMUTEX_INIT     \
+    {                        \
+        {                    \
+            0, 0, 0, 0, 0, 0 \
+        }                    \
+    }
+
+/**
+ * goc_rwmutex_rlock - take a shared (read) lock.
+ * @ctx: cancellation; NULL waits forever.
+ *
+ * Return: 0 with the read lock held; -ECANCELED or -ETIMEDOUT if @ctx
+ * ended first (at entry or while waiting; nothing is held then).
+ */
+GOC_API int goc_rwmutex_rlock(goc_rwmutex *rw, goc_ctx *ctx);
+
+/**
+ * goc_rwmutex_runlock - release a read lock.
+ *
+ * Return: 0; GOC_EMISUSE if no read lock is held (nothing changes).
+ */
+GOC_API int goc_rwmutex_runlock(goc_rwmutex *rw);
+
+/**
+ * goc_rwmutex_lock - take the exclusive (write) lock.
+ *
+ * Return: as goc_rwmutex_rlock().
+ */
+GOC_API int goc_rwmutex_lock(goc_rwmutex *rw, goc_ctx *ctx);
+
+/**
+ * goc_rwmutex_unlock - release the write lock.
+ *
+ * Return: 0; GOC_EMISUSE if it is not write-locked (nothing changes).
+ */
+GOC_API int goc_rwmutex_unlock(goc_rwmutex *rw);
+
+/**
+ * goc_cond - a condition variable used with a goc_mutex. Zero-filled (or
+ * GOC_COND_INIT) is ready to use.
+ */
+typedef struct goc_cond {
+    uint64_t opaque_[3];
+} goc_cond;
+
+#define GOC_COND_INIT \
+    {                 \
+        {             \
+            0, 0, 0   \
+        }             \
+    }
+
+/**
+ * goc_cond_wait - atomically unlock @mu and wait for a signal, then lock
+ * @mu again before returning (also on error).
+ * @mu:  a mutex the caller holds.
+ * @ctx: cancellation; NULL waits for a signal.
+ *
+ * As with every condition variable, wake-ups may be spurious: re-check
+ * the condition in a loop.
+ *
+ * Return: 0 after a signal; -ECANCELED or -ETIMEDOUT if @ctx ended first.
+ */
+GOC_API int goc_cond_wait(goc_cond *cond, goc_mutex *mu, goc_ctx *ctx);
+
+/** goc_cond_signal - wake one waiter, the longest waiting, if any. */
+GOC_API void goc_cond_signal(goc_cond *cond);
+
+/** goc_cond_broadcast - wake every waiter. */
+GOC_API void goc_cond_broadcast(goc_cond *cond);
+
+/**
+ * goc_once - runs a function once. Zero-filled (or GOC_ONCE_INIT) is
+ * ready to use.
+ */
+typedef struct goc_once {
+    uint64_t opaque_[6];
+} goc_once;
+
+#define GOC_ONCE_INIT        \
+    {                        \
+        {                    \
+            0, 0, 0, 0, 0, 0 \
+        }                    \
+    }
+
+/**
+ * goc_once_do - call @fn(@arg) if no goc_once_do() on @once ran before.
+ *
+ * Concurrent callers wait until the first call has returned, so after
+ * goc_once_do() returns, the effects of @fn are visible. Calling it from
+ * inside @fn on the same @once deadlocks, as in Go.
+ *
+ * Return: 0.
+ */
+GOC_API int goc_once_do(goc_once *once, goc_fn fn, void *arg);
+
+/**
+ * goc_once_do_result - goc_once_do() for a function with a result: the
+ * first call's result (a value or a negative error) is returned to every
+ * caller, like Go's sync.OnceValue.
+ */
+GOC_API int goc_once_do_result(goc_once *once, int (*fn)(void *), void *arg);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Condition variable. A waiter joins the queue before it unlocks the
+ * mutex, so a signal sent after the unlock always finds it; signals wake
+ * waiters in FIFO order.
+ */
+#include "goc/sync.h"
+#include "../context/ctx.h"
+#include "../internal/list.h"
+
+#include <assert.h>
+
+struct cond_waiter {
+    struct goc__dlink link;
+    struct goc__wait *w;
+    bool linked;
+};
+
+struct cond {
+    goc__lock lock;
+    struct goc__dlink *head, *tail; /* FIFO, under lock */
+};
+
+static_assert(sizeof(struct cond) <= sizeof(goc_cond), "goc_cond small");
+
+static void cond_unlock(void *lock)
+{
+    goc__lock_release(lock);
+}
+
+static void remove_waiter(struct cond *c, struct cond_waiter *x)
+{
+    if (c->tail == &x->link)
+        c->tail = x->link.prev;
+    goc__dlist_remove(&c->head, &x->link);
+    x->linked = false;
+}
+
+int goc_cond_wait(goc_cond *cv, goc_mutex *mu, goc_ctx *ctx)
+{
+    struct cond *c = (struct cond *)cv;
+    struct goc__wait w;
+    struct goc__ctx_watch cw;
+    struct cond_waiter x = { .w = &w };
+    goc__wait_init(&w);
+    int err = goc__ctx_watch(ctx, &cw, &w, 1);
+    if (err)
+        return err; /* still holding mu, as on every return */
+    goc__lock_acquire(&c->lock);
+    x.link.next = NULL;
+    x.link.prev = c->tail;
+    if (c->tail)
+        c->tail->next = &x.link;
+    else
+        c->head = &x.link;
+    c->tail = &x.link;
+    x.linked = true;
+    goc_mutex_unlock(mu); /* never blocks */
+    int won = goc__wait_block(&w, cond_unlock, &c->lock);
+    goc__ctx_unwatch(&cw);
+    if (won != 0) {
+        goc__lock_acquire(&c->lock);
+        if (x.linked)
+            remove_waiter(c, &x);
+        goc__lock_release(&c->lock);
+    }
+    goc_mutex_lock(mu, NULL);
+    return won == 0 ? 0 : goc_ctx_err(ctx);
+}
+
+/* Wake up to max waiters (claimed under the lock, woken after it). */
+static void wake(struct cond *c, int max)
+{
+    struct goc__dlink *won = NULL;
+    goc__lock_acquire(&c->lock);
+    while (c->head && max > 0) {
+        struct cond_waiter *x =
+            goc__container_of(c->head, struct cond_waiter, link);
+        remove_waiter(c, x);
+        if (goc__wait_claim(x->w, 0)) {
+            goc__dlist_push(&won, &x->link);
+            max--;
+        }
+    }
+    goc__lock_release(&c->lock);
+    while (won) {
+        struct goc__wait *w =
+            goc__container_of(won, struct cond_waiter, link)->w;
+        won = won->next; /* the waiter may leave once finished */
+        goc__wait_finish(w);
+    }
+}
+
+void goc_cond_signal(goc_cond *cv)
+{
+    wake((struct cond *)cv, 1);
+}
+
+void goc_cond_broadcast(goc_cond *cv)
+{
+    wake((struct cond *)cv, INT32_MAX);
+}

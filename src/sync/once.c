@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/* Once: a flag read without a lock on the fast path, a mutex for the rest. */
+#include "goc/sync.h"
+
+#include <assert.h>
+#include <stdatomic.h>
+
+struct once {
+    _Atomic uint32_t done;
+    int result;
+    goc_mutex mu;
+};
+
+static_assert(sizeof(struct once) <= sizeof(goc_once), "goc_once small");
+
+int goc_once_do_result(goc_once *o, int (*fn)(void *), void *arg)
+{
+    struct once *x = (struct once *)o;
+    /* Acquire pairs with the release below: fn's effects are visible. */
+    if (atomic_load_explicit(&x->done, memory_order_acquire))
+        return x->result;
+    goc_mutex_lock(&x->mu, NULL);
+    if (!atomic_load_explicit(&x->done, memory_order_relaxed)) {
+        x->result = fn(arg);
+        atomic_store_explicit(&x->done, 1, memory_order_release);
+    }
+    goc_mutex_unlock(&x->mu);
+    return x->result;
+}
+
+struct plain {
+    goc_fn fn;
+    void *arg;
+};
+
+static int call_plain(void *p)
+{
+    struct plain *c = p;
+    c->fn(c->arg);
+    return 0;
+}
+
+int goc_once_do(goc_once *o, goc_fn fn, void *arg)
+{
+    struct plain c = { fn, arg };
+    return goc_once_do_result(o, call_plain, &c);
+}

@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: MIT */
+/* Tests of RWMutex, Cond and Once. */
+#include "test.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* ---- RWMutex ----------------------------------------------------------- */
+
+struct rw {
+    goc_rwmutex rw;
+    _Atomic int readers_in, writers_in, max_readers;
+    long value;
+    goc_wg wg;
+};
+
+static void rw_reader(struct rw *s)
+{
+    for (int i = 0; i < 2000; i++) {
+        ASSERT_OK(goc_rwmutex_rlock(&s->rw, NULL));
+        int n = atomic_fetch_add(&s->readers_in, 1) + 1;
+        ASSERT_EQ(atomic_load(&s->writers_in), 0);
+        for (int m = atomic_load(&s->max_readers); n > m;)
+            atomic_compare_exchange_weak(&s->max_readers, &m, n);
+        if (i % 50 == 0)
+            goc_yield(); /* hold it across a switch sometimes */
+        atomic_fetch_sub(&s->readers_in, 1);
+        ASSERT_OK(goc_rwmutex_runlock(&s->rw));
+    }
+}
+
+static void rw_writer(struct rw *s)
+{
+    for (int i = 0; i < 500; i++) {
+        ASSERT_OK(goc_rwmutex_lock(&s->rw, NULL));
+        ASSERT_EQ(atomic_fetch_add(&s->writers_in, 1), 0);
+        ASSERT_EQ(atomic_load(&s->readers_in), 0);
+        s->value++;
+        atomic_fetch_sub(&s->writers_in, 1);
+        ASSERT_OK(goc_rwmutex_unlock(&s->rw));
+    }
+}
+
+static void reader_g(void *arg)
+{
+    rw_reader(arg);
+    goc_wg_done(&((struct rw *)arg)->wg);
+}
+
+static void writer_g(void *arg)
+{
+    rw_writer(arg);
+    goc_wg_done(&((struct rw *)arg)->wg);
+}
+
+static void *writer_t(void *arg)
+{
+    rw_writer(arg);
+    goc_wg_done(&((struct rw *)arg)->wg);
+    return NULL;
+}
+
+TEST_G(rwmutex, readers_together_writers_alone)
+{
+    static struct rw s = { .rw = GOC_RWMUTEX_INIT };
+    goc_wg_add(&s.wg, 11);
+    for (int i = 0; i < 8; i++)
+        ASSERT_OK(goc_go(reader_g, &s));
+    ASSERT_OK(goc_go(writer_g, &s));
+    ASSERT_OK(goc_go(writer_g, &s));
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, writer_t, &s));
+    goc_wg_wait(&s.wg, NULL);
+    pthread_join(t, NULL);
+    ASSERT_EQ(s.value, 1500);
+    ASSERT_GT(atomic_load(&s.max_readers), 1); /* readers did overlap */
+}
+
+struct pref {
+    goc_rwmutex rw;
+    _Atomic int writer_done, late_reader_saw_writer;
+    goc_wg wg;
+};
+
+static void pref_writer(void *arg)
+{
+    struct pref *p = arg;
+    ASSERT_OK(goc_rwmutex_lock(&p->rw, NULL));
+    atomic_store(&p->writer_done, 1);
+    ASSERT_OK(goc_rwmutex_unlock(&p->rw));
+    goc_wg_done(&p->wg);
+}
+
+static void pref_reader(void *arg)
+{
+    struct pref *p = arg;
+    ASSERT_OK(goc_rwmutex_rlock(&p->rw, NULL));
+    atomic_store(&p->late_reader_saw_writer, atomic_load(&p->writer_done));
+    ASSERT_OK(goc_rwmutex_runlock(&p->rw));
+    goc_wg_done(&p->wg);
+}
+
+TEST_G(rwmutex, waiting_writer_blocks_new_readers)
+{
+    static struct pref p = { .rw = GOC_RWMUTEX_INIT };
+    ASSERT_OK(goc_rwmutex_rlock(&p.rw, NULL)); /* an early reader */
+    goc_wg_add(&p.wg, 2);
+    ASSERT_OK(goc_go(pref_writer, &p));
+    goc_sleep(5 * GOC_MILLISECOND, NULL); /* the writer now waits */
+    ASSERT_OK(goc_go(pref_reader, &p));
+    goc_sleep(5 * GOC_MILLISECOND, NULL);
+    ASSERT_OK(goc_rwmutex_runlock(&p.rw));
+    goc_wg_wait(&p.wg, NULL);
+    ASSERT_EQ(atomic_load(&p.late_reader_saw_writer), 1);
+}
+
+TEST_G(rwmutex, misuse_timeout_and_cancel)
+{
+    goc_rwmutex rw = GOC_RWMUTEX_INIT;
+    ASSERT_EQ(goc_rwmutex_unlock(&rw), GOC_EMISUSE);
+    ASSERT_EQ(goc_rwmutex_runlock(&rw), GOC_EMISUSE);
+    ASSERT_OK(goc_rwmutex_rlock(&rw, NULL));
+    goc_ctx_local l;
+    goc_ctx *ctx = goc_ctx_init_timeout(&l, NULL, 5 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_rwmutex_lock(&rw, ctx), -ETIMEDOUT);
+    goc_ctx_destroy(ctx);
+    /* The writer that gave up no longer holds readers back. */
+    ASSERT_OK(goc_rwmutex_rlock(&rw, NULL));
+    ASSERT_OK(goc_rwmutex_runlock(&rw));
+    ASSERT_OK(goc_rwmutex_runlock(&rw));
+    ASSERT_OK(goc_rwmutex_lock(&rw, NULL));
+    goc_ctx *c2;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &c2));
+    test_cancel_after(c2, 5 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_rwmutex_rlock(&rw, c2), -ECANCELED);
+    ASSERT_EQ(goc_rwmutex_lock(&rw, c2), -ECANCELED); /* at entry */
+    ASSERT_OK(goc_rwmutex_unlock(&rw));
+    goc_ctx_release(c2);
+}
+
+/* ---- Cond -------------------------------------------------------------- */
+
+struct box {
+    goc_mutex mu;
+    goc_cond cv;
+    int items;
+    long taken;
+    goc_wg wg;
+};
+
+static void consumer(void *arg)
+{
+    struct box *b = arg;
+    for (int i = 0; i < 1000; i++) {
+        goc_mutex_lock(&b->mu, NULL);
+        while (b->items == 0)
+            ASSERT_OK(goc_cond_wait(&b->cv, &b->mu, NULL));
+        b->items--;
+        b->taken++;
+        goc_mutex_unlock(&b->mu);
+    }
+    goc_wg_done(&b->wg);
+}
+
+static void *producer_t(void *arg)
+{
+    struct box *b = arg;
+    for (int i = 0; i < 4000; i++) {
+        goc_mutex_lock(&b->mu, NULL);
+        b->items++;
+        goc_cond_signal(&b->cv);
+        goc_mutex_unlock(&b->mu);
+    }
+    return NULL;
+}
+
+TEST_G(cond, signal_wakes_consumers)
+{
+    static struct box b = { .mu = GOC_MUTEX_INIT, .cv = GOC_COND_INIT };
+    goc_wg_add(&b.wg, 4);
+    for (int i = 0; i < 4; i++)
+        ASSERT_OK(goc_go(consumer, &b));
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, producer_t, &b));
+    goc_wg_wait(&b.wg, NULL);
+    pthread_join(t, NULL);
+    ASSERT_EQ(b.taken, 4000);
+    ASSERT_EQ(b.items, 0);
+}
+
+struct gate {
+    goc_mutex mu;
+    goc_cond cv;
+    int open;
+    goc_wg started, done;
+};
+
+static void gate_waiter(void *arg)
+{
+    struct gate *g = arg;
+    goc_mutex_lock(&g->mu, NULL);
+    goc_wg_done(&g->started);
+    while (!g->open)
+        goc_cond_wait(&g->cv, &g->mu, NULL);
+    goc_mutex_unlock(&g->mu);
+    goc_wg_done(&g->done);
+}
+
+TEST_G(cond, broadcast_and_timeout)
+{
+    static struct gate g = { .mu = GOC_MUTEX_INIT, .cv = GOC_COND_INIT };
+    goc_wg_add(&g.started, 50);
+    goc_wg_add(&g.done, 50);
+    for (int i = 0; i < 50; i++)
+        ASSERT_OK(goc_go(gate_waiter, &g));
+    goc_wg_wait(&g.started, NULL);
+    goc_mutex_lock(&g.mu, NULL);
+    g.open = 1;
+    goc_cond_broadcast(&g.cv);
+    goc_mutex_unlock(&g.mu);
+    goc_wg_wait(&g.done, NULL);
+    /* A timed-out wait returns with the mutex held again. */
+    goc_ctx_local l;
+    goc_ctx *ctx = goc_ctx_init_timeout(&l, NULL, 5 * GOC_MILLISECOND);
+    goc_mutex_lock(&g.mu, NULL);
+    ASSERT_EQ(goc_cond_wait(&g.cv, &g.mu, ctx), -ETIMEDOUT);
+    ASSERT_EQ(goc_mutex_try_lock(&g.mu), -EAGAIN); /* we hold it */
+    goc_mutex_unlock(&g.mu);
+    goc_ctx_destroy(ctx);
+    goc_cond_signal(&g.cv); /* nobody waits: nothing happens */
+}
+
+/* ---- Once -------------------------------------------------------------- */
+
+struct once_state {
+    goc_once once, once_r;
+    _Atomic int calls, calls_r;
+    _Atomic int bad_result;
+    goc_wg wg;
+};
+
+static void init_fn(void *arg)
+{
+    struct once_state *s = arg;
+    goc_sleep(GOC_MILLISECOND, NULL); /* others arrive meanwhile */
+    atomic_fetch_add(&s->calls, 1);
+}
+
+static int init_result(void *arg)
+{
+    struct once_state *s = arg;
+    return 40 + atomic_fetch_add(&s->calls_r, 1) + 2;
+}
+
+static void once_racer(void *arg)
+{
+    struct once_state *s = arg;
+    ASSERT_OK(goc_once_do(&s->once, init_fn, s));
+    ASSERT_EQ(atomic_load(&s->calls), 1); /* its effects are visible */
+    if (goc_once_do_result(&s->once_r, init_result, s) != 42)
+        atomic_store(&s->bad_result, 1);
+    goc_wg_done(&s->wg);
+}
+
+TEST_G(once, runs_once_under_a_race)
+{
+    static struct once_state s = { .once = GOC_ONCE_INIT,
+                                   .once_r = GOC_ONCE_INIT };
+    goc_wg_add(&s.wg, 100);
+    for (int i = 0; i < 100; i++)
+        ASSERT_OK(goc_go(once_racer, &s));
+    goc_wg_wait(&s.wg, NULL);
+    ASSERT_EQ(atomic_load(&s.calls), 1);
+    ASSERT_EQ(atomic_load(&s.calls_r), 1);
+    ASSERT_EQ(atomic_load(&s.bad_result), 0);
+}
