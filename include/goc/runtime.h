@@ -182,6 +182,33 @@ GOC_API int goc_pin(void);
  */
 GOC_API int goc_unpin(void);
 
+/**
+ * goc_blocking - run blocking code off the scheduler's threads.
+ * @fn:  the blocking work (file I/O, DNS, a blocking library call...).
+ * @arg: passed to @fn (borrowed until @fn returns, even if this call
+ *       returned early on @ctx).
+ * @ctx: cancellation of the wait; NULL waits for @fn.
+ *
+ * @fn runs on a thread of a bounded pool (GOC_BLOCKING_THREADS, default
+ * 512; idle threads exit after 10 s) while the calling goroutine parks, so
+ * its P keeps running other goroutines. A plain thread calling it blocks.
+ * If @ctx ends first the call returns at once; @fn cannot be interrupted,
+ * so it runs to the end on the pool and its result is dropped and counted
+ * (goc_blocking_abandoned()).
+ *
+ * Return: @fn's result; -ECANCELED or -ETIMEDOUT if @ctx ended first (at
+ * entry @fn is not run at all); -EINVAL if @fn is NULL; -ENOMEM, or
+ * -EAGAIN if no pool thread exists and none could be started (@fn was
+ * not run).
+ */
+GOC_API int goc_blocking(int (*fn)(void *arg), void *arg, goc_ctx *ctx);
+
+/**
+ * goc_blocking_abandoned - how many goc_blocking() results were dropped
+ * because their caller's context ended first.
+ */
+GOC_API int64_t goc_blocking_abandoned(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The blocking pool: blocking calls run on a bounded set of plain threads
+ * while the calling goroutine parks. A job is shared by its caller and
+ * the worker (two references): a caller whose context ends leaves at once,
+ * and the worker still owns the job until the function returns.
+ */
+#include "ctx.h"
+#include "goc/time.h"
+#include "../internal/alloc.h"
+#include "../internal/list.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define IDLE_EXPIRY_S 10
+#define DEFAULT_MAX   512
+
+struct job {
+    struct goc__dlink link; /* in the pool's queue */
+    int (*fn)(void *);
+    void *arg;
+    int result;
+    struct goc__wait w;
+    _Atomic int refs;
+};
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* CLOCK_MONOTONIC, for idle expiry */
+    struct goc__dlink *head, *tail;
+    int threads, idle, max;
+    pthread_once_t once;
+    _Atomic int64_t abandoned;
+} pool = { .mu = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT };
+
+static void pool_init(void)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&pool.cv, &a);
+    pthread_condattr_destroy(&a);
+    const char *env = getenv("GOC_BLOCKING_THREADS");
+    int max = env ? atoi(env) : 0;
+    pool.max = max > 0 ? max : DEFAULT_MAX;
+}
+
+static void job_release(struct job *j)
+{
+    if (atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel) == 1)
+        goc__free(j);
+}
+
+/* Under pool.mu: the oldest job, or NULL. */
+static struct job *pop(void)
+{
+    struct goc__dlink *l = pool.head;
+    if (!l)
+        return NULL;
+    if (pool.tail == l)
+        pool.tail = NULL;
+    goc__dlist_remove(&pool.head, l);
+    return goc__container_of(l, struct job, link);
+}
+
+/* Wait for a job; NULL once idle for IDLE_EXPIRY_S (the thread exits). */
+static struct job *next_job(void)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += IDLE_EXPIRY_S;
+    pthread_mutex_lock(&pool.mu);
+    struct job *j;
+    while (!(j = pop())) {
+        pool.idle++;
+        int rc = pthread_cond_timedwait(&pool.cv, &pool.mu, &until);
+        pool.idle--;
+        if (rc != 0 && !pool.head) {
+            pool.threads--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&pool.mu);
+    return j;
+}
+
+static void *worker(void *unused)
+{
+    (void)unused;
+    struct job *j;
+    while ((j = next_job())) {
+        j->result = j->fn(j->arg);
+        if (goc__wait_claim(&j->w, 0))
+            goc__wait_finish(&j->w);
+        else
+            atomic_fetch_add(&pool.abandoned, 1); /* caller gave up */
+        job_release(j);
+    }
+    return NULL;
+}
+
+/* Under pool.mu: a new worker thread; 0 or -errno. */
+static int spawn_worker(void)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+    sigset_t all, old;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    /* The application's signals are not for pool threads. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int err = pthread_create(&t, &attr, worker, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (err == 0)
+        pool.threads++;
+    return -err;
+}
+
+/* Queue j for a worker, starting one if none is idle. */
+static int submit(struct job *j)
+{
+    int err = 0;
+    pthread_mutex_lock(&pool.mu);
+    if (pool.idle == 0 && pool.threads < pool.max)
+        err = spawn_worker();
+    if (err && pool.threads > 0)
+        err = 0; /* an existing worker will get to it */
+    if (!err) {
+        j->link.next = NULL;
+        j->link.prev = pool.tail;
+        if (pool.tail)
+            pool.tail->next = &j->link;
+        else
+            pool.head = &j->link;
+        pool.tail = &j->link;
+        pthread_cond_signal(&pool.cv);
+    }
+    pthread_mutex_unlock(&pool.mu);
+    return err;
+}
+
+int goc_blocking(int (*fn)(void *), void *arg, goc_ctx *ctx)
+{
+    if (!fn)
+        return -EINVAL;
+    int err = goc_ctx_err(ctx);
+    if (err)
+        return err;
+    pthread_once(&pool.once, pool_init);
+    struct job *j = goc__malloc(sizeof(*j));
+    if (!j)
+        return -ENOMEM;
+    *j = (struct job){ .fn = fn, .arg = arg };
+    atomic_init(&j->refs, 2);
+    goc__wait_init(&j->w);
+    struct goc__ctx_watch cw;
+    if ((err = goc__ctx_watch(ctx, &cw, &j->w, 1)) != 0 ||
+        (err = submit(j)) != 0) {
+        goc__ctx_unwatch(&cw);
+        goc__free(j);
+        return err;
+    }
+    int won = goc__wait_block(&j->w, NULL, NULL);
+    goc__ctx_unwatch(&cw);
+    int result = won == 0 ? j->result : goc_ctx_err(ctx);
+    job_release(j);
+    return result;
+}
+
+int64_t goc_blocking_abandoned(void)
+{
+    return atomic_load(&pool.abandoned);
+}

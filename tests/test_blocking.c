@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/* Tests of the blocking pool. */
+#include "test.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+/* Really blocks its thread, as file I/O or DNS would. */
+static int block_ms(void *arg)
+{
+    long ms = (long)(intptr_t)arg;
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+    nanosleep(&ts, NULL);
+    return (int)ms;
+}
+
+struct progress {
+    _Atomic long ticks;
+    _Atomic int stop;
+    goc_wg wg;
+};
+
+static void ticker(void *arg)
+{
+    struct progress *p = arg;
+    while (!atomic_load(&p->stop)) {
+        goc_sleep(GOC_MILLISECOND, NULL);
+        atomic_fetch_add(&p->ticks, 1);
+    }
+    goc_wg_done(&p->wg);
+}
+
+struct caller {
+    goc_wg *wg;
+    _Atomic int *ok;
+};
+
+static void call_blocking(void *arg)
+{
+    struct caller *c = arg;
+    if (goc_blocking(block_ms, (void *)(intptr_t)50, NULL) == 50)
+        atomic_fetch_add(c->ok, 1);
+    goc_wg_done(c->wg);
+}
+
+TEST_G(blocking, hundred_calls_while_others_progress)
+{
+    static struct progress p;
+    static _Atomic int ok;
+    goc_wg wg = GOC_WG_INIT;
+    struct caller c = { &wg, &ok };
+    goc_wg_add(&p.wg, 1);
+    ASSERT_OK(goc_go(ticker, &p));
+    goc_wg_add(&wg, 100);
+    for (int i = 0; i < 100; i++)
+        ASSERT_OK(goc_go(call_blocking, &c));
+    long before = atomic_load(&p.ticks);
+    goc_wg_wait(&wg, NULL);
+    long during = atomic_load(&p.ticks) - before;
+    atomic_store(&p.stop, 1);
+    goc_wg_wait(&p.wg, NULL);
+    ASSERT_EQ(atomic_load(&ok), 100);
+    /* 100 threads blocked 50 ms each; the Ps kept running the ticker. */
+    ASSERT_GT(during, 5);
+}
+
+TEST_G(blocking, ctx_abandons_the_wait_not_the_work)
+{
+    ASSERT_EQ(goc_blocking(NULL, NULL, NULL), -EINVAL);
+    int64_t before = goc_blocking_abandoned();
+    goc_ctx_local l;
+    goc_ctx *ctx = goc_ctx_init_timeout(&l, NULL, 5 * GOC_MILLISECOND);
+    int64_t t0 = goc_now();
+    ASSERT_EQ(goc_blocking(block_ms, (void *)(intptr_t)100, ctx), -ETIMEDOUT);
+    ASSERT_LT(goc_now() - t0, 90 * GOC_MILLISECOND);
+    /* Done at entry: not run at all. */
+    ASSERT_EQ(goc_blocking(block_ms, (void *)(intptr_t)1, ctx), -ETIMEDOUT);
+    goc_ctx_destroy(ctx);
+    goc_sleep(150 * GOC_MILLISECOND, NULL); /* the work finishes */
+    ASSERT_EQ(goc_blocking_abandoned() - before, 1);
+}
+
+static void *thread_call(void *arg)
+{
+    *(int *)arg = goc_blocking(block_ms, (void *)(intptr_t)5, NULL);
+    return NULL;
+}
+
+TEST(blocking, from_plain_thread)
+{
+    int rc = 0;
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, thread_call, &rc));
+    pthread_join(t, NULL);
+    ASSERT_EQ(rc, 5);
+    goc_ctx *ctx;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &ctx));
+    test_cancel_after(ctx, 5 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_blocking(block_ms, (void *)(intptr_t)200, ctx), -ECANCELED);
+    goc_ctx_release(ctx);
+    test_no_leaks();
+}
