@@ -40,4 +40,19 @@ static inline goc_chan *bench_chan(size_t elem, size_t cap)
     return c;
 }
 
+/* The usual program: one warm-up run, then the measured one. */
+#define BENCH_MAIN(name, default_n, once_fn) \
+    static int bench_main_(void *arg)        \
+    {                                        \
+        long n = bench_n(default_n);         \
+        (void)arg;                           \
+        once_fn(n);                          \
+        bench_report(name, once_fn(n), n);   \
+        return 0;                            \
+    }                                        \
+    int main(void)                           \
+    {                                        \
+        return goc_run(bench_main_, NULL);   \
+    }
+
 #endif /* GOC_BENCH_H */

@@ -74,16 +74,4 @@ static int64_t once(long n)
     return ns;
 }
 
-static int bench(void *arg)
-{
-    long n = bench_n(10000000);
-    (void)arg;
-    once(n);
-    bench_report("chan_mpmc", once(n), n);
-    return 0;
-}
-
-int main(void)
-{
-    return goc_run(bench, NULL);
-}
+BENCH_MAIN("chan_mpmc", 10000000, once)

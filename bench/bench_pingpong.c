@@ -37,16 +37,4 @@ static int64_t once(long n)
     return ns;
 }
 
-static int bench(void *arg)
-{
-    long n = bench_n(1000000);
-    (void)arg;
-    once(n);
-    bench_report("pingpong", once(n), n);
-    return 0;
-}
-
-int main(void)
-{
-    return goc_run(bench, NULL);
-}
+BENCH_MAIN("pingpong", 1000000, once)

@@ -48,16 +48,4 @@ static int64_t once(long n)
     return ns;
 }
 
-static int bench(void *arg)
-{
-    long n = bench_n(5000000);
-    (void)arg;
-    once(n);
-    bench_report("select2", once(n), n);
-    return 0;
-}
-
-int main(void)
-{
-    return goc_run(bench, NULL);
-}
+BENCH_MAIN("select2", 5000000, once)

@@ -34,16 +34,4 @@ static int64_t once(long n)
     return ns;
 }
 
-static int bench(void *arg)
-{
-    long n = bench_n(4000000);
-    (void)arg;
-    once(n);
-    bench_report("sem", once(n), n);
-    return 0;
-}
-
-int main(void)
-{
-    return goc_run(bench, NULL);
-}
+BENCH_MAIN("sem", 4000000, once)
