@@ -1,4 +1,4 @@
-// Go side of the goc benchmark suite (see bench-spec): one program, one
+// Go side of the goc benchmark suite: one program, one
 // workload per invocation.
 //
 // Usage:
