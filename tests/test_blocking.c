@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <time.h>
 
 /* Really blocks its thread, as file I/O or DNS would. */
@@ -100,4 +101,93 @@ TEST(blocking, from_plain_thread)
     ASSERT_EQ(goc_blocking(block_ms, (void *)(intptr_t)200, ctx), -ECANCELED);
     goc_ctx_release(ctx);
     test_no_leaks();
+}
+
+/* ---- blocking sections in place, and the watchdog ---------------------- */
+
+struct section {
+    _Atomic long ticks;
+    long ticks_during;
+    _Atomic int stop;
+    goc_wg wg;
+};
+
+static void tick_until_stop(void *arg)
+{
+    struct section *s = arg;
+    while (!atomic_load(&s->stop)) {
+        goc_sleep(GOC_MILLISECOND, NULL);
+        atomic_fetch_add(&s->ticks, 1);
+    }
+    goc_wg_done(&s->wg);
+}
+
+static void blocks_in_place(void *arg)
+{
+    struct section *s = arg;
+    long before = atomic_load(&s->ticks);
+    ASSERT_OK(goc_blocking_enter());
+    ASSERT_EQ(goc_blocking_enter(), -EINVAL);
+    block_ms((void *)(intptr_t)200); /* holds this thread */
+    s->ticks_during = atomic_load(&s->ticks) - before;
+    ASSERT_OK(goc_blocking_exit());
+    ASSERT_EQ(goc_blocking_exit(), -EINVAL);
+    goc_sleep(GOC_MILLISECOND, NULL); /* and it schedules normally again */
+    atomic_store(&s->stop, 1);
+    goc_wg_done(&s->wg);
+}
+
+static int one_p_main(void *arg)
+{
+    struct section *s = arg;
+    goc_wg_add(&s->wg, 2);
+    ASSERT_OK(goc_go(tick_until_stop, s));
+    ASSERT_OK(goc_go(blocks_in_place, s));
+    goc_wg_wait(&s->wg, NULL);
+    return 0;
+}
+
+TEST(blocking, section_hands_the_only_p_away)
+{
+    /* One P: without the watchdog nothing else could run meanwhile. */
+    static struct section s;
+    struct goc_config cfg = { .max_procs = 1 };
+    ASSERT_OK(goc_init(&cfg));
+    ASSERT_OK(goc_run(one_p_main, &s));
+    ASSERT_GT(s.ticks_during, 0);
+    ASSERT_OK(goc_blocking_enter()); /* a plain thread: nothing to do */
+    ASSERT_OK(goc_blocking_exit());
+    test_no_leaks();
+}
+
+struct hog_log {
+    _Atomic int seen;
+};
+
+static void capture(const char *msg, void *arg)
+{
+    struct hog_log *h = arg;
+    if (strstr(msg, "\"spinner\"") && strstr(msg, "without a goc call"))
+        atomic_store(&h->seen, 1);
+}
+
+static void spinner(void *arg)
+{
+    struct hog_log *h = arg;
+    int64_t end = goc_now() + 2 * GOC_SECOND;
+    while (!atomic_load(&h->seen) && goc_now() < end)
+        ; /* no goc call: a CPU hog */
+}
+
+TEST_G(blocking, hog_is_reported_once_through_the_hook)
+{
+    static struct hog_log h;
+    goc_set_log_hook(capture, &h);
+    struct goc_go_opts o = { .name = "spinner" };
+    ASSERT_OK(goc_go_ex(spinner, &h, &o));
+    int64_t end = goc_now() + 3 * GOC_SECOND;
+    while (!atomic_load(&h.seen) && goc_now() < end)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    ASSERT_EQ(atomic_load(&h.seen), 1);
+    goc_set_log_hook(NULL, NULL);
 }

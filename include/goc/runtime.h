@@ -204,6 +204,43 @@ GOC_API int goc_unpin(void);
 GOC_API int goc_blocking(int (*fn)(void *arg), void *arg, goc_ctx *ctx);
 
 /**
+ * goc_blocking_enter - mark the start of a short blocking section run in
+ * place (a blocking system call, a library call that may wait).
+ *
+ * If the section lasts more than about 20 us, the watchdog hands this
+ * goroutine's P, with the goroutines queued on it, to another thread, so
+ * they keep running. Between enter and exit call no goc function that
+ * can block or start goroutines: only the blocking code itself. For long
+ * or unbounded blocking, goc_blocking() is the better tool.
+ *
+ * Return: 0; -EINVAL if a section is already open. From a plain thread it
+ * does nothing and returns 0.
+ */
+GOC_API int goc_blocking_enter(void);
+
+/**
+ * goc_blocking_exit - end the section goc_blocking_enter() opened. If the
+ * P was handed away meanwhile, the goroutine waits for a free P (parking
+ * if there is none).
+ *
+ * Return: 0; -EINVAL without a matching enter.
+ */
+GOC_API int goc_blocking_exit(void);
+
+/**
+ * goc_log_fn - receives the runtime's reports, such as a goroutine that
+ * kept its P for over 10 ms without a goc call. Runs on the watchdog
+ * thread: it must not block for long nor call blocking goc functions.
+ */
+typedef void (*goc_log_fn)(const char *message, void *arg);
+
+/**
+ * goc_set_log_hook - route the runtime's reports to @fn(@msg, @arg)
+ * instead of standard error; NULL restores standard error.
+ */
+GOC_API void goc_set_log_hook(goc_log_fn fn, void *arg);
+
+/**
  * goc_blocking_abandoned - how many goc_blocking() results were dropped
  * because their caller's context ended first.
  */

@@ -134,3 +134,18 @@ struct goc__g *goc__runq_steal(struct goc__p *p,
     atomic_store_explicit(&p->tail, t + n - 1, memory_order_release);
     return batch[n - 1];
 }
+
+void goc__sysmon_unload(struct goc__p *p)
+{
+    struct goc__g *batch[GOC__RUNQ_SIZE / 2];
+    uint32_t n;
+    bool moved = false;
+    while ((n = runq_grab(p, batch, true)) > 0) {
+        for (uint32_t i = 0; i + 1 < n; i++)
+            batch[i]->next = batch[i + 1];
+        global_put_batch(batch[0], batch[n - 1], (int)n);
+        moved = true;
+    }
+    if (moved)
+        goc__wakep();
+}

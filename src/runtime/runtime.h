@@ -160,8 +160,16 @@ struct goc__p {
     uint32_t tick_left; /* switches until the next look at the global
                            queue and the timers */
     int id;
-    struct goc__m *m;         /* owner while running */
-    _Atomic bool running;     /* held by an M (read by thieves) */
+    struct goc__m *m;            /* owner while running */
+    _Atomic bool running;        /* held by an M (read by thieves) */
+    struct goc__g *_Atomic curg; /* running goroutine (for sysmon) */
+    /* The M whose goroutine is in a goc_blocking_enter() section. */
+    struct goc__m *_Atomic blocking_m;
+    _Atomic int64_t blocking_since;
+    /* sysmon's view (sysmon only): last nrun seen, and since when. */
+    uint64_t mon_nrun;
+    int64_t mon_since;
+    bool mon_reported;
     struct goc__p *idle_next; /* idle list link */
     struct goc__wheel wheel;
     struct {
@@ -174,6 +182,12 @@ struct goc__p {
     _Atomic uint64_t nsteal;  /* goroutines stolen by this P */
     _Atomic int64_t ncreated; /* goroutines created on this P */
     _Atomic int64_t nexited;  /* goroutines exited on this P */
+};
+
+enum {
+    GOC__M_RUNNING,  /* normal */
+    GOC__M_BLOCKING, /* its goroutine is in a blocking section */
+    GOC__M_RETAKEN,  /* sysmon gave its P to another M meanwhile */
 };
 
 /* Owner-only counter bump: no locked instruction needed. */
@@ -205,6 +219,7 @@ struct goc__m {
     int *errno_p; /* this thread's errno, looked up once */
     uint32_t rand;
     void *altstack;
+    _Atomic uint32_t bstate; /* GOC__M_*, for blocking sections */
 };
 
 /* ---- global scheduler state ------------------------------------------- */
@@ -333,6 +348,14 @@ int goc__poll_init(void);
 void goc__poll_wait(int64_t deadline);
 void goc__poll_wake(void);
 int goc__sysmon_start(void);
+/* Wake sysmon if it sleeps long: a blocking section just started. */
+void goc__sysmon_kick(void);
+/* sysmon: give away a P whose goroutine blocks; true if it did. */
+bool goc__sysmon_retake(struct goc__p *p);
+/* sysmon: move the queue of a P whose goroutine hogs it to the others. */
+void goc__sysmon_unload(struct goc__p *p);
+/* Report through the log hook (printf-style). */
+void goc__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int goc__fault_init(void);
 int goc__fault_thread_init(struct goc__m *m);
 int goc__config_procs(int requested);

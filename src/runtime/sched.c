@@ -108,6 +108,9 @@ static void switch_to(struct goc__m *m,
         goc__stack_overflow(from, NULL);
     m->curg = to;
     atomic_store_explicit(&to->status, GOC__G_RUNNING, memory_order_relaxed);
+    if (m->p)
+        atomic_store_explicit(&m->p->curg, to == &m->g0 ? NULL : to,
+                              memory_order_release); /* for sysmon */
 #if defined(GOC_ASAN)
     __sanitizer_start_switch_fiber(from_dead ? NULL : &from->asan_fake,
                                    to->asan_bottom, to->asan_size);
@@ -546,6 +549,8 @@ static void stop_locked_m(struct goc__m *m)
 void goc__m_schedule(struct goc__m *m)
 {
     for (;;) {
+        if (!m->p)
+            stop_m(m); /* left a blocking section with no P to be had */
         struct goc__g *g = m->next_g;
         m->next_g = NULL;
         if (!g)
@@ -601,4 +606,84 @@ void goc__park_exit(goc__commit_fn commit, void *arg)
     m->commit_arg = arg;
     schedule_next(m, m->curg, true);
     abort(); /* a dead goroutine is never resumed */
+}
+
+/* ---- blocking sections and the watchdog -------------------------------- */
+
+int goc_blocking_enter(void)
+{
+    struct goc__m *m = goc__m_current();
+    if (!m || m->curg == &m->g0)
+        return 0;
+    uint32_t running = GOC__M_RUNNING;
+    /* A pinned goroutine keeps its P: it may not move to another M. */
+    if (m->locked_g)
+        return atomic_load(&m->bstate) == GOC__M_RUNNING ? 0 : -EINVAL;
+    atomic_store(&m->p->blocking_since, goc__nanotime());
+    if (!atomic_compare_exchange_strong(&m->bstate, &running, GOC__M_BLOCKING))
+        return -EINVAL;
+    atomic_store(&m->p->blocking_m, m);
+    goc__sysmon_kick();
+    return 0;
+}
+
+static void requeue_commit(struct goc__m *m, void *arg)
+{
+    (void)m;
+    global_put(arg);
+    goc__wakep();
+}
+
+/* Our P went to another M: take an idle one, or wait for one. */
+static void reacquire_p(struct goc__m *m)
+{
+    m->p = NULL;
+    goc__lock_acquire(&goc__sched.lock);
+    struct goc__p *p = pidle_get();
+    goc__lock_release(&goc__sched.lock);
+    if (p) {
+        acquire_p(m, p);
+        return;
+    }
+    struct goc__g *g = m->curg;
+    atomic_store_explicit(&g->status, GOC__G_RUNNABLE, memory_order_relaxed);
+    m->commit = requeue_commit;
+    m->commit_arg = g;
+    switch_to(m, g, &m->g0, false); /* resumed by whichever M has a P */
+}
+
+int goc_blocking_exit(void)
+{
+    struct goc__m *m = goc__m_current();
+    if (!m || m->curg == &m->g0 || m->locked_g)
+        return 0;
+    struct goc__p *p = m->p;
+    uint32_t blocking = GOC__M_BLOCKING;
+    if (atomic_compare_exchange_strong(&m->bstate, &blocking, GOC__M_RUNNING)) {
+        struct goc__m *self = m;
+        atomic_compare_exchange_strong(&p->blocking_m, &self, NULL);
+        return 0;
+    }
+    if (blocking != GOC__M_RETAKEN)
+        return -EINVAL; /* no section was open */
+    atomic_store(&m->bstate, GOC__M_RUNNING);
+    reacquire_p(m);
+    return 0;
+}
+
+bool goc__sysmon_retake(struct goc__p *p)
+{
+    struct goc__m *m = atomic_load(&p->blocking_m);
+    uint32_t blocking = GOC__M_BLOCKING;
+    if (!m ||
+        !atomic_compare_exchange_strong(&m->bstate, &blocking, GOC__M_RETAKEN))
+        return false;
+    /* The M is inside its section and touches the P no more: it finds
+     * out at goc_blocking_exit. */
+    atomic_store(&p->blocking_m, NULL);
+    atomic_store_explicit(&p->curg, NULL, memory_order_relaxed);
+    atomic_store_explicit(&p->running, false, memory_order_relaxed);
+    p->m = NULL;
+    handoff_p(p);
+    return true;
 }

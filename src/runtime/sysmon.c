@@ -1,26 +1,107 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sysmon: the runtime's watchdog thread. It runs without a P and wakes
- * once a second; today it returns the memory of stacks that have sat
- * unused in the global pool.
+ * sysmon: the runtime's watchdog thread. It runs without a P. It wakes
+ * every 20 us while a goroutine is inside a blocking section, backing off
+ * to 10 ms when nothing needs watching. Its duties:
+ *
+ *  - a P whose goroutine has been in a goc_blocking_enter() section for
+ *    20 us is handed, with its queue and timers, to another M;
+ *  - a P whose goroutine has run 10 ms without coming back to the
+ *    scheduler has its queued goroutines moved to the global queue, where
+ *    the other Ps find them, and the hog is reported once;
+ *  - stacks idle for 2 s in the global pool give their pages back.
  */
 #include "runtime.h"
+#include "../internal/futex.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
-#include <time.h>
 
-#define SYSMON_PERIOD_NS (1000 * 1000 * 1000)
-#define STACK_IDLE_NS    ((int64_t)2 * 1000 * 1000 * 1000)
+#define RETAKE_NS     (20 * 1000)
+#define HOG_NS        (10 * 1000 * 1000)
+#define MIN_DELAY_NS  (20 * 1000)
+#define MAX_DELAY_NS  (10 * 1000 * 1000)
+#define TRIM_EVERY_NS ((int64_t)1000 * 1000 * 1000)
+#define STACK_IDLE_NS ((int64_t)2 * 1000 * 1000 * 1000)
+
+static _Atomic uint32_t kick_word;
+static _Atomic int deep_sleep; /* sysmon sleeps long: kick it */
+
+void goc__sysmon_kick(void)
+{
+    if (atomic_load_explicit(&deep_sleep, memory_order_relaxed) &&
+        atomic_exchange(&kick_word, 1) == 0)
+        goc__futex_wake(&kick_word, 1);
+}
+
+static void report_hog(struct goc__p *p, int64_t ran)
+{
+    struct goc__g *g = atomic_load_explicit(&p->curg, memory_order_acquire);
+    if (!g)
+        return;
+    Dl_info info;
+    const char *entry =
+        dladdr((void *)(uintptr_t)g->fn, &info) && info.dli_sname
+            ? info.dli_sname
+            : "?";
+    goc__log("goroutine %lld \"%s\" (entry %s) has run %lld ms on P%d "
+             "without a goc call; the goroutines queued behind it were "
+             "handed to the other Ps",
+             (long long)g->id, g->name, entry, (long long)(ran / 1000000),
+             p->id);
+}
+
+/* A P that has not switched goroutines for HOG_NS while held. */
+static void check_hog(struct goc__p *p, int64_t now)
+{
+    uint64_t n = atomic_load_explicit(&p->nrun, memory_order_relaxed);
+    bool held = atomic_load_explicit(&p->running, memory_order_relaxed);
+    if (!held || n != p->mon_nrun || atomic_load(&p->blocking_m)) {
+        p->mon_nrun = n;
+        p->mon_since = now;
+        p->mon_reported = false;
+        return;
+    }
+    if (p->mon_reported || now - p->mon_since < HOG_NS)
+        return;
+    p->mon_reported = true;
+    goc__sysmon_unload(p);
+    report_hog(p, now - p->mon_since);
+}
+
+/* One round over the Ps; true if a blocking section needs watching. */
+static bool watch_ps(int64_t now)
+{
+    bool active = false;
+    for (int i = 0; i < goc__sched.nprocs; i++) {
+        struct goc__p *p = &goc__sched.allp[i];
+        if (atomic_load(&p->blocking_m)) {
+            active = true;
+            if (now - atomic_load(&p->blocking_since) >= RETAKE_NS)
+                goc__sysmon_retake(p);
+        }
+        check_hog(p, now);
+    }
+    return active;
+}
 
 static void *sysmon_main(void *arg)
 {
     (void)arg;
+    int64_t delay = MIN_DELAY_NS, last_trim = goc__nanotime();
     for (;;) {
-        struct timespec ts = { .tv_sec = SYSMON_PERIOD_NS / 1000000000,
-                               .tv_nsec = SYSMON_PERIOD_NS % 1000000000 };
-        nanosleep(&ts, NULL);
-        goc__stack_trim(goc__nanotime(), STACK_IDLE_NS);
+        atomic_store(&deep_sleep, delay >= MAX_DELAY_NS / 10);
+        goc__futex_wait(&kick_word, 0, goc__nanotime() + delay);
+        atomic_store(&kick_word, 0);
+        int64_t now = goc__nanotime();
+        bool active = watch_ps(now);
+        if (now - last_trim >= TRIM_EVERY_NS) {
+            goc__stack_trim(now, STACK_IDLE_NS);
+            last_trim = now;
+        }
+        delay = active ? MIN_DELAY_NS
+                       : (delay * 2 > MAX_DELAY_NS ? MAX_DELAY_NS : delay * 2);
     }
     return NULL;
 }
