@@ -167,7 +167,7 @@ struct hog_log {
 static void capture(const char *msg, void *arg)
 {
     struct hog_log *h = arg;
-    if (strstr(msg, "\"spinner\"") && strstr(msg, "without a goc call"))
+    if (strstr(msg, "\"spinner\"") && strstr(msg, "without blocking"))
         atomic_store(&h->seen, 1);
 }
 
@@ -179,15 +179,38 @@ static void spinner(void *arg)
         ; /* no goc call: a CPU hog */
 }
 
-TEST_G(blocking, hog_is_reported_once_through_the_hook)
+static void queued_behind(void *arg)
 {
-    static struct hog_log h;
-    goc_set_log_hook(capture, &h);
+    (void)arg;
+}
+
+static void spawn_spinner(void *arg)
+{
+    /* The spinner runs next on this P; a goroutine waits behind it. */
     struct goc_go_opts o = { .name = "spinner" };
-    ASSERT_OK(goc_go_ex(spinner, &h, &o));
+    ASSERT_OK(goc_go(queued_behind, NULL));
+    ASSERT_OK(goc_go_ex(spinner, arg, &o));
+}
+
+static int hog_main(void *arg)
+{
+    struct hog_log *h = arg;
+    ASSERT_OK(goc_go(spawn_spinner, h));
     int64_t end = goc_now() + 3 * GOC_SECOND;
-    while (!atomic_load(&h.seen) && goc_now() < end)
+    while (!atomic_load(&h->seen) && goc_now() < end)
         goc_sleep(GOC_MILLISECOND, NULL);
+    return 0;
+}
+
+TEST(blocking, hog_is_reported_once_through_the_hook)
+{
+    /* One P, so the goroutine queued behind the spinner really waits. */
+    static struct hog_log h;
+    struct goc_config cfg = { .max_procs = 1 };
+    ASSERT_OK(goc_init(&cfg));
+    goc_set_log_hook(capture, &h);
+    ASSERT_OK(goc_run(hog_main, &h));
     ASSERT_EQ(atomic_load(&h.seen), 1);
     goc_set_log_hook(NULL, NULL);
+    test_no_leaks();
 }

@@ -135,17 +135,18 @@ struct goc__g *goc__runq_steal(struct goc__p *p,
     return batch[n - 1];
 }
 
-void goc__sysmon_unload(struct goc__p *p)
+int goc__sysmon_unload(struct goc__p *p)
 {
     struct goc__g *batch[GOC__RUNQ_SIZE / 2];
     uint32_t n;
-    bool moved = false;
+    int moved = 0;
     while ((n = runq_grab(p, batch, true)) > 0) {
         for (uint32_t i = 0; i + 1 < n; i++)
             batch[i]->next = batch[i + 1];
         global_put_batch(batch[0], batch[n - 1], (int)n);
-        moved = true;
+        moved += (int)n;
     }
     if (moved)
         goc__wakep();
+    return moved;
 }

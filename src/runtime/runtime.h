@@ -352,8 +352,9 @@ int goc__sysmon_start(void);
 void goc__sysmon_kick(void);
 /* sysmon: give away a P whose goroutine blocks; true if it did. */
 bool goc__sysmon_retake(struct goc__p *p);
-/* sysmon: move the queue of a P whose goroutine hogs it to the others. */
-void goc__sysmon_unload(struct goc__p *p);
+/* sysmon: move the queue of a P whose goroutine hogs it to the others;
+ * returns how many goroutines were waiting there. */
+int goc__sysmon_unload(struct goc__p *p);
 /* Report through the log hook (printf-style). */
 void goc__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int goc__fault_init(void);

@@ -8,7 +8,8 @@
  *    20 us is handed, with its queue and timers, to another M;
  *  - a P whose goroutine has run 10 ms without coming back to the
  *    scheduler has its queued goroutines moved to the global queue, where
- *    the other Ps find them, and the hog is reported once;
+ *    the other Ps find them, and the hog is reported once if any were
+ *    waiting;
  *  - stacks idle for 2 s in the global pool give their pages back.
  */
 #include "runtime.h"
@@ -35,7 +36,7 @@ void goc__sysmon_kick(void)
         goc__futex_wake(&kick_word, 1);
 }
 
-static void report_hog(struct goc__p *p, int64_t ran)
+static void report_hog(struct goc__p *p, int64_t ran, int waiting)
 {
     struct goc__g *g = atomic_load_explicit(&p->curg, memory_order_acquire);
     if (!g)
@@ -45,11 +46,11 @@ static void report_hog(struct goc__p *p, int64_t ran)
         dladdr((void *)(uintptr_t)g->fn, &info) && info.dli_sname
             ? info.dli_sname
             : "?";
-    goc__log("goroutine %lld \"%s\" (entry %s) has run %lld ms on P%d "
-             "without a goc call; the goroutines queued behind it were "
-             "handed to the other Ps",
-             (long long)g->id, g->name, entry, (long long)(ran / 1000000),
-             p->id);
+    goc__log("goroutine %lld \"%s\" (entry %s) has kept P%d for %lld ms "
+             "without blocking or yielding; %d goroutines queued behind it "
+             "were handed to the other Ps",
+             (long long)g->id, g->name, entry, p->id,
+             (long long)(ran / 1000000), waiting);
 }
 
 /* A P that has not switched goroutines for HOG_NS while held. */
@@ -66,8 +67,10 @@ static void check_hog(struct goc__p *p, int64_t now)
     if (p->mon_reported || now - p->mon_since < HOG_NS)
         return;
     p->mon_reported = true;
-    goc__sysmon_unload(p);
-    report_hog(p, now - p->mon_since);
+    /* Reported only when it made others wait: a lone spinner harms no one. */
+    int waiting = goc__sysmon_unload(p);
+    if (waiting > 0)
+        report_hog(p, now - p->mon_since, waiting);
 }
 
 /* One round over the Ps; true if a blocking section needs watching. */
