@@ -311,3 +311,42 @@ TEST_G(once, runs_once_under_a_race)
     ASSERT_EQ(atomic_load(&s.calls_r), 1);
     ASSERT_EQ(atomic_load(&s.bad_result), 0);
 }
+
+struct cond_thread {
+    goc_mutex mu;
+    goc_cond cv;
+    goc_ctx *ctx;
+    _Atomic int rc;
+};
+
+static void *cond_wait_thread(void *arg)
+{
+    struct cond_thread *t = arg;
+    goc_mutex_lock(&t->mu, NULL);
+    atomic_store(&t->rc, goc_cond_wait(&t->cv, &t->mu, t->ctx));
+    goc_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+TEST(cond, plain_thread_cancel_and_signal)
+{
+    static struct cond_thread t = { .mu = GOC_MUTEX_INIT, .cv = GOC_COND_INIT };
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &t.ctx));
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, cond_wait_thread, &t));
+    goc_sleep(5 * GOC_MILLISECOND, NULL);
+    goc_ctx_cancel(t.ctx); /* cancel while waiting */
+    pthread_join(th, NULL);
+    ASSERT_EQ(atomic_load(&t.rc), -ECANCELED);
+    ASSERT_EQ(goc_cond_wait(&t.cv, &t.mu, t.ctx), -ECANCELED); /* entry */
+    goc_ctx_release(t.ctx);
+    t.ctx = NULL;
+    atomic_store(&t.rc, 99);
+    ASSERT_OK(pthread_create(&th, NULL, cond_wait_thread, &t));
+    for (int i = 0; i < 500 && atomic_load(&t.rc) == 99; i++) {
+        goc_sleep(GOC_MILLISECOND, NULL);
+        goc_cond_signal(&t.cv); /* until the thread has been woken */
+    }
+    pthread_join(th, NULL);
+    ASSERT_OK(atomic_load(&t.rc));
+}

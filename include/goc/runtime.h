@@ -229,8 +229,9 @@ GOC_API int goc_blocking_exit(void);
 
 /**
  * goc_log_fn - receives the runtime's reports, such as a goroutine that
- * kept its P for over 10 ms without a goc call. Runs on the watchdog
- * thread: it must not block for long nor call blocking goc functions.
+ * kept its P for over 10 ms while others waited (reported once, when it
+ * finally blocks or yields, with the whole duration). It runs on a
+ * scheduler thread: it must not block nor call blocking goc functions.
  */
 typedef void (*goc_log_fn)(const char *message, void *arg);
 

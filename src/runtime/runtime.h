@@ -160,12 +160,15 @@ struct goc__p {
     uint32_t tick_left; /* switches until the next look at the global
                            queue and the timers */
     int id;
-    struct goc__m *m;            /* owner while running */
-    _Atomic bool running;        /* held by an M (read by thieves) */
-    struct goc__g *_Atomic curg; /* running goroutine (for sysmon) */
+    struct goc__m *m;     /* owner while running */
+    _Atomic bool running; /* held by an M (read by thieves) */
     /* The M whose goroutine is in a goc_blocking_enter() section. */
     struct goc__m *_Atomic blocking_m;
     _Atomic int64_t blocking_since;
+    /* Set by sysmon when the running goroutine hogs the P (the time it
+     * started); the goroutine is reported when it switches out. */
+    _Atomic int64_t hog_since;
+    _Atomic int hog_waiting;
     /* sysmon's view (sysmon only): last nrun seen, and since when. */
     uint64_t mon_nrun;
     int64_t mon_since;
@@ -355,6 +358,9 @@ bool goc__sysmon_retake(struct goc__p *p);
 /* sysmon: move the queue of a P whose goroutine hogs it to the others;
  * returns how many goroutines were waiting there. */
 int goc__sysmon_unload(struct goc__p *p);
+/* Report g, which kept p for too long, as it switches out. */
+void goc__hog_report(struct goc__p *p, struct goc__g *g)
+    __attribute__((cold, noinline));
 /* Report through the log hook (printf-style). */
 void goc__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int goc__fault_init(void);

@@ -108,9 +108,8 @@ static void switch_to(struct goc__m *m,
         goc__stack_overflow(from, NULL);
     m->curg = to;
     atomic_store_explicit(&to->status, GOC__G_RUNNING, memory_order_relaxed);
-    if (m->p)
-        atomic_store_explicit(&m->p->curg, to == &m->g0 ? NULL : to,
-                              memory_order_release); /* for sysmon */
+    if (m->p && atomic_load_explicit(&m->p->hog_since, memory_order_relaxed))
+        goc__hog_report(m->p, from);
 #if defined(GOC_ASAN)
     __sanitizer_start_switch_fiber(from_dead ? NULL : &from->asan_fake,
                                    to->asan_bottom, to->asan_size);
@@ -681,7 +680,6 @@ bool goc__sysmon_retake(struct goc__p *p)
     /* The M is inside its section and touches the P no more: it finds
      * out at goc_blocking_exit. */
     atomic_store(&p->blocking_m, NULL);
-    atomic_store_explicit(&p->curg, NULL, memory_order_relaxed);
     atomic_store_explicit(&p->running, false, memory_order_relaxed);
     p->m = NULL;
     handoff_p(p);

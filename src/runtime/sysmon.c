@@ -8,8 +8,8 @@
  *    20 us is handed, with its queue and timers, to another M;
  *  - a P whose goroutine has run 10 ms without coming back to the
  *    scheduler has its queued goroutines moved to the global queue, where
- *    the other Ps find them, and the hog is reported once if any were
- *    waiting;
+ *    the other Ps find them; if any were waiting, the hog is reported
+ *    once, by its own M when it finally switches out;
  *  - stacks idle for 2 s in the global pool give their pages back.
  */
 #include "runtime.h"
@@ -36,21 +36,26 @@ void goc__sysmon_kick(void)
         goc__futex_wake(&kick_word, 1);
 }
 
-static void report_hog(struct goc__p *p, int64_t ran, int waiting)
+/*
+ * Runs on the hog's own M as the hog switches out, so the goroutine read
+ * here is the one that ran, and the time reported is the whole stretch.
+ */
+void goc__hog_report(struct goc__p *p, struct goc__g *g)
 {
-    struct goc__g *g = atomic_load_explicit(&p->curg, memory_order_acquire);
-    if (!g)
-        return;
+    int64_t since = atomic_exchange(&p->hog_since, 0);
+    if (!since || g->id == 0)
+        return; /* already reported, or g0 */
     Dl_info info;
     const char *entry =
         dladdr((void *)(uintptr_t)g->fn, &info) && info.dli_sname
             ? info.dli_sname
             : "?";
-    goc__log("goroutine %lld \"%s\" (entry %s) has kept P%d for %lld ms "
+    goc__log("goroutine %lld \"%s\" (entry %s) kept P%d for %lld ms "
              "without blocking or yielding; %d goroutines queued behind it "
              "were handed to the other Ps",
              (long long)g->id, g->name, entry, p->id,
-             (long long)(ran / 1000000), waiting);
+             (long long)((goc__nanotime() - since) / 1000000),
+             atomic_load(&p->hog_waiting));
 }
 
 /* A P that has not switched goroutines for HOG_NS while held. */
@@ -69,8 +74,10 @@ static void check_hog(struct goc__p *p, int64_t now)
     p->mon_reported = true;
     /* Reported only when it made others wait: a lone spinner harms no one. */
     int waiting = goc__sysmon_unload(p);
-    if (waiting > 0)
-        report_hog(p, now - p->mon_since, waiting);
+    if (waiting > 0) {
+        atomic_store(&p->hog_waiting, waiting);
+        atomic_store(&p->hog_since, p->mon_since);
+    }
 }
 
 /* One round over the Ps; true if a blocking section needs watching. */
