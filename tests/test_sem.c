@@ -26,7 +26,7 @@ struct order {
     _Atomic int next;
     int got[8];
     int64_t want[8];
-    goc_wg started, done;
+    goc_wg done;
 };
 
 struct taker {
@@ -37,11 +37,17 @@ struct taker {
 static void take(void *arg)
 {
     struct taker *t = arg;
-    goc_wg_done(&t->o->started);
     ASSERT_OK(goc_sem_acquire(&t->o->s, t->o->want[t->id], NULL));
     t->o->got[atomic_fetch_add(&t->o->next, 1)] = t->id;
     ASSERT_OK(goc_sem_release(&t->o->s, t->o->want[t->id]));
     goc_wg_done(&t->o->done);
+}
+
+/* Until n callers are queued on s. */
+static void wait_waiters(goc_sem *s, int64_t n)
+{
+    while (goc_sem_waiters(s) < n)
+        goc_sleep(100 * GOC_MICROSECOND, NULL);
 }
 
 TEST_G(sem, fifo_with_mixed_weights_and_no_barging)
@@ -57,10 +63,8 @@ TEST_G(sem, fifo_with_mixed_weights_and_no_barging)
     for (int i = 0; i < 4; i++) {
         o.want[i] = want[i];
         t[i] = (struct taker){ &o, i };
-        goc_wg_add(&o.started, 1);
         ASSERT_OK(goc_go(take, &t[i]));
-        goc_wg_wait(&o.started, NULL);
-        goc_sleep(2 * GOC_MILLISECOND, NULL); /* queue in this order */
+        wait_waiters(&o.s, i + 1); /* queue in this order */
     }
     /* A small request does not overtake the queue, even if it fits. */
     ASSERT_EQ(goc_sem_try_acquire(&o.s, 0), -EAGAIN);
@@ -131,9 +135,9 @@ TEST_G(sem, cancelled_front_lets_others_in)
     goc_wg_add(&front.done, 1);
     goc_wg_add(&behind.done, 1);
     ASSERT_OK(goc_go(acquire_fn, &front));
-    goc_sleep(2 * GOC_MILLISECOND, NULL);
+    wait_waiters(&s, 1);
     ASSERT_OK(goc_go(acquire_fn, &behind)); /* fits, but queues behind */
-    goc_sleep(2 * GOC_MILLISECOND, NULL);
+    wait_waiters(&s, 2);
     ASSERT_EQ(behind.rc, 99);
     goc_ctx_cancel(ctx); /* the front leaves: behind now gets its 1 */
     goc_wg_wait(&front.done, NULL);

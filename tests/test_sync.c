@@ -143,9 +143,12 @@ TEST_G(rwmutex, waiting_writer_blocks_new_readers)
     ASSERT_OK(goc_rwmutex_rlock(&p.rw, NULL)); /* an early reader */
     goc_wg_add(&p.wg, 2);
     ASSERT_OK(goc_go(pref_writer, &p));
-    goc_sleep(5 * GOC_MILLISECOND, NULL); /* the writer now waits */
+    /* Time for the writer, then the reader, to queue (longer under
+     * valgrind, which runs one thread at a time). */
+    int64_t pause = (test_instrumented() ? 100 : 10) * GOC_MILLISECOND;
+    goc_sleep(pause, NULL); /* the writer now waits */
     ASSERT_OK(goc_go(pref_reader, &p));
-    goc_sleep(5 * GOC_MILLISECOND, NULL);
+    goc_sleep(pause, NULL);
     ASSERT_OK(goc_rwmutex_runlock(&p.rw));
     goc_wg_wait(&p.wg, NULL);
     ASSERT_EQ(atomic_load(&p.late_reader_saw_writer), 1);

@@ -174,6 +174,9 @@ GOC_API int goc_sem_release(goc_sem *sem, int64_t n);
 /** goc_sem_held - weight held now (a snapshot). */
 GOC_API int64_t goc_sem_held(goc_sem *sem);
 
+/** goc_sem_waiters - callers queued now (a snapshot). */
+GOC_API int64_t goc_sem_waiters(goc_sem *sem);
+
 /**
  * goc_rwmutex - a reader/writer lock with Go's writer preference: once a
  * writer waits, new readers queue behind it, so writers are not starved;

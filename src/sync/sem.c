@@ -182,3 +182,14 @@ int64_t goc_sem_held(goc_sem *s)
     goc__lock_release(&m->lock);
     return cur;
 }
+
+int64_t goc_sem_waiters(goc_sem *s)
+{
+    struct sem *m = (struct sem *)s;
+    int64_t n = 0;
+    goc__lock_acquire(&m->lock);
+    for (struct goc__dlink *l = m->head; l; l = l->next)
+        n++;
+    goc__lock_release(&m->lock);
+    return n;
+}
