@@ -57,7 +57,9 @@ static int init_ps(void)
 static void rt_init(void)
 {
     int cls = goc__stack_class(goc__config_stack(init_cfg.stack_size));
-    goc__sched.stack_size = goc__stack_class_size(cls < 0 ? 4 : cls);
+    goc__sched.stack_class =
+        cls < 0 ? goc__stack_class(GOC_STACK_DEFAULT) : cls;
+    goc__sched.stack_size = goc__stack_class_size(goc__sched.stack_class);
     int err = init_ps();
     if (!err)
         err = goc__stack_init();
@@ -212,12 +214,12 @@ static int64_t new_goid(struct goc__p *p)
 }
 
 static void g_setup(struct goc__g *g,
+                    struct goc__g *self,
                     struct goc__p *p,
                     goc_fn fn,
                     void *arg,
                     const struct goc_go_opts *opts)
 {
-    struct goc__g *self = goc__g_current();
     g->id = new_goid(p);
     g->fn = fn;
     g->arg = arg;
@@ -264,14 +266,15 @@ int goc_go_ex(goc_fn fn, void *arg, const struct goc_go_opts *opts)
     int err = goc__rt_ensure();
     if (err)
         return err;
-    int cls = goc__stack_class(size ? size : goc__sched.stack_size);
+    int cls = size ? goc__stack_class(size) : goc__sched.stack_class;
     struct goc__m *m = goc__m_current();
-    struct goc__p *p = m && m->curg != &m->g0 ? m->p : NULL;
+    struct goc__g *self = m && m->curg != &m->g0 ? m->curg : NULL;
+    struct goc__p *p = self ? m->p : NULL;
     struct goc__g *g = goc__g_get(p, cls);
     if (!g)
         return -ENOMEM;
     g->created_pc = __builtin_return_address(0);
-    g_setup(g, p, fn, arg, opts);
+    g_setup(g, self, p, fn, arg, opts);
     runq_push_new(g, p);
     /*
      * Back-pressure: a goroutine spawning faster than its P drains the

@@ -248,6 +248,7 @@ struct goc__sched {
     int nprocs;
     struct goc__p *allp;
     size_t stack_size;
+    int stack_class;            /* class of stack_size */
     _Atomic int64_t ngoroutine; /* created from plain threads */
     _Atomic int64_t next_id;
 };
