@@ -29,8 +29,8 @@ struct job {
 
 static struct {
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* CLOCK_MONOTONIC, for idle expiry */
-    struct goc__dlink *head, *tail;
+    pthread_cond_t cv;    /* CLOCK_MONOTONIC, for idle expiry */
+    struct goc__dqueue q; /* jobs, FIFO */
     int threads, idle, max;
     pthread_once_t once;
     _Atomic int64_t abandoned;
@@ -57,13 +57,8 @@ static void job_release(struct job *j)
 /* Under pool.mu: the oldest job, or NULL. */
 static struct job *pop(void)
 {
-    struct goc__dlink *l = pool.head;
-    if (!l)
-        return NULL;
-    if (pool.tail == l)
-        pool.tail = NULL;
-    goc__dlist_remove(&pool.head, l);
-    return goc__container_of(l, struct job, link);
+    struct goc__dlink *l = goc__dqueue_pop(&pool.q);
+    return l ? goc__container_of(l, struct job, link) : NULL;
 }
 
 /* Wait for a job; NULL once idle for IDLE_EXPIRY_S (the thread exits). */
@@ -78,7 +73,7 @@ static struct job *next_job(void)
         pool.idle++;
         int rc = pthread_cond_timedwait(&pool.cv, &pool.mu, &until);
         pool.idle--;
-        if (rc != 0 && !pool.head) {
+        if (rc != 0 && !pool.q.head) {
             pool.threads--;
             break;
         }
@@ -131,13 +126,7 @@ static int submit(struct job *j)
     if (err && pool.threads > 0)
         err = 0; /* an existing worker will get to it */
     if (!err) {
-        j->link.next = NULL;
-        j->link.prev = pool.tail;
-        if (pool.tail)
-            pool.tail->next = &j->link;
-        else
-            pool.head = &j->link;
-        pool.tail = &j->link;
+        goc__dqueue_push_back(&pool.q, &j->link);
         pthread_cond_signal(&pool.cv);
     }
     pthread_mutex_unlock(&pool.mu);

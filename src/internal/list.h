@@ -46,4 +46,46 @@ static inline struct goc__dlink *goc__dlist_pop(struct goc__dlink **head)
     return n;
 }
 
+/* A FIFO of links: push at the back, take from the front. */
+struct goc__dqueue {
+    struct goc__dlink *head, *tail;
+};
+
+static inline void goc__dqueue_push_back(struct goc__dqueue *q,
+                                         struct goc__dlink *n)
+{
+    n->next = NULL;
+    n->prev = q->tail;
+    if (q->tail)
+        q->tail->next = n;
+    else
+        q->head = n;
+    q->tail = n;
+}
+
+static inline void goc__dqueue_push_front(struct goc__dqueue *q,
+                                          struct goc__dlink *n)
+{
+    goc__dlist_push(&q->head, n);
+    if (!q->tail)
+        q->tail = n;
+}
+
+static inline void goc__dqueue_remove(struct goc__dqueue *q,
+                                      struct goc__dlink *n)
+{
+    if (q->tail == n)
+        q->tail = n->prev;
+    goc__dlist_remove(&q->head, n);
+}
+
+/* Remove and return the first link, or NULL. */
+static inline struct goc__dlink *goc__dqueue_pop(struct goc__dqueue *q)
+{
+    struct goc__dlink *n = q->head;
+    if (n)
+        goc__dqueue_remove(q, n);
+    return n;
+}
+
 #endif /* GOC_INTERNAL_LIST_H */

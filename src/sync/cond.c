@@ -18,7 +18,7 @@ struct cond_waiter {
 
 struct cond {
     goc__lock lock;
-    struct goc__dlink *head, *tail; /* FIFO, under lock */
+    struct goc__dqueue q; /* waiters, under lock */
 };
 
 static_assert(sizeof(struct cond) <= sizeof(goc_cond), "goc_cond small");
@@ -30,9 +30,7 @@ static void cond_unlock(void *lock)
 
 static void remove_waiter(struct cond *c, struct cond_waiter *x)
 {
-    if (c->tail == &x->link)
-        c->tail = x->link.prev;
-    goc__dlist_remove(&c->head, &x->link);
+    goc__dqueue_remove(&c->q, &x->link);
     x->linked = false;
 }
 
@@ -47,13 +45,7 @@ int goc_cond_wait(goc_cond *cv, goc_mutex *mu, goc_ctx *ctx)
     if (err)
         return err; /* still holding mu, as on every return */
     goc__lock_acquire(&c->lock);
-    x.link.next = NULL;
-    x.link.prev = c->tail;
-    if (c->tail)
-        c->tail->next = &x.link;
-    else
-        c->head = &x.link;
-    c->tail = &x.link;
+    goc__dqueue_push_back(&c->q, &x.link);
     x.linked = true;
     goc_mutex_unlock(mu); /* never blocks */
     int won = goc__wait_block(&w, cond_unlock, &c->lock);
@@ -73,9 +65,9 @@ static void wake(struct cond *c, int max)
 {
     struct goc__dlink *won = NULL;
     goc__lock_acquire(&c->lock);
-    while (c->head && max > 0) {
+    while (c->q.head && max > 0) {
         struct cond_waiter *x =
-            goc__container_of(c->head, struct cond_waiter, link);
+            goc__container_of(c->q.head, struct cond_waiter, link);
         remove_waiter(c, x);
         if (goc__wait_claim(x->w, 0)) {
             goc__dlist_push(&won, &x->link);

@@ -41,8 +41,7 @@ struct mutex_waiter {
 struct mutex {
     _Atomic uint32_t state;
     goc__lock qlock;
-    struct goc__dlink *head; /* FIFO from here, under qlock */
-    struct goc__dlink *tail;
+    struct goc__dqueue q; /* waiters, under qlock */
 };
 
 static_assert(sizeof(struct mutex) <= sizeof(goc_mutex), "goc_mutex small");
@@ -67,25 +66,16 @@ int goc_mutex_try_lock(goc_mutex *mu)
 
 static void enqueue(struct mutex *m, struct mutex_waiter *x, bool front)
 {
-    struct goc__dlink *n = &x->link;
-    if (front || !m->head) {
-        goc__dlist_push(&m->head, n);
-        if (!m->tail)
-            m->tail = n;
-    } else {
-        n->next = NULL;
-        n->prev = m->tail;
-        m->tail->next = n;
-        m->tail = n;
-    }
+    if (front)
+        goc__dqueue_push_front(&m->q, &x->link);
+    else
+        goc__dqueue_push_back(&m->q, &x->link);
     x->linked = true;
 }
 
 static void dequeue(struct mutex *m, struct mutex_waiter *x)
 {
-    if (m->tail == &x->link)
-        m->tail = x->link.prev;
-    goc__dlist_remove(&m->head, &x->link);
+    goc__dqueue_remove(&m->q, &x->link);
     x->linked = false;
     atomic_fetch_sub(&m->state, WAITER);
 }
@@ -93,9 +83,9 @@ static void dequeue(struct mutex *m, struct mutex_waiter *x)
 /* The first waiter whose wait we win (others were cancelled), or NULL. */
 static struct mutex_waiter *claim_first(struct mutex *m)
 {
-    while (m->head) {
+    while (m->q.head) {
         struct mutex_waiter *x =
-            goc__container_of(m->head, struct mutex_waiter, link);
+            goc__container_of(m->q.head, struct mutex_waiter, link);
         dequeue(m, x);
         if (goc__wait_claim(x->w, 0))
             return x;
@@ -152,7 +142,7 @@ static bool spin_acquire(struct mutex *m)
 static void after_handoff(struct mutex *m, struct mutex_waiter *x)
 {
     goc__lock_acquire(&m->qlock);
-    if (!m->head || goc_now() - x->since < STARVE_NS)
+    if (!m->q.head || goc_now() - x->since < STARVE_NS)
         atomic_fetch_and(&m->state, ~STARVING);
     goc__lock_release(&m->qlock);
 }

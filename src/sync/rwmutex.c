@@ -18,43 +18,25 @@ struct rw_waiter {
     bool linked;
 };
 
-struct queue {
-    struct goc__dlink *head, *tail;
-};
-
 struct rwmutex {
     goc__lock lock;
     bool writer;     /* the write lock is held */
     int32_t readers; /* read locks held */
     int32_t writers_waiting;
-    struct queue rq, wq; /* under lock */
+    struct goc__dqueue rq, wq; /* under lock */
 };
 
 static_assert(sizeof(struct rwmutex) <= sizeof(goc_rwmutex),
               "goc_rwmutex too small");
 
-static void q_push(struct queue *q, struct rw_waiter *x)
+static void q_remove(struct goc__dqueue *q, struct rw_waiter *x)
 {
-    x->link.next = NULL;
-    x->link.prev = q->tail;
-    if (q->tail)
-        q->tail->next = &x->link;
-    else
-        q->head = &x->link;
-    q->tail = &x->link;
-    x->linked = true;
-}
-
-static void q_remove(struct queue *q, struct rw_waiter *x)
-{
-    if (q->tail == &x->link)
-        q->tail = x->link.prev;
-    goc__dlist_remove(&q->head, &x->link);
+    goc__dqueue_remove(q, &x->link);
     x->linked = false;
 }
 
 /* Under lock: pop waiters of q we can claim, up to max; link them to *won. */
-static int claim(struct queue *q, int max, struct goc__dlink **won)
+static int claim(struct goc__dqueue *q, int max, struct goc__dlink **won)
 {
     int n = 0;
     while (q->head && n < max) {
@@ -100,7 +82,7 @@ static void rw_unlock(void *lock)
 
 /* Queue on q (lock held) and wait; on a lost race with ctx, leave. */
 static int wait_on(struct rwmutex *m,
-                   struct queue *q,
+                   struct goc__dqueue *q,
                    bool writer,
                    goc_ctx *ctx)
 {
@@ -115,7 +97,8 @@ static int wait_on(struct rwmutex *m,
     }
     if (writer)
         m->writers_waiting++;
-    q_push(q, &x);
+    goc__dqueue_push_back(q, &x.link);
+    x.linked = true;
     int won = goc__wait_block(&w, rw_unlock, &m->lock);
     goc__ctx_unwatch(&cw);
     if (won == 0)

@@ -22,7 +22,7 @@ struct sem_waiter {
 struct sem {
     goc__lock lock;
     int64_t size, cur;
-    struct goc__dlink *head, *tail; /* FIFO, under lock */
+    struct goc__dqueue q; /* waiters, FIFO, under lock */
 };
 
 static_assert(sizeof(struct sem) <= sizeof(goc_sem), "goc_sem too small");
@@ -36,23 +36,9 @@ int goc_sem_init(goc_sem *s, int64_t size)
     return 0;
 }
 
-static void enqueue(struct sem *m, struct sem_waiter *x)
-{
-    x->link.next = NULL;
-    x->link.prev = m->tail;
-    if (m->tail)
-        m->tail->next = &x->link;
-    else
-        m->head = &x->link;
-    m->tail = &x->link;
-    x->linked = true;
-}
-
 static void dequeue(struct sem *m, struct sem_waiter *x)
 {
-    if (m->tail == &x->link)
-        m->tail = x->link.prev;
-    goc__dlist_remove(&m->head, &x->link);
+    goc__dqueue_remove(&m->q, &x->link);
     x->linked = false;
 }
 
@@ -63,9 +49,9 @@ static void dequeue(struct sem *m, struct sem_waiter *x)
 static struct goc__dlink *grant_locked(struct sem *m)
 {
     struct goc__dlink *granted = NULL;
-    while (m->head) {
+    while (m->q.head) {
         struct sem_waiter *x =
-            goc__container_of(m->head, struct sem_waiter, link);
+            goc__container_of(m->q.head, struct sem_waiter, link);
         if (m->size - m->cur < x->n)
             break; /* FIFO: nobody overtakes the head */
         dequeue(m, x);
@@ -89,7 +75,7 @@ static void wake(struct goc__dlink *granted)
 
 static bool fits_now(struct sem *m, int64_t n)
 {
-    return m->size - m->cur >= n && !m->head;
+    return m->size - m->cur >= n && !m->q.head;
 }
 
 int goc_sem_try_acquire(goc_sem *s, int64_t n)
@@ -116,7 +102,7 @@ static void leave(struct sem *m, struct sem_waiter *x)
     struct goc__dlink *granted = NULL;
     goc__lock_acquire(&m->lock);
     if (x->linked) {
-        bool front = m->head == &x->link;
+        bool front = m->q.head == &x->link;
         dequeue(m, x);
         if (front)
             granted = grant_locked(m);
@@ -148,7 +134,8 @@ int goc_sem_acquire(goc_sem *s, int64_t n, goc_ctx *ctx)
         goc__lock_release(&m->lock);
         return err;
     }
-    enqueue(m, &x);
+    goc__dqueue_push_back(&m->q, &x.link);
+    x.linked = true;
     int won = goc__wait_block(&w, sem_unlock, &m->lock);
     goc__ctx_unwatch(&cw);
     if (won == 0)
@@ -188,7 +175,7 @@ int64_t goc_sem_waiters(goc_sem *s)
     struct sem *m = (struct sem *)s;
     int64_t n = 0;
     goc__lock_acquire(&m->lock);
-    for (struct goc__dlink *l = m->head; l; l = l->next)
+    for (struct goc__dlink *l = m->q.head; l; l = l->next)
         n++;
     goc__lock_release(&m->lock);
     return n;
