@@ -15,5 +15,6 @@
 #include "goc/sync.h"
 #include "goc/context.h"
 #include "goc/chan.h"
+#include "goc/net.h"
 
 #endif /* GOC_H */

@@ -3,6 +3,7 @@
 #include "goc/common.h"
 
 #include <errno.h>
+#include <string.h>
 
 #define GOC_ERROR_MAP(X)                           \
     X(-EINVAL, "invalid argument")                 \
@@ -19,7 +20,8 @@
     X(GOC_EOPEN, "circuit breaker is open")        \
     X(GOC_EOVERLOAD, "overloaded")                 \
     X(GOC_EPANIC, "goroutine panicked")            \
-    X(GOC_ECLOSED, "closed")
+    X(GOC_ECLOSED, "closed")                       \
+    X(GOC_ERESOLVE, "host name did not resolve")
 
 const char *goc_strerror(int err)
 {
@@ -31,6 +33,9 @@ const char *goc_strerror(int err)
         return "success";
         GOC_ERROR_MAP(GOC_ERROR_CASE)
     default:
+        /* Any other -errno, e.g. from a socket: the C library's text. */
+        if (err < 0 && err > -4096 && strerrordesc_np(-err))
+            return strerrordesc_np(-err);
         return "unknown error";
     }
 #undef GOC_ERROR_CASE

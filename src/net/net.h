@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/* Private side of goc/net.h: the handle and the I/O loop. */
+#ifndef GOC_NET_PRIVATE_H
+#define GOC_NET_PRIVATE_H
+
+#include "goc/net.h"
+#include "../context/ctx.h"
+
+#include <stdbool.h>
+
+struct goc_fd {
+    struct goc__pd *pd; /* from a cache that never frees */
+    int fd;
+    bool pollable;  /* false for regular files: calls block the thread */
+    bool is_socket; /* writes use send(MSG_NOSIGNAL): no SIGPIPE */
+    _Atomic bool closed;
+    _Atomic int refs; /* the owner's, plus one per call in flight */
+};
+
+/* One attempt of a system call: its result, or -errno (-EAGAIN: wait). */
+typedef ssize_t (*goc__fd_op)(int fd, void *arg);
+
+/* Wrap an open non-blocking descriptor (the runtime starts if needed). */
+int goc__fd_wrap(int fd, goc_fd **out);
+/* Hold f for a call; GOC_ECLOSED once closed. */
+int goc__fd_acquire(goc_fd *f);
+void goc__fd_release(goc_fd *f);
+/* Run op until it does not return -EAGAIN, parking on dir meanwhile. */
+ssize_t goc__fd_io(goc_fd *f, int dir, goc__fd_op op, void *arg, goc_ctx *ctx);
+/* Options goc sets on every TCP socket it makes (TCP_NODELAY). */
+void goc__sock_defaults(int fd);
+/* The size of an AF_INET or AF_INET6 address. */
+socklen_t goc__addr_len(const struct sockaddr_storage *ss);
+/* A new non-blocking, close-on-exec socket, wrapped. */
+int goc__socket(int family, int type, goc_fd **out);
+
+#endif /* GOC_NET_PRIVATE_H */
