@@ -16,5 +16,8 @@
 #include "goc/context.h"
 #include "goc/chan.h"
 #include "goc/net.h"
+#include "goc/server.h"
+#include "goc/signal.h"
+#include "goc/shutdown.h"
 
 #endif /* GOC_H */

@@ -126,12 +126,17 @@ void goc__fd_release(goc_fd *f)
     goc__free(f);
 }
 
+void goc__fd_interrupt(goc_fd *f)
+{
+    atomic_store_explicit(&f->closed, true, memory_order_release);
+    goc__pd_close(f->pd);
+}
+
 int goc_fd_close(goc_fd *f)
 {
     if (!f)
         return -EINVAL;
-    atomic_store_explicit(&f->closed, true, memory_order_release);
-    goc__pd_close(f->pd);
+    goc__fd_interrupt(f);
     goc__fd_release(f);
     return 0;
 }

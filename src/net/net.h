@@ -25,6 +25,9 @@ int goc__fd_wrap(int fd, goc_fd **out);
 /* Hold f for a call; GOC_ECLOSED once closed. */
 int goc__fd_acquire(goc_fd *f);
 void goc__fd_release(goc_fd *f);
+/* Fail every call on f with GOC_ECLOSED from now on, waking the blocked
+ * ones, but keep the descriptor until the last reference goes. */
+void goc__fd_interrupt(goc_fd *f);
 /* Run op until it does not return -EAGAIN, parking on dir meanwhile. */
 ssize_t goc__fd_io(goc_fd *f, int dir, goc__fd_op op, void *arg, goc_ctx *ctx);
 /* Options goc sets on every TCP socket it makes (TCP_NODELAY). */

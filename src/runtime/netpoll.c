@@ -69,6 +69,10 @@ void goc__pd_event(struct goc__pd *pd, uint32_t events)
     bool rd = events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR);
     bool wr = events & (EPOLLOUT | EPOLLHUP | EPOLLERR);
     struct goc__pd_waiter *list = NULL;
+    if (pd->on_event) {
+        pd->on_event(pd);
+        return;
+    }
     goc__lock_acquire(&pd->lock);
     if (rd) {
         atomic_fetch_add_explicit(&pd->seq[GOC__PD_READ], 1,
@@ -93,7 +97,7 @@ static void pd_unlock(void *arg)
  * Nobody sleeps in epoll and a P is idle: wake an M for it, so the event
  * we wait for is seen now rather than when a busy M runs dry.
  */
-static void ensure_poller(void)
+void goc__poll_ensure(void)
 {
     if (!atomic_load_explicit(&goc__sched.poller, memory_order_relaxed) &&
         atomic_load_explicit(&goc__sched.npidle, memory_order_relaxed) > 0)
@@ -114,7 +118,7 @@ int goc__pd_wait(struct goc__pd *pd, int dir, uint32_t seq, struct goc__wait *w)
     goc__dlist_push(&pd->waiters[dir], &pw.link);
     pw.linked = true;
     atomic_fetch_add(&goc__sched.npollwait, 1);
-    ensure_poller();
+    goc__poll_ensure();
     int won = goc__wait_block(w, pd_unlock, pd);
     atomic_fetch_sub(&goc__sched.npollwait, 1);
     if (won != 0) {

@@ -368,6 +368,9 @@ enum { GOC__PD_READ, GOC__PD_WRITE };
  */
 struct goc__pd {
     goc__lock lock;
+    /* Set for the runtime's own descriptors (the signal pipe): called on
+     * the polling thread instead of waking waiters. */
+    void (*on_event)(struct goc__pd *pd);
     bool closing;                  /* goc__pd_close: waits fail */
     _Atomic uint32_t seq[2];       /* readiness events per direction */
     struct goc__dlink *waiters[2]; /* struct goc__pd_waiter, under lock */
@@ -395,6 +398,9 @@ void goc__pd_close(struct goc__pd *pd);
 void goc__pd_reuse(struct goc__pd *pd);
 /* An epoll event for pd: count it and wake the waiters. */
 void goc__pd_event(struct goc__pd *pd, uint32_t events);
+/* A waiter appeared: if nobody sleeps in epoll and a P is idle, wake an
+ * M to do it, rather than wait for a busy M to run dry. */
+void goc__poll_ensure(void);
 /* Poll without blocking if I/O waiters exist and no one else polls.
  * Returns how many goroutines it readied. */
 int goc__netpoll_nowait(void);
