@@ -6,8 +6,25 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
-/* ---- signals ----------------------------------------------------------------
+/* ---- signals ------------------------------------------------------------ */
+
+/*
+ * ThreadSanitizer defers an asynchronous signal until the thread that
+ * received it makes a call TSan intercepts; goc's idle threads sleep in
+ * raw futex and epoll system calls, so a signal may wait there for good.
+ * Tests that need a signal delivered are skipped under TSan.
  */
+#if defined(GOC_TSAN)
+#define SKIP_UNDER_TSAN()                            \
+    do {                                             \
+        printf("# skipped under ThreadSanitizer\n"); \
+        return;                                      \
+    } while (0)
+#else
+#define SKIP_UNDER_TSAN() \
+    do {                  \
+    } while (0)
+#endif
 
 static int recv_sig(goc_chan *ch, int64_t timeout)
 {
@@ -38,6 +55,7 @@ TEST_G(signal, bad_input)
 
 TEST_G(signal, several_subscribers)
 {
+    SKIP_UNDER_TSAN();
     goc_chan *a, *b, *c;
     ASSERT_OK(goc_chan_new(sizeof(int), 4, &a));
     ASSERT_OK(goc_chan_new(sizeof(int), 4, &b));
@@ -75,6 +93,7 @@ TEST_G(signal, several_subscribers)
 
 TEST_G(signal, full_channel_drops_are_counted)
 {
+    SKIP_UNDER_TSAN();
     goc_chan *ch;
     ASSERT_OK(goc_chan_new(sizeof(int), 1, &ch));
     int usr1 = SIGUSR1;
@@ -92,8 +111,7 @@ TEST_G(signal, full_channel_drops_are_counted)
     goc_chan_release(ch);
 }
 
-/* ---- the shutdown manager
- * ---------------------------------------------------- */
+/* ---- the shutdown manager ------------------------------------------------ */
 
 struct comp {
     const char *name;
@@ -219,7 +237,7 @@ TEST_G(shutdown, overrun_is_reported_and_rest_still_stop)
     ASSERT_EQ(r[0].state, GOC_COMPONENT_STOPPED);
     ASSERT_STR(r[1].name, "slow");
     ASSERT_EQ(r[1].state, GOC_COMPONENT_OVERRAN);
-    ASSERT_GE(r[1].duration, 40 * GOC_MILLISECOND);
+    ASSERT_GE(r[1].duration, 30 * GOC_MILLISECOND);
     ASSERT_EQ(r[2].state, GOC_COMPONENT_FAILED);
     ASSERT_EQ(r[2].err, -EIO);
     ASSERT_EQ(r[3].state, GOC_COMPONENT_STOPPED);
@@ -248,6 +266,7 @@ TEST_G(shutdown, overall_deadline_from_ctx)
 
 TEST_G(shutdown, signal_starts_it_once)
 {
+    SKIP_UNDER_TSAN();
     goc_shutdown *m;
     ASSERT_OK(goc_shutdown_new(NULL, &m));
     struct comp c = COMP("c", 10 * GOC_MILLISECOND, false, 0);
@@ -296,6 +315,7 @@ static void second_signal_child(void)
 
 TEST(shutdown, second_signal_forces_exit)
 {
+    SKIP_UNDER_TSAN();
     test_expect_exit(second_signal_child, 128 + SIGUSR1, "forced by signal 10");
 }
 

@@ -29,7 +29,6 @@ static struct {
     struct goc__pd *free;
 } pd_cache;
 
-/* A free pd links through its first waiter slot while cached. */
 static struct goc__pd *pd_alloc(void)
 {
     goc__lock_acquire(&pd_cache.lock);
@@ -40,13 +39,12 @@ static struct goc__pd *pd_alloc(void)
             return NULL;
         }
         for (int i = 0; i < PD_CHUNK; i++) {
-            chunk[i].waiters[0] = (struct goc__dlink *)pd_cache.free;
+            chunk[i].cache_next = pd_cache.free;
             pd_cache.free = &chunk[i];
         }
     }
     struct goc__pd *pd = pd_cache.free;
-    pd_cache.free = (struct goc__pd *)pd->waiters[0];
-    pd->waiters[0] = NULL;
+    pd_cache.free = pd->cache_next;
     goc__lock_release(&pd_cache.lock);
     goc__pd_reuse(pd);
     return pd;
@@ -55,7 +53,7 @@ static struct goc__pd *pd_alloc(void)
 static void pd_free(struct goc__pd *pd)
 {
     goc__lock_acquire(&pd_cache.lock);
-    pd->waiters[0] = (struct goc__dlink *)pd_cache.free;
+    pd->cache_next = pd_cache.free;
     pd_cache.free = pd;
     goc__lock_release(&pd_cache.lock);
 }
@@ -149,7 +147,7 @@ int goc_fd_num(const goc_fd *f)
 /* ---- the I/O loop ------------------------------------------------------- */
 
 /* Park until dir's event count passes seq; 0 to retry, or ctx's error. */
-static int fd_wait(goc_fd *f, int dir, uint32_t seq, struct goc_ctx *c)
+static int fd_wait(goc_fd *f, int dir, uint64_t seq, struct goc_ctx *c)
 {
     struct goc__wait w;
     struct goc__ctx_watch cw;
@@ -185,7 +183,7 @@ ssize_t goc__fd_io(goc_fd *f, int dir, goc__fd_op op, void *arg, goc_ctx *ctx)
             r = GOC_ECLOSED;
             break;
         }
-        uint32_t seq = goc__pd_seq(f->pd, dir);
+        uint64_t seq = goc__pd_seq(f->pd, dir);
         r = op(f->fd, arg);
         if (r == -EINTR)
             continue;

@@ -262,6 +262,13 @@ static int run_phases(goc_shutdown *m, goc_ctx *overall)
     return result;
 }
 
+/* The caller's context ended: end the shutdown's too. */
+static void forward_cancel(void *arg)
+{
+    goc_ctx_cancel(arg);
+    goc_ctx_release(arg);
+}
+
 int goc_shutdown_run(goc_shutdown *m, goc_ctx *ctx)
 {
     if (!m)
@@ -277,13 +284,23 @@ int goc_shutdown_run(goc_shutdown *m, goc_ctx *ctx)
     qsort(m->comps, (size_t)m->ncomps, sizeof(*m->comps), stop_order);
     int err = goc_chan_new(sizeof(int), (size_t)m->ncomps + 1, &m->reports);
     int64_t deadline;
+    if (!goc_ctx_deadline(ctx, &deadline))
+        deadline = goc_now() + m->opts.timeout;
+    /*
+     * The stop functions' contexts may outlive this call (an overrunning
+     * one keeps its own), so they do not descend from the caller's, which
+     * may live in the caller's frame: they get its deadline, and its
+     * cancellation is forwarded while the phases run.
+     */
     goc_ctx *overall = NULL;
-    if (!err) {
-        err = goc_ctx_deadline(ctx, &deadline)
-                  ? goc_ctx_with_cancel(ctx, &overall)
-                  : goc_ctx_with_timeout(ctx, m->opts.timeout, &overall);
-    }
+    goc_ctx_after fwd;
+    bool forwarding = false;
+    if (!err && (err = goc_ctx_with_deadline(NULL, deadline, &overall)) == 0)
+        forwarding = goc_ctx_after_func(ctx, forward_cancel,
+                                        goc_ctx_retain(overall), &fwd) == 0;
     int result = err ? err : run_phases(m, overall);
+    if (forwarding && goc_ctx_after_stop(&fwd))
+        goc_ctx_release(overall); /* forward_cancel's, never to run */
     goc_ctx_cancel(overall);
     goc_ctx_release(overall);
     goc__lock_acquire(&m->lock);

@@ -104,7 +104,7 @@ void goc__poll_ensure(void)
         goc__wakep();
 }
 
-int goc__pd_wait(struct goc__pd *pd, int dir, uint32_t seq, struct goc__wait *w)
+int goc__pd_wait(struct goc__pd *pd, int dir, uint64_t seq, struct goc__wait *w)
 {
     struct goc__pd_waiter pw = { .w = w };
     goc__lock_acquire(&pd->lock);

@@ -372,14 +372,15 @@ struct goc__pd {
      * the polling thread instead of waking waiters. */
     void (*on_event)(struct goc__pd *pd);
     bool closing;                  /* goc__pd_close: waits fail */
-    _Atomic uint32_t seq[2];       /* readiness events per direction */
+    _Atomic uint64_t seq[2];       /* readiness events per direction */
     struct goc__dlink *waiters[2]; /* struct goc__pd_waiter, under lock */
+    struct goc__pd *cache_next;    /* free list of its owner's cache */
 };
 
 /* Add fd to the epoll set for pd (pd zeroed or reused); 0 or -errno. */
 int goc__pd_register(struct goc__pd *pd, int fd);
 /* Readiness events seen so far in dir: read it before the system call. */
-static inline uint32_t goc__pd_seq(struct goc__pd *pd, int dir)
+static inline uint64_t goc__pd_seq(struct goc__pd *pd, int dir)
 {
     return atomic_load_explicit(&pd->seq[dir], memory_order_acquire);
 }
@@ -390,7 +391,7 @@ static inline uint32_t goc__pd_seq(struct goc__pd *pd, int dir)
  */
 int goc__pd_wait(struct goc__pd *pd,
                  int dir,
-                 uint32_t seq,
+                 uint64_t seq,
                  struct goc__wait *w);
 /* Mark pd closing and wake its waiters; later waits return at once. */
 void goc__pd_close(struct goc__pd *pd);
