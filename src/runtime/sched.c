@@ -207,26 +207,21 @@ static void start_m(struct goc__p *p, bool spinning)
         wake_m(m);
         return;
     }
-    if (atomic_load(&goc__sched.poller)) {
-        /*
-         * The poller takes an idle P under this lock when it wakes, so
-         * waking it is enough: no new thread.
-         */
-        pidle_put(p);
-        goc__lock_release(&goc__sched.lock);
-        if (spinning)
-            atomic_fetch_sub(&goc__sched.nmspinning, 1);
-        goc__poll_wake();
-        return;
-    }
     goc__lock_release(&goc__sched.lock);
+    /*
+     * A new thread even if the poller could take p: the poller is better
+     * left in epoll, where it sees I/O at once, than made to run
+     * goroutines while nobody watches descriptors (Go does the same).
+     */
     if (goc__m_new(p, spinning) != 0) {
-        /* No thread: the work stays queued for the running Ms. */
+        /* No thread: the poller takes an idle P under this lock when it
+         * wakes; without one, the work waits for the running Ms. */
         goc__lock_acquire(&goc__sched.lock);
         pidle_put(p);
         goc__lock_release(&goc__sched.lock);
         if (spinning)
             atomic_fetch_sub(&goc__sched.nmspinning, 1);
+        goc__poll_wake();
     }
 }
 
