@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -77,6 +78,7 @@ int goc__fd_wrap(int fd, goc_fd **out)
     int type;
     socklen_t len = sizeof(type);
     f->is_socket = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
+    f->tcp_inq = false;
     atomic_init(&f->refs, 1);
     atomic_init(&f->closed, false);
     err = goc__pd_register(f->pd, fd);
@@ -170,9 +172,10 @@ ssize_t goc__fd_io(goc_fd *f, int dir, goc__fd_op op, void *arg, goc_ctx *ctx)
         return err;
     ssize_t r;
     if (!f->pollable) {
+        bool drained;
         goc_blocking_enter();
         do
-            r = op(f->fd, arg);
+            r = op(f->fd, arg, &drained);
         while (r == -EINTR);
         goc_blocking_exit();
         goc__fd_release(f);
@@ -183,8 +186,22 @@ ssize_t goc__fd_io(goc_fd *f, int dir, goc__fd_op op, void *arg, goc_ctx *ctx)
             r = GOC_ECLOSED;
             break;
         }
-        uint64_t seq = goc__pd_seq(f->pd, dir);
-        r = op(f->fd, arg);
+        struct goc__pd *pd = f->pd;
+        uint64_t seq = goc__pd_seq(pd, dir);
+        /* The last read emptied the queue and no event came since: the
+         * read would fail, so wait at once (TCP_INQ spares the EAGAIN
+         * system call of every request-response exchange). */
+        if (dir == GOC__PD_READ &&
+            seq ==
+                atomic_load_explicit(&pd->drained_seq, memory_order_relaxed)) {
+            if ((r = fd_wait(f, dir, seq, c)) != 0)
+                break;
+            continue;
+        }
+        bool drained = false;
+        r = op(f->fd, arg, &drained);
+        if (drained)
+            atomic_store_explicit(&pd->drained_seq, seq, memory_order_relaxed);
         if (r == -EINTR)
             continue;
         if (r != -EAGAIN)
@@ -201,24 +218,54 @@ ssize_t goc__fd_io(goc_fd *f, int dir, goc__fd_op op, void *arg, goc_ctx *ctx)
 struct buf_arg {
     void *p;
     size_t n;
+    bool inq; /* use recvmsg and its TCP_INQ report */
 };
 
-static ssize_t op_read(int fd, void *arg)
+/* recvmsg, learning from TCP_INQ whether bytes are left behind. */
+static ssize_t recv_inq(int fd, struct buf_arg *a, bool *drained)
+{
+    struct iovec iov = { a->p, a->n };
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct msghdr msg = { .msg_iov = &iov,
+                          .msg_iovlen = 1,
+                          .msg_control = ctl.buf,
+                          .msg_controllen = sizeof(ctl.buf) };
+    ssize_t r = recvmsg(fd, &msg, 0);
+    if (r < 0)
+        return -errno;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    if (r > 0 && cm && cm->cmsg_level == SOL_TCP &&
+        cm->cmsg_type == TCP_CM_INQ) {
+        int left;
+        memcpy(&left, CMSG_DATA(cm), sizeof(left));
+        *drained = left == 0;
+    }
+    return r;
+}
+
+static ssize_t op_read(int fd, void *arg, bool *drained)
 {
     struct buf_arg *a = arg;
+    if (a->inq)
+        return recv_inq(fd, a, drained);
     ssize_t r = read(fd, a->p, a->n);
     return r < 0 ? -errno : r;
 }
 
-static ssize_t op_write(int fd, void *arg)
+static ssize_t op_write(int fd, void *arg, bool *drained)
 {
+    (void)drained;
     struct buf_arg *a = arg;
     ssize_t r = write(fd, a->p, a->n);
     return r < 0 ? -errno : r;
 }
 
-static ssize_t op_send(int fd, void *arg)
+static ssize_t op_send(int fd, void *arg, bool *drained)
 {
+    (void)drained;
     struct buf_arg *a = arg;
     ssize_t r = send(fd, a->p, a->n, MSG_NOSIGNAL);
     return r < 0 ? -errno : r;
@@ -228,7 +275,9 @@ ssize_t goc_fd_read(goc_fd *f, void *buf, size_t n, goc_ctx *ctx)
 {
     if (!buf && n)
         return -EINVAL;
-    struct buf_arg a = { buf, n > SSIZE_MAX ? SSIZE_MAX : n };
+    if (!f)
+        return -EINVAL;
+    struct buf_arg a = { buf, n > SSIZE_MAX ? SSIZE_MAX : n, f->tcp_inq };
     return goc__fd_io(f, GOC__PD_READ, op_read, &a, ctx);
 }
 
@@ -254,7 +303,7 @@ ssize_t goc_fd_write_some(goc_fd *f, const void *buf, size_t n, goc_ctx *ctx)
         return -EINVAL;
     if (!f)
         return -EINVAL;
-    struct buf_arg a = { (void *)buf, n > SSIZE_MAX ? SSIZE_MAX : n };
+    struct buf_arg a = { (void *)buf, n > SSIZE_MAX ? SSIZE_MAX : n, false };
     return goc__fd_io(f, GOC__PD_WRITE, f->is_socket ? op_send : op_write, &a,
                       ctx);
 }
@@ -279,22 +328,25 @@ struct iov_arg {
     int cnt;
 };
 
-static ssize_t op_readv(int fd, void *arg)
+static ssize_t op_readv(int fd, void *arg, bool *drained)
 {
+    (void)drained;
     struct iov_arg *a = arg;
     ssize_t r = readv(fd, a->iov, a->cnt);
     return r < 0 ? -errno : r;
 }
 
-static ssize_t op_writev(int fd, void *arg)
+static ssize_t op_writev(int fd, void *arg, bool *drained)
 {
+    (void)drained;
     struct iov_arg *a = arg;
     ssize_t r = writev(fd, a->iov, a->cnt);
     return r < 0 ? -errno : r;
 }
 
-static ssize_t op_sendmsg(int fd, void *arg)
+static ssize_t op_sendmsg(int fd, void *arg, bool *drained)
 {
+    (void)drained;
     struct iov_arg *a = arg;
     struct msghdr msg = { .msg_iov = (struct iovec *)a->iov,
                           .msg_iovlen = (size_t)a->cnt };
@@ -363,8 +415,9 @@ struct accept_arg {
     socklen_t *peerlen;
 };
 
-static ssize_t op_accept(int fd, void *arg)
+static ssize_t op_accept(int fd, void *arg, bool *drained)
 {
+    (void)drained;
     struct accept_arg *a = arg;
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
@@ -392,16 +445,19 @@ int goc_fd_accept(goc_fd *l,
     ssize_t c = goc__fd_io(l, GOC__PD_READ, op_accept, &a, ctx);
     if (c < 0)
         return (int)c;
-    goc__sock_defaults((int)c);
     int err = goc__fd_wrap((int)c, out);
-    if (err)
+    if (err) {
         close((int)c);
-    return err;
+        return err;
+    }
+    goc__tcp_defaults(*out);
+    return 0;
 }
 
 /* Connected, failed, or still in progress (-EINPROGRESS)? */
-static ssize_t op_connect_check(int fd, void *arg)
+static ssize_t op_connect_check(int fd, void *arg, bool *drained)
 {
+    (void)drained;
     (void)arg;
     int soerr = 0;
     socklen_t len = sizeof(soerr);
@@ -448,9 +504,11 @@ int goc_fd_shutdown(goc_fd *f, int how)
     return shutdown(f->fd, how) < 0 ? -errno : 0;
 }
 
-void goc__sock_defaults(int fd)
+void goc__tcp_defaults(goc_fd *f)
 {
     int one = 1;
-    /* Not a TCP socket (a UNIX one): nothing to do, no harm. */
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* Fails harmlessly on a socket that is not TCP (a UNIX one). */
+    if (setsockopt(f->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0)
+        f->tcp_inq =
+            setsockopt(f->fd, SOL_TCP, TCP_INQ, &one, sizeof(one)) == 0;
 }

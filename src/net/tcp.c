@@ -72,7 +72,7 @@ static int dial(const char *addr, int type, goc_fd **out, goc_ctx *ctx)
         if ((err = goc__socket(ss[i].ss_family, type, &f)) != 0)
             continue;
         if (type == SOCK_STREAM)
-            goc__sock_defaults(f->fd);
+            goc__tcp_defaults(f);
         err = goc_fd_connect(f, (struct sockaddr *)&ss[i],
                              goc__addr_len(&ss[i]), ctx);
         if (err == 0) {
@@ -130,15 +130,17 @@ struct dgram_arg {
     socklen_t *fromlen;
 };
 
-static ssize_t op_sendto(int fd, void *arg)
+static ssize_t op_sendto(int fd, void *arg, bool *drained)
 {
+    (void)drained;
     struct dgram_arg *a = arg;
     ssize_t r = sendto(fd, a->buf, a->n, MSG_NOSIGNAL, a->to, a->tolen);
     return r < 0 ? -errno : r;
 }
 
-static ssize_t op_recvfrom(int fd, void *arg)
+static ssize_t op_recvfrom(int fd, void *arg, bool *drained)
 {
+    (void)drained;
     struct dgram_arg *a = arg;
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);

@@ -144,5 +144,7 @@ void goc__pd_reuse(struct goc__pd *pd)
 {
     goc__lock_acquire(&pd->lock);
     pd->closing = false;
+    /* The new descriptor's first read must try its system call. */
+    atomic_store(&pd->drained_seq, atomic_load(&pd->seq[GOC__PD_READ]) - 1);
     goc__lock_release(&pd->lock);
 }

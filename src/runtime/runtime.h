@@ -371,8 +371,11 @@ struct goc__pd {
     /* Set for the runtime's own descriptors (the signal pipe): called on
      * the polling thread instead of waking waiters. */
     void (*on_event)(struct goc__pd *pd);
-    bool closing;                  /* goc__pd_close: waits fail */
-    _Atomic uint64_t seq[2];       /* readiness events per direction */
+    bool closing;            /* goc__pd_close: waits fail */
+    _Atomic uint64_t seq[2]; /* readiness events per direction */
+    /* seq when a read left the receive queue empty: until seq moves,
+     * another read would only fail with EAGAIN. */
+    _Atomic uint64_t drained_seq;
     struct goc__dlink *waiters[2]; /* struct goc__pd_waiter, under lock */
     struct goc__pd *cache_next;    /* free list of its owner's cache */
 };
