@@ -299,6 +299,34 @@ TEST_G(net, accept_and_connect_deadlines)
     close(lfd);
 }
 
+TEST_G(net, write_timeout_and_cancel_on_full_buffer)
+{
+    goc_fd *a, *b;
+    tcp_pair(&a, &b);
+    static char chunk[1 << 16];
+    goc_ctx_local lc;
+    goc_ctx *ctx = goc_ctx_init_timeout(&lc, NULL, 50 * GOC_MILLISECOND);
+    ssize_t r;
+    int64_t total = 0;
+    /* The peer never reads: the buffers fill and the write waits. */
+    while ((r = goc_fd_write_some(a, chunk, sizeof(chunk), ctx)) > 0)
+        total += r;
+    ASSERT_EQ(r, -ETIMEDOUT);
+    ASSERT_GT(total, 0);
+    goc_ctx_destroy(ctx);
+    goc_ctx *c;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &c));
+    test_cancel_after(c, 10 * GOC_MILLISECOND);
+    /* The kernel may find a little room again (buffer tuning): write on
+     * until the wait is cancelled. */
+    while ((r = goc_fd_write_some(a, chunk, sizeof(chunk), c)) > 0)
+        ;
+    ASSERT_EQ(r, -ECANCELED);
+    goc_ctx_release(c);
+    goc_fd_close(a);
+    goc_fd_close(b);
+}
+
 struct blocked {
     goc_fd *f;
     int dir; /* 0 read, 1 write, 2 accept */
@@ -577,6 +605,47 @@ TEST(net, plain_thread_blocks)
     pthread_join(th, NULL);
     ASSERT_EQ(t.result, GOC_ECLOSED);
     goc_fd_close(w);
+}
+
+struct thread_net {
+    char addr[GOC_ADDRSTRLEN];
+    goc_fd *l, *c;
+    int err;
+};
+
+static void *thread_dial(void *arg)
+{
+    struct thread_net *t = arg;
+    t->err = goc_tcp_dial(t->addr, &t->c, NULL);
+    return NULL;
+}
+
+static void *thread_accept(void *arg)
+{
+    struct thread_net *t = arg;
+    t->err = goc_fd_accept(t->l, &t->c, NULL, NULL, NULL);
+    return NULL;
+}
+
+TEST(net, plain_threads_dial_and_accept)
+{
+    struct thread_net srv = { 0 }, cli = { 0 };
+    ASSERT_OK(goc_tcp_listen("127.0.0.1:0", &srv.l));
+    goc_fd_local_addr(srv.l, cli.addr, sizeof(cli.addr));
+    pthread_t ts, tc;
+    ASSERT_OK(pthread_create(&ts, NULL, thread_accept, &srv));
+    usleep(10000); /* the accept blocks first */
+    ASSERT_OK(pthread_create(&tc, NULL, thread_dial, &cli));
+    pthread_join(tc, NULL);
+    pthread_join(ts, NULL);
+    ASSERT_OK(srv.err);
+    ASSERT_OK(cli.err);
+    ASSERT_EQ(goc_fd_write(cli.c, "t", 1, NULL), 1);
+    char b;
+    ASSERT_EQ(goc_fd_read(srv.c, &b, 1, NULL), 1);
+    goc_fd_close(cli.c);
+    goc_fd_close(srv.c);
+    goc_fd_close(srv.l);
 }
 
 /* ---- many waiters on one descriptor -------------------------------------- */
