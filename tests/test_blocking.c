@@ -176,7 +176,8 @@ static void capture(const char *msg, void *arg)
 static void spinner(void *arg)
 {
     (void)arg;
-    int64_t end = goc_now() + 100 * GOC_MILLISECOND;
+    /* Long enough for sysmon to see it on a loaded or emulated machine. */
+    int64_t end = goc_now() + 300 * GOC_MILLISECOND;
     while (goc_now() < end)
         ; /* no goc call: a CPU hog, reported when it is done */
 }
