@@ -15,6 +15,7 @@
 #include "goc/sync.h"
 #include "goc/context.h"
 #include "goc/chan.h"
+#include "goc/panic.h"
 #include "goc/net.h"
 #include "goc/server.h"
 #include "goc/signal.h"

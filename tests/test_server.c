@@ -89,9 +89,13 @@ TEST_G(server, shutdown_finishes_in_flight_refuses_new)
         ASSERT_OK(goc_tcp_dial(addr, &active[i], NULL));
         request(active[i], (unsigned char)(10 + i));
     }
-    goc_sleep(20 * GOC_MILLISECOND, NULL); /* requests are in */
+    /* Wait until every request is in (its handler left the idle read). */
     struct goc_server_stats st;
-    goc_server_get_stats(srv, &st);
+    int64_t t0 = goc_now();
+    do {
+        goc_sleep(GOC_MILLISECOND, NULL);
+        goc_server_get_stats(srv, &st);
+    } while (st.active < ACTIVE && goc_now() - t0 < 10 * GOC_SECOND);
     ASSERT_EQ(st.accepted, ACTIVE + IDLE);
     ASSERT_EQ(st.active, ACTIVE);
     ASSERT_EQ(st.idle, IDLE);
@@ -195,6 +199,12 @@ TEST_G(server, max_conns_limits_concurrency)
  */
 TEST_G(server, accept_recovers_from_emfile)
 {
+    if (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "valgrind")) {
+        /* valgrind keeps descriptors of its own below the limit and
+         * emulates setrlimit(RLIMIT_NOFILE): the premise fails. */
+        printf("# skipped under valgrind\n");
+        return;
+    }
     struct svc s = { 0 };
     char addr[GOC_ADDRSTRLEN];
     goc_server *srv = serve(&s, addr, 0);

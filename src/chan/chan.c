@@ -218,7 +218,7 @@ static int block(struct goc_chan *c, bool send, void *elem, goc_ctx *ctx)
     struct goc__sudog s = { .w = &w, .elem = elem, .index = 0 };
     int result = 0;
     struct goc__sudog *wake = NULL;
-    goc__wait_init(&w);
+    goc__wait_init(&w, send ? GOC__WAIT_CHAN_SEND : GOC__WAIT_CHAN_RECV);
     if (goc__ctx_canceller(ctx)) {
         goc__lock_release(&c->lock);
         int err = goc__ctx_watch(ctx, &cw, &w, 1);

@@ -176,7 +176,7 @@ static int run_slow(struct goc_select_case *cases,
     struct goc__ctx_watch cw = { .cc = NULL };
     struct goc__sudog *wake = NULL;
     int r = -1;
-    goc__wait_init(&w);
+    goc__wait_init(&w, GOC__WAIT_SELECT);
     if (goc__ctx_canceller(ctx)) {
         /* Register with the context with no channel locked, re-poll. */
         unlock_all(l);

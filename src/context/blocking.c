@@ -93,7 +93,9 @@ static void *worker(void *unused)
         else
             atomic_fetch_add(&pool.abandoned, 1); /* caller gave up */
         job_release(j);
+        atomic_fetch_sub(&goc__sched.nblocking_jobs, 1);
     }
+    atomic_fetch_sub(&goc__sched.nblocking_threads, 1);
     return NULL;
 }
 
@@ -108,11 +110,14 @@ static int spawn_worker(void)
     /* The application's signals are not for pool threads. */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
+    atomic_fetch_add(&goc__sched.nblocking_threads, 1);
     int err = pthread_create(&t, &attr, worker, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     if (err == 0)
         pool.threads++;
+    else
+        atomic_fetch_sub(&goc__sched.nblocking_threads, 1);
     return -err;
 }
 
@@ -126,6 +131,7 @@ static int submit(struct job *j)
     if (err && pool.threads > 0)
         err = 0; /* an existing worker will get to it */
     if (!err) {
+        atomic_fetch_add(&goc__sched.nblocking_jobs, 1);
         goc__dqueue_push_back(&pool.q, &j->link);
         pthread_cond_signal(&pool.cv);
     }
@@ -147,7 +153,7 @@ int goc__blocking(int (*fn)(void *), void *arg, goc_ctx *ctx, bool *queued)
         return -ENOMEM;
     *j = (struct job){ .fn = fn, .arg = arg };
     atomic_init(&j->refs, 2);
-    goc__wait_init(&j->w);
+    goc__wait_init(&j->w, GOC__WAIT_BLOCKING);
     struct goc__ctx_watch cw;
     if ((err = goc__ctx_watch(ctx, &cw, &j->w, 1)) != 0 ||
         (err = submit(j)) != 0) {

@@ -32,7 +32,7 @@ int goc_sleep(int64_t ns, goc_ctx *ctx)
     struct goc__timer t = { 0 };
     if ((err = goc__rt_ensure()) != 0)
         return err;
-    goc__wait_init(&w);
+    goc__wait_init(&w, GOC__WAIT_SLEEP);
     if ((err = goc__ctx_watch(c, &cw, &w, 1)) != 0)
         return err;
     goc__timer_start(&t, deadline, sleep_fire, &w);

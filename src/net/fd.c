@@ -153,7 +153,7 @@ static int fd_wait(goc_fd *f, int dir, uint64_t seq, struct goc_ctx *c)
 {
     struct goc__wait w;
     struct goc__ctx_watch cw;
-    goc__wait_init(&w);
+    goc__wait_init(&w, GOC__WAIT_IO);
     int err = goc__ctx_watch(c, &cw, &w, 1);
     if (err)
         return err;

@@ -199,6 +199,8 @@ static void g_entry(void *arg)
     struct goc__g *g = arg;
     goc__after_switch();
     g->fn(g->arg);
+    if (g->defers)
+        goc__run_defers(&g->defers);
     g_exit(g);
 }
 
@@ -405,7 +407,9 @@ int goc_run(goc_main_fn fn, void *arg)
     int err = goc_go_ex(main_body, &st, &opts);
     if (err)
         return err;
+    atomic_fetch_add(&goc__sched.nrun_callers, 1);
     while (atomic_load(&st.done) == 0)
         goc__futex_wait(&st.done, 0, -1);
+    atomic_fetch_sub(&goc__sched.nrun_callers, 1);
     return st.result;
 }

@@ -132,6 +132,10 @@ struct goc__g {
     int64_t parent_id;       /* creator's id, 0 for a plain thread */
     void *created_pc;        /* return address in the creator */
     struct goc__timer timer; /* goc_sleep */
+    struct goc__try_frame *try_top; /* innermost goc_try() */
+    struct goc__defer *defers;      /* goc_defer() outside any goc_try() */
+    uint8_t wait_reason;            /* enum goc__wait_reason, while parked */
+    int64_t wait_since;             /* coarse time the wait began */
     char name[32];
 #if defined(GOC_ASAN)
     void *asan_fake;
@@ -144,6 +148,33 @@ struct goc__g {
 #if defined(GOC_VALGRIND)
     unsigned vg_id;
 #endif
+};
+
+/* What a parked goroutine waits for (dumps, deadlock reports). */
+enum goc__wait_reason {
+    GOC__WAIT_NONE,
+    GOC__WAIT_CHAN_RECV,
+    GOC__WAIT_CHAN_SEND,
+    GOC__WAIT_SELECT,
+    GOC__WAIT_SLEEP,
+    GOC__WAIT_MUTEX,
+    GOC__WAIT_RWMUTEX,
+    GOC__WAIT_COND,
+    GOC__WAIT_SEM,
+    GOC__WAIT_WG,
+    GOC__WAIT_IO,
+    GOC__WAIT_BLOCKING,
+    GOC__WAIT_CTX,
+    GOC__WAIT_REASONS
+};
+
+extern const char *const goc__wait_reason_names[GOC__WAIT_REASONS];
+
+/* A cleanup from goc_defer(). */
+struct goc__defer {
+    struct goc__defer *next;
+    void (*fn)(void *arg);
+    void *arg;
 };
 
 /* ---- processors ------------------------------------------------------- */
@@ -249,8 +280,14 @@ struct goc__sched {
     _Atomic int64_t poll_until;
     _Atomic uint32_t poll_wake_pending;
     int epfd, evfd;
-    _Atomic int npollwait;     /* goroutines and threads waiting for I/O */
-    _Atomic int64_t last_poll; /* when epoll was last asked for events */
+    _Atomic int npollwait;      /* goroutines and threads waiting for I/O */
+    _Atomic int64_t coarse_now; /* goc_now(), refreshed by sysmon */
+    /* What the deadlock check must know may still wake someone. */
+    _Atomic int nsections;         /* goc_blocking_enter() sections open */
+    _Atomic int nblocking_jobs;    /* goc_blocking() calls in flight */
+    _Atomic int nblocking_threads; /* the blocking pool's threads */
+    _Atomic int nrun_callers;      /* threads waiting in goc_run() */
+    _Atomic int64_t last_poll;     /* when epoll was last asked for events */
 
     int nprocs;
     struct goc__p *allp;
@@ -321,7 +358,8 @@ struct goc__wait {
     bool parked; /* the claimer found the goroutine parked */
 };
 
-void goc__wait_init(struct goc__wait *w);
+/* Prepare w for the caller, which is about to wait for reason. */
+void goc__wait_init(struct goc__wait *w, int reason);
 /* Win the wait for source index; false if another source won. */
 bool goc__wait_claim(struct goc__wait *w, int index);
 /* After a successful claim and the source's work: wake the waiter. The
@@ -352,6 +390,23 @@ bool goc__stack_guard_hit(struct goc__g *g, const void *addr);
 bool goc__stack_canary_ok(struct goc__g *g);
 /* Counters for tests and stats. */
 int64_t goc__stack_mapped_count(void);
+/* Call fn for every G ever set up (free ones too: check the status). */
+void goc__stack_foreach(void (*fn)(struct goc__g *g, void *arg), void *arg);
+
+/* ---- panics and dumps (panic.c, dump.c) ------------------------------- */
+
+struct goc__try_frame;
+/* Walk frame pointers from fp_start: up to max return addresses. */
+int goc__backtrace(void **pcs, int max, const void *fp_start);
+/* "function+0xoff" for pc, as snprintf. */
+int goc__symbolize(const void *pc, char *buf, size_t n);
+/* Run and free the cleanups of a goc_defer() list, newest first. */
+void goc__run_defers(struct goc__defer **list);
+/* goc_dump() of every goroutine but the caller; the count or -errno. */
+int goc__dump_others(int fd);
+/* Every M is idle: if nothing can ever wake a goroutine, report the
+ * deadlock and exit. */
+void goc__check_deadlock(void);
 
 /* ---- network poller (netpoll.c) --------------------------------------- */
 

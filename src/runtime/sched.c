@@ -187,6 +187,7 @@ static void stop_m(struct goc__m *m)
     m->idle_next = goc__sched.midle;
     goc__sched.midle = m;
     goc__lock_release(&goc__sched.lock);
+    goc__check_deadlock();
     m_sleep(m);
     acquire_p(m, m->nextp);
     m->nextp = NULL;
@@ -449,6 +450,7 @@ static void m_idle(struct goc__m *m)
     m->idle_next = goc__sched.midle;
     goc__sched.midle = m;
     goc__lock_release(&goc__sched.lock);
+    goc__check_deadlock();
     m_sleep(m);
     acquire_p(m, m->nextp);
     m->nextp = NULL;
@@ -655,6 +657,7 @@ int goc_blocking_enter(void)
     atomic_store(&m->p->blocking_since, goc__nanotime());
     if (!atomic_compare_exchange_strong(&m->bstate, &running, GOC__M_BLOCKING))
         return -EINVAL;
+    atomic_fetch_add(&goc__sched.nsections, 1);
     atomic_store(&m->p->blocking_m, m);
     goc__sysmon_kick();
     return 0;
@@ -695,12 +698,14 @@ int goc_blocking_exit(void)
     if (atomic_compare_exchange_strong(&m->bstate, &blocking, GOC__M_RUNNING)) {
         struct goc__m *self = m;
         atomic_compare_exchange_strong(&p->blocking_m, &self, NULL);
+        atomic_fetch_sub(&goc__sched.nsections, 1);
         return 0;
     }
     if (blocking != GOC__M_RETAKEN)
         return -EINVAL; /* no section was open */
     atomic_store(&m->bstate, GOC__M_RUNNING);
     reacquire_p(m);
+    atomic_fetch_sub(&goc__sched.nsections, 1);
     return 0;
 }
 

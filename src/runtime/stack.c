@@ -57,9 +57,19 @@ struct pool {
     int64_t nfree;
     char *slab; /* slab being carved */
     size_t slab_next, slab_count;
+    struct slab *slab_rec;
 };
 
 static struct pool pools[GOC__STACK_CLASSES];
+
+/* Every slab ever mapped, newest first, so dumps can find every G. */
+struct slab {
+    struct slab *next;
+    char *base;
+    size_t size;           /* of each stack */
+    _Atomic size_t carved; /* stacks set up so far */
+};
+static struct slab *_Atomic slabs;
 static size_t page_size;
 static int guard_mode;
 static _Atomic int64_t mprotect_budget;
@@ -171,12 +181,17 @@ static int install_guard(char *base)
     return GOC__GUARD_CANARY;
 }
 
+/* The G at the top of the stack at base (slot_init's placement). */
+static struct goc__g *g_of_slot(char *base, size_t size)
+{
+    uintptr_t top = (uintptr_t)(base + size);
+    return (struct goc__g *)((top - sizeof(struct goc__g)) & ~(uintptr_t)63);
+}
+
 /* Set up a fresh stack slot at base; its G goes at the top. */
 static struct goc__g *slot_init(char *base, size_t size, int cls)
 {
-    uintptr_t top = (uintptr_t)(base + size);
-    struct goc__g *g =
-        (struct goc__g *)((top - sizeof(struct goc__g)) & ~(uintptr_t)63);
+    struct goc__g *g = g_of_slot(base, size);
     memset(g, 0, sizeof(*g));
     g->stack_base = base;
     g->stack_lo = base + page_size;
@@ -199,17 +214,39 @@ static struct goc__g *carve(struct pool *pool, int cls)
     if (pool->slab_next == pool->slab_count) {
         size_t n = SLAB_BYTES / size;
         n = n < 1 ? 1 : n > SLAB_MAX ? SLAB_MAX : n;
-        char *slab = goc__mmap(n * size);
-        if (!slab)
+        struct slab *rec = goc__malloc(sizeof(*rec));
+        char *slab = rec ? goc__mmap(n * size) : NULL;
+        if (!slab) {
+            goc__free(rec);
             return NULL;
+        }
         /* A huge page would make each shallow stack cost 2 MiB. */
         madvise(slab, n * size, MADV_NOHUGEPAGE);
         pool->slab = slab;
         pool->slab_next = 0;
         pool->slab_count = n;
+        rec->base = slab;
+        rec->size = size;
+        atomic_init(&rec->carved, 0);
+        rec->next = atomic_load(&slabs);
+        while (!atomic_compare_exchange_weak(&slabs, &rec->next, rec))
+            ;
+        pool->slab_rec = rec;
     }
     char *base = pool->slab + pool->slab_next++ * size;
-    return slot_init(base, size, cls);
+    struct goc__g *g = slot_init(base, size, cls);
+    atomic_store_explicit(&pool->slab_rec->carved, pool->slab_next,
+                          memory_order_release);
+    return g;
+}
+
+void goc__stack_foreach(void (*fn)(struct goc__g *g, void *arg), void *arg)
+{
+    for (struct slab *s = atomic_load(&slabs); s; s = s->next) {
+        size_t n = atomic_load_explicit(&s->carved, memory_order_acquire);
+        for (size_t i = 0; i < n; i++)
+            fn(g_of_slot(s->base + i * s->size, s->size), arg);
+    }
 }
 
 /* The batch must stay in the top page, which trimming keeps. */

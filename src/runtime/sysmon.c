@@ -117,6 +117,8 @@ static void *sysmon_main(void *arg)
         goc__futex_wait(&kick_word, 0, goc__nanotime() + delay);
         atomic_store(&kick_word, 0);
         int64_t now = goc__nanotime();
+        atomic_store_explicit(&goc__sched.coarse_now, now,
+                              memory_order_relaxed);
         bool active = watch_ps(now);
         poll_if_stale(now);
         if (now - last_trim >= TRIM_EVERY_NS) {

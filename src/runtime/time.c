@@ -48,6 +48,9 @@ void goc__sleep_until(int64_t deadline)
         return;
     }
     g->timer.when = deadline;
+    g->wait_reason = GOC__WAIT_SLEEP;
+    g->wait_since =
+        atomic_load_explicit(&goc__sched.coarse_now, memory_order_relaxed);
     atomic_store_explicit(&g->status, GOC__G_WAITING, memory_order_relaxed);
     goc__park(sleep_commit, g);
 }

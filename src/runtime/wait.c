@@ -28,9 +28,24 @@ enum {
     WAIT_DONE,
 };
 
-void goc__wait_init(struct goc__wait *w)
+const char *const goc__wait_reason_names[GOC__WAIT_REASONS] = {
+    [GOC__WAIT_NONE] = "waiting",        [GOC__WAIT_CHAN_RECV] = "chan receive",
+    [GOC__WAIT_CHAN_SEND] = "chan send", [GOC__WAIT_SELECT] = "select",
+    [GOC__WAIT_SLEEP] = "sleep",         [GOC__WAIT_MUTEX] = "mutex",
+    [GOC__WAIT_RWMUTEX] = "rwmutex",     [GOC__WAIT_COND] = "cond",
+    [GOC__WAIT_SEM] = "semaphore",       [GOC__WAIT_WG] = "waitgroup",
+    [GOC__WAIT_IO] = "io wait",          [GOC__WAIT_BLOCKING] = "blocking call",
+    [GOC__WAIT_CTX] = "context",
+};
+
+void goc__wait_init(struct goc__wait *w, int reason)
 {
     w->g = goc__g_current();
+    if (w->g) {
+        w->g->wait_reason = (uint8_t)reason;
+        w->g->wait_since =
+            atomic_load_explicit(&goc__sched.coarse_now, memory_order_relaxed);
+    }
     atomic_init(&w->state, WAIT_IDLE);
     w->index = -1;
     w->parked = false;

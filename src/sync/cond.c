@@ -40,7 +40,7 @@ int goc_cond_wait(goc_cond *cv, goc_mutex *mu, goc_ctx *ctx)
     struct goc__wait w;
     struct goc__ctx_watch cw;
     struct cond_waiter x = { .w = &w };
-    goc__wait_init(&w);
+    goc__wait_init(&w, GOC__WAIT_COND);
     int err = goc__ctx_watch(ctx, &cw, &w, 1);
     if (err)
         return err; /* still holding mu, as on every return */

@@ -156,7 +156,7 @@ static int lock_slow(struct mutex *m, goc_ctx *ctx)
     for (;;) {
         if (spin_acquire(m))
             return 0;
-        goc__wait_init(&w);
+        goc__wait_init(&w, GOC__WAIT_MUTEX);
         int err = goc__ctx_watch(ctx, &cw, &w, 1);
         if (err)
             return err;

@@ -89,7 +89,7 @@ static int wait_on(struct rwmutex *m,
     struct goc__wait w;
     struct goc__ctx_watch cw;
     struct rw_waiter x = { .w = &w };
-    goc__wait_init(&w);
+    goc__wait_init(&w, GOC__WAIT_RWMUTEX);
     int err = goc__ctx_watch(ctx, &cw, &w, 1);
     if (err) {
         goc__lock_release(&m->lock);

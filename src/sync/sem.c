@@ -128,7 +128,7 @@ int goc_sem_acquire(goc_sem *s, int64_t n, goc_ctx *ctx)
     struct goc__wait w;
     struct goc__ctx_watch cw;
     struct sem_waiter x = { .w = &w, .n = n };
-    goc__wait_init(&w);
+    goc__wait_init(&w, GOC__WAIT_SEM);
     /* Lock order semaphore -> context: a cancel never takes ours. */
     if ((err = goc__ctx_watch(ctx, &cw, &w, 1)) != 0) {
         goc__lock_release(&m->lock);

@@ -151,7 +151,7 @@ int goc_wg_wait(goc_wg *wg, goc_ctx *ctx)
     struct goc__wait w;
     struct goc__ctx_watch cw;
     struct wg_waiter x = { .w = &w };
-    goc__wait_init(&w);
+    goc__wait_init(&w, GOC__WAIT_WG);
     int err = goc__ctx_watch(ctx, &cw, &w, 1);
     if (err)
         return err;

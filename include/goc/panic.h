@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * goc/panic.h: panics, deferred cleanups, recovery, goroutine dumps.
+ *
+ * goc_panic() ends the current piece of work: it unwinds the goroutine (or
+ * plain thread) to the innermost goc_try(), running the cleanups
+ * registered with goc_defer() on the way, newest first; goc_try() then
+ * returns GOC_EPANIC with the panic's message and backtrace. A panic with
+ * no goc_try() to stop it runs the goroutine's cleanups, prints
+ * "panic: ..." and a dump of every goroutine, and exits with status 2, as
+ * Go does.
+ *
+ * Unwinding is a longjmp: frames between the panic and the goc_try() are
+ * abandoned, so code that may panic must not hold locks or own resources
+ * that no goc_defer() cleanup releases.
+ */
+#ifndef GOC_PANIC_H
+#define GOC_PANIC_H
+
+#include "common.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A recovered panic (opaque): message, code, goroutine, backtrace. */
+typedef struct goc_panic_info goc_panic_info;
+
+/**
+ * goc_panic - abort the current work with a message.
+ * @code: an error code carried by the panic (0 for none).
+ * @fmt:  printf-style message.
+ *
+ * Never returns. Callable from goroutines and plain threads.
+ */
+GOC_API void goc_panic(int code, const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 2, 3)));
+
+/**
+ * goc_defer - register @fn(@arg) to run when the innermost goc_try()
+ * scope ends, whether normally or by a panic (newest first), or, outside
+ * any goc_try(), when the goroutine ends.
+ *
+ * Return: 0; -EINVAL for a NULL @fn; -ENOMEM (then @fn is not
+ * registered); -EPERM on a plain thread outside any goc_try().
+ */
+GOC_API int goc_defer(void (*fn)(void *arg), void *arg);
+
+/**
+ * goc_try - run @fn(@arg), turning a panic into an error (the seed's
+ * SafeExecute).
+ * @out: receives the panic on GOC_EPANIC (free it with
+ *       goc_panic_info_free()); NULL to discard it.
+ *
+ * Cleanups registered during @fn run before it returns, in both cases.
+ * Hardware faults are not panics: they are reported and end the process.
+ *
+ * Return: @fn's result, or GOC_EPANIC if it panicked; -EINVAL for NULL
+ * @fn.
+ */
+GOC_API int goc_try(int (*fn)(void *arg), void *arg, goc_panic_info **out);
+
+/** goc_panic_info_code - the code given to goc_panic(). */
+GOC_API int goc_panic_info_code(const goc_panic_info *p);
+
+/** goc_panic_info_message - the message (valid until the info is freed). */
+GOC_API const char *goc_panic_info_message(const goc_panic_info *p);
+
+/** goc_panic_info_goroutine - the panicking goroutine's id (0: a thread). */
+GOC_API int64_t goc_panic_info_goroutine(const goc_panic_info *p);
+
+/** goc_panic_info_thread - the OS thread id (gettid) that panicked. */
+GOC_API unsigned long goc_panic_info_thread(const goc_panic_info *p);
+
+/**
+ * goc_panic_info_format - "panic: message" and the symbolised backtrace.
+ * Return: the length the full text needs (as snprintf).
+ */
+GOC_API int goc_panic_info_format(const goc_panic_info *p, char *buf, size_t n);
+
+/** goc_panic_info_free - release a panic info; NULL is ignored. */
+GOC_API void goc_panic_info_free(goc_panic_info *p);
+
+/* ---- the recovery handler (the seed's RecoveryHandler) ------------------ */
+
+typedef struct goc_recovery goc_recovery;
+
+/** goc_panic_record - a recorded panic. */
+struct goc_panic_record {
+    int64_t when;         /* goc_now() */
+    int64_t goroutine;    /* 0 for a plain thread */
+    unsigned long thread; /* the OS thread id */
+    int code;
+    char message[160];
+    char backtrace[512]; /* symbolised frames, one per line */
+};
+
+/**
+ * goc_recovery_fn - told of each recorded panic, on the panicking
+ * goroutine, with no lock held, after the record is stored.
+ */
+typedef void (*goc_recovery_fn)(const struct goc_panic_record *r, void *arg);
+
+/**
+ * goc_recovery_new - a handler keeping the last @capacity panics.
+ * Return: 0, -EINVAL (@capacity < 1, NULL @out), -ENOMEM.
+ */
+GOC_API int goc_recovery_new(int capacity,
+                             goc_recovery_fn fn,
+                             void *arg,
+                             goc_recovery **out);
+
+/**
+ * goc_recovery_run - goc_try(@fn, @arg) recording a panic in @h.
+ * Return: as goc_try().
+ */
+GOC_API int goc_recovery_run(goc_recovery *h, int (*fn)(void *), void *arg);
+
+/** goc_recovery_record - record @p (from goc_try()) in @h. */
+GOC_API void goc_recovery_record(goc_recovery *h, const goc_panic_info *p);
+
+/**
+ * goc_recovery_records - copy up to @max records, oldest first.
+ * Return: how many were copied.
+ */
+GOC_API int goc_recovery_records(goc_recovery *h,
+                                 struct goc_panic_record *out,
+                                 int max);
+
+/** goc_recovery_count - panics recorded in all; overwritten ones too. */
+GOC_API int64_t goc_recovery_count(goc_recovery *h, int64_t *overwritten);
+
+/** goc_recovery_callback_panics - callbacks that panicked (caught). */
+GOC_API int64_t goc_recovery_callback_panics(goc_recovery *h);
+
+GOC_API void goc_recovery_free(goc_recovery *h);
+
+/* ---- dumps and checks ---------------------------------------------------- */
+
+/**
+ * goc_dump - write every goroutine to @fd: id, name, state, what it waits
+ * for and since when, where it was created, and its backtrace.
+ *
+ * Return: the number of goroutines written, or -errno of write(2).
+ */
+GOC_API int goc_dump(int fd);
+
+/**
+ * goc_leakcheck - wait until at most @allowed goroutines exist besides
+ * the caller (retrying with backoff until @timeout ns have passed), like
+ * goleak. On failure the leftover goroutines are dumped to standard error.
+ *
+ * Return: 0, or -ETIMEDOUT with the dump written.
+ */
+GOC_API int goc_leakcheck(int64_t allowed, int64_t timeout);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GOC_PANIC_H */

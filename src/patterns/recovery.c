@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The recovery handler (the seed's RecoveryHandler): a bounded ring of the
+ * last panics, and a callback told of each one outside the lock. The
+ * seed's version counted "goroutines" with a number that was really the
+ * number of panics and kept every record forever; this one keeps
+ * `capacity` records, counts what it overwrote, and stores the thread id.
+ */
+#include "goc/panic.h"
+#include "goc/time.h"
+#include "../internal/alloc.h"
+#include "../internal/lock.h"
+
+#include <stdio.h>
+#include <string.h>
+
+struct goc_recovery {
+    goc__lock lock;
+    int capacity, head, n; /* ring: oldest at head */
+    int64_t total, overwritten, callback_panics;
+    goc_recovery_fn fn;
+    void *arg;
+    struct goc_panic_record recs[];
+};
+
+int goc_recovery_new(int capacity,
+                     goc_recovery_fn fn,
+                     void *arg,
+                     goc_recovery **out)
+{
+    if (capacity < 1 || !out)
+        return -EINVAL;
+    goc_recovery *h =
+        goc__calloc(1, sizeof(*h) + (size_t)capacity * sizeof(h->recs[0]));
+    if (!h)
+        return -ENOMEM;
+    h->capacity = capacity;
+    h->fn = fn;
+    h->arg = arg;
+    *out = h;
+    return 0;
+}
+
+void goc_recovery_free(goc_recovery *h)
+{
+    goc__free(h);
+}
+
+/* The text of p's backtrace lines (after the message), clipped. */
+static void backtrace_text(const goc_panic_info *p, char *buf, size_t n)
+{
+    char full[4096];
+    goc_panic_info_format(p, full, sizeof(full));
+    const char *frames = strstr(full, "]:\n");
+    snprintf(buf, n, "%s", frames ? frames + 3 : "");
+}
+
+struct notify {
+    goc_recovery *h;
+    const struct goc_panic_record *r;
+};
+
+static int notify(void *arg)
+{
+    struct notify *nt = arg;
+    nt->h->fn(nt->r, nt->h->arg);
+    return 0;
+}
+
+void goc_recovery_record(goc_recovery *h, const goc_panic_info *p)
+{
+    if (!h || !p)
+        return;
+    struct goc_panic_record r = {
+        .when = goc_now(),
+        .goroutine = goc_panic_info_goroutine(p),
+        .code = goc_panic_info_code(p),
+    };
+    snprintf(r.message, sizeof(r.message), "%s", goc_panic_info_message(p));
+    backtrace_text(p, r.backtrace, sizeof(r.backtrace));
+    r.thread = goc_panic_info_thread(p);
+    goc__lock_acquire(&h->lock);
+    int slot = (h->head + h->n) % h->capacity;
+    if (h->n == h->capacity) {
+        h->head = (h->head + 1) % h->capacity;
+        h->overwritten++;
+    } else {
+        h->n++;
+    }
+    h->recs[slot] = r;
+    h->total++;
+    goc__lock_release(&h->lock);
+    if (h->fn) {
+        /* A callback that panics is caught here and never re-enters. */
+        struct notify nt = { h, &r };
+        goc_panic_info *inner = NULL;
+        if (goc_try(notify, &nt, &inner) == GOC_EPANIC) {
+            goc__lock_acquire(&h->lock);
+            h->callback_panics++;
+            goc__lock_release(&h->lock);
+            goc_panic_info_free(inner);
+        }
+    }
+}
+
+int goc_recovery_run(goc_recovery *h, int (*fn)(void *), void *arg)
+{
+    goc_panic_info *p = NULL;
+    int r = goc_try(fn, arg, &p);
+    if (r == GOC_EPANIC) {
+        goc_recovery_record(h, p);
+        goc_panic_info_free(p);
+    }
+    return r;
+}
+
+int goc_recovery_records(goc_recovery *h, struct goc_panic_record *out, int max)
+{
+    if (!h || max < 0 || (max && !out))
+        return -EINVAL;
+    goc__lock_acquire(&h->lock);
+    int n = h->n < max ? h->n : max;
+    /* The newest n, oldest first. */
+    int skip = h->n - n;
+    for (int i = 0; i < n; i++)
+        out[i] = h->recs[(h->head + skip + i) % h->capacity];
+    goc__lock_release(&h->lock);
+    return n;
+}
+
+int64_t goc_recovery_count(goc_recovery *h, int64_t *overwritten)
+{
+    if (!h)
+        return -EINVAL;
+    goc__lock_acquire(&h->lock);
+    int64_t total = h->total;
+    if (overwritten)
+        *overwritten = h->overwritten;
+    goc__lock_release(&h->lock);
+    return total;
+}
+
+int64_t goc_recovery_callback_panics(goc_recovery *h)
+{
+    if (!h)
+        return -EINVAL;
+    goc__lock_acquire(&h->lock);
+    int64_t n = h->callback_panics;
+    goc__lock_release(&h->lock);
+    return n;
+}

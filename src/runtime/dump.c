@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Goroutine dumps, the leak check and the deadlock check.
+ *
+ * Every G lives at the top of a stack carved from a slab, and the slabs
+ * are all known, so a dump walks the slabs rather than keeping a list of
+ * live goroutines that every spawn would have to lock. A parked
+ * goroutine's backtrace starts from the frame pointer its context switch
+ * saved; frame pointers are kept in every goc build for this.
+ *
+ * Reading other goroutines is racy by nature (they may run meanwhile);
+ * the walk is bounded by the goroutine's stack, so the worst case is a
+ * stale line in a diagnostic.
+ */
+#include "runtime.h"
+#include "goc/panic.h"
+#include "goc/time.h"
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_FRAMES 32
+
+#if defined(__clang__) || __GNUC__ >= 8
+#define NO_SANITIZE __attribute__((no_sanitize("address", "thread")))
+#else
+#define NO_SANITIZE
+#endif
+
+/* Return address and frame pointer saved by goc__ctx_switch at g->sp. */
+NO_SANITIZE static int parked_backtrace(struct goc__g *g, void **pcs, int max)
+{
+#if defined(__x86_64__) && !defined(GOC_PORTABLE_SWITCH)
+    const uintptr_t *sp = g->sp;
+    uintptr_t pc = sp[7], fp = sp[6];
+#elif defined(__aarch64__) && !defined(GOC_PORTABLE_SWITCH)
+    const uintptr_t *sp = g->sp;
+    uintptr_t pc = sp[0x98 / 8], fp = sp[0x90 / 8];
+#else
+    (void)g;
+    (void)pcs;
+    (void)max;
+    return 0; /* ucontext: no known layout */
+#endif
+#if (defined(__x86_64__) || defined(__aarch64__)) && \
+    !defined(GOC_PORTABLE_SWITCH)
+    if (!sp || max < 1)
+        return 0;
+    pcs[0] = (void *)pc;
+    /* Walk only inside this goroutine's own stack. */
+    if (fp < (uintptr_t)g->stack_lo || fp >= (uintptr_t)g)
+        return 1;
+    return 1 + goc__backtrace(pcs + 1, max - 1, (const void *)fp);
+#endif
+}
+
+struct dump {
+    int fd, count, err;
+    struct goc__g *self, *skip;
+    int64_t now;
+    char buf[8192];
+    size_t len;
+};
+
+static void flush(struct dump *d)
+{
+    const char *p = d->buf;
+    while (d->len > 0 && !d->err) {
+        ssize_t w = write(d->fd, p, d->len);
+        if (w < 0) {
+            d->err = -errno;
+            break;
+        }
+        p += w;
+        d->len -= (size_t)w;
+    }
+    d->len = 0;
+}
+
+__attribute__((format(printf, 2, 3))) static void out(struct dump *d,
+                                                      const char *fmt,
+                                                      ...)
+{
+    if (d->len > sizeof(d->buf) - 512)
+        flush(d);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(d->buf + d->len, sizeof(d->buf) - d->len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        d->len += (size_t)n < sizeof(d->buf) - d->len
+                      ? (size_t)n
+                      : sizeof(d->buf) - d->len - 1;
+}
+
+static void out_frames(struct dump *d, void **pcs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char sym[256];
+        goc__symbolize(pcs[i], sym, sizeof(sym));
+        out(d, "\t%s\n", sym);
+    }
+}
+
+static void out_state(struct dump *d, struct goc__g *g, int st)
+{
+    if (st == GOC__G_RUNNING) {
+        out(d, "running");
+    } else if (st == GOC__G_RUNNABLE) {
+        out(d, "runnable");
+    } else {
+        int r = g->wait_reason < GOC__WAIT_REASONS ? g->wait_reason : 0;
+        out(d, "%s", goc__wait_reason_names[r]);
+        int64_t since = g->wait_since;
+        if (since > 0 && d->now > since)
+            out(d, ", %.1f s", (double)(d->now - since) / 1e9);
+    }
+}
+
+NO_SANITIZE static void dump_one(struct goc__g *g, void *arg)
+{
+    struct dump *d = arg;
+    int st = atomic_load_explicit(&g->status, memory_order_acquire);
+    if (st == GOC__G_IDLE || st == GOC__G_DEAD || g->id == 0 || g == d->skip)
+        return;
+    d->count++;
+    out(d, "goroutine %lld", (long long)g->id);
+    if (g->name[0])
+        out(d, " \"%.31s\"", g->name);
+    out(d, " [");
+    out_state(d, g, st);
+    out(d, "]:\n");
+    void *pcs[MAX_FRAMES];
+    int n = 0;
+    if (g == d->self)
+        n = goc__backtrace(pcs, MAX_FRAMES, __builtin_frame_address(0));
+    else if (st != GOC__G_RUNNING)
+        n = parked_backtrace(g, pcs, MAX_FRAMES);
+    if (n > 0)
+        out_frames(d, pcs, n);
+    else if (st == GOC__G_RUNNING)
+        out(d, "\t(running on another thread)\n");
+    char sym[256];
+    goc__symbolize((const char *)(uintptr_t)g->fn + 1, sym, sizeof(sym));
+    out(d, "entry %s\n", sym);
+    if (g->created_pc) {
+        goc__symbolize(g->created_pc, sym, sizeof(sym));
+        if (g->parent_id)
+            out(d, "created by %s in goroutine %lld\n", sym,
+                (long long)g->parent_id);
+        else
+            out(d, "created by %s on a thread\n", sym);
+    }
+    out(d, "\n");
+}
+
+int goc__dump_others(int fd)
+{
+    struct dump *d = calloc(1, sizeof(*d));
+    if (!d)
+        return -ENOMEM;
+    d->fd = fd;
+    d->self = d->skip = goc__g_current();
+    d->now = goc__nanotime();
+    goc__stack_foreach(dump_one, d);
+    flush(d);
+    int r = d->err ? d->err : d->count;
+    free(d);
+    return r;
+}
+
+int goc_dump(int fd)
+{
+    struct dump *d = calloc(1, sizeof(*d));
+    if (!d)
+        return -ENOMEM;
+    d->fd = fd;
+    d->self = goc__g_current();
+    d->now = goc__nanotime();
+    goc__stack_foreach(dump_one, d);
+    flush(d);
+    int r = d->err ? d->err : d->count;
+    free(d);
+    return r;
+}
+
+int goc_leakcheck(int64_t allowed, int64_t timeout)
+{
+    int64_t self = goc__g_current() ? 1 : 0;
+    int64_t end = goc__nanotime() + timeout, delay = GOC_MILLISECOND;
+    for (;;) {
+        if (goc_num_goroutine() - self <= allowed)
+            return 0;
+        if (goc__nanotime() >= end)
+            break;
+        goc_sleep(delay, NULL);
+        delay = delay * 2 > 100 * GOC_MILLISECOND ? 100 * GOC_MILLISECOND
+                                                  : delay * 2;
+    }
+    dprintf(2, "goc: leak check: %lld goroutines left (%lld allowed):\n\n",
+            (long long)(goc_num_goroutine() - self), (long long)allowed);
+    goc_dump(2);
+    return -ETIMEDOUT;
+}
+
+/* ---- deadlock --------------------------------------------------------- */
+
+/* Threads in the process; -1 if unknown. */
+static int count_threads(void)
+{
+    DIR *dir = opendir("/proc/self/task");
+    if (!dir)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(dir);
+    return n;
+}
+
+/* A snapshot of what could still wake a goroutine; 0 if nothing can. */
+static uint64_t activity(void)
+{
+    if (atomic_load(&goc__sched.npidle) != goc__sched.nprocs ||
+        atomic_load(&goc__sched.gq_len) > 0 ||
+        goc__timers_earliest() != INT64_MAX ||
+        atomic_load(&goc__sched.npollwait) > 0 ||
+        atomic_load(&goc__sched.nblocking_jobs) > 0 ||
+        atomic_load(&goc__sched.nsections) > 0)
+        return 0;
+    uint64_t runs = 0;
+    for (int i = 0; i < goc__sched.nprocs; i++) {
+        struct goc__p *p = &goc__sched.allp[i];
+        if (!goc__runq_empty(p))
+            return 0;
+        runs += atomic_load(&p->nrun);
+    }
+    return runs + 1;
+}
+
+/* Every thread is goc's: Ms, sysmon, the blocking pool, goc_run's. */
+static bool only_goc_threads(void)
+{
+    int known = atomic_load(&goc__sched.nm) + 1 +
+                atomic_load(&goc__sched.nblocking_threads) +
+                atomic_load(&goc__sched.nrun_callers);
+    int n = count_threads();
+    return n > 0 && n <= known;
+}
+
+void goc__check_deadlock(void)
+{
+    static int enabled = -1;
+    if (enabled < 0) {
+        const char *env = getenv("GOC_DEADLOCK_CHECK");
+        enabled = !(env && strcmp(env, "0") == 0);
+    }
+    if (!enabled || goc_num_goroutine() == 0)
+        return;
+    uint64_t before = activity();
+    if (!before || !only_goc_threads())
+        return;
+    /* Confirm: nothing moved for a while. */
+    struct timespec ts = { 0, 5 * 1000 * 1000 };
+    nanosleep(&ts, NULL);
+    if (activity() != before || !only_goc_threads() || goc_num_goroutine() == 0)
+        return;
+    static _Atomic int reported;
+    if (atomic_exchange(&reported, 1))
+        return;
+    dprintf(2, "fatal error: all goroutines are asleep - deadlock!\n\n");
+    goc_dump(2);
+    _exit(2);
+}

@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Panics. Each goc_try() pushes a frame holding a jmp_buf and the
+ * cleanups registered inside it; goc_panic() runs the innermost frame's
+ * cleanups, newest first, and longjmps to it. A cleanup that panics in
+ * turn starts a new panic in the same frame (the remaining cleanups still
+ * run, since each is unlinked before it runs), which records the one it
+ * interrupted. With no frame, the goroutine's own cleanups run and the
+ * process ends with "panic: ..." and a dump of every goroutine.
+ */
+#include "runtime.h"
+#include "goc/panic.h"
+#include "../internal/alloc.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define MAX_FRAMES 32
+
+struct goc__try_frame {
+    struct goc__try_frame *prev;
+    struct goc__defer *defers;
+    struct goc_panic_info *panic; /* the panic unwinding to this frame */
+    jmp_buf jb;
+};
+
+struct goc_panic_info {
+    int code;
+    int npc;
+    bool heap; /* false for the out-of-memory spare */
+    int64_t goroutine;
+    char name[32]; /* the goroutine's */
+    unsigned long thread;
+    struct goc_panic_info *during; /* a panic whose cleanups it interrupted */
+    void *pc[MAX_FRAMES];
+    char msg[];
+};
+
+/* Plain threads keep their frames here; goroutines in their G. */
+static __thread struct goc__try_frame *thread_try;
+static __thread struct goc__defer *thread_defers;
+
+static struct goc__try_frame **try_top(void)
+{
+    struct goc__g *g = goc__g_current();
+    return g ? &g->try_top : &thread_try;
+}
+
+int goc__backtrace(void **pcs, int max, const void *fp_start)
+{
+    const uintptr_t *fp = fp_start;
+    int n = 0;
+    while (fp && n < max) {
+        uintptr_t pc = fp[1];
+        if (!pc)
+            break;
+        pcs[n++] = (void *)pc;
+        const uintptr_t *next = (const uintptr_t *)fp[0];
+        /* Frames only go up the stack, and not by leaps. */
+        if (next <= fp || (uintptr_t)(next - fp) > (1u << 20))
+            break;
+        fp = next;
+    }
+    return n;
+}
+
+/* ---- cleanups ----------------------------------------------------------- */
+
+static struct goc__defer **defer_list(void)
+{
+    struct goc__try_frame *f = *try_top();
+    if (f)
+        return &f->defers;
+    struct goc__g *g = goc__g_current();
+    return g ? &g->defers : NULL;
+}
+
+int goc_defer(void (*fn)(void *), void *arg)
+{
+    if (!fn)
+        return -EINVAL;
+    struct goc__defer **list = defer_list();
+    if (!list)
+        return -EPERM;
+    struct goc__defer *d = goc__malloc(sizeof(*d));
+    if (!d)
+        return -ENOMEM;
+    *d = (struct goc__defer){ *list, fn, arg };
+    *list = d;
+    return 0;
+}
+
+/* Run and free a list's cleanups, newest first; each leaves the list
+ * before it runs, so one that panics is not run again. */
+void goc__run_defers(struct goc__defer **list)
+{
+    struct goc__defer *d;
+    while ((d = *list) != NULL) {
+        *list = d->next;
+        void (*fn)(void *) = d->fn;
+        void *arg = d->arg;
+        goc__free(d);
+        fn(arg);
+    }
+}
+
+/* ---- panics ------------------------------------------------------------- */
+
+static struct goc_panic_info *make_info(int code, const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int len = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (len < 0)
+        len = 0;
+    struct goc_panic_info *p = goc__malloc(sizeof(*p) + (size_t)len + 1);
+    if (!p) {
+        /* Out of memory while panicking: keep what fits. */
+        static _Thread_local struct {
+            struct goc_panic_info p;
+            char msg[64];
+        } spare;
+        p = &spare.p;
+        len = sizeof(spare.msg) - 1;
+        p->heap = false;
+    } else {
+        p->heap = true;
+    }
+    vsnprintf(p->msg, (size_t)len + 1, fmt, ap);
+    struct goc__g *g = goc__g_current();
+    p->code = code;
+    p->goroutine = g ? g->id : 0;
+    memcpy(p->name, g ? g->name : "", sizeof(p->name));
+    p->name[sizeof(p->name) - 1] = '\0';
+    p->thread = (unsigned long)syscall(SYS_gettid);
+    p->during = NULL;
+    p->npc = goc__backtrace(p->pc, MAX_FRAMES, __builtin_frame_address(0));
+    return p;
+}
+
+static void write_all(int fd, const char *s, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+/* No goc_try() caught it: report and end the process, as Go does. */
+static void crash(struct goc_panic_info *p) __attribute__((noreturn));
+static void crash(struct goc_panic_info *p)
+{
+    char buf[4096];
+    int n = goc_panic_info_format(p, buf, sizeof(buf));
+    write_all(2, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+    write_all(2, "\n", 1);
+    goc__dump_others(2);
+    _exit(2);
+}
+
+void goc_panic(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    struct goc_panic_info *p = make_info(code, fmt ? fmt : "", ap);
+    va_end(ap);
+    struct goc__try_frame *f = *try_top();
+    if (f) {
+        p->during = f->panic;
+        f->panic = p;
+        goc__run_defers(&f->defers);
+        longjmp(f->jb, 1);
+    }
+    struct goc__g *g = goc__g_current();
+    goc__run_defers(g ? &g->defers : &thread_defers);
+    crash(p);
+}
+
+int goc_try(int (*fn)(void *), void *arg, goc_panic_info **out)
+{
+    if (out)
+        *out = NULL;
+    if (!fn)
+        return -EINVAL;
+    struct goc__try_frame **top = try_top();
+    struct goc__try_frame f = { .prev = *top };
+    *top = &f;
+    int r;
+    if (setjmp(f.jb) == 0) {
+        r = fn(arg);
+        goc__run_defers(&f.defers); /* a panic here lands below */
+    } else {
+        r = GOC_EPANIC;
+    }
+    *top = f.prev;
+    if (r == GOC_EPANIC && f.panic) {
+        if (out)
+            *out = f.panic;
+        else
+            goc_panic_info_free(f.panic);
+    }
+    return r;
+}
+
+/* ---- panic info ---------------------------------------------------------- */
+
+int goc_panic_info_code(const goc_panic_info *p)
+{
+    return p ? p->code : 0;
+}
+
+const char *goc_panic_info_message(const goc_panic_info *p)
+{
+    return p ? p->msg : "";
+}
+
+int64_t goc_panic_info_goroutine(const goc_panic_info *p)
+{
+    return p ? p->goroutine : 0;
+}
+
+unsigned long goc_panic_info_thread(const goc_panic_info *p)
+{
+    return p ? p->thread : 0;
+}
+
+int goc_panic_info_format(const goc_panic_info *p, char *buf, size_t n)
+{
+    if (!p)
+        return snprintf(buf, n, "%s", "");
+    size_t len = 0;
+#define APPEND(...)                                               \
+    do {                                                          \
+        int w_ = snprintf(buf ? buf + (len < n ? len : n) : NULL, \
+                          len < n ? n - len : 0, __VA_ARGS__);    \
+        if (w_ > 0)                                               \
+            len += (size_t)w_;                                    \
+    } while (0)
+    APPEND("panic: %s", p->msg);
+    if (p->code)
+        APPEND(" [%s]", goc_strerror(p->code));
+    for (const struct goc_panic_info *d = p->during; d; d = d->during)
+        APPEND("\n\t(while running cleanups after panic: %s)", d->msg);
+    if (p->goroutine && p->name[0])
+        APPEND("\n\ngoroutine %lld \"%s\" [running]:\n",
+               (long long)p->goroutine, p->name);
+    else if (p->goroutine)
+        APPEND("\n\ngoroutine %lld [running]:\n", (long long)p->goroutine);
+    else
+        APPEND("\n\nthread %lu [running]:\n", p->thread);
+    for (int i = 0; i < p->npc; i++) {
+        char sym[256];
+        goc__symbolize(p->pc[i], sym, sizeof(sym));
+        APPEND("\t%s\n", sym);
+    }
+#undef APPEND
+    return (int)len;
+}
+
+void goc_panic_info_free(goc_panic_info *p)
+{
+    while (p) {
+        goc_panic_info *next = p->during;
+        if (p->heap)
+            goc__free(p);
+        p = next;
+    }
+}

@@ -1,0 +1,453 @@
+/* SPDX-License-Identifier: MIT */
+/* Tests of panics, cleanups, recovery, dumps, leaks and deadlocks. */
+#include "test.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+/* ---- panic and recover ----------------------------------------------------
+ */
+
+static int returns_7(void *arg)
+{
+    (void)arg;
+    return 7;
+}
+
+static int panics(void *arg)
+{
+    goc_panic(-EIO, "boom %d", *(int *)arg);
+}
+
+TEST_G(panic, try_turns_a_panic_into_an_error)
+{
+    goc_panic_info *p = (goc_panic_info *)1;
+    ASSERT_EQ(goc_try(returns_7, NULL, &p), 7);
+    ASSERT(p == NULL);
+    int v = 42;
+    ASSERT_EQ(goc_try(panics, &v, &p), GOC_EPANIC);
+    ASSERT(p != NULL);
+    ASSERT_STR(goc_panic_info_message(p), "boom 42");
+    ASSERT_EQ(goc_panic_info_code(p), -EIO);
+    ASSERT_EQ(goc_panic_info_goroutine(p), goc_id());
+    char text[2048];
+    ASSERT_GT(goc_panic_info_format(p, text, sizeof(text)), 0);
+    ASSERT(strstr(text, "panic: boom 42") != NULL);
+    ASSERT(strstr(text, "panics") != NULL); /* the backtrace names it */
+    goc_panic_info_free(p);
+    ASSERT_EQ(goc_try(panics, &v, NULL), GOC_EPANIC); /* info discarded */
+    ASSERT_EQ(goc_try(NULL, NULL, NULL), -EINVAL);
+    ASSERT_EQ(goc_defer(NULL, NULL), -EINVAL);
+}
+
+struct order {
+    char log[64];
+    int n;
+};
+
+static void note(struct order *o, char c)
+{
+    o->log[o->n++] = c;
+    o->log[o->n] = '\0';
+}
+
+static void note_a(void *arg)
+{
+    note(arg, 'a');
+}
+static void note_b(void *arg)
+{
+    note(arg, 'b');
+}
+static void note_c(void *arg)
+{
+    note(arg, 'c');
+}
+static void note_i(void *arg)
+{
+    note(arg, 'i');
+}
+
+static int inner_panics(void *arg)
+{
+    goc_defer(note_i, arg);
+    goc_panic(0, "inner");
+}
+
+static int nested(void *arg)
+{
+    struct order *o = arg;
+    goc_defer(note_a, o);
+    goc_defer(note_b, o);
+    /* An inner goc_try stops the inner panic; its cleanup runs first. */
+    ASSERT_EQ(goc_try(inner_panics, o, NULL), GOC_EPANIC);
+    goc_defer(note_c, o);
+    goc_panic(1, "outer");
+}
+
+TEST_G(panic, cleanups_run_newest_first_in_each_scope)
+{
+    struct order o = { .n = 0 };
+    ASSERT_EQ(goc_try(nested, &o, NULL), GOC_EPANIC);
+    ASSERT_STR(o.log, "icba");
+    /* On a normal return too. */
+    o.n = 0;
+    o.log[0] = '\0';
+    ASSERT_EQ(goc_try(returns_7, NULL, NULL), 7);
+}
+
+static void panicking_cleanup(void *arg)
+{
+    (void)arg;
+    goc_panic(2, "in cleanup");
+}
+
+static int panics_then_cleanup_panics(void *arg)
+{
+    goc_defer(note_a, arg);
+    goc_defer(panicking_cleanup, NULL);
+    goc_panic(1, "first");
+}
+
+TEST_G(panic, cleanup_that_panics_keeps_the_rest_running)
+{
+    struct order o = { .n = 0 };
+    goc_panic_info *p;
+    ASSERT_EQ(goc_try(panics_then_cleanup_panics, &o, &p), GOC_EPANIC);
+    ASSERT_STR(o.log, "a"); /* the remaining cleanup still ran */
+    ASSERT_STR(goc_panic_info_message(p), "in cleanup");
+    char text[2048];
+    goc_panic_info_format(p, text, sizeof(text));
+    ASSERT(strstr(text, "after panic: first") != NULL);
+    goc_panic_info_free(p);
+}
+
+static void *thread_try(void *arg)
+{
+    int v = 5;
+    *(int *)arg = goc_try(panics, &v, NULL);
+    return NULL;
+}
+
+TEST(panic, plain_thread_can_try)
+{
+    ASSERT_EQ(goc_defer(note_a, NULL), -EPERM); /* no scope here */
+    pthread_t t;
+    int r = 0;
+    ASSERT_OK(pthread_create(&t, NULL, thread_try, &r));
+    pthread_join(t, NULL);
+    ASSERT_EQ(r, GOC_EPANIC);
+}
+
+/* A goroutine's own cleanups run when it ends, panic or not. */
+static _Atomic int goroutine_cleanups;
+
+static void count_cleanup(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&goroutine_cleanups, 1);
+}
+
+static void ends_normally(void *arg)
+{
+    goc_defer(count_cleanup, NULL);
+    goc_wg_done(arg);
+}
+
+TEST_G(panic, goroutine_cleanups_run_at_exit)
+{
+    goc_wg wg = GOC_WG_INIT;
+    goc_wg_add(&wg, 3);
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(goc_go(ends_normally, &wg));
+    ASSERT_OK(goc_wg_wait(&wg, NULL));
+    goc_sleep(10 * GOC_MILLISECOND, NULL);
+    ASSERT_EQ(atomic_load(&goroutine_cleanups), 3);
+}
+
+static void say_cleanup(void *arg)
+{
+    (void)arg;
+    fprintf(stderr, "cleanup ran\n");
+}
+
+static void unrecovered(void *arg)
+{
+    (void)arg;
+    goc_defer(say_cleanup, NULL);
+    goc_panic(-EINVAL, "nobody catches %s", "this");
+}
+
+static int unrecovered_main(void *arg)
+{
+    (void)arg;
+    struct goc_go_opts o = { .name = "doomed" };
+    goc_go_ex(unrecovered, NULL, &o);
+    goc_sleep(5 * GOC_SECOND, NULL);
+    return 0;
+}
+
+static void unrecovered_child(void)
+{
+    goc_run(unrecovered_main, NULL);
+}
+
+TEST(panic, unrecovered_panic_dumps_and_exits_2)
+{
+    test_expect_exit(unrecovered_child, 2,
+                     "panic: nobody catches this [invalid argument]");
+    test_expect_exit(unrecovered_child, 2, "cleanup ran");
+    test_expect_exit(unrecovered_child, 2, "\"doomed\" [running]");
+    test_expect_exit(unrecovered_child, 2, "[sleep");
+}
+
+/* ---- the recovery handler --------------------------------------------------
+ */
+
+struct seen {
+    _Atomic int calls;
+    bool panic_in_callback;
+};
+
+static void on_panic(const struct goc_panic_record *r, void *arg)
+{
+    struct seen *s = arg;
+    atomic_fetch_add(&s->calls, 1);
+    ASSERT(r->message[0] == 'b');
+    if (s->panic_in_callback)
+        goc_panic(0, "callback panics");
+}
+
+TEST_G(panic, recovery_ring_wraps_and_counts)
+{
+    struct seen s = { 0 };
+    goc_recovery *h;
+    ASSERT_EQ(goc_recovery_new(0, NULL, NULL, &h), -EINVAL);
+    ASSERT_OK(goc_recovery_new(3, on_panic, &s, &h));
+    for (int i = 0; i < 5; i++)
+        ASSERT_EQ(goc_recovery_run(h, panics, &i), GOC_EPANIC);
+    ASSERT_EQ(goc_recovery_run(h, returns_7, NULL), 7);
+    int64_t over;
+    ASSERT_EQ(goc_recovery_count(h, &over), 5);
+    ASSERT_EQ(over, 2);
+    struct goc_panic_record r[5];
+    ASSERT_EQ(goc_recovery_records(h, r, 5), 3);
+    ASSERT_STR(r[0].message, "boom 2"); /* oldest kept first */
+    ASSERT_STR(r[2].message, "boom 4");
+    ASSERT_EQ(r[2].goroutine, goc_id());
+    ASSERT_NE(r[2].thread, 0);
+    ASSERT_EQ(r[2].code, -EIO);
+    ASSERT(strstr(r[2].backtrace, "panics") != NULL);
+    ASSERT_EQ(atomic_load(&s.calls), 5);
+    /* A callback that panics is caught, counted, and not recursed into. */
+    s.panic_in_callback = true;
+    int v = 9;
+    ASSERT_EQ(goc_recovery_run(h, panics, &v), GOC_EPANIC);
+    ASSERT_EQ(goc_recovery_callback_panics(h), 1);
+    ASSERT_EQ(goc_recovery_count(h, NULL), 6);
+    goc_recovery_free(h);
+}
+
+/* ---- dumps ------------------------------------------------------------------
+ */
+
+struct parked {
+    goc_chan *never;
+    goc_mutex mu;
+    goc_wg wg_never, started;
+    goc_fd *rd, *wr;
+};
+
+static void on_chan(void *arg)
+{
+    struct parked *p = arg;
+    goc_wg_done(&p->started);
+    goc_chan_recv(p->never, NULL, NULL);
+}
+
+static void on_mutex(void *arg)
+{
+    struct parked *p = arg;
+    goc_wg_done(&p->started);
+    goc_mutex_lock(&p->mu, NULL);
+    goc_mutex_unlock(&p->mu);
+}
+
+static void on_io(void *arg)
+{
+    struct parked *p = arg;
+    char c;
+    goc_wg_done(&p->started);
+    goc_fd_read(p->rd, &c, 1, NULL);
+}
+
+static void on_sleep(void *arg)
+{
+    struct parked *p = arg;
+    goc_wg_done(&p->started);
+    goc_sleep(300 * GOC_MILLISECOND, NULL);
+}
+
+TEST_G(panic, dump_names_every_wait)
+{
+    struct parked p = { .started = GOC_WG_INIT };
+    ASSERT_OK(goc_chan_new(sizeof(int), 0, &p.never));
+    int fds[2];
+    ASSERT_OK(pipe(fds));
+    ASSERT_OK(goc_fd_open(fds[0], &p.rd));
+    ASSERT_OK(goc_fd_open(fds[1], &p.wr));
+    goc_mutex_lock(&p.mu, NULL);
+    void (*fns[])(void *) = { on_chan, on_mutex, on_io, on_sleep };
+    const char *names[] = { "waits-chan", "waits-mutex", "waits-io",
+                            "waits-sleep" };
+    goc_wg_add(&p.started, 4);
+    for (int i = 0; i < 4; i++) {
+        struct goc_go_opts o = { .name = names[i] };
+        ASSERT_OK(goc_go_ex(fns[i], &p, &o));
+    }
+    goc_wg_wait(&p.started, NULL);
+    goc_sleep(20 * GOC_MILLISECOND, NULL);
+    char path[] = "/tmp/goc-dump-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    unlink(path);
+    ASSERT_GE(goc_dump(fd), 5);
+    char text[16384];
+    ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+    ASSERT_GT(n, 0);
+    text[n] = '\0';
+    close(fd);
+    ASSERT(strstr(text, "\"waits-chan\" [chan receive") != NULL);
+    ASSERT(strstr(text, "\"waits-mutex\" [mutex") != NULL);
+    ASSERT(strstr(text, "\"waits-io\" [io wait") != NULL);
+    ASSERT(strstr(text, "\"waits-sleep\" [sleep") != NULL);
+    ASSERT(strstr(text, "\"main\" [running]") != NULL);
+    if (!strstr(text, "on_chan+")) /* a parked goroutine's backtrace */
+        ASSERT_FAIL("no backtrace of on_chan in:\n%s", text);
+    ASSERT(strstr(text, "created by") != NULL);
+    /* Release everyone. */
+    goc_chan_close(p.never);
+    goc_mutex_unlock(&p.mu);
+    ASSERT_EQ(goc_fd_write(p.wr, "x", 1, NULL), 1);
+    ASSERT_OK(goc_leakcheck(0, 5 * GOC_SECOND));
+    goc_fd_close(p.rd);
+    goc_fd_close(p.wr);
+    goc_chan_release(p.never);
+}
+
+/* ---- leak check
+ * ---------------------------------------------------------------- */
+
+static void leaked(void *arg)
+{
+    goc_chan_recv(arg, NULL, NULL);
+}
+
+TEST_G(panic, leakcheck_finds_a_leak_then_passes)
+{
+    goc_chan *ch;
+    ASSERT_OK(goc_chan_new(0, 0, &ch));
+    ASSERT_OK(goc_go(leaked, ch));
+    ASSERT_EQ(goc_leakcheck(0, 30 * GOC_MILLISECOND), -ETIMEDOUT);
+    goc_chan_close(ch);
+    ASSERT_OK(goc_leakcheck(0, 5 * GOC_SECOND));
+    goc_chan_release(ch);
+}
+
+/* ---- deadlocks --------------------------------------------------------------
+ */
+
+static int recv_forever(void *arg)
+{
+    (void)arg;
+    goc_chan *ch;
+    goc_chan_new(sizeof(int), 0, &ch);
+    int v;
+    goc_chan_recv(ch, &v, NULL);
+    return 0;
+}
+
+static int wg_forever(void *arg)
+{
+    (void)arg;
+    goc_wg wg = GOC_WG_INIT;
+    goc_wg_add(&wg, 1);
+    goc_wg_wait(&wg, NULL);
+    return 0;
+}
+
+static int lock_twice(void *arg)
+{
+    (void)arg;
+    goc_mutex mu = GOC_MUTEX_INIT;
+    goc_mutex_lock(&mu, NULL);
+    goc_mutex_lock(&mu, NULL);
+    return 0;
+}
+
+static void deadlock_recv(void)
+{
+    goc_run(recv_forever, NULL);
+}
+
+static void deadlock_wg(void)
+{
+    goc_run(wg_forever, NULL);
+}
+
+static void deadlock_mutex(void)
+{
+    goc_run(lock_twice, NULL);
+}
+
+TEST(panic, deadlocks_are_reported)
+{
+    const char *msg = "fatal error: all goroutines are asleep - deadlock!";
+    test_expect_exit(deadlock_recv, 2, msg);
+    test_expect_exit(deadlock_recv, 2, "[chan receive");
+    test_expect_exit(deadlock_wg, 2, "[waitgroup");
+    test_expect_exit(deadlock_mutex, 2, "[mutex");
+}
+
+/* Not a deadlock: a blocking call in flight will write the pipe the main
+ * goroutine reads (an I/O wait), after a timer-free pause. */
+static int late_write(void *arg)
+{
+    usleep(100 * 1000);
+    return write(*(int *)arg, "z", 1) == 1 ? 0 : -EIO;
+}
+
+struct late {
+    int wfd;
+    int result;
+};
+
+static void blocking_writer(void *arg)
+{
+    struct late *l = arg;
+    l->result = goc_blocking(late_write, &l->wfd, NULL);
+}
+
+TEST_G(panic, no_deadlock_while_io_or_blocking_call_pending)
+{
+    int fds[2];
+    ASSERT_OK(pipe(fds));
+    goc_fd *rd;
+    ASSERT_OK(goc_fd_open(fds[0], &rd));
+    struct late l = { .wfd = fds[1] };
+    ASSERT_OK(goc_go(blocking_writer, &l));
+    char c;
+    ASSERT_EQ(goc_fd_read(rd, &c, 1, NULL), 1);
+    ASSERT_OK(goc_leakcheck(0, 5 * GOC_SECOND));
+    ASSERT_OK(l.result);
+    goc_fd_close(rd);
+    close(fds[1]);
+}
+
+TEST_G(panic, no_deadlock_while_a_timer_is_pending)
+{
+    /* Everyone asleep but a timer will wake the main goroutine. */
+    ASSERT_OK(goc_sleep(100 * GOC_MILLISECOND, NULL));
+}
