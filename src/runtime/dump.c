@@ -256,12 +256,13 @@ static bool only_goc_threads(void)
 
 void goc__check_deadlock(void)
 {
-    static int enabled = -1;
-    if (enabled < 0) {
+    static _Atomic int enabled = -1;
+    if (atomic_load_explicit(&enabled, memory_order_relaxed) < 0) {
         const char *env = getenv("GOC_DEADLOCK_CHECK");
-        enabled = !(env && strcmp(env, "0") == 0);
+        atomic_store(&enabled, !(env && strcmp(env, "0") == 0));
     }
-    if (!enabled || goc_num_goroutine() == 0)
+    if (!atomic_load_explicit(&enabled, memory_order_relaxed) ||
+        goc_num_goroutine() == 0)
         return;
     uint64_t before = activity();
     if (!before || !only_goc_threads())

@@ -122,12 +122,10 @@ static struct goc_panic_info *make_info(int code, const char *fmt, va_list ap)
     struct goc_panic_info *p = goc__malloc(sizeof(*p) + (size_t)len + 1);
     if (!p) {
         /* Out of memory while panicking: keep what fits. */
-        static _Thread_local struct {
-            struct goc_panic_info p;
-            char msg[64];
-        } spare;
-        p = &spare.p;
-        len = sizeof(spare.msg) - 1;
+        static _Thread_local _Alignas(struct goc_panic_info) char
+            spare[sizeof(struct goc_panic_info) + 64];
+        p = (struct goc_panic_info *)(void *)spare;
+        len = 63;
         p->heap = false;
     } else {
         p->heap = true;
@@ -136,8 +134,9 @@ static struct goc_panic_info *make_info(int code, const char *fmt, va_list ap)
     struct goc__g *g = goc__g_current();
     p->code = code;
     p->goroutine = g ? g->id : 0;
-    memcpy(p->name, g ? g->name : "", sizeof(p->name));
-    p->name[sizeof(p->name) - 1] = '\0';
+    p->name[0] = '\0';
+    if (g)
+        snprintf(p->name, sizeof(p->name), "%s", g->name);
     p->thread = (unsigned long)syscall(SYS_gettid);
     p->during = NULL;
     p->npc = goc__backtrace(p->pc, MAX_FRAMES, __builtin_frame_address(0));
