@@ -3,6 +3,7 @@
 #include "test.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -201,6 +202,71 @@ TEST(panic, unrecovered_panic_dumps_and_exits_2)
     test_expect_exit(unrecovered_child, 2, "cleanup ran");
     test_expect_exit(unrecovered_child, 2, "\"doomed\" [running]");
     test_expect_exit(unrecovered_child, 2, "[sleep");
+}
+
+static void leaked_for_quit(void *arg)
+{
+    goc_chan_recv(arg, NULL, NULL);
+}
+
+/* ---- faults -------------------------------------------------------------- */
+
+static void null_deref(void *arg)
+{
+    volatile int *p = arg; /* NULL */
+    *p = 1;
+}
+
+static int null_main(void *arg)
+{
+    (void)arg;
+    struct goc_go_opts o = { .name = "careless" };
+    goc_go_ex(null_deref, NULL, &o);
+    goc_sleep(5 * GOC_SECOND, NULL);
+    return 0;
+}
+
+static void null_child(void)
+{
+    goc_run(null_main, NULL);
+}
+
+TEST(panic, null_dereference_is_reported)
+{
+    if (test_instrumented()) {
+        /* The sanitizers and valgrind take SIGSEGV for their own report. */
+        printf("# skipped under a sanitizer or valgrind\n");
+        return;
+    }
+    test_expect_exit(null_child, 2, "unexpected signal SIGSEGV");
+    test_expect_exit(null_child, 2, "goroutine 2 \"careless\" [running]");
+    test_expect_exit(null_child, 2, "addr=(nil)");
+    test_expect_exit(null_child, 2, "null_deref+");
+}
+
+static int quit_main(void *arg)
+{
+    (void)arg;
+    goc_dump_on_sigquit(true);
+    goc_chan *ch;
+    goc_chan_new(0, 0, &ch);
+    struct goc_go_opts o = { .name = "stuck" };
+    goc_go_ex(leaked_for_quit, ch, &o);
+    goc_sleep(20 * GOC_MILLISECOND, NULL);
+    kill(getpid(), SIGQUIT);
+    goc_sleep(5 * GOC_SECOND, NULL);
+    return 0;
+}
+
+static void quit_child(void)
+{
+    goc_run(quit_main, NULL);
+}
+
+TEST(panic, sigquit_dumps_every_goroutine)
+{
+    test_expect_exit(quit_child, 2, "SIGQUIT: quit");
+    test_expect_exit(quit_child, 2, "\"stuck\" [chan receive");
 }
 
 /* ---- the recovery handler --------------------------------------------------

@@ -149,6 +149,15 @@ GOC_API void goc_recovery_free(goc_recovery *h);
 GOC_API int goc_dump(int fd);
 
 /**
+ * goc_dump_on_sigquit - when @on, SIGQUIT (Ctrl-\\) writes goc_dump() to
+ * standard error and ends the process with status 2, as in Go; when off,
+ * the disposition found before is restored.
+ *
+ * Return: 0 or -errno of sigaction().
+ */
+GOC_API int goc_dump_on_sigquit(bool on);
+
+/**
  * goc_leakcheck - wait until at most @allowed goroutines exist besides
  * the caller (retrying with backoff until @timeout ns have passed), like
  * goleak. On failure the leftover goroutines are dumped to standard error.

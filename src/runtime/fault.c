@@ -1,24 +1,33 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Stack overflow reports. Every M runs with an alternate signal stack, and
- * the SIGSEGV/SIGBUS handler checks whether the fault address lies in the
- * running goroutine's guard page. If so it prints which goroutine
- * overflowed (id, name, entry function, stack size, creator) and ends the
- * process with status 2, as Go does; any other fault goes to the handler
- * that was installed before goc's.
+ * Fault reports. Every M runs with an alternate signal stack. A SIGSEGV,
+ * SIGBUS, SIGFPE or SIGILL in a goroutine is reported with the goroutine's
+ * id and name, the fault address and a backtrace from the faulting frame;
+ * a SIGSEGV or SIGBUS in the goroutine's guard page is reported as a stack
+ * overflow (entry function, stack size, creator). Then the process ends
+ * with status 2, as Go's does, or, with GOC_TRACEBACK=crash, by the signal
+ * itself (for a core file). A fault outside any goroutine goes to the
+ * handler installed before goc's.
+ *
+ * The report formats with snprintf and looks symbols up, which is not
+ * async-signal-safe in general; the process is ending, and the symbol
+ * cache's lock is only tried, never waited for.
  */
 #include "runtime.h"
 #include "../internal/alloc.h"
 
 #include <dlfcn.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <ucontext.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #define ALTSTACK_SIZE (64 * 1024)
 
-static struct sigaction old_segv, old_bus;
+static const int fault_signals[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL };
+static struct sigaction old_action[4];
 
 /* Small async-signal-safe formatting into a fixed buffer. */
 struct out {
@@ -91,15 +100,77 @@ void goc__stack_overflow(struct goc__g *g, const void *addr)
     _exit(2);
 }
 
+static int signal_index(int sig)
+{
+    for (int i = 0; i < 4; i++)
+        if (fault_signals[i] == sig)
+            return i;
+    return 0;
+}
+
+/* Program counter and frame pointer of the interrupted code. */
+static void fault_regs(const void *uctx, uintptr_t *pc, uintptr_t *fp)
+{
+    const ucontext_t *uc = uctx;
+#if defined(__x86_64__)
+    *pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    *fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+#elif defined(__aarch64__)
+    *pc = (uintptr_t)uc->uc_mcontext.pc;
+    *fp = (uintptr_t)uc->uc_mcontext.regs[29];
+#else
+    (void)uc;
+    *pc = *fp = 0;
+#endif
+}
+
+static void report_fault(int sig, siginfo_t *si, void *uctx, struct goc__g *g)
+{
+    char buf[4096];
+    uintptr_t pc, fp;
+    fault_regs(uctx, &pc, &fp);
+    int n =
+        snprintf(buf, sizeof(buf),
+                 "fatal error: unexpected signal SIG%s (%s)\n"
+                 "[signal %d code=%d addr=%p pc=%p]\n\n"
+                 "goroutine %lld%s%s%s [running]:\n",
+                 sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", strsignal(sig),
+                 sig, si->si_code, si->si_addr, (void *)pc, (long long)g->id,
+                 g->name[0] ? " \"" : "", g->name, g->name[0] ? "\"" : "");
+    void *pcs[32];
+    int npc = 0;
+    if (pc)
+        pcs[npc++] = (void *)(pc + 1); /* symbolize looks one byte back */
+    if (fp >= (uintptr_t)g->stack_lo && fp < (uintptr_t)g)
+        npc += goc__backtrace(pcs + npc, 32 - npc, (const void *)fp);
+    for (int i = 0; i < npc && n < (int)sizeof(buf) - 300; i++) {
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n, "\t");
+        n += goc__symbolize(pcs[i], buf + n, sizeof(buf) - (size_t)n - 2);
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n, "\n");
+    }
+    n += snprintf(buf + n, sizeof(buf) - (size_t)n, "\n");
+    ssize_t r = write(2, buf, (size_t)n < sizeof(buf) ? (size_t)n : 0);
+    (void)r;
+    goc__dump_others(2);
+}
+
 static void on_fault(int sig, siginfo_t *si, void *uctx)
 {
-    (void)uctx;
     struct goc__m *m = goc__m_current();
-    if (m && m->curg && m->curg != &m->g0 &&
-        goc__stack_guard_hit(m->curg, si->si_addr))
-        goc__stack_overflow(m->curg, si->si_addr);
+    struct goc__g *g = m && m->curg && m->curg != &m->g0 ? m->curg : NULL;
+    if (g && (sig == SIGSEGV || sig == SIGBUS) &&
+        goc__stack_guard_hit(g, si->si_addr))
+        goc__stack_overflow(g, si->si_addr);
+    if (g) {
+        report_fault(sig, si, uctx, g);
+        const char *tb = getenv("GOC_TRACEBACK");
+        if (!tb || strcmp(tb, "crash") != 0)
+            _exit(2);
+        signal(sig, SIG_DFL); /* re-fault into the default: a core */
+        return;
+    }
     /* Not ours: restore the previous disposition and re-fault into it. */
-    sigaction(sig, sig == SIGSEGV ? &old_segv : &old_bus, NULL);
+    sigaction(sig, &old_action[signal_index(sig)], NULL);
 }
 
 int goc__fault_init(void)
@@ -109,9 +180,9 @@ int goc__fault_init(void)
     sa.sa_sigaction = on_fault;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGSEGV, &sa, &old_segv) != 0 ||
-        sigaction(SIGBUS, &sa, &old_bus) != 0)
-        return -errno;
+    for (int i = 0; i < 4; i++)
+        if (sigaction(fault_signals[i], &sa, &old_action[i]) != 0)
+            return -errno;
     return 0;
 }
 

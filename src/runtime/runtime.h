@@ -404,8 +404,8 @@ int goc__symbolize(const void *pc, char *buf, size_t n);
 void goc__run_defers(struct goc__defer **list);
 /* goc_dump() of every goroutine but the caller; the count or -errno. */
 int goc__dump_others(int fd);
-/* Every M is idle: if nothing can ever wake a goroutine, report the
- * deadlock and exit. */
+/* sysmon, each tick: if every M has been idle and nothing can ever wake
+ * a goroutine, report the deadlock and exit. */
 void goc__check_deadlock(void);
 
 /* ---- network poller (netpoll.c) --------------------------------------- */

@@ -187,7 +187,6 @@ static void stop_m(struct goc__m *m)
     m->idle_next = goc__sched.midle;
     goc__sched.midle = m;
     goc__lock_release(&goc__sched.lock);
-    goc__check_deadlock();
     m_sleep(m);
     acquire_p(m, m->nextp);
     m->nextp = NULL;
@@ -450,7 +449,6 @@ static void m_idle(struct goc__m *m)
     m->idle_next = goc__sched.midle;
     goc__sched.midle = m;
     goc__lock_release(&goc__sched.lock);
-    goc__check_deadlock();
     m_sleep(m);
     acquire_p(m, m->nextp);
     m->nextp = NULL;

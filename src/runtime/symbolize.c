@@ -127,8 +127,10 @@ int goc__symbolize(const void *pc, char *buf, size_t n)
             path = exe;
         }
     }
-    pthread_mutex_lock(&cache.mu);
-    struct module *m = path ? module_for(path) : NULL;
+    /* Tried, not waited for: a fault report may come here while another
+     * thread of the dying process holds it. */
+    bool locked = pthread_mutex_trylock(&cache.mu) == 0;
+    struct module *m = locked && path ? module_for(path) : NULL;
     const char *name = NULL;
     uintptr_t start = 0;
     if (m) {
@@ -137,7 +139,8 @@ int goc__symbolize(const void *pc, char *buf, size_t n)
         if (name && m->relative)
             start += (uintptr_t)info.dli_fbase;
     }
-    pthread_mutex_unlock(&cache.mu);
+    if (locked)
+        pthread_mutex_unlock(&cache.mu);
     if (!name && info.dli_sname) {
         name = info.dli_sname;
         start = (uintptr_t)info.dli_saddr;

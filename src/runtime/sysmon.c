@@ -13,7 +13,9 @@
  *  - when goroutines wait for I/O and nobody has looked at epoll for
  *    10 ms (every M busy running goroutines), it polls and queues the
  *    goroutines whose I/O is ready on the global queue;
- *  - stacks idle for 2 s in the global pool give their pages back.
+ *  - stacks idle for 2 s in the global pool give their pages back;
+ *  - when every goroutine has been parked for a few ticks with nothing
+ *    left that could wake one, it reports the deadlock (dump.c).
  */
 #include "runtime.h"
 #include "../internal/futex.h"
@@ -121,6 +123,7 @@ static void *sysmon_main(void *arg)
                               memory_order_relaxed);
         bool active = watch_ps(now);
         poll_if_stale(now);
+        goc__check_deadlock();
         if (now - last_trim >= TRIM_EVERY_NS) {
             goc__stack_trim(now, STACK_IDLE_NS);
             last_trim = now;
