@@ -88,7 +88,7 @@ TEST_G(blocking, ctx_abandons_the_wait_not_the_work)
     ASSERT_EQ(goc_blocking(block_ms, (void *)(intptr_t)1, ctx), -ETIMEDOUT);
     goc_ctx_destroy(ctx);
     /* The work still finishes on the pool, and its result is counted. */
-    for (int i = 0; i < 500 && goc_blocking_abandoned() == before; i++)
+    for (int i = 0; i < 3000 && goc_blocking_abandoned() == before; i++)
         goc_sleep(10 * GOC_MILLISECOND, NULL);
     ASSERT_EQ(goc_blocking_abandoned() - before, 1);
 }

@@ -152,7 +152,7 @@ TEST_G(server, shutdown_deadline_then_close)
 
 TEST_G(server, free_while_serving_waits_for_handlers)
 {
-    struct svc s = { 0 };
+    static struct svc s; /* outlives the handlers, which free won't wait */
     char addr[GOC_ADDRSTRLEN];
     goc_server *srv = serve(&s, addr, 2);
     goc_fd *c[3];
@@ -163,6 +163,12 @@ TEST_G(server, free_while_serving_waits_for_handlers)
     goc_server_free(srv); /* closes everything; memory goes with the last */
     for (int i = 0; i < 3; i++)
         goc_fd_close(c[i]);
+    /* Each handler still ends (its connection was closed under it). */
+    int64_t t0 = goc_now();
+    while (atomic_load(&s.handlers_done) < 3 &&
+           goc_now() - t0 < 10 * GOC_SECOND)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    ASSERT_EQ(atomic_load(&s.handlers_done), 3);
 }
 
 TEST_G(server, max_conns_limits_concurrency)
@@ -175,8 +181,13 @@ TEST_G(server, max_conns_limits_concurrency)
         ASSERT_OK(goc_tcp_dial(addr, &c[i], NULL));
         request(c[i], 1);
     }
-    goc_sleep(10 * GOC_MILLISECOND, NULL);
     struct goc_server_stats st;
+    int64_t t0 = goc_now();
+    do {
+        goc_sleep(GOC_MILLISECOND, NULL);
+        goc_server_get_stats(srv, &st);
+    } while (st.accepted < 2 && goc_now() - t0 < 10 * GOC_SECOND);
+    goc_sleep(10 * GOC_MILLISECOND, NULL);
     goc_server_get_stats(srv, &st);
     ASSERT_EQ(st.accepted, 2); /* the others wait in the backlog */
     for (int i = 0; i < 2; i++) {
