@@ -3,6 +3,8 @@
 #include "test.h"
 
 #include <pthread.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/eventfd.h>
@@ -316,6 +318,37 @@ TEST_G(panic, recovery_ring_wraps_and_counts)
     goc_recovery_free(h);
 }
 
+static int panics_nil(void *arg)
+{
+    (void)arg;
+    goc_panic(0, NULL); /* Go's panic(nil): still a panic */
+}
+
+static int rethrows(void *arg)
+{
+    int v = 1;
+    return goc_recovery_run(arg, panics, &v);
+}
+
+TEST_G(panic, nil_panic_and_rethrow_policy)
+{
+    goc_panic_info *p;
+    ASSERT_EQ(goc_try(panics_nil, NULL, &p), GOC_EPANIC);
+    ASSERT_STR(goc_panic_info_message(p), "");
+    goc_panic_info_free(p);
+    goc_recovery *h;
+    ASSERT_OK(goc_recovery_new(4, NULL, NULL, &h));
+    ASSERT_EQ(goc_recovery_set_policy(h, 7), -EINVAL);
+    ASSERT_OK(goc_recovery_set_policy(h, GOC_RECOVER_RETHROW));
+    /* Recorded, then thrown on to the outer goc_try. */
+    ASSERT_EQ(goc_try(rethrows, h, &p), GOC_EPANIC);
+    ASSERT_STR(goc_panic_info_message(p), "boom 1");
+    ASSERT_EQ(goc_panic_info_code(p), -EIO);
+    goc_panic_info_free(p);
+    ASSERT_EQ(goc_recovery_count(h, NULL), 1);
+    goc_recovery_free(h);
+}
+
 /* ---- dumps ------------------------------------------------------------------
  */
 
@@ -522,4 +555,78 @@ TEST_G(panic, no_deadlock_while_a_timer_is_pending)
 {
     /* Everyone asleep but a timer will wake the main goroutine. */
     ASSERT_OK(goc_sleep(100 * GOC_MILLISECOND, NULL));
+}
+
+/* ---- the gdb extension ------------------------------------------------------
+ */
+
+static void parked_for_gdb(void *arg)
+{
+    goc_chan_recv(arg, NULL, NULL);
+}
+
+static int gdb_child_main(void *arg)
+{
+    (void)arg;
+    goc_chan *ch;
+    goc_chan_new(0, 0, &ch);
+    struct goc_go_opts o = { .name = "parked-for-gdb" };
+    goc_go_ex(parked_for_gdb, ch, &o);
+    goc_sleep(20 * GOC_MILLISECOND, NULL);
+    abort(); /* a core file, written by the kernel */
+}
+
+TEST(panic, gdb_lists_goroutines_of_a_core)
+{
+    if (test_instrumented() || system("command -v gdb >/dev/null 2>&1") != 0) {
+        printf("# skipped: no gdb, or an instrumented build\n");
+        return;
+    }
+    char dir[] = "/tmp/goc-core-XXXXXX";
+    ASSERT(mkdtemp(dir) != NULL);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        struct rlimit unlimited = { RLIM_INFINITY, RLIM_INFINITY };
+        setrlimit(RLIMIT_CORE, &unlimited);
+        if (chdir(dir) != 0)
+            _exit(1);
+        goc_run(gdb_child_main, NULL);
+        _exit(0);
+    }
+    int status;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    char core[128], cmd[2048], exe[512];
+    snprintf(core, sizeof(core), "%s/core", dir);
+    if (access(core, R_OK) != 0) {
+        snprintf(core, sizeof(core), "%s/core.%d", dir, (int)pid);
+        if (access(core, R_OK) != 0) {
+            /* core_pattern sends cores elsewhere (a crash collector). */
+            printf("# skipped: the kernel wrote no core file here\n");
+            rmdir(dir);
+            return;
+        }
+    }
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    ASSERT_GT(len, 0);
+    exe[len] = '\0';
+    snprintf(cmd, sizeof(cmd),
+             "gdb -batch -nx -x %s/tools/goc-gdb.py -ex 'info goroutines' "
+             "-ex 'goroutine 2 bt' %s %s >%s/out 2>&1",
+             GOC_SOURCE_DIR, exe, core, dir);
+    int rc = system(cmd);
+    char text[16384] = "", out[160];
+    snprintf(out, sizeof(out), "%s/out", dir);
+    FILE *f = fopen(out, "r");
+    ASSERT(f != NULL);
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    unlink(out);
+    unlink(core);
+    rmdir(dir);
+    if (!strstr(text, "goroutine 2 \"parked-for-gdb\" [chan receive]") ||
+        !strstr(text, "goroutine 1 \"main\" [running]") ||
+        !strstr(text, "goc__wait_block") || !strstr(text, "g_entry"))
+        ASSERT_FAIL("gdb said (rc %d):\n%s", rc, text);
 }

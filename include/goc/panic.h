@@ -113,9 +113,20 @@ GOC_API int goc_recovery_new(int capacity,
                              void *arg,
                              goc_recovery **out);
 
+/* What goc_recovery_run() does after recording a panic. */
+enum goc_recover_policy {
+    GOC_RECOVER_CONTINUE, /* return GOC_EPANIC: the caller goes on */
+    GOC_RECOVER_RETHROW,  /* panic again with the same message and code */
+};
+
+/** goc_recovery_set_policy - GOC_RECOVER_CONTINUE (default) or _RETHROW. */
+GOC_API int goc_recovery_set_policy(goc_recovery *h, int policy);
+
 /**
- * goc_recovery_run - goc_try(@fn, @arg) recording a panic in @h.
- * Return: as goc_try().
+ * goc_recovery_run - goc_try(@fn, @arg) recording a panic in @h, then
+ * following its policy.
+ * Return: as goc_try() (with GOC_RECOVER_RETHROW, a panic does not
+ * return here).
  */
 GOC_API int goc_recovery_run(goc_recovery *h, int (*fn)(void *), void *arg);
 

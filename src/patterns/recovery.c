@@ -11,6 +11,7 @@
 #include "../internal/alloc.h"
 #include "../internal/lock.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +19,7 @@ struct goc_recovery {
     goc__lock lock;
     int capacity, head, n; /* ring: oldest at head */
     int64_t total, overwritten, callback_panics;
+    _Atomic int policy;
     goc_recovery_fn fn;
     void *arg;
     struct goc_panic_record recs[];
@@ -103,14 +105,29 @@ void goc_recovery_record(goc_recovery *h, const goc_panic_info *p)
     }
 }
 
+int goc_recovery_set_policy(goc_recovery *h, int policy)
+{
+    if (!h || (policy != GOC_RECOVER_CONTINUE && policy != GOC_RECOVER_RETHROW))
+        return -EINVAL;
+    atomic_store(&h->policy, policy);
+    return 0;
+}
+
 int goc_recovery_run(goc_recovery *h, int (*fn)(void *), void *arg)
 {
     goc_panic_info *p = NULL;
     int r = goc_try(fn, arg, &p);
-    if (r == GOC_EPANIC) {
-        goc_recovery_record(h, p);
+    if (r != GOC_EPANIC)
+        return r;
+    goc_recovery_record(h, p);
+    if (h && atomic_load(&h->policy) == GOC_RECOVER_RETHROW) {
+        char msg[sizeof(((struct goc_panic_record *)0)->message)];
+        int code = goc_panic_info_code(p);
+        snprintf(msg, sizeof(msg), "%s", goc_panic_info_message(p));
         goc_panic_info_free(p);
+        goc_panic(code, "%s", msg);
     }
+    goc_panic_info_free(p);
     return r;
 }
 
