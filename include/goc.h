@@ -15,5 +15,7 @@
 #include "goc/sync.h"
 #include "goc/context.h"
 #include "goc/chan.h"
+#include "goc/clock.h"
+#include "goc/ratelimit.h"
 
 #endif /* GOC_H */
