@@ -17,5 +17,6 @@
 #include "goc/chan.h"
 #include "goc/clock.h"
 #include "goc/ratelimit.h"
+#include "goc/breaker.h"
 
 #endif /* GOC_H */
