@@ -18,5 +18,6 @@
 #include "goc/clock.h"
 #include "goc/ratelimit.h"
 #include "goc/breaker.h"
+#include "goc/errors.h"
 
 #endif /* GOC_H */
