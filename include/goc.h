@@ -19,5 +19,6 @@
 #include "goc/ratelimit.h"
 #include "goc/breaker.h"
 #include "goc/errors.h"
+#include "goc/retry.h"
 
 #endif /* GOC_H */

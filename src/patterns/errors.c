@@ -116,6 +116,24 @@ static goc_error *vwrap(int code, goc_error *cause, const char *fmt, va_list ap)
     return e;
 }
 
+goc_error *goc__error_wrap_payload(int code,
+                                   goc_error *cause,
+                                   void *payload,
+                                   void (*dtor)(void *),
+                                   const char *msg)
+{
+    goc_error *e = cause ? goc_error_with_code(code, cause, "%s", msg)
+                         : goc_error_new(code, "%s", msg);
+    if (e == &oom) {
+        if (dtor)
+            dtor(payload);
+        return e;
+    }
+    e->payload = payload;
+    e->dtor = dtor;
+    return e;
+}
+
 goc_error *goc_error_wrap(goc_error *cause, const char *fmt, ...)
 {
     if (!cause)

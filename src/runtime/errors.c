@@ -25,7 +25,8 @@
     X(GOC_EBURST, "rate: n exceeds the limiter's burst")            \
     X(GOC_EEXHAUSTED, "retry: attempts exhausted")                  \
     X(GOC_EMAXELAPSED, "retry: max elapsed time reached")           \
-    X(GOC_EPERMANENT, "permanent error")
+    X(GOC_EPERMANENT, "permanent error")                            \
+    X(GOC_ERETRYAFTER, "retry after a delay")
 
 const char *goc_strerror(int err)
 {
