@@ -20,5 +20,6 @@
 #include "goc/breaker.h"
 #include "goc/errors.h"
 #include "goc/retry.h"
+#include "goc/objpool.h"
 
 #endif /* GOC_H */
