@@ -41,6 +41,8 @@ var workloads = map[string]workload{
 	"ctx_cancel":      {10_000, runCtxCancel},
 	"pipeline":        {2_000_000, runPipeline},
 	"pipeline_buf":    {2_000_000, runPipelineBuf},
+	"rate_allow":      {10_000_000, runRateAllow},
+	"rate_allow_par":  {10_000_000, runRateAllowPar},
 }
 
 func main() {
