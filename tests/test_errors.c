@@ -68,6 +68,9 @@ TEST(errors, join_is_wrap_and_format)
     ASSERT(goc_error_code_is(GOC_EWOULDEXCEED, -ETIMEDOUT));
     ASSERT(!goc_error_code_is(-ETIMEDOUT, GOC_EWOULDEXCEED));
     ASSERT_STR(goc_error_message(wx), goc_strerror(GOC_EWOULDEXCEED));
+    goc_error *eio = goc_error_new(-EIO, NULL); /* the C library's name */
+    ASSERT_STR(goc_error_message(eio), strerror(EIO));
+    goc_error_release(eio);
 
     goc_error *all[] = { eof, cnl, j, one, w, j2, top, wx };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)

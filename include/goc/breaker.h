@@ -186,10 +186,13 @@ GOC_API int goc_breaker_allow(goc_breaker *b, goc_breaker_token *tok);
  */
 GOC_API int goc_breaker_done(goc_breaker *b, goc_breaker_token *tok, int err);
 
-/** goc_breaker_state - the state now (may move open to half-open). */
+/** goc_breaker_state_now - the state now (may move open to half-open). */
 GOC_API goc_breaker_state goc_breaker_state_now(goc_breaker *b);
 
-/** goc_breaker_counts - a snapshot of the counts (as state_now). */
+/**
+ * goc_breaker_counts - a snapshot of the counts of the current generation
+ * and the calls in flight (may move open to half-open, as state_now).
+ */
 GOC_API void goc_breaker_counts(goc_breaker *b, struct goc_breaker_counts *c);
 
 /** goc_breaker_name - the name given at creation. */

@@ -27,7 +27,8 @@ typedef struct goc_error goc_error;
 /**
  * goc_error_new - a new error with @code and a printf-style message.
  * @code: a non-zero goc code; 0 is replaced by GOC_EMISUSE.
- * @fmt:  message format; NULL gives goc_strerror(@code).
+ * @fmt:  message format; NULL gives goc_strerror(@code) (the C library's
+ *        text for a -errno code goc_strerror does not name).
  *
  * Return: the error (one reference, the caller's). If memory runs out the
  * result is a shared static error with code -ENOMEM: never NULL.

@@ -65,11 +65,35 @@ static goc_error *make(int code, char *msg)
     return e;
 }
 
+/* strerror_r is the GNU (char *) or the XSI (int) one depending on libc. */
+static const char *pick_gnu(char *r, char *buf)
+{
+    (void)buf;
+    return r;
+}
+
+static const char *pick_xsi(int r, char *buf)
+{
+    return r ? "unknown error" : buf;
+}
+
+#define PICK(r, buf) _Generic((r), char * : pick_gnu, int : pick_xsi)(r, buf)
+
+/* goc's name for @code, or the C library's for a -errno goc leaves out. */
+static char *code_text(int code)
+{
+    const char *t = goc_strerror(code);
+    char buf[128];
+    if (strcmp(t, "unknown error") == 0 && code < 0 && code > -4096)
+        t = PICK(strerror_r(-code, buf, sizeof buf), buf);
+    return dup_str(t);
+}
+
 static goc_error *vnew(int code, const char *fmt, va_list ap)
 {
     if (!code)
         code = GOC_EMISUSE;
-    return make(code, fmt ? vformat(fmt, ap) : dup_str(goc_strerror(code)));
+    return make(code, fmt ? vformat(fmt, ap) : code_text(code));
 }
 
 goc_error *goc_error_new(int code, const char *fmt, ...)
