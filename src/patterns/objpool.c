@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Object pool with sync.Pool's shape: one cache per P (found with
- * goc_p_index()), a shared overflow for plain threads and full P caches,
- * and a victim generation that goc_objpool_trim() rotates.
+ * Object pool with sync.Pool's shape: one cache per thread (so per P for
+ * goroutines, see home()), a shared overflow for full caches, stealing on
+ * a miss, and a victim generation that goc_objpool_trim() rotates.
  *
  * Each shard has its own short lock. It is uncontended in the common case
  * (one CAS to take it), and it is needed: a goroutine can lose its P to
@@ -10,7 +10,6 @@
  * Callbacks (new, reset, destroy, size) always run outside the locks.
  */
 #include "goc/objpool.h"
-#include "goc/runtime.h"
 #include "goc/time.h"
 #include "../internal/alloc.h"
 #include "../internal/lock.h"
@@ -26,16 +25,22 @@ struct stack {
     size_t n, cap;
 };
 
+/*
+ * The hot counters live in the shards, under their locks, so a get+put
+ * pair touches no shared cache line; the rare events (misses, drops) are
+ * shared atomics.
+ */
 struct shard {
     _Alignas(64) goc__lock mu;
     struct stack cur, victim;
+    int64_t gets, kept; /* under mu */
 };
 
 struct goc_objpool {
     struct goc_objpool_opts o;
     size_t nshards; /* per-P shards; shards[nshards] is the shared one */
-    _Atomic int64_t retained;
-    _Atomic int64_t gets, hits, misses, puts, drops, trims;
+    _Atomic int64_t retained; /* only kept up with a max_cached bound */
+    _Atomic int64_t misses, put_drops, trim_drops, trims;
     _Atomic uint64_t rnd;
     struct shard shards[];
 };
@@ -105,19 +110,37 @@ void goc_objpool_free(goc_objpool *p)
     goc__free(p);
 }
 
+/*
+ * The caller's cache: one per OS thread, assigned round-robin on first
+ * use. A goroutine runs on an M that holds a P, so this is a per-P cache
+ * in practice, and a thread-local read is cheaper than goc_p_index()
+ * (measured: ~1 ns against ~7.5 ns, paid twice per get+put). It is only a
+ * hint: the shard lock makes a stale value (a goroutine that moved to
+ * another thread inside a callback) harmless.
+ */
+static _Thread_local unsigned tl_slot;
+static _Atomic unsigned next_slot;
+
 static struct shard *home(goc_objpool *p)
 {
-    int i = goc_p_index();
-    return i < 0 ? &p->shards[p->nshards] : &p->shards[(size_t)i % p->nshards];
+    unsigned s = tl_slot;
+    if (!s) {
+        s = atomic_fetch_add_explicit(&next_slot, 1, memory_order_relaxed) + 1;
+        if (!s) /* wrapped: 0 means unassigned */
+            s = 1;
+        tl_slot = s;
+    }
+    return &p->shards[(s - 1) % p->nshards];
 }
 
 /* Take one object from @s (primary first, then victim), or NULL. */
-static void *take(struct shard *s, bool wait)
+static void *take(struct shard *s, bool wait, bool count)
 {
     if (wait)
         goc__lock_acquire(&s->mu);
     else if (!goc__lock_try(&s->mu))
         return NULL;
+    s->gets += count;
     void *obj = pop(&s->cur);
     if (!obj)
         obj = pop(&s->victim);
@@ -127,18 +150,17 @@ static void *take(struct shard *s, bool wait)
 
 void *goc_objpool_get(goc_objpool *p)
 {
-    atomic_fetch_add_explicit(&p->gets, 1, memory_order_relaxed);
     struct shard *mine = home(p);
-    void *obj = take(mine, true);
+    void *obj = take(mine, true, true);
     if (!obj && mine != &p->shards[p->nshards])
-        obj = take(&p->shards[p->nshards], true);
+        obj = take(&p->shards[p->nshards], true, false);
     /* Steal from the other Ps (skipping busy ones, as Go's pool would). */
     for (size_t i = 0; !obj && i < p->nshards; i++)
         if (&p->shards[i] != mine)
-            obj = take(&p->shards[i], false);
+            obj = take(&p->shards[i], false, false);
     if (obj) {
-        atomic_fetch_sub_explicit(&p->retained, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&p->hits, 1, memory_order_relaxed);
+        if (p->o.max_cached)
+            atomic_fetch_sub_explicit(&p->retained, 1, memory_order_relaxed);
         return obj;
     }
     atomic_fetch_add_explicit(&p->misses, 1, memory_order_relaxed);
@@ -185,7 +207,7 @@ static bool random_drop(goc_objpool *p)
 
 static int drop(goc_objpool *p, void *obj)
 {
-    atomic_fetch_add_explicit(&p->drops, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->put_drops, 1, memory_order_relaxed);
     destroy(p, obj);
     return 1;
 }
@@ -196,7 +218,6 @@ int goc_objpool_put(goc_objpool *p, void *obj)
         return 0;
     if (p->o.debug && cached(p, obj))
         return GOC_EMISUSE;
-    atomic_fetch_add_explicit(&p->puts, 1, memory_order_relaxed);
     if (p->o.max_retained_size &&
         p->o.size_fn(obj, p->o.arg) > p->o.max_retained_size)
         return drop(p, obj);
@@ -209,15 +230,18 @@ int goc_objpool_put(goc_objpool *p, void *obj)
     struct shard *s = home(p);
     goc__lock_acquire(&s->mu);
     bool ok = s->cur.n < PER_P_MAX && push(&s->cur, obj);
+    s->kept += ok;
     goc__lock_release(&s->mu);
     if (!ok && s != &p->shards[p->nshards]) {
         s = &p->shards[p->nshards];
         goc__lock_acquire(&s->mu);
         ok = push(&s->cur, obj);
+        s->kept += ok;
         goc__lock_release(&s->mu);
     }
     if (!ok) {
-        atomic_fetch_sub_explicit(&p->retained, 1, memory_order_relaxed);
+        if (p->o.max_cached)
+            atomic_fetch_sub_explicit(&p->retained, 1, memory_order_relaxed);
         return drop(p, obj);
     }
     return 0;
@@ -233,23 +257,34 @@ int64_t goc_objpool_trim(goc_objpool *p)
         s->victim = s->cur;
         s->cur = (struct stack){ 0 };
         goc__lock_release(&s->mu);
-        atomic_fetch_sub_explicit(&p->retained, (int64_t)old.n,
-                                  memory_order_relaxed);
+        if (p->o.max_cached)
+            atomic_fetch_sub_explicit(&p->retained, (int64_t)old.n,
+                                      memory_order_relaxed);
         n += (int64_t)old.n;
         destroy_stack(p, &old); /* outside the lock */
     }
     atomic_fetch_add_explicit(&p->trims, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&p->drops, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->trim_drops, n, memory_order_relaxed);
     return n;
 }
 
 void goc_objpool_stats(goc_objpool *p, struct goc_objpool_stats *st)
 {
-    st->gets = atomic_load(&p->gets);
-    st->hits = atomic_load(&p->hits);
+    int64_t gets = 0, kept = 0, retained = 0;
+    for (size_t i = 0; i <= p->nshards; i++) {
+        struct shard *s = &p->shards[i];
+        goc__lock_acquire(&s->mu);
+        gets += s->gets;
+        kept += s->kept;
+        retained += (int64_t)(s->cur.n + s->victim.n);
+        goc__lock_release(&s->mu);
+    }
+    int64_t put_drops = atomic_load(&p->put_drops);
+    st->gets = gets;
     st->misses = atomic_load(&p->misses);
-    st->puts = atomic_load(&p->puts);
-    st->drops = atomic_load(&p->drops);
+    st->hits = gets - st->misses;
+    st->puts = kept + put_drops;
+    st->drops = put_drops + atomic_load(&p->trim_drops);
     st->trims = atomic_load(&p->trims);
-    st->retained = atomic_load(&p->retained);
+    st->retained = retained;
 }
