@@ -409,10 +409,21 @@ struct par {
     goc_breaker_token tok[64];
 };
 
+static _Atomic int inside, peak_inside;
+
+/* A 50 ms call that also waits (up to 2 s) until all ten are inside at
+ * once: under a breaker lock they could never be. */
 static int sleep50(void *arg)
 {
     (void)arg;
-    return goc_sleep(50 * GOC_MILLISECOND, NULL);
+    int n = atomic_fetch_add(&inside, 1) + 1;
+    for (int p = atomic_load(&peak_inside); n > p;)
+        atomic_compare_exchange_weak(&peak_inside, &p, n);
+    for (int i = 0; i < 2000 && atomic_load(&peak_inside) < 10; i++)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    int rc = goc_sleep(50 * GOC_MILLISECOND, NULL);
+    atomic_fetch_sub(&inside, 1);
+    return rc;
 }
 
 static void slow_caller(void *arg)
@@ -431,14 +442,19 @@ TEST_G(breaker, concurrent_calls_are_not_serialised)
     goc_wg_add(&p.wg, 10);
     for (int i = 0; i < 10; i++)
         ASSERT_OK(goc_go(slow_caller, &p));
-    goc_sleep(20 * GOC_MILLISECOND, NULL);
     struct goc_breaker_counts c;
+    for (int i = 0; i < 2000 && atomic_load(&peak_inside) < 10; i++)
+        goc_sleep(GOC_MILLISECOND, NULL);
     goc_breaker_counts(p.b, &c);
-    ASSERT_EQ(c.in_flight, 10); /* all inside fn at once */
+    if (!test_instrumented())
+        ASSERT_EQ(c.in_flight, 10); /* all admitted, none finished */
     goc_wg_wait(&p.wg, NULL);
-    ASSERT_LT(goc_now() - t, 250 * GOC_MILLISECOND);
+    ASSERT_EQ(atomic_load(&peak_inside), 10); /* all inside fn at once */
+    if (!test_instrumented())
+        ASSERT_LT(goc_now() - t, 250 * GOC_MILLISECOND);
     goc_breaker_counts(p.b, &c);
     ASSERT_EQ(c.total_successes, 10);
+    ASSERT_EQ(c.in_flight, 0);
     goc_breaker_free(p.b);
 }
 
