@@ -494,3 +494,86 @@ TEST_G(objpool, rpool_concurrent_never_exceeds_max_total)
     goc_rpool_free(s.rp);
     ASSERT_EQ(atomic_load(&rcreated), atomic_load(&rdestroyed));
 }
+
+/* ---- callbacks call back into their pool (never under a lock) ------- */
+
+static goc_objpool *reent_pool;
+static goc_rpool *reent_rpool;
+static _Atomic int reent_calls;
+
+static void *reent_new(void *arg)
+{
+    (void)arg;
+    struct goc_objpool_stats st;
+    goc_objpool_stats(reent_pool, &st); /* takes every cache lock */
+    atomic_fetch_add(&reent_calls, 1);
+    return malloc(8);
+}
+
+static void reent_destroy(void *obj, void *arg)
+{
+    (void)arg;
+    struct goc_objpool_stats st;
+    goc_objpool_stats(reent_pool, &st);
+    atomic_fetch_add(&reent_calls, 1);
+    free(obj);
+}
+
+static int reent_create(void *arg, void **out)
+{
+    (void)arg;
+    struct goc_rpool_stats st;
+    goc_rpool_stats(reent_rpool, &st); /* takes the pool mutex */
+    atomic_fetch_add(&reent_calls, 1);
+    *out = malloc(8);
+    return *out ? 0 : -ENOMEM;
+}
+
+static void reent_rdestroy(void *obj, void *arg)
+{
+    (void)arg;
+    struct goc_rpool_stats st;
+    goc_rpool_stats(reent_rpool, &st);
+    atomic_fetch_add(&reent_calls, 1);
+    free(obj);
+}
+
+static bool reent_validate(void *obj, void *arg)
+{
+    (void)obj;
+    (void)arg;
+    struct goc_rpool_stats st;
+    goc_rpool_stats(reent_rpool, &st);
+    atomic_fetch_add(&reent_calls, 1);
+    return true;
+}
+
+TEST_G(objpool, callbacks_may_call_back_into_the_pool)
+{
+    struct goc_objpool_opts o = { .new_fn = reent_new,
+                                  .destroy_fn = reent_destroy,
+                                  .max_cached = 1 };
+    ASSERT_OK(goc_objpool_new(&o, &reent_pool));
+    void *a = goc_objpool_get(reent_pool), *b = goc_objpool_get(reent_pool);
+    goc_objpool_put(reent_pool, a);
+    goc_objpool_put(reent_pool, b); /* over the bound: destroyed */
+    goc_objpool_trim(reent_pool);
+    goc_objpool_trim(reent_pool); /* destroys a */
+    goc_objpool_free(reent_pool);
+    ASSERT_EQ(atomic_load(&reent_calls), 4);
+
+    atomic_store(&reent_calls, 0);
+    struct goc_rpool_opts ro = { .max_total = 1,
+                                 .max_idle = 1,
+                                 .create = reent_create,
+                                 .validate = reent_validate,
+                                 .destroy = reent_rdestroy };
+    ASSERT_OK(goc_rpool_new(&ro, &reent_rpool));
+    void *x;
+    ASSERT_OK(goc_rpool_acquire(reent_rpool, &x, NULL)); /* create */
+    ASSERT_OK(goc_rpool_release(reent_rpool, x, false));
+    ASSERT_OK(goc_rpool_acquire(reent_rpool, &x, NULL)); /* validate */
+    ASSERT_OK(goc_rpool_release(reent_rpool, x, true));  /* destroy */
+    goc_rpool_free(reent_rpool);
+    ASSERT_EQ(atomic_load(&reent_calls), 3);
+}
