@@ -14,6 +14,7 @@
 #include "../internal/alloc.h"
 #include "../internal/lock.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #define DEFAULT_TIMEOUT   (60 * GOC_SECOND)
@@ -64,7 +65,8 @@ struct goc_breaker {
 
     struct notif *qhead, *qtail;
     bool delivering;
-    bool backoff_pending; /* OPEN waits for open_backoff's answer */
+    bool backoff_pending;  /* OPEN waits for open_backoff's answer */
+    _Atomic bool has_work; /* notices queued or a backoff pending */
 };
 
 const char *goc_breaker_state_name(goc_breaker_state s)
@@ -86,9 +88,33 @@ const char *goc_breaker_state_name(goc_breaker_state s)
     return "unknown";
 }
 
-static int64_t now_of(goc_breaker *b)
+/*
+ * "Now", read at most once per call and only if needed: with the default
+ * clock most calls in the closed state need no time at all (a clock read
+ * costs more than the rest of the bookkeeping). A user clock is a
+ * callback, so it is read before the lock is taken; goc_now() may be read
+ * under it.
+ */
+typedef struct tnow {
+    goc_breaker *b;
+    int64_t t;
+    bool ok;
+} tnow;
+
+static tnow tnow_start(goc_breaker *b)
 {
-    return b->clock.now ? b->clock.now(b->clock.arg) : goc_now();
+    if (b->clock.now)
+        return (tnow){ b, b->clock.now(b->clock.arg), true };
+    return (tnow){ b, 0, false };
+}
+
+static int64_t T(tnow *n)
+{
+    if (!n->ok) {
+        n->t = goc_now();
+        n->ok = true;
+    }
+    return n->t;
 }
 
 static bool bad_rate(double r)
@@ -149,8 +175,9 @@ static void clear_windows(goc_breaker *b)
     b->whead = 0;
 }
 
-static void new_generation(goc_breaker *b, int64_t now)
+static void new_generation(goc_breaker *b, tnow *tn)
 {
+    int64_t now = T(tn);
     b->gen++;
     b->gen_start = now;
     clear_windows(b);
@@ -170,6 +197,7 @@ static void new_generation(goc_breaker *b, int64_t now)
              * is right for an open breaker). */
             b->expiry = INT64_MAX;
             b->backoff_pending = true;
+            atomic_store_explicit(&b->has_work, true, memory_order_relaxed);
         }
     }
     if (b->state != GOC_BREAKER_OPEN)
@@ -198,7 +226,7 @@ static void settle_backoff(goc_breaker *b)
     goc__lock_release(&b->mu);
 }
 
-static void set_state(goc_breaker *b, goc_breaker_state to, int64_t now)
+static void set_state(goc_breaker *b, goc_breaker_state to, tnow *now)
 {
     if (b->state == to)
         return;
@@ -215,6 +243,7 @@ static void set_state(goc_breaker *b, goc_breaker_state to, int64_t now)
     if (!n)
         return; /* the transition stands; only the notice is lost */
     *n = (struct notif){ NULL, from, to };
+    atomic_store_explicit(&b->has_work, true, memory_order_relaxed);
     if (b->qtail)
         b->qtail->next = n;
     else
@@ -243,18 +272,18 @@ static void age_buckets(goc_breaker *b, int64_t now)
 }
 
 /* gobreaker's currentState: lazy expiry of the interval and of OPEN. */
-static goc_breaker_state current_state(goc_breaker *b, int64_t now)
+static goc_breaker_state current_state(goc_breaker *b, tnow *now)
 {
     switch (b->state) {
     case GOC_BREAKER_CLOSED:
     case GOC_BREAKER_METRICS_ONLY:
         if (b->buckets)
-            age_buckets(b, now);
-        else if (b->has_expiry && b->expiry < now)
+            age_buckets(b, T(now));
+        else if (b->has_expiry && b->expiry < T(now))
             new_generation(b, now);
         break;
     case GOC_BREAKER_OPEN:
-        if (b->expiry < now)
+        if (b->expiry < T(now))
             set_state(b, GOC_BREAKER_HALF_OPEN, now);
         break;
     default:
@@ -271,10 +300,17 @@ static goc_breaker_state current_state(goc_breaker *b, int64_t now)
  */
 static void deliver(goc_breaker *b)
 {
+    /* Set under the lock by whoever queued work; this caller saw its own
+     * store, and a notice queued by another caller is that caller's to
+     * deliver (or the running deliverer's). */
+    if (!atomic_load_explicit(&b->has_work, memory_order_relaxed))
+        return;
     if (b->s.open_backoff)
         settle_backoff(b);
     goc__lock_acquire(&b->mu);
     if (b->delivering || !b->qhead) {
+        if (!b->delivering && !b->backoff_pending)
+            atomic_store_explicit(&b->has_work, false, memory_order_relaxed);
         goc__lock_release(&b->mu);
         return;
     }
@@ -290,6 +326,8 @@ static void deliver(goc_breaker *b)
         goc__lock_acquire(&b->mu);
     }
     b->delivering = false;
+    if (!b->backoff_pending)
+        atomic_store_explicit(&b->has_work, false, memory_order_relaxed);
     goc__lock_release(&b->mu);
 }
 
@@ -326,7 +364,8 @@ int goc_breaker_new(const struct goc_breaker_settings *s, goc_breaker **out)
         return -ENOMEM;
     }
     b->state = GOC_BREAKER_CLOSED;
-    new_generation(b, now_of(b));
+    tnow tn = tnow_start(b);
+    new_generation(b, &tn);
     *out = b;
     return 0;
 }
@@ -346,9 +385,12 @@ void goc_breaker_free(goc_breaker *b)
     goc__free(b);
 }
 
-static int admit_locked(goc_breaker *b, int64_t now, goc_breaker_token *tok)
+static int admit_locked(goc_breaker *b, tnow *now, goc_breaker_token *tok)
 {
-    switch (current_state(b, now)) {
+    goc_breaker_state st = current_state(b, now);
+    /* The start time matters only for slow-call rates. */
+    int64_t start = b->ring || b->tring ? T(now) : 0;
+    switch (st) {
     case GOC_BREAKER_OPEN:
     case GOC_BREAKER_FORCED_OPEN:
         return GOC_EOPEN;
@@ -357,7 +399,7 @@ static int admit_locked(goc_breaker *b, int64_t now, goc_breaker_token *tok)
             return GOC_ETOOMANY;
         break;
     case GOC_BREAKER_DISABLED:
-        *tok = (goc_breaker_token){ b->gen, 0, now, 2 };
+        *tok = (goc_breaker_token){ b->gen, 0, start, 2 };
         b->in_flight++;
         return 0;
     default:
@@ -367,7 +409,7 @@ static int admit_locked(goc_breaker *b, int64_t now, goc_breaker_token *tok)
     if (b->buckets)
         b->buckets[b->cur_bucket % b->nb].requests++;
     b->in_flight++;
-    *tok = (goc_breaker_token){ b->gen, b->cur_bucket, now, 1 };
+    *tok = (goc_breaker_token){ b->gen, b->cur_bucket, start, 1 };
     return 0;
 }
 
@@ -375,9 +417,9 @@ int goc_breaker_allow(goc_breaker *b, goc_breaker_token *tok)
 {
     if (!b || !tok)
         return -EINVAL;
-    int64_t now = now_of(b);
+    tnow now = tnow_start(b);
     goc__lock_acquire(&b->mu);
-    int rc = admit_locked(b, now, tok);
+    int rc = admit_locked(b, &now, tok);
     goc__lock_release(&b->mu);
     deliver(b);
     return rc;
@@ -450,7 +492,7 @@ enum outcome { EXCLUDED, SUCCESS, FAILURE };
 static bool record_locked(goc_breaker *b,
                           const goc_breaker_token *tok,
                           enum outcome o,
-                          int64_t now,
+                          tnow *now,
                           struct goc_breaker_counts *snap)
 {
     struct bucket *k = token_bucket(b, tok);
@@ -483,8 +525,9 @@ static bool record_locked(goc_breaker *b,
             set_state(b, GOC_BREAKER_CLOSED, now);
         return false;
     }
-    bool slow = now - tok->start_ >= b->s.slow_call_duration;
-    window_record(b, now,
+    bool win = b->ring || b->tring;
+    bool slow = win && T(now) - tok->start_ >= b->s.slow_call_duration;
+    window_record(b, b->tring ? T(now) : 0,
                   (o == FAILURE ? OUT_FAILED : 0) |
                       ((b->ring || b->tring) && slow ? OUT_SLOW : 0));
     if (st != GOC_BREAKER_CLOSED)
@@ -519,7 +562,7 @@ int goc_breaker_done(goc_breaker *b, goc_breaker_token *tok, int err)
         o = SUCCESS;
     else
         o = FAILURE;
-    int64_t now = now_of(b);
+    tnow now = tnow_start(b);
     struct goc_breaker_counts snap;
     bool ask = false;
     uint64_t gen;
@@ -527,10 +570,10 @@ int goc_breaker_done(goc_breaker *b, goc_breaker_token *tok, int err)
     int live = tok->live_;
     tok->live_ = 0;
     b->in_flight--;
-    current_state(b, now);
+    current_state(b, &now);
     gen = b->gen;
     if (live == 1 && tok->gen_ == gen)
-        ask = record_locked(b, tok, o, now, &snap);
+        ask = record_locked(b, tok, o, &now, &snap);
     goc__lock_release(&b->mu);
     if (ask) {
         bool trip = b->s.ready_to_trip ? b->s.ready_to_trip(&snap, b->s.arg)
@@ -539,7 +582,7 @@ int goc_breaker_done(goc_breaker *b, goc_breaker_token *tok, int err)
             goc__lock_acquire(&b->mu);
             /* Only if nothing moved the breaker on meanwhile. */
             if (b->gen == gen && b->state == GOC_BREAKER_CLOSED)
-                set_state(b, GOC_BREAKER_OPEN, now);
+                set_state(b, GOC_BREAKER_OPEN, &now);
             goc__lock_release(&b->mu);
         }
     }
@@ -562,9 +605,9 @@ int goc_breaker_execute(goc_breaker *b, int (*fn)(void *), void *arg)
 
 goc_breaker_state goc_breaker_state_now(goc_breaker *b)
 {
-    int64_t now = now_of(b);
+    tnow now = tnow_start(b);
     goc__lock_acquire(&b->mu);
-    goc_breaker_state s = current_state(b, now);
+    goc_breaker_state s = current_state(b, &now);
     goc__lock_release(&b->mu);
     deliver(b);
     return s;
@@ -572,9 +615,9 @@ goc_breaker_state goc_breaker_state_now(goc_breaker *b)
 
 void goc_breaker_counts(goc_breaker *b, struct goc_breaker_counts *c)
 {
-    int64_t now = now_of(b);
+    tnow now = tnow_start(b);
     goc__lock_acquire(&b->mu);
-    current_state(b, now);
+    current_state(b, &now);
     *c = b->c;
     c->in_flight = b->in_flight;
     goc__lock_release(&b->mu);
@@ -590,10 +633,10 @@ int goc_breaker_transition(goc_breaker *b, goc_breaker_state to)
 {
     if (!b || (unsigned)to > GOC_BREAKER_METRICS_ONLY)
         return -EINVAL;
-    int64_t now = now_of(b);
+    tnow now = tnow_start(b);
     goc__lock_acquire(&b->mu);
-    current_state(b, now);
-    set_state(b, to, now);
+    current_state(b, &now);
+    set_state(b, to, &now);
     goc__lock_release(&b->mu);
     deliver(b);
     return 0;
@@ -606,12 +649,12 @@ int goc_breaker_trip(goc_breaker *b)
 
 void goc_breaker_reset(goc_breaker *b)
 {
-    int64_t now = now_of(b);
+    tnow now = tnow_start(b);
     goc__lock_acquire(&b->mu);
     if (b->state == GOC_BREAKER_CLOSED)
-        new_generation(b, now);
+        new_generation(b, &now);
     else
-        set_state(b, GOC_BREAKER_CLOSED, now);
+        set_state(b, GOC_BREAKER_CLOSED, &now);
     b->open_attempts = 0;
     goc__lock_release(&b->mu);
     deliver(b);
