@@ -2,8 +2,9 @@
 /*
  * goc/objpool.h: object reuse.
  *
- * goc_objpool is a cache with sync.Pool's semantics: per-P caches, a
- * shared overflow, and epoch trimming through a victim generation, plus
+ * goc_objpool is a cache with sync.Pool's semantics: per-thread caches
+ * (per P for goroutines), a shared overflow, stealing, and epoch trimming
+ * through a victim generation, plus
  * bounds Go's pool lacks (a cap on retained objects and on their size).
  * goc_rpool is a bounded resource pool (connections and the like): at most
  * max_total objects exist, idle ones are validated on borrow, and
@@ -83,8 +84,8 @@ GOC_API void goc_objpool_free(goc_objpool *p);
  *
  * Assume no relation between what was put and what is got: no order, no
  * identity. A put(x) happens-before the get that returns x. Tries the
- * caller's P cache, the victim cache, the shared overflow, then other
- * Ps' caches. Never blocks (beyond a short internal lock).
+ * caller's cache (its victim generation too), the shared overflow, then
+ * the other caches. Never blocks (beyond a short internal lock).
  *
  * Return: the object, or NULL if there was none and new_fn is NULL or
  * returned NULL.
