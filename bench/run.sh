@@ -48,13 +48,15 @@ fail() { log "FAILED: $*"; FAILED=1; }
 # Go 1.19 and the golang.org/x packages the Go side imports, from Debian.
 ensure_go() {
   command -v go >/dev/null 2>&1 &&
-    [ -d /usr/share/gocode/src/golang.org/x/sync ] && return 0
+    [ -d /usr/share/gocode/src/golang.org/x/sync ] &&
+    [ -d /usr/share/gocode/src/golang.org/x/time ] && return 0
   if [ "$(id -u)" -ne 0 ]; then
-    log "install golang-go golang-golang-x-sync-dev (as root)"
+    log "install golang-go golang-golang-x-sync-dev golang-golang-x-time-dev (as root)"
     return 1
   fi
-  log "installing golang-go and golang.org/x/sync"
-  apt-get update && apt-get install -y golang-go golang-golang-x-sync-dev
+  log "installing golang-go, golang.org/x/sync and golang.org/x/time"
+  apt-get update && apt-get install -y golang-go golang-golang-x-sync-dev \
+    golang-golang-x-time-dev
 }
 
 # Builds the Go program; GOPATH is where Debian puts golang.org/x sources.

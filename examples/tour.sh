@@ -13,6 +13,11 @@ examples=(
     "buffered_channel|2.1 Producer and consumer on a buffered channel (BufferedChannelExample)"
     "channel_with_timeout|2.2 Receive with a timeout, closed told apart (ChannelWithTimeout)"
     "semaphore|4.1 At most 10 tasks at a time with a weighted semaphore (SemaphoreExample)"
+    "rate_limiter|4.1 Requests paced by a token bucket, deadline-aware waits (RateLimiterExample)"
+    "circuit_breaker|4.1 A circuit breaker that fails fast and probes back (CircuitBreakerExample)"
+    "object_pool|4.2 Reused buffers and a bounded connection pool (ObjectPoolExample)"
+    "retry|5.1 Retry with exponential backoff, keeping the last error (RetryExample)"
+    "concurrent_errors|5.1 Errors from many goroutines, joined (ConcurrentErrorExample)"
 )
 
 for entry in "${examples[@]}"; do

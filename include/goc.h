@@ -20,5 +20,11 @@
 #include "goc/server.h"
 #include "goc/signal.h"
 #include "goc/shutdown.h"
+#include "goc/clock.h"
+#include "goc/ratelimit.h"
+#include "goc/breaker.h"
+#include "goc/errors.h"
+#include "goc/retry.h"
+#include "goc/objpool.h"
 
 #endif /* GOC_H */

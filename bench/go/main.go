@@ -42,6 +42,8 @@ var workloads = map[string]workload{
 	"pipeline":        {2_000_000, runPipeline},
 	"pipeline_buf":    {2_000_000, runPipelineBuf},
 	"echo_tcp":        {1_000, runEcho},
+	"rate_allow":      {10_000_000, runRateAllow},
+	"rate_allow_par":  {10_000_000, runRateAllowPar},
 }
 
 func main() {

@@ -37,6 +37,15 @@
 #define GOC_ECLOSED    (GOC_ERRNO_BASE - 5) /* object was closed */
 #define GOC_ERESOLVE   (GOC_ERRNO_BASE - 6) /* host name did not resolve */
 
+/* Resilience patterns (rate limiter, circuit breaker, retry). */
+#define GOC_ETOOMANY     (GOC_ERRNO_BASE - 20) /* breaker half-open full */
+#define GOC_EWOULDEXCEED (GOC_ERRNO_BASE - 21) /* rate wait past deadline */
+#define GOC_EBURST       (GOC_ERRNO_BASE - 22) /* rate n above the burst */
+#define GOC_EEXHAUSTED   (GOC_ERRNO_BASE - 23) /* retry attempts used up */
+#define GOC_EMAXELAPSED  (GOC_ERRNO_BASE - 24) /* retry time budget spent */
+#define GOC_EPERMANENT   (GOC_ERRNO_BASE - 25) /* retry permanent failure */
+#define GOC_ERETRYAFTER  (GOC_ERRNO_BASE - 26) /* retry after a delay */
+
 #ifdef __cplusplus
 extern "C" {
 #endif

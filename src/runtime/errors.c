@@ -5,23 +5,30 @@
 #include <errno.h>
 #include <string.h>
 
-#define GOC_ERROR_MAP(X)                           \
-    X(-EINVAL, "invalid argument")                 \
-    X(-ENOMEM, "out of memory")                    \
-    X(-EAGAIN, "resource temporarily unavailable") \
-    X(-EBUSY, "already running")                   \
-    X(-EDEADLK, "would deadlock")                  \
-    X(-EPERM, "operation not permitted")           \
-    X(-EOVERFLOW, "value too large")               \
-    X(-ECANCELED, "operation canceled")            \
-    X(-ETIMEDOUT, "deadline exceeded")             \
-    X(-EPIPE, "channel closed")                    \
-    X(GOC_EMISUSE, "API misuse")                   \
-    X(GOC_EOPEN, "circuit breaker is open")        \
-    X(GOC_EOVERLOAD, "overloaded")                 \
-    X(GOC_EPANIC, "goroutine panicked")            \
-    X(GOC_ECLOSED, "closed")                       \
-    X(GOC_ERESOLVE, "host name did not resolve")
+#define GOC_ERROR_MAP(X)                                            \
+    X(-EINVAL, "invalid argument")                                  \
+    X(-ENOMEM, "out of memory")                                     \
+    X(-EAGAIN, "resource temporarily unavailable")                  \
+    X(-EBUSY, "already running")                                    \
+    X(-EDEADLK, "would deadlock")                                   \
+    X(-EPERM, "operation not permitted")                            \
+    X(-EOVERFLOW, "value too large")                                \
+    X(-ECANCELED, "operation canceled")                             \
+    X(-ETIMEDOUT, "deadline exceeded")                              \
+    X(-EPIPE, "channel closed")                                     \
+    X(GOC_EMISUSE, "API misuse")                                    \
+    X(GOC_EOPEN, "circuit breaker is open")                         \
+    X(GOC_EOVERLOAD, "overloaded")                                  \
+    X(GOC_EPANIC, "goroutine panicked")                             \
+    X(GOC_ECLOSED, "closed")                                        \
+    X(GOC_ERESOLVE, "host name did not resolve")                    \
+    X(GOC_ETOOMANY, "too many requests")                            \
+    X(GOC_EWOULDEXCEED, "rate: wait would exceed context deadline") \
+    X(GOC_EBURST, "rate: n exceeds the limiter's burst")            \
+    X(GOC_EEXHAUSTED, "retry: attempts exhausted")                  \
+    X(GOC_EMAXELAPSED, "retry: max elapsed time reached")           \
+    X(GOC_EPERMANENT, "permanent error")                            \
+    X(GOC_ERETRYAFTER, "retry after a delay")
 
 const char *goc_strerror(int err)
 {

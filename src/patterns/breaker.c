@@ -1,0 +1,661 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Circuit breaker: gobreaker v2's state machine, with the lock held only
+ * for bookkeeping (never around the protected call or a user callback).
+ *
+ * Generations: every state change (and every closed-state interval) starts
+ * a new generation; a call admitted in an older one has its result
+ * ignored, so a late success cannot close a freshly opened breaker.
+ * Notifications are queued under the lock and delivered after it, by one
+ * caller at a time, in order (see deliver()).
+ */
+#include "goc/breaker.h"
+#include "goc/time.h"
+#include "../internal/alloc.h"
+#include "../internal/lock.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+#define DEFAULT_TIMEOUT   (60 * GOC_SECOND)
+#define DEFAULT_SLOW      (60 * GOC_SECOND)
+#define DEFAULT_WINDOW    100
+#define DEFAULT_MIN_CALLS 100
+#define DEFAULT_FAIL_RATE 50.0
+#define DEFAULT_SLOW_RATE 100.0
+
+struct bucket {
+    int64_t requests, successes, failures, exclusions;
+};
+
+struct tbucket { /* one second of a time-based window */
+    int64_t calls, failed, slow;
+};
+
+struct notif {
+    struct notif *next;
+    goc_breaker_state from, to;
+};
+
+enum { OUT_FAILED = 1, OUT_SLOW = 2, OUT_USED = 4 };
+
+struct goc_breaker {
+    goc__lock mu;
+    char name[64];
+    struct goc_breaker_settings s; /* normalised copy */
+    goc_clock clock;
+
+    goc_breaker_state state;
+    uint64_t gen;
+    struct goc_breaker_counts c; /* in_flight kept apart */
+    int64_t in_flight;
+    int64_t expiry;
+    bool has_expiry;
+    int64_t open_attempts;
+    int64_t gen_start;
+
+    /* gobreaker rolling window: nb buckets of bucket_period. */
+    int64_t nb, cur_bucket;
+    struct bucket *buckets;
+
+    /* resilience4j sliding window. */
+    int64_t wn, wpos, wcalls, wfailed, wslow, whead;
+    unsigned char *ring;   /* COUNT: outcome flags per call */
+    struct tbucket *tring; /* TIME: per second */
+
+    struct notif *qhead, *qtail;
+    bool delivering;
+    bool backoff_pending;  /* OPEN waits for open_backoff's answer */
+    _Atomic bool has_work; /* notices queued or a backoff pending */
+};
+
+const char *goc_breaker_state_name(goc_breaker_state s)
+{
+    switch (s) {
+    case GOC_BREAKER_CLOSED:
+        return "closed";
+    case GOC_BREAKER_HALF_OPEN:
+        return "half-open";
+    case GOC_BREAKER_OPEN:
+        return "open";
+    case GOC_BREAKER_FORCED_OPEN:
+        return "forced-open";
+    case GOC_BREAKER_DISABLED:
+        return "disabled";
+    case GOC_BREAKER_METRICS_ONLY:
+        return "metrics-only";
+    }
+    return "unknown";
+}
+
+/*
+ * "Now", read at most once per call and only if needed: with the default
+ * clock most calls in the closed state need no time at all (a clock read
+ * costs more than the rest of the bookkeeping). A user clock is a
+ * callback, so it is read before the lock is taken; goc_now() may be read
+ * under it.
+ */
+typedef struct tnow {
+    goc_breaker *b;
+    int64_t t;
+    bool ok;
+} tnow;
+
+static tnow tnow_start(goc_breaker *b)
+{
+    if (b->clock.now)
+        return (tnow){ b, b->clock.now(b->clock.arg), true };
+    return (tnow){ b, 0, false };
+}
+
+static int64_t T(tnow *n)
+{
+    if (!n->ok) {
+        n->t = goc_now();
+        n->ok = true;
+    }
+    return n->t;
+}
+
+static bool bad_rate(double r)
+{
+    return !(r > 0 && r <= 100);
+}
+
+/* Fill defaults into @s; -EINVAL for what cannot be defaulted. */
+static int normalise(struct goc_breaker_settings *s)
+{
+    if (s->max_requests == 0)
+        s->max_requests = 1;
+    if (s->half_open_successes == 0)
+        s->half_open_successes = s->max_requests;
+    if (s->half_open_successes > s->max_requests)
+        return -EINVAL;
+    if (s->timeout <= 0)
+        s->timeout = DEFAULT_TIMEOUT;
+    if (s->bucket_period > 0 && s->interval <= 0)
+        return -EINVAL;
+    if (s->bucket_period > 0 && s->interval % s->bucket_period)
+        s->interval += s->bucket_period - s->interval % s->bucket_period;
+    if (s->window == GOC_BREAKER_WINDOW_NONE)
+        return 0;
+    if (s->window != GOC_BREAKER_WINDOW_COUNT &&
+        s->window != GOC_BREAKER_WINDOW_TIME)
+        return -EINVAL;
+    if (s->window_size == 0)
+        s->window_size = DEFAULT_WINDOW;
+    if (s->minimum_calls == 0)
+        s->minimum_calls = DEFAULT_MIN_CALLS;
+    if (s->failure_rate_threshold == 0)
+        s->failure_rate_threshold = DEFAULT_FAIL_RATE;
+    if (s->slow_call_rate_threshold == 0)
+        s->slow_call_rate_threshold = DEFAULT_SLOW_RATE;
+    if (s->slow_call_duration <= 0)
+        s->slow_call_duration = DEFAULT_SLOW;
+    if (s->window_size < 1 || s->window_size > (1 << 24) ||
+        s->minimum_calls < 0 || bad_rate(s->failure_rate_threshold) ||
+        bad_rate(s->slow_call_rate_threshold))
+        return -EINVAL;
+    if (s->window == GOC_BREAKER_WINDOW_COUNT &&
+        s->minimum_calls > s->window_size)
+        s->minimum_calls = s->window_size;
+    return 0;
+}
+
+static void clear_windows(goc_breaker *b)
+{
+    memset(&b->c, 0, sizeof b->c);
+    if (b->buckets)
+        memset(b->buckets, 0, (size_t)b->nb * sizeof *b->buckets);
+    if (b->ring)
+        memset(b->ring, 0, (size_t)b->wn);
+    if (b->tring)
+        memset(b->tring, 0, (size_t)b->wn * sizeof *b->tring);
+    b->cur_bucket = b->wpos = b->wcalls = b->wfailed = b->wslow = 0;
+    b->whead = 0;
+}
+
+static void new_generation(goc_breaker *b, tnow *tn)
+{
+    int64_t now = T(tn);
+    b->gen++;
+    b->gen_start = now;
+    clear_windows(b);
+    b->has_expiry = false;
+    if ((b->state == GOC_BREAKER_CLOSED ||
+         b->state == GOC_BREAKER_METRICS_ONLY) &&
+        b->s.interval > 0 && !b->buckets) {
+        b->expiry = now + b->s.interval;
+        b->has_expiry = true;
+    } else if (b->state == GOC_BREAKER_OPEN) {
+        int64_t d = b->s.timeout;
+        b->expiry = now > INT64_MAX - d ? INT64_MAX : now + d;
+        b->has_expiry = true;
+        if (b->s.open_backoff) {
+            /* The user's function may not run under the lock: stay open
+             * until deliver() has asked it (callers get GOC_EOPEN, which
+             * is right for an open breaker). */
+            b->expiry = INT64_MAX;
+            b->backoff_pending = true;
+            atomic_store_explicit(&b->has_work, true, memory_order_relaxed);
+        }
+    }
+    if (b->state != GOC_BREAKER_OPEN)
+        b->backoff_pending = false;
+}
+
+/* Ask open_backoff for the open time of the current OPEN generation. */
+static void settle_backoff(goc_breaker *b)
+{
+    goc__lock_acquire(&b->mu);
+    if (!b->backoff_pending) {
+        goc__lock_release(&b->mu);
+        return;
+    }
+    uint64_t gen = b->gen;
+    int64_t attempt = b->open_attempts;
+    goc__lock_release(&b->mu);
+    int64_t d = b->s.open_backoff(attempt, b->s.arg);
+    if (d <= 0)
+        d = b->s.timeout;
+    goc__lock_acquire(&b->mu);
+    if (b->backoff_pending && b->gen == gen) {
+        b->expiry = b->gen_start > INT64_MAX - d ? INT64_MAX : b->gen_start + d;
+        b->backoff_pending = false;
+    }
+    goc__lock_release(&b->mu);
+}
+
+static void set_state(goc_breaker *b, goc_breaker_state to, tnow *now)
+{
+    if (b->state == to)
+        return;
+    goc_breaker_state from = b->state;
+    b->state = to;
+    if (to == GOC_BREAKER_CLOSED)
+        b->open_attempts = 0;
+    else if (to == GOC_BREAKER_OPEN)
+        b->open_attempts++;
+    new_generation(b, now);
+    if (!b->s.on_state_change)
+        return;
+    struct notif *n = goc__malloc(sizeof *n);
+    if (!n)
+        return; /* the transition stands; only the notice is lost */
+    *n = (struct notif){ NULL, from, to };
+    atomic_store_explicit(&b->has_work, true, memory_order_relaxed);
+    if (b->qtail)
+        b->qtail->next = n;
+    else
+        b->qhead = n;
+    b->qtail = n;
+}
+
+/* Drop rolling buckets that have left the window. */
+static void age_buckets(goc_breaker *b, int64_t now)
+{
+    int64_t cur = (now - b->gen_start) / b->s.bucket_period;
+    if (cur <= b->cur_bucket)
+        return;
+    int64_t from = b->cur_bucket + 1;
+    if (cur - from >= b->nb)
+        from = cur - b->nb + 1;
+    for (int64_t i = from; i <= cur; i++) {
+        struct bucket *k = &b->buckets[i % b->nb];
+        b->c.requests -= k->requests;
+        b->c.total_successes -= k->successes;
+        b->c.total_failures -= k->failures;
+        b->c.total_exclusions -= k->exclusions;
+        memset(k, 0, sizeof *k);
+    }
+    b->cur_bucket = cur;
+}
+
+/* gobreaker's currentState: lazy expiry of the interval and of OPEN. */
+static goc_breaker_state current_state(goc_breaker *b, tnow *now)
+{
+    switch (b->state) {
+    case GOC_BREAKER_CLOSED:
+    case GOC_BREAKER_METRICS_ONLY:
+        if (b->buckets)
+            age_buckets(b, T(now));
+        else if (b->has_expiry && b->expiry < T(now))
+            new_generation(b, now);
+        break;
+    case GOC_BREAKER_OPEN:
+        if (b->expiry < T(now))
+            set_state(b, GOC_BREAKER_HALF_OPEN, now);
+        break;
+    default:
+        break;
+    }
+    return b->state;
+}
+
+/*
+ * Run the queued state-change callbacks, outside the lock. Only one
+ * caller delivers at a time (the others leave their notices to it), so
+ * callbacks never overlap and arrive in transition order; a callback that
+ * causes a transition just queues it for the loop below.
+ */
+static void deliver(goc_breaker *b)
+{
+    /* Set under the lock by whoever queued work; this caller saw its own
+     * store, and a notice queued by another caller is that caller's to
+     * deliver (or the running deliverer's). */
+    if (!atomic_load_explicit(&b->has_work, memory_order_relaxed))
+        return;
+    if (b->s.open_backoff)
+        settle_backoff(b);
+    goc__lock_acquire(&b->mu);
+    if (b->delivering || !b->qhead) {
+        if (!b->delivering && !b->backoff_pending)
+            atomic_store_explicit(&b->has_work, false, memory_order_relaxed);
+        goc__lock_release(&b->mu);
+        return;
+    }
+    b->delivering = true;
+    struct notif *n;
+    while ((n = b->qhead)) {
+        b->qhead = n->next;
+        if (!b->qhead)
+            b->qtail = NULL;
+        goc__lock_release(&b->mu);
+        b->s.on_state_change(b->name, n->from, n->to, b->s.arg);
+        goc__free(n);
+        goc__lock_acquire(&b->mu);
+    }
+    b->delivering = false;
+    if (!b->backoff_pending)
+        atomic_store_explicit(&b->has_work, false, memory_order_relaxed);
+    goc__lock_release(&b->mu);
+}
+
+int goc_breaker_new(const struct goc_breaker_settings *s, goc_breaker **out)
+{
+    struct goc_breaker_settings ns = { 0 };
+    if (s)
+        ns = *s;
+    if (!out || normalise(&ns))
+        return -EINVAL;
+    goc_breaker *b = goc__calloc(1, sizeof *b);
+    if (!b)
+        return -ENOMEM;
+    b->s = ns;
+    if (ns.name)
+        strncpy(b->name, ns.name, sizeof b->name - 1);
+    b->s.name = b->name;
+    if (ns.clock)
+        b->clock = *ns.clock;
+    b->s.clock = NULL;
+    if (ns.bucket_period > 0) {
+        b->nb = (ns.interval + ns.bucket_period - 1) / ns.bucket_period;
+        b->buckets = goc__calloc((size_t)b->nb, sizeof *b->buckets);
+    }
+    b->wn = ns.window_size;
+    if (ns.window == GOC_BREAKER_WINDOW_COUNT)
+        b->ring = goc__calloc((size_t)b->wn, 1);
+    else if (ns.window == GOC_BREAKER_WINDOW_TIME)
+        b->tring = goc__calloc((size_t)b->wn, sizeof *b->tring);
+    if ((ns.bucket_period > 0 && !b->buckets) ||
+        (ns.window == GOC_BREAKER_WINDOW_COUNT && !b->ring) ||
+        (ns.window == GOC_BREAKER_WINDOW_TIME && !b->tring)) {
+        goc_breaker_free(b);
+        return -ENOMEM;
+    }
+    b->state = GOC_BREAKER_CLOSED;
+    tnow tn = tnow_start(b);
+    new_generation(b, &tn);
+    *out = b;
+    return 0;
+}
+
+void goc_breaker_free(goc_breaker *b)
+{
+    if (!b)
+        return;
+    while (b->qhead) {
+        struct notif *n = b->qhead;
+        b->qhead = n->next;
+        goc__free(n);
+    }
+    goc__free(b->buckets);
+    goc__free(b->ring);
+    goc__free(b->tring);
+    goc__free(b);
+}
+
+static int admit_locked(goc_breaker *b, tnow *now, goc_breaker_token *tok)
+{
+    goc_breaker_state st = current_state(b, now);
+    /* The start time matters only for slow-call rates. */
+    int64_t start = b->ring || b->tring ? T(now) : 0;
+    switch (st) {
+    case GOC_BREAKER_OPEN:
+    case GOC_BREAKER_FORCED_OPEN:
+        return GOC_EOPEN;
+    case GOC_BREAKER_HALF_OPEN:
+        if (b->c.requests - b->c.total_exclusions >= b->s.max_requests)
+            return GOC_ETOOMANY;
+        break;
+    case GOC_BREAKER_DISABLED:
+        *tok = (goc_breaker_token){ b->gen, 0, start, 2 };
+        b->in_flight++;
+        return 0;
+    default:
+        break;
+    }
+    b->c.requests++;
+    if (b->buckets)
+        b->buckets[b->cur_bucket % b->nb].requests++;
+    b->in_flight++;
+    *tok = (goc_breaker_token){ b->gen, b->cur_bucket, start, 1 };
+    return 0;
+}
+
+int goc_breaker_allow(goc_breaker *b, goc_breaker_token *tok)
+{
+    if (!b || !tok)
+        return -EINVAL;
+    tnow now = tnow_start(b);
+    goc__lock_acquire(&b->mu);
+    int rc = admit_locked(b, &now, tok);
+    goc__lock_release(&b->mu);
+    deliver(b);
+    return rc;
+}
+
+/* The rolling bucket a token's outcome goes to, or NULL if aged out. */
+static struct bucket *token_bucket(goc_breaker *b, const goc_breaker_token *t)
+{
+    if (!b->buckets || b->cur_bucket - t->bucket_ >= b->nb)
+        return NULL;
+    return &b->buckets[t->bucket_ % b->nb];
+}
+
+/* Record an outcome in the resilience4j window. */
+static void window_record(goc_breaker *b, int64_t now, int flags)
+{
+    if (b->ring) {
+        unsigned char old = b->ring[b->wpos];
+        if (old & OUT_USED) {
+            b->wcalls--;
+            b->wfailed -= !!(old & OUT_FAILED);
+            b->wslow -= !!(old & OUT_SLOW);
+        }
+        b->ring[b->wpos] = (unsigned char)(flags | OUT_USED);
+        b->wpos = (b->wpos + 1) % b->wn;
+    } else if (b->tring) {
+        int64_t sec = (now - b->gen_start) / GOC_SECOND;
+        if (sec < b->whead)
+            sec = b->whead; /* a reading from just before: current second */
+        int64_t from = b->whead + 1;
+        if (sec - from >= b->wn)
+            from = sec - b->wn + 1;
+        for (int64_t i = from; i <= sec; i++) {
+            struct tbucket *k = &b->tring[i % b->wn];
+            b->wcalls -= k->calls;
+            b->wfailed -= k->failed;
+            b->wslow -= k->slow;
+            memset(k, 0, sizeof *k);
+        }
+        b->whead = sec;
+        struct tbucket *k = &b->tring[sec % b->wn];
+        k->calls++;
+        k->failed += !!(flags & OUT_FAILED);
+        k->slow += !!(flags & OUT_SLOW);
+    } else {
+        return;
+    }
+    b->wcalls++;
+    b->wfailed += !!(flags & OUT_FAILED);
+    b->wslow += !!(flags & OUT_SLOW);
+}
+
+static bool window_trips(goc_breaker *b)
+{
+    if ((!b->ring && !b->tring) || b->wcalls < b->s.minimum_calls ||
+        b->wcalls == 0)
+        return false;
+    double fr = 100.0 * (double)b->wfailed / (double)b->wcalls;
+    double sr = 100.0 * (double)b->wslow / (double)b->wcalls;
+    return fr >= b->s.failure_rate_threshold ||
+           sr >= b->s.slow_call_rate_threshold;
+}
+
+enum outcome { EXCLUDED, SUCCESS, FAILURE };
+
+/*
+ * Count one outcome under the lock. Returns true when ready_to_trip must
+ * be asked (outside the lock) with the counts copied into @snap.
+ */
+static bool record_locked(goc_breaker *b,
+                          const goc_breaker_token *tok,
+                          enum outcome o,
+                          tnow *now,
+                          struct goc_breaker_counts *snap)
+{
+    struct bucket *k = token_bucket(b, tok);
+    goc_breaker_state st = b->state;
+    /* With a rolling window, totals only hold what is still in it. */
+    int64_t in = !b->buckets || k;
+    if (o == EXCLUDED) {
+        b->c.total_exclusions += in;
+        if (k)
+            k->exclusions++;
+        return false;
+    }
+    if (o == SUCCESS) {
+        b->c.total_successes += in;
+        b->c.consecutive_successes++;
+        b->c.consecutive_failures = 0;
+        if (k)
+            k->successes++;
+    } else {
+        b->c.total_failures += in;
+        b->c.consecutive_failures++;
+        b->c.consecutive_successes = 0;
+        if (k)
+            k->failures++;
+    }
+    if (st == GOC_BREAKER_HALF_OPEN) {
+        if (o == FAILURE)
+            set_state(b, GOC_BREAKER_OPEN, now);
+        else if (b->c.consecutive_successes >= b->s.half_open_successes)
+            set_state(b, GOC_BREAKER_CLOSED, now);
+        return false;
+    }
+    bool win = b->ring || b->tring;
+    bool slow = win && T(now) - tok->start_ >= b->s.slow_call_duration;
+    window_record(b, b->tring ? T(now) : 0,
+                  (o == FAILURE ? OUT_FAILED : 0) |
+                      ((b->ring || b->tring) && slow ? OUT_SLOW : 0));
+    if (st != GOC_BREAKER_CLOSED)
+        return false; /* METRICS_ONLY never trips */
+    if (window_trips(b)) {
+        set_state(b, GOC_BREAKER_OPEN, now);
+        return false;
+    }
+    if (o != FAILURE)
+        return false;
+    *snap = b->c;
+    snap->in_flight = b->in_flight;
+    return b->s.ready_to_trip || (!b->ring && !b->tring);
+}
+
+static bool default_trip(const struct goc_breaker_counts *c)
+{
+    return c->consecutive_failures > 5;
+}
+
+int goc_breaker_done(goc_breaker *b, goc_breaker_token *tok, int err)
+{
+    if (!b || !tok || (tok->live_ != 1 && tok->live_ != 2))
+        return GOC_EMISUSE;
+    /* Classify outside the lock: these are user callbacks. */
+    enum outcome o;
+    if (err == GOC_EPANIC)
+        o = FAILURE; /* as gobreaker counts a panic, whatever the filters */
+    else if (b->s.is_excluded && b->s.is_excluded(err, b->s.arg))
+        o = EXCLUDED;
+    else if (b->s.is_successful ? b->s.is_successful(err, b->s.arg) : !err)
+        o = SUCCESS;
+    else
+        o = FAILURE;
+    tnow now = tnow_start(b);
+    struct goc_breaker_counts snap;
+    bool ask = false;
+    uint64_t gen;
+    goc__lock_acquire(&b->mu);
+    int live = tok->live_;
+    tok->live_ = 0;
+    b->in_flight--;
+    current_state(b, &now);
+    gen = b->gen;
+    if (live == 1 && tok->gen_ == gen)
+        ask = record_locked(b, tok, o, &now, &snap);
+    goc__lock_release(&b->mu);
+    if (ask) {
+        bool trip = b->s.ready_to_trip ? b->s.ready_to_trip(&snap, b->s.arg)
+                                       : default_trip(&snap);
+        if (trip) {
+            goc__lock_acquire(&b->mu);
+            /* Only if nothing moved the breaker on meanwhile. */
+            if (b->gen == gen && b->state == GOC_BREAKER_CLOSED)
+                set_state(b, GOC_BREAKER_OPEN, &now);
+            goc__lock_release(&b->mu);
+        }
+    }
+    deliver(b);
+    return 0;
+}
+
+int goc_breaker_execute(goc_breaker *b, int (*fn)(void *), void *arg)
+{
+    if (!b || !fn)
+        return -EINVAL;
+    goc_breaker_token tok;
+    int rc = goc_breaker_allow(b, &tok);
+    if (rc)
+        return rc;
+    rc = fn(arg); /* no lock held */
+    goc_breaker_done(b, &tok, rc);
+    return rc;
+}
+
+goc_breaker_state goc_breaker_state_now(goc_breaker *b)
+{
+    tnow now = tnow_start(b);
+    goc__lock_acquire(&b->mu);
+    goc_breaker_state s = current_state(b, &now);
+    goc__lock_release(&b->mu);
+    deliver(b);
+    return s;
+}
+
+void goc_breaker_counts(goc_breaker *b, struct goc_breaker_counts *c)
+{
+    tnow now = tnow_start(b);
+    goc__lock_acquire(&b->mu);
+    current_state(b, &now);
+    *c = b->c;
+    c->in_flight = b->in_flight;
+    goc__lock_release(&b->mu);
+    deliver(b);
+}
+
+const char *goc_breaker_name(goc_breaker *b)
+{
+    return b->name;
+}
+
+int goc_breaker_transition(goc_breaker *b, goc_breaker_state to)
+{
+    if (!b || (unsigned)to > GOC_BREAKER_METRICS_ONLY)
+        return -EINVAL;
+    tnow now = tnow_start(b);
+    goc__lock_acquire(&b->mu);
+    current_state(b, &now);
+    set_state(b, to, &now);
+    goc__lock_release(&b->mu);
+    deliver(b);
+    return 0;
+}
+
+int goc_breaker_trip(goc_breaker *b)
+{
+    return goc_breaker_transition(b, GOC_BREAKER_OPEN);
+}
+
+void goc_breaker_reset(goc_breaker *b)
+{
+    tnow now = tnow_start(b);
+    goc__lock_acquire(&b->mu);
+    if (b->state == GOC_BREAKER_CLOSED)
+        new_generation(b, &now);
+    else
+        set_state(b, GOC_BREAKER_CLOSED, &now);
+    b->open_attempts = 0;
+    goc__lock_release(&b->mu);
+    deliver(b);
+}

@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Bounded resource pool. One goc_mutex guards the counts, the idle stack,
+ * the loan list and a FIFO of waiters. A release hands its object (or,
+ * for a broken one, the right to create one) straight to the first
+ * waiter, so nobody barges past the queue. Callbacks (create, validate,
+ * reset, destroy) run with the mutex released.
+ */
+#include "goc/objpool.h"
+#include "goc/context.h"
+#include "goc/sync.h"
+#include "goc/time.h"
+#include "../internal/alloc.h"
+
+#include <string.h>
+
+struct idle {
+    void *obj;
+    int64_t since;
+};
+
+enum grant { NONE, GOT_OBJ, MAY_CREATE };
+
+struct waiter {
+    struct waiter *next, *prev;
+    goc_cond cond;
+    enum grant grant;
+    void *obj;
+};
+
+struct goc_rpool {
+    goc_mutex mu;
+    struct goc_rpool_opts o;
+    bool closed;
+    int64_t total;
+    struct idle *idle; /* stack: oldest at 0 */
+    int64_t nidle;
+    void **loans; /* objects out on loan */
+    int64_t nloans;
+    struct waiter *head, *tail;
+    int64_t nwait;
+    struct goc_rpool_stats st;
+};
+
+int goc_rpool_new(const struct goc_rpool_opts *o, goc_rpool **out)
+{
+    if (!o || !out || o->max_total < 1 || o->max_idle < 0 ||
+        o->max_idle > o->max_total || !o->create)
+        return -EINVAL;
+    goc_rpool *rp = goc__calloc(1, sizeof *rp);
+    if (!rp)
+        return -ENOMEM;
+    rp->o = *o;
+    rp->idle = goc__calloc((size_t)o->max_idle + 1, sizeof *rp->idle);
+    rp->loans = goc__calloc((size_t)o->max_total, sizeof *rp->loans);
+    if (!rp->idle || !rp->loans) {
+        goc__free(rp->idle);
+        goc__free(rp->loans);
+        goc__free(rp);
+        return -ENOMEM;
+    }
+    *out = rp;
+    return 0;
+}
+
+static void destroy(goc_rpool *rp, void *obj)
+{
+    if (rp->o.destroy)
+        rp->o.destroy(obj, rp->o.arg);
+}
+
+static void lock(goc_rpool *rp)
+{
+    goc_mutex_lock(&rp->mu, NULL);
+}
+
+static void unlock(goc_rpool *rp)
+{
+    goc_mutex_unlock(&rp->mu);
+}
+
+static void loan_add(goc_rpool *rp, void *obj)
+{
+    rp->loans[rp->nloans++] = obj; /* nloans < total <= max_total */
+}
+
+static bool loan_remove(goc_rpool *rp, void *obj)
+{
+    for (int64_t i = 0; i < rp->nloans; i++) {
+        if (rp->loans[i] == obj) {
+            rp->loans[i] = rp->loans[--rp->nloans];
+            return true;
+        }
+    }
+    return false;
+}
+
+static void dequeue(goc_rpool *rp, struct waiter *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        rp->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        rp->tail = w->prev;
+    rp->nwait--;
+}
+
+/* Under the lock: give @obj (or, if NULL, a creation slot) to the first
+ * waiter. Returns false if nobody waits. */
+static bool hand_off(goc_rpool *rp, void *obj)
+{
+    struct waiter *w = rp->head;
+    if (!w)
+        return false;
+    dequeue(rp, w);
+    w->grant = obj ? GOT_OBJ : MAY_CREATE;
+    w->obj = obj;
+    if (!obj)
+        rp->total++; /* the slot is the waiter's now */
+    goc_cond_signal(&w->cond);
+    return true;
+}
+
+/* Under the lock: pop idle objects past idle_timeout into @out (to be
+ * destroyed after unlocking). Returns how many. */
+static int64_t expire_locked(goc_rpool *rp, void **out, int64_t max)
+{
+    if (rp->o.idle_timeout <= 0 || !rp->nidle)
+        return 0;
+    int64_t now = goc_now(), n = 0;
+    while (n < rp->nidle && n < max &&
+           now - rp->idle[n].since >= rp->o.idle_timeout)
+        n++;
+    for (int64_t i = 0; i < n; i++)
+        out[i] = rp->idle[i].obj;
+    memmove(rp->idle, rp->idle + n, (size_t)(rp->nidle - n) * sizeof *rp->idle);
+    rp->nidle -= n;
+    rp->total -= n;
+    rp->st.destroyed += n;
+    /* Freed places go to waiters as creation slots. */
+    for (int64_t i = 0; i < n && hand_off(rp, NULL); i++)
+        ;
+    return n;
+}
+
+#define EXPIRE_BATCH 16
+
+static void destroy_all(goc_rpool *rp, void **v, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        destroy(rp, v[i]);
+}
+
+/* Wait in the queue for a grant; 0 with w->grant set, or an error. */
+static int wait_grant(goc_rpool *rp, struct waiter *w, goc_ctx *ctx)
+{
+    *w = (struct waiter){ .prev = rp->tail };
+    if (rp->tail)
+        rp->tail->next = w;
+    else
+        rp->head = w;
+    rp->tail = w;
+    rp->nwait++;
+    rp->st.waits++;
+    int64_t t = goc_now();
+    int rc = 0;
+    while (w->grant == NONE && !rp->closed && rc == 0)
+        rc = goc_cond_wait(&w->cond, &rp->mu, ctx);
+    rp->st.wait_ns += goc_now() - t;
+    if (w->grant != NONE)
+        return 0; /* a grant seen first wins over the ctx */
+    dequeue(rp, w);
+    return rp->closed ? GOC_ECLOSED : rc;
+}
+
+/* Get a validated idle object, a creation slot, or wait. Returns 0 with
+ * *obj set (idle) or NULL (create), or an error. */
+static int reserve(goc_rpool *rp, void **obj, goc_ctx *ctx)
+{
+    void *old[EXPIRE_BATCH];
+    lock(rp);
+    int64_t n = expire_locked(rp, old, EXPIRE_BATCH);
+    int rc = 0;
+    *obj = NULL;
+    if (rp->closed) {
+        rc = GOC_ECLOSED;
+    } else if (rp->nidle && !rp->head) {
+        *obj = rp->idle[--rp->nidle].obj;
+    } else if (rp->total < rp->o.max_total && !rp->head) {
+        rp->total++;
+    } else {
+        struct waiter w;
+        rc = wait_grant(rp, &w, ctx);
+        if (rc == 0)
+            *obj = w.grant == GOT_OBJ ? w.obj : NULL;
+    }
+    if (rc == 0 && *obj)
+        loan_add(rp, *obj);
+    unlock(rp);
+    destroy_all(rp, old, n);
+    return rc;
+}
+
+/* Give back a creation slot that was not used. */
+static void unreserve(goc_rpool *rp)
+{
+    lock(rp);
+    rp->total--;
+    if (!rp->closed && rp->total < rp->o.max_total)
+        hand_off(rp, NULL);
+    unlock(rp);
+}
+
+int goc_rpool_acquire(goc_rpool *rp, void **out, goc_ctx *ctx)
+{
+    if (!rp || !out)
+        return -EINVAL;
+    int rc = goc_ctx_err(ctx);
+    if (rc)
+        return rc;
+    for (;;) {
+        void *obj;
+        rc = reserve(rp, &obj, ctx);
+        if (rc)
+            return rc;
+        if (!obj) {
+            rc = rp->o.create(rp->o.arg, &obj);
+            if (rc || !obj) {
+                unreserve(rp);
+                return rc ? rc : -ENOMEM;
+            }
+            lock(rp);
+            rp->st.created++;
+            loan_add(rp, obj);
+            unlock(rp);
+            *out = obj;
+            return 0;
+        }
+        if (!rp->o.validate || rp->o.validate(obj, rp->o.arg)) {
+            if (rp->o.reset)
+                rp->o.reset(obj, rp->o.arg);
+            *out = obj;
+            return 0;
+        }
+        /* Stale: destroy it, free its place, try again. */
+        lock(rp);
+        loan_remove(rp, obj);
+        rp->st.invalid++;
+        rp->st.destroyed++;
+        unlock(rp);
+        destroy(rp, obj);
+        unreserve(rp);
+        rc = goc_ctx_err(ctx);
+        if (rc)
+            return rc;
+    }
+}
+
+int goc_rpool_release(goc_rpool *rp, void *obj, bool broken)
+{
+    if (!rp || !obj)
+        return -EINVAL;
+    void *old[EXPIRE_BATCH];
+    lock(rp);
+    if (!loan_remove(rp, obj)) {
+        unlock(rp);
+        return GOC_EMISUSE; /* double release or a foreign object */
+    }
+    bool kill = broken || rp->closed;
+    if (!kill && !hand_off(rp, obj)) {
+        if (rp->nidle < rp->o.max_idle)
+            rp->idle[rp->nidle++] = (struct idle){ obj, goc_now() };
+        else
+            kill = true;
+    } /* else handed straight to a waiter, which records the loan */
+    if (kill) {
+        rp->total--;
+        rp->st.destroyed++;
+        if (!rp->closed)
+            hand_off(rp, NULL);
+    }
+    int64_t n = expire_locked(rp, old, EXPIRE_BATCH);
+    unlock(rp);
+    destroy_all(rp, old, n);
+    if (kill)
+        destroy(rp, obj);
+    return 0;
+}
+
+void goc_rpool_close(goc_rpool *rp)
+{
+    if (!rp)
+        return;
+    lock(rp);
+    rp->closed = true;
+    int64_t n = rp->nidle;
+    void **v = n ? goc__malloc((size_t)n * sizeof *v) : NULL;
+    for (int64_t i = 0; v && i < n; i++)
+        v[i] = rp->idle[i].obj;
+    if (v || !n) {
+        rp->total -= n;
+        rp->st.destroyed += n;
+        rp->nidle = 0;
+    }
+    for (struct waiter *w = rp->head; w; w = w->next)
+        goc_cond_signal(&w->cond);
+    unlock(rp);
+    if (v) {
+        destroy_all(rp, v, n);
+        goc__free(v);
+    }
+}
+
+void goc_rpool_free(goc_rpool *rp)
+{
+    if (!rp)
+        return;
+    goc_rpool_close(rp);
+    /* Idle objects left only if close could not allocate its list. */
+    for (int64_t i = 0; i < rp->nidle; i++)
+        destroy(rp, rp->idle[i].obj);
+    goc__free(rp->idle);
+    goc__free(rp->loans);
+    goc__free(rp);
+}
+
+void goc_rpool_stats(goc_rpool *rp, struct goc_rpool_stats *st)
+{
+    lock(rp);
+    *st = rp->st;
+    st->total = rp->total;
+    st->idle = rp->nidle;
+    st->in_use = rp->nloans;
+    st->waiters = rp->nwait;
+    unlock(rp);
+}

@@ -1,0 +1,579 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tests of the object pool (sync.Pool semantics, bounds, victim trimming,
+ * seed defects D-101..D-106) and of the bounded resource pool (every
+ * blocking case of acquire, FIFO hand-off, validation, misuse).
+ */
+#include "test.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+struct obj {
+    _Atomic int owned;
+    size_t size;
+    int resets;
+};
+
+static _Atomic int64_t created, destroyed, resets;
+
+static void *new_obj(void *arg)
+{
+    (void)arg;
+    struct obj *o = calloc(1, sizeof *o);
+    o->size = 16;
+    atomic_fetch_add(&created, 1);
+    return o;
+}
+
+static void reset_obj(void *obj, void *arg)
+{
+    (void)arg;
+    ((struct obj *)obj)->resets++;
+    atomic_fetch_add(&resets, 1);
+}
+
+static void destroy_obj(void *obj, void *arg)
+{
+    (void)arg;
+    free(obj);
+    atomic_fetch_add(&destroyed, 1);
+}
+
+static size_t size_obj(void *obj, void *arg)
+{
+    (void)arg;
+    return ((struct obj *)obj)->size;
+}
+
+static void zero_counts(void)
+{
+    atomic_store(&created, 0);
+    atomic_store(&destroyed, 0);
+    atomic_store(&resets, 0);
+}
+
+TEST(objpool, reset_only_kept_and_bounds)
+{
+    zero_counts();
+    goc_objpool *p;
+    struct goc_objpool_opts o = { .new_fn = new_obj,
+                                  .reset_fn = reset_obj,
+                                  .destroy_fn = destroy_obj,
+                                  .size_fn = size_obj,
+                                  .max_cached = 2,
+                                  .max_retained_size = 1024 };
+    struct goc_objpool_opts bad = { .max_retained_size = 1 };
+    ASSERT_EQ(goc_objpool_new(&bad, &p), -EINVAL);
+    ASSERT_OK(goc_objpool_new(&o, &p));
+    ASSERT_EQ(goc_objpool_put(p, NULL), 0); /* ignored (D-103) */
+    struct obj *a = goc_objpool_get(p), *b = goc_objpool_get(p),
+               *c = goc_objpool_get(p);
+    ASSERT_EQ(atomic_load(&created), 3);
+    ASSERT_EQ(goc_objpool_put(p, a), 0);
+    ASSERT_EQ(goc_objpool_put(p, b), 0);
+    ASSERT_EQ(goc_objpool_put(p, c), 1); /* over max_cached: dropped */
+    ASSERT_EQ(atomic_load(&resets), 2);  /* only the kept (D-101) */
+    ASSERT_EQ(atomic_load(&destroyed), 1);
+    /* A grown buffer is not kept (golang/go#23199). */
+    struct obj *d = goc_objpool_get(p);
+    struct obj *e = goc_objpool_get(p);
+    ASSERT(d != NULL && e != NULL);
+    ASSERT(d == a || d == b);
+    e->size = 4096;
+    ASSERT_EQ(goc_objpool_put(p, e), 1);
+    ASSERT_EQ(goc_objpool_put(p, d), 0);
+    struct goc_objpool_stats st;
+    goc_objpool_stats(p, &st);
+    ASSERT_EQ(st.gets, 5);
+    ASSERT_EQ(st.hits, 2);
+    ASSERT_EQ(st.misses, 3);
+    ASSERT_EQ(st.puts, 5);
+    ASSERT_EQ(st.drops, 2);
+    ASSERT_EQ(st.retained, 1);
+    goc_objpool_free(p);
+    ASSERT_EQ(atomic_load(&created), atomic_load(&destroyed));
+
+    /* No new_fn: a miss gives NULL. */
+    ASSERT_OK(goc_objpool_new(NULL, &p));
+    ASSERT(goc_objpool_get(p) == NULL);
+    goc_objpool_free(p);
+}
+
+TEST(objpool, trim_keeps_one_generation)
+{
+    zero_counts();
+    goc_objpool *p;
+    struct goc_objpool_opts o = { .new_fn = new_obj,
+                                  .destroy_fn = destroy_obj };
+    ASSERT_OK(goc_objpool_new(&o, &p));
+    void *v[4];
+    for (int i = 0; i < 4; i++)
+        v[i] = goc_objpool_get(p);
+    for (int i = 0; i < 4; i++)
+        goc_objpool_put(p, v[i]);
+    ASSERT_EQ(goc_objpool_trim(p), 0); /* now the victim generation */
+    void *x = goc_objpool_get(p);      /* still served from the victim */
+    ASSERT_EQ(atomic_load(&created), 4);
+    ASSERT_EQ(goc_objpool_trim(p), 3); /* a second quiet epoch frees */
+    struct goc_objpool_stats st;
+    goc_objpool_stats(p, &st);
+    ASSERT_EQ(st.retained, 0);
+    ASSERT_EQ(st.trims, 2);
+    goc_objpool_put(p, x);
+    goc_objpool_free(p);
+    ASSERT_EQ(atomic_load(&created), atomic_load(&destroyed));
+}
+
+TEST(objpool, debug_mode_detects_double_put)
+{
+    zero_counts();
+    goc_objpool *p;
+    struct goc_objpool_opts o = { .new_fn = new_obj,
+                                  .destroy_fn = destroy_obj,
+                                  .debug = true };
+    ASSERT_OK(goc_objpool_new(&o, &p));
+    int kept = 0, dropped = 0;
+    for (int i = 0; i < 200; i++) {
+        void *x = goc_objpool_get(p);
+        if (goc_objpool_put(p, x) == 0) {
+            /* In the pool: a second put is caught (D-102). */
+            ASSERT_EQ(goc_objpool_put(p, x), GOC_EMISUSE);
+            kept++;
+        } else {
+            dropped++;
+        }
+    }
+    ASSERT_GT(kept, 0);
+    ASSERT_GT(dropped, 0); /* debug mode drops some puts at random */
+    goc_objpool_free(p);
+    ASSERT_EQ(atomic_load(&created), atomic_load(&destroyed));
+}
+
+struct churn {
+    goc_objpool *p;
+    int64_t iters;
+    goc_wg wg;
+    _Atomic int64_t twice;
+};
+
+static void churn(void *arg)
+{
+    struct churn *c = arg;
+    for (int64_t i = 0; i < c->iters; i++) {
+        struct obj *x = goc_objpool_get(c->p);
+        int zero = 0;
+        if (!atomic_compare_exchange_strong(&x->owned, &zero, 1))
+            atomic_fetch_add(&c->twice, 1); /* handed out twice */
+        if (i % 16 == 0)
+            goc_yield();
+        if (i % 1000 == 0)
+            goc_objpool_trim(c->p);
+        atomic_store(&x->owned, 0);
+        goc_objpool_put(c->p, x);
+    }
+    goc_wg_done(&c->wg);
+}
+
+static void *churn_thread(void *arg)
+{
+    churn(arg);
+    return NULL;
+}
+
+TEST_G(objpool, concurrent_from_all_ps_no_double_handout_no_leak)
+{
+    zero_counts();
+    static struct churn c;
+    struct goc_objpool_opts o = { .new_fn = new_obj,
+                                  .destroy_fn = destroy_obj,
+                                  .max_cached = 64 };
+    ASSERT_OK(goc_objpool_new(&o, &c.p));
+    c.iters = test_scale(50000);
+    int n = 4 * goc_maxprocs();
+    goc_wg_add(&c.wg, n + 1);
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, churn_thread, &c));
+    for (int i = 0; i < n; i++)
+        ASSERT_OK(goc_go(churn, &c));
+    goc_wg_wait(&c.wg, NULL);
+    ASSERT_OK(pthread_join(th, NULL));
+    ASSERT_EQ(atomic_load(&c.twice), 0);
+    struct goc_objpool_stats st;
+    goc_objpool_stats(c.p, &st);
+    ASSERT_EQ(st.gets, st.hits + st.misses);
+    ASSERT_GT(st.hits, st.misses); /* it does reuse */
+    ASSERT_LE(st.retained, 64);
+    ASSERT_EQ(atomic_load(&created) - atomic_load(&destroyed), st.retained);
+    goc_objpool_free(c.p);
+    ASSERT_EQ(atomic_load(&created), atomic_load(&destroyed)); /* no leak */
+}
+
+/* ---- bounded resource pool ------------------------------------------ */
+
+static _Atomic int64_t rcreated, rdestroyed;
+static _Atomic int fail_create;
+
+static int rcreate(void *arg, void **out)
+{
+    (void)arg;
+    if (atomic_load(&fail_create))
+        return -EMFILE;
+    struct obj *o = calloc(1, sizeof *o);
+    o->size = (size_t)atomic_fetch_add(&rcreated, 1);
+    *out = o;
+    return 0;
+}
+
+static bool rvalidate(void *obj, void *arg)
+{
+    (void)arg;
+    return ((struct obj *)obj)->size != 999; /* 999 marks "stale" */
+}
+
+static void rdestroy(void *obj, void *arg)
+{
+    (void)arg;
+    free(obj);
+    atomic_fetch_add(&rdestroyed, 1);
+}
+
+static goc_rpool *mkrp(int64_t total, int64_t idle)
+{
+    atomic_store(&rcreated, 0);
+    atomic_store(&rdestroyed, 0);
+    atomic_store(&fail_create, 0);
+    struct goc_rpool_opts o = { .max_total = total,
+                                .max_idle = idle,
+                                .create = rcreate,
+                                .validate = rvalidate,
+                                .destroy = rdestroy };
+    goc_rpool *rp;
+    ASSERT_OK(goc_rpool_new(&o, &rp));
+    return rp;
+}
+
+TEST_G(objpool, rpool_bounds_validation_and_misuse)
+{
+    struct goc_rpool_opts bad = { .max_total = 0, .create = rcreate };
+    goc_rpool *rp;
+    ASSERT_EQ(goc_rpool_new(&bad, &rp), -EINVAL);
+    bad = (struct goc_rpool_opts){ .max_total = 2,
+                                   .max_idle = 3,
+                                   .create = rcreate };
+    ASSERT_EQ(goc_rpool_new(&bad, &rp), -EINVAL);
+    bad.max_idle = 1;
+    bad.create = NULL;
+    ASSERT_EQ(goc_rpool_new(&bad, &rp), -EINVAL);
+
+    rp = mkrp(2, 1);
+    void *a, *b, *x;
+    ASSERT_OK(goc_rpool_acquire(rp, &a, NULL));
+    ASSERT_OK(goc_rpool_acquire(rp, &b, NULL));
+    goc_ctx_local lc;
+    goc_ctx *c = goc_ctx_init_timeout(&lc, NULL, 20 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_rpool_acquire(rp, &x, c), -ETIMEDOUT); /* full */
+    goc_ctx_destroy(c);
+    ASSERT_OK(goc_rpool_release(rp, a, false)); /* idle */
+    ASSERT_OK(goc_rpool_release(rp, b, false)); /* over max_idle */
+    ASSERT_EQ(atomic_load(&rdestroyed), 1);
+    ASSERT_EQ(goc_rpool_release(rp, a, false), GOC_EMISUSE); /* twice */
+    struct obj foreign;
+    ASSERT_EQ(goc_rpool_release(rp, &foreign, false), GOC_EMISUSE);
+    struct goc_rpool_stats st;
+    goc_rpool_stats(rp, &st);
+    ASSERT_EQ(st.total, 1);
+    ASSERT_EQ(st.idle, 1);
+    ASSERT_EQ(st.in_use, 0);
+    /* Validation on borrow: a stale idle object is replaced. */
+    ((struct obj *)a)->size = 999;
+    ASSERT_OK(goc_rpool_acquire(rp, &x, NULL));
+    ASSERT(x != a || ((struct obj *)x)->size != 999);
+    goc_rpool_stats(rp, &st);
+    ASSERT_EQ(st.invalid, 1);
+    /* Broken release destroys; a create error comes back clean. */
+    ASSERT_OK(goc_rpool_release(rp, x, true));
+    atomic_store(&fail_create, 1);
+    ASSERT_EQ(goc_rpool_acquire(rp, &x, NULL), -EMFILE);
+    goc_rpool_stats(rp, &st);
+    ASSERT_EQ(st.total, 0);
+    atomic_store(&fail_create, 0);
+    goc_rpool_free(rp);
+    ASSERT_EQ(atomic_load(&rcreated), atomic_load(&rdestroyed));
+}
+
+struct acq {
+    goc_rpool *rp;
+    goc_ctx *ctx;
+    void *obj;
+    int rc;
+    int id;
+    _Atomic int *order;
+    int got_at;
+    goc_wg *wg;
+};
+
+static void acquirer(void *arg)
+{
+    struct acq *a = arg;
+    a->rc = goc_rpool_acquire(a->rp, &a->obj, a->ctx);
+    if (a->order)
+        a->got_at = atomic_fetch_add(a->order, 1);
+    if (a->wg)
+        goc_wg_done(a->wg);
+}
+
+static void *acquirer_thread(void *arg)
+{
+    acquirer(arg);
+    return NULL;
+}
+
+static void wait_waiters(goc_rpool *rp, int64_t n)
+{
+    struct goc_rpool_stats st;
+    for (;;) {
+        goc_rpool_stats(rp, &st);
+        if (st.waiters >= n)
+            return;
+        goc_sleep(200 * GOC_MICROSECOND, NULL);
+    }
+}
+
+TEST_G(objpool, rpool_acquire_blocking_cases)
+{
+    goc_rpool *rp = mkrp(1, 1);
+    void *held;
+    ASSERT_OK(goc_rpool_acquire(rp, &held, NULL));
+
+    /* FIFO hand-off to three waiters. */
+    static _Atomic int order;
+    static struct acq w[3];
+    goc_wg wg = GOC_WG_INIT;
+    goc_wg_add(&wg, 3);
+    for (int i = 0; i < 3; i++) {
+        w[i] = (struct acq){ .rp = rp, .id = i, .order = &order, .wg = &wg };
+        ASSERT_OK(goc_go(acquirer, &w[i]));
+        wait_waiters(rp, i + 1);
+    }
+    ASSERT_OK(goc_rpool_release(rp, held, false));
+    for (int i = 0; i < 3; i++) {
+        while (atomic_load(&order) <= i)
+            goc_sleep(200 * GOC_MICROSECOND, NULL);
+        ASSERT_OK(w[i].rc);
+        ASSERT_EQ(w[i].got_at, i);
+        ASSERT_OK(goc_rpool_release(rp, w[i].obj, false));
+    }
+    goc_wg_wait(&wg, NULL);
+    ASSERT_OK(goc_rpool_acquire(rp, &held, NULL));
+
+    /* Cancelled while waiting, and cancelled before entry (even though
+     * an object is idle by then). */
+    goc_ctx_local lc;
+    goc_ctx *c = goc_ctx_init_cancel(&lc, NULL);
+    test_cancel_after(c, 10 * GOC_MILLISECOND);
+    void *x;
+    ASSERT_EQ(goc_rpool_acquire(rp, &x, c), -ECANCELED);
+    ASSERT_OK(goc_rpool_release(rp, held, false));
+    for (int i = 0; i < 10000; i++) /* never a random choice */
+        ASSERT_EQ(goc_rpool_acquire(rp, &x, c), -ECANCELED);
+    goc_ctx_destroy(c);
+    struct goc_rpool_stats st;
+    goc_rpool_stats(rp, &st);
+    ASSERT_EQ(st.waiters, 0);
+    ASSERT_EQ(st.idle, 1); /* nothing leaked */
+
+    /* A plain thread blocks until a release. */
+    ASSERT_OK(goc_rpool_acquire(rp, &held, NULL));
+    static struct acq pt;
+    pt = (struct acq){ .rp = rp };
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, acquirer_thread, &pt));
+    wait_waiters(rp, 1);
+    ASSERT_OK(goc_rpool_release(rp, held, false));
+    ASSERT_OK(pthread_join(th, NULL));
+    ASSERT_OK(pt.rc);
+    held = pt.obj;
+
+    /* Closed while waiting: GOC_ECLOSED; after close too. */
+    static struct acq cw;
+    goc_wg_add(&wg, 1);
+    cw = (struct acq){ .rp = rp, .wg = &wg };
+    ASSERT_OK(goc_go(acquirer, &cw));
+    wait_waiters(rp, 1);
+    goc_rpool_close(rp);
+    goc_rpool_close(rp); /* idempotent */
+    goc_wg_wait(&wg, NULL);
+    ASSERT_EQ(cw.rc, GOC_ECLOSED);
+    ASSERT_EQ(goc_rpool_acquire(rp, &x, NULL), GOC_ECLOSED);
+    ASSERT_OK(goc_rpool_release(rp, held, false)); /* destroyed now */
+    goc_rpool_free(rp);
+    ASSERT_EQ(atomic_load(&rcreated), atomic_load(&rdestroyed));
+}
+
+TEST_G(objpool, rpool_idle_timeout_expires_objects)
+{
+    struct goc_rpool_opts o = { .max_total = 4,
+                                .max_idle = 4,
+                                .idle_timeout = 20 * GOC_MILLISECOND,
+                                .create = rcreate,
+                                .destroy = rdestroy };
+    atomic_store(&rcreated, 0);
+    atomic_store(&rdestroyed, 0);
+    goc_rpool *rp;
+    ASSERT_OK(goc_rpool_new(&o, &rp));
+    void *a, *b;
+    ASSERT_OK(goc_rpool_acquire(rp, &a, NULL));
+    ASSERT_OK(goc_rpool_release(rp, a, false));
+    goc_sleep(40 * GOC_MILLISECOND, NULL);
+    ASSERT_OK(goc_rpool_acquire(rp, &b, NULL));
+    ASSERT_EQ(atomic_load(&rcreated), 2); /* the idle one had expired */
+    ASSERT_EQ(atomic_load(&rdestroyed), 1);
+    ASSERT_OK(goc_rpool_release(rp, b, false));
+    goc_rpool_free(rp);
+    ASSERT_EQ(atomic_load(&rdestroyed), 2);
+}
+
+struct rstress {
+    goc_rpool *rp;
+    int64_t iters;
+    _Atomic int holders, max_holders;
+    goc_wg wg;
+};
+
+static void rworker(void *arg)
+{
+    struct rstress *s = arg;
+    for (int64_t i = 0; i < s->iters; i++) {
+        void *x;
+        goc_ctx_local lc;
+        goc_ctx *c = goc_ctx_init_timeout(&lc, NULL, GOC_MILLISECOND);
+        int rc = goc_rpool_acquire(s->rp, &x, i % 3 ? NULL : c);
+        goc_ctx_destroy(c);
+        if (rc) {
+            ASSERT_EQ(rc, -ETIMEDOUT);
+            continue;
+        }
+        int h = atomic_fetch_add(&s->holders, 1) + 1;
+        int m = atomic_load(&s->max_holders);
+        while (h > m && !atomic_compare_exchange_weak(&s->max_holders, &m, h))
+            ;
+        if (i % 4 == 0)
+            goc_yield();
+        atomic_fetch_sub(&s->holders, 1);
+        ASSERT_OK(goc_rpool_release(s->rp, x, i % 7 == 0));
+    }
+    goc_wg_done(&s->wg);
+}
+
+static void *rworker_thread(void *arg)
+{
+    rworker(arg);
+    return NULL;
+}
+
+TEST_G(objpool, rpool_concurrent_never_exceeds_max_total)
+{
+    static struct rstress s;
+    s.rp = mkrp(3, 2);
+    s.iters = test_scale(5000);
+    goc_wg_add(&s.wg, 9);
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, rworker_thread, &s));
+    for (int i = 0; i < 8; i++)
+        ASSERT_OK(goc_go(rworker, &s));
+    goc_wg_wait(&s.wg, NULL);
+    ASSERT_OK(pthread_join(th, NULL));
+    ASSERT_LE(atomic_load(&s.max_holders), 3);
+    ASSERT_GT(atomic_load(&s.max_holders), 0);
+    struct goc_rpool_stats st;
+    goc_rpool_stats(s.rp, &st);
+    ASSERT_EQ(st.in_use, 0);
+    ASSERT_EQ(st.waiters, 0);
+    ASSERT_LE(st.total, 3);
+    goc_rpool_free(s.rp);
+    ASSERT_EQ(atomic_load(&rcreated), atomic_load(&rdestroyed));
+}
+
+/* ---- callbacks call back into their pool (never under a lock) ------- */
+
+static goc_objpool *reent_pool;
+static goc_rpool *reent_rpool;
+static _Atomic int reent_calls;
+
+static void *reent_new(void *arg)
+{
+    (void)arg;
+    struct goc_objpool_stats st;
+    goc_objpool_stats(reent_pool, &st); /* takes every cache lock */
+    atomic_fetch_add(&reent_calls, 1);
+    return malloc(8);
+}
+
+static void reent_destroy(void *obj, void *arg)
+{
+    (void)arg;
+    struct goc_objpool_stats st;
+    goc_objpool_stats(reent_pool, &st);
+    atomic_fetch_add(&reent_calls, 1);
+    free(obj);
+}
+
+static int reent_create(void *arg, void **out)
+{
+    (void)arg;
+    struct goc_rpool_stats st;
+    goc_rpool_stats(reent_rpool, &st); /* takes the pool mutex */
+    atomic_fetch_add(&reent_calls, 1);
+    *out = malloc(8);
+    return *out ? 0 : -ENOMEM;
+}
+
+static void reent_rdestroy(void *obj, void *arg)
+{
+    (void)arg;
+    struct goc_rpool_stats st;
+    goc_rpool_stats(reent_rpool, &st);
+    atomic_fetch_add(&reent_calls, 1);
+    free(obj);
+}
+
+static bool reent_validate(void *obj, void *arg)
+{
+    (void)obj;
+    (void)arg;
+    struct goc_rpool_stats st;
+    goc_rpool_stats(reent_rpool, &st);
+    atomic_fetch_add(&reent_calls, 1);
+    return true;
+}
+
+TEST_G(objpool, callbacks_may_call_back_into_the_pool)
+{
+    struct goc_objpool_opts o = { .new_fn = reent_new,
+                                  .destroy_fn = reent_destroy,
+                                  .max_cached = 1 };
+    ASSERT_OK(goc_objpool_new(&o, &reent_pool));
+    void *a = goc_objpool_get(reent_pool), *b = goc_objpool_get(reent_pool);
+    goc_objpool_put(reent_pool, a);
+    goc_objpool_put(reent_pool, b); /* over the bound: destroyed */
+    goc_objpool_trim(reent_pool);
+    goc_objpool_trim(reent_pool); /* destroys a */
+    goc_objpool_free(reent_pool);
+    ASSERT_EQ(atomic_load(&reent_calls), 4);
+
+    atomic_store(&reent_calls, 0);
+    struct goc_rpool_opts ro = { .max_total = 1,
+                                 .max_idle = 1,
+                                 .create = reent_create,
+                                 .validate = reent_validate,
+                                 .destroy = reent_rdestroy };
+    ASSERT_OK(goc_rpool_new(&ro, &reent_rpool));
+    void *x;
+    ASSERT_OK(goc_rpool_acquire(reent_rpool, &x, NULL)); /* create */
+    ASSERT_OK(goc_rpool_release(reent_rpool, x, false));
+    ASSERT_OK(goc_rpool_acquire(reent_rpool, &x, NULL)); /* validate */
+    ASSERT_OK(goc_rpool_release(reent_rpool, x, true));  /* destroy */
+    goc_rpool_free(reent_rpool);
+    ASSERT_EQ(atomic_load(&reent_calls), 3);
+}

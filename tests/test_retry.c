@@ -1,0 +1,395 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tests of retry with backoff: cenkalti's formulas on a seeded random
+ * source and a fake clock, the policies, validation (seed defects D-108,
+ * D-109, D-111), and the loop (last error kept, permanent, retry-after,
+ * time budget, cancellation before and during the wait).
+ */
+#include "test.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+static _Atomic int64_t rnow;
+
+static int64_t rclock(void *arg)
+{
+    (void)arg;
+    return atomic_load(&rnow);
+}
+
+/* A seeded LCG: the same sequence every run. */
+static double lcg(void *arg)
+{
+    uint64_t *s = arg;
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return (double)(*s >> 11) * 0x1.0p-53;
+}
+
+static double fixed(void *arg)
+{
+    return *(double *)arg;
+}
+
+TEST(retry, exponential_defaults_and_formula)
+{
+    goc_backoff b;
+    goc_backoff_exponential(&b);
+    ASSERT_EQ(b.initial_interval, 500 * GOC_MILLISECOND);
+    ASSERT(b.randomization_factor == 0.5 && b.multiplier == 1.5);
+    ASSERT_EQ(b.max_interval, 60 * GOC_SECOND);
+    ASSERT_EQ(b.max_elapsed_time, 15 * 60 * GOC_SECOND);
+    ASSERT_OK(goc_backoff_validate(&b));
+    b.clock = (goc_clock){ rclock, NULL };
+
+    /* u = 0 gives the low end, u = 0.5 the middle (+0.5 ns, truncated). */
+    double u = 0;
+    b.rand = fixed;
+    b.rand_arg = &u;
+    goc_backoff_reset(&b);
+    ASSERT_EQ(goc_backoff_next(&b), 250 * GOC_MILLISECOND);
+    u = 0.5;
+    ASSERT_EQ(goc_backoff_next(&b), 750 * GOC_MILLISECOND);
+
+    /* The documented table of ranges, on a seeded source. */
+    static const double lo[] = { 0.25, 0.375, 0.5625, 0.84375, 1.265625 };
+    static const double hi[] = { 0.75, 1.125, 1.6875, 2.53125, 3.796875 };
+    uint64_t seed = 42;
+    b.rand = lcg;
+    b.rand_arg = &seed;
+    for (int round = 0; round < 200; round++) {
+        goc_backoff_reset(&b);
+        for (int i = 0; i < 5; i++) {
+            int64_t d = goc_backoff_next(&b);
+            ASSERT_GE(d, (int64_t)(lo[i] * 1e9));
+            ASSERT_LE(d, (int64_t)(hi[i] * 1e9) + 1);
+        }
+    }
+    /* Same seed, same sequence. */
+    uint64_t s1 = 7, s2 = 7;
+    int64_t first[8];
+    b.rand_arg = &s1;
+    goc_backoff_reset(&b);
+    for (int i = 0; i < 8; i++)
+        first[i] = goc_backoff_next(&b);
+    b.rand_arg = &s2;
+    goc_backoff_reset(&b);
+    for (int i = 0; i < 8; i++)
+        ASSERT_EQ(goc_backoff_next(&b), first[i]);
+
+    /* max_interval caps the interval before randomisation. */
+    goc_backoff_reset(&b);
+    for (int i = 0; i < 30; i++)
+        goc_backoff_next(&b);
+    for (int i = 0; i < 50; i++) {
+        int64_t d = goc_backoff_next(&b);
+        ASSERT_GE(d, 30 * GOC_SECOND);
+        ASSERT_LE(d, 90 * GOC_SECOND + 1);
+    }
+
+    /* Factor 0: exactly the interval, no randomness used. */
+    b.randomization_factor = 0;
+    b.rand = NULL;
+    goc_backoff_reset(&b);
+    ASSERT_EQ(goc_backoff_next(&b), 500 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_backoff_next(&b), 750 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_backoff_next(&b), 1125 * GOC_MILLISECOND);
+
+    /* max_elapsed_time: STOP once elapsed + next would pass it. */
+    atomic_store(&rnow, 0);
+    goc_backoff_reset(&b);
+    atomic_store(&rnow, 15 * 60 * GOC_SECOND - 400 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_backoff_next(&b), GOC_BACKOFF_STOP);
+
+    /* max_interval 0 = no cap, and huge growth saturates, never wraps. */
+    b.max_interval = 0;
+    b.max_elapsed_time = 0;
+    b.multiplier = 1e6;
+    goc_backoff_reset(&b);
+    int64_t prev = 0;
+    for (int i = 0; i < 10; i++) {
+        int64_t d = goc_backoff_next(&b);
+        ASSERT_GE(d, prev);
+        prev = d;
+    }
+    ASSERT_EQ(prev, INT64_MAX);
+}
+
+static int64_t custom_fn(int64_t retry, void *arg)
+{
+    (void)arg;
+    return retry < 3 ? retry * 10 : GOC_BACKOFF_STOP;
+}
+
+TEST(retry, policies_jitters_and_validation)
+{
+    goc_backoff b;
+    goc_backoff_constant(&b, 7);
+    b.max_elapsed_time = 0;
+    b.max_retries = 3; /* 3 retries, then STOP */
+    goc_backoff_reset(&b);
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(goc_backoff_next(&b), 7);
+    ASSERT_EQ(goc_backoff_next(&b), GOC_BACKOFF_STOP);
+    goc_backoff_reset(&b);
+    ASSERT_EQ(goc_backoff_next(&b), 7);
+
+    goc_backoff_zero(&b);
+    goc_backoff_reset(&b);
+    ASSERT_EQ(goc_backoff_next(&b), 0);
+    goc_backoff_never(&b);
+    goc_backoff_reset(&b);
+    ASSERT_EQ(goc_backoff_next(&b), GOC_BACKOFF_STOP);
+    goc_backoff_custom(&b, custom_fn, NULL);
+    goc_backoff_reset(&b);
+    ASSERT_EQ(goc_backoff_next(&b), 10);
+    ASSERT_EQ(goc_backoff_next(&b), 20);
+    ASSERT_EQ(goc_backoff_next(&b), GOC_BACKOFF_STOP);
+
+    /* Jitter variants stay in their ranges. */
+    uint64_t seed = 3;
+    for (int j = GOC_JITTER_FULL; j <= GOC_JITTER_DECORRELATED; j++) {
+        goc_backoff_exponential(&b);
+        b.jitter = j;
+        b.rand = lcg;
+        b.rand_arg = &seed;
+        b.max_elapsed_time = 0;
+        goc_backoff_reset(&b);
+        int64_t cur = b.initial_interval;
+        for (int i = 0; i < 40; i++) {
+            int64_t d = goc_backoff_next(&b);
+            ASSERT_GE(d, j == GOC_JITTER_EQUAL ? cur / 2 : 0);
+            ASSERT_LE(d, j == GOC_JITTER_DECORRELATED ? b.max_interval : cur);
+            if (j == GOC_JITTER_DECORRELATED)
+                ASSERT_GE(d, b.initial_interval);
+            cur = cur >= b.max_interval / 1.5 ? b.max_interval
+                                              : (int64_t)(cur * 1.5);
+        }
+    }
+
+    /* Validation: the seed's zero MaxDelay and multiplier < 1. */
+    goc_backoff_exponential(&b);
+    b.max_interval = 100; /* < initial: would "cap at 0"-like */
+    ASSERT_EQ(goc_backoff_validate(&b), -EINVAL);
+    goc_backoff_exponential(&b);
+    b.multiplier = 0.5;
+    ASSERT_EQ(goc_backoff_validate(&b), -EINVAL);
+    goc_backoff_exponential(&b);
+    b.randomization_factor = 1.5;
+    ASSERT_EQ(goc_backoff_validate(&b), -EINVAL);
+    goc_backoff_exponential(&b);
+    b.initial_interval = 0;
+    ASSERT_EQ(goc_backoff_validate(&b), -EINVAL);
+    goc_backoff_custom(&b, NULL, NULL);
+    ASSERT_EQ(goc_backoff_validate(&b), -EINVAL);
+    goc_backoff_constant(&b, -1);
+    ASSERT_EQ(goc_backoff_validate(&b), -EINVAL);
+}
+
+struct op_state {
+    _Atomic int calls;
+    int succeed_at;   /* attempt that succeeds (0: never) */
+    int permanent_at; /* attempt that fails for good */
+    int after_at;     /* attempt that asks for a retry-after */
+    int64_t after;
+    int notified;
+    int64_t notified_wait;
+};
+
+static int op(goc_ctx *ctx, void *arg, goc_error **err)
+{
+    (void)ctx;
+    struct op_state *s = arg;
+    int n = atomic_fetch_add(&s->calls, 1) + 1;
+    if (n == s->succeed_at)
+        return 0;
+    if (n == s->permanent_at) {
+        *err = goc_retry_permanent(goc_error_new(-EACCES, "denied"));
+        return -EACCES;
+    }
+    if (n == s->after_at) {
+        *err = goc_retry_after(s->after, goc_error_new(-EAGAIN, "busy"));
+        return -EAGAIN;
+    }
+    *err = goc_error_new(-EIO, "attempt %d failed", n);
+    return -EIO;
+}
+
+static void notify(const goc_error *err, int64_t wait, void *arg)
+{
+    struct op_state *s = arg;
+    ASSERT_NE(goc_error_code(err), 0);
+    s->notified++;
+    s->notified_wait = wait;
+}
+
+TEST_G(retry, attempts_last_error_and_permanent)
+{
+    goc_backoff b;
+    goc_backoff_constant(&b, GOC_MILLISECOND);
+    struct op_state s = { .succeed_at = 3 };
+    struct goc_retry_opts o = {
+        .backoff = &b, .max_tries = 10, .notify = notify, .notify_arg = &s
+    };
+    struct goc_retry_result r;
+    ASSERT_OK(goc_retry(op, &s, &o, &r, NULL));
+    ASSERT_EQ(r.attempts, 3);
+    ASSERT(r.err == NULL);
+    ASSERT_EQ(s.notified, 2);
+
+    /* Exhausted: the result keeps the last error and the count. */
+    s = (struct op_state){ 0 };
+    o.max_tries = 4;
+    ASSERT_EQ(goc_retry(op, &s, &o, &r, NULL), GOC_EEXHAUSTED);
+    ASSERT_EQ(r.attempts, 4);
+    ASSERT_EQ(atomic_load(&s.calls), 4);
+    ASSERT_EQ(r.last_code, -EIO);
+    ASSERT(goc_error_is(r.err, GOC_EEXHAUSTED));
+    ASSERT(goc_error_is(r.err, -EIO));
+    ASSERT_STR(goc_error_message(goc_error_cause(r.err)), "attempt 4 failed");
+    ASSERT_EQ(s.notified, 3); /* not called when stopping */
+    goc_error_release(r.err);
+
+    /* Permanent: stops at once, reports the wrapped error. */
+    s = (struct op_state){ .permanent_at = 2 };
+    o.max_tries = GOC_RETRY_FOREVER;
+    ASSERT_EQ(goc_retry(op, &s, &o, &r, NULL), GOC_EPERMANENT);
+    ASSERT_EQ(r.attempts, 2);
+    ASSERT(goc_error_is(r.err, -EACCES));
+    ASSERT_STR(goc_error_message(goc_error_cause(r.err)), "denied");
+    goc_error_release(r.err);
+
+    /* The policy stopping counts as exhausted. */
+    goc_backoff_never(&b);
+    s = (struct op_state){ 0 };
+    ASSERT_EQ(goc_retry(op, &s, &o, &r, NULL), GOC_EEXHAUSTED);
+    ASSERT_EQ(r.attempts, 1);
+    goc_error_release(r.err);
+}
+
+TEST_G(retry, never_success_without_running)
+{
+    struct op_state s = { .succeed_at = 1 };
+    struct goc_retry_opts o = { .max_tries = 0 }; /* the seed: success */
+    struct goc_retry_result r;
+    ASSERT_EQ(goc_retry(op, &s, &o, &r, NULL), -EINVAL);
+    o.max_tries = -3;
+    ASSERT_EQ(goc_retry(op, &s, &o, &r, NULL), -EINVAL);
+    goc_backoff b;
+    goc_backoff_exponential(&b);
+    b.max_interval = 1; /* invalid policy */
+    o = (struct goc_retry_opts){ .backoff = &b, .max_tries = 3 };
+    ASSERT_EQ(goc_retry(op, &s, &o, &r, NULL), -EINVAL);
+    ASSERT_EQ(goc_retry(NULL, &s, NULL, &r, NULL), -EINVAL);
+    ASSERT_EQ(atomic_load(&s.calls), 0); /* nothing ran */
+    /* max_tries 1: exactly one attempt, even with default options. */
+    o = (struct goc_retry_opts){ .max_tries = 1 };
+    s = (struct op_state){ 0 };
+    ASSERT_EQ(goc_retry(op, &s, &o, &r, NULL), GOC_EEXHAUSTED);
+    ASSERT_EQ(r.attempts, 1);
+    goc_error_release(r.err);
+    s = (struct op_state){ .succeed_at = 1 };
+    ASSERT_OK(goc_retry(op, &s, NULL, NULL, NULL));
+    ASSERT_EQ(atomic_load(&s.calls), 1);
+}
+
+TEST_G(retry, retry_after_and_time_budget)
+{
+    goc_backoff b;
+    goc_backoff_constant(&b, GOC_MILLISECOND);
+    struct op_state s = { .after_at = 1,
+                          .after = 40 * GOC_MILLISECOND,
+                          .succeed_at = 2 };
+    struct goc_retry_opts o = {
+        .backoff = &b, .max_tries = 5, .notify = notify, .notify_arg = &s
+    };
+    int64_t t = goc_now();
+    ASSERT_OK(goc_retry(op, &s, &o, NULL, NULL));
+    ASSERT_GE(goc_now() - t, 40 * GOC_MILLISECOND);
+    ASSERT_EQ(s.notified_wait, 40 * GOC_MILLISECOND);
+
+    /* A 60 ms budget with 10 s waits: the wait is shortened to the rest
+     * of the budget (not given up), then the loop stops with
+     * GOC_EMAXELAPSED and the last error. */
+    goc_backoff_constant(&b, 10 * GOC_SECOND);
+    s = (struct op_state){ 0 };
+    o = (struct goc_retry_opts){ .backoff = &b,
+                                 .max_tries = GOC_RETRY_FOREVER,
+                                 .max_elapsed_time = 60 * GOC_MILLISECOND,
+                                 .notify = notify,
+                                 .notify_arg = &s };
+    struct goc_retry_result r;
+    t = goc_now();
+    ASSERT_EQ(goc_retry(op, &s, &o, &r, NULL), GOC_EMAXELAPSED);
+    int64_t took = goc_now() - t;
+    ASSERT_GE(took, 60 * GOC_MILLISECOND);
+    ASSERT_LT(took, 5 * GOC_SECOND);
+    ASSERT_EQ(r.attempts, 2);
+    ASSERT_LE(s.notified_wait, 60 * GOC_MILLISECOND); /* clamped */
+    ASSERT_GT(s.notified_wait, 0);
+    ASSERT(goc_error_is(r.err, -EIO));
+    goc_error_release(r.err);
+}
+
+struct plain_arg {
+    struct op_state s;
+    int rc;
+    struct goc_retry_result r;
+};
+
+static void *plain_retry(void *arg)
+{
+    struct plain_arg *p = arg;
+    goc_ctx_local lc;
+    goc_ctx *c = goc_ctx_init_timeout(&lc, NULL, 30 * GOC_MILLISECOND);
+    goc_backoff b;
+    goc_backoff_constant(&b, 10 * GOC_SECOND);
+    struct goc_retry_opts o = { .backoff = &b, .max_tries = 5 };
+    p->rc = goc_retry(op, &p->s, &o, &p->r, c);
+    goc_ctx_destroy(c);
+    return NULL;
+}
+
+TEST_G(retry, context_before_entry_and_during_wait)
+{
+    goc_backoff b;
+    goc_backoff_constant(&b, 10 * GOC_SECOND);
+    struct goc_retry_opts o = { .backoff = &b, .max_tries = 5 };
+    struct op_state s = { 0 };
+    struct goc_retry_result r;
+    goc_ctx_local lc;
+
+    /* Ended at entry: nothing runs, the ctx error, never success. */
+    for (int i = 0; i < 10000; i++) {
+        goc_ctx *c = goc_ctx_init_cancel(&lc, NULL);
+        goc_ctx_cancel(c);
+        ASSERT_EQ(goc_retry(op, &s, &o, &r, c), -ECANCELED);
+        goc_ctx_destroy(c);
+        ASSERT_EQ(r.attempts, 0);
+        ASSERT(goc_error_is(r.err, -ECANCELED));
+        goc_error_release(r.err);
+    }
+    ASSERT_EQ(atomic_load(&s.calls), 0);
+
+    /* Cancelled during the 10 s wait: ctx error plus the last error. */
+    goc_ctx *c = goc_ctx_init_cancel(&lc, NULL);
+    test_cancel_after(c, 20 * GOC_MILLISECOND);
+    int64_t t = goc_now();
+    ASSERT_EQ(goc_retry(op, &s, &o, &r, c), -ECANCELED);
+    ASSERT_LT(goc_now() - t, 5 * GOC_SECOND);
+    goc_ctx_destroy(c);
+    ASSERT_EQ(r.attempts, 1);
+    ASSERT(goc_error_is(r.err, -ECANCELED));
+    ASSERT(goc_error_is(r.err, -EIO)); /* the seed dropped this (D-113) */
+    goc_error_release(r.err);
+
+    /* A deadline, from a plain thread. */
+    static struct plain_arg p;
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, plain_retry, &p));
+    ASSERT_OK(pthread_join(th, NULL));
+    ASSERT_EQ(p.rc, -ETIMEDOUT);
+    ASSERT_EQ(p.r.attempts, 1);
+    ASSERT(goc_error_is(p.r.err, -EIO));
+    goc_error_release(p.r.err);
+}
