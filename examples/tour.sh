@@ -18,6 +18,7 @@ examples=(
     "object_pool|4.2 Reused buffers and a bounded connection pool (ObjectPoolExample)"
     "retry|5.1 Retry with exponential backoff, keeping the last error (RetryExample)"
     "concurrent_errors|5.1 Errors from many goroutines, joined (ConcurrentErrorExample)"
+    "recovery|5.2 Panics recorded, cleanups run, work goes on (RecoveryExample)"
 )
 
 for entry in "${examples[@]}"; do

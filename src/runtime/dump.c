@@ -146,7 +146,7 @@ NO_SANITIZE static void dump_one(struct goc__g *g, void *arg)
     else if (st == GOC__G_RUNNING)
         out(d, "\t(running on another thread)\n");
     char sym[256];
-    goc__symbolize((const char *)(uintptr_t)g->fn + 1, sym, sizeof(sym));
+    goc__symbolize_entry((const void *)(uintptr_t)g->fn, sym, sizeof(sym));
     out(d, "entry %s\n", sym);
     if (g->created_pc) {
         goc__symbolize(g->created_pc, sym, sizeof(sym));

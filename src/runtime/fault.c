@@ -55,17 +55,19 @@ static void out_num(struct out *o, uint64_t v, int base)
         o->buf[o->n++] = tmp[--i];
 }
 
-static void out_sym(struct out *o, const void *pc)
+/* An entry point (ret false) or a return address (ret true). */
+static void out_sym(struct out *o, const void *pc, bool ret)
 {
-    Dl_info info;
-    if (pc && dladdr(pc, &info) && info.dli_sname) {
-        out_str(o, info.dli_sname);
-        out_str(o, "+");
-        out_num(o, (uint64_t)((const char *)pc - (const char *)info.dli_saddr),
-                16);
-    } else {
-        out_num(o, (uint64_t)(uintptr_t)pc, 16);
+    char sym[256];
+    if (!pc) {
+        out_str(o, "?");
+        return;
     }
+    if (ret)
+        goc__symbolize(pc, sym, sizeof(sym));
+    else
+        goc__symbolize_entry(pc, sym, sizeof(sym));
+    out_str(o, sym);
 }
 
 void goc__stack_overflow(struct goc__g *g, const void *addr)
@@ -89,11 +91,11 @@ void goc__stack_overflow(struct goc__g *g, const void *addr)
         out_str(&o, " (stack canary overwritten)");
     }
     out_str(&o, "\n  entry: ");
-    out_sym(&o, (const void *)(uintptr_t)g->fn);
+    out_sym(&o, (const void *)(uintptr_t)g->fn, false);
     out_str(&o, "\n  created by goroutine ");
     out_num(&o, (uint64_t)g->parent_id, 10);
     out_str(&o, " at ");
-    out_sym(&o, g->created_pc);
+    out_sym(&o, g->created_pc, true);
     out_str(&o, "\n");
     ssize_t r = write(2, o.buf, o.n);
     (void)r;

@@ -111,7 +111,9 @@ void goc__run_defers(struct goc__defer **list)
 
 /* ---- panics ------------------------------------------------------------- */
 
-static struct goc_panic_info *make_info(int code, const char *fmt, va_list ap)
+/* Not inlined: its caller's frame (goc_panic's) is skipped below. */
+__attribute__((noinline)) static struct goc_panic_info *make_info(
+    int code, const char *fmt, va_list ap)
 {
     va_list ap2;
     va_copy(ap2, ap);
@@ -139,7 +141,9 @@ static struct goc_panic_info *make_info(int code, const char *fmt, va_list ap)
         snprintf(p->name, sizeof(p->name), "%s", g->name);
     p->thread = (unsigned long)syscall(SYS_gettid);
     p->during = NULL;
-    p->npc = goc__backtrace(p->pc, MAX_FRAMES, __builtin_frame_address(0));
+    /* From goc_panic's frame: the first address is in its caller. */
+    const void *const *fp = __builtin_frame_address(0);
+    p->npc = goc__backtrace(p->pc, MAX_FRAMES, fp[0]);
     return p;
 }
 

@@ -398,8 +398,10 @@ void goc__stack_foreach(void (*fn)(struct goc__g *g, void *arg), void *arg);
 struct goc__try_frame;
 /* Walk frame pointers from fp_start: up to max return addresses. */
 int goc__backtrace(void **pcs, int max, const void *fp_start);
-/* "function+0xoff" for pc, as snprintf. */
+/* "function+0xoff" for a return address, as snprintf. */
 int goc__symbolize(const void *pc, char *buf, size_t n);
+/* "function" for a function's address (an entry point). */
+int goc__symbolize_entry(const void *fn, char *buf, size_t n);
 /* Run and free the cleanups of a goc_defer() list, newest first. */
 void goc__run_defers(struct goc__defer **list);
 /* goc_dump() of every goroutine but the caller; the count or -errno. */

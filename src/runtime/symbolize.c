@@ -109,10 +109,9 @@ static const char *lookup(const struct module *m,
     return best;
 }
 
-int goc__symbolize(const void *pc, char *buf, size_t n)
+/* Name the function containing addr; show pc's offset in it. */
+static int symbolize_at(uintptr_t addr, const void *pc, char *buf, size_t n)
 {
-    /* A return address: the call is the byte before it. */
-    uintptr_t addr = (uintptr_t)pc - 1;
     Dl_info info;
     if (!dladdr((void *)addr, &info))
         return snprintf(buf, n, "%p", pc);
@@ -145,9 +144,22 @@ int goc__symbolize(const void *pc, char *buf, size_t n)
         name = info.dli_sname;
         start = (uintptr_t)info.dli_saddr;
     }
+    unsigned long off = (unsigned long)((uintptr_t)pc - start);
+    if (name && off == 0)
+        return snprintf(buf, n, "%s", name);
     if (name)
-        return snprintf(buf, n, "%s+0x%lx", name,
-                        (unsigned long)((uintptr_t)pc - start));
+        return snprintf(buf, n, "%s+0x%lx", name, off);
     return snprintf(buf, n, "%p (%s)", pc,
                     info.dli_fname ? info.dli_fname : "?");
+}
+
+int goc__symbolize(const void *pc, char *buf, size_t n)
+{
+    /* A return address: the call is the byte before it. */
+    return symbolize_at((uintptr_t)pc - 1, pc, buf, n);
+}
+
+int goc__symbolize_entry(const void *fn, char *buf, size_t n)
+{
+    return symbolize_at((uintptr_t)fn, fn, buf, n);
 }
