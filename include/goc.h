@@ -15,5 +15,8 @@
 #include "goc/sync.h"
 #include "goc/context.h"
 #include "goc/chan.h"
+#include "goc/future.h"
+#include "goc/group.h"
+#include "goc/pool.h"
 
 #endif /* GOC_H */

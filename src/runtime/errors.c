@@ -19,7 +19,9 @@
     X(GOC_EOPEN, "circuit breaker is open")        \
     X(GOC_EOVERLOAD, "overloaded")                 \
     X(GOC_EPANIC, "goroutine panicked")            \
-    X(GOC_ECLOSED, "closed")
+    X(GOC_ECLOSED, "closed")                       \
+    X(GOC_EEMPTY, "no inputs")                     \
+    X(GOC_EAGGREGATE, "every input failed")
 
 const char *goc_strerror(int err)
 {

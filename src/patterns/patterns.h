@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internals shared by the pattern layer: hooks into futures that pools
+ * and combinators need but users do not.
+ */
+#ifndef GOC_PATTERNS_INTERNAL_H
+#define GOC_PATTERNS_INTERNAL_H
+
+#include "goc/future.h"
+
+/*
+ * Make goc_future_cancel(f) also cancel @ctx (a heap context; @f takes a
+ * reference). Call before @f is shared.
+ */
+void goc__future_set_producer(goc_future *f, goc_ctx *ctx);
+
+/* Run @fn(@aux) when @f is freed (after its value is destroyed). */
+void goc__future_on_free(goc_future *f, void (*fn)(void *aux), void *aux);
+
+/*
+ * Take the value out of a settled @f: the caller owns it from now on and
+ * @f will not destroy it. NULL if @f is pending or has no value.
+ */
+void *goc__future_take_value(goc_future *f);
+
+#endif /* GOC_PATTERNS_INTERNAL_H */
