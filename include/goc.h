@@ -18,5 +18,6 @@
 #include "goc/future.h"
 #include "goc/group.h"
 #include "goc/pool.h"
+#include "goc/singleflight.h"
 
 #endif /* GOC_H */
