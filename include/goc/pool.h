@@ -26,6 +26,137 @@
 extern "C" {
 #endif
 
+/* ==== goroutine pool (ants) ============================================ */
+
+/** A capacity-bounded goroutine pool (opaque). */
+typedef struct goc_pool goc_pool;
+
+/** A goroutine pool task; a negative return counts as a failure. */
+typedef int (*goc_pool_fn)(void *arg);
+
+/** goc_pool option: submit never waits; GOC_EOVERLOAD when full. */
+#define GOC_POOL_NONBLOCKING   1u
+/** goc_pool option: idle workers never expire. */
+#define GOC_POOL_DISABLE_PURGE 2u
+
+/**
+ * struct goc_pool_config - goc_pool settings; zero-fill for defaults.
+ * @capacity:     most tasks running at once; <= 0 is unlimited.
+ * @expiry:       idle time (ns) after which a worker exits; 0 is 1 s;
+ *                negative is -EINVAL.
+ * @max_blocking: most submitters waiting at once (0: no limit); the next
+ *                one gets GOC_EOVERLOAD.
+ * @flags:        GOC_POOL_NONBLOCKING, GOC_POOL_DISABLE_PURGE.
+ */
+struct goc_pool_config {
+    int64_t capacity;
+    int64_t expiry;
+    int64_t max_blocking;
+    unsigned flags;
+};
+
+/** struct goc_pool_stats - counters of a goc_pool (a snapshot). */
+struct goc_pool_stats {
+    int64_t submitted; /* tasks accepted */
+    int64_t completed; /* tasks that returned */
+    int64_t failed;    /* of those, with a negative return */
+    int64_t refused;   /* submits refused with GOC_EOVERLOAD */
+    int64_t workers;   /* worker goroutines alive (running + idle) */
+    int64_t expired;   /* workers that exited for idleness */
+};
+
+/**
+ * goc_pool_new - create a goroutine pool.
+ * @cfg: settings (borrowed), NULL for the defaults.
+ *
+ * Return: 0; -EINVAL for a NULL @out, a negative expiry or max_blocking,
+ * or unknown flags; -ENOMEM. Any thread.
+ */
+GOC_API int goc_pool_new(const struct goc_pool_config *cfg, goc_pool **out);
+
+/**
+ * goc_pool_free - release the pool, wait for every worker to exit, and
+ * free it. Running tasks finish first. @p may be NULL. Blocks.
+ */
+GOC_API void goc_pool_free(goc_pool *p);
+
+/**
+ * goc_pool_submit - run @fn(@arg) on a worker.
+ * @ctx: cancellation of the wait for a worker; NULL waits forever.
+ *
+ * Hands the task to the most recently idle worker, else starts a worker
+ * while fewer than capacity run, else waits: waiting submitters are
+ * served first come, first served, each by the next worker to free up.
+ * A task submitted from a task of the same pool while the pool is full
+ * would wait for itself: it gets GOC_EOVERLOAD instead.
+ *
+ * Return: 0 once a worker has the task (it runs exactly once);
+ * GOC_ECLOSED if the pool is released (also while waiting);
+ * GOC_EOVERLOAD if full and nonblocking, or max_blocking submitters
+ * already wait, or nested as above; -ECANCELED or -ETIMEDOUT if @ctx ended
+ * first (at entry too; the task will not run); -EINVAL for NULL @p or
+ * @fn; -ENOMEM. Goroutines and plain threads.
+ */
+GOC_API int goc_pool_submit(goc_pool *p,
+                            goc_pool_fn fn,
+                            void *arg,
+                            goc_ctx *ctx);
+
+/**
+ * goc_pool_tune - change the capacity at run time. Growing lets waiting
+ * submitters in; shrinking never interrupts a task: surplus workers exit
+ * as they finish. @cap <= 0 or an unlimited pool: nothing changes.
+ *
+ * Return: 0; -EINVAL for @cap <= 0 or NULL; -EPERM for an unlimited pool.
+ */
+GOC_API int goc_pool_tune(goc_pool *p, int64_t cap);
+
+/** goc_pool_running - tasks running now (a snapshot). */
+GOC_API int64_t goc_pool_running(goc_pool *p);
+/** goc_pool_free_slots - capacity minus running; -1 if unlimited. */
+GOC_API int64_t goc_pool_free_slots(goc_pool *p);
+/** goc_pool_waiting - submitters waiting for a worker now. */
+GOC_API int64_t goc_pool_waiting(goc_pool *p);
+/** goc_pool_cap - the capacity; -1 if unlimited. */
+GOC_API int64_t goc_pool_cap(goc_pool *p);
+/** goc_pool_is_closed - true once released (until rebooted). */
+GOC_API bool goc_pool_is_closed(goc_pool *p);
+/** goc_pool_stats - fill @st with the counters; -EINVAL for NULL. */
+GOC_API int goc_pool_stats(goc_pool *p, struct goc_pool_stats *st);
+
+/**
+ * goc_pool_release - close the pool: waiting submitters wake with
+ * GOC_ECLOSED, idle workers exit, running tasks run to the end. Does
+ * not wait. Idempotent.
+ *
+ * Return: 0; GOC_ECLOSED if already released; -EINVAL for NULL.
+ */
+GOC_API int goc_pool_release(goc_pool *p);
+
+/**
+ * goc_pool_release_timeout - release, then wait up to @timeout ns for
+ * every worker to exit.
+ *
+ * Return: 0; -ETIMEDOUT if workers remain (they still exit as their
+ * tasks end); GOC_ECLOSED if already released; -EINVAL.
+ */
+GOC_API int goc_pool_release_timeout(goc_pool *p, int64_t timeout);
+
+/**
+ * goc_pool_reboot - reopen a released pool.
+ *
+ * Return: 0; -EINVAL for NULL. Rebooting an open pool changes nothing.
+ */
+GOC_API int goc_pool_reboot(goc_pool *p);
+
+/**
+ * goc_pool_wait_idle - wait until no task runs and no submitter waits
+ * (Go users' WaitGroup around ants).
+ *
+ * Return: 0; -ECANCELED or -ETIMEDOUT if @ctx ended first; -EINVAL.
+ */
+GOC_API int goc_pool_wait_idle(goc_pool *p, goc_ctx *ctx);
+
 /* ==== worker pool with a task queue (pond) ============================== */
 
 /** A worker pool with a task queue (opaque). */

@@ -111,15 +111,15 @@ static void run_locked(goc_workerpool *p, struct task *t)
 {
     p->st.running++;
     goc_mutex_unlock(&p->mu);
-    int64_t start = goc_now();
+    int64_t queued_at = t->queued_at, start = goc_now();
     void *value = NULL;
     int rc = t->fn(t->ctx, t->arg, &value);
     int64_t end = goc_now();
-    settle(t, rc, value);
+    settle(t, rc, value); /* frees t */
     goc_mutex_lock(&p->mu, NULL);
     p->st.running--;
     note_outcome(p, rc > 0 ? -EINVAL : rc);
-    note_timing(p, start - t->queued_at, end - start);
+    note_timing(p, start - queued_at, end - start);
     if (!p->qlen && !p->st.running)
         goc_cond_broadcast(&p->idle_cv);
 }
