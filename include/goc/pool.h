@@ -76,7 +76,9 @@ GOC_API int goc_pool_new(const struct goc_pool_config *cfg, goc_pool **out);
 
 /**
  * goc_pool_free - release the pool, wait for every worker to exit, and
- * free it. Running tasks finish first. @p may be NULL. Blocks.
+ * free it. Running tasks finish first. @p may be NULL. Blocks. No other
+ * call on @p may be in progress or follow (a submitter that was just
+ * served may still be returning: join it first).
  */
 GOC_API void goc_pool_free(goc_pool *p);
 
@@ -208,7 +210,8 @@ GOC_API int goc_workerpool_new(const struct goc_workerpool_config *cfg,
 
 /**
  * goc_workerpool_free - stop the pool, let the queued tasks run, wait for
- * every worker to exit, and free it. @p may be NULL. Blocks.
+ * every worker to exit, and free it. @p may be NULL. Blocks. No other
+ * call on @p may be in progress or follow.
  */
 GOC_API void goc_workerpool_free(goc_workerpool *p);
 
