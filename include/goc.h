@@ -19,5 +19,6 @@
 #include "goc/group.h"
 #include "goc/pool.h"
 #include "goc/singleflight.h"
+#include "goc/pattern.h"
 
 #endif /* GOC_H */
