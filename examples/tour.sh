@@ -9,8 +9,13 @@ examples=(
     "goroutine_with_timeout|1.1 Work with a timeout that really stops the work (GoroutineWithTimeout)"
     "many_goroutines|1.1 One goroutine per task: 100,000 sleepers on every P"
     "pipeline|2.1 A cancellable pipeline (PipelineExample)"
+    "goroutine_pool|1.2 100 tasks on at most 10 pooled goroutines (PoolExample)"
     "buffered_channel|2.1 Producer and consumer on a buffered channel (BufferedChannelExample)"
+    "fan_out_fan_in|2.1 Fan-out to 4 workers, fan-in, then cancelled midway (FanOut, FanIn)"
     "channel_with_timeout|2.2 Receive with a timeout, closed told apart (ChannelWithTimeout)"
+    "broadcaster|2.2 A broadcaster whose close ends every subscriber (BroadcasterExample)"
+    "worker_pool|3.1 1000 jobs, 10 workers, a queue of 100, every outcome kept (WorkerPoolExample)"
+    "futures|3.2 Futures: all, race, then, any (FuturesExample)"
     "semaphore|4.1 At most 10 tasks at a time with a weighted semaphore (SemaphoreExample)"
 )
 
