@@ -107,6 +107,8 @@ TEST_G(workerpool, nil_result_still_completes_d018)
         ASSERT((i % 3 == 2) == (v != NULL));
         goc_future_release(f[i]); /* frees the value */
     }
+    /* A handle settles before its worker books the outcome: wait. */
+    ASSERT_OK(goc_workerpool_wait_idle(p, NULL));
     struct goc_workerpool_stats st;
     goc_workerpool_stats(p, &st);
     ASSERT_EQ(st.succeeded, 200);
@@ -444,6 +446,8 @@ TEST_G(workerpool, resize_bounds_concurrency_and_timing_stats)
         ASSERT_OK(goc_workerpool_submit(p, peak_task, NULL, NULL, NULL, NULL));
     ASSERT_OK(goc_workerpool_wait_idle(p, NULL));
     ASSERT_EQ(atomic_load(&peak), 1);
+    /* A handle settles before its worker books the outcome: wait. */
+    ASSERT_OK(goc_workerpool_wait_idle(p, NULL));
     struct goc_workerpool_stats st;
     goc_workerpool_stats(p, &st);
     ASSERT_EQ(st.succeeded, 200);
