@@ -141,3 +141,30 @@ TEST_G(group, wait_with_ctx_times_out_without_cancelling)
     ASSERT_OK(goc_group_wait(g, NULL));
     goc_group_free(g);
 }
+
+static void *wait_thread(void *arg)
+{
+    return (void *)(intptr_t)goc_group_wait(arg, NULL);
+}
+
+TEST_G(group, wait_cancel_entry_and_plain_thread)
+{
+    goc_group *g;
+    ASSERT_OK(goc_group_new(NULL, &g));
+    ASSERT_OK(goc_group_go(g, member, NULL, NULL));
+    goc_ctx *k;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+    test_cancel_after(k, 3 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_group_wait(g, k), -ECANCELED);
+    ASSERT_EQ(goc_group_wait(g, k), -ECANCELED); /* at entry */
+    pthread_t th;
+    void *res;
+    ASSERT_OK(pthread_create(&th, NULL, wait_thread, g));
+    goc_sleep(3 * GOC_MILLISECOND, NULL);
+    goc_ctx_cancel(goc_group_ctx(g)); /* the member returns 0 */
+    pthread_join(th, &res);
+    ASSERT_EQ((intptr_t)res, 0);
+    ASSERT_OK(goc_group_wait(g, k)); /* done: wins over the done ctx */
+    goc_ctx_release(k);
+    goc_group_free(g);
+}

@@ -387,3 +387,35 @@ TEST_G(pool, stress_every_accepted_task_runs_exactly_once)
     ASSERT_LE(st.workers, 3);
     goc_pool_free(p);
 }
+
+static void *wait_idle_thread(void *arg)
+{
+    return (void *)(intptr_t)goc_pool_wait_idle(arg, NULL);
+}
+
+TEST_G(pool, wait_idle_timeout_cancel_entry_and_thread)
+{
+    goc_pool *p = pool(1, 0, 0);
+    open_gate();
+    ASSERT_OK(goc_pool_submit(p, gated, NULL, NULL));
+    wait_until(p, 1, 0);
+    goc_ctx_local l;
+    goc_ctx *t = goc_ctx_init_timeout(&l, NULL, 3 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_pool_wait_idle(p, t), -ETIMEDOUT);
+    goc_ctx_destroy(t);
+    goc_ctx *k;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+    test_cancel_after(k, 3 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_pool_wait_idle(p, k), -ECANCELED);
+    pthread_t th;
+    void *res;
+    ASSERT_OK(pthread_create(&th, NULL, wait_idle_thread, p));
+    goc_sleep(3 * GOC_MILLISECOND, NULL);
+    close_gate();
+    pthread_join(th, &res);
+    ASSERT_EQ((intptr_t)res, 0);
+    ASSERT_OK(goc_pool_wait_idle(p, k)); /* idle wins over a done ctx */
+    goc_ctx_release(k);
+    goc_pool_free(p);
+    goc_chan_release(gate_ch);
+}

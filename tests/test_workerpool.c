@@ -510,3 +510,79 @@ TEST_G(workerpool, stress_from_goroutines_and_threads_counts_balance)
     ASSERT_EQ(st.succeeded, 6 * (int64_t)n);
     goc_workerpool_free(p);
 }
+
+static goc_workerpool *self_pool;
+
+static int calls_back_in(goc_ctx *ctx, void *arg, void **result)
+{
+    (void)ctx;
+    (void)arg;
+    (void)result;
+    /* No pool lock is held while a task runs. */
+    struct goc_workerpool_stats st;
+    ASSERT_OK(goc_workerpool_stats(self_pool, &st));
+    ASSERT_EQ(st.running, 1);
+    return goc_workerpool_submit(self_pool, count_task, NULL, NULL, NULL, NULL);
+}
+
+TEST_G(workerpool, task_may_call_back_into_its_pool)
+{
+    self_pool = pool(1, 0, 0);
+    goc_future *f;
+    atomic_store(&ran, 0);
+    ASSERT_OK(
+        goc_workerpool_submit(self_pool, calls_back_in, NULL, NULL, &f, NULL));
+    ASSERT_EQ(status_of(f), 0);
+    goc_future_release(f);
+    ASSERT_OK(goc_workerpool_stop_wait(self_pool, NULL));
+    ASSERT_EQ(atomic_load(&ran), 1);
+    goc_workerpool_free(self_pool);
+}
+
+struct waiter_call {
+    goc_workerpool *p;
+    _Atomic int rc;
+};
+
+static void *stop_wait_thread(void *arg)
+{
+    struct waiter_call *w = arg;
+    atomic_store(&w->rc, goc_workerpool_stop_wait(w->p, NULL));
+    return NULL;
+}
+
+TEST_G(workerpool, stop_wait_and_wait_idle_timeout_cancel_and_thread)
+{
+    goc_chan *g = gate();
+    goc_workerpool *p = pool(1, 0, 0);
+    ASSERT_OK(goc_workerpool_submit(p, gated, g, NULL, NULL, NULL));
+    wait_running(p, 1);
+    goc_ctx_local l;
+    goc_ctx *t = goc_ctx_init_timeout(&l, NULL, 3 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_workerpool_wait_idle(p, t), -ETIMEDOUT);
+    goc_ctx_destroy(t);
+    goc_ctx *k;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+    test_cancel_after(k, 3 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_workerpool_stop_wait(p, k), -ECANCELED);
+    ASSERT_EQ(goc_workerpool_stop_wait(p, k), -ECANCELED); /* at entry */
+    goc_ctx_release(k);
+    /* stopped by the call above, still draining: a plain thread waits */
+    static struct waiter_call w;
+    w = (struct waiter_call){ p, 1 };
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, stop_wait_thread, &w));
+    goc_sleep(3 * GOC_MILLISECOND, NULL);
+    ASSERT_EQ(atomic_load(&w.rc), 1);
+    goc_chan_close(g);
+    pthread_join(th, NULL);
+    ASSERT_OK(atomic_load(&w.rc));
+    /* a finished state wins over a done ctx */
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+    goc_ctx_cancel(k);
+    ASSERT_OK(goc_workerpool_wait_idle(p, k));
+    ASSERT_OK(goc_workerpool_stop_wait(p, k));
+    goc_ctx_release(k);
+    goc_workerpool_free(p);
+    goc_chan_release(g);
+}
