@@ -619,3 +619,28 @@ TEST_G(future, singleflight_forget_async_and_join_timeout)
     goc_chan_release(sf_gate);
     goc_sf_free(g);
 }
+
+TEST_G(future, run_timeout_caller_cancel_reaches_work_and_local_ctx_may_end)
+{
+    /* The caller's local deadline ends the call; the local context is
+     * destroyed at once while the abandoned work is still unwinding. */
+    atomic_store(&saw_cancel, 0);
+    goc_ctx_local l;
+    goc_ctx *c = goc_ctx_init_timeout(&l, NULL, 3 * GOC_MILLISECOND);
+    ASSERT_EQ(
+        goc_run_timeout(notices_cancel, NULL, free, NULL, GOC_SECOND, 0, c),
+        -ETIMEDOUT); /* the caller's earlier deadline */
+    goc_ctx_destroy(c);
+    wait_only_main();
+    ASSERT_EQ(atomic_load(&saw_cancel), -ETIMEDOUT);
+    /* A cancel of the caller's context reaches the work. */
+    atomic_store(&saw_cancel, 0);
+    goc_ctx *k;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+    test_cancel_after(k, 3 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_run_timeout(notices_cancel, NULL, free, NULL, GOC_SECOND,
+                              GOC_TIMEOUT_WAIT_ABANDONED, k),
+              -ECANCELED);
+    ASSERT_EQ(atomic_load(&saw_cancel), -ECANCELED);
+    goc_ctx_release(k);
+}

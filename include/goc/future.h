@@ -156,8 +156,9 @@ GOC_API int goc_future_cancel(goc_future *f);
  * goc_future_async - run @fn(ctx, @arg, &value) in a new goroutine and
  * return a future for its outcome.
  * @free_value: destructor for the value @fn produces, or NULL.
- * @ctx:        parent of the context @fn receives (NULL: background);
- *              borrowed, must outlive the call.
+ * @ctx:        parent of the context @fn receives (NULL: background).
+ *              A heap context is kept alive by its child; a local one
+ *              (goc_ctx_init_*) must outlive @fn.
  *
  * Every exit of @fn settles the future: 0 fulfils it with the value, a
  * negative code rejects it (-ECANCELED cancels it). goc_future_cancel()
@@ -269,6 +270,9 @@ GOC_API int goc_future_any(goc_future *const *fs,
  * @value:      receives @fn's value if it returned in time (ownership
  *              passes to the caller); may be NULL (the value is freed).
  *
+ * c carries the deadline (the earlier of @timeout and @ctx's) but not
+ * @ctx's values, and it does not depend on @ctx's lifetime: the work may
+ * outlive the call, and a local @ctx may be destroyed once it returns.
  * If c is done first, c is cancelled so @fn can notice, the call returns
  * at once (or, with GOC_TIMEOUT_WAIT_ABANDONED, once @fn returned), and
  * @fn's late value is destroyed when it comes; nobody blocks on it and it

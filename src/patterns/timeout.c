@@ -6,6 +6,7 @@
  * destroyed with the future and counted.
  */
 #include "goc/future.h"
+#include "goc/time.h"
 #include "patterns.h"
 #include "../internal/alloc.h"
 
@@ -53,6 +54,22 @@ static void job_main(void *p)
     job_release(j);
 }
 
+/*
+ * The work's context is not a child of @ctx: the work may outlive this
+ * call, and a caller's local context must not (goc_ctx_init_*). It gets
+ * the earlier of both deadlines; a cancel of @ctx reaches it through the
+ * waiting caller.
+ */
+static int64_t deadline_of(goc_ctx *ctx, int64_t timeout)
+{
+    int64_t mine = goc_now() + timeout, theirs;
+    if (mine < 0)
+        mine = INT64_MAX; /* overflow: no deadline */
+    if (goc_ctx_deadline(ctx, &theirs) && theirs < mine)
+        return theirs;
+    return mine;
+}
+
 static int start(struct job **out,
                  goc_task_fn fn,
                  void *arg,
@@ -69,7 +86,7 @@ static int start(struct job **out,
     j->free_value = free_value;
     int rc = goc_future_new(free_value, &j->f);
     if (!rc)
-        rc = goc_ctx_with_timeout(ctx, timeout, &j->ctx);
+        rc = goc_ctx_with_deadline(NULL, deadline_of(ctx, timeout), &j->ctx);
     if (!rc)
         rc = goc_go(job_main, j);
     if (rc) {
@@ -114,7 +131,12 @@ int goc_run_timeout(goc_task_fn fn,
     if ((rc = start(&j, fn, arg, free_value, timeout, ctx)) != 0)
         return rc;
     int status;
-    rc = goc_future_get(j->f, &status, NULL, j->ctx);
+    int64_t deadline;
+    goc_ctx_deadline(j->ctx, &deadline);
+    goc_ctx_local local;
+    goc_ctx *w = goc_ctx_init_deadline(&local, ctx, deadline);
+    rc = goc_future_get(j->f, &status, NULL, w);
+    goc_ctx_destroy(w);
     int expect = RUNNING;
     if (rc == 0 ||
         !atomic_compare_exchange_strong(&j->state, &expect, ABANDONED)) {
