@@ -586,3 +586,66 @@ TEST_G(workerpool, stop_wait_and_wait_idle_timeout_cancel_and_thread)
     goc_workerpool_free(p);
     goc_chan_release(g);
 }
+
+static int group_task(goc_ctx *ctx, void *arg, void **result)
+{
+    intptr_t v = (intptr_t)arg;
+    atomic_fetch_add(&ran, 1);
+    if (v < 0) {
+        goc_sleep(2 * GOC_MILLISECOND, NULL);
+        return (int)v;
+    }
+    if (v == 1000) /* a long one: runs until the group is cancelled */
+        return goc_sleep(10 * GOC_SECOND, ctx);
+    int *r = malloc(sizeof(*r));
+    *r = (int)v * 10;
+    *result = r;
+    return 0;
+}
+
+TEST_G(workerpool, group_results_in_submission_order)
+{
+    goc_workerpool *p = pool(4, 0, 0);
+    goc_wpgroup *g;
+    ASSERT_OK(goc_wpgroup_new(p, &g));
+    for (intptr_t i = 0; i < 50; i++)
+        ASSERT_OK(goc_wpgroup_submit(g, group_task, (void *)i, free, NULL));
+    ASSERT_OK(goc_wpgroup_wait(g, NULL));
+    ASSERT_EQ(goc_wpgroup_len(g), 50);
+    for (size_t i = 0; i < 50; i++) {
+        int st;
+        void *v;
+        ASSERT_OK(goc_future_get(goc_wpgroup_task(g, i), &st, &v, NULL));
+        ASSERT_EQ(st, 0);
+        ASSERT_EQ(*(int *)v, (int)i * 10);
+    }
+    ASSERT(goc_wpgroup_task(g, 50) == NULL);
+    goc_wpgroup_free(g);
+    goc_workerpool_free(p);
+}
+
+TEST_G(workerpool, group_first_error_cancels_queued_and_running)
+{
+    goc_workerpool *p = pool(2, 0, 0);
+    goc_wpgroup *g;
+    ASSERT_OK(goc_wpgroup_new(p, &g));
+    atomic_store(&ran, 0);
+    /* worker 1: a long task; worker 2: fails; 10 more wait in the queue */
+    ASSERT_OK(goc_wpgroup_submit(g, group_task, (void *)1000, free, NULL));
+    ASSERT_OK(
+        goc_wpgroup_submit(g, group_task, (void *)(intptr_t)-EIO, free, NULL));
+    for (intptr_t i = 0; i < 10; i++)
+        ASSERT_OK(goc_wpgroup_submit(g, group_task, (void *)i, free, NULL));
+    ASSERT_EQ(goc_wpgroup_wait(g, NULL), -EIO); /* at the first error */
+    ASSERT_EQ(goc_ctx_cause(goc_wpgroup_ctx(g)), -EIO);
+    ASSERT_EQ(goc_wpgroup_submit(g, group_task, (void *)1, free, NULL),
+              GOC_ECLOSED);
+    goc_wpgroup_free(g);             /* waits for the long one to see its ctx */
+    ASSERT_EQ(atomic_load(&ran), 2); /* the queued ten never ran */
+    struct goc_workerpool_stats st;
+    ASSERT_OK(goc_workerpool_wait_idle(p, NULL));
+    goc_workerpool_stats(p, &st);
+    ASSERT_EQ(st.canceled, 11); /* ten queued + the long one */
+    ASSERT_EQ(st.failed, 1);
+    goc_workerpool_free(p);
+}

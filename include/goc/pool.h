@@ -298,6 +298,66 @@ GOC_API int goc_workerpool_resize(goc_workerpool *p, int64_t n);
 GOC_API int goc_workerpool_stats(goc_workerpool *p,
                                  struct goc_workerpool_stats *st);
 
+/* ==== task group on a worker pool (pond's groups) ====================== */
+
+/** A group of tasks submitted to one worker pool (opaque). */
+typedef struct goc_wpgroup goc_wpgroup;
+
+/**
+ * goc_wpgroup_new - a task group on @p. Its context is a child of the
+ * pool's; every group task receives a child of the group's context.
+ *
+ * Return: 0; -EINVAL; -ENOMEM.
+ */
+GOC_API int goc_wpgroup_new(goc_workerpool *p, goc_wpgroup **out);
+
+/**
+ * goc_wpgroup_free - wait until every task of the group is settled
+ * (running ones finish), then free the group and its task handles.
+ * @g may be NULL. Blocks.
+ */
+GOC_API void goc_wpgroup_free(goc_wpgroup *g);
+
+/**
+ * goc_wpgroup_submit - goc_workerpool_submit() as part of the group. The
+ * group keeps the handle (goc_wpgroup_task()).
+ *
+ * The first task that fails (a negative return other than -ECANCELED)
+ * fails the group: its context is cancelled (running tasks see it), and
+ * its tasks still queued are settled as cancelled without running.
+ *
+ * Return: 0; GOC_ECLOSED once the group failed, or the pool is stopped;
+ * the other errors of goc_workerpool_submit().
+ */
+GOC_API int goc_wpgroup_submit(goc_wpgroup *g,
+                               goc_task_fn fn,
+                               void *arg,
+                               goc_value_free_fn free_value,
+                               goc_ctx *ctx);
+
+/**
+ * goc_wpgroup_wait - wait until every task of the group is settled, or
+ * the group fails.
+ *
+ * Return: 0 when all are settled and none failed; the first failure (at
+ * once: queued tasks are cancelled, running ones may still be finishing);
+ * -ECANCELED or -ETIMEDOUT if @ctx ended first; -EINVAL.
+ */
+GOC_API int goc_wpgroup_wait(goc_wpgroup *g, goc_ctx *ctx);
+
+/** goc_wpgroup_ctx - the group's context (owned by the group). */
+GOC_API goc_ctx *goc_wpgroup_ctx(goc_wpgroup *g);
+
+/** goc_wpgroup_len - tasks submitted to the group. */
+GOC_API size_t goc_wpgroup_len(goc_wpgroup *g);
+
+/**
+ * goc_wpgroup_task - the handle of the @i-th task, in submission order
+ * (borrowed; valid while the group lives), or NULL for a bad @i. Read
+ * the results in submission order with goc_future_get().
+ */
+GOC_API goc_future *goc_wpgroup_task(goc_wpgroup *g, size_t i);
+
 #ifdef __cplusplus
 }
 #endif

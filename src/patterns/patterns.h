@@ -23,4 +23,26 @@ void goc__future_on_free(goc_future *f, void (*fn)(void *aux), void *aux);
  */
 void *goc__future_take_value(goc_future *f);
 
+/* Worker pool tasks submitted on behalf of a task group. */
+struct goc__wp_owner {
+    const void *owner; /* tag: goc__workerpool_cancel_owned() finds them */
+    goc_ctx *ctx;      /* parent of each task's context */
+};
+
+struct goc_workerpool;
+int goc__workerpool_submit_owned(struct goc_workerpool *p,
+                                 const struct goc__wp_owner *o,
+                                 goc_task_fn fn,
+                                 void *arg,
+                                 goc_value_free_fn free_value,
+                                 goc_future **task,
+                                 goc_ctx *ctx);
+
+/* The pool's own context (tasks' contexts descend from it). */
+goc_ctx *goc__workerpool_ctx(struct goc_workerpool *p);
+
+/* Settle @owner's queued tasks as cancelled (they never run). */
+int64_t goc__workerpool_cancel_owned(struct goc_workerpool *p,
+                                     const void *owner);
+
 #endif /* GOC_PATTERNS_INTERNAL_H */

@@ -22,6 +22,7 @@ struct task {
     goc_future *f; /* the pool's reference */
     goc_ctx *ctx;  /* child of the pool ctx; cancelled by the handle */
     int64_t queued_at;
+    const void *owner; /* a task group, or NULL */
 };
 
 struct goc_workerpool {
@@ -205,7 +206,7 @@ int goc_workerpool_new(const struct goc_workerpool_config *cfg,
     return 0;
 }
 
-static int new_task(goc_workerpool *p,
+static int new_task(goc_ctx *parent,
                     goc_task_fn fn,
                     void *arg,
                     goc_value_free_fn free_value,
@@ -216,7 +217,7 @@ static int new_task(goc_workerpool *p,
         return -ENOMEM;
     int rc = goc_future_new(free_value, &t->f);
     if (!rc)
-        rc = goc_ctx_with_cancel(p->ctx, &t->ctx);
+        rc = goc_ctx_with_cancel(parent, &t->ctx);
     if (rc) {
         task_free(t);
         return rc;
@@ -294,6 +295,7 @@ static int submit(goc_workerpool *p, struct task *t, bool wait, goc_ctx *ctx)
 }
 
 static int submit_common(goc_workerpool *p,
+                         const struct goc__wp_owner *o,
                          goc_task_fn fn,
                          void *arg,
                          goc_value_free_fn free_value,
@@ -309,8 +311,9 @@ static int submit_common(goc_workerpool *p,
     if (rc)
         return rc;
     struct task *t;
-    if ((rc = new_task(p, fn, arg, free_value, &t)) != 0)
+    if ((rc = new_task(o ? o->ctx : p->ctx, fn, arg, free_value, &t)) != 0)
         return rc;
+    t->owner = o ? o->owner : NULL;
     if (task)
         *task = goc_future_retain(t->f); /* before a worker can finish t */
     if ((rc = submit(p, t, wait, ctx)) != 0) {
@@ -330,7 +333,7 @@ int goc_workerpool_submit(goc_workerpool *p,
                           goc_future **task,
                           goc_ctx *ctx)
 {
-    return submit_common(p, fn, arg, free_value, task, true, ctx);
+    return submit_common(p, NULL, fn, arg, free_value, task, true, ctx);
 }
 
 int goc_workerpool_try_submit(goc_workerpool *p,
@@ -339,7 +342,48 @@ int goc_workerpool_try_submit(goc_workerpool *p,
                               goc_value_free_fn free_value,
                               goc_future **task)
 {
-    return submit_common(p, fn, arg, free_value, task, false, NULL);
+    return submit_common(p, NULL, fn, arg, free_value, task, false, NULL);
+}
+
+int goc__workerpool_submit_owned(goc_workerpool *p,
+                                 const struct goc__wp_owner *o,
+                                 goc_task_fn fn,
+                                 void *arg,
+                                 goc_value_free_fn free_value,
+                                 goc_future **task,
+                                 goc_ctx *ctx)
+{
+    return submit_common(p, o, fn, arg, free_value, task, true, ctx);
+}
+
+goc_ctx *goc__workerpool_ctx(goc_workerpool *p)
+{
+    return p->ctx;
+}
+
+int64_t goc__workerpool_cancel_owned(goc_workerpool *p, const void *owner)
+{
+    struct goc__dlink *mine = NULL;
+    int64_t n = 0;
+    goc_mutex_lock(&p->mu, NULL);
+    for (struct goc__dlink *l = p->q.head, *next; l; l = next) {
+        next = l->next;
+        if (goc__container_of(l, struct task, link)->owner != owner)
+            continue;
+        goc__dqueue_remove(&p->q, l);
+        goc__dlist_push(&mine, l);
+        p->qlen--;
+        n++;
+    }
+    p->st.waiting = p->qlen;
+    p->st.canceled += n;
+    if (n) {
+        goc_cond_broadcast(&p->space_cv);
+        goc_cond_broadcast(&p->idle_cv);
+    }
+    goc_mutex_unlock(&p->mu);
+    cancel_list(mine);
+    return n;
 }
 
 int goc_workerpool_stop(goc_workerpool *p)
