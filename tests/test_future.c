@@ -243,10 +243,14 @@ struct racer {
 static void complete_now(void *arg)
 {
     struct racer *r = arg;
+    /* Copy: the next round reuses *r once every input has settled. */
+    goc_future *f = r->f;
+    int status = r->status;
     while (!atomic_load(r->go))
         goc_yield();
-    if (goc_future_complete(r->f, r->status, boxed(r->status)) == 0)
+    if (goc_future_complete(f, status, boxed(status)) == 0)
         ASSERT_FAIL("%s", "input completed twice");
+    goc_future_release(f); /* a completer holds a reference */
 }
 
 static _Atomic int race_settles;
@@ -267,7 +271,7 @@ static goc_future *race_inputs(int kind, int n, const int *status)
     atomic_store(&go, 0);
     for (int i = 0; i < n; i++) {
         in[i] = fut();
-        r[i] = (struct racer){ in[i], status[i], &go };
+        r[i] = (struct racer){ goc_future_retain(in[i]), status[i], &go };
     }
     goc_future *out = NULL;
     if (kind == 0)
@@ -282,7 +286,7 @@ static goc_future *race_inputs(int kind, int n, const int *status)
     atomic_store(&go, 1);
     for (int i = 0; i < n; i++) {
         status_of(in[i]);
-        goc_future_release(in[i]); /* out keeps them alive */
+        goc_future_release(in[i]);
     }
     return out;
 }
@@ -442,6 +446,7 @@ TEST_G(future, then_maps_values_and_passes_failures_through)
 }
 
 static _Atomic int saw_cancel;
+static goc_chan *late_gate; /* if set, the work returns once it closes */
 
 static int notices_cancel(goc_ctx *ctx, void *arg, void **result)
 {
@@ -451,7 +456,8 @@ static int notices_cancel(goc_ctx *ctx, void *arg, void **result)
         atomic_store(&saw_cancel, rc);
     /* Return after the caller gave up: otherwise the result, there at
      * the deadline, would rightly win. */
-    goc_sleep(2 * GOC_MILLISECOND, NULL);
+    if (late_gate)
+        goc_chan_recv(late_gate, NULL, NULL);
     *result = boxed(1); /* a late value: must be freed exactly once */
     return rc;
 }
@@ -461,13 +467,17 @@ TEST_G(future, run_timeout_cancels_the_work_and_drops_its_late_result_d011)
     int64_t before = goc_run_timeout_abandoned();
     void *v = (void *)1;
     atomic_store(&saw_cancel, 0);
+    ASSERT_OK(goc_chan_new(0, 0, &late_gate));
     ASSERT_EQ(goc_run_timeout(notices_cancel, NULL, free, &v,
                               5 * GOC_MILLISECOND, 0, NULL),
               -ETIMEDOUT);
     ASSERT(v == NULL);
-    wait_only_main(); /* the work stopped: it got the deadline ctx */
+    goc_chan_close(late_gate); /* now the late value comes */
+    wait_only_main();          /* the work stopped: it got the deadline ctx */
     ASSERT_EQ(atomic_load(&saw_cancel), -ETIMEDOUT);
     ASSERT_EQ(goc_run_timeout_abandoned(), before + 1);
+    goc_chan_release(late_gate);
+    late_gate = NULL;
     /* with WAIT_ABANDONED the work has returned when the call does */
     atomic_store(&saw_cancel, 0);
     ASSERT_EQ(goc_run_timeout(notices_cancel, NULL, free, NULL,

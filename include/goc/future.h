@@ -67,12 +67,15 @@ GOC_API goc_future *goc_future_retain(goc_future *f);
 /**
  * goc_future_release - drop a reference; the last one destroys the value
  * (if any) and frees the future. @f may be NULL. A pending future that
- * loses its last reference is simply freed.
+ * loses its last reference can never be settled: if callbacks wait on
+ * it (goc_future_on_settle(), combinators, then), it is first settled as
+ * cancelled so they run; then it is freed.
  */
 GOC_API void goc_future_release(goc_future *f);
 
 /**
  * goc_future_complete - settle @f if it is still pending.
+ * @f:      the future; the caller must hold a reference for the call.
  * @status: 0 fulfils, -ECANCELED cancels, any other negative code rejects.
  * @value:  the value (consumed only if this call wins; may be NULL). A
  *          rejection may carry a value too (detail for the error).

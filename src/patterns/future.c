@@ -64,6 +64,15 @@ void goc_future_release(goc_future *f)
     /* acq_rel: the last owner sees every write of the others. */
     if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
         return;
+    if (!atomic_load_explicit(&f->state, memory_order_relaxed) && f->cbs) {
+        /* Nobody can settle it any more: it is abandoned. Settle it as
+         * cancelled so its callbacks (combinators, then) run once and
+         * let go of what they hold, then free it. */
+        atomic_store_explicit(&f->refs, 1, memory_order_relaxed);
+        goc_future_complete(f, -ECANCELED, NULL);
+        goc_future_release(f);
+        return;
+    }
     if (f->value && f->free_value)
         f->free_value(f->value);
     for (struct settle_cb *c = f->cbs, *next; c; c = next) {

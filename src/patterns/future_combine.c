@@ -5,9 +5,13 @@
  * result future is settled through goc_future_complete(), whose single
  * winner makes "exactly one outcome" hold however the inputs race.
  *
- * Lifetime: the combinator state holds a reference on every input (the
- * result's value borrows their values) and one on the result until the
- * last input callback has run; the result frees the state when it goes.
+ * Lifetime: the state holds a reference on each input once it has
+ * settled (the result's value borrows settled inputs' values), and on
+ * every input from the start with GOC_FUTURE_CANCEL_REST (to cancel
+ * them); it holds one on the result until the last input callback has
+ * run, and the result frees the state when it goes. An input dropped
+ * while pending is settled as cancelled (goc_future_release), so its
+ * callback still runs and nothing stays behind.
  */
 #include "goc/future.h"
 #include "patterns.h"
@@ -78,6 +82,8 @@ static void on_input(goc_future *f, void *arg)
     int status = 0;
     void *value = NULL;
     goc_future_try_get(f, &status, &value);
+    if (!(c->flags & GOC_FUTURE_CANCEL_REST))
+        c->in[s->i] = goc_future_retain(f); /* its value may be borrowed */
     switch (c->kind) {
     case ALL:
         c->values[s->i] = value;
@@ -145,7 +151,8 @@ static int create(enum kind kind,
         return rc;
     }
     for (size_t i = 0; i < n; i++) {
-        c->in[i] = goc_future_retain(fs[i]);
+        if (flags & GOC_FUTURE_CANCEL_REST)
+            c->in[i] = goc_future_retain(fs[i]);
         c->slots[i] = (struct slot){ c, i };
     }
     goc__future_on_free(c->out, combine_free, c);

@@ -142,11 +142,13 @@ int goc_run_timeout(goc_task_fn fn,
         !atomic_compare_exchange_strong(&j->state, &expect, ABANDONED)) {
         rc = take(j, value); /* returned in time, or at the same moment */
     } else {
-        goc_ctx_cancel(j->ctx);
+        /* A deadline reaches the work by its own timer (it has the same
+         * deadline, so it sees -ETIMEDOUT); a cancel must be passed on. */
+        if (rc != -ETIMEDOUT)
+            goc_ctx_cancel(j->ctx);
         if (flags & GOC_TIMEOUT_WAIT_ABANDONED)
             goc_future_get(j->f, &status, NULL, NULL);
     }
-    goc_ctx_cancel(j->ctx);
     job_release(j);
     return rc;
 }
