@@ -587,12 +587,14 @@ TEST_G(workerpool, stop_wait_and_wait_idle_timeout_cancel_and_thread)
     goc_chan_release(g);
 }
 
+static goc_chan *group_gate;
+
 static int group_task(goc_ctx *ctx, void *arg, void **result)
 {
     intptr_t v = (intptr_t)arg;
     atomic_fetch_add(&ran, 1);
-    if (v < 0) {
-        goc_sleep(2 * GOC_MILLISECOND, NULL);
+    if (v < 0) { /* fails once the test has queued everything */
+        goc_chan_recv(group_gate, NULL, NULL);
         return (int)v;
     }
     if (v == 1000) /* a long one: runs until the group is cancelled */
@@ -630,12 +632,14 @@ TEST_G(workerpool, group_first_error_cancels_queued_and_running)
     goc_wpgroup *g;
     ASSERT_OK(goc_wpgroup_new(p, &g));
     atomic_store(&ran, 0);
+    group_gate = gate();
     /* worker 1: a long task; worker 2: fails; 10 more wait in the queue */
     ASSERT_OK(goc_wpgroup_submit(g, group_task, (void *)1000, free, NULL));
     ASSERT_OK(
         goc_wpgroup_submit(g, group_task, (void *)(intptr_t)-EIO, free, NULL));
     for (intptr_t i = 0; i < 10; i++)
         ASSERT_OK(goc_wpgroup_submit(g, group_task, (void *)i, free, NULL));
+    goc_chan_close(group_gate);
     ASSERT_EQ(goc_wpgroup_wait(g, NULL), -EIO); /* at the first error */
     ASSERT_EQ(goc_ctx_cause(goc_wpgroup_ctx(g)), -EIO);
     ASSERT_EQ(goc_wpgroup_submit(g, group_task, (void *)1, free, NULL),
@@ -648,4 +652,5 @@ TEST_G(workerpool, group_first_error_cancels_queued_and_running)
     ASSERT_EQ(st.canceled, 11); /* ten queued + the long one */
     ASSERT_EQ(st.failed, 1);
     goc_workerpool_free(p);
+    goc_chan_release(group_gate);
 }

@@ -226,7 +226,9 @@ GOC_API void goc_workerpool_free(goc_workerpool *p);
  * The handle settles exactly once: with the task's return (0 fulfils;
  * -ECANCELED cancels; others reject), or -ECANCELED if the pool cancels
  * it before it ran. goc_future_cancel() on a queued task settles it and
- * it does not run; on a running one it cancels the ctx the task got.
+ * it does not run; on a running one it cancels the ctx the task got. A
+ * task whose ctx has ended before a worker takes it (a failed group) is
+ * settled as cancelled without running.
  *
  * Return: 0 (accepted); GOC_ECLOSED after stop or cancel (also while
  * waiting: never accepted then); GOC_EOVERLOAD if full and nonblocking

@@ -166,10 +166,16 @@ static void worker(void *arg)
     goc_mutex_lock(&p->mu, NULL);
     struct task *t;
     while ((t = next_locked(p)) != NULL) {
-        if (goc_future_is_done(t->f)) {
-            p->st.canceled++; /* its handle cancelled it while queued */
+        /* Cancelled while queued (its handle, or its group's context):
+         * settled as cancelled, never run. */
+        bool dead = goc_future_is_done(t->f);
+        if (dead || goc_ctx_err(t->ctx)) {
+            p->st.canceled++;
             goc_mutex_unlock(&p->mu);
-            task_free(t);
+            if (dead)
+                task_free(t);
+            else
+                settle(t, -ECANCELED, NULL);
             goc_mutex_lock(&p->mu, NULL);
             continue;
         }

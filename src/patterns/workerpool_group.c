@@ -19,6 +19,7 @@ struct goc_wpgroup {
     size_t n, cap;
     int64_t pending; /* submitted and not settled, plus callbacks running */
     int first_err;
+    bool failing; /* a task failed; first_err is set once handled */
 };
 
 int goc_wpgroup_new(goc_workerpool *p, goc_wpgroup **out)
@@ -51,15 +52,18 @@ static void settled(goc_future *f, void *arg)
     goc_future_try_get(f, &st, NULL);
     bool first = false;
     goc_mutex_lock(&g->mu, NULL);
-    if (st < 0 && st != -ECANCELED && !g->first_err) {
-        g->first_err = st;
-        first = true;
-        goc_cond_broadcast(&g->cv);
-    }
+    if (st < 0 && st != -ECANCELED && !g->failing)
+        first = g->failing = true;
     goc_mutex_unlock(&g->mu);
     if (first) { /* g stays alive: this task is still pending */
+        /* The ctx first: a task it reaches before a worker takes it is
+         * never run, so a worker freed by the cancel cannot start one. */
         goc_ctx_cancel_cause(g->ctx, st);
         goc__workerpool_cancel_owned(g->p, g);
+        goc_mutex_lock(&g->mu, NULL);
+        g->first_err = st; /* published once the group is wound down */
+        goc_cond_broadcast(&g->cv);
+        goc_mutex_unlock(&g->mu);
     }
     goc_mutex_lock(&g->mu, NULL);
     if (--g->pending == 0)
@@ -93,7 +97,7 @@ int goc_wpgroup_submit(goc_wpgroup *g,
     if (!g || !fn)
         return -EINVAL;
     goc_mutex_lock(&g->mu, NULL);
-    int rc = g->first_err ? GOC_ECLOSED : reserve_locked(g);
+    int rc = g->failing ? GOC_ECLOSED : reserve_locked(g);
     if (!rc)
         g->pending++; /* before the task can settle */
     goc_mutex_unlock(&g->mu);
@@ -107,7 +111,7 @@ int goc_wpgroup_submit(goc_wpgroup *g,
         g->pending--;
     else
         g->tasks[g->n++] = f; /* reserved above; only submit appends */
-    bool failed = g->first_err != 0;
+    bool failed = g->failing;
     goc_mutex_unlock(&g->mu);
     if (rc)
         return rc;
