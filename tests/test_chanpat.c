@@ -342,3 +342,74 @@ TEST_G(chanpat, registry_remove_and_user_close_are_harmless_d044_d046)
     goc_chan_release(a);
     goc_chanreg_free(r);
 }
+
+static void *send_thread(void *arg)
+{
+    int64_t v = 9;
+    return (void *)(intptr_t)goc_chan_send_timeout(arg, &v, 2 * GOC_SECOND,
+                                                   NULL);
+}
+
+TEST_G(chanpat, send_timeout_cancel_entry_and_plain_thread)
+{
+    goc_chan *c = chan(1);
+    int64_t v = 1;
+    ASSERT_OK(goc_chan_send(c, &v, NULL)); /* full */
+    goc_ctx *k;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+    test_cancel_after(k, 2 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_chan_send_timeout(c, &v, GOC_SECOND, k), -ECANCELED);
+    ASSERT_EQ(goc_chan_send_timeout(c, &v, GOC_SECOND, k), -ECANCELED);
+    ASSERT_EQ(goc_chan_recv(c, &v, NULL), 1);               /* room now */
+    ASSERT_OK(goc_chan_send_timeout(c, &v, GOC_SECOND, k)); /* room wins */
+    goc_ctx_release(k);
+    pthread_t th;
+    void *res;
+    ASSERT_OK(pthread_create(&th, NULL, send_thread, c));
+    goc_sleep(2 * GOC_MILLISECOND, NULL);
+    ASSERT_EQ(goc_chan_recv(c, &v, NULL), 1);
+    pthread_join(th, &res);
+    ASSERT_EQ((intptr_t)res, 0);
+    ASSERT_EQ(goc_chan_recv(c, &v, NULL), 1);
+    ASSERT_EQ(v, 9);
+    goc_chan_release(c);
+}
+
+static void *reg_send_thread(void *arg)
+{
+    int64_t v = 3;
+    return (void *)(intptr_t)goc_chanreg_send(arg, "q", &v, NULL);
+}
+
+TEST_G(chanpat, registry_send_timeout_cancel_entry_and_plain_thread)
+{
+    goc_chanreg *r;
+    ASSERT_OK(goc_chanreg_new(sizeof(int64_t), 1, 0, &r));
+    goc_chan *q;
+    ASSERT_OK(goc_chanreg_get(r, "q", &q));
+    int64_t v = 1;
+    ASSERT_OK(goc_chanreg_send(r, "q", &v, NULL)); /* full */
+    goc_ctx_local l;
+    goc_ctx *t = goc_ctx_init_timeout(&l, NULL, 2 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_chanreg_send(r, "q", &v, t), -ETIMEDOUT);
+    goc_ctx_destroy(t);
+    goc_ctx *k;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+    test_cancel_after(k, 2 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_chanreg_send(r, "q", &v, k), -ECANCELED);
+    ASSERT_EQ(goc_chan_recv(q, &v, NULL), 1);               /* room now */
+    ASSERT_EQ(goc_chanreg_send(r, "q", &v, k), -ECANCELED); /* entry */
+    goc_ctx_release(k);
+    ASSERT_OK(goc_chanreg_send(r, "q", &v, NULL));
+    pthread_t th;
+    void *res;
+    ASSERT_OK(pthread_create(&th, NULL, reg_send_thread, r));
+    goc_sleep(2 * GOC_MILLISECOND, NULL);
+    ASSERT_EQ(goc_chan_recv(q, &v, NULL), 1);
+    pthread_join(th, &res);
+    ASSERT_EQ((intptr_t)res, 0);
+    ASSERT_EQ(goc_chan_recv(q, &v, NULL), 1);
+    ASSERT_EQ(v, 3);
+    goc_chan_release(q);
+    goc_chanreg_free(r);
+}

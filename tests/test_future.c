@@ -654,3 +654,53 @@ TEST_G(future, run_timeout_caller_cancel_reaches_work_and_local_ctx_may_end)
     ASSERT_EQ(atomic_load(&saw_cancel), -ECANCELED);
     goc_ctx_release(k);
 }
+
+struct sf_join {
+    goc_sf *g;
+    goc_ctx *ctx;
+    int rc, st;
+};
+
+static void *sf_join_thread(void *arg)
+{
+    struct sf_join *j = arg;
+    goc_future *f = NULL;
+    j->rc = goc_sf_do(j->g, "k", sf_fetch, NULL, free, &f, NULL, j->ctx);
+    if (!j->rc) {
+        goc_future_try_get(f, &j->st, NULL);
+        goc_future_release(f);
+    }
+    return NULL;
+}
+
+TEST_G(future, singleflight_join_cancel_entry_and_plain_thread)
+{
+    goc_sf *g;
+    ASSERT_OK(goc_sf_new(&g));
+    ASSERT_OK(goc_chan_new(0, 0, &sf_gate));
+    atomic_store(&sf_runs, 0);
+    goc_future *a, *c = NULL;
+    ASSERT_OK(goc_sf_do_async(g, "k", sf_fetch, NULL, free, &a, NULL));
+    goc_ctx *k;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+    test_cancel_after(k, 2 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_sf_do(g, "k", sf_fetch, NULL, free, &c, NULL, k), -ECANCELED);
+    ASSERT_EQ(goc_sf_do(g, "k", sf_fetch, NULL, free, &c, NULL, k),
+              -ECANCELED); /* at entry: a joiner only waits */
+    ASSERT(c == NULL);
+    static struct sf_join j;
+    j = (struct sf_join){ g, NULL, 1, 1 };
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, sf_join_thread, &j));
+    goc_sleep(2 * GOC_MILLISECOND, NULL);
+    goc_chan_close(sf_gate);
+    pthread_join(th, NULL);
+    ASSERT_OK(j.rc);
+    ASSERT_EQ(j.st, 0);
+    ASSERT_EQ(status_of(a), 0);
+    ASSERT_EQ(atomic_load(&sf_runs), 1); /* the thread joined, not ran */
+    goc_future_release(a);
+    goc_ctx_release(k);
+    goc_chan_release(sf_gate);
+    goc_sf_free(g);
+}

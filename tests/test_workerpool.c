@@ -654,3 +654,38 @@ TEST_G(workerpool, group_first_error_cancels_queued_and_running)
     goc_workerpool_free(p);
     goc_chan_release(group_gate);
 }
+
+static void *group_wait_thread(void *arg)
+{
+    return (void *)(intptr_t)goc_wpgroup_wait(arg, NULL);
+}
+
+TEST_G(workerpool, group_wait_timeout_cancel_entry_and_plain_thread)
+{
+    goc_workerpool *p = pool(1, 0, 0);
+    goc_wpgroup *g;
+    ASSERT_OK(goc_wpgroup_new(p, &g));
+    goc_chan *gt = gate();
+    ASSERT_OK(goc_wpgroup_submit(g, gated, gt, NULL, NULL));
+    goc_ctx_local l;
+    goc_ctx *t = goc_ctx_init_timeout(&l, NULL, 3 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_wpgroup_wait(g, t), -ETIMEDOUT);
+    goc_ctx_destroy(t);
+    goc_ctx *k;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+    test_cancel_after(k, 3 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_wpgroup_wait(g, k), -ECANCELED);
+    ASSERT_EQ(goc_wpgroup_wait(g, k), -ECANCELED); /* at entry */
+    pthread_t th;
+    void *res;
+    ASSERT_OK(pthread_create(&th, NULL, group_wait_thread, g));
+    goc_sleep(3 * GOC_MILLISECOND, NULL);
+    goc_chan_close(gt);
+    pthread_join(th, &res);
+    ASSERT_EQ((intptr_t)res, 0);
+    ASSERT_OK(goc_wpgroup_wait(g, k)); /* settled: wins over a done ctx */
+    goc_ctx_release(k);
+    goc_wpgroup_free(g);
+    goc_workerpool_free(p);
+    goc_chan_release(gt);
+}
