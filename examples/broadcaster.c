@@ -22,7 +22,7 @@ struct listener {
     goc_wg *wg;
 };
 
-static void listen(void *arg)
+static void read_loop(void *arg)
 {
     struct listener *l = arg;
     long msg;
@@ -66,7 +66,7 @@ static int example(void *unused)
     for (int i = 0; i < 2; i++) {
         l[i] = (struct listener){ NULL, i + 1, &wg };
         goc_bcast_subscribe(b, 16, GOC_BLOCK, 0, &l[i].sub);
-        goc_go(listen, &l[i]);
+        goc_go(read_loop, &l[i]);
     }
     for (long m = 0; m < 10; m++)
         goc_bcast_publish(b, &m, NULL, NULL);

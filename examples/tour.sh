@@ -8,8 +8,9 @@ examples=(
     "basic_goroutine|1.1 Goroutines joined with a WaitGroup (BasicGoroutineExample)"
     "goroutine_with_timeout|1.1 Work with a timeout that really stops the work (GoroutineWithTimeout)"
     "many_goroutines|1.1 One goroutine per task: 100,000 sleepers on every P"
-    "pipeline|2.1 A cancellable pipeline (PipelineExample)"
     "goroutine_pool|1.2 100 tasks on at most 10 pooled goroutines (PoolExample)"
+    "graceful_shutdown --demo|1.3 A TCP service stopped by SIGINT with requests in flight (GracefulExample)"
+    "pipeline|2.1 A cancellable pipeline (PipelineExample)"
     "buffered_channel|2.1 Producer and consumer on a buffered channel (BufferedChannelExample)"
     "fan_out_fan_in|2.1 Fan-out to 4 workers, fan-in, then cancelled midway (FanOut, FanIn)"
     "channel_with_timeout|2.2 Receive with a timeout, closed told apart (ChannelWithTimeout)"
@@ -23,6 +24,7 @@ for entry in "${examples[@]}"; do
     name=${entry%%|*}
     title=${entry#*|}
     printf '\n=== %s ===\n' "$title"
-    "$build/examples/$name"
+    # shellcheck disable=SC2086 # an entry may carry arguments
+    "$build"/examples/$name
 done
 printf '\nTour complete: %d examples ran.\n' "${#examples[@]}"

@@ -20,5 +20,9 @@
 #include "goc/pool.h"
 #include "goc/singleflight.h"
 #include "goc/pattern.h"
+#include "goc/net.h"
+#include "goc/server.h"
+#include "goc/signal.h"
+#include "goc/shutdown.h"
 
 #endif /* GOC_H */

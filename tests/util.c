@@ -2,6 +2,9 @@
 /* Helpers shared by the tests. */
 #include "test.h"
 
+#include <poll.h>
+#include <signal.h>
+
 #include <pthread.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -85,9 +88,21 @@ void test_expect_exit(void (*fn)(void), int want_status, const char *want_text)
     close(fds[1]);
     char buf[8192];
     size_t n = 0;
-    ssize_t r;
-    while ((r = read(fds[0], buf + n, sizeof(buf) - 1 - n)) > 0)
-        n += (size_t)r;
+    ssize_t r = 1;
+    /* Bounded: a child that never exits is killed and the test fails. */
+    int64_t deadline = goc_now() + 60 * GOC_SECOND;
+    while (r > 0) {
+        struct pollfd pfd = { fds[0], POLLIN, 0 };
+        int left = (int)((deadline - goc_now()) / GOC_MILLISECOND);
+        if (left <= 0 || poll(&pfd, 1, left) == 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            ASSERT_FAIL("child %d did not exit in 60 s", (int)pid);
+        }
+        r = read(fds[0], buf + n, sizeof(buf) - 1 - n);
+        if (r > 0)
+            n += (size_t)r;
+    }
     buf[n] = '\0';
     close(fds[0]);
     int status;

@@ -41,6 +41,7 @@ var workloads = map[string]workload{
 	"ctx_cancel":      {10_000, runCtxCancel},
 	"pipeline":        {2_000_000, runPipeline},
 	"pipeline_buf":    {2_000_000, runPipelineBuf},
+	"echo_tcp":        {1_000, runEcho},
 }
 
 func main() {

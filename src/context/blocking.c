@@ -133,8 +133,9 @@ static int submit(struct job *j)
     return err;
 }
 
-int goc_blocking(int (*fn)(void *), void *arg, goc_ctx *ctx)
+int goc__blocking(int (*fn)(void *), void *arg, goc_ctx *ctx, bool *queued)
 {
+    *queued = false;
     if (!fn)
         return -EINVAL;
     int err = goc_ctx_err(ctx);
@@ -154,11 +155,18 @@ int goc_blocking(int (*fn)(void *), void *arg, goc_ctx *ctx)
         goc__free(j);
         return err;
     }
+    *queued = true;
     int won = goc__wait_block(&j->w, NULL, NULL);
     goc__ctx_unwatch(&cw);
     int result = won == 0 ? j->result : goc_ctx_err(ctx);
     job_release(j);
     return result;
+}
+
+int goc_blocking(int (*fn)(void *), void *arg, goc_ctx *ctx)
+{
+    bool queued;
+    return goc__blocking(fn, arg, ctx, &queued);
 }
 
 int64_t goc_blocking_abandoned(void)

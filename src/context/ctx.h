@@ -77,4 +77,10 @@ int goc__ctx_watch(goc_ctx *ctx,
 /* Undo goc__ctx_watch (no-op if the context already fired it). */
 void goc__ctx_unwatch(struct goc__ctx_watch *cw);
 
+/*
+ * goc_blocking(), telling whether fn was queued: then it runs to the end
+ * even if the call returns early on ctx.
+ */
+int goc__blocking(int (*fn)(void *), void *arg, goc_ctx *ctx, bool *queued);
+
 #endif /* GOC_CONTEXT_PRIVATE_H */

@@ -3,6 +3,7 @@
 #include "goc/common.h"
 
 #include <errno.h>
+#include <string.h>
 
 #define GOC_ERROR_MAP(X)                           \
     X(-EINVAL, "invalid argument")                 \
@@ -20,6 +21,7 @@
     X(GOC_EOVERLOAD, "overloaded")                 \
     X(GOC_EPANIC, "goroutine panicked")            \
     X(GOC_ECLOSED, "closed")                       \
+    X(GOC_ERESOLVE, "host name did not resolve")   \
     X(GOC_EEMPTY, "no inputs")                     \
     X(GOC_EAGGREGATE, "every input failed")
 
@@ -33,6 +35,9 @@ const char *goc_strerror(int err)
         return "success";
         GOC_ERROR_MAP(GOC_ERROR_CASE)
     default:
+        /* Any other -errno, e.g. from a socket: the C library's text. */
+        if (err < 0 && err > -4096 && strerrordesc_np(-err))
+            return strerrordesc_np(-err);
         return "unknown error";
     }
 #undef GOC_ERROR_CASE

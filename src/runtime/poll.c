@@ -60,18 +60,19 @@ static int epoll_sleep(struct epoll_event *evs, int n, int64_t timeout)
     return epoll_wait(goc__sched.epfd, evs, n, ms);
 }
 
-void goc__poll_wait(int64_t deadline)
+#define POLL_EVENTS 128
+
+/*
+ * Hand each event to its poll descriptor. Only the sleeping poller drains
+ * the wake-up eventfd: it is level-triggered, so an event left in place by
+ * a non-blocking poll still wakes the poller.
+ */
+static void dispatch(struct epoll_event *evs, int n, bool drain_wake)
 {
-    struct epoll_event evs[16];
-    int64_t timeout = -1;
-    if (deadline != INT64_MAX) {
-        timeout = deadline - goc__nanotime();
-        if (timeout < 0)
-            timeout = 0;
-    }
-    int n = epoll_sleep(evs, 16, timeout);
     for (int i = 0; i < n; i++) {
-        if (evs[i].data.ptr == NULL) {
+        if (evs[i].data.ptr) {
+            goc__pd_event(evs[i].data.ptr, evs[i].events);
+        } else if (drain_wake) {
             uint64_t v;
             while (read(goc__sched.evfd, &v, sizeof(v)) > 0)
                 ;
@@ -79,6 +80,35 @@ void goc__poll_wait(int64_t deadline)
             atomic_store(&goc__sched.poll_wake_pending, 0);
         }
     }
+}
+
+void goc__poll_wait(int64_t deadline)
+{
+    struct epoll_event evs[POLL_EVENTS];
+    int64_t timeout = -1;
+    if (deadline != INT64_MAX) {
+        timeout = deadline - goc__nanotime();
+        if (timeout < 0)
+            timeout = 0;
+    }
+    int n = epoll_sleep(evs, POLL_EVENTS, timeout);
+    atomic_store_explicit(&goc__sched.last_poll, goc__nanotime(),
+                          memory_order_relaxed);
+    dispatch(evs, n, true);
+}
+
+int goc__netpoll_nowait(void)
+{
+    if (atomic_load_explicit(&goc__sched.npollwait, memory_order_relaxed) ==
+            0 ||
+        atomic_load_explicit(&goc__sched.poller, memory_order_relaxed))
+        return 0;
+    struct epoll_event evs[POLL_EVENTS];
+    int n = epoll_wait(goc__sched.epfd, evs, POLL_EVENTS, 0);
+    atomic_store_explicit(&goc__sched.last_poll, goc__nanotime(),
+                          memory_order_relaxed);
+    dispatch(evs, n, false);
+    return n > 0 ? n : 0;
 }
 
 void goc__poll_wake(void)

@@ -13,6 +13,7 @@
 
 #include "goc/runtime.h"
 #include "../internal/cpu.h"
+#include "../internal/list.h"
 #include "../internal/lock.h"
 
 #include <pthread.h>
@@ -223,6 +224,10 @@ struct goc__m {
     uint32_t rand;
     void *altstack;
     _Atomic uint32_t bstate; /* GOC__M_*, for blocking sections */
+    /* While polling without a P: goroutines readied, injected at once. */
+    bool batching;
+    int batch_n;
+    struct goc__g *batch_head, *batch_tail;
 };
 
 /* ---- global scheduler state ------------------------------------------- */
@@ -244,6 +249,8 @@ struct goc__sched {
     _Atomic int64_t poll_until;
     _Atomic uint32_t poll_wake_pending;
     int epfd, evfd;
+    _Atomic int npollwait;     /* goroutines and threads waiting for I/O */
+    _Atomic int64_t last_poll; /* when epoll was last asked for events */
 
     int nprocs;
     struct goc__p *allp;
@@ -346,9 +353,69 @@ bool goc__stack_canary_ok(struct goc__g *g);
 /* Counters for tests and stats. */
 int64_t goc__stack_mapped_count(void);
 
+/* ---- network poller (netpoll.c) --------------------------------------- */
+
+enum { GOC__PD_READ, GOC__PD_WRITE };
+
+/*
+ * A poll descriptor: one per descriptor registered with the runtime's
+ * epoll set (edge-triggered, both directions, registered once). Each
+ * direction counts the readiness events seen and keeps a list of waiters;
+ * an event wakes them all and they retry their system call. Its memory
+ * must never be freed, only reused: an event already taken out of epoll
+ * may still name it, and then wakes its next user spuriously, which is
+ * harmless.
+ */
+struct goc__pd {
+    goc__lock lock;
+    /* Set for the runtime's own descriptors (the signal pipe): called on
+     * the polling thread instead of waking waiters. */
+    void (*on_event)(struct goc__pd *pd);
+    bool closing;            /* goc__pd_close: waits fail */
+    _Atomic uint64_t seq[2]; /* readiness events per direction */
+    /* seq when a read left the receive queue empty: until seq moves,
+     * another read would only fail with EAGAIN. */
+    _Atomic uint64_t drained_seq;
+    struct goc__dlink *waiters[2]; /* struct goc__pd_waiter, under lock */
+    struct goc__pd *cache_next;    /* free list of its owner's cache */
+};
+
+/* Add fd to the epoll set for pd (pd zeroed or reused); 0 or -errno. */
+int goc__pd_register(struct goc__pd *pd, int fd);
+/* Readiness events seen so far in dir: read it before the system call. */
+static inline uint64_t goc__pd_seq(struct goc__pd *pd, int dir)
+{
+    return atomic_load_explicit(&pd->seq[dir], memory_order_acquire);
+}
+/*
+ * Wait on w for the next readiness event in dir, unless one arrived since
+ * seq was read or pd is closing. Index 0 of w is the descriptor's; others
+ * (a context's) may claim w too. Returns the winning index.
+ */
+int goc__pd_wait(struct goc__pd *pd,
+                 int dir,
+                 uint64_t seq,
+                 struct goc__wait *w);
+/* Mark pd closing and wake its waiters; later waits return at once. */
+void goc__pd_close(struct goc__pd *pd);
+/* Reset a closed pd for reuse by another descriptor. */
+void goc__pd_reuse(struct goc__pd *pd);
+/* An epoll event for pd: count it and wake the waiters. */
+void goc__pd_event(struct goc__pd *pd, uint32_t events);
+/* A waiter appeared: if nobody sleeps in epoll and a P is idle, wake an
+ * M to do it, rather than wait for a busy M to run dry. */
+void goc__poll_ensure(void);
+/* Poll without blocking if I/O waiters exist and no one else polls.
+ * Returns how many goroutines it readied. */
+int goc__netpoll_nowait(void);
+/* Put the goroutines m readied while polling into the global queue
+ * (sched.lock held); returns how many. */
+int goc__inject_batch_locked(struct goc__m *m);
+
 /* ---- poller, sysmon, faults, config ----------------------------------- */
 
 int goc__poll_init(void);
+/* Sleep in epoll until deadline (INT64_MAX: forever), dispatching events. */
 void goc__poll_wait(int64_t deadline);
 void goc__poll_wake(void);
 int goc__sysmon_start(void);

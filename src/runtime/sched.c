@@ -207,26 +207,21 @@ static void start_m(struct goc__p *p, bool spinning)
         wake_m(m);
         return;
     }
-    if (atomic_load(&goc__sched.poller)) {
-        /*
-         * The poller takes an idle P under this lock when it wakes, so
-         * waking it is enough: no new thread.
-         */
-        pidle_put(p);
-        goc__lock_release(&goc__sched.lock);
-        if (spinning)
-            atomic_fetch_sub(&goc__sched.nmspinning, 1);
-        goc__poll_wake();
-        return;
-    }
     goc__lock_release(&goc__sched.lock);
+    /*
+     * A new thread even if the poller could take p: the poller is better
+     * left in epoll, where it sees I/O at once, than made to run
+     * goroutines while nobody watches descriptors (Go does the same).
+     */
     if (goc__m_new(p, spinning) != 0) {
-        /* No thread: the work stays queued for the running Ms. */
+        /* No thread: the poller takes an idle P under this lock when it
+         * wakes; without one, the work waits for the running Ms. */
         goc__lock_acquire(&goc__sched.lock);
         pidle_put(p);
         goc__lock_release(&goc__sched.lock);
         if (spinning)
             atomic_fetch_sub(&goc__sched.nmspinning, 1);
+        goc__poll_wake();
     }
 }
 
@@ -261,14 +256,17 @@ static void reset_spinning(struct goc__m *m)
  * Give p to someone who can use it, or make it idle. The checks and the
  * idling happen under sched.lock, like find_runnable's, so a goroutine
  * put on the global queue meanwhile is either seen here or finds the P
- * idle (and wakes an M for it). A P with timers is never left without an
- * M: whoever takes it becomes the poller if it finds nothing else.
+ * idle (and wakes an M for it). A P with timers, or while I/O waiters
+ * have no poller, is never left without an M: whoever takes it becomes
+ * the poller if it finds nothing else.
  */
 static void handoff_p(struct goc__p *p)
 {
     goc__lock_acquire(&goc__sched.lock);
     bool work = !goc__runq_empty(p) || atomic_load(&goc__sched.gq_len) > 0 ||
-                atomic_load(&p->wheel.next_when) != INT64_MAX;
+                atomic_load(&p->wheel.next_when) != INT64_MAX ||
+                (atomic_load(&goc__sched.npollwait) > 0 &&
+                 !atomic_load(&goc__sched.poller));
     if (!work)
         pidle_put(p);
     goc__lock_release(&goc__sched.lock);
@@ -337,11 +335,38 @@ void goc__ready(struct goc__g *g, bool next)
     /* Its saved registers are the first thing the switch will read. */
     __builtin_prefetch(g->sp);
     struct goc__m *m = goc__m_current();
-    if (m && m->p)
+    if (m && m->p) {
         goc__runq_put(m->p, g, next);
-    else
+    } else if (m && m->batching) {
+        /* The poller, without a P: injected all at once afterwards. */
+        g->next = NULL;
+        if (m->batch_tail)
+            m->batch_tail->next = g;
+        else
+            m->batch_head = g;
+        m->batch_tail = g;
+        m->batch_n++;
+        return;
+    } else {
         global_put(g);
+    }
     goc__wakep();
+}
+
+int goc__inject_batch_locked(struct goc__m *m)
+{
+    int n = m->batch_n;
+    if (!n)
+        return 0;
+    if (goc__sched.gq_tail)
+        goc__sched.gq_tail->next = m->batch_head;
+    else
+        goc__sched.gq_head = m->batch_head;
+    goc__sched.gq_tail = m->batch_tail;
+    atomic_fetch_add(&goc__sched.gq_len, n);
+    m->batch_head = m->batch_tail = NULL;
+    m->batch_n = 0;
+    return n;
 }
 
 /* ---- timers and the poller -------------------------------------------- */
@@ -398,20 +423,26 @@ static void run_due_timers(struct goc__p *p, int64_t *now)
 static void m_idle(struct goc__m *m)
 {
     goc__lock_acquire(&goc__sched.lock);
-    if (goc__timers_earliest() != INT64_MAX &&
+    if ((goc__timers_earliest() != INT64_MAX ||
+         atomic_load(&goc__sched.npollwait) > 0) &&
         !atomic_load(&goc__sched.poller)) {
         atomic_store(&goc__sched.poll_until, INT64_MAX);
         atomic_store(&goc__sched.poller, m);
         goc__lock_release(&goc__sched.lock);
         int64_t until = goc__timers_earliest();
         atomic_store(&goc__sched.poll_until, until);
+        m->batching = true;
         goc__poll_wait(until);
+        m->batching = false;
         goc__lock_acquire(&goc__sched.lock);
         atomic_store(&goc__sched.poller, NULL);
+        int readied = goc__inject_batch_locked(m);
         struct goc__p *p = pidle_get();
         if (p) {
             goc__lock_release(&goc__sched.lock);
             acquire_p(m, p);
+            if (readied > 1)
+                goc__wakep();
             return;
         }
     }
@@ -485,6 +516,9 @@ static struct goc__g *find_runnable(struct goc__m *m)
             g = goc__runq_get(p);
         if (!g && atomic_load(&goc__sched.gq_len) > 0)
             g = global_get(p, 0);
+        /* I/O that completed while every M was busy. */
+        if (!g && goc__netpoll_nowait() > 0)
+            g = goc__runq_get(p);
         if (g)
             return g;
         if (can_spin(m)) {

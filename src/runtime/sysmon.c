@@ -10,6 +10,9 @@
  *    scheduler has its queued goroutines moved to the global queue, where
  *    the other Ps find them; if any were waiting, the hog is reported
  *    once, by its own M when it finally switches out;
+ *  - when goroutines wait for I/O and nobody has looked at epoll for
+ *    10 ms (every M busy running goroutines), it polls and queues the
+ *    goroutines whose I/O is ready on the global queue;
  *  - stacks idle for 2 s in the global pool give their pages back.
  */
 #include "runtime.h"
@@ -23,6 +26,7 @@
 #define HOG_NS        (10 * 1000 * 1000)
 #define MIN_DELAY_NS  (20 * 1000)
 #define MAX_DELAY_NS  (10 * 1000 * 1000)
+#define POLL_STALE_NS (10 * 1000 * 1000)
 #define TRIM_EVERY_NS ((int64_t)1000 * 1000 * 1000)
 #define STACK_IDLE_NS ((int64_t)2 * 1000 * 1000 * 1000)
 
@@ -96,6 +100,14 @@ static bool watch_ps(int64_t now)
     return active;
 }
 
+/* I/O waiters nobody polls for (all Ms busy): poll for them. */
+static void poll_if_stale(int64_t now)
+{
+    if (atomic_load(&goc__sched.npollwait) > 0 &&
+        now - atomic_load(&goc__sched.last_poll) >= POLL_STALE_NS)
+        goc__netpoll_nowait();
+}
+
 static void *sysmon_main(void *arg)
 {
     (void)arg;
@@ -106,6 +118,7 @@ static void *sysmon_main(void *arg)
         atomic_store(&kick_word, 0);
         int64_t now = goc__nanotime();
         bool active = watch_ps(now);
+        poll_if_stale(now);
         if (now - last_trim >= TRIM_EVERY_NS) {
             goc__stack_trim(now, STACK_IDLE_NS);
             last_trim = now;

@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * "host:port" text to socket addresses and back. Numeric hosts are parsed
+ * on the spot; names go to getaddrinfo() on the blocking pool, since the
+ * resolver may wait on DNS for seconds.
+ */
+#include "net.h"
+#include "../internal/alloc.h"
+
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int goc_addr_format(const struct sockaddr *sa, char *buf, size_t n)
+{
+    if (!sa || (!buf && n))
+        return -EINVAL;
+    char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 1];
+    int port, len;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const void *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        port = ntohs(in->sin_port);
+        len = snprintf(buf, n, "%s:%d", host, port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const void *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, INET6_ADDRSTRLEN);
+        char zone[IF_NAMESIZE + 1] = "";
+        if (in6->sin6_scope_id) {
+            char name[IF_NAMESIZE];
+            if (if_indextoname(in6->sin6_scope_id, name))
+                snprintf(zone, sizeof(zone), "%%%s", name);
+            else
+                snprintf(zone, sizeof(zone), "%%%u",
+                         (unsigned)in6->sin6_scope_id);
+        }
+        port = ntohs(in6->sin6_port);
+        len = snprintf(buf, n, "[%s%s]:%d", host, zone, port);
+    } else {
+        return -EAFNOSUPPORT;
+    }
+    return (size_t)len < n ? len : -ENOSPC;
+}
+
+/* Split "host:port", "[v6]:port" or ":port" (host "" = any). */
+static int split_host_port(
+    const char *addr, char *host, size_t hn, char *port, size_t pn)
+{
+    const char *colon, *h = addr;
+    size_t hl;
+    if (addr[0] == '[') {
+        const char *end = strchr(addr, ']');
+        if (!end || end[1] != ':')
+            return -EINVAL;
+        h = addr + 1;
+        hl = (size_t)(end - h);
+        colon = end + 1;
+    } else {
+        colon = strrchr(addr, ':');
+        if (!colon)
+            return -EINVAL;
+        hl = (size_t)(colon - addr);
+        /* A bare IPv6 address needs brackets, as in Go. */
+        if (memchr(addr, ':', hl))
+            return -EINVAL;
+    }
+    size_t pl = strlen(colon + 1);
+    if (hl >= hn || pl == 0 || pl >= pn)
+        return -EINVAL;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    memcpy(port, colon + 1, pl + 1);
+    return 0;
+}
+
+/*
+ * A resolution on the blocking pool. It owns copies of its inputs and is
+ * shared by the caller and the worker: a caller whose context ends
+ * leaves at once, and the last of the two frees it.
+ */
+struct resolve_job {
+    _Atomic int refs;
+    char host[256], port[64];
+    int socktype, max, count, gai;
+    struct sockaddr_storage out[];
+};
+
+static void job_release(struct resolve_job *j)
+{
+    if (atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel) == 1)
+        goc__free(j);
+}
+
+static int resolve_blocking(void *arg)
+{
+    struct resolve_job *j = arg;
+    struct addrinfo hints = { .ai_socktype = j->socktype,
+                              .ai_flags = AI_ADDRCONFIG };
+    if (!j->host[0])
+        hints.ai_flags |= AI_PASSIVE;
+    struct addrinfo *res;
+    j->gai = getaddrinfo(j->host[0] ? j->host : NULL, j->port, &hints, &res);
+    if (j->gai == 0) {
+        for (struct addrinfo *ai = res; ai && j->count < j->max;
+             ai = ai->ai_next) {
+            if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6)
+                memcpy(&j->out[j->count++], ai->ai_addr, ai->ai_addrlen);
+        }
+        freeaddrinfo(res);
+    }
+    job_release(j);
+    return 0;
+}
+
+/* A numeric host and port parsed without the resolver; 1 if done. */
+static int parse_numeric(const char *host,
+                         const char *port,
+                         struct sockaddr_storage *out)
+{
+    char *end;
+    long p = strtol(port, &end, 10);
+    if (*end || p < 0 || p > 65535)
+        return 0; /* a service name: the resolver's job */
+    memset(out, 0, sizeof(*out));
+    struct sockaddr_in *in = (void *)out;
+    struct sockaddr_in6 *in6 = (void *)out;
+    if (host[0] == '\0') {
+        /* Any address: IPv6's, which also accepts IPv4 by default. */
+        in6->sin6_family = AF_INET6;
+        in6->sin6_addr = in6addr_any;
+        in6->sin6_port = htons((uint16_t)p);
+        return 1;
+    }
+    if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)p);
+        return 1;
+    }
+    if (!strchr(host, '%') && inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)p);
+        return 1;
+    }
+    return 0;
+}
+
+int goc_addr_resolve(const char *addr,
+                     int socktype,
+                     struct sockaddr_storage *out,
+                     int max,
+                     goc_ctx *ctx)
+{
+    char host[256], port[64];
+    if (!addr || !out || max < 1 ||
+        (socktype != SOCK_STREAM && socktype != SOCK_DGRAM) ||
+        split_host_port(addr, host, sizeof(host), port, sizeof(port)))
+        return -EINVAL;
+    if (parse_numeric(host, port, &out[0]))
+        return 1;
+    struct resolve_job *j =
+        goc__malloc(sizeof(*j) + (size_t)max * sizeof(*out));
+    if (!j)
+        return -ENOMEM;
+    atomic_init(&j->refs, 2);
+    memcpy(j->host, host, sizeof(host));
+    memcpy(j->port, port, sizeof(port));
+    j->socktype = socktype;
+    j->max = max;
+    j->count = j->gai = 0;
+    bool queued;
+    int err = goc__blocking(resolve_blocking, j, ctx, &queued);
+    if (!queued)
+        job_release(j); /* the worker's reference: it will never run */
+    if (err) {
+        job_release(j);
+        return err;
+    }
+    int n = j->count;
+    if (j->gai || n == 0)
+        err = j->gai == EAI_MEMORY ? -ENOMEM : GOC_ERESOLVE;
+    else
+        memcpy(out, j->out, (size_t)n * sizeof(*out));
+    job_release(j);
+    return err ? err : n;
+}
+
+socklen_t goc__addr_len(const struct sockaddr_storage *ss)
+{
+    return ss->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                    : sizeof(struct sockaddr_in6);
+}

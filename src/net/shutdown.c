@@ -1,0 +1,488 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The graceful shutdown manager. One run goes through the phases in
+ * order; each component's stop function runs on its own goroutine with a
+ * heap context (it may outlive its phase), and reports back on a channel
+ * with room for every component, so a late report never blocks. The
+ * manager is shared by its owner, the signal watcher and every stop
+ * goroutine still running.
+ */
+#include "net.h"
+#include "goc/chan.h"
+#include "goc/shutdown.h"
+#include "goc/signal.h"
+#include "goc/sync.h"
+#include "goc/time.h"
+#include "../internal/alloc.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DEFAULT_TIMEOUT (30 * GOC_SECOND)
+
+struct comp {
+    char name[32];
+    int phase, seq;
+    goc_stop_fn fn;
+    void *arg;
+    goc_server *srv; /* for goc_shutdown_add_server() */
+    /* Under m->lock once the shutdown runs. */
+    int state, err;
+    int64_t start, duration;
+};
+
+struct goc_shutdown {
+    goc__lock lock;
+    struct goc_shutdown_opts opts;
+    struct comp *comps; /* in stop order once running */
+    int ncomps, cap;
+    int state, result, signo, unfinished;
+    goc_chan *done;    /* closed when the result is stored */
+    goc_chan *reports; /* index of each component that returned */
+    /* Signal watching. */
+    goc_chan *sigs;
+    goc_ctx *watch_ctx;
+    goc_wg watcher;
+    _Atomic int refs;
+};
+
+static void mgr_release(goc_shutdown *m)
+{
+    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    goc_chan_release(m->done);
+    goc_chan_release(m->reports);
+    goc__free(m->comps);
+    goc__free(m);
+}
+
+int goc_shutdown_new(const struct goc_shutdown_opts *opts, goc_shutdown **out)
+{
+    struct goc_shutdown_opts o = opts ? *opts : (struct goc_shutdown_opts){ 0 };
+    if (!out || o.timeout < 0 || o.phase_timeout < 0)
+        return -EINVAL;
+    if (!o.timeout)
+        o.timeout = DEFAULT_TIMEOUT;
+    goc_shutdown *m = goc__calloc(1, sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    if (goc_chan_new(0, 0, &m->done) != 0) {
+        goc__free(m);
+        return -ENOMEM;
+    }
+    m->opts = o;
+    atomic_init(&m->refs, 1);
+    *out = m;
+    return 0;
+}
+
+static int add(goc_shutdown *m,
+               const char *name,
+               goc_stop_fn fn,
+               void *arg,
+               int phase,
+               goc_server *srv)
+{
+    if (!m || !name || (!fn && !srv))
+        return -EINVAL;
+    goc__lock_acquire(&m->lock);
+    int err = 0;
+    if (m->state != GOC_SHUTDOWN_RUNNING) {
+        err = GOC_ECLOSED;
+    } else if (m->ncomps == m->cap) {
+        int cap = m->cap ? 2 * m->cap : 8;
+        struct comp *c = goc__malloc((size_t)cap * sizeof(*c));
+        if (c) {
+            if (m->ncomps)
+                memcpy(c, m->comps, (size_t)m->ncomps * sizeof(*c));
+            goc__free(m->comps);
+            m->comps = c;
+            m->cap = cap;
+        } else {
+            err = -ENOMEM;
+        }
+    }
+    if (!err) {
+        struct comp *c = &m->comps[m->ncomps];
+        *c = (struct comp){
+            .phase = phase, .seq = m->ncomps, .fn = fn, .arg = arg, .srv = srv
+        };
+        snprintf(c->name, sizeof(c->name), "%s", name);
+        m->ncomps++;
+    }
+    goc__lock_release(&m->lock);
+    return err;
+}
+
+int goc_shutdown_add(
+    goc_shutdown *m, const char *name, goc_stop_fn fn, void *arg, int phase)
+{
+    return fn ? add(m, name, fn, arg, phase, NULL) : -EINVAL;
+}
+
+int goc_shutdown_add_server(goc_shutdown *m, const char *name, goc_server *srv)
+{
+    return srv ? add(m, name, NULL, NULL, GOC_PHASE_INGRESS, srv) : -EINVAL;
+}
+
+/* ---- running ------------------------------------------------------------- */
+
+/* Higher phase first; within a phase, the last registered first. */
+static int stop_order(const void *a, const void *b)
+{
+    const struct comp *x = a, *y = b;
+    if (x->phase != y->phase)
+        return x->phase > y->phase ? -1 : 1;
+    return y->seq - x->seq;
+}
+
+struct stop_job {
+    goc_shutdown *m;
+    int index;
+    goc_ctx *ctx;
+};
+
+static int stop_server(goc_server *srv, goc_ctx *ctx)
+{
+    int err = goc_server_shutdown(srv, ctx);
+    if (err == -ETIMEDOUT || err == -ECANCELED)
+        goc_server_close(srv); /* out of time: interrupt the rest */
+    return err;
+}
+
+static void stop_main(void *arg)
+{
+    struct stop_job *j = arg;
+    goc_shutdown *m = j->m;
+    struct comp *c = &m->comps[j->index];
+    int err = c->srv ? stop_server(c->srv, j->ctx) : c->fn(j->ctx, c->arg);
+    goc__lock_acquire(&m->lock);
+    c->err = err;
+    if (c->state == GOC_COMPONENT_OVERRAN) {
+        c->state = GOC_COMPONENT_LATE;
+        m->unfinished--;
+    } else {
+        c->state = err ? GOC_COMPONENT_FAILED : GOC_COMPONENT_STOPPED;
+        c->duration = goc_now() - c->start;
+    }
+    goc__lock_release(&m->lock);
+    goc_chan_try_send(m->reports, &j->index); /* room for everyone */
+    goc_ctx_release(j->ctx);
+    goc__free(j);
+    mgr_release(m);
+}
+
+/* Start comps [from, to) on goroutines; a failure to start is recorded. */
+static void start_phase(goc_shutdown *m, int from, int to, goc_ctx *ctx)
+{
+    for (int i = from; i < to; i++) {
+        struct comp *c = &m->comps[i];
+        struct stop_job *j = goc__malloc(sizeof(*j));
+        goc__lock_acquire(&m->lock);
+        c->state = GOC_COMPONENT_STOPPING;
+        c->start = goc_now();
+        goc__lock_release(&m->lock);
+        int err = j ? 0 : -ENOMEM;
+        if (j) {
+            *j = (struct stop_job){ m, i, goc_ctx_retain(ctx) };
+            atomic_fetch_add(&m->refs, 1);
+            struct goc_go_opts go = { .name = "goc-stop" };
+            if ((err = goc_go_ex(stop_main, j, &go)) != 0) {
+                atomic_fetch_sub(&m->refs, 1);
+                goc_ctx_release(ctx);
+                goc__free(j);
+            }
+        }
+        if (err) {
+            goc__lock_acquire(&m->lock);
+            c->state = GOC_COMPONENT_FAILED;
+            c->err = err;
+            goc__lock_release(&m->lock);
+            goc_chan_try_send(m->reports, &i);
+        }
+    }
+}
+
+/* Wait for the phase's reports; mark the missing ones as overrun. */
+static void finish_phase(goc_shutdown *m, int from, int to, goc_ctx *ctx)
+{
+    /* Reports of earlier phases' overrunning components may come in
+     * between: they are not this phase's. */
+    for (int left = to - from; left > 0;) {
+        int index;
+        if (goc_chan_recv(m->reports, &index, ctx) != 1)
+            break;
+        if (index >= from && index < to)
+            left--;
+    }
+    int64_t now = goc_now();
+    goc__lock_acquire(&m->lock);
+    for (int i = from; i < to; i++) {
+        struct comp *c = &m->comps[i];
+        if (c->state == GOC_COMPONENT_STOPPING) {
+            c->state = GOC_COMPONENT_OVERRAN;
+            c->duration = now - c->start;
+            m->unfinished++;
+        }
+    }
+    goc__lock_release(&m->lock);
+}
+
+static int run_phases(goc_shutdown *m, goc_ctx *overall)
+{
+    int n = m->ncomps;
+    for (int from = 0, to; from < n; from = to) {
+        for (to = from; to < n && m->comps[to].phase == m->comps[from].phase;)
+            to++;
+        goc_ctx *phase = NULL;
+        int err =
+            m->opts.phase_timeout
+                ? goc_ctx_with_timeout(overall, m->opts.phase_timeout, &phase)
+                : goc_ctx_with_cancel(overall, &phase);
+        if (err)
+            return err;
+        start_phase(m, from, to, phase);
+        finish_phase(m, from, to, phase);
+        goc_ctx_cancel(phase);
+        goc_ctx_release(phase);
+    }
+    int result = 0;
+    goc__lock_acquire(&m->lock);
+    for (int i = 0; i < n && !result; i++)
+        if (m->comps[i].state == GOC_COMPONENT_FAILED)
+            result = m->comps[i].err;
+    for (int i = 0; i < n && !result; i++)
+        if (m->comps[i].state == GOC_COMPONENT_OVERRAN ||
+            m->comps[i].state == GOC_COMPONENT_LATE)
+            result = -ETIMEDOUT;
+    goc__lock_release(&m->lock);
+    return result;
+}
+
+/* The caller's context ended: end the shutdown's too. */
+static void forward_cancel(void *arg)
+{
+    goc_ctx_cancel(arg);
+    goc_ctx_release(arg);
+}
+
+int goc_shutdown_run(goc_shutdown *m, goc_ctx *ctx)
+{
+    if (!m)
+        return -EINVAL;
+    goc__lock_acquire(&m->lock);
+    bool first = m->state == GOC_SHUTDOWN_RUNNING;
+    if (first)
+        m->state = GOC_SHUTDOWN_STOPPING;
+    goc__lock_release(&m->lock);
+    if (!first)
+        return goc_shutdown_wait(m, NULL);
+    /* Registration is closed: the list is ours to sort. */
+    qsort(m->comps, (size_t)m->ncomps, sizeof(*m->comps), stop_order);
+    int err = goc_chan_new(sizeof(int), (size_t)m->ncomps + 1, &m->reports);
+    int64_t deadline;
+    if (!goc_ctx_deadline(ctx, &deadline))
+        deadline = goc_now() + m->opts.timeout;
+    /*
+     * The stop functions' contexts may outlive this call (an overrunning
+     * one keeps its own), so they do not descend from the caller's, which
+     * may live in the caller's frame: they get its deadline, and its
+     * cancellation is forwarded while the phases run.
+     */
+    goc_ctx *overall = NULL;
+    goc_ctx_after fwd;
+    bool forwarding = false;
+    if (!err && (err = goc_ctx_with_deadline(NULL, deadline, &overall)) == 0)
+        forwarding = goc_ctx_after_func(ctx, forward_cancel,
+                                        goc_ctx_retain(overall), &fwd) == 0;
+    int result = err ? err : run_phases(m, overall);
+    if (forwarding && goc_ctx_after_stop(&fwd))
+        goc_ctx_release(overall); /* forward_cancel's, never to run */
+    goc_ctx_cancel(overall);
+    goc_ctx_release(overall);
+    goc__lock_acquire(&m->lock);
+    m->result = result;
+    m->state = GOC_SHUTDOWN_DONE;
+    goc__lock_release(&m->lock);
+    goc_chan_close(m->done);
+    return result;
+}
+
+int goc_shutdown_wait(goc_shutdown *m, goc_ctx *ctx)
+{
+    if (!m)
+        return -EINVAL;
+    int r = goc_chan_recv(m->done, NULL, ctx);
+    if (r < 0)
+        return r;
+    goc__lock_acquire(&m->lock);
+    int result = m->result;
+    goc__lock_release(&m->lock);
+    return result;
+}
+
+/* ---- signals ------------------------------------------------------------- */
+
+static void force_exit(goc_shutdown *m, int signo)
+{
+    if (m->opts.on_force)
+        m->opts.on_force(signo);
+    if (m->opts.second_signal_default) {
+        signal(signo, SIG_DFL);
+        raise(signo);
+    }
+    _exit(128 + signo);
+}
+
+static void run_on_signal(void *arg)
+{
+    goc_shutdown *m = arg;
+    goc_shutdown_run(m, NULL);
+    mgr_release(m);
+}
+
+static void watch_main(void *arg)
+{
+    goc_shutdown *m = arg;
+    int signo;
+    while (goc_chan_recv(m->sigs, &signo, m->watch_ctx) == 1) {
+        goc__lock_acquire(&m->lock);
+        bool first = m->signo == 0;
+        if (first)
+            m->signo = signo;
+        goc__lock_release(&m->lock);
+        if (!first) {
+            force_exit(m, signo);
+            continue;
+        }
+        /* On another goroutine, so a second signal is still seen. */
+        atomic_fetch_add(&m->refs, 1);
+        struct goc_go_opts go = { .name = "goc-shutdown" };
+        if (goc_go_ex(run_on_signal, m, &go) != 0) {
+            mgr_release(m);
+            force_exit(m, signo); /* cannot shut down: do as the default */
+        }
+    }
+    goc_wg_done(&m->watcher);
+    mgr_release(m);
+}
+
+int goc_shutdown_watch_signals(goc_shutdown *m, const int *sigs, int n)
+{
+    static const int defaults[] = { SIGINT, SIGTERM };
+    if (!m || n < 0 || (n > 0 && !sigs))
+        return -EINVAL;
+    if (n == 0) {
+        sigs = defaults;
+        n = 2;
+    }
+    goc__lock_acquire(&m->lock);
+    bool busy = m->sigs != NULL;
+    goc__lock_release(&m->lock);
+    if (busy)
+        return -EBUSY;
+    goc_chan *ch;
+    int err = goc_chan_new(sizeof(int), 4, &ch);
+    if (err)
+        return err;
+    if ((err = goc_ctx_with_cancel(NULL, &m->watch_ctx)) != 0 ||
+        (err = goc_signal_notify(ch, sigs, n)) != 0) {
+        goc_ctx_release(m->watch_ctx);
+        m->watch_ctx = NULL;
+        goc_chan_release(ch);
+        return err;
+    }
+    m->sigs = ch;
+    atomic_fetch_add(&m->refs, 1);
+    goc_wg_add(&m->watcher, 1);
+    struct goc_go_opts go = { .name = "goc-signals" };
+    if ((err = goc_go_ex(watch_main, m, &go)) != 0) {
+        goc_wg_done(&m->watcher);
+        atomic_fetch_sub(&m->refs, 1);
+        goc_signal_stop(ch);
+        goc_chan_release(ch);
+        goc_ctx_release(m->watch_ctx);
+        m->sigs = NULL;
+        m->watch_ctx = NULL;
+    }
+    return err;
+}
+
+/* ---- queries ------------------------------------------------------------- */
+
+int goc_shutdown_get_state(goc_shutdown *m)
+{
+    if (!m)
+        return -EINVAL;
+    goc__lock_acquire(&m->lock);
+    int s = m->state;
+    goc__lock_release(&m->lock);
+    return s;
+}
+
+int goc_shutdown_report(goc_shutdown *m,
+                        struct goc_component_report *out,
+                        int max)
+{
+    if (!m || max < 0 || (max && !out))
+        return -EINVAL;
+    goc__lock_acquire(&m->lock);
+    for (int i = 0; i < m->ncomps && i < max; i++) {
+        struct comp *c = &m->comps[i];
+        out[i] = (struct goc_component_report){ .phase = c->phase,
+                                                .state = c->state,
+                                                .err = c->err,
+                                                .duration = c->duration };
+        memcpy(out[i].name, c->name, sizeof(out[i].name));
+    }
+    int n = m->ncomps;
+    goc__lock_release(&m->lock);
+    return n;
+}
+
+int goc_shutdown_unfinished(goc_shutdown *m)
+{
+    if (!m)
+        return -EINVAL;
+    goc__lock_acquire(&m->lock);
+    int n = m->unfinished;
+    goc__lock_release(&m->lock);
+    return n;
+}
+
+int goc_shutdown_signal(goc_shutdown *m)
+{
+    if (!m)
+        return -EINVAL;
+    goc__lock_acquire(&m->lock);
+    int s = m->signo;
+    goc__lock_release(&m->lock);
+    return s;
+}
+
+int goc_shutdown_exit_code(goc_shutdown *m)
+{
+    if (!m)
+        return -EINVAL;
+    goc__lock_acquire(&m->lock);
+    int code = m->state != GOC_SHUTDOWN_DONE ? -EBUSY : m->result ? 1 : 0;
+    goc__lock_release(&m->lock);
+    return code;
+}
+
+void goc_shutdown_free(goc_shutdown *m)
+{
+    if (!m)
+        return;
+    if (m->sigs) {
+        goc_signal_stop(m->sigs);
+        goc_ctx_cancel(m->watch_ctx);
+        goc_wg_wait(&m->watcher, NULL);
+        goc_chan_release(m->sigs);
+        goc_ctx_release(m->watch_ctx);
+    }
+    mgr_release(m);
+}

@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Signals on channels. The handler does only async-signal-safe work: it
+ * counts the signal and writes a byte to a self-pipe. The pipe's read end
+ * is one of the runtime's own poll descriptors; whichever thread polls it
+ * drains it and sends each counted signal to its subscribers. While any
+ * subscription exists, it counts as an I/O waiter, so some thread always
+ * watches the pipe (an idle one in epoll, or sysmon when all are busy).
+ */
+#include "net.h"
+#include "goc/chan.h"
+#include "goc/signal.h"
+#include "../internal/alloc.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#define MAX_SIG 65
+
+struct sub {
+    struct sub *next;
+    goc_chan *ch;
+    sigset_t set;
+};
+
+static struct {
+    pthread_mutex_t mu;
+    struct sub *subs;
+    int users[MAX_SIG]; /* subscriptions per signal */
+    struct sigaction saved[MAX_SIG];
+    int pipe_r, pipe_w;
+    struct goc__pd pd;
+    bool ready;
+    _Atomic int64_t dropped;
+} sig = { .mu = PTHREAD_MUTEX_INITIALIZER, .pipe_r = -1, .pipe_w = -1 };
+
+static _Atomic uint32_t pending[MAX_SIG];
+
+static void on_signal(int signo)
+{
+    int saved = errno;
+    atomic_fetch_add_explicit(&pending[signo], 1, memory_order_relaxed);
+    char b = 0;
+    ssize_t r = write(sig.pipe_w, &b, 1); /* full pipe: a wake is due */
+    (void)r;
+    errno = saved;
+}
+
+/* On the polling thread: drain the pipe, then deliver what was counted. */
+static void dispatch(struct goc__pd *pd)
+{
+    (void)pd;
+    char buf[64];
+    while (read(sig.pipe_r, buf, sizeof(buf)) > 0)
+        ;
+    for (int s = 1; s < MAX_SIG; s++) {
+        if (!atomic_load_explicit(&pending[s], memory_order_relaxed) ||
+            !atomic_exchange(&pending[s], 0))
+            continue;
+        pthread_mutex_lock(&sig.mu);
+        for (struct sub *u = sig.subs; u; u = u->next)
+            if (sigismember(&u->set, s) && goc_chan_try_send(u->ch, &s) != 0)
+                atomic_fetch_add(&sig.dropped, 1);
+        pthread_mutex_unlock(&sig.mu);
+    }
+}
+
+/* Under sig.mu: the pipe and its poll descriptor, once. */
+static int setup_locked(void)
+{
+    if (sig.ready)
+        return 0;
+    int err = goc__rt_ensure();
+    if (err)
+        return err;
+    int p[2];
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0)
+        return -errno;
+    sig.pd.on_event = dispatch;
+    if ((err = goc__pd_register(&sig.pd, p[0])) != 0) {
+        close(p[0]);
+        close(p[1]);
+        return err;
+    }
+    sig.pipe_r = p[0];
+    sig.pipe_w = p[1];
+    sig.ready = true;
+    return 0;
+}
+
+static bool catchable(int s)
+{
+    return s > 0 && s < MAX_SIG && s != SIGKILL && s != SIGSTOP &&
+           s != SIGSEGV && s != SIGBUS && s != SIGFPE && s != SIGILL;
+}
+
+/* Under sig.mu: one more subscription to s, installing the handler. */
+static int use_signal(int s)
+{
+    if (sig.users[s]++ > 0)
+        return 0;
+    struct sigaction sa = { .sa_handler = on_signal,
+                            .sa_flags = SA_RESTART | SA_ONSTACK };
+    sigfillset(&sa.sa_mask);
+    if (sigaction(s, &sa, &sig.saved[s]) < 0) {
+        sig.users[s]--;
+        return -errno;
+    }
+    return 0;
+}
+
+static void unuse_signal(int s)
+{
+    if (--sig.users[s] == 0)
+        sigaction(s, &sig.saved[s], NULL);
+}
+
+static struct sub *find_locked(goc_chan *ch)
+{
+    for (struct sub *u = sig.subs; u; u = u->next)
+        if (u->ch == ch)
+            return u;
+    return NULL;
+}
+
+int goc_signal_notify(goc_chan *ch, const int *sigs, int n)
+{
+    if (!ch || !sigs || n < 1 || goc_chan_elem_size(ch) != sizeof(int))
+        return -EINVAL;
+    for (int i = 0; i < n; i++)
+        if (!catchable(sigs[i]))
+            return -EINVAL;
+    pthread_mutex_lock(&sig.mu);
+    int err = setup_locked();
+    struct sub *u = err ? NULL : find_locked(ch);
+    bool fresh = !err && !u;
+    if (fresh) {
+        if ((u = goc__calloc(1, sizeof(*u))) == NULL) {
+            err = -ENOMEM;
+        } else {
+            u->ch = goc_chan_retain(ch);
+            sigemptyset(&u->set);
+        }
+    }
+    for (int i = 0; !err && i < n; i++) {
+        if (sigismember(&u->set, sigs[i]))
+            continue;
+        if ((err = use_signal(sigs[i])) != 0)
+            break;
+        sigaddset(&u->set, sigs[i]);
+    }
+    if (err && u && fresh) { /* undo: a fresh subscription had nothing */
+        for (int s = 1; s < MAX_SIG; s++)
+            if (sigismember(&u->set, s))
+                unuse_signal(s);
+        goc_chan_release(u->ch);
+        goc__free(u);
+    } else if (fresh) {
+        u->next = sig.subs;
+        sig.subs = u;
+        atomic_fetch_add(&goc__sched.npollwait, 1);
+    }
+    pthread_mutex_unlock(&sig.mu);
+    if (fresh && !err)
+        goc__poll_ensure();
+    return err;
+}
+
+int goc_signal_stop(goc_chan *ch)
+{
+    pthread_mutex_lock(&sig.mu);
+    struct sub **pp = &sig.subs;
+    while (*pp && (*pp)->ch != ch)
+        pp = &(*pp)->next;
+    struct sub *u = *pp;
+    if (u) {
+        *pp = u->next;
+        for (int s = 1; s < MAX_SIG; s++)
+            if (sigismember(&u->set, s))
+                unuse_signal(s);
+        atomic_fetch_sub(&goc__sched.npollwait, 1);
+    }
+    pthread_mutex_unlock(&sig.mu);
+    if (!u)
+        return -EINVAL;
+    goc_chan_release(u->ch);
+    goc__free(u);
+    return 0;
+}
+
+int64_t goc_signal_dropped(void)
+{
+    return atomic_load(&sig.dropped);
+}

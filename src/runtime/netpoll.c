@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Poll descriptors: how goroutines wait for a descriptor to become
+ * readable or writable. Each descriptor joins the runtime's epoll set once,
+ * edge-triggered for both directions. Readiness is a counter per direction
+ * rather than a flag: a waiter reads it before its system call and parks
+ * only if no event arrived since, so an event between the EAGAIN and the
+ * park is never lost, and any number of goroutines may wait on the same
+ * descriptor (an event wakes them all, and they retry).
+ *
+ * Nobody polls on a thread of its own: the idle M that sleeps until the
+ * next timer sleeps in this epoll set too, an M about to go idle polls
+ * once without blocking, and sysmon polls when nobody has for a while.
+ */
+#include "runtime.h"
+
+#include <errno.h>
+#include <sys/epoll.h>
+
+struct goc__pd_waiter {
+    struct goc__dlink link;
+    struct goc__wait *w;
+    struct goc__pd_waiter *wake_next;
+    bool linked;
+};
+
+int goc__pd_register(struct goc__pd *pd, int fd)
+{
+    struct epoll_event ev = {
+        .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+        .data.ptr = pd,
+    };
+    if (epoll_ctl(goc__sched.epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+        return -errno;
+    return 0;
+}
+
+/* Under pd->lock: claim every waiter of dir onto the wake list. */
+static struct goc__pd_waiter *take_waiters(struct goc__pd *pd,
+                                           int dir,
+                                           struct goc__pd_waiter *list)
+{
+    struct goc__dlink *l;
+    while ((l = goc__dlist_pop(&pd->waiters[dir]))) {
+        struct goc__pd_waiter *pw =
+            goc__container_of(l, struct goc__pd_waiter, link);
+        pw->linked = false;
+        /* A lost claim means a context won: that waiter leaves alone. */
+        if (goc__wait_claim(pw->w, 0)) {
+            pw->wake_next = list;
+            list = pw;
+        }
+    }
+    return list;
+}
+
+/* Outside the lock: each claimed waiter stays put until finished. */
+static void wake_all(struct goc__pd_waiter *list)
+{
+    while (list) {
+        struct goc__pd_waiter *next = list->wake_next;
+        goc__wait_finish(list->w);
+        list = next;
+    }
+}
+
+void goc__pd_event(struct goc__pd *pd, uint32_t events)
+{
+    bool rd = events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+    bool wr = events & (EPOLLOUT | EPOLLHUP | EPOLLERR);
+    struct goc__pd_waiter *list = NULL;
+    if (pd->on_event) {
+        pd->on_event(pd);
+        return;
+    }
+    goc__lock_acquire(&pd->lock);
+    if (rd) {
+        atomic_fetch_add_explicit(&pd->seq[GOC__PD_READ], 1,
+                                  memory_order_release);
+        list = take_waiters(pd, GOC__PD_READ, list);
+    }
+    if (wr) {
+        atomic_fetch_add_explicit(&pd->seq[GOC__PD_WRITE], 1,
+                                  memory_order_release);
+        list = take_waiters(pd, GOC__PD_WRITE, list);
+    }
+    goc__lock_release(&pd->lock);
+    wake_all(list);
+}
+
+static void pd_unlock(void *arg)
+{
+    goc__lock_release(&((struct goc__pd *)arg)->lock);
+}
+
+/*
+ * Nobody sleeps in epoll and a P is idle: wake an M for it, so the event
+ * we wait for is seen now rather than when a busy M runs dry.
+ */
+void goc__poll_ensure(void)
+{
+    if (!atomic_load_explicit(&goc__sched.poller, memory_order_relaxed) &&
+        atomic_load_explicit(&goc__sched.npidle, memory_order_relaxed) > 0)
+        goc__wakep();
+}
+
+int goc__pd_wait(struct goc__pd *pd, int dir, uint64_t seq, struct goc__wait *w)
+{
+    struct goc__pd_waiter pw = { .w = w };
+    goc__lock_acquire(&pd->lock);
+    if (pd->closing || goc__pd_seq(pd, dir) != seq) {
+        goc__lock_release(&pd->lock);
+        /* Something else (a context) may have claimed w meanwhile. */
+        if (goc__wait_claim_self(w, 0))
+            return 0;
+        return goc__wait_block(w, NULL, NULL);
+    }
+    goc__dlist_push(&pd->waiters[dir], &pw.link);
+    pw.linked = true;
+    atomic_fetch_add(&goc__sched.npollwait, 1);
+    goc__poll_ensure();
+    int won = goc__wait_block(w, pd_unlock, pd);
+    atomic_fetch_sub(&goc__sched.npollwait, 1);
+    if (won != 0) {
+        goc__lock_acquire(&pd->lock);
+        if (pw.linked)
+            goc__dlist_remove(&pd->waiters[dir], &pw.link);
+        goc__lock_release(&pd->lock);
+    }
+    return won;
+}
+
+void goc__pd_close(struct goc__pd *pd)
+{
+    goc__lock_acquire(&pd->lock);
+    pd->closing = true;
+    struct goc__pd_waiter *list = take_waiters(pd, GOC__PD_READ, NULL);
+    list = take_waiters(pd, GOC__PD_WRITE, list);
+    goc__lock_release(&pd->lock);
+    wake_all(list);
+}
+
+void goc__pd_reuse(struct goc__pd *pd)
+{
+    goc__lock_acquire(&pd->lock);
+    pd->closing = false;
+    /* The new descriptor's first read must try its system call. */
+    atomic_store(&pd->drained_seq, atomic_load(&pd->seq[GOC__PD_READ]) - 1);
+    goc__lock_release(&pd->lock);
+}

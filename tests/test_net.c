@@ -1,0 +1,658 @@
+/* SPDX-License-Identifier: MIT */
+/* Tests of descriptor I/O, TCP and UDP over loopback. */
+#include "test.h"
+
+#include <fcntl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* A connected pair of TCP sockets over loopback. */
+static void tcp_pair(goc_fd **a, goc_fd **b)
+{
+    goc_fd *l;
+    char addr[GOC_ADDRSTRLEN];
+    ASSERT_OK(goc_tcp_listen("127.0.0.1:0", &l));
+    ASSERT_GT(goc_fd_local_addr(l, addr, sizeof(addr)), 0);
+    ASSERT_OK(goc_tcp_dial(addr, a, NULL));
+    ASSERT_OK(goc_fd_accept(l, b, NULL, NULL, NULL));
+    goc_fd_close(l);
+}
+
+static void pipe_pair(goc_fd **r, goc_fd **w)
+{
+    int p[2];
+    ASSERT_OK(pipe2(p, O_CLOEXEC));
+    ASSERT_OK(goc_fd_open(p[0], r));
+    ASSERT_OK(goc_fd_open(p[1], w));
+}
+
+TEST_G(net, bad_input)
+{
+    goc_fd *f;
+    char buf[8];
+    ASSERT_EQ(goc_fd_open(-1, &f), -EBADF);
+    ASSERT_EQ(goc_fd_open(0, NULL), -EINVAL);
+    ASSERT_EQ(goc_fd_read(NULL, buf, 1, NULL), -EINVAL);
+    ASSERT_EQ(goc_fd_write(NULL, buf, 1, NULL), -EINVAL);
+    ASSERT_EQ(goc_fd_close(NULL), -EINVAL);
+    ASSERT_EQ(goc_tcp_listen("127.0.0.1", &f), -EINVAL);  /* no port */
+    ASSERT_EQ(goc_tcp_listen("::1:80", &f), -EINVAL);     /* brackets */
+    ASSERT_EQ(goc_tcp_listen("[::1:80", &f), -EINVAL);    /* unclosed */
+    ASSERT_EQ(goc_tcp_listen("127.0.0.1:", &f), -EINVAL); /* empty port */
+    ASSERT_EQ(goc_tcp_dial("127.0.0.1:1", NULL, NULL), -EINVAL);
+    struct sockaddr_storage ss;
+    ASSERT_EQ(goc_addr_resolve("x:1", SOCK_RAW, &ss, 1, NULL), -EINVAL);
+    ASSERT_EQ(goc_addr_resolve("x:1", SOCK_STREAM, &ss, 0, NULL), -EINVAL);
+    goc_fd *r, *w;
+    pipe_pair(&r, &w);
+    struct iovec iov[1] = { { buf, 1 } };
+    ASSERT_EQ(goc_fd_readv(r, iov, -1, NULL), -EINVAL);
+    ASSERT_EQ(goc_fd_writev(w, iov, 100000, NULL), -EINVAL);
+    goc_fd_close(r);
+    goc_fd_close(w);
+}
+
+TEST_G(net, addresses_resolve_and_format)
+{
+    struct sockaddr_storage ss[4];
+    char text[GOC_ADDRSTRLEN];
+    ASSERT_EQ(goc_addr_resolve("127.0.0.1:8080", SOCK_STREAM, ss, 4, NULL), 1);
+    ASSERT_EQ(goc_addr_format((struct sockaddr *)&ss[0], text, sizeof(text)),
+              14);
+    ASSERT_STR(text, "127.0.0.1:8080");
+    ASSERT_EQ(goc_addr_resolve("[::1]:9", SOCK_DGRAM, ss, 4, NULL), 1);
+    goc_addr_format((struct sockaddr *)&ss[0], text, sizeof(text));
+    ASSERT_STR(text, "[::1]:9");
+    ASSERT_EQ(goc_addr_format((struct sockaddr *)&ss[0], text, 4), -ENOSPC);
+    /* A name and a service name go through the resolver (the pool). */
+    int n = goc_addr_resolve("localhost:http", SOCK_STREAM, ss, 4, NULL);
+    ASSERT_GE(n, 1);
+    goc_addr_format((struct sockaddr *)&ss[0], text, sizeof(text));
+    ASSERT(strstr(text, ":80") != NULL);
+    ASSERT_EQ(
+        goc_addr_resolve("no-such-host.invalid:80", SOCK_STREAM, ss, 4, NULL),
+        GOC_ERESOLVE);
+    ASSERT_STR(goc_strerror(GOC_ERESOLVE), "host name did not resolve");
+    ASSERT_STR(goc_strerror(-ECONNRESET), "Connection reset by peer");
+    /* Cancelled before entry: no resolution at all. */
+    goc_ctx_local lc;
+    goc_ctx *c = goc_ctx_init_cancel(&lc, NULL);
+    goc_ctx_cancel(c);
+    ASSERT_EQ(goc_addr_resolve("localhost:80", SOCK_STREAM, ss, 4, c),
+              -ECANCELED);
+    goc_ctx_destroy(c);
+}
+
+TEST_G(net, tcp_round_trip_and_addresses)
+{
+    goc_fd *a, *b;
+    tcp_pair(&a, &b);
+    char la[GOC_ADDRSTRLEN], ra[GOC_ADDRSTRLEN];
+    ASSERT_GT(goc_fd_local_addr(a, la, sizeof(la)), 0);
+    ASSERT_GT(goc_fd_remote_addr(b, ra, sizeof(ra)), 0);
+    ASSERT_STR(la, ra);
+    int nodelay = 0;
+    socklen_t len = sizeof(nodelay);
+    getsockopt(goc_fd_num(a), IPPROTO_TCP, 1 /* TCP_NODELAY */, &nodelay, &len);
+    ASSERT_NE(nodelay, 0);
+    getsockopt(goc_fd_num(b), IPPROTO_TCP, 1, &nodelay, &len);
+    ASSERT_NE(nodelay, 0);
+    ASSERT_EQ(goc_fd_write(a, "hello", 5, NULL), 5);
+    char buf[16];
+    ASSERT_EQ(goc_fd_read_full(b, buf, 5, NULL), 5);
+    ASSERT(memcmp(buf, "hello", 5) == 0);
+    /* Half-close: b reads EOF, and can still write back. */
+    ASSERT_OK(goc_fd_shutdown(a, SHUT_WR));
+    ASSERT_EQ(goc_fd_read(b, buf, sizeof(buf), NULL), 0);
+    ASSERT_EQ(goc_fd_write(b, "bye", 3, NULL), 3);
+    ASSERT_EQ(goc_fd_read_full(a, buf, 3, NULL), 3);
+    goc_fd_close(b);
+    ASSERT_EQ(goc_fd_read(a, buf, sizeof(buf), NULL), 0);
+    goc_fd_close(a);
+}
+
+TEST_G(net, ipv6_loopback)
+{
+    goc_fd *l, *a, *b;
+    int err = goc_tcp_listen("[::1]:0", &l);
+    if (err == -EADDRNOTAVAIL || err == -EAFNOSUPPORT) {
+        printf("# no IPv6 loopback here: skipped\n");
+        return;
+    }
+    ASSERT_OK(err);
+    char addr[GOC_ADDRSTRLEN];
+    goc_fd_local_addr(l, addr, sizeof(addr));
+    ASSERT(strncmp(addr, "[::1]:", 6) == 0);
+    ASSERT_OK(goc_tcp_dial(addr, &a, NULL));
+    ASSERT_OK(goc_fd_accept(l, &b, NULL, NULL, NULL));
+    ASSERT_EQ(goc_fd_write(a, "v6", 2, NULL), 2);
+    char buf[2];
+    ASSERT_EQ(goc_fd_read_full(b, buf, 2, NULL), 2);
+    goc_fd_close(a);
+    goc_fd_close(b);
+    goc_fd_close(l);
+}
+
+/* ---- echo under load ----------------------------------------------------- */
+
+struct echo {
+    goc_fd *l;
+    goc_wg conns, clients;
+    char addr[GOC_ADDRSTRLEN];
+    int rounds;
+    _Atomic int64_t bytes;
+};
+
+static void echo_conn(void *arg)
+{
+    goc_fd *c = arg;
+    char buf[64];
+    for (;;) {
+        ssize_t n = goc_fd_read(c, buf, sizeof(buf), NULL);
+        if (n <= 0)
+            break;
+        ASSERT_EQ(goc_fd_write(c, buf, (size_t)n, NULL), n);
+    }
+    goc_fd_close(c);
+}
+
+static void echo_accept(void *arg)
+{
+    struct echo *e = arg;
+    goc_fd *c;
+    while (goc_fd_accept(e->l, &c, NULL, NULL, NULL) == 0)
+        ASSERT_OK(goc_go(echo_conn, c));
+    goc_wg_done(&e->conns);
+}
+
+struct client {
+    struct echo *e;
+    int id;
+};
+
+static void echo_client(void *arg)
+{
+    struct client *cl = arg;
+    struct echo *e = cl->e;
+    goc_fd *c;
+    ASSERT_OK(goc_tcp_dial(e->addr, &c, NULL));
+    unsigned char out[64], in[64];
+    for (int r = 0; r < e->rounds; r++) {
+        for (int i = 0; i < 64; i++)
+            out[i] = (unsigned char)(cl->id * 31 + r * 7 + i);
+        ASSERT_EQ(goc_fd_write(c, out, 64, NULL), 64);
+        ASSERT_EQ(goc_fd_read_full(c, in, 64, NULL), 64);
+        ASSERT(memcmp(in, out, 64) == 0);
+        atomic_fetch_add(&e->bytes, 64);
+    }
+    goc_fd_close(c);
+    goc_wg_done(&e->clients);
+}
+
+TEST_G(net, echo_thousand_connections)
+{
+    struct echo e = { .rounds = 20 };
+    int n = (int)test_scale(1000);
+    ASSERT_OK(goc_tcp_listen("127.0.0.1:0", &e.l));
+    goc_fd_local_addr(e.l, e.addr, sizeof(e.addr));
+    goc_wg_add(&e.conns, 1);
+    ASSERT_OK(goc_go(echo_accept, &e));
+    struct client *cl = calloc((size_t)n, sizeof(*cl));
+    goc_wg_add(&e.clients, n);
+    for (int i = 0; i < n; i++) {
+        cl[i] = (struct client){ &e, i };
+        ASSERT_OK(goc_go(echo_client, &cl[i]));
+    }
+    ASSERT_OK(goc_wg_wait(&e.clients, NULL));
+    ASSERT_EQ(atomic_load(&e.bytes), (int64_t)n * e.rounds * 64);
+    goc_fd_close(e.l); /* wakes the accept loop with GOC_ECLOSED */
+    ASSERT_OK(goc_wg_wait(&e.conns, NULL));
+    free(cl);
+}
+
+/* ---- deadlines, cancellation, close -------------------------------------- */
+
+TEST_G(net, read_timeout_cancel_and_before_entry)
+{
+    goc_fd *a, *b;
+    tcp_pair(&a, &b);
+    char buf[4];
+    goc_ctx_local lc;
+    int64_t t0 = goc_now();
+    goc_ctx *c = goc_ctx_init_timeout(&lc, NULL, 20 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_fd_read(a, buf, 4, c), -ETIMEDOUT);
+    ASSERT_GE(goc_now() - t0, 20 * GOC_MILLISECOND);
+    goc_ctx_destroy(c);
+    /* A heap context: the canceller goroutine may outlive this frame. */
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &c));
+    test_cancel_after(c, 10 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_fd_read(a, buf, 4, c), -ECANCELED);
+    /* Already cancelled: fails at once even with data waiting. */
+    ASSERT_EQ(goc_fd_write(b, "abcd", 4, NULL), 4);
+    goc_sleep(5 * GOC_MILLISECOND, NULL);
+    ASSERT_EQ(goc_fd_read(a, buf, 4, c), -ECANCELED);
+    ASSERT_EQ(goc_fd_write(a, "x", 1, c), -ECANCELED);
+    goc_ctx_release(c);
+    /* Nothing was consumed by the failed calls. */
+    ASSERT_EQ(goc_fd_read_full(a, buf, 4, NULL), 4);
+    ASSERT(memcmp(buf, "abcd", 4) == 0);
+    goc_fd_close(a);
+    goc_fd_close(b);
+}
+
+TEST_G(net, accept_and_connect_deadlines)
+{
+    goc_fd *l;
+    ASSERT_OK(goc_tcp_listen("127.0.0.1:0", &l));
+    goc_fd *c;
+    goc_ctx_local lc;
+    goc_ctx *ctx = goc_ctx_init_timeout(&lc, NULL, 20 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_fd_accept(l, &c, NULL, NULL, ctx), -ETIMEDOUT);
+    goc_ctx_destroy(ctx);
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &ctx));
+    test_cancel_after(ctx, 10 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_fd_accept(l, &c, NULL, NULL, ctx), -ECANCELED);
+    ASSERT_EQ(goc_tcp_dial("127.0.0.1:1", &c, ctx), -ECANCELED);
+    goc_ctx_release(ctx);
+    goc_fd_close(l);
+    /* A refused connection reports the connection's error. */
+    goc_fd *probe;
+    char addr[GOC_ADDRSTRLEN];
+    ASSERT_OK(goc_tcp_listen("127.0.0.1:0", &probe));
+    goc_fd_local_addr(probe, addr, sizeof(addr));
+    goc_fd_close(probe); /* nobody listens there now */
+    ASSERT_EQ(goc_tcp_dial(addr, &c, NULL), -ECONNREFUSED);
+    /* A listener that never accepts, with the smallest backlog: once its
+     * queue is full the kernel drops new SYNs, so a connect hangs until
+     * its deadline. */
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = { .sin_family = AF_INET,
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    ASSERT_OK(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)));
+    ASSERT_OK(listen(lfd, 0));
+    socklen_t slen = sizeof(sin);
+    getsockname(lfd, (struct sockaddr *)&sin, &slen);
+    goc_addr_format((struct sockaddr *)&sin, addr, sizeof(addr));
+    goc_fd *held[16];
+    int nheld = 0, err = 0;
+    while (nheld < 16) {
+        ctx = goc_ctx_init_timeout(&lc, NULL, 50 * GOC_MILLISECOND);
+        int64_t t0 = goc_now();
+        err = goc_tcp_dial(addr, &held[nheld], ctx);
+        goc_ctx_destroy(ctx);
+        if (err) {
+            ASSERT_EQ(err, -ETIMEDOUT);
+            ASSERT_GE(goc_now() - t0, 50 * GOC_MILLISECOND);
+            break;
+        }
+        nheld++;
+    }
+    ASSERT_EQ(err, -ETIMEDOUT);
+    for (int i = 0; i < nheld; i++)
+        goc_fd_close(held[i]);
+    close(lfd);
+}
+
+struct blocked {
+    goc_fd *f;
+    int dir; /* 0 read, 1 write, 2 accept */
+    _Atomic int64_t result;
+    goc_wg done;
+};
+
+static void blocked_op(void *arg)
+{
+    struct blocked *b = arg;
+    static char big[1 << 16];
+    ssize_t r;
+    if (b->dir == 0) {
+        char buf[4];
+        r = goc_fd_read(b->f, buf, sizeof(buf), NULL);
+    } else if (b->dir == 1) {
+        do
+            r = goc_fd_write(b->f, big, sizeof(big), NULL);
+        while (r > 0);
+    } else {
+        goc_fd *c;
+        r = goc_fd_accept(b->f, &c, NULL, NULL, NULL);
+    }
+    atomic_store(&b->result, r);
+    goc_wg_done(&b->done);
+}
+
+TEST_G(net, close_wakes_blocked_calls)
+{
+    for (int dir = 0; dir < 3; dir++) {
+        goc_fd *a, *b;
+        tcp_pair(&a, &b);
+        struct blocked bl = { .dir = dir };
+        if (dir == 2)
+            ASSERT_OK(goc_tcp_listen("127.0.0.1:0", &bl.f));
+        else
+            bl.f = a;
+        goc_wg_add(&bl.done, 1);
+        ASSERT_OK(goc_go(blocked_op, &bl));
+        goc_sleep(20 * GOC_MILLISECOND, NULL); /* let it block */
+        goc_fd_close(bl.f);
+        ASSERT_OK(goc_wg_wait(&bl.done, NULL));
+        ASSERT_EQ(atomic_load(&bl.result), GOC_ECLOSED);
+        if (dir == 2)
+            goc_fd_close(a);
+        goc_fd_close(b);
+    }
+}
+
+TEST_G(net, peer_reset_and_eof)
+{
+    goc_fd *a, *b;
+    tcp_pair(&a, &b);
+    /* Linger 0: close sends RST instead of FIN. */
+    struct linger lg = { 1, 0 };
+    setsockopt(goc_fd_num(b), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    goc_fd_close(b);
+    char buf[8];
+    ASSERT_EQ(goc_fd_read(a, buf, sizeof(buf), NULL), -ECONNRESET);
+    goc_fd_close(a);
+    tcp_pair(&a, &b);
+    ASSERT_EQ(goc_fd_write(b, "tail", 4, NULL), 4);
+    goc_fd_close(b);
+    ASSERT_EQ(goc_fd_read_full(a, buf, 8, NULL), 4); /* short: EOF */
+    ASSERT_EQ(goc_fd_read(a, buf, 8, NULL), 0);
+    /* Writing to a gone peer fails with EPIPE, not with SIGPIPE. */
+    ssize_t r = 0;
+    for (int i = 0; i < 100 && r >= 0; i++)
+        r = goc_fd_write(a, buf, 8, NULL);
+    ASSERT(r == -EPIPE || r == -ECONNRESET);
+    goc_fd_close(a);
+}
+
+struct slow_reader {
+    goc_fd *f;
+    size_t size;
+    uint64_t sum;
+    goc_wg done;
+};
+
+static void slow_read(void *arg)
+{
+    struct slow_reader *s = arg;
+    unsigned char buf[4096];
+    size_t got = 0;
+    uint64_t sum = 0;
+    int k = 0;
+    while (got < s->size) {
+        ssize_t n = goc_fd_read(s->f, buf, sizeof(buf), NULL);
+        ASSERT_GT(n, 0);
+        for (ssize_t i = 0; i < n; i++)
+            sum = sum * 31 + buf[i];
+        got += (size_t)n;
+        if (++k % 64 == 0)
+            goc_sleep(GOC_MILLISECOND, NULL);
+    }
+    s->sum = sum;
+    goc_wg_done(&s->done);
+}
+
+TEST_G(net, large_write_to_slow_reader)
+{
+    goc_fd *a, *b;
+    tcp_pair(&a, &b);
+    size_t size = (size_t)test_scale(8 << 20);
+    unsigned char *data = malloc(size);
+    uint64_t want = 0;
+    for (size_t i = 0; i < size; i++) {
+        data[i] = (unsigned char)(i * 2654435761u >> 13);
+        want = want * 31 + data[i];
+    }
+    struct slow_reader s = { .f = b, .size = size };
+    goc_wg_add(&s.done, 1);
+    ASSERT_OK(goc_go(slow_read, &s));
+    ASSERT_EQ(goc_fd_write(a, data, size, NULL), (ssize_t)size);
+    ASSERT_OK(goc_wg_wait(&s.done, NULL));
+    ASSERT_EQ(s.sum, want);
+    free(data);
+    goc_fd_close(a);
+    goc_fd_close(b);
+}
+
+TEST_G(net, vectored_io)
+{
+    goc_fd *a, *b;
+    tcp_pair(&a, &b);
+    /* Many entries, some empty, more than one writev batch. */
+    char parts[100][3];
+    struct iovec iov[100];
+    for (int i = 0; i < 100; i++) {
+        snprintf(parts[i], sizeof(parts[i]), "%02d", i);
+        iov[i] = (struct iovec){ parts[i], i % 7 == 3 ? 0 : 2 };
+    }
+    ssize_t total = goc_fd_writev(a, iov, 100, NULL);
+    ASSERT_GT(total, 0);
+    char *got = calloc(1, (size_t)total + 1);
+    ASSERT_EQ(goc_fd_read_full(b, got, (size_t)total, NULL), total);
+    char *p = got;
+    for (int i = 0; i < 100; i++) {
+        if (iov[i].iov_len) {
+            ASSERT(memcmp(p, parts[i], 2) == 0);
+            p += 2;
+        }
+    }
+    free(got);
+    char x[3] = { 0 }, y[5] = { 0 };
+    struct iovec rv[2] = { { x, 2 }, { y, 4 } };
+    ASSERT_EQ(goc_fd_write(a, "abcdef", 6, NULL), 6);
+    ssize_t n = 0;
+    while (n < 6) {
+        ssize_t r = goc_fd_readv(b, rv, 2, NULL);
+        ASSERT_GT(r, 0);
+        n += r;
+        if (n < 6) { /* split delivery: read the rest plainly */
+            char rest[6];
+            ASSERT_EQ(goc_fd_read_full(b, rest, (size_t)(6 - n), NULL), 6 - n);
+            n = 6;
+        }
+    }
+    ASSERT_STR(x, "ab");
+    goc_fd_close(a);
+    goc_fd_close(b);
+}
+
+TEST_G(net, pipes_and_eventfds)
+{
+    goc_fd *r, *w;
+    pipe_pair(&r, &w);
+    struct blocked bl = { .f = r, .dir = 0 };
+    goc_wg_add(&bl.done, 1);
+    ASSERT_OK(goc_go(blocked_op, &bl));
+    goc_sleep(5 * GOC_MILLISECOND, NULL);
+    ASSERT_EQ(goc_fd_write(w, "pipe", 4, NULL), 4);
+    ASSERT_OK(goc_wg_wait(&bl.done, NULL));
+    ASSERT_EQ(atomic_load(&bl.result), 4);
+    goc_fd_close(w);
+    char c;
+    ASSERT_EQ(goc_fd_read(r, &c, 1, NULL), 0); /* writer gone: EOF */
+    goc_fd_close(r);
+
+    goc_fd *ev;
+    ASSERT_OK(goc_fd_open(eventfd(0, EFD_CLOEXEC), &ev));
+    uint64_t one = 1, v = 0;
+    ASSERT_EQ(goc_fd_write(ev, &one, 8, NULL), 8);
+    ASSERT_EQ(goc_fd_read(ev, &v, 8, NULL), 8);
+    ASSERT_EQ(v, 1);
+    goc_ctx_local lc;
+    goc_ctx *ctx = goc_ctx_init_timeout(&lc, NULL, 10 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_fd_read(ev, &v, 8, ctx), -ETIMEDOUT);
+    goc_ctx_destroy(ctx);
+    goc_fd_close(ev);
+}
+
+TEST_G(net, regular_file_blocks_in_place)
+{
+    char path[] = "/tmp/goc-net-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    unlink(path);
+    goc_fd *f;
+    ASSERT_OK(goc_fd_open(fd, &f));
+    ASSERT_EQ(goc_fd_write(f, "file", 4, NULL), 4);
+    ASSERT_EQ(lseek(fd, 0, SEEK_SET), 0);
+    char buf[8];
+    ASSERT_EQ(goc_fd_read(f, buf, 8, NULL), 4);
+    goc_fd_close(f);
+}
+
+TEST_G(net, udp_round_trip)
+{
+    goc_fd *srv, *cli;
+    ASSERT_OK(goc_udp_listen("127.0.0.1:0", &srv));
+    char addr[GOC_ADDRSTRLEN];
+    goc_fd_local_addr(srv, addr, sizeof(addr));
+    ASSERT_OK(goc_udp_dial(addr, &cli, NULL));
+    ASSERT_EQ(goc_fd_write_some(cli, "ping", 4, NULL), 4);
+    char buf[16];
+    struct sockaddr_storage from;
+    socklen_t fromlen = sizeof(from);
+    ASSERT_EQ(goc_udp_recv_from(srv, buf, sizeof(buf), &from, &fromlen, NULL),
+              4);
+    ASSERT(memcmp(buf, "ping", 4) == 0);
+    ASSERT_EQ(goc_udp_send_to(srv, "pong!", 5, (struct sockaddr *)&from,
+                              fromlen, NULL),
+              5);
+    ASSERT_EQ(goc_fd_read(cli, buf, sizeof(buf), NULL), 5);
+    ASSERT(memcmp(buf, "pong!", 5) == 0);
+    goc_ctx_local lc;
+    goc_ctx *ctx = goc_ctx_init_timeout(&lc, NULL, 10 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_udp_recv_from(srv, buf, sizeof(buf), NULL, NULL, ctx),
+              -ETIMEDOUT);
+    goc_ctx_destroy(ctx);
+    goc_fd_close(cli);
+    goc_fd_close(srv);
+}
+
+/* ---- plain threads ------------------------------------------------------- */
+
+struct thread_io {
+    goc_fd *f;
+    goc_ctx *ctx;
+    ssize_t result;
+    char buf[8];
+};
+
+static void *thread_read(void *arg)
+{
+    struct thread_io *t = arg;
+    t->result = goc_fd_read(t->f, t->buf, sizeof(t->buf), t->ctx);
+    return NULL;
+}
+
+TEST(net, plain_thread_blocks)
+{
+    goc_fd *r, *w;
+    pipe_pair(&r, &w);
+    pthread_t th;
+    struct thread_io t = { .f = r };
+    ASSERT_OK(pthread_create(&th, NULL, thread_read, &t));
+    usleep(20000);
+    ASSERT_EQ(goc_fd_write(w, "thr", 3, NULL), 3);
+    pthread_join(th, NULL);
+    ASSERT_EQ(t.result, 3);
+    /* Timeout and close from a plain thread. */
+    goc_ctx *ctx;
+    ASSERT_OK(goc_ctx_with_timeout(NULL, 10 * GOC_MILLISECOND, &ctx));
+    t.ctx = ctx;
+    ASSERT_OK(pthread_create(&th, NULL, thread_read, &t));
+    pthread_join(th, NULL);
+    ASSERT_EQ(t.result, -ETIMEDOUT);
+    goc_ctx_release(ctx);
+    t.ctx = NULL;
+    ASSERT_OK(pthread_create(&th, NULL, thread_read, &t));
+    usleep(20000);
+    goc_fd_close(r);
+    pthread_join(th, NULL);
+    ASSERT_EQ(t.result, GOC_ECLOSED);
+    goc_fd_close(w);
+}
+
+/* ---- many waiters on one descriptor -------------------------------------- */
+
+struct acceptors {
+    goc_fd *l;
+    _Atomic int accepted;
+    goc_wg done;
+};
+
+static void acceptor(void *arg)
+{
+    struct acceptors *a = arg;
+    goc_fd *c;
+    while (goc_fd_accept(a->l, &c, NULL, NULL, NULL) == 0) {
+        atomic_fetch_add(&a->accepted, 1);
+        goc_fd_close(c);
+    }
+    goc_wg_done(&a->done);
+}
+
+TEST_G(net, many_acceptors_share_a_listener)
+{
+    struct acceptors a = { 0 };
+    ASSERT_OK(goc_tcp_listen("127.0.0.1:0", &a.l));
+    char addr[GOC_ADDRSTRLEN];
+    goc_fd_local_addr(a.l, addr, sizeof(addr));
+    goc_wg_add(&a.done, 8);
+    for (int i = 0; i < 8; i++)
+        ASSERT_OK(goc_go(acceptor, &a));
+    int n = (int)test_scale(200);
+    for (int i = 0; i < n; i++) {
+        goc_fd *c;
+        ASSERT_OK(goc_tcp_dial(addr, &c, NULL));
+        goc_fd_close(c);
+    }
+    while (atomic_load(&a.accepted) < n)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    goc_fd_close(a.l);
+    ASSERT_OK(goc_wg_wait(&a.done, NULL));
+    ASSERT_EQ(atomic_load(&a.accepted), n);
+}
+
+/* Every P kept busy (each M always has a goroutine queued, so none goes
+ * idle to poll): sysmon polls, and the reader still gets its data. */
+static _Atomic int spin_stop;
+
+static void spinner(void *arg)
+{
+    while (!atomic_load(&spin_stop))
+        goc_yield();
+    goc_wg_done(arg);
+}
+
+TEST_G(net, io_completes_while_all_ps_busy)
+{
+    goc_fd *r, *w;
+    pipe_pair(&r, &w);
+    struct blocked bl = { .f = r, .dir = 0 };
+    goc_wg spinners = GOC_WG_INIT;
+    goc_wg_add(&bl.done, 1);
+    ASSERT_OK(goc_go(blocked_op, &bl));
+    goc_sleep(5 * GOC_MILLISECOND, NULL);
+    int n = 2 * goc_maxprocs();
+    goc_wg_add(&spinners, n);
+    for (int i = 0; i < n; i++)
+        ASSERT_OK(goc_go(spinner, &spinners));
+    goc_yield();
+    ASSERT_EQ(write(goc_fd_num(w), "x", 1), 1);
+    goc_ctx_local lc;
+    goc_ctx *ctx = goc_ctx_init_timeout(&lc, NULL, 5 * GOC_SECOND);
+    ASSERT_OK(goc_wg_wait(&bl.done, ctx));
+    goc_ctx_destroy(ctx);
+    ASSERT_EQ(atomic_load(&bl.result), 1);
+    atomic_store(&spin_stop, 1);
+    ASSERT_OK(goc_wg_wait(&spinners, NULL));
+    goc_fd_close(r);
+    goc_fd_close(w);
+}

@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: MIT */
+/* Tests of the TCP server: serving, graceful shutdown, forced close,
+ * accept errors. */
+#include "test.h"
+
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/*
+ * A request is one byte; the handler waits `delay` and answers with the
+ * byte + 1, then reads the next request.
+ */
+struct svc {
+    int64_t delay;
+    _Atomic int served, handlers_done;
+};
+
+static void handle(goc_conn *c, void *arg)
+{
+    struct svc *s = arg;
+    unsigned char b;
+    while (goc_conn_read_request(c, &b, 1, NULL) == 1) {
+        if (s->delay)
+            goc_sleep(s->delay, goc_conn_ctx(c));
+        b++;
+        if (goc_fd_write(goc_conn_fd(c), &b, 1, NULL) != 1)
+            break;
+        atomic_fetch_add(&s->served, 1);
+    }
+    atomic_fetch_add(&s->handlers_done, 1);
+}
+
+static goc_server *serve(struct svc *s, char *addr, int max_conns)
+{
+    goc_fd *l;
+    ASSERT_OK(goc_tcp_listen("127.0.0.1:0", &l));
+    goc_server *srv;
+    struct goc_server_opts o = { .max_conns = max_conns };
+    ASSERT_OK(goc_server_new(l, handle, s, &o, &srv));
+    ASSERT_OK(goc_server_start(srv));
+    ASSERT_EQ(goc_server_start(srv), -EBUSY);
+    ASSERT_GT(goc_server_addr(srv, addr, GOC_ADDRSTRLEN), 0);
+    return srv;
+}
+
+static void request(goc_fd *c, unsigned char v)
+{
+    ASSERT_EQ(goc_fd_write(c, &v, 1, NULL), 1);
+}
+
+static void expect_reply(goc_fd *c, unsigned char v)
+{
+    unsigned char b;
+    ASSERT_EQ(goc_fd_read(c, &b, 1, NULL), 1);
+    ASSERT_EQ(b, v + 1);
+}
+
+TEST_G(server, bad_input)
+{
+    goc_server *srv;
+    goc_fd *l;
+    ASSERT_EQ(goc_server_new(NULL, handle, NULL, NULL, &srv), -EINVAL);
+    ASSERT_OK(goc_tcp_listen("127.0.0.1:0", &l));
+    ASSERT_EQ(goc_server_new(l, NULL, NULL, NULL, &srv), -EINVAL); /* owns l */
+    ASSERT_OK(goc_tcp_listen("127.0.0.1:0", &l));
+    struct goc_server_opts bad = { .max_conns = -1 };
+    ASSERT_EQ(goc_server_new(l, handle, NULL, &bad, &srv), -EINVAL);
+    ASSERT_EQ(goc_server_start(NULL), -EINVAL);
+    ASSERT_EQ(goc_server_shutdown(NULL, NULL), -EINVAL);
+    ASSERT_EQ(goc_conn_read_request(NULL, NULL, 0, NULL), -EINVAL);
+}
+
+TEST_G(server, shutdown_finishes_in_flight_refuses_new)
+{
+    struct svc s = { .delay = 100 * GOC_MILLISECOND };
+    char addr[GOC_ADDRSTRLEN];
+    goc_server *srv = serve(&s, addr, 0);
+    enum { ACTIVE = 5, IDLE = 5 };
+    goc_fd *active[ACTIVE], *idle[IDLE];
+    for (int i = 0; i < IDLE; i++) {
+        ASSERT_OK(goc_tcp_dial(addr, &idle[i], NULL));
+        request(idle[i], 1); /* served once, then idle */
+        expect_reply(idle[i], 1);
+    }
+    for (int i = 0; i < ACTIVE; i++) {
+        ASSERT_OK(goc_tcp_dial(addr, &active[i], NULL));
+        request(active[i], (unsigned char)(10 + i));
+    }
+    goc_sleep(20 * GOC_MILLISECOND, NULL); /* requests are in */
+    struct goc_server_stats st;
+    goc_server_get_stats(srv, &st);
+    ASSERT_EQ(st.accepted, ACTIVE + IDLE);
+    ASSERT_EQ(st.active, ACTIVE);
+    ASSERT_EQ(st.idle, IDLE);
+    int64_t t0 = goc_now();
+    ASSERT_OK(goc_server_shutdown(srv, NULL));
+    int64_t took = goc_now() - t0;
+    ASSERT_GE(took, 50 * GOC_MILLISECOND); /* it waited for the active */
+    /* Every in-flight request got its answer, then the connection ended. */
+    unsigned char b;
+    for (int i = 0; i < ACTIVE; i++) {
+        expect_reply(active[i], (unsigned char)(10 + i));
+        ASSERT_EQ(goc_fd_read(active[i], &b, 1, NULL), 0);
+        goc_fd_close(active[i]);
+    }
+    for (int i = 0; i < IDLE; i++) {
+        ASSERT_EQ(goc_fd_read(idle[i], &b, 1, NULL), 0); /* closed idle */
+        goc_fd_close(idle[i]);
+    }
+    goc_server_get_stats(srv, &st);
+    ASSERT_EQ(st.closed_idle, IDLE);
+    ASSERT_EQ(atomic_load(&s.served), ACTIVE + IDLE);
+    ASSERT_EQ(atomic_load(&s.handlers_done), ACTIVE + IDLE);
+    /* New connections are refused. */
+    goc_fd *late;
+    ASSERT_EQ(goc_tcp_dial(addr, &late, NULL), -ECONNREFUSED);
+    ASSERT_EQ(goc_server_start(srv), GOC_ECLOSED);
+    ASSERT_OK(goc_server_shutdown(srv, NULL)); /* again: same, at once */
+    goc_server_free(srv);
+}
+
+TEST_G(server, shutdown_deadline_then_close)
+{
+    struct svc s = { .delay = 10 * GOC_SECOND }; /* until cancelled */
+    char addr[GOC_ADDRSTRLEN];
+    goc_server *srv = serve(&s, addr, 0);
+    goc_fd *c;
+    ASSERT_OK(goc_tcp_dial(addr, &c, NULL));
+    request(c, 1);
+    goc_sleep(10 * GOC_MILLISECOND, NULL);
+    goc_ctx_local lc;
+    goc_ctx *ctx = goc_ctx_init_timeout(&lc, NULL, 30 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_server_shutdown(srv, ctx), -ETIMEDOUT);
+    goc_ctx_destroy(ctx);
+    ASSERT_EQ(atomic_load(&s.handlers_done), 0); /* still serving */
+    int64_t t0 = goc_now();
+    ASSERT_OK(goc_server_close(srv)); /* cancels the handler's sleep */
+    ASSERT_OK(goc_server_shutdown(srv, NULL));
+    ASSERT_LT(goc_now() - t0, 5 * GOC_SECOND);
+    ASSERT_EQ(atomic_load(&s.handlers_done), 1);
+    goc_fd_close(c);
+    goc_server_free(srv);
+}
+
+TEST_G(server, free_while_serving_waits_for_handlers)
+{
+    struct svc s = { 0 };
+    char addr[GOC_ADDRSTRLEN];
+    goc_server *srv = serve(&s, addr, 2);
+    goc_fd *c[3];
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(goc_tcp_dial(addr, &c[i], NULL));
+    request(c[0], 1);
+    expect_reply(c[0], 1);
+    goc_server_free(srv); /* closes everything; memory goes with the last */
+    for (int i = 0; i < 3; i++)
+        goc_fd_close(c[i]);
+}
+
+TEST_G(server, max_conns_limits_concurrency)
+{
+    struct svc s = { .delay = 20 * GOC_MILLISECOND };
+    char addr[GOC_ADDRSTRLEN];
+    goc_server *srv = serve(&s, addr, 2);
+    goc_fd *c[4];
+    for (int i = 0; i < 4; i++) {
+        ASSERT_OK(goc_tcp_dial(addr, &c[i], NULL));
+        request(c[i], 1);
+    }
+    goc_sleep(10 * GOC_MILLISECOND, NULL);
+    struct goc_server_stats st;
+    goc_server_get_stats(srv, &st);
+    ASSERT_EQ(st.accepted, 2); /* the others wait in the backlog */
+    for (int i = 0; i < 2; i++) {
+        expect_reply(c[i], 1);
+        goc_fd_close(c[i]); /* frees a slot */
+    }
+    for (int i = 2; i < 4; i++) {
+        expect_reply(c[i], 1);
+        goc_fd_close(c[i]);
+    }
+    ASSERT_OK(goc_server_shutdown(srv, NULL));
+    goc_server_free(srv);
+}
+
+/*
+ * Out of descriptors: accept fails with EMFILE, the loop backs off, and
+ * it recovers once descriptors are free. The clients' sockets are made
+ * before the limit is reached and connected after, so only the server's
+ * accepts lack a descriptor.
+ */
+TEST_G(server, accept_recovers_from_emfile)
+{
+    struct svc s = { 0 };
+    char addr[GOC_ADDRSTRLEN];
+    goc_server *srv = serve(&s, addr, 0);
+    struct sockaddr_storage ss;
+    ASSERT_EQ(goc_addr_resolve(addr, SOCK_STREAM, &ss, 1, NULL), 1);
+    enum { N = 4, SPARE = 64 };
+    int raw[N], spare[SPARE], nspare = 0;
+    for (int i = 0; i < N; i++)
+        ASSERT_GE(raw[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), 0);
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_NOFILE, &old);
+    int probe = dup(0);
+    ASSERT_GE(probe, 0);
+    close(probe);
+    lim = (struct rlimit){ (rlim_t)probe + SPARE / 2, old.rlim_max };
+    ASSERT_OK(setrlimit(RLIMIT_NOFILE, &lim));
+    while (nspare < SPARE && (spare[nspare] = dup(0)) >= 0)
+        nspare++;
+    ASSERT_LT(nspare, SPARE); /* every descriptor number is taken */
+    for (int i = 0; i < N; i++)
+        ASSERT_OK(connect(raw[i], (struct sockaddr *)&ss,
+                          sizeof(struct sockaddr_in)));
+    struct goc_server_stats st;
+    int64_t t0 = goc_now();
+    do {
+        goc_sleep(5 * GOC_MILLISECOND, NULL);
+        goc_server_get_stats(srv, &st);
+    } while (st.accept_errors == 0 && goc_now() - t0 < 5 * GOC_SECOND);
+    ASSERT_GT(st.accept_errors, 0);
+    ASSERT_EQ(st.accepted, 0);
+    for (int i = 0; i < nspare; i++)
+        close(spare[i]);
+    ASSERT_OK(setrlimit(RLIMIT_NOFILE, &old));
+    for (int i = 0; i < N; i++) {
+        goc_fd *c;
+        ASSERT_OK(goc_fd_open(raw[i], &c));
+        request(c, 7);
+        expect_reply(c, 7);
+        goc_fd_close(c);
+    }
+    goc_server_get_stats(srv, &st);
+    ASSERT_EQ(st.accepted, N);
+    ASSERT_OK(goc_server_shutdown(srv, NULL));
+    goc_server_free(srv);
+}

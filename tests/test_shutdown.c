@@ -1,0 +1,359 @@
+/* SPDX-License-Identifier: MIT */
+/* Tests of signal delivery on channels and of the shutdown manager. */
+#include "test.h"
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+/* ---- signals ------------------------------------------------------------ */
+
+/*
+ * ThreadSanitizer defers an asynchronous signal until the thread that
+ * received it makes a call TSan intercepts; goc's idle threads sleep in
+ * raw futex and epoll system calls, so a signal may wait there for good.
+ * Tests that need a signal delivered are skipped under TSan.
+ */
+#if defined(GOC_TSAN)
+#define SKIP_UNDER_TSAN()                            \
+    do {                                             \
+        printf("# skipped under ThreadSanitizer\n"); \
+        return;                                      \
+    } while (0)
+#else
+#define SKIP_UNDER_TSAN() \
+    do {                  \
+    } while (0)
+#endif
+
+static int recv_sig(goc_chan *ch, int64_t timeout)
+{
+    goc_ctx_local lc;
+    goc_ctx *ctx = goc_ctx_init_timeout(&lc, NULL, timeout);
+    int s = 0;
+    int r = goc_chan_recv(ch, &s, ctx);
+    goc_ctx_destroy(ctx);
+    return r == 1 ? s : r;
+}
+
+TEST_G(signal, bad_input)
+{
+    goc_chan *ch, *wrong;
+    ASSERT_OK(goc_chan_new(sizeof(int), 1, &ch));
+    ASSERT_OK(goc_chan_new(1, 1, &wrong));
+    int usr1 = SIGUSR1, kill9 = SIGKILL, segv = SIGSEGV, bad = 999;
+    ASSERT_EQ(goc_signal_notify(NULL, &usr1, 1), -EINVAL);
+    ASSERT_EQ(goc_signal_notify(wrong, &usr1, 1), -EINVAL);
+    ASSERT_EQ(goc_signal_notify(ch, &usr1, 0), -EINVAL);
+    ASSERT_EQ(goc_signal_notify(ch, &kill9, 1), -EINVAL);
+    ASSERT_EQ(goc_signal_notify(ch, &segv, 1), -EINVAL);
+    ASSERT_EQ(goc_signal_notify(ch, &bad, 1), -EINVAL);
+    ASSERT_EQ(goc_signal_stop(ch), -EINVAL); /* never subscribed */
+    goc_chan_release(ch);
+    goc_chan_release(wrong);
+}
+
+TEST_G(signal, several_subscribers)
+{
+    SKIP_UNDER_TSAN();
+    goc_chan *a, *b, *c;
+    ASSERT_OK(goc_chan_new(sizeof(int), 4, &a));
+    ASSERT_OK(goc_chan_new(sizeof(int), 4, &b));
+    ASSERT_OK(goc_chan_new(sizeof(int), 4, &c));
+    int usr1 = SIGUSR1, usr2 = SIGUSR2;
+    struct sigaction before;
+    sigaction(SIGUSR1, NULL, &before);
+    ASSERT_OK(goc_signal_notify(a, &usr1, 1));
+    ASSERT_OK(goc_signal_notify(b, &usr1, 1));
+    ASSERT_OK(goc_signal_notify(b, &usr2, 1)); /* adds to b's set */
+    ASSERT_OK(goc_signal_notify(c, &usr2, 1));
+    ASSERT_OK(kill(getpid(), SIGUSR1));
+    ASSERT_EQ(recv_sig(a, GOC_SECOND), SIGUSR1);
+    ASSERT_EQ(recv_sig(b, GOC_SECOND), SIGUSR1);
+    ASSERT_EQ(recv_sig(c, 20 * GOC_MILLISECOND), -ETIMEDOUT);
+    ASSERT_OK(kill(getpid(), SIGUSR2));
+    ASSERT_EQ(recv_sig(b, GOC_SECOND), SIGUSR2);
+    ASSERT_EQ(recv_sig(c, GOC_SECOND), SIGUSR2);
+    ASSERT_EQ(recv_sig(a, 20 * GOC_MILLISECOND), -ETIMEDOUT);
+    /* After stop, a gets nothing more; b still does. */
+    ASSERT_OK(goc_signal_stop(a));
+    ASSERT_OK(kill(getpid(), SIGUSR1));
+    ASSERT_EQ(recv_sig(b, GOC_SECOND), SIGUSR1);
+    ASSERT_EQ(recv_sig(a, 20 * GOC_MILLISECOND), -ETIMEDOUT);
+    ASSERT_OK(goc_signal_stop(b));
+    ASSERT_OK(goc_signal_stop(c));
+    /* The last stop restored the disposition found before. */
+    struct sigaction after;
+    sigaction(SIGUSR1, NULL, &after);
+    ASSERT(after.sa_handler == before.sa_handler);
+    goc_chan_release(a);
+    goc_chan_release(b);
+    goc_chan_release(c);
+}
+
+TEST_G(signal, full_channel_drops_are_counted)
+{
+    SKIP_UNDER_TSAN();
+    goc_chan *ch;
+    ASSERT_OK(goc_chan_new(sizeof(int), 1, &ch));
+    int usr1 = SIGUSR1;
+    ASSERT_OK(goc_signal_notify(ch, &usr1, 1));
+    int64_t dropped = goc_signal_dropped();
+    ASSERT_OK(kill(getpid(), SIGUSR1));
+    goc_sleep(20 * GOC_MILLISECOND, NULL);
+    ASSERT_OK(kill(getpid(), SIGUSR1)); /* the buffer is full now */
+    int64_t t0 = goc_now();
+    while (goc_signal_dropped() == dropped && goc_now() - t0 < GOC_SECOND)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    ASSERT_EQ(goc_signal_dropped(), dropped + 1);
+    ASSERT_EQ(recv_sig(ch, GOC_SECOND), SIGUSR1);
+    ASSERT_OK(goc_signal_stop(ch));
+    goc_chan_release(ch);
+}
+
+/* ---- the shutdown manager ------------------------------------------------ */
+
+struct comp {
+    const char *name;
+    int64_t work;  /* how long stopping takes */
+    bool obey_ctx; /* stops early when its context ends */
+    int result;
+    _Atomic int runs;
+    int64_t started, ended;
+};
+
+#define COMP(n, w, obey, res)                                         \
+    {                                                                 \
+        .name = (n), .work = (w), .obey_ctx = (obey), .result = (res) \
+    }
+
+static int stop_comp(goc_ctx *ctx, void *arg)
+{
+    struct comp *c = arg;
+    atomic_fetch_add(&c->runs, 1);
+    c->started = goc_now();
+    int err = 0;
+    if (c->work)
+        err = goc_sleep(c->work, c->obey_ctx ? ctx : NULL);
+    c->ended = goc_now();
+    return err ? err : c->result;
+}
+
+TEST_G(shutdown, runs_once_in_phase_order)
+{
+    goc_shutdown *m;
+    ASSERT_OK(goc_shutdown_new(NULL, &m));
+    struct comp db = COMP("db", 0, false, 0),
+                pool = COMP("pool", 20 * GOC_MILLISECOND, false, 0),
+                http = COMP("http", 20 * GOC_MILLISECOND, false, 0),
+                admin = COMP("admin", 20 * GOC_MILLISECOND, false, 0);
+    ASSERT_OK(goc_shutdown_add(m, "db", stop_comp, &db, GOC_PHASE_RESOURCE));
+    ASSERT_OK(goc_shutdown_add(m, "http", stop_comp, &http, 100));
+    ASSERT_OK(goc_shutdown_add(m, "pool", stop_comp, &pool, 50));
+    ASSERT_OK(goc_shutdown_add(m, "admin", stop_comp, &admin, 100));
+    ASSERT_EQ(goc_shutdown_get_state(m), GOC_SHUTDOWN_RUNNING);
+    ASSERT_EQ(goc_shutdown_exit_code(m), -EBUSY);
+    ASSERT_OK(goc_shutdown_run(m, NULL));
+    ASSERT_OK(goc_shutdown_run(m, NULL)); /* again: same result, no rerun */
+    ASSERT_OK(goc_shutdown_wait(m, NULL));
+    ASSERT_EQ(atomic_load(&db.runs) + atomic_load(&http.runs) +
+                  atomic_load(&pool.runs) + atomic_load(&admin.runs),
+              4);
+    /* Phases in order: ingress, then workers, then resources. */
+    ASSERT_GE(pool.started, http.ended);
+    ASSERT_GE(pool.started, admin.ended);
+    ASSERT_GE(db.started, pool.ended);
+    /* Within a phase, concurrently: both ingress stops overlap. */
+    ASSERT_LT(admin.started, http.ended);
+    struct goc_component_report r[4];
+    ASSERT_EQ(goc_shutdown_report(m, r, 4), 4);
+    ASSERT_STR(r[0].name, "admin"); /* LIFO within the phase */
+    ASSERT_STR(r[1].name, "http");
+    ASSERT_STR(r[2].name, "pool");
+    ASSERT_STR(r[3].name, "db");
+    for (int i = 0; i < 4; i++)
+        ASSERT_EQ(r[i].state, GOC_COMPONENT_STOPPED);
+    ASSERT_EQ(goc_shutdown_add(m, "late", stop_comp, &db, 0), GOC_ECLOSED);
+    ASSERT_EQ(goc_shutdown_exit_code(m), 0);
+    goc_shutdown_free(m);
+}
+
+struct racer {
+    goc_shutdown *m;
+    int result;
+    goc_wg *wg;
+};
+
+static void race_run(void *arg)
+{
+    struct racer *r = arg;
+    r->result = goc_shutdown_run(r->m, NULL);
+    goc_wg_done(r->wg);
+}
+
+TEST_G(shutdown, concurrent_callers_share_one_result)
+{
+    goc_shutdown *m;
+    ASSERT_OK(goc_shutdown_new(NULL, &m));
+    struct comp c = COMP("failing", 30 * GOC_MILLISECOND, false, -EIO);
+    ASSERT_OK(goc_shutdown_add(m, "failing", stop_comp, &c, 10));
+    goc_wg wg = GOC_WG_INIT;
+    struct racer r[8];
+    goc_wg_add(&wg, 8);
+    for (int i = 0; i < 8; i++) {
+        r[i] = (struct racer){ m, 0, &wg };
+        ASSERT_OK(goc_go(race_run, &r[i]));
+    }
+    ASSERT_OK(goc_wg_wait(&wg, NULL));
+    for (int i = 0; i < 8; i++)
+        ASSERT_EQ(r[i].result, -EIO);
+    ASSERT_EQ(atomic_load(&c.runs), 1);
+    ASSERT_EQ(goc_shutdown_exit_code(m), 1);
+    goc_shutdown_free(m);
+}
+
+TEST_G(shutdown, overrun_is_reported_and_rest_still_stop)
+{
+    struct goc_shutdown_opts o = { .phase_timeout = 40 * GOC_MILLISECOND };
+    goc_shutdown *m;
+    ASSERT_OK(goc_shutdown_new(&o, &m));
+    struct comp slow = COMP("slow", 300 * GOC_MILLISECOND, false, 0),
+                fast = COMP("fast", GOC_MILLISECOND, false, 0),
+                fail = COMP("fail", 0, false, -EIO),
+                db = COMP("db", 10 * GOC_MILLISECOND, false, 0);
+    ASSERT_OK(goc_shutdown_add(m, "slow", stop_comp, &slow, 100));
+    ASSERT_OK(goc_shutdown_add(m, "fast", stop_comp, &fast, 100));
+    ASSERT_OK(goc_shutdown_add(m, "fail", stop_comp, &fail, 50));
+    ASSERT_OK(goc_shutdown_add(m, "db", stop_comp, &db, 0));
+    int64_t t0 = goc_now();
+    ASSERT_EQ(goc_shutdown_run(m, NULL), -EIO); /* the first failure */
+    ASSERT_LT(goc_now() - t0, 250 * GOC_MILLISECOND);
+    /* The later phases got their own budget and ran. */
+    ASSERT_EQ(atomic_load(&db.runs), 1);
+    ASSERT_EQ(atomic_load(&fail.runs), 1);
+    struct goc_component_report r[4];
+    ASSERT_EQ(goc_shutdown_report(m, r, 4), 4);
+    ASSERT_STR(r[0].name, "fast");
+    ASSERT_EQ(r[0].state, GOC_COMPONENT_STOPPED);
+    ASSERT_STR(r[1].name, "slow");
+    ASSERT_EQ(r[1].state, GOC_COMPONENT_OVERRAN);
+    ASSERT_GE(r[1].duration, 30 * GOC_MILLISECOND);
+    ASSERT_EQ(r[2].state, GOC_COMPONENT_FAILED);
+    ASSERT_EQ(r[2].err, -EIO);
+    ASSERT_EQ(r[3].state, GOC_COMPONENT_STOPPED);
+    ASSERT_EQ(goc_shutdown_unfinished(m), 1);
+    /* The overrunning stop still runs; when it returns it is recorded. */
+    goc_sleep(400 * GOC_MILLISECOND, NULL);
+    ASSERT_EQ(goc_shutdown_unfinished(m), 0);
+    goc_shutdown_report(m, r, 4);
+    ASSERT_EQ(r[1].state, GOC_COMPONENT_LATE);
+    goc_shutdown_free(m);
+}
+
+TEST_G(shutdown, overall_deadline_from_ctx)
+{
+    goc_shutdown *m;
+    ASSERT_OK(goc_shutdown_new(NULL, &m));
+    struct comp hang = COMP("hang", 10 * GOC_SECOND, true, 0);
+    ASSERT_OK(goc_shutdown_add(m, "hang", stop_comp, &hang, 0));
+    goc_ctx_local lc;
+    goc_ctx *ctx = goc_ctx_init_timeout(&lc, NULL, 30 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_shutdown_run(m, ctx), -ETIMEDOUT);
+    goc_ctx_destroy(ctx);
+    ASSERT_EQ(goc_shutdown_wait(m, NULL), -ETIMEDOUT);
+    goc_shutdown_free(m);
+}
+
+TEST_G(shutdown, signal_starts_it_once)
+{
+    SKIP_UNDER_TSAN();
+    goc_shutdown *m;
+    ASSERT_OK(goc_shutdown_new(NULL, &m));
+    struct comp c = COMP("c", 10 * GOC_MILLISECOND, false, 0);
+    ASSERT_OK(goc_shutdown_add(m, "c", stop_comp, &c, 0));
+    int usr1 = SIGUSR1;
+    ASSERT_OK(goc_shutdown_watch_signals(m, &usr1, 1));
+    ASSERT_EQ(goc_shutdown_watch_signals(m, &usr1, 1), -EBUSY);
+    ASSERT_OK(kill(getpid(), SIGUSR1));
+    goc_ctx_local lc;
+    goc_ctx *ctx = goc_ctx_init_timeout(&lc, NULL, 5 * GOC_SECOND);
+    ASSERT_OK(goc_shutdown_wait(m, ctx));
+    goc_ctx_destroy(ctx);
+    ASSERT_EQ(goc_shutdown_signal(m), SIGUSR1);
+    ASSERT_OK(goc_shutdown_run(m, NULL)); /* explicit call: same result */
+    ASSERT_EQ(atomic_load(&c.runs), 1);
+    goc_shutdown_free(m);
+}
+
+static void on_force(int signo)
+{
+    fprintf(stderr, "forced by signal %d\n", signo);
+}
+
+static int second_signal_main(void *arg)
+{
+    (void)arg;
+    struct goc_shutdown_opts o = { .on_force = on_force };
+    goc_shutdown *m;
+    goc_shutdown_new(&o, &m);
+    struct comp hang = COMP("hang", 10 * GOC_SECOND, false, 0);
+    goc_shutdown_add(m, "hang", stop_comp, &hang, 0);
+    int usr1 = SIGUSR1;
+    goc_shutdown_watch_signals(m, &usr1, 1);
+    kill(getpid(), SIGUSR1); /* starts a shutdown that hangs */
+    while (atomic_load(&hang.runs) == 0)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    kill(getpid(), SIGUSR1); /* the second one ends the process */
+    goc_sleep(5 * GOC_SECOND, NULL);
+    return 0;
+}
+
+static void second_signal_child(void)
+{
+    goc_run(second_signal_main, NULL);
+}
+
+TEST(shutdown, second_signal_forces_exit)
+{
+    SKIP_UNDER_TSAN();
+    test_expect_exit(second_signal_child, 128 + SIGUSR1, "forced by signal 10");
+}
+
+/* The manager stops a real server: in-flight requests finish. */
+static void slow_echo(goc_conn *c, void *arg)
+{
+    (void)arg;
+    char b;
+    while (goc_conn_read_request(c, &b, 1, NULL) == 1) {
+        goc_sleep(50 * GOC_MILLISECOND, NULL);
+        goc_fd_write(goc_conn_fd(c), &b, 1, NULL);
+    }
+}
+
+TEST_G(shutdown, stops_a_server_with_requests_in_flight)
+{
+    goc_fd *l;
+    ASSERT_OK(goc_tcp_listen("127.0.0.1:0", &l));
+    goc_server *srv;
+    ASSERT_OK(goc_server_new(l, slow_echo, NULL, NULL, &srv));
+    ASSERT_OK(goc_server_start(srv));
+    char addr[GOC_ADDRSTRLEN];
+    goc_server_addr(srv, addr, sizeof(addr));
+    goc_shutdown *m;
+    ASSERT_OK(goc_shutdown_new(NULL, &m));
+    ASSERT_OK(goc_shutdown_add_server(m, "echo", srv));
+    goc_fd *c;
+    ASSERT_OK(goc_tcp_dial(addr, &c, NULL));
+    ASSERT_EQ(goc_fd_write(c, "q", 1, NULL), 1);
+    goc_sleep(10 * GOC_MILLISECOND, NULL);
+    ASSERT_OK(goc_shutdown_run(m, NULL));
+    char b;
+    ASSERT_EQ(goc_fd_read(c, &b, 1, NULL), 1); /* answered */
+    ASSERT_EQ(b, 'q');
+    ASSERT_EQ(goc_fd_read(c, &b, 1, NULL), 0);
+    goc_fd *c2;
+    ASSERT_EQ(goc_tcp_dial(addr, &c2, NULL), -ECONNREFUSED);
+    goc_fd_close(c);
+    goc_shutdown_free(m);
+    goc_server_free(srv);
+}
