@@ -636,7 +636,8 @@ TEST_G(future, run_timeout_caller_cancel_reaches_work_and_local_ctx_may_end)
      * destroyed at once while the abandoned work is still unwinding. */
     atomic_store(&saw_cancel, 0);
     goc_ctx_local l;
-    goc_ctx *c = goc_ctx_init_timeout(&l, NULL, 3 * GOC_MILLISECOND);
+    /* Long enough to start the work even under valgrind. */
+    goc_ctx *c = goc_ctx_init_timeout(&l, NULL, 100 * GOC_MILLISECOND);
     ASSERT_EQ(
         goc_run_timeout(notices_cancel, NULL, free, NULL, GOC_SECOND, 0, c),
         -ETIMEDOUT); /* the caller's earlier deadline */
