@@ -41,7 +41,8 @@ typedef int (*goc_pool_fn)(void *arg);
 
 /**
  * struct goc_pool_config - goc_pool settings; zero-fill for defaults.
- * @capacity:     most tasks running at once; <= 0 is unlimited.
+ * @capacity:     most worker goroutines (running or idle), hence most
+ *                tasks running at once; <= 0 is unlimited.
  * @expiry:       idle time (ns) after which a worker exits; 0 is 1 s;
  *                negative is -EINVAL.
  * @max_blocking: most submitters waiting at once (0: no limit); the next
