@@ -693,7 +693,8 @@ TEST_G(future, singleflight_join_cancel_entry_and_plain_thread)
     j = (struct sf_join){ g, NULL, 1, 1 };
     pthread_t th;
     ASSERT_OK(pthread_create(&th, NULL, sf_join_thread, &j));
-    goc_sleep(2 * GOC_MILLISECOND, NULL);
+    while (goc_sf_joined(g, "k") < 3) /* the two that gave up, and it */
+        goc_sleep(100 * GOC_MICROSECOND, NULL);
     goc_chan_close(sf_gate);
     pthread_join(th, NULL);
     ASSERT_OK(j.rc);

@@ -419,3 +419,61 @@ TEST_G(pool, wait_idle_timeout_cancel_entry_and_thread)
     goc_pool_free(p);
     goc_chan_release(gate_ch);
 }
+
+TEST_G(pool, with_func_invokes_the_fixed_function)
+{
+    goc_pool *p = pool(2, 0, 0);
+    ASSERT_EQ(goc_pool_invoke(p, NULL, NULL), -EINVAL); /* no fn */
+    goc_pool_free(p);
+    struct goc_pool_config cfg = { .capacity = 2, .fn = count };
+    ASSERT_OK(goc_pool_new(&cfg, &p));
+    atomic_store(&ran, 0);
+    for (int i = 0; i < 20; i++)
+        ASSERT_OK(goc_pool_invoke(p, NULL, NULL));
+    ASSERT_OK(goc_pool_wait_idle(p, NULL));
+    ASSERT_EQ(atomic_load(&ran), 20);
+    goc_pool_free(p);
+}
+
+TEST_G(pool, multipool_spreads_and_retries_on_overload)
+{
+    goc_multipool *m;
+    struct goc_pool_config cfg = { .capacity = 1,
+                                   .flags = GOC_POOL_NONBLOCKING };
+    ASSERT_EQ(goc_multipool_new(0, &cfg, GOC_LB_ROUND_ROBIN, &m), -EINVAL);
+    ASSERT_EQ(goc_multipool_new(2, &cfg, (enum goc_lb)7, &m), -EINVAL);
+    ASSERT_OK(goc_multipool_new(3, &cfg, GOC_LB_ROUND_ROBIN, &m));
+    ASSERT(goc_multipool_pool(m, 3) == NULL);
+    ASSERT(goc_multipool_pool(m, -1) == NULL);
+    open_gate();
+    /* Three gated tasks fill the three pools one each. */
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(goc_multipool_submit(m, gated, NULL, NULL));
+    while (goc_multipool_running(m) < 3)
+        goc_sleep(100 * GOC_MICROSECOND, NULL);
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(goc_pool_running(goc_multipool_pool(m, i)), 1);
+    ASSERT_EQ(goc_multipool_submit(m, count, NULL, NULL), GOC_EOVERLOAD);
+    close_gate();
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(goc_pool_wait_idle(goc_multipool_pool(m, i), NULL));
+    /* Pools 0 and 1 busy: whatever round robin picks, the task lands
+     * on pool 2, by the one retry on the least running pool. */
+    goc_chan_release(gate_ch);
+    open_gate();
+    ASSERT_OK(goc_pool_submit(goc_multipool_pool(m, 0), gated, NULL, NULL));
+    ASSERT_OK(goc_pool_submit(goc_multipool_pool(m, 1), gated, NULL, NULL));
+    while (goc_multipool_running(m) < 2)
+        goc_sleep(100 * GOC_MICROSECOND, NULL);
+    atomic_store(&ran, 0);
+    for (int i = 0; i < 6; i++) {
+        ASSERT_OK(goc_multipool_submit(m, count, NULL, NULL));
+        ASSERT_OK(goc_pool_wait_idle(goc_multipool_pool(m, 2), NULL));
+    }
+    ASSERT_EQ(atomic_load(&ran), 6); /* all six ran, none refused */
+    close_gate();
+    ASSERT_OK(goc_multipool_release_timeout(m, 5 * GOC_SECOND));
+    ASSERT_EQ(goc_multipool_waiting(m), 0);
+    goc_multipool_free(m);
+    goc_chan_release(gate_ch);
+}

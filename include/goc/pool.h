@@ -54,6 +54,7 @@ struct goc_pool_config {
     int64_t expiry;
     int64_t max_blocking;
     unsigned flags;
+    goc_pool_fn fn; /* for goc_pool_invoke() (ants' PoolWithFunc); or NULL */
 };
 
 /** struct goc_pool_stats - counters of a goc_pool (a snapshot). */
@@ -159,6 +160,66 @@ GOC_API int goc_pool_reboot(goc_pool *p);
  * Return: 0; -ECANCELED or -ETIMEDOUT if @ctx ended first; -EINVAL.
  */
 GOC_API int goc_pool_wait_idle(goc_pool *p, goc_ctx *ctx);
+
+/**
+ * goc_pool_invoke - goc_pool_submit(@p, cfg.fn, @arg, @ctx): the pool's
+ * fixed function (ants' PoolWithFunc.Invoke).
+ *
+ * Return: as goc_pool_submit(); -EINVAL if the pool has no cfg.fn.
+ */
+GOC_API int goc_pool_invoke(goc_pool *p, void *arg, goc_ctx *ctx);
+
+/** A set of goroutine pools sharing the load (ants' MultiPool). */
+typedef struct goc_multipool goc_multipool;
+
+/** How goc_multipool_submit() picks a pool. */
+enum goc_lb {
+    GOC_LB_ROUND_ROBIN = 0,
+    GOC_LB_LEAST_RUNNING = 1,
+};
+
+/**
+ * goc_multipool_new - @n pools, each made from @cfg.
+ *
+ * Return: 0; -EINVAL for @n <= 0, a bad @lb or a bad @cfg; -ENOMEM.
+ */
+GOC_API int goc_multipool_new(int n,
+                              const struct goc_pool_config *cfg,
+                              enum goc_lb lb,
+                              goc_multipool **out);
+
+/** goc_multipool_free - free every pool (goc_pool_free()); NULL is fine. */
+GOC_API void goc_multipool_free(goc_multipool *m);
+
+/**
+ * goc_multipool_submit - submit to the pool the strategy picks. With
+ * round robin, a GOC_EOVERLOAD is retried once on the pool running the
+ * fewest tasks.
+ *
+ * Return: as goc_pool_submit().
+ */
+GOC_API int goc_multipool_submit(goc_multipool *m,
+                                 goc_pool_fn fn,
+                                 void *arg,
+                                 goc_ctx *ctx);
+
+/**
+ * goc_multipool_pool - the @i-th pool (borrowed), or NULL for a bad @i.
+ */
+GOC_API goc_pool *goc_multipool_pool(goc_multipool *m, int i);
+
+/** goc_multipool_running - tasks running in all pools (a snapshot). */
+GOC_API int64_t goc_multipool_running(goc_multipool *m);
+/** goc_multipool_waiting - submitters waiting in all pools. */
+GOC_API int64_t goc_multipool_waiting(goc_multipool *m);
+
+/**
+ * goc_multipool_release_timeout - release every pool and wait up to
+ * @timeout ns in all for their workers.
+ *
+ * Return: 0; -ETIMEDOUT; GOC_ECLOSED if already released; -EINVAL.
+ */
+GOC_API int goc_multipool_release_timeout(goc_multipool *m, int64_t timeout);
 
 /* ==== worker pool with a task queue (pond) ============================== */
 

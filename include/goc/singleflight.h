@@ -83,6 +83,12 @@ GOC_API int goc_sf_do_async(goc_sf *g,
  */
 GOC_API int goc_sf_forget(goc_sf *g, const char *key);
 
+/**
+ * goc_sf_joined - how many callers have joined the flight in progress for
+ * @key so far (those that gave up included); 0 if none is in flight.
+ */
+GOC_API int64_t goc_sf_joined(goc_sf *g, const char *key);
+
 #ifdef __cplusplus
 }
 #endif

@@ -51,6 +51,7 @@ struct goc_pool {
     bool closed;
     int64_t running, nidle, nwaiting;
     struct goc_pool_stats st; /* st.workers: alive, under mu */
+    goc_pool_fn fn;           /* goc_pool_invoke()'s */
 };
 
 int goc_pool_new(const struct goc_pool_config *cfg, goc_pool **out)
@@ -67,6 +68,7 @@ int goc_pool_new(const struct goc_pool_config *cfg, goc_pool **out)
     p->expiry = c.expiry ? c.expiry : DEFAULT_EXPIRY;
     p->max_blocking = c.max_blocking;
     p->flags = c.flags;
+    p->fn = c.fn;
     *out = p;
     return 0;
 }
@@ -385,4 +387,11 @@ void goc_pool_free(goc_pool *p)
     goc_pool_release(p);
     wait_exited(p, NULL);
     goc__free(p);
+}
+
+int goc_pool_invoke(goc_pool *p, void *arg, goc_ctx *ctx)
+{
+    if (!p || !p->fn)
+        return -EINVAL;
+    return goc_pool_submit(p, p->fn, arg, ctx);
 }

@@ -224,3 +224,14 @@ int goc_sf_forget(goc_sf *g, const char *key)
     goc_mutex_unlock(&g->mu);
     return fl ? 1 : 0;
 }
+
+int64_t goc_sf_joined(goc_sf *g, const char *key)
+{
+    if (!g || !key)
+        return 0;
+    goc_mutex_lock(&g->mu, NULL);
+    struct flight *fl = *slot(g, key);
+    int64_t n = fl ? fl->dups : 0;
+    goc_mutex_unlock(&g->mu);
+    return n;
+}
