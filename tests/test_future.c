@@ -574,9 +574,8 @@ static void sf_round(goc_sf *g, intptr_t err, int n, struct sf_call *c)
         c[i] = (struct sf_call){ g, err, 1, false, &wg };
         ASSERT_OK(goc_go(sf_caller, &c[i]));
     }
-    while (atomic_load(&sf_runs) == 0)
+    while (goc_sf_joined(g, "k") < n - 1) /* one runs, the others join */
         goc_sleep(100 * GOC_MICROSECOND, NULL);
-    goc_sleep(5 * GOC_MILLISECOND, NULL); /* the others join */
     goc_chan_close(sf_gate);
     goc_wg_wait(&wg, NULL);
     goc_chan_release(sf_gate);
