@@ -461,9 +461,10 @@ TEST_G(pool, multipool_spreads_and_retries_on_overload)
      * on pool 2, by the one retry on the least running pool. */
     goc_chan_release(gate_ch);
     open_gate();
+    atomic_store(&ran, 0);
     ASSERT_OK(goc_pool_submit(goc_multipool_pool(m, 0), gated, NULL, NULL));
     ASSERT_OK(goc_pool_submit(goc_multipool_pool(m, 1), gated, NULL, NULL));
-    while (goc_multipool_running(m) < 2)
+    while (atomic_load(&ran) < 2) /* both gated tasks have started */
         goc_sleep(100 * GOC_MICROSECOND, NULL);
     atomic_store(&ran, 0);
     for (int i = 0; i < 6; i++) {
