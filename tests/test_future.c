@@ -105,6 +105,7 @@ static void set_later(void *arg)
         goc_future_cancel(s->f);
     else
         goc_future_complete(s->f, s->status, boxed(3));
+    goc_future_release(s->f); /* a settler holds a reference */
 }
 
 struct getter {
@@ -137,7 +138,8 @@ TEST_G(future, get_blocks_until_settled_timeout_cancel_entry_thread)
     goc_ctx_release(k);
     ASSERT(!goc_future_is_done(f));
     /* close while waiting: the future is cancelled under the waiter */
-    s = (struct setter){ f, 3 * GOC_MILLISECOND, -ECANCELED };
+    s = (struct setter){ goc_future_retain(f), 3 * GOC_MILLISECOND,
+                         -ECANCELED };
     ASSERT_OK(goc_go(set_later, &s));
     ASSERT_EQ(status_of(f), -ECANCELED);
     goc_future_release(f);
@@ -147,7 +149,7 @@ TEST_G(future, get_blocks_until_settled_timeout_cancel_entry_thread)
     g = (struct getter){ f, 1, 1 };
     pthread_t th;
     ASSERT_OK(pthread_create(&th, NULL, get_thread, &g));
-    s = (struct setter){ f, 3 * GOC_MILLISECOND, 0 };
+    s = (struct setter){ goc_future_retain(f), 3 * GOC_MILLISECOND, 0 };
     ASSERT_OK(goc_go(set_later, &s));
     void *v;
     ASSERT_OK(goc_future_get(f, &st, &v, NULL));
