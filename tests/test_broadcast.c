@@ -54,6 +54,7 @@ struct reader {
     goc_sub *s;
     int64_t got, last;
     bool in_order;
+    goc_wg *wg;
 };
 
 static void read_all(void *arg)
@@ -67,6 +68,7 @@ static void read_all(void *arg)
         r->last = v;
         r->got++;
     }
+    goc_wg_done(r->wg);
 }
 
 TEST_G(broadcast, close_ends_every_range_loop_d049)
@@ -74,9 +76,9 @@ TEST_G(broadcast, close_ends_every_range_loop_d049)
     goc_bcast *b = bcast();
     static struct reader r[3];
     goc_wg wg = GOC_WG_INIT;
-    (void)wg;
+    goc_wg_add(&wg, 3);
     for (int i = 0; i < 3; i++) {
-        r[i] = (struct reader){ .s = sub(b, 64, GOC_BLOCK) };
+        r[i] = (struct reader){ .s = sub(b, 64, GOC_BLOCK), .wg = &wg };
         ASSERT_OK(goc_go(read_all, &r[i]));
     }
     for (int64_t m = 0; m < 50; m++)
@@ -88,8 +90,7 @@ TEST_G(broadcast, close_ends_every_range_loop_d049)
     goc_sub *late;
     ASSERT_EQ(goc_bcast_subscribe(b, 1, GOC_DROP_NEWEST, 0, &late),
               GOC_ECLOSED);
-    while (goc_num_goroutine() > 1) /* every reader's loop ended */
-        goc_sleep(GOC_MILLISECOND, NULL);
+    goc_wg_wait(&wg, NULL); /* every reader's loop ended */
     for (int i = 0; i < 3; i++) {
         ASSERT_EQ(r[i].got, 50);
         ASSERT(r[i].in_order);
@@ -202,6 +203,7 @@ struct member {
     goc_sub *s;
     int kind; /* 0 fast, 1 slow, 2 departs */
     int64_t received;
+    goc_wg *wg;
 };
 
 static void consume(void *arg)
@@ -215,6 +217,7 @@ static void consume(void *arg)
         if (m->kind == 2 && m->received == 20)
             ASSERT_OK(goc_bcast_unsubscribe(m->b, m->s));
     }
+    goc_wg_done(m->wg);
 }
 
 TEST_G(broadcast, counts_balance_with_slow_fast_and_departing_subscribers)
@@ -224,8 +227,10 @@ TEST_G(broadcast, counts_balance_with_slow_fast_and_departing_subscribers)
     goc_bcast *b = bcast();
     static struct member m[S];
     enum goc_overflow pol[3] = { GOC_DROP_NEWEST, GOC_DROP_OLDEST, GOC_BLOCK };
+    goc_wg wg = GOC_WG_INIT;
+    goc_wg_add(&wg, S);
     for (int i = 0; i < S; i++) {
-        m[i] = (struct member){ b, NULL, i % 3, 0 };
+        m[i] = (struct member){ b, NULL, i % 3, 0, &wg };
         ASSERT_OK(
             goc_bcast_subscribe(b, 8, pol[i / 3], GOC_MILLISECOND, &m[i].s));
         ASSERT_OK(goc_go(consume, &m[i]));
@@ -239,8 +244,7 @@ TEST_G(broadcast, counts_balance_with_slow_fast_and_departing_subscribers)
         dropped += d;
     }
     ASSERT_OK(goc_bcast_close(b));
-    while (goc_num_goroutine() > 1)
-        goc_sleep(GOC_MILLISECOND, NULL);
+    goc_wg_wait(&wg, NULL);
     int64_t sd = 0, sdrop = 0, stayed = 0;
     for (int i = 0; i < S; i++) {
         struct goc_sub_stats st;
