@@ -36,6 +36,9 @@
 #define GOC_EPANIC     (GOC_ERRNO_BASE - 4) /* the goroutine panicked */
 #define GOC_ECLOSED    (GOC_ERRNO_BASE - 5) /* object was closed */
 #define GOC_ERESOLVE   (GOC_ERRNO_BASE - 6) /* host name did not resolve */
+/* Pools, futures and channel patterns: GOC_ERRNO_BASE - 30 .. - 39. */
+#define GOC_EEMPTY     (GOC_ERRNO_BASE - 30) /* combinator over no inputs */
+#define GOC_EAGGREGATE (GOC_ERRNO_BASE - 31) /* every input failed */
 
 /* Resilience patterns (rate limiter, circuit breaker, retry). */
 #define GOC_ETOOMANY     (GOC_ERRNO_BASE - 20) /* breaker half-open full */

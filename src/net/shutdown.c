@@ -262,10 +262,16 @@ static int run_phases(goc_shutdown *m, goc_ctx *overall)
     return result;
 }
 
-/* The caller's context ended: end the shutdown's too. */
+/*
+ * The caller's context ended: end the shutdown's too. At or past the
+ * shared deadline the shutdown's own timer ends it, as -ETIMEDOUT; a
+ * forwarded cancel would race it and say -ECANCELED.
+ */
 static void forward_cancel(void *arg)
 {
-    goc_ctx_cancel(arg);
+    int64_t deadline;
+    if (!goc_ctx_deadline(arg, &deadline) || goc_now() < deadline)
+        goc_ctx_cancel(arg);
     goc_ctx_release(arg);
 }
 

@@ -22,6 +22,8 @@
     X(GOC_EPANIC, "goroutine panicked")                             \
     X(GOC_ECLOSED, "closed")                                        \
     X(GOC_ERESOLVE, "host name did not resolve")                    \
+    X(GOC_EEMPTY, "no inputs")                                      \
+    X(GOC_EAGGREGATE, "every input failed")                         \
     X(GOC_ETOOMANY, "too many requests")                            \
     X(GOC_EWOULDEXCEED, "rate: wait would exceed context deadline") \
     X(GOC_EBURST, "rate: n exceeds the limiter's burst")            \

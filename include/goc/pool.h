@@ -1,0 +1,429 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * goc/pool.h: two executors.
+ *
+ * goc_pool is a capacity-bounded goroutine pool in the manner of
+ * panjf2000/ants: no task queue; a task goes straight to an idle worker
+ * (the most recently used), or to a new worker while fewer than
+ * `capacity` run, or its submitter waits (first come, first served) or is
+ * refused. Idle workers expire.
+ *
+ * goc_workerpool is a worker pool with a task queue in the manner of
+ * alitto/pond v2: every accepted task gets a task handle (a goc_future)
+ * that is settled exactly once, whether the task ran, failed, or was
+ * cancelled while queued. Workers never block on user channels.
+ */
+#ifndef GOC_POOL_H
+#define GOC_POOL_H
+
+#include "common.h"
+#include "context.h"
+#include "future.h"
+
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ==== goroutine pool (ants) ============================================ */
+
+/** A capacity-bounded goroutine pool (opaque). */
+typedef struct goc_pool goc_pool;
+
+/** A goroutine pool task; a negative return counts as a failure. */
+typedef int (*goc_pool_fn)(void *arg);
+
+/** goc_pool option: submit never waits; GOC_EOVERLOAD when full. */
+#define GOC_POOL_NONBLOCKING   1u
+/** goc_pool option: idle workers never expire. */
+#define GOC_POOL_DISABLE_PURGE 2u
+
+/**
+ * struct goc_pool_config - goc_pool settings; zero-fill for defaults.
+ * @capacity:     most worker goroutines (running or idle), hence most
+ *                tasks running at once; <= 0 is unlimited.
+ * @expiry:       idle time (ns) after which a worker exits; 0 is 1 s;
+ *                negative is -EINVAL.
+ * @max_blocking: most submitters waiting at once (0: no limit); the next
+ *                one gets GOC_EOVERLOAD.
+ * @flags:        GOC_POOL_NONBLOCKING, GOC_POOL_DISABLE_PURGE.
+ */
+struct goc_pool_config {
+    int64_t capacity;
+    int64_t expiry;
+    int64_t max_blocking;
+    unsigned flags;
+    goc_pool_fn fn; /* for goc_pool_invoke() (ants' PoolWithFunc); or NULL */
+};
+
+/** struct goc_pool_stats - counters of a goc_pool (a snapshot). */
+struct goc_pool_stats {
+    int64_t submitted; /* tasks accepted */
+    int64_t completed; /* tasks that returned */
+    int64_t failed;    /* of those, with a negative return */
+    int64_t refused;   /* submits refused with GOC_EOVERLOAD */
+    int64_t workers;   /* worker goroutines alive (running + idle) */
+    int64_t expired;   /* workers that exited for idleness */
+};
+
+/**
+ * goc_pool_new - create a goroutine pool.
+ * @cfg: settings (borrowed), NULL for the defaults.
+ *
+ * Return: 0; -EINVAL for a NULL @out, a negative expiry or max_blocking,
+ * or unknown flags; -ENOMEM. Any thread.
+ */
+GOC_API int goc_pool_new(const struct goc_pool_config *cfg, goc_pool **out);
+
+/**
+ * goc_pool_free - release the pool, wait for every worker to exit, and
+ * free it. Running tasks finish first. @p may be NULL. Blocks. No other
+ * call on @p may be in progress or follow (a submitter that was just
+ * served may still be returning: join it first).
+ */
+GOC_API void goc_pool_free(goc_pool *p);
+
+/**
+ * goc_pool_submit - run @fn(@arg) on a worker.
+ * @ctx: cancellation of the wait for a worker; NULL waits forever.
+ *
+ * Hands the task to the most recently idle worker, else starts a worker
+ * while fewer than capacity run, else waits: waiting submitters are
+ * served first come, first served, each by the next worker to free up.
+ * A task submitted from a task of the same pool while the pool is full
+ * would wait for itself: it gets GOC_EOVERLOAD instead.
+ *
+ * Return: 0 once a worker has the task (it runs exactly once);
+ * GOC_ECLOSED if the pool is released (also while waiting);
+ * GOC_EOVERLOAD if full and nonblocking, or max_blocking submitters
+ * already wait, or nested as above; -ECANCELED or -ETIMEDOUT if @ctx ended
+ * first (at entry too; the task will not run); -EINVAL for NULL @p or
+ * @fn; -ENOMEM. Goroutines and plain threads.
+ */
+GOC_API int goc_pool_submit(goc_pool *p,
+                            goc_pool_fn fn,
+                            void *arg,
+                            goc_ctx *ctx);
+
+/**
+ * goc_pool_tune - change the capacity at run time. Growing lets waiting
+ * submitters in; shrinking never interrupts a task: surplus workers exit
+ * as they finish. @cap <= 0 or an unlimited pool: nothing changes.
+ *
+ * Return: 0; -EINVAL for @cap <= 0 or NULL; -EPERM for an unlimited pool.
+ */
+GOC_API int goc_pool_tune(goc_pool *p, int64_t cap);
+
+/** goc_pool_running - tasks running now (a snapshot). */
+GOC_API int64_t goc_pool_running(goc_pool *p);
+/** goc_pool_free_slots - capacity minus running; -1 if unlimited. */
+GOC_API int64_t goc_pool_free_slots(goc_pool *p);
+/** goc_pool_waiting - submitters waiting for a worker now. */
+GOC_API int64_t goc_pool_waiting(goc_pool *p);
+/** goc_pool_cap - the capacity; -1 if unlimited. */
+GOC_API int64_t goc_pool_cap(goc_pool *p);
+/** goc_pool_is_closed - true once released (until rebooted). */
+GOC_API bool goc_pool_is_closed(goc_pool *p);
+/** goc_pool_stats - fill @st with the counters; -EINVAL for NULL. */
+GOC_API int goc_pool_stats(goc_pool *p, struct goc_pool_stats *st);
+
+/**
+ * goc_pool_release - close the pool: waiting submitters wake with
+ * GOC_ECLOSED, idle workers exit, running tasks run to the end. Does
+ * not wait. Idempotent.
+ *
+ * Return: 0; GOC_ECLOSED if already released; -EINVAL for NULL.
+ */
+GOC_API int goc_pool_release(goc_pool *p);
+
+/**
+ * goc_pool_release_timeout - release, then wait up to @timeout ns for
+ * every worker to exit.
+ *
+ * Return: 0; -ETIMEDOUT if workers remain (they still exit as their
+ * tasks end); GOC_ECLOSED if already released; -EINVAL.
+ */
+GOC_API int goc_pool_release_timeout(goc_pool *p, int64_t timeout);
+
+/**
+ * goc_pool_reboot - reopen a released pool.
+ *
+ * Return: 0; -EINVAL for NULL. Rebooting an open pool changes nothing.
+ */
+GOC_API int goc_pool_reboot(goc_pool *p);
+
+/**
+ * goc_pool_wait_idle - wait until no task runs and no submitter waits
+ * (Go users' WaitGroup around ants).
+ *
+ * Return: 0; -ECANCELED or -ETIMEDOUT if @ctx ended first; -EINVAL.
+ */
+GOC_API int goc_pool_wait_idle(goc_pool *p, goc_ctx *ctx);
+
+/**
+ * goc_pool_invoke - goc_pool_submit(@p, cfg.fn, @arg, @ctx): the pool's
+ * fixed function (ants' PoolWithFunc.Invoke).
+ *
+ * Return: as goc_pool_submit(); -EINVAL if the pool has no cfg.fn.
+ */
+GOC_API int goc_pool_invoke(goc_pool *p, void *arg, goc_ctx *ctx);
+
+/** A set of goroutine pools sharing the load (ants' MultiPool). */
+typedef struct goc_multipool goc_multipool;
+
+/** How goc_multipool_submit() picks a pool. */
+enum goc_lb {
+    GOC_LB_ROUND_ROBIN = 0,
+    GOC_LB_LEAST_RUNNING = 1,
+};
+
+/**
+ * goc_multipool_new - @n pools, each made from @cfg.
+ *
+ * Return: 0; -EINVAL for @n <= 0, a bad @lb or a bad @cfg; -ENOMEM.
+ */
+GOC_API int goc_multipool_new(int n,
+                              const struct goc_pool_config *cfg,
+                              enum goc_lb lb,
+                              goc_multipool **out);
+
+/** goc_multipool_free - free every pool (goc_pool_free()); NULL is fine. */
+GOC_API void goc_multipool_free(goc_multipool *m);
+
+/**
+ * goc_multipool_submit - submit to the pool the strategy picks. With
+ * round robin, a GOC_EOVERLOAD is retried once on the pool running the
+ * fewest tasks.
+ *
+ * Return: as goc_pool_submit().
+ */
+GOC_API int goc_multipool_submit(goc_multipool *m,
+                                 goc_pool_fn fn,
+                                 void *arg,
+                                 goc_ctx *ctx);
+
+/**
+ * goc_multipool_pool - the @i-th pool (borrowed), or NULL for a bad @i.
+ */
+GOC_API goc_pool *goc_multipool_pool(goc_multipool *m, int i);
+
+/** goc_multipool_running - tasks running in all pools (a snapshot). */
+GOC_API int64_t goc_multipool_running(goc_multipool *m);
+/** goc_multipool_waiting - submitters waiting in all pools. */
+GOC_API int64_t goc_multipool_waiting(goc_multipool *m);
+
+/**
+ * goc_multipool_release_timeout - release every pool and wait up to
+ * @timeout ns in all for their workers.
+ *
+ * Return: 0; -ETIMEDOUT; GOC_ECLOSED if already released; -EINVAL.
+ */
+GOC_API int goc_multipool_release_timeout(goc_multipool *m, int64_t timeout);
+
+/* ==== worker pool with a task queue (pond) ============================== */
+
+/** A worker pool with a task queue (opaque). */
+typedef struct goc_workerpool goc_workerpool;
+
+/** goc_workerpool_config.queue_size: accept only what a worker can start. */
+#define GOC_WP_NO_QUEUE    (-1)
+/** goc_workerpool option: submit never waits; GOC_EOVERLOAD when full. */
+#define GOC_WP_NONBLOCKING 1u
+
+/**
+ * struct goc_workerpool_config - settings; zero-fill for defaults.
+ * @max_workers: most tasks running at once; 0 is unlimited.
+ * @queue_size:  0 unbounded; > 0 bounded; GOC_WP_NO_QUEUE: none.
+ * @flags:       GOC_WP_NONBLOCKING.
+ * @ctx:         pool context (borrowed; must outlive the pool): when it
+ *               ends, the pool cancels as goc_workerpool_cancel() does.
+ *               Tasks receive a child of it. NULL: background.
+ */
+struct goc_workerpool_config {
+    int64_t max_workers;
+    int64_t queue_size;
+    unsigned flags;
+    goc_ctx *ctx;
+};
+
+/** struct goc_workerpool_stats - counters (a snapshot). */
+struct goc_workerpool_stats {
+    int64_t submitted; /* tasks accepted */
+    int64_t refused;   /* submits refused (full, closed) */
+    int64_t running;   /* tasks running now */
+    int64_t waiting;   /* tasks queued now */
+    int64_t succeeded; /* returned 0 */
+    int64_t failed;    /* returned another negative code */
+    int64_t canceled;  /* returned -ECANCELED, or cancelled queued */
+    int64_t workers;   /* worker goroutines alive */
+    int64_t wait_ns_total, wait_ns_max; /* queued to started */
+    int64_t run_ns_total, run_ns_max;   /* started to returned */
+};
+
+/**
+ * goc_workerpool_new - create a worker pool.
+ *
+ * Return: 0; -EINVAL for NULL @out, negative max_workers, a queue_size
+ * below GOC_WP_NO_QUEUE or unknown flags; -ENOMEM. Any thread.
+ */
+GOC_API int goc_workerpool_new(const struct goc_workerpool_config *cfg,
+                               goc_workerpool **out);
+
+/**
+ * goc_workerpool_free - stop the pool, let the queued tasks run, wait for
+ * every worker to exit, and free it. @p may be NULL. Blocks. No other
+ * call on @p may be in progress or follow.
+ */
+GOC_API void goc_workerpool_free(goc_workerpool *p);
+
+/**
+ * goc_workerpool_submit - queue @fn(ctx, @arg, &value) and get its task
+ * handle.
+ * @free_value: destructor of the value the task produces, or NULL.
+ * @task:       receives the handle (a future with one reference for the
+ *              caller), or NULL for fire-and-forget.
+ * @ctx:        cancellation of the wait for queue space; NULL: forever.
+ *
+ * The handle settles exactly once: with the task's return (0 fulfils;
+ * -ECANCELED cancels; others reject), or -ECANCELED if the pool cancels
+ * it before it ran. goc_future_cancel() on a queued task settles it and
+ * it does not run; on a running one it cancels the ctx the task got. A
+ * task whose ctx has ended before a worker takes it (a failed group) is
+ * settled as cancelled without running.
+ *
+ * Return: 0 (accepted); GOC_ECLOSED after stop or cancel (also while
+ * waiting: never accepted then); GOC_EOVERLOAD if full and nonblocking
+ * (or no queue and no free worker); -ECANCELED or -ETIMEDOUT if @ctx
+ * ended first (at entry too); -EINVAL; -ENOMEM.
+ */
+GOC_API int goc_workerpool_submit(goc_workerpool *p,
+                                  goc_task_fn fn,
+                                  void *arg,
+                                  goc_value_free_fn free_value,
+                                  goc_future **task,
+                                  goc_ctx *ctx);
+
+/**
+ * goc_workerpool_try_submit - goc_workerpool_submit() that never waits.
+ *
+ * Return: as goc_workerpool_submit(), GOC_EOVERLOAD instead of waiting.
+ */
+GOC_API int goc_workerpool_try_submit(goc_workerpool *p,
+                                      goc_task_fn fn,
+                                      void *arg,
+                                      goc_value_free_fn free_value,
+                                      goc_future **task);
+
+/**
+ * goc_workerpool_stop - stop accepting tasks; every queued task still
+ * runs. Does not wait. Idempotent.
+ *
+ * Return: 0; -EINVAL for NULL.
+ */
+GOC_API int goc_workerpool_stop(goc_workerpool *p);
+
+/**
+ * goc_workerpool_cancel - stop accepting tasks, settle every queued task
+ * as cancelled without running it, and cancel the ctx of running tasks
+ * (they finish when they notice). Does not wait. Idempotent.
+ *
+ * Return: the number of queued tasks cancelled by this call; -EINVAL.
+ */
+GOC_API int64_t goc_workerpool_cancel(goc_workerpool *p);
+
+/**
+ * goc_workerpool_stop_wait - stop, then wait until the queue is empty and
+ * every worker has exited.
+ *
+ * Return: 0; -ECANCELED or -ETIMEDOUT if @ctx ended first (the pool stays
+ * stopped and keeps draining); -EINVAL.
+ */
+GOC_API int goc_workerpool_stop_wait(goc_workerpool *p, goc_ctx *ctx);
+
+/**
+ * goc_workerpool_wait_idle - wait until nothing is queued or running,
+ * without stopping.
+ *
+ * Return: 0; -ECANCELED or -ETIMEDOUT if @ctx ended first; -EINVAL.
+ */
+GOC_API int goc_workerpool_wait_idle(goc_workerpool *p, goc_ctx *ctx);
+
+/**
+ * goc_workerpool_resize - change max_workers (0 = unlimited). Growing
+ * starts workers for queued tasks; shrinking lets workers finish their
+ * task and exit.
+ *
+ * Return: 0; -EINVAL for negative @n or NULL.
+ */
+GOC_API int goc_workerpool_resize(goc_workerpool *p, int64_t n);
+
+/** goc_workerpool_stats - fill @st; -EINVAL for NULL. */
+GOC_API int goc_workerpool_stats(goc_workerpool *p,
+                                 struct goc_workerpool_stats *st);
+
+/* ==== task group on a worker pool (pond's groups) ====================== */
+
+/** A group of tasks submitted to one worker pool (opaque). */
+typedef struct goc_wpgroup goc_wpgroup;
+
+/**
+ * goc_wpgroup_new - a task group on @p. Its context is a child of the
+ * pool's; every group task receives a child of the group's context.
+ *
+ * Return: 0; -EINVAL; -ENOMEM.
+ */
+GOC_API int goc_wpgroup_new(goc_workerpool *p, goc_wpgroup **out);
+
+/**
+ * goc_wpgroup_free - wait until every task of the group is settled
+ * (running ones finish), then free the group and its task handles.
+ * @g may be NULL. Blocks.
+ */
+GOC_API void goc_wpgroup_free(goc_wpgroup *g);
+
+/**
+ * goc_wpgroup_submit - goc_workerpool_submit() as part of the group. The
+ * group keeps the handle (goc_wpgroup_task()).
+ *
+ * The first task that fails (a negative return other than -ECANCELED)
+ * fails the group: its context is cancelled (running tasks see it), and
+ * its tasks still queued are settled as cancelled without running.
+ *
+ * Return: 0; GOC_ECLOSED once the group failed, or the pool is stopped;
+ * the other errors of goc_workerpool_submit().
+ */
+GOC_API int goc_wpgroup_submit(goc_wpgroup *g,
+                               goc_task_fn fn,
+                               void *arg,
+                               goc_value_free_fn free_value,
+                               goc_ctx *ctx);
+
+/**
+ * goc_wpgroup_wait - wait until every task of the group is settled, or
+ * the group fails.
+ *
+ * Return: 0 when all are settled and none failed; the first failure (at
+ * once: queued tasks are cancelled, running ones may still be finishing);
+ * -ECANCELED or -ETIMEDOUT if @ctx ended first; -EINVAL.
+ */
+GOC_API int goc_wpgroup_wait(goc_wpgroup *g, goc_ctx *ctx);
+
+/** goc_wpgroup_ctx - the group's context (owned by the group). */
+GOC_API goc_ctx *goc_wpgroup_ctx(goc_wpgroup *g);
+
+/** goc_wpgroup_len - tasks submitted to the group. */
+GOC_API size_t goc_wpgroup_len(goc_wpgroup *g);
+
+/**
+ * goc_wpgroup_task - the handle of the @i-th task, in submission order
+ * (borrowed; valid while the group lives), or NULL for a bad @i. Read
+ * the results in submission order with goc_future_get().
+ */
+GOC_API goc_future *goc_wpgroup_task(goc_wpgroup *g, size_t i);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GOC_POOL_H */

@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Broadcaster. Each subscription is a buffered goc channel that only the
+ * broadcaster sends on and closes; subscribers receive.
+ *
+ * Locks: pub_mu serialises publishes (so every subscriber sees one total
+ * order); mu guards the subscriber list and the closed flag. A publish
+ * takes a snapshot of the list (with references) under mu and sends with
+ * mu released, so subscribe and unsubscribe never wait for a slow
+ * subscriber. The invariant that makes closing safe: a subscription's
+ * channel is closed exactly once, by whoever unlinks it from the list
+ * under mu; a publish still holding it in its snapshot then gets -EPIPE
+ * from the closed channel and counts the message as dropped. goc
+ * channels, unlike Go's, report a send on a closed channel instead of
+ * crashing, so no send can race a close into a crash.
+ */
+#include "goc/pattern.h"
+#include "goc/sync.h"
+#include "../internal/alloc.h"
+
+#include <stdatomic.h>
+
+struct goc_sub {
+    _Atomic int refs;
+    struct goc_sub *next; /* in the list, under the broadcaster's mu */
+    goc_chan *ch;
+    enum goc_overflow policy;
+    int64_t block_timeout;
+    bool linked; /* under mu */
+    _Atomic int64_t delivered, dropped, evicted;
+    _Atomic bool disconnected;
+};
+
+struct goc_bcast {
+    goc_mutex mu, pub_mu;
+    struct goc_sub *subs; /* under mu */
+    int64_t nsubs;
+    size_t elem_size;
+    bool closed;
+    void *scratch; /* DROP_OLDEST eviction buffer, under pub_mu */
+};
+
+int goc_bcast_new(size_t elem_size, goc_bcast **out)
+{
+    if (!out)
+        return -EINVAL;
+    goc_bcast *b = goc__calloc(1, sizeof(*b));
+    if (b)
+        b->scratch = goc__malloc(elem_size ? elem_size : 1);
+    if (!b || !b->scratch) {
+        goc__free(b);
+        return -ENOMEM;
+    }
+    b->elem_size = elem_size;
+    *out = b;
+    return 0;
+}
+
+static goc_sub *sub_retain(goc_sub *s)
+{
+    atomic_fetch_add(&s->refs, 1);
+    return s;
+}
+
+void goc_sub_release(goc_sub *s)
+{
+    if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    goc_chan_release(s->ch);
+    goc__free(s);
+}
+
+int goc_bcast_subscribe(goc_bcast *b,
+                        size_t buf_cap,
+                        enum goc_overflow policy,
+                        int64_t block_timeout,
+                        goc_sub **out)
+{
+    if (!b || !out || buf_cap < 1 || (unsigned)policy > GOC_DISCONNECT ||
+        block_timeout < 0)
+        return -EINVAL;
+    goc_sub *s = goc__calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    int rc = goc_chan_new(b->elem_size, buf_cap, &s->ch);
+    if (rc) {
+        goc__free(s);
+        return rc;
+    }
+    atomic_init(&s->refs, 2); /* the caller's and the list's */
+    s->policy = policy;
+    s->block_timeout = block_timeout;
+    goc_mutex_lock(&b->mu, NULL);
+    if (!(rc = b->closed ? GOC_ECLOSED : 0)) {
+        s->next = b->subs;
+        b->subs = s;
+        s->linked = true;
+        b->nsubs++;
+    }
+    goc_mutex_unlock(&b->mu);
+    if (rc) {
+        atomic_store(&s->refs, 1);
+        goc_sub_release(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+int goc_sub_recv(goc_sub *s, void *elem, goc_ctx *ctx)
+{
+    return s ? goc_chan_recv(s->ch, elem, ctx) : -EINVAL;
+}
+
+goc_chan *goc_sub_chan(goc_sub *s)
+{
+    return s ? s->ch : NULL;
+}
+
+int goc_sub_stats(goc_sub *s, struct goc_sub_stats *st)
+{
+    if (!s || !st)
+        return -EINVAL;
+    *st = (struct goc_sub_stats){ atomic_load(&s->delivered),
+                                  atomic_load(&s->dropped),
+                                  atomic_load(&s->evicted),
+                                  atomic_load(&s->disconnected) };
+    return 0;
+}
+
+/* Under mu: unlink @s if it is in the list; the caller closes it. */
+static bool unlink_locked(goc_bcast *b, goc_sub *s)
+{
+    for (goc_sub **pp = &b->subs; *pp; pp = &(*pp)->next) {
+        if (*pp != s)
+            continue;
+        *pp = s->next;
+        s->linked = false;
+        b->nsubs--;
+        return true;
+    }
+    return false; /* compared by address only: foreign handles are safe */
+}
+
+/* After unlinking: close the channel and drop the list's reference. */
+static void retire(goc_sub *s)
+{
+    goc_chan_close(s->ch);
+    goc_sub_release(s);
+}
+
+int goc_bcast_unsubscribe(goc_bcast *b, goc_sub *s)
+{
+    if (!b || !s)
+        return -EINVAL;
+    goc_mutex_lock(&b->mu, NULL);
+    bool found = unlink_locked(b, s);
+    goc_mutex_unlock(&b->mu);
+    if (!found)
+        return -EINVAL;
+    retire(s);
+    return 0;
+}
+
+static void disconnect(goc_bcast *b, goc_sub *s)
+{
+    goc_mutex_lock(&b->mu, NULL);
+    bool found = unlink_locked(b, s);
+    goc_mutex_unlock(&b->mu);
+    if (found) {
+        atomic_store(&s->disconnected, true);
+        retire(s);
+    }
+}
+
+/* One subscriber, by its policy. Returns true if it got the message. */
+static bool deliver(goc_bcast *b, goc_sub *s, const void *msg, goc_ctx *ctx)
+{
+    int rc = goc_chan_try_send(s->ch, msg);
+    if (rc == -EAGAIN && s->policy == GOC_DROP_OLDEST) {
+        /* Only we send, so once one is evicted there is room, unless
+         * the subscriber took one first: either way the retry fits. */
+        if (goc_chan_try_recv(s->ch, b->scratch) > 0)
+            atomic_fetch_add(&s->evicted, 1);
+        rc = goc_chan_try_send(s->ch, msg);
+    } else if (rc == -EAGAIN && s->policy == GOC_BLOCK) {
+        goc_ctx_local local;
+        goc_ctx *c = ctx;
+        if (s->block_timeout)
+            c = goc_ctx_init_timeout(&local, ctx, s->block_timeout);
+        rc = goc_chan_send(s->ch, msg, c);
+        if (c != ctx)
+            goc_ctx_destroy(c);
+    } else if (rc == -EAGAIN && s->policy == GOC_DISCONNECT) {
+        disconnect(b, s);
+    }
+    atomic_fetch_add(rc == 0 ? &s->delivered : &s->dropped, 1);
+    return rc == 0;
+}
+
+/* Under mu: the subscribers now, each with a reference. */
+static int snapshot_locked(goc_bcast *b, goc_sub ***out, int64_t *n)
+{
+    *n = b->nsubs;
+    *out = NULL;
+    if (!*n)
+        return 0;
+    goc_sub **v = goc__malloc((size_t)*n * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    int64_t i = 0;
+    for (goc_sub *s = b->subs; s; s = s->next)
+        v[i++] = sub_retain(s);
+    *out = v;
+    return 0;
+}
+
+int goc_bcast_publish(goc_bcast *b,
+                      const void *msg,
+                      int64_t *dropped,
+                      goc_ctx *ctx)
+{
+    if (!b || (!msg && b->elem_size))
+        return -EINVAL;
+    goc_mutex_lock(&b->pub_mu, NULL);
+    goc_mutex_lock(&b->mu, NULL);
+    goc_sub **v = NULL;
+    int64_t n = 0;
+    int rc = b->closed ? GOC_ECLOSED : snapshot_locked(b, &v, &n);
+    goc_mutex_unlock(&b->mu);
+    int64_t got = 0;
+    for (int64_t i = 0; i < n; i++) {
+        got += deliver(b, v[i], msg, ctx);
+        goc_sub_release(v[i]);
+    }
+    goc_mutex_unlock(&b->pub_mu);
+    goc__free(v);
+    if (dropped)
+        *dropped = rc ? 0 : n - got;
+    return rc ? rc : (int)got;
+}
+
+int goc_bcast_close(goc_bcast *b)
+{
+    if (!b)
+        return -EINVAL;
+    goc_mutex_lock(&b->mu, NULL);
+    bool was = b->closed;
+    goc_sub *all = b->subs;
+    b->closed = true;
+    b->subs = NULL;
+    b->nsubs = 0;
+    for (goc_sub *s = all; s; s = s->next)
+        s->linked = false;
+    goc_mutex_unlock(&b->mu);
+    while (all) { /* a blocked publish wakes with -EPIPE: dropped */
+        goc_sub *next = all->next;
+        retire(all);
+        all = next;
+    }
+    goc_mutex_lock(&b->pub_mu, NULL); /* wait for the publish in flight */
+    goc_mutex_unlock(&b->pub_mu);
+    return was ? GOC_ECLOSED : 0;
+}
+
+int64_t goc_bcast_subscribers(goc_bcast *b)
+{
+    if (!b)
+        return 0;
+    goc_mutex_lock(&b->mu, NULL);
+    int64_t n = b->nsubs;
+    goc_mutex_unlock(&b->mu);
+    return n;
+}
+
+void goc_bcast_free(goc_bcast *b)
+{
+    if (!b)
+        return;
+    goc_bcast_close(b);
+    goc__free(b->scratch);
+    goc__free(b);
+}

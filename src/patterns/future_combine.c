@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The future combinators all, all_settled, race and any. They never park
+ * a goroutine per input: each input gets a settle callback, and the
+ * result future is settled through goc_future_complete(), whose single
+ * winner makes "exactly one outcome" hold however the inputs race.
+ *
+ * Lifetime: the state holds a reference on each input once it has
+ * settled (the result's value borrows settled inputs' values), and on
+ * every input from the start with GOC_FUTURE_CANCEL_REST (to cancel
+ * them); it holds one on the result until the last input callback has
+ * run, and the result frees the state when it goes. An input dropped
+ * while pending is settled as cancelled (goc_future_release), so its
+ * callback still runs and nothing stays behind.
+ */
+#include "goc/future.h"
+#include "patterns.h"
+#include "../internal/alloc.h"
+
+#include <stdatomic.h>
+
+enum kind { ALL, ALL_SETTLED, RACE, ANY };
+
+struct combine;
+
+struct slot {
+    struct combine *c;
+    size_t i;
+};
+
+struct combine {
+    enum kind kind;
+    unsigned flags;
+    size_t n;
+    goc_future **in;             /* n inputs, one reference each */
+    goc_future *out;             /* one reference until pending reaches 0 */
+    _Atomic size_t pending;      /* callbacks that have not run yet */
+    _Atomic size_t remaining;    /* inputs still needed for the outcome */
+    void **values;               /* ALL */
+    struct goc_settled *settled; /* ALL_SETTLED */
+    int *statuses;               /* ANY */
+    struct slot *slots;
+};
+
+static void combine_free(void *p)
+{
+    struct combine *c = p;
+    for (size_t i = 0; i < c->n; i++)
+        goc_future_release(c->in[i]);
+    goc__free(c->in);
+    goc__free(c->values);
+    goc__free(c->settled);
+    goc__free(c->statuses);
+    goc__free(c->slots);
+    goc__free(c);
+}
+
+static void cancel_rest(struct combine *c)
+{
+    if (!(c->flags & GOC_FUTURE_CANCEL_REST))
+        return;
+    for (size_t i = 0; i < c->n; i++)
+        goc_future_cancel(c->in[i]);
+}
+
+static void finish(struct combine *c, int status, void *value)
+{
+    if (goc_future_complete(c->out, status, value) == 1)
+        cancel_rest(c);
+}
+
+/* One fewer input needed; the last one settles the result. */
+static bool last_needed(struct combine *c)
+{
+    return atomic_fetch_sub(&c->remaining, 1) == 1;
+}
+
+static void on_input(goc_future *f, void *arg)
+{
+    struct slot *s = arg;
+    struct combine *c = s->c;
+    int status = 0;
+    void *value = NULL;
+    goc_future_try_get(f, &status, &value);
+    if (!(c->flags & GOC_FUTURE_CANCEL_REST))
+        c->in[s->i] = goc_future_retain(f); /* its value may be borrowed */
+    switch (c->kind) {
+    case ALL:
+        c->values[s->i] = value;
+        if (status)
+            finish(c, status, NULL);
+        else if (last_needed(c))
+            finish(c, 0, c->values);
+        break;
+    case ALL_SETTLED:
+        c->settled[s->i] = (struct goc_settled){ status, value };
+        if (last_needed(c))
+            finish(c, 0, c->settled);
+        break;
+    case RACE:
+        finish(c, status, value);
+        break;
+    case ANY:
+        c->statuses[s->i] = status;
+        if (status == 0)
+            finish(c, 0, value);
+        else if (last_needed(c))
+            finish(c, GOC_EAGGREGATE, c->statuses);
+        break;
+    }
+    if (atomic_fetch_sub(&c->pending, 1) == 1)
+        goc_future_release(c->out); /* may free c */
+}
+
+static int alloc_state(struct combine *c)
+{
+    size_t n = c->n ? c->n : 1;
+    c->in = goc__calloc(n, sizeof(*c->in));
+    c->slots = goc__calloc(n, sizeof(*c->slots));
+    if (!c->in || !c->slots)
+        return -ENOMEM;
+    if (c->kind == ALL)
+        c->values = goc__calloc(n, sizeof(*c->values));
+    if (c->kind == ALL_SETTLED)
+        c->settled = goc__calloc(n, sizeof(*c->settled));
+    if (c->kind == ANY)
+        c->statuses = goc__calloc(n, sizeof(*c->statuses));
+    if ((c->kind == ALL && !c->values) ||
+        (c->kind == ALL_SETTLED && !c->settled) ||
+        (c->kind == ANY && !c->statuses))
+        return -ENOMEM;
+    return 0;
+}
+
+static int create(enum kind kind,
+                  goc_future *const *fs,
+                  size_t n,
+                  unsigned flags,
+                  struct combine **out)
+{
+    struct combine *c = goc__calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    *c = (struct combine){ .kind = kind, .flags = flags, .n = n };
+    int rc = alloc_state(c);
+    if (!rc)
+        rc = goc_future_new(NULL, &c->out);
+    if (rc) {
+        c->n = 0;
+        combine_free(c);
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (flags & GOC_FUTURE_CANCEL_REST)
+            c->in[i] = goc_future_retain(fs[i]);
+        c->slots[i] = (struct slot){ c, i };
+    }
+    goc__future_on_free(c->out, combine_free, c);
+    *out = c;
+    return 0;
+}
+
+/* Settles a combinator over no inputs, or reports an empty race. */
+static int settle_empty(struct combine *c)
+{
+    switch (c->kind) {
+    case ALL:
+    case ALL_SETTLED:
+        goc_future_complete(c->out, 0, NULL);
+        return 0;
+    case ANY:
+        goc_future_complete(c->out, GOC_EEMPTY, NULL);
+        return 0;
+    default:
+        return GOC_EEMPTY;
+    }
+}
+
+static int combine(enum kind kind,
+                   goc_future *const *fs,
+                   size_t n,
+                   unsigned flags,
+                   goc_future **out)
+{
+    if (!out || (n && !fs) || (flags & ~GOC_FUTURE_CANCEL_REST))
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!fs[i])
+            return -EINVAL;
+    if (n == 0 && kind == RACE)
+        return GOC_EEMPTY;
+    struct combine *c;
+    int rc = create(kind, fs, n, flags, &c);
+    if (rc)
+        return rc;
+    *out = goc_future_retain(c->out); /* the caller's; c keeps its own */
+    if (n == 0) {
+        settle_empty(c);
+        goc_future_release(c->out);
+        return 0;
+    }
+    atomic_init(&c->pending, n);
+    atomic_init(&c->remaining, n);
+    for (size_t i = 0; i < n; i++) {
+        if ((rc = goc_future_on_settle(fs[i], on_input, &c->slots[i])) == 0)
+            continue;
+        /* Out of memory: fail the result; the registered ones unwind. */
+        goc_future_complete(c->out, rc, NULL);
+        size_t missing = n - i;
+        if (atomic_fetch_sub(&c->pending, missing) == missing)
+            goc_future_release(c->out);
+        goc_future_release(*out);
+        *out = NULL;
+        return rc;
+    }
+    return 0;
+}
+
+int goc_future_all(goc_future *const *fs,
+                   size_t n,
+                   unsigned flags,
+                   goc_future **out)
+{
+    return combine(ALL, fs, n, flags, out);
+}
+
+int goc_future_all_settled(goc_future *const *fs, size_t n, goc_future **out)
+{
+    return combine(ALL_SETTLED, fs, n, 0, out);
+}
+
+int goc_future_race(goc_future *const *fs,
+                    size_t n,
+                    unsigned flags,
+                    goc_future **out)
+{
+    return combine(RACE, fs, n, flags, out);
+}
+
+int goc_future_any(goc_future *const *fs,
+                   size_t n,
+                   unsigned flags,
+                   goc_future **out)
+{
+    return combine(ANY, fs, n, flags, out);
+}

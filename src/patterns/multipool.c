@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * MultiPool (ants v2): several goroutine pools behind one submit, picked
+ * round robin or by the fewest running tasks, to spread the contention
+ * of one pool's lock.
+ */
+#include "goc/pool.h"
+#include "goc/time.h"
+#include "../internal/alloc.h"
+
+#include <stdatomic.h>
+
+struct goc_multipool {
+    int n;
+    enum goc_lb lb;
+    _Atomic uint64_t next; /* round robin */
+    goc_pool *pools[];
+};
+
+int goc_multipool_new(int n,
+                      const struct goc_pool_config *cfg,
+                      enum goc_lb lb,
+                      goc_multipool **out)
+{
+    if (n <= 0 || !out ||
+        (lb != GOC_LB_ROUND_ROBIN && lb != GOC_LB_LEAST_RUNNING))
+        return -EINVAL;
+    goc_multipool *m = goc__calloc(1, sizeof(*m) + (size_t)n * sizeof(void *));
+    if (!m)
+        return -ENOMEM;
+    m->lb = lb;
+    for (; m->n < n; m->n++) {
+        int rc = goc_pool_new(cfg, &m->pools[m->n]);
+        if (rc) {
+            goc_multipool_free(m);
+            return rc;
+        }
+    }
+    *out = m;
+    return 0;
+}
+
+void goc_multipool_free(goc_multipool *m)
+{
+    if (!m)
+        return;
+    for (int i = 0; i < m->n; i++)
+        goc_pool_free(m->pools[i]);
+    goc__free(m);
+}
+
+static goc_pool *least_running(goc_multipool *m)
+{
+    goc_pool *best = m->pools[0];
+    int64_t low = goc_pool_running(best);
+    for (int i = 1; i < m->n && low > 0; i++) {
+        int64_t r = goc_pool_running(m->pools[i]);
+        if (r < low) {
+            low = r;
+            best = m->pools[i];
+        }
+    }
+    return best;
+}
+
+int goc_multipool_submit(goc_multipool *m,
+                         goc_pool_fn fn,
+                         void *arg,
+                         goc_ctx *ctx)
+{
+    if (!m)
+        return -EINVAL;
+    if (m->lb == GOC_LB_LEAST_RUNNING)
+        return goc_pool_submit(least_running(m), fn, arg, ctx);
+    uint64_t i = atomic_fetch_add_explicit(&m->next, 1, memory_order_relaxed);
+    goc_pool *p = m->pools[i % (uint64_t)m->n];
+    int rc = goc_pool_submit(p, fn, arg, ctx);
+    if (rc == GOC_EOVERLOAD) {
+        goc_pool *q = least_running(m);
+        if (q != p)
+            rc = goc_pool_submit(q, fn, arg, ctx); /* one retry */
+    }
+    return rc;
+}
+
+goc_pool *goc_multipool_pool(goc_multipool *m, int i)
+{
+    return m && i >= 0 && i < m->n ? m->pools[i] : NULL;
+}
+
+int64_t goc_multipool_running(goc_multipool *m)
+{
+    int64_t sum = 0;
+    for (int i = 0; m && i < m->n; i++)
+        sum += goc_pool_running(m->pools[i]);
+    return sum;
+}
+
+int64_t goc_multipool_waiting(goc_multipool *m)
+{
+    int64_t sum = 0;
+    for (int i = 0; m && i < m->n; i++)
+        sum += goc_pool_waiting(m->pools[i]);
+    return sum;
+}
+
+int goc_multipool_release_timeout(goc_multipool *m, int64_t timeout)
+{
+    if (!m)
+        return -EINVAL;
+    int64_t deadline = goc_now() + timeout;
+    int rc = 0;
+    for (int i = 0; i < m->n; i++) {
+        int r = goc_pool_release_timeout(m->pools[i], deadline - goc_now());
+        if (r && !rc)
+            rc = r;
+    }
+    return rc;
+}

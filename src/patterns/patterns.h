@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internals shared by the pattern layer: hooks into futures that pools
+ * and combinators need but users do not.
+ */
+#ifndef GOC_PATTERNS_INTERNAL_H
+#define GOC_PATTERNS_INTERNAL_H
+
+#include "goc/future.h"
+
+/*
+ * Make goc_future_cancel(f) also cancel @ctx (a heap context; @f takes a
+ * reference). Call before @f is shared.
+ */
+void goc__future_set_producer(goc_future *f, goc_ctx *ctx);
+
+/* Run @fn(@aux) when @f is freed (after its value is destroyed). */
+void goc__future_on_free(goc_future *f, void (*fn)(void *aux), void *aux);
+
+/*
+ * Take the value out of a settled @f: the caller owns it from now on and
+ * @f will not destroy it. NULL if @f is pending or has no value.
+ */
+void *goc__future_take_value(goc_future *f);
+
+/* Worker pool tasks submitted on behalf of a task group. */
+struct goc__wp_owner {
+    const void *owner; /* tag: goc__workerpool_cancel_owned() finds them */
+    goc_ctx *ctx;      /* parent of each task's context */
+};
+
+struct goc_workerpool;
+int goc__workerpool_submit_owned(struct goc_workerpool *p,
+                                 const struct goc__wp_owner *o,
+                                 goc_task_fn fn,
+                                 void *arg,
+                                 goc_value_free_fn free_value,
+                                 goc_future **task,
+                                 goc_ctx *ctx);
+
+/* The pool's own context (tasks' contexts descend from it). */
+goc_ctx *goc__workerpool_ctx(struct goc_workerpool *p);
+
+/* Settle @owner's queued tasks as cancelled (they never run). */
+int64_t goc__workerpool_cancel_owned(struct goc_workerpool *p,
+                                     const void *owner);
+
+#endif /* GOC_PATTERNS_INTERNAL_H */

@@ -1,0 +1,397 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Goroutine pool (ants v2 semantics, with FIFO hand-off). There is no
+ * task queue: a task goes to an idle worker (LIFO: the most recently used
+ * one, whose stack is warm), to a new worker while fewer than capacity
+ * exist, or to the submitter's own waiter record. A worker that finishes
+ * takes the longest-waiting submitter's task directly, under the lock, so
+ * a submitter that just arrived cannot barge past the queue.
+ *
+ * Idle workers wait on their own condition variable with an expiry
+ * deadline; one that times out still idle removes itself and exits, so
+ * no scavenger goroutine is needed.
+ */
+#include "goc/pool.h"
+#include "goc/runtime.h"
+#include "goc/sync.h"
+#include "goc/time.h"
+#include "../internal/alloc.h"
+#include "../internal/list.h"
+
+#include <stdatomic.h>
+
+#define DEFAULT_EXPIRY GOC_SECOND
+#define FLAGS          (GOC_POOL_NONBLOCKING | GOC_POOL_DISABLE_PURGE)
+
+struct worker {
+    struct goc__dlink link; /* in idle (stack) or busy, under mu */
+    goc_cond cv;            /* an idle worker waits here for a task */
+    goc_pool_fn fn;         /* the task handed over; NULL while idle */
+    void *arg;
+    bool exit;           /* release: leave instead of waiting */
+    _Atomic int64_t gid; /* the worker goroutine, for nested submits */
+    struct goc_pool *p;
+};
+
+struct waiter {
+    struct goc__dlink link;
+    goc_cond cv;
+    goc_pool_fn fn;
+    void *arg;
+    bool granted; /* a worker took the task: it will run */
+};
+
+struct goc_pool {
+    goc_mutex mu;
+    goc_cond idle_cv; /* wait_idle, release_timeout, free */
+    struct goc__dlink *idle, *busy;
+    struct goc__dqueue waiters; /* FIFO */
+    int64_t cap, max_blocking, expiry;
+    unsigned flags;
+    bool closed;
+    int64_t running, nidle, nwaiting;
+    struct goc_pool_stats st; /* st.workers: alive, under mu */
+    goc_pool_fn fn;           /* goc_pool_invoke()'s */
+};
+
+int goc_pool_new(const struct goc_pool_config *cfg, goc_pool **out)
+{
+    struct goc_pool_config c = { 0 };
+    if (cfg)
+        c = *cfg;
+    if (!out || c.expiry < 0 || c.max_blocking < 0 || (c.flags & ~FLAGS))
+        return -EINVAL;
+    goc_pool *p = goc__calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    p->cap = c.capacity > 0 ? c.capacity : -1;
+    p->expiry = c.expiry ? c.expiry : DEFAULT_EXPIRY;
+    p->max_blocking = c.max_blocking;
+    p->flags = c.flags;
+    p->fn = c.fn;
+    *out = p;
+    return 0;
+}
+
+static void wake_idle_waiters(goc_pool *p)
+{
+    if (p->running == 0 && p->nwaiting == 0)
+        goc_cond_broadcast(&p->idle_cv);
+}
+
+/* Under mu: give the head waiter's task to @w (which stays busy). */
+static bool take_waiter_locked(goc_pool *p, struct worker *w)
+{
+    struct goc__dlink *l = p->waiters.head;
+    if (!l)
+        return false;
+    struct waiter *wt = goc__container_of(l, struct waiter, link);
+    goc__dqueue_remove(&p->waiters, l);
+    p->nwaiting--;
+    w->fn = wt->fn;
+    w->arg = wt->arg;
+    wt->granted = true;
+    p->running++;
+    p->st.submitted++;
+    goc_cond_signal(&wt->cv);
+    return true;
+}
+
+/* Under mu: the worker leaves the pool for good. */
+static bool leave_locked(goc_pool *p)
+{
+    p->st.workers--;
+    goc_cond_broadcast(&p->idle_cv);
+    return false;
+}
+
+/* Under mu, after a task: true with w->fn set, or false to exit. */
+static bool next_task_locked(goc_pool *p, struct worker *w)
+{
+    goc__dlist_remove(&p->busy, &w->link);
+    w->fn = NULL;
+    if (p->closed || (p->cap > 0 && p->st.workers > p->cap))
+        return leave_locked(p);
+    if (take_waiter_locked(p, w)) {
+        goc__dlist_push(&p->busy, &w->link);
+        return true;
+    }
+    goc__dlist_push(&p->idle, &w->link);
+    p->nidle++;
+    wake_idle_waiters(p);
+    goc_ctx_local local;
+    goc_ctx *c = NULL;
+    if (!(p->flags & GOC_POOL_DISABLE_PURGE))
+        c = goc_ctx_init_timeout(&local, NULL, p->expiry);
+    int rc = 0;
+    while (!w->fn && !w->exit && rc == 0)
+        rc = goc_cond_wait(&w->cv, &p->mu, c);
+    goc_ctx_destroy(c);
+    if (w->fn)
+        return true; /* the submitter moved it to busy */
+    if (!w->exit) {  /* expired while idle */
+        goc__dlist_remove(&p->idle, &w->link);
+        p->nidle--;
+        p->st.expired++;
+    }
+    return leave_locked(p);
+}
+
+static void worker_main(void *arg)
+{
+    struct worker *w = arg;
+    goc_pool *p = w->p;
+    atomic_store_explicit(&w->gid, goc_id(), memory_order_relaxed);
+    bool more = true;
+    while (more) {
+        int rc = w->fn(w->arg);
+        goc_mutex_lock(&p->mu, NULL);
+        p->running--;
+        p->st.completed++;
+        if (rc < 0)
+            p->st.failed++; /* the worker survives a failed task */
+        more = next_task_locked(p, w);
+        goc_mutex_unlock(&p->mu);
+    }
+    goc__free(w);
+}
+
+/* Under mu: start a worker for the task. */
+static int spawn_locked(goc_pool *p, goc_pool_fn fn, void *arg)
+{
+    struct worker *w = goc__calloc(1, sizeof(*w));
+    if (!w)
+        return -ENOMEM;
+    w->fn = fn;
+    w->arg = arg;
+    w->p = p;
+    int rc = goc_go(worker_main, w);
+    if (rc) {
+        goc__free(w);
+        return rc;
+    }
+    goc__dlist_push(&p->busy, &w->link);
+    p->st.workers++;
+    p->running++;
+    p->st.submitted++;
+    return 0;
+}
+
+/* Under mu: hand the task to an idle or new worker if possible. */
+static int try_place_locked(goc_pool *p, goc_pool_fn fn, void *arg)
+{
+    struct goc__dlink *l = p->idle;
+    if (l) { /* LIFO: the most recently used worker */
+        struct worker *w = goc__container_of(l, struct worker, link);
+        goc__dlist_remove(&p->idle, l);
+        p->nidle--;
+        goc__dlist_push(&p->busy, l);
+        w->fn = fn;
+        w->arg = arg;
+        p->running++;
+        p->st.submitted++;
+        goc_cond_signal(&w->cv);
+        return 0;
+    }
+    if (p->cap < 0 || p->st.workers < p->cap)
+        return spawn_locked(p, fn, arg);
+    return -EAGAIN;
+}
+
+/* Under mu: is the caller a worker of @p (a nested submit)? */
+static bool nested_locked(goc_pool *p)
+{
+    int64_t me = goc_id();
+    for (struct goc__dlink *l = p->busy; me && l; l = l->next) {
+        struct worker *w = goc__container_of(l, struct worker, link);
+        if (atomic_load_explicit(&w->gid, memory_order_relaxed) == me)
+            return true;
+    }
+    return false;
+}
+
+/* Under mu: queue as a waiter until granted, closed or @ctx ends. */
+static int wait_locked(goc_pool *p, goc_pool_fn fn, void *arg, goc_ctx *ctx)
+{
+    struct waiter wt = { .fn = fn, .arg = arg };
+    goc__dqueue_push_back(&p->waiters, &wt.link);
+    p->nwaiting++;
+    int rc = 0;
+    while (!wt.granted && !p->closed && rc == 0)
+        rc = goc_cond_wait(&wt.cv, &p->mu, ctx);
+    if (wt.granted)
+        return 0; /* granted first: the task runs, whatever ctx did */
+    goc__dqueue_remove(&p->waiters, &wt.link);
+    p->nwaiting--;
+    wake_idle_waiters(p);
+    return p->closed ? GOC_ECLOSED : rc;
+}
+
+int goc_pool_submit(goc_pool *p, goc_pool_fn fn, void *arg, goc_ctx *ctx)
+{
+    if (!p || !fn)
+        return -EINVAL;
+    int rc = goc_ctx_err(ctx);
+    if (rc)
+        return rc;
+    goc_mutex_lock(&p->mu, NULL);
+    if (p->closed)
+        rc = GOC_ECLOSED;
+    else if ((rc = try_place_locked(p, fn, arg)) != -EAGAIN)
+        ;
+    else if ((p->flags & GOC_POOL_NONBLOCKING) ||
+             (p->max_blocking && p->nwaiting >= p->max_blocking) ||
+             nested_locked(p))
+        rc = GOC_EOVERLOAD;
+    else
+        rc = wait_locked(p, fn, arg, ctx);
+    if (rc == GOC_EOVERLOAD)
+        p->st.refused++;
+    goc_mutex_unlock(&p->mu);
+    return rc;
+}
+
+int goc_pool_tune(goc_pool *p, int64_t cap)
+{
+    if (!p || cap <= 0)
+        return -EINVAL;
+    goc_mutex_lock(&p->mu, NULL);
+    int rc = p->cap < 0 ? -EPERM : 0;
+    if (!rc) {
+        p->cap = cap;
+        /* Growing: start workers for the waiters, oldest first. */
+        while (p->waiters.head && p->st.workers < p->cap) {
+            struct waiter *wt =
+                goc__container_of(p->waiters.head, struct waiter, link);
+            if (spawn_locked(p, wt->fn, wt->arg) != 0)
+                break;
+            goc__dqueue_remove(&p->waiters, &wt->link);
+            p->nwaiting--;
+            wt->granted = true;
+            goc_cond_signal(&wt->cv);
+        }
+    }
+    goc_mutex_unlock(&p->mu);
+    return rc;
+}
+
+#define GETTER(name, expr)               \
+    int64_t goc_pool_##name(goc_pool *p) \
+    {                                    \
+        if (!p)                          \
+            return 0;                    \
+        goc_mutex_lock(&p->mu, NULL);    \
+        int64_t v = (expr);              \
+        goc_mutex_unlock(&p->mu);        \
+        return v;                        \
+    }
+
+GETTER(running, p->running)
+GETTER(free_slots, p->cap < 0 ? -1 : p->cap - p->running)
+GETTER(waiting, p->nwaiting)
+GETTER(cap, p->cap)
+
+bool goc_pool_is_closed(goc_pool *p)
+{
+    if (!p)
+        return false;
+    goc_mutex_lock(&p->mu, NULL);
+    bool closed = p->closed;
+    goc_mutex_unlock(&p->mu);
+    return closed;
+}
+
+int goc_pool_stats(goc_pool *p, struct goc_pool_stats *st)
+{
+    if (!p || !st)
+        return -EINVAL;
+    goc_mutex_lock(&p->mu, NULL);
+    *st = p->st;
+    goc_mutex_unlock(&p->mu);
+    return 0;
+}
+
+int goc_pool_release(goc_pool *p)
+{
+    if (!p)
+        return -EINVAL;
+    goc_mutex_lock(&p->mu, NULL);
+    int rc = p->closed ? GOC_ECLOSED : 0;
+    p->closed = true;
+    while (p->idle) { /* idle workers leave; busy ones after their task */
+        struct worker *w = goc__container_of(p->idle, struct worker, link);
+        goc__dlist_remove(&p->idle, &w->link);
+        p->nidle--;
+        w->exit = true;
+        goc_cond_signal(&w->cv);
+    }
+    for (struct goc__dlink *l = p->waiters.head; l; l = l->next)
+        goc_cond_signal(&goc__container_of(l, struct waiter, link)->cv);
+    goc_mutex_unlock(&p->mu);
+    return rc;
+}
+
+/* Wait until no worker is alive, or @ctx ends. */
+static int wait_exited(goc_pool *p, goc_ctx *ctx)
+{
+    int rc = 0;
+    goc_mutex_lock(&p->mu, NULL);
+    while (p->st.workers && rc == 0)
+        rc = goc_cond_wait(&p->idle_cv, &p->mu, ctx);
+    if (!p->st.workers)
+        rc = 0;
+    goc_mutex_unlock(&p->mu);
+    return rc;
+}
+
+int goc_pool_release_timeout(goc_pool *p, int64_t timeout)
+{
+    int rc = goc_pool_release(p);
+    if (rc)
+        return rc;
+    goc_ctx_local local;
+    goc_ctx *c = goc_ctx_init_timeout(&local, NULL, timeout);
+    rc = wait_exited(p, c);
+    goc_ctx_destroy(c);
+    return rc ? -ETIMEDOUT : 0;
+}
+
+int goc_pool_reboot(goc_pool *p)
+{
+    if (!p)
+        return -EINVAL;
+    goc_mutex_lock(&p->mu, NULL);
+    p->closed = false;
+    goc_mutex_unlock(&p->mu);
+    return 0;
+}
+
+int goc_pool_wait_idle(goc_pool *p, goc_ctx *ctx)
+{
+    if (!p)
+        return -EINVAL;
+    int rc = 0;
+    goc_mutex_lock(&p->mu, NULL);
+    while ((p->running || p->nwaiting) && rc == 0)
+        rc = goc_cond_wait(&p->idle_cv, &p->mu, ctx);
+    if (!p->running && !p->nwaiting)
+        rc = 0;
+    goc_mutex_unlock(&p->mu);
+    return rc;
+}
+
+void goc_pool_free(goc_pool *p)
+{
+    if (!p)
+        return;
+    goc_pool_release(p);
+    wait_exited(p, NULL);
+    goc__free(p);
+}
+
+int goc_pool_invoke(goc_pool *p, void *arg, goc_ctx *ctx)
+{
+    if (!p || !p->fn)
+        return -EINVAL;
+    return goc_pool_submit(p, p->fn, arg, ctx);
+}

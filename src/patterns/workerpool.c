@@ -1,0 +1,499 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Worker pool with a task queue (pond v2 semantics). One mutex guards the
+ * queue and the counters; three condition variables carry the three
+ * kinds of waiting: workers for tasks, submitters for queue space, and
+ * stop/idle waiters for the pool to drain. Every accepted task owns a
+ * future that is settled exactly once, always outside the lock: by the
+ * worker that ran it, or as cancelled by whoever discards it.
+ */
+#include "goc/pool.h"
+#include "goc/sync.h"
+#include "goc/time.h"
+#include "patterns.h"
+#include "../internal/alloc.h"
+#include "../internal/list.h"
+
+struct task {
+    struct goc__dlink link;
+    goc_task_fn fn;
+    void *arg;
+    goc_value_free_fn free_value;
+    goc_future *f; /* the pool's reference */
+    goc_ctx *ctx;  /* child of the pool ctx; cancelled by the handle */
+    int64_t queued_at;
+    const void *owner; /* a task group, or NULL */
+};
+
+struct goc_workerpool {
+    goc_mutex mu;
+    goc_cond work_cv;  /* workers wait for a task */
+    goc_cond space_cv; /* submitters wait for queue space */
+    goc_cond idle_cv;  /* stop_wait / wait_idle */
+    struct goc__dqueue q;
+    int64_t qlen, queue_size, max_workers;
+    unsigned flags;
+    goc_ctx *ctx; /* ours: a child of the configured ctx */
+    int64_t workers, idle;
+    bool stopped, canceled;
+    struct goc_workerpool_stats st; /* under mu */
+};
+
+static void task_free(struct task *t)
+{
+    goc_ctx_release(t->ctx);
+    goc_future_release(t->f);
+    goc__free(t);
+}
+
+/* Outside the lock: settle @t as @status (its value, if any, goes too). */
+static void settle(struct task *t, int status, void *value)
+{
+    if (status > 0)
+        status = -EINVAL;
+    if (goc_future_complete(t->f, status, value) == 0 && value && t->free_value)
+        t->free_value(value); /* the handle was cancelled meanwhile */
+    task_free(t);
+}
+
+/* Under mu: unlink every queued task; settle them after unlocking. */
+static struct goc__dlink *take_queue_locked(goc_workerpool *p, int64_t *n)
+{
+    struct goc__dlink *all = p->q.head;
+    *n = p->qlen;
+    p->q.head = p->q.tail = NULL;
+    p->qlen = 0;
+    p->st.canceled += *n;
+    p->st.waiting = 0;
+    goc_cond_broadcast(&p->space_cv);
+    goc_cond_broadcast(&p->idle_cv);
+    return all;
+}
+
+static void cancel_list(struct goc__dlink *l)
+{
+    while (l) {
+        struct goc__dlink *next = l->next;
+        settle(goc__container_of(l, struct task, link), -ECANCELED, NULL);
+        l = next;
+    }
+}
+
+/* Under mu: enter the cancelled state; returns the queue to discard. */
+static struct goc__dlink *cancel_locked(goc_workerpool *p, int64_t *n)
+{
+    p->stopped = p->canceled = true;
+    goc_cond_broadcast(&p->work_cv);
+    return take_queue_locked(p, n);
+}
+
+static void note_timing(goc_workerpool *p, int64_t wait, int64_t run)
+{
+    p->st.wait_ns_total += wait;
+    p->st.run_ns_total += run;
+    if (wait > p->st.wait_ns_max)
+        p->st.wait_ns_max = wait;
+    if (run > p->st.run_ns_max)
+        p->st.run_ns_max = run;
+}
+
+static void note_outcome(goc_workerpool *p, int rc)
+{
+    if (rc == 0)
+        p->st.succeeded++;
+    else if (rc == -ECANCELED)
+        p->st.canceled++;
+    else
+        p->st.failed++;
+}
+
+/* Runs one task with the lock dropped; returns with mu held again. */
+static void run_locked(goc_workerpool *p, struct task *t)
+{
+    p->st.running++;
+    goc_mutex_unlock(&p->mu);
+    int64_t queued_at = t->queued_at, start = goc_now();
+    void *value = NULL;
+    int rc = t->fn(t->ctx, t->arg, &value);
+    int64_t end = goc_now();
+    settle(t, rc, value); /* frees t */
+    goc_mutex_lock(&p->mu, NULL);
+    p->st.running--;
+    note_outcome(p, rc > 0 ? -EINVAL : rc);
+    note_timing(p, start - queued_at, end - start);
+    if (!p->qlen && !p->st.running)
+        goc_cond_broadcast(&p->idle_cv);
+}
+
+/* Under mu: if the pool ctx ended, cancel the queue (lock dropped). */
+static void check_ctx_locked(goc_workerpool *p)
+{
+    if (p->canceled || !goc_ctx_err(p->ctx))
+        return;
+    int64_t n;
+    struct goc__dlink *l = cancel_locked(p, &n);
+    goc_mutex_unlock(&p->mu);
+    cancel_list(l);
+    goc_mutex_lock(&p->mu, NULL);
+}
+
+/* Under mu: next task to run, NULL when the worker should exit. */
+static struct task *next_locked(goc_workerpool *p)
+{
+    for (;;) {
+        check_ctx_locked(p);
+        if (p->max_workers && p->workers > p->max_workers)
+            return NULL; /* shrunk: surplus workers leave */
+        struct goc__dlink *l = p->q.head;
+        if (l) {
+            goc__dqueue_remove(&p->q, l);
+            p->qlen--;
+            p->st.waiting = p->qlen;
+            goc_cond_signal(&p->space_cv);
+            return goc__container_of(l, struct task, link);
+        }
+        if (p->stopped)
+            return NULL;
+        p->idle++;
+        goc_cond_wait(&p->work_cv, &p->mu, p->ctx); /* ctx: checked above */
+        p->idle--;
+    }
+}
+
+static void worker(void *arg)
+{
+    goc_workerpool *p = arg;
+    goc_mutex_lock(&p->mu, NULL);
+    struct task *t;
+    while ((t = next_locked(p)) != NULL) {
+        /* Cancelled while queued (its handle, or its group's context):
+         * settled as cancelled, never run. */
+        bool dead = goc_future_is_done(t->f);
+        if (dead || goc_ctx_err(t->ctx)) {
+            p->st.canceled++;
+            goc_mutex_unlock(&p->mu);
+            if (dead)
+                task_free(t);
+            else
+                settle(t, -ECANCELED, NULL);
+            goc_mutex_lock(&p->mu, NULL);
+            continue;
+        }
+        run_locked(p, t);
+    }
+    p->workers--;
+    p->st.workers = p->workers;
+    goc_cond_broadcast(&p->idle_cv);
+    goc_cond_signal(&p->work_cv); /* pass a shrink on to the next worker */
+    goc_mutex_unlock(&p->mu);
+}
+
+int goc_workerpool_new(const struct goc_workerpool_config *cfg,
+                       goc_workerpool **out)
+{
+    struct goc_workerpool_config c = { 0 };
+    if (cfg)
+        c = *cfg;
+    if (!out || c.max_workers < 0 || c.queue_size < GOC_WP_NO_QUEUE ||
+        (c.flags & ~GOC_WP_NONBLOCKING))
+        return -EINVAL;
+    goc_workerpool *p = goc__calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    int rc = goc_ctx_with_cancel(c.ctx, &p->ctx);
+    if (rc) {
+        goc__free(p);
+        return rc;
+    }
+    p->queue_size = c.queue_size;
+    p->max_workers = c.max_workers;
+    p->flags = c.flags;
+    *out = p;
+    return 0;
+}
+
+static int new_task(goc_ctx *parent,
+                    goc_task_fn fn,
+                    void *arg,
+                    goc_value_free_fn free_value,
+                    struct task **out)
+{
+    struct task *t = goc__calloc(1, sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    int rc = goc_future_new(free_value, &t->f);
+    if (!rc)
+        rc = goc_ctx_with_cancel(parent, &t->ctx);
+    if (rc) {
+        task_free(t);
+        return rc;
+    }
+    goc__future_set_producer(t->f, t->ctx);
+    t->fn = fn;
+    t->arg = arg;
+    t->free_value = free_value;
+    *out = t;
+    return 0;
+}
+
+static bool can_spawn(goc_workerpool *p)
+{
+    return !p->max_workers || p->workers < p->max_workers;
+}
+
+static bool has_room(goc_workerpool *p)
+{
+    if (p->queue_size == GOC_WP_NO_QUEUE)
+        return p->qlen < p->idle || can_spawn(p);
+    return !p->queue_size || p->qlen < p->queue_size;
+}
+
+/* Under mu: queue @t and make sure a worker will take it. */
+static int enqueue_locked(goc_workerpool *p, struct task *t)
+{
+    t->queued_at = goc_now();
+    goc__dqueue_push_back(&p->q, &t->link);
+    p->qlen++;
+    if (p->qlen <= p->idle) {
+        goc_cond_signal(&p->work_cv);
+    } else if (can_spawn(p)) {
+        p->workers++;
+        int rc = goc_go(worker, p);
+        if (rc) {
+            p->workers--;
+            if (!p->workers) { /* nobody would ever run it */
+                goc__dqueue_remove(&p->q, &t->link);
+                p->qlen--;
+                return rc;
+            }
+        }
+    }
+    p->st.workers = p->workers;
+    p->st.waiting = p->qlen;
+    p->st.submitted++;
+    return 0;
+}
+
+static int submit(goc_workerpool *p, struct task *t, bool wait, goc_ctx *ctx)
+{
+    int rc;
+    goc_mutex_lock(&p->mu, NULL);
+    for (;;) {
+        if (p->stopped || goc_ctx_err(p->ctx)) {
+            rc = GOC_ECLOSED;
+            break;
+        }
+        if (has_room(p)) {
+            rc = enqueue_locked(p, t);
+            break;
+        }
+        if (!wait || (p->flags & GOC_WP_NONBLOCKING)) {
+            rc = GOC_EOVERLOAD;
+            break;
+        }
+        if ((rc = goc_cond_wait(&p->space_cv, &p->mu, ctx)) != 0)
+            break;
+    }
+    if (rc)
+        p->st.refused++;
+    goc_mutex_unlock(&p->mu);
+    return rc;
+}
+
+static int submit_common(goc_workerpool *p,
+                         const struct goc__wp_owner *o,
+                         goc_task_fn fn,
+                         void *arg,
+                         goc_value_free_fn free_value,
+                         goc_future **task,
+                         bool wait,
+                         goc_ctx *ctx)
+{
+    if (task)
+        *task = NULL;
+    if (!p || !fn)
+        return -EINVAL;
+    int rc = goc_ctx_err(ctx);
+    if (rc)
+        return rc;
+    struct task *t;
+    if ((rc = new_task(o ? o->ctx : p->ctx, fn, arg, free_value, &t)) != 0)
+        return rc;
+    t->owner = o ? o->owner : NULL;
+    if (task)
+        *task = goc_future_retain(t->f); /* before a worker can finish t */
+    if ((rc = submit(p, t, wait, ctx)) != 0) {
+        if (task) {
+            goc_future_release(*task);
+            *task = NULL;
+        }
+        task_free(t);
+    }
+    return rc;
+}
+
+int goc_workerpool_submit(goc_workerpool *p,
+                          goc_task_fn fn,
+                          void *arg,
+                          goc_value_free_fn free_value,
+                          goc_future **task,
+                          goc_ctx *ctx)
+{
+    return submit_common(p, NULL, fn, arg, free_value, task, true, ctx);
+}
+
+int goc_workerpool_try_submit(goc_workerpool *p,
+                              goc_task_fn fn,
+                              void *arg,
+                              goc_value_free_fn free_value,
+                              goc_future **task)
+{
+    return submit_common(p, NULL, fn, arg, free_value, task, false, NULL);
+}
+
+int goc__workerpool_submit_owned(goc_workerpool *p,
+                                 const struct goc__wp_owner *o,
+                                 goc_task_fn fn,
+                                 void *arg,
+                                 goc_value_free_fn free_value,
+                                 goc_future **task,
+                                 goc_ctx *ctx)
+{
+    return submit_common(p, o, fn, arg, free_value, task, true, ctx);
+}
+
+goc_ctx *goc__workerpool_ctx(goc_workerpool *p)
+{
+    return p->ctx;
+}
+
+int64_t goc__workerpool_cancel_owned(goc_workerpool *p, const void *owner)
+{
+    struct goc__dlink *mine = NULL;
+    int64_t n = 0;
+    goc_mutex_lock(&p->mu, NULL);
+    for (struct goc__dlink *l = p->q.head, *next; l; l = next) {
+        next = l->next;
+        if (goc__container_of(l, struct task, link)->owner != owner)
+            continue;
+        goc__dqueue_remove(&p->q, l);
+        goc__dlist_push(&mine, l);
+        p->qlen--;
+        n++;
+    }
+    p->st.waiting = p->qlen;
+    p->st.canceled += n;
+    if (n) {
+        goc_cond_broadcast(&p->space_cv);
+        goc_cond_broadcast(&p->idle_cv);
+    }
+    goc_mutex_unlock(&p->mu);
+    cancel_list(mine);
+    return n;
+}
+
+int goc_workerpool_stop(goc_workerpool *p)
+{
+    if (!p)
+        return -EINVAL;
+    goc_mutex_lock(&p->mu, NULL);
+    p->stopped = true;
+    goc_cond_broadcast(&p->work_cv);
+    goc_cond_broadcast(&p->space_cv);
+    goc_mutex_unlock(&p->mu);
+    return 0;
+}
+
+int64_t goc_workerpool_cancel(goc_workerpool *p)
+{
+    if (!p)
+        return -EINVAL;
+    int64_t n;
+    goc_mutex_lock(&p->mu, NULL);
+    struct goc__dlink *l = cancel_locked(p, &n);
+    goc_mutex_unlock(&p->mu);
+    goc_ctx_cancel(p->ctx); /* running tasks see their ctx end */
+    cancel_list(l);
+    return n;
+}
+
+/* Wait under mu until @done(p) holds. */
+static int wait_for(goc_workerpool *p,
+                    bool (*done)(goc_workerpool *),
+                    goc_ctx *ctx)
+{
+    int rc = 0;
+    goc_mutex_lock(&p->mu, NULL);
+    while (!done(p) && (rc = goc_cond_wait(&p->idle_cv, &p->mu, ctx)) == 0)
+        ;
+    if (done(p))
+        rc = 0; /* the observed state wins over a ctx that just ended */
+    goc_mutex_unlock(&p->mu);
+    return rc;
+}
+
+static bool all_exited(goc_workerpool *p)
+{
+    return p->workers == 0 && p->qlen == 0;
+}
+
+static bool is_idle(goc_workerpool *p)
+{
+    return p->qlen == 0 && p->st.running == 0;
+}
+
+int goc_workerpool_stop_wait(goc_workerpool *p, goc_ctx *ctx)
+{
+    if (!p)
+        return -EINVAL;
+    goc_workerpool_stop(p);
+    return wait_for(p, all_exited, ctx);
+}
+
+int goc_workerpool_wait_idle(goc_workerpool *p, goc_ctx *ctx)
+{
+    if (!p)
+        return -EINVAL;
+    return wait_for(p, is_idle, ctx);
+}
+
+int goc_workerpool_resize(goc_workerpool *p, int64_t n)
+{
+    if (!p || n < 0)
+        return -EINVAL;
+    goc_mutex_lock(&p->mu, NULL);
+    p->max_workers = n;
+    /* Growing: start workers for what is queued beyond the idle ones. */
+    for (int64_t want = p->qlen - p->idle;
+         want > 0 && can_spawn(p) && !p->canceled; want--) {
+        p->workers++;
+        if (goc_go(worker, p) != 0) {
+            p->workers--;
+            break;
+        }
+    }
+    goc_cond_broadcast(&p->work_cv); /* shrinking: surplus idle exit */
+    goc_cond_broadcast(&p->space_cv);
+    p->st.workers = p->workers;
+    goc_mutex_unlock(&p->mu);
+    return 0;
+}
+
+int goc_workerpool_stats(goc_workerpool *p, struct goc_workerpool_stats *st)
+{
+    if (!p || !st)
+        return -EINVAL;
+    goc_mutex_lock(&p->mu, NULL);
+    *st = p->st;
+    goc_mutex_unlock(&p->mu);
+    return 0;
+}
+
+void goc_workerpool_free(goc_workerpool *p)
+{
+    if (!p)
+        return;
+    goc_workerpool_stop_wait(p, NULL);
+    goc_ctx_release(p->ctx);
+    goc__free(p);
+}

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Task groups on a worker pool (pond v2's groups): the group keeps its
+ * tasks' handles in submission order, counts them down as they settle
+ * (a settle callback, run with no lock held), and on the first failure
+ * cancels its context and settles its queued tasks as cancelled.
+ */
+#include "goc/pool.h"
+#include "goc/sync.h"
+#include "patterns.h"
+#include "../internal/alloc.h"
+
+struct goc_wpgroup {
+    goc_workerpool *p;
+    goc_ctx *ctx;
+    goc_mutex mu;
+    goc_cond cv;
+    goc_future **tasks; /* submission order, under mu */
+    size_t n, cap;
+    int64_t pending; /* submitted and not settled, plus callbacks running */
+    int first_err;
+    bool failing; /* a task failed; first_err is set once handled */
+};
+
+int goc_wpgroup_new(goc_workerpool *p, goc_wpgroup **out)
+{
+    if (!p || !out)
+        return -EINVAL;
+    goc_wpgroup *g = goc__calloc(1, sizeof(*g));
+    if (!g)
+        return -ENOMEM;
+    int rc = goc_ctx_with_cancel(goc__workerpool_ctx(p), &g->ctx);
+    if (rc) {
+        goc__free(g);
+        return rc;
+    }
+    g->p = p;
+    *out = g;
+    return 0;
+}
+
+goc_ctx *goc_wpgroup_ctx(goc_wpgroup *g)
+{
+    return g ? g->ctx : NULL;
+}
+
+/* A task of the group settled (on the settling thread, no lock held). */
+static void settled(goc_future *f, void *arg)
+{
+    goc_wpgroup *g = arg;
+    int st = 0;
+    goc_future_try_get(f, &st, NULL);
+    bool first = false;
+    goc_mutex_lock(&g->mu, NULL);
+    if (st < 0 && st != -ECANCELED && !g->failing)
+        first = g->failing = true;
+    goc_mutex_unlock(&g->mu);
+    if (first) { /* g stays alive: this task is still pending */
+        /* The ctx first: a task it reaches before a worker takes it is
+         * never run, so a worker freed by the cancel cannot start one. */
+        goc_ctx_cancel_cause(g->ctx, st);
+        goc__workerpool_cancel_owned(g->p, g);
+        goc_mutex_lock(&g->mu, NULL);
+        g->first_err = st; /* published once the group is wound down */
+        goc_cond_broadcast(&g->cv);
+        goc_mutex_unlock(&g->mu);
+    }
+    goc_mutex_lock(&g->mu, NULL);
+    if (--g->pending == 0)
+        goc_cond_broadcast(&g->cv);
+    goc_mutex_unlock(&g->mu);
+}
+
+/* Under mu: room for one more handle. */
+static int reserve_locked(goc_wpgroup *g)
+{
+    if (g->n < g->cap)
+        return 0;
+    size_t cap = g->cap ? 2 * g->cap : 16;
+    goc_future **v = goc__malloc(cap * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    for (size_t i = 0; i < g->n; i++)
+        v[i] = g->tasks[i];
+    goc__free(g->tasks);
+    g->tasks = v;
+    g->cap = cap;
+    return 0;
+}
+
+int goc_wpgroup_submit(goc_wpgroup *g,
+                       goc_task_fn fn,
+                       void *arg,
+                       goc_value_free_fn free_value,
+                       goc_ctx *ctx)
+{
+    if (!g || !fn)
+        return -EINVAL;
+    goc_mutex_lock(&g->mu, NULL);
+    int rc = g->failing ? GOC_ECLOSED : reserve_locked(g);
+    if (!rc)
+        g->pending++; /* before the task can settle */
+    goc_mutex_unlock(&g->mu);
+    if (rc)
+        return rc;
+    struct goc__wp_owner o = { g, g->ctx };
+    goc_future *f = NULL;
+    rc = goc__workerpool_submit_owned(g->p, &o, fn, arg, free_value, &f, ctx);
+    goc_mutex_lock(&g->mu, NULL);
+    if (rc)
+        g->pending--;
+    else
+        g->tasks[g->n++] = f; /* reserved above; only submit appends */
+    bool failed = g->failing;
+    goc_mutex_unlock(&g->mu);
+    if (rc)
+        return rc;
+    if ((rc = goc_future_on_settle(f, settled, g)) != 0) {
+        goc_future_cancel(f); /* cannot watch it: do not run it */
+        goc_mutex_lock(&g->mu, NULL);
+        if (--g->pending == 0)
+            goc_cond_broadcast(&g->cv);
+        goc_mutex_unlock(&g->mu);
+    } else if (failed) {
+        /* The group failed while this one was being queued. */
+        goc__workerpool_cancel_owned(g->p, g);
+    }
+    return rc;
+}
+
+int goc_wpgroup_wait(goc_wpgroup *g, goc_ctx *ctx)
+{
+    if (!g)
+        return -EINVAL;
+    int rc = 0;
+    goc_mutex_lock(&g->mu, NULL);
+    while (g->pending && !g->first_err && rc == 0)
+        rc = goc_cond_wait(&g->cv, &g->mu, ctx);
+    if (!g->pending || g->first_err)
+        rc = g->first_err; /* the outcome wins over a ctx that ended */
+    goc_mutex_unlock(&g->mu);
+    return rc;
+}
+
+size_t goc_wpgroup_len(goc_wpgroup *g)
+{
+    if (!g)
+        return 0;
+    goc_mutex_lock(&g->mu, NULL);
+    size_t n = g->n;
+    goc_mutex_unlock(&g->mu);
+    return n;
+}
+
+goc_future *goc_wpgroup_task(goc_wpgroup *g, size_t i)
+{
+    if (!g)
+        return NULL;
+    goc_mutex_lock(&g->mu, NULL);
+    goc_future *f = i < g->n ? g->tasks[i] : NULL;
+    goc_mutex_unlock(&g->mu);
+    return f;
+}
+
+void goc_wpgroup_free(goc_wpgroup *g)
+{
+    if (!g)
+        return;
+    goc_mutex_lock(&g->mu, NULL);
+    while (g->pending)
+        goc_cond_wait(&g->cv, &g->mu, NULL);
+    goc_mutex_unlock(&g->mu);
+    for (size_t i = 0; i < g->n; i++)
+        goc_future_release(g->tasks[i]);
+    goc__free(g->tasks);
+    goc_ctx_release(g->ctx);
+    goc__free(g);
+}

@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: MIT */
+/* Tests of the broadcaster. */
+#include "test.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+static goc_bcast *bcast(void)
+{
+    goc_bcast *b;
+    ASSERT_OK(goc_bcast_new(sizeof(int64_t), &b));
+    return b;
+}
+
+static goc_sub *sub(goc_bcast *b, size_t cap, enum goc_overflow p)
+{
+    goc_sub *s;
+    ASSERT_OK(goc_bcast_subscribe(b, cap, p, 0, &s));
+    return s;
+}
+
+TEST_G(broadcast, unsubscribe_twice_or_foreign_is_an_error_not_a_crash_d047)
+{
+    goc_bcast *b = bcast(), *other = bcast();
+    goc_sub *s = sub(b, 4, GOC_DROP_NEWEST);
+    ASSERT_EQ(goc_bcast_subscribe(b, 0, GOC_DROP_NEWEST, 0, &s), -EINVAL);
+    ASSERT_EQ(goc_bcast_unsubscribe(other, s), -EINVAL); /* foreign */
+    ASSERT_OK(goc_bcast_unsubscribe(b, s));
+    ASSERT_EQ(goc_bcast_unsubscribe(b, s), -EINVAL); /* again */
+    ASSERT_EQ(goc_sub_recv(s, NULL, NULL), 0);       /* closed */
+    int64_t m = 1;
+    ASSERT_EQ(goc_bcast_publish(b, &m, NULL, NULL), 0); /* nobody left */
+    goc_sub_release(s);
+    goc_bcast_free(b);
+    goc_bcast_free(other);
+}
+
+TEST_G(broadcast, subscriber_cannot_break_publish_d048)
+{
+    goc_bcast *b = bcast();
+    goc_sub *s = sub(b, 4, GOC_DROP_NEWEST), *t = sub(b, 4, GOC_DROP_NEWEST);
+    /* The seed handed out a bidirectional channel: a subscriber closing
+     * it made the next Broadcast panic. Here it is just a drop. */
+    goc_chan_close(goc_sub_chan(s));
+    int64_t m = 1, dropped = -1;
+    ASSERT_EQ(goc_bcast_publish(b, &m, &dropped, NULL), 1);
+    ASSERT_EQ(dropped, 1);
+    goc_sub_release(s);
+    goc_sub_release(t);
+    goc_bcast_free(b);
+}
+
+struct reader {
+    goc_sub *s;
+    int64_t got, last;
+    bool in_order;
+    goc_wg *wg;
+};
+
+static void read_all(void *arg)
+{
+    struct reader *r = arg;
+    int64_t v;
+    r->in_order = true;
+    r->last = -1;
+    while (goc_sub_recv(r->s, &v, NULL) > 0) {
+        r->in_order &= v > r->last;
+        r->last = v;
+        r->got++;
+    }
+    goc_wg_done(r->wg);
+}
+
+TEST_G(broadcast, close_ends_every_range_loop_d049)
+{
+    goc_bcast *b = bcast();
+    static struct reader r[3];
+    goc_wg wg = GOC_WG_INIT;
+    goc_wg_add(&wg, 3);
+    for (int i = 0; i < 3; i++) {
+        r[i] = (struct reader){ .s = sub(b, 64, GOC_BLOCK), .wg = &wg };
+        ASSERT_OK(goc_go(read_all, &r[i]));
+    }
+    for (int64_t m = 0; m < 50; m++)
+        ASSERT_EQ(goc_bcast_publish(b, &m, NULL, NULL), 3);
+    ASSERT_OK(goc_bcast_close(b));
+    ASSERT_EQ(goc_bcast_close(b), GOC_ECLOSED);
+    int64_t m = 0;
+    ASSERT_EQ(goc_bcast_publish(b, &m, NULL, NULL), GOC_ECLOSED);
+    goc_sub *late;
+    ASSERT_EQ(goc_bcast_subscribe(b, 1, GOC_DROP_NEWEST, 0, &late),
+              GOC_ECLOSED);
+    goc_wg_wait(&wg, NULL); /* every reader's loop ended */
+    for (int i = 0; i < 3; i++) {
+        ASSERT_EQ(r[i].got, 50);
+        ASSERT(r[i].in_order);
+        goc_sub_release(r[i].s);
+    }
+    goc_bcast_free(b);
+}
+
+TEST_G(broadcast, overflow_policies_are_counted_d050)
+{
+    goc_bcast *b = bcast();
+    goc_sub *newest = sub(b, 2, GOC_DROP_NEWEST);
+    goc_sub *oldest = sub(b, 2, GOC_DROP_OLDEST);
+    goc_sub *slow = sub(b, 2, GOC_DISCONNECT);
+    goc_sub *block;
+    ASSERT_OK(goc_bcast_subscribe(b, 2, GOC_BLOCK, GOC_MILLISECOND, &block));
+    int64_t dropped;
+    for (int64_t m = 0; m < 5; m++)
+        goc_bcast_publish(b, &m, &dropped, NULL);
+    struct goc_sub_stats st;
+    goc_sub_stats(newest, &st);
+    ASSERT_EQ(st.delivered, 2);
+    ASSERT_EQ(st.dropped, 3);
+    int64_t v;
+    ASSERT_EQ(goc_sub_recv(newest, &v, NULL), 1);
+    ASSERT_EQ(v, 0); /* kept the first ones */
+    goc_sub_stats(oldest, &st);
+    ASSERT_EQ(st.delivered, 5);
+    ASSERT_EQ(st.evicted, 3);
+    ASSERT_EQ(goc_sub_recv(oldest, &v, NULL), 1);
+    ASSERT_EQ(v, 3); /* kept the last ones */
+    goc_sub_stats(slow, &st);
+    ASSERT(st.disconnected);
+    ASSERT_EQ(st.delivered, 2);
+    ASSERT_EQ(st.dropped, 1); /* the one that overflowed; then gone */
+    ASSERT_EQ(goc_bcast_unsubscribe(b, slow), -EINVAL);
+    goc_sub_stats(block, &st);
+    ASSERT_EQ(st.delivered, 2);
+    ASSERT_EQ(st.dropped, 3); /* each waited 1 ms, then dropped */
+    ASSERT_EQ(goc_bcast_subscribers(b), 3);
+    goc_sub_release(newest);
+    goc_sub_release(oldest);
+    goc_sub_release(slow);
+    goc_sub_release(block);
+    goc_bcast_free(b);
+}
+
+TEST_G(broadcast, block_policy_wait_ends_with_ctx_cancel_and_close)
+{
+    goc_bcast *b = bcast();
+    goc_sub *s = sub(b, 1, GOC_BLOCK);
+    int64_t m = 1, dropped;
+    ASSERT_EQ(goc_bcast_publish(b, &m, NULL, NULL), 1);
+    goc_ctx_local l;
+    goc_ctx *t = goc_ctx_init_timeout(&l, NULL, 2 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_bcast_publish(b, &m, &dropped, t), 0); /* timeout */
+    goc_ctx_destroy(t);
+    ASSERT_EQ(dropped, 1);
+    goc_ctx *k;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+    test_cancel_after(k, 2 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_bcast_publish(b, &m, &dropped, k), 0); /* cancel */
+    ASSERT_EQ(goc_bcast_publish(b, &m, &dropped, k), 0); /* at entry */
+    goc_ctx_release(k);
+    struct goc_sub_stats st;
+    goc_sub_stats(s, &st);
+    ASSERT_EQ(st.dropped, 3);
+    goc_sub_release(s);
+    goc_bcast_free(b);
+}
+
+struct publisher {
+    goc_bcast *b;
+    int64_t n;
+    _Atomic int rc;
+};
+
+static void *publish_thread(void *arg)
+{
+    struct publisher *p = arg;
+    int64_t m = 1;
+    atomic_store(&p->rc, goc_bcast_publish(p->b, &m, NULL, NULL));
+    return NULL;
+}
+
+TEST_G(broadcast, close_while_a_publish_blocks_from_a_plain_thread)
+{
+    goc_bcast *b = bcast();
+    goc_sub *s = sub(b, 1, GOC_BLOCK);
+    int64_t m = 0;
+    ASSERT_EQ(goc_bcast_publish(b, &m, NULL, NULL), 1); /* now full */
+    static struct publisher p;
+    p = (struct publisher){ b, 1, 1 };
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, publish_thread, &p));
+    goc_sleep(3 * GOC_MILLISECOND, NULL);
+    ASSERT_EQ(atomic_load(&p.rc), 1); /* blocked */
+    ASSERT_OK(goc_bcast_close(b));    /* wakes it: dropped, not a crash */
+    pthread_join(th, NULL);
+    ASSERT_EQ(atomic_load(&p.rc), 0);
+    struct goc_sub_stats st;
+    goc_sub_stats(s, &st);
+    ASSERT_EQ(st.delivered + st.dropped, 2);
+    goc_sub_release(s);
+    goc_bcast_free(b);
+}
+
+struct member {
+    goc_bcast *b;
+    goc_sub *s;
+    int kind; /* 0 fast, 1 slow, 2 departs */
+    int64_t received;
+    goc_wg *wg;
+};
+
+static void consume(void *arg)
+{
+    struct member *m = arg;
+    int64_t v;
+    while (goc_sub_recv(m->s, &v, NULL) > 0) {
+        m->received++;
+        if (m->kind == 1)
+            goc_sleep(50 * GOC_MICROSECOND, NULL);
+        if (m->kind == 2 && m->received == 20)
+            ASSERT_OK(goc_bcast_unsubscribe(m->b, m->s));
+    }
+    goc_wg_done(m->wg);
+}
+
+TEST_G(broadcast, counts_balance_with_slow_fast_and_departing_subscribers)
+{
+    enum { S = 9 };
+    int64_t n = test_scale(3000);
+    goc_bcast *b = bcast();
+    static struct member m[S];
+    enum goc_overflow pol[3] = { GOC_DROP_NEWEST, GOC_DROP_OLDEST, GOC_BLOCK };
+    goc_wg wg = GOC_WG_INIT;
+    goc_wg_add(&wg, S);
+    for (int i = 0; i < S; i++) {
+        m[i] = (struct member){ b, NULL, i % 3, 0, &wg };
+        ASSERT_OK(
+            goc_bcast_subscribe(b, 8, pol[i / 3], GOC_MILLISECOND, &m[i].s));
+        ASSERT_OK(goc_go(consume, &m[i]));
+    }
+    int64_t delivered = 0, dropped = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t d;
+        int got = goc_bcast_publish(b, &i, &d, NULL);
+        ASSERT_GE(got, 0);
+        delivered += got;
+        dropped += d;
+    }
+    ASSERT_OK(goc_bcast_close(b));
+    goc_wg_wait(&wg, NULL);
+    int64_t sd = 0, sdrop = 0, stayed = 0;
+    for (int i = 0; i < S; i++) {
+        struct goc_sub_stats st;
+        goc_sub_stats(m[i].s, &st);
+        /* Each subscriber: what it received is what went into its
+         * buffer minus what was evicted from it. */
+        ASSERT_EQ(m[i].received, st.delivered - st.evicted);
+        if (m[i].kind == 2) { /* counted while subscribed, not after */
+            ASSERT_GE(st.delivered + st.dropped, 20);
+            ASSERT_LE(st.delivered + st.dropped, n);
+        } else {
+            ASSERT_EQ(st.delivered + st.dropped, n);
+            stayed += st.delivered + st.dropped;
+        }
+        sd += st.delivered;
+        sdrop += st.dropped;
+        goc_sub_release(m[i].s);
+    }
+    /* Published x subscribers at each publish: what publish reported is
+     * exactly what the subscribers counted. */
+    ASSERT_EQ(sd, delivered);
+    ASSERT_EQ(stayed, n * (S - S / 3)); /* published x subscribers */
+    ASSERT_EQ(sdrop, dropped);
+    goc_bcast_free(b);
+}

@@ -1,0 +1,415 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tests of the channel patterns: pipeline stages, fan-out, fan-in, timed
+ * receive and send, and the named channel registry.
+ */
+#include "test.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+static goc_chan *chan(size_t cap)
+{
+    goc_chan *c;
+    ASSERT_OK(goc_chan_new(sizeof(int64_t), cap, &c));
+    return c;
+}
+
+struct counter {
+    int64_t next, n;
+};
+
+static int count_up(void *arg, void *out)
+{
+    struct counter *c = arg;
+    if (c->next >= c->n)
+        return 0;
+    *(int64_t *)out = c->next++;
+    return 1;
+}
+
+static int square(void *arg, const void *in, void *out)
+{
+    (void)arg;
+    int64_t v = *(const int64_t *)in;
+    *(int64_t *)out = v * v;
+    return 0;
+}
+
+static int odd_only(void *arg, const void *in, void *out)
+{
+    (void)arg;
+    int64_t v = *(const int64_t *)in;
+    *(int64_t *)out = v;
+    return v % 2 ? 0 : GOC_STAGE_SKIP;
+}
+
+static int fail_at_100(void *arg, const void *in, void *out)
+{
+    (void)arg;
+    *(int64_t *)out = *(const int64_t *)in;
+    return *(const int64_t *)in == 100 ? -EIO : 0;
+}
+
+TEST_G(chanpat, pipeline_generator_stage_sum)
+{
+    goc_group *g;
+    ASSERT_OK(goc_group_new(NULL, &g));
+    goc_chan *c1 = chan(0), *c2 = chan(0), *c3 = chan(4);
+    static struct counter cnt;
+    cnt = (struct counter){ 0, 1000 };
+    ASSERT_OK(goc_pipe_generator(g, c1, count_up, &cnt));
+    ASSERT_OK(goc_pipe_stage(g, c1, c2, square, NULL));
+    ASSERT_OK(goc_pipe_stage(g, c2, c3, odd_only, NULL));
+    int64_t v, sum = 0, want = 0;
+    while (goc_chan_recv(c3, &v, NULL) > 0)
+        sum += v;
+    for (int64_t i = 1; i < 1000; i += 2)
+        want += i * i;
+    ASSERT_EQ(sum, want);
+    ASSERT_OK(goc_group_wait(g, NULL));
+    goc_group_free(g);
+    goc_chan_release(c1);
+    goc_chan_release(c2);
+    goc_chan_release(c3);
+    ASSERT_EQ(goc_pipe_stage(NULL, c1, c2, square, NULL), -EINVAL);
+}
+
+TEST_G(chanpat, stage_error_cancels_the_pipeline_d037)
+{
+    goc_group *g;
+    ASSERT_OK(goc_group_new(NULL, &g));
+    goc_chan *c1 = chan(0), *c2 = chan(0);
+    static struct counter cnt;
+    cnt = (struct counter){ 0, INT64_MAX }; /* endless */
+    ASSERT_OK(goc_pipe_generator(g, c1, count_up, &cnt));
+    ASSERT_OK(goc_pipe_stage(g, c1, c2, fail_at_100, NULL));
+    int64_t v, n = 0;
+    while (goc_chan_recv(c2, &v, NULL) > 0)
+        n++; /* the stage closes its output when it fails */
+    ASSERT_EQ(n, 100);
+    ASSERT_EQ(goc_group_wait(g, NULL), -EIO); /* the generator stopped */
+    goc_group_free(g);
+    goc_chan_release(c1);
+    goc_chan_release(c2);
+}
+
+static int times_two(void *arg, const void *in, void *out)
+{
+    (void)arg;
+    *(int64_t *)out = *(const int64_t *)in * 2;
+    return 0;
+}
+
+TEST_G(chanpat, fan_out_fan_in_every_value_exactly_once_d034)
+{
+    enum { N = 4, M = 2000 };
+    goc_group *g;
+    ASSERT_OK(goc_group_new(NULL, &g));
+    goc_chan *src = chan(8), *outs[N], *merged = chan(0);
+    for (int i = 0; i < N; i++)
+        outs[i] = chan(0);
+    static struct counter cnt;
+    cnt = (struct counter){ 0, M };
+    ASSERT_OK(goc_pipe_generator(g, src, count_up, &cnt));
+    ASSERT_EQ(goc_pipe_fan_out(g, src, outs, 0, times_two, NULL), -EINVAL);
+    ASSERT_OK(goc_pipe_fan_out(g, src, outs, N, times_two, NULL));
+    ASSERT_OK(goc_pipe_merge(g, outs, N, merged));
+    static char seen[M];
+    memset(seen, 0, sizeof(seen));
+    int64_t v, n = 0;
+    while (goc_chan_recv(merged, &v, NULL) > 0) {
+        ASSERT_EQ(v % 2, 0);
+        ASSERT_EQ(seen[v / 2], 0); /* no duplicate */
+        seen[v / 2] = 1;
+        n++;
+    }
+    ASSERT_EQ(n, M); /* none lost; closed only after every input */
+    ASSERT_OK(goc_group_wait(g, NULL));
+    goc_group_free(g);
+    goc_chan_release(src);
+    goc_chan_release(merged);
+    for (int i = 0; i < N; i++)
+        goc_chan_release(outs[i]);
+}
+
+TEST_G(chanpat, merge_of_nothing_closes_at_once)
+{
+    goc_group *g;
+    ASSERT_OK(goc_group_new(NULL, &g));
+    goc_chan *out = chan(0), *bad;
+    ASSERT_OK(goc_pipe_merge(g, NULL, 0, out));
+    ASSERT_EQ(goc_chan_recv(out, NULL, NULL), 0);
+    ASSERT_OK(goc_chan_new(1, 0, &bad));
+    ASSERT_EQ(goc_pipe_merge(g, &bad, 1, out), -EINVAL); /* sizes differ */
+    goc_chan_release(bad);
+    goc_chan_release(out);
+    goc_group_free(g);
+}
+
+TEST_G(chanpat, cancelled_midway_leaves_no_goroutine_d035_d036)
+{
+    /* Inputs that never close and a consumer that stops reading: the
+     * seed's fan-out send and fan-in range would hang here forever. */
+    goc_ctx *k;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+    goc_group *g;
+    ASSERT_OK(goc_group_new(k, &g));
+    goc_chan *src = chan(0), *outs[3], *merged = chan(0), *idle = chan(0);
+    for (int i = 0; i < 3; i++)
+        outs[i] = chan(0);
+    static struct counter cnt;
+    cnt = (struct counter){ 0, INT64_MAX };
+    int64_t before = goc_pipe_dropped();
+    ASSERT_OK(goc_pipe_generator(g, src, count_up, &cnt));
+    ASSERT_OK(goc_pipe_fan_out(g, src, outs, 3, times_two, NULL));
+    goc_chan *ins[4] = { outs[0], outs[1], outs[2], idle };
+    ASSERT_OK(goc_pipe_merge(g, ins, 4, merged));
+    int64_t v;
+    for (int i = 0; i < 10; i++)
+        ASSERT_EQ(goc_chan_recv(merged, &v, NULL), 1);
+    goc_ctx_cancel(k); /* the consumer walks away */
+    ASSERT_EQ(goc_group_wait(g, NULL), -ECANCELED);
+    for (int i = 0; i < 500 && goc_num_goroutine() > 1; i++)
+        goc_sleep(GOC_MILLISECOND, NULL); /* the joined ones unwinding */
+    ASSERT_EQ(goc_num_goroutine(), 1);
+    /* Every stage closed its output; in-flight values were counted. */
+    while (goc_chan_recv(merged, &v, NULL) > 0)
+        ;
+    ASSERT_GT(goc_pipe_dropped(), before); /* the generator's, at least */
+    goc_group_free(g);
+    goc_ctx_release(k);
+    goc_chan_release(src);
+    goc_chan_release(merged);
+    goc_chan_release(idle);
+    for (int i = 0; i < 3; i++)
+        goc_chan_release(outs[i]);
+}
+
+struct later {
+    goc_chan *c;
+    int64_t after;
+    int close;
+};
+
+static void later_send(void *arg)
+{
+    struct later *l = arg;
+    goc_sleep(l->after, NULL);
+    int64_t v = 7;
+    if (l->close)
+        goc_chan_close(l->c);
+    else
+        goc_chan_send(l->c, &v, NULL);
+}
+
+static void *recv_thread(void *arg)
+{
+    int64_t v;
+    intptr_t rc = goc_chan_recv_timeout(arg, &v, 2 * GOC_SECOND, NULL);
+    return (void *)(rc == 0 && v == 7 ? 1 : rc);
+}
+
+TEST_G(chanpat, recv_timeout_tells_closed_from_a_value_d040_d041)
+{
+    goc_chan *c = chan(1);
+    int64_t v = 0;
+    ASSERT_EQ(goc_chan_recv_timeout(c, &v, 2 * GOC_MILLISECOND, NULL),
+              -ETIMEDOUT);
+    /* A ready value wins over a done ctx and a zero timeout. */
+    goc_ctx *k;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+    goc_ctx_cancel(k);
+    for (int i = 0; i < 10000; i++) {
+        int64_t z = 0;
+        ASSERT_OK(goc_chan_send(c, &z, NULL));
+        v = 1;
+        ASSERT_OK(goc_chan_recv_timeout(c, &v, 0, k));
+        ASSERT_EQ(v, 0); /* a real zero ... */
+        ASSERT_EQ(goc_chan_recv_timeout(c, &v, GOC_SECOND, k), -ECANCELED);
+    }
+    goc_ctx_release(k);
+    /* success after waiting; cancel while waiting */
+    static struct later l;
+    l = (struct later){ c, 2 * GOC_MILLISECOND, 0 };
+    ASSERT_OK(goc_go(later_send, &l));
+    ASSERT_OK(goc_chan_recv_timeout(c, &v, GOC_SECOND, NULL));
+    ASSERT_EQ(v, 7);
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+    test_cancel_after(k, 2 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_chan_recv_timeout(c, &v, GOC_SECOND, k), -ECANCELED);
+    goc_ctx_release(k);
+    /* plain thread */
+    pthread_t th;
+    void *res;
+    ASSERT_OK(pthread_create(&th, NULL, recv_thread, c));
+    l = (struct later){ c, 2 * GOC_MILLISECOND, 0 };
+    ASSERT_OK(goc_go(later_send, &l));
+    pthread_join(th, &res);
+    ASSERT_EQ((intptr_t)res, 1);
+    /* ... is told apart from closed, also when closed while waiting */
+    l = (struct later){ c, 2 * GOC_MILLISECOND, 1 };
+    ASSERT_OK(goc_go(later_send, &l));
+    ASSERT_EQ(goc_chan_recv_timeout(c, &v, GOC_SECOND, NULL), -EPIPE);
+    ASSERT_EQ(goc_chan_recv_timeout(c, &v, GOC_SECOND, NULL), -EPIPE);
+    goc_chan_release(c);
+}
+
+TEST_G(chanpat, send_timeout_keeps_the_value_on_timeout)
+{
+    goc_chan *c = chan(1);
+    int64_t v = 1;
+    ASSERT_OK(goc_chan_send_timeout(c, &v, 0, NULL));
+    ASSERT_EQ(goc_chan_send_timeout(c, &v, 2 * GOC_MILLISECOND, NULL),
+              -ETIMEDOUT);
+    ASSERT_EQ(goc_chan_len(c), 1);
+    goc_chan_close(c);
+    ASSERT_EQ(goc_chan_send_timeout(c, &v, GOC_SECOND, NULL), -EPIPE);
+    goc_chan_release(c);
+}
+
+struct producer {
+    goc_chanreg *r;
+    _Atomic int rc;
+    _Atomic int64_t sent;
+};
+
+static void produce(void *arg)
+{
+    struct producer *p = arg;
+    int rc;
+    int64_t v = 1;
+    while ((rc = goc_chanreg_send(p->r, "jobs", &v, NULL)) == 0)
+        atomic_fetch_add(&p->sent, 1);
+    atomic_store(&p->rc, rc);
+}
+
+TEST_G(chanpat, registry_close_does_not_crash_producers_d043_d045)
+{
+    goc_chanreg *r;
+    ASSERT_EQ(goc_chanreg_new(8, 2, -1, &r), -EINVAL);
+    ASSERT_OK(goc_chanreg_new(sizeof(int64_t), 2, 2, &r));
+    goc_chan *a, *a2, *b, *c;
+    ASSERT_OK(goc_chanreg_get(r, "jobs", &a));
+    ASSERT_OK(goc_chanreg_get(r, "jobs", &a2));
+    ASSERT(a == a2); /* same name, same channel */
+    ASSERT_OK(goc_chanreg_get(r, "other", &b));
+    ASSERT_EQ(goc_chanreg_get(r, "third", &c), GOC_EOVERLOAD); /* limit */
+    ASSERT_EQ(goc_chanreg_count(r), 2);
+    static struct producer p;
+    p = (struct producer){ r, 1, 0 };
+    ASSERT_OK(goc_go(produce, &p));
+    while (atomic_load(&p.sent) < 2)
+        goc_sleep(100 * GOC_MICROSECOND, NULL);
+    goc_sleep(2 * GOC_MILLISECOND, NULL); /* blocked on the full channel */
+    ASSERT_OK(goc_chanreg_close(r));
+    ASSERT_EQ(goc_chanreg_close(r), GOC_ECLOSED);
+    while (atomic_load(&p.rc) == 1)
+        goc_sleep(100 * GOC_MICROSECOND, NULL);
+    ASSERT_EQ(atomic_load(&p.rc), GOC_ECLOSED); /* no crash */
+    /* Receivers drain what was buffered, then see the close. */
+    int64_t v, n = 0;
+    while (goc_chan_recv(a, &v, NULL) > 0)
+        n++;
+    ASSERT_EQ(n, 2);
+    /* After close nothing is created again (the seed re-created it). */
+    ASSERT_EQ(goc_chanreg_get(r, "jobs", &c), GOC_ECLOSED);
+    ASSERT_EQ(goc_chanreg_count(r), 0);
+    goc_chan_release(a);
+    goc_chan_release(a2);
+    goc_chan_release(b);
+    goc_chanreg_free(r);
+}
+
+TEST_G(chanpat, registry_remove_and_user_close_are_harmless_d044_d046)
+{
+    goc_chanreg *r;
+    ASSERT_OK(goc_chanreg_new(sizeof(int64_t), 1, 0, &r));
+    goc_chan *a;
+    ASSERT_OK(goc_chanreg_get(r, "x", &a));
+    int64_t v = 5;
+    ASSERT_OK(goc_chanreg_send(r, "x", &v, NULL));
+    ASSERT_OK(goc_chanreg_remove(r, "x"));
+    ASSERT_EQ(goc_chanreg_remove(r, "x"), -ENOENT);
+    ASSERT_EQ(goc_chan_recv(a, &v, NULL), 1);
+    ASSERT_EQ(goc_chan_recv(a, &v, NULL), 0); /* closed by remove */
+    goc_chan_release(a);
+    /* A user who wrongly closes a handle cannot break close(). */
+    ASSERT_OK(goc_chanreg_get(r, "y", &a));
+    ASSERT_EQ(goc_chan_close(a), 0);
+    ASSERT_EQ(goc_chanreg_send(r, "y", &v, NULL), GOC_ECLOSED);
+    ASSERT_OK(goc_chanreg_close(r));
+    goc_chan_release(a);
+    goc_chanreg_free(r);
+}
+
+static void *send_thread(void *arg)
+{
+    int64_t v = 9;
+    return (void *)(intptr_t)goc_chan_send_timeout(arg, &v, 2 * GOC_SECOND,
+                                                   NULL);
+}
+
+TEST_G(chanpat, send_timeout_cancel_entry_and_plain_thread)
+{
+    goc_chan *c = chan(1);
+    int64_t v = 1;
+    ASSERT_OK(goc_chan_send(c, &v, NULL)); /* full */
+    goc_ctx *k;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+    test_cancel_after(k, 2 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_chan_send_timeout(c, &v, GOC_SECOND, k), -ECANCELED);
+    ASSERT_EQ(goc_chan_send_timeout(c, &v, GOC_SECOND, k), -ECANCELED);
+    ASSERT_EQ(goc_chan_recv(c, &v, NULL), 1);               /* room now */
+    ASSERT_OK(goc_chan_send_timeout(c, &v, GOC_SECOND, k)); /* room wins */
+    goc_ctx_release(k);
+    pthread_t th;
+    void *res;
+    ASSERT_OK(pthread_create(&th, NULL, send_thread, c));
+    goc_sleep(2 * GOC_MILLISECOND, NULL);
+    ASSERT_EQ(goc_chan_recv(c, &v, NULL), 1);
+    pthread_join(th, &res);
+    ASSERT_EQ((intptr_t)res, 0);
+    ASSERT_EQ(goc_chan_recv(c, &v, NULL), 1);
+    ASSERT_EQ(v, 9);
+    goc_chan_release(c);
+}
+
+static void *reg_send_thread(void *arg)
+{
+    int64_t v = 3;
+    return (void *)(intptr_t)goc_chanreg_send(arg, "q", &v, NULL);
+}
+
+TEST_G(chanpat, registry_send_timeout_cancel_entry_and_plain_thread)
+{
+    goc_chanreg *r;
+    ASSERT_OK(goc_chanreg_new(sizeof(int64_t), 1, 0, &r));
+    goc_chan *q;
+    ASSERT_OK(goc_chanreg_get(r, "q", &q));
+    int64_t v = 1;
+    ASSERT_OK(goc_chanreg_send(r, "q", &v, NULL)); /* full */
+    goc_ctx_local l;
+    goc_ctx *t = goc_ctx_init_timeout(&l, NULL, 2 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_chanreg_send(r, "q", &v, t), -ETIMEDOUT);
+    goc_ctx_destroy(t);
+    goc_ctx *k;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+    test_cancel_after(k, 2 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_chanreg_send(r, "q", &v, k), -ECANCELED);
+    ASSERT_EQ(goc_chan_recv(q, &v, NULL), 1);               /* room now */
+    ASSERT_EQ(goc_chanreg_send(r, "q", &v, k), -ECANCELED); /* entry */
+    goc_ctx_release(k);
+    ASSERT_OK(goc_chanreg_send(r, "q", &v, NULL));
+    pthread_t th;
+    void *res;
+    ASSERT_OK(pthread_create(&th, NULL, reg_send_thread, r));
+    goc_sleep(2 * GOC_MILLISECOND, NULL);
+    ASSERT_EQ(goc_chan_recv(q, &v, NULL), 1);
+    pthread_join(th, &res);
+    ASSERT_EQ((intptr_t)res, 0);
+    ASSERT_EQ(goc_chan_recv(q, &v, NULL), 1);
+    ASSERT_EQ(v, 3);
+    goc_chan_release(q);
+    goc_chanreg_free(r);
+}

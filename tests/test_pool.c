@@ -1,0 +1,480 @@
+/* SPDX-License-Identifier: MIT */
+/* Tests of the goroutine pool (ants v2 semantics, FIFO hand-off). */
+#include "test.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+static _Atomic int64_t ran;
+static goc_chan *gate_ch;
+
+static int count(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&ran, 1);
+    return 0;
+}
+
+static int gated(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&ran, 1);
+    goc_chan_recv(gate_ch, NULL, NULL);
+    return 0;
+}
+
+static goc_pool *pool(int64_t cap, int64_t max_blocking, unsigned flags)
+{
+    struct goc_pool_config cfg = { .capacity = cap,
+                                   .max_blocking = max_blocking,
+                                   .flags = flags };
+    goc_pool *p;
+    ASSERT_OK(goc_pool_new(&cfg, &p));
+    return p;
+}
+
+static void open_gate(void)
+{
+    ASSERT_OK(goc_chan_new(0, 0, &gate_ch));
+}
+
+static void close_gate(void)
+{
+    goc_chan_close(gate_ch);
+}
+
+static void wait_until(goc_pool *p, int64_t running, int64_t waiting)
+{
+    while (goc_pool_running(p) < running || goc_pool_waiting(p) < waiting)
+        goc_sleep(100 * GOC_MICROSECOND, NULL);
+}
+
+TEST_G(pool, zero_and_negative_config_d019)
+{
+    goc_pool *p;
+    struct goc_pool_config bad[] = { { .expiry = -1 },
+                                     { .max_blocking = -1 },
+                                     { .flags = 64 } };
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(goc_pool_new(&bad[i], &p), -EINVAL);
+    ASSERT_EQ(goc_pool_new(NULL, NULL), -EINVAL);
+    ASSERT_OK(goc_pool_new(NULL, &p)); /* capacity 0: unlimited */
+    ASSERT_EQ(goc_pool_cap(p), -1);
+    ASSERT_EQ(goc_pool_free_slots(p), -1);
+    ASSERT_EQ(goc_pool_submit(p, NULL, NULL, NULL), -EINVAL);
+    ASSERT_EQ(goc_pool_tune(p, 4), -EPERM);
+    atomic_store(&ran, 0);
+    for (int i = 0; i < 100; i++)
+        ASSERT_OK(goc_pool_submit(p, count, NULL, NULL));
+    ASSERT_OK(goc_pool_wait_idle(p, NULL));
+    ASSERT_EQ(atomic_load(&ran), 100);
+    goc_pool_free(p);
+}
+
+static int fail(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&ran, 1);
+    return -EIO;
+}
+
+TEST_G(pool, reuses_idle_workers_and_survives_failed_tasks)
+{
+    goc_pool *p = pool(4, 0, 0);
+    atomic_store(&ran, 0);
+    for (int i = 0; i < 50; i++) {
+        ASSERT_OK(goc_pool_submit(p, i % 2 ? fail : count, NULL, NULL));
+        ASSERT_OK(goc_pool_wait_idle(p, NULL));
+    }
+    struct goc_pool_stats st;
+    ASSERT_OK(goc_pool_stats(p, &st));
+    ASSERT_EQ(st.workers, 1); /* one worker, reused, never killed */
+    ASSERT_EQ(st.completed, 50);
+    ASSERT_EQ(st.failed, 25);
+    ASSERT_EQ(st.submitted, 50);
+    ASSERT_EQ(atomic_load(&ran), 50);
+    goc_pool_free(p);
+}
+
+static int order[16];
+static _Atomic int order_n;
+
+static int record(void *arg)
+{
+    order[atomic_fetch_add(&order_n, 1)] = (int)(intptr_t)arg;
+    return 0;
+}
+
+struct sub {
+    goc_pool *p;
+    goc_pool_fn fn;
+    void *arg;
+    goc_ctx *ctx;
+    _Atomic int rc;
+};
+
+static void submitter(void *arg)
+{
+    struct sub *s = arg;
+    atomic_store(&s->rc, goc_pool_submit(s->p, s->fn, s->arg, s->ctx));
+}
+
+/* The submitter's result, once its call has returned. */
+static int sub_rc(struct sub *s)
+{
+    while (atomic_load(&s->rc) == 1)
+        goc_sleep(100 * GOC_MICROSECOND, NULL);
+    return atomic_load(&s->rc);
+}
+
+static void *submit_thread(void *arg)
+{
+    submitter(arg);
+    return NULL;
+}
+
+TEST_G(pool, capacity_bounds_workers_and_waiters_are_served_fifo)
+{
+    goc_pool *p = pool(2, 0, 0);
+    open_gate();
+    atomic_store(&order_n, 0);
+    ASSERT_OK(goc_pool_submit(p, gated, NULL, NULL));
+    ASSERT_OK(goc_pool_submit(p, gated, NULL, NULL));
+    wait_until(p, 2, 0);
+    ASSERT_EQ(goc_pool_free_slots(p), 0);
+    static struct sub s[4];
+    for (int i = 0; i < 4; i++) {
+        s[i] = (struct sub){ p, record, (void *)(intptr_t)i, NULL, 1 };
+        ASSERT_OK(goc_go(submitter, &s[i]));
+        wait_until(p, 2, i + 1); /* queue in this order */
+    }
+    ASSERT_EQ(goc_pool_running(p), 2);
+    close_gate();
+    ASSERT_OK(goc_pool_wait_idle(p, NULL));
+    for (int i = 0; i < 4; i++) {
+        ASSERT_OK(sub_rc(&s[i]));
+        ASSERT_EQ(order[i], i); /* first come, first served */
+    }
+    struct goc_pool_stats st;
+    goc_pool_stats(p, &st);
+    ASSERT_LE(st.workers, 2);
+    goc_pool_free(p);
+    goc_chan_release(gate_ch);
+}
+
+TEST_G(pool, nonblocking_and_max_blocking_refuse_with_overload)
+{
+    goc_pool *p = pool(1, 0, GOC_POOL_NONBLOCKING);
+    open_gate();
+    ASSERT_OK(goc_pool_submit(p, gated, NULL, NULL));
+    wait_until(p, 1, 0);
+    ASSERT_EQ(goc_pool_submit(p, count, NULL, NULL), GOC_EOVERLOAD);
+    close_gate();
+    goc_pool_free(p);
+    goc_chan_release(gate_ch);
+
+    p = pool(1, 1, 0);
+    open_gate();
+    ASSERT_OK(goc_pool_submit(p, gated, NULL, NULL));
+    static struct sub s;
+    s = (struct sub){ p, count, NULL, NULL, 1 };
+    ASSERT_OK(goc_go(submitter, &s));
+    wait_until(p, 1, 1);
+    ASSERT_EQ(goc_pool_submit(p, count, NULL, NULL), GOC_EOVERLOAD);
+    struct goc_pool_stats st;
+    goc_pool_stats(p, &st);
+    ASSERT_EQ(st.refused, 1);
+    close_gate();
+    ASSERT_OK(goc_pool_wait_idle(p, NULL));
+    ASSERT_OK(sub_rc(&s));
+    goc_pool_free(p);
+    goc_chan_release(gate_ch);
+}
+
+TEST_G(pool, blocking_submit_timeout_cancel_entry_close_and_thread)
+{
+    goc_pool *p = pool(1, 0, 0);
+    open_gate();
+    atomic_store(&ran, 0);
+    ASSERT_OK(goc_pool_submit(p, gated, NULL, NULL));
+    wait_until(p, 1, 0);
+    goc_ctx_local l;
+    goc_ctx *t = goc_ctx_init_timeout(&l, NULL, 3 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_pool_submit(p, count, NULL, t), -ETIMEDOUT);
+    goc_ctx_destroy(t);
+    goc_ctx *k;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+    test_cancel_after(k, 3 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_pool_submit(p, count, NULL, k), -ECANCELED);
+    ASSERT_EQ(goc_pool_waiting(p), 0); /* as if never called */
+    /* a plain thread waits, and is served when the worker frees */
+    static struct sub s;
+    s = (struct sub){ p, count, NULL, NULL, 1 };
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, submit_thread, &s));
+    wait_until(p, 1, 1);
+    close_gate();
+    pthread_join(th, NULL);
+    ASSERT_OK(atomic_load(&s.rc));
+    ASSERT_OK(goc_pool_wait_idle(p, NULL));
+    /* cancelled at entry: refused although a worker is idle */
+    ASSERT_EQ(goc_pool_submit(p, count, NULL, k), -ECANCELED);
+    goc_ctx_release(k);
+    ASSERT_EQ(atomic_load(&ran), 2);
+    goc_chan_release(gate_ch);
+    /* close while waiting */
+    open_gate();
+    ASSERT_OK(goc_pool_submit(p, gated, NULL, NULL));
+    s = (struct sub){ p, count, NULL, NULL, 1 };
+    ASSERT_OK(goc_go(submitter, &s));
+    wait_until(p, 1, 1);
+    ASSERT_OK(goc_pool_release(p));
+    ASSERT_EQ(sub_rc(&s), GOC_ECLOSED);
+    close_gate();
+    goc_pool_free(p);
+    goc_chan_release(gate_ch);
+    ASSERT_EQ(atomic_load(&ran), 3); /* the refused task never ran */
+}
+
+TEST_G(pool, idle_workers_expire)
+{
+    struct goc_pool_config cfg = { .capacity = 4,
+                                   .expiry = 5 * GOC_MILLISECOND };
+    goc_pool *p;
+    ASSERT_OK(goc_pool_new(&cfg, &p));
+    open_gate();
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(goc_pool_submit(p, gated, NULL, NULL));
+    wait_until(p, 3, 0);
+    close_gate();
+    struct goc_pool_stats st;
+    do {
+        goc_sleep(2 * GOC_MILLISECOND, NULL);
+        goc_pool_stats(p, &st);
+    } while (st.workers > 0);
+    ASSERT_EQ(st.expired, 3);
+    ASSERT_OK(goc_pool_submit(p, count, NULL, NULL)); /* starts anew */
+    ASSERT_OK(goc_pool_wait_idle(p, NULL));
+    goc_pool_free(p);
+    goc_chan_release(gate_ch);
+}
+
+TEST_G(pool, tune_grows_for_waiters_and_shrinks_as_tasks_end)
+{
+    goc_pool *p = pool(1, 0, 0);
+    open_gate();
+    ASSERT_OK(goc_pool_submit(p, gated, NULL, NULL));
+    wait_until(p, 1, 0);
+    static struct sub s[3];
+    for (int i = 0; i < 3; i++) {
+        s[i] = (struct sub){ p, gated, NULL, NULL, 1 };
+        ASSERT_OK(goc_go(submitter, &s[i]));
+    }
+    wait_until(p, 1, 3);
+    ASSERT_EQ(goc_pool_tune(p, 0), -EINVAL);
+    ASSERT_OK(goc_pool_tune(p, 4));
+    wait_until(p, 4, 0); /* the three waiters got new workers */
+    ASSERT_EQ(goc_pool_waiting(p), 0);
+    ASSERT_OK(goc_pool_tune(p, 1)); /* never pre-empts */
+    ASSERT_EQ(goc_pool_running(p), 4);
+    close_gate();
+    ASSERT_OK(goc_pool_wait_idle(p, NULL));
+    struct goc_pool_stats st;
+    goc_pool_stats(p, &st);
+    ASSERT_LE(st.workers, 1); /* surplus left as they finished */
+    ASSERT_EQ(goc_pool_cap(p), 1);
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(sub_rc(&s[i]));
+    goc_pool_free(p);
+    goc_chan_release(gate_ch);
+}
+
+TEST_G(pool, release_timeout_and_reboot)
+{
+    goc_pool *p = pool(2, 0, 0);
+    open_gate();
+    ASSERT_OK(goc_pool_submit(p, gated, NULL, NULL));
+    wait_until(p, 1, 0);
+    ASSERT_EQ(goc_pool_release_timeout(p, 3 * GOC_MILLISECOND), -ETIMEDOUT);
+    ASSERT(goc_pool_is_closed(p));
+    ASSERT_EQ(goc_pool_release(p), GOC_ECLOSED); /* idempotent */
+    ASSERT_EQ(goc_pool_release_timeout(p, GOC_SECOND), GOC_ECLOSED);
+    ASSERT_EQ(goc_pool_submit(p, count, NULL, NULL), GOC_ECLOSED);
+    close_gate(); /* the running task was not interrupted */
+    ASSERT_OK(goc_pool_wait_idle(p, NULL));
+    ASSERT_OK(goc_pool_reboot(p));
+    ASSERT(!goc_pool_is_closed(p));
+    atomic_store(&ran, 0);
+    ASSERT_OK(goc_pool_submit(p, count, NULL, NULL));
+    ASSERT_OK(goc_pool_wait_idle(p, NULL));
+    ASSERT_EQ(atomic_load(&ran), 1);
+    ASSERT_OK(goc_pool_release_timeout(p, 5 * GOC_SECOND));
+    goc_pool_free(p);
+    goc_chan_release(gate_ch);
+}
+
+static goc_pool *nest_pool;
+static _Atomic int nested_rc;
+
+static int nests(void *arg)
+{
+    (void)arg;
+    atomic_store(&nested_rc, goc_pool_submit(nest_pool, count, NULL, NULL));
+    return 0;
+}
+
+TEST_G(pool, nested_submit_when_full_is_refused_not_deadlocked)
+{
+    nest_pool = pool(1, 0, 0);
+    atomic_store(&nested_rc, 1);
+    ASSERT_OK(goc_pool_submit(nest_pool, nests, NULL, NULL));
+    ASSERT_OK(goc_pool_wait_idle(nest_pool, NULL));
+    ASSERT_EQ(atomic_load(&nested_rc), GOC_EOVERLOAD);
+    goc_pool_free(nest_pool);
+}
+
+TEST_G(pool, submit_after_release_always_closed_d015)
+{
+    for (int i = 0; i < test_scale(10000); i++) {
+        goc_pool *p = pool(2, 0, 0);
+        ASSERT_OK(goc_pool_release(p));
+        ASSERT_EQ(goc_pool_submit(p, count, NULL, NULL), GOC_ECLOSED);
+        goc_pool_free(p);
+    }
+}
+
+struct feeder {
+    goc_pool *p;
+    int n;
+    goc_wg wg;
+};
+
+static void feed(void *arg)
+{
+    struct feeder *f = arg;
+    for (int i = 0; i < f->n; i++)
+        ASSERT_OK(goc_pool_submit(f->p, count, NULL, NULL));
+    goc_wg_done(&f->wg);
+}
+
+static void *feed_thread(void *arg)
+{
+    feed(arg);
+    return NULL;
+}
+
+TEST_G(pool, stress_every_accepted_task_runs_exactly_once)
+{
+    goc_pool *p = pool(3, 0, 0);
+    static struct feeder f;
+    f = (struct feeder){ .p = p, .n = (int)test_scale(20000) };
+    atomic_store(&ran, 0);
+    goc_wg_add(&f.wg, 6);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        ASSERT_OK(pthread_create(&th[i], NULL, feed_thread, &f));
+    for (int i = 0; i < 4; i++)
+        ASSERT_OK(goc_go(feed, &f));
+    goc_wg_wait(&f.wg, NULL);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    ASSERT_OK(goc_pool_wait_idle(p, NULL));
+    ASSERT_EQ(atomic_load(&ran), 6 * (int64_t)f.n);
+    struct goc_pool_stats st;
+    goc_pool_stats(p, &st);
+    ASSERT_EQ(st.submitted, 6 * (int64_t)f.n);
+    ASSERT_EQ(st.completed, 6 * (int64_t)f.n);
+    ASSERT_LE(st.workers, 3);
+    goc_pool_free(p);
+}
+
+static void *wait_idle_thread(void *arg)
+{
+    return (void *)(intptr_t)goc_pool_wait_idle(arg, NULL);
+}
+
+TEST_G(pool, wait_idle_timeout_cancel_entry_and_thread)
+{
+    goc_pool *p = pool(1, 0, 0);
+    open_gate();
+    ASSERT_OK(goc_pool_submit(p, gated, NULL, NULL));
+    wait_until(p, 1, 0);
+    goc_ctx_local l;
+    goc_ctx *t = goc_ctx_init_timeout(&l, NULL, 3 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_pool_wait_idle(p, t), -ETIMEDOUT);
+    goc_ctx_destroy(t);
+    goc_ctx *k;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+    test_cancel_after(k, 3 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_pool_wait_idle(p, k), -ECANCELED);
+    pthread_t th;
+    void *res;
+    ASSERT_OK(pthread_create(&th, NULL, wait_idle_thread, p));
+    goc_sleep(3 * GOC_MILLISECOND, NULL);
+    close_gate();
+    pthread_join(th, &res);
+    ASSERT_EQ((intptr_t)res, 0);
+    ASSERT_OK(goc_pool_wait_idle(p, k)); /* idle wins over a done ctx */
+    goc_ctx_release(k);
+    goc_pool_free(p);
+    goc_chan_release(gate_ch);
+}
+
+TEST_G(pool, with_func_invokes_the_fixed_function)
+{
+    goc_pool *p = pool(2, 0, 0);
+    ASSERT_EQ(goc_pool_invoke(p, NULL, NULL), -EINVAL); /* no fn */
+    goc_pool_free(p);
+    struct goc_pool_config cfg = { .capacity = 2, .fn = count };
+    ASSERT_OK(goc_pool_new(&cfg, &p));
+    atomic_store(&ran, 0);
+    for (int i = 0; i < 20; i++)
+        ASSERT_OK(goc_pool_invoke(p, NULL, NULL));
+    ASSERT_OK(goc_pool_wait_idle(p, NULL));
+    ASSERT_EQ(atomic_load(&ran), 20);
+    goc_pool_free(p);
+}
+
+TEST_G(pool, multipool_spreads_and_retries_on_overload)
+{
+    goc_multipool *m;
+    struct goc_pool_config cfg = { .capacity = 1,
+                                   .flags = GOC_POOL_NONBLOCKING };
+    ASSERT_EQ(goc_multipool_new(0, &cfg, GOC_LB_ROUND_ROBIN, &m), -EINVAL);
+    ASSERT_EQ(goc_multipool_new(2, &cfg, (enum goc_lb)7, &m), -EINVAL);
+    ASSERT_OK(goc_multipool_new(3, &cfg, GOC_LB_ROUND_ROBIN, &m));
+    ASSERT(goc_multipool_pool(m, 3) == NULL);
+    ASSERT(goc_multipool_pool(m, -1) == NULL);
+    open_gate();
+    /* Three gated tasks fill the three pools one each. */
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(goc_multipool_submit(m, gated, NULL, NULL));
+    while (goc_multipool_running(m) < 3)
+        goc_sleep(100 * GOC_MICROSECOND, NULL);
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(goc_pool_running(goc_multipool_pool(m, i)), 1);
+    ASSERT_EQ(goc_multipool_submit(m, count, NULL, NULL), GOC_EOVERLOAD);
+    close_gate();
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(goc_pool_wait_idle(goc_multipool_pool(m, i), NULL));
+    /* Pools 0 and 1 busy: whatever round robin picks, the task lands
+     * on pool 2, by the one retry on the least running pool. */
+    goc_chan_release(gate_ch);
+    open_gate();
+    atomic_store(&ran, 0);
+    ASSERT_OK(goc_pool_submit(goc_multipool_pool(m, 0), gated, NULL, NULL));
+    ASSERT_OK(goc_pool_submit(goc_multipool_pool(m, 1), gated, NULL, NULL));
+    while (atomic_load(&ran) < 2) /* both gated tasks have started */
+        goc_sleep(100 * GOC_MICROSECOND, NULL);
+    atomic_store(&ran, 0);
+    for (int i = 0; i < 6; i++) {
+        ASSERT_OK(goc_multipool_submit(m, count, NULL, NULL));
+        ASSERT_OK(goc_pool_wait_idle(goc_multipool_pool(m, 2), NULL));
+    }
+    ASSERT_EQ(atomic_load(&ran), 6); /* all six ran, none refused */
+    close_gate();
+    ASSERT_OK(goc_multipool_release_timeout(m, 5 * GOC_SECOND));
+    ASSERT_EQ(goc_multipool_waiting(m), 0);
+    goc_multipool_free(m);
+    goc_chan_release(gate_ch);
+}

@@ -1,0 +1,691 @@
+/* SPDX-License-Identifier: MIT */
+/* Tests of the worker pool with a task queue (pond v2 semantics). */
+#include "test.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+static _Atomic int64_t ran;
+
+/* Blocks until the gate channel is closed (or its ctx ends). */
+static int gated(goc_ctx *ctx, void *arg, void **result)
+{
+    (void)result;
+    atomic_fetch_add(&ran, 1);
+    int rc = goc_chan_recv(arg, NULL, ctx);
+    return rc < 0 ? rc : 0;
+}
+
+static int count_task(goc_ctx *ctx, void *arg, void **result)
+{
+    (void)ctx;
+    (void)arg;
+    (void)result;
+    atomic_fetch_add(&ran, 1);
+    return 0;
+}
+
+static goc_chan *gate(void)
+{
+    goc_chan *c;
+    ASSERT_OK(goc_chan_new(0, 0, &c));
+    return c;
+}
+
+static goc_workerpool *pool(int64_t workers, int64_t queue, unsigned flags)
+{
+    struct goc_workerpool_config cfg = { .max_workers = workers,
+                                         .queue_size = queue,
+                                         .flags = flags };
+    goc_workerpool *p;
+    ASSERT_OK(goc_workerpool_new(&cfg, &p));
+    return p;
+}
+
+static void wait_running(goc_workerpool *p, int64_t n)
+{
+    struct goc_workerpool_stats st;
+    do {
+        goc_sleep(100 * GOC_MICROSECOND, NULL);
+        ASSERT_OK(goc_workerpool_stats(p, &st));
+    } while (st.running < n);
+}
+
+static int status_of(goc_future *f)
+{
+    int st = 1;
+    ASSERT_OK(goc_future_get(f, &st, NULL, NULL));
+    return st;
+}
+
+TEST(workerpool, zero_and_negative_sizes_rejected_d019_d077)
+{
+    goc_workerpool *p = NULL;
+    struct goc_workerpool_config bad[] = { { .max_workers = -1 },
+                                           { .queue_size = -2 },
+                                           { .flags = 8 } };
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(goc_workerpool_new(&bad[i], &p), -EINVAL);
+    ASSERT_EQ(goc_workerpool_new(NULL, NULL), -EINVAL);
+    /* Zero means the documented default, never a pool that hangs. */
+    ASSERT_OK(goc_workerpool_new(NULL, &p));
+    goc_future *f;
+    ASSERT_EQ(goc_workerpool_submit(p, NULL, NULL, NULL, &f, NULL), -EINVAL);
+    ASSERT(f == NULL);
+    ASSERT_OK(goc_workerpool_submit(p, count_task, NULL, NULL, &f, NULL));
+    ASSERT_EQ(status_of(f), 0);
+    goc_future_release(f);
+    ASSERT_EQ(goc_workerpool_resize(p, -1), -EINVAL);
+    goc_workerpool_free(p);
+    test_no_leaks();
+}
+
+static int outcome_task(goc_ctx *ctx, void *arg, void **result)
+{
+    (void)ctx;
+    intptr_t i = (intptr_t)arg;
+    if (i % 3 == 1)
+        return -EIO;
+    if (i % 3 == 2)
+        *result = malloc(8);
+    return 0; /* i % 3 == 0: no value and no error: still an outcome */
+}
+
+TEST_G(workerpool, nil_result_still_completes_d018)
+{
+    enum { N = 300 };
+    goc_workerpool *p = pool(4, 0, 0);
+    goc_future *f[N];
+    for (intptr_t i = 0; i < N; i++)
+        ASSERT_OK(goc_workerpool_submit(p, outcome_task, (void *)i, free, &f[i],
+                                        NULL));
+    for (int i = 0; i < N; i++) {
+        void *v = (void *)1;
+        int st;
+        ASSERT_OK(goc_future_get(f[i], &st, &v, NULL));
+        ASSERT_EQ(st, i % 3 == 1 ? -EIO : 0);
+        ASSERT((i % 3 == 2) == (v != NULL));
+        goc_future_release(f[i]); /* frees the value */
+    }
+    /* A handle settles before its worker books the outcome: wait. */
+    ASSERT_OK(goc_workerpool_wait_idle(p, NULL));
+    struct goc_workerpool_stats st;
+    goc_workerpool_stats(p, &st);
+    ASSERT_EQ(st.succeeded, 200);
+    ASSERT_EQ(st.failed, 100);
+    ASSERT_EQ(st.submitted, N);
+    goc_workerpool_free(p);
+}
+
+TEST_G(workerpool, stop_runs_queued_tasks_d014_d072)
+{
+    goc_workerpool *p = pool(1, 0, 0);
+    goc_chan *g = gate();
+    goc_future *f[11];
+    atomic_store(&ran, 0);
+    ASSERT_OK(goc_workerpool_submit(p, gated, g, NULL, &f[0], NULL));
+    for (int i = 1; i < 11; i++)
+        ASSERT_OK(
+            goc_workerpool_submit(p, count_task, NULL, NULL, &f[i], NULL));
+    wait_running(p, 1);
+    ASSERT_OK(goc_workerpool_stop(p));
+    ASSERT_OK(goc_workerpool_stop(p)); /* idempotent */
+    goc_chan_close(g);
+    ASSERT_OK(goc_workerpool_stop_wait(p, NULL));
+    ASSERT_EQ(atomic_load(&ran), 11);
+    for (int i = 0; i < 11; i++) {
+        ASSERT_EQ(goc_future_state(f[i]), GOC_FUTURE_FULFILLED);
+        goc_future_release(f[i]);
+    }
+    goc_workerpool_free(p);
+    goc_chan_release(g);
+}
+
+TEST_G(workerpool, cancel_settles_queued_without_running)
+{
+    goc_workerpool *p = pool(1, 0, 0);
+    goc_chan *g = gate();
+    goc_future *f[6];
+    atomic_store(&ran, 0);
+    ASSERT_OK(goc_workerpool_submit(p, gated, g, NULL, &f[0], NULL));
+    for (int i = 1; i < 6; i++)
+        ASSERT_OK(
+            goc_workerpool_submit(p, count_task, NULL, NULL, &f[i], NULL));
+    wait_running(p, 1);
+    ASSERT_EQ(goc_workerpool_cancel(p), 5);
+    ASSERT_EQ(goc_workerpool_cancel(p), 0); /* idempotent */
+    /* The running task saw its ctx end; the queued ones never ran. */
+    ASSERT_EQ(status_of(f[0]), -ECANCELED);
+    for (int i = 1; i < 6; i++)
+        ASSERT_EQ(status_of(f[i]), -ECANCELED);
+    ASSERT_OK(goc_workerpool_stop_wait(p, NULL));
+    ASSERT_EQ(atomic_load(&ran), 1);
+    ASSERT_EQ(goc_workerpool_submit(p, count_task, NULL, NULL, NULL, NULL),
+              GOC_ECLOSED);
+    struct goc_workerpool_stats st;
+    goc_workerpool_stats(p, &st);
+    ASSERT_EQ(st.canceled, 6);
+    for (int i = 0; i < 6; i++)
+        goc_future_release(f[i]);
+    goc_workerpool_free(p);
+    goc_chan_release(g);
+}
+
+TEST_G(workerpool, submit_after_stop_always_closed_d015_d073)
+{
+    for (int i = 0; i < test_scale(10000); i++) {
+        goc_workerpool *p = pool(2, 4, 0);
+        ASSERT_OK(goc_workerpool_stop(p));
+        goc_future *f = (goc_future *)1;
+        ASSERT_EQ(goc_workerpool_submit(p, count_task, NULL, NULL, &f, NULL),
+                  GOC_ECLOSED);
+        ASSERT(f == NULL);
+        ASSERT_EQ(goc_workerpool_try_submit(p, count_task, NULL, NULL, NULL),
+                  GOC_ECLOSED);
+        goc_workerpool_free(p);
+    }
+}
+
+TEST_G(workerpool, worker_never_blocks_on_user_channel_d017_d078)
+{
+    /* Nobody ever reads the outcomes: the workers still finish. */
+    goc_workerpool *p = pool(2, 0, 0);
+    for (intptr_t i = 0; i < 100; i++)
+        ASSERT_OK(goc_workerpool_submit(p, outcome_task, (void *)i, free, NULL,
+                                        NULL));
+    ASSERT_OK(goc_workerpool_stop_wait(p, NULL));
+    struct goc_workerpool_stats st;
+    goc_workerpool_stats(p, &st);
+    ASSERT_EQ(st.succeeded + st.failed, 100);
+    goc_workerpool_free(p);
+}
+
+struct blocked_submit {
+    goc_workerpool *p;
+    goc_ctx *ctx;
+    _Atomic int rc;
+};
+
+static void submit_blocked(void *arg)
+{
+    struct blocked_submit *b = arg;
+    atomic_store(&b->rc, goc_workerpool_submit(b->p, count_task, NULL, NULL,
+                                               NULL, b->ctx));
+}
+
+static void *submit_thread(void *arg)
+{
+    submit_blocked(arg);
+    return NULL;
+}
+
+static void wait_waiting(goc_workerpool *p, int64_t queued, int64_t blocked)
+{
+    struct goc_workerpool_stats st;
+    (void)blocked;
+    do {
+        goc_sleep(200 * GOC_MICROSECOND, NULL);
+        goc_workerpool_stats(p, &st);
+    } while (st.waiting < queued);
+    goc_sleep(5 * GOC_MILLISECOND, NULL); /* let the blocked ones park */
+}
+
+TEST_G(workerpool, shutdown_with_queued_running_and_blocked_tasks)
+{
+    goc_workerpool *p = pool(1, 2, 0);
+    goc_chan *g = gate();
+    goc_future *f[3];
+    atomic_store(&ran, 0);
+    ASSERT_OK(goc_workerpool_submit(p, gated, g, NULL, &f[0], NULL));
+    wait_running(p, 1);
+    for (int i = 1; i < 3; i++)
+        ASSERT_OK(
+            goc_workerpool_submit(p, count_task, NULL, NULL, &f[i], NULL));
+    ASSERT_EQ(goc_workerpool_try_submit(p, count_task, NULL, NULL, NULL),
+              GOC_EOVERLOAD);
+    static struct blocked_submit b1, b2;
+    b1 = (struct blocked_submit){ p, NULL, 1 };
+    b2 = (struct blocked_submit){ p, NULL, 1 };
+    ASSERT_OK(goc_go(submit_blocked, &b1));
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, submit_thread, &b2));
+    wait_waiting(p, 2, 2);
+    ASSERT_EQ(atomic_load(&b1.rc), 1); /* still blocked */
+    ASSERT_EQ(goc_workerpool_cancel(p), 2);
+    pthread_join(th, NULL);
+    while (atomic_load(&b1.rc) == 1)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    ASSERT_EQ(atomic_load(&b1.rc), GOC_ECLOSED);
+    ASSERT_EQ(atomic_load(&b2.rc), GOC_ECLOSED);
+    ASSERT_OK(goc_workerpool_stop_wait(p, NULL));
+    /* Accepted 3: one ran (and saw its ctx cancelled), two cancelled. */
+    struct goc_workerpool_stats st;
+    goc_workerpool_stats(p, &st);
+    ASSERT_EQ(st.submitted, 3);
+    ASSERT_EQ(st.succeeded + st.failed + st.canceled, 3);
+    ASSERT_EQ(st.refused, 3);
+    for (int i = 0; i < 3; i++) {
+        ASSERT_EQ(status_of(f[i]), -ECANCELED);
+        goc_future_release(f[i]);
+    }
+    ASSERT_EQ(atomic_load(&ran), 1);
+    goc_workerpool_free(p);
+    goc_chan_release(g);
+}
+
+/* Fill a 1-worker, 1-slot pool: one running (gated), one queued. */
+static goc_workerpool *full_pool(goc_chan *g)
+{
+    goc_workerpool *p = pool(1, 1, 0);
+    ASSERT_OK(goc_workerpool_submit(p, gated, g, NULL, NULL, NULL));
+    wait_running(p, 1);
+    ASSERT_OK(goc_workerpool_submit(p, count_task, NULL, NULL, NULL, NULL));
+    return p;
+}
+
+TEST_G(workerpool, blocking_submit_timeout_cancel_and_entry)
+{
+    goc_chan *g = gate();
+    goc_workerpool *p = full_pool(g);
+    goc_ctx_local l;
+    /* timeout */
+    goc_ctx *c = goc_ctx_init_timeout(&l, NULL, 5 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_workerpool_submit(p, count_task, NULL, NULL, NULL, c),
+              -ETIMEDOUT);
+    goc_ctx_destroy(c);
+    /* cancel while waiting */
+    goc_ctx *k;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+    test_cancel_after(k, 5 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_workerpool_submit(p, count_task, NULL, NULL, NULL, k),
+              -ECANCELED);
+    /* cancel before entry: refused even once there is room */
+    goc_chan_close(g);
+    ASSERT_OK(goc_workerpool_wait_idle(p, NULL));
+    ASSERT_EQ(goc_workerpool_submit(p, count_task, NULL, NULL, NULL, k),
+              -ECANCELED);
+    goc_ctx_release(k);
+    struct goc_workerpool_stats st;
+    goc_workerpool_stats(p, &st);
+    ASSERT_EQ(st.submitted, 2); /* nothing of the refused ones stayed */
+    /* success once there is room */
+    ASSERT_OK(goc_workerpool_submit(p, count_task, NULL, NULL, NULL, NULL));
+    goc_workerpool_free(p);
+    goc_chan_release(g);
+}
+
+TEST_G(workerpool, blocking_submit_close_while_waiting_and_plain_thread)
+{
+    goc_chan *g = gate();
+    goc_workerpool *p = full_pool(g);
+    static struct blocked_submit b;
+    b = (struct blocked_submit){ p, NULL, 1 };
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, submit_thread, &b));
+    goc_sleep(5 * GOC_MILLISECOND, NULL);
+    ASSERT_OK(goc_workerpool_stop(p)); /* close while it waits */
+    pthread_join(th, NULL);
+    ASSERT_EQ(atomic_load(&b.rc), GOC_ECLOSED);
+    goc_chan_close(g);
+    goc_workerpool_free(p);
+    goc_chan_release(g);
+    /* plain thread succeeding */
+    p = pool(1, 1, 0);
+    b = (struct blocked_submit){ p, NULL, 1 };
+    ASSERT_OK(pthread_create(&th, NULL, submit_thread, &b));
+    pthread_join(th, NULL);
+    ASSERT_OK(atomic_load(&b.rc));
+    goc_workerpool_free(p);
+}
+
+TEST_G(workerpool, pool_ctx_end_cancels_queued_tasks)
+{
+    goc_ctx *parent;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &parent));
+    struct goc_workerpool_config cfg = { .max_workers = 1, .ctx = parent };
+    goc_workerpool *p;
+    ASSERT_OK(goc_workerpool_new(&cfg, &p));
+    goc_chan *g = gate();
+    goc_future *f[4];
+    atomic_store(&ran, 0);
+    ASSERT_OK(goc_workerpool_submit(p, gated, g, NULL, &f[0], NULL));
+    wait_running(p, 1);
+    for (int i = 1; i < 4; i++)
+        ASSERT_OK(
+            goc_workerpool_submit(p, count_task, NULL, NULL, &f[i], NULL));
+    goc_ctx_cancel(parent);
+    for (int i = 0; i < 4; i++) {
+        ASSERT_EQ(status_of(f[i]), -ECANCELED);
+        goc_future_release(f[i]);
+    }
+    ASSERT_EQ(atomic_load(&ran), 1);
+    ASSERT_EQ(goc_workerpool_submit(p, count_task, NULL, NULL, NULL, NULL),
+              GOC_ECLOSED);
+    goc_workerpool_free(p);
+    goc_ctx_release(parent);
+    goc_chan_release(g);
+}
+
+TEST_G(workerpool, handle_cancel_skips_a_queued_task)
+{
+    goc_workerpool *p = pool(1, 0, 0);
+    goc_chan *g = gate();
+    goc_future *a, *b;
+    atomic_store(&ran, 0);
+    ASSERT_OK(goc_workerpool_submit(p, gated, g, NULL, &a, NULL));
+    ASSERT_OK(goc_workerpool_submit(p, count_task, NULL, NULL, &b, NULL));
+    ASSERT_EQ(goc_future_cancel(b), 1);
+    ASSERT_EQ(goc_future_cancel(b), 0);
+    goc_chan_close(g);
+    ASSERT_OK(goc_workerpool_stop_wait(p, NULL));
+    ASSERT_EQ(atomic_load(&ran), 1); /* only the gated one */
+    ASSERT_EQ(status_of(a), 0);
+    ASSERT_EQ(status_of(b), -ECANCELED);
+    goc_future_release(a);
+    goc_future_release(b);
+    goc_workerpool_free(p);
+    goc_chan_release(g);
+}
+
+TEST_G(workerpool, nonblocking_and_no_queue_refuse_with_overload)
+{
+    goc_chan *g = gate();
+    goc_workerpool *p = pool(1, GOC_WP_NO_QUEUE, 0);
+    ASSERT_OK(goc_workerpool_submit(p, gated, g, NULL, NULL, NULL));
+    wait_running(p, 1);
+    ASSERT_EQ(goc_workerpool_try_submit(p, count_task, NULL, NULL, NULL),
+              GOC_EOVERLOAD);
+    goc_chan_close(g);
+    goc_workerpool_free(p);
+    goc_chan_release(g);
+    g = gate();
+    p = pool(1, 1, GOC_WP_NONBLOCKING);
+    ASSERT_OK(goc_workerpool_submit(p, gated, g, NULL, NULL, NULL));
+    wait_running(p, 1);
+    ASSERT_OK(goc_workerpool_submit(p, count_task, NULL, NULL, NULL, NULL));
+    ASSERT_EQ(goc_workerpool_submit(p, count_task, NULL, NULL, NULL, NULL),
+              GOC_EOVERLOAD);
+    goc_chan_close(g);
+    goc_workerpool_free(p);
+    goc_chan_release(g);
+}
+
+static _Atomic int64_t live, peak;
+
+static int peak_task(goc_ctx *ctx, void *arg, void **result)
+{
+    (void)ctx;
+    (void)arg;
+    (void)result;
+    int64_t n = atomic_fetch_add(&live, 1) + 1;
+    int64_t m = atomic_load(&peak);
+    while (n > m && !atomic_compare_exchange_weak(&peak, &m, n))
+        ;
+    goc_sleep(200 * GOC_MICROSECOND, NULL);
+    atomic_fetch_sub(&live, 1);
+    return 0;
+}
+
+TEST_G(workerpool, resize_bounds_concurrency_and_timing_stats)
+{
+    goc_workerpool *p = pool(3, 0, 0);
+    atomic_store(&peak, 0);
+    for (int i = 0; i < 60; i++)
+        ASSERT_OK(goc_workerpool_submit(p, peak_task, NULL, NULL, NULL, NULL));
+    ASSERT_OK(goc_workerpool_wait_idle(p, NULL));
+    ASSERT_LE(atomic_load(&peak), 3);
+    ASSERT_OK(goc_workerpool_resize(p, 6));
+    atomic_store(&peak, 0);
+    for (int i = 0; i < 120; i++)
+        ASSERT_OK(goc_workerpool_submit(p, peak_task, NULL, NULL, NULL, NULL));
+    ASSERT_OK(goc_workerpool_resize(p, 1)); /* shrink mid-flight */
+    ASSERT_OK(goc_workerpool_wait_idle(p, NULL));
+    ASSERT_LE(atomic_load(&peak), 6);
+    atomic_store(&peak, 0);
+    for (int i = 0; i < 20; i++)
+        ASSERT_OK(goc_workerpool_submit(p, peak_task, NULL, NULL, NULL, NULL));
+    ASSERT_OK(goc_workerpool_wait_idle(p, NULL));
+    ASSERT_EQ(atomic_load(&peak), 1);
+    /* A handle settles before its worker books the outcome: wait. */
+    ASSERT_OK(goc_workerpool_wait_idle(p, NULL));
+    struct goc_workerpool_stats st;
+    goc_workerpool_stats(p, &st);
+    ASSERT_EQ(st.succeeded, 200);
+    ASSERT_GE(st.run_ns_total, 200 * 200 * GOC_MICROSECOND);
+    ASSERT_GE(st.run_ns_max, 200 * GOC_MICROSECOND);
+    ASSERT_GT(st.wait_ns_total, 0);
+    ASSERT_LE(st.workers, 1);
+    goc_workerpool_free(p);
+}
+
+struct feeder {
+    goc_workerpool *p;
+    int n;
+    goc_wg wg;
+};
+
+static void feed(void *arg)
+{
+    struct feeder *f = arg;
+    for (int i = 0; i < f->n; i++)
+        ASSERT_OK(
+            goc_workerpool_submit(f->p, count_task, NULL, NULL, NULL, NULL));
+}
+
+static void feed_g(void *arg)
+{
+    struct feeder *f = arg;
+    feed(f);
+    goc_wg_done(&f->wg);
+}
+
+static void *feed_thread(void *arg)
+{
+    feed_g(arg);
+    return NULL;
+}
+
+TEST_G(workerpool, stress_from_goroutines_and_threads_counts_balance)
+{
+    goc_workerpool *p = pool(4, 16, 0);
+    int n = (int)test_scale(20000);
+    atomic_store(&ran, 0);
+    static struct feeder fd;
+    fd = (struct feeder){ .p = p, .n = n };
+    goc_wg_add(&fd.wg, 6);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        ASSERT_OK(pthread_create(&th[i], NULL, feed_thread, &fd));
+    for (int i = 0; i < 4; i++)
+        ASSERT_OK(goc_go(feed_g, &fd));
+    goc_wg_wait(&fd.wg, NULL); /* parks, unlike pthread_join */
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    ASSERT_OK(goc_workerpool_wait_idle(p, NULL));
+    ASSERT_OK(goc_workerpool_stop_wait(p, NULL));
+    ASSERT_EQ(atomic_load(&ran), 6 * (int64_t)n);
+    struct goc_workerpool_stats st;
+    goc_workerpool_stats(p, &st);
+    ASSERT_EQ(st.submitted, 6 * (int64_t)n);
+    ASSERT_EQ(st.succeeded, 6 * (int64_t)n);
+    goc_workerpool_free(p);
+}
+
+static goc_workerpool *self_pool;
+
+static int calls_back_in(goc_ctx *ctx, void *arg, void **result)
+{
+    (void)ctx;
+    (void)arg;
+    (void)result;
+    /* No pool lock is held while a task runs. */
+    struct goc_workerpool_stats st;
+    ASSERT_OK(goc_workerpool_stats(self_pool, &st));
+    ASSERT_EQ(st.running, 1);
+    return goc_workerpool_submit(self_pool, count_task, NULL, NULL, NULL, NULL);
+}
+
+TEST_G(workerpool, task_may_call_back_into_its_pool)
+{
+    self_pool = pool(1, 0, 0);
+    goc_future *f;
+    atomic_store(&ran, 0);
+    ASSERT_OK(
+        goc_workerpool_submit(self_pool, calls_back_in, NULL, NULL, &f, NULL));
+    ASSERT_EQ(status_of(f), 0);
+    goc_future_release(f);
+    ASSERT_OK(goc_workerpool_stop_wait(self_pool, NULL));
+    ASSERT_EQ(atomic_load(&ran), 1);
+    goc_workerpool_free(self_pool);
+}
+
+struct waiter_call {
+    goc_workerpool *p;
+    _Atomic int rc;
+};
+
+static void *stop_wait_thread(void *arg)
+{
+    struct waiter_call *w = arg;
+    atomic_store(&w->rc, goc_workerpool_stop_wait(w->p, NULL));
+    return NULL;
+}
+
+TEST_G(workerpool, stop_wait_and_wait_idle_timeout_cancel_and_thread)
+{
+    goc_chan *g = gate();
+    goc_workerpool *p = pool(1, 0, 0);
+    ASSERT_OK(goc_workerpool_submit(p, gated, g, NULL, NULL, NULL));
+    wait_running(p, 1);
+    goc_ctx_local l;
+    goc_ctx *t = goc_ctx_init_timeout(&l, NULL, 3 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_workerpool_wait_idle(p, t), -ETIMEDOUT);
+    goc_ctx_destroy(t);
+    goc_ctx *k;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+    test_cancel_after(k, 3 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_workerpool_stop_wait(p, k), -ECANCELED);
+    ASSERT_EQ(goc_workerpool_stop_wait(p, k), -ECANCELED); /* at entry */
+    goc_ctx_release(k);
+    /* stopped by the call above, still draining: a plain thread waits */
+    static struct waiter_call w;
+    w = (struct waiter_call){ p, 1 };
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, stop_wait_thread, &w));
+    goc_sleep(3 * GOC_MILLISECOND, NULL);
+    ASSERT_EQ(atomic_load(&w.rc), 1);
+    goc_chan_close(g);
+    pthread_join(th, NULL);
+    ASSERT_OK(atomic_load(&w.rc));
+    /* a finished state wins over a done ctx */
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+    goc_ctx_cancel(k);
+    ASSERT_OK(goc_workerpool_wait_idle(p, k));
+    ASSERT_OK(goc_workerpool_stop_wait(p, k));
+    goc_ctx_release(k);
+    goc_workerpool_free(p);
+    goc_chan_release(g);
+}
+
+static goc_chan *group_gate;
+
+static int group_task(goc_ctx *ctx, void *arg, void **result)
+{
+    intptr_t v = (intptr_t)arg;
+    atomic_fetch_add(&ran, 1);
+    if (v < 0) { /* fails once the test has queued everything */
+        goc_chan_recv(group_gate, NULL, NULL);
+        return (int)v;
+    }
+    if (v == 1000) /* a long one: runs until the group is cancelled */
+        return goc_sleep(10 * GOC_SECOND, ctx);
+    int *r = malloc(sizeof(*r));
+    *r = (int)v * 10;
+    *result = r;
+    return 0;
+}
+
+TEST_G(workerpool, group_results_in_submission_order)
+{
+    goc_workerpool *p = pool(4, 0, 0);
+    goc_wpgroup *g;
+    ASSERT_OK(goc_wpgroup_new(p, &g));
+    for (intptr_t i = 0; i < 50; i++)
+        ASSERT_OK(goc_wpgroup_submit(g, group_task, (void *)i, free, NULL));
+    ASSERT_OK(goc_wpgroup_wait(g, NULL));
+    ASSERT_EQ(goc_wpgroup_len(g), 50);
+    for (size_t i = 0; i < 50; i++) {
+        int st;
+        void *v;
+        ASSERT_OK(goc_future_get(goc_wpgroup_task(g, i), &st, &v, NULL));
+        ASSERT_EQ(st, 0);
+        ASSERT_EQ(*(int *)v, (int)i * 10);
+    }
+    ASSERT(goc_wpgroup_task(g, 50) == NULL);
+    goc_wpgroup_free(g);
+    goc_workerpool_free(p);
+}
+
+TEST_G(workerpool, group_first_error_cancels_queued_and_running)
+{
+    goc_workerpool *p = pool(2, 0, 0);
+    goc_wpgroup *g;
+    ASSERT_OK(goc_wpgroup_new(p, &g));
+    atomic_store(&ran, 0);
+    group_gate = gate();
+    /* worker 1: a long task; worker 2: fails; 10 more wait in the queue */
+    ASSERT_OK(goc_wpgroup_submit(g, group_task, (void *)1000, free, NULL));
+    ASSERT_OK(
+        goc_wpgroup_submit(g, group_task, (void *)(intptr_t)-EIO, free, NULL));
+    for (intptr_t i = 0; i < 10; i++)
+        ASSERT_OK(goc_wpgroup_submit(g, group_task, (void *)i, free, NULL));
+    goc_chan_close(group_gate);
+    ASSERT_EQ(goc_wpgroup_wait(g, NULL), -EIO); /* at the first error */
+    ASSERT_EQ(goc_ctx_cause(goc_wpgroup_ctx(g)), -EIO);
+    ASSERT_EQ(goc_wpgroup_submit(g, group_task, (void *)1, free, NULL),
+              GOC_ECLOSED);
+    goc_wpgroup_free(g);             /* waits for the long one to see its ctx */
+    ASSERT_EQ(atomic_load(&ran), 2); /* the queued ten never ran */
+    struct goc_workerpool_stats st;
+    ASSERT_OK(goc_workerpool_wait_idle(p, NULL));
+    goc_workerpool_stats(p, &st);
+    ASSERT_EQ(st.canceled, 11); /* ten queued + the long one */
+    ASSERT_EQ(st.failed, 1);
+    goc_workerpool_free(p);
+    goc_chan_release(group_gate);
+}
+
+static void *group_wait_thread(void *arg)
+{
+    return (void *)(intptr_t)goc_wpgroup_wait(arg, NULL);
+}
+
+TEST_G(workerpool, group_wait_timeout_cancel_entry_and_plain_thread)
+{
+    goc_workerpool *p = pool(1, 0, 0);
+    goc_wpgroup *g;
+    ASSERT_OK(goc_wpgroup_new(p, &g));
+    goc_chan *gt = gate();
+    ASSERT_OK(goc_wpgroup_submit(g, gated, gt, NULL, NULL));
+    goc_ctx_local l;
+    goc_ctx *t = goc_ctx_init_timeout(&l, NULL, 3 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_wpgroup_wait(g, t), -ETIMEDOUT);
+    goc_ctx_destroy(t);
+    goc_ctx *k;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+    test_cancel_after(k, 3 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_wpgroup_wait(g, k), -ECANCELED);
+    ASSERT_EQ(goc_wpgroup_wait(g, k), -ECANCELED); /* at entry */
+    pthread_t th;
+    void *res;
+    ASSERT_OK(pthread_create(&th, NULL, group_wait_thread, g));
+    goc_sleep(3 * GOC_MILLISECOND, NULL);
+    goc_chan_close(gt);
+    pthread_join(th, &res);
+    ASSERT_EQ((intptr_t)res, 0);
+    ASSERT_OK(goc_wpgroup_wait(g, k)); /* settled: wins over a done ctx */
+    goc_ctx_release(k);
+    goc_wpgroup_free(g);
+    goc_workerpool_free(p);
+    goc_chan_release(gt);
+}
