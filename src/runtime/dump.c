@@ -63,7 +63,7 @@ struct dump {
     int fd, count, err;
     struct goc__g *self, *skip;
     int64_t now;
-    char buf[8192];
+    char buf[2048]; /* small: it lives on the dumping goroutine's stack */
     size_t len;
 };
 
@@ -159,34 +159,24 @@ NO_SANITIZE static void dump_one(struct goc__g *g, void *arg)
     out(d, "\n");
 }
 
+/* On the caller's stack, no heap: a SIGQUIT or fault handler calls it. */
+static int dump_all(int fd, struct goc__g *skip)
+{
+    struct dump d = { .fd = fd, .self = goc__g_current(), .skip = skip };
+    d.now = goc__nanotime();
+    goc__stack_foreach(dump_one, &d);
+    flush(&d);
+    return d.err ? d.err : d.count;
+}
+
 int goc__dump_others(int fd)
 {
-    struct dump *d = calloc(1, sizeof(*d));
-    if (!d)
-        return -ENOMEM;
-    d->fd = fd;
-    d->self = d->skip = goc__g_current();
-    d->now = goc__nanotime();
-    goc__stack_foreach(dump_one, d);
-    flush(d);
-    int r = d->err ? d->err : d->count;
-    free(d);
-    return r;
+    return dump_all(fd, goc__g_current());
 }
 
 int goc_dump(int fd)
 {
-    struct dump *d = calloc(1, sizeof(*d));
-    if (!d)
-        return -ENOMEM;
-    d->fd = fd;
-    d->self = goc__g_current();
-    d->now = goc__nanotime();
-    goc__stack_foreach(dump_one, d);
-    flush(d);
-    int r = d->err ? d->err : d->count;
-    free(d);
-    return r;
+    return dump_all(fd, NULL);
 }
 
 int goc_leakcheck(int64_t allowed, int64_t timeout)
