@@ -637,3 +637,89 @@ TEST(panic, gdb_lists_goroutines_of_a_core)
         !strstr(text, "goc__wait_block") || !strstr(text, "g_entry"))
         ASSERT_FAIL("gdb said (rc %d):\n%s", rc, text);
 }
+
+/* ---- panics in pool tasks, futures and groups -------------------------------
+ */
+
+static _Atomic int tasks_ok;
+
+static int pool_task(void *arg)
+{
+    if ((intptr_t)arg % 3 == 0)
+        goc_panic(-EIO, "task %d panics", (int)(intptr_t)arg);
+    atomic_fetch_add(&tasks_ok, 1);
+    return 0;
+}
+
+static int future_task(goc_ctx *ctx, void *arg, void **result)
+{
+    (void)ctx;
+    *result = arg; /* set, then panic: the value must not escape */
+    if ((intptr_t)arg == 1)
+        goc_panic(0, "future panics");
+    return 0;
+}
+
+static int group_task(goc_ctx *ctx, void *arg)
+{
+    (void)ctx;
+    if ((intptr_t)arg == 2)
+        goc_panic(0, "group member panics");
+    return 0;
+}
+
+static void quiet(const char *msg, void *arg)
+{
+    (void)arg;
+    ASSERT(strstr(msg, "panicked") != NULL);
+}
+
+TEST_G(panic, a_task_panic_fails_that_task_alone)
+{
+    goc_set_log_hook(quiet, NULL);
+    /* Goroutine pool: one worker, so the same worker survives panics. */
+    struct goc_pool_config pc = { .capacity = 1 };
+    goc_pool *pool;
+    ASSERT_OK(goc_pool_new(&pc, &pool));
+    for (intptr_t i = 1; i <= 9; i++)
+        ASSERT_OK(goc_pool_submit(pool, pool_task, (void *)i, NULL));
+    ASSERT_OK(goc_pool_release_timeout(pool, 5 * GOC_SECOND));
+    struct goc_pool_stats ps;
+    goc_pool_stats(pool, &ps);
+    ASSERT_EQ(ps.completed, 9);
+    ASSERT_EQ(ps.failed, 3);
+    ASSERT_EQ(atomic_load(&tasks_ok), 6);
+    goc_pool_free(pool);
+    /* Worker pool: the panicking task's handle says GOC_EPANIC. */
+    struct goc_workerpool_config wc = { .max_workers = 1 };
+    goc_workerpool *wp;
+    ASSERT_OK(goc_workerpool_new(&wc, &wp));
+    goc_future *t[3];
+    for (intptr_t i = 0; i < 3; i++)
+        ASSERT_OK(goc_workerpool_submit(wp, future_task, (void *)i, NULL, &t[i],
+                                        NULL));
+    for (int i = 0; i < 3; i++) {
+        int st;
+        void *v;
+        ASSERT_OK(goc_future_get(t[i], &st, &v, NULL));
+        ASSERT_EQ(st, i == 1 ? GOC_EPANIC : 0);
+        ASSERT(i == 1 ? v == NULL : v == (void *)(intptr_t)i);
+        goc_future_release(t[i]);
+    }
+    goc_workerpool_free(wp);
+    /* Futures. */
+    goc_future *f;
+    ASSERT_OK(goc_future_async(future_task, (void *)1, NULL, NULL, &f));
+    int st;
+    ASSERT_OK(goc_future_get(f, &st, NULL, NULL));
+    ASSERT_EQ(st, GOC_EPANIC);
+    goc_future_release(f);
+    /* errgroup: the panic is the group's first error. */
+    goc_group *g;
+    ASSERT_OK(goc_group_new(NULL, &g));
+    for (intptr_t i = 0; i < 4; i++)
+        ASSERT_OK(goc_group_go(g, group_task, (void *)i, NULL));
+    ASSERT_EQ(goc_group_wait(g, NULL), GOC_EPANIC);
+    goc_group_free(g);
+    goc_set_log_hook(NULL, NULL);
+}

@@ -276,7 +276,7 @@ static void async_main(void *p)
 {
     struct async_job *j = p;
     void *value = NULL;
-    int rc = j->fn(j->ctx, j->arg, &value);
+    int rc = goc__safe_task(j->fn, j->ctx, j->arg, &value);
     settle_or_drop(j->f, rc, value);
     goc_ctx_release(j->ctx);
     goc_future_release(j->f);
@@ -329,7 +329,7 @@ static void then_main(void *p)
 {
     struct then_job *j = p;
     void *value = NULL;
-    int rc = j->fn(j->src->value, j->arg, &value);
+    int rc = goc__safe_then(j->fn, j->src->value, j->arg, &value);
     settle_or_drop(j->dst, rc, value);
     goc_future_release(j->src);
     goc_future_release(j->dst);

@@ -4,6 +4,7 @@
  * mutex; the first error is kept and cancels the group's context.
  */
 #include "goc/group.h"
+#include "patterns.h"
 #include "goc/sync.h"
 #include "../internal/alloc.h"
 
@@ -60,7 +61,7 @@ static void task_main(void *p)
 {
     struct group_task *t = p;
     goc_group *g = t->g;
-    int rc = t->fn(g->ctx, t->arg);
+    int rc = goc__safe_group(t->fn, g->ctx, t->arg);
     goc__free(t);
     goc_mutex_lock(&g->mu, NULL);
     if (rc) {

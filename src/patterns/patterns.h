@@ -7,6 +7,20 @@
 #define GOC_PATTERNS_INTERNAL_H
 
 #include "goc/future.h"
+#include "goc/group.h"
+
+/*
+ * Run one task so that a panic in it fails that task alone: the result
+ * is GOC_EPANIC, the panic is reported through the runtime's log hook,
+ * and the worker that ran it goes on.
+ */
+int goc__safe_call(int (*fn)(void *arg), void *arg);
+int goc__safe_task(goc_task_fn fn, goc_ctx *ctx, void *arg, void **result);
+int goc__safe_then(goc_future_then_fn fn,
+                   const void *value,
+                   void *arg,
+                   void **result);
+int goc__safe_group(goc_group_fn fn, goc_ctx *ctx, void *arg);
 
 /*
  * Make goc_future_cancel(f) also cancel @ctx (a heap context; @f takes a

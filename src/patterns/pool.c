@@ -12,6 +12,7 @@
  * no scavenger goroutine is needed.
  */
 #include "goc/pool.h"
+#include "patterns.h"
 #include "goc/runtime.h"
 #include "goc/sync.h"
 #include "goc/time.h"
@@ -144,7 +145,7 @@ static void worker_main(void *arg)
     atomic_store_explicit(&w->gid, goc_id(), memory_order_relaxed);
     bool more = true;
     while (more) {
-        int rc = w->fn(w->arg);
+        int rc = goc__safe_call(w->fn, w->arg);
         goc_mutex_lock(&p->mu, NULL);
         p->running--;
         p->st.completed++;

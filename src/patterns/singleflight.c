@@ -5,6 +5,7 @@
  * reaches every caller exactly once and nothing is ever closed twice.
  */
 #include "goc/singleflight.h"
+#include "patterns.h"
 #include "goc/sync.h"
 #include "../internal/alloc.h"
 
@@ -112,7 +113,7 @@ static void run_flight(goc_sf *g,
                        goc_ctx *ctx)
 {
     void *value = NULL;
-    int rc = fn(ctx, arg, &value);
+    int rc = goc__safe_task(fn, ctx, arg, &value);
     /* Retire the key first, so a caller that comes after the outcome
      * starts a new flight instead of joining a finished one. */
     goc_mutex_lock(&g->mu, NULL);

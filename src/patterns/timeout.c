@@ -44,7 +44,7 @@ static void job_main(void *p)
 {
     struct job *j = p;
     void *value = NULL;
-    int rc = j->fn(j->ctx, j->arg, &value);
+    int rc = goc__safe_task(j->fn, j->ctx, j->arg, &value);
     /* Claim the result for the caller before publishing it, so a caller
      * that gives up after this point still takes it (the result wins). */
     int expect = RUNNING;

@@ -114,7 +114,7 @@ static void run_locked(goc_workerpool *p, struct task *t)
     goc_mutex_unlock(&p->mu);
     int64_t queued_at = t->queued_at, start = goc_now();
     void *value = NULL;
-    int rc = t->fn(t->ctx, t->arg, &value);
+    int rc = goc__safe_task(t->fn, t->ctx, t->arg, &value);
     int64_t end = goc_now();
     settle(t, rc, value); /* frees t */
     goc_mutex_lock(&p->mu, NULL);
