@@ -99,13 +99,14 @@ struct setter {
 
 static void set_later(void *arg)
 {
-    struct setter *s = arg;
-    goc_sleep(s->after, NULL);
-    if (s->status == -ECANCELED)
-        goc_future_cancel(s->f);
+    /* A copy: the test reuses its setter once this one has settled. */
+    struct setter s = *(struct setter *)arg;
+    goc_sleep(s.after, NULL);
+    if (s.status == -ECANCELED)
+        goc_future_cancel(s.f);
     else
-        goc_future_complete(s->f, s->status, boxed(3));
-    goc_future_release(s->f); /* a settler holds a reference */
+        goc_future_complete(s.f, s.status, boxed(3));
+    goc_future_release(s.f); /* a settler holds a reference */
 }
 
 struct getter {
