@@ -107,52 +107,84 @@ static void out_frames(struct dump *d, void **pcs, int n)
     }
 }
 
-static void out_state(struct dump *d, struct goc__g *g, int st)
+/* What a dump shows of a goroutine, copied once from its G. */
+struct g_view {
+    int64_t id, parent_id, wait_since;
+    int status, wait_reason;
+    char name[32];
+    const void *fn, *created_pc;
+    void *pcs[MAX_FRAMES];
+    int npc;
+};
+
+/*
+ * The racy part of a dump, in one place: the G (and a parked stack) may
+ * change under us, so it is read once, field by field, without the
+ * sanitizers' checks, and the rest of the dump works on the copy.
+ */
+NO_SANITIZE static bool view_of(struct goc__g *g,
+                                struct dump *d,
+                                struct g_view *v)
 {
-    if (st == GOC__G_RUNNING) {
+    v->status = atomic_load_explicit(&g->status, memory_order_acquire);
+    v->id = g->id;
+    if (v->status == GOC__G_IDLE || v->status == GOC__G_DEAD || v->id == 0 ||
+        g == d->skip)
+        return false;
+    v->parent_id = g->parent_id;
+    v->wait_since = g->wait_since;
+    v->wait_reason = g->wait_reason < GOC__WAIT_REASONS ? g->wait_reason : 0;
+    for (size_t i = 0; i < sizeof(v->name); i++)
+        v->name[i] = g->name[i];
+    v->name[sizeof(v->name) - 1] = '\0';
+    v->fn = (const void *)(uintptr_t)g->fn;
+    v->created_pc = g->created_pc;
+    v->npc = 0;
+    if (g == d->self)
+        v->npc = goc__backtrace(v->pcs, MAX_FRAMES, __builtin_frame_address(0));
+    else if (v->status != GOC__G_RUNNING)
+        v->npc = parked_backtrace(g, v->pcs, MAX_FRAMES);
+    return true;
+}
+
+static void out_state(struct dump *d, const struct g_view *v)
+{
+    if (v->status == GOC__G_RUNNING) {
         out(d, "running");
-    } else if (st == GOC__G_RUNNABLE) {
+    } else if (v->status == GOC__G_RUNNABLE) {
         out(d, "runnable");
     } else {
-        int r = g->wait_reason < GOC__WAIT_REASONS ? g->wait_reason : 0;
-        out(d, "%s", goc__wait_reason_names[r]);
-        int64_t since = g->wait_since;
-        if (since > 0 && d->now > since)
-            out(d, ", %.1f s", (double)(d->now - since) / 1e9);
+        out(d, "%s", goc__wait_reason_names[v->wait_reason]);
+        if (v->wait_since > 0 && d->now > v->wait_since)
+            out(d, ", %.1f s", (double)(d->now - v->wait_since) / 1e9);
     }
 }
 
-NO_SANITIZE static void dump_one(struct goc__g *g, void *arg)
+static void dump_one(struct goc__g *g, void *arg)
 {
     struct dump *d = arg;
-    int st = atomic_load_explicit(&g->status, memory_order_acquire);
-    if (st == GOC__G_IDLE || st == GOC__G_DEAD || g->id == 0 || g == d->skip)
+    struct g_view v;
+    if (!view_of(g, d, &v))
         return;
     d->count++;
-    out(d, "goroutine %lld", (long long)g->id);
-    if (g->name[0])
-        out(d, " \"%.31s\"", g->name);
+    out(d, "goroutine %lld", (long long)v.id);
+    if (v.name[0])
+        out(d, " \"%s\"", v.name);
     out(d, " [");
-    out_state(d, g, st);
+    out_state(d, &v);
     out(d, "]:\n");
-    void *pcs[MAX_FRAMES];
-    int n = 0;
-    if (g == d->self)
-        n = goc__backtrace(pcs, MAX_FRAMES, __builtin_frame_address(0));
-    else if (st != GOC__G_RUNNING)
-        n = parked_backtrace(g, pcs, MAX_FRAMES);
-    if (n > 0)
-        out_frames(d, pcs, n);
-    else if (st == GOC__G_RUNNING)
+    if (v.npc > 0)
+        out_frames(d, v.pcs, v.npc);
+    else if (v.status == GOC__G_RUNNING)
         out(d, "\t(running on another thread)\n");
     char sym[256];
-    goc__symbolize_entry((const void *)(uintptr_t)g->fn, sym, sizeof(sym));
+    goc__symbolize_entry(v.fn, sym, sizeof(sym));
     out(d, "entry %s\n", sym);
-    if (g->created_pc) {
-        goc__symbolize(g->created_pc, sym, sizeof(sym));
-        if (g->parent_id)
+    if (v.created_pc) {
+        goc__symbolize(v.created_pc, sym, sizeof(sym));
+        if (v.parent_id)
             out(d, "created by %s in goroutine %lld\n", sym,
-                (long long)g->parent_id);
+                (long long)v.parent_id);
         else
             out(d, "created by %s on a thread\n", sym);
     }

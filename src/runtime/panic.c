@@ -51,6 +51,10 @@ static struct goc__try_frame **try_top(void)
     return g ? &g->try_top : &thread_try;
 }
 
+/* Reads stack memory that may be another goroutine's (dumps): unchecked. */
+#if defined(__clang__) || __GNUC__ >= 8
+__attribute__((no_sanitize("address", "thread")))
+#endif
 int goc__backtrace(void **pcs, int max, const void *fp_start)
 {
     const uintptr_t *fp = fp_start;
