@@ -15,7 +15,7 @@
  */
 struct svc {
     int64_t delay;
-    _Atomic int served, handlers_started, handlers_done;
+    _Atomic int served, requests, handlers_started, handlers_done;
 };
 
 static void handle(goc_conn *c, void *arg)
@@ -24,6 +24,7 @@ static void handle(goc_conn *c, void *arg)
     unsigned char b;
     atomic_fetch_add(&s->handlers_started, 1);
     while (goc_conn_read_request(c, &b, 1, NULL) == 1) {
+        atomic_fetch_add(&s->requests, 1);
         if (s->delay)
             goc_sleep(s->delay, goc_conn_ctx(c));
         b++;
@@ -96,7 +97,8 @@ TEST_G(server, shutdown_finishes_in_flight_refuses_new)
     do {
         goc_sleep(GOC_MILLISECOND, NULL);
         goc_server_get_stats(srv, &st);
-    } while (st.active < ACTIVE && goc_now() - t0 < 10 * GOC_SECOND);
+    } while (atomic_load(&s.requests) < IDLE + ACTIVE &&
+             goc_now() - t0 < 10 * GOC_SECOND);
     ASSERT_EQ(st.accepted, ACTIVE + IDLE);
     ASSERT_EQ(st.active, ACTIVE);
     ASSERT_EQ(st.idle, IDLE);
@@ -136,13 +138,15 @@ TEST_G(server, shutdown_deadline_then_close)
     goc_fd *c;
     ASSERT_OK(goc_tcp_dial(addr, &c, NULL));
     request(c, 1);
-    goc_sleep(10 * GOC_MILLISECOND, NULL);
+    int64_t t0 = goc_now();
+    while (atomic_load(&s.requests) < 1 && goc_now() - t0 < 10 * GOC_SECOND)
+        goc_sleep(GOC_MILLISECOND, NULL); /* the request is in */
     goc_ctx_local lc;
     goc_ctx *ctx = goc_ctx_init_timeout(&lc, NULL, 30 * GOC_MILLISECOND);
     ASSERT_EQ(goc_server_shutdown(srv, ctx), -ETIMEDOUT);
     goc_ctx_destroy(ctx);
     ASSERT_EQ(atomic_load(&s.handlers_done), 0); /* still serving */
-    int64_t t0 = goc_now();
+    t0 = goc_now();
     ASSERT_OK(goc_server_close(srv)); /* cancels the handler's sleep */
     ASSERT_OK(goc_server_shutdown(srv, NULL));
     ASSERT_LT(goc_now() - t0, 5 * GOC_SECOND);
@@ -213,6 +217,8 @@ TEST_G(server, max_conns_limits_concurrency)
  */
 TEST_G(server, accept_recovers_from_emfile)
 {
+    /* (The limit is the process's: this test is no place for parallel
+     * work of its own.) */
     if (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "valgrind")) {
         /* valgrind keeps descriptors of its own below the limit and
          * emulates setrlimit(RLIMIT_NOFILE): the premise fails. */
