@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #define MAX_FRAMES 32
@@ -35,28 +36,34 @@
 /* Return address and frame pointer saved by goc__ctx_switch at g->sp. */
 NO_SANITIZE static int parked_backtrace(struct goc__g *g, void **pcs, int max)
 {
-#if defined(__x86_64__) && !defined(GOC_PORTABLE_SWITCH)
-    const uintptr_t *sp = g->sp;
-    uintptr_t pc = sp[7], fp = sp[6];
-#elif defined(__aarch64__) && !defined(GOC_PORTABLE_SWITCH)
-    const uintptr_t *sp = g->sp;
-    uintptr_t pc = sp[0x98 / 8], fp = sp[0x90 / 8];
-#else
-    (void)g;
-    (void)pcs;
-    (void)max;
-    return 0; /* ucontext: no known layout */
-#endif
-#if (defined(__x86_64__) || defined(__aarch64__)) && \
-    !defined(GOC_PORTABLE_SWITCH)
-    if (!sp || max < 1)
+    uintptr_t pc = 0, fp = 0;
+    if (!g->sp || max < 1)
         return 0;
+#if defined(GOC_PORTABLE_SWITCH) && defined(__x86_64__)
+    const ucontext_t *uc = g->sp; /* the suspended context's ucontext_t */
+    pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+#elif defined(GOC_PORTABLE_SWITCH) && defined(__aarch64__)
+    const ucontext_t *uc = g->sp;
+    pc = (uintptr_t)uc->uc_mcontext.pc;
+    fp = (uintptr_t)uc->uc_mcontext.regs[29];
+#elif defined(__x86_64__)
+    const uintptr_t *sp = g->sp;
+    pc = sp[7];
+    fp = sp[6];
+#elif defined(__aarch64__)
+    const uintptr_t *sp = g->sp;
+    pc = sp[0x98 / 8];
+    fp = sp[0x90 / 8];
+#else
+    (void)pcs;
+    return 0; /* no known layout */
+#endif
     pcs[0] = (void *)pc;
     /* Walk only inside this goroutine's own stack. */
     if (fp < (uintptr_t)g->stack_lo || fp >= (uintptr_t)g)
         return 1;
     return 1 + goc__backtrace(pcs + 1, max - 1, (const void *)fp);
-#endif
 }
 
 struct dump {
