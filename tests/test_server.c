@@ -254,7 +254,7 @@ TEST_G(server, accept_recovers_from_emfile)
         goc_server_get_stats(srv, &st);
     } while (st.accept_errors == 0 && goc_now() - t0 < 5 * GOC_SECOND);
     ASSERT_GT(st.accept_errors, 0);
-    ASSERT_EQ(st.accepted, 0);
+    ASSERT_LT(st.accepted, N); /* some waited for descriptors */
     for (int i = 0; i < nspare; i++)
         close(spare[i]);
     ASSERT_OK(setrlimit(RLIMIT_NOFILE, &old));
