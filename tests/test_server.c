@@ -91,13 +91,14 @@ TEST_G(server, shutdown_finishes_in_flight_refuses_new)
         ASSERT_OK(goc_tcp_dial(addr, &active[i], NULL));
         request(active[i], (unsigned char)(10 + i));
     }
-    /* Wait until every request is in (its handler left the idle read). */
+    /* Wait until every request is in (its handler left the idle read)
+     * and the served ones are back in theirs. */
     struct goc_server_stats st;
     int64_t t0 = goc_now();
     do {
         goc_sleep(GOC_MILLISECOND, NULL);
         goc_server_get_stats(srv, &st);
-    } while (atomic_load(&s.requests) < IDLE + ACTIVE &&
+    } while ((atomic_load(&s.requests) < IDLE + ACTIVE || st.idle < IDLE) &&
              goc_now() - t0 < 10 * GOC_SECOND);
     ASSERT_EQ(st.accepted, ACTIVE + IDLE);
     ASSERT_EQ(st.active, ACTIVE);
