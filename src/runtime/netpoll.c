@@ -107,9 +107,14 @@ void goc__poll_ensure(void)
 int goc__pd_wait(struct goc__pd *pd, int dir, uint64_t seq, struct goc__wait *w)
 {
     struct goc__pd_waiter pw = { .w = w };
+    /* Counted, and a poller made sure of, before we may sleep, and
+     * outside the descriptor's lock (waking an M may start a thread). */
+    atomic_fetch_add(&goc__sched.npollwait, 1);
+    goc__poll_ensure();
     goc__lock_acquire(&pd->lock);
     if (pd->closing || goc__pd_seq(pd, dir) != seq) {
         goc__lock_release(&pd->lock);
+        atomic_fetch_sub(&goc__sched.npollwait, 1);
         /* Something else (a context) may have claimed w meanwhile. */
         if (goc__wait_claim_self(w, 0))
             return 0;
@@ -117,8 +122,6 @@ int goc__pd_wait(struct goc__pd *pd, int dir, uint64_t seq, struct goc__wait *w)
     }
     goc__dlist_push(&pd->waiters[dir], &pw.link);
     pw.linked = true;
-    atomic_fetch_add(&goc__sched.npollwait, 1);
-    goc__poll_ensure();
     int won = goc__wait_block(w, pd_unlock, pd);
     atomic_fetch_sub(&goc__sched.npollwait, 1);
     if (won != 0) {
