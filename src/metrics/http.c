@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * GET /metrics over HTTP/1.x on goc's TCP server: one goroutine per
+ * connection, keep-alive, pipelined requests kept in the buffer, a bounded
+ * request head, and graceful shutdown from goc_server_shutdown() (a
+ * connection waiting for its next request is idle and gets closed).
+ */
+#include "metrics_int.h"
+#include "goc/context.h"
+#include "goc/time.h"
+#include "../internal/alloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/uio.h>
+
+struct req {
+    bool get, head, keep, body, bad;
+    const char *path;
+    size_t pathlen;
+};
+
+/* Index just past the blank line ending the head, or 0 if incomplete. */
+static size_t head_end(const char *b, size_t n)
+{
+    for (size_t i = 3; i < n; i++)
+        if (b[i] == '\n' && b[i - 1] == '\r' && b[i - 2] == '\n' &&
+            b[i - 3] == '\r')
+            return i + 1;
+    return 0;
+}
+
+/* Does the comma-separated header value [v, e) hold @tok? */
+static bool has_token(const char *v, const char *e, const char *tok)
+{
+    size_t tl = strlen(tok);
+    while (v < e) {
+        while (v < e && (*v == ' ' || *v == '\t' || *v == ','))
+            v++;
+        const char *s = v;
+        while (v < e && *v != ',' && *v != ' ' && *v != '\t')
+            v++;
+        if ((size_t)(v - s) == tl && strncasecmp(s, tok, tl) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void header(struct req *r, const char *l, const char *e)
+{
+    const char *colon = memchr(l, ':', (size_t)(e - l));
+    if (!colon || colon == l) {
+        r->bad = true;
+        return;
+    }
+    size_t nl = (size_t)(colon - l);
+    const char *v = colon + 1;
+    if (nl == 10 && strncasecmp(l, "connection", 10) == 0) {
+        if (has_token(v, e, "close"))
+            r->keep = false;
+        else if (has_token(v, e, "keep-alive"))
+            r->keep = true;
+    } else if (nl == 14 && strncasecmp(l, "content-length", 14) == 0) {
+        while (v < e && (*v == ' ' || *v == '\t'))
+            v++;
+        bool zero = v < e;
+        for (; v < e && *v != ' ' && *v != '\t'; v++)
+            if (*v < '0' || *v > '9')
+                r->bad = true;
+            else if (*v != '0')
+                zero = false;
+        if (!zero)
+            r->body = true;
+    } else if (nl == 17 && strncasecmp(l, "transfer-encoding", 17) == 0) {
+        r->body = true;
+    }
+}
+
+/* Parse the head b[0, n) (ending with CRLF CRLF). */
+static void parse(const char *b, size_t n, struct req *r)
+{
+    memset(r, 0, sizeof *r);
+    const char *e = memchr(b, '\r', n);
+    const char *sp1 = memchr(b, ' ', (size_t)(e - b));
+    const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(e - sp1 - 1)) : NULL;
+    if (!sp1 || !sp2 || sp1 == b || sp2 == sp1 + 1 || e - sp2 != 9 ||
+        strncmp(sp2 + 1, "HTTP/1.", 7) != 0 ||
+        (sp2[8] != '0' && sp2[8] != '1')) {
+        r->bad = true;
+        return;
+    }
+    r->get = sp1 - b == 3 && memcmp(b, "GET", 3) == 0;
+    r->head = sp1 - b == 4 && memcmp(b, "HEAD", 4) == 0;
+    r->keep = sp2[8] == '1';
+    r->path = sp1 + 1;
+    const char *q = memchr(r->path, '?', (size_t)(sp2 - r->path));
+    r->pathlen = (size_t)((q ? q : sp2) - r->path);
+    for (const char *l = e + 2; l < b + n - 2 && !r->bad;) {
+        const char *le = memchr(l, '\r', (size_t)(b + n - l));
+        header(r, l, le);
+        l = le + 2;
+    }
+}
+
+static int respond(goc_conn *c, struct http_cfg *cfg, const char *status,
+                   const char *extra, const char *body, size_t blen,
+                   bool keep, bool head_only)
+{
+    char h[512];
+    int hl = snprintf(h, sizeof h,
+                      "HTTP/1.1 %s\r\nContent-Type: %s\r\n"
+                      "Content-Length: %zu\r\n%s%s\r\n",
+                      status,
+                      extra ? "text/plain; charset=utf-8"
+                            : GOC_METRICS_CONTENT_TYPE,
+                      blen, extra ? extra : "",
+                      keep ? "" : "Connection: close\r\n");
+    struct iovec iov[2] = { { h, (size_t)hl }, { (void *)body, blen } };
+    goc_ctx_local lc;
+    goc_ctx *ctx = goc_ctx_init_timeout(&lc, goc_conn_ctx(c), cfg->timeout);
+    ssize_t n = goc_fd_writev(goc_conn_fd(c), iov, head_only ? 1 : 2, ctx);
+    goc_ctx_destroy(ctx);
+    return n < 0 ? (int)n : 0;
+}
+
+static int serve_metrics(goc_conn *c, struct http_cfg *cfg, bool keep,
+                         bool head_only)
+{
+    char *text;
+    size_t len;
+    int err = goc_metrics_text(cfg->reg, &text, &len);
+    if (err) {
+        char msg[128];
+        int n = snprintf(msg, sizeof msg, "metrics: %s\n", goc_strerror(err));
+        return respond(c, cfg, "500 Internal Server Error", "", msg,
+                       (size_t)n, keep, head_only);
+    }
+    err = respond(c, cfg, "200 OK", NULL, text, len, keep, head_only);
+    free(text);
+    return err;
+}
+
+#define TEXT(s) s, sizeof(s) - 1
+
+/* Answer one request; false when the connection must end after it. */
+static bool answer(goc_conn *c, struct http_cfg *cfg, const struct req *r)
+{
+    if (r->bad) {
+        respond(c, cfg, "400 Bad Request", "", TEXT("400 Bad Request\n"),
+                false, false);
+        return false;
+    }
+    bool keep = r->keep && !r->body;
+    int err;
+    if (r->pathlen != 8 || memcmp(r->path, "/metrics", 8) != 0)
+        err = respond(c, cfg, "404 Not Found", "",
+                      TEXT("404 page not found\n"), keep, r->head);
+    else if (!r->get && !r->head)
+        err = respond(c, cfg, "405 Method Not Allowed",
+                      "Allow: GET, HEAD\r\n", TEXT("Method Not Allowed\n"),
+                      keep, false);
+    else
+        err = serve_metrics(c, cfg, keep, r->head);
+    return err == 0 && keep;
+}
+
+/* Read until buf holds a whole head; its length, or 0 to end. */
+static size_t read_head(goc_conn *c, struct http_cfg *cfg, char *buf,
+                        size_t *have)
+{
+    size_t end;
+    goc_ctx_local lc;
+    goc_ctx *ctx = NULL;
+    while (!(end = head_end(buf, *have))) {
+        if (*have == cfg->max_request) {
+            respond(c, cfg, "431 Request Header Fields Too Large", "",
+                    TEXT("431 Request Header Fields Too Large\n"), false,
+                    false);
+            break;
+        }
+        ssize_t n;
+        if (*have == 0) { /* idle until a request starts */
+            n = goc_conn_read_request(c, buf, cfg->max_request, NULL);
+        } else {
+            if (!ctx)
+                ctx = goc_ctx_init_timeout(&lc, goc_conn_ctx(c), cfg->timeout);
+            n = goc_fd_read(goc_conn_fd(c), buf + *have,
+                            cfg->max_request - *have, ctx);
+        }
+        if (n <= 0)
+            break;
+        *have += (size_t)n;
+    }
+    goc_ctx_destroy(ctx);
+    return end;
+}
+
+static void handle(goc_conn *c, void *arg)
+{
+    struct http_cfg *cfg = arg;
+    char *buf = goc__malloc(cfg->max_request);
+    size_t have = 0, end;
+    if (!buf)
+        return;
+    while ((end = read_head(c, cfg, buf, &have)) != 0) {
+        struct req r;
+        parse(buf, end, &r);
+        if (!answer(c, cfg, &r))
+            break;
+        memmove(buf, buf + end, have - end); /* a pipelined next request */
+        have -= end;
+    }
+    goc__free(buf);
+}
+
+int goc_metrics_serve(goc_registry *r, const char *addr,
+                      const struct goc_metrics_http_opts *o, goc_server **out)
+{
+    struct goc_metrics_http_opts d = { 0 };
+    if (!o)
+        o = &d;
+    if (!addr || !out || o->max_conns < 0 || o->timeout < 0 ||
+        (o->max_request && o->max_request < 64))
+        return -EINVAL;
+    if (!r)
+        r = goc_registry_default();
+    struct http_cfg *cfg = goc__calloc(1, sizeof *cfg);
+    if (!cfg)
+        return -ENOMEM;
+    cfg->reg = r;
+    cfg->max_request = o->max_request ? o->max_request : 8192;
+    cfg->timeout = o->timeout ? o->timeout : 10 * GOC_SECOND;
+    goc_fd *l;
+    int err = goc_tcp_listen(addr, &l);
+    if (err) {
+        goc__free(cfg);
+        return err;
+    }
+    struct goc_server_opts so = { .max_conns = o->max_conns ? o->max_conns
+                                                            : 64 };
+    goc_server *srv;
+    if ((err = goc_server_new(l, handle, cfg, &so, &srv)) != 0) {
+        goc__free(cfg);
+        return err;
+    }
+    if ((err = goc_server_start(srv)) != 0) {
+        goc_server_free(srv);
+        goc__free(cfg);
+        return err;
+    }
+    goc__lock_acquire(&r->mu);
+    cfg->next = r->http;
+    r->http = cfg;
+    goc__lock_release(&r->mu);
+    *out = srv;
+    return 0;
+}
