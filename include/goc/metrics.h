@@ -57,8 +57,7 @@ struct goc_quantile {
 
 /** Prometheus' default histogram buckets, in seconds. */
 #define GOC_BUCKETS_DEFAULT_N 11
-#define GOC_BUCKETS_DEFAULT \
-    .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10
+#define GOC_BUCKETS_DEFAULT   .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10
 
 /** Largest number of label names of one family. */
 #define GOC_METRIC_MAX_LABELS 16

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 struct req {
@@ -104,19 +105,22 @@ static void parse(const char *b, size_t n, struct req *r)
     }
 }
 
-static int respond(goc_conn *c, struct http_cfg *cfg, const char *status,
-                   const char *extra, const char *body, size_t blen,
-                   bool keep, bool head_only)
+static int respond(goc_conn *c,
+                   struct http_cfg *cfg,
+                   const char *status,
+                   const char *extra,
+                   const char *body,
+                   size_t blen,
+                   bool keep,
+                   bool head_only)
 {
     char h[512];
-    int hl = snprintf(h, sizeof h,
-                      "HTTP/1.1 %s\r\nContent-Type: %s\r\n"
-                      "Content-Length: %zu\r\n%s%s\r\n",
-                      status,
-                      extra ? "text/plain; charset=utf-8"
-                            : GOC_METRICS_CONTENT_TYPE,
-                      blen, extra ? extra : "",
-                      keep ? "" : "Connection: close\r\n");
+    int hl = snprintf(
+        h, sizeof h,
+        "HTTP/1.1 %s\r\nContent-Type: %s\r\n"
+        "Content-Length: %zu\r\n%s%s\r\n",
+        status, extra ? "text/plain; charset=utf-8" : GOC_METRICS_CONTENT_TYPE,
+        blen, extra ? extra : "", keep ? "" : "Connection: close\r\n");
     struct iovec iov[2] = { { h, (size_t)hl }, { (void *)body, blen } };
     goc_ctx_local lc;
     goc_ctx *ctx = goc_ctx_init_timeout(&lc, goc_conn_ctx(c), cfg->timeout);
@@ -125,7 +129,9 @@ static int respond(goc_conn *c, struct http_cfg *cfg, const char *status,
     return n < 0 ? (int)n : 0;
 }
 
-static int serve_metrics(goc_conn *c, struct http_cfg *cfg, bool keep,
+static int serve_metrics(goc_conn *c,
+                         struct http_cfg *cfg,
+                         bool keep,
                          bool head_only)
 {
     char *text;
@@ -134,8 +140,8 @@ static int serve_metrics(goc_conn *c, struct http_cfg *cfg, bool keep,
     if (err) {
         char msg[128];
         int n = snprintf(msg, sizeof msg, "metrics: %s\n", goc_strerror(err));
-        return respond(c, cfg, "500 Internal Server Error", "", msg,
-                       (size_t)n, keep, head_only);
+        return respond(c, cfg, "500 Internal Server Error", "", msg, (size_t)n,
+                       keep, head_only);
     }
     err = respond(c, cfg, "200 OK", NULL, text, len, keep, head_only);
     free(text);
@@ -148,27 +154,26 @@ static int serve_metrics(goc_conn *c, struct http_cfg *cfg, bool keep,
 static bool answer(goc_conn *c, struct http_cfg *cfg, const struct req *r)
 {
     if (r->bad) {
-        respond(c, cfg, "400 Bad Request", "", TEXT("400 Bad Request\n"),
-                false, false);
+        respond(c, cfg, "400 Bad Request", "", TEXT("400 Bad Request\n"), false,
+                false);
         return false;
     }
     bool keep = r->keep && !r->body;
     int err;
     if (r->pathlen != 8 || memcmp(r->path, "/metrics", 8) != 0)
-        err = respond(c, cfg, "404 Not Found", "",
-                      TEXT("404 page not found\n"), keep, r->head);
+        err = respond(c, cfg, "404 Not Found", "", TEXT("404 page not found\n"),
+                      keep, r->head);
     else if (!r->get && !r->head)
-        err = respond(c, cfg, "405 Method Not Allowed",
-                      "Allow: GET, HEAD\r\n", TEXT("Method Not Allowed\n"),
-                      keep, false);
+        err = respond(c, cfg, "405 Method Not Allowed", "Allow: GET, HEAD\r\n",
+                      TEXT("Method Not Allowed\n"), keep, false);
     else
         err = serve_metrics(c, cfg, keep, r->head);
     return err == 0 && keep;
 }
 
 /* Read until buf holds a whole head; its length, or 0 to end. */
-static size_t read_head(goc_conn *c, struct http_cfg *cfg, char *buf,
-                        size_t *have)
+static size_t read_head(
+    goc_conn *c, struct http_cfg *cfg, char *buf, size_t *have, bool *refused)
 {
     size_t end;
     goc_ctx_local lc;
@@ -178,6 +183,7 @@ static size_t read_head(goc_conn *c, struct http_cfg *cfg, char *buf,
             respond(c, cfg, "431 Request Header Fields Too Large", "",
                     TEXT("431 Request Header Fields Too Large\n"), false,
                     false);
+            *refused = true;
             break;
         }
         ssize_t n;
@@ -197,6 +203,29 @@ static size_t read_head(goc_conn *c, struct http_cfg *cfg, char *buf,
     return end;
 }
 
+/*
+ * Close gracefully after a response the client may still be sending
+ * into (a refused head, a body): stop writing, then drain its input for
+ * a while. Closing with unread input would send a reset, which can
+ * destroy the response before the client reads it (Go's net/http does
+ * the same "close write and wait").
+ */
+static void linger(goc_conn *c, char *buf, size_t n)
+{
+    goc_fd *fd = goc_conn_fd(c);
+    goc_fd_shutdown(fd, SHUT_WR);
+    goc_ctx_local lc;
+    goc_ctx *ctx =
+        goc_ctx_init_timeout(&lc, goc_conn_ctx(c), 500 * GOC_MILLISECOND);
+    for (size_t total = 0; total < 256 * 1024;) {
+        ssize_t r = goc_fd_read(fd, buf, n, ctx);
+        if (r <= 0)
+            break;
+        total += (size_t)r;
+    }
+    goc_ctx_destroy(ctx);
+}
+
 static void handle(goc_conn *c, void *arg)
 {
     struct http_cfg *cfg = arg;
@@ -204,19 +233,26 @@ static void handle(goc_conn *c, void *arg)
     size_t have = 0, end;
     if (!buf)
         return;
-    while ((end = read_head(c, cfg, buf, &have)) != 0) {
+    bool refused = false;
+    while ((end = read_head(c, cfg, buf, &have, &refused)) != 0) {
         struct req r;
         parse(buf, end, &r);
-        if (!answer(c, cfg, &r))
+        if (!answer(c, cfg, &r)) {
+            refused = r.bad || r.body;
             break;
+        }
         memmove(buf, buf + end, have - end); /* a pipelined next request */
         have -= end;
     }
+    if (refused)
+        linger(c, buf, cfg->max_request);
     goc__free(buf);
 }
 
-int goc_metrics_serve(goc_registry *r, const char *addr,
-                      const struct goc_metrics_http_opts *o, goc_server **out)
+int goc_metrics_serve(goc_registry *r,
+                      const char *addr,
+                      const struct goc_metrics_http_opts *o,
+                      goc_server **out)
 {
     struct goc_metrics_http_opts d = { 0 };
     if (!o)
@@ -238,8 +274,8 @@ int goc_metrics_serve(goc_registry *r, const char *addr,
         goc__free(cfg);
         return err;
     }
-    struct goc_server_opts so = { .max_conns = o->max_conns ? o->max_conns
-                                                            : 64 };
+    struct goc_server_opts so = { .max_conns =
+                                      o->max_conns ? o->max_conns : 64 };
     goc_server *srv;
     if ((err = goc_server_new(l, handle, cfg, &so, &srv)) != 0) {
         goc__free(cfg);

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define CACHE_LINE 64
+#define CACHE_LINE    64
 /* Shards for plain threads, after the per-P ones. */
 #define THREAD_SHARDS 4
 
@@ -50,18 +50,20 @@ struct gauge_cell {
  */
 struct hcore {
     struct shards sh;
-    size_t nb;          /* finite bounds */
+    size_t nb;            /* finite bounds */
     const double *bounds; /* the family's */
-    size_t stride;      /* uint64 words per shard */
-    _Atomic uint64_t *w; /* shard words: [0] count|hot, then two halves */
-    goc__lock read_mu;  /* serialises readers (flip + merge) */
+    size_t stride;        /* uint64 words per shard */
+    _Atomic uint64_t *w;  /* shard words: [0] count|hot, then two halves */
+    goc__lock read_mu;    /* serialises readers (flip + merge) */
 };
 
 int goc__hcore_init(struct hcore *h, const double *bounds, size_t nb);
 void goc__hcore_destroy(struct hcore *h);
 void goc__hcore_observe(struct hcore *h, double v);
 /* cum: nb + 1 cumulative counts (may be NULL). */
-void goc__hcore_read(struct hcore *h, uint64_t *cum, uint64_t *count,
+void goc__hcore_read(struct hcore *h,
+                     uint64_t *cum,
+                     uint64_t *count,
                      double *sum);
 
 /* ---- quantile estimation (summary.c) ---- */
@@ -71,16 +73,18 @@ int goc__qwindow_new(const struct goc_metric_opts *o, struct qwindow **out);
 void goc__qwindow_free(struct qwindow *q);
 void goc__qwindow_observe(struct qwindow *q, double v);
 /* Fills vals[i] for each objective of the family; false if empty. */
-bool goc__qwindow_query(struct qwindow *q, const struct goc_quantile *obj,
-                        size_t n, double *vals);
+bool goc__qwindow_query(struct qwindow *q,
+                        const struct goc_quantile *obj,
+                        size_t n,
+                        double *vals);
 
 /* ---- families and children (registry.c) ---- */
 
 struct child {
     struct goc_metric *fam;
-    char *key;        /* values in sorted-name order, each NUL-ended */
+    char *key; /* values in sorted-name order, each NUL-ended */
     size_t keylen;
-    char **values;    /* in creation order */
+    char **values; /* in creation order */
     union {
         struct counter_cell *c; /* sh.n cells */
         struct gauge_cell *g;
@@ -91,11 +95,11 @@ struct child {
 
 struct goc_metric {
     struct goc_registry *reg;
-    _Atomic int refs;  /* the registry's 1 + scrapes in progress */
+    _Atomic int refs; /* the registry's 1 + scrapes in progress */
     int type;
     char *name, *help;
     size_t nlabels;
-    char **labels;     /* creation order */
+    char **labels;                       /* creation order */
     size_t order[GOC_METRIC_MAX_LABELS]; /* label indices sorted by name */
     double *bounds;
     size_t nbounds;
@@ -104,9 +108,9 @@ struct goc_metric {
     struct goc_metric_opts o; /* summary window settings, gauge track */
     goc_clock clock;
     struct shards sh;
-    double (*fn)(void *arg);  /* func metrics */
+    double (*fn)(void *arg); /* func metrics */
     void *fn_arg;
-    goc__lock mu;      /* children */
+    goc__lock mu;        /* children */
     struct child **kids; /* sorted by key */
     size_t nkids, capkids;
 };
@@ -148,15 +152,15 @@ int goc__names_clash(const char *a, int ta, const char *b, int tb);
 /* ---- scrape (sink.c, text.c) ---- */
 
 struct sample {
-    char *key;    /* values for sorting, NUL-separated */
+    char *key; /* values for sorting, NUL-separated */
     size_t keylen;
     char *labels; /* rendered pairs `a="x",b="y"`, "" if none */
     double v;
     /* histogram: nb bounds and cumulative counts; summary: quantiles */
     size_t nb;
-    double *bounds;   /* borrowed from the family, or owned (owned=true) */
+    double *bounds; /* borrowed from the family, or owned (owned=true) */
     uint64_t *cum;
-    double *qv;       /* summary: one value per objective */
+    double *qv; /* summary: one value per objective */
     uint64_t count;
     bool owned_bounds;
 };
@@ -175,7 +179,7 @@ struct goc_metric_sink {
     struct goc_registry *reg;
     struct family *f;
     size_t n, cap;
-    long cur; /* index of the family a collector is filling, or -1 */
+    long cur;    /* index of the family a collector is filling, or -1 */
     size_t nreg; /* families [0, nreg) come from registered metrics */
     bool oom;
     /* Entries held (referenced) by this scrape, released at its end. */
@@ -187,13 +191,16 @@ struct goc_metric_sink {
 void goc__sink_init(struct goc_metric_sink *s, struct goc_registry *r);
 void goc__sink_destroy(struct goc_metric_sink *s);
 struct family *goc__sink_add_family(struct goc_metric_sink *s,
-                                    const char *name, const char *help,
+                                    const char *name,
+                                    const char *help,
                                     int type);
 struct sample *goc__family_add_sample(struct goc_metric_sink *s,
                                       struct family *f);
 /* Render pairs for @n labels; NULL on ENOMEM. */
-char *goc__render_labels(const char *const *names, const char *const *values,
-                         const size_t *order, size_t n);
+char *goc__render_labels(const char *const *names,
+                         const char *const *values,
+                         const size_t *order,
+                         size_t n);
 /* Snapshot a registered family into the sink. */
 void goc__metric_collect(struct goc_metric *m, struct goc_metric_sink *s);
 /* Gather a whole registry into @s (holding its entries until

@@ -96,7 +96,7 @@ int goc__names_clash(const char *a, int ta, const char *b, int tb)
     for (int pass = 0; pass < 2; pass++) {
         const char *x = pass ? b : a, *y = pass ? a : b;
         int tx = pass ? tb : ta, ty = pass ? ta : tb;
-        int ns = tx == GOC_METRIC_HISTOGRAM  ? 4
+        int ns = tx == GOC_METRIC_HISTOGRAM ? 4
                  : tx == GOC_METRIC_SUMMARY ? 3
                                             : 1;
         for (int i = 0; i < ns; i++) {

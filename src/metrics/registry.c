@@ -10,6 +10,7 @@
  * callback never runs after its unregister call returns.
  */
 #include "metrics_int.h"
+#include "goc/runtime.h"
 #include "goc/time.h"
 #include "../internal/alloc.h"
 
@@ -19,9 +20,58 @@
 
 static goc_registry def_reg = { .is_default = true };
 
-/* The callback this thread is running (func metric or collector), so that
- * unregistering it from inside is refused instead of waiting forever. */
-static _Thread_local const void *tl_callback;
+/*
+ * The callbacks running now, each with who runs it (a goroutine's id, or
+ * a plain thread's marker), so that unregistering a callback from inside
+ * itself is refused instead of waiting for itself forever. A thread-local
+ * would not do: a callback that blocks may resume on another thread, and
+ * another goroutine may run on this one meanwhile.
+ */
+struct running {
+    struct running *next;
+    const void *cb;
+    int64_t who;
+};
+static goc__lock running_mu = GOC__LOCK_INIT;
+static struct running *running_head;
+static _Thread_local char tl_marker;
+
+static int64_t self_id(void)
+{
+    int64_t g = goc_id();
+    return g ? g : -(int64_t)(intptr_t)&tl_marker;
+}
+
+static void running_push(struct running *r, const void *cb)
+{
+    r->cb = cb;
+    r->who = self_id();
+    goc__lock_acquire(&running_mu);
+    r->next = running_head;
+    running_head = r;
+    goc__lock_release(&running_mu);
+}
+
+static void running_pop(struct running *r)
+{
+    goc__lock_acquire(&running_mu);
+    struct running **pp = &running_head;
+    while (*pp != r)
+        pp = &(*pp)->next;
+    *pp = r->next;
+    goc__lock_release(&running_mu);
+}
+
+static bool running_here(const void *cb)
+{
+    int64_t me = self_id();
+    bool yes = false;
+    goc__lock_acquire(&running_mu);
+    for (struct running *r = running_head; r && !yes; r = r->next)
+        yes = r->cb == cb && r->who == me;
+    goc__lock_release(&running_mu);
+    return yes;
+}
 
 goc_registry *goc_registry_default(void)
 {
@@ -114,7 +164,8 @@ static int cells_new(struct goc_metric *m, struct child *k)
 }
 
 /* The sort key: values in label-name order, each NUL-terminated. */
-static char *make_key(const struct goc_metric *m, const char *const *values,
+static char *make_key(const struct goc_metric *m,
+                      const char *const *values,
                       size_t *len)
 {
     size_t n = 0;
@@ -154,15 +205,19 @@ static size_t find(const struct goc_metric *m, const char *key, size_t len)
     return lo;
 }
 
-static bool found(const struct goc_metric *m, size_t i, const char *key,
+static bool found(const struct goc_metric *m,
+                  size_t i,
+                  const char *key,
                   size_t len)
 {
     return i < m->nkids &&
            key_cmp(m->kids[i]->key, m->kids[i]->keylen, key, len) == 0;
 }
 
-static struct child *child_new(struct goc_metric *m, const char *const *values,
-                               char *key, size_t keylen)
+static struct child *child_new(struct goc_metric *m,
+                               const char *const *values,
+                               char *key,
+                               size_t keylen)
 {
     struct child *k = goc__calloc(1, sizeof *k);
     if (!k)
@@ -213,7 +268,9 @@ static bool values_ok(const struct goc_metric *m, const char *const *values)
     return true;
 }
 
-static int with(goc_metric *m, int type, const char *const *values,
+static int with(goc_metric *m,
+                int type,
+                const char *const *values,
                 struct child **out)
 {
     if (!m || !out || m->type != type || m->fn || !values_ok(m, values))
@@ -243,7 +300,8 @@ static int with(goc_metric *m, int type, const char *const *values,
     return err;
 }
 
-int goc_counter_with(goc_metric *m, const char *const *values,
+int goc_counter_with(goc_metric *m,
+                     const char *const *values,
                      goc_counter **out)
 {
     return with(m, GOC_METRIC_COUNTER, values, (struct child **)(void *)out);
@@ -254,13 +312,15 @@ int goc_gauge_with(goc_metric *m, const char *const *values, goc_gauge **out)
     return with(m, GOC_METRIC_GAUGE, values, (struct child **)(void *)out);
 }
 
-int goc_histogram_with(goc_metric *m, const char *const *values,
+int goc_histogram_with(goc_metric *m,
+                       const char *const *values,
                        goc_histogram **out)
 {
     return with(m, GOC_METRIC_HISTOGRAM, values, (struct child **)(void *)out);
 }
 
-int goc_summary_with(goc_metric *m, const char *const *values,
+int goc_summary_with(goc_metric *m,
+                     const char *const *values,
                      goc_summary **out)
 {
     return with(m, GOC_METRIC_SUMMARY, values, (struct child **)(void *)out);
@@ -426,7 +486,8 @@ static int cmp_q(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int metric_build(const struct goc_metric_opts *o, struct goc_metric **out)
+static int metric_build(const struct goc_metric_opts *o,
+                        struct goc_metric **out)
 {
     struct goc_metric *m = goc__calloc(1, sizeof *m);
     if (!m)
@@ -504,7 +565,8 @@ static int attach(goc_registry *r, struct goc_metric *m)
     return err;
 }
 
-int goc_metric_new(goc_registry *r, const struct goc_metric_opts *o,
+int goc_metric_new(goc_registry *r,
+                   const struct goc_metric_opts *o,
                    goc_metric **out)
 {
     if (!o || !out || !opts_ok(o))
@@ -521,8 +583,12 @@ int goc_metric_new(goc_registry *r, const struct goc_metric_opts *o,
     return 0;
 }
 
-int goc_metric_func(goc_registry *r, int type, const char *name,
-                    const char *help, double (*fn)(void *arg), void *arg,
+int goc_metric_func(goc_registry *r,
+                    int type,
+                    const char *name,
+                    const char *help,
+                    double (*fn)(void *arg),
+                    void *arg,
                     goc_metric **out)
 {
     if (!fn || (type != GOC_METRIC_COUNTER && type != GOC_METRIC_GAUGE))
@@ -544,8 +610,8 @@ int goc_metric_func(goc_registry *r, int type, const char *name,
     return 0;
 }
 
-static int one_child(goc_registry *r, int type, const char *name,
-                     const char *help, void **out)
+static int one_child(
+    goc_registry *r, int type, const char *name, const char *help, void **out)
 {
     if (!out)
         return -EINVAL;
@@ -559,13 +625,17 @@ static int one_child(goc_registry *r, int type, const char *name,
     return err;
 }
 
-int goc_counter_new(goc_registry *r, const char *name, const char *help,
+int goc_counter_new(goc_registry *r,
+                    const char *name,
+                    const char *help,
                     goc_counter **out)
 {
     return one_child(r, GOC_METRIC_COUNTER, name, help, (void **)out);
 }
 
-int goc_gauge_new(goc_registry *r, const char *name, const char *help,
+int goc_gauge_new(goc_registry *r,
+                  const char *name,
+                  const char *help,
                   goc_gauge **out)
 {
     return one_child(r, GOC_METRIC_GAUGE, name, help, (void **)out);
@@ -594,7 +664,7 @@ int goc_metric_unregister(goc_metric *m)
 {
     if (!m)
         return -EINVAL;
-    if (tl_callback == m)
+    if (running_here(m))
         return -EDEADLK;
     goc_registry *r = m->reg;
     goc__lock_acquire(&r->mu);
@@ -607,7 +677,9 @@ int goc_metric_unregister(goc_metric *m)
     return 0;
 }
 
-int goc_registry_add_collector(goc_registry *r, goc_collect_fn fn, void *arg,
+int goc_registry_add_collector(goc_registry *r,
+                               goc_collect_fn fn,
+                               void *arg,
                                goc_collector **out)
 {
     if (!fn || !out)
@@ -637,7 +709,7 @@ int goc_collector_remove(goc_collector *c)
 {
     if (!c)
         return -EINVAL;
-    if (tl_callback == c)
+    if (running_here(c))
         return -EDEADLK;
     goc_registry *r = c->reg;
     goc__lock_acquire(&r->mu);
@@ -672,20 +744,20 @@ void goc_registry_free(goc_registry *r)
 
 static void call_collector(goc_collector *c, struct goc_metric_sink *s)
 {
-    const void *saved = tl_callback;
-    tl_callback = c;
+    struct running r;
+    running_push(&r, c);
     s->cur = -1; /* a collector starts its own families */
     c->fn(s, c->arg);
     s->cur = -1;
-    tl_callback = saved;
+    running_pop(&r);
 }
 
 double goc__metric_call(struct goc_metric *m)
 {
-    const void *saved = tl_callback;
-    tl_callback = m;
+    struct running r;
+    running_push(&r, m);
     double v = m->fn(m->fn_arg);
-    tl_callback = saved;
+    running_pop(&r);
     return v;
 }
 

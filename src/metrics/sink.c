@@ -51,7 +51,8 @@ static char *dup(const char *p)
 }
 
 struct family *goc__sink_add_family(struct goc_metric_sink *s,
-                                    const char *name, const char *help,
+                                    const char *name,
+                                    const char *help,
                                     int type)
 {
     if (s->n == s->cap) {
@@ -103,8 +104,10 @@ struct sample *goc__family_add_sample(struct goc_metric_sink *s,
     return x;
 }
 
-char *goc__render_labels(const char *const *names, const char *const *values,
-                         const size_t *order, size_t n)
+char *goc__render_labels(const char *const *names,
+                         const char *const *values,
+                         const size_t *order,
+                         size_t n)
 {
     struct tbuf b = { 0 };
     for (size_t i = 0; i < n; i++) {
@@ -134,9 +137,12 @@ char *goc__render_labels(const char *const *names, const char *const *values,
 }
 
 /* Key and rendered labels of a sample; false on ENOMEM. */
-static bool label_sample(struct goc_metric_sink *s, struct sample *x,
-                         const char *const *names, const char *const *values,
-                         const size_t *order, size_t n)
+static bool label_sample(struct goc_metric_sink *s,
+                         struct sample *x,
+                         const char *const *names,
+                         const char *const *values,
+                         const size_t *order,
+                         size_t n)
 {
     size_t len = 0;
     for (size_t i = 0; i < n; i++)
@@ -157,8 +163,10 @@ static bool label_sample(struct goc_metric_sink *s, struct sample *x,
     return true;
 }
 
-static void collect_child(struct goc_metric *m, struct child *k,
-                          struct goc_metric_sink *s, struct sample *x)
+static void collect_child(struct goc_metric *m,
+                          struct child *k,
+                          struct goc_metric_sink *s,
+                          struct sample *x)
 {
     if (!label_sample(s, x, (const char *const *)m->labels,
                       (const char *const *)k->values, m->order, m->nlabels))
@@ -224,7 +232,9 @@ static void drop_sample(struct goc_metric_sink *s)
     atomic_fetch_add(&s->reg->dropped_samples, 1);
 }
 
-int goc_sink_family(goc_metric_sink *s, const char *name, const char *help,
+int goc_sink_family(goc_metric_sink *s,
+                    const char *name,
+                    const char *help,
                     int type)
 {
     if (!s)
@@ -243,8 +253,11 @@ int goc_sink_family(goc_metric_sink *s, const char *name, const char *help,
 }
 
 /* Validate labels and sort them by name into order[]. */
-static bool labels_ok(const char *const *names, const char *const *values,
-                      size_t n, int type, size_t *order)
+static bool labels_ok(const char *const *names,
+                      const char *const *values,
+                      size_t n,
+                      int type,
+                      size_t *order)
 {
     if (n > GOC_METRIC_MAX_LABELS || (n && (!names || !values)))
         return false;
@@ -270,8 +283,10 @@ static bool labels_ok(const char *const *names, const char *const *values,
     return true;
 }
 
-static struct sample *start_sample(goc_metric_sink *s, const char *const *names,
-                                   const char *const *values, size_t n,
+static struct sample *start_sample(goc_metric_sink *s,
+                                   const char *const *names,
+                                   const char *const *values,
+                                   size_t n,
                                    bool histogram)
 {
     size_t order[GOC_METRIC_MAX_LABELS];
@@ -295,8 +310,11 @@ static struct sample *start_sample(goc_metric_sink *s, const char *const *names,
     return x;
 }
 
-int goc_sink_sample(goc_metric_sink *s, const char *const *names,
-                    const char *const *values, size_t n, double v)
+int goc_sink_sample(goc_metric_sink *s,
+                    const char *const *names,
+                    const char *const *values,
+                    size_t n,
+                    double v)
 {
     struct sample *x = start_sample(s, names, values, n, false);
     if (!x)
@@ -305,7 +323,9 @@ int goc_sink_sample(goc_metric_sink *s, const char *const *names,
     return 0;
 }
 
-static bool hist_ok(const double *bounds, const uint64_t *cum, size_t nb,
+static bool hist_ok(const double *bounds,
+                    const uint64_t *cum,
+                    size_t nb,
                     uint64_t count)
 {
     if (nb && (!bounds || !cum))
@@ -317,10 +337,15 @@ static bool hist_ok(const double *bounds, const uint64_t *cum, size_t nb,
     return true;
 }
 
-int goc_sink_histogram(goc_metric_sink *s, const char *const *names,
-                       const char *const *values, size_t n,
-                       const double *bounds, const uint64_t *cumulative,
-                       size_t nb, double sum, uint64_t count)
+int goc_sink_histogram(goc_metric_sink *s,
+                       const char *const *names,
+                       const char *const *values,
+                       size_t n,
+                       const double *bounds,
+                       const uint64_t *cumulative,
+                       size_t nb,
+                       double sum,
+                       uint64_t count)
 {
     if (s && !hist_ok(bounds, cumulative, nb, count)) {
         drop_sample(s);

@@ -43,7 +43,7 @@ struct qwindow {
     const struct goc_quantile *obj; /* the family's */
     size_t nobj;
     goc_clock clock;
-    int64_t dur;      /* one stream's period */
+    int64_t dur; /* one stream's period */
     int nstreams, head;
     int64_t head_exp; /* when the head stream is reset */
     int64_t buf_exp;  /* when the buffer's period ends */
@@ -126,7 +126,9 @@ static void compress(const struct qwindow *q, struct stream *s)
 }
 
 /* Merge the sorted values v[0..n) into s. False on ENOMEM (s unchanged). */
-static bool merge(const struct qwindow *q, struct stream *s, const double *v,
+static bool merge(const struct qwindow *q,
+                  struct stream *s,
+                  const double *v,
                   size_t n)
 {
     if (s->n + n > s->cap) {
@@ -240,8 +242,10 @@ void goc__qwindow_observe(struct qwindow *q, double v)
     goc__lock_release(&q->mu);
 }
 
-bool goc__qwindow_query(struct qwindow *q, const struct goc_quantile *obj,
-                        size_t n, double *vals)
+bool goc__qwindow_query(struct qwindow *q,
+                        const struct goc_quantile *obj,
+                        size_t n,
+                        double *vals)
 {
     int64_t now = now_of(q);
     goc__lock_acquire(&q->mu);
@@ -252,4 +256,21 @@ bool goc__qwindow_query(struct qwindow *q, const struct goc_quantile *obj,
     bool any = h->n > 0;
     goc__lock_release(&q->mu);
     return any;
+}
+
+int goc_summary_quantile(goc_summary *s, double q, double *out)
+{
+    struct child *k = (struct child *)(void *)s;
+    if (!s || !out || !k->q)
+        return -EINVAL;
+    const struct goc_metric *m = k->fam;
+    for (size_t i = 0; i < m->nobj; i++)
+        if (m->obj[i].q == q) {
+            if (!goc__qwindow_query(k->q, &m->obj[i], 1, out)) {
+                *out = NAN;
+                return -ENODATA;
+            }
+            return 0;
+        }
+    return -EINVAL;
 }

@@ -126,8 +126,8 @@ static void put_u64(struct tbuf *b, uint64_t v)
 
 static const char *type_name(int t)
 {
-    static const char *const n[] = { "counter", "gauge", "histogram",
-                                     "summary", "untyped" };
+    static const char *const n[] = { "counter", "gauge", "histogram", "summary",
+                                     "untyped" };
     return n[t];
 }
 
@@ -152,9 +152,12 @@ static void put_help(struct tbuf *b, const struct family *f)
 }
 
 /* name+suffix{labels[,extra="val"]} */
-static void put_series(struct tbuf *b, const struct family *f,
-                       const char *suffix, const struct sample *x,
-                       const char *extra, double extra_v)
+static void put_series(struct tbuf *b,
+                       const struct family *f,
+                       const char *suffix,
+                       const struct sample *x,
+                       const char *extra,
+                       double extra_v)
 {
     goc__tbuf_str(b, f->name);
     goc__tbuf_str(b, suffix);
@@ -175,17 +178,20 @@ static void put_series(struct tbuf *b, const struct family *f,
     goc__tbuf_put(b, "} ", 2);
 }
 
-static void put_histogram(struct tbuf *b, const struct family *f,
+static void put_histogram(struct tbuf *b,
+                          const struct family *f,
                           const struct sample *x)
 {
     for (size_t i = 0; i <= x->nb; i++) {
-        put_series(b, f, "_bucket", x, "le", i < x->nb ? x->bounds[i] : INFINITY);
+        put_series(b, f, "_bucket", x, "le",
+                   i < x->nb ? x->bounds[i] : INFINITY);
         put_u64(b, x->cum[i]);
         goc__tbuf_put(b, "\n", 1);
     }
 }
 
-static void put_sample(struct tbuf *b, const struct family *f,
+static void put_sample(struct tbuf *b,
+                       const struct family *f,
                        const struct sample *x)
 {
     if (f->type == GOC_METRIC_HISTOGRAM)
@@ -239,7 +245,8 @@ static void drop_clashes(struct goc_metric_sink *s)
             atomic_fetch_add(&s->reg->dropped_families, 1);
 }
 
-static void put_family(struct goc_metric_sink *s, struct tbuf *b,
+static void put_family(struct goc_metric_sink *s,
+                       struct tbuf *b,
                        struct family *f)
 {
     qsort(f->s, f->n, sizeof *f->s, cmp_sample);

@@ -285,15 +285,19 @@ void goc__hcore_observe(struct hcore *h, double v)
 }
 
 /* Read one shard's cold half into the totals and fold it into the hot. */
-static void read_shard(struct hcore *h, _Atomic uint64_t *w, uint64_t *cum,
-                       uint64_t *count, double *sum)
+static void read_shard(struct hcore *h,
+                       _Atomic uint64_t *w,
+                       uint64_t *cum,
+                       uint64_t *count,
+                       double *sum)
 {
-    uint64_t n = atomic_fetch_add_explicit(&w[0], HOT_BIT, memory_order_acq_rel);
+    uint64_t n =
+        atomic_fetch_add_explicit(&w[0], HOT_BIT, memory_order_acq_rel);
     uint64_t started = n & ~HOT_BIT;
     _Atomic uint64_t *cold = w + 1 + (n >> 63) * half_words(h);
     _Atomic uint64_t *hot = w + 1 + (1 - (n >> 63)) * half_words(h);
-    for (int spins = 0; atomic_load_explicit(&cold[0], memory_order_acquire) !=
-                        started;
+    for (int spins = 0;
+         atomic_load_explicit(&cold[0], memory_order_acquire) != started;
          spins++)
         if (spins > 64)
             sched_yield(); /* a writer's thread was preempted mid-update;
@@ -314,7 +318,9 @@ static void read_shard(struct hcore *h, _Atomic uint64_t *w, uint64_t *cum,
     atomic_store_explicit(&cold[0], 0, memory_order_relaxed);
 }
 
-void goc__hcore_read(struct hcore *h, uint64_t *cum, uint64_t *count,
+void goc__hcore_read(struct hcore *h,
+                     uint64_t *cum,
+                     uint64_t *count,
                      double *sum)
 {
     *count = 0;

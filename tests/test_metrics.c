@@ -1,0 +1,1134 @@
+/* SPDX-License-Identifier: MIT */
+/* Tests of the metrics: types, labels, validation, the text exposition
+ * byte for byte, exact concurrent sums, consistent histogram snapshots,
+ * summary quantile error, collectors, and the HTTP endpoint. */
+#include "test.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static char *text_of(goc_registry *r)
+{
+    char *t;
+    size_t n;
+    ASSERT_OK(goc_metrics_text(r, &t, &n));
+    ASSERT_EQ(n, strlen(t));
+    return t;
+}
+
+static void expect_text(goc_registry *r, const char *want)
+{
+    char *t = text_of(r);
+    ASSERT_STR(t, want);
+    free(t);
+}
+
+static goc_registry *reg(void)
+{
+    goc_registry *r;
+    ASSERT_OK(goc_registry_new(&r));
+    return r;
+}
+
+static goc_metric *fam(goc_registry *r,
+                       int type,
+                       const char *name,
+                       const char *const *labels,
+                       size_t nl)
+{
+    struct goc_metric_opts o = { .type = type,
+                                 .name = name,
+                                 .help = "Help.",
+                                 .labels = labels,
+                                 .nlabels = nl };
+    goc_metric *m;
+    ASSERT_OK(goc_metric_new(r, &o, &m));
+    return m;
+}
+
+TEST_G(metrics, counter_exposition)
+{
+    goc_registry *r = reg();
+    const char *ls[] = { "method", "code" };
+    goc_metric *m = fam(r, GOC_METRIC_COUNTER, "http_requests_total", ls, 2);
+    goc_counter *a, *b, *a2;
+    ASSERT_OK(goc_counter_with(m, (const char *[]){ "post", "500" }, &b));
+    ASSERT_OK(goc_counter_with(m, (const char *[]){ "get", "200" }, &a));
+    ASSERT_OK(goc_counter_with(m, (const char *[]){ "get", "200" }, &a2));
+    ASSERT(a == a2); /* the same values give the same child */
+    goc_counter_inc(a);
+    goc_counter_inc(a);
+    ASSERT_OK(goc_counter_add(a, 3));
+    ASSERT_OK(goc_counter_add(b, 0.5));
+    ASSERT(goc_counter_value(a) == 5);
+    goc_counter *plain;
+    ASSERT_OK(goc_counter_new(r, "jobs_total", "Jobs done.", &plain));
+    goc_counter_inc(plain);
+    expect_text(r, "# HELP http_requests_total Help.\n"
+                   "# TYPE http_requests_total counter\n"
+                   "http_requests_total{code=\"200\",method=\"get\"} 5\n"
+                   "http_requests_total{code=\"500\",method=\"post\"} 0.5\n"
+                   "# HELP jobs_total Jobs done.\n"
+                   "# TYPE jobs_total counter\n"
+                   "jobs_total 1\n");
+    goc_registry_free(r);
+}
+
+TEST_G(metrics, gauge_ops_and_tracking)
+{
+    goc_registry *r = reg();
+    goc_gauge *g;
+    ASSERT_OK(goc_gauge_new(r, "in_flight", "In flight.", &g));
+    goc_gauge_set(g, 10);
+    goc_gauge_inc(g);
+    goc_gauge_dec(g);
+    goc_gauge_dec(g);
+    goc_gauge_add(g, 2.5);
+    goc_gauge_sub(g, 0.25);
+    ASSERT(goc_gauge_value(g) == 11.25);
+    struct goc_gauge_extremes ex;
+    ASSERT_EQ(goc_gauge_extremes(g, false, &ex), -EINVAL); /* not tracked */
+    expect_text(r, "# HELP in_flight In flight.\n# TYPE in_flight gauge\n"
+                   "in_flight 11.25\n");
+    goc_gauge_set(g, -3);
+    expect_text(r, "# HELP in_flight In flight.\n# TYPE in_flight gauge\n"
+                   "in_flight -3\n");
+    goc_gauge_set_to_current_time(g);
+    double now = (double)time(NULL);
+    ASSERT(fabs(goc_gauge_value(g) - now) < 5);
+
+    struct goc_metric_opts o = { .type = GOC_METRIC_GAUGE,
+                                 .name = "queue_depth",
+                                 .help = "Depth.",
+                                 .track = true };
+    goc_metric *m;
+    ASSERT_OK(goc_metric_new(r, &o, &m));
+    ASSERT_OK(goc_gauge_with(m, NULL, &g));
+    ASSERT_OK(goc_gauge_extremes(g, false, &ex));
+    ASSERT_EQ(ex.updated, 0);
+    goc_gauge_set(g, 5);
+    goc_gauge_set(g, 1000); /* a spike */
+    goc_gauge_set(g, 7);
+    goc_gauge_sub(g, 9);
+    ASSERT_OK(goc_gauge_extremes(g, true, &ex));
+    ASSERT(ex.value == -2 && ex.min == -2 && ex.max == 1000);
+    ASSERT_GT(ex.updated, (int64_t)(now - 5) * 1000000000);
+    /* The window restarts: the spike is forgotten (seed defect D-125). */
+    goc_gauge_set(g, 3);
+    ASSERT_OK(goc_gauge_extremes(g, false, &ex));
+    ASSERT(ex.value == 3 && ex.min == -2 && ex.max == 3);
+    goc_registry_free(r);
+}
+
+TEST_G(metrics, histogram_exposition)
+{
+    goc_registry *r = reg();
+    double b[] = { 1, 2, 5 };
+    const char *ls[] = { "path" };
+    struct goc_metric_opts o = { .type = GOC_METRIC_HISTOGRAM,
+                                 .name = "req_seconds",
+                                 .help = "Request latency.",
+                                 .labels = ls,
+                                 .nlabels = 1,
+                                 .buckets = b,
+                                 .nbuckets = 3 };
+    goc_metric *m;
+    ASSERT_OK(goc_metric_new(r, &o, &m));
+    goc_histogram *h;
+    ASSERT_OK(goc_histogram_with(m, (const char *[]){ "/a" }, &h));
+    goc_histogram_observe(h, 0.5);
+    goc_histogram_observe(h, 1); /* bounds are inclusive */
+    goc_histogram_observe(h, 1.5);
+    goc_histogram_observe(h, 7);
+    /* Default buckets, no labels. */
+    struct goc_metric_opts d = { .type = GOC_METRIC_HISTOGRAM,
+                                 .name = "d_seconds",
+                                 .help = "Defaults." };
+    goc_metric *dm;
+    ASSERT_OK(goc_metric_new(r, &d, &dm));
+    goc_histogram *dh;
+    ASSERT_OK(goc_histogram_with(dm, NULL, &dh));
+    goc_histogram_observe(dh, 0.005);
+    goc_histogram_observe(dh, 0.3);
+    expect_text(r, "# HELP d_seconds Defaults.\n"
+                   "# TYPE d_seconds histogram\n"
+                   "d_seconds_bucket{le=\"0.005\"} 1\n"
+                   "d_seconds_bucket{le=\"0.01\"} 1\n"
+                   "d_seconds_bucket{le=\"0.025\"} 1\n"
+                   "d_seconds_bucket{le=\"0.05\"} 1\n"
+                   "d_seconds_bucket{le=\"0.1\"} 1\n"
+                   "d_seconds_bucket{le=\"0.25\"} 1\n"
+                   "d_seconds_bucket{le=\"0.5\"} 2\n"
+                   "d_seconds_bucket{le=\"1\"} 2\n"
+                   "d_seconds_bucket{le=\"2.5\"} 2\n"
+                   "d_seconds_bucket{le=\"5\"} 2\n"
+                   "d_seconds_bucket{le=\"10\"} 2\n"
+                   "d_seconds_bucket{le=\"+Inf\"} 2\n"
+                   "d_seconds_sum 0.305\n"
+                   "d_seconds_count 2\n"
+                   "# HELP req_seconds Request latency.\n"
+                   "# TYPE req_seconds histogram\n"
+                   "req_seconds_bucket{path=\"/a\",le=\"1\"} 2\n"
+                   "req_seconds_bucket{path=\"/a\",le=\"2\"} 3\n"
+                   "req_seconds_bucket{path=\"/a\",le=\"5\"} 3\n"
+                   "req_seconds_bucket{path=\"/a\",le=\"+Inf\"} 4\n"
+                   "req_seconds_sum{path=\"/a\"} 10\n"
+                   "req_seconds_count{path=\"/a\"} 4\n");
+    uint64_t cum[4];
+    struct goc_histogram_snapshot s = { .cumulative = cum };
+    ASSERT_EQ(goc_histogram_read(h, &s), 3);
+    ASSERT(s.count == 4 && cum[3] == 4 && cum[0] == 2 && s.sum == 10);
+    goc_registry_free(r);
+}
+
+TEST_G(metrics, summary_exposition)
+{
+    goc_registry *r = reg();
+    struct goc_quantile q[] = { { 0.9, 0.01 }, { 0.5, 0.05 } };
+    const char *ls[] = { "op" };
+    struct goc_metric_opts o = { .type = GOC_METRIC_SUMMARY,
+                                 .name = "rpc_seconds",
+                                 .help = "RPC time.",
+                                 .labels = ls,
+                                 .nlabels = 1,
+                                 .objectives = q,
+                                 .nobjectives = 2 };
+    goc_metric *m;
+    ASSERT_OK(goc_metric_new(r, &o, &m));
+    goc_summary *a, *b;
+    ASSERT_OK(goc_summary_with(m, (const char *[]){ "read" }, &a));
+    ASSERT_OK(goc_summary_with(m, (const char *[]){ "write" }, &b));
+    goc_summary_observe(a, 42);
+    goc_summary_observe(a, 42);
+    struct goc_metric_opts p = { .type = GOC_METRIC_SUMMARY,
+                                 .name = "plain_bytes",
+                                 .help = "No quantiles." };
+    goc_metric *pm;
+    ASSERT_OK(goc_metric_new(r, &p, &pm));
+    goc_summary *ps;
+    ASSERT_OK(goc_summary_with(pm, NULL, &ps));
+    goc_summary_observe(ps, 1.5);
+    goc_summary_observe(ps, 2);
+    expect_text(r, "# HELP plain_bytes No quantiles.\n"
+                   "# TYPE plain_bytes summary\n"
+                   "plain_bytes_sum 3.5\n"
+                   "plain_bytes_count 2\n"
+                   "# HELP rpc_seconds RPC time.\n"
+                   "# TYPE rpc_seconds summary\n"
+                   "rpc_seconds{op=\"read\",quantile=\"0.5\"} 42\n"
+                   "rpc_seconds{op=\"read\",quantile=\"0.9\"} 42\n"
+                   "rpc_seconds_sum{op=\"read\"} 84\n"
+                   "rpc_seconds_count{op=\"read\"} 2\n"
+                   "rpc_seconds{op=\"write\",quantile=\"0.5\"} NaN\n"
+                   "rpc_seconds{op=\"write\",quantile=\"0.9\"} NaN\n"
+                   "rpc_seconds_sum{op=\"write\"} 0\n"
+                   "rpc_seconds_count{op=\"write\"} 0\n");
+    double v;
+    ASSERT_EQ(goc_summary_quantile(b, 0.5, &v), -ENODATA);
+    ASSERT(isnan(v));
+    ASSERT_EQ(goc_summary_quantile(a, 0.7, &v), -EINVAL);
+    ASSERT_OK(goc_summary_quantile(a, 0.9, &v));
+    ASSERT(v == 42);
+    double sum;
+    ASSERT_EQ(goc_summary_count(a, &sum), 2);
+    ASSERT(sum == 84);
+    goc_registry_free(r);
+}
+
+TEST_G(metrics, escaping)
+{
+    goc_registry *r = reg();
+    struct goc_metric_opts o = {
+        .type = GOC_METRIC_GAUGE,
+        .name = "esc",
+        .help = "A \\ backslash,\na newline and \"quotes\".",
+        .labels = (const char *[]){ "v" },
+        .nlabels = 1
+    };
+    goc_metric *m;
+    ASSERT_OK(goc_metric_new(r, &o, &m));
+    goc_gauge *g;
+    const char *vals[] = { "back\\slash", "quo\"te", "new\nline", "", "ünï" };
+    for (int i = 0; i < 5; i++) {
+        ASSERT_OK(goc_gauge_with(m, &vals[i], &g));
+        goc_gauge_set(g, i);
+    }
+    expect_text(r, "# HELP esc A \\\\ backslash,\\na newline and \"quotes\".\n"
+                   "# TYPE esc gauge\n"
+                   "esc{v=\"\"} 3\n"
+                   "esc{v=\"back\\\\slash\"} 0\n"
+                   "esc{v=\"new\\nline\"} 2\n"
+                   "esc{v=\"quo\\\"te\"} 1\n"
+                   "esc{v=\"ünï\"} 4\n");
+    goc_registry_free(r);
+}
+
+static void expect_fmt(double v, const char *want)
+{
+    char buf[40];
+    int n = goc_format_double(v, buf);
+    ASSERT_STR(buf, want);
+    ASSERT_EQ(n, strlen(want));
+    if (!isnan(v))
+        ASSERT(strtod(buf[0] == '+' ? buf + 1 : buf, NULL) == v ||
+               (isinf(v) && strstr(buf, "Inf")));
+}
+
+TEST(metrics, special_floats)
+{
+    /* Go's strconv.FormatFloat(v, 'g', -1, 64) for each. */
+    expect_fmt(0, "0");
+    expect_fmt(-0.0, "-0");
+    expect_fmt(1, "1");
+    expect_fmt(-1, "-1");
+    expect_fmt(0.1, "0.1");
+    expect_fmt(0.1 + 0.2, "0.30000000000000004");
+    expect_fmt(100, "100");
+    expect_fmt(123456, "123456");
+    expect_fmt(1e6, "1e+06");
+    expect_fmt(1234567, "1.234567e+06");
+    expect_fmt(123456789, "1.23456789e+08");
+    expect_fmt(0.0001, "0.0001");
+    expect_fmt(0.00001, "1e-05");
+    expect_fmt(1.5e-5, "1.5e-05");
+    expect_fmt(2.5, "2.5");
+    expect_fmt(1e21, "1e+21");
+    expect_fmt(1e100, "1e+100");
+    expect_fmt(5e-324, "5e-324");
+    expect_fmt(1.7976931348623157e308, "1.7976931348623157e+308");
+    expect_fmt(9007199254740993.0, "9.007199254740992e+15");
+    expect_fmt(INFINITY, "+Inf");
+    expect_fmt(-INFINITY, "-Inf");
+    expect_fmt(NAN, "NaN");
+
+    goc_registry *r = reg();
+    goc_metric *m = fam(r, GOC_METRIC_GAUGE, "f", (const char *[]){ "k" }, 1);
+    const char *k[] = { "a", "b", "c", "d" };
+    double v[] = { INFINITY, -INFINITY, NAN, 1e-7 };
+    for (int i = 0; i < 4; i++) {
+        goc_gauge *g;
+        ASSERT_OK(goc_gauge_with(m, &k[i], &g));
+        goc_gauge_set(g, v[i]);
+    }
+    double b[] = { 0.1, 1e6 };
+    struct goc_metric_opts o = { .type = GOC_METRIC_HISTOGRAM,
+                                 .name = "h",
+                                 .help = "H.",
+                                 .buckets = b,
+                                 .nbuckets = 2 };
+    goc_metric *hm;
+    ASSERT_OK(goc_metric_new(r, &o, &hm));
+    goc_histogram *h;
+    ASSERT_OK(goc_histogram_with(hm, NULL, &h));
+    goc_histogram_observe(h, NAN); /* counts in +Inf, as client_golang */
+    expect_text(r, "# HELP f Help.\n# TYPE f gauge\n"
+                   "f{k=\"a\"} +Inf\nf{k=\"b\"} -Inf\nf{k=\"c\"} NaN\n"
+                   "f{k=\"d\"} 1e-07\n"
+                   "# HELP h H.\n# TYPE h histogram\n"
+                   "h_bucket{le=\"0.1\"} 0\nh_bucket{le=\"1e+06\"} 0\n"
+                   "h_bucket{le=\"+Inf\"} 1\nh_sum NaN\nh_count 1\n");
+    goc_registry_free(r);
+}
+
+TEST_G(metrics, label_order)
+{
+    goc_registry *r = reg();
+    /* Declared zeta, alpha, mid: written sorted by name, series sorted by
+     * their values in that order. */
+    const char *ls[] = { "zeta", "alpha", "mid" };
+    goc_metric *m = fam(r, GOC_METRIC_COUNTER, "c_total", ls, 3);
+    const char *rows[][3] = { { "1", "b", "x" },
+                              { "2", "a", "y" },
+                              { "0", "b", "" },
+                              { "3", "a", "y" } };
+    for (int i = 0; i < 4; i++) {
+        goc_counter *c;
+        ASSERT_OK(goc_counter_with(m, rows[i], &c));
+        ASSERT_OK(goc_counter_add(c, i + 1));
+    }
+    expect_text(r, "# HELP c_total Help.\n# TYPE c_total counter\n"
+                   "c_total{alpha=\"a\",mid=\"y\",zeta=\"2\"} 2\n"
+                   "c_total{alpha=\"a\",mid=\"y\",zeta=\"3\"} 4\n"
+                   "c_total{alpha=\"b\",mid=\"\",zeta=\"0\"} 3\n"
+                   "c_total{alpha=\"b\",mid=\"x\",zeta=\"1\"} 1\n");
+    goc_registry_free(r);
+}
+
+static int try_new(goc_registry *r,
+                   int type,
+                   const char *name,
+                   const char *help,
+                   const char *const *labels,
+                   size_t nl)
+{
+    struct goc_metric_opts o = { .type = type,
+                                 .name = name,
+                                 .help = help,
+                                 .labels = labels,
+                                 .nlabels = nl };
+    goc_metric *m = NULL;
+    int err = goc_metric_new(r, &o, &m);
+    return err;
+}
+
+TEST_G(metrics, validation_changes_nothing)
+{
+    goc_registry *r = reg();
+    goc_metric *m =
+        fam(r, GOC_METRIC_COUNTER, "ok_total", (const char *[]){ "a" }, 1);
+    goc_counter *c;
+    ASSERT_OK(goc_counter_with(m, (const char *[]){ "x" }, &c));
+    ASSERT_OK(goc_counter_add(c, 2));
+    struct goc_metric_opts h = { .type = GOC_METRIC_HISTOGRAM,
+                                 .name = "lat",
+                                 .help = "L." };
+    goc_metric *hm;
+    ASSERT_OK(goc_metric_new(r, &h, &hm));
+    char *before = text_of(r);
+
+    int C = GOC_METRIC_COUNTER;
+    ASSERT_EQ(try_new(r, C, "", "h", NULL, 0), -EINVAL);
+    ASSERT_EQ(try_new(r, C, NULL, "h", NULL, 0), -EINVAL);
+    ASSERT_EQ(try_new(r, C, "1abc", "h", NULL, 0), -EINVAL);
+    ASSERT_EQ(try_new(r, C, "a-b", "h", NULL, 0), -EINVAL);
+    ASSERT_EQ(try_new(r, C, "__reserved", "h", NULL, 0), -EINVAL);
+    ASSERT_EQ(try_new(r, C, "no_help", NULL, NULL, 0), -EINVAL);
+    ASSERT_EQ(try_new(r, C, "no_help", "", NULL, 0), -EINVAL);
+    ASSERT_EQ(try_new(r, C, "bad_utf8", "\xff", NULL, 0), -EINVAL);
+    ASSERT_EQ(try_new(r, 99, "t", "h", NULL, 0), -EINVAL);
+    ASSERT_EQ(try_new(r, GOC_METRIC_UNTYPED, "t", "h", NULL, 0), -EINVAL);
+    ASSERT_EQ(try_new(r, C, "l", "h", (const char *[]){ "a:b" }, 1), -EINVAL);
+    ASSERT_EQ(try_new(r, C, "l", "h", (const char *[]){ "__x" }, 1), -EINVAL);
+    ASSERT_EQ(try_new(r, C, "l", "h", (const char *[]){ "9" }, 1), -EINVAL);
+    ASSERT_EQ(try_new(r, C, "l", "h", (const char *[]){ "a", "a" }, 2),
+              -EINVAL);
+    ASSERT_EQ(
+        try_new(r, GOC_METRIC_HISTOGRAM, "l", "h", (const char *[]){ "le" }, 1),
+        -EINVAL);
+    ASSERT_EQ(try_new(r, GOC_METRIC_SUMMARY, "l", "h",
+                      (const char *[]){ "quantile" }, 1),
+              -EINVAL);
+    ASSERT_OK(try_new(r, C, "colon:name_total", "h", (const char *[]){ "le" },
+                      1)); /* le is fine on a counter */
+    /* Duplicates and sample-name clashes. */
+    ASSERT_EQ(try_new(r, GOC_METRIC_GAUGE, "ok_total", "h", NULL, 0), -EEXIST);
+    ASSERT_EQ(try_new(r, C, "lat_count", "h", NULL, 0), -EEXIST);
+    ASSERT_EQ(try_new(r, GOC_METRIC_GAUGE, "lat_bucket", "h", NULL, 0),
+              -EEXIST);
+    ASSERT_EQ(try_new(r, GOC_METRIC_SUMMARY, "ok", "h", NULL, 0), 0);
+    ASSERT_EQ(try_new(r, GOC_METRIC_SUMMARY, "ok_total_sum", "h", NULL, 0), 0);
+    /* Buckets and objectives. */
+    double dec[] = { 1, 0.5 }, dup[] = { 1, 1 }, nan[] = { NAN };
+    struct goc_metric_opts b = { .type = GOC_METRIC_HISTOGRAM,
+                                 .name = "bb",
+                                 .help = "h",
+                                 .buckets = dec,
+                                 .nbuckets = 2 };
+    ASSERT_EQ(goc_metric_new(r, &b, &hm), -EINVAL);
+    b.buckets = dup;
+    ASSERT_EQ(goc_metric_new(r, &b, &hm), -EINVAL);
+    b.buckets = nan;
+    b.nbuckets = 1;
+    ASSERT_EQ(goc_metric_new(r, &b, &hm), -EINVAL);
+    struct goc_quantile q1[] = { { 1.5, 0.01 } }, q2[] = { { 0.5, 0 } },
+                        q3[] = { { 0.5, 0.1 }, { 0.5, 0.01 } };
+    struct goc_metric_opts s = { .type = GOC_METRIC_SUMMARY,
+                                 .name = "ss",
+                                 .help = "h",
+                                 .objectives = q1,
+                                 .nobjectives = 1 };
+    ASSERT_EQ(goc_metric_new(r, &s, &hm), -EINVAL);
+    s.objectives = q2;
+    ASSERT_EQ(goc_metric_new(r, &s, &hm), -EINVAL);
+    s.objectives = q3;
+    s.nobjectives = 2;
+    ASSERT_EQ(goc_metric_new(r, &s, &hm), -EINVAL);
+    s.nobjectives = 0;
+    s.max_age = -1;
+    ASSERT_EQ(goc_metric_new(r, &s, &hm), -EINVAL);
+    struct goc_metric_opts t = {
+        .type = C, .name = "tt", .help = "h", .track = true
+    };
+    ASSERT_EQ(goc_metric_new(r, &t, &hm), -EINVAL); /* track: gauges only */
+    /* Children. */
+    goc_gauge *g;
+    goc_counter *c2;
+    ASSERT_EQ(goc_gauge_with(m, (const char *[]){ "x" }, &g), -EINVAL);
+    ASSERT_EQ(goc_counter_with(m, NULL, &c2), -EINVAL);
+    ASSERT_EQ(goc_counter_with(m, (const char *[]){ NULL }, &c2), -EINVAL);
+    ASSERT_EQ(goc_counter_with(m, (const char *[]){ "\xc0\x80" }, &c2),
+              -EINVAL);
+    ASSERT_EQ(goc_metric_remove(m, (const char *[]){ "nope" }), -ENOENT);
+    /* A counter never decreases. */
+    ASSERT_EQ(goc_counter_add(c, -1), -EINVAL);
+    ASSERT_EQ(goc_counter_add(c, NAN), -EINVAL);
+    ASSERT(goc_counter_value(c) == 2);
+
+    /* The exposition is byte for byte what it was (the families that
+     * registered have no series yet, so they are not written). */
+    char *after = text_of(r);
+    ASSERT_STR(after, before);
+    free(before);
+    free(after);
+    goc_registry_free(r);
+}
+
+TEST(metrics, bucket_generators)
+{
+    double b[5];
+    ASSERT_EQ(goc_buckets_linear(1, 0.5, 4, b), 4);
+    ASSERT(b[0] == 1 && b[1] == 1.5 && b[2] == 2 && b[3] == 2.5);
+    ASSERT_EQ(goc_buckets_exponential(0.001, 10, 5, b), 5);
+    ASSERT(b[0] == 0.001 && b[4] == 0.001 * 10 * 10 * 10 * 10);
+    double keep[5] = { 9, 9, 9, 9, 9 };
+    memcpy(b, keep, sizeof b);
+    ASSERT_EQ(goc_buckets_linear(1, 0.5, 0, b), -EINVAL);
+    ASSERT_EQ(goc_buckets_linear(1, 0, 3, b), -EINVAL);
+    ASSERT_EQ(goc_buckets_linear(1, -1, 3, b), -EINVAL);
+    ASSERT_EQ(goc_buckets_linear(1e300, 1e308, 5, b), -EINVAL); /* overflow */
+    ASSERT_EQ(goc_buckets_linear(1e20, 1, 3, b), -EINVAL); /* no increase */
+    ASSERT_EQ(goc_buckets_exponential(0, 2, 3, b), -EINVAL);
+    ASSERT_EQ(goc_buckets_exponential(-1, 2, 3, b), -EINVAL);
+    ASSERT_EQ(goc_buckets_exponential(1, 1, 3, b), -EINVAL);
+    ASSERT_EQ(goc_buckets_exponential(1, 2, 0, b), -EINVAL);
+    ASSERT_EQ(goc_buckets_exponential(1e300, 1e10, 3, b), -EINVAL);
+    ASSERT_EQ(goc_buckets_exponential(1, NAN, 3, b), -EINVAL);
+    ASSERT_EQ(goc_buckets_linear(1, 1, 3, NULL), -EINVAL);
+    ASSERT(memcmp(b, keep, sizeof b) == 0); /* untouched on failure */
+}
+
+TEST_G(metrics, remove_and_clear)
+{
+    goc_registry *r = reg();
+    goc_metric *m =
+        fam(r, GOC_METRIC_GAUGE, "conns", (const char *[]){ "peer" }, 1);
+    goc_gauge *g;
+    const char *peers[] = { "a", "b", "c" };
+    for (int i = 0; i < 3; i++) {
+        ASSERT_OK(goc_gauge_with(m, &peers[i], &g));
+        goc_gauge_set(g, i + 1);
+    }
+    ASSERT_OK(goc_metric_remove(m, &peers[1]));
+    ASSERT_EQ(goc_metric_remove(m, &peers[1]), -ENOENT);
+    expect_text(r, "# HELP conns Help.\n# TYPE conns gauge\n"
+                   "conns{peer=\"a\"} 1\nconns{peer=\"c\"} 3\n");
+    ASSERT_OK(goc_gauge_with(m, &peers[1], &g)); /* a fresh child, at 0 */
+    ASSERT(goc_gauge_value(g) == 0);
+    goc_metric_clear(m);
+    expect_text(r, ""); /* a family without series is omitted */
+    ASSERT_OK(goc_gauge_with(m, &peers[0], &g));
+    goc_gauge_inc(g);
+    expect_text(r, "# HELP conns Help.\n# TYPE conns gauge\n"
+                   "conns{peer=\"a\"} 1\n");
+    ASSERT_OK(goc_metric_unregister(m));
+    expect_text(r, "");
+    goc_registry_free(r);
+}
+
+/* ---- func metrics and collectors ---- */
+
+struct fn_state {
+    goc_registry *r;
+    goc_metric *self;
+    goc_collector *col;
+    _Atomic int calls;
+    int reentry; /* the unregister-from-inside result */
+};
+
+static double read_fn(void *arg)
+{
+    struct fn_state *s = arg;
+    atomic_fetch_add(&s->calls, 1);
+    /* Re-entering the registry from the callback must not deadlock. */
+    goc_counter *c;
+    if (goc_counter_new(s->r, "made_in_callback_total", "Made.", &c) == 0)
+        goc_counter_inc(c);
+    s->reentry = goc_metric_unregister(s->self);
+    return 7.5;
+}
+
+static void collect(goc_metric_sink *k, void *arg)
+{
+    struct fn_state *s = arg;
+    atomic_fetch_add(&s->calls, 1);
+    ASSERT_OK(
+        goc_sink_family(k, "rt_goroutines", "Goroutines.", GOC_METRIC_GAUGE));
+    ASSERT_OK(goc_sink_sample(k, (const char *[]){ "state" },
+                              (const char *[]){ "waiting" }, 1, 3));
+    ASSERT_OK(goc_sink_sample(k, (const char *[]){ "state" },
+                              (const char *[]){ "running" }, 1, 2));
+    ASSERT_EQ(goc_sink_sample(k, (const char *[]){ "__bad" },
+                              (const char *[]){ "x" }, 1, 2),
+              -EINVAL);
+    ASSERT_OK(goc_sink_family(k, "rt_latency_seconds", "Latency.",
+                              GOC_METRIC_HISTOGRAM));
+    double b[] = { 0.1, 1 };
+    uint64_t cum[] = { 1, 3 };
+    ASSERT_OK(goc_sink_histogram(k, NULL, NULL, 0, b, cum, 2, 1.25, 4));
+    uint64_t badcum[] = { 3, 1 };
+    ASSERT_EQ(goc_sink_histogram(k, NULL, NULL, 0, b, badcum, 2, 1, 4),
+              -EINVAL);
+    ASSERT_EQ(goc_sink_sample(k, NULL, NULL, 0, 1), -EINVAL); /* histogram */
+    /* Clashes with the registered "fn_value": dropped at render. */
+    ASSERT_OK(goc_sink_family(k, "fn_value", "Dup.", GOC_METRIC_UNTYPED));
+    ASSERT_OK(goc_sink_sample(k, NULL, NULL, 0, 1));
+    ASSERT_EQ(goc_sink_family(k, "bad name", "x", GOC_METRIC_GAUGE), -EINVAL);
+    ASSERT_EQ(goc_sink_sample(k, NULL, NULL, 0, 1), -EINVAL); /* no family */
+    ASSERT_EQ(goc_collector_remove(s->col), -EDEADLK);
+}
+
+TEST_G(metrics, func_and_collector)
+{
+    goc_registry *r = reg();
+    struct fn_state s = { .r = r };
+    ASSERT_EQ(goc_metric_func(r, GOC_METRIC_HISTOGRAM, "x", "h", read_fn, &s,
+                              &s.self),
+              -EINVAL);
+    ASSERT_EQ(goc_metric_func(r, GOC_METRIC_GAUGE, "x", "h", NULL, &s, &s.self),
+              -EINVAL);
+    ASSERT_OK(goc_metric_func(r, GOC_METRIC_GAUGE, "fn_value", "Computed.",
+                              read_fn, &s, &s.self));
+    ASSERT_OK(goc_registry_add_collector(r, collect, &s, &s.col));
+    expect_text(r, "# HELP fn_value Computed.\n# TYPE fn_value gauge\n"
+                   "fn_value 7.5\n"
+                   "# HELP rt_goroutines Goroutines.\n"
+                   "# TYPE rt_goroutines gauge\n"
+                   "rt_goroutines{state=\"running\"} 2\n"
+                   "rt_goroutines{state=\"waiting\"} 3\n"
+                   "# HELP rt_latency_seconds Latency.\n"
+                   "# TYPE rt_latency_seconds histogram\n"
+                   "rt_latency_seconds_bucket{le=\"0.1\"} 1\n"
+                   "rt_latency_seconds_bucket{le=\"1\"} 3\n"
+                   "rt_latency_seconds_bucket{le=\"+Inf\"} 4\n"
+                   "rt_latency_seconds_sum 1.25\n"
+                   "rt_latency_seconds_count 4\n");
+    ASSERT_EQ(s.reentry, -EDEADLK);
+    ASSERT_EQ(atomic_load(&s.calls), 2);
+    struct goc_registry_stats st;
+    goc_registry_get_stats(r, &st);
+    ASSERT_EQ(st.dropped_families, 2); /* bad name, clash */
+    ASSERT_EQ(st.dropped_samples, 4);  /* bad label, bad histogram,
+                                          histogram as sample, no family */
+    /* The callback's own metric shows on the next scrape. */
+    char *t = text_of(r);
+    ASSERT(strstr(t, "made_in_callback_total 1\n"));
+    free(t);
+    /* After unregistering, callbacks never run again. */
+    ASSERT_OK(goc_collector_remove(s.col));
+    ASSERT_OK(goc_metric_unregister(s.self));
+    ASSERT_EQ(goc_metric_unregister(s.self = NULL), -EINVAL);
+    int calls = atomic_load(&s.calls);
+    t = text_of(r);
+    ASSERT(!strstr(t, "fn_value") && !strstr(t, "rt_"));
+    free(t);
+    ASSERT_EQ(atomic_load(&s.calls), calls);
+    goc_registry_free(r);
+}
+
+/* A collector that is slow, so removal must wait for the scrape. */
+static _Atomic int slow_in, slow_out;
+
+static void slow_collect(goc_metric_sink *k, void *arg)
+{
+    (void)arg;
+    atomic_store(&slow_in, 1);
+    goc_sleep(50 * GOC_MILLISECOND, NULL);
+    goc_sink_family(k, "slow", "Slow.", GOC_METRIC_GAUGE);
+    goc_sink_sample(k, NULL, NULL, 0, 1);
+    atomic_store(&slow_out, 1);
+}
+
+static void scrape_once(void *arg)
+{
+    char *t = text_of(arg);
+    free(t);
+}
+
+TEST_G(metrics, remove_waits_for_running_callback)
+{
+    goc_registry *r = reg();
+    goc_collector *c;
+    ASSERT_OK(goc_registry_add_collector(r, slow_collect, NULL, &c));
+    ASSERT_OK(goc_go(scrape_once, r));
+    while (!atomic_load(&slow_in))
+        goc_sleep(GOC_MILLISECOND, NULL);
+    ASSERT_OK(goc_collector_remove(c));
+    ASSERT_EQ(atomic_load(&slow_out), 1); /* it returned before remove did */
+    while (goc_num_goroutine() > 1)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    goc_registry_free(r);
+}
+
+/* ---- concurrency ---- */
+
+struct par {
+    goc_counter *c;
+    goc_histogram *h;
+    goc_gauge *g;
+    long n;
+    goc_wg *wg;
+};
+
+static void bump(struct par *p)
+{
+    for (long i = 0; i < p->n; i++) {
+        goc_counter_inc(p->c);
+        goc_counter_add(p->c, 2);
+        goc_counter_add(p->c, 0.5);
+        goc_gauge_inc(p->g);
+        goc_histogram_observe(p->h, (double)(i % 4));
+        if (i % 1024 == 0)
+            goc_yield(); /* move around the Ps */
+    }
+}
+
+static void bump_g(void *arg)
+{
+    bump(arg);
+    goc_wg_done(((struct par *)arg)->wg);
+}
+
+static void *bump_t(void *arg)
+{
+    bump(arg);
+    return NULL;
+}
+
+TEST_G(metrics, concurrent_updates_sum_exactly)
+{
+    goc_registry *r = reg();
+    struct par p = { .n = test_scale(200000) };
+    ASSERT_OK(goc_counter_new(r, "ops_total", "Ops.", &p.c));
+    ASSERT_OK(goc_gauge_new(r, "level", "Level.", &p.g));
+    double b[] = { 0, 1, 2 };
+    struct goc_metric_opts o = { .type = GOC_METRIC_HISTOGRAM,
+                                 .name = "v",
+                                 .help = "V.",
+                                 .buckets = b,
+                                 .nbuckets = 3 };
+    goc_metric *hm;
+    ASSERT_OK(goc_metric_new(r, &o, &hm));
+    ASSERT_OK(goc_histogram_with(hm, NULL, &p.h));
+    int G = goc_maxprocs() * 4, T = 3;
+    goc_wg wg = GOC_WG_INIT;
+    p.wg = &wg;
+    goc_wg_add(&wg, G);
+    for (int i = 0; i < G; i++)
+        ASSERT_OK(goc_go(bump_g, &p));
+    pthread_t th[3];
+    for (int i = 0; i < T; i++)
+        ASSERT_OK(pthread_create(&th[i], NULL, bump_t, &p));
+    goc_wg_wait(&wg, NULL);
+    for (int i = 0; i < T; i++)
+        pthread_join(th[i], NULL);
+    double total = (double)p.n * (G + T);
+    ASSERT(goc_counter_value(p.c) == total * 3.5);
+    ASSERT(goc_gauge_value(p.g) == total);
+    uint64_t cum[4];
+    struct goc_histogram_snapshot s = { .cumulative = cum };
+    goc_histogram_read(p.h, &s);
+    ASSERT(s.count == (uint64_t)total && cum[3] == s.count);
+    /* Each of 0, 1, 2, 3 a quarter of the time (p.n is a multiple of 4
+     * at every scale used). */
+    if (p.n % 4 == 0) {
+        ASSERT(cum[0] == s.count / 4 && cum[1] == s.count / 2);
+        ASSERT(s.sum == total / 4 * 6);
+    }
+    goc_registry_free(r);
+}
+
+struct scr {
+    goc_histogram *h;
+    goc_registry *r;
+    _Atomic int stop;
+    int64_t checks;
+};
+
+static void observe_all(struct par *p)
+{
+    for (long i = 0; i < p->n; i++) {
+        goc_histogram_observe(p->h, (double)(i % 3)); /* 0, 1 or 2 */
+        if (i % 512 == 0)
+            goc_yield();
+    }
+}
+
+static void observer(void *arg)
+{
+    observe_all(arg);
+    goc_wg_done(((struct par *)arg)->wg);
+}
+
+static void *observer_t(void *arg)
+{
+    observe_all(arg);
+    return NULL;
+}
+
+/* Parse "name_count N" and "+Inf"} N" out of one exposition. */
+static uint64_t after(const char *t, const char *key)
+{
+    const char *p = strstr(t, key);
+    ASSERT(p);
+    return strtoull(p + strlen(key), NULL, 10);
+}
+
+static void scraper(void *arg)
+{
+    struct scr *s = arg;
+    uint64_t cum[4];
+    while (!atomic_load(&s->stop)) {
+        struct goc_histogram_snapshot sn = { .cumulative = cum };
+        goc_histogram_read(s->h, &sn);
+        ASSERT(sn.count == cum[3]);
+        /* Values are 0, 1, 2: the sum is exactly cum[1]-cum[0] + 2 *
+         * (cum[2]-cum[1]) if buckets and sum describe the same set. */
+        ASSERT(sn.sum == (double)(cum[1] - cum[0]) + 2.0 * (cum[2] - cum[1]));
+        char *t = text_of(s->r);
+        ASSERT_EQ(after(t, "obs_bucket{le=\"+Inf\"} "), after(t, "obs_count "));
+        free(t);
+        s->checks++;
+        goc_yield();
+    }
+}
+
+TEST_G(metrics, histogram_consistent_while_scraping)
+{
+    goc_registry *r = reg();
+    double b[] = { 0, 1, 2 };
+    struct goc_metric_opts o = { .type = GOC_METRIC_HISTOGRAM,
+                                 .name = "obs",
+                                 .help = "Obs.",
+                                 .buckets = b,
+                                 .nbuckets = 3 };
+    goc_metric *hm;
+    ASSERT_OK(goc_metric_new(r, &o, &hm));
+    struct par p = { .n = test_scale(300000) };
+    ASSERT_OK(goc_histogram_with(hm, NULL, &p.h));
+    struct scr s = { .h = p.h, .r = r };
+    goc_wg wg = GOC_WG_INIT;
+    p.wg = &wg;
+    int G = goc_maxprocs() * 2;
+    goc_wg_add(&wg, G);
+    for (int i = 0; i < G; i++)
+        ASSERT_OK(goc_go(observer, &p));
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, observer_t, &p));
+    ASSERT_OK(goc_go(scraper, &s));
+    goc_wg_wait(&wg, NULL);
+    pthread_join(th, NULL);
+    atomic_store(&s.stop, 1);
+    while (goc_num_goroutine() > 1)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    ASSERT_GT(s.checks, 0);
+    uint64_t cum[4];
+    struct goc_histogram_snapshot sn = { .cumulative = cum };
+    goc_histogram_read(p.h, &sn);
+    ASSERT_EQ(sn.count, (uint64_t)p.n * (G + 1));
+    goc_registry_free(r);
+}
+
+/* ---- summary accuracy ---- */
+
+static int64_t fake_now;
+
+static int64_t fake_clock(void *arg)
+{
+    (void)arg;
+    return fake_now;
+}
+
+TEST_G(metrics, summary_quantiles_within_error)
+{
+    goc_registry *r = reg();
+    struct goc_quantile q[] = { { 0.5, 0.05 }, { 0.9, 0.01 }, { 0.99, 0.001 } };
+    goc_clock clk = { fake_clock, NULL };
+    struct goc_metric_opts o = { .type = GOC_METRIC_SUMMARY,
+                                 .name = "lat",
+                                 .help = "L.",
+                                 .objectives = q,
+                                 .nobjectives = 3,
+                                 .max_age = 10 * GOC_SECOND,
+                                 .age_buckets = 5,
+                                 .clock = &clk };
+    goc_metric *m;
+    ASSERT_OK(goc_metric_new(r, &o, &m));
+    goc_summary *s;
+    ASSERT_OK(goc_summary_with(m, NULL, &s));
+    /* A permutation of 1..N: the value is its own rank. */
+    long N = 20000;
+    uint64_t x = 88172645463325252ull;
+    long *perm = malloc((size_t)N * sizeof *perm);
+    for (long i = 0; i < N; i++)
+        perm[i] = i + 1;
+    for (long i = N - 1; i > 0; i--) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        long j = (long)(x % (uint64_t)(i + 1)), t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    for (long i = 0; i < N; i++) {
+        goc_summary_observe(s, (double)perm[i]);
+        if (i % 3000 == 0) { /* reads in between must not disturb it */
+            double v;
+            goc_summary_quantile(s, 0.5, &v);
+        }
+    }
+    free(perm);
+    for (int i = 0; i < 3; i++) {
+        double v;
+        ASSERT_OK(goc_summary_quantile(s, q[i].q, &v));
+        double err = fabs(v - q[i].q * N) / N;
+        if (err > q[i].eps + 1.0 / N)
+            ASSERT_FAIL("q=%g: got %g, rank error %g > %g", q[i].q, v, err,
+                        q[i].eps);
+    }
+    /* The window: 9 s later the data is still there, at 11 s it is not. */
+    fake_now += 9 * GOC_SECOND;
+    double v;
+    ASSERT_OK(goc_summary_quantile(s, 0.5, &v));
+    fake_now += 2 * GOC_SECOND;
+    ASSERT_EQ(goc_summary_quantile(s, 0.5, &v), -ENODATA);
+    ASSERT_EQ(goc_summary_count(s, NULL), (uint64_t)N); /* lifetime totals */
+    goc_summary_observe(s, 5);
+    ASSERT_OK(goc_summary_quantile(s, 0.99, &v));
+    ASSERT(v == 5);
+    goc_registry_free(r);
+}
+
+/* ---- writers ---- */
+
+TEST_G(metrics, write_fd_file_and_default_registry)
+{
+    goc_counter *c;
+    ASSERT_OK(goc_counter_new(NULL, "default_total", "In the default.", &c));
+    goc_counter_inc(c);
+    const char *want = "# HELP default_total In the default.\n"
+                       "# TYPE default_total counter\ndefault_total 1\n";
+    expect_text(NULL, want);
+    expect_text(goc_registry_default(), want);
+    int fds[2];
+    ASSERT_OK(pipe(fds));
+    ASSERT_OK(goc_metrics_write_fd(NULL, fds[1]));
+    char buf[256] = { 0 };
+    ASSERT_EQ(read(fds[0], buf, sizeof buf - 1), strlen(want));
+    ASSERT_STR(buf, want);
+    FILE *f = tmpfile();
+    ASSERT(f);
+    ASSERT_OK(goc_metrics_write_file(NULL, f));
+    rewind(f);
+    memset(buf, 0, sizeof buf);
+    ASSERT_EQ(fread(buf, 1, sizeof buf - 1, f), strlen(want));
+    ASSERT_STR(buf, want);
+    fclose(f);
+    close(fds[0]);
+    close(fds[1]);
+    ASSERT_EQ(goc_metrics_write_fd(NULL, -1), -EINVAL);
+    ASSERT_EQ(goc_metrics_text(NULL, NULL, NULL), -EINVAL);
+    goc_registry_free(goc_registry_default()); /* ignored */
+    expect_text(NULL, want);
+}
+
+/* ---- HTTP ---- */
+
+struct resp {
+    int status;
+    char head[1024];
+    char body[8192];
+    size_t blen;
+};
+
+/* Read one response (head, then Content-Length bytes) from c. */
+static int read_resp(goc_fd *c, struct resp *r, bool head_only)
+{
+    size_t n = 0;
+    char *end = NULL;
+    memset(r, 0, sizeof *r);
+    while (!end) {
+        ssize_t k = goc_fd_read(c, r->head + n, 1, NULL); /* byte by byte:
+                                                           * no over-read */
+        if (k <= 0)
+            return (int)(k ? k : -EPIPE);
+        n += (size_t)k;
+        r->head[n] = '\0';
+        end = strstr(r->head, "\r\n\r\n");
+    }
+    ASSERT_EQ(sscanf(r->head, "HTTP/1.1 %d", &r->status), 1);
+    const char *cl = strstr(r->head, "Content-Length: ");
+    ASSERT(cl);
+    size_t len = (size_t)atol(cl + 16);
+    ASSERT_LT(len, sizeof r->body);
+    r->blen = len;
+    if (!head_only && len)
+        ASSERT_EQ(goc_fd_read_full(c, r->body, len, NULL), (ssize_t)len);
+    return 0;
+}
+
+static void send_req(goc_fd *c, const char *req)
+{
+    ASSERT_EQ(goc_fd_write(c, req, strlen(req), NULL), (ssize_t)strlen(req));
+}
+
+/*
+ * Has the server closed c? Asked of the socket directly, without
+ * parking: goc_fd_read() after a read that drained the socket waits for
+ * a new readiness event, and an end or reset that raised its event before
+ * that read never raises another (see the report on netpoll).
+ */
+static bool closed_by_peer(goc_fd *c)
+{
+    for (int i = 0; i < 5000; i++) {
+        char b;
+        ssize_t n = recv(goc_fd_num(c), &b, 1, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+            return true;
+        if (n > 0)
+            return false;
+        goc_sleep(GOC_MILLISECOND, NULL);
+    }
+    return false;
+}
+
+TEST_G(metrics, http_scrape_over_tcp)
+{
+    goc_registry *r = reg();
+    goc_counter *c;
+    ASSERT_OK(goc_counter_new(r, "scrapes_total", "Scrapes.", &c));
+    goc_counter_add(c, 41);
+    goc_server *srv;
+    ASSERT_EQ(goc_metrics_serve(r, NULL, NULL, &srv), -EINVAL);
+    ASSERT_OK(goc_metrics_serve(r, "127.0.0.1:0", NULL, &srv));
+    char addr[GOC_ADDRSTRLEN];
+    ASSERT_GT(goc_server_addr(srv, addr, sizeof addr), 0);
+    ASSERT(strcmp(addr, "127.0.0.1:0") != 0); /* a real port was bound */
+
+    goc_fd *k;
+    ASSERT_OK(goc_tcp_dial(addr, &k, NULL));
+    struct resp rs;
+    send_req(k, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    ASSERT_OK(read_resp(k, &rs, false));
+    ASSERT(strncmp(rs.head, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    ASSERT(strstr(rs.head, "\r\nContent-Type: text/plain; version=0.0.4; "
+                           "charset=utf-8\r\n"));
+    ASSERT(!strstr(rs.head, "Connection: close"));
+    char *want = text_of(r);
+    ASSERT_EQ(rs.blen, strlen(want));
+    ASSERT(memcmp(rs.body, want, rs.blen) == 0);
+    free(want);
+    /* Keep-alive: the same connection serves the next requests, even
+     * pipelined in one write. */
+    goc_counter_inc(c);
+    send_req(k, "GET /metrics?x=1 HTTP/1.1\r\n\r\n"
+                "GET /nope HTTP/1.1\r\n\r\n"
+                "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
+                "HEAD /metrics HTTP/1.1\r\n\r\n");
+    ASSERT_OK(read_resp(k, &rs, false));
+    ASSERT_EQ(rs.status, 200);
+    ASSERT(strstr(rs.body, "scrapes_total 42\n"));
+    ASSERT_OK(read_resp(k, &rs, false));
+    ASSERT_EQ(rs.status, 404);
+    ASSERT_STR(rs.body, "404 page not found\n");
+    ASSERT_OK(read_resp(k, &rs, false));
+    ASSERT_EQ(rs.status, 405);
+    ASSERT(strstr(rs.head, "\r\nAllow: GET, HEAD\r\n"));
+    ASSERT_OK(read_resp(k, &rs, true));
+    ASSERT_EQ(rs.status, 200);
+    ASSERT_GT(rs.blen, 0);
+    /* Connection: close is honoured. */
+    send_req(k, "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
+    ASSERT_OK(read_resp(k, &rs, false));
+    ASSERT_EQ(rs.status, 200);
+    ASSERT(strstr(rs.head, "Connection: close\r\n"));
+    ASSERT(closed_by_peer(k));
+    goc_fd_close(k);
+    /* HTTP/1.0 closes by default. */
+    ASSERT_OK(goc_tcp_dial(addr, &k, NULL));
+    send_req(k, "GET /metrics HTTP/1.0\r\n\r\n");
+    ASSERT_OK(read_resp(k, &rs, false));
+    ASSERT_EQ(rs.status, 200);
+    ASSERT(closed_by_peer(k));
+    goc_fd_close(k);
+    goc_server_shutdown(srv, NULL);
+    goc_server_free(srv);
+    goc_registry_free(r);
+}
+
+TEST_G(metrics, http_bad_requests)
+{
+    goc_registry *r = reg();
+    struct goc_metrics_http_opts o = { .max_request = 256 };
+    goc_server *srv;
+    struct goc_metrics_http_opts bad = { .max_request = 10 };
+    ASSERT_EQ(goc_metrics_serve(r, "127.0.0.1:0", &bad, &srv), -EINVAL);
+    ASSERT_OK(goc_metrics_serve(r, "127.0.0.1:0", &o, &srv));
+    char addr[GOC_ADDRSTRLEN];
+    goc_server_addr(srv, addr, sizeof addr);
+    goc_fd *k;
+    struct resp rs;
+    ASSERT_OK(goc_tcp_dial(addr, &k, NULL));
+    send_req(k, "NONSENSE\r\n\r\n");
+    ASSERT_OK(read_resp(k, &rs, false));
+    ASSERT_EQ(rs.status, 400);
+    ASSERT(closed_by_peer(k));
+    goc_fd_close(k);
+    /* A head over the limit: 431, then the connection ends. */
+    ASSERT_OK(goc_tcp_dial(addr, &k, NULL));
+    char big[600];
+    memset(big, 'a', sizeof big);
+    memcpy(big, "GET /metrics HTTP/1.1\r\nX: ", 26);
+    big[sizeof big - 1] = '\0';
+    send_req(k, big);
+    ASSERT_OK(read_resp(k, &rs, false));
+    ASSERT_EQ(rs.status, 431);
+    ASSERT(closed_by_peer(k));
+    goc_fd_close(k);
+    /* A body: answered, then closed. */
+    ASSERT_OK(goc_tcp_dial(addr, &k, NULL));
+    send_req(k, "PUT /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc");
+    ASSERT_OK(read_resp(k, &rs, false));
+    ASSERT_EQ(rs.status, 405);
+    ASSERT(strstr(rs.head, "Connection: close\r\n"));
+    goc_fd_close(k);
+    ASSERT_OK(goc_server_shutdown(srv, NULL));
+    goc_server_free(srv);
+    goc_registry_free(r);
+}
+
+TEST_G(metrics, http_shutdown_closes_idle_and_refuses)
+{
+    goc_registry *r = reg();
+    goc_gauge *g;
+    ASSERT_OK(goc_gauge_new(r, "up", "Up.", &g));
+    goc_gauge_set(g, 1);
+    goc_server *srv;
+    ASSERT_OK(goc_metrics_serve(r, "127.0.0.1:0", NULL, &srv));
+    char addr[GOC_ADDRSTRLEN];
+    goc_server_addr(srv, addr, sizeof addr);
+    goc_shutdown *m;
+    ASSERT_OK(goc_shutdown_new(NULL, &m));
+    ASSERT_OK(goc_shutdown_add_server(m, "metrics", srv));
+    goc_fd *k;
+    struct resp rs;
+    ASSERT_OK(goc_tcp_dial(addr, &k, NULL));
+    send_req(k, "GET /metrics HTTP/1.1\r\n\r\n");
+    ASSERT_OK(read_resp(k, &rs, false));
+    ASSERT_STR(rs.body, "# HELP up Up.\n# TYPE up gauge\nup 1\n");
+    /* k now sits idle in keep-alive: the shutdown closes it. */
+    goc_ctx_local lc;
+    goc_ctx *ctx = goc_ctx_init_timeout(&lc, NULL, 10 * GOC_SECOND);
+    ASSERT_OK(goc_shutdown_run(m, ctx));
+    goc_ctx_destroy(ctx);
+    struct goc_component_report rep;
+    ASSERT_EQ(goc_shutdown_report(m, &rep, 1), 1);
+    ASSERT_EQ(rep.state, GOC_COMPONENT_STOPPED);
+    ASSERT(closed_by_peer(k));
+    goc_fd_close(k);
+    goc_fd *k2 = NULL;
+    ASSERT_NE(goc_tcp_dial(addr, &k2, NULL), 0); /* nobody listens */
+    goc_shutdown_free(m);
+    goc_server_free(srv);
+    goc_registry_free(r);
+}
