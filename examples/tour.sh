@@ -24,6 +24,7 @@ examples=(
     "retry|5.1 Retry with exponential backoff, keeping the last error (RetryExample)"
     "concurrent_errors|5.1 Errors from many goroutines, joined (ConcurrentErrorExample)"
     "recovery|5.2 Panics recorded, cleanups run, work goes on (RecoveryExample)"
+    "monitoring|6.1 Counters, a gauge and a histogram scraped from /metrics (MonitoringExample)"
 )
 
 for entry in "${examples[@]}"; do
