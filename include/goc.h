@@ -31,5 +31,7 @@
 #include "goc/errors.h"
 #include "goc/retry.h"
 #include "goc/objpool.h"
+#include "goc/stats.h"
+#include "goc/monitor.h"
 
 #endif /* GOC_H */

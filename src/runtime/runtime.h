@@ -69,7 +69,7 @@ struct goc__wheel {
      * time elapsed passes overflow_recheck, a top-level slot boundary. */
     struct goc__timer *overflow;
     uint64_t overflow_recheck;
-    int64_t count;
+    _Atomic int64_t count; /* changed under lock, read by statistics */
     /* Earliest slot deadline in ns (INT64_MAX when empty): a hint others
      * read without the lock; it may be early after a cancel, never late. */
     _Atomic int64_t next_when;
@@ -217,6 +217,7 @@ struct goc__p {
     _Atomic uint64_t nsteal;  /* goroutines stolen by this P */
     _Atomic int64_t ncreated; /* goroutines created on this P */
     _Atomic int64_t nexited;  /* goroutines exited on this P */
+    _Atomic uint64_t npark;   /* goroutines parked on this P */
 };
 
 enum {
@@ -303,6 +304,8 @@ extern struct goc__sched goc__sched;
 
 /* Start the runtime if needed; 0 or a negative error. */
 int goc__rt_ensure(void);
+/* True once the runtime has started (it never stops). */
+bool goc__rt_started(void);
 
 /* The calling thread's M, or NULL on a plain thread. Never cached by the
  * compiler across a switch: a goroutine may resume on another M. */
@@ -390,6 +393,9 @@ bool goc__stack_guard_hit(struct goc__g *g, const void *addr);
 bool goc__stack_canary_ok(struct goc__g *g);
 /* Counters for tests and stats. */
 int64_t goc__stack_mapped_count(void);
+/* Bytes of address space held by stack slabs, and (if resident is not
+ * NULL) how many of them are in RAM: a mincore() walk of every slab. */
+uint64_t goc__stack_reserved(uint64_t *resident);
 /* Call fn for every G ever set up (free ones too: check the status). */
 void goc__stack_foreach(void (*fn)(struct goc__g *g, void *arg), void *arg);
 
