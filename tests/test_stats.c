@@ -18,17 +18,19 @@ static struct goc_stats read_stats(unsigned what)
     return st;
 }
 
-/* Poll until pred(stats) holds (5 s at most). */
+/* Poll until pred(stats) holds (10 s at most). Yields rather than
+ * sleeps: a sleep would park, and some tests count parks. */
 static struct goc_stats wait_stats(unsigned what,
                                    bool (*pred)(const struct goc_stats *,
                                                 int64_t),
                                    int64_t want)
 {
-    for (int i = 0; i < 5000; i++) {
+    int64_t deadline = goc_now() + 10 * 1000000000LL;
+    while (goc_now() < deadline) {
         struct goc_stats st = read_stats(what);
         if (pred(&st, want))
             return st;
-        goc_sleep(1000000, NULL);
+        goc_yield();
     }
     ASSERT_FAIL("statistics never reached %lld", (long long)want);
     return read_stats(what);
@@ -65,6 +67,11 @@ static void park_on(void *arg)
     goc_chan_recv(ch, &v, NULL);
 }
 
+static bool parks_at_least(const struct goc_stats *st, int64_t n)
+{
+    return st->parks_total >= (uint64_t)n;
+}
+
 static bool goroutines_at_least(const struct goc_stats *st, int64_t n)
 {
     return st->goroutines >= n;
@@ -89,15 +96,10 @@ TEST_G(stats, goroutines_parks_and_switches)
     struct goc_stats mid =
         wait_stats(GOC_STATS_SCHED, goroutines_at_least, before.goroutines + n);
     ASSERT_EQ(mid.goroutines_total - before.goroutines_total, n);
-    /* Every one has run and parked on the channel once the count holds
-     * and the switches say so. */
-    for (int i = 0; i < 5000; i++) {
-        mid = read_stats(GOC_STATS_SCHED);
-        if (mid.parks_total - before.parks_total >= (uint64_t)n)
-            break;
-        goc_sleep(1000000, NULL);
-    }
-    ASSERT_GE(mid.parks_total - before.parks_total, (uint64_t)n);
+    /* Nothing else parks meanwhile (this goroutine only yields), so the
+     * parks counted are theirs, on the channel. */
+    mid = wait_stats(GOC_STATS_SCHED, parks_at_least,
+                     (int64_t)before.parks_total + n);
     ASSERT_GE(mid.switches_total - before.switches_total, (uint64_t)n);
     ASSERT_GE(mid.stacks, n);
     ASSERT_GT(mid.stack_reserved_bytes, 0);
@@ -106,11 +108,14 @@ TEST_G(stats, goroutines_parks_and_switches)
     goc_chan_release(ch);
 }
 
+static _Atomic int touched;
+
 static void touch_stack_and_park(void *arg)
 {
     volatile char buf[96 * 1024];
     for (size_t i = 0; i < sizeof(buf); i += 512)
         buf[i] = (char)i;
+    atomic_fetch_add(&touched, 1);
     park_on(arg);
     (void)buf[0];
 }
@@ -123,18 +128,16 @@ TEST_G(stats, stack_resident_counts_touched_stacks)
     struct goc_stats before = read_stats(GOC_STATS_SCHED);
     for (int i = 0; i < n; i++)
         ASSERT_OK(goc_go(touch_stack_and_park, ch));
-    wait_stats(GOC_STATS_SCHED, goroutines_at_least, before.goroutines + n);
-    struct goc_stats st;
-    for (int i = 0; i < 5000; i++) {
-        st = read_stats(GOC_STATS_SCHED | GOC_STATS_STACK_RESIDENT);
-        if (st.parks_total - before.parks_total >= (uint64_t)n)
-            break;
-        goc_sleep(1000000, NULL);
-    }
+    while (atomic_load(&touched) < n)
+        goc_yield();
+    struct goc_stats st =
+        read_stats(GOC_STATS_SCHED | GOC_STATS_STACK_RESIDENT);
     /* n distinct stacks, each with 96 KiB touched, are alive at once. */
     ASSERT_GE(st.stack_resident_bytes, (uint64_t)n * 96 * 1024);
     ASSERT_LE(st.stack_resident_bytes, st.stack_reserved_bytes);
     goc_chan_close(ch);
+    /* They hold no reference: let them go before releasing. */
+    wait_stats(GOC_STATS_SCHED, goroutines_at_most, before.goroutines);
     goc_chan_release(ch);
 }
 

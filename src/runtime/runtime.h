@@ -441,6 +441,10 @@ struct goc__pd {
     _Atomic uint64_t drained_seq;
     struct goc__dlink *waiters[2]; /* struct goc__pd_waiter, under lock */
     struct goc__pd *cache_next;    /* free list of its owner's cache */
+    /* Bumped (release) by each registration and read (acquire) by the
+     * poller: the kernel orders epoll_ctl before the event it reports,
+     * but the tools (TSan) need to see the hand-off of pd's fields. */
+    _Atomic uint32_t registered;
 };
 
 /* Add fd to the epoll set for pd (pd zeroed or reused); 0 or -errno. */
