@@ -66,7 +66,7 @@ TEST_G(monitor, rejects_bad_input)
     ASSERT_EQ(goc_monitor_new(&o, NULL), -EINVAL);
 
     m = new_monitor(MS, GOC_STATS_SCHED, 0);
-    struct goc_monitor_sample s;
+    struct goc_monitor_sample s = { 0 };
     ASSERT_EQ(goc_monitor_snapshot(m, &s), -EAGAIN);
     ASSERT_EQ(
         goc_monitor_on_threshold(m, GOC_MON_GOROUTINES, 1, 2, never, NULL),
