@@ -31,5 +31,6 @@
 #include "goc/errors.h"
 #include "goc/retry.h"
 #include "goc/objpool.h"
+#include "goc/prof.h"
 
 #endif /* GOC_H */
