@@ -254,7 +254,15 @@ static void name_of(const void *pc, char *name, size_t n, char *mod, size_t mn)
         *paren = '\0';
     Dl_info info;
     mod[0] = '\0';
-    if (dladdr((const char *)pc - 1, &info) && info.dli_fname)
+    if (!dladdr((const char *)pc - 1, &info) || !info.dli_fname)
+        return;
+    /* The main program may be named relative to the start directory. */
+    ssize_t len = -1;
+    if (info.dli_fname[0] != '/')
+        len = readlink("/proc/self/exe", mod, mn - 1);
+    if (len > 0)
+        mod[len] = '\0';
+    else
         snprintf(mod, mn, "%s", info.dli_fname);
 }
 
