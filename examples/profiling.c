@@ -25,7 +25,8 @@ static goc_wg wg = GOC_WG_INIT;
 static char *results[1000]; /* kept until the heap profile is written */
 static char dir[] = "/tmp/goc-profiling-XXXXXX";
 
-/* The CPU-bound work of each goroutine (1,000,000 steps in the seed). */
+/* The CPU-bound work of each goroutine (1,000,000 steps in the seed; 20,000
+ * here). */
 __attribute__((noinline)) static long crunch(long steps)
 {
     long sum = 0;
@@ -41,7 +42,7 @@ static void worker(void *arg)
     char **slot = arg;
     *slot = malloc(4096); /* something for the heap profile */
     if (*slot)
-        (*slot)[0] = (char)crunch(100000);
+        (*slot)[0] = (char)crunch(20000);
     goc_wg_done(&wg);
 }
 
