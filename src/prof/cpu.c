@@ -475,6 +475,10 @@ static int start_writer(void)
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int err = pthread_create(&cpu.writer, NULL, writer_main, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err) {
+        pthread_cond_destroy(&cpu.wcv);
+        pthread_mutex_destroy(&cpu.wmu);
+    }
     return -err;
 }
 
