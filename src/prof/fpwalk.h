@@ -3,7 +3,7 @@
  * A frame-pointer walk that cannot fault, for a signal handler and for
  * malloc: goc is built with frame pointers, but the code interrupted (or
  * calling malloc) may be libc's, which uses the frame-pointer register
- * for data, so the chain may lead anywhere. Inside a known stack range
+ * for data, so the chain may point anywhere. Inside a known stack range
  * the words are read directly; elsewhere each new page is first read
  * through process_vm_readv(2), which fails with EFAULT where a load would
  * fault. Both are async-signal-safe; errno is kept.

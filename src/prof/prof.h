@@ -92,7 +92,7 @@ int goc__profile_write(struct goc__profile *p, int fd);
 #define GOC__PC_LOST ((void *)1) /* samples dropped, ring full */
 const char *goc__prof_pseudo_name(const void *pc);
 
-/* ---- output helpers (profile.c) ---------------------------------------- */
+/* ---- output (profile.c) ------------------------------------------------ */
 
 /* "func+0xoff\tmodule" for a return address, for the text forms. */
 void goc__prof_frame_text(const void *pc, char *buf, size_t n);

@@ -409,7 +409,7 @@ int goc__profile_write(struct goc__profile *p, int fd)
 #endif
 }
 
-/* ---- output helpers ------------------------------------------------------ */
+/* ---- output -------------------------------------------------------------- */
 
 void goc__prof_frame_text(const void *pc, char *buf, size_t n)
 {
