@@ -25,6 +25,7 @@ examples=(
     "retry|5.1 Retry with exponential backoff, keeping the last error (RetryExample)"
     "concurrent_errors|5.1 Errors from many goroutines, joined (ConcurrentErrorExample)"
     "recovery|5.2 Panics recorded, cleanups run, work goes on (RecoveryExample)"
+    "profiling|6.2 CPU, heap and goroutine profiles in pprof format (ProfilingExample)"
 )
 
 for entry in "${examples[@]}"; do

@@ -33,5 +33,6 @@
 #include "goc/objpool.h"
 #include "goc/stats.h"
 #include "goc/monitor.h"
+#include "goc/prof.h"
 
 #endif /* GOC_H */

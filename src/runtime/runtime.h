@@ -412,6 +412,18 @@ int goc__symbolize_entry(const void *fn, char *buf, size_t n);
 void goc__run_defers(struct goc__defer **list);
 /* goc_dump() of every goroutine but the caller; the count or -errno. */
 int goc__dump_others(int fd);
+/* One goroutine as goc__goroutine_walk() sees it (a racy snapshot). */
+struct goc__gsnap {
+    int64_t id;
+    int status; /* enum goc__gstatus */
+    const void *entry;
+    void *const *pcs; /* return addresses, innermost first; none while it
+                         runs on another thread */
+    int npc;
+};
+/* Call fn for every live goroutine (profiles); returns how many. */
+int goc__goroutine_walk(void (*fn)(const struct goc__gsnap *s, void *arg),
+                        void *arg);
 /* sysmon, each tick: if every M has been idle and nothing can ever wake
  * a goroutine, report the deadlock and exit. */
 void goc__check_deadlock(void);
