@@ -10,9 +10,10 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 all: build
 
 deps:
-	@command -v cmake >/dev/null && command -v cc >/dev/null || \
+	@command -v cmake >/dev/null && command -v cc >/dev/null && \
+	  [ -f /usr/include/zlib.h ] || \
 	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y \
-	    build-essential cmake pkg-config; }
+	    build-essential cmake pkg-config zlib1g-dev; }
 
 $(BUILD)/CMakeCache.txt: | deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo

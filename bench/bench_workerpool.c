@@ -69,4 +69,51 @@ static int64_t once(long n)
     return ns;
 }
 
+#if defined(BENCH_PROF)
+/*
+ * workerpool_prof: the same workload with and without a 100 Hz CPU
+ * profile, alternately in one process (best of 5 each), and the
+ * profiler's overhead in percent.
+ */
+#include <unistd.h>
+
+static int64_t profiled(long n)
+{
+    char path[] = "/tmp/goc-bench-prof-XXXXXX";
+    int fd = mkstemp(path);
+    BENCH_CHECK(fd >= 0, "mkstemp failed");
+    struct goc_prof_cpu_opts o = { .fd = fd, .hz = 100 };
+    BENCH_CHECK(goc_prof_cpu_start_opts(&o) == 0, "profile start failed");
+    int64_t ns = once(n);
+    BENCH_CHECK(goc_prof_cpu_stop() == 0, "profile stop failed");
+    BENCH_CHECK(lseek(fd, 0, SEEK_END) > 0, "empty profile");
+    close(fd);
+    unlink(path);
+    return ns;
+}
+
+static int bench_prof_main(void *arg)
+{
+    (void)arg;
+    long n = bench_n(1000000);
+    once(n);
+    int64_t off = INT64_MAX, on = INT64_MAX;
+    for (int i = 0; i < 5; i++) {
+        int64_t a = once(n), b = profiled(n);
+        off = a < off ? a : off;
+        on = b < on ? b : on;
+    }
+    bench_report("workerpool_noprof", off, n);
+    bench_report("workerpool_prof", on, n);
+    printf("workerpool_prof_overhead %.1f %%\n",
+           100.0 * (double)(on - off) / (double)off);
+    return 0;
+}
+
+int main(void)
+{
+    return goc_run(bench_prof_main, NULL);
+}
+#else
 BENCH_MAIN("workerpool", 1000000, once)
+#endif

@@ -24,10 +24,10 @@ TIMEOUT=${BENCH_TIMEOUT:-120}
 
 # Canonical order of the table; unknown C workloads follow, sorted.
 ORDER=(spawn pingpong chan_spsc chan_mpmc chan_unbuf_spsc select2 mutex
-       sem workerpool timers parked_mem ctx_cancel pipeline pipeline_buf
+       sem workerpool workerpool_prof timers parked_mem ctx_cancel pipeline pipeline_buf
        rate_allow rate_allow_par echo_tcp baseline_rss yield http_hello)
 # Workloads whose figures jump between speed levels: more runs.
-NOISY=" mutex sem workerpool chan_mpmc chan_spsc "
+NOISY=" mutex sem workerpool workerpool_prof chan_mpmc chan_spsc "
 # Figures where more is better: ratio is go/goc.
 THROUGHPUT=" echo_tcp http_hello "
 

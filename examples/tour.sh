@@ -21,10 +21,12 @@ examples=(
     "rate_limiter|4.1 Requests paced by a token bucket, deadline-aware waits (RateLimiterExample)"
     "circuit_breaker|4.1 A circuit breaker that fails fast and probes back (CircuitBreakerExample)"
     "object_pool|4.2 Reused buffers and a bounded connection pool (ObjectPoolExample)"
+    "memory_monitor|4.2 Memory sampled while it grows, with a hysteresis alarm (MemoryMonitorExample)"
     "retry|5.1 Retry with exponential backoff, keeping the last error (RetryExample)"
     "concurrent_errors|5.1 Errors from many goroutines, joined (ConcurrentErrorExample)"
     "recovery|5.2 Panics recorded, cleanups run, work goes on (RecoveryExample)"
     "monitoring|6.1 Counters, a gauge and a histogram scraped from /metrics (MonitoringExample)"
+    "profiling|6.2 CPU, heap and goroutine profiles in pprof format (ProfilingExample)"
 )
 
 for entry in "${examples[@]}"; do

@@ -31,6 +31,9 @@
 #include "goc/errors.h"
 #include "goc/retry.h"
 #include "goc/objpool.h"
+#include "goc/stats.h"
+#include "goc/monitor.h"
+#include "goc/prof.h"
 #include "goc/metrics.h"
 
 #endif /* GOC_H */

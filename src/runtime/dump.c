@@ -237,6 +237,39 @@ int goc_leakcheck(int64_t allowed, int64_t timeout)
     return -ETIMEDOUT;
 }
 
+/* ---- goroutine walk (profiles) ----------------------------------------- */
+
+struct walk {
+    struct dump d;
+    void (*fn)(const struct goc__gsnap *s, void *arg);
+    void *arg;
+};
+
+static void walk_one(struct goc__g *g, void *arg)
+{
+    struct walk *w = arg;
+    struct g_view v;
+    if (!view_of(g, &w->d, &v))
+        return;
+    w->d.count++;
+    struct goc__gsnap s = { .id = v.id,
+                            .status = v.status,
+                            .entry = v.fn,
+                            .pcs = v.pcs,
+                            .npc = v.npc };
+    w->fn(&s, w->arg);
+}
+
+int goc__goroutine_walk(void (*fn)(const struct goc__gsnap *s, void *arg),
+                        void *arg)
+{
+    struct walk w = { .d = { .fd = -1, .self = goc__g_current() },
+                      .fn = fn,
+                      .arg = arg };
+    goc__stack_foreach(walk_one, &w);
+    return w.d.count;
+}
+
 /* ---- SIGQUIT ----------------------------------------------------------- */
 
 static struct sigaction quit_saved;

@@ -30,6 +30,7 @@ int goc__pd_register(struct goc__pd *pd, int fd)
         .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
         .data.ptr = pd,
     };
+    atomic_fetch_add_explicit(&pd->registered, 1, memory_order_release);
     if (epoll_ctl(goc__sched.epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
         return -errno;
     return 0;
@@ -69,6 +70,7 @@ void goc__pd_event(struct goc__pd *pd, uint32_t events)
     bool rd = events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR);
     bool wr = events & (EPOLLOUT | EPOLLHUP | EPOLLERR);
     struct goc__pd_waiter *list = NULL;
+    (void)atomic_load_explicit(&pd->registered, memory_order_acquire);
     if (pd->on_event) {
         pd->on_event(pd);
         return;

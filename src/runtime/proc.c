@@ -340,6 +340,11 @@ int goc_maxprocs(void)
     return err ? err : goc__sched.nprocs;
 }
 
+bool goc__rt_started(void)
+{
+    return atomic_load_explicit(&started, memory_order_acquire);
+}
+
 int64_t goc_num_goroutine(void)
 {
     if (!atomic_load_explicit(&started, memory_order_acquire))

@@ -69,7 +69,7 @@ struct goc__wheel {
      * time elapsed passes overflow_recheck, a top-level slot boundary. */
     struct goc__timer *overflow;
     uint64_t overflow_recheck;
-    int64_t count;
+    _Atomic int64_t count; /* changed under lock, read by statistics */
     /* Earliest slot deadline in ns (INT64_MAX when empty): a hint others
      * read without the lock; it may be early after a cancel, never late. */
     _Atomic int64_t next_when;
@@ -217,6 +217,7 @@ struct goc__p {
     _Atomic uint64_t nsteal;  /* goroutines stolen by this P */
     _Atomic int64_t ncreated; /* goroutines created on this P */
     _Atomic int64_t nexited;  /* goroutines exited on this P */
+    _Atomic uint64_t npark;   /* goroutines parked on this P */
 };
 
 enum {
@@ -303,6 +304,8 @@ extern struct goc__sched goc__sched;
 
 /* Start the runtime if needed; 0 or a negative error. */
 int goc__rt_ensure(void);
+/* True once the runtime has started (it never stops). */
+bool goc__rt_started(void);
 
 /* The calling thread's M, or NULL on a plain thread. Never cached by the
  * compiler across a switch: a goroutine may resume on another M. */
@@ -390,6 +393,9 @@ bool goc__stack_guard_hit(struct goc__g *g, const void *addr);
 bool goc__stack_canary_ok(struct goc__g *g);
 /* Counters for tests and stats. */
 int64_t goc__stack_mapped_count(void);
+/* Bytes of address space held by stack slabs, and (if resident is not
+ * NULL) how many of them are in RAM: a mincore() walk of every slab. */
+uint64_t goc__stack_reserved(uint64_t *resident);
 /* Call fn for every G ever set up (free ones too: check the status). */
 void goc__stack_foreach(void (*fn)(struct goc__g *g, void *arg), void *arg);
 
@@ -406,6 +412,18 @@ int goc__symbolize_entry(const void *fn, char *buf, size_t n);
 void goc__run_defers(struct goc__defer **list);
 /* goc_dump() of every goroutine but the caller; the count or -errno. */
 int goc__dump_others(int fd);
+/* One goroutine as goc__goroutine_walk() sees it (a racy snapshot). */
+struct goc__gsnap {
+    int64_t id;
+    int status; /* enum goc__gstatus */
+    const void *entry;
+    void *const *pcs; /* return addresses, innermost first; none while it
+                         runs on another thread */
+    int npc;
+};
+/* Call fn for every live goroutine (profiles); returns how many. */
+int goc__goroutine_walk(void (*fn)(const struct goc__gsnap *s, void *arg),
+                        void *arg);
 /* sysmon, each tick: if every M has been idle and nothing can ever wake
  * a goroutine, report the deadlock and exit. */
 void goc__check_deadlock(void);
@@ -435,6 +453,10 @@ struct goc__pd {
     _Atomic uint64_t drained_seq;
     struct goc__dlink *waiters[2]; /* struct goc__pd_waiter, under lock */
     struct goc__pd *cache_next;    /* free list of its owner's cache */
+    /* Bumped (release) by each registration and read (acquire) by the
+     * poller: the kernel orders epoll_ctl before the event it reports,
+     * but the tools (TSan) need to see the hand-off of pd's fields. */
+    _Atomic uint32_t registered;
 };
 
 /* Add fd to the epoll set for pd (pd zeroed or reused); 0 or -errno. */

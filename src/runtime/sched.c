@@ -629,7 +629,9 @@ void goc__park_m(struct goc__m *m, goc__commit_fn commit, void *arg)
 
 void goc__park(goc__commit_fn commit, void *arg)
 {
-    goc__park_m(goc__m_current(), commit, arg);
+    struct goc__m *m = goc__m_current();
+    GOC__STAT_INC(m->p->npark, 1);
+    goc__park_m(m, commit, arg);
 }
 
 void goc__park_exit(goc__commit_fn commit, void *arg)

@@ -67,6 +67,7 @@ struct slab {
     struct slab *next;
     char *base;
     size_t size;           /* of each stack */
+    size_t count;          /* stacks the slab holds */
     _Atomic size_t carved; /* stacks set up so far */
 };
 static struct slab *_Atomic slabs;
@@ -227,6 +228,7 @@ static struct goc__g *carve(struct pool *pool, int cls)
         pool->slab_count = n;
         rec->base = slab;
         rec->size = size;
+        rec->count = n;
         atomic_init(&rec->carved, 0);
         rec->next = atomic_load(&slabs);
         while (!atomic_compare_exchange_weak(&slabs, &rec->next, rec))
@@ -417,4 +419,34 @@ void goc__stack_trim(int64_t now, int64_t idle_ns)
 int64_t goc__stack_mapped_count(void)
 {
     return atomic_load(&mapped_stacks);
+}
+
+/* Pages of [base, base + len) in RAM, asking mincore() a chunk at a time
+ * so the vector stays small whatever the slab's size. */
+static uint64_t resident_pages(char *base, size_t len)
+{
+    unsigned char vec[4096];
+    uint64_t n = 0;
+    size_t chunk = sizeof(vec) * page_size;
+    for (size_t off = 0; off < len; off += chunk) {
+        size_t part = len - off < chunk ? len - off : chunk;
+        if (mincore(base + off, part, vec) != 0)
+            break;
+        for (size_t i = 0; i < (part + page_size - 1) / page_size; i++)
+            n += vec[i] & 1;
+    }
+    return n;
+}
+
+uint64_t goc__stack_reserved(uint64_t *resident)
+{
+    uint64_t bytes = 0, pages = 0;
+    for (struct slab *s = atomic_load(&slabs); s; s = s->next) {
+        bytes += (uint64_t)s->count * s->size;
+        if (resident)
+            pages += resident_pages(s->base, s->count * s->size);
+    }
+    if (resident)
+        *resident = pages * page_size;
+    return bytes;
 }

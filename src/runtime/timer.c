@@ -34,6 +34,12 @@ static int level_for(uint64_t elapsed, uint64_t tick)
 }
 
 /* The head of the list t is (or goes) on. */
+/* The wheel's count changes under its lock; statistics read it without. */
+static void count_add(struct goc__wheel *w, int64_t n)
+{
+    GOC__STAT_INC(w->count, n);
+}
+
 static struct goc__timer **list_of(struct goc__wheel *w, struct goc__timer *t)
 {
     if (t->level == GOC__WHEEL_LEVELS)
@@ -62,7 +68,7 @@ static void slot_link(struct goc__wheel *w, struct goc__timer *t)
     if (*head)
         (*head)->prev = t;
     *head = t;
-    w->count++;
+    count_add(w, 1);
 }
 
 static void slot_unlink(struct goc__wheel *w, struct goc__timer *t)
@@ -76,7 +82,7 @@ static void slot_unlink(struct goc__wheel *w, struct goc__timer *t)
     else if (!t->prev && t->level < GOC__WHEEL_LEVELS)
         w->occupied[t->level] &= ~(1ULL << t->slot);
     t->next = t->prev = NULL;
-    w->count--;
+    count_add(w, -1);
 }
 
 /*
@@ -242,11 +248,11 @@ static int expire_slot(struct goc__wheel *w,
             out[n].arg = t->arg;
             atomic_store_explicit(&t->firing, 1, memory_order_relaxed);
             n++;
-            w->count--;
+            count_add(w, -1);
             t->next = t->prev = NULL;
             atomic_store_explicit(&t->wheel, NULL, memory_order_release);
         } else {
-            w->count--;
+            count_add(w, -1);
             slot_link(w, t);
         }
         t = next;

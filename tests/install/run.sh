@@ -107,6 +107,19 @@ if grep -v '^goc_' "$tmp/static"; then
     die "libgoc.a defines globals outside the goc_ namespace (listed above)"
 fi
 
+# Heap profiling is a library of its own: libgoc never replaces malloc,
+# libgoc_heapprof does (when it was built: not under the sanitizers).
+say "check libgoc_heapprof"
+[[ -f $libdir/libgoc_heapprof.a ]] || die "libgoc_heapprof.a is not in $libdir"
+nm -D --defined-only "$libdir/libgoc_heapprof.so" | awk '{ print $NF }' |
+    sed 's/@.*//' | grep -qx malloc ||
+    die "libgoc_heapprof.so does not define malloc"
+if grep -qx malloc "$tmp/exported"; then
+    die "libgoc.so defines malloc"
+fi
+pkg_requires=$(sed -n 's/^Requires.private: *//p' "$pcfile")
+echo "goc.pc Requires.private: ${pkg_requires:-(none)}"
+
 # Runs a consumer program; it must exit 0 and print "consumer ok".
 run_consumer() {
     local out rc=0

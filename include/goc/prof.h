@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * goc/prof.h: CPU, goroutine and heap profiles in the pprof format.
+ *
+ * The files are what Go's runtime/pprof writes: a gzip-compressed
+ * profile.proto message (plain protobuf if goc was built without zlib;
+ * pprof reads both), or with debug > 0 the legacy text forms. Read them
+ * with `go tool pprof -top FILE`: every location carries its function
+ * name, so pprof needs no binary to symbolise them.
+ *
+ * - CPU: every thread of the process gets a timer on its own CPU clock
+ *   (timer_create(CLOCK_THREAD_CPUTIME_ID-style, SIGEV_THREAD_ID)); the
+ *   SIGPROF handler walks the frame pointers of the interrupted code into
+ *   a preallocated lock-free ring, and a writer thread drains it. Samples
+ *   carry the label "goroutine" (the goroutine's id).
+ * - Goroutine: the stack of every goroutine, counted per distinct stack.
+ * - Heap: sampled allocations, recorded by the separate library
+ *   goc_heapprof (libgoc_heapprof.a / .so, LD_PRELOAD-able), which wraps
+ *   malloc and friends. Linking libgoc alone never replaces malloc.
+ */
+#ifndef GOC_PROF_H
+#define GOC_PROF_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Default CPU sampling rate, as Go's. */
+#define GOC_PROF_DEFAULT_HZ        100
+/** Highest CPU sampling rate goc_prof_cpu_start() accepts. */
+#define GOC_PROF_MAX_HZ            10000
+/** Default mean bytes between heap samples (Go's MemProfileRate). */
+#define GOC_PROF_DEFAULT_HEAP_RATE (512 * 1024)
+/** Deepest stack recorded in a sample; deeper stacks are truncated. */
+#define GOC_PROF_MAX_FRAMES        64
+
+/**
+ * struct goc_prof_cpu_opts - where and how goc_prof_cpu_start_opts()
+ * profiles.
+ * @path:     file to create (truncated if it exists) and to close at the
+ *            end; NULL to write to @fd instead.
+ * @fd:       with a NULL @path, an open descriptor (borrowed: written,
+ *            never closed).
+ * @hz:       samples per second of CPU time per thread; 0 means
+ *            GOC_PROF_DEFAULT_HZ.
+ * @duration: nanoseconds after which sampling stops by itself and the
+ *            profile is written; 0 means until goc_prof_cpu_stop().
+ */
+struct goc_prof_cpu_opts {
+    const char *path;
+    int fd;
+    int hz;
+    int64_t duration;
+};
+
+/**
+ * struct goc_prof_cpu_stats - counters of the current (or last) CPU
+ * profile.
+ * @samples:    samples taken into the profile (weighted by timer overruns).
+ * @dropped:    samples lost because the ring was full; they also appear in
+ *              the profile as the function "goc_prof_lost_samples".
+ * @threads:    threads that have had a timer during the profile.
+ * @unprofiled: threads seen but not profiled (no timer slot or the
+ *              kernel refused one).
+ * @running:    1 while a profile is started and not yet collected by
+ *              goc_prof_cpu_stop().
+ */
+struct goc_prof_cpu_stats {
+    int64_t samples;
+    int64_t dropped;
+    int threads;
+    int unprofiled;
+    int running;
+};
+
+/**
+ * goc_prof_cpu_start - start a CPU profile written to the file @path.
+ * @path: file to create or truncate (borrowed).
+ * @hz:   sampling rate; 0 means GOC_PROF_DEFAULT_HZ.
+ *
+ * Same as goc_prof_cpu_start_opts() with only @path and @hz set.
+ */
+GOC_API int goc_prof_cpu_start(const char *path, int hz);
+
+/**
+ * goc_prof_cpu_start_opts - start a CPU profile.
+ * @opts: where to write, the rate and an optional duration (borrowed).
+ *
+ * Everything that can fail happens before this returns, and a failure
+ * leaves the profiler stopped, so a later start can succeed. Only one CPU
+ * profile runs at a time. Threads that appear while it runs are given a
+ * timer within about 50 ms.
+ *
+ * Return: 0 once sampling runs; -EBUSY if a profile is running (or has
+ * finished by its duration and goc_prof_cpu_stop() has not collected it
+ * yet); -EINVAL for a NULL @opts, a negative or too high @hz, a negative
+ * duration, or a NULL @path with a negative @fd; -errno from open() of
+ * @path; -errno from the timer or signal setup; -ENOMEM.
+ * Never blocks for long; callable from any thread.
+ */
+GOC_API int goc_prof_cpu_start_opts(const struct goc_prof_cpu_opts *opts);
+
+/**
+ * goc_prof_cpu_stop - stop the CPU profile and write it.
+ *
+ * Stops sampling (unless the duration already did), waits until every
+ * sample taken is in the profile, writes the profile, and closes the file
+ * if goc_prof_cpu_start() opened it. It returns only after all of this is
+ * done. Afterwards a new profile may be started.
+ *
+ * Return: 0; -ESRCH if no profile was started (nothing changes); the
+ * first -errno of write() or close() if the profile could not be written
+ * (the profiler is stopped all the same); -ENOMEM.
+ * Blocks the caller (inside a blocking section when called from a
+ * goroutine) while the profile is written; callable from any thread.
+ */
+GOC_API int goc_prof_cpu_stop(void);
+
+/**
+ * goc_prof_cpu_stats - read the counters of the current or last profile.
+ * @st: filled in (borrowed).
+ *
+ * Return: 0; -EINVAL for a NULL @st. Never blocks.
+ */
+GOC_API int goc_prof_cpu_stats(struct goc_prof_cpu_stats *st);
+
+/**
+ * goc_prof_write_goroutine - write the stacks of all goroutines.
+ * @fd:    where to write (borrowed, not closed).
+ * @debug: 0: pprof protobuf, goroutines counted per distinct stack;
+ *         1: the legacy text form ("goroutine profile: total N", then
+ *         "count @ pc..." with one "#" line per frame);
+ *         2: every goroutine separately, as goc_dump() writes.
+ *
+ * Goroutines keep running meanwhile (goc does not stop the world): a
+ * goroutine running on another thread is shown by its entry function
+ * only, and a stack may be a moment old.
+ *
+ * Return: the number of goroutines written; -EINVAL for a bad @debug or
+ * @fd; -errno from write(); -ENOMEM.
+ */
+GOC_API int goc_prof_write_goroutine(int fd, int debug);
+
+/**
+ * goc_prof_write_goroutine_file - goc_prof_write_goroutine() into the
+ * file @path, created or truncated, and closed.
+ *
+ * Return: as goc_prof_write_goroutine(), plus -errno from open() and
+ * close().
+ */
+GOC_API int goc_prof_write_goroutine_file(const char *path, int debug);
+
+/**
+ * goc_prof_heap_available - whether heap profiling is possible: true when
+ * the goc_heapprof library is linked into the program or preloaded.
+ *
+ * Return: 1 or 0.
+ */
+GOC_API int goc_prof_heap_available(void);
+
+/**
+ * goc_prof_heap_set_rate - set the mean number of bytes between sampled
+ * allocations (Go's runtime.MemProfileRate).
+ * @bytes: the mean; 1 records every allocation, 0 stops sampling.
+ *
+ * The initial rate is GOC_PROF_DEFAULT_HEAP_RATE, or the environment
+ * variable GOC_HEAPPROF_RATE read at start-up. A thread picks up a new
+ * rate at its next sample.
+ *
+ * Return: 0; -EINVAL for a negative @bytes; -ENOTSUP without goc_heapprof.
+ */
+GOC_API int goc_prof_heap_set_rate(int64_t bytes);
+
+/**
+ * goc_prof_heap_rate - the current heap sampling rate in bytes.
+ *
+ * Return: the rate (0 if off); -ENOTSUP without goc_heapprof.
+ */
+GOC_API int64_t goc_prof_heap_rate(void);
+
+/**
+ * goc_prof_write_heap - write the heap profile.
+ * @fd:    where to write (borrowed, not closed).
+ * @debug: 0: pprof protobuf with alloc_objects, alloc_space,
+ *         inuse_objects and inuse_space (sampled values scaled up as Go
+ *         does); 1: Go's legacy text form with the raw sampled counts.
+ *
+ * Unlike Go's, the data are current (C has no garbage collector whose
+ * last cycle would have to be waited for). Sampled allocations that did
+ * not fit goc_heapprof's tables are counted and reported in a comment.
+ *
+ * Return: the number of distinct allocation stacks written; -EINVAL for
+ * a bad @debug or @fd; -ENOTSUP without goc_heapprof; -errno from
+ * write(); -ENOMEM.
+ */
+GOC_API int goc_prof_write_heap(int fd, int debug);
+
+/**
+ * goc_prof_write_heap_file - goc_prof_write_heap() into the file @path,
+ * created or truncated, and closed.
+ *
+ * Return: as goc_prof_write_heap(), plus -errno from open() and close().
+ */
+GOC_API int goc_prof_write_heap_file(const char *path, int debug);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GOC_PROF_H */

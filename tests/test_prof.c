@@ -1,0 +1,502 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tests of the profiler: the CPU profile's start/stop contract (the
+ * seed's D-121..D-123), profiles read back by `go tool pprof`, the
+ * goroutine profile's counts and text forms, and heap profiles from a
+ * child program with libgoc_heapprof preloaded or linked in.
+ *
+ * The go-tool checks skip (exit 77) when `go` is missing, unless
+ * GOC_REQUIRE_GO=1 makes that a failure.
+ */
+#include "test.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void skip(const char *why)
+{
+    fprintf(stderr, "# SKIP %s\n", why);
+    fflush(NULL);
+    _exit(77);
+}
+
+/* A fresh directory and paths in it; removed by tmp_done. */
+struct tmp {
+    char dir[64];
+    char path[8][128];
+    int n;
+};
+
+static void tmp_init(struct tmp *t)
+{
+    snprintf(t->dir, sizeof(t->dir), "/tmp/goc-prof-XXXXXX");
+    ASSERT(mkdtemp(t->dir) != NULL);
+    t->n = 0;
+}
+
+static const char *tmp_path(struct tmp *t, const char *name)
+{
+    ASSERT_LT(t->n, 8);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s", t->dir, name);
+    memcpy(t->path[t->n], path, sizeof(path));
+    return t->path[t->n++];
+}
+
+static void tmp_done(struct tmp *t)
+{
+    for (int i = 0; i < t->n; i++)
+        unlink(t->path[i]);
+    rmdir(t->dir);
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* The whole file, NUL-terminated (malloc'd). */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    ASSERT(f != NULL);
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    size_t r;
+    while ((r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += r;
+        if (n + 1 == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+static bool have_go(void)
+{
+    if (access("/usr/bin/go", X_OK) == 0 ||
+        system("command -v go >/dev/null 2>&1") == 0)
+        return true;
+    const char *req = getenv("GOC_REQUIRE_GO");
+    if (req && strcmp(req, "1") == 0)
+        ASSERT_FAIL("%s", "go is not installed and GOC_REQUIRE_GO=1");
+    return false;
+}
+
+/* `go tool pprof ARGS FILE` output (malloc'd), from a child process. */
+static char *pprof(const char *args, const char *file)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd),
+             "HOME=${HOME:-/tmp} GOCACHE=${GOCACHE:-/tmp/goc-gocache} "
+             "go tool pprof %s %s 2>&1",
+             args, file);
+    FILE *p = popen(cmd, "r");
+    ASSERT(p != NULL);
+    size_t cap = 1 << 16, n = 0, r;
+    char *buf = malloc(cap);
+    while ((r = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += r;
+        if (n + 1 == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = '\0';
+    int status = pclose(p);
+    if (status != 0)
+        ASSERT_FAIL("go tool pprof failed (%d):\n%s", status, buf);
+    return buf;
+}
+
+/* The `-top` line naming fn; NULL if none. */
+static const char *top_line(const char *out, const char *fn)
+{
+    const char *at = strstr(out, fn);
+    if (!at)
+        return NULL;
+    while (at > out && at[-1] != '\n')
+        at--;
+    return at;
+}
+
+/* ---- CPU profile: the start/stop contract ----------------------------- */
+
+TEST(prof, cpu_start_twice_is_ebusy_stop_twice_is_esrch_d122)
+{
+    struct tmp t;
+    tmp_init(&t);
+    const char *a = tmp_path(&t, "a.prof"), *b = tmp_path(&t, "b.prof");
+    ASSERT_EQ(goc_prof_cpu_stop(), -ESRCH);
+    ASSERT_OK(goc_prof_cpu_start(a, 0));
+    struct goc_prof_cpu_stats st;
+    ASSERT_OK(goc_prof_cpu_stats(&st));
+    ASSERT_EQ(st.running, 1);
+    ASSERT_GE(st.threads, 1);
+    ASSERT_EQ(goc_prof_cpu_start(b, 0), -EBUSY);
+    ASSERT_EQ(file_size(b), -1); /* the refused start created nothing */
+    ASSERT_OK(goc_prof_cpu_stop());
+    ASSERT_EQ(goc_prof_cpu_stop(), -ESRCH);
+    ASSERT_OK(goc_prof_cpu_stats(&st));
+    ASSERT_EQ(st.running, 0);
+    ASSERT_GT(file_size(a), 0);
+    tmp_done(&t);
+}
+
+TEST(prof, cpu_bad_input_fails_and_a_later_start_works_d121_d122)
+{
+    struct tmp t;
+    tmp_init(&t);
+    const char *ok = tmp_path(&t, "ok.prof");
+    ASSERT_EQ(goc_prof_cpu_start("/nonexistent-dir/x/cpu.prof", 0), -ENOENT);
+    ASSERT_EQ(goc_prof_cpu_start(NULL, 0), -EINVAL);
+    ASSERT_EQ(goc_prof_cpu_start(ok, -1), -EINVAL);
+    ASSERT_EQ(goc_prof_cpu_start(ok, GOC_PROF_MAX_HZ + 1), -EINVAL);
+    ASSERT_EQ(goc_prof_cpu_start_opts(NULL), -EINVAL);
+    struct goc_prof_cpu_opts o = { .path = NULL, .fd = -1 };
+    ASSERT_EQ(goc_prof_cpu_start_opts(&o), -EINVAL);
+    o = (struct goc_prof_cpu_opts){ .path = ok, .duration = -1 };
+    ASSERT_EQ(goc_prof_cpu_start_opts(&o), -EINVAL);
+    ASSERT_EQ(goc_prof_cpu_stop(), -ESRCH); /* nothing is running */
+    ASSERT_OK(goc_prof_cpu_start(ok, 250));
+    ASSERT_OK(goc_prof_cpu_stop());
+    /* The profile is complete on return: a gzip member or protobuf. */
+    char *data = slurp(ok);
+    ASSERT_GT(file_size(ok), 10);
+    ASSERT((unsigned char)data[0] == 0x1f || data[0] == 0x0a);
+    free(data);
+    tmp_done(&t);
+}
+
+TEST(prof, cpu_write_error_is_reported_by_stop)
+{
+    int fd = open("/dev/full", O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        skip("no /dev/full");
+    struct goc_prof_cpu_opts o = { .fd = fd, .hz = 100 };
+    ASSERT_OK(goc_prof_cpu_start_opts(&o));
+    ASSERT_EQ(goc_prof_cpu_stop(), -ENOSPC);
+    close(fd);
+    /* A failed write leaves the profiler usable. */
+    struct tmp t;
+    tmp_init(&t);
+    ASSERT_OK(goc_prof_cpu_start(tmp_path(&t, "after.prof"), 0));
+    ASSERT_OK(goc_prof_cpu_stop());
+    tmp_done(&t);
+}
+
+TEST_G(prof, cpu_duration_stops_and_writes_by_itself_d123)
+{
+    struct tmp t;
+    tmp_init(&t);
+    const char *path = tmp_path(&t, "dur.prof");
+    struct goc_prof_cpu_opts o = { .path = path,
+                                   .hz = 100,
+                                   .duration = 50 * GOC_MILLISECOND };
+    ASSERT_OK(goc_prof_cpu_start_opts(&o));
+    /* Written and closed without a stop, within generous slack. */
+    int64_t end = goc_now() + 10 * GOC_SECOND;
+    while (file_size(path) <= 0 && goc_now() < end)
+        goc_sleep(10 * GOC_MILLISECOND, NULL);
+    ASSERT_GT(file_size(path), 0);
+    /* Not collected yet: a new start is refused, the stop reports. */
+    ASSERT_EQ(goc_prof_cpu_start(tmp_path(&t, "x.prof"), 0), -EBUSY);
+    ASSERT_OK(goc_prof_cpu_stop());
+    ASSERT_EQ(goc_prof_cpu_stop(), -ESRCH);
+    tmp_done(&t);
+}
+
+static void *plain_start_stop(void *arg)
+{
+    const char *path = arg;
+    ASSERT_OK(goc_prof_cpu_start(path, 0));
+    ASSERT_EQ(goc_prof_cpu_start(path, 0), -EBUSY);
+    ASSERT_OK(goc_prof_cpu_stop());
+    return NULL;
+}
+
+TEST(prof, cpu_start_stop_from_a_plain_thread)
+{
+    struct tmp t;
+    tmp_init(&t);
+    const char *path = tmp_path(&t, "plain.prof");
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, plain_start_stop, (void *)path));
+    ASSERT_OK(pthread_join(th, NULL));
+    ASSERT_GT(file_size(path), 0);
+    tmp_done(&t);
+}
+
+/* ---- CPU profile: the samples ----------------------------------------- */
+
+__attribute__((noinline)) static uint64_t prof_busy_spin(int64_t ns)
+{
+    uint64_t x = 1;
+    int64_t end = goc_now() + ns;
+    while (goc_now() < end) {
+        for (int i = 0; i < 20000; i++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            __asm__ volatile("" : "+r"(x));
+        }
+    }
+    return x;
+}
+
+static void spinner(void *arg)
+{
+    goc_wg *wg = arg;
+    prof_busy_spin(400 * GOC_MILLISECOND);
+    goc_wg_done(wg);
+}
+
+TEST_G(prof, cpu_profile_names_the_busy_function)
+{
+    struct tmp t;
+    tmp_init(&t);
+    const char *path = tmp_path(&t, "cpu.prof");
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+    ASSERT_OK(goc_prof_cpu_start(path, 0));
+    goc_wg wg = GOC_WG_INIT;
+    goc_wg_add(&wg, 2);
+    goc_go(spinner, &wg);
+    goc_go(spinner, &wg);
+    goc_wg_wait(&wg, NULL);
+    struct goc_prof_cpu_stats st;
+    ASSERT_OK(goc_prof_cpu_stats(&st));
+    ASSERT_OK(goc_prof_cpu_stop());
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+    ASSERT_OK(goc_prof_cpu_stats(&st));
+    fprintf(stderr, "samples %lld, dropped %lld, threads %d, cpu %.0f ms\n",
+            (long long)st.samples, (long long)st.dropped, st.threads,
+            (double)(c1.tv_sec - c0.tv_sec) * 1e3 +
+                (double)(c1.tv_nsec - c0.tv_nsec) / 1e6);
+    ASSERT_EQ(st.dropped, 0);
+    /* 0.8 s of CPU at 100 Hz is about 80 samples; ask for a fraction. */
+    ASSERT_GE(st.samples, 10);
+    if (!have_go()) {
+        tmp_done(&t);
+        skip("go is not installed");
+    }
+    char *out = pprof("-top", path);
+    fprintf(stderr, "%s\n", out);
+    ASSERT(top_line(out, "prof_busy_spin") != NULL);
+    free(out);
+    /* Samples carry the goroutine label. */
+    out = pprof("-tags", path);
+    ASSERT(strstr(out, "goroutine") != NULL);
+    free(out);
+    tmp_done(&t);
+}
+
+/* ---- goroutine profile ------------------------------------------------ */
+
+struct parked {
+    goc_chan *ch;
+    goc_wg started, done;
+};
+
+__attribute__((noinline)) static void prof_parked_here(struct parked *p)
+{
+    int v;
+    goc_wg_done(&p->started);
+    goc_chan_recv(p->ch, &v, NULL);
+    __asm__ volatile("" ::: "memory");
+}
+
+static void parker(void *arg)
+{
+    struct parked *p = arg;
+    prof_parked_here(p);
+    goc_wg_done(&p->done);
+}
+
+/* Start n goroutines parked in prof_parked_here. */
+static void park_n(struct parked *p, int n)
+{
+    ASSERT_OK(goc_chan_new(sizeof(int), 0, &p->ch));
+    goc_wg_init(&p->started);
+    goc_wg_init(&p->done);
+    goc_wg_add(&p->started, n);
+    goc_wg_add(&p->done, n);
+    for (int i = 0; i < n; i++)
+        ASSERT_OK(goc_go(parker, p));
+    goc_wg_wait(&p->started, NULL);
+    /* Started is not parked yet: wait until all n show as waiting. */
+    goc_sleep(20 * GOC_MILLISECOND, NULL);
+}
+
+static void unpark(struct parked *p)
+{
+    goc_chan_close(p->ch);
+    goc_wg_wait(&p->done, NULL);
+    goc_chan_release(p->ch);
+}
+
+#define NPARKED 7
+
+/* In the text form, the count of the record whose stack names fn. */
+static long text_count_of(const char *text, const char *fn)
+{
+    const char *at = strstr(text, fn);
+    if (!at)
+        return -1;
+    /* Back to the record's "count @ ..." line, the one after a blank. */
+    while (at > text && !(at[-1] == '\n' && at[0] != '#'))
+        at--;
+    return strtol(at, NULL, 10);
+}
+
+TEST_G(prof, goroutine_profile_counts_parked_goroutines_d132)
+{
+    struct tmp t;
+    tmp_init(&t);
+    struct parked p;
+    park_n(&p, NPARKED);
+    const char *txt = tmp_path(&t, "g.txt"), *pb = tmp_path(&t, "g.pb.gz");
+    const char *dump = tmp_path(&t, "g2.txt");
+    int n = goc_prof_write_goroutine_file(txt, 1);
+    ASSERT_GE(n, NPARKED + 1);
+    ASSERT_GE(goc_prof_write_goroutine_file(pb, 0), NPARKED + 1);
+    ASSERT_GE(goc_prof_write_goroutine_file(dump, 2), NPARKED + 1);
+    unpark(&p);
+
+    char *text = slurp(txt);
+    char head[64];
+    snprintf(head, sizeof(head), "goroutine profile: total %d\n", n);
+    ASSERT(strncmp(text, head, strlen(head)) == 0);
+    ASSERT_EQ(text_count_of(text, "prof_parked_here"), NPARKED);
+    ASSERT(strstr(text, "\n#\t0x") != NULL);
+    free(text);
+    text = slurp(dump);
+    ASSERT(strstr(text, "goroutine ") && strstr(text, "prof_parked_here"));
+    free(text);
+
+    if (!have_go()) {
+        tmp_done(&t);
+        skip("go is not installed");
+    }
+    char *out = pprof("-top", pb);
+    fprintf(stderr, "%s\n", out);
+    const char *line = top_line(out, "prof_parked_here");
+    ASSERT(line != NULL);
+    /* flat flat% sum% cum cum% name: cum is the goroutine count. */
+    long flat, cum;
+    ASSERT_EQ(sscanf(line, "%ld %*s %*s %ld", &flat, &cum), 2);
+    ASSERT_EQ(cum, NPARKED);
+    free(out);
+    tmp_done(&t);
+}
+
+TEST_G(prof, write_bad_arguments_change_nothing)
+{
+    ASSERT_EQ(goc_prof_write_goroutine(-1, 0), -EINVAL);
+    ASSERT_EQ(goc_prof_write_goroutine(1, 3), -EINVAL);
+    ASSERT_EQ(goc_prof_write_goroutine(1, -1), -EINVAL);
+    ASSERT_EQ(goc_prof_write_goroutine_file("/nonexistent-dir/g", 0), -ENOENT);
+    ASSERT_EQ(goc_prof_write_goroutine_file("/tmp/never", 7), -EINVAL);
+    ASSERT_EQ(file_size("/tmp/never"), -1);
+    int fd = open("/dev/full", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ASSERT_EQ(goc_prof_write_goroutine(fd, 1), -ENOSPC);
+        close(fd);
+    }
+    ASSERT_EQ(goc_prof_cpu_stats(NULL), -EINVAL);
+}
+
+/* ---- heap profile ----------------------------------------------------- */
+
+TEST(prof, heap_without_goc_heapprof_is_enotsup)
+{
+    /* The runner links libgoc only: malloc is glibc's own. */
+    ASSERT_EQ(goc_prof_heap_available(), 0);
+    ASSERT_EQ(goc_prof_heap_rate(), -ENOTSUP);
+    ASSERT_EQ(goc_prof_heap_set_rate(4096), -ENOTSUP);
+    ASSERT_EQ(goc_prof_write_heap(1, 0), -ENOTSUP);
+    ASSERT_EQ(goc_prof_write_heap_file("/tmp/never", 0), -ENOTSUP);
+    ASSERT_EQ(file_size("/tmp/never"), -1);
+}
+
+#if defined(GOC_HEAPCHILD)
+/* Run the heap child; preload: the .so to LD_PRELOAD, or NULL. */
+static void run_heapchild(const char *exe, const char *preload, const char *dir)
+{
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        if (preload)
+            setenv("LD_PRELOAD", preload, 1);
+        execl(exe, exe, dir, (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+}
+
+static void check_heap_profiles(const char *exe, const char *preload)
+{
+    if (test_instrumented() && getenv("LD_PRELOAD"))
+        skip("valgrind interposes malloc itself");
+    struct tmp t;
+    tmp_init(&t);
+    const char *pb = tmp_path(&t, "heap.pb.gz"),
+               *txt = tmp_path(&t, "heap.txt");
+    const char *txt2 = tmp_path(&t, "heap2.txt");
+    run_heapchild(exe, preload, t.dir);
+
+    /* Live: 64 blocks of 256 KiB at a 64 KiB rate, nearly all sampled. */
+    char *text = slurp(txt);
+    ASSERT(strncmp(text, "heap profile: ", 14) == 0);
+    ASSERT(strstr(text, "@ heap/131072\n") != NULL);
+    long live = text_count_of(text, "prof_big_alloc");
+    ASSERT_GE(live, 32);
+    ASSERT_LE(live, 64);
+    free(text);
+    /* Freed: in use 0, allocations still counted. */
+    text = slurp(txt2);
+    const char *at = strstr(text, "prof_big_alloc");
+    ASSERT(at != NULL);
+    while (at > text && !(at[-1] == '\n' && at[0] != '#'))
+        at--;
+    long inuse, bytes, allocs;
+    ASSERT_EQ(sscanf(at, "%ld: %ld [%ld:", &inuse, &bytes, &allocs), 3);
+    ASSERT_EQ(inuse, 0);
+    ASSERT_EQ(bytes, 0);
+    ASSERT_EQ(allocs, live);
+    free(text);
+
+    if (!have_go()) {
+        tmp_done(&t);
+        skip("go is not installed");
+    }
+    char *out = pprof("-top -sample_index=inuse_space", pb);
+    fprintf(stderr, "%s\n", out);
+    ASSERT(top_line(out, "prof_big_alloc") != NULL);
+    free(out);
+    tmp_done(&t);
+}
+#endif
+
+TEST(prof, heap_profile_preloaded_names_the_big_allocator)
+{
+#if defined(GOC_HEAPCHILD)
+    check_heap_profiles(GOC_HEAPCHILD, GOC_HEAPPROF_SO);
+#else
+    skip("goc_heapprof is not built with the sanitizers");
+#endif
+}
+
+TEST(prof, heap_profile_linked_in_names_the_big_allocator)
+{
+#if defined(GOC_HEAPCHILD)
+    check_heap_profiles(GOC_HEAPCHILD_STATIC, NULL);
+#else
+    skip("goc_heapprof is not built with the sanitizers");
+#endif
+}

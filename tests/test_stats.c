@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: MIT */
+/* Runtime statistics: each counter moves when the thing it counts does. */
+#include "test.h"
+
+#include <goc.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static struct goc_stats read_stats(unsigned what)
+{
+    struct goc_stats st;
+    ASSERT_OK(goc_stats_read(&st, what));
+    return st;
+}
+
+/* Poll until pred(stats) holds (10 s at most). Yields rather than
+ * sleeps: a sleep would park, and some tests count parks. */
+static struct goc_stats wait_stats(unsigned what,
+                                   bool (*pred)(const struct goc_stats *,
+                                                int64_t),
+                                   int64_t want)
+{
+    int64_t deadline = goc_now() + 10 * 1000000000LL;
+    while (goc_now() < deadline) {
+        struct goc_stats st = read_stats(what);
+        if (pred(&st, want))
+            return st;
+        goc_yield();
+    }
+    ASSERT_FAIL("statistics never reached %lld", (long long)want);
+    return read_stats(what);
+}
+
+TEST(stats, rejects_bad_input)
+{
+    struct goc_stats st;
+    memset(&st, 0x5a, sizeof(st));
+    ASSERT_EQ(goc_stats_read(NULL, GOC_STATS_ALL), -EINVAL);
+    ASSERT_EQ(goc_stats_read(&st, 1u << 10), -EINVAL);
+    ASSERT_EQ(st.goroutines, 0x5a5a5a5a5a5a5a5a); /* untouched */
+    ASSERT_EQ(goc_stats_runq(NULL, 3), -EINVAL);
+}
+
+TEST(stats, before_start_reads_zero_and_starts_nothing)
+{
+    struct goc_stats st = read_stats(GOC_STATS_ALL);
+    ASSERT_EQ(st.goroutines, 0);
+    ASSERT_EQ(st.procs, 0);
+    ASSERT_EQ(st.threads, 0);
+    ASSERT_GT(st.rss_bytes, 0);
+    ASSERT_EQ(goc_stats_runq(NULL, 0), 0);
+    ASSERT_EQ(goc_num_goroutine(), 0);
+    /* The runtime is still unstarted: goc_init() can still configure it. */
+    struct goc_config cfg = { .max_procs = 1 };
+    ASSERT_OK(goc_init(&cfg));
+}
+
+static void park_on(void *arg)
+{
+    goc_chan *ch = arg;
+    int v;
+    goc_chan_recv(ch, &v, NULL);
+}
+
+static bool parks_at_least(const struct goc_stats *st, int64_t n)
+{
+    return st->parks_total >= (uint64_t)n;
+}
+
+static bool goroutines_at_least(const struct goc_stats *st, int64_t n)
+{
+    return st->goroutines >= n;
+}
+
+static bool goroutines_at_most(const struct goc_stats *st, int64_t n)
+{
+    return st->goroutines <= n;
+}
+
+TEST_G(stats, goroutines_parks_and_switches)
+{
+    int n = 50;
+    goc_chan *ch;
+    ASSERT_OK(goc_chan_new(sizeof(int), 0, &ch));
+    struct goc_stats before = read_stats(GOC_STATS_SCHED);
+    ASSERT_GE(before.goroutines, 1); /* this one */
+    ASSERT_GE(before.procs, 1);
+    ASSERT_GE(before.threads, 1);
+    for (int i = 0; i < n; i++)
+        ASSERT_OK(goc_go(park_on, ch));
+    struct goc_stats mid =
+        wait_stats(GOC_STATS_SCHED, goroutines_at_least, before.goroutines + n);
+    ASSERT_EQ(mid.goroutines_total - before.goroutines_total, n);
+    /* Nothing else parks meanwhile (this goroutine only yields), so the
+     * parks counted are theirs, on the channel. */
+    mid = wait_stats(GOC_STATS_SCHED, parks_at_least,
+                     (int64_t)before.parks_total + n);
+    ASSERT_GE(mid.switches_total - before.switches_total, (uint64_t)n);
+    ASSERT_GE(mid.stacks, n);
+    ASSERT_GT(mid.stack_reserved_bytes, 0);
+    goc_chan_close(ch);
+    wait_stats(GOC_STATS_SCHED, goroutines_at_most, before.goroutines);
+    goc_chan_release(ch);
+}
+
+static _Atomic int touched;
+
+static void touch_stack_and_park(void *arg)
+{
+    volatile char buf[96 * 1024];
+    for (size_t i = 0; i < sizeof(buf); i += 512)
+        buf[i] = (char)i;
+    atomic_fetch_add(&touched, 1);
+    park_on(arg);
+    (void)buf[0];
+}
+
+TEST_G(stats, stack_resident_counts_touched_stacks)
+{
+    int n = 8;
+    goc_chan *ch;
+    ASSERT_OK(goc_chan_new(sizeof(int), 0, &ch));
+    struct goc_stats before = read_stats(GOC_STATS_SCHED);
+    for (int i = 0; i < n; i++)
+        ASSERT_OK(goc_go(touch_stack_and_park, ch));
+    while (atomic_load(&touched) < n)
+        goc_yield();
+    struct goc_stats st =
+        read_stats(GOC_STATS_SCHED | GOC_STATS_STACK_RESIDENT);
+    /* n distinct stacks, each with 96 KiB touched, are alive at once. */
+    ASSERT_GE(st.stack_resident_bytes, (uint64_t)n * 96 * 1024);
+    ASSERT_LE(st.stack_resident_bytes, st.stack_reserved_bytes);
+    goc_chan_close(ch);
+    /* They hold no reference: let them go before releasing. */
+    wait_stats(GOC_STATS_SCHED, goroutines_at_most, before.goroutines);
+    goc_chan_release(ch);
+}
+
+static _Atomic int ran;
+
+static void count_run(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&ran, 1);
+}
+
+static int runq_main(void *arg)
+{
+    (void)arg;
+    int n = 10;
+    /* One P and no yield: what this goroutine spawns waits in its queue. */
+    for (int i = 0; i < n; i++)
+        ASSERT_OK(goc_go(count_run, NULL));
+    struct goc_stats st = read_stats(GOC_STATS_SCHED);
+    int64_t lens[4] = { -1, -1, -1, -1 };
+    ASSERT_EQ(goc_stats_runq(lens, 4), 1);
+    ASSERT_EQ(atomic_load(&ran), 0);
+    ASSERT_EQ(st.runq_local + st.runq_global, n);
+    ASSERT_EQ(lens[0] + st.runq_global, n);
+    ASSERT_EQ(lens[1], -1); /* only the Ps that exist are written */
+    while (atomic_load(&ran) < n)
+        goc_yield();
+    ASSERT_EQ(goc_stats_runq(lens, 1), 1);
+    ASSERT_EQ(lens[0], 0);
+    return 0;
+}
+
+TEST(stats, runq_lengths_per_p)
+{
+    struct goc_config cfg = { .max_procs = 1 };
+    ASSERT_OK(goc_init(&cfg));
+    ASSERT_OK(goc_run(runq_main, NULL));
+    test_no_leaks();
+}
+
+static bool timers_at_least(const struct goc_stats *st, int64_t n)
+{
+    return st->timers >= n;
+}
+
+static bool io_waiters_at_least(const struct goc_stats *st, int64_t n)
+{
+    return st->io_waiters >= n;
+}
+
+static bool io_waiters_at_most(const struct goc_stats *st, int64_t n)
+{
+    return st->io_waiters <= n;
+}
+
+static void sleep_until_cancelled(void *arg)
+{
+    goc_sleep(3600 * 1000000000LL, arg);
+}
+
+static void read_pipe(void *arg)
+{
+    char c;
+    goc_fd_read(arg, &c, 1, NULL);
+}
+
+TEST_G(stats, timers_and_io_waiters)
+{
+    int n = 20;
+    goc_ctx *ctx;
+    ASSERT_OK(goc_ctx_with_cancel(goc_ctx_background(), &ctx));
+    struct goc_stats before = read_stats(GOC_STATS_SCHED);
+    for (int i = 0; i < n; i++)
+        ASSERT_OK(goc_go(sleep_until_cancelled, ctx));
+    wait_stats(GOC_STATS_SCHED, timers_at_least, before.timers + n);
+    goc_ctx_cancel(ctx);
+    /* The sleepers hold no reference: let them go before releasing. */
+    wait_stats(GOC_STATS_SCHED, goroutines_at_most, before.goroutines);
+    goc_ctx_release(ctx);
+
+    int p[2];
+    ASSERT_OK(pipe(p));
+    goc_fd *rd;
+    ASSERT_OK(goc_fd_open(p[0], &rd));
+    ASSERT_OK(goc_go(read_pipe, rd));
+    wait_stats(GOC_STATS_SCHED, io_waiters_at_least, before.io_waiters + 1);
+    ASSERT_EQ(write(p[1], "x", 1), 1);
+    close(p[1]);
+    wait_stats(GOC_STATS_SCHED, io_waiters_at_most, before.io_waiters);
+    goc_fd_close(rd);
+}
+
+static bool rss_at_least(const struct goc_stats *st, int64_t n)
+{
+    return st->rss_bytes >= (uint64_t)n;
+}
+
+TEST(stats, process_memory_and_heap)
+{
+    struct goc_stats before = read_stats(GOC_STATS_PROCESS | GOC_STATS_HEAP);
+    ASSERT_GT(before.rss_bytes, 0);
+    ASSERT_GE(before.rss_peak_bytes, before.rss_bytes);
+    ASSERT_GE(before.os_threads, 1);
+    size_t big = 64 << 20;
+    char *m = mmap(NULL, big, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT(m != MAP_FAILED);
+    memset(m, 1, big);
+    wait_stats(GOC_STATS_PROCESS, rss_at_least,
+               (int64_t)(before.rss_bytes + big / 2));
+    munmap(m, big);
+    if (test_instrumented())
+        return; /* the tools replace malloc: mallinfo2 sees glibc's only */
+    void *blk = malloc(big); /* over the mmap threshold */
+    ASSERT(blk);
+    struct goc_stats heap = read_stats(GOC_STATS_HEAP);
+    ASSERT_GE(heap.heap_mmap_bytes, before.heap_mmap_bytes + big);
+    ASSERT_GE(heap.heap_inuse_bytes, heap.heap_mmap_bytes);
+    free(blk);
+    heap = read_stats(GOC_STATS_HEAP);
+    ASSERT_LT(heap.heap_mmap_bytes, before.heap_mmap_bytes + big);
+}
+
+static void *stats_in_thread(void *arg)
+{
+    struct goc_stats *st = arg;
+    ASSERT_OK(goc_stats_read(st, GOC_STATS_ALL));
+    return NULL;
+}
+
+TEST_G(stats, from_a_plain_thread)
+{
+    struct goc_stats st;
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, stats_in_thread, &st));
+    ASSERT_OK(pthread_join(t, NULL));
+    ASSERT_GE(st.goroutines, 1);
+    ASSERT_GE(st.procs, 1);
+    ASSERT_GT(st.rss_bytes, 0);
+}
