@@ -7,9 +7,9 @@
  * (so the metric ends up as whichever id finished last) under one global
  * mutex with a time.Now() per record, and has no exposition at all. Here:
  * a counter incremented once per task, a gauge of tasks in flight, a
- * histogram of task durations, the goroutine count computed at scrape
- * time, all served in the Prometheus text format by goc's own TCP server
- * and fetched once over TCP.
+ * histogram of task durations, and the runtime's statistics (the seed's
+ * SystemMonitor: goroutines, threads, memory) read at scrape time, served in
+ * the Prometheus text format by goc's own TCP server and fetched once over TCP.
  */
 #include <goc.h>
 
@@ -38,12 +38,6 @@ static void task(void *arg)
     goc_wg_done(&mon.wg);
 }
 
-static double goroutines(void *arg)
-{
-    (void)arg;
-    return (double)goc_num_goroutine();
-}
-
 static int setup(goc_registry *r)
 {
     double b[8];
@@ -53,7 +47,8 @@ static int setup(goc_registry *r)
                                  .help = "Time each task took.",
                                  .buckets = b,
                                  .nbuckets = 8 };
-    goc_metric *hm, *gm;
+    goc_metric *hm;
+    goc_collector *rt;
     int err = goc_counter_new(r, "tasks_completed_total",
                               "Tasks that finished.", &mon.completed);
     if (!err)
@@ -63,10 +58,11 @@ static int setup(goc_registry *r)
         err = goc_metric_new(r, &h, &hm);
     if (!err)
         err = goc_histogram_with(hm, NULL, &mon.duration);
+    /* The SystemMonitor part: the runtime's own figures (goroutines,
+     * threads, run queues, memory), read afresh at each scrape. */
     if (!err)
-        err = goc_metric_func(r, GOC_METRIC_GAUGE, "goroutines",
-                              "Goroutines that exist now.", goroutines, NULL,
-                              &gm);
+        err = goc_metrics_register_runtime(
+            r, GOC_STATS_SCHED | GOC_STATS_PROCESS, &rt);
     return err;
 }
 

@@ -1132,3 +1132,67 @@ TEST_G(metrics, http_shutdown_closes_idle_and_refuses)
     goc_server_free(srv);
     goc_registry_free(r);
 }
+
+/* The value of the sample line that starts with @prefix, or -1. */
+static double sample_value(const char *text, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    for (const char *l = text; *l; l = strchr(l, '\n') + 1) {
+        if (strncmp(l, prefix, n) == 0 && l[n] == ' ')
+            return strtod(l + n + 1, NULL);
+        if (!strchr(l, '\n'))
+            break;
+    }
+    return -1;
+}
+
+static void park_until_closed(void *arg)
+{
+    int v;
+    goc_chan_recv(arg, &v, NULL);
+}
+
+TEST_G(metrics, runtime_statistics_exported)
+{
+    goc_registry *r = reg();
+    goc_collector *c;
+    ASSERT_EQ(goc_metrics_register_runtime(r, 0, NULL), -EINVAL);
+    ASSERT_EQ(goc_metrics_register_runtime(r, 1u << 9, &c), -EINVAL);
+    ASSERT_OK(goc_metrics_register_runtime(r, 0, &c));
+    goc_chan *ch;
+    ASSERT_OK(goc_chan_new(sizeof(int), 0, &ch));
+    int n = 40;
+    for (int i = 0; i < n; i++)
+        ASSERT_OK(goc_go(park_until_closed, ch));
+    char *t = text_of(r);
+    ASSERT(strstr(t, "# TYPE goc_goroutines gauge\n"));
+    ASSERT(strstr(t, "# TYPE goc_context_switches_total counter\n"));
+    ASSERT_GE(sample_value(t, "goc_goroutines"), n + 1);
+    ASSERT_GE(sample_value(t, "goc_goroutines_created_total"), n + 1);
+    ASSERT_EQ(sample_value(t, "goc_procs"), goc_maxprocs());
+    ASSERT_GE(sample_value(t, "goc_runqueue_goroutines{queue=\"global\"}"), 0);
+    ASSERT_GE(sample_value(t, "goc_runqueue_goroutines{queue=\"p0\"}"), 0);
+    ASSERT_GT(sample_value(t, "process_resident_memory_bytes"), 0);
+    ASSERT_GE(sample_value(t, "process_cpu_seconds_total"), 0);
+    ASSERT_GT(sample_value(t, "goc_stack_reserved_bytes"), 0);
+    ASSERT(strstr(t, "# TYPE goc_heap_inuse_bytes gauge\n"));
+    ASSERT(!strstr(t, "goc_stack_resident_bytes")); /* not asked for */
+    free(t);
+    goc_chan_close(ch);
+    ASSERT_OK(goc_collector_remove(c));
+    t = text_of(r);
+    ASSERT(!strstr(t, "goc_goroutines"));
+    free(t);
+    /* Only what is asked for. */
+    ASSERT_OK(goc_metrics_register_runtime(
+        r, GOC_STATS_STACK_RESIDENT | GOC_STATS_SCHED, &c));
+    t = text_of(r);
+    ASSERT_GT(sample_value(t, "goc_stack_resident_bytes"), 0);
+    ASSERT(!strstr(t, "process_resident_memory_bytes"));
+    free(t);
+    ASSERT_OK(goc_collector_remove(c));
+    while (goc_num_goroutine() > 1)
+        goc_sleep(1000000, NULL);
+    goc_chan_release(ch);
+    goc_registry_free(r);
+}

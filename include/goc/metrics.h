@@ -426,6 +426,25 @@ GOC_API int goc_sink_histogram(goc_metric_sink *s,
                                double sum,
                                uint64_t count);
 
+/**
+ * goc_metrics_register_runtime - export the runtime's statistics
+ * (goc/stats.h) through @r, read afresh at every scrape: goc_goroutines,
+ * goc_threads, goc_runqueue_goroutines{queue="global"|"p0"|...},
+ * goc_context_switches_total, goc_parks_total, goc_steals_total,
+ * goc_timers, goc_io_waiters, goc_blocking_threads, goc_stack_*_bytes,
+ * process_resident_memory_bytes, process_cpu_seconds_total,
+ * goc_heap_*_bytes and more (docs/observability.md lists them all).
+ * @r:    NULL for the default registry.
+ * @what: the goc_stats_what sources to export; 0 means SCHED, PROCESS and
+ *        HEAP (GOC_STATS_STACK_RESIDENT costs a mincore() walk a scrape).
+ * @out:  the collector, for goc_collector_remove().
+ *
+ * Return: 0; -EINVAL (@out NULL, unknown bits in @what); -ENOMEM.
+ */
+GOC_API int goc_metrics_register_runtime(goc_registry *r,
+                                         unsigned what,
+                                         goc_collector **out);
+
 /* ---- exposition -------------------------------------------------------- */
 
 /** The Content-Type of the text format. */

@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The runtime's statistics as Prometheus metrics: a collector reads
+ * goc_stats_read() at each scrape, so nothing is sampled between scrapes
+ * and the figures are as fresh as the scrape.
+ */
+#include "goc/metrics.h"
+#include "goc/stats.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+
+struct family {
+    const char *name, *help;
+    int type;
+    double (*get)(const struct goc_stats *st);
+};
+
+#define FIELD(fn, expr)                          \
+    static double fn(const struct goc_stats *st) \
+    {                                            \
+        return (double)(expr);                   \
+    }
+
+FIELD(goroutines, st->goroutines)
+FIELD(goroutines_total, st->goroutines_total)
+FIELD(procs, st->procs)
+FIELD(procs_idle, st->procs_idle)
+FIELD(threads, st->threads)
+FIELD(threads_spinning, st->threads_spinning)
+FIELD(steals, st->steals_total)
+FIELD(parks, st->parks_total)
+FIELD(switches, st->switches_total)
+FIELD(timers, st->timers)
+FIELD(io_waiters, st->io_waiters)
+FIELD(blocking_threads, st->blocking_threads)
+FIELD(blocking_jobs, st->blocking_jobs)
+FIELD(blocking_sections, st->blocking_sections)
+FIELD(blocking_abandoned, st->blocking_abandoned_total)
+FIELD(stacks, st->stacks)
+FIELD(stack_reserved, st->stack_reserved_bytes)
+FIELD(stack_resident, st->stack_resident_bytes)
+FIELD(rss, st->rss_bytes)
+FIELD(rss_peak, st->rss_peak_bytes)
+FIELD(os_threads, st->os_threads)
+FIELD(heap_inuse, st->heap_inuse_bytes)
+FIELD(heap_free, st->heap_free_bytes)
+FIELD(heap_arena, st->heap_arena_bytes)
+FIELD(heap_mmap, st->heap_mmap_bytes)
+
+#define G GOC_METRIC_GAUGE
+#define C GOC_METRIC_COUNTER
+
+static const struct family sched[] = {
+    { "goc_goroutines", "Goroutines that currently exist.", G, goroutines },
+    { "goc_goroutines_created_total", "Goroutines created since start.", C,
+      goroutines_total },
+    { "goc_procs", "Ps: goroutines that can run in parallel.", G, procs },
+    { "goc_procs_idle", "Ps with no thread running them.", G, procs_idle },
+    { "goc_threads", "Scheduler threads (Ms).", G, threads },
+    { "goc_threads_spinning", "Scheduler threads looking for work.", G,
+      threads_spinning },
+    { "goc_steals_total", "Goroutines stolen from another P's queue.", C,
+      steals },
+    { "goc_parks_total", "Times a goroutine parked (blocked).", C, parks },
+    { "goc_context_switches_total", "Switches into a goroutine.", C, switches },
+    { "goc_timers", "Runtime timers armed.", G, timers },
+    { "goc_io_waiters", "Goroutines and threads waiting for I/O readiness.", G,
+      io_waiters },
+    { "goc_blocking_threads", "Threads of the blocking pool.", G,
+      blocking_threads },
+    { "goc_blocking_jobs", "goc_blocking() calls in flight.", G,
+      blocking_jobs },
+    { "goc_blocking_sections", "goc_blocking_enter() sections open.", G,
+      blocking_sections },
+    { "goc_blocking_abandoned_total",
+      "Blocking jobs whose caller gave up waiting.", C, blocking_abandoned },
+    { "goc_stacks", "Goroutine stacks set up (in use or cached).", G, stacks },
+    { "goc_stack_reserved_bytes", "Address space reserved for stacks.", G,
+      stack_reserved },
+};
+
+static const struct family resident[] = {
+    { "goc_stack_resident_bytes", "Stack bytes in RAM.", G, stack_resident },
+};
+
+static const struct family process[] = {
+    { "process_resident_memory_bytes", "Resident memory size in bytes.", G,
+      rss },
+    { "goc_process_resident_memory_peak_bytes",
+      "Peak resident memory size in bytes.", G, rss_peak },
+    { "goc_process_threads", "Threads of the process.", G, os_threads },
+};
+
+static const struct family heap[] = {
+    { "goc_heap_inuse_bytes", "Bytes in allocated malloc chunks.", G,
+      heap_inuse },
+    { "goc_heap_free_bytes", "Free bytes malloc keeps.", G, heap_free },
+    { "goc_heap_arena_bytes", "Bytes of malloc's arenas.", G, heap_arena },
+    { "goc_heap_mmap_bytes", "Bytes of blocks malloc mapped on their own.", G,
+      heap_mmap },
+};
+
+#define LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+static void emit(goc_metric_sink *s,
+                 const struct family *f,
+                 size_t n,
+                 const struct goc_stats *st)
+{
+    for (size_t i = 0; i < n; i++)
+        if (goc_sink_family(s, f[i].name, f[i].help, f[i].type) == 0)
+            goc_sink_sample(s, NULL, NULL, 0, f[i].get(st));
+}
+
+/* The run queues: the global one and one per P, as labels. */
+static void emit_runq(goc_metric_sink *s, const struct goc_stats *st)
+{
+    if (goc_sink_family(s, "goc_runqueue_goroutines",
+                        "Runnable goroutines waiting in a run queue.",
+                        GOC_METRIC_GAUGE) != 0)
+        return;
+    static const char *const names[] = { "queue" };
+    const char *values[] = { "global" };
+    goc_sink_sample(s, names, values, 1, (double)st->runq_global);
+    int64_t lens[256];
+    int n = goc_stats_runq(lens, 256);
+    for (int i = 0; i < n && i < 256; i++) {
+        char p[16];
+        snprintf(p, sizeof(p), "p%d", i);
+        values[0] = p;
+        goc_sink_sample(s, names, values, 1, (double)lens[i]);
+    }
+}
+
+static void emit_cpu(goc_metric_sink *s)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0 ||
+        goc_sink_family(s, "process_cpu_seconds_total",
+                        "Total user and system CPU time spent in seconds.",
+                        GOC_METRIC_COUNTER) != 0)
+        return;
+    double secs = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                  (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    goc_sink_sample(s, NULL, NULL, 0, secs);
+}
+
+static void collect(goc_metric_sink *s, void *arg)
+{
+    unsigned what = (unsigned)(uintptr_t)arg;
+    struct goc_stats st;
+    goc_stats_read(&st, what); /* a /proc failure leaves those fields 0 */
+    if (what & GOC_STATS_SCHED) {
+        emit(s, sched, LEN(sched), &st);
+        emit_runq(s, &st);
+    }
+    if (what & GOC_STATS_STACK_RESIDENT)
+        emit(s, resident, LEN(resident), &st);
+    if (what & GOC_STATS_PROCESS) {
+        emit(s, process, LEN(process), &st);
+        emit_cpu(s);
+    }
+    if (what & GOC_STATS_HEAP)
+        emit(s, heap, LEN(heap), &st);
+}
+
+int goc_metrics_register_runtime(goc_registry *r,
+                                 unsigned what,
+                                 goc_collector **out)
+{
+    if (!out || (what & ~(unsigned)GOC_STATS_ALL))
+        return -EINVAL;
+    if (what == 0)
+        what = GOC_STATS_SCHED | GOC_STATS_PROCESS | GOC_STATS_HEAP;
+    return goc_registry_add_collector(r, collect, (void *)(uintptr_t)what, out);
+}
