@@ -401,6 +401,34 @@ TEST_G(net, peer_reset_and_eof)
     goc_fd_close(a);
 }
 
+/*
+ * The peer answers part of a request, then closes with unread data: an
+ * RST right behind the answer. Once the client has read the answer, the
+ * next read must report the reset, though the RST's readiness event was
+ * counted before the read that emptied the queue.
+ */
+TEST_G(net, reset_behind_the_last_data_is_reported)
+{
+    for (int i = 0; i < 5; i++) {
+        goc_fd *a, *b;
+        tcp_pair(&a, &b);
+        char req[600] = { 0 }, buf[16];
+        ASSERT_EQ(goc_fd_write(a, req, sizeof(req), NULL), 600);
+        ASSERT_EQ(goc_fd_read_full(b, buf, 10, NULL), 10);
+        ASSERT_EQ(goc_fd_write(b, "response", 8, NULL), 8);
+        goc_fd_close(b);
+        /* Let a poller see the RST before the client reads. */
+        goc_sleep(20 * GOC_MILLISECOND, NULL);
+        ASSERT_EQ(goc_fd_read_full(a, buf, 8, NULL), 8);
+        goc_ctx_local lc;
+        goc_ctx *ctx = goc_ctx_init_timeout(&lc, NULL, 5 * GOC_SECOND);
+        ssize_t r = goc_fd_read(a, buf, 1, ctx);
+        goc_ctx_destroy(ctx);
+        ASSERT(r == -ECONNRESET || r == 0);
+        goc_fd_close(a);
+    }
+}
+
 struct slow_reader {
     goc_fd *f;
     size_t size;

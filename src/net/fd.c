@@ -190,10 +190,13 @@ ssize_t goc__fd_io(goc_fd *f, int dir, goc__fd_op op, void *arg, goc_ctx *ctx)
         uint64_t seq = goc__pd_seq(pd, dir);
         /* The last read emptied the queue and no event came since: the
          * read would fail, so wait at once (TCP_INQ spares the EAGAIN
-         * system call of every request-response exchange). */
+         * system call of every request-response exchange). Not after a
+         * hang-up: TCP_INQ counts a FIN but not an RST that came with the
+         * data, whose event seq already holds. */
         if (dir == GOC__PD_READ &&
             seq ==
-                atomic_load_explicit(&pd->drained_seq, memory_order_relaxed)) {
+                atomic_load_explicit(&pd->drained_seq, memory_order_relaxed) &&
+            !atomic_load_explicit(&pd->hangup, memory_order_relaxed)) {
             if ((r = fd_wait(f, dir, seq, c)) != 0)
                 break;
             continue;

@@ -76,6 +76,9 @@ void goc__pd_event(struct goc__pd *pd, uint32_t events)
         return;
     }
     goc__lock_acquire(&pd->lock);
+    /* Before the seq increment that publishes it (release). */
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        atomic_store_explicit(&pd->hangup, true, memory_order_relaxed);
     if (rd) {
         atomic_fetch_add_explicit(&pd->seq[GOC__PD_READ], 1,
                                   memory_order_release);
@@ -149,6 +152,7 @@ void goc__pd_reuse(struct goc__pd *pd)
 {
     goc__lock_acquire(&pd->lock);
     pd->closing = false;
+    atomic_store(&pd->hangup, false);
     /* The new descriptor's first read must try its system call. */
     atomic_store(&pd->drained_seq, atomic_load(&pd->seq[GOC__PD_READ]) - 1);
     goc__lock_release(&pd->lock);

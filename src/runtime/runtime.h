@@ -451,6 +451,9 @@ struct goc__pd {
     /* seq when a read left the receive queue empty: until seq moves,
      * another read would only fail with EAGAIN. */
     _Atomic uint64_t drained_seq;
+    /* An event reported a hang-up or an error (a FIN or an RST may have
+     * come with the last data): reads always try their system call. */
+    _Atomic bool hangup;
     struct goc__dlink *waiters[2]; /* struct goc__pd_waiter, under lock */
     struct goc__pd *cache_next;    /* free list of its owner's cache */
     /* Bumped (release) by each registration and read (acquire) by the
