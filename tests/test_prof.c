@@ -500,3 +500,31 @@ TEST(prof, heap_profile_linked_in_names_the_big_allocator)
     skip("goc_heapprof is not built with the sanitizers");
 #endif
 }
+
+TEST_G(prof, cpu_profile_flushed_by_the_shutdown_manager)
+{
+    struct tmp t;
+    tmp_init(&t);
+    const char *path = tmp_path(&t, "shutdown.prof");
+    goc_shutdown *m;
+    ASSERT_OK(goc_shutdown_new(NULL, &m));
+    ASSERT_OK(goc_prof_cpu_stop_on_shutdown(m));
+    ASSERT_OK(goc_prof_cpu_start(path, 100));
+    ASSERT_OK(goc_shutdown_run(m, NULL));
+    /* The shutdown stopped it: the file is complete, a new one may start. */
+    ASSERT_EQ(goc_prof_cpu_stop(), -ESRCH);
+    ASSERT_GT(file_size(path), 0);
+    struct goc_component_report rep[2];
+    ASSERT_EQ(goc_shutdown_report(m, rep, 2), 1);
+    ASSERT_STR(rep[0].name, "cpu-profile");
+    ASSERT_EQ(rep[0].state, GOC_COMPONENT_STOPPED);
+    goc_shutdown_free(m);
+    /* With no profile running, the component has nothing to do. */
+    ASSERT_OK(goc_shutdown_new(NULL, &m));
+    ASSERT_OK(goc_prof_cpu_stop_on_shutdown(m));
+    ASSERT_OK(goc_shutdown_run(m, NULL));
+    ASSERT_EQ(goc_shutdown_report(m, rep, 2), 1);
+    ASSERT_EQ(rep[0].state, GOC_COMPONENT_STOPPED);
+    goc_shutdown_free(m);
+    tmp_done(&t);
+}

@@ -22,6 +22,7 @@
 #define GOC_PROF_H
 
 #include "common.h"
+#include "shutdown.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -117,6 +118,17 @@ GOC_API int goc_prof_cpu_start_opts(const struct goc_prof_cpu_opts *opts);
  * goroutine) while the profile is written; callable from any thread.
  */
 GOC_API int goc_prof_cpu_stop(void);
+
+/**
+ * goc_prof_cpu_stop_on_shutdown - register goc_prof_cpu_stop() with the
+ * shutdown manager @m, in a phase after every built-in one
+ * (GOC_PHASE_RESOURCE - 1), so a shutdown flushes the profile last and it
+ * covers the whole shutdown. The component reports the stop's error; with
+ * no profile running it has nothing to do and succeeds.
+ *
+ * Return: as goc_shutdown_add().
+ */
+GOC_API int goc_prof_cpu_stop_on_shutdown(goc_shutdown *m);
 
 /**
  * goc_prof_cpu_stats - read the counters of the current or last profile.

@@ -23,6 +23,7 @@
 #include "prof.h"
 #include "fpwalk.h"
 #include "../runtime/runtime.h"
+#include "goc/shutdown.h"
 #include "goc/time.h"
 
 #include <dirent.h>
@@ -595,4 +596,18 @@ int goc_prof_cpu_stats(struct goc_prof_cpu_stats *st)
     st->running = cpu.state != IDLE;
     pthread_mutex_unlock(&cpu.mu);
     return 0;
+}
+
+static int stop_for_shutdown(goc_ctx *ctx, void *arg)
+{
+    (void)ctx;
+    (void)arg;
+    int err = goc_prof_cpu_stop();
+    return err == -ESRCH ? 0 : err; /* nothing running: nothing to flush */
+}
+
+int goc_prof_cpu_stop_on_shutdown(goc_shutdown *m)
+{
+    return goc_shutdown_add(m, "cpu-profile", stop_for_shutdown, NULL,
+                            GOC_PHASE_RESOURCE - 1);
 }
