@@ -3,6 +3,7 @@
  * byte for byte, exact concurrent sums, consistent histogram snapshots,
  * summary quantile error, collectors, and the HTTP endpoint. */
 #include "test.h"
+#include "../src/metrics/metrics_int.h" /* the registry's kept settings */
 
 #include <math.h>
 #include <pthread.h>
@@ -1195,4 +1196,335 @@ TEST_G(metrics, runtime_statistics_exported)
         goc_sleep(1000000, NULL);
     goc_chan_release(ch);
     goc_registry_free(r);
+}
+
+/* ---- fixes: idle connections, unregistering from callbacks, collector
+ * series keys, gauge extremes reset, long names, kept server settings ---- */
+
+/* Does c become readable (data, end or error) within about @ms? Asked of
+ * the socket without parking, as closed_by_peer(). */
+static bool readable_within(goc_fd *c, int ms)
+{
+    for (int i = 0; i < ms; i++) {
+        char b;
+        ssize_t n = recv(goc_fd_num(c), &b, 1, MSG_DONTWAIT | MSG_PEEK);
+        if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            return true;
+        goc_sleep(GOC_MILLISECOND, NULL);
+    }
+    return false;
+}
+
+TEST_G(metrics, http_idle_connections_time_out)
+{
+    goc_registry *r = reg();
+    goc_gauge *g;
+    ASSERT_OK(goc_gauge_new(r, "up", "Up.", &g));
+    goc_gauge_set(g, 1);
+    goc_server *srv;
+    struct goc_metrics_http_opts bad = { .idle_timeout = -1 };
+    ASSERT_EQ(goc_metrics_serve(r, "127.0.0.1:0", &bad, &srv), -EINVAL);
+    struct goc_metrics_http_opts o = { .max_conns = 2,
+                                       .timeout = 100 * GOC_MILLISECOND,
+                                       .idle_timeout = 100 * GOC_MILLISECOND };
+    ASSERT_OK(goc_metrics_serve(r, "127.0.0.1:0", &o, &srv));
+    char addr[GOC_ADDRSTRLEN];
+    goc_server_addr(srv, addr, sizeof addr);
+    /* Two silent clients take both slots... */
+    goc_fd *s1, *s2, *k;
+    ASSERT_OK(goc_tcp_dial(addr, &s1, NULL));
+    ASSERT_OK(goc_tcp_dial(addr, &s2, NULL));
+    /* ...until the idle timeout closes them: the third one is served. */
+    ASSERT_OK(goc_tcp_dial(addr, &k, NULL));
+    send_req(k, "GET /metrics HTTP/1.1\r\n\r\n");
+    ASSERT(readable_within(k, 20000));
+    struct resp rs;
+    ASSERT_OK(read_resp(k, &rs, false));
+    ASSERT_EQ(rs.status, 200);
+    ASSERT_STR(rs.body, "# HELP up Up.\n# TYPE up gauge\nup 1\n");
+    ASSERT(closed_by_peer(s1));
+    ASSERT(closed_by_peer(s2));
+    /* A kept-alive connection idle after its request is closed too. */
+    ASSERT(closed_by_peer(k));
+    goc_fd_close(s1);
+    goc_fd_close(s2);
+    goc_fd_close(k);
+    /* A head trickled in and never finished is closed after timeout. */
+    ASSERT_OK(goc_tcp_dial(addr, &k, NULL));
+    send_req(k, "GET /metr");
+    ASSERT(closed_by_peer(k));
+    goc_fd_close(k);
+    ASSERT_OK(goc_server_shutdown(srv, NULL));
+    goc_server_free(srv);
+    goc_registry_free(r);
+}
+
+struct cross {
+    goc_metric *fn_self, *plain, *fn_other;
+    goc_collector *col_self, *col_other;
+    int self_rc, plain_rc, fn_other_rc, col_self_rc, col_other_rc;
+    _Atomic int other_calls;
+};
+
+static double other_fn(void *arg)
+{
+    struct cross *x = arg;
+    atomic_fetch_add(&x->other_calls, 1);
+    return 1;
+}
+
+static void other_collect(goc_metric_sink *k, void *arg)
+{
+    struct cross *x = arg;
+    atomic_fetch_add(&x->other_calls, 1);
+    goc_sink_family(k, "other", "Other.", GOC_METRIC_GAUGE);
+    goc_sink_sample(k, NULL, NULL, 0, 1);
+}
+
+/* Registered first, so it runs before the entries it unregisters. */
+static double cross_fn(void *arg)
+{
+    struct cross *x = arg;
+    x->self_rc = goc_metric_unregister(x->fn_self);
+    x->plain_rc = goc_metric_unregister(x->plain);
+    x->fn_other_rc = goc_metric_unregister(x->fn_other);
+    return 2;
+}
+
+static void cross_collect(goc_metric_sink *k, void *arg)
+{
+    struct cross *x = arg;
+    x->col_self_rc = goc_collector_remove(x->col_self);
+    x->col_other_rc = goc_collector_remove(x->col_other);
+    goc_sink_family(k, "mine", "Mine.", GOC_METRIC_GAUGE);
+    goc_sink_sample(k, NULL, NULL, 0, 3);
+}
+
+TEST_G(metrics, unregister_other_from_callback)
+{
+    goc_registry *r = reg();
+    struct cross x = { 0 };
+    ASSERT_OK(goc_metric_func(r, GOC_METRIC_GAUGE, "a_fn", "A.", cross_fn, &x,
+                              &x.fn_self));
+    goc_counter *c;
+    ASSERT_OK(goc_counter_new(r, "b_total", "B.", &c));
+    goc_counter_inc(c);
+    ASSERT_OK(goc_metric_func(r, GOC_METRIC_GAUGE, "c_fn", "C.", other_fn, &x,
+                              &x.fn_other));
+    ASSERT_OK(goc_registry_add_collector(r, cross_collect, &x, &x.col_self));
+    ASSERT_OK(goc_registry_add_collector(r, other_collect, &x, &x.col_other));
+    /* A plain family with a child, unregistered from a_fn's callback. */
+    struct goc_metric_opts o = { .type = GOC_METRIC_GAUGE,
+                                 .name = "d",
+                                 .help = "D." };
+    ASSERT_OK(goc_metric_new(r, &o, &x.plain));
+    goc_gauge *d;
+    ASSERT_OK(goc_gauge_with(x.plain, NULL, &d));
+    goc_gauge_set(d, 4);
+    /* Entries unregistered during the scrape are left out of it, and
+     * their callbacks do not run. */
+    expect_text(r, "# HELP a_fn A.\n# TYPE a_fn gauge\na_fn 2\n"
+                   "# HELP b_total B.\n# TYPE b_total counter\nb_total 1\n"
+                   "# HELP mine Mine.\n# TYPE mine gauge\nmine 3\n");
+    ASSERT_EQ(x.self_rc, -EDEADLK);
+    ASSERT_EQ(x.plain_rc, 0);
+    ASSERT_EQ(x.fn_other_rc, 0);
+    ASSERT_EQ(x.col_self_rc, -EDEADLK);
+    ASSERT_EQ(x.col_other_rc, 0);
+    ASSERT_EQ(atomic_load(&x.other_calls), 0);
+    /* Gone for good (the callbacks now pass NULL: -EINVAL); their own
+     * entries are still there. */
+    x.plain = x.fn_other = NULL;
+    x.col_other = NULL;
+    expect_text(r, "# HELP a_fn A.\n# TYPE a_fn gauge\na_fn 2\n"
+                   "# HELP b_total B.\n# TYPE b_total counter\nb_total 1\n"
+                   "# HELP mine Mine.\n# TYPE mine gauge\nmine 3\n");
+    ASSERT_EQ(x.plain_rc, -EINVAL); /* NULL now */
+    ASSERT_OK(goc_metric_unregister(x.fn_self));
+    ASSERT_OK(goc_collector_remove(x.col_self));
+    goc_registry_free(r);
+}
+
+static void mixed_collect(goc_metric_sink *k, void *arg)
+{
+    (void)arg;
+    ASSERT_OK(goc_sink_family(k, "foo", "Foo.", GOC_METRIC_GAUGE));
+    ASSERT_OK(goc_sink_sample(k, (const char *[]){ "b" },
+                              (const char *[]){ "x" }, 1, 2));
+    ASSERT_OK(goc_sink_sample(k, (const char *[]){ "a" },
+                              (const char *[]){ "x" }, 1, 1));
+    ASSERT_OK(goc_sink_sample(k, NULL, NULL, 0, 3));
+    ASSERT_OK(goc_sink_sample(k, (const char *[]){ "b", "a" },
+                              (const char *[]){ "y", "x" }, 2, 4));
+    ASSERT_OK(goc_sink_sample(k, (const char *[]){ "ab" },
+                              (const char *[]){ "" }, 1, 5));
+    /* The same series twice (in another label order): one is dropped. */
+    ASSERT_OK(goc_sink_sample(k, (const char *[]){ "a", "b" },
+                              (const char *[]){ "x", "y" }, 2, 4));
+}
+
+TEST_G(metrics, collector_series_keyed_by_label_names)
+{
+    goc_registry *r = reg();
+    goc_collector *c;
+    ASSERT_OK(goc_registry_add_collector(r, mixed_collect, NULL, &c));
+    expect_text(r, "# HELP foo Foo.\n# TYPE foo gauge\n"
+                   "foo 3\n"
+                   "foo{a=\"x\"} 1\n"
+                   "foo{a=\"x\",b=\"y\"} 4\n"
+                   "foo{ab=\"\"} 5\n"
+                   "foo{b=\"x\"} 2\n");
+    struct goc_registry_stats st;
+    goc_registry_get_stats(r, &st);
+    ASSERT_EQ(st.dropped_samples, 1);
+    ASSERT_EQ(st.dropped_families, 0);
+    goc_registry_free(r);
+}
+
+/*
+ * A reset racing with a set that lowers the minimum must not leave the
+ * minimum above the value. Each round starts both sides together, the
+ * reset shifted by a delay that sweeps the window; the setter lowers the
+ * value to a new minimum each round, so only a lost update breaks
+ * min <= value afterwards.
+ */
+struct xrace {
+    goc_gauge *g;
+    long rounds;
+    _Atomic long go, done;
+};
+
+static void spin(long n)
+{
+    for (volatile long i = 0; i < n; i++)
+        ;
+}
+
+static void *xrace_setter(void *arg)
+{
+    struct xrace *x = arg;
+    for (long i = 1; i <= x->rounds; i++) {
+        while (atomic_load(&x->go) < i)
+            ;
+        spin((i * 7) % 13);
+        goc_gauge_set(x->g, (double)-i);
+        atomic_store(&x->done, i);
+    }
+    return NULL;
+}
+
+TEST_G(metrics, gauge_extremes_reset_keeps_value_in_window)
+{
+    goc_registry *r = reg();
+    struct goc_metric_opts o = { .type = GOC_METRIC_GAUGE,
+                                 .name = "depth",
+                                 .help = "Depth.",
+                                 .track = true };
+    goc_metric *m;
+    ASSERT_OK(goc_metric_new(r, &o, &m));
+    struct xrace x = { .rounds = test_scale(300000) };
+    ASSERT_OK(goc_gauge_with(m, NULL, &x.g));
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, xrace_setter, &x));
+    struct goc_gauge_extremes ex;
+    long bad = 0;
+    for (long i = 1; i <= x.rounds; i++) {
+        atomic_store(&x.go, i);
+        spin(i % 29);
+        ASSERT_OK(goc_gauge_extremes(x.g, true, &ex));
+        ASSERT(ex.min <= ex.value && ex.value <= ex.max);
+        while (atomic_load(&x.done) < i)
+            ;
+        ASSERT_OK(goc_gauge_extremes(x.g, false, &ex));
+        bad += ex.min > ex.value || ex.max < ex.value;
+    }
+    pthread_join(t, NULL);
+    ASSERT_EQ(bad, 0);
+    ASSERT_OK(goc_gauge_extremes(x.g, false, &ex));
+    ASSERT(ex.value == (double)-x.rounds && ex.min <= ex.value);
+    goc_registry_free(r);
+}
+
+TEST_G(metrics, long_names_clash)
+{
+    goc_registry *r = reg();
+    size_t n = 2000;
+    char *base = malloc(n + 16), *other = malloc(n + 16);
+    ASSERT(base && other);
+    memset(base, 'x', n);
+    base[n] = '\0';
+    goc_metric *h, *m;
+    struct goc_metric_opts o = { .type = GOC_METRIC_HISTOGRAM,
+                                 .name = base,
+                                 .help = "H." };
+    ASSERT_OK(goc_metric_new(r, &o, &h));
+    static const char *const sufs[] = { "_count", "_sum", "_bucket", "" };
+    for (int i = 0; i < 4; i++) {
+        snprintf(other, n + 16, "%s%s", base, sufs[i]);
+        struct goc_metric_opts c = { .type = GOC_METRIC_COUNTER,
+                                     .name = other,
+                                     .help = "C." };
+        ASSERT_EQ(goc_metric_new(r, &c, &m), -EEXIST);
+    }
+    /* The other way round: a counter first, then a summary over it. */
+    snprintf(other, n + 16, "%s_count", base);
+    other[0] = 'y';
+    struct goc_metric_opts c = { .type = GOC_METRIC_COUNTER,
+                                 .name = other,
+                                 .help = "C." };
+    ASSERT_OK(goc_metric_new(r, &c, &m));
+    other[n] = '\0'; /* y...x, the summary's name */
+    struct goc_metric_opts s = { .type = GOC_METRIC_SUMMARY,
+                                 .name = other,
+                                 .help = "S." };
+    ASSERT_EQ(goc_metric_new(r, &s, &m), -EEXIST);
+    /* A name that only shares a prefix does not clash. */
+    snprintf(other, n + 16, "%s_counts", base);
+    ASSERT_OK(goc_metric_new(r, &c, &m));
+    free(base);
+    free(other);
+    goc_registry_free(r);
+}
+
+static size_t kept_settings(goc_registry *r)
+{
+    size_t n = 0;
+    goc__lock_acquire(&r->mu);
+    for (struct http_cfg *h = r->http; h; h = h->next)
+        n++;
+    goc__lock_release(&r->mu);
+    return n;
+}
+
+TEST_G(metrics, serve_default_registry_keeps_settings_once)
+{
+    goc_registry *r = goc_registry_default();
+    goc_gauge *g;
+    ASSERT_OK(goc_gauge_new(NULL, "served", "Served.", &g));
+    size_t before = kept_settings(r);
+    for (int i = 0; i < 5; i++) {
+        goc_server *srv;
+        ASSERT_OK(goc_metrics_serve(NULL, "127.0.0.1:0", NULL, &srv));
+        char addr[GOC_ADDRSTRLEN];
+        goc_server_addr(srv, addr, sizeof addr);
+        goc_fd *k;
+        ASSERT_OK(goc_tcp_dial(addr, &k, NULL));
+        send_req(k, "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
+        struct resp rs;
+        ASSERT_OK(read_resp(k, &rs, false));
+        ASSERT_STR(rs.body, "# HELP served Served.\n# TYPE served gauge\n"
+                            "served 0\n");
+        goc_fd_close(k);
+        ASSERT_OK(goc_server_shutdown(srv, NULL));
+        goc_server_free(srv);
+    }
+    ASSERT_EQ(kept_settings(r), before + 1);
+    /* Other settings are kept apart. */
+    struct goc_metrics_http_opts o = { .idle_timeout = GOC_SECOND };
+    goc_server *srv;
+    ASSERT_OK(goc_metrics_serve(NULL, "127.0.0.1:0", &o, &srv));
+    goc_server_free(srv);
+    ASSERT_OK(goc_metrics_serve(NULL, "127.0.0.1:0", &o, &srv));
+    goc_server_free(srv);
+    ASSERT_EQ(kept_settings(r), before + 2);
 }

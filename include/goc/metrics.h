@@ -154,11 +154,20 @@ GOC_API int goc_metric_new(goc_registry *r,
 
 /**
  * goc_metric_unregister - remove @m from its registry and free it with its
- * children. If a scrape is reading @m, waits until it is done, so the
- * family's callback (func metrics) never runs after this returns.
+ * children. @m and its children must not be used after this returns.
+ *
+ * A scrape that already holds @m leaves it out, and the memory goes when
+ * the last such scrape ends (at once if none holds it): this never waits
+ * for scrapes. It waits only while @m's callback (func metrics) is running
+ * on another goroutine or thread, so the callback never runs after this
+ * returns. It may be called from any callback of the registry, for any
+ * family but the one whose callback is running on the caller. (Two
+ * callbacks that unregister each other's entries at the same moment on
+ * two threads would wait for each other: do not.)
  *
  * Return: 0; -EINVAL if @m is NULL; -EDEADLK if called from @m's own
- * callback (nothing changes then).
+ * callback, directly or from a scrape made inside it (nothing changes
+ * then).
  */
 GOC_API int goc_metric_unregister(goc_metric *m);
 
@@ -168,7 +177,8 @@ GOC_API int goc_metric_unregister(goc_metric *m);
  * @type: GOC_METRIC_COUNTER or GOC_METRIC_GAUGE.
  * @fn:   returns the value; it runs on the scraping thread or goroutine,
  *        with no goc lock held, possibly concurrently with itself. It may
- *        update metrics and even scrape; it must not unregister @m.
+ *        update metrics, scrape, and unregister other families and
+ *        collectors; unregistering @m itself returns -EDEADLK.
  *
  * Return: as goc_metric_new(); -EINVAL for a NULL @fn or another type.
  */
@@ -367,7 +377,8 @@ GOC_API uint64_t goc_summary_count(goc_summary *s, double *sum);
 /**
  * goc_collect_fn - appends whole families to a scrape through @sink. Runs
  * on the scraping thread or goroutine, with no goc lock held, possibly
- * concurrently with itself; it must not remove its own collector.
+ * concurrently with itself. It may remove other collectors and unregister
+ * families; removing its own collector returns -EDEADLK.
  */
 typedef void (*goc_collect_fn)(goc_metric_sink *sink, void *arg);
 
@@ -381,8 +392,10 @@ GOC_API int goc_registry_add_collector(goc_registry *r,
                                        goc_collector **out);
 
 /**
- * goc_collector_remove - stop calling the collector and free it; waits
- * for a scrape that is calling it, so it never runs after this returns.
+ * goc_collector_remove - stop calling the collector and free it (once no
+ * scrape holds it). Waits only while it is running on another goroutine
+ * or thread, so it never runs after this returns; it may be called from
+ * any other callback (see goc_metric_unregister()).
  * Return: 0; -EINVAL; -EDEADLK from inside the collector itself.
  */
 GOC_API int goc_collector_remove(goc_collector *c);
@@ -479,10 +492,15 @@ GOC_API int goc_format_double(double v, char *buf);
 
 /** struct goc_metrics_http_opts - settings; zero-fill for defaults. */
 struct goc_metrics_http_opts {
-    int max_conns;      /* 0: 64 connections at once */
-    size_t max_request; /* request head limit in bytes; 0: 8 KiB */
-    int64_t timeout;    /* ns for the rest of a request head once its first
-                         * bytes came, and for writing a response; 0: 10 s */
+    int max_conns;        /* 0: 64 connections at once */
+    size_t max_request;   /* request head limit in bytes; 0: 8 KiB */
+    int64_t timeout;      /* ns for the rest of a request head once its
+                           * first bytes came (all of it, however slowly
+                           * sent), and for writing a response; 0: 10 s */
+    int64_t idle_timeout; /* ns a connection may wait for a request's
+                           * first byte (a new one, or the next on a
+                           * keep-alive connection) before it is closed;
+                           * 0: 60 s */
 };
 
 /**
@@ -493,14 +511,20 @@ struct goc_metrics_http_opts {
  * with a body is answered, then its connection closed (a scrape has no
  * body; this avoids reading one). HTTP/1.1 keeps the connection unless
  * "Connection: close"; HTTP/1.0 closes it unless "Connection: keep-alive".
- * The registry must outlive the server (its settings are kept in the
- * registry and freed with it).
+ * A connection that sends nothing for @o->idle_timeout, or does not
+ * finish a request head within @o->timeout, is closed, so silent or slow
+ * clients cannot hold every slot of @o->max_conns.
+ * The registry must outlive the server. Its settings are kept in the
+ * registry and freed with it; servers with equal settings share them, so
+ * starting servers again and again (even on the default registry, which
+ * is never freed) keeps one copy per distinct setting, not one per call.
  * @out: receives the running server: goc_server_addr() tells the bound
  *       address, goc_server_shutdown() stops it (idle keep-alive
  *       connections are closed, scrapes in progress finish), and
  *       goc_shutdown_add_server() hands it to a shutdown manager; free it
  *       with goc_server_free().
- * Return: 0; -EINVAL; the errors of goc_tcp_listen(); -ENOMEM.
+ * Return: 0; -EINVAL (also a negative timeout); the errors of
+ * goc_tcp_listen(); -ENOMEM.
  */
 GOC_API int goc_metrics_serve(goc_registry *r,
                               const char *addr,

@@ -171,7 +171,25 @@ static bool answer(goc_conn *c, struct http_cfg *cfg, const struct req *r)
     return err == 0 && keep;
 }
 
-/* Read until buf holds a whole head; its length, or 0 to end. */
+/*
+ * Wait for a request's first bytes, at most the idle timeout: a client
+ * that connects and says nothing (or vanished behind a NAT) must not
+ * hold one of the server's limited slots forever, or every scrape would
+ * wait for a free one.
+ */
+static ssize_t read_first(goc_conn *c, struct http_cfg *cfg, char *buf)
+{
+    goc_ctx_local lc;
+    goc_ctx *ctx =
+        goc_ctx_init_timeout(&lc, goc_conn_ctx(c), cfg->idle_timeout);
+    ssize_t n = goc_conn_read_request(c, buf, cfg->max_request, ctx);
+    goc_ctx_destroy(ctx);
+    return n;
+}
+
+/* Read until buf holds a whole head; its length, or 0 to end. The rest
+ * of a head has cfg->timeout in all, so a sender that trickles it byte
+ * by byte cannot hold the connection either. */
 static size_t read_head(
     goc_conn *c, struct http_cfg *cfg, char *buf, size_t *have, bool *refused)
 {
@@ -188,7 +206,7 @@ static size_t read_head(
         }
         ssize_t n;
         if (*have == 0) { /* idle until a request starts */
-            n = goc_conn_read_request(c, buf, cfg->max_request, NULL);
+            n = read_first(c, cfg, buf);
         } else {
             if (!ctx)
                 ctx = goc_ctx_init_timeout(&lc, goc_conn_ctx(c), cfg->timeout);
@@ -249,6 +267,31 @@ static void handle(goc_conn *c, void *arg)
     goc__free(buf);
 }
 
+/*
+ * The settings for a server of @r: an equal one already kept in @r, or a
+ * new one kept there until the registry is freed. A server cannot tell us
+ * when its last handler returned, so the settings are not freed with it;
+ * sharing them bounds what a registry keeps by the number of distinct
+ * settings, however often servers are started (the default registry is
+ * never freed).
+ */
+static struct http_cfg *cfg_get(goc_registry *r, const struct http_cfg *want)
+{
+    goc__lock_acquire(&r->mu);
+    struct http_cfg *cfg = r->http;
+    while (cfg && (cfg->max_request != want->max_request ||
+                   cfg->timeout != want->timeout ||
+                   cfg->idle_timeout != want->idle_timeout))
+        cfg = cfg->next;
+    if (!cfg && (cfg = goc__malloc(sizeof *cfg)) != NULL) {
+        *cfg = *want;
+        cfg->next = r->http;
+        r->http = cfg;
+    }
+    goc__lock_release(&r->mu);
+    return cfg;
+}
+
 int goc_metrics_serve(goc_registry *r,
                       const char *addr,
                       const struct goc_metrics_http_opts *o,
@@ -258,38 +301,32 @@ int goc_metrics_serve(goc_registry *r,
     if (!o)
         o = &d;
     if (!addr || !out || o->max_conns < 0 || o->timeout < 0 ||
-        (o->max_request && o->max_request < 64))
+        o->idle_timeout < 0 || (o->max_request && o->max_request < 64))
         return -EINVAL;
     if (!r)
         r = goc_registry_default();
-    struct http_cfg *cfg = goc__calloc(1, sizeof *cfg);
+    struct http_cfg want = {
+        .reg = r,
+        .max_request = o->max_request ? o->max_request : 8192,
+        .timeout = o->timeout ? o->timeout : 10 * GOC_SECOND,
+        .idle_timeout = o->idle_timeout ? o->idle_timeout : 60 * GOC_SECOND,
+    };
+    struct http_cfg *cfg = cfg_get(r, &want);
     if (!cfg)
         return -ENOMEM;
-    cfg->reg = r;
-    cfg->max_request = o->max_request ? o->max_request : 8192;
-    cfg->timeout = o->timeout ? o->timeout : 10 * GOC_SECOND;
     goc_fd *l;
     int err = goc_tcp_listen(addr, &l);
-    if (err) {
-        goc__free(cfg);
+    if (err)
         return err;
-    }
     struct goc_server_opts so = { .max_conns =
                                       o->max_conns ? o->max_conns : 64 };
     goc_server *srv;
-    if ((err = goc_server_new(l, handle, cfg, &so, &srv)) != 0) {
-        goc__free(cfg);
+    if ((err = goc_server_new(l, handle, cfg, &so, &srv)) != 0)
         return err;
-    }
     if ((err = goc_server_start(srv)) != 0) {
         goc_server_free(srv);
-        goc__free(cfg);
         return err;
     }
-    goc__lock_acquire(&r->mu);
-    cfg->next = r->http;
-    r->http = cfg;
-    goc__lock_release(&r->mu);
     *out = srv;
     return 0;
 }

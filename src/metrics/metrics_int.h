@@ -95,7 +95,9 @@ struct child {
 
 struct goc_metric {
     struct goc_registry *reg;
-    _Atomic int refs; /* the registry's 1 + scrapes in progress */
+    _Atomic int refs;  /* the registry's 1 (until unlinked) + scrapes */
+    _Atomic int calls; /* its callback running now (func metrics) */
+    _Atomic bool dead; /* unregistered: a scrape holding it skips it */
     int type;
     char *name, *help;
     size_t nlabels;
@@ -117,7 +119,9 @@ struct goc_metric {
 
 struct goc_collector {
     struct goc_registry *reg;
-    _Atomic int refs;
+    _Atomic int refs;  /* as a family's */
+    _Atomic int calls; /* its callback running now */
+    _Atomic bool dead;
     goc_collect_fn fn;
     void *arg;
 };
@@ -133,11 +137,12 @@ struct goc_registry {
     struct http_cfg *http; /* settings of its servers, freed with it */
 };
 
+/* Immutable once linked; servers with equal settings share one. */
 struct http_cfg {
     struct http_cfg *next;
     struct goc_registry *reg;
     size_t max_request;
-    int64_t timeout;
+    int64_t timeout, idle_timeout;
 };
 
 /* ---- validation (names.c) ---- */
@@ -152,7 +157,7 @@ int goc__names_clash(const char *a, int ta, const char *b, int tb);
 /* ---- scrape (sink.c, text.c) ---- */
 
 struct sample {
-    char *key; /* values for sorting, NUL-separated */
+    char *key; /* name/value pairs in name order, each NUL-ended */
     size_t keylen;
     char *labels; /* rendered pairs `a="x",b="y"`, "" if none */
     double v;
@@ -207,8 +212,9 @@ void goc__metric_collect(struct goc_metric *m, struct goc_metric_sink *s);
  * goc__sink_release). */
 int goc__registry_gather(struct goc_registry *r, struct goc_metric_sink *s);
 void goc__sink_release(struct goc_metric_sink *s);
-/* Call a func metric's callback (marked, against self-unregistering). */
-double goc__metric_call(struct goc_metric *m);
+/* Call a func metric's callback (marked, against self-unregistering) into
+ * *v; false if @m was unregistered meanwhile (not called then). */
+bool goc__metric_call(struct goc_metric *m, double *v);
 
 /* A growable text buffer. */
 struct tbuf {

@@ -73,40 +73,43 @@ bool goc__help_ok(const char *s)
     return s && *s && goc__utf8_ok(s);
 }
 
-/* Does family a (of type ta) write sample name n? */
-static bool writes(const char *a, int ta, const char *n)
+/* Is a + sa the same string as b + sb? Compared in place: names have no
+ * length limit, so no buffer could hold every concatenation. */
+static bool cat_eq(const char *a, const char *sa, const char *b, const char *sb)
 {
-    size_t la = strlen(a);
-    if (strcmp(a, n) == 0)
-        return true;
-    if (ta != GOC_METRIC_HISTOGRAM && ta != GOC_METRIC_SUMMARY)
-        return false;
-    if (strncmp(a, n, la) != 0)
-        return false;
-    const char *suf = n + la;
-    return strcmp(suf, "_sum") == 0 || strcmp(suf, "_count") == 0 ||
-           (ta == GOC_METRIC_HISTOGRAM && strcmp(suf, "_bucket") == 0);
+    for (;;) {
+        if (!*a && sa) {
+            a = sa;
+            sa = NULL;
+            continue;
+        }
+        if (!*b && sb) {
+            b = sb;
+            sb = NULL;
+            continue;
+        }
+        if (*a != *b)
+            return false;
+        if (!*a)
+            return true;
+        a++;
+        b++;
+    }
 }
 
-/* Every sample name a family writes, checked against the other family. */
+/* How many of the suffixes below a family of type t writes. */
+static int nsuffixes(int t)
+{
+    return t == GOC_METRIC_HISTOGRAM ? 4 : t == GOC_METRIC_SUMMARY ? 3 : 1;
+}
+
+/* Every sample name a family writes, checked against the other family's. */
 int goc__names_clash(const char *a, int ta, const char *b, int tb)
 {
     static const char *const sufs[] = { "", "_sum", "_count", "_bucket" };
-    char n[512];
-    for (int pass = 0; pass < 2; pass++) {
-        const char *x = pass ? b : a, *y = pass ? a : b;
-        int tx = pass ? tb : ta, ty = pass ? ta : tb;
-        int ns = tx == GOC_METRIC_HISTOGRAM ? 4
-                 : tx == GOC_METRIC_SUMMARY ? 3
-                                            : 1;
-        for (int i = 0; i < ns; i++) {
-            if (strlen(x) + strlen(sufs[i]) >= sizeof n)
-                continue;
-            strcpy(n, x);
-            strcat(n, sufs[i]);
-            if (writes(y, ty, n))
+    for (int i = 0; i < nsuffixes(ta); i++)
+        for (int j = 0; j < nsuffixes(tb); j++)
+            if (cat_eq(a, sufs[i], b, sufs[j]))
                 return -EEXIST;
-        }
-    }
     return 0;
 }

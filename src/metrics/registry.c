@@ -6,8 +6,16 @@
  * family's lock guards its sorted array of children. Neither is ever held
  * while a callback runs: a scrape copies the lists with a reference on
  * each entry, drops the registry lock, then calls func metrics and
- * collectors. Unregistering waits for those references to go, so a
- * callback never runs after its unregister call returns.
+ * collectors.
+ *
+ * Lifetime: unregistering unlinks the entry, marks it dead and drops the
+ * registry's reference; whoever drops the last one frees it (deferred
+ * free). A scrape holding a dead entry skips it. So unregistering never
+ * waits for scrapes, only for the entry's own callback running on another
+ * goroutine or thread (each call is counted in `calls`, the Dekker pair
+ * calls++/dead-load against dead-store/calls-load, all seq_cst), so that
+ * the callback never runs after the unregister call returns. A callback
+ * may thus unregister any other entry; only its own is refused.
  */
 #include "metrics_int.h"
 #include "goc/runtime.h"
@@ -641,11 +649,24 @@ int goc_gauge_new(goc_registry *r,
     return one_child(r, GOC_METRIC_GAUGE, name, help, (void **)out);
 }
 
-/* Wait until only the caller's reference is left (scrapes let go). */
-static void wait_refs(_Atomic int *refs)
+/* Wait until no call of a dead entry's callback is in progress. Calls
+ * that start now see it dead and do not run it. */
+static void wait_calls(_Atomic int *calls)
 {
-    for (int i = 0; atomic_load_explicit(refs, memory_order_acquire) > 1; i++)
+    for (int i = 0; atomic_load(calls) > 0; i++)
         goc_sleep(i < 10 ? 10 * GOC_MICROSECOND : GOC_MILLISECOND, NULL);
+}
+
+static void metric_unref(struct goc_metric *m)
+{
+    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+        metric_free(m);
+}
+
+static void collector_unref(struct goc_collector *c)
+{
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+        goc__free(c);
 }
 
 /* Remove @p from the array; false if absent. */
@@ -669,11 +690,13 @@ int goc_metric_unregister(goc_metric *m)
     goc_registry *r = m->reg;
     goc__lock_acquire(&r->mu);
     bool was = unlink_ptr((void **)r->fams, &r->nfams, m);
+    if (was)
+        atomic_store(&m->dead, true);
     goc__lock_release(&r->mu);
     if (!was)
         return -EINVAL;
-    wait_refs(&m->refs);
-    metric_free(m);
+    wait_calls(&m->calls);
+    metric_unref(m);
     return 0;
 }
 
@@ -714,11 +737,13 @@ int goc_collector_remove(goc_collector *c)
     goc_registry *r = c->reg;
     goc__lock_acquire(&r->mu);
     bool was = unlink_ptr((void **)r->cols, &r->ncols, c);
+    if (was)
+        atomic_store(&c->dead, true);
     goc__lock_release(&r->mu);
     if (!was)
         return -EINVAL;
-    wait_refs(&c->refs);
-    goc__free(c);
+    wait_calls(&c->calls);
+    collector_unref(c);
     return 0;
 }
 
@@ -727,9 +752,9 @@ void goc_registry_free(goc_registry *r)
     if (!r || r->is_default)
         return;
     for (size_t i = 0; i < r->nfams; i++)
-        metric_free(r->fams[i]);
+        metric_unref(r->fams[i]);
     for (size_t i = 0; i < r->ncols; i++)
-        goc__free(r->cols[i]);
+        collector_unref(r->cols[i]);
     while (r->http) {
         struct http_cfg *h = r->http;
         r->http = h->next;
@@ -744,21 +769,30 @@ void goc_registry_free(goc_registry *r)
 
 static void call_collector(goc_collector *c, struct goc_metric_sink *s)
 {
-    struct running r;
-    running_push(&r, c);
-    s->cur = -1; /* a collector starts its own families */
-    c->fn(s, c->arg);
-    s->cur = -1;
-    running_pop(&r);
+    atomic_fetch_add(&c->calls, 1);
+    if (!atomic_load(&c->dead)) {
+        struct running r;
+        running_push(&r, c);
+        s->cur = -1; /* a collector starts its own families */
+        c->fn(s, c->arg);
+        s->cur = -1;
+        running_pop(&r);
+    }
+    atomic_fetch_sub(&c->calls, 1);
 }
 
-double goc__metric_call(struct goc_metric *m)
+bool goc__metric_call(struct goc_metric *m, double *v)
 {
-    struct running r;
-    running_push(&r, m);
-    double v = m->fn(m->fn_arg);
-    running_pop(&r);
-    return v;
+    atomic_fetch_add(&m->calls, 1);
+    bool live = !atomic_load(&m->dead);
+    if (live) {
+        struct running r;
+        running_push(&r, m);
+        *v = m->fn(m->fn_arg);
+        running_pop(&r);
+    }
+    atomic_fetch_sub(&m->calls, 1);
+    return live;
 }
 
 int goc__registry_gather(goc_registry *r, struct goc_metric_sink *s)
@@ -794,10 +828,11 @@ int goc__registry_gather(goc_registry *r, struct goc_metric_sink *s)
 
 void goc__sink_release(struct goc_metric_sink *s)
 {
+    /* The last reference to an entry unregistered meanwhile frees it. */
     for (size_t i = 0; i < s->nheld_fams; i++)
-        atomic_fetch_sub_explicit(&s->fams[i]->refs, 1, memory_order_release);
+        metric_unref(s->fams[i]);
     for (size_t i = 0; i < s->nheld_cols; i++)
-        atomic_fetch_sub_explicit(&s->cols[i]->refs, 1, memory_order_release);
+        collector_unref(s->cols[i]);
     goc__free(s->fams);
     goc__free(s->cols);
     s->fams = NULL;

@@ -136,7 +136,14 @@ char *goc__render_labels(const char *const *names,
     return b.p;
 }
 
-/* Key and rendered labels of a sample; false on ENOMEM. */
+/*
+ * Key and rendered labels of a sample; false on ENOMEM. The key is the
+ * name/value pairs in name order, each string NUL-ended: a collector's
+ * samples of one family may use different label names, and
+ * foo{a="x"} and foo{b="x"} are distinct series (values alone would make
+ * them one). Within a registered family the names are the same for every
+ * child, so the order is that of the values.
+ */
 static bool label_sample(struct goc_metric_sink *s,
                          struct sample *x,
                          const char *const *names,
@@ -146,7 +153,7 @@ static bool label_sample(struct goc_metric_sink *s,
 {
     size_t len = 0;
     for (size_t i = 0; i < n; i++)
-        len += strlen(values[order[i]]) + 1;
+        len += strlen(names[order[i]]) + strlen(values[order[i]]) + 2;
     x->key = goc__malloc(len ? len : 1);
     x->labels = goc__render_labels(names, values, order, n);
     if (!x->key || !x->labels) {
@@ -155,9 +162,11 @@ static bool label_sample(struct goc_metric_sink *s,
     }
     char *p = x->key;
     for (size_t i = 0; i < n; i++) {
-        size_t l = strlen(values[order[i]]) + 1;
-        memcpy(p, values[order[i]], l);
-        p += l;
+        size_t ln = strlen(names[order[i]]) + 1;
+        size_t lv = strlen(values[order[i]]) + 1;
+        memcpy(p, names[order[i]], ln);
+        memcpy(p + ln, values[order[i]], lv);
+        p += ln + lv;
     }
     x->keylen = len;
     return true;
@@ -204,13 +213,17 @@ static void collect_child(struct goc_metric *m,
 void goc__metric_collect(struct goc_metric *m, struct goc_metric_sink *s)
 {
     if (m->fn) { /* outside every lock */
-        double v = goc__metric_call(m);
+        double v;
+        if (!goc__metric_call(m, &v))
+            return; /* unregistered since the scrape began */
         struct family *f = goc__sink_add_family(s, m->name, m->help, m->type);
         struct sample *x = f ? goc__family_add_sample(s, f) : NULL;
         if (x && label_sample(s, x, NULL, NULL, NULL, 0))
             x->v = v;
         return;
     }
+    if (atomic_load(&m->dead))
+        return;
     struct family *f = goc__sink_add_family(s, m->name, m->help, m->type);
     if (!f)
         return;

@@ -139,13 +139,14 @@ static int64_t wall_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Lower *p to v (or raise it, if @up) unless it is already past it. */
+/* Lower *p to v (or raise it, if @up) unless it is already past it. A
+ * NaN extreme (a reset while the value was NaN) gives way to any value. */
 static void extreme(_Atomic uint64_t *p, double v, bool up)
 {
     uint64_t old = atomic_load_explicit(p, memory_order_relaxed);
     for (;;) {
         double cur = dbl_of(old);
-        if (up ? !(v > cur) : !(v < cur))
+        if (!isnan(cur) && (up ? !(v > cur) : !(v < cur)))
             return;
         if (atomic_compare_exchange_weak_explicit(p, &old, bits_of(v),
                                                   memory_order_relaxed,
@@ -158,6 +159,9 @@ static void track(struct gauge_cell *g, double v)
 {
     if (!g->track)
         return;
+    /* Orders the value's store before the extremes' loads, against the
+     * reset's exchange-then-reload in goc_gauge_extremes(). */
+    atomic_thread_fence(memory_order_seq_cst);
     extreme(&g->min, v, false);
     extreme(&g->max, v, true);
     atomic_store_explicit(&g->updated, wall_ns(), memory_order_relaxed);
@@ -213,15 +217,32 @@ int goc_gauge_extremes(goc_gauge *g, bool reset, struct goc_gauge_extremes *out)
     if (!g || !out || !CHILD(g)->u.g->track)
         return -EINVAL;
     struct gauge_cell *cell = CHILD(g)->u.g;
-    out->value = goc__dbl_load(&cell->bits);
-    out->min = goc__dbl_load(&cell->min);
-    out->max = goc__dbl_load(&cell->max);
+    double v = goc__dbl_load(&cell->bits);
+    out->value = v;
     out->updated = atomic_load_explicit(&cell->updated, memory_order_relaxed);
-    if (reset) {
-        atomic_store_explicit(&cell->min, bits_of(out->value),
-                              memory_order_relaxed);
-        atomic_store_explicit(&cell->max, bits_of(out->value),
-                              memory_order_relaxed);
+    if (!reset) {
+        out->min = goc__dbl_load(&cell->min);
+        out->max = goc__dbl_load(&cell->max);
+    } else {
+        /*
+         * Exchange, so an extreme set before the reset is reported now
+         * and one after it lands in the next window; then apply the value
+         * as it is after the exchange: an update that stored its value
+         * and compared it with the old extremes before the exchange would
+         * otherwise be lost, leaving min above (or max below) the value.
+         */
+        out->min = dbl_of(atomic_exchange(&cell->min, bits_of(v)));
+        out->max = dbl_of(atomic_exchange(&cell->max, bits_of(v)));
+        atomic_thread_fence(memory_order_seq_cst);
+        double now = goc__dbl_load(&cell->bits);
+        extreme(&cell->min, now, false);
+        extreme(&cell->max, now, true);
+        /* An update in flight may have stored @v but not yet compared
+         * it with the extremes: report a window that holds it. */
+        if (v < out->min || isnan(out->min))
+            out->min = v;
+        if (v > out->max || isnan(out->max))
+            out->max = v;
     }
     return 0;
 }
