@@ -109,7 +109,9 @@ GOC_API int goc_prof_cpu_start_opts(const struct goc_prof_cpu_opts *opts);
  * Stops sampling (unless the duration already did), waits until every
  * sample taken is in the profile, writes the profile, and closes the file
  * if goc_prof_cpu_start() opened it. It returns only after all of this is
- * done. Afterwards a new profile may be started.
+ * done. Afterwards a new profile may be started. A stop called while
+ * another one is writing the profile waits until that one is done too
+ * (as Go's StopCPUProfile does) and returns the same result.
  *
  * Return: 0; -ESRCH if no profile was started (nothing changes); the
  * first -errno of write() or close() if the profile could not be written

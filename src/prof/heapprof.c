@@ -27,6 +27,7 @@
 #include "prof.h"
 #include "fpwalk.h"
 
+#include <gnu/libc-version.h>
 #include <malloc.h> /* memalign, pvalloc */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -302,9 +303,13 @@ GOC_API void *memalign(size_t align, size_t n)
     return p;
 }
 
+/* glibc 2.38 made aligned_alloc refuse alignments that are not a power of
+ * two (0 included), as C17 asks; before, it was memalign. Set at load. */
+static bool strict_aligned_alloc;
+
 GOC_API void *aligned_alloc(size_t align, size_t n)
 {
-    if (align == 0 || (align & (align - 1))) {
+    if (strict_aligned_alloc && (align == 0 || (align & (align - 1)))) {
         errno = EINVAL;
         return NULL;
     }
@@ -313,7 +318,9 @@ GOC_API void *aligned_alloc(size_t align, size_t n)
 
 GOC_API int posix_memalign(void **out, size_t align, size_t n)
 {
-    if (align % sizeof(void *) || (align & (align - 1)))
+    /* glibc's test: a power-of-two multiple of sizeof(void *), not 0. */
+    if (align == 0 || align % sizeof(void *) ||
+        ((align / sizeof(void *)) & (align / sizeof(void *) - 1)))
         return EINVAL;
     int saved = errno;
     void *p = memalign(align, n);
@@ -402,6 +409,12 @@ const struct goc__heapprof_iface *goc_heapprof_iface(void)
 /* Tables first, then the rate: until then no hook samples. */
 __attribute__((constructor)) static void heapprof_init(void)
 {
+    /* "2.36": a static string, no allocation. */
+    const char *ver = gnu_get_libc_version();
+    char *dot;
+    long major = strtol(ver, &dot, 10);
+    long minor = *dot == '.' ? strtol(dot + 1, NULL, 10) : 0;
+    strict_aligned_alloc = major > 2 || (major == 2 && minor >= 38);
     void *s = mmap(NULL, sizeof(struct stack_slot) * STACK_SLOTS,
                    PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

@@ -70,13 +70,22 @@ struct mapping {
     int64_t file; /* string index */
 };
 
+/* What tells functions apart: same-named static functions of different
+ * files (or modules) have different start addresses. */
+struct fkey {
+    int64_t name; /* string index */
+    uintptr_t start;
+};
+
 struct goc__profile {
     struct goc__pb pb;
     char **strs;
     size_t nstr, capstr;
     struct goc__u64map strmap; /* hash of a string -> index + 1 */
     struct goc__u64map locs;   /* address -> location id */
-    struct goc__u64map funcs;  /* name's string index -> function id */
+    struct goc__u64map funcs;  /* hash of (name, start) -> function id */
+    struct fkey *fkeys;        /* by function id - 1 */
+    size_t capfkeys;
     uint32_t nloc, nfunc;
     struct mapping maps[MAX_MAPPINGS];
     int nmaps;
@@ -189,6 +198,7 @@ void goc__profile_free(struct goc__profile *p)
     goc__u64map_free(&p->strmap);
     goc__u64map_free(&p->locs);
     goc__u64map_free(&p->funcs);
+    free(p->fkeys);
     free(p);
 }
 
@@ -242,20 +252,28 @@ const char *goc__prof_pseudo_name(const void *pc)
     return pc == GOC__PC_LOST ? "goc_prof_lost_samples" : "goc_prof_unknown";
 }
 
-/* Function name (no offset) and module of the code at a return address. */
-static void name_of(const void *pc, char *name, size_t n, char *mod, size_t mn)
+/* Function name (no offset), start address and module of the code at a
+ * return address. The start is pc itself where no symbol is known. */
+static uintptr_t name_of(const void *pc,
+                         char *name,
+                         size_t n,
+                         char *mod,
+                         size_t mn)
 {
     goc__symbolize(pc, name, n);
     char *plus = strstr(name, "+0x");
     char *paren = strstr(name, " (");
-    if (plus)
+    uintptr_t start = (uintptr_t)pc;
+    if (plus) {
+        start -= (uintptr_t)strtoull(plus + 3, NULL, 16);
         *plus = '\0';
-    else if (paren && name[0] == '0' && name[1] == 'x')
+    } else if (paren && name[0] == '0' && name[1] == 'x') {
         *paren = '\0';
+    }
     Dl_info info;
     mod[0] = '\0';
     if (!dladdr((const char *)pc - 1, &info) || !info.dli_fname)
-        return;
+        return start;
     /* The main program may be named relative to the start directory. */
     ssize_t len = -1;
     if (info.dli_fname[0] != '/')
@@ -264,29 +282,49 @@ static void name_of(const void *pc, char *name, size_t n, char *mod, size_t mn)
         mod[len] = '\0';
     else
         snprintf(mod, mn, "%s", info.dli_fname);
+    return start;
+}
+
+/* Remember the key of function id; false if no memory. */
+static bool fkey_add(struct goc__profile *p, uint32_t id, struct fkey k)
+{
+    if (id > p->capfkeys) {
+        size_t cap = p->capfkeys ? p->capfkeys * 2 : 256;
+        struct fkey *f = realloc(p->fkeys, cap * sizeof(*f));
+        if (!f)
+            return false;
+        p->fkeys = f;
+        p->capfkeys = cap;
+    }
+    p->fkeys[id - 1] = k;
+    return true;
 }
 
 static uint32_t function_id(struct goc__profile *p, const void *pc)
 {
     char name[256], mod[256];
+    struct fkey k = { 0, (uintptr_t)pc };
     if ((uintptr_t)pc < 4096) {
         snprintf(name, sizeof(name), "%s", goc__prof_pseudo_name(pc));
         mod[0] = '\0';
     } else {
-        name_of(pc, name, sizeof(name), mod, sizeof(mod));
+        k.start = name_of(pc, name, sizeof(name), mod, sizeof(mod));
     }
-    int64_t sname = goc__profile_str(p, name);
-    uint32_t id = goc__u64map_get(&p->funcs, (uint64_t)sname);
-    if (id)
+    k.name = goc__profile_str(p, name);
+    uint64_t h = goc__hash64(&k, sizeof(k)) | 1;
+    uint32_t id = goc__u64map_get(&p->funcs, h);
+    if (id && p->fkeys[id - 1].name == k.name &&
+        p->fkeys[id - 1].start == k.start)
         return id;
+    bool indexed = id == 0; /* after a hash collision: a new, unindexed id */
     id = ++p->nfunc;
     int64_t smod = goc__profile_str(p, mod);
-    if (!goc__u64map_put(&p->funcs, (uint64_t)sname, id))
+    if (!fkey_add(p, id, k) || (indexed && !goc__u64map_put(&p->funcs, h, id)))
         p->oom = true;
     size_t mark = goc__pb_start(&p->pb);
     goc__pb_uint(&p->pb, FUNCTION_ID, id);
-    goc__pb_uint(&p->pb, FUNCTION_NAME, (uint64_t)sname);
-    goc__pb_uint(&p->pb, FUNCTION_SYSTEM_NAME, (uint64_t)sname);
+    goc__pb_uint(&p->pb, FUNCTION_NAME, (uint64_t)k.name);
+    goc__pb_uint(&p->pb, FUNCTION_SYSTEM_NAME, (uint64_t)k.name);
     goc__pb_uint_opt(&p->pb, FUNCTION_FILENAME, (uint64_t)smod);
     goc__pb_end(&p->pb, PROFILE_FUNCTION, mark);
     return id;
