@@ -13,12 +13,12 @@
  *
  * The handler walks frame pointers from the interrupted context (bounded
  * by the goroutine's own stack [stack_lo, g) when the thread runs one,
- * else read with the checked walk of fpwalk.h) into a slot of a
- * preallocated bounded MPMC ring (Vyukov's, one sequence word per slot):
- * no lock, no allocation, so it is async-signal-safe. When the ring is
- * full the sample is counted as dropped. The writer thread drains the
- * ring, aggregates identical (goroutine, stack) samples, and at the end
- * writes the pprof profile.
+ * else read with the checked walk of fpwalk.h, probed at each start) into
+ * a slot of a preallocated bounded MPMC ring (Vyukov's, one sequence word
+ * per slot): no lock, no allocation, so it is async-signal-safe. When
+ * the ring is full the sample is counted as dropped. The writer thread
+ * drains the ring, aggregates identical (goroutine, stack) samples, and
+ * at the end writes the pprof profile.
  */
 #include "prof.h"
 #include "fpwalk.h"
@@ -76,6 +76,7 @@ static struct {
     /* Shared with the handler. */
     _Atomic int active;
     _Atomic int inflight;
+    _Atomic int walk; /* GOC__WALK_*, probed at start */
     struct slot *ring; /* mapped once, kept for the process's lifetime */
     _Atomic uint64_t enq;
     uint64_t deq;
@@ -158,8 +159,9 @@ GOC__PROF_NOSAN static void capture(struct rec *r, const void *ucv)
         hi = (uintptr_t)g;
         r->goid = g->id;
     }
+    int mode = atomic_load_explicit(&cpu.walk, memory_order_relaxed);
     r->npc = 1 + (uint32_t)goc__fp_walk(r->pcs + 1, GOC_PROF_MAX_FRAMES - 1, fp,
-                                        lo, hi);
+                                        lo, hi, mode);
 }
 
 GOC__PROF_NOSAN static void record(const siginfo_t *si, const void *ucv)
@@ -597,6 +599,8 @@ static int start_locked(const struct goc_prof_cpu_opts *o)
     atomic_store(&cpu.threads_total, 0);
     atomic_store(&cpu.unprofiled, 0);
     cpu.failed = cpu.excess = 0;
+    /* A seccomp filter may have come since the last profile. */
+    atomic_store(&cpu.walk, goc__fp_probe());
     atomic_store(&cpu.active, 1);
     cpu.writer_tid = 0;
     err = scan_threads();
@@ -699,6 +703,7 @@ int goc_prof_cpu_stats(struct goc_prof_cpu_stats *st)
     st->dropped = atomic_load(&cpu.dropped);
     st->threads = atomic_load(&cpu.threads_total);
     st->unprofiled = atomic_load(&cpu.unprofiled);
+    st->walk = atomic_load(&cpu.walk);
     pthread_mutex_lock(&cpu.mu);
     st->running = cpu.state != IDLE;
     pthread_mutex_unlock(&cpu.mu);

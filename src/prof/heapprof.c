@@ -29,6 +29,7 @@
 
 #include <gnu/libc-version.h>
 #include <malloc.h> /* memalign, pvalloc */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,11 +68,13 @@ static struct live_slot *live;
 static _Atomic int64_t rate;       /* 0: off (and until the tables exist) */
 static _Atomic int64_t live_count; /* sampled allocations not yet freed */
 static _Atomic uint64_t dropped;
+static _Atomic int walk_mode; /* GOC__WALK_*, probed at load */
 
 #define TLS __thread __attribute__((tls_model("initial-exec")))
 static TLS int64_t tl_left; /* bytes until this thread's next sample */
 static TLS uint64_t tl_rand;
 static TLS int tl_busy;
+static TLS uintptr_t tl_stack_lo, tl_stack_hi; /* hi 1: not known */
 
 /* ---- sampling --------------------------------------------------------------
  */
@@ -213,6 +216,30 @@ static bool track(void *p, size_t n, int stack)
     return false;
 }
 
+/*
+ * The top of the calling thread's own stack if fp lies in it, else 0 (a
+ * goroutine's stack, say): the bound of a walk that may not read outside
+ * a known stack. Found once per thread, here and not in a signal handler
+ * (pthread_getattr_np may allocate: tl_busy keeps that out of sample()).
+ */
+static uintptr_t thread_stack_hi(uintptr_t fp)
+{
+    if (!tl_stack_hi) {
+        pthread_attr_t a;
+        void *addr;
+        size_t size;
+        tl_stack_hi = 1;
+        if (pthread_getattr_np(pthread_self(), &a) == 0) {
+            if (pthread_attr_getstack(&a, &addr, &size) == 0) {
+                tl_stack_lo = (uintptr_t)addr;
+                tl_stack_hi = (uintptr_t)addr + size;
+            }
+            pthread_attr_destroy(&a);
+        }
+    }
+    return fp >= tl_stack_lo && fp < tl_stack_hi ? tl_stack_hi : 0;
+}
+
 /* The slow path: seed the thread, or record the allocation. Never
  * inlined, so that its frame and the hook's are there to skip. */
 __attribute__((noinline)) static void sample(void *p, size_t n)
@@ -229,8 +256,11 @@ __attribute__((noinline)) static void sample(void *p, size_t n)
         return;
     }
     void *pcs[GOC__HEAPPROF_FRAMES + 1];
-    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
-    int npc = goc__fp_walk(pcs, GOC__HEAPPROF_FRAMES + 1, fp, fp, 0);
+    uintptr_t fp = (uintptr_t)__builtin_frame_address(0), hi = 0;
+    int mode = atomic_load_explicit(&walk_mode, memory_order_relaxed);
+    if (mode == GOC__WALK_BOUNDED)
+        hi = thread_stack_hi(fp);
+    int npc = goc__fp_walk(pcs, GOC__HEAPPROF_FRAMES + 1, fp, fp, hi, mode);
     /* pcs[0] returns into the hook: the program's frames follow it. */
     int stack = npc > 1 ? stack_slot(pcs + 1, npc - 1) : -1;
     if (stack >= 0 && track(p, n, stack)) {
@@ -393,8 +423,14 @@ static uint64_t get_dropped(void)
     return atomic_load(&dropped);
 }
 
+static int get_walk(void)
+{
+    return atomic_load(&walk_mode);
+}
+
 static const struct goc__heapprof_iface the_iface = {
-    .version = 1,
+    .version = 2,
+    .walk = get_walk,
     .get_rate = get_rate,
     .set_rate = set_rate,
     .records = records,
@@ -425,6 +461,7 @@ __attribute__((constructor)) static void heapprof_init(void)
         return; /* heap profiling stays off; malloc still works */
     stacks = s;
     live = l;
+    atomic_store(&walk_mode, goc__fp_probe());
     int64_t r = GOC_PROF_DEFAULT_HEAP_RATE;
     const char *env = getenv("GOC_HEAPPROF_RATE");
     if (env && *env) {
