@@ -36,8 +36,8 @@
 #include <time.h>
 #include <ucontext.h>
 
-#define RING_SLOTS  2048 /* a power of two */
-#define MAX_THREADS 512 /* threads with a timer at once */
+#define RING_SLOTS  2048              /* a power of two */
+#define MAX_THREADS 512               /* threads with a timer at once */
 #define MAX_TRACKED (2 * MAX_THREADS) /* those and threads without one */
 #define TICK_NS     (50 * GOC_MILLISECOND)
 
@@ -68,7 +68,7 @@ struct agg {
 enum { IDLE, RUNNING, STOPPING };
 
 static struct {
-    pthread_mutex_t mu; /* start, stop and state */
+    pthread_mutex_t mu;     /* start, stop and state */
     pthread_cond_t stopped; /* STOPPING -> IDLE, for concurrent stoppers */
     int state;
     unsigned stops;  /* profiles collected so far */
@@ -76,7 +76,7 @@ static struct {
     /* Shared with the handler. */
     _Atomic int active;
     _Atomic int inflight;
-    _Atomic int walk; /* GOC__WALK_*, probed at start */
+    _Atomic int walk;  /* GOC__WALK_*, probed at start */
     struct slot *ring; /* mapped once, kept for the process's lifetime */
     _Atomic uint64_t enq;
     uint64_t deq;
@@ -111,7 +111,8 @@ static struct {
     struct agg *aggs;
     size_t naggs, capaggs;
     struct goc__u64map aggmap;
-} cpu = { .mu = PTHREAD_MUTEX_INITIALIZER, .stopped = PTHREAD_COND_INITIALIZER };
+} cpu = { .mu = PTHREAD_MUTEX_INITIALIZER,
+          .stopped = PTHREAD_COND_INITIALIZER };
 
 /* ---- the signal handler ------------------------------------------------- */
 

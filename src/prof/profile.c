@@ -84,6 +84,7 @@ struct goc__profile {
     struct goc__u64map strmap; /* hash of a string -> index + 1 */
     struct goc__u64map locs;   /* address -> location id */
     struct goc__u64map funcs;  /* hash of (name, start) -> function id */
+    struct goc__u64map names;  /* name's string index + 1 -> functions */
     struct fkey *fkeys;        /* by function id - 1 */
     size_t capfkeys;
     uint32_t nloc, nfunc;
@@ -198,6 +199,7 @@ void goc__profile_free(struct goc__profile *p)
     goc__u64map_free(&p->strmap);
     goc__u64map_free(&p->locs);
     goc__u64map_free(&p->funcs);
+    goc__u64map_free(&p->names);
     free(p->fkeys);
     free(p);
 }
@@ -254,11 +256,8 @@ const char *goc__prof_pseudo_name(const void *pc)
 
 /* Function name (no offset), start address and module of the code at a
  * return address. The start is pc itself where no symbol is known. */
-static uintptr_t name_of(const void *pc,
-                         char *name,
-                         size_t n,
-                         char *mod,
-                         size_t mn)
+static uintptr_t name_of(
+    const void *pc, char *name, size_t n, char *mod, size_t mn)
 {
     goc__symbolize(pc, name, n);
     char *plus = strstr(name, "+0x");
@@ -300,6 +299,42 @@ static bool fkey_add(struct goc__profile *p, uint32_t id, struct fkey k)
     return true;
 }
 
+static uint64_t mapping_of(struct goc__profile *p, uintptr_t addr)
+{
+    for (int i = 0; i < p->nmaps; i++)
+        if (addr >= p->maps[i].start && addr < p->maps[i].limit)
+            return (uint64_t)i + 1;
+    return 0;
+}
+
+/*
+ * The name pprof shows for a new function k: its own, unless a function
+ * met before has it too (static functions of different files): then
+ * "name@module+0xoffset", since pprof merges functions by name in most
+ * views. The plain name stays the function's system name.
+ */
+static int64_t shown_name(struct goc__profile *p,
+                          struct fkey k,
+                          const char *name,
+                          const char *mod)
+{
+    uint64_t key = (uint64_t)k.name + 1;
+    uint32_t seen = goc__u64map_get(&p->names, key);
+    if (!goc__u64map_put(&p->names, key, seen + 1))
+        p->oom = true;
+    if (!seen)
+        return k.name;
+    uintptr_t base = 0;
+    uint64_t m = mapping_of(p, k.start);
+    if (m)
+        base = p->maps[m - 1].start - p->maps[m - 1].offset;
+    const char *file = strrchr(mod, '/');
+    char buf[600];
+    snprintf(buf, sizeof(buf), "%s@%s+0x%lx", name, file ? file + 1 : mod,
+             (unsigned long)(k.start - base));
+    return goc__profile_str(p, buf);
+}
+
 static uint32_t function_id(struct goc__profile *p, const void *pc)
 {
     char name[256], mod[256];
@@ -321,21 +356,14 @@ static uint32_t function_id(struct goc__profile *p, const void *pc)
     int64_t smod = goc__profile_str(p, mod);
     if (!fkey_add(p, id, k) || (indexed && !goc__u64map_put(&p->funcs, h, id)))
         p->oom = true;
+    int64_t shown = shown_name(p, k, name, mod);
     size_t mark = goc__pb_start(&p->pb);
     goc__pb_uint(&p->pb, FUNCTION_ID, id);
-    goc__pb_uint(&p->pb, FUNCTION_NAME, (uint64_t)k.name);
+    goc__pb_uint(&p->pb, FUNCTION_NAME, (uint64_t)shown);
     goc__pb_uint(&p->pb, FUNCTION_SYSTEM_NAME, (uint64_t)k.name);
     goc__pb_uint_opt(&p->pb, FUNCTION_FILENAME, (uint64_t)smod);
     goc__pb_end(&p->pb, PROFILE_FUNCTION, mark);
     return id;
-}
-
-static uint64_t mapping_of(struct goc__profile *p, uintptr_t addr)
-{
-    for (int i = 0; i < p->nmaps; i++)
-        if (addr >= p->maps[i].start && addr < p->maps[i].limit)
-            return (uint64_t)i + 1;
-    return 0;
 }
 
 static uint32_t location_id(struct goc__profile *p, void *pc)
