@@ -762,12 +762,14 @@ TEST(prof, heap_alignment_checks_match_glibc)
 
 /* ---- pprof output: functions ------------------------------------------ */
 
+#if defined(GOC_HEAPPROF_SO)
 /* Named as a static function of heapprof.c, on purpose. */
 __attribute__((noinline)) static int64_t get_rate(void)
 {
     __asm__ volatile("");
     return 7;
 }
+#endif
 
 TEST(prof, same_named_functions_stay_apart_in_pprof)
 {
@@ -821,15 +823,23 @@ TEST(prof, same_named_functions_stay_apart_in_pprof)
 /* ---- stack walks under a seccomp filter ------------------------------- */
 
 /* Make process_vm_readv fail with EPERM in this process and its children,
- * as a container's seccomp profile may. */
-static void forbid_process_vm_readv(void)
+ * as a container's seccomp profile may; with probe_too, also
+ * rt_sigprocmask with an invalid `how` (the walk's second way). */
+static void forbid_process_vm_readv_probe(bool probe_too)
 {
     struct sock_filter f[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_process_vm_readv, 0, 1),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_rt_sigprocmask, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                 offsetof(struct seccomp_data, args[0])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, probe_too ? 0xffffffffu : 0u, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
+    if (!probe_too) /* allow every rt_sigprocmask */
+        f[5] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JA, 1, 0, 0);
     struct sock_fprog prog = { sizeof(f) / sizeof(f[0]), f };
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
         prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
@@ -853,6 +863,11 @@ static void *plain_spinner(void *arg)
     (void)arg;
     prof_plain_outer();
     return NULL;
+}
+
+static void forbid_process_vm_readv(void)
+{
+    forbid_process_vm_readv_probe(false);
 }
 
 TEST(prof, cpu_profile_walks_plain_threads_under_seccomp)
@@ -891,4 +906,35 @@ TEST(prof, heap_profile_has_stacks_under_seccomp)
 #else
     skip("goc_heapprof is not built with the sanitizers");
 #endif
+}
+
+TEST_G(prof, cpu_profile_bounded_walk_keeps_goroutine_stacks)
+{
+    forbid_process_vm_readv_probe(true);
+    struct tmp t;
+    tmp_init(&t);
+    const char *path = tmp_path(&t, "bounded.prof");
+    ASSERT_OK(goc_prof_cpu_start(path, 200));
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, plain_spinner, NULL));
+    goc_wg wg = GOC_WG_INIT;
+    goc_wg_add(&wg, 1);
+    goc_go(spinner, &wg);
+    goc_wg_wait(&wg, NULL);
+    ASSERT_OK(pthread_join(th, NULL));
+    ASSERT_OK(goc_prof_cpu_stop());
+    struct goc_prof_cpu_stats st;
+    ASSERT_OK(goc_prof_cpu_stats(&st));
+    ASSERT_EQ(st.walk, GOC_PROF_WALK_BOUNDED);
+    ASSERT_GE(st.samples, 5);
+    if (!have_go()) {
+        tmp_done(&t);
+        skip("go is not installed");
+    }
+    /* Goroutine stacks are known, so walked whole. */
+    char *out = pprof("-traces", path);
+    ASSERT(strstr(out, "prof_busy_spin") != NULL);
+    ASSERT(strstr(out, " spinner\n") != NULL);
+    free(out);
+    tmp_done(&t);
 }

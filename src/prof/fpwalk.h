@@ -82,7 +82,9 @@ static inline int goc__fp_probe(void)
     uintptr_t probe[2] = { 1, 2 }, got[2] = { 0, 0 };
     if (goc__vm_read16(got, (uintptr_t)probe) && got[1] == 2)
         return GOC__WALK_VM;
-    if (goc__sigmask_readable((uintptr_t)probe) && !goc__sigmask_readable(0))
+    /* And it must tell an unreadable address (the kernel's) apart. */
+    if (goc__sigmask_readable((uintptr_t)probe) &&
+        !goc__sigmask_readable(~(uintptr_t)4095))
         return GOC__WALK_SIGMASK;
     return GOC__WALK_BOUNDED;
 }
