@@ -9,12 +9,24 @@
  * GOC_REQUIRE_GO=1 makes that a failure.
  */
 #include "test.h"
+#include "../src/prof/prof.h"
+#include "../src/runtime/runtime.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static void skip(const char *why)
@@ -526,5 +538,412 @@ TEST_G(prof, cpu_profile_flushed_by_the_shutdown_manager)
     ASSERT_EQ(goc_shutdown_report(m, rep, 2), 1);
     ASSERT_EQ(rep[0].state, GOC_COMPONENT_STOPPED);
     goc_shutdown_free(m);
+    tmp_done(&t);
+}
+
+/* ---- CPU profile: concurrent stops ------------------------------------ */
+
+struct stopper {
+    _Atomic int done;
+    int result;
+};
+
+static void *plain_stopper(void *arg)
+{
+    struct stopper *s = arg;
+    s->result = goc_prof_cpu_stop();
+    atomic_store(&s->done, 1);
+    return NULL;
+}
+
+static void goroutine_stopper(void *arg)
+{
+    plain_stopper(arg);
+}
+
+/* Fill the pipe's buffer, so that the next write blocks until a read. */
+static size_t fill_pipe(int fd)
+{
+    char buf[4096];
+    memset(buf, 'x', sizeof(buf));
+    ASSERT_OK(fcntl(fd, F_SETFL, O_NONBLOCK));
+    size_t filled = 0;
+    for (size_t chunk = sizeof(buf); chunk > 0; chunk /= 2) {
+        ssize_t w;
+        while ((w = write(fd, buf, chunk)) > 0)
+            filled += (size_t)w;
+        ASSERT_EQ(errno, EAGAIN);
+    }
+    ASSERT_OK(fcntl(fd, F_SETFL, 0));
+    return filled;
+}
+
+TEST_G(prof, cpu_concurrent_stops_both_wait_for_the_profile)
+{
+    int p[2];
+    ASSERT_OK(pipe(p));
+    size_t filled = fill_pipe(p[1]);
+    /* The writer blocks on the full pipe until the test reads it. */
+    struct goc_prof_cpu_opts o = { .fd = p[1], .hz = 100 };
+    ASSERT_OK(goc_prof_cpu_start_opts(&o));
+    struct stopper a = { 0 }, b = { 0 };
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, plain_stopper, &a));
+    ASSERT_OK(goc_go(goroutine_stopper, &b));
+    goc_sleep(200 * GOC_MILLISECOND, NULL);
+    /* Whichever came second must wait too: the profile is not written. */
+    ASSERT_EQ(atomic_load(&a.done), 0);
+    ASSERT_EQ(atomic_load(&b.done), 0);
+
+    ASSERT_OK(fcntl(p[0], F_SETFL, O_NONBLOCK));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    int64_t end = goc_now() + 30 * GOC_SECOND;
+    for (;;) {
+        /* Both stops returned: everything is in the pipe already. */
+        bool both = atomic_load(&a.done) && atomic_load(&b.done);
+        ssize_t r = read(p[0], buf + n, cap - n);
+        if (r > 0) {
+            n += (size_t)r;
+            if (n == cap)
+                buf = realloc(buf, cap *= 2);
+            continue;
+        }
+        if (both)
+            break;
+        ASSERT_LT(goc_now(), end);
+        goc_sleep(GOC_MILLISECOND, NULL);
+    }
+    ASSERT_OK(pthread_join(th, NULL));
+    ASSERT_OK(a.result);
+    ASSERT_OK(b.result); /* the first stop's result */
+    ASSERT_GT(n, filled + 10);
+    const unsigned char *prof = (const unsigned char *)buf + filled;
+    ASSERT(prof[0] == 0x1f || prof[0] == 0x0a);
+    close(p[0]);
+    close(p[1]);
+    struct tmp t;
+    tmp_init(&t);
+    const char *path = tmp_path(&t, "both.prof");
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(write(fd, prof, n - filled), (ssize_t)(n - filled));
+    close(fd);
+    free(buf);
+    ASSERT_EQ(goc_prof_cpu_stop(), -ESRCH);
+    if (!have_go()) {
+        tmp_done(&t);
+        skip("go is not installed");
+    }
+    free(pprof("-top", path)); /* the whole profile parses */
+    tmp_done(&t);
+}
+
+/* ---- CPU profile: threads without a timer ----------------------------- */
+
+static _Atomic int idler_stop;
+
+static void *idler(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&idler_stop))
+        usleep(5000);
+    return NULL;
+}
+
+TEST(prof, cpu_thread_refused_a_timer_is_counted_once)
+{
+    struct tmp t;
+    tmp_init(&t);
+    ASSERT_OK(goc_prof_cpu_start(tmp_path(&t, "refused.prof"), 100));
+    struct goc_prof_cpu_stats st;
+    ASSERT_OK(goc_prof_cpu_stats(&st));
+    ASSERT_EQ(st.unprofiled, 0);
+    /* No more pending signals may be allocated: timer_create fails. */
+    struct rlimit old, none;
+    ASSERT_OK(getrlimit(RLIMIT_SIGPENDING, &old));
+    none = (struct rlimit){ 0, old.rlim_max };
+    ASSERT_OK(setrlimit(RLIMIT_SIGPENDING, &none));
+    struct sigevent sev = { .sigev_notify = SIGEV_NONE };
+    timer_t probe;
+    if (timer_create(CLOCK_MONOTONIC, &sev, &probe) == 0) {
+        timer_delete(probe);
+        setrlimit(RLIMIT_SIGPENDING, &old);
+        goc_prof_cpu_stop();
+        tmp_done(&t);
+        skip("RLIMIT_SIGPENDING does not limit timers here");
+    }
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        ASSERT_OK(pthread_create(&th[i], NULL, idler, NULL));
+    /* Several of the writer's 50 ms scans see the threads... */
+    usleep(400 * 1000);
+    struct goc_prof_cpu_stats later;
+    ASSERT_OK(goc_prof_cpu_stats(&st));
+    /* ...and as many again count nothing more. */
+    usleep(400 * 1000);
+    ASSERT_OK(goc_prof_cpu_stats(&later));
+    ASSERT_OK(setrlimit(RLIMIT_SIGPENDING, &old));
+    atomic_store(&idler_stop, 1);
+    for (int i = 0; i < 2; i++)
+        ASSERT_OK(pthread_join(th[i], NULL));
+    ASSERT_OK(goc_prof_cpu_stop());
+    /* Both threads; a sanitizer may have started a helper thread too. */
+    ASSERT_GE(st.unprofiled, 2);
+    ASSERT_LE(st.unprofiled, 4);
+    ASSERT_EQ(later.unprofiled, st.unprofiled);
+    tmp_done(&t);
+}
+
+/* ---- the heap library's allocator entry points ----------------------- */
+
+#if defined(GOC_HEAPPROF_SO)
+/* libgoc_heapprof loaded beside glibc: its functions by name. */
+static void *heapprof_sym(const char *name)
+{
+    void *h = dlopen(GOC_HEAPPROF_SO, RTLD_NOW | RTLD_LOCAL);
+    ASSERT(h != NULL);
+    void *f = dlsym(h, name);
+    ASSERT(f != NULL);
+    return f;
+}
+#endif
+
+TEST(prof, heap_alignment_checks_match_glibc)
+{
+#if defined(GOC_HEAPPROF_SO)
+    int (*pm)(void **, size_t, size_t);
+    void *(*aa)(size_t, size_t), *(*ma)(size_t, size_t);
+    void (*hfree)(void *);
+    *(void **)&pm = heapprof_sym("posix_memalign");
+    *(void **)&aa = heapprof_sym("aligned_alloc");
+    *(void **)&ma = heapprof_sym("memalign");
+    *(void **)&hfree = heapprof_sym("free");
+    ASSERT((void *)pm != (void *)posix_memalign);
+    void *x = NULL;
+    ASSERT_EQ(pm(&x, 0, 32), EINVAL);
+    ASSERT(x == NULL);
+    const size_t aligns[] = { 0,       1,
+                              2,       4,
+                              8,       12,
+                              16,      24,
+                              48,      64,
+                              4096,    (size_t)1 << 20,
+                              3,       SIZE_MAX / 2 + 1,
+                              SIZE_MAX };
+    /* Through pointers: a compiler that knows these as builtins may move
+     * the errno reads across its calls. */
+    int (*volatile libc_pm)(void **, size_t, size_t) = posix_memalign;
+    void *(*volatile libc_aa)(size_t, size_t) = aligned_alloc;
+    void *(*volatile libc_ma)(size_t, size_t) = memalign;
+    for (size_t i = 0; i < sizeof(aligns) / sizeof(aligns[0]); i++) {
+        size_t al = aligns[i];
+        void *want = NULL, *got = NULL;
+        ASSERT_EQ(pm(&got, al, 32), libc_pm(&want, al, 32));
+        ASSERT_EQ(got == NULL, want == NULL);
+        free(want);
+        hfree(got);
+        errno = 0;
+        want = libc_aa(al, 32);
+        int want_errno = errno;
+        errno = 0;
+        got = aa(al, 32);
+        ASSERT_EQ(got == NULL, want == NULL);
+        if (!got)
+            ASSERT_EQ(errno, want_errno);
+        free(want);
+        hfree(got);
+        errno = 0;
+        want = libc_ma(al, 32);
+        want_errno = errno;
+        errno = 0;
+        got = ma(al, 32);
+        ASSERT_EQ(got == NULL, want == NULL);
+        if (!got)
+            ASSERT_EQ(errno, want_errno);
+        free(want);
+        hfree(got);
+    }
+#else
+    skip("goc_heapprof is not built with the sanitizers");
+#endif
+}
+
+/* ---- pprof output: functions ------------------------------------------ */
+
+#if defined(GOC_HEAPPROF_SO)
+/* Named as a static function of heapprof.c, on purpose. */
+__attribute__((noinline)) static int64_t get_rate(void)
+{
+    __asm__ volatile("");
+    return 7;
+}
+#endif
+
+TEST(prof, same_named_functions_stay_apart_in_pprof)
+{
+#if defined(GOC_HEAPPROF_SO)
+    const struct goc__heapprof_iface *(*get)(void);
+    *(void **)&get = heapprof_sym("goc_heapprof_iface");
+    const struct goc__heapprof_iface *hp = get();
+    ASSERT_EQ(get_rate(), 7);
+    /* Return addresses inside either get_rate. */
+    void *theirs = (char *)(uintptr_t)hp->get_rate + 1;
+    void *ours = (char *)(uintptr_t)get_rate + 1;
+    char name[128];
+    goc__symbolize(theirs, name, sizeof(name));
+    ASSERT_STR(name, "get_rate+0x1");
+    goc__symbolize(ours, name, sizeof(name));
+    ASSERT_STR(name, "get_rate+0x1");
+    struct tmp t;
+    tmp_init(&t);
+    const char *path = tmp_path(&t, "twins.prof");
+    struct goc__profile *p = goc__profile_new();
+    ASSERT(p != NULL);
+    goc__profile_sample_type(p, "samples", "count");
+    int64_t one = 1, two = 2;
+    goc__profile_sample(p, &theirs, 1, &one, 1, NULL, NULL);
+    goc__profile_sample(p, &ours, 1, &two, 1, NULL, NULL);
+    int fd = goc__prof_open(path);
+    ASSERT_GE(fd, 0);
+    ASSERT_OK(goc__prof_close(fd, goc__profile_write(p, fd)));
+    goc__profile_free(p);
+    if (!have_go()) {
+        tmp_done(&t);
+        skip("go is not installed");
+    }
+    char *out = pprof("-top", path);
+    fprintf(stderr, "%s\n", out);
+    /* Two functions, flat 2 and 1, not one with 3: the one met second is
+     * shown with its module and offset. */
+    const char *first = top_line(out, "get_rate@runner+0x");
+    ASSERT(first != NULL);
+    long flat;
+    ASSERT_EQ(sscanf(first, "%ld", &flat), 1);
+    ASSERT_EQ(flat, 2);
+    ASSERT(strstr(out, "get_rate\n") != NULL);
+    free(out);
+    tmp_done(&t);
+#else
+    skip("goc_heapprof is not built with the sanitizers");
+#endif
+}
+
+/* ---- stack walks under a seccomp filter ------------------------------- */
+
+/* Make process_vm_readv fail with EPERM in this process and its children,
+ * as a container's seccomp profile may; with probe_too, also
+ * rt_sigprocmask with an invalid `how` (the walk's second way). */
+static void forbid_process_vm_readv_probe(bool probe_too)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_process_vm_readv, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_rt_sigprocmask, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                 offsetof(struct seccomp_data, args[0])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, probe_too ? 0xffffffffu : 0u, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    if (!probe_too) /* allow every rt_sigprocmask */
+        f[5] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JA, 1, 0, 0);
+    struct sock_fprog prog = { sizeof(f) / sizeof(f[0]), f };
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+        skip("no seccomp filters here");
+    char buf[16] = "abc", got[16];
+    struct iovec local = { got, 16 }, remote = { buf, 16 };
+    ASSERT_EQ(syscall(SYS_process_vm_readv, (long)getpid(), &local, 1L, &remote,
+                      1L, 0L),
+              -1);
+    ASSERT_EQ(errno, EPERM);
+}
+
+__attribute__((noinline)) static void prof_plain_outer(void)
+{
+    prof_busy_spin(300 * GOC_MILLISECOND);
+    __asm__ volatile("" ::: "memory");
+}
+
+static void *plain_spinner(void *arg)
+{
+    (void)arg;
+    prof_plain_outer();
+    return NULL;
+}
+
+static void forbid_process_vm_readv(void)
+{
+    forbid_process_vm_readv_probe(false);
+}
+
+TEST(prof, cpu_profile_walks_plain_threads_under_seccomp)
+{
+    forbid_process_vm_readv();
+    struct tmp t;
+    tmp_init(&t);
+    const char *path = tmp_path(&t, "seccomp.prof");
+    ASSERT_OK(goc_prof_cpu_start(path, 200));
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, plain_spinner, NULL));
+    ASSERT_OK(pthread_join(th, NULL));
+    ASSERT_OK(goc_prof_cpu_stop());
+    struct goc_prof_cpu_stats st;
+    ASSERT_OK(goc_prof_cpu_stats(&st));
+    ASSERT_EQ(st.walk, GOC_PROF_WALK_PROBED);
+    ASSERT_GE(st.samples, 5);
+    if (!have_go()) {
+        tmp_done(&t);
+        skip("go is not installed");
+    }
+    /* Not only the leaf: the spinner's caller is in the stacks. */
+    char *out = pprof("-traces", path);
+    ASSERT(strstr(out, "prof_busy_spin") != NULL);
+    ASSERT(strstr(out, "prof_plain_outer") != NULL);
+    free(out);
+    tmp_done(&t);
+}
+
+TEST(prof, heap_profile_has_stacks_under_seccomp)
+{
+#if defined(GOC_HEAPCHILD)
+    forbid_process_vm_readv();
+    check_heap_profiles(GOC_HEAPCHILD, GOC_HEAPPROF_SO);
+    check_heap_profiles(GOC_HEAPCHILD_STATIC, NULL);
+#else
+    skip("goc_heapprof is not built with the sanitizers");
+#endif
+}
+
+TEST_G(prof, cpu_profile_bounded_walk_keeps_goroutine_stacks)
+{
+    forbid_process_vm_readv_probe(true);
+    struct tmp t;
+    tmp_init(&t);
+    const char *path = tmp_path(&t, "bounded.prof");
+    ASSERT_OK(goc_prof_cpu_start(path, 200));
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, plain_spinner, NULL));
+    goc_wg wg = GOC_WG_INIT;
+    goc_wg_add(&wg, 1);
+    goc_go(spinner, &wg);
+    goc_wg_wait(&wg, NULL);
+    ASSERT_OK(pthread_join(th, NULL));
+    ASSERT_OK(goc_prof_cpu_stop());
+    struct goc_prof_cpu_stats st;
+    ASSERT_OK(goc_prof_cpu_stats(&st));
+    ASSERT_EQ(st.walk, GOC_PROF_WALK_BOUNDED);
+    ASSERT_GE(st.samples, 5);
+    if (!have_go()) {
+        tmp_done(&t);
+        skip("go is not installed");
+    }
+    /* Goroutine stacks are known, so walked whole. */
+    char *out = pprof("-traces", path);
+    ASSERT(strstr(out, "prof_busy_spin") != NULL);
+    ASSERT(strstr(out, " spinner\n") != NULL);
+    free(out);
     tmp_done(&t);
 }

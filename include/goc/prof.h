@@ -37,6 +37,25 @@ extern "C" {
 /** Deepest stack recorded in a sample; deeper stacks are truncated. */
 #define GOC_PROF_MAX_FRAMES        64
 
+/*
+ * How a stack walk reads frames outside a known stack range (a goroutine's
+ * stack is always known), as found out when a profile starts:
+ * FULL:    through process_vm_readv(2), which fails where a load would
+ *          fault;
+ * PROBED:  a seccomp filter forbids that: each frame is checked with
+ *          rt_sigprocmask(2) first (the same stacks, slower);
+ * BOUNDED: both are forbidden: frames are followed only within a known
+ *          stack range, so CPU samples of code not on a goroutine stack
+ *          keep only the interrupted function, and heap samples only
+ *          walk the calling thread's own stack (pthread_getattr_np).
+ */
+/** Stack walks read any frame safely. */
+#define GOC_PROF_WALK_FULL    0
+/** Stack walks check each frame with a second system call. */
+#define GOC_PROF_WALK_PROBED  1
+/** Stack walks stop at the edge of a known stack: stacks are cut short. */
+#define GOC_PROF_WALK_BOUNDED 2
+
 /**
  * struct goc_prof_cpu_opts - where and how goc_prof_cpu_start_opts()
  * profiles.
@@ -64,9 +83,13 @@ struct goc_prof_cpu_opts {
  *              the profile as the function "goc_prof_lost_samples".
  * @threads:    threads that have had a timer during the profile.
  * @unprofiled: threads seen but not profiled (no timer slot or the
- *              kernel refused one).
+ *              kernel refused one), each counted once; threads beyond
+ *              the table of 1024 that goc keeps count as the most seen
+ *              at once.
  * @running:    1 while a profile is started and not yet collected by
  *              goc_prof_cpu_stop().
+ * @walk:       GOC_PROF_WALK_FULL, or how a seccomp filter degraded the
+ *              stack walks (GOC_PROF_WALK_PROBED, GOC_PROF_WALK_BOUNDED).
  */
 struct goc_prof_cpu_stats {
     int64_t samples;
@@ -74,6 +97,7 @@ struct goc_prof_cpu_stats {
     int threads;
     int unprofiled;
     int running;
+    int walk;
 };
 
 /**
@@ -109,7 +133,9 @@ GOC_API int goc_prof_cpu_start_opts(const struct goc_prof_cpu_opts *opts);
  * Stops sampling (unless the duration already did), waits until every
  * sample taken is in the profile, writes the profile, and closes the file
  * if goc_prof_cpu_start() opened it. It returns only after all of this is
- * done. Afterwards a new profile may be started.
+ * done. Afterwards a new profile may be started. A stop called while
+ * another one is writing the profile waits until that one is done too
+ * (as Go's StopCPUProfile does) and returns the same result.
  *
  * Return: 0; -ESRCH if no profile was started (nothing changes); the
  * first -errno of write() or close() if the profile could not be written

@@ -13,12 +13,12 @@
  *
  * The handler walks frame pointers from the interrupted context (bounded
  * by the goroutine's own stack [stack_lo, g) when the thread runs one,
- * else read with the checked walk of fpwalk.h) into a slot of a
- * preallocated bounded MPMC ring (Vyukov's, one sequence word per slot):
- * no lock, no allocation, so it is async-signal-safe. When the ring is
- * full the sample is counted as dropped. The writer thread drains the
- * ring, aggregates identical (goroutine, stack) samples, and at the end
- * writes the pprof profile.
+ * else read with the checked walk of fpwalk.h, probed at each start) into
+ * a slot of a preallocated bounded MPMC ring (Vyukov's, one sequence word
+ * per slot): no lock, no allocation, so it is async-signal-safe. When
+ * the ring is full the sample is counted as dropped. The writer thread
+ * drains the ring, aggregates identical (goroutine, stack) samples, and
+ * at the end writes the pprof profile.
  */
 #include "prof.h"
 #include "fpwalk.h"
@@ -27,6 +27,7 @@
 #include "goc/time.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,8 +36,9 @@
 #include <time.h>
 #include <ucontext.h>
 
-#define RING_SLOTS  2048 /* a power of two */
-#define MAX_THREADS 512
+#define RING_SLOTS  2048              /* a power of two */
+#define MAX_THREADS 512               /* threads with a timer at once */
+#define MAX_TRACKED (2 * MAX_THREADS) /* those and threads without one */
 #define TICK_NS     (50 * GOC_MILLISECOND)
 
 #ifndef sigev_notify_thread_id
@@ -66,11 +68,15 @@ struct agg {
 enum { IDLE, RUNNING, STOPPING };
 
 static struct {
-    pthread_mutex_t mu; /* start, stop and state */
+    pthread_mutex_t mu;     /* start, stop and state */
+    pthread_cond_t stopped; /* STOPPING -> IDLE, for concurrent stoppers */
     int state;
+    unsigned stops;  /* profiles collected so far */
+    int last_result; /* what the stop of the last one returned */
     /* Shared with the handler. */
     _Atomic int active;
     _Atomic int inflight;
+    _Atomic int walk;  /* GOC__WALK_*, probed at start */
     struct slot *ring; /* mapped once, kept for the process's lifetime */
     _Atomic uint64_t enq;
     uint64_t deq;
@@ -87,20 +93,26 @@ static struct {
     pthread_mutex_t wmu;
     pthread_cond_t wcv;
     bool stop_req;
-    /* Threads with a timer (writer, or start before the writer runs). */
+    /* Threads seen, with a timer or counted unprofiled (writer, or start
+     * before the writer runs). A thread is its tid and its start time, so
+     * a reused tid is a new thread. */
     struct {
         pid_t tid;
-        timer_t timer;
+        bool timed;
         unsigned seen;
-    } threads[MAX_THREADS];
-    int nthreads;
+        uint64_t start;
+        timer_t timer;
+    } threads[MAX_TRACKED];
+    int nthreads, ntimers;
+    int failed, excess; /* unprofiled tracked; most untracked in a scan */
     _Atomic int threads_total, unprofiled;
     unsigned scan_gen;
     /* Aggregated samples (writer). */
     struct agg *aggs;
     size_t naggs, capaggs;
     struct goc__u64map aggmap;
-} cpu = { .mu = PTHREAD_MUTEX_INITIALIZER };
+} cpu = { .mu = PTHREAD_MUTEX_INITIALIZER,
+          .stopped = PTHREAD_COND_INITIALIZER };
 
 /* ---- the signal handler ------------------------------------------------- */
 
@@ -148,8 +160,9 @@ GOC__PROF_NOSAN static void capture(struct rec *r, const void *ucv)
         hi = (uintptr_t)g;
         r->goid = g->id;
     }
+    int mode = atomic_load_explicit(&cpu.walk, memory_order_relaxed);
     r->npc = 1 + (uint32_t)goc__fp_walk(r->pcs + 1, GOC_PROF_MAX_FRAMES - 1, fp,
-                                        lo, hi);
+                                        lo, hi, mode);
 }
 
 GOC__PROF_NOSAN static void record(const siginfo_t *si, const void *ucv)
@@ -235,12 +248,9 @@ static clockid_t thread_clock(pid_t tid)
     return (clockid_t)((~(unsigned)tid << 3) | 6u);
 }
 
-static int add_timer(pid_t tid)
+/* A timer sending SIGPROF to thread tid; 0 or -errno. */
+static int make_timer(pid_t tid, timer_t *out)
 {
-    if (cpu.nthreads == MAX_THREADS) {
-        atomic_fetch_add(&cpu.unprofiled, 1);
-        return -EAGAIN;
-    }
     struct sigevent sev = { .sigev_notify = SIGEV_THREAD_ID,
                             .sigev_signo = SIGPROF };
     sev.sigev_notify_thread_id = tid;
@@ -259,12 +269,47 @@ static int add_timer(pid_t tid)
         timer_delete(t);
         return err;
     }
-    cpu.threads[cpu.nthreads].tid = tid;
-    cpu.threads[cpu.nthreads].timer = t;
-    cpu.threads[cpu.nthreads].seen = cpu.scan_gen;
-    cpu.nthreads++;
-    atomic_fetch_add(&cpu.threads_total, 1);
+    *out = t;
     return 0;
+}
+
+/*
+ * Track a thread not seen before (there is room in the table): with a
+ * timer if there is room and the kernel gives one, else counted
+ * unprofiled, once. 0, or the timer's error (-EAGAIN when MAX_THREADS
+ * have one).
+ */
+static int add_thread(pid_t tid, uint64_t start)
+{
+    int err = -EAGAIN;
+    timer_t t = 0;
+    if (cpu.ntimers < MAX_THREADS)
+        err = make_timer(tid, &t);
+    /* The thread exited since it was listed: nothing to track. */
+    if (err == -EINVAL || err == -ESRCH)
+        return err;
+    cpu.threads[cpu.nthreads].tid = tid;
+    cpu.threads[cpu.nthreads].start = start;
+    cpu.threads[cpu.nthreads].seen = cpu.scan_gen;
+    cpu.threads[cpu.nthreads].timed = !err;
+    if (!err) {
+        cpu.threads[cpu.nthreads].timer = t;
+        cpu.ntimers++;
+        atomic_fetch_add(&cpu.threads_total, 1);
+    } else {
+        cpu.failed++;
+    }
+    cpu.nthreads++;
+    return err;
+}
+
+static void drop_thread(int i)
+{
+    if (cpu.threads[i].timed) {
+        timer_delete(cpu.threads[i].timer);
+        cpu.ntimers--;
+    }
+    cpu.threads[i] = cpu.threads[--cpu.nthreads];
 }
 
 static int find_thread(pid_t tid)
@@ -279,13 +324,36 @@ static int find_thread(pid_t tid)
 static void sweep_threads(void)
 {
     for (int i = 0; i < cpu.nthreads;) {
-        if (cpu.threads[i].seen == cpu.scan_gen) {
+        if (cpu.threads[i].seen == cpu.scan_gen)
             i++;
-            continue;
-        }
-        timer_delete(cpu.threads[i].timer);
-        cpu.threads[i] = cpu.threads[--cpu.nthreads];
+        else
+            drop_thread(i);
     }
+}
+
+/* The start time of thread tid (field 22 of its stat, in clock ticks since
+ * boot), which tells a reused tid from the thread that had it; false if
+ * the thread is gone. */
+static bool thread_start(int taskfd, const char *tid, uint64_t *start)
+{
+    char path[32], buf[512];
+    snprintf(path, sizeof(path), "%s/stat", tid);
+    int fd = openat(taskfd, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    /* The name (field 2) may hold anything: fields follow its last ')'. */
+    char *at = strrchr(buf, ')');
+    for (int field = 2; at && field < 22; field++)
+        at = strchr(at + 1, ' ');
+    if (!at)
+        return false;
+    *start = strtoull(at + 1, NULL, 10);
+    return true;
 }
 
 /*
@@ -298,40 +366,55 @@ static int scan_threads(void)
     if (!dir)
         return -errno;
     pid_t self = gettid();
-    int self_err = 0;
+    int self_err = 0, untracked = 0;
     cpu.scan_gen++;
     struct dirent *e;
     while ((e = readdir(dir))) {
         pid_t tid = (pid_t)atoi(e->d_name);
-        if (tid <= 0 || tid == cpu.writer_tid)
+        uint64_t start;
+        if (tid <= 0 || tid == cpu.writer_tid ||
+            !thread_start(dirfd(dir), e->d_name, &start))
             continue;
         int i = find_thread(tid);
+        if (i >= 0 && cpu.threads[i].start != start) {
+            drop_thread(i); /* the tid's thread ended; this is a new one */
+            i = -1;
+        }
         if (i >= 0) {
             cpu.threads[i].seen = cpu.scan_gen;
             continue;
         }
-        int err = add_timer(tid);
+        int err = -EAGAIN;
+        if (cpu.nthreads < MAX_TRACKED)
+            err = add_thread(tid, start);
+        else
+            untracked++;
         if (err && tid == self)
             self_err = err;
-        else if (err && err != -EAGAIN && err != -EINVAL)
-            atomic_fetch_add(&cpu.unprofiled, 1);
     }
     closedir(dir);
     sweep_threads();
+    /* Threads beyond the table cannot be told apart from one scan to the
+     * next: the most seen at once is counted. */
+    if (untracked > cpu.excess)
+        cpu.excess = untracked;
+    atomic_store(&cpu.unprofiled, cpu.failed + cpu.excess);
     return self_err;
 }
 
 static void delete_timers(void)
 {
     for (int i = 0; i < cpu.nthreads; i++)
-        timer_delete(cpu.threads[i].timer);
-    cpu.nthreads = 0;
+        if (cpu.threads[i].timed)
+            timer_delete(cpu.threads[i].timer);
+    cpu.nthreads = cpu.ntimers = 0;
 }
 
 /* ---- the writer ------------------------------------------------------------
  */
 
-static void aggregate(const struct rec *r)
+/* Add r to the aggregated samples; false if it was dropped (no memory). */
+static bool aggregate(const struct rec *r)
 {
     uint64_t h = goc__hash64(r->pcs, r->npc * sizeof(void *));
     h = (h ^ (uint64_t)r->goid * 0x9e3779b97f4a7c15ull) | 1;
@@ -341,7 +424,7 @@ static void aggregate(const struct rec *r)
         if (a->r.goid == r->goid && a->r.npc == r->npc &&
             memcmp(a->r.pcs, r->pcs, r->npc * sizeof(void *)) == 0) {
             a->count += r->weight;
-            return;
+            return true;
         }
     }
     if (cpu.naggs == cpu.capaggs) {
@@ -349,7 +432,7 @@ static void aggregate(const struct rec *r)
         struct agg *a = realloc(cpu.aggs, cap * sizeof(*a));
         if (!a) {
             atomic_fetch_add(&cpu.dropped, r->weight);
-            return;
+            return false;
         }
         cpu.aggs = a;
         cpu.capaggs = cap;
@@ -361,6 +444,7 @@ static void aggregate(const struct rec *r)
     /* On a collision the new stack is kept apart, unindexed. */
     if (!at)
         goc__u64map_put(&cpu.aggmap, h, (uint32_t)cpu.naggs);
+    return true;
 }
 
 static void drain(void)
@@ -371,10 +455,9 @@ static void drain(void)
         uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
         if (seq != cpu.deq + 1)
             return;
-        if (s->r.npc > 0) {
-            aggregate(&s->r);
+        /* A sample is either in the profile or dropped, never both. */
+        if (s->r.npc > 0 && aggregate(&s->r))
             atomic_fetch_add(&cpu.samples, s->r.weight);
-        }
         /* Frees the slot for the lap after next (handler's acquire). */
         atomic_store_explicit(&s->seq, cpu.deq + RING_SLOTS,
                               memory_order_release);
@@ -516,6 +599,9 @@ static int start_locked(const struct goc_prof_cpu_opts *o)
     atomic_store(&cpu.samples, 0);
     atomic_store(&cpu.threads_total, 0);
     atomic_store(&cpu.unprofiled, 0);
+    cpu.failed = cpu.excess = 0;
+    /* A seccomp filter may have come since the last profile. */
+    atomic_store(&cpu.walk, goc__fp_probe());
     atomic_store(&cpu.active, 1);
     cpu.writer_tid = 0;
     err = scan_threads();
@@ -556,9 +642,32 @@ int goc_prof_cpu_start(const char *path, int hz)
     return goc_prof_cpu_start_opts(&o);
 }
 
+/* A stop that finds another one writing the profile waits for it, as Go's
+ * StopCPUProfile does, and returns what the first one returns. */
+static int wait_for_stopper(void)
+{
+    unsigned stops = cpu.stops;
+    bool section = false;
+    if (goc__g_current()) {
+        /* The first stopper may take long: let this P run others. */
+        pthread_mutex_unlock(&cpu.mu);
+        section = goc_blocking_enter() == 0;
+        pthread_mutex_lock(&cpu.mu);
+    }
+    while (cpu.stops == stops)
+        pthread_cond_wait(&cpu.stopped, &cpu.mu);
+    int err = cpu.last_result;
+    pthread_mutex_unlock(&cpu.mu);
+    if (section)
+        goc_blocking_exit();
+    return err;
+}
+
 int goc_prof_cpu_stop(void)
 {
     pthread_mutex_lock(&cpu.mu);
+    if (cpu.state == STOPPING)
+        return wait_for_stopper();
     bool running = cpu.state == RUNNING;
     if (running) {
         cpu.state = STOPPING;
@@ -580,6 +689,9 @@ int goc_prof_cpu_stop(void)
     pthread_cond_destroy(&cpu.wcv);
     pthread_mutex_destroy(&cpu.wmu);
     cpu.state = IDLE;
+    cpu.last_result = err;
+    cpu.stops++;
+    pthread_cond_broadcast(&cpu.stopped);
     pthread_mutex_unlock(&cpu.mu);
     return err;
 }
@@ -592,6 +704,7 @@ int goc_prof_cpu_stats(struct goc_prof_cpu_stats *st)
     st->dropped = atomic_load(&cpu.dropped);
     st->threads = atomic_load(&cpu.threads_total);
     st->unprofiled = atomic_load(&cpu.unprofiled);
+    st->walk = atomic_load(&cpu.walk);
     pthread_mutex_lock(&cpu.mu);
     st->running = cpu.state != IDLE;
     pthread_mutex_unlock(&cpu.mu);

@@ -24,7 +24,7 @@ static const struct goc__heapprof_iface *iface(void)
     if (!get)
         *(void **)&get = dlsym(RTLD_DEFAULT, "goc_heapprof_iface");
     hp = get ? get() : NULL;
-    if (hp && hp->version != 1)
+    if (hp && hp->version != 1 && hp->version != 2)
         hp = NULL;
     atomic_store(&found, hp);
     return hp;
@@ -120,7 +120,8 @@ static int collect(const struct goc__heapprof_iface *hp,
 static int write_proto(int fd,
                        const struct goc__stacks *set,
                        int64_t rate,
-                       uint64_t dropped)
+                       uint64_t dropped,
+                       const char *note)
 {
     struct goc__profile *p = goc__profile_new();
     if (!p)
@@ -137,9 +138,9 @@ static int write_proto(int fd,
         scale(s->v[2], s->v[3], rate, v + 2);
         goc__profile_sample(p, s->pcs, s->npc, v, 4, NULL, NULL);
     }
-    char text[96];
-    snprintf(text, sizeof(text), "goc: %llu sampled allocations dropped",
-             (unsigned long long)dropped);
+    char text[160];
+    snprintf(text, sizeof(text), "goc: %llu sampled allocations dropped%s",
+             (unsigned long long)dropped, note);
     goc__profile_comment(p, text);
     int err = goc__profile_write(p, fd);
     goc__profile_free(p);
@@ -149,7 +150,8 @@ static int write_proto(int fd,
 static int write_text(int fd,
                       struct goc__stacks *set,
                       int64_t rate,
-                      uint64_t dropped)
+                      uint64_t dropped,
+                      const char *note)
 {
     int64_t t[4] = { 0 };
     for (size_t i = 0; i < set->n; i++)
@@ -166,11 +168,24 @@ static int write_text(int fd,
                        (long long)v[3], (long long)v[0], (long long)v[1]);
         goc__prof_text_stack(&out, set->s[i].pcs, set->s[i].npc);
     }
-    goc__pb_printf(&out, "# goc: rate %lld, %llu sampled allocations dropped\n",
-                   (long long)rate, (unsigned long long)dropped);
+    goc__pb_printf(&out,
+                   "# goc: rate %lld, %llu sampled allocations dropped%s\n",
+                   (long long)rate, (unsigned long long)dropped, note);
     int err = out.oom ? -ENOMEM : goc__prof_write_all(fd, out.buf, out.len);
     goc__pb_free(&out);
     return err;
+}
+
+/* How the stack walks were degraded, for the profile's comment. */
+static const char *walk_note(const struct goc__heapprof_iface *hp)
+{
+    int walk = hp->version >= 2 ? hp->walk() : GOC_PROF_WALK_FULL;
+    if (walk == GOC_PROF_WALK_PROBED)
+        return ", stack walks probed (process_vm_readv forbidden)";
+    if (walk == GOC_PROF_WALK_BOUNDED)
+        return ", stack walks bounded to thread stacks (process_vm_readv and "
+               "rt_sigprocmask forbidden)";
+    return "";
 }
 
 int goc_prof_write_heap(int fd, int debug)
@@ -185,8 +200,8 @@ int goc_prof_write_heap(int fd, int debug)
     uint64_t dropped = hp->dropped();
     int err = collect(hp, &set);
     if (!err)
-        err = debug == 0 ? write_proto(fd, &set, rate, dropped)
-                         : write_text(fd, &set, rate, dropped);
+        err = debug == 0 ? write_proto(fd, &set, rate, dropped, walk_note(hp))
+                         : write_text(fd, &set, rate, dropped, walk_note(hp));
     int n = (int)set.n;
     goc__stacks_free(&set);
     return err < 0 ? err : n;

@@ -27,7 +27,9 @@
 #include "prof.h"
 #include "fpwalk.h"
 
+#include <gnu/libc-version.h>
 #include <malloc.h> /* memalign, pvalloc */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,11 +68,13 @@ static struct live_slot *live;
 static _Atomic int64_t rate;       /* 0: off (and until the tables exist) */
 static _Atomic int64_t live_count; /* sampled allocations not yet freed */
 static _Atomic uint64_t dropped;
+static _Atomic int walk_mode; /* GOC__WALK_*, probed at load */
 
 #define TLS __thread __attribute__((tls_model("initial-exec")))
 static TLS int64_t tl_left; /* bytes until this thread's next sample */
 static TLS uint64_t tl_rand;
 static TLS int tl_busy;
+static TLS uintptr_t tl_stack_lo, tl_stack_hi; /* hi 1: not known */
 
 /* ---- sampling --------------------------------------------------------------
  */
@@ -212,6 +216,30 @@ static bool track(void *p, size_t n, int stack)
     return false;
 }
 
+/*
+ * The top of the calling thread's own stack if fp lies in it, else 0 (a
+ * goroutine's stack, say): the bound of a walk that may not read outside
+ * a known stack. Found once per thread, here and not in a signal handler
+ * (pthread_getattr_np may allocate: tl_busy keeps that out of sample()).
+ */
+static uintptr_t thread_stack_hi(uintptr_t fp)
+{
+    if (!tl_stack_hi) {
+        pthread_attr_t a;
+        void *addr;
+        size_t size;
+        tl_stack_hi = 1;
+        if (pthread_getattr_np(pthread_self(), &a) == 0) {
+            if (pthread_attr_getstack(&a, &addr, &size) == 0) {
+                tl_stack_lo = (uintptr_t)addr;
+                tl_stack_hi = (uintptr_t)addr + size;
+            }
+            pthread_attr_destroy(&a);
+        }
+    }
+    return fp >= tl_stack_lo && fp < tl_stack_hi ? tl_stack_hi : 0;
+}
+
 /* The slow path: seed the thread, or record the allocation. Never
  * inlined, so that its frame and the hook's are there to skip. */
 __attribute__((noinline)) static void sample(void *p, size_t n)
@@ -228,8 +256,11 @@ __attribute__((noinline)) static void sample(void *p, size_t n)
         return;
     }
     void *pcs[GOC__HEAPPROF_FRAMES + 1];
-    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
-    int npc = goc__fp_walk(pcs, GOC__HEAPPROF_FRAMES + 1, fp, fp, 0);
+    uintptr_t fp = (uintptr_t)__builtin_frame_address(0), hi = 0;
+    int mode = atomic_load_explicit(&walk_mode, memory_order_relaxed);
+    if (mode == GOC__WALK_BOUNDED)
+        hi = thread_stack_hi(fp);
+    int npc = goc__fp_walk(pcs, GOC__HEAPPROF_FRAMES + 1, fp, fp, hi, mode);
     /* pcs[0] returns into the hook: the program's frames follow it. */
     int stack = npc > 1 ? stack_slot(pcs + 1, npc - 1) : -1;
     if (stack >= 0 && track(p, n, stack)) {
@@ -302,9 +333,13 @@ GOC_API void *memalign(size_t align, size_t n)
     return p;
 }
 
+/* glibc 2.38 made aligned_alloc refuse alignments that are not a power of
+ * two (0 included), as C17 asks; before, it was memalign. Set at load. */
+static bool strict_aligned_alloc;
+
 GOC_API void *aligned_alloc(size_t align, size_t n)
 {
-    if (align == 0 || (align & (align - 1))) {
+    if (strict_aligned_alloc && (align == 0 || (align & (align - 1)))) {
         errno = EINVAL;
         return NULL;
     }
@@ -313,7 +348,9 @@ GOC_API void *aligned_alloc(size_t align, size_t n)
 
 GOC_API int posix_memalign(void **out, size_t align, size_t n)
 {
-    if (align % sizeof(void *) || (align & (align - 1)))
+    /* glibc's test: a power-of-two multiple of sizeof(void *), not 0. */
+    if (align == 0 || align % sizeof(void *) ||
+        ((align / sizeof(void *)) & (align / sizeof(void *) - 1)))
         return EINVAL;
     int saved = errno;
     void *p = memalign(align, n);
@@ -386,8 +423,14 @@ static uint64_t get_dropped(void)
     return atomic_load(&dropped);
 }
 
+static int get_walk(void)
+{
+    return atomic_load(&walk_mode);
+}
+
 static const struct goc__heapprof_iface the_iface = {
-    .version = 1,
+    .version = 2,
+    .walk = get_walk,
     .get_rate = get_rate,
     .set_rate = set_rate,
     .records = records,
@@ -402,6 +445,12 @@ const struct goc__heapprof_iface *goc_heapprof_iface(void)
 /* Tables first, then the rate: until then no hook samples. */
 __attribute__((constructor)) static void heapprof_init(void)
 {
+    /* "2.36": a static string, no allocation. */
+    const char *ver = gnu_get_libc_version();
+    char *dot;
+    long major = strtol(ver, &dot, 10);
+    long minor = *dot == '.' ? strtol(dot + 1, NULL, 10) : 0;
+    strict_aligned_alloc = major > 2 || (major == 2 && minor >= 38);
     void *s = mmap(NULL, sizeof(struct stack_slot) * STACK_SLOTS,
                    PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -412,6 +461,7 @@ __attribute__((constructor)) static void heapprof_init(void)
         return; /* heap profiling stays off; malloc still works */
     stacks = s;
     live = l;
+    atomic_store(&walk_mode, goc__fp_probe());
     int64_t r = GOC_PROF_DEFAULT_HEAP_RATE;
     const char *env = getenv("GOC_HEAPPROF_RATE");
     if (env && *env) {

@@ -120,13 +120,15 @@ struct goc__heap_record {
 };
 
 struct goc__heapprof_iface {
-    int version; /* 1 */
+    int version; /* 1; 2 adds walk */
     int64_t (*get_rate)(void);
     void (*set_rate)(int64_t bytes);
     /* Copy out up to max records; the number there are in all. */
     int (*records)(struct goc__heap_record *out, int max);
     /* Sampled allocations that found no room in the tables. */
     uint64_t (*dropped)(void);
+    /* How its stack walks read frames: GOC_PROF_WALK_*. */
+    int (*walk)(void);
 };
 
 /* Defined by libgoc_heapprof; looked up by libgoc. */

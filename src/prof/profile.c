@@ -70,13 +70,23 @@ struct mapping {
     int64_t file; /* string index */
 };
 
+/* What tells functions apart: same-named static functions of different
+ * files (or modules) have different start addresses. */
+struct fkey {
+    int64_t name; /* string index */
+    uintptr_t start;
+};
+
 struct goc__profile {
     struct goc__pb pb;
     char **strs;
     size_t nstr, capstr;
     struct goc__u64map strmap; /* hash of a string -> index + 1 */
     struct goc__u64map locs;   /* address -> location id */
-    struct goc__u64map funcs;  /* name's string index -> function id */
+    struct goc__u64map funcs;  /* hash of (name, start) -> function id */
+    struct goc__u64map names;  /* name's string index + 1 -> functions */
+    struct fkey *fkeys;        /* by function id - 1 */
+    size_t capfkeys;
     uint32_t nloc, nfunc;
     struct mapping maps[MAX_MAPPINGS];
     int nmaps;
@@ -189,6 +199,8 @@ void goc__profile_free(struct goc__profile *p)
     goc__u64map_free(&p->strmap);
     goc__u64map_free(&p->locs);
     goc__u64map_free(&p->funcs);
+    goc__u64map_free(&p->names);
+    free(p->fkeys);
     free(p);
 }
 
@@ -242,20 +254,25 @@ const char *goc__prof_pseudo_name(const void *pc)
     return pc == GOC__PC_LOST ? "goc_prof_lost_samples" : "goc_prof_unknown";
 }
 
-/* Function name (no offset) and module of the code at a return address. */
-static void name_of(const void *pc, char *name, size_t n, char *mod, size_t mn)
+/* Function name (no offset), start address and module of the code at a
+ * return address. The start is pc itself where no symbol is known. */
+static uintptr_t name_of(
+    const void *pc, char *name, size_t n, char *mod, size_t mn)
 {
     goc__symbolize(pc, name, n);
     char *plus = strstr(name, "+0x");
     char *paren = strstr(name, " (");
-    if (plus)
+    uintptr_t start = (uintptr_t)pc;
+    if (plus) {
+        start -= (uintptr_t)strtoull(plus + 3, NULL, 16);
         *plus = '\0';
-    else if (paren && name[0] == '0' && name[1] == 'x')
+    } else if (paren && name[0] == '0' && name[1] == 'x') {
         *paren = '\0';
+    }
     Dl_info info;
     mod[0] = '\0';
     if (!dladdr((const char *)pc - 1, &info) || !info.dli_fname)
-        return;
+        return start;
     /* The main program may be named relative to the start directory. */
     ssize_t len = -1;
     if (info.dli_fname[0] != '/')
@@ -264,32 +281,22 @@ static void name_of(const void *pc, char *name, size_t n, char *mod, size_t mn)
         mod[len] = '\0';
     else
         snprintf(mod, mn, "%s", info.dli_fname);
+    return start;
 }
 
-static uint32_t function_id(struct goc__profile *p, const void *pc)
+/* Remember the key of function id; false if no memory. */
+static bool fkey_add(struct goc__profile *p, uint32_t id, struct fkey k)
 {
-    char name[256], mod[256];
-    if ((uintptr_t)pc < 4096) {
-        snprintf(name, sizeof(name), "%s", goc__prof_pseudo_name(pc));
-        mod[0] = '\0';
-    } else {
-        name_of(pc, name, sizeof(name), mod, sizeof(mod));
+    if (id > p->capfkeys) {
+        size_t cap = p->capfkeys ? p->capfkeys * 2 : 256;
+        struct fkey *f = realloc(p->fkeys, cap * sizeof(*f));
+        if (!f)
+            return false;
+        p->fkeys = f;
+        p->capfkeys = cap;
     }
-    int64_t sname = goc__profile_str(p, name);
-    uint32_t id = goc__u64map_get(&p->funcs, (uint64_t)sname);
-    if (id)
-        return id;
-    id = ++p->nfunc;
-    int64_t smod = goc__profile_str(p, mod);
-    if (!goc__u64map_put(&p->funcs, (uint64_t)sname, id))
-        p->oom = true;
-    size_t mark = goc__pb_start(&p->pb);
-    goc__pb_uint(&p->pb, FUNCTION_ID, id);
-    goc__pb_uint(&p->pb, FUNCTION_NAME, (uint64_t)sname);
-    goc__pb_uint(&p->pb, FUNCTION_SYSTEM_NAME, (uint64_t)sname);
-    goc__pb_uint_opt(&p->pb, FUNCTION_FILENAME, (uint64_t)smod);
-    goc__pb_end(&p->pb, PROFILE_FUNCTION, mark);
-    return id;
+    p->fkeys[id - 1] = k;
+    return true;
 }
 
 static uint64_t mapping_of(struct goc__profile *p, uintptr_t addr)
@@ -298,6 +305,65 @@ static uint64_t mapping_of(struct goc__profile *p, uintptr_t addr)
         if (addr >= p->maps[i].start && addr < p->maps[i].limit)
             return (uint64_t)i + 1;
     return 0;
+}
+
+/*
+ * The name pprof shows for a new function k: its own, unless a function
+ * met before has it too (static functions of different files): then
+ * "name@module+0xoffset", since pprof merges functions by name in most
+ * views. The plain name stays the function's system name.
+ */
+static int64_t shown_name(struct goc__profile *p,
+                          struct fkey k,
+                          const char *name,
+                          const char *mod)
+{
+    uint64_t key = (uint64_t)k.name + 1;
+    uint32_t seen = goc__u64map_get(&p->names, key);
+    if (!goc__u64map_put(&p->names, key, seen + 1))
+        p->oom = true;
+    if (!seen)
+        return k.name;
+    uintptr_t base = 0;
+    uint64_t m = mapping_of(p, k.start);
+    if (m)
+        base = p->maps[m - 1].start - p->maps[m - 1].offset;
+    const char *file = strrchr(mod, '/');
+    char buf[600];
+    snprintf(buf, sizeof(buf), "%s@%s+0x%lx", name, file ? file + 1 : mod,
+             (unsigned long)(k.start - base));
+    return goc__profile_str(p, buf);
+}
+
+static uint32_t function_id(struct goc__profile *p, const void *pc)
+{
+    char name[256], mod[256];
+    struct fkey k = { 0, (uintptr_t)pc };
+    if ((uintptr_t)pc < 4096) {
+        snprintf(name, sizeof(name), "%s", goc__prof_pseudo_name(pc));
+        mod[0] = '\0';
+    } else {
+        k.start = name_of(pc, name, sizeof(name), mod, sizeof(mod));
+    }
+    k.name = goc__profile_str(p, name);
+    uint64_t h = goc__hash64(&k, sizeof(k)) | 1;
+    uint32_t id = goc__u64map_get(&p->funcs, h);
+    if (id && p->fkeys[id - 1].name == k.name &&
+        p->fkeys[id - 1].start == k.start)
+        return id;
+    bool indexed = id == 0; /* after a hash collision: a new, unindexed id */
+    id = ++p->nfunc;
+    int64_t smod = goc__profile_str(p, mod);
+    if (!fkey_add(p, id, k) || (indexed && !goc__u64map_put(&p->funcs, h, id)))
+        p->oom = true;
+    int64_t shown = shown_name(p, k, name, mod);
+    size_t mark = goc__pb_start(&p->pb);
+    goc__pb_uint(&p->pb, FUNCTION_ID, id);
+    goc__pb_uint(&p->pb, FUNCTION_NAME, (uint64_t)shown);
+    goc__pb_uint(&p->pb, FUNCTION_SYSTEM_NAME, (uint64_t)k.name);
+    goc__pb_uint_opt(&p->pb, FUNCTION_FILENAME, (uint64_t)smod);
+    goc__pb_end(&p->pb, PROFILE_FUNCTION, mark);
+    return id;
 }
 
 static uint32_t location_id(struct goc__profile *p, void *pc)
