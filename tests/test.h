@@ -94,10 +94,6 @@ void test_cancel_after(goc_ctx *ctx, int64_t ns);
 /* True when built with a sanitizer or run under valgrind. */
 int test_instrumented(void);
 
-/* True if mincore() reports a touched page as resident (qemu-user's
- * emulation does not). */
-int test_mincore_works(void);
-
 #define X(area, name, label) TEST(area, name);
 #include "list.h"
 #undef X

@@ -1188,8 +1188,7 @@ TEST_G(metrics, runtime_statistics_exported)
     ASSERT_OK(goc_metrics_register_runtime(
         r, GOC_STATS_STACK_RESIDENT | GOC_STATS_SCHED, &c));
     t = text_of(r);
-    ASSERT_GE(sample_value(t, "goc_stack_resident_bytes"),
-              test_mincore_works() ? 1 : 0);
+    ASSERT_GT(sample_value(t, "goc_stack_resident_bytes"), 0);
     ASSERT(!strstr(t, "process_resident_memory_bytes"));
     free(t);
     ASSERT_OK(goc_collector_remove(c));

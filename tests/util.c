@@ -7,7 +7,6 @@
 
 #include <pthread.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -109,18 +108,4 @@ void test_expect_exit(void (*fn)(void), int want_status, const char *want_text)
     ASSERT_EQ(WEXITSTATUS(status), want_status);
     if (!strstr(buf, want_text))
         ASSERT_FAIL("child output lacks \"%s\"", want_text);
-}
-
-int test_mincore_works(void)
-{
-    long page = sysconf(_SC_PAGESIZE);
-    unsigned char vec = 0;
-    char *m = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED)
-        return 0;
-    m[0] = 1;
-    int ok = mincore(m, (size_t)page, &vec) == 0 && (vec & 1);
-    munmap(m, (size_t)page);
-    return ok;
 }

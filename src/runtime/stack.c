@@ -421,21 +421,38 @@ int64_t goc__stack_mapped_count(void)
     return atomic_load(&mapped_stacks);
 }
 
-/* Pages of [base, base + len) in RAM, asking mincore() a chunk at a time
- * so the vector stays small whatever the slab's size. */
-static uint64_t resident_pages(char *base, size_t len)
+/* Pages of [base, base + len) in RAM, or -1 if mincore() refuses the
+ * range. Asked a chunk at a time so the vector stays small. */
+static int64_t resident_range(char *base, size_t len)
 {
     unsigned char vec[4096];
-    uint64_t n = 0;
+    int64_t n = 0;
     size_t chunk = sizeof(vec) * page_size;
     for (size_t off = 0; off < len; off += chunk) {
         size_t part = len - off < chunk ? len - off : chunk;
         if (mincore(base + off, part, vec) != 0)
-            break;
+            return -1;
         for (size_t i = 0; i < (part + page_size - 1) / page_size; i++)
             n += vec[i] & 1;
     }
     return n;
+}
+
+/* Pages of a slab in RAM. Some systems (qemu-user) refuse mincore() over
+ * a range with PROT_NONE guard pages: then each stack is asked above its
+ * guard page. */
+static uint64_t resident_pages(const struct slab *s)
+{
+    int64_t n = resident_range(s->base, s->count * s->size);
+    if (n >= 0)
+        return (uint64_t)n;
+    uint64_t pages = 0;
+    for (size_t i = 0; i < s->count; i++) {
+        n = resident_range(s->base + i * s->size + page_size,
+                           s->size - page_size);
+        pages += n > 0 ? (uint64_t)n : 0;
+    }
+    return pages;
 }
 
 uint64_t goc__stack_reserved(uint64_t *resident)
@@ -444,7 +461,7 @@ uint64_t goc__stack_reserved(uint64_t *resident)
     for (struct slab *s = atomic_load(&slabs); s; s = s->next) {
         bytes += (uint64_t)s->count * s->size;
         if (resident)
-            pages += resident_pages(s->base, s->count * s->size);
+            pages += resident_pages(s);
     }
     if (resident)
         *resident = pages * page_size;
