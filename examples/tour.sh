@@ -25,7 +25,7 @@ examples=(
     "retry|5.1 Retry with exponential backoff, keeping the last error (RetryExample)"
     "concurrent_errors|5.1 Errors from many goroutines, joined (ConcurrentErrorExample)"
     "recovery|5.2 Panics recorded, cleanups run, work goes on (RecoveryExample)"
-    "monitoring|6.1 Counters, a gauge and a histogram scraped from /metrics (MonitoringExample)"
+    "monitoring|6.1 Task metrics and the runtime's statistics scraped from /metrics (MonitoringExample)"
     "profiling|6.2 CPU, heap and goroutine profiles in pprof format (ProfilingExample)"
 )
 
