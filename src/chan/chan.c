@@ -323,6 +323,19 @@ bool goc__ring_ready(struct goc_chan *c, bool send)
 }
 
 /*
+ * The close sets the mark under c->lock and releases the lock last
+ * (waking its waiters touches only their own records), so taking the
+ * lock once orders our return after the close's last touch of c: a
+ * receiver that sees the close may free the channel (Go's idiom of a
+ * close that says "done"), as with unbuffered channels.
+ */
+void goc__ring_closed_sync(struct goc_chan *c)
+{
+    goc__lock_acquire(&c->lock);
+    goc__lock_release(&c->lock);
+}
+
+/*
  * After a completed ring operation (its seq_cst CAS is before this load):
  * if a waiter of the other side is queued, wake the first one we can
  * claim. It retries the ring. A waiter that queued itself after our CAS
@@ -467,6 +480,8 @@ static int buf_op(
         if (r != -EAGAIN) {
             if (r == (send ? 0 : 1))
                 goc__ring_notify(c, send);
+            else
+                goc__ring_closed_sync(c);
             return r;
         }
         if (!may_block)

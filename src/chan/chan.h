@@ -88,6 +88,11 @@ bool goc__chan_try_recv_locked(struct goc_chan *c,
  */
 int goc__ring_send(struct goc_chan *c, const void *elem);
 int goc__ring_recv(struct goc_chan *c, void *elem);
+/*
+ * A ring operation found c closed with no channel lock held: wait until
+ * the close has let go of the channel, so that the caller may free it.
+ */
+void goc__ring_closed_sync(struct goc_chan *c);
 /* Wake a waiter of the other side after a send (sent) or a receive. */
 void goc__ring_notify(struct goc_chan *c, bool sent);
 /*

@@ -99,8 +99,13 @@ struct notify {
     bool sent;
 };
 
-/* Buffered case cs on its ring; true if it ran (result set). */
-static bool ring_case(struct goc_select_case *cs, struct notify *nt)
+/*
+ * Buffered case cs on its ring; true if it ran (result set). locked: we
+ * hold the channel's lock, so a close seen here has released it already.
+ */
+static bool ring_case(struct goc_select_case *cs,
+                      struct notify *nt,
+                      bool locked)
 {
     bool send = cs->op == GOC_SELECT_SEND;
     int r = send ? goc__ring_send(cs->chan, cs->elem)
@@ -110,6 +115,8 @@ static bool ring_case(struct goc_select_case *cs, struct notify *nt)
     cs->result = r;
     if (r == (send ? 0 : 1))
         *nt = (struct notify){ cs->chan, send };
+    else if (!locked)
+        goc__ring_closed_sync(cs->chan);
     return true;
 }
 
@@ -140,7 +147,7 @@ static int poll_fast(struct goc_select_case *cases,
             continue;
         if (c->cap) {
             struct notify nt = { NULL, false };
-            if (ring_case(cs, &nt)) {
+            if (ring_case(cs, &nt, false)) {
                 notify_done(&nt);
                 return order[k];
             }
@@ -169,7 +176,8 @@ static int poll(struct goc_select_case *cases,
         struct goc_select_case *cs = &cases[order[k]];
         if (!cs->chan)
             continue;
-        bool ran = cs->chan->cap ? ring_case(cs, nt) : locked_case(cs, wake);
+        bool ran =
+            cs->chan->cap ? ring_case(cs, nt, true) : locked_case(cs, wake);
         if (ran)
             return order[k];
     }
@@ -298,7 +306,7 @@ static int run_slow(struct goc_select_case *cases,
         struct goc_select_case *cs = &cases[won];
         if (cs->chan->cap) {
             /* Woken for this case: try it first (see the header). */
-            if (ring_case(cs, &nt)) {
+            if (ring_case(cs, &nt, false)) {
                 notify_done(&nt);
                 return won;
             }
