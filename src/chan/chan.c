@@ -393,7 +393,7 @@ static int block(struct goc_chan *c, bool send, void *elem, goc_ctx *ctx)
     int result = 0;
     struct goc__sudog *wake = NULL;
     goc__wait_init(&w, send ? GOC__WAIT_CHAN_SEND : GOC__WAIT_CHAN_RECV);
-    if (goc__ctx_canceller(ctx)) {
+    if (ctx && goc__ctx_canceller(ctx)) {
         goc__lock_release(&c->lock);
         int err = goc__ctx_watch(ctx, &cw, &w, 1);
         if (err)
@@ -401,14 +401,14 @@ static int block(struct goc_chan *c, bool send, void *elem, goc_ctx *ctx)
         goc__lock_acquire(&c->lock);
         if (try_locked(c, send, elem, &result, &wake)) {
             done_unlock(c, result, wake);
-            goc__ctx_unwatch(&cw);
+            chan_unwatch(&cw);
             return result;
         }
     }
     struct goc__waitq *q = send ? &c->sendq : &c->recvq;
     goc__waitq_push(q, &s);
     if (goc__wait_block(&w, chan_unlock, c) == 0) {
-        goc__ctx_unwatch(&cw);
+        chan_unwatch(&cw);
         if (send)
             return s.success ? 0 : -EPIPE;
         return s.success ? 1 : 0;
@@ -439,7 +439,7 @@ static int buf_wait(struct goc_chan *c, bool send, goc_ctx *ctx)
     struct goc__sudog s = { .w = &w, .index = 0 };
     struct goc__waitq *q = send ? &c->sendq : &c->recvq;
     goc__wait_init(&w, send ? GOC__WAIT_CHAN_SEND : GOC__WAIT_CHAN_RECV);
-    if (goc__ctx_canceller(ctx)) {
+    if (ctx && goc__ctx_canceller(ctx)) {
         int err = goc__ctx_watch(ctx, &cw, &w, 1);
         if (err)
             return err;
@@ -452,11 +452,11 @@ static int buf_wait(struct goc_chan *c, bool send, goc_ctx *ctx)
         goc__lock_release(&c->lock);
         /* Only the context can have claimed w: wakers need the lock. */
         bool mine = goc__wait_claim_self(&w, 0);
-        goc__ctx_unwatch(&cw); /* after it, the context is done with w */
+        chan_unwatch(&cw); /* after it, the context is done with w */
         return mine ? 0 : goc_ctx_err(ctx);
     }
     if (goc__wait_block(&w, chan_unlock, c) == 0) {
-        goc__ctx_unwatch(&cw);
+        chan_unwatch(&cw);
         return 0;
     }
     /* The context ended first: leave the queue as if never called. */

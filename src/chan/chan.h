@@ -101,4 +101,11 @@ void goc__ring_notify(struct goc_chan *c, bool sent);
  */
 bool goc__ring_ready(struct goc_chan *c, bool send);
 
+/* goc__ctx_unwatch without the call when no context was watched. */
+static inline void chan_unwatch(struct goc__ctx_watch *cw)
+{
+    if (cw->cc)
+        goc__ctx_unwatch(cw);
+}
+
 #endif /* GOC_CHAN_PRIVATE_H */

@@ -282,7 +282,7 @@ static int run_slow(struct goc_select_case *cases,
         struct notify nt = { NULL, false };
         goc__wait_init(&w, GOC__WAIT_SELECT);
         /* Register with the context with no channel locked. */
-        if (goc__ctx_canceller(ctx)) {
+        if (ctx && goc__ctx_canceller(ctx)) {
             int err = goc__ctx_watch(ctx, &cw, &w, n);
             if (err)
                 return err;
@@ -294,11 +294,11 @@ static int run_slow(struct goc_select_case *cases,
             if (wake)
                 goc__wait_finish(wake->w);
             notify_done(&nt);
-            goc__ctx_unwatch(&cw);
+            chan_unwatch(&cw);
             return r;
         }
         int won = wait_all(cases, n, s, l, &w);
-        goc__ctx_unwatch(&cw);
+        chan_unwatch(&cw);
         if (won == n)
             return goc_ctx_err(ctx);
         if (won < 0)
