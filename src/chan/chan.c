@@ -370,12 +370,20 @@ static bool try_locked(struct goc_chan *c,
                 : goc__chan_try_recv_locked(c, elem, result, wake);
 }
 
-/* Unlock c, then wake the peer a completed operation took. */
+/*
+ * Unlock c, then wake the peer a completed operation took. The peer goes
+ * to our P's runnext as a hand-off (see goc__ready_handoff): on an
+ * unbuffered channel we usually park next, and it runs here. We did not
+ * park for this operation: an earlier hand-off still waiting for us to
+ * park gets an M woken for it now (by goc__ready_handoff or the flush).
+ */
 static int done_unlock(struct goc_chan *c, int result, struct goc__sudog *wake)
 {
     goc__lock_release(&c->lock);
     if (wake)
-        goc__wait_finish(wake->w);
+        goc__wait_finish_handoff(wake->w);
+    else
+        goc__handoff_flush();
     return result;
 }
 
