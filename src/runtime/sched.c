@@ -361,10 +361,12 @@ void goc__ready_handoff(struct goc__g *g)
      * Waking an idle M costs the waker a futex syscall (1-5 us here), and
      * the woken M, spinning over this P's queues, slows the hand-offs it
      * has come to share. For a partner the running goroutine parks for a
-     * moment later, both are wasted: defer the wakeup.
+     * moment later, both are wasted: defer the wakeup. A pipeline's
+     * stages ready each other in turn, so one earlier partner may still
+     * be in runnext: it moves to the ring. A second one waiting there
+     * means the P has more than a hand-off to do: wake an M.
      */
-    if (!p || goc__runq_len(p) != 0 ||
-        atomic_load_explicit(&p->runnext, memory_order_relaxed)) {
+    if (!p || goc__runq_len(p) != 0) {
         if (p)
             p->handoff_wake = false; /* goc__ready wakes one anyway */
         goc__ready(g, true);
@@ -372,12 +374,13 @@ void goc__ready_handoff(struct goc__g *g)
     }
     atomic_store_explicit(&g->status, GOC__G_RUNNABLE, memory_order_relaxed);
     __builtin_prefetch(g->sp);
-    /*
-     * A store, not goc__runq_put's exchange: runnext is empty, and only
-     * its owner (us) fills it; thieves only empty it. Release publishes
-     * g to a thief's acquire CAS.
-     */
-    atomic_store_explicit(&p->runnext, g, memory_order_release);
+    if (atomic_load_explicit(&p->runnext, memory_order_relaxed))
+        goc__runq_put(p, g, true);
+    else
+        /* A store, not goc__runq_put's exchange: runnext is empty, only
+         * its owner (us) fills it and thieves only empty it. Release
+         * publishes g to a thief's acquire CAS. */
+        atomic_store_explicit(&p->runnext, g, memory_order_release);
     p->handoff_wake = true;
 }
 
