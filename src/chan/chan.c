@@ -335,17 +335,8 @@ void goc__ring_closed_sync(struct goc_chan *c)
     goc__lock_release(&c->lock);
 }
 
-/*
- * After a completed ring operation (its seq_cst CAS is before this load):
- * if a waiter of the other side is queued, wake the first one we can
- * claim. It retries the ring. A waiter that queued itself after our CAS
- * re-checks the ring after its fence and sees our operation.
- */
-void goc__ring_notify(struct goc_chan *c, bool sent)
+void goc__ring_wake(struct goc_chan *c, struct goc__waitq *q)
 {
-    struct goc__waitq *q = sent ? &c->recvq : &c->sendq;
-    if (atomic_load_explicit(&q->n, memory_order_seq_cst) == 0)
-        return;
     goc__lock_acquire(&c->lock);
     struct goc__sudog *s = goc__waitq_claim(q);
     goc__lock_release(&c->lock);
@@ -440,7 +431,9 @@ static int block(struct goc_chan *c, bool send, void *elem, goc_ctx *ctx)
  * sees its operation, and we retry at once, or its read sees us queued,
  * and it takes the lock (after we have parked) and wakes us.
  */
-static int buf_wait(struct goc_chan *c, bool send, goc_ctx *ctx)
+__attribute__((noinline)) static int buf_wait(struct goc_chan *c,
+                                              bool send,
+                                              goc_ctx *ctx)
 {
     struct goc__wait w;
     struct goc__ctx_watch cw = { .cc = NULL };
@@ -480,7 +473,7 @@ static int buf_wait(struct goc_chan *c, bool send, goc_ctx *ctx)
  * ended meanwhile: the peer woke us rather than another waiter, so we
  * must not leave its value (or its free slot) unclaimed.
  */
-static int buf_op(
+__attribute__((noinline)) static int buf_op(
     struct goc_chan *c, bool send, void *elem, goc_ctx *ctx, bool may_block)
 {
     for (;;) {
@@ -524,13 +517,26 @@ static int chan_op(
     return block(c, send, elem, ctx);
 }
 
+/*
+ * The common case first, in a small frame: a buffered channel, no
+ * context, and the ring ready. Anything else (including a full, empty or
+ * closed ring) takes the general path, which tries the ring again.
+ */
 int goc_chan_send(goc_chan *c, const void *elem, goc_ctx *ctx)
 {
+    if (c && c->cap && !ctx && goc__ring_send(c, elem) == 0) {
+        goc__ring_notify(c, true);
+        return 0;
+    }
     return chan_op(c, true, (void *)elem, ctx, true);
 }
 
 int goc_chan_recv(goc_chan *c, void *elem, goc_ctx *ctx)
 {
+    if (c && c->cap && !ctx && goc__ring_recv(c, elem) == 1) {
+        goc__ring_notify(c, false);
+        return 1;
+    }
     return chan_op(c, false, elem, ctx, true);
 }
 

@@ -93,8 +93,21 @@ int goc__ring_recv(struct goc_chan *c, void *elem);
  * the close has let go of the channel, so that the caller may free it.
  */
 void goc__ring_closed_sync(struct goc_chan *c);
-/* Wake a waiter of the other side after a send (sent) or a receive. */
-void goc__ring_notify(struct goc_chan *c, bool sent);
+/* Wake the first waiter of q we can claim (goc__ring_notify's slow path). */
+void goc__ring_wake(struct goc_chan *c, struct goc__waitq *q);
+
+/*
+ * After a completed ring operation (its seq_cst CAS is before this load):
+ * if a waiter of the other side is queued, wake the first one we can
+ * claim. It retries the ring. A waiter that queued itself after our CAS
+ * re-checks the ring after its fence and sees our operation.
+ */
+static inline void goc__ring_notify(struct goc_chan *c, bool sent)
+{
+    struct goc__waitq *q = sent ? &c->recvq : &c->sendq;
+    if (atomic_load_explicit(&q->n, memory_order_seq_cst) != 0)
+        goc__ring_wake(c, q);
+}
 /*
  * Under c->lock, after queueing a waiter and a seq_cst fence: could the
  * operation complete now (closed counts as complete)?
