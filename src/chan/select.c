@@ -64,7 +64,7 @@ static int lock_order(struct goc_select_case *cases,
 }
 
 /* xorshift32 per thread: select only needs a fair coin, not a good one. */
-static __thread uint32_t select_rand;
+static __thread uint32_t select_rand __attribute__((tls_model("initial-exec")));
 
 static uint32_t next_rand(void)
 {
@@ -83,10 +83,19 @@ static void poll_order(int n, unsigned flags, uint16_t *order)
 {
     for (int i = 0; i < n; i++)
         order[i] = (uint16_t)i;
-    if (flags & GOC_SELECT_PRIORITY)
+    if ((flags & GOC_SELECT_PRIORITY) || n < 2)
         return;
+    if (n == 2) {
+        /* The common two-way select: one coin. */
+        if (next_rand() & 0x80000000u) {
+            order[0] = 1;
+            order[1] = 0;
+        }
+        return;
+    }
     for (int i = n - 1; i > 0; i--) {
-        int j = (int)(next_rand() % (uint32_t)(i + 1));
+        /* Lemire's multiply-shift: a uniform pick without a division. */
+        int j = (int)(((uint64_t)next_rand() * (uint32_t)(i + 1)) >> 32);
         uint16_t t = order[i];
         order[i] = order[j];
         order[j] = t;
@@ -146,12 +155,17 @@ static int poll_fast(struct goc_select_case *cases,
         if (!c)
             continue;
         if (c->cap) {
-            struct notify nt = { NULL, false };
-            if (ring_case(cs, &nt, false)) {
-                notify_done(&nt);
-                return order[k];
-            }
-            continue;
+            bool send = cs->op == GOC_SELECT_SEND;
+            int r = send ? goc__ring_send(c, cs->elem)
+                         : goc__ring_recv(c, cs->elem);
+            if (r == -EAGAIN)
+                continue;
+            cs->result = r;
+            if (r == (send ? 0 : 1))
+                goc__ring_notify(c, send);
+            else
+                goc__ring_closed_sync(c);
+            return order[k];
         }
         struct goc__sudog *wake = NULL;
         goc__lock_acquire(&c->lock);
@@ -337,6 +351,20 @@ static int run_select(struct goc_select_case *cases,
     return run_slow(cases, n, ctx, s, &l);
 }
 
+/* Park with the scratch on this frame: out of line, so that a select that
+ * completes at once keeps a small frame. */
+__attribute__((noinline)) static int select_slow(struct goc_select_case *cases,
+                                                 int n,
+                                                 goc_ctx *ctx,
+                                                 uint16_t *order)
+{
+    struct goc_chan *chans[SELECT_STACK];
+    struct goc__sudog sg[SELECT_STACK];
+    struct scratch s = { order, chans, sg };
+    struct locks l = { chans, lock_order(cases, n, chans) };
+    return run_slow(cases, n, ctx, &s, &l);
+}
+
 int goc_select(struct goc_select_case *cases,
                int n,
                unsigned flags,
@@ -349,10 +377,13 @@ int goc_select(struct goc_select_case *cases,
         return err;
     if (n <= SELECT_STACK) {
         uint16_t order[SELECT_STACK];
-        struct goc_chan *chans[SELECT_STACK];
-        struct goc__sudog sg[SELECT_STACK];
-        struct scratch s = { order, chans, sg };
-        return run_select(cases, n, flags, ctx, &s);
+        poll_order(n, flags, order);
+        int r = poll_fast(cases, order, n);
+        if (r >= 0)
+            return r;
+        if (flags & GOC_SELECT_DEFAULT)
+            return -EAGAIN;
+        return select_slow(cases, n, ctx, order);
     }
     size_t bytes = (size_t)n * (sizeof(uint16_t) + sizeof(struct goc_chan *) +
                                 sizeof(struct goc__sudog));
