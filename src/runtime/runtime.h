@@ -189,9 +189,10 @@ struct goc__p {
     struct goc__g *_Atomic ring[GOC__RUNQ_SIZE];
     /* Runs before the ring: the goroutine just readied or spawned. */
     struct goc__g *_Atomic runnext;
-    /* runnext holds a hand-off whose wakep() was deferred (owner only):
-     * done if the running goroutine carries on instead of parking. */
-    bool handoff_wake;
+    /* runnext holds a hand-off whose wakep() was deferred (written by the
+     * owner only): done if the running goroutine carries on instead of
+     * parking. */
+    _Atomic bool handoff_wake;
     uint32_t tick_left; /* switches until the next look at the global
                            queue and the timers */
     int id;

@@ -353,6 +353,12 @@ void goc__ready(struct goc__g *g, bool next)
     goc__wakep();
 }
 
+/* Owner only; others read it (work_appeared) as a hint. */
+static inline void handoff_set(struct goc__p *p, bool on)
+{
+    atomic_store_explicit(&p->handoff_wake, on, memory_order_relaxed);
+}
+
 void goc__ready_handoff(struct goc__g *g)
 {
     struct goc__m *m = goc__m_current();
@@ -368,7 +374,7 @@ void goc__ready_handoff(struct goc__g *g)
      */
     if (!p || goc__runq_len(p) != 0) {
         if (p)
-            p->handoff_wake = false; /* goc__ready wakes one anyway */
+            handoff_set(p, false); /* goc__ready wakes one anyway */
         goc__ready(g, true);
         return;
     }
@@ -381,14 +387,15 @@ void goc__ready_handoff(struct goc__g *g)
          * its owner (us) fills it and thieves only empty it. Release
          * publishes g to a thief's acquire CAS. */
         atomic_store_explicit(&p->runnext, g, memory_order_release);
-    p->handoff_wake = true;
+    handoff_set(p, true);
 }
 
 void goc__handoff_flush(void)
 {
     struct goc__m *m = goc__m_current();
-    if (m && m->p && m->p->handoff_wake) {
-        m->p->handoff_wake = false;
+    if (m && m->p &&
+        atomic_load_explicit(&m->p->handoff_wake, memory_order_relaxed)) {
+        handoff_set(m->p, false);
         goc__wakep();
     }
 }
@@ -524,10 +531,11 @@ static struct goc__g *steal_work(struct goc__m *m)
 }
 
 /*
- * After dropping the spinning state, look once more (Go's race fix). The
- * runnext of a running P is left to its owner, which runs it as soon as
- * its goroutine parks: counting it kept a spinner polling a P busy with
- * channel hand-offs forever, slowing every hand-off it watched.
+ * After dropping the spinning state, look once more (Go's race fix). A
+ * deferred hand-off in a running P's runnext is left to its owner, which
+ * runs it as soon as its goroutine parks: counting it kept a spinner
+ * polling a P busy with channel hand-offs forever, slowing every hand-off
+ * it watched.
  */
 static bool work_appeared(void)
 {
@@ -535,9 +543,11 @@ static bool work_appeared(void)
         return true;
     for (int i = 0; i < goc__sched.nprocs; i++) {
         struct goc__p *p = &goc__sched.allp[i];
-        if (goc__runq_len(p) != 0 ||
-            (atomic_load_explicit(&p->runnext, memory_order_relaxed) &&
-             !atomic_load_explicit(&p->running, memory_order_relaxed)))
+        if (goc__runq_len(p) != 0)
+            return true;
+        if (atomic_load_explicit(&p->runnext, memory_order_relaxed) &&
+            !(atomic_load_explicit(&p->running, memory_order_relaxed) &&
+              atomic_load_explicit(&p->handoff_wake, memory_order_relaxed)))
             return true;
     }
     return false;
@@ -657,7 +667,7 @@ static void schedule_next(struct goc__m *m, struct goc__g *g, bool dead)
     struct goc__p *p = m->p;
     struct goc__g *next = NULL;
     /* Parking: a deferred hand-off runs next, here. */
-    p->handoff_wake = false;
+    handoff_set(p, false);
     if (!m->locked_g && p->tick_left > 1) {
         p->tick_left--;
         next = goc__runq_get(p);
