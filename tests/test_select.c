@@ -371,14 +371,20 @@ static void select_receiver_timed(struct sel_stress *s)
 {
     goc_chan *a = s->a, *b = s->b;
     int64_t v;
+    bool timed_out = false;
     for (int64_t round = 0; a || b; round++) {
         struct goc_select_case cs[2] = { recv_case(a, &v), recv_case(b, &v) };
         goc_ctx_local l;
+        /* After a timeout (at once, on a slow machine) wait for good. */
         goc_ctx *ctx =
-            goc_ctx_init_timeout(&l, NULL, (1 + round % 5) * GOC_MICROSECOND);
+            timed_out ? NULL
+                      : goc_ctx_init_timeout(&l, NULL,
+                                             (1 + round % 5) * GOC_MICROSECOND);
         int k = goc_select(cs, 2, 0, ctx);
-        goc_ctx_destroy(ctx);
-        if (k == -ETIMEDOUT)
+        if (ctx)
+            goc_ctx_destroy(ctx);
+        timed_out = k == -ETIMEDOUT;
+        if (timed_out)
             continue;
         ASSERT(k == 0 || k == 1);
         if (cs[k].result == 0) {
