@@ -503,3 +503,177 @@ TEST(chan, random_ops_match_model)
         goc_chan_release(c);
     }
 }
+
+/* ---- buffered ring: close and wake-up races ---------------------------- */
+
+enum { CR_PRODUCERS = 4, CR_CONSUMERS = 3 };
+
+struct close_race {
+    goc_chan *c;
+    int64_t per; /* values a producer offers at most */
+    _Atomic int64_t accepted, received;
+    _Atomic uint8_t *seen;
+    _Atomic int next_id;
+    goc_wg done;
+};
+
+static void cr_produce(struct close_race *r)
+{
+    int64_t base = atomic_fetch_add(&r->next_id, 1) * r->per;
+    for (int64_t i = 0; i < r->per; i++) {
+        int64_t v = base + i;
+        int rc = goc_chan_send(r->c, &v, NULL);
+        if (rc == -EPIPE)
+            break; /* closed: this value was refused, not lost */
+        ASSERT_OK(rc);
+        atomic_fetch_add(&r->accepted, 1);
+    }
+}
+
+static void cr_producer_g(void *arg)
+{
+    cr_produce(arg);
+    goc_wg_done(&((struct close_race *)arg)->done);
+}
+
+static void *cr_producer_t(void *arg)
+{
+    cr_produce(arg);
+    goc_wg_done(&((struct close_race *)arg)->done);
+    return NULL;
+}
+
+static void cr_consumer_g(void *arg)
+{
+    struct close_race *r = arg;
+    int64_t v;
+    int rc;
+    while ((rc = goc_chan_recv(r->c, &v, NULL)) > 0) {
+        ASSERT_EQ(atomic_fetch_add(&r->seen[v], 1), 0);
+        atomic_fetch_add(&r->received, 1);
+    }
+    ASSERT_EQ(rc, 0);
+    ASSERT_EQ(v, 0); /* zeroed by the close */
+    goc_wg_done(&r->done);
+}
+
+/*
+ * Close lands while lock-free sends and receives are in flight on small
+ * rings that wrap many laps (capacities that are not powers of two too):
+ * every send that succeeded is received exactly once, every later one
+ * fails with -EPIPE, and every blocked party wakes.
+ */
+TEST_G(chan, stress_close_races_buffered_ops)
+{
+    int rounds = (int)test_scale(40);
+    for (int round = 0; round < rounds; round++) {
+        struct close_race r = { .per = test_scale(20000) };
+        r.c = chan_new(sizeof(int64_t), (size_t)(1 + round % 5));
+        r.seen = calloc((size_t)(r.per * CR_PRODUCERS), 1);
+        goc_wg_add(&r.done, CR_PRODUCERS + CR_CONSUMERS);
+        for (int i = 0; i < CR_CONSUMERS; i++)
+            ASSERT_OK(goc_go(cr_consumer_g, &r));
+        pthread_t t;
+        ASSERT_OK(pthread_create(&t, NULL, cr_producer_t, &r));
+        for (int i = 1; i < CR_PRODUCERS; i++)
+            ASSERT_OK(goc_go(cr_producer_g, &r));
+        /* Close at a different point of the flow each round. */
+        int64_t wait_for = (round * 997) % (r.per / 2 + 1);
+        while (atomic_load(&r.received) < wait_for)
+            goc_yield();
+        ASSERT_OK(goc_chan_close(r.c));
+        goc_wg_wait(&r.done, NULL);
+        pthread_join(t, NULL);
+        ASSERT_EQ(atomic_load(&r.received), atomic_load(&r.accepted));
+        int64_t v = 1;
+        ASSERT_EQ(goc_chan_try_send(r.c, &v), -EPIPE);
+        ASSERT_EQ(goc_chan_len(r.c), 0);
+        free((void *)r.seen);
+        goc_chan_release(r.c);
+    }
+}
+
+struct ring_pp {
+    goc_chan *ping, *pong;
+    int64_t rounds;
+    bool with_timeouts;
+    goc_wg done;
+};
+
+/*
+ * The echo side: receives each value, first with a very short deadline
+ * when asked, so contexts ending race the peer's wake-up; a wake-up lost
+ * there leaves both sides parked forever.
+ */
+static void ring_echo(struct ring_pp *p)
+{
+    for (int64_t i = 0; i < p->rounds; i++) {
+        int64_t v;
+        int rc;
+        rc = -ETIMEDOUT;
+        if (p->with_timeouts) {
+            goc_ctx_local l;
+            goc_ctx *ctx =
+                goc_ctx_init_timeout(&l, NULL, (1 + i % 7) * GOC_MICROSECOND);
+            rc = goc_chan_recv(p->ping, &v, ctx);
+            goc_ctx_destroy(ctx);
+        }
+        /* Timed out (at once, on a slow machine): wait for it for good. */
+        if (rc == -ETIMEDOUT)
+            rc = goc_chan_recv(p->ping, &v, NULL);
+        ASSERT_EQ(rc, 1);
+        ASSERT_EQ(v, i);
+        v = -v;
+        ASSERT_OK(goc_chan_send(p->pong, &v, NULL));
+    }
+}
+
+static void ring_echo_g(void *arg)
+{
+    ring_echo(arg);
+    goc_wg_done(&((struct ring_pp *)arg)->done);
+}
+
+static void *ring_echo_t(void *arg)
+{
+    ring_echo(arg);
+    goc_wg_done(&((struct ring_pp *)arg)->done);
+    return NULL;
+}
+
+static void ring_drive(struct ring_pp *p)
+{
+    for (int64_t i = 0; i < p->rounds; i++) {
+        int64_t v = i;
+        ASSERT_OK(goc_chan_send(p->ping, &v, NULL));
+        ASSERT_EQ(goc_chan_recv(p->pong, &v, NULL), 1);
+        ASSERT_EQ(v, -i);
+    }
+}
+
+/*
+ * Round trips over channels of capacity 1, so every operation parks or
+ * wakes a parked peer: goroutine to goroutine and goroutine to plain
+ * thread, with and without deadlines racing the wake-ups.
+ */
+TEST_G(chan, buffered_round_trips_lose_no_wakeup)
+{
+    for (int mode = 0; mode < 4; mode++) {
+        struct ring_pp p = { .ping = chan_new(sizeof(int64_t), 1),
+                             .pong = chan_new(sizeof(int64_t), 1),
+                             .rounds = test_scale(20000),
+                             .with_timeouts = mode & 1 };
+        goc_wg_add(&p.done, 1);
+        pthread_t t;
+        if (mode & 2)
+            ASSERT_OK(pthread_create(&t, NULL, ring_echo_t, &p));
+        else
+            ASSERT_OK(goc_go(ring_echo_g, &p));
+        ring_drive(&p);
+        goc_wg_wait(&p.done, NULL);
+        if (mode & 2)
+            pthread_join(t, NULL);
+        goc_chan_release(p.ping);
+        goc_chan_release(p.pong);
+    }
+}

@@ -5,7 +5,9 @@
  *
  * A channel carries fixed-size elements, copied in and out. Capacity 0 is
  * unbuffered: a send completes only when a receiver takes the value.
- * Blocked senders and receivers are served first in, first out.
+ * Blocked senders and receivers are served first in, first out; on a
+ * buffered channel a woken waiter retries the buffer, and an operation
+ * arriving meanwhile may complete first (the buffer itself is lock-free).
  */
 #ifndef GOC_CHAN_H
 #define GOC_CHAN_H
@@ -35,7 +37,9 @@ GOC_API goc_chan *goc_chan_retain(goc_chan *c);
 
 /**
  * goc_chan_release - drop a reference; the last one frees the channel and
- * any values still buffered in it. Nobody may be blocked on it then.
+ * any values still buffered in it. Nobody may be blocked on it, or inside
+ * any other call on it, then; a receive or send that reported the close
+ * has left it.
  * @c may be NULL.
  */
 GOC_API void goc_chan_release(goc_chan *c);

@@ -1,15 +1,24 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Channels: Go's algorithm. One lock per channel, FIFO queues of blocked
- * senders and receivers, and a value handed straight from a sender to a
- * parked receiver (or back) without passing through the buffer. The wait
- * records live on the blocked party's own stack; the peer that dequeues
- * one claims the wait first, so a receiver in a select, or one whose
- * context just ended, is never handed two values or a value and an error.
+ * Channels. Unbuffered ones follow Go's algorithm: one lock per channel,
+ * FIFO queues of blocked senders and receivers, and a value handed
+ * straight from a sender to a parked receiver (or back). The wait records
+ * live on the blocked party's own stack; the peer that dequeues one claims
+ * the wait first, so a receiver in a select, or one whose context just
+ * ended, is never handed two values or a value and an error.
+ *
+ * Buffered ones keep their values in a lock-free bounded ring (Vyukov's
+ * MPMC queue, with the lap-stamped positions and closed mark of
+ * crossbeam's array channel), so a send or receive that need not wait
+ * takes no lock: producers and consumers on different threads then touch
+ * only the slots and the position they move. The lock guards only the
+ * queues of parked waiters, which are wake-up lists here: a waker claims
+ * a waiter and readies it, and the waiter retries the ring.
  */
 #include "chan.h"
 #include "../internal/alloc.h"
 
+#include <sched.h>
 #include <string.h>
 
 /* ---- wait queues ------------------------------------------------------ */
@@ -24,6 +33,10 @@ void goc__waitq_push(struct goc__waitq *q, struct goc__sudog *s)
         q->head = s;
     q->tail = s;
     s->linked = true;
+    /* Under the lock: only its holders write n. */
+    atomic_store_explicit(&q->n,
+                          atomic_load_explicit(&q->n, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
 }
 
 void goc__waitq_remove(struct goc__waitq *q, struct goc__sudog *s)
@@ -38,6 +51,9 @@ void goc__waitq_remove(struct goc__waitq *q, struct goc__sudog *s)
         q->tail = s->prev;
     s->next = s->prev = NULL;
     s->linked = false;
+    atomic_store_explicit(&q->n,
+                          atomic_load_explicit(&q->n, memory_order_relaxed) - 1,
+                          memory_order_relaxed);
 }
 
 struct goc__sudog *goc__waitq_claim(struct goc__waitq *q)
@@ -54,14 +70,32 @@ struct goc__sudog *goc__waitq_claim(struct goc__waitq *q)
 
 /* ---- life cycle ------------------------------------------------------- */
 
+/* Smallest power of two above x (x < 2^62). */
+static uint64_t pow2_above(uint64_t x)
+{
+    uint64_t p = 1;
+    while (p <= x)
+        p <<= 1;
+    return p;
+}
+
 int goc_chan_new(size_t elem_size, size_t cap, goc_chan **out)
 {
     if (!out)
         return -EINVAL;
-    if (elem_size && cap > (SIZE_MAX - sizeof(struct goc_chan)) / elem_size)
-        return -EINVAL;
+    /* A slot is its stamp and the value, rounded up to whole stamps. */
+    size_t stride = sizeof(struct goc__slot);
+    if (cap) {
+        if (elem_size > SIZE_MAX / 2)
+            return -EINVAL;
+        stride += (elem_size + sizeof(struct goc__slot) - 1) /
+                  sizeof(struct goc__slot) * sizeof(struct goc__slot);
+        if (cap > ((size_t)1 << 40) ||
+            cap > (SIZE_MAX - sizeof(struct goc_chan)) / stride)
+            return -EINVAL;
+    }
     struct goc_chan *c = goc__aligned_alloc(_Alignof(struct goc_chan),
-                                            sizeof(*c) + elem_size * cap);
+                                            sizeof(*c) + stride * cap);
     if (!c)
         return -ENOMEM;
     memset(c, 0, sizeof(*c));
@@ -69,7 +103,15 @@ int goc_chan_new(size_t elem_size, size_t cap, goc_chan **out)
     atomic_init(&c->refs, 1);
     c->elem_size = elem_size;
     c->cap = cap;
+    c->stride = stride;
     c->buf = (char *)(c + 1);
+    c->mark = pow2_above(cap);
+    c->one_lap = c->mark * 2;
+    atomic_init(&c->head, 0);
+    atomic_init(&c->tail, 0);
+    /* Slot i is free for the send at lap 0, index i. */
+    for (size_t i = 0; i < cap; i++)
+        atomic_init(&((struct goc__slot *)(c->buf + i * stride))->stamp, i);
     *out = c;
     return 0;
 }
@@ -121,22 +163,13 @@ bool goc__chan_try_send_locked(struct goc_chan *c,
         return true;
     }
     struct goc__sudog *r = c->recvq.head ? goc__waitq_claim(&c->recvq) : NULL;
-    if (r) {
-        copy_elem(c, r->elem, elem);
-        r->success = true;
-        *wake = r;
-        *result = 0;
-        return true;
-    }
-    if (c->count < c->cap) {
-        copy_elem(c, c->buf + c->sendx * c->elem_size, elem);
-        if (++c->sendx == c->cap)
-            c->sendx = 0;
-        c->count++;
-        *result = 0;
-        return true;
-    }
-    return false;
+    if (!r)
+        return false;
+    copy_elem(c, r->elem, elem);
+    r->success = true;
+    *wake = r;
+    *result = 0;
+    return true;
 }
 
 bool goc__chan_try_recv_locked(struct goc_chan *c,
@@ -146,27 +179,9 @@ bool goc__chan_try_recv_locked(struct goc_chan *c,
 {
     struct goc__sudog *s = c->sendq.head ? goc__waitq_claim(&c->sendq) : NULL;
     if (s) {
-        if (c->cap == 0) {
-            copy_elem(c, elem, s->elem);
-        } else {
-            /* Full buffer: take its head, the sender's value goes last. */
-            char *slot = c->buf + c->recvx * c->elem_size;
-            copy_elem(c, elem, slot);
-            copy_elem(c, slot, s->elem);
-            if (++c->recvx == c->cap)
-                c->recvx = 0;
-            c->sendx = c->recvx;
-        }
+        copy_elem(c, elem, s->elem);
         s->success = true;
         *wake = s;
-        *result = 1;
-        return true;
-    }
-    if (c->count > 0) {
-        copy_elem(c, elem, c->buf + c->recvx * c->elem_size);
-        if (++c->recvx == c->cap)
-            c->recvx = 0;
-        c->count--;
         *result = 1;
         return true;
     }
@@ -177,6 +192,156 @@ bool goc__chan_try_recv_locked(struct goc_chan *c,
         return true;
     }
     return false;
+}
+
+/* ---- the buffered ring ------------------------------------------------ */
+
+/*
+ * Positions are lap | index, index < cap < mark, lap a multiple of
+ * one_lap = 2 * mark. Slot index's stamp says whose turn it is: equal to
+ * a sender's tail position, the slot is free for that send; equal to a
+ * receiver's head position + 1, it holds that receive's value. A sender
+ * moves tail with a CAS (which also fails once close has set the mark),
+ * writes the value, then publishes it with a release store of the stamp
+ * (tail + 1); a receiver moves head with a CAS, copies the value out and
+ * frees the slot for the next lap's sender (head + one_lap). Acquire
+ * loads of the stamp pair with those stores, so the value is read only
+ * after it was written and overwritten only after it was read.
+ *
+ * The CASes on head and tail are seq_cst: with the waiters' fence (see
+ * buf_wait) they make the wake-up protocol a Dekker handshake.
+ */
+
+static inline struct goc__slot *slot_at(struct goc_chan *c, uint64_t pos)
+{
+    return (struct goc__slot *)(c->buf + (pos & (c->mark - 1)) * c->stride);
+}
+
+static inline void *slot_value(struct goc__slot *s)
+{
+    return s + 1;
+}
+
+static inline uint64_t ring_next(struct goc_chan *c, uint64_t pos)
+{
+    if ((pos & (c->mark - 1)) + 1 < c->cap)
+        return pos + 1;
+    return (pos & ~(c->one_lap - 1)) + c->one_lap;
+}
+
+/*
+ * A peer is between its CAS and its stamp store: a few instructions,
+ * unless its thread was preempted, so spin a little, then yield the CPU.
+ */
+static void ring_backoff(int *spins)
+{
+    if (*spins < 10) {
+        for (int i = 0; i < 1 << *spins; i++)
+            goc__cpu_relax();
+        ++*spins;
+    } else {
+        sched_yield();
+    }
+}
+
+int goc__ring_send(struct goc_chan *c, const void *elem)
+{
+    int spins = 0;
+    uint64_t tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
+    for (;;) {
+        if (tail & c->mark)
+            return -EPIPE;
+        struct goc__slot *s = slot_at(c, tail);
+        uint64_t stamp = atomic_load_explicit(&s->stamp, memory_order_acquire);
+        if (stamp == tail) {
+            if (atomic_compare_exchange_weak_explicit(
+                    &c->tail, &tail, ring_next(c, tail), memory_order_seq_cst,
+                    memory_order_relaxed)) {
+                copy_elem(c, slot_value(s), elem);
+                atomic_store_explicit(&s->stamp, tail + 1,
+                                      memory_order_release);
+                return 0;
+            }
+            continue; /* the failed CAS reloaded tail */
+        }
+        if (stamp + c->one_lap == tail + 1) {
+            /* Last lap's value is still there: full, unless a receiver
+             * has moved head and not yet freed the slot. */
+            uint64_t head =
+                atomic_load_explicit(&c->head, memory_order_seq_cst);
+            if (head + c->one_lap == tail)
+                return -EAGAIN;
+        }
+        ring_backoff(&spins);
+        tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
+    }
+}
+
+int goc__ring_recv(struct goc_chan *c, void *elem)
+{
+    int spins = 0;
+    uint64_t head = atomic_load_explicit(&c->head, memory_order_relaxed);
+    for (;;) {
+        struct goc__slot *s = slot_at(c, head);
+        uint64_t stamp = atomic_load_explicit(&s->stamp, memory_order_acquire);
+        if (stamp == head + 1) {
+            if (atomic_compare_exchange_weak_explicit(
+                    &c->head, &head, ring_next(c, head), memory_order_seq_cst,
+                    memory_order_relaxed)) {
+                copy_elem(c, elem, slot_value(s));
+                atomic_store_explicit(&s->stamp, head + c->one_lap,
+                                      memory_order_release);
+                return 1;
+            }
+            continue;
+        }
+        if (stamp == head) {
+            /* Nothing written here this lap: empty, unless a sender has
+             * moved tail and not yet published its value. */
+            uint64_t tail =
+                atomic_load_explicit(&c->tail, memory_order_seq_cst);
+            if ((tail & ~c->mark) == head) {
+                if (!(tail & c->mark))
+                    return -EAGAIN;
+                if (elem && c->elem_size)
+                    memset(elem, 0, c->elem_size);
+                return 0;
+            }
+        }
+        ring_backoff(&spins);
+        head = atomic_load_explicit(&c->head, memory_order_relaxed);
+    }
+}
+
+bool goc__ring_ready(struct goc_chan *c, bool send)
+{
+    uint64_t head = atomic_load_explicit(&c->head, memory_order_seq_cst);
+    uint64_t tail = atomic_load_explicit(&c->tail, memory_order_seq_cst);
+    if (tail & c->mark)
+        return true;
+    return send ? head + c->one_lap != tail : head != tail;
+}
+
+/*
+ * The close sets the mark under c->lock and releases the lock last
+ * (waking its waiters touches only their own records), so taking the
+ * lock once orders our return after the close's last touch of c: a
+ * receiver that sees the close may free the channel (Go's idiom of a
+ * close that says "done"), as with unbuffered channels.
+ */
+void goc__ring_closed_sync(struct goc_chan *c)
+{
+    goc__lock_acquire(&c->lock);
+    goc__lock_release(&c->lock);
+}
+
+void goc__ring_wake(struct goc_chan *c, struct goc__waitq *q)
+{
+    goc__lock_acquire(&c->lock);
+    struct goc__sudog *s = goc__waitq_claim(q);
+    goc__lock_release(&c->lock);
+    if (s)
+        goc__wait_finish(s->w);
 }
 
 /* ---- blocking --------------------------------------------------------- */
@@ -196,12 +361,20 @@ static bool try_locked(struct goc_chan *c,
                 : goc__chan_try_recv_locked(c, elem, result, wake);
 }
 
-/* Unlock c, then wake the peer a completed operation took. */
+/*
+ * Unlock c, then wake the peer a completed operation took. The peer goes
+ * to our P's runnext as a hand-off (see goc__ready_handoff): on an
+ * unbuffered channel we usually park next, and it runs here. We did not
+ * park for this operation: an earlier hand-off still waiting for us to
+ * park gets an M woken for it now (by goc__ready_handoff or the flush).
+ */
 static int done_unlock(struct goc_chan *c, int result, struct goc__sudog *wake)
 {
     goc__lock_release(&c->lock);
     if (wake)
-        goc__wait_finish(wake->w);
+        goc__wait_finish_handoff(wake->w);
+    else
+        goc__handoff_flush();
     return result;
 }
 
@@ -219,7 +392,7 @@ static int block(struct goc_chan *c, bool send, void *elem, goc_ctx *ctx)
     int result = 0;
     struct goc__sudog *wake = NULL;
     goc__wait_init(&w, send ? GOC__WAIT_CHAN_SEND : GOC__WAIT_CHAN_RECV);
-    if (goc__ctx_canceller(ctx)) {
+    if (ctx && goc__ctx_canceller(ctx)) {
         goc__lock_release(&c->lock);
         int err = goc__ctx_watch(ctx, &cw, &w, 1);
         if (err)
@@ -227,14 +400,14 @@ static int block(struct goc_chan *c, bool send, void *elem, goc_ctx *ctx)
         goc__lock_acquire(&c->lock);
         if (try_locked(c, send, elem, &result, &wake)) {
             done_unlock(c, result, wake);
-            goc__ctx_unwatch(&cw);
+            chan_unwatch(&cw);
             return result;
         }
     }
     struct goc__waitq *q = send ? &c->sendq : &c->recvq;
     goc__waitq_push(q, &s);
     if (goc__wait_block(&w, chan_unlock, c) == 0) {
-        goc__ctx_unwatch(&cw);
+        chan_unwatch(&cw);
         if (send)
             return s.success ? 0 : -EPIPE;
         return s.success ? 1 : 0;
@@ -247,6 +420,79 @@ static int block(struct goc_chan *c, bool send, void *elem, goc_ctx *ctx)
     return goc_ctx_err(ctx);
 }
 
+/*
+ * A buffered operation found the ring full (send) or empty (receive):
+ * queue a wait record and park until a peer's operation or a close wakes
+ * us, or ctx ends. 0: retry the ring; else ctx's error.
+ *
+ * No wake-up is lost: we store the queue's new length, then a seq_cst
+ * fence, then re-read head and tail (seq_cst); a peer moves head or tail
+ * with a seq_cst CAS, then reads the length (seq_cst). Either our re-read
+ * sees its operation, and we retry at once, or its read sees us queued,
+ * and it takes the lock (after we have parked) and wakes us.
+ */
+__attribute__((noinline)) static int buf_wait(struct goc_chan *c,
+                                              bool send,
+                                              goc_ctx *ctx)
+{
+    struct goc__wait w;
+    struct goc__ctx_watch cw = { .cc = NULL };
+    struct goc__sudog s = { .w = &w, .index = 0 };
+    struct goc__waitq *q = send ? &c->sendq : &c->recvq;
+    goc__wait_init(&w, send ? GOC__WAIT_CHAN_SEND : GOC__WAIT_CHAN_RECV);
+    if (ctx && goc__ctx_canceller(ctx)) {
+        int err = goc__ctx_watch(ctx, &cw, &w, 1);
+        if (err)
+            return err;
+    }
+    goc__lock_acquire(&c->lock);
+    goc__waitq_push(q, &s);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (goc__ring_ready(c, send)) {
+        goc__waitq_remove(q, &s);
+        goc__lock_release(&c->lock);
+        /* Only the context can have claimed w: wakers need the lock. */
+        bool mine = goc__wait_claim_self(&w, 0);
+        chan_unwatch(&cw); /* after it, the context is done with w */
+        return mine ? 0 : goc_ctx_err(ctx);
+    }
+    if (goc__wait_block(&w, chan_unlock, c) == 0) {
+        chan_unwatch(&cw);
+        return 0;
+    }
+    /* The context ended first: leave the queue as if never called. */
+    goc__lock_acquire(&c->lock);
+    if (s.linked)
+        goc__waitq_remove(q, &s);
+    goc__lock_release(&c->lock);
+    return goc_ctx_err(ctx);
+}
+
+/*
+ * Buffered send or receive. Woken by a peer, we retry even if ctx has
+ * ended meanwhile: the peer woke us rather than another waiter, so we
+ * must not leave its value (or its free slot) unclaimed.
+ */
+__attribute__((noinline)) static int buf_op(
+    struct goc_chan *c, bool send, void *elem, goc_ctx *ctx, bool may_block)
+{
+    for (;;) {
+        int r = send ? goc__ring_send(c, elem) : goc__ring_recv(c, elem);
+        if (r != -EAGAIN) {
+            if (r == (send ? 0 : 1))
+                goc__ring_notify(c, send);
+            else
+                goc__ring_closed_sync(c);
+            return r;
+        }
+        if (!may_block)
+            return -EAGAIN;
+        int err = buf_wait(c, send, ctx);
+        if (err)
+            return err;
+    }
+}
+
 static int chan_op(
     struct goc_chan *c, bool send, void *elem, goc_ctx *ctx, bool may_block)
 {
@@ -257,6 +503,8 @@ static int chan_op(
         if (err)
             return err;
     }
+    if (c->cap)
+        return buf_op(c, send, elem, ctx, may_block);
     int result = 0;
     struct goc__sudog *wake = NULL;
     goc__lock_acquire(&c->lock);
@@ -269,13 +517,26 @@ static int chan_op(
     return block(c, send, elem, ctx);
 }
 
+/*
+ * The common case first, in a small frame: a buffered channel, no
+ * context, and the ring ready. Anything else (including a full, empty or
+ * closed ring) takes the general path, which tries the ring again.
+ */
 int goc_chan_send(goc_chan *c, const void *elem, goc_ctx *ctx)
 {
+    if (c && c->cap && !ctx && goc__ring_send(c, elem) == 0) {
+        goc__ring_notify(c, true);
+        return 0;
+    }
     return chan_op(c, true, (void *)elem, ctx, true);
 }
 
 int goc_chan_recv(goc_chan *c, void *elem, goc_ctx *ctx)
 {
+    if (c && c->cap && !ctx && goc__ring_recv(c, elem) == 1) {
+        goc__ring_notify(c, false);
+        return 1;
+    }
     return chan_op(c, false, elem, ctx, true);
 }
 
@@ -301,9 +562,14 @@ int goc_chan_close(goc_chan *c)
         return GOC_EMISUSE;
     }
     c->closed = true;
+    /* Sends that have not moved tail yet fail from here on; those that
+     * have complete, and their values are received before the close. */
+    if (c->cap)
+        atomic_fetch_or_explicit(&c->tail, c->mark, memory_order_seq_cst);
     struct goc__sudog *woken = NULL, *s;
     while ((s = goc__waitq_claim(&c->recvq))) {
-        if (s->elem && c->elem_size)
+        /* Buffered waiters retry the ring and find it closed there. */
+        if (!c->cap && s->elem && c->elem_size)
             memset(s->elem, 0, c->elem_size);
         s->success = false;
         s->next = woken;
@@ -325,12 +591,22 @@ int goc_chan_close(goc_chan *c)
 
 size_t goc_chan_len(goc_chan *c)
 {
-    if (!c)
+    if (!c || !c->cap)
         return 0;
-    goc__lock_acquire(&c->lock);
-    size_t n = c->count;
-    goc__lock_release(&c->lock);
-    return n;
+    for (;;) {
+        uint64_t tail = atomic_load_explicit(&c->tail, memory_order_seq_cst);
+        uint64_t head = atomic_load_explicit(&c->head, memory_order_seq_cst);
+        /* A consistent pair: tail did not move while head was read. */
+        if (atomic_load_explicit(&c->tail, memory_order_seq_cst) != tail)
+            continue;
+        tail &= ~c->mark;
+        uint64_t hix = head & (c->mark - 1), tix = tail & (c->mark - 1);
+        if (hix < tix)
+            return tix - hix;
+        if (hix > tix)
+            return c->cap - hix + tix;
+        return tail == head ? 0 : c->cap;
+    }
 }
 
 size_t goc_chan_cap(goc_chan *c)

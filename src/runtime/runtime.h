@@ -189,6 +189,10 @@ struct goc__p {
     struct goc__g *_Atomic ring[GOC__RUNQ_SIZE];
     /* Runs before the ring: the goroutine just readied or spawned. */
     struct goc__g *_Atomic runnext;
+    /* runnext holds a hand-off whose wakep() was deferred (written by the
+     * owner only): done if the running goroutine carries on instead of
+     * parking. */
+    _Atomic bool handoff_wake;
     uint32_t tick_left; /* switches until the next look at the global
                            queue and the timers */
     int id;
@@ -333,6 +337,18 @@ void goc__commit_unlock(struct goc__m *m, void *lock);
 /* Make a parked goroutine runnable; next: run it before the queue. */
 void goc__ready(struct goc__g *g, bool next);
 
+/*
+ * goc__ready(g, true) for a hand-off to a partner that the running
+ * goroutine usually parks for at once (an unbuffered channel): if g is
+ * the P's only queued work, no idle M is woken; the P runs g when the
+ * running goroutine parks, or goc__handoff_flush() wakes one if it goes
+ * on instead.
+ */
+void goc__ready_handoff(struct goc__g *g);
+/* The running goroutine went on without parking: wake an M for a
+ * deferred hand-off, if any. */
+void goc__handoff_flush(void);
+
 /* Wake an idle P if there is work and no spinning M to find it. */
 void goc__wakep(void);
 
@@ -368,6 +384,9 @@ bool goc__wait_claim(struct goc__wait *w, int index);
 /* After a successful claim and the source's work: wake the waiter. The
  * waiter may return at once: touch w no more. */
 void goc__wait_finish(struct goc__wait *w);
+/* goc__wait_finish, readying a goroutine with goc__ready_handoff(); if
+ * it readies none, goc__handoff_flush(). */
+void goc__wait_finish_handoff(struct goc__wait *w);
 /* The waiter completes its own operation; false if a source won. */
 bool goc__wait_claim_self(struct goc__wait *w, int index);
 /* Block until claimed; unlock(arg) runs once the caller is safely asleep.

@@ -353,6 +353,53 @@ void goc__ready(struct goc__g *g, bool next)
     goc__wakep();
 }
 
+/* Owner only; others read it (work_appeared) as a hint. */
+static inline void handoff_set(struct goc__p *p, bool on)
+{
+    atomic_store_explicit(&p->handoff_wake, on, memory_order_relaxed);
+}
+
+void goc__ready_handoff(struct goc__g *g)
+{
+    struct goc__m *m = goc__m_current();
+    struct goc__p *p = m ? m->p : NULL;
+    /*
+     * Waking an idle M costs the waker a futex syscall (1-5 us here), and
+     * the woken M, spinning over this P's queues, slows the hand-offs it
+     * has come to share. For a partner the running goroutine parks for a
+     * moment later, both are wasted: defer the wakeup. A pipeline's
+     * stages ready each other in turn, so one earlier partner may still
+     * be in runnext: it moves to the ring. A second one waiting there
+     * means the P has more than a hand-off to do: wake an M.
+     */
+    if (!p || goc__runq_len(p) != 0) {
+        if (p)
+            handoff_set(p, false); /* goc__ready wakes one anyway */
+        goc__ready(g, true);
+        return;
+    }
+    atomic_store_explicit(&g->status, GOC__G_RUNNABLE, memory_order_relaxed);
+    __builtin_prefetch(g->sp);
+    if (atomic_load_explicit(&p->runnext, memory_order_relaxed))
+        goc__runq_put(p, g, true);
+    else
+        /* A store, not goc__runq_put's exchange: runnext is empty, only
+         * its owner (us) fills it and thieves only empty it. Release
+         * publishes g to a thief's acquire CAS. */
+        atomic_store_explicit(&p->runnext, g, memory_order_release);
+    handoff_set(p, true);
+}
+
+void goc__handoff_flush(void)
+{
+    struct goc__m *m = goc__m_current();
+    if (m && m->p &&
+        atomic_load_explicit(&m->p->handoff_wake, memory_order_relaxed)) {
+        handoff_set(m->p, false);
+        goc__wakep();
+    }
+}
+
 int goc__inject_batch_locked(struct goc__m *m)
 {
     int n = m->batch_n;
@@ -483,14 +530,26 @@ static struct goc__g *steal_work(struct goc__m *m)
     return NULL;
 }
 
-/* After dropping the spinning state, look once more (Go's race fix). */
+/*
+ * After dropping the spinning state, look once more (Go's race fix). A
+ * deferred hand-off in a running P's runnext is left to its owner, which
+ * runs it as soon as its goroutine parks: counting it kept a spinner
+ * polling a P busy with channel hand-offs forever, slowing every hand-off
+ * it watched.
+ */
 static bool work_appeared(void)
 {
     if (atomic_load(&goc__sched.gq_len) > 0)
         return true;
-    for (int i = 0; i < goc__sched.nprocs; i++)
-        if (!goc__runq_empty(&goc__sched.allp[i]))
+    for (int i = 0; i < goc__sched.nprocs; i++) {
+        struct goc__p *p = &goc__sched.allp[i];
+        if (goc__runq_len(p) != 0)
             return true;
+        if (atomic_load_explicit(&p->runnext, memory_order_relaxed) &&
+            !(atomic_load_explicit(&p->running, memory_order_relaxed) &&
+              atomic_load_explicit(&p->handoff_wake, memory_order_relaxed)))
+            return true;
+    }
     return false;
 }
 
@@ -607,6 +666,8 @@ static void schedule_next(struct goc__m *m, struct goc__g *g, bool dead)
 {
     struct goc__p *p = m->p;
     struct goc__g *next = NULL;
+    /* Parking: a deferred hand-off runs next, here. */
+    handoff_set(p, false);
     if (!m->locked_g && p->tick_left > 1) {
         p->tick_left--;
         next = goc__runq_get(p);

@@ -67,19 +67,34 @@ bool goc__wait_claim(struct goc__wait *w, int index)
     return true;
 }
 
-void goc__wait_finish(struct goc__wait *w)
+static inline void wait_finish(struct goc__wait *w, bool handoff)
 {
     struct goc__g *g = w->g;
     bool parked = w->parked;
     /* Release: the result and any copied value are visible with DONE.
      * After this store the waiter may return: touch w no more. */
     atomic_store_explicit(&w->state, WAIT_DONE, memory_order_release);
-    if (g) {
-        if (parked)
+    if (g && parked) {
+        if (handoff)
+            goc__ready_handoff(g);
+        else
             goc__ready(g, true);
         return;
     }
-    goc__futex_wake(&w->state, 1);
+    if (handoff)
+        goc__handoff_flush();
+    if (!g)
+        goc__futex_wake(&w->state, 1);
+}
+
+void goc__wait_finish(struct goc__wait *w)
+{
+    wait_finish(w, false);
+}
+
+void goc__wait_finish_handoff(struct goc__wait *w)
+{
+    wait_finish(w, true);
 }
 
 bool goc__wait_claim_self(struct goc__wait *w, int index)
