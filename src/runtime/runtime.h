@@ -193,6 +193,10 @@ struct goc__p {
      * owner only): done if the running goroutine carries on instead of
      * parking. */
     _Atomic bool handoff_wake;
+    /* Hand-offs left to make the plain way (waking an M): set by sysmon
+     * when a sender computed on instead of parking, counted down by the
+     * owner. */
+    _Atomic uint32_t handoff_plain;
     uint32_t tick_left; /* switches until the next look at the global
                            queue and the timers */
     int id;
@@ -209,6 +213,9 @@ struct goc__p {
     uint64_t mon_nrun;
     int64_t mon_since;
     bool mon_reported;
+    /* sysmon's view of a deferred hand-off: seen pending at nrun. */
+    bool mon_handoff;
+    uint64_t mon_handoff_nrun;
     struct goc__p *idle_next; /* idle list link */
     struct goc__wheel wheel;
     struct {
@@ -522,6 +529,8 @@ void goc__poll_wake(void);
 int goc__sysmon_start(void);
 /* Wake sysmon if it sleeps long: a blocking section just started. */
 void goc__sysmon_kick(void);
+/* Wake sysmon if it sleeps longer than a deferred hand-off may wait. */
+void goc__sysmon_kick_handoff(void);
 /* sysmon: give away a P whose goroutine blocks; true if it did. */
 bool goc__sysmon_retake(struct goc__p *p);
 /* sysmon: move the queue of a P whose goroutine hogs it to the others;

@@ -359,6 +359,17 @@ static inline void handoff_set(struct goc__p *p, bool on)
     atomic_store_explicit(&p->handoff_wake, on, memory_order_relaxed);
 }
 
+/* True while sysmon has asked p for plain hand-offs (owner only). */
+static inline bool plain_handoff(struct goc__p *p)
+{
+    uint32_t left =
+        atomic_load_explicit(&p->handoff_plain, memory_order_relaxed);
+    if (left == 0)
+        return false;
+    atomic_store_explicit(&p->handoff_plain, left - 1, memory_order_relaxed);
+    return true;
+}
+
 void goc__ready_handoff(struct goc__g *g)
 {
     struct goc__m *m = goc__m_current();
@@ -372,7 +383,7 @@ void goc__ready_handoff(struct goc__g *g)
      * be in runnext: it moves to the ring. A second one waiting there
      * means the P has more than a hand-off to do: wake an M.
      */
-    if (!p || goc__runq_len(p) != 0) {
+    if (!p || goc__runq_len(p) != 0 || plain_handoff(p)) {
         if (p)
             handoff_set(p, false); /* goc__ready wakes one anyway */
         goc__ready(g, true);
@@ -388,6 +399,10 @@ void goc__ready_handoff(struct goc__g *g)
          * publishes g to a thief's acquire CAS. */
         atomic_store_explicit(&p->runnext, g, memory_order_release);
     handoff_set(p, true);
+    /* If the sender computes on instead of parking, sysmon hands the
+     * partner to another thread (goc__sysmon_handoffs): make sure it is
+     * awake to see it. Free unless sysmon sleeps long. */
+    goc__sysmon_kick_handoff();
 }
 
 void goc__handoff_flush(void)

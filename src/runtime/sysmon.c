@@ -24,20 +24,33 @@
 #include <pthread.h>
 #include <signal.h>
 
-#define RETAKE_NS     (20 * 1000)
-#define HOG_NS        (10 * 1000 * 1000)
-#define MIN_DELAY_NS  (20 * 1000)
-#define MAX_DELAY_NS  (10 * 1000 * 1000)
-#define POLL_STALE_NS (10 * 1000 * 1000)
-#define TRIM_EVERY_NS ((int64_t)1000 * 1000 * 1000)
-#define STACK_IDLE_NS ((int64_t)2 * 1000 * 1000 * 1000)
+#define RETAKE_NS        (20 * 1000)
+#define HOG_NS           (10 * 1000 * 1000)
+#define MIN_DELAY_NS     (20 * 1000)
+#define MAX_DELAY_NS     (10 * 1000 * 1000)
+/* Longest sleep while a hand-off is pending: the bound on how long a
+ * partner waits for a sender that computes on instead of parking. */
+#define HANDOFF_DELAY_NS (100 * 1000)
+/* Hand-offs a P then makes the plain way before deferring again. */
+#define HANDOFF_PLAIN    256
+#define POLL_STALE_NS    (10 * 1000 * 1000)
+#define TRIM_EVERY_NS    ((int64_t)1000 * 1000 * 1000)
+#define STACK_IDLE_NS    ((int64_t)2 * 1000 * 1000 * 1000)
 
 static _Atomic uint32_t kick_word;
-static _Atomic int deep_sleep; /* sysmon sleeps long: kick it */
+static _Atomic int deep_sleep;     /* sysmon sleeps long: kick it */
+static _Atomic int beyond_handoff; /* it sleeps past HANDOFF_DELAY_NS */
 
 void goc__sysmon_kick(void)
 {
     if (atomic_load_explicit(&deep_sleep, memory_order_relaxed) &&
+        atomic_exchange(&kick_word, 1) == 0)
+        goc__futex_wake(&kick_word, 1);
+}
+
+void goc__sysmon_kick_handoff(void)
+{
+    if (atomic_load_explicit(&beyond_handoff, memory_order_relaxed) &&
         atomic_exchange(&kick_word, 1) == 0)
         goc__futex_wake(&kick_word, 1);
 }
@@ -86,10 +99,48 @@ static void check_hog(struct goc__p *p, int64_t now)
     }
 }
 
-/* One round over the Ps; true if a blocking section needs watching. */
-static bool watch_ps(int64_t now)
+/*
+ * A hand-off deferred on p (goc__ready_handoff) waits in runnext for its
+ * sender to park. If the P has not switched goroutines since the last
+ * tick, the sender computes on: take the partner from runnext, as a thief
+ * would, and queue it for another thread, so a pipeline of busy stages
+ * keeps its stages in parallel. Returns true while a hand-off is pending.
+ */
+static bool check_handoff(struct goc__p *p)
 {
-    bool active = false;
+    uint64_t n = atomic_load_explicit(&p->nrun, memory_order_relaxed);
+    if (!atomic_load_explicit(&p->running, memory_order_relaxed) ||
+        !atomic_load_explicit(&p->handoff_wake, memory_order_relaxed)) {
+        p->mon_handoff = false;
+        return false;
+    }
+    if (!p->mon_handoff || n != p->mon_handoff_nrun) {
+        p->mon_handoff = true;
+        p->mon_handoff_nrun = n;
+        return true;
+    }
+    p->mon_handoff = false;
+    struct goc__g *g = atomic_load_explicit(&p->runnext, memory_order_acquire);
+    bool wake = true;
+    /* The owner's flag is cleared only if still set: a race with a new
+     * hand-off leaves it set, and the next tick looks again. */
+    atomic_compare_exchange_strong(&p->handoff_wake, &wake, false);
+    if (g && atomic_compare_exchange_strong_explicit(&p->runnext, &g, NULL,
+                                                     memory_order_acquire,
+                                                     memory_order_relaxed)) {
+        goc__ready(g, false); /* no M here: the global queue, and a wakep */
+        /* Its goroutines compute between hand-offs (a pipeline of busy
+         * stages): waking an M at once serves them better for a while. */
+        atomic_store_explicit(&p->handoff_plain, HANDOFF_PLAIN,
+                              memory_order_relaxed);
+    }
+    return true;
+}
+
+/* One round over the Ps; true if a blocking section needs watching. */
+static bool watch_ps(int64_t now, bool *handoff)
+{
+    bool active = false, handoffs = false;
     for (int i = 0; i < goc__sched.nprocs; i++) {
         struct goc__p *p = &goc__sched.allp[i];
         if (atomic_load(&p->blocking_m)) {
@@ -98,7 +149,9 @@ static bool watch_ps(int64_t now)
                 goc__sysmon_retake(p);
         }
         check_hog(p, now);
+        handoffs |= check_handoff(p);
     }
+    *handoff = handoffs;
     return active;
 }
 
@@ -116,12 +169,14 @@ static void *sysmon_main(void *arg)
     int64_t delay = MIN_DELAY_NS, last_trim = goc__nanotime();
     for (;;) {
         atomic_store(&deep_sleep, delay >= MAX_DELAY_NS / 10);
+        atomic_store(&beyond_handoff, delay > HANDOFF_DELAY_NS);
         goc__futex_wait(&kick_word, 0, goc__nanotime() + delay);
         atomic_store(&kick_word, 0);
         int64_t now = goc__nanotime();
         atomic_store_explicit(&goc__sched.coarse_now, now,
                               memory_order_relaxed);
-        bool active = watch_ps(now);
+        bool handoff;
+        bool active = watch_ps(now, &handoff);
         poll_if_stale(now);
         goc__check_deadlock();
         if (now - last_trim >= TRIM_EVERY_NS) {
@@ -130,6 +185,10 @@ static void *sysmon_main(void *arg)
         }
         delay = active ? MIN_DELAY_NS
                        : (delay * 2 > MAX_DELAY_NS ? MAX_DELAY_NS : delay * 2);
+        /* Pending hand-offs: look again soon, but not every 20 us while
+         * a ping-pong keeps one pending half the time. */
+        if (handoff && delay > HANDOFF_DELAY_NS)
+            delay = HANDOFF_DELAY_NS;
     }
     return NULL;
 }
