@@ -677,3 +677,47 @@ TEST_G(chan, buffered_round_trips_lose_no_wakeup)
         goc_chan_release(p.pong);
     }
 }
+
+/* Two goroutines handing a value back and forth through runnext, on one
+ * P, must not starve the goroutine waiting in the run queue: here the
+ * main goroutine, queued once its send of the first value completes. */
+static _Atomic int starve_done;
+
+static void starve_bouncer(void *arg)
+{
+    goc_chan **ch = arg; /* ch[0] in, ch[1] out */
+    int v = 0;
+    while (!atomic_load(&starve_done) && goc_chan_recv(ch[0], &v, NULL) == 1)
+        if (goc_chan_send(ch[1], &v, NULL) != 0)
+            break;
+}
+
+static int starve_main(void *arg)
+{
+    (void)arg;
+    goc_chan *a, *b;
+    ASSERT_OK(goc_chan_new(sizeof(int), 0, &a));
+    ASSERT_OK(goc_chan_new(sizeof(int), 0, &b));
+    goc_chan *ab[2] = { a, b }, *ba[2] = { b, a };
+    ASSERT_OK(goc_go(starve_bouncer, ab));
+    ASSERT_OK(goc_go(starve_bouncer, ba));
+    int v = 1;
+    ASSERT_OK(goc_chan_send(a, &v, NULL)); /* start the ball */
+    goc_yield();                           /* behind the pair, again */
+    atomic_store(&starve_done, 1);         /* reached: not starved */
+    goc_chan_close(a);
+    goc_chan_close(b);
+    while (goc_num_goroutine() > 1)
+        goc_sleep(1000000, NULL);
+    goc_chan_release(a);
+    goc_chan_release(b);
+    return 0;
+}
+
+TEST(chan, handoff_pair_does_not_starve_the_run_queue)
+{
+    struct goc_config cfg = { .max_procs = 1 };
+    ASSERT_OK(goc_init(&cfg));
+    ASSERT_OK(goc_run(starve_main, NULL));
+    test_no_leaks();
+}

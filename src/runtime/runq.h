@@ -55,15 +55,9 @@ static inline bool goc__runq_put(struct goc__p *p, struct goc__g *g, bool next)
     }
 }
 
-/* Take the next goroutine of p (owner only): runnext, then the ring. */
-static inline struct goc__g *goc__runq_get(struct goc__p *p)
+/* Take the oldest goroutine of p's ring (owner only), or NULL. */
+static inline struct goc__g *goc__runq_get_ring(struct goc__p *p)
 {
-    struct goc__g *next =
-        atomic_load_explicit(&p->runnext, memory_order_relaxed);
-    if (next && atomic_compare_exchange_strong_explicit(
-                    &p->runnext, &next, NULL, memory_order_acquire,
-                    memory_order_relaxed))
-        return next;
     for (;;) {
         uint32_t h = atomic_load_explicit(&p->head, memory_order_acquire);
         uint32_t t = atomic_load_explicit(&p->tail, memory_order_relaxed);
@@ -76,6 +70,18 @@ static inline struct goc__g *goc__runq_get(struct goc__p *p)
                                                   memory_order_relaxed))
             return g;
     }
+}
+
+/* Take the next goroutine of p (owner only): runnext, then the ring. */
+static inline struct goc__g *goc__runq_get(struct goc__p *p)
+{
+    struct goc__g *next =
+        atomic_load_explicit(&p->runnext, memory_order_relaxed);
+    if (next && atomic_compare_exchange_strong_explicit(
+                    &p->runnext, &next, NULL, memory_order_acquire,
+                    memory_order_relaxed))
+        return next;
+    return goc__runq_get_ring(p);
 }
 
 /* Steal half of victim's ring into p's; returns one to run, or NULL. */

@@ -685,7 +685,13 @@ static void schedule_next(struct goc__m *m, struct goc__g *g, bool dead)
     handoff_set(p, false);
     if (!m->locked_g && p->tick_left > 1) {
         p->tick_left--;
-        next = goc__runq_get(p);
+        /* Every 16th switch the ring goes first: two goroutines handing
+         * off to each other through runnext would starve it otherwise
+         * (Go bounds this with the time slice runnext inherits). */
+        if ((p->tick_left & 15) == 0)
+            next = goc__runq_get_ring(p);
+        if (!next)
+            next = goc__runq_get(p);
     }
     if (next && !next->locked_m) {
         GOC__STAT_INC(p->nrun, 1);
