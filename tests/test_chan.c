@@ -690,6 +690,8 @@ static void starve_bouncer(void *arg)
     while (!atomic_load(&starve_done) && goc_chan_recv(ch[0], &v, NULL) == 1)
         if (goc_chan_send(ch[1], &v, NULL) != 0)
             break;
+    goc_chan_release(ch[0]); /* the references its spawner took for it */
+    goc_chan_release(ch[1]);
 }
 
 static int starve_main(void *arg)
@@ -698,7 +700,11 @@ static int starve_main(void *arg)
     goc_chan *a, *b;
     ASSERT_OK(goc_chan_new(sizeof(int), 0, &a));
     ASSERT_OK(goc_chan_new(sizeof(int), 0, &b));
-    goc_chan *ab[2] = { a, b }, *ba[2] = { b, a };
+    static goc_chan *ab[2], *ba[2]; /* outlive this frame */
+    ab[0] = goc_chan_retain(a);
+    ab[1] = ba[0] = goc_chan_retain(b);
+    ba[1] = goc_chan_retain(a);
+    goc_chan_retain(b);
     ASSERT_OK(goc_go(starve_bouncer, ab));
     ASSERT_OK(goc_go(starve_bouncer, ba));
     int v = 1;
@@ -707,10 +713,10 @@ static int starve_main(void *arg)
     atomic_store(&starve_done, 1);         /* reached: not starved */
     goc_chan_close(a);
     goc_chan_close(b);
-    while (goc_num_goroutine() > 1)
-        goc_sleep(1000000, NULL);
     goc_chan_release(a);
     goc_chan_release(b);
+    while (goc_num_goroutine() > 1)
+        goc_sleep(1000000, NULL);
     return 0;
 }
 

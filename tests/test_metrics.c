@@ -1151,6 +1151,7 @@ static void park_until_closed(void *arg)
 {
     int v;
     goc_chan_recv(arg, &v, NULL);
+    goc_chan_release(arg); /* the reference its spawner took for it */
 }
 
 TEST_G(metrics, runtime_statistics_exported)
@@ -1164,7 +1165,7 @@ TEST_G(metrics, runtime_statistics_exported)
     ASSERT_OK(goc_chan_new(sizeof(int), 0, &ch));
     int n = 40;
     for (int i = 0; i < n; i++)
-        ASSERT_OK(goc_go(park_until_closed, ch));
+        ASSERT_OK(goc_go(park_until_closed, goc_chan_retain(ch)));
     char *t = text_of(r);
     ASSERT(strstr(t, "# TYPE goc_goroutines gauge\n"));
     ASSERT(strstr(t, "# TYPE goc_context_switches_total counter\n"));
@@ -1192,9 +1193,9 @@ TEST_G(metrics, runtime_statistics_exported)
     ASSERT(!strstr(t, "process_resident_memory_bytes"));
     free(t);
     ASSERT_OK(goc_collector_remove(c));
+    goc_chan_release(ch);
     while (goc_num_goroutine() > 1)
         goc_sleep(1000000, NULL);
-    goc_chan_release(ch);
     goc_registry_free(r);
 }
 

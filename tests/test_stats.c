@@ -65,6 +65,7 @@ static void park_on(void *arg)
     goc_chan *ch = arg;
     int v;
     goc_chan_recv(ch, &v, NULL);
+    goc_chan_release(ch); /* the reference its spawner took for it */
 }
 
 static bool parks_at_least(const struct goc_stats *st, int64_t n)
@@ -92,7 +93,7 @@ TEST_G(stats, goroutines_parks_and_switches)
     ASSERT_GE(before.procs, 1);
     ASSERT_GE(before.threads, 1);
     for (int i = 0; i < n; i++)
-        ASSERT_OK(goc_go(park_on, ch));
+        ASSERT_OK(goc_go(park_on, goc_chan_retain(ch)));
     struct goc_stats mid =
         wait_stats(GOC_STATS_SCHED, goroutines_at_least, before.goroutines + n);
     ASSERT_EQ(mid.goroutines_total - before.goroutines_total, n);
@@ -104,8 +105,8 @@ TEST_G(stats, goroutines_parks_and_switches)
     ASSERT_GE(mid.stacks, n);
     ASSERT_GT(mid.stack_reserved_bytes, 0);
     goc_chan_close(ch);
-    wait_stats(GOC_STATS_SCHED, goroutines_at_most, before.goroutines);
     goc_chan_release(ch);
+    wait_stats(GOC_STATS_SCHED, goroutines_at_most, before.goroutines);
 }
 
 static _Atomic int touched;
@@ -127,7 +128,7 @@ TEST_G(stats, stack_resident_counts_touched_stacks)
     ASSERT_OK(goc_chan_new(sizeof(int), 0, &ch));
     struct goc_stats before = read_stats(GOC_STATS_SCHED);
     for (int i = 0; i < n; i++)
-        ASSERT_OK(goc_go(touch_stack_and_park, ch));
+        ASSERT_OK(goc_go(touch_stack_and_park, goc_chan_retain(ch)));
     while (atomic_load(&touched) < n)
         goc_yield();
     struct goc_stats st =
@@ -136,9 +137,8 @@ TEST_G(stats, stack_resident_counts_touched_stacks)
     ASSERT_GE(st.stack_resident_bytes, (uint64_t)n * 96 * 1024);
     ASSERT_LE(st.stack_resident_bytes, st.stack_reserved_bytes);
     goc_chan_close(ch);
-    /* They hold no reference: let them go before releasing. */
-    wait_stats(GOC_STATS_SCHED, goroutines_at_most, before.goroutines);
     goc_chan_release(ch);
+    wait_stats(GOC_STATS_SCHED, goroutines_at_most, before.goroutines);
 }
 
 static _Atomic int ran;
@@ -196,6 +196,7 @@ static bool io_waiters_at_most(const struct goc_stats *st, int64_t n)
 static void sleep_until_cancelled(void *arg)
 {
     goc_sleep(3600 * 1000000000LL, arg);
+    goc_ctx_release(arg); /* the reference its spawner took for it */
 }
 
 static void read_pipe(void *arg)
@@ -211,12 +212,11 @@ TEST_G(stats, timers_and_io_waiters)
     ASSERT_OK(goc_ctx_with_cancel(goc_ctx_background(), &ctx));
     struct goc_stats before = read_stats(GOC_STATS_SCHED);
     for (int i = 0; i < n; i++)
-        ASSERT_OK(goc_go(sleep_until_cancelled, ctx));
+        ASSERT_OK(goc_go(sleep_until_cancelled, goc_ctx_retain(ctx)));
     wait_stats(GOC_STATS_SCHED, timers_at_least, before.timers + n);
     goc_ctx_cancel(ctx);
-    /* The sleepers hold no reference: let them go before releasing. */
-    wait_stats(GOC_STATS_SCHED, goroutines_at_most, before.goroutines);
     goc_ctx_release(ctx);
+    wait_stats(GOC_STATS_SCHED, goroutines_at_most, before.goroutines);
 
     int p[2];
     ASSERT_OK(pipe(p));
