@@ -879,31 +879,49 @@ static void forbid_process_vm_readv(void)
     forbid_process_vm_readv_probe(false);
 }
 
-TEST(prof, cpu_profile_walks_plain_threads_under_seccomp)
+/*
+ * Profile a plain thread spinning (and, with @goroutine, a goroutine too)
+ * under the seccomp filter already installed; check the walk mode and
+ * that `go tool pprof -traces` finds @caller above the spinning leaf.
+ */
+static void profile_under_seccomp(int want_walk,
+                                  bool goroutine,
+                                  const char *caller)
 {
-    forbid_process_vm_readv();
     struct tmp t;
     tmp_init(&t);
     const char *path = tmp_path(&t, "seccomp.prof");
     ASSERT_OK(goc_prof_cpu_start(path, 200));
     pthread_t th;
     ASSERT_OK(pthread_create(&th, NULL, plain_spinner, NULL));
+    if (goroutine) {
+        goc_wg wg = GOC_WG_INIT;
+        goc_wg_add(&wg, 1);
+        goc_go(spinner, &wg);
+        goc_wg_wait(&wg, NULL);
+    }
     ASSERT_OK(pthread_join(th, NULL));
     ASSERT_OK(goc_prof_cpu_stop());
     struct goc_prof_cpu_stats st;
     ASSERT_OK(goc_prof_cpu_stats(&st));
-    ASSERT_EQ(st.walk, GOC_PROF_WALK_PROBED);
+    ASSERT_EQ(st.walk, want_walk);
     ASSERT_GE(st.samples, 5);
     if (!have_go()) {
         tmp_done(&t);
         skip("go is not installed");
     }
-    /* Not only the leaf: the spinner's caller is in the stacks. */
     char *out = pprof("-traces", path);
     ASSERT(strstr(out, "prof_busy_spin") != NULL);
-    ASSERT(strstr(out, "prof_plain_outer") != NULL);
+    ASSERT(strstr(out, caller) != NULL);
     free(out);
     tmp_done(&t);
+}
+
+TEST(prof, cpu_profile_walks_plain_threads_under_seccomp)
+{
+    forbid_process_vm_readv();
+    /* Not only the leaf: the spinner's caller is in the stacks. */
+    profile_under_seccomp(GOC_PROF_WALK_PROBED, false, "prof_plain_outer");
 }
 
 TEST(prof, heap_profile_has_stacks_under_seccomp)
@@ -920,30 +938,6 @@ TEST(prof, heap_profile_has_stacks_under_seccomp)
 TEST_G(prof, cpu_profile_bounded_walk_keeps_goroutine_stacks)
 {
     forbid_process_vm_readv_probe(true);
-    struct tmp t;
-    tmp_init(&t);
-    const char *path = tmp_path(&t, "bounded.prof");
-    ASSERT_OK(goc_prof_cpu_start(path, 200));
-    pthread_t th;
-    ASSERT_OK(pthread_create(&th, NULL, plain_spinner, NULL));
-    goc_wg wg = GOC_WG_INIT;
-    goc_wg_add(&wg, 1);
-    goc_go(spinner, &wg);
-    goc_wg_wait(&wg, NULL);
-    ASSERT_OK(pthread_join(th, NULL));
-    ASSERT_OK(goc_prof_cpu_stop());
-    struct goc_prof_cpu_stats st;
-    ASSERT_OK(goc_prof_cpu_stats(&st));
-    ASSERT_EQ(st.walk, GOC_PROF_WALK_BOUNDED);
-    ASSERT_GE(st.samples, 5);
-    if (!have_go()) {
-        tmp_done(&t);
-        skip("go is not installed");
-    }
     /* Goroutine stacks are known, so walked whole. */
-    char *out = pprof("-traces", path);
-    ASSERT(strstr(out, "prof_busy_spin") != NULL);
-    ASSERT(strstr(out, " spinner\n") != NULL);
-    free(out);
-    tmp_done(&t);
+    profile_under_seccomp(GOC_PROF_WALK_BOUNDED, true, " spinner\n");
 }

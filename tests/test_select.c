@@ -202,6 +202,24 @@ static void select_sender(void *arg)
 }
 
 /* Receives from either with a select until both are closed. */
+/* Account case k's outcome: a value, or a close that drops the case
+ * (Go's nil-channel idiom). */
+static void count_received(struct sel_stress *s,
+                           const struct goc_select_case *cs,
+                           int k,
+                           int64_t v,
+                           goc_chan **a,
+                           goc_chan **b)
+{
+    ASSERT(k == 0 || k == 1);
+    if (cs[k].result == 0) {
+        *(k == 0 ? a : b) = NULL;
+        return;
+    }
+    atomic_fetch_add(&s->sum, v);
+    atomic_fetch_add(&s->count, 1);
+}
+
 static void select_receiver(struct sel_stress *s)
 {
     goc_chan *a = s->a, *b = s->b;
@@ -209,17 +227,7 @@ static void select_receiver(struct sel_stress *s)
     while (a || b) {
         struct goc_select_case cs[2] = { recv_case(a, &v), recv_case(b, &v) };
         int k = goc_select(cs, 2, 0, NULL);
-        ASSERT(k == 0 || k == 1);
-        if (cs[k].result == 0) {
-            /* Closed: drop the case (Go's nil-channel idiom). */
-            if (k == 0)
-                a = NULL;
-            else
-                b = NULL;
-            continue;
-        }
-        atomic_fetch_add(&s->sum, v);
-        atomic_fetch_add(&s->count, 1);
+        count_received(s, cs, k, v, &a, &b);
     }
 }
 
@@ -236,29 +244,70 @@ static void *receiver_t(void *arg)
     return NULL;
 }
 
+/* Receives with selects whose short deadlines race the wake-ups. */
+static void select_receiver_timed(struct sel_stress *s)
+{
+    goc_chan *a = s->a, *b = s->b;
+    int64_t v;
+    bool timed_out = false;
+    for (int64_t round = 0; a || b; round++) {
+        struct goc_select_case cs[2] = { recv_case(a, &v), recv_case(b, &v) };
+        goc_ctx_local l;
+        /* After a timeout (at once, on a slow machine) wait for good. */
+        goc_ctx *ctx =
+            timed_out ? NULL
+                      : goc_ctx_init_timeout(&l, NULL,
+                                             (1 + round % 5) * GOC_MICROSECOND);
+        int k = goc_select(cs, 2, 0, ctx);
+        if (ctx)
+            goc_ctx_destroy(ctx);
+        timed_out = k == -ETIMEDOUT;
+        if (!timed_out)
+            count_received(s, cs, k, v, &a, &b);
+    }
+}
+
+static void receiver_timed_g(void *arg)
+{
+    select_receiver_timed(arg);
+    goc_wg_done(&((struct sel_stress *)arg)->movers);
+}
+
+/*
+ * Run the stress: senders, receiver goroutines (every other one with
+ * deadlines if @timed) and one plain-thread receiver; every value must
+ * arrive exactly once and nobody be left parked.
+ */
+static void run_stress(struct sel_stress *s,
+                       int senders,
+                       int receivers,
+                       bool timed)
+{
+    goc_wg_add(&s->senders, senders);
+    goc_wg_add(&s->movers, receivers + 1);
+    for (int i = 0; i < senders; i++)
+        ASSERT_OK(goc_go(select_sender, s));
+    for (int i = 0; i < receivers; i++)
+        ASSERT_OK(goc_go(timed && i % 2 ? receiver_timed_g : receiver_g, s));
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, receiver_t, s));
+    goc_wg_wait(&s->senders, NULL);
+    goc_chan_close(s->a);
+    goc_chan_close(s->b);
+    goc_wg_wait(&s->movers, NULL);
+    pthread_join(t, NULL);
+    ASSERT_EQ(atomic_load(&s->count), senders * s->per);
+    ASSERT_EQ(atomic_load(&s->sum), senders * s->per * (s->per + 1) / 2);
+    goc_chan_release(s->a);
+    goc_chan_release(s->b);
+}
+
 TEST_G(select, stress_exactly_once)
 {
     struct sel_stress s = { .a = chan_new(sizeof(int64_t), 0),
                             .b = chan_new(sizeof(int64_t), 16),
                             .per = test_scale(50000) };
-    int senders = 6, receivers = 5;
-    goc_wg_add(&s.senders, senders);
-    goc_wg_add(&s.movers, receivers + 1);
-    for (int i = 0; i < senders; i++)
-        ASSERT_OK(goc_go(select_sender, &s));
-    for (int i = 0; i < receivers; i++)
-        ASSERT_OK(goc_go(receiver_g, &s));
-    pthread_t t;
-    ASSERT_OK(pthread_create(&t, NULL, receiver_t, &s));
-    goc_wg_wait(&s.senders, NULL);
-    goc_chan_close(s.a);
-    goc_chan_close(s.b);
-    goc_wg_wait(&s.movers, NULL);
-    pthread_join(t, NULL);
-    ASSERT_EQ(atomic_load(&s.count), senders * s.per);
-    ASSERT_EQ(atomic_load(&s.sum), senders * s.per * (s.per + 1) / 2);
-    goc_chan_release(s.a);
-    goc_chan_release(s.b);
+    run_stress(&s, 6, 5, false);
 }
 
 TEST_G(select, many_cases_allocate)
@@ -366,45 +415,6 @@ TEST(select, plain_thread_timeout)
     goc_chan_release(a);
 }
 
-/* Receives with selects whose short deadlines race the wake-ups. */
-static void select_receiver_timed(struct sel_stress *s)
-{
-    goc_chan *a = s->a, *b = s->b;
-    int64_t v;
-    bool timed_out = false;
-    for (int64_t round = 0; a || b; round++) {
-        struct goc_select_case cs[2] = { recv_case(a, &v), recv_case(b, &v) };
-        goc_ctx_local l;
-        /* After a timeout (at once, on a slow machine) wait for good. */
-        goc_ctx *ctx =
-            timed_out ? NULL
-                      : goc_ctx_init_timeout(&l, NULL,
-                                             (1 + round % 5) * GOC_MICROSECOND);
-        int k = goc_select(cs, 2, 0, ctx);
-        if (ctx)
-            goc_ctx_destroy(ctx);
-        timed_out = k == -ETIMEDOUT;
-        if (timed_out)
-            continue;
-        ASSERT(k == 0 || k == 1);
-        if (cs[k].result == 0) {
-            if (k == 0)
-                a = NULL;
-            else
-                b = NULL;
-            continue;
-        }
-        atomic_fetch_add(&s->sum, v);
-        atomic_fetch_add(&s->count, 1);
-    }
-}
-
-static void receiver_timed_g(void *arg)
-{
-    select_receiver_timed(arg);
-    goc_wg_done(&((struct sel_stress *)arg)->movers);
-}
-
 /*
  * Buffered channels of capacity 1 and 2, so most selects park: senders
  * and receivers are all selects, some with deadlines that end as a peer
@@ -416,22 +426,5 @@ TEST_G(select, stress_small_buffers_with_deadlines)
     struct sel_stress s = { .a = chan_new(sizeof(int64_t), 1),
                             .b = chan_new(sizeof(int64_t), 2),
                             .per = test_scale(30000) };
-    int senders = 4, receivers = 4;
-    goc_wg_add(&s.senders, senders);
-    goc_wg_add(&s.movers, receivers + 1);
-    for (int i = 0; i < senders; i++)
-        ASSERT_OK(goc_go(select_sender, &s));
-    for (int i = 0; i < receivers; i++)
-        ASSERT_OK(goc_go(i % 2 ? receiver_timed_g : receiver_g, &s));
-    pthread_t t;
-    ASSERT_OK(pthread_create(&t, NULL, receiver_t, &s));
-    goc_wg_wait(&s.senders, NULL);
-    goc_chan_close(s.a);
-    goc_chan_close(s.b);
-    goc_wg_wait(&s.movers, NULL);
-    pthread_join(t, NULL);
-    ASSERT_EQ(atomic_load(&s.count), senders * s.per);
-    ASSERT_EQ(atomic_load(&s.sum), senders * s.per * (s.per + 1) / 2);
-    goc_chan_release(s.a);
-    goc_chan_release(s.b);
+    run_stress(&s, 4, 4, true);
 }
