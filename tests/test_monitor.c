@@ -390,3 +390,38 @@ TEST_G(monitor, rss_threshold_follows_real_memory)
     ASSERT_EQ(p.edges[1], GOC_MON_BELOW);
     ASSERT_OK(goc_monitor_free(m));
 }
+
+/* A callback that restarts its monitor while another caller stops it. */
+struct restart {
+    goc_monitor *m;
+    _Atomic int in_callback, start_rc;
+};
+
+static void restart_during_stop(const struct goc_monitor_sample *s, void *arg)
+{
+    (void)s;
+    struct restart *r = arg;
+    if (atomic_exchange(&r->in_callback, 1))
+        return;                       /* only the first sample */
+    while (goc_monitor_running(r->m)) /* until the stop is under way */
+        goc_sleep(MS / 10, NULL);
+    atomic_store(&r->start_rc, goc_monitor_start(r->m));
+}
+
+TEST_G(monitor, start_from_a_callback_during_stop_is_refused)
+{
+    static struct restart r;
+    atomic_store(&r.start_rc, 1);
+    struct goc_monitor_opts o = { .interval = MS,
+                                  .sources = GOC_STATS_SCHED,
+                                  .on_sample = restart_during_stop,
+                                  .arg = &r };
+    ASSERT_OK(goc_monitor_new(&o, &r.m));
+    ASSERT_OK(goc_monitor_start(r.m));
+    while (!atomic_load(&r.in_callback))
+        goc_sleep(MS / 10, NULL);
+    ASSERT_OK(goc_monitor_stop(r.m)); /* waits for the callback */
+    ASSERT_EQ(atomic_load(&r.start_rc), -EDEADLK);
+    ASSERT(!goc_monitor_running(r.m)); /* the stop won: nothing restarted */
+    ASSERT_OK(goc_monitor_free(r.m));
+}

@@ -165,7 +165,9 @@ GOC_API int goc_monitor_remove_threshold(goc_monitor *m, int id);
  * once, then one per interval. Idempotent; a stopped monitor starts again
  * (its sequence numbers restart at 1).
  *
- * Return: 0 (started, or already running); -EINVAL (NULL); -ENOMEM.
+ * Return: 0 (started, or already running); -EINVAL (NULL); -ENOMEM;
+ * -EDEADLK (from the monitor's own callback while a stop is under way,
+ * which waits for that callback: nothing changes).
  */
 GOC_API int goc_monitor_start(goc_monitor *m);
 

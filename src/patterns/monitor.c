@@ -368,10 +368,12 @@ int goc_monitor_start(goc_monitor *m)
     if (!m)
         return -EINVAL;
     goc_mutex_lock(&m->mu, NULL);
-    while (m->state == STOPPING && !on_sampler(m))
+    /* A stop under way ends the sampler; its own callback cannot wait
+     * for that, nor start it again. */
+    int err = m->state == STOPPING && on_sampler(m) ? -EDEADLK : 0;
+    while (!err && m->state == STOPPING)
         goc_cond_wait(&m->changed, &m->mu, NULL);
-    int err = 0;
-    if (m->state == IDLE) {
+    if (!err && m->state == IDLE) {
         err = goc_ctx_with_cancel(goc_ctx_background(), &m->stop);
         for (int id = 0; id < GOC_MONITOR_MAX_THRESHOLDS; id++)
             m->thresholds[id].above = false;
