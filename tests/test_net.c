@@ -689,10 +689,15 @@ static void acceptor(void *arg)
 {
     struct acceptors *a = arg;
     goc_fd *c;
-    while (goc_fd_accept(a->l, &c, NULL, NULL, NULL) == 0) {
+    int err;
+    while ((err = goc_fd_accept(a->l, &c, NULL, NULL, NULL)) == 0) {
         atomic_fetch_add(&a->accepted, 1);
         goc_fd_close(c);
     }
+    /* Blocked or not when the listener was closed: its reference keeps
+     * the handle valid, and the call says closed. */
+    ASSERT_EQ(err, GOC_ECLOSED);
+    goc_fd_release(a->l);
     goc_wg_done(&a->done);
 }
 
@@ -703,8 +708,10 @@ TEST_G(net, many_acceptors_share_a_listener)
     char addr[GOC_ADDRSTRLEN];
     goc_fd_local_addr(a.l, addr, sizeof(addr));
     goc_wg_add(&a.done, 8);
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < 8; i++) {
+        goc_fd_retain(a.l); /* one per acceptor, dropped when it ends */
         ASSERT_OK(goc_go(acceptor, &a));
+    }
     int n = (int)test_scale(200);
     for (int i = 0; i < n; i++) {
         goc_fd *c;

@@ -59,6 +59,24 @@ GOC_API int goc_fd_open(int fd, goc_fd **out);
 GOC_API int goc_fd_close(goc_fd *f);
 
 /**
+ * goc_fd_retain - take another reference on @f, for a goroutine or thread
+ * that shares it (an accept loop, say, while another goroutine may close
+ * the listener). Returns @f.
+ *
+ * A handle stays valid while any reference is held: once some holder has
+ * closed it, calls on it return GOC_ECLOSED instead of touching freed
+ * memory. Each reference taken here is dropped with goc_fd_release().
+ */
+GOC_API goc_fd *goc_fd_retain(goc_fd *f);
+
+/**
+ * goc_fd_release - drop a reference from goc_fd_retain() without closing
+ * the handle for the other holders; the last reference closes the
+ * descriptor. @f may be NULL.
+ */
+GOC_API void goc_fd_release(goc_fd *f);
+
+/**
  * goc_fd_num - the descriptor number (for setsockopt() and the like).
  *
  * Return: the descriptor, or -EINVAL if @f is NULL.

@@ -141,6 +141,19 @@ int goc_fd_close(goc_fd *f)
     return 0;
 }
 
+goc_fd *goc_fd_retain(goc_fd *f)
+{
+    if (f)
+        atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+    return f;
+}
+
+void goc_fd_release(goc_fd *f)
+{
+    if (f)
+        goc__fd_release(f);
+}
+
 int goc_fd_num(const goc_fd *f)
 {
     return f ? f->fd : -EINVAL;
