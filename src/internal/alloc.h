@@ -13,6 +13,8 @@
 void *goc__malloc(size_t size);
 void *goc__calloc(size_t n, size_t size);
 void goc__free(void *p);
+/* A copy of s from goc__malloc (NULL if out of memory). */
+char *goc__strdup(const char *s);
 /* size bytes aligned to align (a power of two); free with goc__free. */
 void *goc__aligned_alloc(size_t align, size_t size);
 

@@ -105,15 +105,6 @@ void goc_registry_get_stats(goc_registry *r, struct goc_registry_stats *st)
     st->dropped_samples = atomic_load(&r->dropped_samples);
 }
 
-static char *dup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = goc__malloc(n);
-    if (p)
-        memcpy(p, s, n);
-    return p;
-}
-
 /* ---- children ---- */
 
 static void child_free(struct child *k)
@@ -235,7 +226,7 @@ static struct child *child_new(struct goc_metric *m,
     if (!k->values)
         goto fail;
     for (size_t i = 0; i < m->nlabels; i++)
-        if (!(k->values[i] = dup(values[i])))
+        if (!(k->values[i] = goc__strdup(values[i])))
             goto fail;
     if (cells_new(m, k) != 0)
         goto fail;
@@ -506,11 +497,12 @@ static int metric_build(const struct goc_metric_opts *o,
     atomic_init(&m->refs, 1);
     goc__shards_init(&m->sh);
     m->nlabels = o->nlabels;
-    if (!(m->name = dup(o->name)) || !(m->help = dup(o->help)) ||
+    if (!(m->name = goc__strdup(o->name)) ||
+        !(m->help = goc__strdup(o->help)) ||
         !(m->labels = goc__calloc(o->nlabels + 1, sizeof(char *))))
         goto fail;
     for (size_t i = 0; i < o->nlabels; i++)
-        if (!(m->labels[i] = dup(o->labels[i])))
+        if (!(m->labels[i] = goc__strdup(o->labels[i])))
             goto fail;
     sort_labels(m);
     if (o->type == GOC_METRIC_HISTOGRAM && copy_bounds(m, o) != 0)

@@ -41,15 +41,6 @@ void goc__sink_destroy(struct goc_metric_sink *s)
     goc__sink_release(s);
 }
 
-static char *dup(const char *p)
-{
-    size_t n = strlen(p) + 1;
-    char *d = goc__malloc(n);
-    if (d)
-        memcpy(d, p, n);
-    return d;
-}
-
 struct family *goc__sink_add_family(struct goc_metric_sink *s,
                                     const char *name,
                                     const char *help,
@@ -69,8 +60,8 @@ struct family *goc__sink_add_family(struct goc_metric_sink *s,
     struct family *f = &s->f[s->n];
     memset(f, 0, sizeof *f);
     f->type = type;
-    f->name = dup(name);
-    f->help = dup(help);
+    f->name = goc__strdup(name);
+    f->help = goc__strdup(help);
     if (!f->name || !f->help) {
         goc__free(f->name);
         goc__free(f->help);

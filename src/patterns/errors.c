@@ -40,15 +40,6 @@ static char *vformat(const char *fmt, va_list ap)
     return s;
 }
 
-static char *dup_str(const char *s)
-{
-    size_t len = strlen(s);
-    char *d = goc__malloc(len + 1);
-    if (d)
-        memcpy(d, s, len + 1);
-    return d;
-}
-
 /* A new error owning @msg (NULL means allocation failed). */
 static goc_error *make(int code, char *msg)
 {
@@ -86,7 +77,7 @@ static char *code_text(int code)
     char buf[128];
     if (strcmp(t, "unknown error") == 0 && code < 0 && code > -4096)
         t = PICK(strerror_r(-code, buf, sizeof buf), buf);
-    return dup_str(t);
+    return goc__strdup(t);
 }
 
 static goc_error *vnew(int code, const char *fmt, va_list ap)
@@ -125,7 +116,7 @@ goc_error *goc_error_new_payload(
 /* "<context>: <cause message>" around @cause with @code. */
 static goc_error *vwrap(int code, goc_error *cause, const char *fmt, va_list ap)
 {
-    char *ctx = fmt ? vformat(fmt, ap) : dup_str("");
+    char *ctx = fmt ? vformat(fmt, ap) : goc__strdup("");
     if (!ctx)
         return &oom;
     const char *cm = cause->msg;

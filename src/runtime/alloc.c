@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 /* Successful allocations left before failures start; -1: never fail. */
@@ -47,6 +48,15 @@ void *goc__aligned_alloc(size_t align, size_t size)
 void goc__free(void *p)
 {
     free(p);
+}
+
+char *goc__strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = goc__malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
 }
 
 void *goc__mmap(size_t size)
