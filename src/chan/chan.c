@@ -552,6 +552,13 @@ int goc_chan_try_recv(goc_chan *c, void *elem)
 
 /* ---- close and queries ------------------------------------------------ */
 
+void goc__chan_prefetch(struct goc_chan *c)
+{
+    __builtin_prefetch(&c->lock, 1);
+    __builtin_prefetch(&c->closed, 1);
+    __builtin_prefetch(&c->refs, 0);
+}
+
 int goc_chan_close(goc_chan *c)
 {
     if (!c)

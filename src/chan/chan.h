@@ -61,6 +61,10 @@ struct goc_chan {
     char *buf;
 };
 
+/* Start loading the lines a close of c writes (for callers about to
+ * close many channels in a row). */
+void goc__chan_prefetch(struct goc_chan *c);
+
 void goc__waitq_push(struct goc__waitq *q, struct goc__sudog *s);
 void goc__waitq_remove(struct goc__waitq *q, struct goc__sudog *s);
 /* Dequeue the first waiter whose wait we can still win; NULL if none. */

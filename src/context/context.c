@@ -13,6 +13,7 @@
 #include "ctx.h"
 #include "goc/chan.h"
 #include "goc/time.h"
+#include "../chan/chan.h"
 #include "../internal/alloc.h"
 
 #include <assert.h>
@@ -95,8 +96,31 @@ static void fire_locked(struct goc_ctx *c,
         atomic_store(&a->state, GOC__AFTER_SPAWNING);
         goc__dlist_push(afters, l);
     }
-    if (c->done)
-        goc_chan_close(c->done);
+    goc_chan *done = atomic_load_explicit(&c->done, memory_order_relaxed);
+    if (done)
+        goc_chan_close(done);
+}
+
+/*
+ * Under c->lock (which guards the sibling links): start loading what the
+ * next children's cancellation touches. A wide tree's children lie all
+ * over the heap, and their done channels elsewhere again: fetched one at
+ * a time, every child costs two or three cache misses in a row. The
+ * child after next is fetched two steps early, its channel one step.
+ */
+static void prefetch_next_children(struct goc__dlink *next)
+{
+    if (!next)
+        return;
+    struct goc_ctx *c1 = goc__container_of(next, struct goc_ctx, sib);
+    goc_chan *done = atomic_load_explicit(&c1->done, memory_order_relaxed);
+    if (done)
+        goc__chan_prefetch(done);
+    if (next->next) {
+        struct goc_ctx *c2 = goc__container_of(next->next, struct goc_ctx, sib);
+        __builtin_prefetch(c2, 1);
+        __builtin_prefetch((char *)c2 + 64, 1);
+    }
 }
 
 /* Under c->lock: cancel c's subtree, children first unlinked. */
@@ -108,6 +132,7 @@ static void cancel_children_locked(struct goc_ctx *c,
     struct goc__dlink *l;
     while ((l = goc__dlist_pop(&c->children))) {
         struct goc_ctx *child = goc__container_of(l, struct goc_ctx, sib);
+        prefetch_next_children(c->children);
         child->in_parent = false;
         goc__lock_acquire(&child->lock);
         if (atomic_load(&child->err) == 0)
@@ -329,9 +354,10 @@ int goc_ctx_destroy(goc_ctx *ctx)
     if (!ctx->local)
         return -EINVAL;
     quiesce(ctx);
-    if (ctx->done)
-        goc_chan_release(ctx->done);
-    ctx->done = NULL;
+    goc_chan *done = atomic_load_explicit(&ctx->done, memory_order_relaxed);
+    if (done)
+        goc_chan_release(done);
+    atomic_store_explicit(&ctx->done, NULL, memory_order_relaxed);
     return 0;
 }
 
@@ -351,8 +377,9 @@ void goc_ctx_release(goc_ctx *ctx)
         return;
     quiesce(ctx);
     struct goc_ctx *parent = ctx->parent;
-    if (ctx->done)
-        goc_chan_release(ctx->done);
+    goc_chan *done = atomic_load_explicit(&ctx->done, memory_order_relaxed);
+    if (done)
+        goc_chan_release(done);
     goc__free(ctx);
     goc_ctx_release(parent);
 }
@@ -398,10 +425,13 @@ goc_chan *goc_ctx_done(goc_ctx *ctx)
     if (!c)
         return NULL;
     goc__lock_acquire(&c->lock);
-    if (!c->done && goc_chan_new(0, 0, &c->done) == 0 &&
-        atomic_load(&c->err) != 0)
-        goc_chan_close(c->done);
-    goc_chan *done = c->done;
+    goc_chan *done = atomic_load_explicit(&c->done, memory_order_relaxed);
+    if (!done && goc_chan_new(0, 0, &done) == 0) {
+        if (atomic_load(&c->err) != 0)
+            goc_chan_close(done);
+        /* Release: a cancelling parent's prefetch may read it unlocked. */
+        atomic_store_explicit(&c->done, done, memory_order_release);
+    }
     goc__lock_release(&c->lock);
     return done;
 }

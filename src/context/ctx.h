@@ -55,7 +55,9 @@ struct goc_ctx {
     struct goc__dlink sib;         /* in cancel_parent->children */
     struct goc__dlink *watchers;   /* under lock: goc__ctx_watch */
     struct goc__dlink *afters;     /* under lock: goc__ctx_after */
-    goc_chan *done;
+    /* Set once under lock; a cancelling parent reads it without the
+     * child's lock, only to prefetch. */
+    goc_chan *_Atomic done;
     struct goc__timer timer;
     _Atomic uint32_t timer_busy; /* armed or firing */
     const void *key;

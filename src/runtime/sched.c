@@ -29,6 +29,10 @@
 
 struct goc__sched goc__sched = { .lock = GOC__LOCK_INIT };
 
+#if defined(__x86_64__) && defined(__ELF__)
+__thread struct goc__m *goc__tls_m;
+#define tls_m goc__tls_m
+#else
 static __thread struct goc__m *tls_m __attribute__((tls_model("initial-exec")));
 
 /*
@@ -43,6 +47,7 @@ GOC_NOIPA struct goc__m *goc__m_current(void)
     __asm__ volatile("" : "+r"(m));
     return m;
 }
+#endif
 
 void goc__m_set_current(struct goc__m *m);
 void goc__m_set_current(struct goc__m *m)
@@ -676,6 +681,26 @@ void goc__m_schedule(struct goc__m *m)
     }
 }
 
+/*
+ * A burst of wake-ups (a timer tick, a cancelled context tree, a closed
+ * channel) queues goroutines whose stacks went cold long ago, each on a
+ * page of its own: start loading the next two while this one runs. The
+ * first's G was fetched a switch earlier, so its saved stack pointer can
+ * be read already (atomically: a thief may be taking it meanwhile; the
+ * value only steers a prefetch).
+ */
+static inline void prefetch_queued(struct goc__p *p)
+{
+    uint32_t h = atomic_load_explicit(&p->head, memory_order_relaxed);
+    uint32_t t = atomic_load_explicit(&p->tail, memory_order_relaxed);
+    if (t == h)
+        return;
+    struct goc__g *g1 = goc__runq_slot_load(p, h);
+    __builtin_prefetch(__atomic_load_n(&g1->sp, __ATOMIC_RELAXED));
+    if (t - h > 1)
+        __builtin_prefetch(goc__runq_slot_load(p, h + 1));
+}
+
 /* Leave g for the next goroutine of this P, or for g0. */
 static void schedule_next(struct goc__m *m, struct goc__g *g, bool dead)
 {
@@ -695,6 +720,7 @@ static void schedule_next(struct goc__m *m, struct goc__g *g, bool dead)
     }
     if (next && !next->locked_m) {
         GOC__STAT_INC(p->nrun, 1);
+        prefetch_queued(p);
         switch_to(m, g, next, dead);
         return;
     }
