@@ -6,6 +6,7 @@
 #ifndef GOC_INTERNAL_FASTCLOCK_H
 #define GOC_INTERNAL_FASTCLOCK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /**
@@ -32,5 +33,14 @@
  * Return: nanoseconds on goc_now()'s clock.
  */
 int64_t goc__fastclock(void);
+
+/**
+ * goc__fastclock_counting - whether goc__fastclock() reads the counter.
+ *
+ * Return: true once its readings come from the cycle counter (a frequency
+ * has been measured); false while it returns goc_now() (not yet measured,
+ * not supported here, or GOC_FASTCLOCK=0).
+ */
+bool goc__fastclock_counting(void);
 
 #endif /* GOC_INTERNAL_FASTCLOCK_H */

@@ -281,3 +281,9 @@ int64_t goc__fastclock(void)
         return goc__nanotime();
     return slow();
 }
+
+bool goc__fastclock_counting(void)
+{
+    return atomic_load_explicit(&fc.mode, memory_order_relaxed) == FC_ON &&
+           atomic_load_explicit(&fc.maxd, memory_order_relaxed) != 0;
+}
