@@ -107,11 +107,13 @@ static int64_t track(bool goroutine)
 }
 
 /* Call until the first frequency is measured (10 ms on x86-64). */
-static void warm_up(void)
+static void warm_up(bool goroutine)
 {
-    int64_t end = goc_now() + 200 * GOC_MILLISECOND;
-    while (!goc__fastclock_counting() && goc_now() < end)
+    int64_t end = goc_now() + 500 * GOC_MILLISECOND;
+    while (!goc__fastclock_counting() && goc_now() < end) {
         (void)goc__fastclock();
+        nap(goroutine, GOC_MILLISECOND);
+    }
 }
 
 struct tracker {
@@ -137,7 +139,7 @@ static void *track_thread(void *arg)
 TEST_G(fastclock, tracks_goc_now_across_renewals)
 {
     enum { G = 4 };
-    warm_up();
+    warm_up(true);
     ASSERT_EQ(goc__fastclock_counting(), counter_expected());
     goc_wg wg = GOC_WG_INIT;
     struct tracker ts[G + 1];
@@ -161,7 +163,7 @@ TEST_G(fastclock, tracks_goc_now_across_renewals)
 TEST(fastclock, works_before_the_runtime_starts)
 {
     ASSERT_LE(off_bracket(), bound()); /* the very first call */
-    warm_up();
+    warm_up(false);
     ASSERT_EQ(goc__fastclock_counting(), counter_expected());
     ASSERT_LE(track(false), bound());
 }
