@@ -43,6 +43,7 @@
 #define ROTATE_NS  (2 * 1000000000LL) /* the baseline is 2-4 s old */
 #define PAIR_TRIES 5
 #define FREQ_TOL   0.02 /* a larger change means the counter jumped */
+#define FREQ_UNC   1e-4 /* the most uncertainty a new frequency may have */
 
 enum { FC_UNKNOWN, FC_OFF, FC_ON };
 
@@ -60,6 +61,7 @@ static struct {
 struct pair {
     uint64_t cyc;
     int64_t ns;
+    uint64_t width; /* the bracket, in cycles: cyc is good to width/2 */
 };
 
 /* The writer's state, owned by whoever holds busy. */
@@ -100,16 +102,13 @@ static inline uint64_t cycles_ordered(void)
  * smallest bracket around clock_gettime of a few tries. */
 static struct pair take_pair(void)
 {
-    struct pair best = { 0, 0 };
-    uint64_t width = UINT64_MAX;
+    struct pair best = { 0, 0, UINT64_MAX };
     for (int i = 0; i < PAIR_TRIES; i++) {
         uint64_t c1 = cycles_ordered();
         int64_t ns = goc__nanotime();
         uint64_t c2 = cycles_ordered();
-        if (c2 - c1 < width) {
-            width = c2 - c1;
-            best = (struct pair){ c1 + width / 2, ns };
-        }
+        if (c2 - c1 < best.width)
+            best = (struct pair){ c1 + (c2 - c1) / 2, ns, c2 - c1 };
     }
     return best;
 }
@@ -180,8 +179,16 @@ static bool measure(struct pair p)
 {
     int64_t dns = p.ns - base.ns;
     int64_t dcyc = (int64_t)(p.cyc - base.cyc);
-    if (dns < CALIB_NS)
+    if (dns < CALIB_NS || dcyc <= 0)
         return cyc_per_ns > 0;
+    /* Pairs read while preempted have wide brackets: an estimate from them
+     * waits for a longer baseline (or, measuring the first one, for a
+     * better baseline pair) rather than being trusted. */
+    if ((double)(base.width + p.width) / 2 > FREQ_UNC * (double)dcyc) {
+        if (cyc_per_ns == 0 && p.width < base.width)
+            base = mid = p;
+        return cyc_per_ns > 0;
+    }
     double f = (double)dcyc / (double)dns;
     double r = cyc_per_ns > 0 ? f / cyc_per_ns : 1;
     /* 1 MHz to 100 GHz, and near the last estimate: anything else means
@@ -201,7 +208,14 @@ static bool measure(struct pair p)
 
 static void child_after_fork(void)
 {
-    /* The thread renewing the anchor did not come along. */
+    /* The thread renewing the anchor did not come along: free the lock,
+     * and if it was publishing, drop the half-written anchor (no anchor
+     * sends the next reader to renew it). */
+    uint32_t s = atomic_load_explicit(&fc.seq, memory_order_relaxed);
+    if (s & 1) {
+        atomic_store_explicit(&fc.maxd, 0, memory_order_relaxed);
+        atomic_store_explicit(&fc.seq, s + 1, memory_order_release);
+    }
     atomic_store_explicit(&busy, 0, memory_order_relaxed);
 }
 
