@@ -179,8 +179,12 @@ static bool measure(struct pair p)
 {
     int64_t dns = p.ns - base.ns;
     int64_t dcyc = (int64_t)(p.cyc - base.cyc);
-    if (dns < CALIB_NS || dcyc <= 0)
+    if (dns < CALIB_NS)
         return cyc_per_ns > 0;
+    if (dcyc <= 0) { /* the counter was reset: a new baseline */
+        base = mid = p;
+        return cyc_per_ns > 0;
+    }
     /* Pairs read while preempted have wide brackets: an estimate from them
      * waits for a longer baseline (or, measuring the first one, for a
      * better baseline pair) rather than being trusted. */
