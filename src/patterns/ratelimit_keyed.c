@@ -8,6 +8,7 @@
 #include "goc/ratelimit.h"
 #include "goc/time.h"
 #include "../internal/alloc.h"
+#include "../internal/fastclock.h"
 #include "../internal/lock.h"
 
 #include <string.h>
@@ -197,7 +198,9 @@ bool goc_keyed_limiter_allow(goc_keyed_limiter *kl, const void *key, size_t len)
 {
     if (!kl)
         return false;
-    int64_t now = kl->clock.now ? kl->clock.now(kl->clock.arg) : goc_now();
+    /* The same default clock as its buckets (see ratelimit.c). */
+    int64_t now =
+        kl->clock.now ? kl->clock.now(kl->clock.arg) : goc__fastclock();
     return goc_keyed_limiter_allow_n_at(kl, key, len, now, 1);
 }
 
