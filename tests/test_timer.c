@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* Tests of sleeping and of the timer wheels. */
 #include "test.h"
+#include "../src/internal/alloc.h"
 #include "../src/runtime/runtime.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -186,4 +189,242 @@ TEST_G(timer, far_timer_can_be_stopped)
     ASSERT(goc__timer_stop(&farther));
     ASSERT(!goc__timer_stop(&far));
     ASSERT_EQ(atomic_load(&f.fired), 0);
+}
+
+/* ---- a private wheel, driven by hand ---------------------------------- *
+ *
+ * These tests arm timers on a wheel no P owns and call goc__wheel_run with
+ * a "now" of their choosing, so what fires when is exact. A tick is
+ * 2^16 ns; deadlines below are whole ticks.
+ */
+
+#define TICK(n) ((int64_t)(n) << 16)
+
+static void bump(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+/* Every timer in the slot's array is where its index says. */
+static void check_slot(const struct goc__wheel_slot *sl)
+{
+    ASSERT_LE(sl->n, sl->cap);
+    for (uint32_t i = 0; i < sl->n; i++)
+        ASSERT_EQ(sl->v[i]->idx, i);
+    for (const struct goc__timer *t = sl->spill; t; t = t->next)
+        ASSERT_EQ(t->idx, GOC__TIMER_SPILLED);
+}
+
+static const struct goc__wheel_slot *slot_of(const struct goc__wheel *w,
+                                             const struct goc__timer *t)
+{
+    ASSERT_LT(t->level, GOC__WHEEL_LEVELS);
+    return &w->slots[t->level][t->slot];
+}
+
+/* A tick a few ticks ahead of the wheel, and on level 0. */
+static uint64_t level0_tick(const struct goc__wheel *w)
+{
+    uint64_t tick = w->elapsed + 3;
+    if ((tick >> 6) != (w->elapsed >> 6))
+        tick = w->elapsed; /* would cross into level 1: due at once */
+    return tick;
+}
+
+TEST_G(timer, slot_cancels_from_the_middle)
+{
+    enum { N = 1500 };
+    static struct goc__wheel w;
+    static struct goc__timer t[N];
+    static int fired[N];
+    goc__wheel_init(&w);
+    uint64_t tick = level0_tick(&w);
+    for (int i = 0; i < N; i++)
+        goc__wheel_start(&w, &t[i], TICK(tick), bump, &fired[i]);
+    const struct goc__wheel_slot *sl = slot_of(&w, &t[0]);
+    ASSERT_EQ(sl->n, N);
+    /* Cancel from the middle, the front and the back; each cancel moves
+     * the last entry into the hole. */
+    int stopped = 0;
+    for (int i = 0; i < N; i++) {
+        if (i % 3 == 1 || i == 0 || i == N - 1 || (i > 700 && i < 720)) {
+            ASSERT(goc__timer_stop(&t[i]));
+            ASSERT(!goc__timer_stop(&t[i]));
+            stopped++;
+            if (i % 97 == 0)
+                check_slot(sl);
+        }
+    }
+    check_slot(sl);
+    ASSERT_EQ(sl->n, N - stopped);
+    ASSERT_EQ(atomic_load(&w.count), N - stopped);
+    /* Not due one tick early; all due at their tick. */
+    ASSERT_EQ(goc__wheel_run(&w, TICK(tick) - 1, INT_MAX), 0);
+    ASSERT_EQ(goc__wheel_run(&w, TICK(tick), INT_MAX), N - stopped);
+    for (int i = 0; i < N; i++) {
+        bool was_stopped =
+            i % 3 == 1 || i == 0 || i == N - 1 || (i > 700 && i < 720);
+        ASSERT_EQ(fired[i], was_stopped ? 0 : 1);
+        ASSERT(!goc__timer_stop(&t[i]));
+    }
+    ASSERT_EQ(atomic_load(&w.count), 0);
+    ASSERT_EQ(atomic_load(&w.next_when), INT64_MAX);
+    ASSERT_OK(goc__wheel_destroy(&w));
+}
+
+TEST_G(timer, slot_arrays_grow_and_shrink)
+{
+    static struct goc__wheel w;
+    static struct goc__timer t[40000];
+    static int fired[40000];
+    int n = (int)test_scale(40000);
+    goc__wheel_init(&w);
+    uint64_t tick = level0_tick(&w);
+    /* A slot that holds a few timers keeps its array once empty. */
+    for (int i = 0; i < 5; i++)
+        goc__wheel_start(&w, &t[i], TICK(tick), bump, &fired[i]);
+    const struct goc__wheel_slot *sl = slot_of(&w, &t[0]);
+    struct goc__timer **small = sl->v;
+    ASSERT(small != NULL);
+    for (int i = 0; i < 5; i++)
+        ASSERT(goc__timer_stop(&t[i]));
+    ASSERT_EQ(sl->n, 0);
+    ASSERT(sl->v == small);
+    ASSERT_EQ(w.occupied[0], 0);
+    /* Tens of thousands in one slot, cancelled: the big array goes. */
+    for (int i = 0; i < n; i++)
+        goc__wheel_start(&w, &t[i], TICK(tick), bump, &fired[i]);
+    ASSERT_EQ(sl->n, n);
+    ASSERT_GE(sl->cap, n);
+    check_slot(sl);
+    ASSERT_EQ(goc__wheel_destroy(&w), -EBUSY);
+    for (int i = n - 1; i >= 0; i -= 2)
+        ASSERT(goc__timer_stop(&t[i]));
+    check_slot(sl);
+    for (int i = n - 2; i >= 0; i -= 2)
+        ASSERT(goc__timer_stop(&t[i]));
+    ASSERT_EQ(sl->n, 0);
+    ASSERT(sl->v == NULL);
+    ASSERT_EQ(sl->cap, 0);
+    /* And again, this time all firing: the drained slot lets go too. */
+    for (int i = 0; i < n; i++)
+        goc__wheel_start(&w, &t[i], TICK(tick), bump, &fired[i]);
+    ASSERT_EQ(goc__wheel_run(&w, TICK(tick), INT_MAX), n);
+    ASSERT(sl->v == NULL);
+    for (int i = 0; i < n; i++)
+        ASSERT_EQ(fired[i], 1);
+    ASSERT_EQ(atomic_load(&w.count), 0);
+    ASSERT_OK(goc__wheel_destroy(&w));
+}
+
+/* Arm with every allocation failing: the timer still goes in. */
+static void start_failing(struct goc__wheel *w,
+                          struct goc__timer *t,
+                          int64_t when,
+                          int *fired)
+{
+    goc__fault_after(0);
+    goc__wheel_start(w, t, when, bump, fired);
+    goc__fault_after(-1);
+}
+
+TEST_G(timer, arming_survives_allocation_failure)
+{
+    enum { N = 300 };
+    static struct goc__wheel w;
+    static struct goc__timer t[N];
+    static int fired[N];
+    goc__wheel_init(&w);
+    uint64_t tick = level0_tick(&w);
+    /* Next level-1 boundary but one: level 1 (or 2), due after a cascade
+     * into level 0 slots that have no array yet. */
+    uint64_t far = ((w.elapsed >> 6) + 2) << 6;
+    for (int i = 0; i < N; i++) {
+        int64_t when = i % 2 ? TICK(tick) : TICK(far + (uint64_t)i % 40);
+        if (i < N / 2)
+            start_failing(&w, &t[i], when, &fired[i]);
+        else
+            goc__wheel_start(&w, &t[i], when, bump, &fired[i]);
+    }
+    const struct goc__wheel_slot *near = slot_of(&w, &t[1]);
+    check_slot(near);
+    ASSERT(near->spill != NULL);
+    ASSERT_EQ(t[1].idx, GOC__TIMER_SPILLED);
+    ASSERT_NE(t[N - 1].idx, GOC__TIMER_SPILLED);
+    ASSERT_EQ(atomic_load(&w.count), N);
+    /* Cancel spilled and arrayed ones alike. */
+    for (int i = 0; i < N; i += 5)
+        ASSERT(goc__timer_stop(&t[i]));
+    check_slot(near);
+    ASSERT_EQ(goc__wheel_run(&w, TICK(tick), INT_MAX), N / 2 - N / 10);
+    /* The cascade out of level 1 cannot allocate either: the timers
+     * spill into their new slots and still fire, once each. */
+    goc__fault_after(0);
+    int late = goc__wheel_run(&w, TICK(far + 40), INT_MAX);
+    goc__fault_after(-1);
+    ASSERT_EQ(late, N / 2 - N / 10);
+    for (int i = 0; i < N; i++)
+        ASSERT_EQ(fired[i], i % 5 ? 1 : 0);
+    ASSERT_EQ(atomic_load(&w.count), 0);
+    ASSERT_OK(goc__wheel_destroy(&w));
+}
+
+TEST_G(timer, full_batch_leaves_the_rest_due)
+{
+    enum { N = 1000 };
+    static struct goc__wheel w;
+    static struct goc__timer t[N];
+    static int fired[N];
+    goc__wheel_init(&w);
+    uint64_t tick = level0_tick(&w);
+    for (int i = 0; i < N; i++)
+        goc__wheel_start(&w, &t[i], TICK(tick), bump, &fired[i]);
+    /* More due than max, and more than one internal batch of 64. */
+    ASSERT_EQ(goc__wheel_run(&w, TICK(tick), 150), 150);
+    ASSERT_EQ(atomic_load(&w.count), N - 150);
+    check_slot(slot_of(&w, &t[0]));
+    /* The rest is still due now, and published as such. */
+    ASSERT_LE(atomic_load(&w.next_when), TICK(tick));
+    int stopped = 0;
+    for (int i = 0; i < N; i += 7)
+        if (goc__timer_stop(&t[i]))
+            stopped++;
+    ASSERT_EQ(goc__wheel_run(&w, TICK(tick), 1), 1);
+    ASSERT_EQ(goc__wheel_run(&w, TICK(tick), INT_MAX), N - 151 - stopped);
+    int total = 0;
+    for (int i = 0; i < N; i++) {
+        ASSERT_LE(fired[i], 1);
+        total += fired[i];
+    }
+    ASSERT_EQ(total, N - stopped);
+    ASSERT_EQ(atomic_load(&w.count), 0);
+    ASSERT_OK(goc__wheel_destroy(&w));
+}
+
+TEST_G(timer, full_batch_above_level_0_is_resumed_first)
+{
+    enum { DUE = 300, LATER = 40 };
+    static struct goc__wheel w;
+    static struct goc__timer t[DUE + LATER];
+    static int fired[DUE + LATER];
+    goc__wheel_init(&w);
+    /* A level-1 slot's start tick: timers on it are due when time gets
+     * there; others in its range fall to level 0 then. */
+    uint64_t start = ((w.elapsed >> 6) + 2) << 6;
+    for (int i = 0; i < DUE + LATER; i++) {
+        uint64_t tick = i < DUE ? start : start + 5 + (uint64_t)i % 3;
+        goc__wheel_start(&w, &t[i], TICK(tick), bump, &fired[i]);
+    }
+    ASSERT_GT(t[0].level, 0);
+    ASSERT_EQ(goc__wheel_run(&w, TICK(start), 100), 100);
+    /* The later timers have moved down a level; the due rest must not
+     * wait behind them. */
+    ASSERT_EQ(atomic_load(&w.next_when), TICK(start));
+    ASSERT_EQ(goc__wheel_run(&w, TICK(start), INT_MAX), DUE - 100);
+    for (int i = 0; i < DUE + LATER; i++)
+        ASSERT_EQ(fired[i], i < DUE ? 1 : 0);
+    ASSERT_EQ(atomic_load(&w.next_when), TICK(start + 5));
+    ASSERT_EQ(goc__wheel_run(&w, TICK(start + 7), INT_MAX), LATER);
+    ASSERT_EQ(atomic_load(&w.count), 0);
+    ASSERT_OK(goc__wheel_destroy(&w));
 }

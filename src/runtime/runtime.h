@@ -39,20 +39,42 @@ typedef void (*goc__commit_fn)(struct goc__m *m, void *arg);
 
 /*
  * An intrusive timer. It lives in its owner's memory (a goroutine, a
- * context, a poll descriptor) and is linked into one P's wheel while armed.
+ * context, a poll descriptor) and sits in one P's wheel while armed.
  * fn(arg) runs on a scheduler thread, outside every lock, with the timer
  * already disarmed: it may re-arm it. The timer's memory must stay valid
  * until fn has returned; goc__timer_stop_sync() waits for that.
+ *
+ * Expiry touches the fields from tick to slot of every timer it walks: a
+ * cache miss each, as timers live in cold memory. They are kept together
+ * after the links, which expiry hardly uses, so that in a goroutine's
+ * descriptor (64-byte aligned, the timer at 48 past a line) they fill one
+ * cache line: one miss per timer, not two.
  */
 struct goc__timer {
-    struct goc__timer *next, *prev; /* slot list, while armed */
-    int64_t when;                   /* deadline, goc_now() ns */
-    uint64_t tick;                  /* deadline in wheel ticks, rounded up */
-    uint8_t level, slot;            /* where it is linked */
-    _Atomic uint32_t firing;        /* fn is running (goc__timer_stop_sync) */
+    /* The slot's spill list, for a timer that found its array full and
+     * could not grow it (idx == GOC__TIMER_SPILLED). */
+    struct goc__timer *next, *prev;
+    uint64_t tick; /* deadline in wheel ticks, rounded up */
+    int64_t when;  /* deadline, goc_now() ns */
     void (*fn)(void *arg);
     void *arg;
     struct goc__wheel *_Atomic wheel; /* holding wheel; NULL when disarmed */
+    uint32_t idx;                     /* in its slot's array, or SPILLED */
+    _Atomic uint32_t firing;          /* fn is running (goc__timer_stop_sync) */
+    uint8_t level, slot;              /* which slot holds it */
+};
+
+#define GOC__TIMER_SPILLED UINT32_MAX
+
+/*
+ * One slot of a wheel: the timers of one deadline range, as an array of
+ * pointers (t == v[t->idx]) that expiry walks with prefetching, plus the
+ * rare ones for which the array could not grow.
+ */
+struct goc__wheel_slot {
+    struct goc__timer **v;
+    uint32_t n, cap;
+    struct goc__timer *spill;
 };
 
 /*
@@ -64,11 +86,16 @@ struct goc__wheel {
     goc__lock lock;
     uint64_t elapsed; /* ticks already processed */
     uint64_t occupied[GOC__WHEEL_LEVELS];
-    struct goc__timer *slots[GOC__WHEEL_LEVELS][GOC__WHEEL_SLOTS];
+    struct goc__wheel_slot slots[GOC__WHEEL_LEVELS][GOC__WHEEL_SLOTS];
     /* Timers beyond the top level's reach (52 days): re-examined each
      * time elapsed passes overflow_recheck, a top-level slot boundary. */
-    struct goc__timer *overflow;
+    struct goc__wheel_slot overflow;
     uint64_t overflow_recheck;
+    /* A slot above level 0 whose expiry stopped with due timers left
+     * (its fire batch was full): expired next, before lower levels
+     * that now hold later deadlines. -1 when none. */
+    int8_t resume_level;
+    uint8_t resume_slot;
     _Atomic int64_t count; /* changed under lock, read by statistics */
     /* Earliest slot deadline in ns (INT64_MAX when empty): a hint others
      * read without the lock; it may be early after a cancel, never late. */
@@ -76,6 +103,14 @@ struct goc__wheel {
 };
 
 void goc__wheel_init(struct goc__wheel *w);
+/* Free the slot arrays of a wheel no P owns; -EBUSY if timers are armed. */
+int goc__wheel_destroy(struct goc__wheel *w);
+/* Arm t on wheel w; tests drive a private wheel this way. */
+void goc__wheel_start(struct goc__wheel *w,
+                      struct goc__timer *t,
+                      int64_t when,
+                      void (*fn)(void *),
+                      void *arg);
 /* Arm t on the current P's wheel (any P's from a plain thread). */
 void goc__timer_start(struct goc__timer *t,
                       int64_t when,
