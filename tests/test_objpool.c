@@ -309,7 +309,7 @@ struct acq {
     int rc;
     int id;
     _Atomic int *order;
-    int got_at;
+    _Atomic int *winner; /* winner[k]: 1 + id of the k-th to get one */
     goc_wg *wg;
 };
 
@@ -317,8 +317,10 @@ static void acquirer(void *arg)
 {
     struct acq *a = arg;
     a->rc = goc_rpool_acquire(a->rp, &a->obj, a->ctx);
+    /* Published through winner[] (release), which the test waits on: rc
+     * and obj are written before it. */
     if (a->order)
-        a->got_at = atomic_fetch_add(a->order, 1);
+        atomic_store(&a->winner[atomic_fetch_add(a->order, 1)], a->id + 1);
     if (a->wg)
         goc_wg_done(a->wg);
 }
@@ -347,21 +349,23 @@ TEST_G(objpool, rpool_acquire_blocking_cases)
     ASSERT_OK(goc_rpool_acquire(rp, &held, NULL));
 
     /* FIFO hand-off to three waiters. */
-    static _Atomic int order;
+    static _Atomic int order, winner[3];
     static struct acq w[3];
     goc_wg wg = GOC_WG_INIT;
     goc_wg_add(&wg, 3);
     for (int i = 0; i < 3; i++) {
-        w[i] = (struct acq){ .rp = rp, .id = i, .order = &order, .wg = &wg };
+        w[i] = (struct acq){
+            .rp = rp, .id = i, .order = &order, .winner = winner, .wg = &wg
+        };
         ASSERT_OK(goc_go(acquirer, &w[i]));
         wait_waiters(rp, i + 1);
     }
     ASSERT_OK(goc_rpool_release(rp, held, false));
     for (int i = 0; i < 3; i++) {
-        while (atomic_load(&order) <= i)
+        while (atomic_load(&winner[i]) == 0)
             goc_sleep(200 * GOC_MICROSECOND, NULL);
+        ASSERT_EQ(atomic_load(&winner[i]), i + 1);
         ASSERT_OK(w[i].rc);
-        ASSERT_EQ(w[i].got_at, i);
         ASSERT_OK(goc_rpool_release(rp, w[i].obj, false));
     }
     goc_wg_wait(&wg, NULL);
