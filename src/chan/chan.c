@@ -30,7 +30,7 @@ void goc__waitq_push(struct goc__waitq *q, struct goc__sudog *s)
     if (q->tail)
         q->tail->next = s;
     else
-        q->head = s;
+        atomic_store_explicit(&q->head, s, memory_order_relaxed);
     q->tail = s;
     s->linked = true;
     /* Under the lock: only its holders write n. */
@@ -44,7 +44,7 @@ void goc__waitq_remove(struct goc__waitq *q, struct goc__sudog *s)
     if (s->prev)
         s->prev->next = s->next;
     else
-        q->head = s->next;
+        atomic_store_explicit(&q->head, s->next, memory_order_relaxed);
     if (s->next)
         s->next->prev = s->prev;
     else
@@ -56,10 +56,15 @@ void goc__waitq_remove(struct goc__waitq *q, struct goc__sudog *s)
                           memory_order_relaxed);
 }
 
+static inline struct goc__sudog *waitq_first(struct goc__waitq *q)
+{
+    return atomic_load_explicit(&q->head, memory_order_relaxed);
+}
+
 struct goc__sudog *goc__waitq_claim(struct goc__waitq *q)
 {
     struct goc__sudog *s;
-    while ((s = q->head)) {
+    while ((s = atomic_load_explicit(&q->head, memory_order_relaxed))) {
         goc__waitq_remove(q, s);
         /* Lost: its select or context already woke it. Skip it. */
         if (goc__wait_claim(s->w, s->index))
@@ -162,7 +167,8 @@ bool goc__chan_try_send_locked(struct goc_chan *c,
         *result = -EPIPE;
         return true;
     }
-    struct goc__sudog *r = c->recvq.head ? goc__waitq_claim(&c->recvq) : NULL;
+    struct goc__sudog *r =
+        waitq_first(&c->recvq) ? goc__waitq_claim(&c->recvq) : NULL;
     if (!r)
         return false;
     copy_elem(c, r->elem, elem);
@@ -177,7 +183,8 @@ bool goc__chan_try_recv_locked(struct goc_chan *c,
                                int *result,
                                struct goc__sudog **wake)
 {
-    struct goc__sudog *s = c->sendq.head ? goc__waitq_claim(&c->sendq) : NULL;
+    struct goc__sudog *s =
+        waitq_first(&c->sendq) ? goc__waitq_claim(&c->sendq) : NULL;
     if (s) {
         copy_elem(c, elem, s->elem);
         s->success = true;
@@ -557,6 +564,14 @@ void goc__chan_prefetch(struct goc_chan *c)
     __builtin_prefetch(&c->lock, 1);
     __builtin_prefetch(&c->closed, 1);
     __builtin_prefetch(&c->refs, 0);
+}
+
+void goc__chan_prefetch_waiter(struct goc_chan *c)
+{
+    /* Unlocked: the record may be gone by the time it arrives, which
+     * costs nothing but the prefetch. It lies on the waiter's stack, so
+     * this also loads the TLB entry its G and wait record share. */
+    __builtin_prefetch(waitq_first(&c->recvq), 1);
 }
 
 int goc_chan_close(goc_chan *c)

@@ -24,7 +24,10 @@ struct goc__sudog {
 };
 
 struct goc__waitq {
-    struct goc__sudog *head, *tail;
+    /* Written under the channel lock; read without it only to prefetch
+     * (goc__chan_prefetch_waiter), hence atomic, always relaxed. */
+    struct goc__sudog *_Atomic head;
+    struct goc__sudog *tail;
     /* Records queued. Written under the channel lock; buffered channels'
      * lock-free operations read it to learn whether anyone must be woken. */
     _Atomic uint32_t n;
@@ -64,6 +67,8 @@ struct goc_chan {
 /* Start loading the lines a close of c writes (for callers about to
  * close many channels in a row). */
 void goc__chan_prefetch(struct goc_chan *c);
+/* Then, once those lines are in, the first waiting receiver's record. */
+void goc__chan_prefetch_waiter(struct goc_chan *c);
 
 void goc__waitq_push(struct goc__waitq *q, struct goc__sudog *s);
 void goc__waitq_remove(struct goc__waitq *q, struct goc__sudog *s);

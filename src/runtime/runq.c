@@ -43,8 +43,14 @@ bool goc__runq_put_slow(struct goc__p *p,
             &p->head, &h, h + HALF, memory_order_acq_rel, memory_order_relaxed))
         return false;
     batch[HALF] = g;
-    for (int i = 0; i < HALF; i++)
-        batch[i]->next = batch[i + 1];
+    /* These Gs are in cache now and will not be when someone takes them
+     * off the global queue, one cold link at a time: leave that walk
+     * pointers to prefetch. */
+    for (int i = 0; i <= HALF; i++) {
+        batch[i]->next = i < HALF ? batch[i + 1] : NULL;
+        batch[i]->ahead =
+            i + GOC__GQ_AHEAD <= HALF ? batch[i + GOC__GQ_AHEAD] : NULL;
+    }
     global_put_batch(batch[0], batch[HALF], HALF + 1);
     return true;
 }

@@ -284,6 +284,7 @@ static void handoff_p(struct goc__p *p)
 static void global_put(struct goc__g *g)
 {
     g->next = NULL;
+    g->ahead = NULL;
     goc__lock_acquire(&goc__sched.lock);
     if (goc__sched.gq_tail)
         goc__sched.gq_tail->next = g;
@@ -314,6 +315,7 @@ static struct goc__g *global_get_locked(struct goc__p *p, int max)
     struct goc__g *first = goc__sched.gq_head;
     struct goc__g *g = first;
     for (int64_t i = 0; i < n; i++) {
+        __builtin_prefetch(g->ahead);
         struct goc__g *next = g->next;
         if (i > 0)
             goc__runq_put(p, g, false);
@@ -345,6 +347,7 @@ void goc__ready(struct goc__g *g, bool next)
     } else if (m && m->batching) {
         /* The poller, without a P: injected all at once afterwards. */
         g->next = NULL;
+        g->ahead = NULL;
         if (m->batch_tail)
             m->batch_tail->next = g;
         else
