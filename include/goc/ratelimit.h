@@ -61,7 +61,7 @@ GOC_API double goc_rate_every(int64_t interval);
  *         everything.
  * @clock: time source (copied), or NULL for goc_now()'s clock read from
  *         the CPU's cycle counter where the kernel keeps time on it (a
- *         third of the cost; within a microsecond of goc_now(), so
+ *         third of the cost; within microseconds of goc_now(), so
  *         times from goc_now() passed to the _at variants mix freely).
  *         GOC_FASTCLOCK=0 in the environment makes it goc_now() itself.
  * @out:   receives the limiter.

@@ -116,7 +116,9 @@ static void prefetch_next_children(struct goc__dlink *next)
     if (!next)
         return;
     struct goc_ctx *c1 = goc__container_of(next, struct goc_ctx, sib);
-    goc_chan *done = atomic_load_explicit(&c1->done, memory_order_relaxed);
+    /* Acquire: the prefetch reads the channel's queue head, which its
+     * creation initialised on another thread. */
+    goc_chan *done = atomic_load_explicit(&c1->done, memory_order_acquire);
     if (done)
         goc__chan_prefetch_waiter(done);
     struct goc__dlink *n2 = next->next;

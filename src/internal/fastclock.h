@@ -22,8 +22,10 @@
  * goc_now() itself.
  *
  * It is not a replacement for goc_now(): it may differ from it by the
- * drift of one anchor period (typically well under a microsecond; at
- * most the anchor age times a change in NTP's slew, 32 us at 500 ppm),
+ * error of its anchor (half a pair's bracket, at most 1 us) plus the
+ * drift of one 64 ms anchor period (the frequency error, at most 2e-5,
+ * about 1.3 us, or a change in NTP's slew, at most 32 us at 500 ppm):
+ * typically well under a microsecond, a few at worst,
  * so consecutive calls may go backwards by that much when an anchor is
  * renewed, and the counter read is not ordered against other memory
  * operations (rdtsc does not serialise). Use it where that is harmless,

@@ -97,8 +97,8 @@ static int64_t sat_sub(int64_t a, int64_t b)
  * Every reading of a limiter's own clock goes through here, so one limiter
  * never mixes clocks. Without an injected clock it is goc__fastclock():
  * goc_now()'s clock read from the cycle counter, which costs less than
- * half of clock_gettime and may step back by a fraction of a microsecond
- * when it renews its anchor. advance() tolerates a clock going back, as
+ * half of clock_gettime and may step back by a few microseconds at most
+ * (usually a fraction of one) when it renews its anchor. advance() tolerates a clock going back, as
  * x/time/rate does: an earlier `now` refills nothing and becomes `last`.
  */
 static int64_t clock_now(const goc_clock *c)
@@ -488,7 +488,7 @@ int goc_limiter_wait_n(goc_limiter *l, int64_t n, goc_ctx *ctx)
     if (rc)
         return rc;
     /* The deadline is on goc_now()'s clock, the limiter's default clock is
-     * goc__fastclock(): the two differ by well under a microsecond, so
+     * goc__fastclock(): the two differ by microseconds at most, so
      * the budget is taken as a duration on the real clock. */
     int64_t max_wait = GOC_INF_DURATION, deadline;
     if (goc_ctx_deadline(ctx, &deadline))

@@ -38,12 +38,13 @@
 #define FC_COUNTER 0
 #endif
 
-#define AGE_NS     (64 * 1000000LL)   /* an anchor's longest life */
-#define CALIB_NS   (10 * 1000000LL)   /* the first frequency's baseline */
-#define ROTATE_NS  (2 * 1000000000LL) /* the baseline is 2-4 s old */
-#define PAIR_TRIES 5
-#define FREQ_TOL   0.02 /* a larger change means the counter jumped */
-#define FREQ_UNC   1e-4 /* the most uncertainty a new frequency may have */
+#define AGE_NS      (64 * 1000000LL)   /* an anchor's longest life */
+#define CALIB_NS    (10 * 1000000LL)   /* the first frequency's baseline */
+#define ROTATE_NS   (2 * 1000000000LL) /* the baseline is 2-4 s old */
+#define PAIR_TRIES  5
+#define FREQ_TOL    0.02 /* a larger change means the counter jumped */
+#define FREQ_UNC    2e-5 /* the most uncertainty a new frequency may have */
+#define PAIR_MAX_NS 2000 /* the widest bracket an anchor may have */
 
 enum { FC_UNKNOWN, FC_OFF, FC_ON };
 
@@ -68,6 +69,12 @@ struct pair {
 static _Alignas(64) _Atomic int busy;
 static struct pair base, mid;
 static double cyc_per_ns; /* 0 until measured */
+/* cyc_per_ns came from the architecture (cntfrq_el0), not a measurement:
+ * firmware may state it wrong, so the first measurement replaces it. */
+static bool provisional;
+/* The last frequency refused as a jump; a second one agreeing with it
+ * means the rate really changed, and it is taken. */
+static double refused_f;
 
 /* The counter as the fast path reads it: not serialising. */
 static inline uint64_t cycles(void)
@@ -194,14 +201,24 @@ static bool measure(struct pair p)
         return cyc_per_ns > 0;
     }
     double f = (double)dcyc / (double)dns;
-    double r = cyc_per_ns > 0 ? f / cyc_per_ns : 1;
-    /* 1 MHz to 100 GHz, and near the last estimate: anything else means
-     * the counter jumped (a suspend, a migrated VM); start a new baseline
-     * and keep the old frequency. */
-    if (f < 1e-3 || f > 100 || r < 1 - FREQ_TOL || r > 1 + FREQ_TOL) {
+    if (f < 1e-3 || f > 100) { /* not a counter rate: 1 MHz to 100 GHz */
         base = mid = p;
         return cyc_per_ns > 0;
     }
+    /* Far from the last estimate means the counter jumped (a suspend, a
+     * migrated VM): start a new baseline and keep the old frequency,
+     * unless the last refusal measured the same rate again. */
+    double r = cyc_per_ns > 0 && !provisional ? f / cyc_per_ns : 1;
+    if (r < 1 - FREQ_TOL || r > 1 + FREQ_TOL) {
+        double again = refused_f > 0 ? f / refused_f : 0;
+        refused_f = f;
+        if (again < 1 - FREQ_TOL / 20 || again > 1 + FREQ_TOL / 20) {
+            base = mid = p;
+            return cyc_per_ns > 0;
+        }
+    }
+    refused_f = 0;
+    provisional = false;
     cyc_per_ns = f;
     if (p.ns - mid.ns >= ROTATE_NS) {
         base = mid;
@@ -238,6 +255,7 @@ static void start(void)
     __asm__ volatile("mrs %0, cntfrq_el0" : "=r"(hz));
     if (hz >= 1000000) {
         cyc_per_ns = (double)hz / 1e9;
+        provisional = true;
         publish(base);
     }
 #endif
@@ -260,6 +278,10 @@ static void renew(int64_t now)
     if (maxd && cycles() - cyc < maxd)
         return;
     struct pair p = take_pair();
+    /* A pair read while preempted is off by half its bracket: leave the
+     * anchor stale, and the next reader tries again. */
+    if (cyc_per_ns > 0 && (double)p.width > PAIR_MAX_NS * cyc_per_ns)
+        return;
     if (measure(p))
         publish(p);
 }
@@ -293,9 +315,10 @@ int64_t goc__fastclock(void)
     uint64_t d = cycles() - cyc;
     if (__builtin_expect(d < maxd, 1))
         return ns + (int64_t)((d * mult) >> shift);
-    /* A counter behind the anchor (read on another CPU or early, as the
-     * read is not ordered) needs no renewal. */
-    if ((int64_t)d < 0)
+    /* A counter a little behind the anchor (read early, as the read is
+     * not ordered) needs no renewal; one far behind was reset (a resume
+     * from suspend, a restored VM): renewing starts a new baseline. */
+    if ((int64_t)d < 0 && (int64_t)d > -(int64_t)maxd)
         return goc__nanotime();
     return slow();
 }

@@ -12,8 +12,16 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Expiry reads a sleeping goroutine's timer from tick to slot: keep that
+ * within one line of the (64-byte aligned) G. */
+#define G_TIMER_AT(f) \
+    (offsetof(struct goc__g, timer) + offsetof(struct goc__timer, f))
+_Static_assert(G_TIMER_AT(tick) / 64 == G_TIMER_AT(slot) / 64,
+               "a G's timer fields straddle a cache line");
 #include <time.h>
 
 #define GOID_BATCH 16 /* ids a P takes from the global counter at once */
@@ -234,7 +242,10 @@ static void g_setup(struct goc__g *g,
         strncpy(g->name, opts->name, sizeof(g->name) - 1);
         g->name[sizeof(g->name) - 1] = '\0';
     }
-    g->sp = goc__ctx_make(g->stack_lo, g, g_entry, g);
+    /* Atomic: a P's prefetch of its queued goroutines may read the sp of
+     * a G that has meanwhile been stolen, run, freed and reused here. */
+    __atomic_store_n(&g->sp, goc__ctx_make(g->stack_lo, g, g_entry, g),
+                     __ATOMIC_RELAXED);
 #if defined(GOC_ASAN)
     g->asan_fake = NULL;
     g->asan_bottom = g->stack_lo;

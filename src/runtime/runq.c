@@ -24,6 +24,20 @@ static void global_put_batch(struct goc__g *head, struct goc__g *tail, int n)
 }
 
 /*
+ * Link batch[0..n) for the global queue. These Gs are in cache now and will
+ * not be when someone takes them off the queue, one cold link at a time:
+ * leave that walk pointers to prefetch.
+ */
+static void link_batch(struct goc__g **batch, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        batch[i]->next = i + 1 < n ? batch[i + 1] : NULL;
+        batch[i]->ahead =
+            i + GOC__GQ_AHEAD < n ? batch[i + GOC__GQ_AHEAD] : NULL;
+    }
+}
+
+/*
  * The ring is full: move half of it and g to the global queue, so the next
  * GOC__RUNQ_SIZE / 2 puts are cheap again. False if a thief raced us.
  */
@@ -43,14 +57,7 @@ bool goc__runq_put_slow(struct goc__p *p,
             &p->head, &h, h + HALF, memory_order_acq_rel, memory_order_relaxed))
         return false;
     batch[HALF] = g;
-    /* These Gs are in cache now and will not be when someone takes them
-     * off the global queue, one cold link at a time: leave that walk
-     * pointers to prefetch. */
-    for (int i = 0; i <= HALF; i++) {
-        batch[i]->next = i < HALF ? batch[i + 1] : NULL;
-        batch[i]->ahead =
-            i + GOC__GQ_AHEAD <= HALF ? batch[i + GOC__GQ_AHEAD] : NULL;
-    }
+    link_batch(batch, HALF + 1);
     global_put_batch(batch[0], batch[HALF], HALF + 1);
     return true;
 }
@@ -147,8 +154,7 @@ int goc__sysmon_unload(struct goc__p *p)
     uint32_t n;
     int moved = 0;
     while ((n = runq_grab(p, batch, true)) > 0) {
-        for (uint32_t i = 0; i + 1 < n; i++)
-            batch[i]->next = batch[i + 1];
+        link_batch(batch, n);
         global_put_batch(batch[0], batch[n - 1], (int)n);
         moved += (int)n;
     }

@@ -47,8 +47,8 @@ typedef void (*goc__commit_fn)(struct goc__m *m, void *arg);
  * Expiry touches the fields from tick to slot of every timer it walks: a
  * cache miss each, as timers live in cold memory. They are kept together
  * after the links, which expiry hardly uses, so that in a goroutine's
- * descriptor (64-byte aligned, the timer at 48 past a line) they fill one
- * cache line: one miss per timer, not two.
+ * descriptor (64-byte aligned) they share one cache line: one miss per
+ * timer, not two (asserted in proc.c).
  */
 struct goc__timer {
     /* The slot's spill list, for a timer that found its array full and
@@ -359,7 +359,7 @@ bool goc__rt_started(void);
 
 /* The calling thread's M, or NULL on a plain thread. Never cached by the
  * compiler across a switch: a goroutine may resume on another M. */
-#if defined(__x86_64__) && defined(__ELF__)
+#if defined(__x86_64__) && defined(__LP64__) && defined(__ELF__)
 extern __thread struct goc__m *goc__tls_m
     __attribute__((tls_model("initial-exec"), visibility("hidden")));
 

@@ -29,7 +29,7 @@
 
 struct goc__sched goc__sched = { .lock = GOC__LOCK_INIT };
 
-#if defined(__x86_64__) && defined(__ELF__)
+#if defined(__x86_64__) && defined(__LP64__) && defined(__ELF__)
 __thread struct goc__m *goc__tls_m;
 #define tls_m goc__tls_m
 #else
