@@ -975,6 +975,19 @@ static void send_req(goc_fd *c, const char *req)
 }
 
 /*
+ * recv(2) of one byte without waiting: n, or -errno. errno is read here,
+ * in a frame that never parks: a goroutine may resume on another thread,
+ * and a compiler keeps errno's (thread-local) address across a loop that
+ * sleeps, so the caller reading it would read the old thread's.
+ */
+static __attribute__((noinline)) ssize_t recv_now(goc_fd *c, int flags)
+{
+    char b;
+    ssize_t n = recv(goc_fd_num(c), &b, 1, MSG_DONTWAIT | flags);
+    return n >= 0 ? n : -errno;
+}
+
+/*
  * Has the server closed c? Asked of the socket directly, without
  * parking: goc_fd_read() after a read that drained the socket waits for
  * a new readiness event, and an end or reset that raised its event before
@@ -983,9 +996,8 @@ static void send_req(goc_fd *c, const char *req)
 static bool closed_by_peer(goc_fd *c)
 {
     for (int i = 0; i < 5000; i++) {
-        char b;
-        ssize_t n = recv(goc_fd_num(c), &b, 1, MSG_DONTWAIT);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+        ssize_t n = recv_now(c, 0);
+        if (n == 0 || (n < 0 && n != -EAGAIN && n != -EWOULDBLOCK))
             return true;
         if (n > 0)
             return false;
@@ -1208,9 +1220,8 @@ TEST_G(metrics, runtime_statistics_exported)
 static bool readable_within(goc_fd *c, int ms)
 {
     for (int i = 0; i < ms; i++) {
-        char b;
-        ssize_t n = recv(goc_fd_num(c), &b, 1, MSG_DONTWAIT | MSG_PEEK);
-        if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+        ssize_t n = recv_now(c, MSG_PEEK);
+        if (n >= 0 || (n != -EAGAIN && n != -EWOULDBLOCK))
             return true;
         goc_sleep(GOC_MILLISECOND, NULL);
     }
