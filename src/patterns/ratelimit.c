@@ -98,8 +98,9 @@ static int64_t sat_sub(int64_t a, int64_t b)
  * never mixes clocks. Without an injected clock it is goc__fastclock():
  * goc_now()'s clock read from the cycle counter, which costs less than
  * half of clock_gettime and may step back by a few microseconds at most
- * (usually a fraction of one) when it renews its anchor. advance() tolerates a clock going back, as
- * x/time/rate does: an earlier `now` refills nothing and becomes `last`.
+ * (usually a fraction of one) when it renews its anchor. advance()
+ * tolerates a clock going back, as x/time/rate does: an earlier `now`
+ * refills nothing and becomes `last`.
  */
 static int64_t clock_now(const goc_clock *c)
 {
