@@ -242,10 +242,7 @@ static void g_setup(struct goc__g *g,
         strncpy(g->name, opts->name, sizeof(g->name) - 1);
         g->name[sizeof(g->name) - 1] = '\0';
     }
-    /* Atomic: a P's prefetch of its queued goroutines may read the sp of
-     * a G that has meanwhile been stolen, run, freed and reused here. */
-    __atomic_store_n(&g->sp, goc__ctx_make(g->stack_lo, g, g_entry, g),
-                     __ATOMIC_RELAXED);
+    g->sp = goc__ctx_make(g->stack_lo, g, g_entry, g);
 #if defined(GOC_ASAN)
     g->asan_fake = NULL;
     g->asan_bottom = g->stack_lo;

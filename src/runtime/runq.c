@@ -23,18 +23,11 @@ static void global_put_batch(struct goc__g *head, struct goc__g *tail, int n)
     goc__lock_release(&goc__sched.lock);
 }
 
-/*
- * Link batch[0..n) for the global queue. These Gs are in cache now and will
- * not be when someone takes them off the queue, one cold link at a time:
- * leave that walk pointers to prefetch.
- */
+/* Link batch[0..n) for the global queue. */
 static void link_batch(struct goc__g **batch, uint32_t n)
 {
-    for (uint32_t i = 0; i < n; i++) {
+    for (uint32_t i = 0; i < n; i++)
         batch[i]->next = i + 1 < n ? batch[i + 1] : NULL;
-        batch[i]->ahead =
-            i + GOC__GQ_AHEAD < n ? batch[i + GOC__GQ_AHEAD] : NULL;
-    }
 }
 
 /*

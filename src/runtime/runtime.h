@@ -150,12 +150,9 @@ enum goc__guard {
 struct goc__g {
     void *sp;            /* saved context while not running */
     struct goc__g *next; /* run queue or free list link */
-    /* In the global queue: the goroutine GOC__GQ_AHEAD places behind
-     * within the same batch, or NULL. Only a prefetch hint. */
-    struct goc__g *ahead;
-    _Atomic int status; /* enum goc__gstatus */
-    int saved_errno;    /* errno of the goroutine while switched out */
-    int64_t id;         /* 0 for a g0 */
+    _Atomic int status;  /* enum goc__gstatus */
+    int saved_errno;     /* errno of the goroutine while switched out */
+    int64_t id;          /* 0 for a g0 */
     goc_fn fn;
     void *arg;
     struct goc__m *locked_m; /* set while pinned */
@@ -218,7 +215,6 @@ struct goc__defer {
 /* ---- processors ------------------------------------------------------- */
 
 #define GOC__RUNQ_SIZE 256
-#define GOC__GQ_AHEAD  8  /* see goc__g.ahead */
 #define GOC__GFREE_MAX 64 /* free Gs cached per P and size class */
 
 struct goc__p {

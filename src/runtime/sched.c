@@ -284,7 +284,6 @@ static void handoff_p(struct goc__p *p)
 static void global_put(struct goc__g *g)
 {
     g->next = NULL;
-    g->ahead = NULL;
     goc__lock_acquire(&goc__sched.lock);
     if (goc__sched.gq_tail)
         goc__sched.gq_tail->next = g;
@@ -315,7 +314,6 @@ static struct goc__g *global_get_locked(struct goc__p *p, int max)
     struct goc__g *first = goc__sched.gq_head;
     struct goc__g *g = first;
     for (int64_t i = 0; i < n; i++) {
-        __builtin_prefetch(g->ahead);
         struct goc__g *next = g->next;
         if (i > 0)
             goc__runq_put(p, g, false);
@@ -347,7 +345,6 @@ void goc__ready(struct goc__g *g, bool next)
     } else if (m && m->batching) {
         /* The poller, without a P: injected all at once afterwards. */
         g->next = NULL;
-        g->ahead = NULL;
         if (m->batch_tail)
             m->batch_tail->next = g;
         else
@@ -684,26 +681,6 @@ void goc__m_schedule(struct goc__m *m)
     }
 }
 
-/*
- * A burst of wake-ups (a timer tick, a cancelled context tree, a closed
- * channel) queues goroutines whose stacks went cold long ago, each on a
- * page of its own: start loading the next two while this one runs. The
- * first's G was fetched a switch earlier, so its saved stack pointer can
- * be read already (atomically: a thief may be taking it meanwhile; the
- * value only steers a prefetch).
- */
-static inline void prefetch_queued(struct goc__p *p)
-{
-    uint32_t h = atomic_load_explicit(&p->head, memory_order_relaxed);
-    uint32_t t = atomic_load_explicit(&p->tail, memory_order_relaxed);
-    if (t == h)
-        return;
-    struct goc__g *g1 = goc__runq_slot_load(p, h);
-    __builtin_prefetch(__atomic_load_n(&g1->sp, __ATOMIC_RELAXED));
-    if (t - h > 1)
-        __builtin_prefetch(goc__runq_slot_load(p, h + 1));
-}
-
 /* Leave g for the next goroutine of this P, or for g0. */
 static void schedule_next(struct goc__m *m, struct goc__g *g, bool dead)
 {
@@ -723,7 +700,6 @@ static void schedule_next(struct goc__m *m, struct goc__g *g, bool dead)
     }
     if (next && !next->locked_m) {
         GOC__STAT_INC(p->nrun, 1);
-        prefetch_queued(p);
         switch_to(m, g, next, dead);
         return;
     }
