@@ -231,16 +231,26 @@ static uint64_t level0_tick(const struct goc__wheel *w)
     return tick;
 }
 
+/* A fresh wheel with n timers in one level-0 slot; returns their tick. */
+static uint64_t arm_one_slot(struct goc__wheel *w,
+                             struct goc__timer *t,
+                             int *fired,
+                             int n)
+{
+    goc__wheel_init(w);
+    uint64_t tick = level0_tick(w);
+    for (int i = 0; i < n; i++)
+        goc__wheel_start(w, &t[i], TICK(tick), bump, &fired[i]);
+    return tick;
+}
+
 TEST_G(timer, slot_cancels_from_the_middle)
 {
     enum { N = 1500 };
     static struct goc__wheel w;
     static struct goc__timer t[N];
     static int fired[N];
-    goc__wheel_init(&w);
-    uint64_t tick = level0_tick(&w);
-    for (int i = 0; i < N; i++)
-        goc__wheel_start(&w, &t[i], TICK(tick), bump, &fired[i]);
+    uint64_t tick = arm_one_slot(&w, t, fired, N);
     const struct goc__wheel_slot *sl = slot_of(&w, &t[0]);
     ASSERT_EQ(sl->n, N);
     /* Cancel from the middle, the front and the back; each cancel moves
@@ -375,10 +385,7 @@ TEST_G(timer, full_batch_leaves_the_rest_due)
     static struct goc__wheel w;
     static struct goc__timer t[N];
     static int fired[N];
-    goc__wheel_init(&w);
-    uint64_t tick = level0_tick(&w);
-    for (int i = 0; i < N; i++)
-        goc__wheel_start(&w, &t[i], TICK(tick), bump, &fired[i]);
+    uint64_t tick = arm_one_slot(&w, t, fired, N);
     /* More due than max, and more than one internal batch of 64. */
     ASSERT_EQ(goc__wheel_run(&w, TICK(tick), 150), 150);
     ASSERT_EQ(atomic_load(&w.count), N - 150);
