@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Expiry reads a sleeping goroutine's timer from tick to slot: keep that
  * within one line of the (64-byte aligned) G. */
@@ -22,7 +23,6 @@
     (offsetof(struct goc__g, timer) + offsetof(struct goc__timer, f))
 _Static_assert(G_TIMER_AT(tick) / 64 == G_TIMER_AT(slot) / 64,
                "a G's timer fields straddle a cache line");
-#include <time.h>
 
 #define GOID_BATCH 16 /* ids a P takes from the global counter at once */
 
