@@ -94,6 +94,9 @@ void test_cancel_after(goc_ctx *ctx, int64_t ns);
 /* True when built with a sanitizer or run under valgrind. */
 int test_instrumented(void);
 
+/* True when run under valgrind. */
+bool test_under_valgrind(void);
+
 #define X(area, name, label) TEST(area, name);
 #include "list.h"
 #undef X

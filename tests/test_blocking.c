@@ -66,12 +66,6 @@ TEST_G(blocking, hundred_calls_while_others_progress)
     ASSERT_GT(during, 0);
 }
 
-static bool running_on_valgrind(void)
-{
-    const char *p = getenv("LD_PRELOAD");
-    return p && strstr(p, "valgrind");
-}
-
 static _Atomic int slow_work_started, slow_work_may_end, slow_work_done;
 
 /* Runs until the test lets it end (30 s at most). */
@@ -240,7 +234,7 @@ static int hog_main(void *arg)
 
 TEST(blocking, hog_is_reported_once_through_the_hook)
 {
-    if (running_on_valgrind()) {
+    if (test_under_valgrind()) {
         /* valgrind runs one thread at a time: nothing overtakes a
          * spinner there, which is what this test is about. */
         printf("# skipped under valgrind\n");
@@ -289,7 +283,7 @@ static void spawn_pair(void *arg)
 
 TEST_G(blocking, spinner_does_not_stall_its_p_queue)
 {
-    if (running_on_valgrind()) {
+    if (test_under_valgrind()) {
         /* valgrind runs one thread at a time: nothing overtakes a
          * spinner there, which is what this test is about. */
         printf("# skipped under valgrind\n");

@@ -318,6 +318,14 @@ static void second_signal_child(void)
 TEST(shutdown, second_signal_forces_exit)
 {
     SKIP_UNDER_TSAN();
+    /* The forced exit raises a fatal signal while the test's goroutines
+     * still run: valgrind reports their next stack writes as invalid as
+     * it tears the process down, and exits 1 instead of dying by the
+     * signal. It runs everywhere else (gcc, ASan, aarch64). */
+    if (test_under_valgrind()) {
+        printf("# skipped under valgrind\n");
+        return;
+    }
     test_expect_exit(second_signal_child, 128 + SIGUSR1, "forced by signal 10");
 }
 

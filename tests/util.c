@@ -47,6 +47,12 @@ int64_t test_scale(int64_t n)
     return v > 0 ? v : 1;
 }
 
+bool test_under_valgrind(void)
+{
+    const char *p = getenv("LD_PRELOAD");
+    return p && strstr(p, "valgrind");
+}
+
 int test_instrumented(void)
 {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -56,8 +62,7 @@ int test_instrumented(void)
     return 1;
 #endif
 #endif
-    const char *p = getenv("LD_PRELOAD");
-    return p && strstr(p, "valgrind") ? 1 : getenv("GOC_TEST_SCALE") != NULL;
+    return test_under_valgrind() || getenv("GOC_TEST_SCALE") != NULL;
 }
 
 void test_no_leaks(void)
