@@ -412,6 +412,8 @@ static int block(struct goc_chan *c, bool send, void *elem, goc_ctx *ctx)
         }
     }
     struct goc__waitq *q = send ? &c->sendq : &c->recvq;
+    /* Without a context only peers, under c->lock, can claim w. */
+    w.exclusive = cw.cc == NULL;
     goc__waitq_push(q, &s);
     if (goc__wait_block(&w, chan_unlock, c) == 0) {
         chan_unwatch(&cw);

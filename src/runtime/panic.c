@@ -198,7 +198,8 @@ int goc_try(int (*fn)(void *), void *arg, goc_panic_info **out)
         *out = NULL;
     if (!fn)
         return -EINVAL;
-    struct goc__try_frame **top = try_top();
+    /* Volatile: read again after a longjmp, not kept in a register. */
+    struct goc__try_frame **volatile top = try_top();
     struct goc__try_frame f = { .prev = *top };
     *top = &f;
     int r;

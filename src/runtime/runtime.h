@@ -379,8 +379,15 @@ static inline struct goc__m *goc__m_current(void)
 struct goc__m *goc__m_current(void);
 #endif
 
-/* The running goroutine, or NULL on a plain thread or a g0. */
-struct goc__g *goc__g_current(void);
+/* The running goroutine, or NULL on a plain thread or a g0. Inline:
+ * every wait record asks for it. */
+static inline struct goc__g *goc__g_current(void)
+{
+    struct goc__m *m = goc__m_current();
+    if (!m || m->curg == &m->g0)
+        return NULL;
+    return m->curg;
+}
 
 /*
  * Park the running goroutine (status already GOC__G_WAITING) and run
@@ -439,10 +446,38 @@ struct goc__wait {
     _Atomic uint32_t state;
     int index;   /* the winning source's index, set by the claimer */
     bool parked; /* the claimer found the goroutine parked */
+    /*
+     * Every source claims under the lock that goc__wait_block releases
+     * (an unbuffered channel's, with no context watching): no claims
+     * race, so claiming and parking need no atomic read-modify-write.
+     */
+    bool exclusive;
 };
 
-/* Prepare w for the caller, which is about to wait for reason. */
-void goc__wait_init(struct goc__wait *w, int reason);
+/* A wait's state word; wait.c has the diagram. */
+enum {
+    GOC__WAIT_STATE_IDLE,
+    GOC__WAIT_STATE_PARKED,
+    GOC__WAIT_STATE_CLAIMED,
+    GOC__WAIT_STATE_DONE,
+};
+
+/* Prepare w for the caller, which is about to wait for reason. Inline:
+ * every blocking operation starts here. */
+static inline void goc__wait_init(struct goc__wait *w, int reason)
+{
+    struct goc__g *g = goc__g_current();
+    w->g = g;
+    if (g) {
+        g->wait_reason = (uint8_t)reason;
+        g->wait_since =
+            atomic_load_explicit(&goc__sched.coarse_now, memory_order_relaxed);
+    }
+    atomic_init(&w->state, GOC__WAIT_STATE_IDLE);
+    w->index = -1;
+    w->parked = false;
+    w->exclusive = false;
+}
 /* Win the wait for source index; false if another source won. */
 bool goc__wait_claim(struct goc__wait *w, int index);
 /* After a successful claim and the source's work: wake the waiter. The

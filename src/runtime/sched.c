@@ -55,14 +55,6 @@ void goc__m_set_current(struct goc__m *m)
     tls_m = m;
 }
 
-struct goc__g *goc__g_current(void)
-{
-    struct goc__m *m = goc__m_current();
-    if (!m || m->curg == &m->g0)
-        return NULL;
-    return m->curg;
-}
-
 uint32_t goc__fastrand(struct goc__m *m)
 {
     /* xorshift32: per-M state, no shared cache line. */

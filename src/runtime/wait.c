@@ -21,13 +21,6 @@
 #include "../internal/cpu.h"
 #include "../internal/futex.h"
 
-enum {
-    WAIT_IDLE,
-    WAIT_PARKED,
-    WAIT_CLAIMED,
-    WAIT_DONE,
-};
-
 const char *const goc__wait_reason_names[GOC__WAIT_REASONS] = {
     [GOC__WAIT_NONE] = "waiting",        [GOC__WAIT_CHAN_RECV] = "chan receive",
     [GOC__WAIT_CHAN_SEND] = "chan send", [GOC__WAIT_SELECT] = "select",
@@ -38,32 +31,29 @@ const char *const goc__wait_reason_names[GOC__WAIT_REASONS] = {
     [GOC__WAIT_CTX] = "context",
 };
 
-void goc__wait_init(struct goc__wait *w, int reason)
-{
-    w->g = goc__g_current();
-    if (w->g) {
-        w->g->wait_reason = (uint8_t)reason;
-        w->g->wait_since =
-            atomic_load_explicit(&goc__sched.coarse_now, memory_order_relaxed);
-    }
-    atomic_init(&w->state, WAIT_IDLE);
-    w->index = -1;
-    w->parked = false;
-}
-
 bool goc__wait_claim(struct goc__wait *w, int index)
 {
     uint32_t s = atomic_load_explicit(&w->state, memory_order_acquire);
-    for (;;) {
-        if (s != WAIT_IDLE && s != WAIT_PARKED)
+    if (w->exclusive) {
+        /* We hold the only lock claims are made under. */
+        if (s != GOC__WAIT_STATE_IDLE && s != GOC__WAIT_STATE_PARKED)
             return false;
-        if (atomic_compare_exchange_weak_explicit(&w->state, &s, WAIT_CLAIMED,
-                                                  memory_order_acq_rel,
-                                                  memory_order_acquire))
+        atomic_store_explicit(&w->state, GOC__WAIT_STATE_CLAIMED,
+                              memory_order_relaxed);
+        w->index = index;
+        w->parked = s == GOC__WAIT_STATE_PARKED;
+        return true;
+    }
+    for (;;) {
+        if (s != GOC__WAIT_STATE_IDLE && s != GOC__WAIT_STATE_PARKED)
+            return false;
+        if (atomic_compare_exchange_weak_explicit(
+                &w->state, &s, GOC__WAIT_STATE_CLAIMED, memory_order_acq_rel,
+                memory_order_acquire))
             break;
     }
     w->index = index;
-    w->parked = s == WAIT_PARKED;
+    w->parked = s == GOC__WAIT_STATE_PARKED;
     return true;
 }
 
@@ -73,7 +63,8 @@ static inline void wait_finish(struct goc__wait *w, bool handoff)
     bool parked = w->parked;
     /* Release: the result and any copied value are visible with DONE.
      * After this store the waiter may return: touch w no more. */
-    atomic_store_explicit(&w->state, WAIT_DONE, memory_order_release);
+    atomic_store_explicit(&w->state, GOC__WAIT_STATE_DONE,
+                          memory_order_release);
     if (g && parked) {
         if (handoff)
             goc__ready_handoff(g);
@@ -99,10 +90,10 @@ void goc__wait_finish_handoff(struct goc__wait *w)
 
 bool goc__wait_claim_self(struct goc__wait *w, int index)
 {
-    uint32_t idle = WAIT_IDLE;
-    if (!atomic_compare_exchange_strong_explicit(&w->state, &idle, WAIT_DONE,
-                                                 memory_order_acq_rel,
-                                                 memory_order_acquire))
+    uint32_t idle = GOC__WAIT_STATE_IDLE;
+    if (!atomic_compare_exchange_strong_explicit(
+            &w->state, &idle, GOC__WAIT_STATE_DONE, memory_order_acq_rel,
+            memory_order_acquire))
         return false;
     w->index = index;
     return true;
@@ -117,7 +108,9 @@ struct park_commit {
 /*
  * Runs once the waiter is off its stack: release the sources' locks, then
  * announce that the goroutine is parked. A source that claimed it in the
- * meantime did not ready it, so it is readied here.
+ * meantime did not ready it, so it is readied here. An exclusive wait
+ * cannot have been claimed while we held the lock: it announces first,
+ * with a plain store, and the unlock publishes it.
  */
 static void park_commit(struct goc__m *m, void *arg)
 {
@@ -125,12 +118,18 @@ static void park_commit(struct goc__m *m, void *arg)
     struct park_commit *pc = arg;
     struct goc__wait *w = pc->w;
     struct goc__g *g = w->g;
+    if (w->exclusive) {
+        atomic_store_explicit(&w->state, GOC__WAIT_STATE_PARKED,
+                              memory_order_relaxed);
+        pc->unlock(pc->unlock_arg);
+        return;
+    }
     if (pc->unlock)
         pc->unlock(pc->unlock_arg);
-    uint32_t idle = WAIT_IDLE;
-    if (!atomic_compare_exchange_strong_explicit(&w->state, &idle, WAIT_PARKED,
-                                                 memory_order_acq_rel,
-                                                 memory_order_acquire))
+    uint32_t idle = GOC__WAIT_STATE_IDLE;
+    if (!atomic_compare_exchange_strong_explicit(
+            &w->state, &idle, GOC__WAIT_STATE_PARKED, memory_order_acq_rel,
+            memory_order_acquire))
         goc__ready(g, true);
 }
 
@@ -146,11 +145,12 @@ int goc__wait_block(struct goc__wait *w, void (*unlock)(void *), void *arg)
             unlock(arg);
         uint32_t s;
         while ((s = atomic_load_explicit(&w->state, memory_order_acquire)) !=
-               WAIT_DONE)
+               GOC__WAIT_STATE_DONE)
             goc__futex_wait(&w->state, s, -1);
     }
     /* A claimer that raced our park may still be finishing its part. */
-    while (atomic_load_explicit(&w->state, memory_order_acquire) != WAIT_DONE)
+    while (atomic_load_explicit(&w->state, memory_order_acquire) !=
+           GOC__WAIT_STATE_DONE)
         goc__cpu_relax();
     return w->index;
 }
