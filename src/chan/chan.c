@@ -61,11 +61,27 @@ static inline struct goc__sudog *waitq_first(struct goc__waitq *q)
     return atomic_load_explicit(&q->head, memory_order_relaxed);
 }
 
+/* goc__waitq_remove for the first record: the channel ops' hot path. */
+static inline void waitq_pop(struct goc__waitq *q, struct goc__sudog *s)
+{
+    struct goc__sudog *next = s->next;
+    atomic_store_explicit(&q->head, next, memory_order_relaxed);
+    if (next)
+        next->prev = NULL;
+    else
+        q->tail = NULL;
+    s->next = NULL;
+    s->linked = false;
+    atomic_store_explicit(&q->n,
+                          atomic_load_explicit(&q->n, memory_order_relaxed) - 1,
+                          memory_order_relaxed);
+}
+
 struct goc__sudog *goc__waitq_claim(struct goc__waitq *q)
 {
     struct goc__sudog *s;
     while ((s = atomic_load_explicit(&q->head, memory_order_relaxed))) {
-        goc__waitq_remove(q, s);
+        waitq_pop(q, s);
         /* Lost: its select or context already woke it. Skip it. */
         if (goc__wait_claim(s->w, s->index))
             return s;
@@ -158,10 +174,11 @@ static inline void copy_elem(struct goc_chan *c, void *dst, const void *src)
     }
 }
 
-bool goc__chan_try_send_locked(struct goc_chan *c,
-                               const void *elem,
-                               int *result,
-                               struct goc__sudog **wake)
+/* Inline in chan_op; select calls the exported copies below. */
+static inline bool try_send_locked(struct goc_chan *c,
+                                   const void *elem,
+                                   int *result,
+                                   struct goc__sudog **wake)
 {
     if (c->closed) {
         *result = -EPIPE;
@@ -178,10 +195,10 @@ bool goc__chan_try_send_locked(struct goc_chan *c,
     return true;
 }
 
-bool goc__chan_try_recv_locked(struct goc_chan *c,
-                               void *elem,
-                               int *result,
-                               struct goc__sudog **wake)
+static inline bool try_recv_locked(struct goc_chan *c,
+                                   void *elem,
+                                   int *result,
+                                   struct goc__sudog **wake)
 {
     struct goc__sudog *s =
         waitq_first(&c->sendq) ? goc__waitq_claim(&c->sendq) : NULL;
@@ -199,6 +216,22 @@ bool goc__chan_try_recv_locked(struct goc_chan *c,
         return true;
     }
     return false;
+}
+
+bool goc__chan_try_send_locked(struct goc_chan *c,
+                               const void *elem,
+                               int *result,
+                               struct goc__sudog **wake)
+{
+    return try_send_locked(c, elem, result, wake);
+}
+
+bool goc__chan_try_recv_locked(struct goc_chan *c,
+                               void *elem,
+                               int *result,
+                               struct goc__sudog **wake)
+{
+    return try_recv_locked(c, elem, result, wake);
 }
 
 /* ---- the buffered ring ------------------------------------------------ */
@@ -364,8 +397,8 @@ static bool try_locked(struct goc_chan *c,
                        int *result,
                        struct goc__sudog **wake)
 {
-    return send ? goc__chan_try_send_locked(c, elem, result, wake)
-                : goc__chan_try_recv_locked(c, elem, result, wake);
+    return send ? try_send_locked(c, elem, result, wake)
+                : try_recv_locked(c, elem, result, wake);
 }
 
 /*
