@@ -459,6 +459,118 @@ TEST_G(chan, stress_buffered_exactly_once)
     run_stress(64);
 }
 
+/*
+ * Waits with no context are claimed and parked with plain stores under
+ * the channel lock; waits with one race their timer. Both kinds queue on
+ * the same unbuffered channel here, on both sides, with timeouts short
+ * enough to fire often: still every value exactly once.
+ */
+struct mixed {
+    goc_chan *c;
+    int64_t per_producer;
+    _Atomic int64_t next, count, timeouts;
+    _Atomic uint8_t *seen;
+    goc_wg prod, cons;
+};
+
+enum { MIXED_PRODUCERS = 6, MIXED_CONSUMERS = 6 };
+
+static void mixed_send(struct mixed *m, int64_t v, bool timed)
+{
+    goc_ctx_local l;
+    for (;;) {
+        goc_ctx *ctx =
+            timed ? goc_ctx_init_timeout(&l, NULL, 2 * GOC_MICROSECOND) : NULL;
+        int rc = goc_chan_send(m->c, &v, ctx);
+        if (ctx)
+            goc_ctx_destroy(ctx);
+        if (rc == 0)
+            return;
+        ASSERT_EQ(rc, -ETIMEDOUT);
+        atomic_fetch_add(&m->timeouts, 1);
+    }
+}
+
+static void mixed_producer(void *arg)
+{
+    struct mixed *m = arg;
+    int64_t base = atomic_fetch_add(&m->next, m->per_producer);
+    for (int64_t i = 0; i < m->per_producer; i++) {
+        /* Pauses (one before the first send) leave the consumers
+         * waiting long enough for the timed ones to time out. */
+        if (i % 1024 == 0)
+            goc_sleep((i ? 1 : 5) * GOC_MILLISECOND, NULL);
+        mixed_send(m, base + i, (base / m->per_producer) % 2 == 1);
+    }
+    goc_wg_done(&m->prod);
+}
+
+static void mixed_consume(struct mixed *m, bool timed)
+{
+    goc_ctx_local l;
+    for (;;) {
+        int64_t v = -1;
+        goc_ctx *ctx =
+            timed ? goc_ctx_init_timeout(&l, NULL, 2 * GOC_MICROSECOND) : NULL;
+        int rc = goc_chan_recv(m->c, &v, ctx);
+        if (ctx)
+            goc_ctx_destroy(ctx);
+        if (rc == -ETIMEDOUT) {
+            atomic_fetch_add(&m->timeouts, 1);
+            continue;
+        }
+        if (rc == 0)
+            return;
+        ASSERT_EQ(rc, 1);
+        ASSERT_EQ(atomic_fetch_add(&m->seen[v], 1), 0); /* never twice */
+        atomic_fetch_add(&m->count, 1);
+    }
+}
+
+static _Atomic int mixed_consumer_no;
+
+static void mixed_consumer(void *arg)
+{
+    bool timed = atomic_fetch_add(&mixed_consumer_no, 1) % 2 == 1;
+    mixed_consume(arg, timed);
+    goc_wg_done(&((struct mixed *)arg)->cons);
+}
+
+static void *mixed_consumer_thread(void *arg)
+{
+    mixed_consume(arg, true);
+    goc_wg_done(&((struct mixed *)arg)->cons);
+    return NULL;
+}
+
+TEST_G(chan, stress_unbuffered_timed_and_untimed_waits_mix)
+{
+    struct mixed m = { .c = chan_new(sizeof(int64_t), 0),
+                       .per_producer = test_scale(50000) };
+    int64_t total = m.per_producer * MIXED_PRODUCERS;
+    m.seen = calloc((size_t)total, 1);
+    ASSERT(m.seen != NULL);
+    goc_wg_add(&m.prod, MIXED_PRODUCERS);
+    goc_wg_add(&m.cons, MIXED_CONSUMERS + 1);
+    for (int i = 0; i < MIXED_PRODUCERS; i++)
+        ASSERT_OK(goc_go(mixed_producer, &m));
+    for (int i = 0; i < MIXED_CONSUMERS; i++)
+        ASSERT_OK(goc_go(mixed_consumer, &m));
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, mixed_consumer_thread, &m));
+    goc_wg_wait(&m.prod, NULL);
+    goc_chan_close(m.c);
+    goc_wg_wait(&m.cons, NULL);
+    pthread_join(t, NULL);
+    ASSERT_EQ(atomic_load(&m.count), total);
+    for (int64_t v = 0; v < total; v++)
+        ASSERT_EQ(atomic_load(&m.seen[v]), 1);
+    /* The timed waits did time out: both kinds were on the queues. */
+    ASSERT_GT(atomic_load(&m.timeouts), 0);
+    free((void *)m.seen);
+    goc_chan_release(m.c);
+}
+
 /* ---- a random sequence against a model -------------------------------- */
 
 TEST(chan, random_ops_match_model)
