@@ -478,8 +478,34 @@ static inline void goc__wait_init(struct goc__wait *w, int reason)
     w->parked = false;
     w->exclusive = false;
 }
-/* Win the wait for source index; false if another source won. */
-bool goc__wait_claim(struct goc__wait *w, int index);
+/* Win the wait for source index; false if another source won. Inline:
+ * every hand-off claims its peer's wait. */
+static inline bool goc__wait_claim(struct goc__wait *w, int index)
+{
+    uint32_t s = atomic_load_explicit(&w->state, memory_order_acquire);
+    if (w->exclusive) {
+        /* We hold the only lock claims are made under. */
+        if (s != GOC__WAIT_STATE_IDLE && s != GOC__WAIT_STATE_PARKED)
+            return false;
+        atomic_store_explicit(&w->state, GOC__WAIT_STATE_CLAIMED,
+                              memory_order_relaxed);
+        w->index = index;
+        w->parked = s == GOC__WAIT_STATE_PARKED;
+        return true;
+    }
+    for (;;) {
+        if (s != GOC__WAIT_STATE_IDLE && s != GOC__WAIT_STATE_PARKED)
+            return false;
+        if (atomic_compare_exchange_weak_explicit(
+                &w->state, &s, GOC__WAIT_STATE_CLAIMED, memory_order_acq_rel,
+                memory_order_acquire))
+            break;
+    }
+    w->index = index;
+    w->parked = s == GOC__WAIT_STATE_PARKED;
+    return true;
+}
+
 /* After a successful claim and the source's work: wake the waiter. The
  * waiter may return at once: touch w no more. */
 void goc__wait_finish(struct goc__wait *w);

@@ -36,32 +36,6 @@ const char *const goc__wait_reason_names[GOC__WAIT_REASONS] = {
     [GOC__WAIT_CTX] = "context",
 };
 
-bool goc__wait_claim(struct goc__wait *w, int index)
-{
-    uint32_t s = atomic_load_explicit(&w->state, memory_order_acquire);
-    if (w->exclusive) {
-        /* We hold the only lock claims are made under. */
-        if (s != GOC__WAIT_STATE_IDLE && s != GOC__WAIT_STATE_PARKED)
-            return false;
-        atomic_store_explicit(&w->state, GOC__WAIT_STATE_CLAIMED,
-                              memory_order_relaxed);
-        w->index = index;
-        w->parked = s == GOC__WAIT_STATE_PARKED;
-        return true;
-    }
-    for (;;) {
-        if (s != GOC__WAIT_STATE_IDLE && s != GOC__WAIT_STATE_PARKED)
-            return false;
-        if (atomic_compare_exchange_weak_explicit(
-                &w->state, &s, GOC__WAIT_STATE_CLAIMED, memory_order_acq_rel,
-                memory_order_acquire))
-            break;
-    }
-    w->index = index;
-    w->parked = s == GOC__WAIT_STATE_PARKED;
-    return true;
-}
-
 static inline void wait_finish(struct goc__wait *w, bool handoff)
 {
     struct goc__g *g = w->g;
