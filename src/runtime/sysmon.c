@@ -41,18 +41,28 @@ static _Atomic uint32_t kick_word;
 static _Atomic int deep_sleep;     /* sysmon sleeps long: kick it */
 static _Atomic int beyond_handoff; /* it sleeps past HANDOFF_DELAY_NS */
 
-void goc__sysmon_kick(void)
+/*
+ * Wake sysmon unless it was kicked already. The plain load first: every
+ * deferred hand-off asks, and an exchange, even of a cached line, costs
+ * as much as the rest of a hand-off's bookkeeping.
+ */
+static void kick(void)
 {
-    if (atomic_load_explicit(&deep_sleep, memory_order_relaxed) &&
+    if (atomic_load_explicit(&kick_word, memory_order_relaxed) == 0 &&
         atomic_exchange(&kick_word, 1) == 0)
         goc__futex_wake(&kick_word, 1);
 }
 
+void goc__sysmon_kick(void)
+{
+    if (atomic_load_explicit(&deep_sleep, memory_order_relaxed))
+        kick();
+}
+
 void goc__sysmon_kick_handoff(void)
 {
-    if (atomic_load_explicit(&beyond_handoff, memory_order_relaxed) &&
-        atomic_exchange(&kick_word, 1) == 0)
-        goc__futex_wake(&kick_word, 1);
+    if (atomic_load_explicit(&beyond_handoff, memory_order_relaxed))
+        kick();
 }
 
 /*
