@@ -432,7 +432,11 @@ static int block(struct goc_chan *c, bool send, void *elem, goc_ctx *ctx)
     int result = 0;
     struct goc__sudog *wake = NULL;
     goc__wait_init(&w, send ? GOC__WAIT_CHAN_SEND : GOC__WAIT_CHAN_RECV);
-    if (ctx && goc__ctx_canceller(ctx)) {
+    bool watched = ctx && goc__ctx_canceller(ctx);
+    /* Unwatched, only peers, under c->lock, can claim w. Set before the
+     * watch publishes w to the context's canceller. */
+    w.exclusive = !watched;
+    if (watched) {
         goc__lock_release(&c->lock);
         int err = goc__ctx_watch(ctx, &cw, &w, 1);
         if (err)
@@ -445,8 +449,6 @@ static int block(struct goc_chan *c, bool send, void *elem, goc_ctx *ctx)
         }
     }
     struct goc__waitq *q = send ? &c->sendq : &c->recvq;
-    /* Without a context only peers, under c->lock, can claim w. */
-    w.exclusive = cw.cc == NULL;
     goc__waitq_push(q, &s);
     if (goc__wait_block(&w, chan_unlock, c) == 0) {
         chan_unwatch(&cw);

@@ -44,7 +44,11 @@ static _Atomic int beyond_handoff; /* it sleeps past HANDOFF_DELAY_NS */
 /*
  * Wake sysmon unless it was kicked already. The plain load first: every
  * deferred hand-off asks, and an exchange, even of a cached line, costs
- * as much as the rest of a hand-off's bookkeeping.
+ * as much as the rest of a hand-off's bookkeeping. Without the exchange's
+ * barrier, a kick that finds sysmon just woken by another (the word still
+ * 1) may go unseen by that round; the next round, at most MAX_DELAY_NS
+ * later, sees it. The relaxed reads of deep_sleep and beyond_handoff
+ * below had that window already.
  */
 static void kick(void)
 {
