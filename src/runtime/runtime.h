@@ -310,37 +310,44 @@ struct goc__m {
 
 /* ---- global scheduler state ------------------------------------------- */
 
+/*
+ * Grouped by who writes what, one cache line per group: a field written
+ * often (the spinning count, the poller's state, sysmon's clock) must not
+ * share a line with fields every park, spawn or steal reads, or each
+ * write costs those readers a miss.
+ */
 struct goc__sched {
-    goc__lock lock;
-    /* Global run queue (under lock). */
-    struct goc__g *gq_head, *gq_tail;
-    _Atomic int64_t gq_len;
-    /* Idle Ps and Ms (under lock). */
-    struct goc__p *pidle;
-    _Atomic int npidle;
-    struct goc__m *midle;
-    struct goc__m *allm;
-    _Atomic int nm;
-    _Atomic int nmspinning;
-    /* Poller: the idle M sleeping in epoll until the earliest timer. */
-    struct goc__m *_Atomic poller;
-    _Atomic int64_t poll_until;
-    _Atomic uint32_t poll_wake_pending;
-    int epfd, evfd;
-    _Atomic int npollwait;      /* goroutines and threads waiting for I/O */
-    _Atomic int64_t coarse_now; /* goc_now(), refreshed by sysmon */
-    /* What the deadlock check must know may still wake someone. */
-    _Atomic int nsections;         /* goc_blocking_enter() sections open */
-    _Atomic int nblocking_jobs;    /* goc_blocking() calls in flight */
-    _Atomic int nblocking_threads; /* the blocking pool's threads */
-    _Atomic int nrun_callers;      /* threads waiting in goc_run() */
-    _Atomic int64_t last_poll;     /* when epoll was last asked for events */
-
+    /* Read-mostly after start. */
     int nprocs;
     struct goc__p *allp;
     size_t stack_size;
-    int stack_class;            /* class of stack_size */
-    _Atomic int64_t ngoroutine; /* created from plain threads */
+    int stack_class; /* class of stack_size */
+    int epfd, evfd;
+    /* Global run queue and idle lists (under lock). */
+    _Alignas(64) goc__lock lock;
+    struct goc__g *gq_head, *gq_tail;
+    _Atomic int64_t gq_len;
+    struct goc__p *pidle;
+    struct goc__m *midle;
+    struct goc__m *allm;
+    /* Idle and spinning counts, read by every wakep. */
+    _Alignas(64) _Atomic int npidle;
+    _Atomic int nmspinning;
+    _Atomic int nm;
+    /* Poller: the idle M sleeping in epoll until the earliest timer. */
+    _Alignas(64) struct goc__m *_Atomic poller;
+    _Atomic int64_t poll_until;
+    _Atomic uint32_t poll_wake_pending;
+    _Atomic int npollwait;     /* goroutines and threads waiting for I/O */
+    _Atomic int64_t last_poll; /* when epoll was last asked for events */
+    /* goc_now(), refreshed by sysmon; read by every wait record. */
+    _Alignas(64) _Atomic int64_t coarse_now;
+    /* What the deadlock check must know may still wake someone. */
+    _Alignas(64) _Atomic int nsections; /* goc_blocking_enter() sections open */
+    _Atomic int nblocking_jobs;         /* goc_blocking() calls in flight */
+    _Atomic int nblocking_threads;      /* the blocking pool's threads */
+    _Atomic int nrun_callers;           /* threads waiting in goc_run() */
+    _Atomic int64_t ngoroutine;         /* created from plain threads */
     _Atomic int64_t next_id;
 };
 
