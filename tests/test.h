@@ -90,6 +90,13 @@ unsigned long test_thread_self(void);
 
 /* Start a goroutine that cancels ctx after ns nanoseconds. */
 void test_cancel_after(goc_ctx *ctx, int64_t ns);
+/*
+ * Wait until every such goroutine is done with its context. A local
+ * context is not reference-counted: the canceller may still be inside
+ * goc_ctx_cancel() when the cancelled wait returns, so join it before
+ * goc_ctx_destroy() and before reusing or leaving the storage.
+ */
+void test_cancel_after_join(void);
 
 /* True when built with a sanitizer or run under valgrind. */
 int test_instrumented(void);

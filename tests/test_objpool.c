@@ -381,6 +381,7 @@ TEST_G(objpool, rpool_acquire_blocking_cases)
     ASSERT_OK(goc_rpool_release(rp, held, false));
     for (int i = 0; i < 10000; i++) /* never a random choice */
         ASSERT_EQ(goc_rpool_acquire(rp, &x, c), -ECANCELED);
+    test_cancel_after_join();
     goc_ctx_destroy(c);
     struct goc_rpool_stats st;
     goc_rpool_stats(rp, &st);

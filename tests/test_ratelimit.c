@@ -322,6 +322,7 @@ TEST_G(rate, wait_deadline_cancel_and_entry)
     c = goc_ctx_init_cancel(&lc, NULL);
     test_cancel_after(c, 20 * GOC_MILLISECOND);
     ASSERT_EQ(goc_limiter_wait(l, c), -ECANCELED);
+    test_cancel_after_join();
     goc_ctx_destroy(c);
     ASSERT(goc_limiter_tokens(l) > -0.5); /* the debt of 1 was restored */
 
@@ -346,6 +347,7 @@ static void *plain_wait(void *arg)
     c = goc_ctx_init_cancel(&lc, NULL);
     test_cancel_after(c, 20 * GOC_MILLISECOND);
     rc = goc_limiter_wait(l, c); /* 10 s away: cancelled first */
+    test_cancel_after_join();
     goc_ctx_destroy(c);
     if (rc != -ECANCELED)
         return (void *)2;

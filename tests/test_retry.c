@@ -377,6 +377,7 @@ TEST_G(retry, context_before_entry_and_during_wait)
     int64_t t = goc_now();
     ASSERT_EQ(goc_retry(op, &s, &o, &r, c), -ECANCELED);
     ASSERT_LT(goc_now() - t, 5 * GOC_SECOND);
+    test_cancel_after_join();
     goc_ctx_destroy(c);
     ASSERT_EQ(r.attempts, 1);
     ASSERT(goc_error_is(r.err, -ECANCELED));

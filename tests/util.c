@@ -4,6 +4,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 
 #include <pthread.h>
 #include <string.h>
@@ -20,6 +21,9 @@ struct canceller {
     int64_t after;
 };
 
+/* Cancellers started and not yet done with their context. */
+static _Atomic int cancellers_running;
+
 static void cancel_later(void *arg)
 {
     struct canceller *k = arg;
@@ -27,6 +31,8 @@ static void cancel_later(void *arg)
     goc_ctx_cancel(k->ctx);
     goc_ctx_release(k->ctx);
     free(k);
+    /* Release: our last touch of the context is before this. */
+    atomic_fetch_sub_explicit(&cancellers_running, 1, memory_order_release);
 }
 
 void test_cancel_after(goc_ctx *ctx, int64_t ns)
@@ -34,7 +40,14 @@ void test_cancel_after(goc_ctx *ctx, int64_t ns)
     struct canceller *k = malloc(sizeof(*k));
     ASSERT(k != NULL);
     *k = (struct canceller){ goc_ctx_retain(ctx), ns };
+    atomic_fetch_add(&cancellers_running, 1);
     ASSERT_OK(goc_go(cancel_later, k));
+}
+
+void test_cancel_after_join(void)
+{
+    while (atomic_load_explicit(&cancellers_running, memory_order_acquire))
+        goc_sleep(100 * GOC_MICROSECOND, NULL);
 }
 
 int64_t test_scale(int64_t n)
