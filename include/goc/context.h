@@ -141,7 +141,10 @@ GOC_API goc_ctx *goc_ctx_init_timeout(goc_ctx_local *local,
  * parent, stop its timer. @ctx may be NULL.
  *
  * Blocks only while its deadline timer is firing on another thread (a few
- * microseconds at most).
+ * microseconds at most). A local context is not reference-counted: a
+ * thread that cancels it must have returned from goc_ctx_cancel() first
+ * (a wait it woke may return while that call still finishes), as must
+ * every other user of @ctx.
  *
  * Return: 0; -EINVAL if @ctx is not a local context (nothing happens).
  */
