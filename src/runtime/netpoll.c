@@ -36,12 +36,40 @@ int goc__pd_register(struct goc__pd *pd, int fd)
     return 0;
 }
 
+/* Under pd->lock, after each change of waiters[dir]. */
+static void publish_first(struct goc__pd *pd, int dir)
+{
+    atomic_store_explicit(&pd->first[dir], pd->waiters[dir],
+                          memory_order_relaxed);
+}
+
+void goc__pd_prefetch(struct goc__pd *pd, uint32_t events, int stage)
+{
+    if (stage == 0) {
+        __builtin_prefetch(pd, 1);
+        __builtin_prefetch((char *)pd + 64, 1);
+        return;
+    }
+    /* Unlocked: the waiter may be gone by the time it arrives, which
+     * costs nothing but the prefetch. */
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        __builtin_prefetch(atomic_load_explicit(&pd->first[GOC__PD_READ],
+                                                memory_order_relaxed),
+                           1);
+    if (events & EPOLLOUT)
+        __builtin_prefetch(atomic_load_explicit(&pd->first[GOC__PD_WRITE],
+                                                memory_order_relaxed),
+                           1);
+}
+
 /* Under pd->lock: claim every waiter of dir onto the wake list. */
 static struct goc__pd_waiter *take_waiters(struct goc__pd *pd,
                                            int dir,
                                            struct goc__pd_waiter *list)
 {
     struct goc__dlink *l;
+    if (pd->waiters[dir])
+        atomic_store_explicit(&pd->first[dir], NULL, memory_order_relaxed);
     while ((l = goc__dlist_pop(&pd->waiters[dir]))) {
         struct goc__pd_waiter *pw =
             goc__container_of(l, struct goc__pd_waiter, link);
@@ -126,13 +154,16 @@ int goc__pd_wait(struct goc__pd *pd, int dir, uint64_t seq, struct goc__wait *w)
         return goc__wait_block(w, NULL, NULL);
     }
     goc__dlist_push(&pd->waiters[dir], &pw.link);
+    publish_first(pd, dir);
     pw.linked = true;
     int won = goc__wait_block(w, pd_unlock, pd);
     atomic_fetch_sub(&goc__sched.npollwait, 1);
     if (won != 0) {
         goc__lock_acquire(&pd->lock);
-        if (pw.linked)
+        if (pw.linked) {
             goc__dlist_remove(&pd->waiters[dir], &pw.link);
+            publish_first(pd, dir);
+        }
         goc__lock_release(&pd->lock);
     }
     return won;

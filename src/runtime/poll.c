@@ -70,6 +70,10 @@ static int epoll_sleep(struct epoll_event *evs, int n, int64_t timeout)
 static void dispatch(struct epoll_event *evs, int n, bool drain_wake)
 {
     for (int i = 0; i < n; i++) {
+        if (i + 4 < n && evs[i + 4].data.ptr)
+            goc__pd_prefetch(evs[i + 4].data.ptr, evs[i + 4].events, 0);
+        if (i + 2 < n && evs[i + 2].data.ptr)
+            goc__pd_prefetch(evs[i + 2].data.ptr, evs[i + 2].events, 1);
         if (evs[i].data.ptr) {
             goc__pd_event(evs[i].data.ptr, evs[i].events);
         } else if (drain_wake) {

@@ -606,7 +606,10 @@ struct goc__pd {
      * come with the last data): reads always try their system call. */
     _Atomic bool hangup;
     struct goc__dlink *waiters[2]; /* struct goc__pd_waiter, under lock */
-    struct goc__pd *cache_next;    /* free list of its owner's cache */
+    /* waiters[dir], stored under the lock after each change and read
+     * without it by the poller, only to prefetch (goc__pd_prefetch). */
+    struct goc__dlink *_Atomic first[2];
+    struct goc__pd *cache_next; /* free list of its owner's cache */
     /* Bumped (release) by each registration and read (acquire) by the
      * poller: the kernel orders epoll_ctl before the event it reports,
      * but the tools (TSan) need to see the hand-off of pd's fields. */
@@ -615,6 +618,12 @@ struct goc__pd {
 
 /* Add fd to the epoll set for pd (pd zeroed or reused); 0 or -errno. */
 int goc__pd_register(struct goc__pd *pd, int fd);
+/*
+ * The poller, a few events ahead: start loading pd (stage 0), then, once
+ * pd is in, the first waiter that events will wake (stage 1). Each event
+ * otherwise meets a cold descriptor and a waiter on a cold stack page.
+ */
+void goc__pd_prefetch(struct goc__pd *pd, uint32_t events, int stage);
 /* Readiness events seen so far in dir: read it before the system call. */
 static inline uint64_t goc__pd_seq(struct goc__pd *pd, int dir)
 {
