@@ -318,15 +318,6 @@ static void second_signal_child(void)
 TEST(shutdown, second_signal_forces_exit)
 {
     SKIP_UNDER_TSAN();
-    /* Under valgrind, after the first SIGUSR1 is handled (on the thread's
-     * alternate stack) while the main goroutine polls, valgrind reports
-     * that goroutine's next stack writes as invalid in most runs, then
-     * exits 1 instead of dying by the signal; a signal-only program shows
-     * the same. It runs everywhere else (gcc, ASan, aarch64). */
-    if (test_under_valgrind()) {
-        printf("# skipped under valgrind\n");
-        return;
-    }
     test_expect_exit(second_signal_child, 128 + SIGUSR1, "forced by signal 10");
 }
 
