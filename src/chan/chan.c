@@ -284,7 +284,9 @@ static void ring_backoff(int *spins)
     }
 }
 
-int goc__ring_send(struct goc_chan *c, const void *elem)
+/* The rest of goc__ring_send: retry until done, full or closed. */
+__attribute__((noinline)) static int ring_send_retry(struct goc_chan *c,
+                                                     const void *elem)
 {
     int spins = 0;
     uint64_t tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
@@ -317,7 +319,9 @@ int goc__ring_send(struct goc_chan *c, const void *elem)
     }
 }
 
-int goc__ring_recv(struct goc_chan *c, void *elem)
+/* The rest of goc__ring_recv: retry until done, empty or closed. */
+__attribute__((noinline)) static int ring_recv_retry(struct goc_chan *c,
+                                                     void *elem)
 {
     int spins = 0;
     uint64_t head = atomic_load_explicit(&c->head, memory_order_relaxed);
@@ -351,6 +355,131 @@ int goc__ring_recv(struct goc_chan *c, void *elem)
         ring_backoff(&spins);
         head = atomic_load_explicit(&c->head, memory_order_relaxed);
     }
+}
+
+/*
+ * One attempt at the next send (receive) position: true with *slot and
+ * *pos set if we claimed it; false if it is not ready or another sender
+ * (receiver) took it first. A closed tail carries the mark, which no
+ * stamp has, so the stamp test fails for it. The next position is worked
+ * out before the acquire load, which the compiler does not look across.
+ */
+static inline bool send_claim(struct goc_chan *c,
+                              struct goc__slot **slot,
+                              uint64_t *pos)
+{
+    uint64_t tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
+    uint64_t next = ring_next(c, tail);
+    struct goc__slot *s = slot_at(c, tail);
+    if (atomic_load_explicit(&s->stamp, memory_order_acquire) != tail ||
+        !atomic_compare_exchange_strong_explicit(
+            &c->tail, &tail, next, memory_order_seq_cst, memory_order_relaxed))
+        return false;
+    *slot = s;
+    *pos = tail;
+    return true;
+}
+
+static inline bool recv_claim(struct goc_chan *c,
+                              struct goc__slot **slot,
+                              uint64_t *pos)
+{
+    uint64_t head = atomic_load_explicit(&c->head, memory_order_relaxed);
+    uint64_t next = ring_next(c, head);
+    struct goc__slot *s = slot_at(c, head);
+    if (atomic_load_explicit(&s->stamp, memory_order_acquire) != head + 1 ||
+        !atomic_compare_exchange_strong_explicit(
+            &c->head, &head, next, memory_order_seq_cst, memory_order_relaxed))
+        return false;
+    *slot = s;
+    *pos = head;
+    return true;
+}
+
+/*
+ * Fill (empty) a claimed slot and publish it; with notify, then wake a
+ * waiter of the other side (goc__ring_notify). Word-sized values are
+ * copied inline; other sizes and the wake are tail calls, so a fast path
+ * built on these needs no frame and saves no registers.
+ */
+__attribute__((noinline)) static int fill_any(struct goc_chan *c,
+                                              struct goc__slot *s,
+                                              const void *elem,
+                                              uint64_t tail,
+                                              bool notify)
+{
+    copy_elem(c, slot_value(s), elem);
+    atomic_store_explicit(&s->stamp, tail + 1, memory_order_release);
+    if (notify)
+        goc__ring_notify(c, true);
+    return 0;
+}
+
+__attribute__((noinline)) static int empty_any(struct goc_chan *c,
+                                               struct goc__slot *s,
+                                               void *elem,
+                                               uint64_t head,
+                                               bool notify)
+{
+    copy_elem(c, elem, slot_value(s));
+    atomic_store_explicit(&s->stamp, head + c->one_lap, memory_order_release);
+    if (notify)
+        goc__ring_notify(c, false);
+    return 1;
+}
+
+__attribute__((noinline)) static int wake_after(struct goc_chan *c, bool sent)
+{
+    goc__ring_wake(c, sent ? &c->recvq : &c->sendq);
+    return sent ? 0 : 1;
+}
+
+static inline int slot_fill(struct goc_chan *c,
+                            struct goc__slot *s,
+                            const void *elem,
+                            uint64_t tail,
+                            bool notify)
+{
+    if (c->elem_size != sizeof(uint64_t))
+        return fill_any(c, s, elem, tail, notify);
+    memcpy(slot_value(s), elem, sizeof(uint64_t));
+    atomic_store_explicit(&s->stamp, tail + 1, memory_order_release);
+    if (notify && atomic_load_explicit(&c->recvq.n, memory_order_seq_cst))
+        return wake_after(c, true);
+    return 0;
+}
+
+static inline int slot_empty(struct goc_chan *c,
+                             struct goc__slot *s,
+                             void *elem,
+                             uint64_t head,
+                             bool notify)
+{
+    if (c->elem_size != sizeof(uint64_t) || !elem)
+        return empty_any(c, s, elem, head, notify);
+    memcpy(elem, slot_value(s), sizeof(uint64_t));
+    atomic_store_explicit(&s->stamp, head + c->one_lap, memory_order_release);
+    if (notify && atomic_load_explicit(&c->sendq.n, memory_order_seq_cst))
+        return wake_after(c, false);
+    return 1;
+}
+
+int goc__ring_send(struct goc_chan *c, const void *elem)
+{
+    uint64_t tail;
+    struct goc__slot *s;
+    if (!send_claim(c, &s, &tail))
+        return ring_send_retry(c, elem);
+    return slot_fill(c, s, elem, tail, false);
+}
+
+int goc__ring_recv(struct goc_chan *c, void *elem)
+{
+    uint64_t head;
+    struct goc__slot *s;
+    if (!recv_claim(c, &s, &head))
+        return ring_recv_retry(c, elem);
+    return slot_empty(c, s, elem, head, false);
 }
 
 bool goc__ring_ready(struct goc_chan *c, bool send)
@@ -562,26 +691,27 @@ static int chan_op(
 }
 
 /*
- * The common case first, in a small frame: a buffered channel, no
- * context, and the ring ready. Anything else (including a full, empty or
- * closed ring) takes the general path, which tries the ring again.
+ * The common case first, with no frame: a buffered channel, no context,
+ * and one attempt at the ring that succeeds. Anything else (a full, empty
+ * or closed ring, a lost race for the position) takes the general path,
+ * which tries the ring again.
  */
 int goc_chan_send(goc_chan *c, const void *elem, goc_ctx *ctx)
 {
-    if (c && c->cap && !ctx && goc__ring_send(c, elem) == 0) {
-        goc__ring_notify(c, true);
-        return 0;
-    }
-    return chan_op(c, true, (void *)elem, ctx, true);
+    uint64_t tail;
+    struct goc__slot *s;
+    if (!c || !c->cap || ctx || !send_claim(c, &s, &tail))
+        return chan_op(c, true, (void *)elem, ctx, true);
+    return slot_fill(c, s, elem, tail, true);
 }
 
 int goc_chan_recv(goc_chan *c, void *elem, goc_ctx *ctx)
 {
-    if (c && c->cap && !ctx && goc__ring_recv(c, elem) == 1) {
-        goc__ring_notify(c, false);
-        return 1;
-    }
-    return chan_op(c, false, elem, ctx, true);
+    uint64_t head;
+    struct goc__slot *s;
+    if (!c || !c->cap || ctx || !recv_claim(c, &s, &head))
+        return chan_op(c, false, elem, ctx, true);
+    return slot_empty(c, s, elem, head, true);
 }
 
 int goc_chan_try_send(goc_chan *c, const void *elem)
