@@ -79,20 +79,15 @@ static uint32_t next_rand(void)
     return x;
 }
 
-static void poll_order(int n, unsigned flags, uint16_t *order)
+/* Cases in order, shuffled unless GOC_SELECT_PRIORITY (Fisher-Yates). */
+__attribute__((noinline)) static void poll_order_any(int n,
+                                                     unsigned flags,
+                                                     uint16_t *order)
 {
     for (int i = 0; i < n; i++)
         order[i] = (uint16_t)i;
-    if ((flags & GOC_SELECT_PRIORITY) || n < 2)
+    if (flags & GOC_SELECT_PRIORITY)
         return;
-    if (n == 2) {
-        /* The common two-way select: one coin. */
-        if (next_rand() & 0x80000000u) {
-            order[0] = 1;
-            order[1] = 0;
-        }
-        return;
-    }
     for (int i = n - 1; i > 0; i--) {
         /* Lemire's multiply-shift: a uniform pick without a division. */
         int j = (int)(((uint64_t)next_rand() * (uint32_t)(i + 1)) >> 32);
@@ -100,6 +95,18 @@ static void poll_order(int n, unsigned flags, uint16_t *order)
         order[i] = order[j];
         order[j] = t;
     }
+}
+
+static inline void poll_order(int n, unsigned flags, uint16_t *order)
+{
+    if (n == 2 && !(flags & GOC_SELECT_PRIORITY)) {
+        /* The common two-way select: one coin. */
+        uint16_t first = (uint16_t)(next_rand() >> 31);
+        order[0] = first;
+        order[1] = first ^ 1;
+        return;
+    }
+    poll_order_any(n, flags, order);
 }
 
 /* A completed buffered case: wake its peer once no lock is held. */
@@ -145,9 +152,8 @@ static bool locked_case(struct goc_select_case *cs, struct goc__sudog **wake)
 }
 
 /* No lock held: run the first ready case in order; -1 if none. */
-static int poll_fast(struct goc_select_case *cases,
-                     const uint16_t *order,
-                     int n)
+__attribute__((always_inline)) static inline int poll_fast(
+    struct goc_select_case *cases, const uint16_t *order, int n)
 {
     for (int k = 0; k < n; k++) {
         struct goc_select_case *cs = &cases[order[k]];
@@ -365,26 +371,12 @@ __attribute__((noinline)) static int select_slow(struct goc_select_case *cases,
     return run_slow(cases, n, ctx, &s, &l);
 }
 
-int goc_select(struct goc_select_case *cases,
-               int n,
-               unsigned flags,
-               goc_ctx *ctx)
+/* More cases than fit on the stack: the scratch comes from the heap. */
+__attribute__((noinline)) static int select_big(struct goc_select_case *cases,
+                                                int n,
+                                                unsigned flags,
+                                                goc_ctx *ctx)
 {
-    int err = validate(cases, n);
-    if (err)
-        return err;
-    if (ctx && (err = goc_ctx_err(ctx)) != 0)
-        return err;
-    if (n <= SELECT_STACK) {
-        uint16_t order[SELECT_STACK];
-        poll_order(n, flags, order);
-        int r = poll_fast(cases, order, n);
-        if (r >= 0)
-            return r;
-        if (flags & GOC_SELECT_DEFAULT)
-            return -EAGAIN;
-        return select_slow(cases, n, ctx, order);
-    }
     size_t bytes = (size_t)n * (sizeof(uint16_t) + sizeof(struct goc_chan *) +
                                 sizeof(struct goc__sudog));
     char *mem = goc__malloc(bytes);
@@ -398,4 +390,26 @@ int goc_select(struct goc_select_case *cases,
     int r = run_select(cases, n, flags, ctx, &s);
     goc__free(mem);
     return r;
+}
+
+int goc_select(struct goc_select_case *cases,
+               int n,
+               unsigned flags,
+               goc_ctx *ctx)
+{
+    int err = validate(cases, n);
+    if (err)
+        return err;
+    if (ctx && (err = goc_ctx_err(ctx)) != 0)
+        return err;
+    if (n > SELECT_STACK)
+        return select_big(cases, n, flags, ctx);
+    uint16_t order[SELECT_STACK];
+    poll_order(n, flags, order);
+    int r = poll_fast(cases, order, n);
+    if (r >= 0)
+        return r;
+    if (flags & GOC_SELECT_DEFAULT)
+        return -EAGAIN;
+    return select_slow(cases, n, ctx, order);
 }
