@@ -320,25 +320,37 @@ static void prepare_reuse(struct goc__g *g)
 #endif
 }
 
-struct goc__g *goc__g_get(struct goc__p *p, int cls)
+/* goc__g_get without a cached G at hand: refill the cache, or go to the
+ * pool directly (no P). */
+__attribute__((noinline)) static struct goc__g *g_get_slow(struct goc__p *p,
+                                                           int cls)
 {
     struct goc__g *g;
     if (p) {
-        if (p->gfree[cls].n == 0)
-            refill(p, cls);
+        refill(p, cls);
         int n = p->gfree[cls].n;
         if (n == 0)
             return NULL;
         g = p->gfree[cls].g[--n];
         p->gfree[cls].n = n;
-        /* The next spawn's G is likely cold: start loading it now. */
-        if (n)
-            __builtin_prefetch(p->gfree[cls].g[n - 1], 1);
-    } else {
-        g = pool_get_one(cls);
-        if (!g)
-            return NULL;
+    } else if ((g = pool_get_one(cls)) == NULL) {
+        return NULL;
     }
+    prepare_reuse(g);
+    g->next = NULL;
+    return g;
+}
+
+struct goc__g *goc__g_get(struct goc__p *p, int cls)
+{
+    int n;
+    if (!p || (n = p->gfree[cls].n) == 0)
+        return g_get_slow(p, cls);
+    struct goc__g *g = p->gfree[cls].g[--n];
+    p->gfree[cls].n = n;
+    /* The next spawn's G is likely cold: start loading it now. */
+    if (n)
+        __builtin_prefetch(p->gfree[cls].g[n - 1], 1);
     prepare_reuse(g);
     g->next = NULL;
     return g;
@@ -359,21 +371,31 @@ static void pool_put_batch(int cls, struct goc__g **gs, int n)
     goc__lock_release(&pool->lock);
 }
 
-void goc__g_put(struct goc__p *p, struct goc__g *g)
+/* goc__g_put with no P, or with a full cache: to the pool. */
+__attribute__((noinline)) static void g_put_slow(struct goc__p *p,
+                                                 struct goc__g *g)
 {
     int cls = g->size_class;
-    atomic_store_explicit(&g->status, GOC__G_IDLE, memory_order_relaxed);
     if (!p) {
         pool_put_batch(cls, &g, 1);
         return;
     }
-    if (p->gfree[cls].n == CACHE_MAX) {
-        struct goc__g **c = p->gfree[cls].g;
-        pool_put_batch(cls, c, BATCH);
-        memmove(c, c + BATCH, (CACHE_MAX - BATCH) * sizeof(c[0]));
-        p->gfree[cls].n = CACHE_MAX - BATCH;
-    }
-    p->gfree[cls].g[p->gfree[cls].n++] = g;
+    struct goc__g **c = p->gfree[cls].g;
+    pool_put_batch(cls, c, BATCH);
+    memmove(c, c + BATCH, (CACHE_MAX - BATCH) * sizeof(c[0]));
+    c[CACHE_MAX - BATCH] = g;
+    p->gfree[cls].n = CACHE_MAX - BATCH + 1;
+}
+
+void goc__g_put(struct goc__p *p, struct goc__g *g)
+{
+    int cls = g->size_class;
+    atomic_store_explicit(&g->status, GOC__G_IDLE, memory_order_relaxed);
+    int n;
+    if (!p || (n = p->gfree[cls].n) == CACHE_MAX)
+        return g_put_slow(p, g);
+    p->gfree[cls].g[n] = g;
+    p->gfree[cls].n = n + 1;
 }
 
 /* Drop the pages below the top page of one idle stack. */

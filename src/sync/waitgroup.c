@@ -38,7 +38,7 @@ void goc_wg_init(goc_wg *wg)
  * word; a Wait returns on a zero state only after it, so a group freed
  * right after its Wait returns is never touched again here.
  */
-static void wake_all(struct wg *g)
+__attribute__((noinline)) static void wake_all(struct wg *g)
 {
     struct goc__dlink *won = NULL, *l;
     uint64_t n = 0;
