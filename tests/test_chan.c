@@ -97,6 +97,85 @@ TEST(chan, signal_channel_of_size_zero)
     goc_chan_release(c);
 }
 
+/*
+ * Values of every size through a buffered ring: one word is copied
+ * inline, other sizes out of line, and a receive into NULL drops the
+ * value. A producer goroutine and a plain thread share one small ring, so
+ * both the first-try paths and the retrying ones run.
+ */
+#define SIZES_N 2000
+
+struct sized {
+    goc_chan *c;
+    size_t size;
+    int from;
+    goc_wg done;
+};
+
+static void fill_pattern(unsigned char *v, size_t size, int i)
+{
+    for (size_t k = 0; k < size; k++)
+        v[k] = (unsigned char)(i * 31 + (int)k);
+}
+
+static void sized_send(struct sized *s)
+{
+    unsigned char v[100];
+    for (int i = s->from; i < s->from + SIZES_N; i += 2) {
+        fill_pattern(v, s->size, i);
+        ASSERT_OK(goc_chan_send(s->c, v, NULL));
+    }
+}
+
+static void sized_goroutine(void *arg)
+{
+    struct sized *s = arg;
+    sized_send(s);
+    goc_wg_done(&s->done);
+}
+
+static void *sized_thread(void *arg)
+{
+    sized_send(arg);
+    return NULL;
+}
+
+TEST_G(chan, buffered_values_of_every_size_round_trip)
+{
+    static const size_t sizes[] = { 1, 4, 8, 12, 24, 100 };
+    for (size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++) {
+        size_t size = sizes[z];
+        struct sized even = { chan_new(size, 3), size, 0, GOC_WG_INIT };
+        struct sized odd = { even.c, size, 1, GOC_WG_INIT };
+        goc_wg_add(&even.done, 1);
+        ASSERT_OK(goc_go(sized_goroutine, &even));
+        pthread_t t;
+        ASSERT_OK(pthread_create(&t, NULL, sized_thread, &odd));
+        /* Each sender's values arrive in its order: every value is the
+         * next of one of the two streams. */
+        int next[2] = { 0, 1 };
+        unsigned char v[100], want[100];
+        for (int got = 0; got < SIZES_N - 1; got++) {
+            ASSERT_EQ(goc_chan_recv(even.c, v, NULL), 1);
+            int k = 0;
+            fill_pattern(want, size, next[0]);
+            if (next[0] >= SIZES_N || memcmp(v, want, size) != 0) {
+                k = 1;
+                fill_pattern(want, size, next[1]);
+                ASSERT(next[1] < SIZES_N && memcmp(v, want, size) == 0);
+            }
+            next[k] += 2;
+        }
+        ASSERT_EQ(next[0] + next[1], 2 * SIZES_N - 1);
+        /* The last value is dropped into NULL. */
+        ASSERT_EQ(goc_chan_recv(even.c, NULL, NULL), 1);
+        ASSERT_OK(pthread_join(t, NULL));
+        ASSERT_OK(goc_wg_wait(&even.done, NULL));
+        ASSERT_EQ(goc_chan_len(even.c), 0);
+        goc_chan_release(even.c);
+    }
+}
+
 /* ---- hand-offs between goroutines ------------------------------------- */
 
 struct pp {
