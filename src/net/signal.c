@@ -11,6 +11,7 @@
 #include "goc/chan.h"
 #include "goc/signal.h"
 #include "../internal/alloc.h"
+#include "../runtime/san.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -18,21 +19,6 @@
 #include <unistd.h>
 
 #define MAX_SIG 65
-
-/*
- * The handler runs on the thread's alternate stack, so that a signal never
- * lands on a goroutine stack near its guard page. Not under valgrind: after
- * a handler on the alternate stack returns to a goroutine stack, memcheck
- * reports that goroutine's next stack writes as invalid (in about one run
- * in four; registering the alternate stack as a stack makes it nearly every
- * run). There the kernel's frame and the handler, a few KiB, go on the
- * interrupted stack.
- */
-#if defined(GOC_VALGRIND)
-#define HANDLER_FLAGS SA_RESTART
-#else
-#define HANDLER_FLAGS (SA_RESTART | SA_ONSTACK)
-#endif
 
 struct sub {
     struct sub *next;
@@ -117,7 +103,8 @@ static int use_signal(int s)
     if (sig.users[s]++ > 0)
         return 0;
     struct sigaction sa = { .sa_handler = on_signal,
-                            .sa_flags = HANDLER_FLAGS };
+                            .sa_flags =
+                                SA_RESTART | GOC__SA_ONSTACK_RETURNING };
     sigfillset(&sa.sa_mask);
     if (sigaction(s, &sa, &sig.saved[s]) < 0) {
         sig.users[s]--;

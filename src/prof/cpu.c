@@ -23,6 +23,7 @@
 #include "prof.h"
 #include "fpwalk.h"
 #include "../runtime/runtime.h"
+#include "../runtime/san.h"
 #include "goc/shutdown.h"
 #include "goc/time.h"
 
@@ -213,7 +214,8 @@ static int install_handler(void)
     if (cpu.handler_installed)
         return 0;
     struct sigaction sa = { .sa_sigaction = on_sigprof,
-                            .sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK };
+                            .sa_flags = SA_SIGINFO | SA_RESTART |
+                                        GOC__SA_ONSTACK_RETURNING };
     sigemptyset(&sa.sa_mask);
     if (sigaction(SIGPROF, &sa, NULL) < 0)
         return -errno;

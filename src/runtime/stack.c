@@ -9,7 +9,9 @@
  * page. Exited goroutines go to a per-P cache (LIFO, so their pages are
  * still hot) and from there in batches to a global pool per size class;
  * nothing on that path enters the kernel. sysmon drops the pages of stacks
- * that sat in the global pool for a while.
+ * that sat in the global pool for a while, but never the G's page, and no
+ * slab is ever unmapped: the scheduler reads the G of a goroutine another
+ * thread may have recycled meanwhile (prefetch_following in sched.c).
  *
  * Under every stack is a guard page: MADV_GUARD_INSTALL where the kernel
  * has it (no extra mapping), else mprotect while the process stays well
