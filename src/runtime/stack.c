@@ -335,6 +335,8 @@ __attribute__((noinline)) static struct goc__g *g_get_slow(struct goc__p *p,
             return NULL;
         g = p->gfree[cls].g[--n];
         p->gfree[cls].n = n;
+        if (n)
+            __builtin_prefetch(p->gfree[cls].g[n - 1], 1);
     } else if ((g = pool_get_one(cls)) == NULL) {
         return NULL;
     }
