@@ -360,39 +360,27 @@ __attribute__((noinline)) static int ring_recv_retry(struct goc_chan *c,
 /*
  * One attempt at the next send (receive) position: true with *slot and
  * *pos set if we claimed it; false if it is not ready or another sender
- * (receiver) took it first. A closed tail carries the mark, which no
- * stamp has, so the stamp test fails for it. The next position is worked
- * out before the acquire load, which the compiler does not look across.
+ * (receiver) took it first. A send needs the slot free for this lap
+ * (stamp == tail), a receive needs it filled (stamp == head + 1). A closed
+ * tail carries the mark, which no stamp has, so the stamp test fails for
+ * it. The next position is worked out before the acquire load, which the
+ * compiler does not look across.
  */
-static inline bool send_claim(struct goc_chan *c,
+static inline bool ring_claim(struct goc_chan *c,
+                              bool send,
                               struct goc__slot **slot,
                               uint64_t *pos)
 {
-    uint64_t tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
-    uint64_t next = ring_next(c, tail);
-    struct goc__slot *s = slot_at(c, tail);
-    if (atomic_load_explicit(&s->stamp, memory_order_acquire) != tail ||
+    _Atomic uint64_t *end = send ? &c->tail : &c->head;
+    uint64_t at = atomic_load_explicit(end, memory_order_relaxed);
+    uint64_t next = ring_next(c, at);
+    struct goc__slot *s = slot_at(c, at);
+    if (atomic_load_explicit(&s->stamp, memory_order_acquire) != at + !send ||
         !atomic_compare_exchange_strong_explicit(
-            &c->tail, &tail, next, memory_order_seq_cst, memory_order_relaxed))
+            end, &at, next, memory_order_seq_cst, memory_order_relaxed))
         return false;
     *slot = s;
-    *pos = tail;
-    return true;
-}
-
-static inline bool recv_claim(struct goc_chan *c,
-                              struct goc__slot **slot,
-                              uint64_t *pos)
-{
-    uint64_t head = atomic_load_explicit(&c->head, memory_order_relaxed);
-    uint64_t next = ring_next(c, head);
-    struct goc__slot *s = slot_at(c, head);
-    if (atomic_load_explicit(&s->stamp, memory_order_acquire) != head + 1 ||
-        !atomic_compare_exchange_strong_explicit(
-            &c->head, &head, next, memory_order_seq_cst, memory_order_relaxed))
-        return false;
-    *slot = s;
-    *pos = head;
+    *pos = at;
     return true;
 }
 
@@ -468,7 +456,7 @@ int goc__ring_send(struct goc_chan *c, const void *elem)
 {
     uint64_t tail;
     struct goc__slot *s;
-    if (!send_claim(c, &s, &tail))
+    if (!ring_claim(c, true, &s, &tail))
         return ring_send_retry(c, elem);
     return slot_fill(c, s, elem, tail, false);
 }
@@ -477,7 +465,7 @@ int goc__ring_recv(struct goc_chan *c, void *elem)
 {
     uint64_t head;
     struct goc__slot *s;
-    if (!recv_claim(c, &s, &head))
+    if (!ring_claim(c, false, &s, &head))
         return ring_recv_retry(c, elem);
     return slot_empty(c, s, elem, head, false);
 }
@@ -700,7 +688,7 @@ int goc_chan_send(goc_chan *c, const void *elem, goc_ctx *ctx)
 {
     uint64_t tail;
     struct goc__slot *s;
-    if (!c || !c->cap || ctx || !send_claim(c, &s, &tail))
+    if (!c || !c->cap || ctx || !ring_claim(c, true, &s, &tail))
         return chan_op(c, true, (void *)elem, ctx, true);
     return slot_fill(c, s, elem, tail, true);
 }
@@ -709,7 +697,7 @@ int goc_chan_recv(goc_chan *c, void *elem, goc_ctx *ctx)
 {
     uint64_t head;
     struct goc__slot *s;
-    if (!c || !c->cap || ctx || !recv_claim(c, &s, &head))
+    if (!c || !c->cap || ctx || !ring_claim(c, false, &s, &head))
         return chan_op(c, false, elem, ctx, true);
     return slot_empty(c, s, elem, head, true);
 }
