@@ -684,7 +684,8 @@ void goc__m_schedule(struct goc__m *m)
  *
  * Only a hint: a thief may take that goroutine meanwhile, run it and even
  * recycle its G, so its saved stack pointer is read without ordering (and
- * unseen by TSan, since the recycling stores it plainly). The read cannot
+ * unseen by TSan: an atomic load would be instrumented even here, and
+ * reported against the plain store of the recycling). The read cannot
  * fault, because stack slabs, and the Gs on them, are never unmapped; a
  * stale value only wastes the prefetches, which never fault either.
  */
@@ -696,7 +697,7 @@ __attribute__((no_sanitize("thread"))) static inline void prefetch_following(
     if (h == t)
         return;
     struct goc__g *g = goc__runq_slot_load(p, h);
-    char *sp = __atomic_load_n((char **)&g->sp, __ATOMIC_RELAXED);
+    char *sp = *(char *volatile *)&g->sp; /* one plain load, as it is */
     char *end = (char *)g + 64;
     if (end - sp > 8 * 64)
         end = sp + 8 * 64; /* a deep stack: its top frames can wait */
