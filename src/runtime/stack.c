@@ -322,26 +322,20 @@ static void prepare_reuse(struct goc__g *g)
 #endif
 }
 
-/* goc__g_get without a cached G at hand: refill the cache, or go to the
- * pool directly (no P). */
+/* goc__g_get without a cached G at hand: refill the cache and take from
+ * it, or go to the pool directly (no P). */
 __attribute__((noinline)) static struct goc__g *g_get_slow(struct goc__p *p,
                                                            int cls)
 {
-    struct goc__g *g;
     if (p) {
         refill(p, cls);
-        int n = p->gfree[cls].n;
-        if (n == 0)
-            return NULL;
-        g = p->gfree[cls].g[--n];
-        p->gfree[cls].n = n;
-        if (n)
-            __builtin_prefetch(p->gfree[cls].g[n - 1], 1);
-    } else if ((g = pool_get_one(cls)) == NULL) {
-        return NULL;
+        return p->gfree[cls].n ? goc__g_get(p, cls) : NULL;
     }
-    prepare_reuse(g);
-    g->next = NULL;
+    struct goc__g *g = pool_get_one(cls);
+    if (g) {
+        prepare_reuse(g);
+        g->next = NULL;
+    }
     return g;
 }
 
@@ -396,8 +390,10 @@ void goc__g_put(struct goc__p *p, struct goc__g *g)
     int cls = g->size_class;
     atomic_store_explicit(&g->status, GOC__G_IDLE, memory_order_relaxed);
     int n;
-    if (!p || (n = p->gfree[cls].n) == CACHE_MAX)
-        return g_put_slow(p, g);
+    if (!p || (n = p->gfree[cls].n) == CACHE_MAX) {
+        g_put_slow(p, g);
+        return;
+    }
     p->gfree[cls].g[n] = g;
     p->gfree[cls].n = n + 1;
 }
