@@ -605,6 +605,56 @@ TEST(runtime, rounding_mode_is_per_goroutine)
     ASSERT_EQ(s.other_mode, FE_TONEAREST);
 }
 
+/* ---- a burst of readied goroutines overflows into the global queue ---- */
+
+#define BURST 1000
+
+struct burst {
+    goc_chan *gate;
+    goc_wg done;
+    _Atomic int ran;
+};
+
+static void burst_waiter(void *arg)
+{
+    struct burst *b = arg;
+    int v;
+    ASSERT_EQ(goc_chan_recv(b->gate, &v, NULL), 0); /* closed */
+    atomic_fetch_add(&b->ran, 1);
+    goc_wg_done(&b->done);
+}
+
+static int burst_main(void *arg)
+{
+    struct burst *b = arg;
+    ASSERT_OK(goc_chan_new(sizeof(int), 0, &b->gate));
+    goc_wg_add(&b->done, BURST);
+    for (int i = 0; i < BURST; i++)
+        ASSERT_OK(goc_go(burst_waiter, b));
+    /* One P: while we sleep, every waiter runs and parks on the gate. */
+    ASSERT_OK(goc_sleep(5 * GOC_MILLISECOND, NULL));
+    ASSERT_OK(goc_chan_close(b->gate));
+    /* The close readied all of them onto our P, more than its ring holds:
+     * the rest went to the global queue, and none has run yet. */
+    struct goc_stats st;
+    ASSERT_OK(goc_stats_read(&st, GOC_STATS_SCHED));
+    ASSERT_EQ(atomic_load(&b->ran), 0);
+    ASSERT(st.runq_global > 0);
+    ASSERT_EQ(st.runq_local + st.runq_global, BURST);
+    ASSERT_OK(goc_wg_wait(&b->done, NULL));
+    ASSERT_EQ(atomic_load(&b->ran), BURST);
+    goc_chan_release(b->gate);
+    return 0;
+}
+
+TEST(runtime, ready_burst_overflows_to_global_queue)
+{
+    static struct burst b;
+    struct goc_config cfg = { .max_procs = 1 };
+    ASSERT_OK(goc_init(&cfg));
+    ASSERT_OK(goc_run(burst_main, &b));
+}
+
 /* ---- a pinned goroutine keeps its P's timers and readied work alive ---- */
 
 static void *feed(void *arg)

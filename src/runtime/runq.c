@@ -34,10 +34,10 @@ static void link_batch(struct goc__g **batch, uint32_t n)
  * The ring is full: move half of it and g to the global queue, so the next
  * GOC__RUNQ_SIZE / 2 puts are cheap again. False if a thief raced us.
  */
-bool goc__runq_put_slow(struct goc__p *p,
-                        struct goc__g *g,
-                        uint32_t h,
-                        uint32_t t)
+static bool runq_put_slow(struct goc__p *p,
+                          struct goc__g *g,
+                          uint32_t h,
+                          uint32_t t)
 {
     enum { HALF = GOC__RUNQ_SIZE / 2 };
     struct goc__g *batch[HALF + 1];
@@ -53,6 +53,16 @@ bool goc__runq_put_slow(struct goc__p *p,
     link_batch(batch, HALF + 1);
     global_put_batch(batch[0], batch[HALF], HALF + 1);
     return true;
+}
+
+bool goc__runq_put_retry(struct goc__p *p, struct goc__g *g)
+{
+    uint32_t h = atomic_load_explicit(&p->head, memory_order_acquire);
+    uint32_t t = atomic_load_explicit(&p->tail, memory_order_relaxed);
+    if (runq_put_slow(p, g, h, t))
+        return false;
+    /* A thief took some meanwhile. Only we add, so there is room now. */
+    return goc__runq_put(p, g, false);
 }
 
 #define RUNNEXT_SETTLE_NS 50000

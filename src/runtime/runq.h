@@ -22,16 +22,14 @@ static inline void goc__runq_slot_store(struct goc__p *p,
                           memory_order_relaxed);
 }
 
-/* The ring is full: move half of it and g to the global queue. */
-bool goc__runq_put_slow(struct goc__p *p,
-                        struct goc__g *g,
-                        uint32_t h,
-                        uint32_t t);
+/* goc__runq_put found the ring full: retry until queued (runq.c). */
+bool goc__runq_put_retry(struct goc__p *p, struct goc__g *g);
 
 /*
  * Queue g on p (owner only). next: put it in runnext, where it runs before
  * the ring; the goroutine it displaces goes to the ring's tail. Returns
- * false if the ring overflowed into the global queue.
+ * false if the ring overflowed into the global queue. The full case is a
+ * tail call, so callers need no frame for it.
  */
 static inline bool goc__runq_put(struct goc__p *p, struct goc__g *g, bool next)
 {
@@ -40,19 +38,15 @@ static inline bool goc__runq_put(struct goc__p *p, struct goc__g *g, bool next)
         if (!g)
             return true;
     }
-    for (;;) {
-        /* Acquire pairs with the thieves' release CAS on head. */
-        uint32_t h = atomic_load_explicit(&p->head, memory_order_acquire);
-        uint32_t t = atomic_load_explicit(&p->tail, memory_order_relaxed);
-        if (t - h < GOC__RUNQ_SIZE) {
-            goc__runq_slot_store(p, t, g);
-            /* Release publishes the slot to consumers. */
-            atomic_store_explicit(&p->tail, t + 1, memory_order_release);
-            return true;
-        }
-        if (goc__runq_put_slow(p, g, h, t))
-            return false;
-    }
+    /* Acquire pairs with the thieves' release CAS on head. */
+    uint32_t h = atomic_load_explicit(&p->head, memory_order_acquire);
+    uint32_t t = atomic_load_explicit(&p->tail, memory_order_relaxed);
+    if (__builtin_expect(t - h >= GOC__RUNQ_SIZE, 0))
+        return goc__runq_put_retry(p, g);
+    goc__runq_slot_store(p, t, g);
+    /* Release publishes the slot to consumers. */
+    atomic_store_explicit(&p->tail, t + 1, memory_order_release);
+    return true;
 }
 
 /* Take the oldest goroutine of p's ring (owner only), or NULL. */

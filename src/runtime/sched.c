@@ -90,25 +90,14 @@ void goc__after_switch(void)
     *m->errno_p = self->saved_errno;
 }
 
-/*
- * Nothing of this frame is live across the switch: the resumed side finds
- * everything through its M, which it reads afresh since it may be another
- * thread's. That also spares saving registers twice. Not inlined: every
- * parked goroutine then shows the same return address here, so profiles
- * group goroutines parked at the same place into one stack.
- */
-__attribute__((noinline)) static void switch_to(struct goc__m *m,
-                                                struct goc__g *from,
-                                                struct goc__g *to,
-                                                bool from_dead)
+/* The switch itself; what goes before it is switch_to's. */
+static inline void switch_now(struct goc__m *m,
+                              struct goc__g *from,
+                              struct goc__g *to,
+                              bool from_dead)
 {
-    from->saved_errno = *m->errno_p;
-    if (from->guard == GOC__GUARD_CANARY && !goc__stack_canary_ok(from))
-        goc__stack_overflow(from, NULL);
     m->curg = to;
     atomic_store_explicit(&to->status, GOC__G_RUNNING, memory_order_relaxed);
-    if (m->p && atomic_load_explicit(&m->p->hog_since, memory_order_relaxed))
-        goc__hog_report(m->p, from);
 #if defined(GOC_ASAN)
     __sanitizer_start_switch_fiber(from_dead ? NULL : &from->asan_fake,
                                    to->asan_bottom, to->asan_size);
@@ -120,6 +109,39 @@ __attribute__((noinline)) static void switch_to(struct goc__m *m,
 #endif
     goc__ctx_switch(&from->sp, to->sp);
     goc__after_switch();
+}
+
+/* switch_to's rare checks: a canary-guarded stack, a hog to report. */
+__attribute__((noinline, cold)) static void switch_checked(struct goc__m *m,
+                                                           struct goc__g *from,
+                                                           struct goc__g *to,
+                                                           bool from_dead)
+{
+    if (from->guard == GOC__GUARD_CANARY && !goc__stack_canary_ok(from))
+        goc__stack_overflow(from, NULL);
+    if (m->p && atomic_load_explicit(&m->p->hog_since, memory_order_relaxed))
+        goc__hog_report(m->p, from);
+    switch_now(m, from, to, from_dead);
+}
+
+/*
+ * Nothing of this frame is live across the switch: the resumed side finds
+ * everything through its M, which it reads afresh since it may be another
+ * thread's. The checks that call out are a tail call away, so this frame
+ * saves no registers of its own either. Not inlined: every parked
+ * goroutine then shows the same return address here, so profiles group
+ * goroutines parked at the same place into one stack.
+ */
+__attribute__((noinline)) static void switch_to(struct goc__m *m,
+                                                struct goc__g *from,
+                                                struct goc__g *to,
+                                                bool from_dead)
+{
+    from->saved_errno = *m->errno_p;
+    if (from->guard == GOC__GUARD_CANARY ||
+        (m->p && atomic_load_explicit(&m->p->hog_since, memory_order_relaxed)))
+        return switch_checked(m, from, to, from_dead);
+    switch_now(m, from, to, from_dead);
 }
 
 void goc__commit_unlock(struct goc__m *m, void *lock)
