@@ -170,7 +170,10 @@ static int fd_wait(goc_fd *f, int dir, uint64_t seq, struct goc_ctx *c)
     int err = goc__ctx_watch(c, &cw, &w, 1);
     if (err)
         return err;
+    /* On waking, the retry reads f, then its poll state. */
+    goc__resume_hint(f, f->pd);
     int won = goc__pd_wait(f->pd, dir, seq, &w);
+    goc__resume_hint(NULL, NULL);
     goc__ctx_unwatch(&cw);
     return won == 0 ? 0 : goc_ctx_err(c);
 }

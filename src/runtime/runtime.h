@@ -148,13 +148,18 @@ enum goc__guard {
  * is recycled.
  */
 struct goc__g {
+    /* The first line: what a switch and the scheduler read. */
     void *sp;            /* saved context while not running */
     struct goc__g *next; /* run queue or free list link */
     _Atomic int status;  /* enum goc__gstatus */
     int saved_errno;     /* errno of the goroutine while switched out */
-    int64_t id;          /* 0 for a g0 */
+    /* While parked: lines it reads first when it resumes, besides its
+     * stack (goc__resume_hint). The scheduler prefetches them a switch
+     * ahead. Set just before a park and cleared on waking, so NULL in a
+     * new or recycled G (fresh slabs are zeroed); only hints, so a stale
+     * one would cost a wasted prefetch, nothing more. */
+    const void *resume_hint[2];
     goc_fn fn;
-    void *arg;
     struct goc__m *locked_m; /* set while pinned */
     int pin_count;
     uint8_t guard; /* enum goc__guard */
@@ -169,8 +174,10 @@ struct goc__g {
     struct goc__timer timer; /* goc_sleep */
     struct goc__try_frame *try_top; /* innermost goc_try() */
     struct goc__defer *defers;      /* goc_defer() outside any goc_try() */
-    uint8_t wait_reason;            /* enum goc__wait_reason, while parked */
-    int64_t wait_since;             /* coarse time the wait began */
+    int64_t id;                     /* 0 for a g0 */
+    void *arg;
+    uint8_t wait_reason; /* enum goc__wait_reason, while parked */
+    int64_t wait_since;  /* coarse time the wait began */
     char name[32];
 #if defined(GOC_ASAN)
     void *asan_fake;
@@ -394,6 +401,20 @@ static inline struct goc__g *goc__g_current(void)
     if (!m || m->curg == &m->g0)
         return NULL;
     return m->curg;
+}
+
+/*
+ * The running goroutine is about to park (a, b: lines it will read first
+ * when it resumes, or NULL), or has resumed (NULL, NULL). No-op on a
+ * plain thread. See prefetch_following in sched.c.
+ */
+static inline void goc__resume_hint(const void *a, const void *b)
+{
+    struct goc__g *g = goc__g_current();
+    if (g) {
+        g->resume_hint[0] = a;
+        g->resume_hint[1] = b;
+    }
 }
 
 /*

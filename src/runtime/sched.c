@@ -699,17 +699,24 @@ void goc__m_schedule(struct goc__m *m)
 
 /*
  * A burst of runnable goroutines (a broadcast close, a context tree's
- * cancel) runs one cold stack after another. Start loading the stack of
- * the one after next: its saved registers and the frames above them up to
- * its G, which sits on top of its stack. A goroutine parked in a channel
- * receive has about 470 bytes there; a new one, a line or two.
+ * cancel, a poller's batch of ready sockets) runs one cold stack after
+ * another. So, as each one takes over, load ahead for the two after it,
+ * in two stages:
+ *  - the one after next: its saved registers and the frames above them
+ *    up to its G, which sits on top of its stack (a goroutine parked in a
+ *    channel receive has about 470 bytes there; a new one, a line or
+ *    two), and the lines its parking primitive named (resume_hint: a
+ *    socket's descriptor and its poll state, say);
+ *  - the one after that: only its G's first line, where those addresses
+ *    are, so that the next round reads them without waiting.
  *
- * Only a hint: a thief may take that goroutine meanwhile, run it and even
- * recycle its G, so its saved stack pointer is read without ordering (and
+ * Only hints: a thief may take those goroutines meanwhile, run them and
+ * even recycle their Gs, so the fields are read without ordering (and
  * unseen by TSan: an atomic load would be instrumented even here, and
- * reported against the plain store of the recycling). The read cannot
- * fault, because stack slabs, and the Gs on them, are never unmapped; a
- * stale value only wastes the prefetches, which never fault either.
+ * reported against the plain stores of the goroutine or its recycling).
+ * The reads cannot fault, because stack slabs, and the Gs on them, are
+ * never unmapped; a stale value only wastes the prefetches, which never
+ * fault either.
  */
 __attribute__((no_sanitize("thread"))) static inline void prefetch_following(
     struct goc__p *p)
@@ -718,13 +725,21 @@ __attribute__((no_sanitize("thread"))) static inline void prefetch_following(
     uint32_t t = atomic_load_explicit(&p->tail, memory_order_relaxed);
     if (h == t)
         return;
+    if (h + 1 != t)
+        __builtin_prefetch(goc__runq_slot_load(p, h + 1));
     struct goc__g *g = goc__runq_slot_load(p, h);
-    char *sp = *(char *volatile *)&g->sp; /* one plain load, as it is */
+    char *sp = *(char *volatile *)&g->sp; /* plain loads, as is */
+    const void *hint0 = *(const void *volatile *)&g->resume_hint[0];
+    const void *hint1 = *(const void *volatile *)&g->resume_hint[1];
     char *end = (char *)g + 64;
     if (end - sp > 8 * 64)
         end = sp + 8 * 64; /* a deep stack: its top frames can wait */
     for (; sp < end; sp += 64)
         __builtin_prefetch(sp, 1);
+    if (hint0)
+        __builtin_prefetch(hint0, 1);
+    if (hint1)
+        __builtin_prefetch(hint1);
 }
 
 /* Leave g for the next goroutine of this P, or for g0. */
