@@ -230,6 +230,56 @@ TEST_G(stats, timers_and_io_waiters)
     goc_fd_close(rd);
 }
 
+/* Waits begin on one P and may end on another (or on a plain thread):
+ * the per-P counts must still add up to nothing once all are over. */
+#define PIPE_WAITERS 64
+
+static void *read_pipe_thread(void *arg)
+{
+    read_pipe(arg);
+    return NULL;
+}
+
+static int io_balance_main(void *arg)
+{
+    (void)arg;
+    struct goc_stats before = read_stats(GOC_STATS_SCHED);
+    int w[PIPE_WAITERS + 1];
+    goc_fd *rd[PIPE_WAITERS + 1];
+    for (int i = 0; i <= PIPE_WAITERS; i++) {
+        int p[2];
+        ASSERT_OK(pipe(p));
+        ASSERT_OK(goc_fd_open(p[0], &rd[i]));
+        w[i] = p[1];
+    }
+    for (int i = 0; i < PIPE_WAITERS; i++)
+        ASSERT_OK(goc_go(read_pipe, rd[i]));
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, read_pipe_thread, rd[PIPE_WAITERS]));
+    wait_stats(GOC_STATS_SCHED, io_waiters_at_least,
+               before.io_waiters + PIPE_WAITERS + 1);
+    for (int i = 0; i <= PIPE_WAITERS; i++) {
+        ASSERT_EQ(write(w[i], "x", 1), 1);
+        if (i % 8 == 7)
+            goc_yield(); /* let wakers and waiters mix over the Ps */
+    }
+    pthread_join(t, NULL);
+    wait_stats(GOC_STATS_SCHED, io_waiters_at_most, before.io_waiters);
+    ASSERT_EQ(read_stats(GOC_STATS_SCHED).io_waiters, before.io_waiters);
+    for (int i = 0; i <= PIPE_WAITERS; i++) {
+        goc_fd_close(rd[i]);
+        close(w[i]);
+    }
+    return 0;
+}
+
+TEST(stats, io_waiters_balance_across_ps)
+{
+    struct goc_config cfg = { .max_procs = 4 };
+    ASSERT_OK(goc_init(&cfg));
+    ASSERT_OK(goc_run(io_balance_main, NULL));
+}
+
 static bool rss_at_least(const struct goc_stats *st, int64_t n)
 {
     return st->rss_bytes >= (uint64_t)n;

@@ -325,8 +325,7 @@ static uint64_t activity(void)
 {
     if (atomic_load(&goc__sched.npidle) != goc__sched.nprocs ||
         atomic_load(&goc__sched.gq_len) > 0 ||
-        goc__timers_earliest() != INT64_MAX ||
-        atomic_load(&goc__sched.npollwait) > 0 ||
+        goc__timers_earliest() != INT64_MAX || goc__pollwait_count() > 0 ||
         atomic_load(&goc__sched.nblocking_jobs) > 0 ||
         atomic_load(&goc__sched.nsections) > 0)
         return 0;

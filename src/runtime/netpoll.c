@@ -127,6 +127,26 @@ static void pd_unlock(void *arg)
 }
 
 /*
+ * Count an I/O wait in (d = 1) or out (d = -1): on the running P, or for a
+ * plain thread on the global count. The seq_cst RMW orders it before the
+ * caller's look at the poller (goc__poll_ensure), as m_idle's look at the
+ * count follows its own seq_cst writes.
+ */
+static void pollwait_add(int d)
+{
+    struct goc__m *m = goc__m_current();
+    atomic_fetch_add(m && m->p ? &m->p->npollwait : &goc__sched.npollwait, d);
+}
+
+int goc__pollwait_count(void)
+{
+    int n = atomic_load(&goc__sched.npollwait);
+    for (int i = 0; i < goc__sched.nprocs; i++)
+        n += atomic_load(&goc__sched.allp[i].npollwait);
+    return n;
+}
+
+/*
  * Nobody sleeps in epoll and a P is idle: wake an M for it, so the event
  * we wait for is seen now rather than when a busy M runs dry.
  */
@@ -142,12 +162,12 @@ int goc__pd_wait(struct goc__pd *pd, int dir, uint64_t seq, struct goc__wait *w)
     struct goc__pd_waiter pw = { .w = w };
     /* Counted, and a poller made sure of, before we may sleep, and
      * outside the descriptor's lock (waking an M may start a thread). */
-    atomic_fetch_add(&goc__sched.npollwait, 1);
+    pollwait_add(1);
     goc__poll_ensure();
     goc__lock_acquire(&pd->lock);
     if (pd->closing || goc__pd_seq(pd, dir) != seq) {
         goc__lock_release(&pd->lock);
-        atomic_fetch_sub(&goc__sched.npollwait, 1);
+        pollwait_add(-1);
         /* Something else (a context) may have claimed w meanwhile. */
         if (goc__wait_claim_self(w, 0))
             return 0;
@@ -157,7 +177,7 @@ int goc__pd_wait(struct goc__pd *pd, int dir, uint64_t seq, struct goc__wait *w)
     publish_first(pd, dir);
     pw.linked = true;
     int won = goc__wait_block(w, pd_unlock, pd);
-    atomic_fetch_sub(&goc__sched.npollwait, 1);
+    pollwait_add(-1);
     if (won != 0) {
         goc__lock_acquire(&pd->lock);
         if (pw.linked) {

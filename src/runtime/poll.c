@@ -103,9 +103,8 @@ void goc__poll_wait(int64_t deadline)
 
 int goc__netpoll_nowait(void)
 {
-    if (atomic_load_explicit(&goc__sched.npollwait, memory_order_relaxed) ==
-            0 ||
-        atomic_load_explicit(&goc__sched.poller, memory_order_relaxed))
+    if (atomic_load_explicit(&goc__sched.poller, memory_order_relaxed) ||
+        goc__pollwait_count() == 0)
         return 0;
     struct epoll_event evs[POLL_EVENTS];
     int n = epoll_wait(goc__sched.epfd, evs, POLL_EVENTS, 0);

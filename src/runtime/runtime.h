@@ -241,6 +241,10 @@ struct goc__p {
     _Atomic uint32_t handoff_plain;
     uint32_t tick_left; /* switches until the next look at the global
                            queue and the timers */
+    /* I/O waits begun on this P less those ended on it (either may be
+     * negative: a waiter may wake on another P). goc__pollwait_count()
+     * sums them, so that no line is shared by every wait. */
+    _Atomic int npollwait;
     int id;
     struct goc__m *m;     /* owner while running */
     _Atomic bool running; /* held by an M (read by thieves) */
@@ -345,8 +349,12 @@ struct goc__sched {
     _Alignas(64) struct goc__m *_Atomic poller;
     _Atomic int64_t poll_until;
     _Atomic uint32_t poll_wake_pending;
-    _Atomic int npollwait;     /* goroutines and threads waiting for I/O */
-    _Atomic int64_t last_poll; /* when epoll was last asked for events */
+    /* I/O waits of plain threads and the signal subscriptions; those of
+     * goroutines are counted per P (see goc__pollwait_count). */
+    _Atomic int npollwait;
+    /* When epoll was last asked for events: written by every poll, so
+     * not on the line every waiter reads (poller). */
+    _Alignas(64) _Atomic int64_t last_poll;
     /* goc_now(), refreshed by sysmon; read by every wait record. */
     _Alignas(64) _Atomic int64_t coarse_now;
     /* What the deadlock check must know may still wake someone. */
@@ -668,6 +676,8 @@ void goc__pd_event(struct goc__pd *pd, uint32_t events);
 /* A waiter appeared: if nobody sleeps in epoll and a P is idle, wake an
  * M to do it, rather than wait for a busy M to run dry. */
 void goc__poll_ensure(void);
+/* Goroutines and threads waiting for I/O (and signal subscriptions). */
+int goc__pollwait_count(void);
 /* Poll without blocking if I/O waiters exist and no one else polls.
  * Returns how many goroutines it readied. */
 int goc__netpoll_nowait(void);

@@ -286,8 +286,7 @@ static void handoff_p(struct goc__p *p)
     goc__lock_acquire(&goc__sched.lock);
     bool work = !goc__runq_empty(p) || atomic_load(&goc__sched.gq_len) > 0 ||
                 atomic_load(&p->wheel.next_when) != INT64_MAX ||
-                (atomic_load(&goc__sched.npollwait) > 0 &&
-                 !atomic_load(&goc__sched.poller));
+                (goc__pollwait_count() > 0 && !atomic_load(&goc__sched.poller));
     if (!work)
         pidle_put(p);
     goc__lock_release(&goc__sched.lock);
@@ -506,8 +505,7 @@ static void run_due_timers(struct goc__p *p, int64_t *now)
 static void m_idle(struct goc__m *m)
 {
     goc__lock_acquire(&goc__sched.lock);
-    if ((goc__timers_earliest() != INT64_MAX ||
-         atomic_load(&goc__sched.npollwait) > 0) &&
+    if ((goc__timers_earliest() != INT64_MAX || goc__pollwait_count() > 0) &&
         !atomic_load(&goc__sched.poller)) {
         atomic_store(&goc__sched.poll_until, INT64_MAX);
         atomic_store(&goc__sched.poller, m);

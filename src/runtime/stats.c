@@ -48,7 +48,7 @@ static void read_sched(struct goc_stats *st)
     st->threads = LOAD(s->nm);
     st->threads_spinning = LOAD(s->nmspinning);
     st->runq_global = LOAD(s->gq_len);
-    st->io_waiters = LOAD(s->npollwait);
+    st->io_waiters = goc__pollwait_count();
     st->blocking_threads = LOAD(s->nblocking_threads);
     st->blocking_jobs = LOAD(s->nblocking_jobs);
     st->blocking_sections = LOAD(s->nsections);

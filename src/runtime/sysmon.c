@@ -172,8 +172,8 @@ static bool watch_ps(int64_t now, bool *handoff)
 /* I/O waiters nobody polls for (all Ms busy): poll for them. */
 static void poll_if_stale(int64_t now)
 {
-    if (atomic_load(&goc__sched.npollwait) > 0 &&
-        now - atomic_load(&goc__sched.last_poll) >= POLL_STALE_NS)
+    if (now - atomic_load(&goc__sched.last_poll) >= POLL_STALE_NS &&
+        goc__pollwait_count() > 0)
         goc__netpoll_nowait();
 }
 
