@@ -5,6 +5,7 @@
 #include <goc.h>
 
 #include <pthread.h>
+#include <time.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,10 @@ static struct goc_stats read_stats(unsigned what)
 }
 
 /* Poll until pred(stats) holds (10 s at most). Yields rather than
- * sleeps: a sleep would park, and some tests count parks. */
+ * sleeps: a sleep would park, and some tests count parks. Then blocks the
+ * thread a moment, which parks nothing: under valgrind, which runs one
+ * thread at a time, a loop without system calls can keep the thread that
+ * would make the change (a poller woken by an event) from ever running. */
 static struct goc_stats wait_stats(unsigned what,
                                    bool (*pred)(const struct goc_stats *,
                                                 int64_t),
@@ -31,6 +35,7 @@ static struct goc_stats wait_stats(unsigned what,
         if (pred(&st, want))
             return st;
         goc_yield();
+        nanosleep(&(struct timespec){ .tv_nsec = 100000 }, NULL);
     }
     ASSERT_FAIL("statistics never reached %lld", (long long)want);
     return read_stats(what);
