@@ -612,13 +612,14 @@ TEST(runtime, rounding_mode_is_per_goroutine)
 struct burst {
     goc_chan *gate;
     goc_wg done;
-    _Atomic int ran;
+    _Atomic int parking, ran;
 };
 
 static void burst_waiter(void *arg)
 {
     struct burst *b = arg;
     int v;
+    atomic_fetch_add(&b->parking, 1);
     ASSERT_EQ(goc_chan_recv(b->gate, &v, NULL), 0); /* closed */
     atomic_fetch_add(&b->ran, 1);
     goc_wg_done(&b->done);
@@ -631,8 +632,10 @@ static int burst_main(void *arg)
     goc_wg_add(&b->done, BURST);
     for (int i = 0; i < BURST; i++)
         ASSERT_OK(goc_go(burst_waiter, b));
-    /* One P: while we sleep, every waiter runs and parks on the gate. */
-    ASSERT_OK(goc_sleep(5 * GOC_MILLISECOND, NULL));
+    /* One P: while we sleep, the waiters run, each until it parks on the
+     * gate, so once all have counted themselves all have parked. */
+    while (atomic_load(&b->parking) < BURST)
+        ASSERT_OK(goc_sleep(GOC_MILLISECOND, NULL));
     ASSERT_OK(goc_chan_close(b->gate));
     /* The close readied all of them onto our P, more than its ring holds:
      * the rest went to the global queue, and none has run yet. */

@@ -127,15 +127,18 @@ static void pd_unlock(void *arg)
 }
 
 /*
- * Count an I/O wait in (d = 1) or out (d = -1): on the running P, or for a
- * plain thread on the global count. The seq_cst RMW orders it before the
- * caller's look at the poller (goc__poll_ensure), as m_idle's look at the
- * count follows its own seq_cst writes.
+ * Count an I/O wait in: on the running P's count, or a plain thread's on
+ * the global one. The caller counts it out on the same count, wherever it
+ * wakes, so no count goes negative and a sum that reads it during the wait
+ * sees the wait. (Counted out on another P, it could cancel another wait
+ * in a sum that read that P's count before and this one's after.)
  */
-static void pollwait_add(int d)
+static _Atomic int *pollwait_in(void)
 {
     struct goc__m *m = goc__m_current();
-    atomic_fetch_add(m && m->p ? &m->p->npollwait : &goc__sched.npollwait, d);
+    _Atomic int *n = m && m->p ? &m->p->npollwait : &goc__sched.npollwait;
+    atomic_fetch_add(n, 1);
+    return n;
 }
 
 int goc__pollwait_count(void)
@@ -148,12 +151,14 @@ int goc__pollwait_count(void)
 
 /*
  * Nobody sleeps in epoll and a P is idle: wake an M for it, so the event
- * we wait for is seen now rather than when a busy M runs dry.
+ * we wait for is seen now rather than when a busy M runs dry. The loads
+ * are seq_cst, like the caller's count before them and an idling M's
+ * writes before its look at the count (m_idle): of the two, at least one
+ * sees the other.
  */
 void goc__poll_ensure(void)
 {
-    if (!atomic_load_explicit(&goc__sched.poller, memory_order_relaxed) &&
-        atomic_load_explicit(&goc__sched.npidle, memory_order_relaxed) > 0)
+    if (!atomic_load(&goc__sched.poller) && atomic_load(&goc__sched.npidle) > 0)
         goc__wakep();
 }
 
@@ -162,12 +167,12 @@ int goc__pd_wait(struct goc__pd *pd, int dir, uint64_t seq, struct goc__wait *w)
     struct goc__pd_waiter pw = { .w = w };
     /* Counted, and a poller made sure of, before we may sleep, and
      * outside the descriptor's lock (waking an M may start a thread). */
-    pollwait_add(1);
+    _Atomic int *counted = pollwait_in();
     goc__poll_ensure();
     goc__lock_acquire(&pd->lock);
     if (pd->closing || goc__pd_seq(pd, dir) != seq) {
         goc__lock_release(&pd->lock);
-        pollwait_add(-1);
+        atomic_fetch_sub(counted, 1);
         /* Something else (a context) may have claimed w meanwhile. */
         if (goc__wait_claim_self(w, 0))
             return 0;
@@ -177,7 +182,7 @@ int goc__pd_wait(struct goc__pd *pd, int dir, uint64_t seq, struct goc__wait *w)
     publish_first(pd, dir);
     pw.linked = true;
     int won = goc__wait_block(w, pd_unlock, pd);
-    pollwait_add(-1);
+    atomic_fetch_sub(counted, 1);
     if (won != 0) {
         goc__lock_acquire(&pd->lock);
         if (pw.linked) {

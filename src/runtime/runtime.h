@@ -241,9 +241,9 @@ struct goc__p {
     _Atomic uint32_t handoff_plain;
     uint32_t tick_left; /* switches until the next look at the global
                            queue and the timers */
-    /* I/O waits begun on this P less those ended on it (either may be
-     * negative: a waiter may wake on another P). goc__pollwait_count()
-     * sums them, so that no line is shared by every wait. */
+    /* I/O waits begun on this P and not over yet (counted out here too,
+     * wherever they wake). goc__pollwait_count() sums them, so that no
+     * line is shared by every wait. */
     _Atomic int npollwait;
     int id;
     struct goc__m *m;     /* owner while running */

@@ -90,11 +90,18 @@ void goc__after_switch(void)
     *m->errno_p = self->saved_errno;
 }
 
-/* The switch itself; what goes before it is switch_to's. */
-static inline void switch_now(struct goc__m *m,
-                              struct goc__g *from,
-                              struct goc__g *to,
-                              bool from_dead)
+/*
+ * The switch itself. Nothing of this frame is live across it: the resumed
+ * side finds everything through its M, which it reads afresh since it may
+ * be another thread's, so the frame saves no register of its own. Not
+ * inlined, and the only caller of the context switch: every parked
+ * goroutine shows the same return address here, so profiles group
+ * goroutines parked at the same place into one stack.
+ */
+__attribute__((noinline)) static void switch_to(struct goc__m *m,
+                                                struct goc__g *from,
+                                                struct goc__g *to,
+                                                bool from_dead)
 {
     m->curg = to;
     atomic_store_explicit(&to->status, GOC__G_RUNNING, memory_order_relaxed);
@@ -111,7 +118,7 @@ static inline void switch_now(struct goc__m *m,
     goc__after_switch();
 }
 
-/* switch_to's rare checks: a canary-guarded stack, a hog to report. */
+/* switch_begin's rare checks: a canary-guarded stack, a hog to report. */
 __attribute__((noinline, cold)) static void switch_checked(struct goc__m *m,
                                                            struct goc__g *from,
                                                            struct goc__g *to,
@@ -121,27 +128,27 @@ __attribute__((noinline, cold)) static void switch_checked(struct goc__m *m,
         goc__stack_overflow(from, NULL);
     if (m->p && atomic_load_explicit(&m->p->hog_since, memory_order_relaxed))
         goc__hog_report(m->p, from);
-    switch_now(m, from, to, from_dead);
+    switch_to(m, from, to, from_dead);
 }
 
 /*
- * Nothing of this frame is live across the switch: the resumed side finds
- * everything through its M, which it reads afresh since it may be another
- * thread's. The checks that call out are a tail call away, so this frame
- * saves no registers of its own either. Not inlined: every parked
- * goroutine then shows the same return address here, so profiles group
- * goroutines parked at the same place into one stack.
+ * Leave from for to: keep from's errno, run the rare checks out of line,
+ * switch. Both calls are tail calls, so a caller that ends with this saves
+ * no register for them.
  */
-__attribute__((noinline)) static void switch_to(struct goc__m *m,
-                                                struct goc__g *from,
-                                                struct goc__g *to,
-                                                bool from_dead)
+static inline void switch_begin(struct goc__m *m,
+                                struct goc__g *from,
+                                struct goc__g *to,
+                                bool from_dead)
 {
     from->saved_errno = *m->errno_p;
     if (from->guard == GOC__GUARD_CANARY ||
-        (m->p && atomic_load_explicit(&m->p->hog_since, memory_order_relaxed)))
-        return switch_checked(m, from, to, from_dead);
-    switch_now(m, from, to, from_dead);
+        (m->p &&
+         atomic_load_explicit(&m->p->hog_since, memory_order_relaxed))) {
+        switch_checked(m, from, to, from_dead);
+        return;
+    }
+    switch_to(m, from, to, from_dead);
 }
 
 void goc__commit_unlock(struct goc__m *m, void *lock)
@@ -688,7 +695,7 @@ void goc__m_schedule(struct goc__m *m)
             continue;
         }
         GOC__STAT_INC(m->p->nrun, 1);
-        switch_to(m, &m->g0, g, false);
+        switch_begin(m, &m->g0, g, false);
         /* Back on g0. A pinned goroutine that blocked keeps this M. */
         if (m->locked_g)
             stop_locked_m(m);
@@ -760,11 +767,11 @@ static void schedule_next(struct goc__m *m, struct goc__g *g, bool dead)
     if (next && !next->locked_m) {
         GOC__STAT_INC(p->nrun, 1);
         prefetch_following(p);
-        switch_to(m, g, next, dead);
+        switch_begin(m, g, next, dead);
         return;
     }
     m->next_g = next;
-    switch_to(m, g, &m->g0, dead);
+    switch_begin(m, g, &m->g0, dead);
 }
 
 void goc__park_m(struct goc__m *m, goc__commit_fn commit, void *arg)
@@ -832,7 +839,7 @@ static void reacquire_p(struct goc__m *m)
     atomic_store_explicit(&g->status, GOC__G_RUNNABLE, memory_order_relaxed);
     m->commit = requeue_commit;
     m->commit_arg = g;
-    switch_to(m, g, &m->g0, false); /* resumed by whichever M has a P */
+    switch_begin(m, g, &m->g0, false); /* resumed by whichever M has a P */
 }
 
 int goc_blocking_exit(void)
