@@ -241,10 +241,6 @@ struct goc__p {
     _Atomic uint32_t handoff_plain;
     uint32_t tick_left; /* switches until the next look at the global
                            queue and the timers */
-    /* I/O waits begun on this P and not over yet (counted out here too,
-     * wherever they wake). goc__pollwait_count() sums them, so that no
-     * line is shared by every wait. */
-    _Atomic int npollwait;
     int id;
     struct goc__m *m;     /* owner while running */
     _Atomic bool running; /* held by an M (read by thieves) */
@@ -275,6 +271,12 @@ struct goc__p {
     _Atomic int64_t ncreated; /* goroutines created on this P */
     _Atomic int64_t nexited;  /* goroutines exited on this P */
     _Atomic uint64_t npark;   /* goroutines parked on this P */
+    /* I/O waits begun on this P and not over yet (counted out here too,
+     * wherever they wake). goc__pollwait_count() sums them, so that no
+     * line is written by every wait. On a line of its own: an idle M
+     * reads every P's count, and must not take the lines their owners
+     * write at every switch. */
+    _Alignas(64) _Atomic int npollwait;
 };
 
 enum {

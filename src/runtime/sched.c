@@ -359,8 +359,13 @@ static struct goc__g *global_get(struct goc__p *p, int max)
 void goc__ready(struct goc__g *g, bool next)
 {
     atomic_store_explicit(&g->status, GOC__G_RUNNABLE, memory_order_relaxed);
-    /* Its saved registers are the first thing the switch will read. */
-    __builtin_prefetch(g->sp);
+    /* Its saved registers are the first thing the switch will read: load
+     * them now for a hand-off, which runs next. The ring's goroutines are
+     * loaded when they near its head (prefetch_following), and reading
+     * sp here would wait for a G line that is often cold (a poller's
+     * batch, a broadcast wake-up). */
+    if (next)
+        __builtin_prefetch(g->sp);
     struct goc__m *m = goc__m_current();
     if (m && m->p) {
         goc__runq_put(m->p, g, next);
