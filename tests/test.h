@@ -11,6 +11,7 @@
 #include <goc.h>
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,14 @@ void test_cancel_after(goc_ctx *ctx, int64_t ns);
  * goc_ctx_destroy() and before reusing or leaving the storage.
  */
 void test_cancel_after_join(void);
+
+/*
+ * pthread_join() for tests: from a goroutine, inside a blocking section,
+ * so that the thread joined can count on the goroutines and timers of
+ * every P, the joiner's included (with one P, an unmarked join would stall
+ * them all). Same arguments and result as pthread_join().
+ */
+int test_join(pthread_t t, void **res);
 
 /* True when built with a sanitizer or run under valgrind. */
 int test_instrumented(void);

@@ -495,7 +495,7 @@ TEST_G(breaker, half_open_admits_exactly_max_requests)
         for (int i = 0; i < 32; i++)
             ASSERT_OK(goc_go(prober, &p));
         goc_wg_wait(&p.wg, NULL);
-        ASSERT_OK(pthread_join(th, NULL));
+        ASSERT_OK(test_join(th, NULL));
         ASSERT_EQ(atomic_load(&p.admitted), 3);
         ASSERT_EQ(atomic_load(&p.rejected), 30);
         ASSERT_EQ(atomic_load(&p.other), 0);

@@ -189,7 +189,7 @@ TEST_G(broadcast, close_while_a_publish_blocks_from_a_plain_thread)
     goc_sleep(3 * GOC_MILLISECOND, NULL);
     ASSERT_EQ(atomic_load(&p.rc), 1); /* blocked */
     ASSERT_OK(goc_bcast_close(b));    /* wakes it: dropped, not a crash */
-    pthread_join(th, NULL);
+    test_join(th, NULL);
     /* Blocked when the close came: woken, its message dropped (0). On a
      * slow run it may only start after the close: refused, GOC_ECLOSED.
      * Either way every message is accounted for. */

@@ -169,7 +169,7 @@ TEST_G(chan, buffered_values_of_every_size_round_trip)
         ASSERT_EQ(next[0] + next[1], 2 * SIZES_N - 1);
         /* The last value is dropped into NULL. */
         ASSERT_EQ(goc_chan_recv(even.c, NULL, NULL), 1);
-        ASSERT_OK(pthread_join(t, NULL));
+        ASSERT_OK(test_join(t, NULL));
         ASSERT_OK(goc_wg_wait(&even.done, NULL));
         ASSERT_EQ(goc_chan_len(even.c), 0);
         goc_chan_release(even.c);
@@ -248,7 +248,7 @@ TEST(chan, plain_threads_on_both_ends)
         sum += v;
         n++;
     }
-    pthread_join(t, NULL);
+    test_join(t, NULL);
     ASSERT_EQ(n, 1000);
     ASSERT_EQ(sum, 1000 * 1001 / 2);
     test_no_leaks();
@@ -408,14 +408,14 @@ TEST(chan, plain_thread_cancel_and_timeout)
     ASSERT_OK(pthread_create(&t, NULL, thread_recv, &op));
     goc_sleep(10 * GOC_MILLISECOND, NULL);
     goc_ctx_cancel(ctx);
-    pthread_join(t, NULL);
+    test_join(t, NULL);
     ASSERT_EQ(op.rc, -ECANCELED);
     goc_ctx_release(ctx);
 
     goc_ctx_local l;
     op.ctx = goc_ctx_init_timeout(&l, NULL, 10 * GOC_MILLISECOND);
     ASSERT_OK(pthread_create(&t, NULL, thread_recv, &op));
-    pthread_join(t, NULL);
+    test_join(t, NULL);
     ASSERT_EQ(op.rc, -ETIMEDOUT);
     goc_ctx_destroy(op.ctx);
 
@@ -424,7 +424,7 @@ TEST(chan, plain_thread_cancel_and_timeout)
     ASSERT_OK(pthread_create(&t, NULL, thread_recv, &op));
     goc_sleep(10 * GOC_MILLISECOND, NULL);
     goc_chan_close(c);
-    pthread_join(t, NULL);
+    test_join(t, NULL);
     ASSERT_EQ(op.rc, 0);
     goc_chan_release(c);
 }
@@ -519,8 +519,8 @@ static void run_stress(size_t cap)
     goc_chan_close(s.c);
     goc_wg_wait(&s.cons, NULL);
     for (int i = 0; i < 2; i++) {
-        pthread_join(pt[i], NULL);
-        pthread_join(ct[i], NULL);
+        test_join(pt[i], NULL);
+        test_join(ct[i], NULL);
     }
     ASSERT_EQ(atomic_load(&s.count), total);
     ASSERT_EQ(atomic_load(&s.sum), total * (total - 1) / 2);
@@ -640,7 +640,7 @@ TEST_G(chan, stress_unbuffered_timed_and_untimed_waits_mix)
     goc_wg_wait(&m.prod, NULL);
     goc_chan_close(m.c);
     goc_wg_wait(&m.cons, NULL);
-    pthread_join(t, NULL);
+    test_join(t, NULL);
     ASSERT_EQ(atomic_load(&m.count), total);
     for (int64_t v = 0; v < total; v++)
         ASSERT_EQ(atomic_load(&m.seen[v]), 1);
@@ -774,7 +774,7 @@ TEST_G(chan, stress_close_races_buffered_ops)
             goc_yield();
         ASSERT_OK(goc_chan_close(r.c));
         goc_wg_wait(&r.done, NULL);
-        pthread_join(t, NULL);
+        test_join(t, NULL);
         ASSERT_EQ(atomic_load(&r.received), atomic_load(&r.accepted));
         int64_t v = 1;
         ASSERT_EQ(goc_chan_try_send(r.c, &v), -EPIPE);
@@ -863,7 +863,7 @@ TEST_G(chan, buffered_round_trips_lose_no_wakeup)
         ring_drive(&p);
         goc_wg_wait(&p.done, NULL);
         if (mode & 2)
-            pthread_join(t, NULL);
+            test_join(t, NULL);
         goc_chan_release(p.ping);
         goc_chan_release(p.pong);
     }

@@ -245,7 +245,7 @@ TEST_G(chanpat, recv_timeout_tells_closed_from_a_value_d040_d041)
     ASSERT_OK(pthread_create(&th, NULL, recv_thread, c));
     l = (struct later){ c, 2 * GOC_MILLISECOND, 0 };
     ASSERT_OK(goc_go(later_send, &l));
-    pthread_join(th, &res);
+    test_join(th, &res);
     ASSERT_EQ((intptr_t)res, 1);
     /* ... is told apart from closed, also when closed while waiting */
     l = (struct later){ c, 2 * GOC_MILLISECOND, 1 };
@@ -368,7 +368,7 @@ TEST_G(chanpat, send_timeout_cancel_entry_and_plain_thread)
     ASSERT_OK(pthread_create(&th, NULL, send_thread, c));
     goc_sleep(2 * GOC_MILLISECOND, NULL);
     ASSERT_EQ(goc_chan_recv(c, &v, NULL), 1);
-    pthread_join(th, &res);
+    test_join(th, &res);
     ASSERT_EQ((intptr_t)res, 0);
     ASSERT_EQ(goc_chan_recv(c, &v, NULL), 1);
     ASSERT_EQ(v, 9);
@@ -406,7 +406,7 @@ TEST_G(chanpat, registry_send_timeout_cancel_entry_and_plain_thread)
     ASSERT_OK(pthread_create(&th, NULL, reg_send_thread, r));
     goc_sleep(2 * GOC_MILLISECOND, NULL);
     ASSERT_EQ(goc_chan_recv(q, &v, NULL), 1);
-    pthread_join(th, &res);
+    test_join(th, &res);
     ASSERT_EQ((intptr_t)res, 0);
     ASSERT_EQ(goc_chan_recv(q, &v, NULL), 1);
     ASSERT_EQ(v, 3);

@@ -232,7 +232,7 @@ TEST_G(ctx, wg_wait_is_cancellable)
     ASSERT_OK(pthread_create(&t, NULL, thread_wg_wait, &tw));
     goc_sleep(10 * GOC_MILLISECOND, NULL);
     goc_ctx_cancel(c2);
-    pthread_join(t, NULL);
+    test_join(t, NULL);
     ASSERT_EQ(tw.rc, -ECANCELED);
     /* The cancelled waiters left no trace: done releases nobody stale,
      * and a finished group is reported even with a done context. */
@@ -314,7 +314,7 @@ TEST(ctx, after_func_storage_reusable_once_stop_returns)
             stopped += goc_ctx_after_stop(recs[i]);
             free(recs[i]);
         }
-        pthread_join(t, NULL);
+        test_join(t, NULL);
         goc_ctx_release(ctx);
     }
     test_no_leaks();

@@ -154,7 +154,7 @@ TEST_G(errors, aggregator_concurrent_adds_lose_nothing)
     for (int i = 0; i < 8; i++)
         ASSERT_OK(goc_go(producer, &p[i]));
     goc_wg_wait(&wg, NULL);
-    ASSERT_OK(pthread_join(th, NULL));
+    ASSERT_OK(test_join(th, NULL));
     ASSERT_EQ(goc_error_agg_len(a), 9 * per);
     goc_error *j = goc_error_agg_err(a);
     ASSERT_EQ(goc_error_nchildren(j), 9 * per);

@@ -152,7 +152,7 @@ TEST_G(fastclock, tracks_goc_now_across_renewals)
     pthread_t th;
     ASSERT_OK(pthread_create(&th, NULL, track_thread, &ts[G]));
     ASSERT_OK(goc_wg_wait(&wg, NULL));
-    ASSERT_OK(pthread_join(th, NULL));
+    ASSERT_OK(test_join(th, NULL));
     for (int i = 0; i <= G; i++)
         ASSERT_LE(ts[i].worst, bound());
     /* Still reading the counter: renewals kept succeeding. */

@@ -156,7 +156,7 @@ TEST_G(future, get_blocks_until_settled_timeout_cancel_entry_thread)
     ASSERT_OK(goc_future_get(f, &st, &v, NULL));
     ASSERT_EQ(st, 0);
     ASSERT_EQ(*(int *)v, 3);
-    pthread_join(th, NULL);
+    test_join(th, NULL);
     ASSERT_OK(atomic_load(&g.rc));
     ASSERT_EQ(g.st, 0);
     goc_future_release(f);
@@ -712,7 +712,7 @@ TEST_G(future, singleflight_join_cancel_entry_and_plain_thread)
     while (goc_sf_joined(g, "k") < 3) /* the two that gave up, and it */
         goc_sleep(100 * GOC_MICROSECOND, NULL);
     goc_chan_close(sf_gate);
-    pthread_join(th, NULL);
+    test_join(th, NULL);
     ASSERT_OK(j.rc);
     ASSERT_EQ(j.st, 0);
     ASSERT_EQ(status_of(a), 0);

@@ -121,7 +121,7 @@ TEST_G(group, go_waits_for_a_slot_timeout_cancel_entry_plain_thread)
     goc_sleep(5 * GOC_MILLISECOND, NULL);
     ASSERT_EQ(atomic_load(&c.rc), 1);
     goc_ctx_cancel(goc_group_ctx(g)); /* the holder returns */
-    pthread_join(th, NULL);
+    test_join(th, NULL);
     ASSERT_OK(atomic_load(&c.rc));
     ASSERT_OK(goc_group_wait(g, NULL));
     goc_group_free(g);
@@ -162,7 +162,7 @@ TEST_G(group, wait_cancel_entry_and_plain_thread)
     ASSERT_OK(pthread_create(&th, NULL, wait_thread, g));
     goc_sleep(3 * GOC_MILLISECOND, NULL);
     goc_ctx_cancel(goc_group_ctx(g)); /* the member returns 0 */
-    pthread_join(th, &res);
+    test_join(th, &res);
     ASSERT_EQ((intptr_t)res, 0);
     ASSERT_OK(goc_group_wait(g, k)); /* done: wins over the done ctx */
     goc_ctx_release(k);

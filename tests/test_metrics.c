@@ -725,7 +725,7 @@ TEST_G(metrics, concurrent_updates_sum_exactly)
         ASSERT_OK(pthread_create(&th[i], NULL, bump_t, &p));
     goc_wg_wait(&wg, NULL);
     for (int i = 0; i < T; i++)
-        pthread_join(th[i], NULL);
+        test_join(th[i], NULL);
     double total = (double)p.n * (G + T);
     ASSERT(goc_counter_value(p.c) == total * 3.5);
     ASSERT(goc_gauge_value(p.g) == total);
@@ -821,7 +821,7 @@ TEST_G(metrics, histogram_consistent_while_scraping)
     ASSERT_OK(pthread_create(&th, NULL, observer_t, &p));
     ASSERT_OK(goc_go(scraper, &s));
     goc_wg_wait(&wg, NULL);
-    pthread_join(th, NULL);
+    test_join(th, NULL);
     atomic_store(&s.stop, 1);
     while (goc_num_goroutine() > 1)
         goc_sleep(GOC_MILLISECOND, NULL);
@@ -1451,7 +1451,7 @@ TEST_G(metrics, gauge_extremes_reset_keeps_value_in_window)
         ASSERT_OK(goc_gauge_extremes(x.g, false, &ex));
         bad += ex.min > ex.value || ex.max < ex.value;
     }
-    pthread_join(t, NULL);
+    test_join(t, NULL);
     ASSERT_EQ(bad, 0);
     ASSERT_OK(goc_gauge_extremes(x.g, false, &ex));
     ASSERT(ex.value == (double)-x.rounds && ex.min <= ex.value);

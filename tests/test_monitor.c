@@ -360,7 +360,7 @@ TEST(monitor, works_from_plain_threads)
 {
     pthread_t t;
     ASSERT_OK(pthread_create(&t, NULL, lifecycle_in_thread, NULL));
-    ASSERT_OK(pthread_join(t, NULL));
+    ASSERT_OK(test_join(t, NULL));
     /* Started by a goroutine, stopped by a plain thread. */
     lifecycle_in_thread(NULL);
     test_no_leaks();

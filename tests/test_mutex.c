@@ -51,7 +51,7 @@ TEST_G(mutex, exact_counter_from_goroutines_and_threads)
         ASSERT_OK(pthread_create(&t[i], NULL, add_t, &c));
     goc_wg_wait(&c.wg, NULL);
     for (int i = 0; i < 2; i++)
-        pthread_join(t[i], NULL);
+        test_join(t[i], NULL);
     ASSERT_EQ(c.value, 10 * c.per);
 }
 
@@ -123,6 +123,12 @@ static void *thread_waiter(void *arg)
 
 TEST_G(mutex, starving_waiter_gets_the_lock)
 {
+    if (goc_maxprocs() < 2) {
+        /* The hogs never yield: with one P, once the thread is gone, the
+         * goroutine that would stop them never runs again. */
+        printf("# skipped with one P\n");
+        return;
+    }
     static struct handoff h = { .mu = GOC_MUTEX_INIT };
     goc_wg_add(&h.wg, 2);
     ASSERT_OK(goc_go(hog, &h));
@@ -133,7 +139,7 @@ TEST_G(mutex, starving_waiter_gets_the_lock)
     for (int i = 0; i < 20; i++) {
         pthread_t t;
         ASSERT_OK(pthread_create(&t, NULL, thread_waiter, &h));
-        pthread_join(t, NULL);
+        test_join(t, NULL);
     }
     atomic_store(&h.stop, 1);
     goc_wg_wait(&h.wg, NULL);

@@ -617,21 +617,21 @@ TEST(net, plain_thread_blocks)
     ASSERT_OK(pthread_create(&th, NULL, thread_read, &t));
     usleep(20000);
     ASSERT_EQ(goc_fd_write(w, "thr", 3, NULL), 3);
-    pthread_join(th, NULL);
+    test_join(th, NULL);
     ASSERT_EQ(t.result, 3);
     /* Timeout and close from a plain thread. */
     goc_ctx *ctx;
     ASSERT_OK(goc_ctx_with_timeout(NULL, 10 * GOC_MILLISECOND, &ctx));
     t.ctx = ctx;
     ASSERT_OK(pthread_create(&th, NULL, thread_read, &t));
-    pthread_join(th, NULL);
+    test_join(th, NULL);
     ASSERT_EQ(t.result, -ETIMEDOUT);
     goc_ctx_release(ctx);
     t.ctx = NULL;
     ASSERT_OK(pthread_create(&th, NULL, thread_read, &t));
     usleep(20000);
     goc_fd_close(r);
-    pthread_join(th, NULL);
+    test_join(th, NULL);
     ASSERT_EQ(t.result, GOC_ECLOSED);
     goc_fd_close(w);
 }
@@ -665,8 +665,8 @@ TEST(net, plain_threads_dial_and_accept)
     ASSERT_OK(pthread_create(&ts, NULL, thread_accept, &srv));
     usleep(10000); /* the accept blocks first */
     ASSERT_OK(pthread_create(&tc, NULL, thread_dial, &cli));
-    pthread_join(tc, NULL);
-    pthread_join(ts, NULL);
+    test_join(tc, NULL);
+    test_join(ts, NULL);
     ASSERT_OK(srv.err);
     ASSERT_OK(cli.err);
     ASSERT_EQ(goc_fd_write(cli.c, "t", 1, NULL), 1);

@@ -197,7 +197,7 @@ TEST_G(objpool, concurrent_from_all_ps_no_double_handout_no_leak)
     for (int i = 0; i < n; i++)
         ASSERT_OK(goc_go(churn, &c));
     goc_wg_wait(&c.wg, NULL);
-    ASSERT_OK(pthread_join(th, NULL));
+    ASSERT_OK(test_join(th, NULL));
     ASSERT_EQ(atomic_load(&c.twice), 0);
     struct goc_objpool_stats st;
     goc_objpool_stats(c.p, &st);
@@ -396,7 +396,7 @@ TEST_G(objpool, rpool_acquire_blocking_cases)
     ASSERT_OK(pthread_create(&th, NULL, acquirer_thread, &pt));
     wait_waiters(rp, 1);
     ASSERT_OK(goc_rpool_release(rp, held, false));
-    ASSERT_OK(pthread_join(th, NULL));
+    ASSERT_OK(test_join(th, NULL));
     ASSERT_OK(pt.rc);
     held = pt.obj;
 
@@ -488,7 +488,7 @@ TEST_G(objpool, rpool_concurrent_never_exceeds_max_total)
     for (int i = 0; i < 8; i++)
         ASSERT_OK(goc_go(rworker, &s));
     goc_wg_wait(&s.wg, NULL);
-    ASSERT_OK(pthread_join(th, NULL));
+    ASSERT_OK(test_join(th, NULL));
     ASSERT_LE(atomic_load(&s.max_holders), 3);
     ASSERT_GT(atomic_load(&s.max_holders), 0);
     struct goc_rpool_stats st;

@@ -141,7 +141,7 @@ TEST(panic, plain_thread_can_try)
     pthread_t t;
     int r = 0;
     ASSERT_OK(pthread_create(&t, NULL, thread_try, &r));
-    pthread_join(t, NULL);
+    test_join(t, NULL);
     ASSERT_EQ(r, GOC_EPANIC);
 }
 

@@ -215,7 +215,7 @@ TEST_G(pool, blocking_submit_timeout_cancel_entry_close_and_thread)
     ASSERT_OK(pthread_create(&th, NULL, submit_thread, &s));
     wait_until(p, 1, 1);
     close_gate();
-    pthread_join(th, NULL);
+    test_join(th, NULL);
     ASSERT_OK(atomic_load(&s.rc));
     ASSERT_OK(goc_pool_wait_idle(p, NULL));
     /* cancelled at entry: refused although a worker is idle */
@@ -378,7 +378,7 @@ TEST_G(pool, stress_every_accepted_task_runs_exactly_once)
         ASSERT_OK(goc_go(feed, &f));
     goc_wg_wait(&f.wg, NULL);
     for (int i = 0; i < 2; i++)
-        pthread_join(th[i], NULL);
+        test_join(th[i], NULL);
     ASSERT_OK(goc_pool_wait_idle(p, NULL));
     ASSERT_EQ(atomic_load(&ran), 6 * (int64_t)f.n);
     struct goc_pool_stats st;
@@ -413,7 +413,7 @@ TEST_G(pool, wait_idle_timeout_cancel_entry_and_thread)
     ASSERT_OK(pthread_create(&th, NULL, wait_idle_thread, p));
     goc_sleep(3 * GOC_MILLISECOND, NULL);
     close_gate();
-    pthread_join(th, &res);
+    test_join(th, &res);
     ASSERT_EQ((intptr_t)res, 0);
     ASSERT_OK(goc_pool_wait_idle(p, k)); /* idle wins over a done ctx */
     goc_ctx_release(k);

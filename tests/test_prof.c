@@ -238,7 +238,7 @@ TEST(prof, cpu_start_stop_from_a_plain_thread)
     const char *path = tmp_path(&t, "plain.prof");
     pthread_t th;
     ASSERT_OK(pthread_create(&th, NULL, plain_start_stop, (void *)path));
-    ASSERT_OK(pthread_join(th, NULL));
+    ASSERT_OK(test_join(th, NULL));
     ASSERT_GT(file_size(path), 0);
     tmp_done(&t);
 }
@@ -614,7 +614,7 @@ TEST_G(prof, cpu_concurrent_stops_both_wait_for_the_profile)
         ASSERT_LT(goc_now(), end);
         goc_sleep(GOC_MILLISECOND, NULL);
     }
-    ASSERT_OK(pthread_join(th, NULL));
+    ASSERT_OK(test_join(th, NULL));
     ASSERT_OK(a.result);
     ASSERT_OK(b.result); /* the first stop's result */
     ASSERT_GT(n, filled + 10);
@@ -686,7 +686,7 @@ TEST(prof, cpu_thread_refused_a_timer_is_counted_once)
     ASSERT_OK(setrlimit(RLIMIT_SIGPENDING, &old));
     atomic_store(&idler_stop, 1);
     for (int i = 0; i < 2; i++)
-        ASSERT_OK(pthread_join(th[i], NULL));
+        ASSERT_OK(test_join(th[i], NULL));
     ASSERT_OK(goc_prof_cpu_stop());
     /* Both threads; a sanitizer may have started a helper thread too. */
     ASSERT_GE(st.unprofiled, 2);
@@ -900,7 +900,7 @@ static void profile_under_seccomp(int want_walk,
         goc_go(spinner, &wg);
         goc_wg_wait(&wg, NULL);
     }
-    ASSERT_OK(pthread_join(th, NULL));
+    ASSERT_OK(test_join(th, NULL));
     ASSERT_OK(goc_prof_cpu_stop());
     struct goc_prof_cpu_stats st;
     ASSERT_OK(goc_prof_cpu_stats(&st));

@@ -363,7 +363,7 @@ TEST_G(rate, wait_from_plain_thread)
     pthread_t th;
     void *res;
     ASSERT_OK(pthread_create(&th, NULL, plain_wait, l));
-    ASSERT_OK(pthread_join(th, &res));
+    ASSERT_OK(test_join(th, &res));
     ASSERT_EQ((intptr_t)res, 0);
     goc_limiter_free(l);
 }
@@ -416,7 +416,7 @@ TEST_G(rate, concurrent_allow_spends_exactly_the_budget)
             ASSERT_OK(goc_go(hammer_allow, &h));
         pthread_t th;
         ASSERT_OK(pthread_create(&th, NULL, hammer_thread, &h));
-        ASSERT_OK(pthread_join(th, NULL));
+        ASSERT_OK(test_join(th, NULL));
         goc_wg_wait(&h.wg, NULL);
         /* Frozen clock: exactly the bucket, then exactly the refill. */
         ASSERT_EQ(atomic_load(&h.allowed), round == 0 ? 500 : 10);

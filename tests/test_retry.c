@@ -388,7 +388,7 @@ TEST_G(retry, context_before_entry_and_during_wait)
     static struct plain_arg p;
     pthread_t th;
     ASSERT_OK(pthread_create(&th, NULL, plain_retry, &p));
-    ASSERT_OK(pthread_join(th, NULL));
+    ASSERT_OK(test_join(th, NULL));
     ASSERT_EQ(p.rc, -ETIMEDOUT);
     ASSERT_EQ(p.r.attempts, 1);
     ASSERT(goc_error_is(p.r.err, -EIO));

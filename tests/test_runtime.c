@@ -272,7 +272,7 @@ TEST(runtime, spawn_from_many_threads)
     for (int i = 0; i < 8; i++)
         ASSERT_OK(pthread_create(&t[i], NULL, spawner_thread, &wg));
     for (int i = 0; i < 8; i++)
-        pthread_join(t[i], NULL);
+        test_join(t[i], NULL);
     ASSERT_OK(goc_wg_wait(&wg, NULL));
     test_no_leaks();
 }
@@ -605,6 +605,47 @@ TEST(runtime, rounding_mode_is_per_goroutine)
     ASSERT_EQ(s.other_mode, FE_TONEAREST);
 }
 
+/* ---- a goroutine yielding in a loop lets the global queue run ---- */
+
+static _Atomic bool global_ran;
+
+static void set_global_ran(void *arg)
+{
+    (void)arg;
+    atomic_store(&global_ran, true);
+}
+
+static void *spawn_from_thread(void *arg)
+{
+    (void)arg;
+    /* From a plain thread: into the global queue. */
+    ASSERT_OK(goc_go(set_global_ran, NULL));
+    return NULL;
+}
+
+static int yield_loop_main(void *arg)
+{
+    (void)arg;
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, spawn_from_thread, NULL));
+    test_join(t, NULL);
+    /* The only P is ours and its queue is empty but for us: each yield
+     * requeues us locally, and the global queue must still get a turn. */
+    int64_t deadline = goc_now() + 5 * GOC_SECOND;
+    while (!atomic_load(&global_ran)) {
+        ASSERT(goc_now() < deadline);
+        goc_yield();
+    }
+    return 0;
+}
+
+TEST(runtime, yield_loop_lets_global_queue_run)
+{
+    struct goc_config cfg = { .max_procs = 1 };
+    ASSERT_OK(goc_init(&cfg));
+    ASSERT_OK(goc_run(yield_loop_main, NULL));
+}
+
 /* ---- a burst of readied goroutines overflows into the global queue ---- */
 
 #define BURST 1000
@@ -685,7 +726,7 @@ static int pinned_main(void *arg)
     while (goc_chan_recv(c, &v, NULL) > 0)
         ASSERT_EQ(v, n++);
     ASSERT_EQ(n, 20000);
-    pthread_join(t, NULL);
+    test_join(t, NULL);
     goc_chan_release(c);
     ASSERT_OK(goc_unpin());
     return 0;

@@ -295,7 +295,7 @@ static void run_stress(struct sel_stress *s,
     goc_chan_close(s->a);
     goc_chan_close(s->b);
     goc_wg_wait(&s->movers, NULL);
-    pthread_join(t, NULL);
+    test_join(t, NULL);
     ASSERT_EQ(atomic_load(&s->count), senders * s->per);
     ASSERT_EQ(atomic_load(&s->sum), senders * s->per * (s->per + 1) / 2);
     goc_chan_release(s->a);
@@ -409,7 +409,7 @@ TEST(select, plain_thread_timeout)
     t.ctx = goc_ctx_init_timeout(&l, NULL, 10 * GOC_MILLISECOND);
     pthread_t th;
     ASSERT_OK(pthread_create(&th, NULL, thread_select_fn, &t));
-    pthread_join(th, NULL);
+    test_join(th, NULL);
     ASSERT_EQ(t.rc, -ETIMEDOUT);
     goc_ctx_destroy(t.ctx);
     goc_chan_release(a);

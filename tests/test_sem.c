@@ -169,7 +169,7 @@ TEST(sem, timeout_from_plain_thread)
     goc_wg_add(&q.done, 1);
     pthread_t t;
     ASSERT_OK(pthread_create(&t, NULL, thread_acquire, &q));
-    pthread_join(t, NULL);
+    test_join(t, NULL);
     ASSERT_EQ(q.rc, -ETIMEDOUT);
     goc_ctx_destroy(q.ctx);
     ASSERT_EQ(goc_sem_held(&s), 1);

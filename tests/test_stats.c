@@ -268,7 +268,7 @@ static int io_balance_main(void *arg)
         if (i % 8 == 7)
             goc_yield(); /* let wakers and waiters mix over the Ps */
     }
-    pthread_join(t, NULL);
+    test_join(t, NULL);
     wait_stats(GOC_STATS_SCHED, io_waiters_at_most, before.io_waiters);
     ASSERT_EQ(read_stats(GOC_STATS_SCHED).io_waiters, before.io_waiters);
     for (int i = 0; i <= PIPE_WAITERS; i++) {
@@ -328,7 +328,7 @@ TEST_G(stats, from_a_plain_thread)
     struct goc_stats st;
     pthread_t t;
     ASSERT_OK(pthread_create(&t, NULL, stats_in_thread, &st));
-    ASSERT_OK(pthread_join(t, NULL));
+    ASSERT_OK(test_join(t, NULL));
     ASSERT_GE(st.goroutines, 1);
     ASSERT_GE(st.procs, 1);
     ASSERT_GT(st.rss_bytes, 0);

@@ -69,7 +69,7 @@ TEST_G(rwmutex, mixed_load_writers_alone)
     pthread_t t;
     ASSERT_OK(pthread_create(&t, NULL, writer_t, &s));
     goc_wg_wait(&s.wg, NULL);
-    pthread_join(t, NULL);
+    test_join(t, NULL);
     ASSERT_EQ(s.value, 1500);
 }
 
@@ -223,7 +223,7 @@ TEST_G(cond, signal_wakes_consumers)
     pthread_t t;
     ASSERT_OK(pthread_create(&t, NULL, producer_t, &b));
     goc_wg_wait(&b.wg, NULL);
-    pthread_join(t, NULL);
+    test_join(t, NULL);
     ASSERT_EQ(b.taken, 4000);
     ASSERT_EQ(b.items, 0);
 }
@@ -339,7 +339,7 @@ TEST(cond, plain_thread_cancel_and_signal)
     ASSERT_OK(pthread_create(&th, NULL, cond_wait_thread, &t));
     goc_sleep(5 * GOC_MILLISECOND, NULL);
     goc_ctx_cancel(t.ctx); /* cancel while waiting */
-    pthread_join(th, NULL);
+    test_join(th, NULL);
     ASSERT_EQ(atomic_load(&t.rc), -ECANCELED);
     ASSERT_EQ(goc_cond_wait(&t.cv, &t.mu, t.ctx), -ECANCELED); /* entry */
     goc_ctx_release(t.ctx);
@@ -350,6 +350,6 @@ TEST(cond, plain_thread_cancel_and_signal)
         goc_sleep(GOC_MILLISECOND, NULL);
         goc_cond_signal(&t.cv); /* until the thread has been woken */
     }
-    pthread_join(th, NULL);
+    test_join(th, NULL);
     ASSERT_OK(atomic_load(&t.rc));
 }

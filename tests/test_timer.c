@@ -117,7 +117,7 @@ TEST(timer, sleep_from_plain_thread)
     int64_t took = 0;
     pthread_t t;
     ASSERT_OK(pthread_create(&t, NULL, thread_sleeper, &took));
-    pthread_join(t, NULL);
+    test_join(t, NULL);
     ASSERT_GE(took, 5 * GOC_MILLISECOND);
     /* Also from the main thread, before and after the runtime starts. */
     thread_sleeper(&took);

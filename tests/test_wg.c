@@ -70,7 +70,7 @@ TEST(wg, wait_from_plain_thread)
         ASSERT_OK(goc_go(count_and_done, &c));
     ASSERT_OK(goc_wg_wait(&c.wg, NULL));
     for (int i = 0; i < 4; i++)
-        pthread_join(t[i], NULL);
+        test_join(t[i], NULL);
     ASSERT_EQ(atomic_load(&c.ran), 100);
     test_no_leaks();
 }

@@ -252,7 +252,7 @@ TEST_G(workerpool, shutdown_with_queued_running_and_blocked_tasks)
     wait_waiting(p, 2, 2);
     ASSERT_EQ(atomic_load(&b1.rc), 1); /* still blocked */
     ASSERT_EQ(goc_workerpool_cancel(p), 2);
-    pthread_join(th, NULL);
+    test_join(th, NULL);
     while (atomic_load(&b1.rc) == 1)
         goc_sleep(GOC_MILLISECOND, NULL);
     ASSERT_EQ(atomic_load(&b1.rc), GOC_ECLOSED);
@@ -324,7 +324,7 @@ TEST_G(workerpool, blocking_submit_close_while_waiting_and_plain_thread)
     ASSERT_OK(pthread_create(&th, NULL, submit_thread, &b));
     goc_sleep(5 * GOC_MILLISECOND, NULL);
     ASSERT_OK(goc_workerpool_stop(p)); /* close while it waits */
-    pthread_join(th, NULL);
+    test_join(th, NULL);
     ASSERT_EQ(atomic_load(&b.rc), GOC_ECLOSED);
     goc_chan_close(g);
     goc_workerpool_free(p);
@@ -333,7 +333,7 @@ TEST_G(workerpool, blocking_submit_close_while_waiting_and_plain_thread)
     p = pool(1, 1, 0);
     b = (struct blocked_submit){ p, NULL, 1 };
     ASSERT_OK(pthread_create(&th, NULL, submit_thread, &b));
-    pthread_join(th, NULL);
+    test_join(th, NULL);
     ASSERT_OK(atomic_load(&b.rc));
     goc_workerpool_free(p);
 }
@@ -500,7 +500,7 @@ TEST_G(workerpool, stress_from_goroutines_and_threads_counts_balance)
         ASSERT_OK(goc_go(feed_g, &fd));
     goc_wg_wait(&fd.wg, NULL); /* parks, unlike pthread_join */
     for (int i = 0; i < 2; i++)
-        pthread_join(th[i], NULL);
+        test_join(th[i], NULL);
     ASSERT_OK(goc_workerpool_wait_idle(p, NULL));
     ASSERT_OK(goc_workerpool_stop_wait(p, NULL));
     ASSERT_EQ(atomic_load(&ran), 6 * (int64_t)n);
@@ -575,7 +575,7 @@ TEST_G(workerpool, stop_wait_and_wait_idle_timeout_cancel_and_thread)
     goc_sleep(3 * GOC_MILLISECOND, NULL);
     ASSERT_EQ(atomic_load(&w.rc), 1);
     goc_chan_close(g);
-    pthread_join(th, NULL);
+    test_join(th, NULL);
     ASSERT_OK(atomic_load(&w.rc));
     /* a finished state wins over a done ctx */
     ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
@@ -681,7 +681,7 @@ TEST_G(workerpool, group_wait_timeout_cancel_entry_and_plain_thread)
     ASSERT_OK(pthread_create(&th, NULL, group_wait_thread, g));
     goc_sleep(3 * GOC_MILLISECOND, NULL);
     goc_chan_close(gt);
-    pthread_join(th, &res);
+    test_join(th, &res);
     ASSERT_EQ((intptr_t)res, 0);
     ASSERT_OK(goc_wpgroup_wait(g, k)); /* settled: wins over a done ctx */
     goc_ctx_release(k);

@@ -127,3 +127,12 @@ void test_expect_exit(void (*fn)(void), int want_status, const char *want_text)
     if (!strstr(buf, want_text))
         ASSERT_FAIL("child output lacks \"%s\"", want_text);
 }
+
+int test_join(pthread_t t, void **res)
+{
+    int entered = goc_blocking_enter() == 0;
+    int rc = pthread_join(t, res);
+    if (entered)
+        goc_blocking_exit();
+    return rc;
+}

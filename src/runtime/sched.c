@@ -613,8 +613,12 @@ static struct goc__g *find_runnable(struct goc__m *m)
         int64_t now = 0;
         run_due_timers(p, &now);
         struct goc__g *g = NULL;
+        /* A pass through here counts as a switch. Resetting the count on
+         * every pass instead would starve the global queue behind a
+         * goroutine that yields in a loop: its yield requeues it locally
+         * after the switch here, so the local queue is never empty. */
         bool fair_turn = p->tick_left <= 1;
-        p->tick_left = GLOBAL_CHECK_TICKS;
+        p->tick_left = fair_turn ? GLOBAL_CHECK_TICKS : p->tick_left - 1;
         if (fair_turn && atomic_load(&goc__sched.gq_len) > 0)
             g = global_get(p, 1);
         if (!g)
