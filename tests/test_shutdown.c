@@ -214,7 +214,14 @@ TEST_G(shutdown, concurrent_callers_share_one_result)
 
 TEST_G(shutdown, overrun_is_reported_and_rest_still_stop)
 {
-    struct goc_shutdown_opts o = { .phase_timeout = 40 * GOC_MILLISECOND };
+    /*
+     * "fast" (1 ms) must finish within the budget and "slow" (2 s) must
+     * not. Under valgrind one thread runs at a time and a 1 ms sleep can
+     * take longer than 40 ms, so instrumented runs get 400 ms.
+     */
+    struct goc_shutdown_opts o = {
+        .phase_timeout = (test_instrumented() ? 400 : 40) * GOC_MILLISECOND,
+    };
     goc_shutdown *m;
     ASSERT_OK(goc_shutdown_new(&o, &m));
     /* Static: a stop function may outlive this frame (it overruns). */
