@@ -26,8 +26,10 @@ TIMEOUT=${BENCH_TIMEOUT:-120}
 ORDER=(spawn pingpong chan_spsc chan_mpmc chan_unbuf_spsc select2 mutex
        sem workerpool workerpool_prof timers parked_mem ctx_cancel pipeline pipeline_buf
        rate_allow rate_allow_par echo_tcp baseline_rss yield http_hello)
-# Workloads whose figures jump between speed levels: more runs.
-NOISY=" mutex sem workerpool workerpool_prof chan_mpmc chan_spsc "
+# Workloads whose figures jump between speed levels: more runs. spawn
+# (80 or 250 ns per goroutine), yield (14 or 28 ns) and echo_tcp jump
+# from one process to the next as much as those the spec names.
+NOISY=" mutex sem workerpool workerpool_prof chan_mpmc chan_spsc spawn yield echo_tcp "
 # Figures where more is better: ratio is go/goc.
 THROUGHPUT=" echo_tcp http_hello "
 
@@ -214,7 +216,7 @@ machine_header() {
   echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "- Kernel: $(uname -sr)"
   echo "- Runs: goc and Go alternately in fresh processes, GOMAXPROCS=2," \
-    "GOC_MAXPROCS=2; medians of ${BENCH_RUNS:-5 (7 for mutex, sem, workerpool, chan_mpmc, chan_spsc)} runs per side."
+    "GOC_MAXPROCS=2; medians of ${BENCH_RUNS:-5 (7 for mutex, sem, workerpool, chan_mpmc, chan_spsc, spawn, yield, echo_tcp)} runs per side."
   echo
   echo "ratio = goc/go (go/goc for throughputs), so below 1 means goc is better."
   echo "calib_* rows: fixed arithmetic on 1 and 2 threads, before and after the batch."
