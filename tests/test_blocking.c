@@ -132,6 +132,68 @@ TEST(blocking, from_plain_thread)
     test_no_leaks();
 }
 
+/*
+ * Jobs that can finish only together: each waits, up to 5 s, until all
+ * have started. They pass only if every job got a thread of its own.
+ */
+struct meeting {
+    _Atomic int arrived;
+    int want;
+    pthread_barrier_t start;
+    _Atomic int met;
+};
+
+static int meet(void *arg)
+{
+    struct meeting *mt = arg;
+    atomic_fetch_add(&mt->arrived, 1);
+    int64_t until = goc_now() + 5 * GOC_SECOND;
+    while (atomic_load(&mt->arrived) < mt->want)
+        if (goc_now() > until)
+            return -ETIMEDOUT;
+        else
+            nanosleep(&(struct timespec){ 0, 100000 }, NULL);
+    return 0;
+}
+
+static void *submit_meet(void *arg)
+{
+    struct meeting *mt = arg;
+    pthread_barrier_wait(&mt->start);
+    if (goc_blocking(meet, mt, NULL) == 0)
+        atomic_fetch_add(&mt->met, 1);
+    return NULL;
+}
+
+/* n plain threads submit a meeting job each, all at once. */
+static int meeting_of(int n)
+{
+    struct meeting mt = { .want = n };
+    pthread_t t[32];
+    ASSERT(n <= 32);
+    ASSERT_OK(pthread_barrier_init(&mt.start, NULL, (unsigned)n));
+    for (int i = 0; i < n; i++)
+        ASSERT_OK(pthread_create(&t[i], NULL, submit_meet, &mt));
+    for (int i = 0; i < n; i++)
+        ASSERT_OK(test_join(t[i], NULL));
+    pthread_barrier_destroy(&mt.start);
+    return atomic_load(&mt.met);
+}
+
+/*
+ * A worker woken for a job counts as idle until it runs. Submits that
+ * came meanwhile used to see it idle too and start no worker, so several
+ * jobs waited for one thread: jobs that wait for each other (a pipe's
+ * reader and writer, say) then deadlocked. Each round leaves as many
+ * idle workers as it had jobs, and the next submits 8 more jobs than
+ * that, all at once: they must all run at the same time.
+ */
+TEST_G(blocking, concurrent_submits_do_not_share_an_idle_worker)
+{
+    for (int n = 8; n <= 32; n += 8)
+        ASSERT_EQ(meeting_of(n), n);
+}
+
 /* ---- blocking sections in place, and the watchdog ---------------------- */
 
 struct section {

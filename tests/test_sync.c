@@ -178,6 +178,56 @@ TEST_G(rwmutex, misuse_timeout_and_cancel)
     goc_ctx_release(c2);
 }
 
+struct rw_writer {
+    goc_rwmutex *rw;
+    goc_ctx *ctx;
+    int result;
+};
+
+static void *rw_writer_thread(void *arg)
+{
+    struct rw_writer *w = arg;
+    w->result = goc_rwmutex_lock(w->rw, w->ctx);
+    return NULL;
+}
+
+/*
+ * A writer's context wins its wait, and before the writer runs again the
+ * last reader's unlock pops it from the queue (the claim fails). The
+ * writer must still count itself out of the waiting writers: otherwise
+ * new readers queue behind a writer that is gone, for ever. A plain
+ * thread as the writer wakes slowly, which opens that window nearly every
+ * time.
+ */
+TEST_G(rwmutex, cancelled_writer_popped_by_unlock_is_counted_out)
+{
+    for (int i = 0; i < 40; i++) {
+        goc_rwmutex rw = GOC_RWMUTEX_INIT;
+        struct rw_writer w = { .rw = &rw, .result = 1 };
+        ASSERT_OK(goc_ctx_with_cancel(NULL, &w.ctx));
+        ASSERT_OK(goc_rwmutex_rlock(&rw, NULL));
+        pthread_t t;
+        ASSERT_OK(pthread_create(&t, NULL, rw_writer_thread, &w));
+        goc_sleep(GOC_MILLISECOND, NULL); /* the writer queues */
+        goc_ctx_cancel(w.ctx);
+        ASSERT_OK(goc_rwmutex_runlock(&rw));
+        ASSERT_OK(test_join(t, NULL));
+        if (w.result == 0)
+            ASSERT_OK(goc_rwmutex_unlock(&rw)); /* it won before the cancel */
+        else
+            ASSERT_EQ(w.result, -ECANCELED);
+        /* Nothing is held or waiting: a reader gets in at once. */
+        goc_ctx_local l;
+        goc_ctx *ctx = goc_ctx_init_timeout(&l, NULL, GOC_SECOND);
+        ASSERT_OK(goc_rwmutex_rlock(&rw, ctx));
+        goc_ctx_destroy(ctx);
+        ASSERT_OK(goc_rwmutex_runlock(&rw));
+        ASSERT_OK(goc_rwmutex_lock(&rw, NULL));
+        ASSERT_OK(goc_rwmutex_unlock(&rw));
+        goc_ctx_release(w.ctx);
+    }
+}
+
 /* ---- Cond -------------------------------------------------------------- */
 
 struct box {

@@ -31,6 +31,7 @@ static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;    /* CLOCK_MONOTONIC, for idle expiry */
     struct goc__dqueue q; /* jobs, FIFO */
+    int queued;           /* jobs in q */
     int threads, idle, max;
     pthread_once_t once;
     _Atomic int64_t abandoned;
@@ -58,7 +59,10 @@ static void job_release(struct job *j)
 static struct job *pop(void)
 {
     struct goc__dlink *l = goc__dqueue_pop(&pool.q);
-    return l ? goc__container_of(l, struct job, link) : NULL;
+    if (!l)
+        return NULL;
+    pool.queued--;
+    return goc__container_of(l, struct job, link);
 }
 
 /* Wait for a job; NULL once idle for IDLE_EXPIRY_S (the thread exits). */
@@ -121,18 +125,25 @@ static int spawn_worker(void)
     return -err;
 }
 
-/* Queue j for a worker, starting one if none is idle. */
+/*
+ * Queue j for a worker, starting one unless an idle worker is left for
+ * it. A signalled worker stays counted idle until it runs, and it takes
+ * one queued job: so the jobs already queued have spoken for that many
+ * idle workers. (Comparing idle with 0 let two quick submits share one
+ * idle worker, and a job that waits for the other then deadlocked.)
+ */
 static int submit(struct job *j)
 {
     int err = 0;
     pthread_mutex_lock(&pool.mu);
-    if (pool.idle == 0 && pool.threads < pool.max)
+    if (pool.queued >= pool.idle && pool.threads < pool.max)
         err = spawn_worker();
     if (err && pool.threads > 0)
         err = 0; /* an existing worker will get to it */
     if (!err) {
         atomic_fetch_add(&goc__sched.nblocking_jobs, 1);
         goc__dqueue_push_back(&pool.q, &j->link);
+        pool.queued++;
         pthread_cond_signal(&pool.cv);
     }
     pthread_mutex_unlock(&pool.mu);

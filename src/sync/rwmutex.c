@@ -60,7 +60,7 @@ static void grant(struct rwmutex *m,
         m->readers += claim(&m->rq, INT32_MAX, won);
     if (m->readers == 0 && !m->writer && m->wq.head) {
         int n = claim(&m->wq, 1, won);
-        /* Waiters that lost to their context were counted out already. */
+        /* Waiters that lost to their context count themselves out. */
         m->writer = n > 0;
         m->writers_waiting -= n;
     }
@@ -105,11 +105,12 @@ static int wait_on(struct rwmutex *m,
         return 0; /* granted: the lock was counted for us */
     struct goc__dlink *woken = NULL;
     goc__lock_acquire(&m->lock);
-    if (x.linked) {
+    /* A grant may have popped us already (its claim failed): either way
+     * a writer that lost to its context counts itself out here. */
+    if (x.linked)
         q_remove(q, &x);
-        if (writer && --m->writers_waiting == 0 && !m->writer)
-            grant(m, true, &woken); /* readers held back by us may go */
-    }
+    if (writer && --m->writers_waiting == 0 && !m->writer)
+        grant(m, true, &woken); /* readers held back by us may go */
     goc__lock_release(&m->lock);
     wake(woken);
     return goc_ctx_err(ctx);
