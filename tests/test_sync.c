@@ -296,6 +296,25 @@ static void gate_waiter(void *arg)
     goc_wg_done(&g->done);
 }
 
+/* Go's Cond.Wait panics on an unlocked mutex; goc's returns misuse and
+ * leaves everything as it was: no waiter queued, the mutex unlocked. */
+TEST_G(cond, wait_without_the_lock_is_misuse)
+{
+    goc_mutex mu = GOC_MUTEX_INIT;
+    goc_cond cv = GOC_COND_INIT;
+    goc_ctx *ctx;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &ctx));
+    ASSERT_EQ(goc_cond_wait(&cv, &mu, NULL), GOC_EMISUSE);
+    ASSERT_EQ(goc_cond_wait(&cv, &mu, ctx), GOC_EMISUSE);
+    ASSERT_EQ(goc_mutex_unlock(&mu), GOC_EMISUSE); /* still unlocked */
+    /* The cond still works: a real wait gets the signal and mu back. */
+    ASSERT_OK(goc_mutex_lock(&mu, NULL));
+    test_cancel_after(ctx, 5 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_cond_wait(&cv, &mu, ctx), -ECANCELED);
+    ASSERT_OK(goc_mutex_unlock(&mu));
+    goc_ctx_release(ctx);
+}
+
 TEST_G(cond, broadcast_and_timeout)
 {
     static struct gate g = { .mu = GOC_MUTEX_INIT, .cv = GOC_COND_INIT };

@@ -248,7 +248,8 @@ typedef struct goc_cond {
  * As with every condition variable, wake-ups may be spurious: re-check
  * the condition in a loop.
  *
- * Return: 0 after a signal; -ECANCELED or -ETIMEDOUT if @ctx ended first.
+ * Return: 0 after a signal; -ECANCELED or -ETIMEDOUT if @ctx ended first;
+ * GOC_EMISUSE if @mu is not locked (nothing waits, nothing changes).
  */
 GOC_API int goc_cond_wait(goc_cond *cond, goc_mutex *mu, goc_ctx *ctx);
 

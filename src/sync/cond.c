@@ -47,7 +47,15 @@ int goc_cond_wait(goc_cond *cv, goc_mutex *mu, goc_ctx *ctx)
     goc__lock_acquire(&c->lock);
     goc__dqueue_push_back(&c->q, &x.link);
     x.linked = true;
-    goc_mutex_unlock(mu); /* never blocks */
+    if (goc_mutex_unlock(mu) != 0) { /* never blocks */
+        /* mu was not locked: leave as if never called. Signals claim
+         * under c->lock, so only the context can have claimed w. */
+        remove_waiter(c, &x);
+        goc__lock_release(&c->lock);
+        goc__wait_claim_self(&w, 0);
+        goc__ctx_unwatch(&cw); /* after it, the context is done with w */
+        return GOC_EMISUSE;
+    }
     int won = goc__wait_block(&w, cond_unlock, &c->lock);
     goc__ctx_unwatch(&cw);
     if (won != 0) {
