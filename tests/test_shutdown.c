@@ -372,3 +372,85 @@ TEST_G(shutdown, stops_a_server_with_requests_in_flight)
     goc_shutdown_free(m);
     goc_server_free(srv);
 }
+
+/* A handler whose one request waits for more bytes that never come. */
+static void stuck_handler(goc_conn *c, void *arg)
+{
+    _Atomic int *requests = arg;
+    char b;
+    if (goc_conn_read_request(c, &b, 1, NULL) == 1) {
+        atomic_fetch_add(requests, 1);
+        goc_fd_read(goc_conn_fd(c), &b, 1, NULL); /* until closed */
+    }
+}
+
+/*
+ * The server's stop overruns its phase, the run returns, and the owner
+ * frees the server and the manager at once, as a program on its way out
+ * does. The stop goroutine still finishes the shutdown afterwards: the
+ * manager's reference keeps the server's memory until then (ASan found
+ * it used after free before).
+ */
+TEST_G(shutdown, server_freed_while_its_stop_overruns)
+{
+    for (int i = 0; i < 100; i++) {
+        goc_fd *l;
+        ASSERT_OK(goc_tcp_listen("127.0.0.1:0", &l));
+        goc_server *srv;
+        _Atomic int requests = 0;
+        ASSERT_OK(goc_server_new(l, stuck_handler, &requests, NULL, &srv));
+        ASSERT_OK(goc_server_start(srv));
+        char addr[GOC_ADDRSTRLEN];
+        goc_server_addr(srv, addr, sizeof(addr));
+        struct goc_shutdown_opts o = { .phase_timeout = GOC_MILLISECOND };
+        goc_shutdown *m;
+        ASSERT_OK(goc_shutdown_new(&o, &m));
+        ASSERT_OK(goc_shutdown_add_server(m, "stuck", srv));
+        goc_fd *c;
+        ASSERT_OK(goc_tcp_dial(addr, &c, NULL));
+        ASSERT_EQ(goc_fd_write(c, "q", 1, NULL), 1);
+        int64_t t0 = goc_now(); /* wait until the request is in */
+        while (atomic_load(&requests) < 1 && goc_now() - t0 < 10 * GOC_SECOND)
+            goc_sleep(100 * GOC_MICROSECOND, NULL);
+        ASSERT_EQ(atomic_load(&requests), 1);
+        ASSERT_EQ(goc_shutdown_run(m, NULL), -ETIMEDOUT);
+        goc_server_free(srv);
+        goc_shutdown_free(m);
+        goc_fd_close(c);
+    }
+    test_no_leaks(); /* every stop goroutine finished */
+}
+
+struct watcher_race {
+    goc_shutdown *m;
+    int result;
+    goc_wg *wg;
+};
+
+static void watch_race(void *arg)
+{
+    struct watcher_race *w = arg;
+    int usr2 = SIGUSR2;
+    w->result = goc_shutdown_watch_signals(w->m, &usr2, 1);
+    goc_wg_done(w->wg);
+}
+
+/* Two concurrent calls: one watches, the other gets -EBUSY, and the
+ * manager still frees (it waited for a watcher nobody would stop). */
+TEST_G(shutdown, concurrent_signal_watches_one_wins)
+{
+    SKIP_UNDER_TSAN();
+    for (int i = 0; i < 20; i++) {
+        goc_shutdown *m;
+        ASSERT_OK(goc_shutdown_new(NULL, &m));
+        goc_wg wg = GOC_WG_INIT;
+        struct watcher_race r[2] = { { m, 1, &wg }, { m, 1, &wg } };
+        goc_wg_add(&wg, 2);
+        ASSERT_OK(goc_go(watch_race, &r[0]));
+        ASSERT_OK(goc_go(watch_race, &r[1]));
+        ASSERT_OK(goc_wg_wait(&wg, NULL));
+        ASSERT_EQ(r[0].result + r[1].result, -EBUSY);
+        goc_shutdown_free(m);
+    }
+    test_no_leaks();
+}

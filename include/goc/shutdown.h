@@ -97,6 +97,12 @@ GOC_API int goc_shutdown_add(
 /**
  * goc_shutdown_add_server - register @srv in GOC_PHASE_INGRESS: its stop
  * is goc_server_shutdown(), and goc_server_close() if that overruns.
+ *
+ * The manager holds a reference to @srv until it is freed itself, so the
+ * owner may call goc_server_free() as soon as goc_shutdown_run() returns,
+ * even while an overrunning stop is still closing the server.
+ *
+ * Return: as goc_shutdown_add().
  */
 GOC_API int goc_shutdown_add_server(goc_shutdown *m,
                                     const char *name,

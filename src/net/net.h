@@ -4,6 +4,7 @@
 #define GOC_NET_PRIVATE_H
 
 #include "goc/net.h"
+#include "goc/server.h"
 #include "../context/ctx.h"
 
 #include <stdbool.h>
@@ -41,5 +42,9 @@ void goc__tcp_defaults(goc_fd *f);
 socklen_t goc__addr_len(const struct sockaddr_storage *ss);
 /* A new non-blocking, close-on-exec socket, wrapped. */
 int goc__socket(int family, int type, goc_fd **out);
+/* Keep s's memory for another holder (the shutdown manager): the last of
+ * goc_server_free() and the holders' releases frees it. */
+void goc__server_retain(goc_server *s);
+void goc__server_release(goc_server *s);
 
 #endif /* GOC_NET_PRIVATE_H */

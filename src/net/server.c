@@ -288,6 +288,16 @@ int goc_server_close(goc_server *s)
     return 0;
 }
 
+void goc__server_retain(goc_server *s)
+{
+    atomic_fetch_add(&s->refs, 1);
+}
+
+void goc__server_release(goc_server *s)
+{
+    server_release(s);
+}
+
 void goc_server_free(goc_server *s)
 {
     if (!s)

@@ -28,7 +28,7 @@ struct comp {
     int phase, seq;
     goc_stop_fn fn;
     void *arg;
-    goc_server *srv; /* for goc_shutdown_add_server() */
+    goc_server *srv; /* for goc_shutdown_add_server(), a reference */
     /* Under m->lock once the shutdown runs. */
     int state, err;
     int64_t start, duration;
@@ -43,6 +43,7 @@ struct goc_shutdown {
     goc_chan *done;    /* closed when the result is stored */
     goc_chan *reports; /* index of each component that returned */
     /* Signal watching. */
+    bool watching; /* under lock: goc_shutdown_watch_signals() claimed */
     goc_chan *sigs;
     goc_ctx *watch_ctx;
     goc_wg watcher;
@@ -53,6 +54,10 @@ static void mgr_release(goc_shutdown *m)
 {
     if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
         return;
+    /* Every stop goroutine is done with the servers: each held m. */
+    for (int i = 0; i < m->ncomps; i++)
+        if (m->comps[i].srv)
+            goc__server_release(m->comps[i].srv);
     goc_chan_release(m->done);
     goc_chan_release(m->reports);
     goc__free(m->comps);
@@ -111,6 +116,10 @@ static int add(goc_shutdown *m,
             .phase = phase, .seq = m->ncomps, .fn = fn, .arg = arg, .srv = srv
         };
         snprintf(c->name, sizeof(c->name), "%s", name);
+        /* A stop that overruns its budget may still be shutting the
+         * server down after its owner freed it. */
+        if (srv)
+            goc__server_retain(srv);
         m->ncomps++;
     }
     goc__lock_release(&m->lock);
@@ -286,8 +295,11 @@ int goc_shutdown_run(goc_shutdown *m, goc_ctx *ctx)
     goc__lock_release(&m->lock);
     if (!first)
         return goc_shutdown_wait(m, NULL);
-    /* Registration is closed: the list is ours to sort. */
+    /* Registration is closed; goc_shutdown_report() may still read the
+     * list meanwhile, so sort it under the lock. */
+    goc__lock_acquire(&m->lock);
     qsort(m->comps, (size_t)m->ncomps, sizeof(*m->comps), stop_order);
+    goc__lock_release(&m->lock);
     int err = goc_chan_new(sizeof(int), (size_t)m->ncomps + 1, &m->reports);
     int64_t deadline;
     if (!goc_ctx_deadline(ctx, &deadline))
@@ -385,35 +397,37 @@ int goc_shutdown_watch_signals(goc_shutdown *m, const int *sigs, int n)
         sigs = defaults;
         n = 2;
     }
+    /* Claim the watch under the lock: of two concurrent calls, one gets
+     * -EBUSY before either has built anything. */
     goc__lock_acquire(&m->lock);
-    bool busy = m->sigs != NULL;
+    bool busy = m->watching;
+    m->watching = true;
     goc__lock_release(&m->lock);
     if (busy)
         return -EBUSY;
-    goc_chan *ch;
+    goc_chan *ch = NULL;
+    goc_ctx *ctx = NULL;
     int err = goc_chan_new(sizeof(int), 4, &ch);
-    if (err)
-        return err;
-    if ((err = goc_ctx_with_cancel(NULL, &m->watch_ctx)) != 0 ||
-        (err = goc_signal_notify(ch, sigs, n)) != 0) {
-        goc_ctx_release(m->watch_ctx);
-        m->watch_ctx = NULL;
-        goc_chan_release(ch);
-        return err;
-    }
-    m->sigs = ch;
-    atomic_fetch_add(&m->refs, 1);
-    goc_wg_add(&m->watcher, 1);
-    struct goc_go_opts go = { .name = "goc-signals" };
-    if ((err = goc_go_ex(watch_main, m, &go)) != 0) {
+    if (!err && (err = goc_ctx_with_cancel(NULL, &ctx)) == 0 &&
+        (err = goc_signal_notify(ch, sigs, n)) == 0) {
+        m->sigs = ch;
+        m->watch_ctx = ctx;
+        atomic_fetch_add(&m->refs, 1);
+        goc_wg_add(&m->watcher, 1);
+        struct goc_go_opts go = { .name = "goc-signals" };
+        if ((err = goc_go_ex(watch_main, m, &go)) == 0)
+            return 0;
         goc_wg_done(&m->watcher);
         atomic_fetch_sub(&m->refs, 1);
         goc_signal_stop(ch);
-        goc_chan_release(ch);
-        goc_ctx_release(m->watch_ctx);
         m->sigs = NULL;
         m->watch_ctx = NULL;
     }
+    goc_ctx_release(ctx);
+    goc_chan_release(ch);
+    goc__lock_acquire(&m->lock);
+    m->watching = false;
+    goc__lock_release(&m->lock);
     return err;
 }
 
