@@ -10,11 +10,13 @@
 #include <unistd.h>
 
 /*
- * A request is one byte; the handler waits `delay` and answers with the
- * byte + 1, then reads the next request.
+ * A request is one byte; the handler waits `delay` (with a gate, requests
+ * of 10 and up wait for its close instead) and answers with the byte + 1,
+ * then reads the next request.
  */
 struct svc {
     int64_t delay;
+    goc_chan *gate;
     _Atomic int served, requests, handlers_started, handlers_done;
 };
 
@@ -25,7 +27,9 @@ static void handle(goc_conn *c, void *arg)
     atomic_fetch_add(&s->handlers_started, 1);
     while (goc_conn_read_request(c, &b, 1, NULL) == 1) {
         atomic_fetch_add(&s->requests, 1);
-        if (s->delay)
+        if (s->gate && b >= 10)
+            goc_chan_recv(s->gate, NULL, NULL);
+        else if (s->delay)
             goc_sleep(s->delay, goc_conn_ctx(c));
         b++;
         if (goc_fd_write(goc_conn_fd(c), &b, 1, NULL) != 1)
@@ -75,9 +79,19 @@ TEST_G(server, bad_input)
     ASSERT_EQ(goc_conn_read_request(NULL, NULL, 0, NULL), -EINVAL);
 }
 
+/* Closes the gate a moment after the shutdown has begun waiting. */
+static void open_gate_later(void *arg)
+{
+    goc_sleep(20 * GOC_MILLISECOND, NULL);
+    goc_chan_close(arg);
+}
+
 TEST_G(server, shutdown_finishes_in_flight_refuses_new)
 {
-    struct svc s = { .delay = 100 * GOC_MILLISECOND };
+    /* The in-flight requests wait at a gate, not for a time: under load
+     * a timed one could finish before the counts below are read. */
+    struct svc s = { 0 };
+    ASSERT_OK(goc_chan_new(0, 0, &s.gate));
     char addr[GOC_ADDRSTRLEN];
     goc_server *srv = serve(&s, addr, 0);
     enum { ACTIVE = 5, IDLE = 5 };
@@ -103,6 +117,7 @@ TEST_G(server, shutdown_finishes_in_flight_refuses_new)
     ASSERT_EQ(st.accepted, ACTIVE + IDLE);
     ASSERT_EQ(st.active, ACTIVE);
     ASSERT_EQ(st.idle, IDLE);
+    ASSERT_OK(goc_go(open_gate_later, s.gate));
     ASSERT_OK(goc_server_shutdown(srv, NULL));
     /* It waited for the active ones: each counts itself served after its
      * answer, and every handler has returned. */
@@ -129,6 +144,7 @@ TEST_G(server, shutdown_finishes_in_flight_refuses_new)
     ASSERT_EQ(goc_server_start(srv), GOC_ECLOSED);
     ASSERT_OK(goc_server_shutdown(srv, NULL)); /* again: same, at once */
     goc_server_free(srv);
+    goc_chan_release(s.gate);
 }
 
 TEST_G(server, shutdown_deadline_then_close)
