@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #define MS 1000000LL
 
@@ -424,4 +425,106 @@ TEST_G(monitor, start_from_a_callback_during_stop_is_refused)
     ASSERT_EQ(atomic_load(&r.start_rc), -EDEADLK);
     ASSERT(!goc_monitor_running(r.m)); /* the stop won: nothing restarted */
     ASSERT_OK(goc_monitor_free(r.m));
+}
+
+/* Two thresholds cross in the same round; the first one's callback
+ * removes the second, whose callback must then not run: its removal
+ * returned, so its argument may already be gone. */
+struct pair {
+    goc_monitor *m;
+    int second;
+    _Atomic int first_runs, second_runs;
+};
+
+static double ten(void *arg)
+{
+    (void)arg;
+    return 10;
+}
+
+static void remove_second(const struct goc_mon_event *ev, void *arg)
+{
+    (void)ev;
+    struct pair *p = arg;
+    if (atomic_fetch_add(&p->first_runs, 1) == 0)
+        ASSERT_OK(goc_monitor_remove_threshold(p->m, p->second));
+}
+
+static void count_second(const struct goc_mon_event *ev, void *arg)
+{
+    (void)ev;
+    atomic_fetch_add(&((struct pair *)arg)->second_runs, 1);
+}
+
+TEST_G(monitor, threshold_removed_in_its_round_does_not_run)
+{
+    struct pair p = { .m = new_monitor(10 * MS, GOC_STATS_SCHED, 0) };
+    int src = goc_monitor_add_source(p.m, "ten", ten, NULL);
+    ASSERT_GE(src, 0);
+    ASSERT_EQ(goc_monitor_on_threshold(p.m, src, 5, 5, remove_second, &p), 0);
+    p.second = goc_monitor_on_threshold(p.m, src, 5, 5, count_second, &p);
+    ASSERT_EQ(p.second, 1); /* dispatched after the first */
+    ASSERT_OK(goc_monitor_start(p.m));
+    wait_seq(p.m, 2);
+    ASSERT_OK(goc_monitor_free(p.m));
+    ASSERT_EQ(atomic_load(&p.first_runs), 1);
+    ASSERT_EQ(atomic_load(&p.second_runs), 0);
+}
+
+/*
+ * A stop and a start race: the start waits for the stop to end the
+ * sampler, and may begin a new run before the stop looks again. The stop
+ * must still return (it waited for the state to read idle, and hung).
+ */
+static void slow_round(const struct goc_monitor_sample *s, void *arg)
+{
+    (void)s;
+    (void)arg;
+    nanosleep(&(struct timespec){ 0, 20 * MS }, NULL);
+}
+
+struct racer {
+    goc_monitor *m;
+    _Atomic int stopped;
+};
+
+static void *stop_thread(void *arg)
+{
+    struct racer *r = arg;
+    ASSERT_OK(goc_monitor_stop(r->m));
+    atomic_store(&r->stopped, 1);
+    return NULL;
+}
+
+static void *start_thread(void *arg)
+{
+    struct racer *r = arg;
+    nanosleep(&(struct timespec){ 0, 5 * MS }, NULL);
+    ASSERT_OK(goc_monitor_start(r->m));
+    return NULL;
+}
+
+TEST_G(monitor, stop_racing_a_restart_returns)
+{
+    for (int i = 0; i < 10; i++) {
+        struct goc_monitor_opts o = { .interval = 1000 * MS,
+                                      .sources = GOC_STATS_SCHED,
+                                      .on_sample = slow_round };
+        struct racer r = { 0 };
+        ASSERT_OK(goc_monitor_new(&o, &r.m));
+        ASSERT_OK(goc_monitor_start(r.m));
+        goc_sleep(2 * MS, NULL); /* the sampler is in its first round */
+        pthread_t a, b;
+        ASSERT_OK(pthread_create(&a, NULL, stop_thread, &r));
+        ASSERT_OK(pthread_create(&b, NULL, start_thread, &r));
+        ASSERT_OK(test_join(b, NULL));
+        for (int k = 0; k < 500 && !atomic_load(&r.stopped); k++)
+            goc_sleep(10 * MS, NULL);
+        bool stopped = atomic_load(&r.stopped);
+        if (!stopped)
+            goc_monitor_stop(r.m); /* releases it, to clean up */
+        ASSERT_OK(test_join(a, NULL));
+        ASSERT(stopped);
+        ASSERT_OK(goc_monitor_free(r.m));
+    }
 }

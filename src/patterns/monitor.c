@@ -31,6 +31,7 @@ struct source {
 
 struct threshold {
     bool used, above;
+    uint32_t gen; /* changes on every add and removal of this slot */
     int metric;
     double high, low;
     goc_mon_threshold_fn fn;
@@ -42,9 +43,10 @@ struct goc_monitor {
     goc_mutex mu;
     goc_cond changed; /* state or dispatching changed */
     int state;
-    bool dispatching;   /* the sampler is running callbacks */
-    int64_t sampler_id; /* the sampler goroutine, while it runs */
-    goc_ctx *stop;      /* cancels the sampler */
+    uint64_t runs, runs_ended; /* samplers started, samplers exited */
+    bool dispatching;          /* the sampler is running callbacks */
+    int64_t sampler_id;        /* the sampler goroutine, while it runs */
+    goc_ctx *stop;             /* cancels the sampler */
     int nsources;
     struct source sources[GOC_MONITOR_MAX_CUSTOM];
     struct threshold thresholds[GOC_MONITOR_MAX_THRESHOLDS];
@@ -52,6 +54,7 @@ struct goc_monitor {
     struct goc_mon_event events[GOC_MONITOR_MAX_THRESHOLDS];
     goc_mon_threshold_fn event_fn[GOC_MONITOR_MAX_THRESHOLDS];
     void *event_arg[GOC_MONITOR_MAX_THRESHOLDS];
+    uint32_t event_gen[GOC_MONITOR_MAX_THRESHOLDS];
     /* Samples: ring[(head - 1) % cap] is the latest; count of them kept. */
     struct goc_monitor_sample *ring;
     int cap, head, count;
@@ -214,6 +217,7 @@ int goc_monitor_on_threshold(goc_monitor *m,
         if (t->used)
             continue;
         *t = (struct threshold){ .used = true,
+                                 .gen = t->gen + 1,
                                  .metric = metric,
                                  .high = high,
                                  .low = low,
@@ -239,7 +243,10 @@ int goc_monitor_remove_threshold(goc_monitor *m, int id)
         return -ENOENT;
     goc_mutex_lock(&m->mu, NULL);
     int err = m->thresholds[id].used ? 0 : -ENOENT;
-    m->thresholds[id].used = false;
+    if (err == 0) {
+        m->thresholds[id].used = false;
+        m->thresholds[id].gen++; /* a round in flight skips its event */
+    }
     /* A round in flight may hold a copy of the callback: let it end. */
     while (err == 0 && m->dispatching && !on_sampler(m))
         goc_cond_wait(&m->changed, &m->mu, NULL);
@@ -306,6 +313,7 @@ static int record(goc_monitor *m, struct goc_monitor_sample *s)
                                                      : GOC_MON_BELOW };
         m->event_fn[n] = t->fn;
         m->event_arg[n] = t->arg;
+        m->event_gen[n] = t->gen;
         n++;
     }
     m->dispatching = true;
@@ -317,6 +325,15 @@ static void dispatch(goc_monitor *m, const struct goc_monitor_sample *s, int n)
     if (m->opts.on_sample)
         m->opts.on_sample(s, m->opts.arg);
     for (int i = 0; i < n; i++) {
+        /* A callback of this round (or on_sample) may have removed a
+         * later one: removal on the sampler cannot wait for the round,
+         * so the round checks. Any other remover waits for the round. */
+        struct threshold *t = &m->thresholds[m->events[i].id];
+        goc_mutex_lock(&m->mu, NULL);
+        bool live = t->used && t->gen == m->event_gen[i];
+        goc_mutex_unlock(&m->mu);
+        if (!live)
+            continue;
         m->events[i].sample = s;
         m->event_fn[i](&m->events[i], m->event_arg[i]);
     }
@@ -357,6 +374,7 @@ static void sampler(void *arg)
     m->stop = NULL;
     m->state = IDLE;
     m->sampler_id = -1;
+    m->runs_ended++;
     goc_cond_broadcast(&m->changed);
     goc_mutex_unlock(&m->mu);
 }
@@ -383,8 +401,10 @@ int goc_monitor_start(goc_monitor *m)
             goc_ctx_release(m->stop);
             m->stop = NULL;
         }
-        if (err == 0)
+        if (err == 0) {
             m->state = RUNNING;
+            m->runs++;
+        }
     }
     goc_mutex_unlock(&m->mu);
     return err;
@@ -403,7 +423,10 @@ int goc_monitor_stop(goc_monitor *m)
         m->state = STOPPING;
         goc_ctx_cancel(m->stop);
     }
-    while (m->state != IDLE)
+    /* Wait for the sampler running now to end, not for IDLE: a start
+     * waiting on the same stop may begin a new run before we look. */
+    uint64_t run = m->runs;
+    while (m->runs_ended < run)
         goc_cond_wait(&m->changed, &m->mu, NULL);
     goc_mutex_unlock(&m->mu);
     return 0;
