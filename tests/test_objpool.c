@@ -582,3 +582,67 @@ TEST_G(objpool, callbacks_may_call_back_into_the_pool)
     goc_rpool_free(reent_rpool);
     ASSERT_EQ(atomic_load(&reent_calls), 3);
 }
+
+/*
+ * Objects alive at once, counted from create to the end of destroy, with
+ * a destroy that takes a while (closing a connection, say). A place must
+ * not count as free before its object is gone: a waiter would create
+ * the replacement meanwhile, one more than max_total.
+ */
+static _Atomic int live_now, live_max;
+
+static int live_create(void *arg, void **out)
+{
+    (void)arg;
+    int v = atomic_fetch_add(&live_now, 1) + 1;
+    int m = atomic_load(&live_max);
+    while (v > m && !atomic_compare_exchange_weak(&live_max, &m, v))
+        ;
+    *out = malloc(1);
+    return *out ? 0 : -ENOMEM;
+}
+
+static void live_destroy(void *obj, void *arg)
+{
+    (void)arg;
+    goc_sleep(20 * GOC_MILLISECOND, NULL);
+    atomic_fetch_sub(&live_now, 1);
+    free(obj);
+}
+
+static void *live_waiter(void *arg)
+{
+    void *o;
+    ASSERT_OK(goc_rpool_acquire(arg, &o, NULL));
+    ASSERT_OK(goc_rpool_release(arg, o, false));
+    return NULL;
+}
+
+TEST_G(objpool, rpool_place_frees_only_after_destroy)
+{
+    atomic_store(&live_now, 0);
+    atomic_store(&live_max, 0);
+    /* A broken object is released while another caller waits. */
+    struct goc_rpool_opts o = { .max_total = 1,
+                                .max_idle = 1,
+                                .create = live_create,
+                                .destroy = live_destroy };
+    goc_rpool *rp;
+    ASSERT_OK(goc_rpool_new(&o, &rp));
+    void *x;
+    ASSERT_OK(goc_rpool_acquire(rp, &x, NULL));
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, live_waiter, rp));
+    struct goc_rpool_stats st;
+    int64_t t0 = goc_now();
+    do { /* until it waits */
+        goc_sleep(GOC_MILLISECOND, NULL);
+        goc_rpool_stats(rp, &st);
+    } while (st.waiters == 0 && goc_now() - t0 < 10 * GOC_SECOND);
+    ASSERT_EQ(st.waiters, 1);
+    ASSERT_OK(goc_rpool_release(rp, x, true));
+    ASSERT_OK(test_join(t, NULL));
+    goc_rpool_free(rp);
+    ASSERT_EQ(atomic_load(&live_max), 1); /* max_total */
+    ASSERT_EQ(atomic_load(&live_now), 0);
+}

@@ -124,8 +124,8 @@ static bool hand_off(goc_rpool *rp, void *obj)
     return true;
 }
 
-/* Under the lock: pop idle objects past idle_timeout into @out (to be
- * destroyed after unlocking). Returns how many. */
+/* Under the lock: pop idle objects past idle_timeout into @out, to be
+ * destroyed after unlocking and then retired. Returns how many. */
 static int64_t expire_locked(goc_rpool *rp, void **out, int64_t max)
 {
     if (rp->o.idle_timeout <= 0 || !rp->nidle)
@@ -138,12 +138,25 @@ static int64_t expire_locked(goc_rpool *rp, void **out, int64_t max)
         out[i] = rp->idle[i].obj;
     memmove(rp->idle, rp->idle + n, (size_t)(rp->nidle - n) * sizeof *rp->idle);
     rp->nidle -= n;
+    return n;
+}
+
+/*
+ * n objects were destroyed: only now do their places count as free and
+ * go to waiters as creation slots. Freeing a place before its object is
+ * gone let a waiter create the replacement while the old one still
+ * existed, one more than max_total (a server's connection limit, say).
+ */
+static void retire(goc_rpool *rp, int64_t n)
+{
+    lock(rp);
     rp->total -= n;
     rp->st.destroyed += n;
-    /* Freed places go to waiters as creation slots. */
-    for (int64_t i = 0; i < n && hand_off(rp, NULL); i++)
+    for (int64_t i = 0; i < n && !rp->closed && rp->total < rp->o.max_total &&
+                        hand_off(rp, NULL);
+         i++)
         ;
-    return n;
+    unlock(rp);
 }
 
 #define EXPIRE_BATCH 16
@@ -152,6 +165,19 @@ static void destroy_all(goc_rpool *rp, void **v, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
         destroy(rp, v[i]);
+}
+
+/* Destroy and retire a batch of idle objects past idle_timeout. */
+static void expire(goc_rpool *rp)
+{
+    void *old[EXPIRE_BATCH];
+    lock(rp);
+    int64_t n = expire_locked(rp, old, EXPIRE_BATCH);
+    unlock(rp);
+    if (n) {
+        destroy_all(rp, old, n);
+        retire(rp, n);
+    }
 }
 
 /* Wait in the queue for a grant; 0 with w->grant set, or an error. */
@@ -180,9 +206,9 @@ static int wait_grant(goc_rpool *rp, struct waiter *w, goc_ctx *ctx)
  * *obj set (idle) or NULL (create), or an error. */
 static int reserve(goc_rpool *rp, void **obj, goc_ctx *ctx)
 {
-    void *old[EXPIRE_BATCH];
+    if (rp->o.idle_timeout > 0)
+        expire(rp);
     lock(rp);
-    int64_t n = expire_locked(rp, old, EXPIRE_BATCH);
     int rc = 0;
     *obj = NULL;
     if (rp->closed) {
@@ -200,7 +226,6 @@ static int reserve(goc_rpool *rp, void **obj, goc_ctx *ctx)
     if (rc == 0 && *obj)
         loan_add(rp, *obj);
     unlock(rp);
-    destroy_all(rp, old, n);
     return rc;
 }
 
@@ -276,17 +301,13 @@ int goc_rpool_release(goc_rpool *rp, void *obj, bool broken)
         else
             kill = true;
     } /* else handed straight to a waiter, which records the loan */
-    if (kill) {
-        rp->total--;
-        rp->st.destroyed++;
-        if (!rp->closed)
-            hand_off(rp, NULL);
-    }
     int64_t n = expire_locked(rp, old, EXPIRE_BATCH);
     unlock(rp);
     destroy_all(rp, old, n);
     if (kill)
         destroy(rp, obj);
+    if (n + kill)
+        retire(rp, n + kill);
     return 0;
 }
 
