@@ -394,3 +394,45 @@ TEST_G(retry, context_before_entry_and_during_wait)
     ASSERT(goc_error_is(p.r.err, -EIO));
     goc_error_release(p.r.err);
 }
+
+static int always_after(goc_ctx *ctx, void *arg, goc_error **err)
+{
+    (void)ctx;
+    atomic_fetch_add((_Atomic int *)arg, 1);
+    *err = goc_retry_after(100 * GOC_MICROSECOND, goc_error_new(-EBUSY, NULL));
+    return -EBUSY;
+}
+
+/* An operation that always asks to retry after a delay still meets the
+ * policy's limits: its retry count, its time budget, never-retry. */
+TEST_G(retry, retry_after_still_obeys_the_policy)
+{
+    goc_backoff b;
+    goc_backoff_constant(&b, GOC_MILLISECOND);
+    b.max_retries = 3;
+    struct goc_retry_opts o = { .backoff = &b, .max_tries = GOC_RETRY_FOREVER };
+    _Atomic int calls = 0;
+    struct goc_retry_result r;
+    goc_ctx_local l;
+    goc_ctx *ctx = goc_ctx_init_timeout(&l, NULL, 5 * GOC_SECOND);
+    ASSERT_EQ(goc_retry(always_after, &calls, &o, &r, ctx), GOC_EEXHAUSTED);
+    ASSERT_EQ(atomic_load(&calls), 4); /* the first try and 3 retries */
+    ASSERT(goc_error_is(r.err, -EBUSY));
+    goc_error_release(r.err);
+
+    goc_backoff_exponential(&b);
+    b.max_elapsed_time = 5 * GOC_MILLISECOND;
+    atomic_store(&calls, 0);
+    int64_t t = goc_now();
+    ASSERT_EQ(goc_retry(always_after, &calls, &o, &r, ctx), GOC_EMAXELAPSED);
+    ASSERT_LT(goc_now() - t, GOC_SECOND);
+    ASSERT_GT(atomic_load(&calls), 1);
+    goc_error_release(r.err);
+
+    goc_backoff_never(&b);
+    atomic_store(&calls, 0);
+    ASSERT_EQ(goc_retry(always_after, &calls, &o, &r, ctx), GOC_EEXHAUSTED);
+    ASSERT_EQ(atomic_load(&calls), 1);
+    goc_error_release(r.err);
+    goc_ctx_destroy(ctx);
+}

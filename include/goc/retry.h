@@ -129,8 +129,11 @@ GOC_API goc_error *goc_retry_permanent(goc_error *cause);
 /**
  * goc_retry_after - ask the loop to wait @delay ns (e.g. an HTTP
  * Retry-After) before the next attempt instead of the policy's interval;
- * the policy is reset after that wait. Consumes @cause (may be NULL). The
- * result has code GOC_ERETRYAFTER and unwraps to @cause.
+ * the policy's interval starts over after that wait. The policy is still
+ * asked for each retry, so its max_retries and max_elapsed_time (which
+ * keep counting) and a never-retry policy can end the loop. Consumes
+ * @cause (may be NULL). The result has code GOC_ERETRYAFTER and unwraps
+ * to @cause.
  */
 GOC_API goc_error *goc_retry_after(int64_t delay, goc_error *cause);
 

@@ -261,19 +261,34 @@ struct loop {
     int64_t attempts;
 };
 
-/* The wait before the next attempt, or a negative stop reason. */
-static int64_t next_wait(struct loop *l, goc_error *e, bool *reset_after)
+/* The policy stopped for its time budget, judging by its own interval:
+ * true if a wait of @wait instead still fits in that budget. */
+static bool within_budget(goc_backoff *b, int64_t wait)
 {
-    int64_t next = retry_after_delay(e);
-    *reset_after = next >= 0;
+    if (b->stop_reason_ != STOP_ELAPSED)
+        return false;
+    int64_t elapsed = now_of(b) - b->start_;
+    return elapsed <= INT64_MAX - wait && elapsed + wait <= b->max_elapsed_time;
+}
+
+/*
+ * The wait before the next attempt, or a negative stop reason. A
+ * retry-after error sets the wait, but the policy is still asked first:
+ * its retry count, its time budget or a never-retry policy can end the
+ * loop (a server answering Retry-After for ever retried for ever).
+ */
+static int64_t next_wait(struct loop *l, goc_error *e, bool *restart_after)
+{
+    int64_t after = retry_after_delay(e);
+    *restart_after = after >= 0;
     if (l->attempts >= l->o->max_tries)
         return GOC_EEXHAUSTED;
-    if (next < 0) {
-        next = goc_backoff_next(l->b);
-        if (next == GOC_BACKOFF_STOP)
-            return l->b->stop_reason_ == STOP_ELAPSED ? GOC_EMAXELAPSED
-                                                      : GOC_EEXHAUSTED;
-    }
+    int64_t next = goc_backoff_next(l->b);
+    if (next == GOC_BACKOFF_STOP && !(after >= 0 && within_budget(l->b, after)))
+        return l->b->stop_reason_ == STOP_ELAPSED ? GOC_EMAXELAPSED
+                                                  : GOC_EEXHAUSTED;
+    if (after >= 0)
+        next = after;
     if (l->o->max_elapsed_time > 0) {
         int64_t base = l->o->from_first_failure ? l->first_failure : l->start;
         int64_t left = l->o->max_elapsed_time - (goc_now() - base);
@@ -318,9 +333,9 @@ static int run(struct loop *l)
         if (l->attempts == 1)
             l->first_failure = goc_now();
         bool permanent = goc_error_code(e) == GOC_EPERMANENT;
-        bool reset_after;
+        bool restart_after;
         int64_t wait =
-            permanent ? GOC_EPERMANENT : next_wait(l, e, &reset_after);
+            permanent ? GOC_EPERMANENT : next_wait(l, e, &restart_after);
         l->last_code = rc;
         if (wait >= 0 && l->o->notify)
             l->o->notify(e, wait, l->o->notify_arg);
@@ -331,8 +346,8 @@ static int run(struct loop *l)
         rc = goc_sleep(wait, l->ctx);
         if (rc)
             return rc;
-        if (reset_after)
-            goc_backoff_reset(l->b);
+        if (restart_after) /* the interval; its limits keep counting */
+            l->b->current_ = l->b->prev_ = l->b->initial_interval;
     }
 }
 
