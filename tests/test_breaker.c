@@ -549,3 +549,24 @@ TEST_G(breaker, callbacks_in_order_outside_the_lock)
         ASSERT_EQ(lg.from[i], lg.to[i - 1]);
     goc_breaker_free(st.b);
 }
+
+/* An interval of INT64_MAX ("never clear") must not wrap the expiry
+ * negative, which started a new generation on every call and threw
+ * every result away as stale. */
+TEST_G(breaker, huge_interval_does_not_wrap)
+{
+    struct goc_breaker_settings s = { .interval = INT64_MAX };
+    goc_breaker *b;
+    ASSERT_OK(goc_breaker_new(&s, &b));
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(goc_breaker_execute(b, fail_fn, NULL), -EIO);
+    struct goc_breaker_counts c;
+    goc_breaker_counts(b, &c);
+    ASSERT_EQ(c.total_failures, 3);
+    ASSERT_EQ(c.consecutive_failures, 3);
+    goc_breaker_free(b);
+    /* Rounded up to whole buckets, it would overflow: refused. */
+    s = (struct goc_breaker_settings){ .interval = INT64_MAX,
+                                       .bucket_period = 1000 };
+    ASSERT_EQ(goc_breaker_new(&s, &b), -EINVAL);
+}

@@ -135,8 +135,12 @@ static int normalise(struct goc_breaker_settings *s)
         s->timeout = DEFAULT_TIMEOUT;
     if (s->bucket_period > 0 && s->interval <= 0)
         return -EINVAL;
-    if (s->bucket_period > 0 && s->interval % s->bucket_period)
-        s->interval += s->bucket_period - s->interval % s->bucket_period;
+    if (s->bucket_period > 0 && s->interval % s->bucket_period) {
+        int64_t up = s->bucket_period - s->interval % s->bucket_period;
+        if (s->interval > INT64_MAX - up)
+            return -EINVAL; /* no whole number of buckets fits */
+        s->interval += up;
+    }
     if (s->window == GOC_BREAKER_WINDOW_NONE)
         return 0;
     if (s->window != GOC_BREAKER_WINDOW_COUNT &&
@@ -185,7 +189,9 @@ static void new_generation(goc_breaker *b, tnow *tn)
     if ((b->state == GOC_BREAKER_CLOSED ||
          b->state == GOC_BREAKER_METRICS_ONLY) &&
         b->s.interval > 0 && !b->buckets) {
-        b->expiry = now + b->s.interval;
+        /* Saturated: an interval of INT64_MAX means "never clear". */
+        int64_t d = b->s.interval;
+        b->expiry = now > INT64_MAX - d ? INT64_MAX : now + d;
         b->has_expiry = true;
     } else if (b->state == GOC_BREAKER_OPEN) {
         int64_t d = b->s.timeout;
