@@ -204,3 +204,24 @@ TEST(errors, aggregator_cap_and_dedupe)
     goc_error_agg_free(a);
     ASSERT_EQ(goc_error_agg_new(NULL, NULL), -EINVAL);
 }
+
+/* An aggregator whose every error was dropped for want of memory still
+ * reports an error: NULL would say that nothing failed. */
+TEST(errors, aggregator_all_dropped_is_not_success)
+{
+    goc_error_agg *a;
+    ASSERT_OK(goc_error_agg_new(NULL, &a));
+    goc_error *e = goc_error_new(-EIO, "disk");
+    goc__fault_after(0);
+    int rc = goc_error_agg_add(a, e);
+    goc__fault_after(-1);
+    ASSERT_EQ(rc, -ENOMEM);
+    ASSERT_EQ(goc_error_agg_len(a), 0);
+    ASSERT_EQ(goc_error_agg_dropped(a), 1);
+    goc_error *all = goc_error_agg_err(a);
+    ASSERT(all != NULL);
+    ASSERT_EQ(goc_error_code(all), -ENOMEM);
+    goc_error_release(all);
+    goc_error_release(e);
+    goc_error_agg_free(a);
+}

@@ -175,7 +175,9 @@ GOC_API int goc_error_agg_add_code(goc_error_agg *a, int code, const char *msg);
 
 /**
  * goc_error_agg_err - a snapshot join of the kept errors (a new
- * reference), or NULL if none was added. The aggregator stays usable.
+ * reference), or NULL if none was added. If every error added was dropped
+ * for want of memory, an -ENOMEM error that counts them. The aggregator
+ * stays usable.
  * Named err, not error: it returns an error value, not a string (the
  * seed's Error() method that returned error broke Go's convention).
  */

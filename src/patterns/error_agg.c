@@ -119,6 +119,11 @@ goc_error *goc_error_agg_err(goc_error_agg *a)
     goc__lock_release(&a->mu);
     if (n && !copy)
         return goc_error_new(-ENOMEM, NULL);
+    /* Every error was dropped for want of memory (a cap keeps at least
+     * one): NULL would say that none was added. */
+    if (!n && dropped)
+        return goc_error_new(-ENOMEM, "%zu errors dropped: out of memory",
+                             dropped);
     char more[64];
     snprintf(more, sizeof more, "... and %zu more", dropped);
     goc_error *j = goc__error_join_suffix(copy, n, dropped ? more : NULL);
