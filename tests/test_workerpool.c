@@ -689,3 +689,55 @@ TEST_G(workerpool, group_wait_timeout_cancel_entry_and_plain_thread)
     goc_workerpool_free(p);
     goc_chan_release(gt);
 }
+
+/* Submits to one group from many goroutines at once, while the pool is
+ * full so that they all wait inside the pool's submit: every handle
+ * is kept (each used to hold no place, and they wrote past the array). */
+static goc_chan *hold_gate;
+
+static int hold_task(goc_ctx *ctx, void *arg, void **result)
+{
+    (void)arg;
+    (void)result;
+    goc_chan_recv(hold_gate, NULL, ctx);
+    return 0;
+}
+
+struct group_submitter {
+    goc_wpgroup *g;
+    goc_wg *wg;
+};
+
+static void submit_to_group(void *arg)
+{
+    struct group_submitter *s = arg;
+    ASSERT_OK(
+        goc_wpgroup_submit(s->g, group_task, (void *)(intptr_t)1, free, NULL));
+    goc_wg_done(s->wg);
+}
+
+TEST_G(workerpool, group_concurrent_submits_keep_every_handle)
+{
+    enum { N = 40 };
+    ASSERT_OK(goc_chan_new(0, 0, &hold_gate));
+    goc_workerpool *p = pool(1, 1, 0);
+    ASSERT_OK(goc_workerpool_submit(p, hold_task, NULL, NULL, NULL, NULL));
+    wait_running(p, 1);
+    goc_wpgroup *g;
+    ASSERT_OK(goc_wpgroup_new(p, &g));
+    goc_wg wg = GOC_WG_INIT;
+    struct group_submitter s = { g, &wg };
+    goc_wg_add(&wg, N);
+    for (int i = 0; i < N; i++)
+        ASSERT_OK(goc_go(submit_to_group, &s));
+    goc_sleep(20 * GOC_MILLISECOND, NULL); /* most wait in the pool */
+    goc_chan_close(hold_gate);
+    ASSERT_OK(goc_wg_wait(&wg, NULL));
+    ASSERT_OK(goc_wpgroup_wait(g, NULL));
+    ASSERT_EQ(goc_wpgroup_len(g), N);
+    for (int i = 0; i < N; i++)
+        ASSERT(goc_wpgroup_task(g, i) != NULL);
+    goc_wpgroup_free(g);
+    goc_workerpool_free(p);
+    goc_chan_release(hold_gate);
+}

@@ -17,6 +17,7 @@ struct goc_wpgroup {
     goc_cond cv;
     goc_future **tasks; /* submission order, under mu */
     size_t n, cap;
+    size_t reserved; /* places held by submits in flight, under mu */
     int64_t pending; /* submitted and not settled, plus callbacks running */
     int first_err;
     bool failing; /* a task failed; first_err is set once handled */
@@ -71,11 +72,14 @@ static void settled(goc_future *f, void *arg)
     goc_mutex_unlock(&g->mu);
 }
 
-/* Under mu: room for one more handle. */
+/* Under mu: hold a place for one more handle. Submits in flight each
+ * hold one: several of them append after unlocking. */
 static int reserve_locked(goc_wpgroup *g)
 {
-    if (g->n < g->cap)
+    if (g->n + g->reserved < g->cap) {
+        g->reserved++;
         return 0;
+    }
     size_t cap = g->cap ? 2 * g->cap : 16;
     goc_future **v = goc__malloc(cap * sizeof(*v));
     if (!v)
@@ -85,6 +89,7 @@ static int reserve_locked(goc_wpgroup *g)
     goc__free(g->tasks);
     g->tasks = v;
     g->cap = cap;
+    g->reserved++;
     return 0;
 }
 
@@ -107,10 +112,11 @@ int goc_wpgroup_submit(goc_wpgroup *g,
     goc_future *f = NULL;
     rc = goc__workerpool_submit_owned(g->p, &o, fn, arg, free_value, &f, ctx);
     goc_mutex_lock(&g->mu, NULL);
+    g->reserved--;
     if (rc)
         g->pending--;
     else
-        g->tasks[g->n++] = f; /* reserved above; only submit appends */
+        g->tasks[g->n++] = f; /* a place held above */
     bool failed = g->failing;
     goc_mutex_unlock(&g->mu);
     if (rc)
