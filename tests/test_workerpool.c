@@ -741,3 +741,30 @@ TEST_G(workerpool, group_concurrent_submits_keep_every_handle)
     goc_workerpool_free(p);
     goc_chan_release(hold_gate);
 }
+
+/* Opens the gate a moment after the test has begun waiting. */
+static void close_later(void *arg)
+{
+    goc_sleep(20 * GOC_MILLISECOND, NULL);
+    goc_chan_close(arg);
+}
+
+/* Without a queue, a blocking submit waits for a free worker: it must be
+ * woken when the busy one finishes (it waited for a dequeue, which a pool
+ * without a queue never makes, until its ctx ended). */
+TEST_G(workerpool, no_queue_blocking_submit_gets_the_freed_worker)
+{
+    goc_chan *g = gate();
+    goc_workerpool *p = pool(1, GOC_WP_NO_QUEUE, 0);
+    ASSERT_OK(goc_workerpool_submit(p, gated, g, NULL, NULL, NULL));
+    wait_running(p, 1);
+    ASSERT_OK(goc_go(close_later, g));
+    goc_ctx_local l;
+    goc_ctx *ctx = goc_ctx_init_timeout(&l, NULL, 5 * GOC_SECOND);
+    int64_t t0 = goc_now();
+    ASSERT_OK(goc_workerpool_submit(p, count_task, NULL, NULL, NULL, ctx));
+    ASSERT_LT(goc_now() - t0, 4 * GOC_SECOND);
+    goc_ctx_destroy(ctx);
+    goc_workerpool_free(p);
+    goc_chan_release(g);
+}

@@ -293,9 +293,10 @@ GOC_API void goc_workerpool_free(goc_workerpool *p);
  * settled as cancelled without running.
  *
  * Return: 0 (accepted); GOC_ECLOSED after stop or cancel (also while
- * waiting: never accepted then); GOC_EOVERLOAD if full and nonblocking
- * (or no queue and no free worker); -ECANCELED or -ETIMEDOUT if @ctx
- * ended first (at entry too); -EINVAL; -ENOMEM.
+ * waiting: never accepted then); GOC_EOVERLOAD if full and nonblocking;
+ * -ECANCELED or -ETIMEDOUT if @ctx ended first (at entry too); -EINVAL;
+ * -ENOMEM. Without a queue, "full" means no worker free to start it: a
+ * blocking submit waits for one.
  */
 GOC_API int goc_workerpool_submit(goc_workerpool *p,
                                   goc_task_fn fn,

@@ -155,6 +155,10 @@ static struct task *next_locked(goc_workerpool *p)
         if (p->stopped)
             return NULL;
         p->idle++;
+        /* Without a queue, an idle worker is the room a submit waits for
+         * (a dequeue, which signals it otherwise, never happens). */
+        if (p->queue_size == GOC_WP_NO_QUEUE)
+            goc_cond_broadcast(&p->space_cv);
         goc_cond_wait(&p->work_cv, &p->mu, p->ctx); /* ctx: checked above */
         p->idle--;
     }
@@ -184,6 +188,8 @@ static void worker(void *arg)
     p->workers--;
     p->st.workers = p->workers;
     goc_cond_broadcast(&p->idle_cv);
+    if (p->queue_size == GOC_WP_NO_QUEUE)
+        goc_cond_broadcast(&p->space_cv); /* room to start another */
     goc_cond_signal(&p->work_cv); /* pass a shrink on to the next worker */
     goc_mutex_unlock(&p->mu);
 }
