@@ -479,3 +479,34 @@ TEST_G(pool, multipool_spreads_and_retries_on_overload)
     goc_multipool_free(m);
     goc_chan_release(gate_ch);
 }
+
+static int nothing(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+/*
+ * release() tells the idle worker to leave, reboot() reopens the pool at
+ * once, and a submit then finds the pool at capacity (the leaving worker
+ * still counts) and waits. When that worker leaves, it must start one
+ * for the waiter: nobody else will.
+ */
+TEST_G(pool, submit_after_release_and_reboot_is_served)
+{
+    for (int i = 0; i < 20; i++) {
+        struct goc_pool_config c = { .capacity = 1 };
+        goc_pool *p;
+        ASSERT_OK(goc_pool_new(&c, &p));
+        ASSERT_OK(goc_pool_submit(p, nothing, NULL, NULL));
+        ASSERT_OK(goc_pool_wait_idle(p, NULL)); /* its worker is idle */
+        ASSERT_OK(goc_pool_release(p));
+        ASSERT_OK(goc_pool_reboot(p));
+        goc_ctx_local l;
+        goc_ctx *ctx = goc_ctx_init_timeout(&l, NULL, 5 * GOC_SECOND);
+        ASSERT_OK(goc_pool_submit(p, nothing, NULL, ctx));
+        goc_ctx_destroy(ctx);
+        ASSERT_OK(goc_pool_wait_idle(p, NULL));
+        goc_pool_free(p);
+    }
+}

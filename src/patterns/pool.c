@@ -98,10 +98,18 @@ static bool take_waiter_locked(goc_pool *p, struct worker *w)
     return true;
 }
 
-/* Under mu: the worker leaves the pool for good. */
+static void spawn_for_waiters_locked(goc_pool *p);
+
+/*
+ * Under mu: the worker leaves the pool for good. Its place may be wanted:
+ * after a release and a reboot, submitters can queue behind workers that
+ * were told to leave, and nobody else would start one for them.
+ */
 static bool leave_locked(goc_pool *p)
 {
     p->st.workers--;
+    if (!p->closed)
+        spawn_for_waiters_locked(p);
     goc_cond_broadcast(&p->idle_cv);
     return false;
 }
@@ -176,6 +184,22 @@ static int spawn_locked(goc_pool *p, goc_pool_fn fn, void *arg)
     p->running++;
     p->st.submitted++;
     return 0;
+}
+
+/* Under mu: start workers for the waiters, oldest first, while the
+ * capacity allows. */
+static void spawn_for_waiters_locked(goc_pool *p)
+{
+    while (p->waiters.head && (p->cap < 0 || p->st.workers < p->cap)) {
+        struct waiter *wt =
+            goc__container_of(p->waiters.head, struct waiter, link);
+        if (spawn_locked(p, wt->fn, wt->arg) != 0)
+            break;
+        goc__dqueue_remove(&p->waiters, &wt->link);
+        p->nwaiting--;
+        wt->granted = true;
+        goc_cond_signal(&wt->cv);
+    }
 }
 
 /* Under mu: hand the task to an idle or new worker if possible. */
@@ -260,17 +284,7 @@ int goc_pool_tune(goc_pool *p, int64_t cap)
     int rc = p->cap < 0 ? -EPERM : 0;
     if (!rc) {
         p->cap = cap;
-        /* Growing: start workers for the waiters, oldest first. */
-        while (p->waiters.head && p->st.workers < p->cap) {
-            struct waiter *wt =
-                goc__container_of(p->waiters.head, struct waiter, link);
-            if (spawn_locked(p, wt->fn, wt->arg) != 0)
-                break;
-            goc__dqueue_remove(&p->waiters, &wt->link);
-            p->nwaiting--;
-            wt->granted = true;
-            goc_cond_signal(&wt->cv);
-        }
+        spawn_for_waiters_locked(p); /* growing */
     }
     goc_mutex_unlock(&p->mu);
     return rc;
