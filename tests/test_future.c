@@ -722,3 +722,26 @@ TEST_G(future, singleflight_join_cancel_entry_and_plain_thread)
     goc_chan_release(sf_gate);
     goc_sf_free(g);
 }
+
+static int keep_value(const void *in, void *arg, void **out)
+{
+    (void)in;
+    (void)arg;
+    (void)out;
+    return 0;
+}
+
+/* A pending future whose owners all release it is abandoned: settled as
+ * cancelled so that its continuation runs and lets go. The continuation
+ * used to hold a reference of its own, so this never happened. */
+TEST_G(future, then_on_an_abandoned_future_is_cancelled)
+{
+    goc_future *p, *d;
+    ASSERT_OK(goc_future_new(NULL, &p));
+    ASSERT_OK(goc_future_then(p, keep_value, NULL, NULL, &d));
+    goc_future_release(p);
+    int st = 0;
+    ASSERT_OK(goc_future_get_timeout(d, &st, NULL, 5 * GOC_SECOND));
+    ASSERT_EQ(st, -ECANCELED);
+    goc_future_release(d);
+}

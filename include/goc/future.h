@@ -198,7 +198,12 @@ GOC_API int goc_future_then(goc_future *f,
                             goc_value_free_fn free_value,
                             goc_future **out);
 
-/** Combinator flag: once the result is known, cancel the other inputs. */
+/**
+ * Combinator flag: once the result is known, cancel the other inputs. To
+ * be able to, the result holds a reference on each input from the start,
+ * so a pending input whose other owners release it is not abandoned (see
+ * goc_future_release()): cancel it, or let its producer settle it.
+ */
 #define GOC_FUTURE_CANCEL_REST 1u
 
 /**

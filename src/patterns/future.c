@@ -339,6 +339,9 @@ static void then_main(void *p)
 static void then_settled(goc_future *src, void *p)
 {
     struct then_job *j = p;
+    /* Taken only now, from the settler's: a reference held while src
+     * was pending would keep src from ever being abandoned. */
+    j->src = goc_future_retain(src);
     if (src->status == 0 && !goc_future_is_done(j->dst) &&
         goc_go(then_main, j) == 0)
         return;
@@ -368,13 +371,11 @@ int goc_future_then(goc_future *f,
         goc__free(j);
         return rc;
     }
-    j->src = goc_future_retain(f);
     j->fn = fn;
     j->arg = arg;
     *out = goc_future_retain(j->dst);
     if ((rc = goc_future_on_settle(f, then_settled, j)) == 0)
         return 0;
-    goc_future_release(j->src);
     goc_future_release(j->dst);
     goc_future_release(*out);
     *out = NULL;
