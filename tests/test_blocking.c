@@ -363,3 +363,89 @@ TEST_G(blocking, spinner_does_not_stall_its_p_queue)
     goc_wg_wait(&s.wg, NULL);
     ASSERT_EQ(s.progressed_before_end, 1);
 }
+
+/* ---- readying from inside a section ------------------------------------ */
+
+struct ready_in_section {
+    goc_sem sem;
+    _Atomic long got;
+    _Atomic int stop;
+    goc_wg wg;
+    goc_chan *pairs[4];
+};
+
+static void sem_waiter(void *arg)
+{
+    struct ready_in_section *r = arg;
+    while (goc_sem_acquire(&r->sem, 1, NULL) == 0 && !atomic_load(&r->stop))
+        atomic_fetch_add(&r->got, 1);
+    goc_wg_done(&r->wg);
+}
+
+struct churner {
+    struct ready_in_section *r;
+    int i;
+};
+
+/* Ping-pong pairs keep every P busy with hand-offs on its own queue. */
+static void churn(void *arg)
+{
+    struct churner *c = arg;
+    goc_chan *ch = c->r->pairs[c->i / 2];
+    int v = 0;
+    while (!atomic_load(&c->r->stop)) {
+        if (c->i % 2) {
+            goc_chan_send(ch, &v, NULL);
+            goc_chan_recv(ch, &v, NULL);
+        } else {
+            goc_chan_recv(ch, &v, NULL);
+            goc_chan_send(ch, &v, NULL);
+        }
+    }
+    goc_chan_close(ch); /* frees its partner */
+    goc_wg_done(&c->r->wg);
+}
+
+/*
+ * Readying goroutines (a semaphore release) inside a blocking section
+ * after sysmon gave the P to another M: the goroutines used to go on that
+ * P's queue, which the new owner was filling too, and some were lost.
+ * They now go to the global queue. Every one released must run.
+ */
+TEST_G(blocking, readying_inside_a_retaken_section_loses_nothing)
+{
+    enum { K = 32 };
+    static struct ready_in_section r;
+    static struct churner ch[8];
+    r = (struct ready_in_section){ .got = 0 };
+    ASSERT_OK(goc_sem_init(&r.sem, INT64_MAX / 2));
+    ASSERT_OK(goc_sem_try_acquire(&r.sem, INT64_MAX / 2)); /* none left */
+    goc_wg_add(&r.wg, K + 8);
+    for (int i = 0; i < K; i++)
+        ASSERT_OK(goc_go(sem_waiter, &r));
+    for (int i = 0; i < 4; i++)
+        ASSERT_OK(goc_chan_new(sizeof(int), 0, &r.pairs[i]));
+    for (int i = 0; i < 8; i++) {
+        ch[i] = (struct churner){ &r, i };
+        ASSERT_OK(goc_go(churn, &ch[i]));
+    }
+    int rounds = (int)test_scale(200);
+    for (int round = 1; round <= rounds; round++) {
+        ASSERT_OK(goc_blocking_enter());
+        nanosleep(&(struct timespec){ 0, 200000 }, NULL); /* retaken */
+        if (round == 1) /* its exit could not keep a pin */
+            ASSERT_EQ(goc_pin(), -EBUSY);
+        ASSERT_OK(goc_sem_release(&r.sem, K));
+        ASSERT_OK(goc_blocking_exit());
+        int64_t t0 = goc_now();
+        while (atomic_load(&r.got) < (long)round * K &&
+               goc_now() - t0 < 5 * GOC_SECOND)
+            goc_sleep(100 * GOC_MICROSECOND, NULL);
+        ASSERT_EQ(atomic_load(&r.got), (long)round * K);
+    }
+    atomic_store(&r.stop, 1);
+    ASSERT_OK(goc_sem_release(&r.sem, K)); /* the waiters see stop */
+    ASSERT_OK(goc_wg_wait(&r.wg, NULL));
+    for (int i = 0; i < 4; i++)
+        goc_chan_release(r.pairs[i]);
+}

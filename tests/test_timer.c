@@ -442,3 +442,55 @@ TEST_G(timer, full_batch_above_level_0_is_resumed_first)
     ASSERT_EQ(atomic_load(&w.count), 0);
     ASSERT_OK(goc__wheel_destroy(&w));
 }
+
+struct forever {
+    goc_ctx *ctx;
+    goc_wg *wg;
+};
+
+static void sleep_forever(void *arg)
+{
+    struct forever *f = arg;
+    goc_sleep(INT64_MAX, f->ctx); /* "for ever": until the test ends it */
+    goc_wg_done(f->wg);
+}
+
+static void spin_200us(void *arg)
+{
+    (void)arg;
+    int64_t end = goc_now() + 200 * GOC_MICROSECOND;
+    while (goc_now() < end)
+        ;
+}
+
+/*
+ * Sleeps "for ever" (INT64_MAX) arm timers whose tick rounds up past
+ * INT64_MAX; shifted back to a time, it wrapped to INT64_MIN, and an M
+ * going idle then slept as the poller for centuries: no timer of the
+ * process fired again. Short sleeps alongside must keep their time.
+ */
+TEST_G(timer, sleep_for_ever_does_not_stop_other_timers)
+{
+    goc_ctx *ctx;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &ctx));
+    goc_wg wg = GOC_WG_INIT;
+    enum { N = 1000 };
+    static struct forever f[N];
+    int64_t worst = 0, n = test_scale(N);
+    for (int i = 0; i < n; i++) {
+        f[i] = (struct forever){ ctx, &wg };
+        goc_wg_add(&wg, 1);
+        ASSERT_OK(goc_go(sleep_forever, &f[i]));
+        ASSERT_OK(goc_go(spin_200us, NULL));
+        int64_t t0 = goc_now();
+        goc_sleep(GOC_MILLISECOND, NULL);
+        int64_t took = goc_now() - t0;
+        worst = took > worst ? took : worst;
+        if (took > 2 * GOC_SECOND)
+            break;
+    }
+    goc_ctx_cancel(ctx);
+    ASSERT_OK(goc_wg_wait(&wg, NULL));
+    goc_ctx_release(ctx);
+    ASSERT_LT(worst, 2 * GOC_SECOND);
+}

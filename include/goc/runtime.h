@@ -170,7 +170,8 @@ GOC_API int goc_p_index(void);
  * keeps thread-local state across blocking calls. Calls nest: the goroutine
  * stays pinned until as many goc_unpin() calls as goc_pin() calls.
  *
- * Return: 0; -EPERM from a plain thread (it is its own thread already).
+ * Return: 0; -EPERM from a plain thread (it is its own thread already);
+ * -EBUSY inside a blocking section (goc_blocking_enter()).
  */
 GOC_API int goc_pin(void);
 

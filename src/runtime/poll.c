@@ -9,6 +9,7 @@
 #include "runtime.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -55,8 +56,12 @@ static int epoll_sleep(struct epoll_event *evs, int n, int64_t timeout)
             return (int)r;
         atomic_store(&have_pwait2, 0);
     }
-    /* Millisecond epoll_wait: round up, so a timer is never early. */
-    int ms = timeout < 0 ? -1 : (int)((timeout + 999999) / 1000000);
+    /* Millisecond epoll_wait: round up, so a timer is never early; a
+     * wait longer than INT_MAX ms is cut short (and looked at again). */
+    int ms = timeout < 0 ? -1
+             : timeout / 1000000 >= INT_MAX - 1
+                 ? INT_MAX
+                 : (int)((timeout + 999999) / 1000000);
     return epoll_wait(goc__sched.epfd, evs, n, ms);
 }
 
@@ -91,9 +96,8 @@ void goc__poll_wait(int64_t deadline)
     struct epoll_event evs[POLL_EVENTS];
     int64_t timeout = -1;
     if (deadline != INT64_MAX) {
-        timeout = deadline - goc__nanotime();
-        if (timeout < 0)
-            timeout = 0;
+        int64_t now = goc__nanotime();
+        timeout = deadline > now ? deadline - now : 0; /* never wraps */
     }
     int n = epoll_sleep(evs, POLL_EVENTS, timeout);
     atomic_store_explicit(&goc__sched.last_poll, goc__nanotime(),

@@ -279,7 +279,7 @@ int goc_go_ex(goc_fn fn, void *arg, const struct goc_go_opts *opts)
     int cls = size ? goc__stack_class(size) : goc__sched.stack_class;
     struct goc__m *m = goc__m_current();
     struct goc__g *self = m && m->curg != &m->g0 ? m->curg : NULL;
-    struct goc__p *p = self ? m->p : NULL;
+    struct goc__p *p = self ? goc__m_owned_p(m) : NULL;
     struct goc__g *g = goc__g_get(p, cls);
     if (!g)
         return -ENOMEM;
@@ -312,7 +312,9 @@ static void yield_commit(struct goc__m *m, void *arg)
 void goc_yield(void)
 {
     struct goc__m *m = goc__m_current();
-    if (!m || m->curg == &m->g0) {
+    /* A plain thread, or a blocking section (whose P sysmon may have
+     * given away): yield the thread. */
+    if (!m || m->curg == &m->g0 || !goc__m_owned_p(m)) {
         sched_yield();
         return;
     }
@@ -372,6 +374,9 @@ int goc_pin(void)
     if (!g)
         return -EPERM;
     struct goc__m *m = goc__m_current();
+    /* Its exit could not both close the section and keep the pin. */
+    if (atomic_load(&m->bstate) != GOC__M_RUNNING)
+        return -EBUSY;
     g->pin_count++;
     g->locked_m = m;
     m->locked_g = g;

@@ -321,6 +321,20 @@ struct goc__m {
     struct goc__g *batch_head, *batch_tail;
 };
 
+/*
+ * m's P if m may queue goroutines on it; NULL without a P and inside a
+ * blocking section, where sysmon may give the P to another M at any
+ * moment (only a P's owner may append to its run queue). Only m itself
+ * opens and closes its sections, so a relaxed load of its state is exact.
+ */
+static inline struct goc__p *goc__m_owned_p(struct goc__m *m)
+{
+    return atomic_load_explicit(&m->bstate, memory_order_relaxed) ==
+                   GOC__M_RUNNING
+               ? m->p
+               : NULL;
+}
+
 /* ---- global scheduler state ------------------------------------------- */
 
 /*

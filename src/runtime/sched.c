@@ -367,8 +367,9 @@ void goc__ready(struct goc__g *g, bool next)
     if (next)
         __builtin_prefetch(g->sp);
     struct goc__m *m = goc__m_current();
-    if (m && m->p) {
-        goc__runq_put(m->p, g, next);
+    struct goc__p *p = m ? goc__m_owned_p(m) : NULL;
+    if (p) {
+        goc__runq_put(p, g, next);
     } else if (m && m->batching) {
         /* The poller, without a P: injected all at once afterwards. */
         g->next = NULL;
@@ -405,7 +406,7 @@ static inline bool plain_handoff(struct goc__p *p)
 void goc__ready_handoff(struct goc__g *g)
 {
     struct goc__m *m = goc__m_current();
-    struct goc__p *p = m ? m->p : NULL;
+    struct goc__p *p = m ? goc__m_owned_p(m) : NULL;
     /*
      * Waking an idle M costs the waker a futex syscall (1-5 us here), and
      * the woken M, spinning over this P's queues, slows the hand-offs it
@@ -817,9 +818,10 @@ int goc_blocking_enter(void)
     /* A pinned goroutine keeps its P: it may not move to another M. */
     if (m->locked_g)
         return atomic_load(&m->bstate) == GOC__M_RUNNING ? 0 : -EINVAL;
-    atomic_store(&m->p->blocking_since, goc__nanotime());
     if (!atomic_compare_exchange_strong(&m->bstate, &running, GOC__M_BLOCKING))
-        return -EINVAL;
+        return -EINVAL; /* one is open: its start time stays */
+    /* Before blocking_m, which sysmon reads first. */
+    atomic_store(&m->p->blocking_since, goc__nanotime());
     atomic_fetch_add(&goc__sched.nsections, 1);
     atomic_store(&m->p->blocking_m, m);
     goc__sysmon_kick();

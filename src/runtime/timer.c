@@ -229,13 +229,26 @@ static uint64_t next_expiry(struct goc__wheel *w, int *level, unsigned *slot)
     return best;
 }
 
+/*
+ * When a tick's timers fire: the tick's start, saturated short of
+ * INT64_MAX (which means "no timer"). A deadline within a tick of
+ * INT64_MAX (a sleep "for ever") rounds up past it, and shifted back
+ * it wrapped to INT64_MIN: the idle poller then slept for centuries and
+ * no timer of the process fired again.
+ */
+static int64_t tick_time(uint64_t tick)
+{
+    if (tick > (uint64_t)(INT64_MAX - 1) >> TICK_SHIFT)
+        return INT64_MAX - 1;
+    return (int64_t)(tick << TICK_SHIFT);
+}
+
 static void publish_next(struct goc__wheel *w)
 {
     int l;
     unsigned s;
     uint64_t tick = next_expiry(w, &l, &s);
-    int64_t when =
-        tick == UINT64_MAX ? INT64_MAX : (int64_t)(tick << TICK_SHIFT);
+    int64_t when = tick == UINT64_MAX ? INT64_MAX : tick_time(tick);
     atomic_store(&w->next_when, when);
 }
 
@@ -265,7 +278,7 @@ void goc__wheel_start(struct goc__wheel *w,
     goc__lock_acquire(&w->lock);
     slot_link(w, t);
     atomic_store_explicit(&t->wheel, w, memory_order_relaxed);
-    int64_t fire = (int64_t)(t->tick << TICK_SHIFT);
+    int64_t fire = tick_time(t->tick);
     bool earliest = fire < atomic_load(&w->next_when);
     if (earliest)
         atomic_store(&w->next_when, fire);
