@@ -211,8 +211,10 @@ GOC_API int goc_blocking(int (*fn)(void *arg), void *arg, goc_ctx *ctx);
  * If the section lasts more than about 20 us, the watchdog hands this
  * goroutine's P, with the goroutines queued on it, to another thread, so
  * they keep running. Between enter and exit call no goc function that
- * can block or start goroutines: only the blocking code itself. For long
- * or unbounded blocking, goc_blocking() is the better tool.
+ * can block or start goroutines: only the blocking code itself. Calls
+ * that wake goroutines without blocking (a semaphore release, a mutex
+ * unlock, a cancel) are fine: those go to the global queue. For long or
+ * unbounded blocking, goc_blocking() is the better tool.
  *
  * Return: 0; -EINVAL if a section is already open. From a plain thread it
  * does nothing and returns 0.
