@@ -421,15 +421,9 @@ TEST_G(shutdown, server_freed_while_its_stop_overruns)
     test_no_leaks(); /* every stop goroutine finished */
 }
 
-struct watcher_race {
-    goc_shutdown *m;
-    int result;
-    goc_wg *wg;
-};
-
 static void watch_race(void *arg)
 {
-    struct watcher_race *w = arg;
+    struct racer *w = arg;
     int usr2 = SIGUSR2;
     w->result = goc_shutdown_watch_signals(w->m, &usr2, 1);
     goc_wg_done(w->wg);
@@ -444,7 +438,7 @@ TEST_G(shutdown, concurrent_signal_watches_one_wins)
         goc_shutdown *m;
         ASSERT_OK(goc_shutdown_new(NULL, &m));
         goc_wg wg = GOC_WG_INIT;
-        struct watcher_race r[2] = { { m, 1, &wg }, { m, 1, &wg } };
+        struct racer r[2] = { { m, 1, &wg }, { m, 1, &wg } };
         goc_wg_add(&wg, 2);
         ASSERT_OK(goc_go(watch_race, &r[0]));
         ASSERT_OK(goc_go(watch_race, &r[1]));
