@@ -843,6 +843,46 @@ static int64_t fake_clock(void *arg)
     return fake_now;
 }
 
+/* Observe a permutation of 1..n: each value is its own rank. */
+static void observe_permutation(goc_summary *s, long n)
+{
+    uint64_t x = 88172645463325252ull;
+    long *perm = malloc((size_t)n * sizeof *perm);
+    ASSERT(perm);
+    for (long i = 0; i < n; i++)
+        perm[i] = i + 1;
+    for (long i = n - 1; i > 0; i--) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        long j = (long)(x % (uint64_t)(i + 1)), t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    for (long i = 0; i < n; i++) {
+        goc_summary_observe(s, (double)perm[i]);
+        if (i % 3000 == 0) { /* reads in between must not disturb it */
+            double v;
+            goc_summary_quantile(s, 0.5, &v);
+        }
+    }
+    free(perm);
+}
+
+/* Each objective's answer is within its rank error (plus one rank). */
+static void check_quantiles(goc_summary *s,
+                            const struct goc_quantile *q,
+                            int nq,
+                            long n)
+{
+    for (int i = 0; i < nq; i++) {
+        double v;
+        ASSERT_OK(goc_summary_quantile(s, q[i].q, &v));
+        double err = fabs(v - q[i].q * n) / n;
+        if (err > q[i].eps + 1.0 / n)
+            ASSERT_FAIL("q=%g: got %g, rank error %g > %g", q[i].q, v, err,
+                        q[i].eps);
+    }
+}
+
 TEST_G(metrics, summary_quantiles_within_error)
 {
     goc_registry *r = reg();
@@ -860,34 +900,9 @@ TEST_G(metrics, summary_quantiles_within_error)
     ASSERT_OK(goc_metric_new(r, &o, &m));
     goc_summary *s;
     ASSERT_OK(goc_summary_with(m, NULL, &s));
-    /* A permutation of 1..N: the value is its own rank. */
     long N = 20000;
-    uint64_t x = 88172645463325252ull;
-    long *perm = malloc((size_t)N * sizeof *perm);
-    for (long i = 0; i < N; i++)
-        perm[i] = i + 1;
-    for (long i = N - 1; i > 0; i--) {
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        long j = (long)(x % (uint64_t)(i + 1)), t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
-    }
-    for (long i = 0; i < N; i++) {
-        goc_summary_observe(s, (double)perm[i]);
-        if (i % 3000 == 0) { /* reads in between must not disturb it */
-            double v;
-            goc_summary_quantile(s, 0.5, &v);
-        }
-    }
-    free(perm);
-    for (int i = 0; i < 3; i++) {
-        double v;
-        ASSERT_OK(goc_summary_quantile(s, q[i].q, &v));
-        double err = fabs(v - q[i].q * N) / N;
-        if (err > q[i].eps + 1.0 / N)
-            ASSERT_FAIL("q=%g: got %g, rank error %g > %g", q[i].q, v, err,
-                        q[i].eps);
-    }
+    observe_permutation(s, N);
+    check_quantiles(s, q, 3, N);
     /* The window: 9 s later the data is still there, at 11 s it is not. */
     fake_now += 9 * GOC_SECOND;
     double v;
@@ -1540,4 +1555,25 @@ TEST_G(metrics, serve_default_registry_keeps_settings_once)
     ASSERT_OK(goc_metrics_serve(NULL, "127.0.0.1:0", &o, &srv));
     goc_server_free(srv);
     ASSERT_EQ(kept_settings(r), before + 2);
+}
+
+/* The minimum (q = 0) as an objective: its biased bound, 2er/q, was
+ * infinite, every sample merged into the last, and q = 0 answered the
+ * maximum. */
+TEST_G(metrics, summary_minimum_objective_within_error)
+{
+    goc_registry *r = reg();
+    struct goc_quantile q[] = { { 0, 0.01 }, { 0.5, 0.05 } };
+    struct goc_metric_opts o = { .type = GOC_METRIC_SUMMARY,
+                                 .name = "lat_min",
+                                 .help = "L.",
+                                 .objectives = q,
+                                 .nobjectives = 2 };
+    goc_metric *m;
+    ASSERT_OK(goc_metric_new(r, &o, &m));
+    goc_summary *s;
+    ASSERT_OK(goc_summary_with(m, NULL, &s));
+    observe_permutation(s, 20000);
+    check_quantiles(s, q, 2, 20000);
+    goc_registry_free(r);
 }

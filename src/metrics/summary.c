@@ -91,7 +91,10 @@ static double invariant(const struct qwindow *q, double n, double r)
     double m = INFINITY;
     for (size_t i = 0; i < q->nobj; i++) {
         double qq = q->obj[i].q, e = q->obj[i].eps, f;
-        if (qq * n <= r)
+        if (qq == 0)
+            f = 2 * e * n; /* the minimum: the uniform bound (the biased
+                              one, 2er/q, allowed any merge) */
+        else if (qq * n <= r)
             f = 2 * e * r / qq;
         else
             f = 2 * e * (n - r) / (1 - qq);
