@@ -247,6 +247,55 @@ TEST(panic, null_dereference_is_reported)
     test_expect_exit(null_child, 2, "null_deref+");
 }
 
+/* A function with a name of about 4,900 characters (C++ templates come
+ * close): one frame of it overran the fault report's buffer, and the
+ * report came out empty. */
+#define CAT_(a, b) a##b
+#define CAT(a, b)  CAT_(a, b)
+#define TWICE(x)   CAT(x, x)
+#define X16(x)     TWICE(TWICE(TWICE(TWICE(x))))
+#define LONG_NAME  X16(X16(a_rather_long_name_))
+
+__attribute__((noinline)) static void LONG_NAME(int depth)
+{
+    if (depth > 0) {
+        LONG_NAME(depth - 1);
+        __asm__ volatile(""); /* not a tail call: keep every frame */
+    } else {
+        volatile int *p = NULL;
+        *p = 1;
+    }
+}
+
+static void deep_long_names(void *arg)
+{
+    (void)arg;
+    LONG_NAME(8);
+}
+
+static int long_names_main(void *arg)
+{
+    (void)arg;
+    goc_go(deep_long_names, NULL);
+    goc_sleep(5 * GOC_SECOND, NULL);
+    return 0;
+}
+
+static void long_names_child(void)
+{
+    goc_run(long_names_main, NULL);
+}
+
+TEST(panic, fault_report_survives_long_symbols)
+{
+    if (test_instrumented()) {
+        printf("# skipped under a sanitizer or valgrind\n");
+        return;
+    }
+    test_expect_exit(long_names_child, 2, "unexpected signal SIGSEGV");
+    test_expect_exit(long_names_child, 2, "a_rather_long_name_a_rather");
+}
+
 static int quit_main(void *arg)
 {
     (void)arg;

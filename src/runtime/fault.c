@@ -126,6 +126,19 @@ static void fault_regs(const void *uctx, uintptr_t *pc, uintptr_t *fp)
 #endif
 }
 
+/*
+ * n advanced by what a call wrote into a buffer of cap bytes, not by what
+ * it wanted to (snprintf and goc__symbolize return the full length): a
+ * long symbol, a C++ template's, pushed n past the end, and the next
+ * call's size wrapped.
+ */
+static int fit(int n, int added, size_t cap)
+{
+    if (added > 0)
+        n += added;
+    return n < (int)cap ? n : (int)cap - 1;
+}
+
 static void report_fault(int sig, siginfo_t *si, void *uctx, struct goc__g *g)
 {
     char buf[4096];
@@ -145,13 +158,17 @@ static void report_fault(int sig, siginfo_t *si, void *uctx, struct goc__g *g)
         pcs[npc++] = (void *)(pc + 1); /* symbolize looks one byte back */
     if (fp >= (uintptr_t)g->stack_lo && fp < (uintptr_t)g)
         npc += goc__backtrace(pcs + npc, 32 - npc, (const void *)fp);
+    n = fit(0, n, sizeof(buf));
     for (int i = 0; i < npc && n < (int)sizeof(buf) - 300; i++) {
-        n += snprintf(buf + n, sizeof(buf) - (size_t)n, "\t");
-        n += goc__symbolize(pcs[i], buf + n, sizeof(buf) - (size_t)n - 2);
-        n += snprintf(buf + n, sizeof(buf) - (size_t)n, "\n");
+        n = fit(n, snprintf(buf + n, sizeof(buf) - (size_t)n, "\t"),
+                sizeof(buf));
+        n = fit(n, goc__symbolize(pcs[i], buf + n, sizeof(buf) - (size_t)n - 2),
+                sizeof(buf));
+        n = fit(n, snprintf(buf + n, sizeof(buf) - (size_t)n, "\n"),
+                sizeof(buf));
     }
-    n += snprintf(buf + n, sizeof(buf) - (size_t)n, "\n");
-    ssize_t r = write(2, buf, (size_t)n < sizeof(buf) ? (size_t)n : 0);
+    n = fit(n, snprintf(buf + n, sizeof(buf) - (size_t)n, "\n"), sizeof(buf));
+    ssize_t r = write(2, buf, (size_t)n);
     (void)r;
     goc__dump_others(2);
 }
