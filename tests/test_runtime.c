@@ -739,3 +739,31 @@ TEST(runtime, pinned_goroutine_on_one_p)
     ASSERT_OK(goc_run(pinned_main, NULL));
     test_no_leaks();
 }
+
+/* GOC_STACK_SIZE: sizes with a suffix parse; a sign, garbage or a value
+ * that overflows is ignored (the default stays) instead of wrapping to a
+ * plausible size. */
+TEST(runtime, stack_size_env_rejects_overflow_and_signs)
+{
+    static const struct {
+        const char *env;
+        size_t want;
+    } cases[] = {
+        { "262144", 262144 },
+        { "512k", 512 << 10 },
+        { "1M", 1 << 20 },
+        { "-18446744073709486080", GOC_STACK_DEFAULT },
+        { "18014398509482048k", GOC_STACK_DEFAULT },
+        { "17592186044432m", GOC_STACK_DEFAULT },
+        { "99999999999999999999999", GOC_STACK_DEFAULT },
+        { "64kb", GOC_STACK_DEFAULT },
+        { "", GOC_STACK_DEFAULT },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ASSERT_OK(setenv("GOC_STACK_SIZE", cases[i].env, 1));
+        if (goc__config_stack(0) != cases[i].want)
+            ASSERT_FAIL("GOC_STACK_SIZE=%s: %zu, want %zu", cases[i].env,
+                        goc__config_stack(0), cases[i].want);
+    }
+    unsetenv("GOC_STACK_SIZE");
+}

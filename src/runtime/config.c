@@ -6,6 +6,8 @@
  */
 #include "runtime.h"
 
+#include <errno.h>
+
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,18 +78,26 @@ int goc__config_procs(int requested)
     return usable_cpus();
 }
 
-/* Parses "262144", "256k" or "1m"; 0 when malformed. */
+/* Parses "262144", "256k" or "1m"; 0 when malformed or out of range (a
+ * sign, or a value that overflows: "-1" or "18014398509482048k" would
+ * otherwise wrap to a plausible size). */
 static size_t parse_size(const char *s)
 {
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (end == s)
+    if (*s < '0' || *s > '9')
         return 0;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno == ERANGE)
+        return 0;
+    int shift = 0;
     if (*end == 'k' || *end == 'K')
-        v <<= 10, end++;
+        shift = 10, end++;
     else if (*end == 'm' || *end == 'M')
-        v <<= 20, end++;
-    return *end == '\0' ? (size_t)v : 0;
+        shift = 20, end++;
+    if (*end != '\0' || v > (unsigned long long)SIZE_MAX >> shift)
+        return 0;
+    return (size_t)v << shift;
 }
 
 size_t goc__config_stack(size_t requested)
