@@ -146,8 +146,13 @@ int goc__stack_class(size_t size)
 {
     if (size < GOC_STACK_MIN || size > GOC_STACK_MAX)
         return -1;
+    /* A stack is its guard page, usable pages and its G on top: with big
+     * pages (16 or 64 KiB on some arm64 kernels) the smallest classes
+     * would not hold them, so a class spans at least four pages. */
+    size_t floor = 4 * (page_size ? page_size : 4096);
     int cls = 0;
-    while (goc__stack_class_size(cls) < size)
+    while (goc__stack_class_size(cls) < size ||
+           (goc__stack_class_size(cls) < floor && cls + 1 < GOC__STACK_CLASSES))
         cls++;
     return cls;
 }
