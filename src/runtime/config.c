@@ -7,11 +7,22 @@
 #include "runtime.h"
 
 #include <errno.h>
+#include <limits.h>
 
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* CPUs a quota per period allows, rounded up; 0 for none. Clamped: a
+ * huge quota (many CPUs' worth) must not truncate to a few. */
+static int quota_cpus(long quota, long period)
+{
+    if (quota <= 0 || period <= 0)
+        return 0;
+    long cpus = quota / period + (quota % period != 0);
+    return cpus > INT_MAX ? INT_MAX : (int)cpus;
+}
 
 /* cgroup v2 "cpu.max": "max 100000" or "<quota> <period>". */
 static int cgroup_v2_cpus(void)
@@ -25,8 +36,7 @@ static int cgroup_v2_cpus(void)
     fclose(f);
     if (n != 2 || period <= 0 || strcmp(quota, "max") == 0)
         return 0;
-    long q = atol(quota);
-    return q > 0 ? (int)((q + period - 1) / period) : 0;
+    return quota_cpus(atol(quota), period);
 }
 
 /* cgroup v1: cpu.cfs_quota_us (-1 = none) and cpu.cfs_period_us. */
@@ -45,9 +55,7 @@ static int cgroup_v1_cpus(void)
     if (fscanf(f, "%ld", &period) != 1)
         period = 0;
     fclose(f);
-    if (quota <= 0 || period <= 0)
-        return 0;
-    return (int)((quota + period - 1) / period);
+    return quota_cpus(quota, period);
 }
 
 static int usable_cpus(void)
