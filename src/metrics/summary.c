@@ -220,8 +220,8 @@ static void flush(struct qwindow *q, int64_t now)
         if (!merge(q, &q->s[i], q->buf, n)) /* rare: drop this batch */
             break;
     q->nbuf = 0;
-    while (now >= q->buf_exp)
-        q->buf_exp += q->dur;
+    if (now >= q->buf_exp) /* whole periods passed: a jump, not a loop */
+        q->buf_exp += ((now - q->buf_exp) / q->dur + 1) * q->dur;
     for (int steps = 0; q->head_exp != q->buf_exp; steps++) {
         struct stream *h = &q->s[q->head];
         h->n = 0;
