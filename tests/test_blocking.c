@@ -2,10 +2,15 @@
 /* Tests of the blocking pool. */
 #include "test.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Really blocks its thread, as file I/O or DNS would. */
 static int block_ms(void *arg)
@@ -310,6 +315,162 @@ TEST(blocking, hog_is_reported_once_through_the_hook)
     ASSERT_OK(goc_run(hog_main, &h));
     ASSERT_EQ(atomic_load(&h.seen), 1);
     goc_set_log_hook(NULL, NULL);
+    test_no_leaks();
+}
+
+/* ---- what a hog report says ------------------------------------------ */
+
+/* Reports about the goroutines a test watches, the last one kept. */
+struct hog_reports {
+    _Atomic int n;
+    char last[512];
+};
+
+static void capture_watched(const char *msg, void *arg)
+{
+    struct hog_reports *r = arg;
+    if (!strstr(msg, "\"watched\"") || !strstr(msg, "kept P"))
+        return;
+    snprintf(r->last, sizeof r->last, "%s", msg);
+    atomic_fetch_add(&r->n, 1);
+}
+
+static bool schedstat_readable(void)
+{
+    FILE *f = fopen("/proc/thread-self/schedstat", "r");
+    if (f)
+        fclose(f);
+    return f != NULL;
+}
+
+/* Sleeps in the kernel without a blocking section, holding the P. */
+static void sleep_unmarked(void *arg)
+{
+    (void)arg;
+    struct timespec ts = { 0, 300 * 1000 * 1000 };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static void spawn_unmarked_sleeper(void *arg)
+{
+    (void)arg;
+    struct goc_go_opts o = { .name = "watched" };
+    ASSERT_OK(goc_go(queued_behind, NULL));
+    ASSERT_OK(goc_go_ex(sleep_unmarked, NULL, &o));
+}
+
+static int unmarked_sleep_main(void *arg)
+{
+    struct hog_reports *r = arg;
+    ASSERT_OK(goc_go(spawn_unmarked_sleeper, NULL));
+    int64_t end = goc_now() + 3 * GOC_SECOND;
+    while (!atomic_load(&r->n) && goc_now() < end)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    return 0;
+}
+
+/*
+ * A goroutine asleep in a system call that no blocking section marks keeps
+ * its P as surely as a spinner, but "without blocking or yielding" would
+ * send its author looking for a loop: the report says where it was.
+ */
+TEST(blocking, hog_asleep_in_the_kernel_is_reported_as_such)
+{
+    if (test_under_valgrind() || !schedstat_readable()) {
+        printf("# skipped: valgrind, or no schedstat\n");
+        return;
+    }
+    static struct hog_reports r;
+    struct goc_config cfg = { .max_procs = 1 };
+    ASSERT_OK(goc_init(&cfg));
+    goc_set_log_hook(capture_watched, &r);
+    ASSERT_OK(goc_run(unmarked_sleep_main, &r));
+    goc_set_log_hook(NULL, NULL);
+    ASSERT_EQ(atomic_load(&r.n), 1);
+    if (!strstr(r.last, "asleep in the kernel"))
+        ASSERT_FAIL("report: %s", r.last);
+    test_no_leaks();
+}
+
+struct starved {
+    _Atomic int stop;
+    _Atomic long yields;
+    goc_wg wg;
+};
+
+/* Keeps the CPU the goroutines' thread is bound to busy. */
+static void *burn_cpu(void *arg)
+{
+    struct starved *s = arg;
+    while (!atomic_load_explicit(&s->stop, memory_order_relaxed))
+        ;
+    return NULL;
+}
+
+static void yield_for_600ms(void *arg)
+{
+    struct starved *s = arg;
+    int64_t end = goc_now() + 600 * GOC_MILLISECOND;
+    while (goc_now() < end) {
+        goc_yield();
+        atomic_fetch_add(&s->yields, 1);
+    }
+    goc_wg_done(&s->wg);
+}
+
+#define BURNERS 8
+
+static int starved_main(void *arg)
+{
+    struct starved *s = arg;
+    /* This thread, which the goroutines run on (one P), and eight busy
+     * threads share one CPU: the kernel keeps the goroutines off it for
+     * tens of milliseconds at a time, while they yield every time they
+     * run. */
+    cpu_set_t set;
+    ASSERT_OK(sched_getaffinity(0, sizeof set, &set));
+    int cpu = 0;
+    while (!CPU_ISSET(cpu, &set))
+        cpu++;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    ASSERT_OK(sched_setaffinity(0, sizeof set, &set));
+    pthread_t burners[BURNERS];
+    for (int i = 0; i < BURNERS; i++)
+        ASSERT_OK(pthread_create(&burners[i], NULL, burn_cpu, s));
+    struct goc_go_opts o = { .name = "watched" };
+    goc_wg_add(&s->wg, 2);
+    ASSERT_OK(goc_go_ex(yield_for_600ms, s, &o));
+    ASSERT_OK(goc_go_ex(yield_for_600ms, s, &o));
+    goc_wg_wait(&s->wg, NULL);
+    atomic_store(&s->stop, 1);
+    for (int i = 0; i < BURNERS; i++)
+        ASSERT_OK(pthread_join(burners[i], NULL));
+    return 0;
+}
+
+/*
+ * The kernel keeping a goroutine's thread off the CPU (a loaded machine,
+ * a cgroup's quota) is not the goroutine hogging its P: no report, though
+ * its queue still moves.
+ */
+TEST(blocking, thread_kept_off_the_cpu_is_not_reported_as_a_hog)
+{
+    if (test_under_valgrind() || !schedstat_readable()) {
+        printf("# skipped: valgrind, or no schedstat\n");
+        return;
+    }
+    static struct starved s;
+    static struct hog_reports r;
+    struct goc_config cfg = { .max_procs = 1 };
+    ASSERT_OK(goc_init(&cfg));
+    goc_set_log_hook(capture_watched, &r);
+    ASSERT_OK(goc_run(starved_main, &s));
+    goc_set_log_hook(NULL, NULL);
+    if (atomic_load(&r.n) != 0)
+        ASSERT_FAIL("reported: %s", r.last);
+    ASSERT_GT(atomic_load(&s.yields), 0);
     test_no_leaks();
 }
 

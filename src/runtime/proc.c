@@ -15,7 +15,9 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Expiry reads a sleeping goroutine's timer from tick to slot: keep that
  * within one line of the (64-byte aligned) G. */
@@ -117,6 +119,9 @@ int goc_init(const struct goc_config *cfg)
 static void g0_init(struct goc__m *m)
 {
     m->errno_p = &errno;
+    m->tid = (int)syscall(SYS_gettid);
+    if (pthread_getcpuclockid(pthread_self(), &m->cpu_clock) != 0)
+        m->cpu_clock = -1;
     m->g0.status = GOC__G_RUNNING;
     m->curg = &m->g0;
 #if defined(GOC_ASAN)
@@ -144,6 +149,8 @@ static void *m_main(void *arg)
     m->nextp = NULL;
     m->p = p;
     p->m = m;
+    atomic_store_explicit(&p->holder_tid, m->tid, memory_order_relaxed);
+    atomic_store_explicit(&p->holder_clock, m->cpu_clock, memory_order_relaxed);
     atomic_store_explicit(&p->running, true, memory_order_relaxed);
     goc__m_schedule(m);
 }

@@ -251,10 +251,18 @@ struct goc__p {
      * started); the goroutine is reported when it switches out. */
     _Atomic int64_t hog_since;
     _Atomic int hog_waiting;
-    /* sysmon's view (sysmon only): last nrun seen, and since when. */
+    _Atomic int hog_kind; /* GOC__HOG_*: what its thread did meanwhile */
+    /* The owner's thread, for sysmon to look up what that thread did
+     * while the P did not switch: its kernel id and CPU-time clock. */
+    _Atomic int holder_tid;
+    _Atomic clockid_t holder_clock;
+    /* sysmon's view (sysmon only): last nrun seen, and since when; the
+     * holder thread's CPU time early in a long stretch, and when it was
+     * read (0: not yet, -1: unreadable). */
     uint64_t mon_nrun;
     int64_t mon_since;
     bool mon_reported;
+    int64_t mon_cpu_at, mon_cpu;
     /* sysmon's view of a deferred hand-off: seen pending at nrun. */
     bool mon_handoff;
     uint64_t mon_handoff_nrun;
@@ -311,7 +319,9 @@ struct goc__m {
     /* Runs once, right after the next switch, on the new context. */
     goc__commit_fn commit;
     void *commit_arg;
-    int *errno_p; /* this thread's errno, looked up once */
+    int *errno_p;        /* this thread's errno, looked up once */
+    int tid;             /* the kernel's id of the thread */
+    clockid_t cpu_clock; /* the thread's CPU-time clock */
     uint32_t rand;
     void *altstack;
     _Atomic uint32_t bstate; /* GOC__M_*, for blocking sections */
@@ -717,6 +727,10 @@ bool goc__sysmon_retake(struct goc__p *p);
 /* sysmon: move the queue of a P whose goroutine hogs it to the others;
  * returns how many goroutines were waiting there. */
 int goc__sysmon_unload(struct goc__p *p);
+/* What a goroutine that kept its P too long was doing, as its thread's
+ * times tell: running, or asleep in the kernel outside a blocking
+ * section. */
+enum { GOC__HOG_COMPUTING, GOC__HOG_IN_KERNEL };
 /* Report g, which kept p for too long, as it switches out. */
 void goc__hog_report(struct goc__p *p, struct goc__g *g)
     __attribute__((cold, noinline));

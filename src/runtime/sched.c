@@ -163,6 +163,8 @@ static void acquire_p(struct goc__m *m, struct goc__p *p)
 {
     m->p = p;
     p->m = m;
+    atomic_store_explicit(&p->holder_tid, m->tid, memory_order_relaxed);
+    atomic_store_explicit(&p->holder_clock, m->cpu_clock, memory_order_relaxed);
     atomic_store_explicit(&p->running, true, memory_order_relaxed);
 }
 

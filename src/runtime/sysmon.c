@@ -9,7 +9,9 @@
  *  - a P whose goroutine has run 10 ms without coming back to the
  *    scheduler has its queued goroutines moved to the global queue, where
  *    the other Ps find them; if any were waiting, the hog is reported
- *    once, by its own M when it finally switches out;
+ *    once, by its own M when it finally switches out, as computing or
+ *    as asleep in the kernel, and not at all if the kernel kept its
+ *    thread off the CPU;
  *  - when goroutines wait for I/O and nobody has looked at epoll for
  *    10 ms (every M busy running goroutines), it polls and queues the
  *    goroutines whose I/O is ready on the global queue;
@@ -21,8 +23,13 @@
 #include "../internal/futex.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define RETAKE_NS        (20 * 1000)
 #define HOG_NS           (10 * 1000 * 1000)
@@ -83,15 +90,86 @@ void goc__hog_report(struct goc__p *p, struct goc__g *g)
         dladdr((void *)(uintptr_t)g->fn, &info) && info.dli_sname
             ? info.dli_sname
             : "?";
-    goc__log("goroutine %lld \"%s\" (entry %s) kept P%d for %lld ms "
-             "without blocking or yielding; %d goroutines queued behind it "
-             "were handed to the other Ps",
-             (long long)g->id, g->name, entry, p->id,
-             (long long)((goc__nanotime() - since) / 1000000),
-             atomic_load(&p->hog_waiting));
+    long long ms = (goc__nanotime() - since) / 1000000;
+    int waiting = atomic_load(&p->hog_waiting);
+    if (atomic_load(&p->hog_kind) == GOC__HOG_IN_KERNEL)
+        goc__log("goroutine %lld \"%s\" (entry %s) kept P%d for %lld ms "
+                 "asleep in the kernel: mark blocking calls with "
+                 "goc_blocking_enter/exit; %d goroutines queued behind it "
+                 "were moved to the global queue",
+                 (long long)g->id, g->name, entry, p->id, ms, waiting);
+    else
+        goc__log("goroutine %lld \"%s\" (entry %s) kept P%d for %lld ms "
+                 "without blocking or yielding; %d goroutines queued behind "
+                 "it were moved to the global queue",
+                 (long long)g->id, g->name, entry, p->id, ms, waiting);
 }
 
-/* A P that has not switched goroutines for HOG_NS while held. */
+/* CPU time used by the thread holding p, or -1 if it cannot be read. */
+static int64_t holder_cpu_ns(struct goc__p *p)
+{
+    clockid_t clock =
+        atomic_load_explicit(&p->holder_clock, memory_order_relaxed);
+    struct timespec ts;
+    if (clock == (clockid_t)-1 || clock_gettime(clock, &ts) != 0)
+        return -1;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The scheduler state of the thread holding p ('R' runs or waits for a
+ * CPU, 'S' or 'D' sleeps in the kernel), or 0 if it cannot be read. */
+static char holder_state(struct goc__p *p)
+{
+    char path[64], buf[256];
+    int tid = atomic_load_explicit(&p->holder_tid, memory_order_relaxed);
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    /* "tid (name) S ...": the name may hold spaces and parentheses. */
+    char *end = strrchr(buf, ')');
+    return end && end[1] == ' ' ? end[2] : 0;
+}
+
+enum { HOLDER_COMPUTED, HOLDER_SLEPT, HOLDER_PREEMPTED };
+
+/*
+ * What the holder's thread did since p->mon_cpu was read: ran for at
+ * least a quarter of the time (a fair share on a busy machine); or else,
+ * as its state now tells, sleeps in the kernel, or waits for a CPU (other
+ * load on the machine, a cgroup's CPU quota). Anything unreadable counts
+ * as running, the plain hog.
+ */
+static int holder_did(struct goc__p *p, int64_t now)
+{
+    int64_t cpu = holder_cpu_ns(p);
+    if (cpu < 0 || 4 * (cpu - p->mon_cpu) >= now - p->mon_cpu_at)
+        return HOLDER_COMPUTED;
+    switch (holder_state(p)) {
+    case 0:
+        return HOLDER_COMPUTED;
+    case 'S':
+    case 'D':
+        return HOLDER_SLEPT;
+    default:
+        return HOLDER_PREEMPTED;
+    }
+}
+
+/*
+ * A P that has not switched goroutines for HOG_NS while held. The
+ * holder's CPU time, read a quarter of the way in and again at the end,
+ * and its state then tell a computing goroutine from one asleep in the
+ * kernel outside a blocking section, and both from a thread the kernel
+ * kept off the CPU: only the first two are the goroutine's doing, so only
+ * they are reported. Either way the queue behind it moves to the global
+ * queue.
+ */
 static void check_hog(struct goc__p *p, int64_t now)
 {
     uint64_t n = atomic_load_explicit(&p->nrun, memory_order_relaxed);
@@ -100,15 +178,34 @@ static void check_hog(struct goc__p *p, int64_t now)
         p->mon_nrun = n;
         p->mon_since = now;
         p->mon_reported = false;
+        p->mon_cpu_at = 0;
         return;
     }
-    if (p->mon_reported || now - p->mon_since < HOG_NS)
+    if (p->mon_reported)
         return;
-    p->mon_reported = true;
-    /* Reported only when it made others wait: a lone spinner harms no one. */
+    if (!p->mon_cpu_at && now - p->mon_since >= HOG_NS / 4) {
+        p->mon_cpu = holder_cpu_ns(p);
+        p->mon_cpu_at = p->mon_cpu < 0 ? -1 : now;
+    }
+    if (now - p->mon_since < HOG_NS)
+        return;
+    int did = HOLDER_COMPUTED;
+    if (p->mon_cpu_at > 0) {
+        if (now - p->mon_cpu_at < HOG_NS / 2)
+            return; /* sysmon slept long: judge over a fair span */
+        did = holder_did(p, now);
+    }
     int waiting = goc__sysmon_unload(p);
+    if (did == HOLDER_PREEMPTED) {
+        p->mon_since = now; /* not its doing: watch a new stretch */
+        p->mon_cpu_at = 0;
+        return;
+    }
+    p->mon_reported = true;
     if (waiting > 0) {
         atomic_store(&p->hog_waiting, waiting);
+        atomic_store(&p->hog_kind, did == HOLDER_SLEPT ? GOC__HOG_IN_KERNEL
+                                                       : GOC__HOG_COMPUTING);
         atomic_store(&p->hog_since, p->mon_since);
     }
 }
