@@ -2,6 +2,8 @@
 /* Tests of the broadcaster. */
 #include "test.h"
 
+#include "../src/internal/alloc.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -272,5 +274,117 @@ TEST_G(broadcast, counts_balance_with_slow_fast_and_departing_subscribers)
     ASSERT_EQ(sd, delivered);
     ASSERT_EQ(stayed, n * (S - S / 3)); /* published x subscribers */
     ASSERT_EQ(sdrop, dropped);
+    goc_bcast_free(b);
+}
+
+struct pending_publish {
+    goc_bcast *b;
+    int64_t msg;
+    goc_ctx *ctx;
+    _Atomic int rc;
+    _Atomic int done;
+    goc_wg wg;
+};
+
+static void publish_async(void *arg)
+{
+    struct pending_publish *p = arg;
+    atomic_store(&p->rc, goc_bcast_publish(p->b, &p->msg, NULL, p->ctx));
+    atomic_store(&p->done, 1);
+    goc_wg_done(&p->wg);
+}
+
+/*
+ * A close while a publish waits on a full GOC_BLOCK subscriber ends that
+ * wait and lets the publish finish with the subscribers after it: every
+ * subscriber registered at entry gets the message by its policy, the
+ * seed's broadcast cut off part-way (D-052). Delivery follows the
+ * reverse order of subscription, so "fast" comes after "slow".
+ */
+TEST_G(broadcast, close_lets_the_publish_in_flight_reach_everyone_d052)
+{
+    goc_bcast *b = bcast();
+    goc_sub *fast = sub(b, 8, GOC_DROP_NEWEST);
+    goc_sub *slow = sub(b, 1, GOC_BLOCK); /* no timeout */
+    goc_sub *probe = sub(b, 8, GOC_DROP_NEWEST);
+    int64_t v = 1;
+    ASSERT_EQ(goc_bcast_publish(b, &v, NULL, NULL), 3); /* slow is full */
+    static struct pending_publish p;
+    p = (struct pending_publish){ .b = b, .msg = 7 };
+    goc_wg_add(&p.wg, 1);
+    ASSERT_OK(goc_go(publish_async, &p));
+    /* The probe's copy says the publish is under way, past the probe. */
+    ASSERT_EQ(goc_sub_recv(probe, &v, NULL), 1);
+    ASSERT_EQ(goc_sub_recv(probe, &v, NULL), 1);
+    ASSERT_EQ(v, 7);
+    ASSERT_OK(goc_bcast_close(b));
+    goc_wg_wait(&p.wg, NULL);
+    ASSERT_EQ(atomic_load(&p.rc), 2); /* probe and fast */
+    ASSERT_EQ(goc_sub_recv(fast, &v, NULL), 1);
+    ASSERT_EQ(goc_sub_recv(fast, &v, NULL), 1);
+    ASSERT_EQ(v, 7);
+    ASSERT_EQ(goc_sub_recv(fast, &v, NULL), 0); /* then closed */
+    struct goc_sub_stats st;
+    goc_sub_stats(slow, &st);
+    ASSERT_EQ(st.delivered, 1);
+    ASSERT_EQ(st.dropped, 1);
+    goc_sub_release(fast);
+    goc_sub_release(slow);
+    goc_sub_release(probe);
+    goc_bcast_free(b);
+}
+
+/* A publish waiting behind one stuck on a GOC_BLOCK subscriber gives up
+ * when its own ctx ends, delivering nothing. */
+TEST_G(broadcast, publish_behind_a_stuck_one_honours_its_ctx)
+{
+    goc_bcast *b = bcast();
+    goc_sub *slow = sub(b, 1, GOC_BLOCK);
+    int64_t v = 1, dropped = -1;
+    ASSERT_EQ(goc_bcast_publish(b, &v, NULL, NULL), 1);
+    static struct pending_publish p;
+    p = (struct pending_publish){ .b = b, .msg = 2 };
+    goc_wg_add(&p.wg, 1);
+    ASSERT_OK(goc_go(publish_async, &p)); /* stuck on slow */
+    goc_sleep(5 * GOC_MILLISECOND, NULL);
+    ASSERT_EQ(atomic_load(&p.done), 0);
+    goc_ctx_local l;
+    goc_ctx *t = goc_ctx_init_timeout(&l, NULL, 20 * GOC_MILLISECOND);
+    int64_t t0 = goc_now();
+    ASSERT_EQ(goc_bcast_publish(b, &v, &dropped, t), -ETIMEDOUT);
+    ASSERT_LT(goc_now() - t0, 2 * GOC_SECOND);
+    goc_ctx_destroy(t);
+    ASSERT_EQ(dropped, 0);
+    /* Room for the stuck one: it delivers, and nothing else came. */
+    ASSERT_EQ(goc_sub_recv(slow, &v, NULL), 1);
+    goc_wg_wait(&p.wg, NULL);
+    ASSERT_EQ(atomic_load(&p.rc), 1);
+    ASSERT_EQ(goc_sub_recv(slow, &v, NULL), 1);
+    ASSERT_EQ(v, 2);
+    struct goc_sub_stats st;
+    goc_sub_stats(slow, &st);
+    ASSERT_EQ(st.delivered, 2);
+    ASSERT_EQ(st.dropped, 0);
+    goc_sub_release(slow);
+    goc_bcast_free(b);
+}
+
+/* Out of memory for the subscriber list: -ENOMEM, nothing delivered,
+ * nothing counted. */
+TEST_G(broadcast, publish_out_of_memory_delivers_nothing)
+{
+    goc_bcast *b = bcast();
+    goc_sub *s = sub(b, 4, GOC_DROP_NEWEST);
+    int64_t v = 1, dropped = -1;
+    goc__fault_after(0);
+    int rc = goc_bcast_publish(b, &v, &dropped, NULL);
+    goc__fault_after(-1);
+    ASSERT_EQ(rc, -ENOMEM);
+    ASSERT_EQ(dropped, 0);
+    struct goc_sub_stats st;
+    goc_sub_stats(s, &st);
+    ASSERT_EQ(st.delivered + st.dropped, 0);
+    ASSERT_EQ(goc_bcast_publish(b, &v, &dropped, NULL), 1);
+    goc_sub_release(s);
     goc_bcast_free(b);
 }

@@ -168,3 +168,32 @@ TEST_G(group, wait_cancel_entry_and_plain_thread)
     goc_ctx_release(k);
     goc_group_free(g);
 }
+
+static void *go_limited(void *arg)
+{
+    struct go_call *c = arg;
+    atomic_store(&c->rc,
+                 goc_group_go(c->g, member, (void *)(intptr_t)-EIO, c->ctx));
+    return NULL;
+}
+
+/* go() waiting under a limit of 0 is admitted when the limit is raised,
+ * without waiting for some other task to finish. */
+TEST_G(group, raising_the_limit_from_zero_admits_waiting_go_calls)
+{
+    goc_group *g;
+    ASSERT_OK(goc_group_new(NULL, &g));
+    ASSERT_OK(goc_group_set_limit(g, 0));
+    ASSERT_EQ(goc_group_try_go(g, member, NULL), -EAGAIN);
+    static struct go_call c;
+    c = (struct go_call){ g, NULL, 1 };
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, go_limited, &c));
+    goc_sleep(5 * GOC_MILLISECOND, NULL);
+    ASSERT_EQ(atomic_load(&c.rc), 1); /* still waiting */
+    ASSERT_OK(goc_group_set_limit(g, 2));
+    test_join(th, NULL);
+    ASSERT_OK(atomic_load(&c.rc));
+    ASSERT_EQ(goc_group_wait(g, NULL), -EIO);
+    goc_group_free(g);
+}

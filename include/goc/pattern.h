@@ -289,10 +289,16 @@ GOC_API int goc_bcast_unsubscribe(goc_bcast *b, goc_sub *s);
  * @dropped: receives the number of subscribers that did not get it (may
  *           be NULL).
  * @ctx:     bounds GOC_BLOCK waits (a wait it ends drops the message for
- *           that subscriber only).
+ *           that subscriber only), and the wait behind another publish.
+ *
+ * A close ends GOC_BLOCK waits (the message is dropped for that
+ * subscriber), and waits for the publish in flight to finish with every
+ * other subscriber before it closes any subscription.
  *
  * Return: the number of subscribers that got it; GOC_ECLOSED after close;
- * -EINVAL.
+ * -ECANCELED or -ETIMEDOUT if @ctx ended while it waited behind another
+ * publish, -ENOMEM if the subscriber list could not be copied (nothing
+ * delivered then; *@dropped is 0); -EINVAL.
  */
 GOC_API int goc_bcast_publish(goc_bcast *b,
                               const void *msg,
@@ -300,9 +306,9 @@ GOC_API int goc_bcast_publish(goc_bcast *b,
                               goc_ctx *ctx);
 
 /**
- * goc_bcast_close - close every subscription (receivers drain, then see
- * closed) and refuse new publishes and subscriptions; waits for the
- * publish in flight.
+ * goc_bcast_close - refuse new publishes and subscriptions, end the
+ * GOC_BLOCK waits of the publish in flight and wait for it to finish, then
+ * close every subscription (receivers drain, then see closed).
  *
  * Return: 0; GOC_ECLOSED if already closed; -EINVAL.
  */

@@ -13,6 +13,12 @@
  * from the closed channel and counts the message as dropped. goc
  * channels, unlike Go's, report a send on a closed channel instead of
  * crashing, so no send can race a close into a crash.
+ *
+ * Close first marks the broadcaster closed and closes the closing
+ * channel, which ends the GOC_BLOCK waits of the publish in flight; then
+ * it waits for that publish to finish, so that every other subscriber it
+ * had at entry still gets the message; only then does it unlink and close
+ * the subscriptions.
  */
 #include "goc/pattern.h"
 #include "goc/sync.h"
@@ -33,6 +39,7 @@ struct goc_sub {
 
 struct goc_bcast {
     goc_mutex mu, pub_mu;
+    goc_chan *closing;    /* closed by close: ends GOC_BLOCK waits */
     struct goc_sub *subs; /* under mu */
     int64_t nsubs;
     size_t elem_size;
@@ -47,7 +54,9 @@ int goc_bcast_new(size_t elem_size, goc_bcast **out)
     goc_bcast *b = goc__calloc(1, sizeof(*b));
     if (b)
         b->scratch = goc__malloc(elem_size ? elem_size : 1);
-    if (!b || !b->scratch) {
+    if (!b || !b->scratch || goc_chan_new(0, 0, &b->closing) != 0) {
+        if (b)
+            goc__free(b->scratch);
         goc__free(b);
         return -ENOMEM;
     }
@@ -173,6 +182,29 @@ static void disconnect(goc_bcast *b, goc_sub *s)
     }
 }
 
+/* GOC_BLOCK: wait for room, until ctx, the subscriber's timeout or a
+ * close of the broadcaster ends the wait. 0 if sent. */
+static int deliver_blocking(goc_bcast *b,
+                            goc_sub *s,
+                            const void *msg,
+                            goc_ctx *ctx)
+{
+    goc_ctx_local local;
+    goc_ctx *c = ctx;
+    if (s->block_timeout)
+        c = goc_ctx_init_timeout(&local, ctx, s->block_timeout);
+    struct goc_select_case cases[2] = {
+        { .chan = s->ch, .op = GOC_SELECT_SEND, .elem = (void *)msg },
+        { .chan = b->closing, .op = GOC_SELECT_RECV },
+    };
+    int rc = goc_select(cases, 2, GOC_SELECT_PRIORITY, c);
+    if (c != ctx)
+        goc_ctx_destroy(c);
+    if (rc == 0)
+        return cases[0].result;
+    return rc < 0 ? rc : GOC_ECLOSED;
+}
+
 /* One subscriber, by its policy. Returns true if it got the message. */
 static bool deliver(goc_bcast *b, goc_sub *s, const void *msg, goc_ctx *ctx)
 {
@@ -184,13 +216,7 @@ static bool deliver(goc_bcast *b, goc_sub *s, const void *msg, goc_ctx *ctx)
             atomic_fetch_add(&s->evicted, 1);
         rc = goc_chan_try_send(s->ch, msg);
     } else if (rc == -EAGAIN && s->policy == GOC_BLOCK) {
-        goc_ctx_local local;
-        goc_ctx *c = ctx;
-        if (s->block_timeout)
-            c = goc_ctx_init_timeout(&local, ctx, s->block_timeout);
-        rc = goc_chan_send(s->ch, msg, c);
-        if (c != ctx)
-            goc_ctx_destroy(c);
+        rc = deliver_blocking(b, s, msg, ctx);
     } else if (rc == -EAGAIN && s->policy == GOC_DISCONNECT) {
         disconnect(b, s);
     }
@@ -201,13 +227,14 @@ static bool deliver(goc_bcast *b, goc_sub *s, const void *msg, goc_ctx *ctx)
 /* Under mu: the subscribers now, each with a reference. */
 static int snapshot_locked(goc_bcast *b, goc_sub ***out, int64_t *n)
 {
-    *n = b->nsubs;
+    *n = 0;
     *out = NULL;
-    if (!*n)
+    if (!b->nsubs)
         return 0;
-    goc_sub **v = goc__malloc((size_t)*n * sizeof(*v));
+    goc_sub **v = goc__malloc((size_t)b->nsubs * sizeof(*v));
     if (!v)
         return -ENOMEM;
+    *n = b->nsubs;
     int64_t i = 0;
     for (goc_sub *s = b->subs; s; s = s->next)
         v[i++] = sub_retain(s);
@@ -222,7 +249,17 @@ int goc_bcast_publish(goc_bcast *b,
 {
     if (!b || (!msg && b->elem_size))
         return -EINVAL;
-    goc_mutex_lock(&b->pub_mu, NULL);
+    /* Behind another publish the wait is bounded by ctx; alone, a
+     * publish runs even with ctx done, which then only ends GOC_BLOCK
+     * waits. */
+    int err = goc_mutex_try_lock(&b->pub_mu);
+    if (err)
+        err = goc_mutex_lock(&b->pub_mu, ctx);
+    if (err) {
+        if (dropped)
+            *dropped = 0;
+        return err;
+    }
     goc_mutex_lock(&b->mu, NULL);
     goc_sub **v = NULL;
     int64_t n = 0;
@@ -246,21 +283,27 @@ int goc_bcast_close(goc_bcast *b)
         return -EINVAL;
     goc_mutex_lock(&b->mu, NULL);
     bool was = b->closed;
-    goc_sub *all = b->subs;
     b->closed = true;
+    goc_mutex_unlock(&b->mu);
+    if (was)
+        return GOC_ECLOSED;
+    goc_chan_close(b->closing); /* a GOC_BLOCK wait in flight ends */
+    /* The publish in flight finishes with every other subscriber. */
+    goc_mutex_lock(&b->pub_mu, NULL);
+    goc_mutex_lock(&b->mu, NULL);
+    goc_sub *all = b->subs;
     b->subs = NULL;
     b->nsubs = 0;
     for (goc_sub *s = all; s; s = s->next)
         s->linked = false;
     goc_mutex_unlock(&b->mu);
-    while (all) { /* a blocked publish wakes with -EPIPE: dropped */
+    goc_mutex_unlock(&b->pub_mu);
+    while (all) {
         goc_sub *next = all->next;
         retire(all);
         all = next;
     }
-    goc_mutex_lock(&b->pub_mu, NULL); /* wait for the publish in flight */
-    goc_mutex_unlock(&b->pub_mu);
-    return was ? GOC_ECLOSED : 0;
+    return 0;
 }
 
 int64_t goc_bcast_subscribers(goc_bcast *b)
@@ -278,6 +321,7 @@ void goc_bcast_free(goc_bcast *b)
     if (!b)
         return;
     goc_bcast_close(b);
+    goc_chan_release(b->closing);
     goc__free(b->scratch);
     goc__free(b);
 }

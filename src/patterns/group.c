@@ -51,8 +51,12 @@ int goc_group_set_limit(goc_group *g, int64_t n)
         return -EINVAL;
     goc_mutex_lock(&g->mu, NULL);
     int rc = g->active ? GOC_EMISUSE : 0;
-    if (!rc)
+    if (!rc) {
         g->limit = n < 0 ? -1 : n;
+        /* go() calls may wait under a limit of 0: the new one may
+         * admit them. */
+        goc_cond_broadcast(&g->slot_cv);
+    }
     goc_mutex_unlock(&g->mu);
     return rc;
 }
