@@ -6,9 +6,15 @@
 
 #include <errno.h>
 #include <fenv.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static void wg_done_fn(void *arg)
@@ -644,6 +650,89 @@ TEST(runtime, yield_loop_lets_global_queue_run)
     struct goc_config cfg = { .max_procs = 1 };
     ASSERT_OK(goc_init(&cfg));
     ASSERT_OK(goc_run(yield_loop_main, NULL));
+}
+
+static _Atomic bool slept;
+
+static void sleep_then_flag(void *arg)
+{
+    (void)arg;
+    goc_sleep(GOC_MILLISECOND, NULL);
+    atomic_store(&slept, true);
+}
+
+static int yield_for_timer_main(void *arg)
+{
+    (void)arg;
+    ASSERT_OK(goc_go(sleep_then_flag, NULL));
+    /* The sleeper's timer is on our only P, whose queue then holds
+     * nothing but us: the yields must still let the timer fire. */
+    int64_t t0 = goc_now(), deadline = t0 + 3 * GOC_SECOND;
+    while (!atomic_load(&slept)) {
+        ASSERT(goc_now() < deadline);
+        goc_yield();
+    }
+    return 0;
+}
+
+TEST(runtime, yield_loop_lets_due_timers_fire)
+{
+    struct goc_config cfg = { .max_procs = 1 };
+    ASSERT_OK(goc_init(&cfg));
+    ASSERT_OK(goc_run(yield_for_timer_main, NULL));
+}
+
+/* ---- the poller when epoll_pwait2 is refused --------------------------- */
+
+/* A seccomp filter, as some container runtimes install, that answers
+ * epoll_pwait2 with EPERM instead of ENOSYS. 0 if installed. */
+static int refuse_epoll_pwait2(void)
+{
+#ifdef SYS_epoll_pwait2
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_epoll_pwait2, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { sizeof f / sizeof f[0], f };
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return -1;
+    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+#else
+    return -1;
+#endif
+}
+
+static int64_t cpu_ns(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * GOC_SECOND +
+           ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
+}
+
+static int idle_sleep_main(void *arg)
+{
+    int64_t *cpu = arg;
+    int64_t c0 = cpu_ns();
+    ASSERT_OK(goc_sleep(300 * GOC_MILLISECOND, NULL));
+    *cpu = cpu_ns() - c0;
+    return 0;
+}
+
+/* The idle poller sleeps in epoll_wait instead when epoll_pwait2 fails
+ * with EPERM: it used to take the failure for an interrupted sleep and
+ * spin a CPU. */
+TEST(runtime, poller_sleeps_when_epoll_pwait2_is_refused)
+{
+    if (refuse_epoll_pwait2() != 0) {
+        printf("# skipped: no seccomp filter here\n");
+        return;
+    }
+    int64_t cpu = 0;
+    ASSERT_OK(goc_run(idle_sleep_main, &cpu));
+    ASSERT_LT(cpu, 150 * GOC_MILLISECOND);
 }
 
 /* ---- a burst of readied goroutines overflows into the global queue ---- */

@@ -52,7 +52,10 @@ static int epoll_sleep(struct epoll_event *evs, int n, int64_t timeout)
                                .tv_nsec = timeout % 1000000000 };
         long r = syscall(SYS_epoll_pwait2, goc__sched.epfd, evs, n,
                          timeout < 0 ? NULL : &ts, NULL, 0);
-        if (r >= 0 || errno != ENOSYS)
+        /* Not only ENOSYS: a seccomp filter that does not know the call
+         * may answer EPERM, and taking that for an interrupted sleep
+         * would spin the poller. */
+        if (r >= 0 || errno == EINTR)
             return (int)r;
         atomic_store(&have_pwait2, 0);
     }

@@ -325,9 +325,15 @@ void goc_yield(void)
         sched_yield();
         return;
     }
-    /* Nobody else to run here: carry on. */
-    if (goc__runq_empty(m->p) && atomic_load(&goc__sched.gq_len) == 0)
+    /* Nobody else to run here: carry on, but pass through the scheduler
+     * as often as a switching P would, since it is what fires due timers
+     * (a goroutine yielding in a loop may be waiting for one). */
+    struct goc__p *p = m->p;
+    if (goc__runq_empty(p) && atomic_load(&goc__sched.gq_len) == 0 &&
+        p->tick_left > 1) {
+        p->tick_left--;
         return;
+    }
     struct goc__g *g = m->curg;
     atomic_store_explicit(&g->status, GOC__G_WAITING, memory_order_relaxed);
     goc__park_m(m, yield_commit, g);
