@@ -6,8 +6,10 @@
  *
  * A future starts PENDING and is settled exactly once: FULFILLED with a
  * value (status 0), REJECTED with a negative status, or CANCELED (status
- * -ECANCELED). The status is the outcome's error code, so a later
- * "panicked" outcome is simply a rejection with GOC_EPANIC. The value is
+ * -ECANCELED). The status is the outcome's error code: a task, then-
+ * function or run-with-timeout function that panics (goc_panic()) runs
+ * under goc_try(), is reported through the log hook and rejects its
+ * future with GOC_EPANIC (and no value). The value is
  * owned by the future from the moment it is settled and destroyed with
  * the future's value destructor when the last reference goes; readers
  * borrow it. Futures are reference-counted and safe to share between

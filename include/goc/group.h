@@ -4,7 +4,9 @@
  * of golang.org/x/sync/errgroup (with conc's scoped-pool limit): the
  * first error cancels the group's context, wait returns that error.
  * Every goroutine started in a group is owned by it: goc_group_wait()
- * joins them all.
+ * joins them all. A task runs under goc_try(): one that panics
+ * (goc_panic()) is reported through the log hook and fails with
+ * GOC_EPANIC like any other error; the other tasks go on.
  */
 #ifndef GOC_GROUP_H
 #define GOC_GROUP_H

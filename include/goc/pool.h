@@ -12,6 +12,11 @@
  * alitto/pond v2: every accepted task gets a task handle (a goc_future)
  * that is settled exactly once, whether the task ran, failed, or was
  * cancelled while queued. Workers never block on user channels.
+ *
+ * In both, a task runs under goc_try(): one that panics (goc_panic()) is
+ * reported through the log hook and fails alone, its worker going on; a
+ * goc_pool task counts as failed, a goc_workerpool task's handle is
+ * rejected with GOC_EPANIC.
  */
 #ifndef GOC_POOL_H
 #define GOC_POOL_H
