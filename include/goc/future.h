@@ -274,24 +274,26 @@ GOC_API int goc_future_any(goc_future *const *fs,
 
 /**
  * goc_run_timeout - run @fn(c, @arg, &value) in a new goroutine, where c
- * is @ctx with a @timeout deadline, and wait for the first of: @fn
- * returns, c ends.
+ * is a context with a @timeout deadline, and wait for the first of: @fn
+ * returns, c's deadline passes, @ctx ends.
  * @free_value: destructor for @fn's value (used when it comes too late).
  * @value:      receives @fn's value if it returned in time (ownership
  *              passes to the caller); may be NULL (the value is freed).
  *
  * c carries the deadline (the earlier of @timeout and @ctx's) but not
  * @ctx's values, and it does not depend on @ctx's lifetime: the work may
- * outlive the call, and a local @ctx may be destroyed once it returns.
- * If c is done first, c is cancelled so @fn can notice, the call returns
- * at once (or, with GOC_TIMEOUT_WAIT_ABANDONED, once @fn returned), and
- * @fn's late value is destroyed when it comes; nobody blocks on it and it
- * is counted (goc_run_timeout_abandoned()). A result that is there when
- * the deadline passes wins over the deadline.
+ * outlive the call, and a local @ctx may be destroyed once it returns. A
+ * cancel of @ctx reaches c only while the call is still waiting (the
+ * caller cancels c). If the deadline passes or @ctx is cancelled first, c
+ * ends so @fn can notice, the call returns at once (or, with
+ * GOC_TIMEOUT_WAIT_ABANDONED, once @fn returned), and @fn's late value
+ * is destroyed when it comes; nobody blocks on it and it is counted
+ * (goc_run_timeout_abandoned()). A result that is there when the deadline
+ * passes wins over the deadline.
  *
- * Return: @fn's status; -ETIMEDOUT or -ECANCELED if c ended first (also at
- * entry, and for @timeout <= 0: @fn is not started); -EINVAL for a NULL
- * @fn; -ENOMEM.
+ * Return: @fn's status; -ETIMEDOUT or -ECANCELED if the deadline passed or
+ * @ctx ended first (also at entry, and for @timeout <= 0: @fn is not
+ * started); -EINVAL for a NULL @fn; -ENOMEM.
  */
 GOC_API int goc_run_timeout(goc_task_fn fn,
                             void *arg,
