@@ -135,8 +135,8 @@ GOC_API int64_t goc_id(void);
 /**
  * goc_name - the calling goroutine's name.
  *
- * Return: the name given to goc_go_ex(), "" if none, or NULL when called
- * from a plain thread.
+ * Return: the name given to goc_go_ex() ("main" for goc_run()'s
+ * goroutine), "" if none, or NULL when called from a plain thread.
  */
 GOC_API const char *goc_name(void);
 
