@@ -164,8 +164,8 @@ GOC_API void goc_ctx_release(goc_ctx *ctx);
  *
  * Idempotent: only the first cancel (or deadline) counts. Waiters on the
  * context and its descendants are woken before this returns. Any thread;
- * never blocks. Cancelling the background or a without_cancel context
- * does nothing.
+ * never blocks. Cancelling the background, a value context (it ends
+ * only with its parent) or a without_cancel context does nothing.
  */
 GOC_API void goc_ctx_cancel(goc_ctx *ctx);
 
