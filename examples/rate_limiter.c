@@ -12,6 +12,7 @@
 #include <goc.h>
 
 #include <stdio.h>
+#include <string.h>
 
 static int example(void *unused)
 {
@@ -48,7 +49,7 @@ static int example(void *unused)
     const char *clients[] = { "alice", "alice", "alice", "alice", "bob" };
     for (int i = 0; i < 5; i++)
         printf("%-5s -> %s\n", clients[i],
-               goc_keyed_limiter_allow(kl, clients[i], 5)
+               goc_keyed_limiter_allow(kl, clients[i], strlen(clients[i]))
                    ? "allowed"
                    : "rejected (burst of 3 used)");
     goc_keyed_limiter_free(kl);
