@@ -10,6 +10,7 @@
  */
 #include <goc.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 
 static int calls;
@@ -77,9 +78,11 @@ static int example(void *unused)
     show("forbidden operation", rc, &r);
 
     rc = goc_retry(always_down, NULL, &o, &r, NULL);
+    bool kept = goc_error_is(r.err, -ECONNREFUSED); /* show() releases it */
     show("dependency down", rc, &r);
-    printf("  (the last error is kept: matches -ECONNREFUSED: %s)\n",
-           rc == GOC_EEXHAUSTED ? "yes" : "no");
+    printf("  (retries exhausted: %s; the last error is kept: matches "
+           "-ECONNREFUSED: %s)\n",
+           rc == GOC_EEXHAUSTED ? "yes" : "no", kept ? "yes" : "no");
 
     o.max_tries = 0; /* the seed returned success without running */
     printf("max_tries 0: %s\n",
