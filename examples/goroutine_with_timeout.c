@@ -100,7 +100,7 @@ static int example(void *unused)
     rc = goroutine_with_timeout(NULL, 30 * GOC_MILLISECOND, slow_work,
                                 (void *)(intptr_t)2000);
     printf("2 s of work, 30 ms timeout: %s\n", goc_strerror(rc));
-    goc_sleep(10 * GOC_MILLISECOND, NULL); /* the work reports and ends */
+    goc_leakcheck(0, GOC_SECOND); /* the work reports and ends */
     printf("goroutines left: %lld\n", (long long)goc_num_goroutine() - 1);
     return 0;
 }

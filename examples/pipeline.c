@@ -66,6 +66,8 @@ static void run(int count, int take)
     /* Done early or not: cancel, and join the stages. */
     goc_ctx_cancel(ctx);
     goc_wg_wait(&wg, NULL);
+    /* A stage that called goc_wg_done() counts until it has returned. */
+    goc_leakcheck(0, GOC_SECOND);
     printf("consumer took %d of %d; goroutines left: %lld\n", got, count,
            (long long)goc_num_goroutine() - 1);
     goc_chan_release(c1);
