@@ -36,19 +36,27 @@ static int job(goc_ctx *ctx, void *arg, void **result)
 
 static goc_future *tasks[1000];
 
-static void run(goc_workerpool *pool, int n)
+/* Submits jobs 0..n-1; returns how many were accepted. */
+static int run(goc_workerpool *pool, int n)
 {
-    for (int i = 0; i < n; i++)
-        goc_workerpool_submit(pool, job, (void *)(intptr_t)i, free, &tasks[i],
-                              NULL);
+    for (int i = 0; i < n; i++) {
+        int err = goc_workerpool_submit(pool, job, (void *)(intptr_t)i, free,
+                                        &tasks[i], NULL);
+        if (err) {
+            printf("job %d refused: %s\n", i, goc_strerror(err));
+            return i;
+        }
+    }
+    return n;
 }
 
 static void report(const char *what, int n)
 {
     int ok = 0, failed = 0, cancelled = 0;
     for (int i = 0; i < n; i++) {
-        int st;
-        goc_future_get(tasks[i], &st, NULL, NULL);
+        int st, err = goc_future_get(tasks[i], &st, NULL, NULL);
+        if (err)
+            st = err; /* not settled: counted as failed */
         ok += st == 0;
         failed += st != 0 && st != -ECANCELED;
         cancelled += st == -ECANCELED;
@@ -65,22 +73,24 @@ static int example(void *unused)
     goc_workerpool *pool;
     if (goc_workerpool_new(&cfg, &pool) != 0)
         return 1;
-    run(pool, 1000);
+    int n = run(pool, 1000);
     goc_workerpool_stop_wait(pool, NULL); /* queued jobs still run */
-    report("stop", 1000);
+    report("stop", n);
     struct goc_workerpool_stats st;
     goc_workerpool_stats(pool, &st);
+    double ran = n > 0 ? n : 1;
     printf("timing: mean wait %.1f us, mean run %.1f us, max run %.1f us\n",
-           (double)st.wait_ns_total / 1000 / 1000,
-           (double)st.run_ns_total / 1000 / 1000, (double)st.run_ns_max / 1000);
+           (double)st.wait_ns_total / ran / 1000,
+           (double)st.run_ns_total / ran / 1000, (double)st.run_ns_max / 1000);
     goc_workerpool_free(pool);
 
-    goc_workerpool_new(&cfg, &pool);
-    run(pool, 100);
-    int64_t n = goc_workerpool_cancel(pool); /* queued: settled, not run */
+    if (goc_workerpool_new(&cfg, &pool) != 0)
+        return 1;
+    n = run(pool, 100);
+    int64_t queued = goc_workerpool_cancel(pool); /* settled, not run */
     printf("cancel settled %lld queued jobs without running them\n",
-           (long long)n);
-    report("cancel", 100);
+           (long long)queued);
+    report("cancel", n);
     goc_workerpool_free(pool);
     return 0;
 }
