@@ -2,7 +2,8 @@
 /*
  * The seed's ProfilingExample (section 6.2) in C: a CPU profile around
  * 1000 goroutines of arithmetic, then heap and goroutine profiles, all in
- * pprof format in a temporary directory.
+ * pprof format: in the directory given as the argument, where they are
+ * kept, or else in a temporary directory removed at the end.
  *
  * Fixed against the original: starting the CPU profile is synchronous,
  * so a bad path is an error the caller sees (D-121) and leaves the
@@ -16,6 +17,7 @@
  */
 #include <goc.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -23,7 +25,9 @@
 
 static goc_wg wg = GOC_WG_INIT;
 static char *results[1000]; /* kept until the heap profile is written */
-static char dir[] = "/tmp/goc-profiling-XXXXXX";
+static char tmpdir[] = "/tmp/goc-profiling-XXXXXX";
+static const char *dir = tmpdir;
+static bool keep; /* a directory was given: leave the files there */
 
 /* The CPU-bound work of each goroutine (1,000,000 steps in the seed; 20,000
  * here). */
@@ -48,7 +52,7 @@ static void worker(void *arg)
 
 static const char *path(const char *name)
 {
-    static char buf[4][128];
+    static char buf[4][512];
     static int next;
     char *p = buf[next++ % 4];
     snprintf(p, sizeof(buf[0]), "%s/%s", dir, name);
@@ -62,7 +66,8 @@ static void report(const char *what, const char *file, int err)
         printf("%-22s failed: %s\n", what, goc_strerror(err));
     else if (stat(file, &st) == 0)
         printf("%-22s %s (%lld bytes)\n", what, file, (long long)st.st_size);
-    unlink(file);
+    if (!keep)
+        unlink(file);
 }
 
 static int profiling_example(void *arg)
@@ -97,18 +102,26 @@ static int profiling_example(void *arg)
     report("cpu profile:", cpu, err);
     printf("cpu samples: %lld (dropped %lld) on %d threads\n",
            (long long)st.samples, (long long)st.dropped, st.threads);
-    printf("read them with: go tool pprof -top FILE\n");
+    if (keep)
+        printf("read them with: go tool pprof -top %s\n", cpu);
+    else
+        printf("(removed; to keep them: profiling DIR, then "
+               "go tool pprof -top DIR/cpu.prof)\n");
     printf("Profiling completed\n");
     return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    if (!mkdtemp(dir)) {
+    keep = argc > 1;
+    if (keep)
+        dir = argv[1];
+    else if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
         return 1;
     }
     int r = goc_run(profiling_example, NULL);
-    rmdir(dir);
+    if (!keep)
+        rmdir(dir);
     return r;
 }
