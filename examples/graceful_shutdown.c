@@ -37,7 +37,10 @@ static void handle(goc_conn *c, void *arg)
     char line[256];
     ssize_t n;
     while ((n = goc_conn_read_request(c, line, sizeof(line), NULL)) > 0) {
-        goc_sleep(WORK_NS, goc_conn_ctx(c)); /* the request's work */
+        /* The request's work, abandoned (unanswered, not counted) if the
+         * server closes the connection meanwhile. */
+        if (goc_sleep(WORK_NS, goc_conn_ctx(c)) != 0)
+            break;
         for (ssize_t i = 0; i < n; i++)
             if (line[i] >= 'a' && line[i] <= 'z')
                 line[i] = (char)(line[i] - 'a' + 'A');
