@@ -45,8 +45,13 @@ static int example(void *unused)
         if (err)
             printf("task %d: %s\n", (int)i, goc_strerror(err));
     }
-    goc_pool_wait_idle(pool, batch);
+    int err = goc_pool_wait_idle(pool, batch);
     goc_ctx_destroy(batch);
+    if (err) {
+        printf("batch missed its deadline: %s\n", goc_strerror(err));
+        goc_pool_free(pool); /* the running tasks finish first */
+        return 1;
+    }
     struct goc_pool_stats st;
     goc_pool_stats(pool, &st);
     printf("100 tasks of 1 ms on at most %lld goroutines: %lld completed "
