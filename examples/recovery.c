@@ -19,10 +19,11 @@
 static void on_panic(const struct goc_panic_record *r, void *arg)
 {
     (void)arg;
-    const char *nl = strchr(r->backtrace, '\n');
+    /* The first line of the backtrace, without its indentation. */
+    const char *frame = r->backtrace + strspn(r->backtrace, " \t\n");
+    int len = (int)strcspn(frame, "\n");
     printf("  recorded: goroutine %lld: \"%s\" (innermost frame: %.*s)\n",
-           (long long)r->goroutine, r->message,
-           nl ? (int)(nl - r->backtrace) - 1 : 0, r->backtrace + 1);
+           (long long)r->goroutine, r->message, len, frame);
 }
 
 static void release_buffer(void *buf)
