@@ -178,6 +178,35 @@ TEST_G(shutdown, runs_once_in_phase_order)
     goc_shutdown_free(m);
 }
 
+static int stop_panics(goc_ctx *ctx, void *arg)
+{
+    (void)ctx;
+    (void)arg;
+    goc_panic(-EIO, "stop failed hard");
+    return 0;
+}
+
+/* A stop function that panics fails alone: the phases after it still run
+ * and every caller gets the aggregated result. */
+TEST_G(shutdown, panicking_stop_fails_alone)
+{
+    goc_shutdown *m;
+    ASSERT_OK(goc_shutdown_new(NULL, &m));
+    struct comp db = COMP("db", 0, false, 0);
+    ASSERT_OK(goc_shutdown_add(m, "db", stop_comp, &db, GOC_PHASE_RESOURCE));
+    ASSERT_OK(goc_shutdown_add(m, "bad", stop_panics, NULL, 100));
+    ASSERT_EQ(goc_shutdown_run(m, NULL), GOC_EPANIC);
+    ASSERT_EQ(atomic_load(&db.runs), 1);
+    struct goc_component_report r[2];
+    ASSERT_EQ(goc_shutdown_report(m, r, 2), 2);
+    ASSERT_STR(r[0].name, "bad");
+    ASSERT_EQ(r[0].state, GOC_COMPONENT_FAILED);
+    ASSERT_EQ(r[0].err, GOC_EPANIC);
+    ASSERT_EQ(r[1].state, GOC_COMPONENT_STOPPED);
+    ASSERT_EQ(goc_shutdown_exit_code(m), 1);
+    goc_shutdown_free(m);
+}
+
 struct racer {
     goc_shutdown *m;
     int result;

@@ -31,7 +31,9 @@ typedef struct goc_shutdown goc_shutdown;
 
 /**
  * goc_stop_fn - stop one component before @ctx ends.
- * Return: 0, or a negative error recorded for the component.
+ * Return: 0, or a negative error recorded for the component. A stop
+ * function that panics is recorded as failed with GOC_EPANIC, and the
+ * panic is logged; the other components still stop.
  */
 typedef int (*goc_stop_fn)(goc_ctx *ctx, void *arg);
 

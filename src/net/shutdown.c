@@ -14,6 +14,7 @@
 #include "goc/sync.h"
 #include "goc/time.h"
 #include "../internal/alloc.h"
+#include "../patterns/patterns.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -162,12 +163,28 @@ static int stop_server(goc_server *srv, goc_ctx *ctx)
     return err;
 }
 
+struct stop_call {
+    goc_stop_fn fn;
+    goc_ctx *ctx;
+    void *arg;
+};
+
+static int run_stop_fn(void *arg)
+{
+    struct stop_call *s = arg;
+    return s->fn(s->ctx, s->arg);
+}
+
 static void stop_main(void *arg)
 {
     struct stop_job *j = arg;
     goc_shutdown *m = j->m;
     struct comp *c = &m->comps[j->index];
-    int err = c->srv ? stop_server(c->srv, j->ctx) : c->fn(j->ctx, c->arg);
+    /* A stop function that panics fails alone (GOC_EPANIC): the other
+     * components still stop and the result is still reported. */
+    struct stop_call call = { c->fn, j->ctx, c->arg };
+    int err = c->srv ? stop_server(c->srv, j->ctx)
+                     : goc__safe_call(run_stop_fn, &call);
     goc__lock_acquire(&m->lock);
     c->err = err;
     if (c->state == GOC_COMPONENT_OVERRAN) {
