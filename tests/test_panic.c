@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Tests of panics, cleanups, recovery, dumps, leaks and deadlocks. */
 #include "test.h"
+#include "../src/runtime/runtime.h"
 
 #include <dirent.h>
 #include <pthread.h>
@@ -792,4 +793,49 @@ TEST_G(panic, a_task_panic_fails_that_task_alone)
     goc_set_log_hook(NULL, NULL);
     /* 3 pool tasks, 1 worker-pool task, 1 future, 1 group member. */
     ASSERT_EQ(atomic_load(&panic_reports), 6);
+}
+
+/* ---- symbol names under concurrency ------------------------------------ */
+
+#define NAMERS 4
+
+__attribute__((noinline)) static int local_function(int x)
+{
+    __asm__ volatile("" : "+r"(x));
+    return x + 1;
+}
+
+static pthread_barrier_t namers_ready;
+
+/* Names a static function (only .symtab knows it) over and over. */
+static void *name_local_function(void *arg)
+{
+    _Atomic int *misses = arg;
+    char name[128];
+    pthread_barrier_wait(&namers_ready);
+    for (int i = 0; i < 2000; i++) {
+        goc__symbolize((char *)(uintptr_t)local_function + 1, name,
+                       sizeof(name));
+        if (strncmp(name, "local_function+", 15) != 0)
+            atomic_fetch_add(misses, 1);
+    }
+    return NULL;
+}
+
+/* Threads naming frames at once, the first of them loading the symbol
+ * table meanwhile, all get the name: a busy cache used to give up and
+ * print a raw address. */
+TEST(panic, backtraces_name_static_functions_under_concurrency)
+{
+    ASSERT_EQ(local_function(1), 2);
+    static _Atomic int misses;
+    pthread_t t[NAMERS];
+    ASSERT_OK(pthread_barrier_init(&namers_ready, NULL, NAMERS));
+    for (int i = 0; i < NAMERS; i++)
+        ASSERT_OK(pthread_create(&t[i], NULL, name_local_function, &misses));
+    for (int i = 0; i < NAMERS; i++)
+        test_join(t[i], NULL);
+    pthread_barrier_destroy(&namers_ready);
+    int missed = atomic_load(&misses);
+    ASSERT_EQ(missed, 0);
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_MODULES 16
@@ -31,29 +32,22 @@ struct module {
     bool relative; /* ET_DYN: symbol values are offsets from the base */
 };
 
+/*
+ * Modules are only ever added: a lookup reads the first n entries without
+ * the lock (n is published after its entry is written); the lock orders
+ * the loads of new modules.
+ */
 static struct {
     pthread_mutex_t mu;
     struct module mods[MAX_MODULES];
-    int n;
+    _Atomic int n;
+    _Atomic bool stuck; /* the lock was not to be had: a dying process */
 } cache = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
-/* Map path and find its .symtab; false if it has none. */
-static bool load(struct module *m, const char *path)
+/* Point m at the .symtab of the mapped file; false if it has none. */
+static bool find_symtab(struct module *m, const char *base, size_t size)
 {
-    snprintf(m->path, sizeof(m->path), "%s", path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    struct stat st;
-    void *map = MAP_FAILED;
-    if (fstat(fd, &st) == 0 && st.st_size > (off_t)sizeof(Elf64_Ehdr))
-        map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED)
-        return false;
-    const char *base = map;
-    size_t size = (size_t)st.st_size;
-    const Elf64_Ehdr *eh = map;
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)base;
     if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
         eh->e_ident[EI_CLASS] != ELFCLASS64 ||
         eh->e_shoff + (size_t)eh->e_shnum * sizeof(Elf64_Shdr) > size)
@@ -76,16 +70,79 @@ static bool load(struct module *m, const char *path)
     return false;
 }
 
+/* Map path and find its .symtab; false if it has none. */
+static bool load(struct module *m, const char *path)
+{
+    snprintf(m->path, sizeof(m->path), "%s", path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    struct stat st;
+    void *map = MAP_FAILED;
+    if (fstat(fd, &st) == 0 && st.st_size > (off_t)sizeof(Elf64_Ehdr))
+        map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED)
+        return false;
+    if (!find_symtab(m, map, (size_t)st.st_size)) {
+        munmap(map, (size_t)st.st_size);
+        return false;
+    }
+    return true;
+}
+/* Of the first n modules, the one for path, or NULL (*found: known). */
+static struct module *known(const char *path, int n, bool *found)
+{
+    for (int i = 0; i < n; i++) {
+        if (strcmp(cache.mods[i].path, path) == 0) {
+            *found = true;
+            return cache.mods[i].syms ? &cache.mods[i] : NULL;
+        }
+    }
+    *found = false;
+    return NULL;
+}
+
+/*
+ * Take the loading lock. A fault report may come here while another
+ * thread of the dying process holds it: wait a while, and after one
+ * timeout only try.
+ */
+static bool lock_for_load(void)
+{
+    if (atomic_load(&cache.stuck))
+        return pthread_mutex_trylock(&cache.mu) == 0;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 200 * 1000 * 1000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    if (pthread_mutex_timedlock(&cache.mu, &until) == 0)
+        return true;
+    atomic_store(&cache.stuck, true);
+    return false;
+}
+
 /* The module for path (loaded once); NULL if it has no symbol table. */
 static struct module *module_for(const char *path)
 {
-    for (int i = 0; i < cache.n; i++)
-        if (strcmp(cache.mods[i].path, path) == 0)
-            return cache.mods[i].syms ? &cache.mods[i] : NULL;
-    if (cache.n == MAX_MODULES)
-        return NULL;
-    struct module *m = &cache.mods[cache.n++];
-    return load(m, path) ? m : NULL;
+    bool found;
+    struct module *m = known(path, atomic_load(&cache.n), &found);
+    if (found || !lock_for_load())
+        return m;
+    int n = atomic_load(&cache.n);
+    m = known(path, n, &found); /* loaded meanwhile? */
+    if (!found && n < MAX_MODULES) {
+        m = &cache.mods[n];
+        if (!load(m, path))
+            m->syms = NULL;
+        atomic_store(&cache.n, n + 1); /* publishes the entry */
+        m = m->syms ? m : NULL;
+    }
+    pthread_mutex_unlock(&cache.mu);
+    return m;
 }
 
 /* The function containing off (a module-relative or absolute address). */
@@ -126,10 +183,7 @@ static int symbolize_at(uintptr_t addr, const void *pc, char *buf, size_t n)
             path = exe;
         }
     }
-    /* Tried, not waited for: a fault report may come here while another
-     * thread of the dying process holds it. */
-    bool locked = pthread_mutex_trylock(&cache.mu) == 0;
-    struct module *m = locked && path ? module_for(path) : NULL;
+    struct module *m = path ? module_for(path) : NULL;
     const char *name = NULL;
     uintptr_t start = 0;
     if (m) {
@@ -138,8 +192,6 @@ static int symbolize_at(uintptr_t addr, const void *pc, char *buf, size_t n)
         if (name && m->relative)
             start += (uintptr_t)info.dli_fbase;
     }
-    if (locked)
-        pthread_mutex_unlock(&cache.mu);
     if (!name && info.dli_sname) {
         name = info.dli_sname;
         start = (uintptr_t)info.dli_saddr;
