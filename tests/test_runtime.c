@@ -313,6 +313,16 @@ TEST(runtime, init_after_start_is_busy)
     ASSERT_NE(goc_maxprocs(), -EBUSY);
 }
 
+/* A start that failed is not retried: goc_init says why, not "busy". */
+TEST(runtime, init_after_a_failed_start_reports_that_failure)
+{
+    goc__fault_after(0);
+    int err = goc_maxprocs();
+    goc__fault_after(-1);
+    ASSERT_EQ(err, -ENOMEM);
+    ASSERT_EQ(goc_init(NULL), -ENOMEM);
+}
+
 TEST(runtime, init_rejects_bad_config)
 {
     struct goc_config bad = { .max_procs = -1 };
@@ -366,6 +376,22 @@ static void busy_fn(void *arg)
             goc_sleep(50 * GOC_MICROSECOND, NULL);
     }
     goc_wg_done(arg);
+}
+
+/* A pinned goroutine's section is marked like any other: enter and exit
+ * pair up, and unpinning waits for the exit. */
+TEST_G(runtime, pinned_blocking_sections_pair_up)
+{
+    ASSERT_OK(goc_pin());
+    ASSERT_OK(goc_blocking_enter());
+    ASSERT_EQ(goc_blocking_enter(), -EINVAL); /* one is open */
+    ASSERT_EQ(goc_unpin(), -EBUSY);
+    ASSERT_EQ(goc_pin(), -EBUSY);
+    ASSERT_OK(goc_blocking_exit());
+    ASSERT_EQ(goc_blocking_exit(), -EINVAL); /* none is open */
+    ASSERT_OK(goc_unpin());
+    ASSERT_OK(goc_blocking_enter());
+    ASSERT_OK(goc_blocking_exit());
 }
 
 TEST_G(runtime, pin_keeps_thread)

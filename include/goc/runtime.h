@@ -58,7 +58,8 @@ struct goc_config {
  * Return: 0 on success; -EBUSY if the runtime is already running; -EINVAL
  * for a negative max_procs or a stack size outside
  * [GOC_STACK_MIN, GOC_STACK_MAX] (nothing started); -ENOMEM or -EAGAIN if
- * memory or a thread could not be obtained.
+ * memory or a thread could not be obtained, now or by an earlier start,
+ * which is not retried.
  * Call from a plain thread.
  */
 GOC_API int goc_init(const struct goc_config *cfg);
@@ -126,7 +127,9 @@ GOC_API int goc_go_ex(goc_fn fn, void *arg, const struct goc_go_opts *opts);
 GOC_API void goc_yield(void);
 
 /**
- * goc_id - the calling goroutine's id (1, 2, 3, ... in creation order).
+ * goc_id - the calling goroutine's id: unique and positive, never reused.
+ * Each P takes ids in blocks of 16, so they increase in creation order
+ * among the goroutines one P creates, not across Ps.
  *
  * Return: the id, or 0 when called from a plain thread.
  */
@@ -179,7 +182,7 @@ GOC_API int goc_pin(void);
  * goc_unpin - undo one goc_pin().
  *
  * Return: 0; -EPERM from a plain thread; GOC_EMISUSE if the goroutine is
- * not pinned (nothing changes).
+ * not pinned; -EBUSY inside a blocking section (nothing changes).
  */
 GOC_API int goc_unpin(void);
 
@@ -215,6 +218,9 @@ GOC_API int goc_blocking(int (*fn)(void *arg), void *arg, goc_ctx *ctx);
  * that wake goroutines without blocking (a semaphore release, a mutex
  * unlock, a cancel) are fine: those go to the global queue. For long or
  * unbounded blocking, goc_blocking() is the better tool.
+ *
+ * A pinned goroutine (goc_pin()) keeps its P and its thread: the section
+ * is only marked, and goc_unpin() waits for its exit (-EBUSY).
  *
  * Return: 0; -EINVAL if a section is already open. From a plain thread it
  * does nothing and returns 0.

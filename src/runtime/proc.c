@@ -109,6 +109,8 @@ int goc_init(const struct goc_config *cfg)
             init_cfg = *cfg;
         pthread_once(&init_once, rt_init);
         err = init_err;
+    } else if (!atomic_load(&started)) {
+        err = init_err; /* an earlier start failed: it is not retried */
     }
     pthread_mutex_unlock(&init_mu);
     return err;
@@ -403,6 +405,9 @@ int goc_unpin(void)
         return -EPERM;
     if (g->pin_count == 0)
         return GOC_EMISUSE;
+    /* Its section's exit must find it as its enter did: pinned. */
+    if (atomic_load(&goc__m_current()->bstate) != GOC__M_RUNNING)
+        return -EBUSY;
     if (--g->pin_count == 0) {
         goc__m_current()->locked_g = NULL;
         g->locked_m = NULL;

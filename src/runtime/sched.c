@@ -817,11 +817,12 @@ int goc_blocking_enter(void)
     if (!m || m->curg == &m->g0)
         return 0;
     uint32_t running = GOC__M_RUNNING;
-    /* A pinned goroutine keeps its P: it may not move to another M. */
-    if (m->locked_g)
-        return atomic_load(&m->bstate) == GOC__M_RUNNING ? 0 : -EINVAL;
     if (!atomic_compare_exchange_strong(&m->bstate, &running, GOC__M_BLOCKING))
         return -EINVAL; /* one is open: its start time stays */
+    /* A pinned goroutine keeps its P, since it may not move to another M:
+     * its section is only marked, for the exit to match. */
+    if (m->locked_g)
+        return 0;
     /* Before blocking_m, which sysmon reads first. */
     atomic_store(&m->p->blocking_since, goc__nanotime());
     atomic_fetch_add(&goc__sched.nsections, 1);
@@ -858,10 +859,15 @@ static void reacquire_p(struct goc__m *m)
 int goc_blocking_exit(void)
 {
     struct goc__m *m = goc__m_current();
-    if (!m || m->curg == &m->g0 || m->locked_g)
+    if (!m || m->curg == &m->g0)
         return 0;
     struct goc__p *p = m->p;
     uint32_t blocking = GOC__M_BLOCKING;
+    if (m->locked_g) /* unpinning is refused inside: it was pinned at enter */
+        return atomic_compare_exchange_strong(&m->bstate, &blocking,
+                                              GOC__M_RUNNING)
+                   ? 0
+                   : -EINVAL;
     if (atomic_compare_exchange_strong(&m->bstate, &blocking, GOC__M_RUNNING)) {
         struct goc__m *self = m;
         atomic_compare_exchange_strong(&p->blocking_m, &self, NULL);
