@@ -4,6 +4,7 @@
  * receive and send, and the named channel registry.
  */
 #include "test.h"
+#include "../src/internal/alloc.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -131,6 +132,50 @@ TEST_G(chanpat, fan_out_fan_in_every_value_exactly_once_d034)
     goc_chan_release(merged);
     for (int i = 0; i < N; i++)
         goc_chan_release(outs[i]);
+}
+
+/*
+ * Out of memory at every allocation of a fan-out in turn, then of a merge:
+ * a fan-out that fails part-way closes the outputs of the stages it did
+ * not start, so a merge over all outputs still ends; a merge that starts
+ * nothing leaves its output open.
+ */
+TEST_G(chanpat, fan_out_and_merge_failing_part_way_leave_nothing_hanging)
+{
+    enum { N = 3 };
+    for (int64_t fault = 0; fault < 40; fault++) {
+        goc_group *g;
+        ASSERT_OK(goc_group_new(NULL, &g));
+        goc_chan *src = chan(0), *outs[N], *merged = chan(0);
+        for (int i = 0; i < N; i++)
+            outs[i] = chan(0);
+        goc__fault_after(fault);
+        int rc = goc_pipe_fan_out(g, src, outs, N, times_two, NULL);
+        goc__fault_after(-1);
+        ASSERT(rc == 0 || rc == -ENOMEM);
+        goc__fault_after(rc ? -1 : fault);
+        int mrc = goc_pipe_merge(g, outs, N, merged);
+        goc__fault_after(-1);
+        ASSERT(mrc == 0 || mrc == -ENOMEM);
+        goc_chan_close(src); /* the stages started end */
+        if (mrc == 0) {
+            ASSERT_EQ(goc_chan_recv_timeout(merged, NULL, 5 * GOC_SECOND, NULL),
+                      -EPIPE); /* ended and closed: nothing hangs */
+        } else {
+            ASSERT_EQ(goc_chan_try_recv(merged, NULL), -EAGAIN); /* open */
+            for (int i = 0; i < N; i++) /* each closed, by a stage or here */
+                while (goc_chan_recv(outs[i], NULL, NULL) > 0)
+                    ;
+        }
+        ASSERT_OK(goc_group_wait(g, NULL));
+        goc_group_free(g);
+        goc_chan_release(src);
+        goc_chan_release(merged);
+        for (int i = 0; i < N; i++)
+            goc_chan_release(outs[i]);
+        if (rc == 0 && mrc == 0 && fault > 20)
+            break; /* past every allocation of both */
+    }
 }
 
 TEST_G(chanpat, merge_of_nothing_closes_at_once)

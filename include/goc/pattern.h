@@ -80,8 +80,10 @@ GOC_API int goc_pipe_stage(
  * sending on @outs[i]. Each value of @in goes to exactly one stage; the
  * order across outputs is not the input order.
  *
- * Return: 0; -EINVAL for @n <= 0 or NULL arguments; -ENOMEM (stages
- * already started keep running and close their outputs).
+ * Return: 0; -EINVAL for @n <= 0 or NULL arguments (nothing started);
+ * -ENOMEM or the errors of goc_group_go(): the stages already started
+ * keep running and close their outputs, and the outputs of the others
+ * are closed at once, so a merge over all of them still ends.
  */
 GOC_API int goc_pipe_fan_out(goc_group *g,
                              goc_chan *in,
@@ -96,7 +98,10 @@ GOC_API int goc_pipe_fan_out(goc_group *g,
  * ended). Values of one input keep their order. @n = 0 closes @out at
  * once. All channels carry elements of the same size.
  *
- * Return: 0; -EINVAL (also for mismatched element sizes); -ENOMEM.
+ * Return: 0; -EINVAL (also for mismatched element sizes); -ENOMEM or the
+ * errors of goc_group_go(): if no input could be started nothing happened
+ * and @out is not closed; otherwise the inputs started are forwarded and
+ * @out is closed after them.
  */
 GOC_API int goc_pipe_merge(goc_group *g,
                            goc_chan *const *ins,

@@ -138,8 +138,13 @@ int goc_pipe_fan_out(goc_group *g,
             return -EINVAL;
     for (int i = 0; i < n; i++) {
         int rc = goc_pipe_stage(g, in, outs[i], fn, arg);
-        if (rc)
+        if (rc) {
+            /* The stages started close their outputs when they end; the
+             * rest are closed here, so a merge over all of them ends. */
+            for (int j = i; j < n; j++)
+                goc_chan_close(outs[j]);
             return rc;
+        }
     }
     return 0;
 }
@@ -215,8 +220,13 @@ int goc_pipe_merge(goc_group *g, goc_chan *const *ins, int n, goc_chan *out)
         return -ENOMEM;
     atomic_init(&m->left, n + 1); /* +1: ours, until all are started */
     m->out = goc_chan_retain(out);
-    int rc = 0;
-    for (int i = 0; i < n && !rc; i++)
+    int rc = start_forwarder(g, m, ins[0]);
+    if (rc) { /* nothing started: out stays open, as for a stage */
+        goc_chan_release(m->out);
+        goc__free(m);
+        return rc;
+    }
+    for (int i = 1; i < n && !rc; i++)
         if ((rc = start_forwarder(g, m, ins[i])) != 0)
             atomic_fetch_sub(&m->left, n - i); /* never started */
     merge_done(m);
