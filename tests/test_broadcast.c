@@ -388,3 +388,51 @@ TEST_G(broadcast, publish_out_of_memory_delivers_nothing)
     goc_sub_release(s);
     goc_bcast_free(b);
 }
+
+struct evictor {
+    goc_bcast *b;
+    _Atomic int stop;
+};
+
+static void *publish_until_stopped(void *arg)
+{
+    struct evictor *e = arg;
+    int64_t m = 2;
+    while (!atomic_load(&e->stop))
+        goc_bcast_publish(e->b, &m, NULL, NULL);
+    return NULL;
+}
+
+/*
+ * GOC_DROP_OLDEST never evicts from a subscription once unsubscribe has
+ * returned: what is buffered then is the receiver's to drain. A publish
+ * racing the unsubscribe used to evict one more, then find the channel
+ * closed.
+ */
+TEST_G(broadcast, unsubscribed_buffer_is_left_to_the_receiver)
+{
+    enum { CAP = 4 };
+    int rounds = (int)test_scale(2000);
+    for (int r = 0; r < rounds; r++) {
+        goc_bcast *b = bcast();
+        goc_sub *s = sub(b, CAP, GOC_DROP_OLDEST);
+        int64_t m = 1;
+        for (int i = 0; i < CAP; i++)
+            ASSERT_EQ(goc_bcast_publish(b, &m, NULL, NULL), 1);
+        static struct evictor e;
+        e = (struct evictor){ .b = b };
+        pthread_t t;
+        ASSERT_OK(pthread_create(&t, NULL, publish_until_stopped, &e));
+        for (volatile int spin = 0; spin < r % 64 * 20; spin++)
+            ;
+        ASSERT_OK(goc_bcast_unsubscribe(b, s));
+        int got = 0;
+        while (goc_sub_recv(s, &m, NULL) > 0)
+            got++;
+        atomic_store(&e.stop, 1);
+        test_join(t, NULL);
+        ASSERT_EQ(got, CAP);
+        goc_sub_release(s);
+        goc_bcast_free(b);
+    }
+}

@@ -182,6 +182,26 @@ static void disconnect(goc_bcast *b, goc_sub *s)
     }
 }
 
+/*
+ * GOC_DROP_OLDEST on a full buffer: evict the oldest and send. Only we
+ * send, so once one is evicted there is room, unless the subscriber took
+ * one first: either way the retry fits. Under mu, while still linked: an
+ * unsubscribe closes the channel only after unlinking it, and the values
+ * buffered then are the receiver's to drain, not ours to evict.
+ */
+static int deliver_evicting(goc_bcast *b, goc_sub *s, const void *msg)
+{
+    int rc = GOC_ECLOSED;
+    goc_mutex_lock(&b->mu, NULL);
+    if (s->linked) {
+        if (goc_chan_try_recv(s->ch, b->scratch) > 0)
+            atomic_fetch_add(&s->evicted, 1);
+        rc = goc_chan_try_send(s->ch, msg);
+    }
+    goc_mutex_unlock(&b->mu);
+    return rc;
+}
+
 /* GOC_BLOCK: wait for room, until ctx, the subscriber's timeout or a
  * close of the broadcaster ends the wait. 0 if sent. */
 static int deliver_blocking(goc_bcast *b,
@@ -210,11 +230,7 @@ static bool deliver(goc_bcast *b, goc_sub *s, const void *msg, goc_ctx *ctx)
 {
     int rc = goc_chan_try_send(s->ch, msg);
     if (rc == -EAGAIN && s->policy == GOC_DROP_OLDEST) {
-        /* Only we send, so once one is evicted there is room, unless
-         * the subscriber took one first: either way the retry fits. */
-        if (goc_chan_try_recv(s->ch, b->scratch) > 0)
-            atomic_fetch_add(&s->evicted, 1);
-        rc = goc_chan_try_send(s->ch, msg);
+        rc = deliver_evicting(b, s, msg);
     } else if (rc == -EAGAIN && s->policy == GOC_BLOCK) {
         rc = deliver_blocking(b, s, msg, ctx);
     } else if (rc == -EAGAIN && s->policy == GOC_DISCONNECT) {
