@@ -494,3 +494,56 @@ TEST_G(timer, sleep_for_ever_does_not_stop_other_timers)
     goc_ctx_release(ctx);
     ASSERT_LT(worst, 2 * GOC_SECOND);
 }
+
+struct deadline_waiter {
+    goc_ctx *ctx;
+    goc_chan *never;
+    _Atomic int rc;
+    _Atomic int done;
+};
+
+/* A plain thread waiting for a context's deadline. */
+static void *wait_for_deadline(void *arg)
+{
+    struct deadline_waiter *w = arg;
+    atomic_store(&w->rc, goc_chan_recv(w->never, NULL, w->ctx));
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+static int hog_main(void *arg)
+{
+    struct deadline_waiter *w = arg;
+    /* The deadline's timer goes on our P, which then never switches. */
+    ASSERT_OK(goc_ctx_with_timeout(NULL, 5 * GOC_MILLISECOND, &w->ctx));
+    ASSERT_OK(goc_chan_new(0, 0, &w->never));
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, wait_for_deadline, w));
+    int64_t end = goc_now() + 3 * GOC_SECOND;
+    while (!atomic_load(&w->done) && goc_now() < end)
+        ; /* computes without a goc call */
+    int woke = atomic_load(&w->done);
+    ASSERT_EQ(woke, 1);
+    test_join(t, NULL);
+    ASSERT_EQ(atomic_load(&w->rc), -ETIMEDOUT);
+    goc_ctx_release(w->ctx);
+    goc_chan_release(w->never);
+    return 0;
+}
+
+/*
+ * A P whose goroutine computes without switching does not hold up its
+ * timers for ever: sysmon fires the overdue ones, and a plain thread
+ * waiting on a deadline there wakes.
+ */
+TEST(timer, overdue_timers_of_a_busy_p_still_fire)
+{
+    if (test_under_valgrind()) {
+        printf("# skipped under valgrind: one thread at a time\n");
+        return;
+    }
+    static struct deadline_waiter w;
+    struct goc_config cfg = { .max_procs = 1 };
+    ASSERT_OK(goc_init(&cfg));
+    ASSERT_OK(goc_run(hog_main, &w));
+}

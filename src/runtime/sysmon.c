@@ -12,6 +12,8 @@
  *    once, by its own M when it finally switches out, as computing or
  *    as asleep in the kernel, and not at all if the kernel kept its
  *    thread off the CPU;
+ *  - timers overdue by 1 ms on a P that has not switched for as long
+ *    fire here, their goroutines going to the global queue;
  *  - when goroutines wait for I/O and nobody has looked at epoll for
  *    10 ms (every M busy running goroutines), it polls and queues the
  *    goroutines whose I/O is ready on the global queue;
@@ -41,6 +43,7 @@
 /* Hand-offs a P then makes the plain way before deferring again. */
 #define HANDOFF_PLAIN    256
 #define POLL_STALE_NS    (10 * 1000 * 1000)
+#define OVERDUE_NS       (1000 * 1000)
 #define TRIM_EVERY_NS    ((int64_t)1000 * 1000 * 1000)
 #define STACK_IDLE_NS    ((int64_t)2 * 1000 * 1000 * 1000)
 
@@ -248,6 +251,23 @@ static bool check_handoff(struct goc__p *p)
     return true;
 }
 
+/*
+ * Timers fire when their P passes through the scheduler, or when a thief
+ * or the poller looks at them. A P whose goroutine has not switched for
+ * OVERDUE_NS gives neither a chance: fire its overdue timers here. Their
+ * goroutines go to the global queue for the other Ps; a plain thread
+ * waiting on one (a sleep, a context's deadline) wakes at once.
+ */
+static void fire_overdue_timers(struct goc__p *p, int64_t now)
+{
+    int64_t next =
+        atomic_load_explicit(&p->wheel.next_when, memory_order_relaxed);
+    if (!atomic_load_explicit(&p->running, memory_order_relaxed) ||
+        now - p->mon_since < OVERDUE_NS || next > now - OVERDUE_NS)
+        return;
+    goc__wheel_run(&p->wheel, now, GOC__RUNQ_SIZE);
+}
+
 /* One round over the Ps; true if a blocking section needs watching. */
 static bool watch_ps(int64_t now, bool *handoff)
 {
@@ -260,6 +280,7 @@ static bool watch_ps(int64_t now, bool *handoff)
                 goc__sysmon_retake(p);
         }
         check_hog(p, now);
+        fire_overdue_timers(p, now);
         handoffs |= check_handoff(p);
     }
     *handoff = handoffs;
