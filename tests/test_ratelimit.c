@@ -292,6 +292,27 @@ TEST(rate, every_and_bad_input)
     goc_limiter_free(NULL);
 }
 
+/* INFINITY is not GOC_RATE_INF: taken as a limit it turned the tokens
+ * into NaN, and every allow() passed for ever after. */
+TEST(rate, an_infinite_limit_is_refused_and_changes_nothing)
+{
+    goc_limiter *l = NULL;
+    ASSERT_EQ(goc_limiter_new(INFINITY, 1, &FAKE, &l), -EINVAL);
+    ASSERT_EQ(goc_limiter_new(-INFINITY, 1, &FAKE, &l), -EINVAL);
+    ASSERT(l == NULL);
+    l = mk(1, 1);
+    ASSERT(goc_limiter_allow_n_at(l, T(0), 1));
+    ASSERT_EQ(goc_limiter_set_limit_at(l, T(0), INFINITY), -EINVAL);
+    ASSERT(goc_limiter_limit(l) == 1);
+    ASSERT_EQ(goc_limiter_tokens_at(l, T(0)), 0);
+    ASSERT(!goc_limiter_allow_n_at(l, T(0), 1));
+    goc_limiter_free(l);
+
+    goc_keyed_limiter *kl = NULL;
+    ASSERT_EQ(goc_keyed_limiter_new(INFINITY, 1, 4, 0, &FAKE, &kl), -EINVAL);
+    ASSERT(kl == NULL);
+}
+
 TEST_G(rate, wait_deadline_cancel_and_entry)
 {
     goc_limiter *l;

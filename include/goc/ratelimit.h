@@ -21,7 +21,10 @@
 extern "C" {
 #endif
 
-/** An infinite rate: every event is allowed and the burst is ignored. */
+/**
+ * An infinite rate: every event is allowed and the burst is ignored. It is
+ * DBL_MAX, not INFINITY: the limiters refuse INFINITY as a limit.
+ */
 #define GOC_RATE_INF DBL_MAX
 
 /** The delay of a reservation that is not OK ("never"). */
@@ -69,8 +72,8 @@ GOC_API double goc_rate_every(int64_t interval);
  * Times are kept relative to the clock's reading at creation and are
  * clamped to +/- 2^58 ns (9 years) around it.
  *
- * Return: 0; -EINVAL for a negative or NaN @limit, a negative @burst or a
- * NULL @out; -ENOMEM.
+ * Return: 0; -EINVAL for a negative, NaN or infinite (INFINITY) @limit, a
+ * negative @burst or a NULL @out; -ENOMEM.
  */
 GOC_API int goc_limiter_new(double limit,
                             int64_t burst,
@@ -197,7 +200,8 @@ GOC_API int goc_limiter_wait(goc_limiter *lim, goc_ctx *ctx);
  * up to date with the old limit first. Reservations already granted keep
  * their time to act.
  *
- * Return: 0; -EINVAL for a negative or NaN @limit (nothing changes).
+ * Return: 0; -EINVAL for a negative, NaN or infinite (INFINITY) @limit
+ * (nothing changes).
  */
 GOC_API int goc_limiter_set_limit_at(goc_limiter *lim,
                                      int64_t now,
@@ -237,7 +241,8 @@ typedef struct goc_keyed_limiter goc_keyed_limiter;
  * @clock:         time source, or NULL.
  * @out:           receives the object.
  *
- * Return: 0; -EINVAL; -ENOMEM.
+ * Return: 0; -EINVAL for a @limit or @burst goc_limiter_new() refuses,
+ * @max_keys < 1 or above 2^40, or a NULL @out; -ENOMEM.
  */
 GOC_API int goc_keyed_limiter_new(double limit,
                                   int64_t burst,

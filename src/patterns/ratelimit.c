@@ -224,9 +224,11 @@ double goc_rate_every(int64_t interval)
     return 1.0 / seconds(interval);
 }
 
+/* GOC_RATE_INF (DBL_MAX) is "no limit"; INFINITY would make advance()
+ * compute 0 * inf = NaN tokens, which no comparison ever refuses. */
 static bool bad_limit(double limit)
 {
-    return isnan(limit) || limit < 0;
+    return !isfinite(limit) || limit < 0;
 }
 
 int goc_limiter_new(double limit,

@@ -11,6 +11,7 @@
 #include "../internal/fastclock.h"
 #include "../internal/lock.h"
 
+#include <math.h>
 #include <string.h>
 
 struct kentry {
@@ -50,7 +51,8 @@ int goc_keyed_limiter_new(double limit,
                           const goc_clock *clock,
                           goc_keyed_limiter **out)
 {
-    if (!out || limit != limit || limit < 0 || burst < 0 || max_keys < 1 ||
+    /* Every bucket is a goc_limiter: refuse what goc_limiter_new() would. */
+    if (!out || !isfinite(limit) || limit < 0 || burst < 0 || max_keys < 1 ||
         max_keys > ((int64_t)1 << 40))
         return -EINVAL;
     goc_keyed_limiter *kl = goc__calloc(1, sizeof *kl);
