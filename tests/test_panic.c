@@ -400,6 +400,31 @@ TEST_G(panic, nil_panic_and_rethrow_policy)
     goc_recovery_free(h);
 }
 
+static int returns_epanic(void *arg)
+{
+    (void)arg;
+    return GOC_EPANIC;
+}
+
+static int run_returns_epanic(void *arg)
+{
+    return goc_recovery_run(arg, returns_epanic, NULL);
+}
+
+/* goc_try() gives GOC_EPANIC with no info when the task merely returned
+ * that code: RETHROW once turned it into a panic with an empty message. */
+TEST_G(panic, rethrow_leaves_a_returned_epanic_alone)
+{
+    goc_recovery *h;
+    ASSERT_OK(goc_recovery_new(4, NULL, NULL, &h));
+    ASSERT_OK(goc_recovery_set_policy(h, GOC_RECOVER_RETHROW));
+    goc_panic_info *p = NULL;
+    ASSERT_EQ(goc_try(run_returns_epanic, h, &p), GOC_EPANIC);
+    ASSERT(p == NULL); /* returned, not thrown */
+    ASSERT_EQ(goc_recovery_count(h, NULL), 0);
+    goc_recovery_free(h);
+}
+
 /* ---- dumps ------------------------------------------------------------------
  */
 

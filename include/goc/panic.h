@@ -124,7 +124,8 @@ GOC_API int goc_recovery_set_policy(goc_recovery *h, int policy);
 
 /**
  * goc_recovery_run - goc_try(@fn, @arg) recording a panic in @h, then
- * following its policy.
+ * following its policy. An @fn that returns GOC_EPANIC without panicking
+ * is neither recorded nor thrown again: its code is returned.
  * Return: as goc_try() (with GOC_RECOVER_RETHROW, a panic does not
  * return here).
  */

@@ -117,7 +117,8 @@ int goc_recovery_run(goc_recovery *h, int (*fn)(void *), void *arg)
 {
     goc_panic_info *p = NULL;
     int r = goc_try(fn, arg, &p);
-    if (r != GOC_EPANIC)
+    /* GOC_EPANIC with no info is a task returning that code, not a panic. */
+    if (r != GOC_EPANIC || !p)
         return r;
     goc_recovery_record(h, p);
     if (h && atomic_load(&h->policy) == GOC_RECOVER_RETHROW) {
