@@ -863,4 +863,69 @@ TEST(panic, backtraces_name_static_functions_under_concurrency)
     pthread_barrier_destroy(&namers_ready);
     int missed = atomic_load(&misses);
     ASSERT_EQ(missed, 0);
+static int value_then_epanic(goc_ctx *ctx, void *arg, void **result)
+{
+    (void)ctx;
+    *result = arg; /* a rejection may carry a value */
+    return GOC_EPANIC;
+}
+
+static int then_value_then_epanic(const void *value, void *arg, void **result)
+{
+    (void)value;
+    *result = arg;
+    return GOC_EPANIC;
+}
+
+static int group_returns_epanic(goc_ctx *ctx, void *arg)
+{
+    (void)ctx;
+    (void)arg;
+    return GOC_EPANIC;
+}
+
+static _Atomic int values_freed;
+
+static void count_free(void *v)
+{
+    (void)v;
+    atomic_fetch_add(&values_freed, 1);
+}
+
+static void expect_rejected_with(goc_future *f, void *want)
+{
+    int st;
+    void *v;
+    ASSERT_OK(goc_future_get(f, &st, &v, NULL));
+    ASSERT_EQ(st, GOC_EPANIC);
+    ASSERT(v == want); /* kept, so its destructor runs */
+}
+
+/* Only a real panic is reported and drops the task's value: returning
+ * GOC_EPANIC is the task's own outcome. */
+TEST_G(panic, a_task_returning_epanic_is_not_a_panic)
+{
+    static int x, y;
+    atomic_store(&panic_reports, 0);
+    atomic_store(&values_freed, 0);
+    goc_set_log_hook(quiet, NULL);
+    goc_future *f, *g;
+    ASSERT_OK(goc_future_async(value_then_epanic, &x, count_free, NULL, &f));
+    expect_rejected_with(f, &x);
+    ASSERT_OK(goc_future_new(NULL, &g));
+    ASSERT_EQ(goc_future_complete(g, 0, NULL), 1);
+    goc_future *t;
+    ASSERT_OK(goc_future_then(g, then_value_then_epanic, &y, count_free, &t));
+    expect_rejected_with(t, &y);
+    goc_future_release(t);
+    goc_future_release(g);
+    goc_future_release(f);
+    ASSERT_EQ(atomic_load(&values_freed), 2);
+    goc_group *gr;
+    ASSERT_OK(goc_group_new(NULL, &gr));
+    ASSERT_OK(goc_group_go(gr, group_returns_epanic, NULL, NULL));
+    ASSERT_EQ(goc_group_wait(gr, NULL), GOC_EPANIC);
+    goc_group_free(gr);
+    goc_set_log_hook(NULL, NULL);
+    ASSERT_EQ(atomic_load(&panic_reports), 0);
 }

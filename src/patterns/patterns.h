@@ -12,7 +12,8 @@
 /*
  * Run one task so that a panic in it fails that task alone: the result
  * is GOC_EPANIC, the panic is reported through the runtime's log hook,
- * and the worker that ran it goes on.
+ * and the worker that ran it goes on. A task that returns GOC_EPANIC
+ * without panicking is not reported and keeps the value it set.
  */
 int goc__safe_call(int (*fn)(void *arg), void *arg);
 int goc__safe_task(goc_task_fn fn, goc_ctx *ctx, void *arg, void **result);

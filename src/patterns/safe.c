@@ -20,11 +20,20 @@ static int report(goc_panic_info *p)
     return GOC_EPANIC;
 }
 
-int goc__safe_call(int (*fn)(void *), void *arg)
+/* Sets *panicked only for a real panic: goc_try() gives GOC_EPANIC with
+ * no info when fn merely returned that code, which is fn's own result. */
+static int safe_call(int (*fn)(void *), void *arg, bool *panicked)
 {
     goc_panic_info *p = NULL;
     int rc = goc_try(fn, arg, &p);
-    return rc == GOC_EPANIC ? report(p) : rc;
+    *panicked = p != NULL;
+    return p ? report(p) : rc;
+}
+
+int goc__safe_call(int (*fn)(void *), void *arg)
+{
+    bool panicked;
+    return safe_call(fn, arg, &panicked);
 }
 
 struct task_call {
@@ -43,8 +52,9 @@ static int run_task(void *arg)
 int goc__safe_task(goc_task_fn fn, goc_ctx *ctx, void *arg, void **result)
 {
     struct task_call c = { fn, ctx, arg, result };
-    int rc = goc__safe_call(run_task, &c);
-    if (rc == GOC_EPANIC)
+    bool panicked;
+    int rc = safe_call(run_task, &c, &panicked);
+    if (panicked)
         *result = NULL; /* whatever it set before panicking is not a value */
     return rc;
 }
@@ -68,8 +78,9 @@ int goc__safe_then(goc_future_then_fn fn,
                    void **result)
 {
     struct then_call c = { fn, value, arg, result };
-    int rc = goc__safe_call(run_then, &c);
-    if (rc == GOC_EPANIC)
+    bool panicked;
+    int rc = safe_call(run_then, &c, &panicked);
+    if (panicked)
         *result = NULL;
     return rc;
 }
