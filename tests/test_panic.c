@@ -400,6 +400,40 @@ TEST_G(panic, nil_panic_and_rethrow_policy)
     goc_recovery_free(h);
 }
 
+static char long_msg[300];
+
+static int panics_long(void *arg)
+{
+    (void)arg;
+    goc_panic(-EIO, "%s", long_msg);
+}
+
+static int rethrows_long(void *arg)
+{
+    return goc_recovery_run(arg, panics_long, NULL);
+}
+
+/* The record's message is clipped; the panic thrown on is not. */
+TEST_G(panic, rethrow_keeps_the_whole_message_and_backtrace)
+{
+    memset(long_msg, 'm', sizeof(long_msg) - 1);
+    goc_recovery *h;
+    ASSERT_OK(goc_recovery_new(1, NULL, NULL, &h));
+    ASSERT_OK(goc_recovery_set_policy(h, GOC_RECOVER_RETHROW));
+    goc_panic_info *p;
+    ASSERT_EQ(goc_try(rethrows_long, h, &p), GOC_EPANIC);
+    ASSERT_STR(goc_panic_info_message(p), long_msg);
+    ASSERT_EQ(goc_panic_info_code(p), -EIO);
+    char text[4096];
+    goc_panic_info_format(p, text, sizeof(text));
+    ASSERT(strstr(text, "panics_long") != NULL); /* where it was raised */
+    goc_panic_info_free(p);
+    struct goc_panic_record r;
+    ASSERT_EQ(goc_recovery_records(h, &r, 1), 1);
+    ASSERT_EQ(strlen(r.message), sizeof(r.message) - 1);
+    goc_recovery_free(h);
+}
+
 static int returns_epanic(void *arg)
 {
     (void)arg;

@@ -116,7 +116,8 @@ GOC_API int goc_recovery_new(int capacity,
 /* What goc_recovery_run() does after recording a panic. */
 enum goc_recover_policy {
     GOC_RECOVER_CONTINUE, /* return GOC_EPANIC: the caller goes on */
-    GOC_RECOVER_RETHROW,  /* panic again with the same message and code */
+    GOC_RECOVER_RETHROW,  /* panic again with the same info: the whole
+                             message, the code and the original backtrace */
 };
 
 /** goc_recovery_set_policy - GOC_RECOVER_CONTINUE (default) or _RETHROW. */

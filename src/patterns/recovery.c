@@ -10,6 +10,7 @@
 #include "goc/time.h"
 #include "../internal/alloc.h"
 #include "../internal/lock.h"
+#include "../runtime/runtime.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -121,13 +122,9 @@ int goc_recovery_run(goc_recovery *h, int (*fn)(void *), void *arg)
     if (r != GOC_EPANIC || !p)
         return r;
     goc_recovery_record(h, p);
-    if (h && atomic_load(&h->policy) == GOC_RECOVER_RETHROW) {
-        char msg[sizeof(((struct goc_panic_record *)0)->message)];
-        int code = goc_panic_info_code(p);
-        snprintf(msg, sizeof(msg), "%s", goc_panic_info_message(p));
-        goc_panic_info_free(p);
-        goc_panic(code, "%s", msg);
-    }
+    /* The same info, not a copy: a record's message is clipped. */
+    if (h && atomic_load(&h->policy) == GOC_RECOVER_RETHROW)
+        goc__panic_again(p);
     goc_panic_info_free(p);
     return r;
 }

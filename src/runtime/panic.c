@@ -174,15 +174,17 @@ static void crash(struct goc_panic_info *p)
     _exit(2);
 }
 
-void goc_panic(int code, const char *fmt, ...)
+/* Unwind with @p to the innermost goc_try(), or crash. @p may already
+ * chain panics of its own (a rethrow): the frame's goes after them. */
+static void raise_info(struct goc_panic_info *p) __attribute__((noreturn));
+static void raise_info(struct goc_panic_info *p)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    struct goc_panic_info *p = make_info(code, fmt ? fmt : "", ap);
-    va_end(ap);
     struct goc__try_frame *f = *try_top();
     if (f) {
-        p->during = f->panic;
+        struct goc_panic_info *last = p;
+        while (last->during)
+            last = last->during;
+        last->during = f->panic;
         f->panic = p;
         goc__run_defers(&f->defers);
         longjmp(f->jb, 1);
@@ -190,6 +192,20 @@ void goc_panic(int code, const char *fmt, ...)
     struct goc__g *g = goc__g_current();
     goc__run_defers(g ? &g->defers : &thread_defers);
     crash(p);
+}
+
+void goc_panic(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    struct goc_panic_info *p = make_info(code, fmt ? fmt : "", ap);
+    va_end(ap);
+    raise_info(p);
+}
+
+void goc__panic_again(struct goc_panic_info *p)
+{
+    raise_info(p);
 }
 
 int goc_try(int (*fn)(void *), void *arg, goc_panic_info **out)

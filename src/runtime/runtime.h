@@ -608,6 +608,7 @@ void goc__stack_foreach(void (*fn)(struct goc__g *g, void *arg), void *arg);
 /* ---- panics and dumps (panic.c, dump.c) ------------------------------- */
 
 struct goc__try_frame;
+struct goc_panic_info;
 /* Walk frame pointers from fp_start: up to max return addresses. */
 int goc__backtrace(void **pcs, int max, const void *fp_start);
 /* "function+0xoff" for a return address, as snprintf. */
@@ -616,6 +617,9 @@ int goc__symbolize(const void *pc, char *buf, size_t n);
 int goc__symbolize_entry(const void *fn, char *buf, size_t n);
 /* Run and free the cleanups of a goc_defer() list, newest first. */
 void goc__run_defers(struct goc__defer **list);
+/* Panic again with @p (from goc_try(), taken over) as the panic itself:
+ * message, code and backtrace stay whole. Does not return. */
+void goc__panic_again(struct goc_panic_info *p) __attribute__((noreturn));
 /* goc_dump() of every goroutine but the caller; the count or -errno. */
 int goc__dump_others(int fd);
 /* One goroutine as goc__goroutine_walk() sees it (a racy snapshot). */
