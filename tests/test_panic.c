@@ -3,6 +3,8 @@
 #include "test.h"
 #include "../src/runtime/runtime.h"
 
+#include "../src/internal/alloc.h"
+
 #include <dirent.h>
 #include <pthread.h>
 #include <sys/resource.h>
@@ -457,6 +459,74 @@ TEST_G(panic, rethrow_leaves_a_returned_epanic_alone)
     ASSERT(p == NULL); /* returned, not thrown */
     ASSERT_EQ(goc_recovery_count(h, NULL), 0);
     goc_recovery_free(h);
+}
+
+static void cleanup_panics(void *arg)
+{
+    goc_panic(-2, "after %s", (const char *)arg);
+}
+
+static int panics_out_of_memory(void *arg)
+{
+    ASSERT_OK(goc_defer(cleanup_panics, arg));
+    goc__fault_after(0); /* from here on every allocation fails */
+    goc_panic(-1, "%s", (const char *)arg);
+}
+
+/* A panic, and one in its cleanup, both made without memory. */
+static goc_panic_info *oom_panic(const char *msg)
+{
+    goc_panic_info *p;
+    int rc = goc_try(panics_out_of_memory, (void *)msg, &p);
+    goc__fault_after(-1);
+    ASSERT_EQ(rc, GOC_EPANIC);
+    return p;
+}
+
+static void expect_chain(goc_panic_info *p, const char *first)
+{
+    char text[2048], want[128];
+    goc_panic_info_format(p, text, sizeof(text));
+    snprintf(want, sizeof(want), "panic: after %s [", first);
+    ASSERT(strstr(text, want) != NULL);
+    snprintf(want, sizeof(want), "cleanups after panic: %s)\n", first);
+    ASSERT(strstr(text, want) != NULL);
+}
+
+/* In a child: a chain that loops would make format and free spin. */
+static void oom_chains_format_and_free(void)
+{
+    alarm(10);
+    goc_panic_info *held = oom_panic("one");
+    goc_panic_info *p = oom_panic("two");
+    expect_chain(held, "one");
+    expect_chain(p, "two");
+    goc_panic_info_free(held);
+    goc_panic_info_free(p);
+    fprintf(stderr, "both freed\n");
+}
+
+/* In a child: every spare held, the next one cannot be reused. */
+static void oom_with_every_spare_held(void)
+{
+    for (int i = 0; i < 4; i++)
+        oom_panic("held"); /* two spares each, never freed */
+    oom_panic("five");
+}
+
+/* Out of memory, a panic's info is a spare: a cleanup that panics during
+ * it, or a later panic while it is held, must get another one. */
+TEST(panic, out_of_memory_panics_never_share_an_info)
+{
+    goc_panic_info *held = oom_panic("one");
+    goc_panic_info *p = oom_panic("two");
+    ASSERT_STR(goc_panic_info_message(held), "after one"); /* kept */
+    ASSERT_STR(goc_panic_info_message(p), "after two");
+    goc_panic_info_free(p);
+    goc_panic_info_free(held);
+    test_expect_exit(oom_chains_format_and_free, 0, "both freed");
+    test_expect_exit(oom_with_every_spare_held, 2,
+                     "out of memory while panicking (code -1): five");
 }
 
 /* ---- dumps ------------------------------------------------------------------

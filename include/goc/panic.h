@@ -34,7 +34,10 @@ typedef struct goc_panic_info goc_panic_info;
  * @code: an error code carried by the panic (0 for none).
  * @fmt:  printf-style message.
  *
- * Never returns. Callable from goroutines and plain threads.
+ * Never returns. Callable from goroutines and plain threads. Out of
+ * memory, the info comes from one of 8 spares held until it is freed
+ * (message cut to 63 bytes); with all 8 held as well, the process ends
+ * with "fatal error: out of memory while panicking" and the message.
  */
 GOC_API void goc_panic(int code, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 2, 3)));

@@ -13,6 +13,7 @@
 #include "../internal/alloc.h"
 
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +33,7 @@ struct goc__try_frame {
 struct goc_panic_info {
     int code;
     int npc;
-    bool heap; /* false for the out-of-memory spare */
+    int spare; /* index in spares[], or -1 for a heap info */
     int64_t goroutine;
     char name[32]; /* the goroutine's */
     unsigned long thread;
@@ -115,6 +116,61 @@ void goc__run_defers(struct goc__defer **list)
 
 /* ---- panics ------------------------------------------------------------- */
 
+/*
+ * Out of memory while panicking, an info comes from these, each claimed
+ * until goc_panic_info_free() gives it back. One shared buffer would be
+ * handed twice: a cleanup panicking during such a panic would chain the
+ * info to itself (format and free never end) and a later panic would
+ * overwrite an info its caller still holds. Global, not per thread: an
+ * info may be freed on another thread, or after its thread has gone.
+ */
+#define NSPARE     8
+#define SPARE_TEXT 64
+
+static struct spare {
+    _Alignas(struct goc_panic_info) char buf[sizeof(struct goc_panic_info) +
+                                             SPARE_TEXT];
+    atomic_bool used;
+} spares[NSPARE];
+
+/* A free spare, claimed; -1 if all are held. */
+static int spare_claim(void)
+{
+    for (int i = 0; i < NSPARE; i++)
+        if (!atomic_exchange_explicit(&spares[i].used, true,
+                                      memory_order_acquire))
+            return i;
+    return -1;
+}
+
+static void write_all(int fd, const char *s, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Every spare held and no memory: no info can be made, so say what the
+ * panic was and end the process rather than lose it or reuse a held one. */
+static void no_info(int code, const char *fmt, va_list ap)
+    __attribute__((noreturn));
+static void no_info(int code, const char *fmt, va_list ap)
+{
+    char buf[512];
+    int n = snprintf(
+        buf, sizeof(buf),
+        "fatal error: out of memory while panicking (code %d): ", code);
+    vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
+    write_all(2, buf, strlen(buf));
+    write_all(2, "\n", 1);
+    goc__dump_others(2);
+    _exit(2);
+}
+
 /* Not inlined: its caller's frame (goc_panic's) is skipped below. */
 __attribute__((noinline)) static struct goc_panic_info *make_info(
     int code, const char *fmt, va_list ap)
@@ -126,16 +182,17 @@ __attribute__((noinline)) static struct goc_panic_info *make_info(
     if (len < 0)
         len = 0;
     struct goc_panic_info *p = goc__malloc(sizeof(*p) + (size_t)len + 1);
+    int spare = -1;
     if (!p) {
         /* Out of memory while panicking: keep what fits. */
-        static _Thread_local _Alignas(struct goc_panic_info) char
-            spare[sizeof(struct goc_panic_info) + 64];
-        p = (struct goc_panic_info *)(void *)spare;
-        len = 63;
-        p->heap = false;
-    } else {
-        p->heap = true;
+        spare = spare_claim();
+        if (spare < 0)
+            no_info(code, fmt, ap);
+        p = (struct goc_panic_info *)(void *)spares[spare].buf;
+        if (len > SPARE_TEXT - 1)
+            len = SPARE_TEXT - 1;
     }
+    p->spare = spare;
     vsnprintf(p->msg, (size_t)len + 1, fmt, ap);
     struct goc__g *g = goc__g_current();
     p->code = code;
@@ -149,17 +206,6 @@ __attribute__((noinline)) static struct goc_panic_info *make_info(
     const void *const *fp = __builtin_frame_address(0);
     p->npc = goc__backtrace(p->pc, MAX_FRAMES, fp[0]);
     return p;
-}
-
-static void write_all(int fd, const char *s, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, s, n);
-        if (w <= 0)
-            return;
-        s += w;
-        n -= (size_t)w;
-    }
 }
 
 /* No goc_try() caught it: report and end the process, as Go does. */
@@ -294,8 +340,11 @@ void goc_panic_info_free(goc_panic_info *p)
 {
     while (p) {
         goc_panic_info *next = p->during;
-        if (p->heap)
+        if (p->spare < 0)
             goc__free(p);
+        else
+            atomic_store_explicit(&spares[p->spare].used, false,
+                                  memory_order_release);
         p = next;
     }
 }
