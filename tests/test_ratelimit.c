@@ -481,3 +481,25 @@ TEST(rate, keyed_limiter_buckets_lru_and_ttl)
     ASSERT_EQ(st.keys, 3);
     goc_keyed_limiter_free(kl);
 }
+
+/* n > burst can never pass: it once made a bucket for its key, evicting
+ * the least recently used one, which came back with a full burst. */
+TEST(rate, keyed_n_above_burst_is_refused_without_evicting)
+{
+    goc_keyed_limiter *kl;
+    atomic_store(&fake_now, T0);
+    ASSERT_OK(goc_keyed_limiter_new(1, 2, 1, 0, &FAKE, &kl));
+    ASSERT(goc_keyed_limiter_allow_n_at(kl, "a", 1, T0, 2)); /* a: empty */
+    ASSERT(!goc_keyed_limiter_allow_n_at(kl, "b", 1, T0, 3));
+    struct goc_keyed_limiter_stats st;
+    goc_keyed_limiter_stats(kl, &st);
+    ASSERT_EQ(st.keys, 1);
+    ASSERT_EQ(st.evicted, 0);
+    ASSERT_EQ(st.rejected, 1);
+    ASSERT(!goc_keyed_limiter_allow_n_at(kl, "a", 1, T0, 1)); /* still empty */
+    goc_keyed_limiter_free(kl);
+
+    ASSERT_OK(goc_keyed_limiter_new(GOC_RATE_INF, 2, 1, 0, &FAKE, &kl));
+    ASSERT(goc_keyed_limiter_allow_n_at(kl, "a", 1, T0, 3)); /* burst ignored */
+    goc_keyed_limiter_free(kl);
+}

@@ -259,7 +259,9 @@ GOC_API void goc_keyed_limiter_free(goc_keyed_limiter *kl);
  * full on first use). @key is copied; @len may be 0.
  *
  * Return: true if allowed; false if not, for @n < 0, or if a new bucket
- * could not be allocated (counted as rejected).
+ * could not be allocated (counted as rejected). @n above the burst with a
+ * finite limit is rejected before any bucket is looked up or made, so it
+ * evicts nothing.
  */
 GOC_API bool goc_keyed_limiter_allow_n_at(
     goc_keyed_limiter *kl, const void *key, size_t len, int64_t now, int64_t n);

@@ -172,6 +172,13 @@ bool goc_keyed_limiter_allow_n_at(
         return false;
     uint64_t h = hash_key(key, len);
     goc__lock_acquire(&kl->mu);
+    /* It can never pass (as goc_limiter_allow_n_at() says): no bucket is
+     * made for it, so no other key is evicted and handed a new burst. */
+    if (n > kl->burst && kl->limit != GOC_RATE_INF) {
+        kl->st.rejected++;
+        goc__lock_release(&kl->mu);
+        return false;
+    }
     /* Expire idle buckets from the cold end. */
     while (kl->idle_ttl > 0 && kl->tail &&
            now - kl->tail->used >= kl->idle_ttl) {
