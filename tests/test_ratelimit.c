@@ -503,3 +503,21 @@ TEST(rate, keyed_n_above_burst_is_refused_without_evicting)
     ASSERT(goc_keyed_limiter_allow_n_at(kl, "a", 1, T0, 3)); /* burst ignored */
     goc_keyed_limiter_free(kl);
 }
+
+/* The idle time of a bucket is now - last use: with _at times far apart
+ * it overflowed, keeping a bucket idle for ages or expiring a fresh one. */
+TEST(rate, keyed_idle_time_saturates_at_extreme_times)
+{
+    goc_keyed_limiter *kl;
+    ASSERT_OK(goc_keyed_limiter_new(1, 1, 4, GOC_SECOND, &FAKE, &kl));
+    struct goc_keyed_limiter_stats st;
+    ASSERT(goc_keyed_limiter_allow_n_at(kl, "a", 1, INT64_MIN, 1));
+    ASSERT(goc_keyed_limiter_allow_n_at(kl, "b", 1, INT64_MAX, 1));
+    goc_keyed_limiter_stats(kl, &st);
+    ASSERT_EQ(st.expired, 1); /* "a", idle for the whole range */
+    ASSERT(goc_keyed_limiter_allow_n_at(kl, "c", 1, -2, 1));
+    goc_keyed_limiter_stats(kl, &st);
+    ASSERT_EQ(st.expired, 1); /* "b" was used later than that */
+    ASSERT_EQ(st.keys, 2);
+    goc_keyed_limiter_free(kl);
+}

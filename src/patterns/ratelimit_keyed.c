@@ -35,6 +35,15 @@ struct goc_keyed_limiter {
     struct goc_keyed_limiter_stats st;
 };
 
+/* now - then, clamped: _at times may be anywhere in int64_t. */
+static int64_t sat_sub(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_sub_overflow(a, b, &r))
+        return b < 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
 static uint64_t hash_key(const void *key, size_t len)
 {
     const unsigned char *p = key;
@@ -181,7 +190,7 @@ bool goc_keyed_limiter_allow_n_at(
     }
     /* Expire idle buckets from the cold end. */
     while (kl->idle_ttl > 0 && kl->tail &&
-           now - kl->tail->used >= kl->idle_ttl) {
+           sat_sub(now, kl->tail->used) >= kl->idle_ttl) {
         drop(kl, kl->tail);
         kl->st.expired++;
     }
