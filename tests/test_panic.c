@@ -967,6 +967,8 @@ TEST(panic, backtraces_name_static_functions_under_concurrency)
     pthread_barrier_destroy(&namers_ready);
     int missed = atomic_load(&misses);
     ASSERT_EQ(missed, 0);
+}
+
 static int value_then_epanic(goc_ctx *ctx, void *arg, void **result)
 {
     (void)ctx;
