@@ -625,7 +625,7 @@ TEST_G(future, singleflight_forget_async_and_join_timeout)
     goc_future *a, *b, *c;
     ASSERT_OK(goc_sf_do_async(g, "k", sf_fetch, NULL, free, &a, NULL));
     ASSERT_OK(goc_sf_do_async(g, "k", sf_fetch, NULL, free, &b, NULL));
-    ASSERT(a == b); /* one flight, one reference each */
+    ASSERT(a != b); /* one flight, a future per caller */
     /* a joiner with a deadline gives up; the flight goes on */
     goc_ctx_local l;
     goc_ctx *t = goc_ctx_init_timeout(&l, NULL, 3 * GOC_MILLISECOND);
@@ -719,6 +719,152 @@ TEST_G(future, singleflight_join_cancel_entry_and_plain_thread)
     ASSERT_EQ(atomic_load(&sf_runs), 1); /* the thread joined, not ran */
     goc_future_release(a);
     goc_ctx_release(k);
+    goc_chan_release(sf_gate);
+    goc_sf_free(g);
+}
+
+static _Atomic int sf_freed;
+
+static void sf_count_free(void *v)
+{
+    atomic_fetch_add(&sf_freed, 1);
+    free(v);
+}
+
+struct sf_sync {
+    goc_sf *g;
+    goc_future *f;
+    int st;
+    void *v;
+    goc_wg *wg;
+};
+
+/* A goc_sf_do() caller that keeps its future, to release it later. */
+static void sf_sync_caller(void *arg)
+{
+    struct sf_sync *c = arg;
+    ASSERT_OK(
+        goc_sf_do(c->g, "k", sf_fetch, NULL, sf_count_free, &c->f, NULL, NULL));
+    ASSERT_OK(goc_future_try_get(c->f, &c->st, &c->v));
+    goc_wg_done(c->wg);
+}
+
+static void sf_start(void)
+{
+    atomic_store(&sf_runs, 0);
+    atomic_store(&sf_freed, 0);
+    ASSERT_OK(goc_chan_new(0, 0, &sf_gate));
+}
+
+/* Wait until the flight of "k" has its leader and @n joiners. */
+static void sf_wait_joined(goc_sf *g, int64_t n)
+{
+    while (goc_sf_joined(g, "k") < n)
+        goc_sleep(100 * GOC_MICROSECOND, NULL);
+}
+
+/* The async caller that gives up cancels its own future, not the flight:
+ * a goc_sf_do() joiner used to be settled as cancelled and lose the
+ * value. */
+TEST_G(future, singleflight_async_cancel_settles_only_that_caller)
+{
+    goc_sf *g;
+    ASSERT_OK(goc_sf_new(&g));
+    sf_start();
+    goc_future *a, *b;
+    ASSERT_OK(goc_sf_do_async(g, "k", sf_fetch, NULL, sf_count_free, &a, NULL));
+    goc_wg wg = GOC_WG_INIT;
+    static struct sf_sync s;
+    s = (struct sf_sync){ g, NULL, 1, NULL, &wg };
+    goc_wg_add(&wg, 1);
+    ASSERT_OK(goc_go(sf_sync_caller, &s));
+    ASSERT_OK(goc_sf_do_async(g, "k", sf_fetch, NULL, sf_count_free, &b, NULL));
+    sf_wait_joined(g, 2);
+    ASSERT_EQ(goc_future_cancel(a), 1);
+    ASSERT_EQ(goc_future_state(a), GOC_FUTURE_CANCELED);
+    ASSERT(!goc_future_is_done(b)); /* the others still wait */
+    goc_chan_close(sf_gate);
+    goc_wg_wait(&wg, NULL);
+    ASSERT_EQ(s.st, 0);
+    ASSERT_EQ(*(int *)s.v, 42);
+    int st;
+    void *v;
+    ASSERT_OK(goc_future_get(b, &st, &v, NULL));
+    ASSERT_EQ(st, 0);
+    ASSERT(v == s.v); /* one value, shared */
+    ASSERT_EQ(atomic_load(&sf_runs), 1);
+    goc_future_release(a);
+    goc_future_release(s.f);
+    ASSERT_EQ(atomic_load(&sf_freed), 0); /* b still reads it */
+    goc_future_release(b);
+    ASSERT_EQ(atomic_load(&sf_freed), 1);
+    goc_chan_release(sf_gate);
+    goc_sf_free(g);
+}
+
+enum { SF_ASYNC = 8, SF_SYNC = 8 };
+
+/* Many async and sync callers of one flight; some async ones cancel,
+ * one lets go before the end: the rest all get the one value, which is
+ * destroyed once, when the last holder lets go. */
+TEST_G(future, singleflight_many_callers_some_cancel_value_freed_once)
+{
+    goc_sf *g;
+    ASSERT_OK(goc_sf_new(&g));
+    sf_start();
+    goc_future *fa[SF_ASYNC];
+    for (int i = 0; i < SF_ASYNC; i++)
+        ASSERT_OK(goc_sf_do_async(g, "k", sf_fetch, NULL, sf_count_free, &fa[i],
+                                  NULL));
+    goc_wg wg = GOC_WG_INIT;
+    static struct sf_sync s[SF_SYNC];
+    goc_wg_add(&wg, SF_SYNC);
+    for (int i = 0; i < SF_SYNC; i++) {
+        s[i] = (struct sf_sync){ g, NULL, 1, NULL, &wg };
+        ASSERT_OK(goc_go(sf_sync_caller, &s[i]));
+    }
+    sf_wait_joined(g, SF_ASYNC - 1 + SF_SYNC);
+    for (int i = 0; i < SF_ASYNC; i += 2)
+        ASSERT_EQ(goc_future_cancel(fa[i]), 1);
+    goc_future_release(fa[1]); /* gives up without cancelling */
+    fa[1] = NULL;
+    goc_chan_close(sf_gate);
+    goc_wg_wait(&wg, NULL);
+    void *value = s[0].v;
+    for (int i = 0; i < SF_SYNC; i++) {
+        ASSERT_EQ(s[i].st, 0);
+        ASSERT(s[i].v == value);
+    }
+    ASSERT_EQ(*(int *)value, 42);
+    for (int i = 0; i < SF_ASYNC; i++) {
+        int st;
+        void *v = NULL;
+        if (!fa[i])
+            continue;
+        ASSERT_OK(goc_future_get(fa[i], &st, &v, NULL));
+        ASSERT_EQ(st, i % 2 ? 0 : -ECANCELED);
+        ASSERT(v == (i % 2 ? value : NULL));
+    }
+    ASSERT_EQ(atomic_load(&sf_runs), 1);
+    for (int i = 0; i < SF_SYNC; i++)
+        goc_future_release(s[i].f);
+    for (int i = 0; i < SF_ASYNC; i++)
+        goc_future_release(fa[i]);
+    ASSERT_EQ(atomic_load(&sf_freed), 1);
+    goc_chan_release(sf_gate);
+
+    /* Every caller cancels: the flight still ends and frees its value. */
+    sf_start();
+    ASSERT_OK(
+        goc_sf_do_async(g, "k", sf_fetch, NULL, sf_count_free, &fa[0], NULL));
+    ASSERT_EQ(goc_future_cancel(fa[0]), 1);
+    goc_future_release(fa[0]);
+    goc_chan_close(sf_gate);
+    for (int i = 0; i < 5000 && atomic_load(&sf_freed) == 0; i++)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    wait_only_main();
+    ASSERT_EQ(atomic_load(&sf_freed), 1);
+    ASSERT_EQ(atomic_load(&sf_runs), 1);
     goc_chan_release(sf_gate);
     goc_sf_free(g);
 }

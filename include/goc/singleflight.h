@@ -60,12 +60,22 @@ GOC_API int goc_sf_do(goc_sf *g,
 
 /**
  * goc_sf_do_async - goc_sf_do() without waiting (Go's DoChan): a new
- * goroutine runs @fn if no call for @key is in flight. Each caller gets
- * its own reference to the one future of the flight.
+ * goroutine runs @fn if no call for @key is in flight.
+ * @out: receives a future of this caller's own, settled with the
+ *       flight's outcome. Its value is the one shared by every caller
+ *       of the flight: it stays valid while this future lives, and is
+ *       destroyed (by @free_value) once, after every caller let go.
  * @ctx: passed to @fn if this call starts it (borrowed: it must outlive
  *       the flight).
  *
- * Return: 0; -EINVAL; -ENOMEM.
+ * goc_future_cancel() on *@out settles this caller's future only: the
+ * other callers of the flight still get its outcome. It does not stop
+ * @fn, even when every caller has cancelled (as Go's DoChan: the call
+ * goes on, its value is then destroyed): to stop @fn, cancel the @ctx
+ * of the call that started it.
+ *
+ * Return: 0; -EINVAL; -ENOMEM or goc_go()'s error (nothing joined or
+ * started).
  */
 GOC_API int goc_sf_do_async(goc_sf *g,
                             const char *key,

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * singleflight: a hash table from key to the flight in progress, under
- * one mutex. A flight is a future; joiners wait on it, so the outcome
- * reaches every caller exactly once and nothing is ever closed twice.
+ * one mutex. A flight is a future; goc_sf_do() joiners wait on it, and
+ * each goc_sf_do_async() caller gets a future of its own that a settle
+ * callback of the flight's completes. So the outcome reaches every caller
+ * exactly once, nothing is ever closed twice, and a caller that cancels
+ * its future settles only itself.
  */
 #include "goc/singleflight.h"
 #include "patterns.h"
@@ -181,6 +184,70 @@ static void async_main(void *p)
     goc__free(a);
 }
 
+static void release_flight(void *flight_future)
+{
+    goc_future_release(flight_future);
+}
+
+/*
+ * The flight settled: pass its outcome on to one async caller's future
+ * (@p, whose reference this callback holds). The caller's future borrows
+ * the value, so it keeps the flight's future, the value's owner, alive.
+ * A caller that cancelled its future keeps nothing: the outcome is the
+ * others'.
+ */
+static void relay_outcome(goc_future *flight, void *p)
+{
+    goc_future *mine = p;
+    int st;
+    void *v = NULL;
+    goc_future_try_get(flight, &st, &v);
+    /* Until the release below, this callback's reference keeps mine from
+     * being freed, so the owner can be attached after the outcome. */
+    if (goc_future_complete(mine, st, v) == 1 && v)
+        goc__future_on_free(mine, release_flight, goc_future_retain(flight));
+    goc_future_release(mine);
+}
+
+/*
+ * Under mu: join or start the flight for @key and subscribe @mine to it.
+ * Return: 0, with *@started true if a goroutine now owns @a; -ENOMEM or
+ * goc_go()'s error, with nothing joined or started.
+ */
+static int subscribe_locked(goc_sf *g,
+                            const char *key,
+                            struct async_flight *a,
+                            goc_future *mine,
+                            bool *started)
+{
+    bool leader;
+    *started = false;
+    struct flight *fl = find_or_add_locked(g, key, a->free_value, &leader);
+    if (!fl)
+        return -ENOMEM;
+    /* The callback's reference: the caller may release mine before the
+     * flight ends. A flight in the table is pending, so the callback is
+     * not run here, under mu. */
+    int rc = goc_future_on_settle(fl->f, relay_outcome, mine);
+    if (rc == 0)
+        goc_future_retain(mine);
+    if (!leader) {
+        if (rc)
+            fl->dups--; /* it did not join after all */
+        return rc;
+    }
+    a->fl = fl;
+    if (rc == 0 && (rc = goc_go(async_main, a)) == 0) {
+        *started = true;
+        return 0;
+    }
+    /* Nothing started. A registered relay runs when the table's reference
+     * goes (the flight's future is abandoned) and lets go of mine. */
+    unlink_locked(g, fl);
+    flight_free(fl);
+    return rc;
+}
+
 int goc_sf_do_async(goc_sf *g,
                     const char *key,
                     goc_task_fn fn,
@@ -191,26 +258,28 @@ int goc_sf_do_async(goc_sf *g,
 {
     if (!g || !key || !fn || !out)
         return -EINVAL;
+    /* Each caller gets a future of its own, so that cancelling it settles
+     * that caller only, never the others of the flight. Its value is
+     * borrowed from the flight's future: no destructor. */
+    goc_future *mine;
     struct async_flight *a = goc__malloc(sizeof(*a));
-    if (!a)
-        return -ENOMEM;
-    bool leader = false;
-    int rc = 0;
-    goc_mutex_lock(&g->mu, NULL);
-    struct flight *fl = find_or_add_locked(g, key, free_value, &leader);
-    if (fl && leader) {
-        *a = (struct async_flight){ g, fl, fn, arg, free_value, ctx };
-        if ((rc = goc_go(async_main, a)) != 0) {
-            unlink_locked(g, fl);
-            flight_free(fl);
-            fl = NULL;
-        }
-    }
-    *out = fl ? goc_future_retain(fl->f) : NULL;
-    goc_mutex_unlock(&g->mu);
-    if (!leader || !fl)
+    if (!a || goc_future_new(NULL, &mine) != 0) {
         goc__free(a);
-    return fl ? 0 : rc ? rc : -ENOMEM;
+        return -ENOMEM;
+    }
+    *a = (struct async_flight){ g, NULL, fn, arg, free_value, ctx };
+    bool started;
+    goc_mutex_lock(&g->mu, NULL);
+    int rc = subscribe_locked(g, key, a, mine, &started);
+    goc_mutex_unlock(&g->mu);
+    if (!started)
+        goc__free(a); /* joined, or failed: no goroutine owns it */
+    if (rc) {
+        goc_future_release(mine);
+        mine = NULL;
+    }
+    *out = mine;
+    return rc;
 }
 
 int goc_sf_forget(goc_sf *g, const char *key)
