@@ -543,6 +543,22 @@ TEST_G(future, run_timeout_not_started_when_already_expired_d012)
     ASSERT_EQ(atomic_load(&started), 1);
 }
 
+/* INT64_MAX is no deadline: the deadline saturates instead of
+ * overflowing (undefined behaviour; the sanitizer build aborts on it). */
+TEST_G(future, run_timeout_infinite_runs_without_deadline)
+{
+    atomic_store(&started, 0);
+    void *v = NULL;
+    ASSERT_OK(
+        goc_run_timeout(mark_started, NULL, free, &v, INT64_MAX, 0, NULL));
+    ASSERT_EQ(atomic_load(&started), 1);
+    goc_ctx_local l; /* the caller's deadline is the earlier one */
+    goc_ctx *c = goc_ctx_init_timeout(&l, NULL, GOC_SECOND);
+    ASSERT_OK(goc_run_timeout(mark_started, NULL, free, &v, INT64_MAX, 0, c));
+    goc_ctx_destroy(c);
+    ASSERT_EQ(atomic_load(&started), 2);
+}
+
 /* ---- singleflight ---- */
 
 static _Atomic int sf_runs;

@@ -480,6 +480,30 @@ TEST_G(pool, multipool_spreads_and_retries_on_overload)
     goc_chan_release(gate_ch);
 }
 
+/* INT64_MAX is "no limit": deadline arithmetic saturates instead of
+ * overflowing (undefined behaviour; the sanitizer build aborts on it).
+ * A negative timeout polls. */
+TEST_G(pool, multipool_release_timeout_infinite_and_negative)
+{
+    goc_multipool *m;
+    struct goc_pool_config cfg = { 0 };
+    ASSERT_OK(goc_multipool_new(2, &cfg, GOC_LB_ROUND_ROBIN, &m));
+    ASSERT_OK(goc_multipool_submit(m, count, NULL, NULL));
+    ASSERT_OK(goc_multipool_release_timeout(m, INT64_MAX));
+    ASSERT_EQ(goc_multipool_release_timeout(m, INT64_MAX), GOC_ECLOSED);
+    goc_multipool_free(m);
+
+    ASSERT_OK(goc_multipool_new(2, &cfg, GOC_LB_ROUND_ROBIN, &m));
+    open_gate();
+    ASSERT_OK(goc_multipool_submit(m, gated, NULL, NULL));
+    while (goc_multipool_running(m) < 1)
+        goc_sleep(100 * GOC_MICROSECOND, NULL);
+    ASSERT_EQ(goc_multipool_release_timeout(m, INT64_MIN), -ETIMEDOUT);
+    close_gate();
+    goc_multipool_free(m);
+    goc_chan_release(gate_ch);
+}
+
 static int nothing(void *arg)
 {
     (void)arg;

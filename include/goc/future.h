@@ -274,8 +274,8 @@ GOC_API int goc_future_any(goc_future *const *fs,
 
 /**
  * goc_run_timeout - run @fn(c, @arg, &value) in a new goroutine, where c
- * is a context with a @timeout deadline, and wait for the first of: @fn
- * returns, c's deadline passes, @ctx ends.
+ * is a context with a @timeout deadline (INT64_MAX: none), and wait for
+ * the first of: @fn returns, c's deadline passes, @ctx ends.
  * @free_value: destructor for @fn's value (used when it comes too late).
  * @value:      receives @fn's value if it returned in time (ownership
  *              passes to the caller); may be NULL (the value is freed).

@@ -220,7 +220,7 @@ GOC_API int64_t goc_multipool_waiting(goc_multipool *m);
 
 /**
  * goc_multipool_release_timeout - release every pool and wait up to
- * @timeout ns in all for their workers.
+ * @timeout ns in all for their workers (INT64_MAX: no limit; <= 0 polls).
  *
  * Return: 0; -ETIMEDOUT; GOC_ECLOSED if already released; -EINVAL.
  */

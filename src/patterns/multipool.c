@@ -108,7 +108,12 @@ int goc_multipool_release_timeout(goc_multipool *m, int64_t timeout)
 {
     if (!m)
         return -EINVAL;
-    int64_t deadline = goc_now() + timeout;
+    /* Saturate: INT64_MAX ("no limit") must not overflow the sum, and a
+     * negative timeout polls as 0 does. */
+    int64_t now = goc_now();
+    if (timeout < 0)
+        timeout = 0;
+    int64_t deadline = timeout > INT64_MAX - now ? INT64_MAX : now + timeout;
     int rc = 0;
     for (int i = 0; i < m->n; i++) {
         int r = goc_pool_release_timeout(m->pools[i], deadline - goc_now());

@@ -62,9 +62,9 @@ static void job_main(void *p)
  */
 static int64_t deadline_of(goc_ctx *ctx, int64_t timeout)
 {
-    int64_t mine = goc_now() + timeout, theirs;
-    if (mine < 0)
-        mine = INT64_MAX; /* overflow: no deadline */
+    /* Saturate (signed overflow is undefined): INT64_MAX is no deadline. */
+    int64_t now = goc_now(), theirs;
+    int64_t mine = timeout > INT64_MAX - now ? INT64_MAX : now + timeout;
     if (goc_ctx_deadline(ctx, &theirs) && theirs < mine)
         return theirs;
     return mine;
