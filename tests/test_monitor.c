@@ -180,6 +180,21 @@ TEST_G(monitor, first_sample_at_once_then_at_interval)
     ASSERT_OK(goc_monitor_free(m));
 }
 
+/* An interval as long as INT64_MAX: one sample, then a wait that stop
+ * ends. Its deadline used to wrap negative and sample without pause. */
+TEST_G(monitor, longest_interval_samples_once_and_stops)
+{
+    goc_monitor *m = new_monitor(INT64_MAX, GOC_STATS_SCHED, 0);
+    ASSERT_OK(goc_monitor_start(m));
+    wait_seq(m, 1);
+    goc_sleep(30 * MS, NULL);
+    struct goc_monitor_sample s;
+    ASSERT_OK(goc_monitor_snapshot(m, &s));
+    ASSERT_EQ(s.seq, 1);
+    ASSERT_OK(goc_monitor_stop(m));
+    ASSERT_OK(goc_monitor_free(m));
+}
+
 /* A value the test sets, and a log of the threshold events. */
 struct probe {
     _Atomic int64_t value;

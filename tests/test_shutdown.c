@@ -178,6 +178,22 @@ TEST_G(shutdown, runs_once_in_phase_order)
     goc_shutdown_free(m);
 }
 
+/* The longest overall timeout: the deadline saturates instead of
+ * wrapping into the past, and the stops run to completion. */
+TEST_G(shutdown, longest_timeout_does_not_wrap)
+{
+    struct goc_shutdown_opts o = { .timeout = INT64_MAX };
+    goc_shutdown *m;
+    ASSERT_OK(goc_shutdown_new(&o, &m));
+    struct comp c = COMP("slow", 20 * GOC_MILLISECOND, true, 0);
+    ASSERT_OK(goc_shutdown_add(m, "slow", stop_comp, &c, 10));
+    ASSERT_OK(goc_shutdown_run(m, NULL));
+    struct goc_component_report r;
+    ASSERT_EQ(goc_shutdown_report(m, &r, 1), 1);
+    ASSERT_EQ(r.state, GOC_COMPONENT_STOPPED);
+    goc_shutdown_free(m);
+}
+
 static int stop_panics(goc_ctx *ctx, void *arg)
 {
     (void)ctx;

@@ -319,8 +319,11 @@ int goc_shutdown_run(goc_shutdown *m, goc_ctx *ctx)
     goc__lock_release(&m->lock);
     int err = goc_chan_new(sizeof(int), (size_t)m->ncomps + 1, &m->reports);
     int64_t deadline;
-    if (!goc_ctx_deadline(ctx, &deadline))
-        deadline = goc_now() + m->opts.timeout;
+    if (!goc_ctx_deadline(ctx, &deadline)) {
+        int64_t now = goc_now();
+        deadline = m->opts.timeout > INT64_MAX - now ? INT64_MAX
+                                                     : now + m->opts.timeout;
+    }
     /*
      * The stop functions' contexts may outlive this call (an overrunning
      * one keeps its own), so they do not descend from the caller's, which

@@ -343,6 +343,12 @@ static void dispatch(goc_monitor *m, const struct goc_monitor_sample *s, int n)
     goc_mutex_unlock(&m->mu);
 }
 
+/* t + d, saturating: an interval may be as long as INT64_MAX. */
+static int64_t after(int64_t t, int64_t d)
+{
+    return t > INT64_MAX - d ? INT64_MAX : t + d;
+}
+
 static void sampler(void *arg)
 {
     goc_monitor *m = arg;
@@ -364,9 +370,9 @@ static void sampler(void *arg)
         have_prev = true;
         /* Ticker semantics: a late sample skips the ticks it missed. */
         int64_t now = goc_now();
-        next += m->opts.interval;
+        next = after(next, m->opts.interval);
         if (next <= now)
-            next = now + m->opts.interval;
+            next = after(now, m->opts.interval);
         goc_sleep(next - now, stop);
     }
     goc_mutex_lock(&m->mu, NULL);
