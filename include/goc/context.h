@@ -54,7 +54,8 @@ GOC_API goc_ctx *goc_ctx_background(void);
  * If @parent is already done, the child is created done, with the
  * parent's error and cause.
  *
- * Return: 0; -EINVAL if @out is NULL; -ENOMEM.
+ * Return: 0; -EINVAL if @out is NULL; -ENOMEM; on first use, the
+ * runtime's start failure (-ENOMEM or -EAGAIN, see goc_init()).
  * Never blocks; any thread.
  */
 GOC_API int goc_ctx_with_cancel(goc_ctx *parent, goc_ctx **out);
@@ -70,7 +71,7 @@ GOC_API int goc_ctx_with_cancel(goc_ctx *parent, goc_ctx **out);
  * child simply inherits it. A deadline already past gives a context that
  * is done at once.
  *
- * Return: 0; -EINVAL if @out is NULL; -ENOMEM.
+ * Return: as goc_ctx_with_cancel().
  */
 GOC_API int goc_ctx_with_deadline(goc_ctx *parent,
                                   int64_t deadline,

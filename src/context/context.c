@@ -268,8 +268,9 @@ int goc_ctx_with_deadline(goc_ctx *parent, int64_t deadline, goc_ctx **out)
 {
     if (!out)
         return -EINVAL;
-    if (goc__rt_ensure() != 0)
-        return -ENOMEM;
+    int err = goc__rt_ensure();
+    if (err)
+        return err; /* the runtime's own start failure, as goc_init says */
     struct goc_ctx *c = ctx_alloc();
     if (!c)
         return -ENOMEM;
