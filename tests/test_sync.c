@@ -384,6 +384,35 @@ TEST_G(once, runs_once_under_a_race)
     ASSERT_EQ(atomic_load(&s.bad_result), 0);
 }
 
+static goc_once panicky_once = GOC_ONCE_INIT;
+static _Atomic int panicky_calls;
+
+static void panics_once(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&panicky_calls, 1);
+    goc_panic(-EIO, "init failed");
+}
+
+static int first_call(void *arg)
+{
+    return goc_once_do(&panicky_once, panics_once, arg);
+}
+
+/* A function that panics has run, as in Go: the panic reaches the
+ * caller's goc_try(), and later calls neither hang on the once's lock nor
+ * call anything. */
+TEST_G(once, a_panicking_function_counts_as_run)
+{
+    goc_panic_info *p = NULL;
+    ASSERT_EQ(goc_try(first_call, NULL, &p), GOC_EPANIC);
+    ASSERT(p != NULL);
+    ASSERT_STR(goc_panic_info_message(p), "init failed");
+    goc_panic_info_free(p);
+    ASSERT_EQ(goc_once_do(&panicky_once, panics_once, NULL), GOC_EPANIC);
+    ASSERT_EQ(atomic_load(&panicky_calls), 1);
+}
+
 struct cond_thread {
     goc_mutex mu;
     goc_cond cv;

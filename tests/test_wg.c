@@ -51,6 +51,11 @@ TEST_G(wg, overflow_is_rejected)
     ASSERT_EQ(goc_wg_add(&wg, 1), -EOVERFLOW);
     ASSERT_OK(goc_wg_add(&wg, -(int64_t)INT32_MAX));
     ASSERT_OK(goc_wg_wait(&wg, NULL));
+    /* A delta so large that counter + delta would overflow int64. */
+    ASSERT_OK(goc_wg_add(&wg, 1));
+    ASSERT_EQ(goc_wg_add(&wg, INT64_MAX), -EOVERFLOW);
+    ASSERT_OK(goc_wg_done(&wg));
+    ASSERT_OK(goc_wg_wait(&wg, NULL));
 }
 
 static void *thread_waiter(void *arg)

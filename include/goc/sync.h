@@ -279,9 +279,11 @@ typedef struct goc_once {
  *
  * Concurrent callers wait until the first call has returned, so after
  * goc_once_do() returns, the effects of @fn are visible. Calling it from
- * inside @fn on the same @once deadlocks, as in Go.
+ * inside @fn on the same @once deadlocks, as in Go. If @fn panics, it
+ * counts as having run, as in Go: the panic goes on to the caller's
+ * goc_try(), and later calls return GOC_EPANIC without calling anything.
  *
- * Return: 0.
+ * Return: 0; GOC_EPANIC once the first call panicked.
  */
 GOC_API int goc_once_do(goc_once *once, goc_fn fn, void *arg);
 

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Once: a flag read without a lock on the fast path, a mutex for the rest. */
+#include "goc/panic.h"
 #include "goc/sync.h"
+#include "../runtime/runtime.h"
 
 #include <assert.h>
 #include <stdatomic.h>
@@ -21,8 +23,15 @@ int goc_once_do_result(goc_once *o, int (*fn)(void *), void *arg)
         return x->result;
     goc_mutex_lock(&x->mu, NULL);
     if (!atomic_load_explicit(&x->done, memory_order_relaxed)) {
-        x->result = fn(arg);
+        goc_panic_info *p = NULL;
+        x->result = goc_try(fn, arg, &p);
         atomic_store_explicit(&x->done, 1, memory_order_release);
+        if (p) {
+            /* As in Go, a function that panicked has run: the lock goes,
+             * later calls return GOC_EPANIC, and the panic goes on. */
+            goc_mutex_unlock(&x->mu);
+            goc__panic_again(p);
+        }
     }
     goc_mutex_unlock(&x->mu);
     return x->result;

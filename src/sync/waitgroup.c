@@ -66,6 +66,8 @@ __attribute__((noinline)) static void wake_all(struct wg *g)
 int goc_wg_add(goc_wg *wg, int64_t delta)
 {
     struct wg *g = (struct wg *)wg;
+    if (delta > INT32_MAX)
+        return -EOVERFLOW; /* so that the sum below cannot overflow */
     uint64_t s = atomic_load(&g->state);
     int64_t c;
     do {
