@@ -28,7 +28,7 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
 bench: build
-	bench/run.sh
+	BENCH_BUILD=$(BUILD) bench/run.sh
 
 clean:
 	rm -rf $(BUILD)

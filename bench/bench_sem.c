@@ -5,17 +5,22 @@
  */
 #include "bench.h"
 
+#include <stdatomic.h>
+
 #define G 8
 
 static goc_sem sem;
 static long per;
+static _Atomic long pairs;
 
 static void worker(void *arg)
 {
-    for (long i = 0; i < per; i++) {
+    long i;
+    for (i = 0; i < per; i++) {
         BENCH_CHECK(goc_sem_acquire(&sem, 1, NULL) == 0, "acquire");
         goc_sem_release(&sem, 1);
     }
+    atomic_fetch_add(&pairs, i);
     goc_wg_done(arg);
 }
 
@@ -23,6 +28,7 @@ static int64_t once(long n)
 {
     goc_wg wg = GOC_WG_INIT;
     per = n / G;
+    atomic_store(&pairs, 0);
     goc_sem_init(&sem, 4);
     int64_t t0 = goc_now();
     goc_wg_add(&wg, G);
@@ -31,6 +37,8 @@ static int64_t once(long n)
     goc_wg_wait(&wg, NULL);
     int64_t ns = goc_now() - t0;
     BENCH_CHECK(goc_sem_held(&sem) == 0, "sem: weight left held");
+    BENCH_CHECK(atomic_load(&pairs) == per * G, "sem: %ld pairs, want %ld",
+                atomic_load(&pairs), per * G);
     return ns;
 }
 

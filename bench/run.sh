@@ -104,6 +104,7 @@ run_one() {
   shift 2
   timeout "$TIMEOUT" "$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
   if [ "$rc" -ne 0 ]; then
+    echo x >>"$TMP/$side/.failed" # marked on the workload's rows
     if [ "$rc" -eq 124 ]; then
       fail "$label ($side): timed out after ${TIMEOUT}s"
     else
@@ -114,6 +115,16 @@ run_one() {
   fi
   sed "s/^/  $side: /" "$TMP/out" >&2
   collect "$side" "$TMP/out"
+}
+
+# run_side <side> <workload> <run number> <1 if the side exists>
+run_side() {
+  [ "$4" -eq 1 ] || return 0
+  if [ "$1" = goc ]; then
+    run_one goc "$2 #$3" "$C_DIR/bench_$2"
+  else
+    run_one go "$2 #$3" "$GOBENCH" -w "$2"
+  fi
 }
 
 go_supports() {
@@ -132,11 +143,19 @@ run_workload() {
   if [ $has_c -eq 0 ]; then log "$w: no C binary, running the Go side only"; fi
   runs=$(runs_for "$w")
   log "$w: $runs run(s) per side"
+  # Sides take turns going first (ABBA), so that what one process leaves
+  # behind (TIME_WAIT sockets, a warm page cache) does not always fall on
+  # the same side.
   for ((i = 1; i <= runs; i++)); do
-    if [ $has_c -eq 1 ]; then run_one goc "$w #$i" "$C_DIR/bench_$w"; fi
-    if [ $has_go -eq 1 ]; then run_one go "$w #$i" "$GOBENCH" -w "$w"; fi
+    if ((i % 2)); then
+      run_side goc "$w" "$i" $has_c
+      run_side go "$w" "$i" $has_go
+    else
+      run_side go "$w" "$i" $has_go
+      run_side goc "$w" "$i" $has_c
+    fi
   done
-  emit_rows
+  emit_rows "$runs"
 }
 
 # --- medians and rows ----------------------------------------------------
@@ -160,16 +179,32 @@ ratio() {
   fi
 }
 
-# Turns the figures collected so far into table rows, then forgets them.
+# A cell: the median, marked with the failed runs of that side, if any.
+cell() {
+  local value=$1 side=$2 runs=$3 failed=0
+  if [ -f "$TMP/$side/.failed" ]; then
+    failed=$(wc -l <"$TMP/$side/.failed")
+  fi
+  if [ "$failed" -gt 0 ]; then
+    echo "$value ($failed of $runs runs failed)"
+  else
+    echo "$value"
+  fi
+}
+
+# Turns the figures collected so far into table rows, then forgets them:
+# emit_rows <runs per side>.
 emit_rows() {
   local name unit c g
   while read -r name unit; do
     c=$(median "$TMP/goc/$name")
     g=$(median "$TMP/go/$name")
-    echo "| $name | $c | $g | $(ratio "$name" "$unit" "$c" "$g") | $unit |" >>"$TMP/rows"
+    echo "| $name | $(cell "$c" goc "$1") | $(cell "$g" go "$1") |" \
+      "$(ratio "$name" "$unit" "$c" "$g") | $unit |" >>"$TMP/rows"
     rm -f "$TMP/goc/$name" "$TMP/go/$name"
   done <"$TMP/figures"
   : >"$TMP/figures"
+  rm -f "$TMP/goc/.failed" "$TMP/go/.failed"
 }
 
 # Runs the calibration program once; its rows are labelled with $1.

@@ -4,6 +4,7 @@ package main
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -22,18 +23,25 @@ func semOnce(n int) time.Duration {
 	sem := semaphore.NewWeighted(4)
 	ctx := context.Background()
 	var wg sync.WaitGroup
+	var pairs int64
 	t0 := time.Now()
 	wg.Add(semGoroutines)
 	for g := 0; g < semGoroutines; g++ {
 		go func() {
-			for i := 0; i < per; i++ {
+			i := 0
+			for ; i < per; i++ {
 				err := sem.Acquire(ctx, 1)
 				check(err == nil, "sem: %v", err)
 				sem.Release(1)
 			}
+			atomic.AddInt64(&pairs, int64(i))
 			wg.Done()
 		}()
 	}
 	wg.Wait()
-	return time.Since(t0)
+	el := time.Since(t0)
+	check(pairs == int64(per*semGoroutines), "sem: %d pairs, want %d", pairs, per*semGoroutines)
+	check(sem.TryAcquire(4), "sem: weight left held")
+	sem.Release(4)
+	return el
 }
