@@ -209,9 +209,14 @@ __attribute__((noinline)) static struct goc_panic_info *make_info(
 }
 
 /* No goc_try() caught it: report and end the process, as Go does. */
+/* The panic that ended the process: kept reachable, for a debugger
+ * reading a core and for leak checkers at the exit. */
+struct goc_panic_info *volatile goc__fatal_panic;
+
 static void crash(struct goc_panic_info *p) __attribute__((noreturn));
 static void crash(struct goc_panic_info *p)
 {
+    goc__fatal_panic = p;
     char buf[4096];
     int n = goc_panic_info_format(p, buf, sizeof(buf));
     write_all(2, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);

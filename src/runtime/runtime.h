@@ -622,6 +622,8 @@ void goc__run_defers(struct goc__defer **list);
 void goc__panic_again(struct goc_panic_info *p) __attribute__((noreturn));
 /* goc_dump() of every goroutine but the caller; the count or -errno. */
 int goc__dump_others(int fd);
+/* The panic that ended the process, once it does (for debuggers). */
+extern struct goc_panic_info *volatile goc__fatal_panic;
 /* One goroutine as goc__goroutine_walk() sees it (a racy snapshot). */
 struct goc__gsnap {
     int64_t id;
