@@ -335,9 +335,10 @@ static void capture_watched(const char *msg, void *arg)
     atomic_fetch_add(&r->n, 1);
 }
 
-static bool schedstat_readable(void)
+/* What sysmon reads to judge a hog: the thread's state. */
+static bool thread_stat_readable(void)
 {
-    FILE *f = fopen("/proc/thread-self/schedstat", "r");
+    FILE *f = fopen("/proc/thread-self/stat", "r");
     if (f)
         fclose(f);
     return f != NULL;
@@ -377,8 +378,8 @@ static int unmarked_sleep_main(void *arg)
  */
 TEST(blocking, hog_asleep_in_the_kernel_is_reported_as_such)
 {
-    if (test_under_valgrind() || !schedstat_readable()) {
-        printf("# skipped: valgrind, or no schedstat\n");
+    if (test_under_valgrind() || !thread_stat_readable()) {
+        printf("# skipped: valgrind, or no thread times\n");
         return;
     }
     static struct hog_reports r;
@@ -421,13 +422,9 @@ static void yield_for_600ms(void *arg)
 
 #define BURNERS 8
 
-static int starved_main(void *arg)
+/* Binds the calling thread to one CPU; threads it starts inherit it. */
+static void pin_to_one_cpu(void)
 {
-    struct starved *s = arg;
-    /* This thread, which the goroutines run on (one P), and eight busy
-     * threads share one CPU: the kernel keeps the goroutines off it for
-     * tens of milliseconds at a time, while they yield every time they
-     * run. */
     cpu_set_t set;
     ASSERT_OK(sched_getaffinity(0, sizeof set, &set));
     int cpu = 0;
@@ -436,17 +433,37 @@ static int starved_main(void *arg)
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
     ASSERT_OK(sched_setaffinity(0, sizeof set, &set));
-    pthread_t burners[BURNERS];
+}
+
+static void start_burners(struct starved *s, pthread_t *burners)
+{
     for (int i = 0; i < BURNERS; i++)
         ASSERT_OK(pthread_create(&burners[i], NULL, burn_cpu, s));
+}
+
+static void join_burners(struct starved *s, pthread_t *burners)
+{
+    atomic_store(&s->stop, 1);
+    for (int i = 0; i < BURNERS; i++)
+        ASSERT_OK(pthread_join(burners[i], NULL));
+}
+
+static int starved_main(void *arg)
+{
+    struct starved *s = arg;
+    /* This thread, which the goroutines run on (one P), and eight busy
+     * threads share one CPU: the kernel keeps the goroutines off it for
+     * tens of milliseconds at a time, while they yield every time they
+     * run. */
+    pin_to_one_cpu();
+    pthread_t burners[BURNERS];
+    start_burners(s, burners);
     struct goc_go_opts o = { .name = "watched" };
     goc_wg_add(&s->wg, 2);
     ASSERT_OK(goc_go_ex(yield_for_600ms, s, &o));
     ASSERT_OK(goc_go_ex(yield_for_600ms, s, &o));
     goc_wg_wait(&s->wg, NULL);
-    atomic_store(&s->stop, 1);
-    for (int i = 0; i < BURNERS; i++)
-        ASSERT_OK(pthread_join(burners[i], NULL));
+    join_burners(s, burners);
     return 0;
 }
 
@@ -457,8 +474,8 @@ static int starved_main(void *arg)
  */
 TEST(blocking, thread_kept_off_the_cpu_is_not_reported_as_a_hog)
 {
-    if (test_under_valgrind() || !schedstat_readable()) {
-        printf("# skipped: valgrind, or no schedstat\n");
+    if (test_under_valgrind() || !thread_stat_readable()) {
+        printf("# skipped: valgrind, or no thread times\n");
         return;
     }
     static struct starved s;
@@ -523,6 +540,67 @@ TEST_G(blocking, spinner_does_not_stall_its_p_queue)
     ASSERT_OK(goc_go(spawn_pair, &s));
     goc_wg_wait(&s.wg, NULL);
     ASSERT_EQ(s.progressed_before_end, 1);
+}
+
+static pthread_t late_burners[BURNERS];
+
+/* Spins 300 ms without a goc call: the first 40 ms with eight busy
+ * threads on its CPU, the rest alone (the burners see the stop flag and
+ * end; they are joined once it is done). */
+static void spin_starved_then_alone(void *arg)
+{
+    struct starved *s = arg;
+    pin_to_one_cpu();
+    start_burners(s, late_burners);
+    int64_t t0 = goc_now();
+    while (goc_now() - t0 < 40 * GOC_MILLISECOND)
+        ;
+    atomic_store(&s->stop, 1);
+    while (goc_now() - t0 < 300 * GOC_MILLISECOND)
+        ;
+}
+
+static void spawn_starved_spinner(void *arg)
+{
+    struct goc_go_opts o = { .name = "watched" };
+    ASSERT_OK(goc_go(queued_behind, NULL));
+    ASSERT_OK(goc_go_ex(spin_starved_then_alone, arg, &o));
+}
+
+static struct hog_reports late_reports;
+
+static int starved_spinner_main(void *arg)
+{
+    ASSERT_OK(goc_go(spawn_starved_spinner, arg));
+    int64_t end = goc_now() + 3 * GOC_SECOND;
+    while (!atomic_load(&late_reports.n) && goc_now() < end)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    join_burners(arg, late_burners);
+    return 0;
+}
+
+/*
+ * A hog whose thread the kernel starved at first is reported once it
+ * computes alone, counting the goroutines moved while it was starved: the
+ * queue moved at the first look used to leave nothing to report.
+ */
+TEST(blocking, hog_starved_at_first_is_still_reported)
+{
+    if (test_under_valgrind() || !thread_stat_readable()) {
+        printf("# skipped: valgrind, or no thread times\n");
+        return;
+    }
+    static struct starved s;
+    struct goc_config cfg = { .max_procs = 1 };
+    ASSERT_OK(goc_init(&cfg));
+    goc_set_log_hook(capture_watched, &late_reports);
+    ASSERT_OK(goc_run(starved_spinner_main, &s));
+    goc_set_log_hook(NULL, NULL);
+    int reports = atomic_load(&late_reports.n);
+    ASSERT_EQ(reports, 1);
+    if (!strstr(late_reports.last, "without blocking or yielding; 1 "))
+        ASSERT_FAIL("report: %s", late_reports.last);
+    test_no_leaks();
 }
 
 /* ---- readying from inside a section ------------------------------------ */

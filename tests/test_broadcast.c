@@ -340,13 +340,17 @@ TEST_G(broadcast, publish_behind_a_stuck_one_honours_its_ctx)
 {
     goc_bcast *b = bcast();
     goc_sub *slow = sub(b, 1, GOC_BLOCK);
+    goc_sub *probe = sub(b, 8, GOC_DROP_NEWEST); /* delivered first */
     int64_t v = 1, dropped = -1;
-    ASSERT_EQ(goc_bcast_publish(b, &v, NULL, NULL), 1);
+    ASSERT_EQ(goc_bcast_publish(b, &v, NULL, NULL), 2);
+    ASSERT_EQ(goc_sub_recv(probe, &v, NULL), 1);
     static struct pending_publish p;
     p = (struct pending_publish){ .b = b, .msg = 2 };
     goc_wg_add(&p.wg, 1);
     ASSERT_OK(goc_go(publish_async, &p)); /* stuck on slow */
-    goc_sleep(5 * GOC_MILLISECOND, NULL);
+    /* The probe's copy says that publish holds the publish lock. */
+    ASSERT_EQ(goc_sub_recv(probe, &v, NULL), 1);
+    ASSERT_EQ(v, 2);
     ASSERT_EQ(atomic_load(&p.done), 0);
     goc_ctx_local l;
     goc_ctx *t = goc_ctx_init_timeout(&l, NULL, 20 * GOC_MILLISECOND);
@@ -358,7 +362,7 @@ TEST_G(broadcast, publish_behind_a_stuck_one_honours_its_ctx)
     /* Room for the stuck one: it delivers, and nothing else came. */
     ASSERT_EQ(goc_sub_recv(slow, &v, NULL), 1);
     goc_wg_wait(&p.wg, NULL);
-    ASSERT_EQ(atomic_load(&p.rc), 1);
+    ASSERT_EQ(atomic_load(&p.rc), 2);
     ASSERT_EQ(goc_sub_recv(slow, &v, NULL), 1);
     ASSERT_EQ(v, 2);
     struct goc_sub_stats st;
@@ -366,6 +370,7 @@ TEST_G(broadcast, publish_behind_a_stuck_one_honours_its_ctx)
     ASSERT_EQ(st.delivered, 2);
     ASSERT_EQ(st.dropped, 0);
     goc_sub_release(slow);
+    goc_sub_release(probe);
     goc_bcast_free(b);
 }
 

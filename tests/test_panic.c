@@ -170,8 +170,14 @@ TEST_G(panic, goroutine_cleanups_run_at_exit)
     for (int i = 0; i < 3; i++)
         ASSERT_OK(goc_go(ends_normally, &wg));
     ASSERT_OK(goc_wg_wait(&wg, NULL));
-    goc_sleep(10 * GOC_MILLISECOND, NULL);
-    ASSERT_EQ(atomic_load(&goroutine_cleanups), 3);
+    /* The cleanups run as each goroutine ends, after its wg_done: wait
+     * for them (bounded), not a guess of how long that takes. */
+    int64_t end = goc_now() + 5 * GOC_SECOND;
+    while (atomic_load(&goroutine_cleanups) < 3 && goc_now() < end)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    goc_sleep(10 * GOC_MILLISECOND, NULL); /* and no more come */
+    int ran = atomic_load(&goroutine_cleanups);
+    ASSERT_EQ(ran, 3);
 }
 
 static void say_cleanup(void *arg)

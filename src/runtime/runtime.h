@@ -263,6 +263,7 @@ struct goc__p {
     int64_t mon_since;
     bool mon_reported;
     int64_t mon_cpu_at, mon_cpu;
+    int mon_moved; /* goroutines moved off it in this stretch */
     /* sysmon's view of a deferred hand-off: seen pending at nrun. */
     bool mon_handoff;
     uint64_t mon_handoff_nrun;

@@ -148,10 +148,14 @@ enum { HOLDER_COMPUTED, HOLDER_SLEPT, HOLDER_PREEMPTED };
  * load on the machine, a cgroup's CPU quota). Anything unreadable counts
  * as running, the plain hog.
  */
-static int holder_did(struct goc__p *p, int64_t now)
+static int holder_did(struct goc__p *p)
 {
+    /* CPU time first, then the clock, and the other way round for the
+     * baseline: sysmon itself kept off the CPU between the two reads can
+     * only make the thread look idler, never busier than it was. */
     int64_t cpu = holder_cpu_ns(p);
-    if (cpu < 0 || 4 * (cpu - p->mon_cpu) >= now - p->mon_cpu_at)
+    int64_t span = goc__nanotime() - p->mon_cpu_at;
+    if (cpu < 0 || 4 * (cpu - p->mon_cpu) >= span)
         return HOLDER_COMPUTED;
     switch (holder_state(p)) {
     case 0:
@@ -164,6 +168,14 @@ static int holder_did(struct goc__p *p, int64_t now)
     }
 }
 
+/* The start of a span holder_did() judges (at: -1 if unreadable). */
+static void take_baseline(struct goc__p *p)
+{
+    int64_t at = goc__nanotime();
+    p->mon_cpu = holder_cpu_ns(p);
+    p->mon_cpu_at = p->mon_cpu < 0 ? -1 : at;
+}
+
 /*
  * A P that has not switched goroutines for HOG_NS while held. The
  * holder's CPU time, read a quarter of the way in and again at the end,
@@ -171,7 +183,8 @@ static int holder_did(struct goc__p *p, int64_t now)
  * kernel outside a blocking section, and both from a thread the kernel
  * kept off the CPU: only the first two are the goroutine's doing, so only
  * they are reported. Either way the queue behind it moves to the global
- * queue.
+ * queue; a thread kept off the CPU is judged again over a new span, and
+ * a report counts every goroutine moved in the stretch.
  */
 static void check_hog(struct goc__p *p, int64_t now)
 {
@@ -182,31 +195,29 @@ static void check_hog(struct goc__p *p, int64_t now)
         p->mon_since = now;
         p->mon_reported = false;
         p->mon_cpu_at = 0;
+        p->mon_moved = 0;
         return;
     }
     if (p->mon_reported)
         return;
-    if (!p->mon_cpu_at && now - p->mon_since >= HOG_NS / 4) {
-        p->mon_cpu = holder_cpu_ns(p);
-        p->mon_cpu_at = p->mon_cpu < 0 ? -1 : now;
-    }
+    if (!p->mon_cpu_at && now - p->mon_since >= HOG_NS / 4)
+        take_baseline(p);
     if (now - p->mon_since < HOG_NS)
         return;
     int did = HOLDER_COMPUTED;
     if (p->mon_cpu_at > 0) {
         if (now - p->mon_cpu_at < HOG_NS / 2)
             return; /* sysmon slept long: judge over a fair span */
-        did = holder_did(p, now);
+        did = holder_did(p);
     }
-    int waiting = goc__sysmon_unload(p);
+    p->mon_moved += goc__sysmon_unload(p);
     if (did == HOLDER_PREEMPTED) {
-        p->mon_since = now; /* not its doing: watch a new stretch */
-        p->mon_cpu_at = 0;
+        take_baseline(p); /* not its doing, so far: judge a new span */
         return;
     }
     p->mon_reported = true;
-    if (waiting > 0) {
-        atomic_store(&p->hog_waiting, waiting);
+    if (p->mon_moved > 0) {
+        atomic_store(&p->hog_waiting, p->mon_moved);
         atomic_store(&p->hog_kind, did == HOLDER_SLEPT ? GOC__HOG_IN_KERNEL
                                                        : GOC__HOG_COMPUTING);
         atomic_store(&p->hog_since, p->mon_since);
