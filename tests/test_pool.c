@@ -534,3 +534,54 @@ TEST_G(pool, submit_after_release_and_reboot_is_served)
         goc_pool_free(p);
     }
 }
+
+/*
+ * A submitter blocked when the pool is released gets GOC_ECLOSED, even
+ * if it wakes only after a reboot: it used to see the pool open again and
+ * wait on, with no worker left to serve it.
+ */
+TEST_G(pool, submitter_blocked_at_release_gets_closed_after_a_reboot)
+{
+    for (int i = 0; i < (int)test_scale(50); i++) {
+        goc_pool *p = pool(1, 0, 0);
+        open_gate();
+        ASSERT_OK(goc_pool_submit(p, gated, NULL, NULL));
+        wait_until(p, 1, 0);
+        static struct sub s;
+        s = (struct sub){ .p = p, .fn = nothing, .rc = 1 };
+        pthread_t t;
+        ASSERT_OK(pthread_create(&t, NULL, submit_thread, &s));
+        wait_until(p, 1, 1);
+        ASSERT_OK(goc_pool_release(p));
+        close_gate(); /* the worker ends, and leaves the closed pool */
+        struct goc_pool_stats st;
+        do {
+            goc_sleep(100 * GOC_MICROSECOND, NULL);
+            ASSERT_OK(goc_pool_stats(p, &st));
+        } while (st.workers > 0);
+        ASSERT_OK(goc_pool_reboot(p));
+        test_join(t, NULL);
+        ASSERT_EQ(atomic_load(&s.rc), GOC_ECLOSED);
+        goc_chan_release(gate_ch);
+        goc_pool_free(p);
+    }
+}
+
+/* After a shrink, idle workers left over from the old capacity take no
+ * more tasks than the new one allows. */
+TEST_G(pool, shrink_bounds_the_tasks_idle_workers_take)
+{
+    goc_pool *p = pool(4, 0, GOC_POOL_DISABLE_PURGE | GOC_POOL_NONBLOCKING);
+    for (int i = 0; i < 4; i++) /* four workers, all idle after */
+        ASSERT_OK(goc_pool_submit(p, nothing, NULL, NULL));
+    ASSERT_OK(goc_pool_wait_idle(p, NULL));
+    ASSERT_OK(goc_pool_tune(p, 1));
+    open_gate();
+    ASSERT_OK(goc_pool_submit(p, gated, NULL, NULL));
+    ASSERT_EQ(goc_pool_submit(p, gated, NULL, NULL), GOC_EOVERLOAD);
+    ASSERT_EQ(goc_pool_running(p), 1);
+    close_gate();
+    ASSERT_OK(goc_pool_wait_idle(p, NULL));
+    goc_chan_release(gate_ch);
+    goc_pool_free(p);
+}

@@ -366,6 +366,73 @@ TEST_G(workerpool, pool_ctx_end_cancels_queued_tasks)
     goc_chan_release(g);
 }
 
+/* Blocks until the gate closes, deaf to its ctx. */
+static int gated_deaf(goc_ctx *ctx, void *arg, void **result)
+{
+    (void)ctx;
+    (void)result;
+    atomic_fetch_add(&ran, 1);
+    goc_chan_recv(arg, NULL, NULL);
+    return 0;
+}
+
+/* The pool's ctx ending settles the queue at once, even while every
+ * worker is busy with a task that does not watch its ctx. */
+TEST_G(workerpool, pool_ctx_end_settles_the_queue_while_workers_are_busy)
+{
+    goc_ctx *parent;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &parent));
+    struct goc_workerpool_config cfg = { .max_workers = 1, .ctx = parent };
+    goc_workerpool *p;
+    ASSERT_OK(goc_workerpool_new(&cfg, &p));
+    goc_chan *g = gate();
+    goc_future *a, *b;
+    ASSERT_OK(goc_workerpool_submit(p, gated_deaf, g, NULL, &a, NULL));
+    wait_running(p, 1);
+    ASSERT_OK(goc_workerpool_submit(p, count_task, NULL, NULL, &b, NULL));
+    goc_ctx_cancel(parent);
+    goc_ctx_local l;
+    goc_ctx *t = goc_ctx_init_timeout(&l, NULL, 2 * GOC_SECOND);
+    int st = 1;
+    ASSERT_OK(goc_future_get(b, &st, NULL, t)); /* while a still runs */
+    goc_ctx_destroy(t);
+    ASSERT_EQ(st, -ECANCELED);
+    ASSERT_EQ(goc_future_is_done(a), false);
+    goc_chan_close(g);
+    ASSERT_EQ(status_of(a), 0);
+    goc_future_release(a);
+    goc_future_release(b);
+    goc_workerpool_free(p);
+    goc_ctx_release(parent);
+    goc_chan_release(g);
+}
+
+/* wait_idle returns once the pool is idle, also when the last queued
+ * task was cancelled and only skipped: that skip used to wake nobody. */
+TEST_G(workerpool, wait_idle_ends_after_a_skipped_cancelled_task)
+{
+    goc_workerpool *p = pool(1, 0, 0);
+    goc_chan *g = gate();
+    goc_future *a, *b;
+    ASSERT_OK(goc_workerpool_submit(p, gated_deaf, g, NULL, &a, NULL));
+    wait_running(p, 1);
+    ASSERT_OK(goc_workerpool_submit(p, count_task, NULL, NULL, &b, NULL));
+    ASSERT_EQ(goc_future_cancel(b), 1);
+    goc_chan_close(g);
+    /* Idle as soon as a ends and b is skipped: long before the bound (a
+     * wait that nobody wakes returns 0 only at its ctx's end). */
+    int64_t t0 = goc_now();
+    goc_ctx_local l;
+    goc_ctx *t = goc_ctx_init_timeout(&l, NULL, 5 * GOC_SECOND);
+    ASSERT_OK(goc_workerpool_wait_idle(p, t));
+    goc_ctx_destroy(t);
+    ASSERT_LT(goc_now() - t0, 3 * GOC_SECOND);
+    goc_future_release(a);
+    goc_future_release(b);
+    goc_workerpool_free(p);
+    goc_chan_release(g);
+}
+
 TEST_G(workerpool, handle_cancel_skips_a_queued_task)
 {
     goc_workerpool *p = pool(1, 0, 0);

@@ -40,6 +40,7 @@ struct waiter {
     goc_pool_fn fn;
     void *arg;
     bool granted; /* a worker took the task: it will run */
+    bool closed;  /* release took it off the queue: GOC_ECLOSED */
 };
 
 struct goc_pool {
@@ -206,7 +207,8 @@ static void spawn_for_waiters_locked(goc_pool *p)
 static int try_place_locked(goc_pool *p, goc_pool_fn fn, void *arg)
 {
     struct goc__dlink *l = p->idle;
-    if (l) { /* LIFO: the most recently used worker */
+    /* After a shrink, idle workers may outnumber the room left. */
+    if (l && (p->cap < 0 || p->running < p->cap)) { /* LIFO: the newest */
         struct worker *w = goc__container_of(l, struct worker, link);
         goc__dlist_remove(&p->idle, l);
         p->nidle--;
@@ -242,14 +244,16 @@ static int wait_locked(goc_pool *p, goc_pool_fn fn, void *arg, goc_ctx *ctx)
     goc__dqueue_push_back(&p->waiters, &wt.link);
     p->nwaiting++;
     int rc = 0;
-    while (!wt.granted && !p->closed && rc == 0)
+    while (!wt.granted && !wt.closed && rc == 0)
         rc = goc_cond_wait(&wt.cv, &p->mu, ctx);
     if (wt.granted)
         return 0; /* granted first: the task runs, whatever ctx did */
+    if (wt.closed)
+        return GOC_ECLOSED; /* release took it off the queue */
     goc__dqueue_remove(&p->waiters, &wt.link);
     p->nwaiting--;
     wake_idle_waiters(p);
-    return p->closed ? GOC_ECLOSED : rc;
+    return rc;
 }
 
 int goc_pool_submit(goc_pool *p, goc_pool_fn fn, void *arg, goc_ctx *ctx)
@@ -276,6 +280,18 @@ int goc_pool_submit(goc_pool *p, goc_pool_fn fn, void *arg, goc_ctx *ctx)
     return rc;
 }
 
+/* Under mu: tell up to @n idle workers to leave. */
+static void retire_idle_locked(goc_pool *p, int64_t n)
+{
+    while (p->idle && n-- > 0) {
+        struct worker *w = goc__container_of(p->idle, struct worker, link);
+        goc__dlist_remove(&p->idle, &w->link);
+        p->nidle--;
+        w->exit = true;
+        goc_cond_signal(&w->cv);
+    }
+}
+
 int goc_pool_tune(goc_pool *p, int64_t cap)
 {
     if (!p || cap <= 0)
@@ -284,7 +300,8 @@ int goc_pool_tune(goc_pool *p, int64_t cap)
     int rc = p->cap < 0 ? -EPERM : 0;
     if (!rc) {
         p->cap = cap;
-        spawn_for_waiters_locked(p); /* growing */
+        spawn_for_waiters_locked(p);                /* growing */
+        retire_idle_locked(p, p->st.workers - cap); /* shrinking */
     }
     goc_mutex_unlock(&p->mu);
     return rc;
@@ -333,15 +350,19 @@ int goc_pool_release(goc_pool *p)
     goc_mutex_lock(&p->mu, NULL);
     int rc = p->closed ? GOC_ECLOSED : 0;
     p->closed = true;
-    while (p->idle) { /* idle workers leave; busy ones after their task */
-        struct worker *w = goc__container_of(p->idle, struct worker, link);
-        goc__dlist_remove(&p->idle, &w->link);
-        p->nidle--;
-        w->exit = true;
-        goc_cond_signal(&w->cv);
+    /* Idle workers leave; busy ones after their task. */
+    retire_idle_locked(p, INT64_MAX);
+    /* Every waiter is told, and off the queue: one that wakes only after
+     * a reboot still gets its GOC_ECLOSED. */
+    while (p->waiters.head) {
+        struct waiter *wt =
+            goc__container_of(p->waiters.head, struct waiter, link);
+        goc__dqueue_remove(&p->waiters, &wt->link);
+        p->nwaiting--;
+        wt->closed = true;
+        goc_cond_signal(&wt->cv);
     }
-    for (struct goc__dlink *l = p->waiters.head; l; l = l->next)
-        goc_cond_signal(&goc__container_of(l, struct waiter, link)->cv);
+    goc_cond_broadcast(&p->idle_cv); /* no one waits now */
     goc_mutex_unlock(&p->mu);
     return rc;
 }

@@ -35,7 +35,12 @@ struct goc_workerpool {
     unsigned flags;
     goc_ctx *ctx; /* ours: a child of the configured ctx */
     int64_t workers, idle;
+    int64_t settling; /* tasks taken off the queue, settled unrun */
     bool stopped, canceled;
+    /* When ctx ends, the queue is cancelled at once, not when a worker
+     * next looks (they may all be busy for long). */
+    goc_ctx_after on_ctx_end;
+    bool ctx_end_done;              /* under mu: that callback has finished */
     struct goc_workerpool_stats st; /* under mu */
 };
 
@@ -175,12 +180,15 @@ static void worker(void *arg)
         bool dead = goc_future_is_done(t->f);
         if (dead || goc_ctx_err(t->ctx)) {
             p->st.canceled++;
+            p->settling++; /* not idle until it is settled */
             goc_mutex_unlock(&p->mu);
             if (dead)
                 task_free(t);
             else
                 settle(t, -ECANCELED, NULL);
             goc_mutex_lock(&p->mu, NULL);
+            if (--p->settling == 0 && !p->qlen && !p->st.running)
+                goc_cond_broadcast(&p->idle_cv);
             continue;
         }
         run_locked(p, t);
@@ -191,6 +199,17 @@ static void worker(void *arg)
     if (p->queue_size == GOC_WP_NO_QUEUE)
         goc_cond_broadcast(&p->space_cv); /* room to start another */
     goc_cond_signal(&p->work_cv); /* pass a shrink on to the next worker */
+    goc_mutex_unlock(&p->mu);
+}
+
+/* p->ctx ended (the configured ctx, or a cancel): settle the queue. */
+static void ctx_ended(void *arg)
+{
+    goc_workerpool *p = arg;
+    goc_mutex_lock(&p->mu, NULL);
+    check_ctx_locked(p);
+    p->ctx_end_done = true;
+    goc_cond_broadcast(&p->idle_cv);
     goc_mutex_unlock(&p->mu);
 }
 
@@ -214,6 +233,7 @@ int goc_workerpool_new(const struct goc_workerpool_config *cfg,
     p->queue_size = c.queue_size;
     p->max_workers = c.max_workers;
     p->flags = c.flags;
+    goc_ctx_after_func(p->ctx, ctx_ended, p, &p->on_ctx_end);
     *out = p;
     return 0;
 }
@@ -445,7 +465,7 @@ static bool all_exited(goc_workerpool *p)
 
 static bool is_idle(goc_workerpool *p)
 {
-    return p->qlen == 0 && p->st.running == 0;
+    return p->qlen == 0 && p->st.running == 0 && p->settling == 0;
 }
 
 int goc_workerpool_stop_wait(goc_workerpool *p, goc_ctx *ctx)
@@ -500,6 +520,13 @@ void goc_workerpool_free(goc_workerpool *p)
     if (!p)
         return;
     goc_workerpool_stop_wait(p, NULL);
+    if (!goc_ctx_after_stop(&p->on_ctx_end)) {
+        /* It has started (the ctx ended): it still reads p. */
+        goc_mutex_lock(&p->mu, NULL);
+        while (!p->ctx_end_done)
+            goc_cond_wait(&p->idle_cv, &p->mu, NULL);
+        goc_mutex_unlock(&p->mu);
+    }
     goc_ctx_release(p->ctx);
     goc__free(p);
 }
