@@ -190,6 +190,9 @@ static void unrecovered(void *arg)
 {
     (void)arg;
     goc_defer(say_cleanup, NULL);
+    /* Main, which started us, is asleep by then, as the dump must show
+     * (on another P it could still be running otherwise). */
+    goc_sleep(50 * GOC_MILLISECOND, NULL);
     goc_panic(-EINVAL, "nobody catches %s", "this");
 }
 
