@@ -209,8 +209,8 @@ GOC_API int goc_addr_format(const struct sockaddr *sa, char *buf, size_t n);
 
 /**
  * goc_addr_resolve - resolve "host:port" into socket addresses.
- * @addr:   "host:port", "[v6]:port" or ":port" (any address); port may
- *          be a service name.
+ * @addr:   "host:port", "[v6]:port" or ":port" (any address); port is
+ *          0 to 65535 in decimal digits, or a service name ("http").
  * @socktype: SOCK_STREAM or SOCK_DGRAM.
  * @out:    receives up to @max addresses, in the resolver's order.
  * @ctx:    deadline or cancellation.
@@ -219,8 +219,8 @@ GOC_API int goc_addr_format(const struct sockaddr *sa, char *buf, size_t n);
  * blocking pool, so the goroutine's thread keeps running others.
  *
  * Return: the number of addresses (>= 1), -EINVAL for a malformed
- * @addr, GOC_ERESOLVE if the name does not resolve, -ECANCELED/
- * -ETIMEDOUT.
+ * @addr (a port out of range, or with a sign or a space, included),
+ * GOC_ERESOLVE if the name does not resolve, -ECANCELED/-ETIMEDOUT.
  */
 GOC_API int goc_addr_resolve(const char *addr,
                              int socktype,

@@ -8,6 +8,7 @@
 #include "../internal/alloc.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -115,15 +116,34 @@ static int resolve_blocking(void *arg)
     return 0;
 }
 
-/* A numeric host and port parsed without the resolver; 1 if done. */
-static int parse_numeric(const char *host,
-                         const char *port,
-                         struct sockaddr_storage *out)
+#define SERVICE_NAME (-1)
+
+/*
+ * The port as a number: 0 to 65535; SERVICE_NAME for a name ("http"),
+ * the resolver's to look up; -EINVAL for anything that starts with a
+ * digit and is not a port, which the resolver would wrap ("70000" is
+ * port 4464 to getaddrinfo), or a sign or a space.
+ */
+static long port_number(const char *port)
 {
-    char *end;
-    long p = strtol(port, &end, 10);
-    if (*end || p < 0 || p > 65535)
-        return 0; /* a service name: the resolver's job */
+    if (!isdigit((unsigned char)port[0]))
+        return isalpha((unsigned char)port[0]) ? SERVICE_NAME : -EINVAL;
+    long v = 0;
+    for (const char *c = port; *c; c++) {
+        if (!isdigit((unsigned char)*c))
+            return -EINVAL;
+        v = v * 10 + (*c - '0');
+        if (v > 65535)
+            return -EINVAL;
+    }
+    return v;
+}
+
+/* A numeric host and port parsed without the resolver; 1 if done. */
+static int parse_numeric(const char *host, long p, struct sockaddr_storage *out)
+{
+    if (p == SERVICE_NAME)
+        return 0; /* the resolver's job */
     memset(out, 0, sizeof(*out));
     struct sockaddr_in *in = (void *)out;
     struct sockaddr_in6 *in6 = (void *)out;
@@ -158,7 +178,10 @@ int goc_addr_resolve(const char *addr,
         (socktype != SOCK_STREAM && socktype != SOCK_DGRAM) ||
         split_host_port(addr, host, sizeof(host), port, sizeof(port)))
         return -EINVAL;
-    if (parse_numeric(host, port, &out[0]))
+    long p = port_number(port);
+    if (p < SERVICE_NAME)
+        return (int)p;
+    if (parse_numeric(host, p, &out[0]))
         return 1;
     struct resolve_job *j =
         goc__malloc(sizeof(*j) + (size_t)max * sizeof(*out));
