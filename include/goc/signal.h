@@ -30,8 +30,9 @@ extern "C" {
  * the one found before.
  *
  * Return: 0; -EINVAL for a NULL channel, a wrong element size, @n < 1, or
- * a signal that cannot be caught or is synchronous (SIGKILL, SIGSTOP,
- * SIGSEGV, SIGBUS, SIGFPE, SIGILL): then nothing changes. -ENOMEM.
+ * a signal that cannot be caught, is synchronous (SIGKILL, SIGSTOP,
+ * SIGSEGV, SIGBUS, SIGFPE, SIGILL) or is the C library's own (those
+ * between 31 and SIGRTMIN); -ENOMEM. On an error nothing changes.
  */
 GOC_API int goc_signal_notify(goc_chan *ch, const int *sigs, int n);
 

@@ -93,8 +93,11 @@ static int setup_locked(void)
 
 static bool catchable(int s)
 {
+    /* Between the standard signals and SIGRTMIN, the C library keeps
+     * some for itself (glibc's threads: 32 and 33). */
     return s > 0 && s < MAX_SIG && s != SIGKILL && s != SIGSTOP &&
-           s != SIGSEGV && s != SIGBUS && s != SIGFPE && s != SIGILL;
+           s != SIGSEGV && s != SIGBUS && s != SIGFPE && s != SIGILL &&
+           (s < 32 || s >= SIGRTMIN);
 }
 
 /* Under sig.mu: one more subscription to s, installing the handler. */
@@ -146,19 +149,27 @@ int goc_signal_notify(goc_chan *ch, const int *sigs, int n)
             sigemptyset(&u->set);
         }
     }
+    sigset_t added; /* by this call: what a failure takes back */
+    sigemptyset(&added);
     for (int i = 0; !err && i < n; i++) {
         if (sigismember(&u->set, sigs[i]))
             continue;
         if ((err = use_signal(sigs[i])) != 0)
             break;
         sigaddset(&u->set, sigs[i]);
+        sigaddset(&added, sigs[i]);
     }
-    if (err && u && fresh) { /* undo: a fresh subscription had nothing */
-        for (int s = 1; s < MAX_SIG; s++)
-            if (sigismember(&u->set, s))
+    if (err && u) { /* undo, so that nothing changes */
+        for (int s = 1; s < MAX_SIG; s++) {
+            if (sigismember(&added, s)) {
                 unuse_signal(s);
-        goc_chan_release(u->ch);
-        goc__free(u);
+                sigdelset(&u->set, s);
+            }
+        }
+        if (fresh) {
+            goc_chan_release(u->ch);
+            goc__free(u);
+        }
     } else if (fresh) {
         u->next = sig.subs;
         sig.subs = u;
