@@ -609,6 +609,31 @@ TEST_G(net, udp_round_trip)
     goc_fd_close(srv);
 }
 
+/* A writev on a datagram socket is one datagram, whatever its number of
+ * entries (it used to go out in windows of 64). */
+TEST_G(net, udp_writev_is_one_datagram)
+{
+    goc_fd *srv, *cli;
+    ASSERT_OK(goc_udp_listen("127.0.0.1:0", &srv));
+    char addr[GOC_ADDRSTRLEN];
+    goc_fd_local_addr(srv, addr, sizeof(addr));
+    ASSERT_OK(goc_udp_dial(addr, &cli, NULL));
+    enum { PARTS = 100 };
+    static char bytes[PARTS];
+    struct iovec iov[PARTS];
+    for (int i = 0; i < PARTS; i++) {
+        bytes[i] = (char)i;
+        iov[i] = (struct iovec){ &bytes[i], 1 };
+    }
+    ASSERT_EQ(goc_fd_writev(cli, iov, PARTS, NULL), PARTS);
+    char buf[2 * PARTS];
+    ASSERT_EQ(goc_udp_recv_from(srv, buf, sizeof(buf), NULL, NULL, NULL),
+              PARTS);
+    ASSERT(memcmp(buf, bytes, PARTS) == 0);
+    goc_fd_close(cli);
+    goc_fd_close(srv);
+}
+
 /* ---- plain threads ------------------------------------------------------- */
 
 struct thread_io {

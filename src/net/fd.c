@@ -409,9 +409,16 @@ ssize_t goc_fd_writev(goc_fd *f, const struct iovec *iov, int cnt, goc_ctx *ctx)
     size_t off = 0; /* bytes of iov[i] already written */
     while (i < cnt && iov[i].iov_len == 0)
         i++;
+    /* The first call takes every entry, as writev(2) does: a datagram
+     * is one message, and a pipe write up to PIPE_BUF stays atomic. Only
+     * what a partial write left goes in windows. */
+    bool whole = true;
     while (i < cnt) {
         struct iovec win[WRITEV_BATCH];
-        struct iov_arg a = { win, iov_window(win, iov, cnt, i, off) };
+        struct iov_arg a = { iov + i, cnt - i };
+        if (!whole)
+            a = (struct iov_arg){ win, iov_window(win, iov, cnt, i, off) };
+        whole = false;
         ssize_t r = goc__fd_io(f, GOC__PD_WRITE,
                                f->is_socket ? op_sendmsg : op_writev, &a, ctx);
         if (r < 0)
