@@ -180,7 +180,9 @@ GOC_API int goc_fd_connect(goc_fd *f,
  * goc_fd_shutdown - half-close a socket: SHUT_RD, SHUT_WR or SHUT_RDWR.
  *
  * After SHUT_WR the peer reads end of file while this side can still
- * read. Blocked calls are not woken (use goc_fd_close()).
+ * read. A call blocked on the side shut down here returns as the kernel
+ * then answers it: a read gets end of file (0), a write -EPIPE. To end
+ * every call on the descriptor, use goc_fd_close().
  *
  * Return: 0 or -errno of shutdown(2).
  */
