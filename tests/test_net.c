@@ -634,6 +634,41 @@ TEST_G(net, udp_writev_is_one_datagram)
     goc_fd_close(srv);
 }
 
+struct blocked_read {
+    goc_fd *f;
+    _Atomic ssize_t rc;
+    goc_wg wg;
+};
+
+static void read_blocked(void *arg)
+{
+    struct blocked_read *b = arg;
+    char c;
+    atomic_store(&b->rc, goc_fd_read(b->f, &c, 1, NULL));
+    goc_wg_done(&b->wg);
+}
+
+/* A read blocked when its side is shut down returns end of file, as the
+ * header says. */
+TEST_G(net, shutdown_of_the_read_side_ends_a_blocked_read)
+{
+    goc_fd *a, *b;
+    tcp_pair(&a, &b);
+    static struct blocked_read r;
+    r = (struct blocked_read){ .f = a, .rc = 99 };
+    goc_wg_add(&r.wg, 1);
+    ASSERT_OK(goc_go(read_blocked, &r));
+    goc_sleep(5 * GOC_MILLISECOND, NULL); /* parked, most likely */
+    ASSERT_OK(goc_fd_shutdown(a, SHUT_RD));
+    goc_ctx_local l;
+    goc_ctx *t = goc_ctx_init_timeout(&l, NULL, 5 * GOC_SECOND);
+    ASSERT_OK(goc_wg_wait(&r.wg, t));
+    goc_ctx_destroy(t);
+    ASSERT_EQ(atomic_load(&r.rc), 0);
+    goc_fd_close(a);
+    goc_fd_close(b);
+}
+
 /* ---- plain threads ------------------------------------------------------- */
 
 struct thread_io {
