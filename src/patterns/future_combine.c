@@ -9,9 +9,13 @@
  * settled (the result's value borrows settled inputs' values), and on
  * every input from the start with GOC_FUTURE_CANCEL_REST (to cancel
  * them); it holds one on the result until the last input callback has
- * run, and the result frees the state when it goes. An input dropped
- * while pending is settled as cancelled (goc_future_release), so its
- * callback still runs and nothing stays behind.
+ * run, and the result frees the state when it goes. Without
+ * GOC_FUTURE_CANCEL_REST, an input its owners drop while pending is
+ * settled as cancelled (goc_future_release), so its callback still runs
+ * and nothing stays behind. With it, the state's own reference keeps
+ * each input alive: inputs that nobody settles keep the state and the
+ * result with them (future.h says so), since only a settle or a cancel
+ * of the result lets them go.
  */
 #include "goc/future.h"
 #include "patterns.h"
