@@ -13,9 +13,8 @@
  * GOC_FUTURE_CANCEL_REST, an input its owners drop while pending is
  * settled as cancelled (goc_future_release), so its callback still runs
  * and nothing stays behind. With it, the state's own reference keeps
- * each input alive: inputs that nobody settles keep the state and the
- * result with them (future.h says so), since only a settle or a cancel
- * of the result lets them go.
+ * each input alive until it settles: inputs that nobody settles keep the
+ * state and the result with them (future.h says so).
  */
 #include "goc/future.h"
 #include "patterns.h"
