@@ -1126,6 +1126,123 @@ TEST_G(metrics, http_bad_requests)
     goc_registry_free(r);
 }
 
+/* A server of r on a free port; its address in addr. */
+static goc_server *serve(goc_registry *r, char *addr)
+{
+    goc_server *srv;
+    ASSERT_OK(goc_metrics_serve(r, "127.0.0.1:0", NULL, &srv));
+    ASSERT_GT(goc_server_addr(srv, addr, GOC_ADDRSTRLEN), 0);
+    return srv;
+}
+
+/*
+ * Heads a proxy in front might read otherwise than the server (a length
+ * with junk after it, a blank before a field's colon, a bare CR, two
+ * lengths) are refused with 400 and the connection ends: the body after
+ * them is never taken for a request of its own.
+ */
+TEST_G(metrics, http_ambiguous_heads_are_refused)
+{
+    goc_registry *r = reg();
+    char addr[GOC_ADDRSTRLEN];
+    goc_server *srv = serve(r, addr);
+    const char *heads[] = {
+        "GET /metrics HTTP/1.1\r\nContent-Length: 0 26\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nContent-Length : 26\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nContent-Length: 0\r\n"
+        "Content-Length: 26\r\n\r\n",
+        "GET /metrics HTTP/1.1\rX: y\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
+        goc_fd *k;
+        struct resp rs;
+        ASSERT_OK(goc_tcp_dial(addr, &k, NULL));
+        send_req(k, heads[i]);
+        send_req(k, "GET /smuggled HTTP/1.1\r\n\r\n");
+        ASSERT_OK(read_resp(k, &rs, false));
+        if (rs.status != 400)
+            ASSERT_FAIL("head %zu: status %d", i, rs.status);
+        ASSERT(closed_by_peer(k));
+        goc_fd_close(k);
+    }
+    ASSERT_OK(goc_server_shutdown(srv, NULL));
+    goc_server_free(srv);
+    goc_registry_free(r);
+}
+
+/* HTTP/1.0 with "Connection: keep-alive" is kept, and told so: without
+ * the header an HTTP/1.0 client must assume the close. */
+TEST_G(metrics, http10_keep_alive_is_said)
+{
+    goc_registry *r = reg();
+    char addr[GOC_ADDRSTRLEN];
+    goc_server *srv = serve(r, addr);
+    goc_fd *k;
+    struct resp rs;
+    ASSERT_OK(goc_tcp_dial(addr, &k, NULL));
+    for (int i = 0; i < 2; i++) {
+        send_req(k, "GET /metrics HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        ASSERT_OK(read_resp(k, &rs, false));
+        ASSERT_EQ(rs.status, 200);
+        ASSERT(strstr(rs.head, "\r\nConnection: keep-alive\r\n"));
+    }
+    goc_fd_close(k);
+    ASSERT_OK(goc_server_shutdown(srv, NULL));
+    goc_server_free(srv);
+    goc_registry_free(r);
+}
+
+struct stopper {
+    goc_server *srv;
+    _Atomic int done;
+};
+
+static void stop_server(void *arg)
+{
+    struct stopper *st = arg;
+    ASSERT_OK(goc_server_shutdown(st->srv, NULL));
+    atomic_store(&st->done, 1);
+}
+
+/*
+ * A client that always leaves its next request half-sent in the buffer
+ * never waits idle in goc_conn_read_request(): the shutdown used to wait
+ * for it as long as it kept going. Now the first response after the
+ * shutdown began says "Connection: close", and the connection ends.
+ */
+TEST_G(metrics, http_pipelining_client_cannot_hold_a_shutdown)
+{
+    goc_registry *r = reg();
+    char addr[GOC_ADDRSTRLEN];
+    goc_server *srv = serve(r, addr);
+    goc_fd *k;
+    struct resp rs;
+    ASSERT_OK(goc_tcp_dial(addr, &k, NULL));
+    send_req(k, "GET /metrics HTTP/1.1\r\n\r\nGET /met");
+    ASSERT_OK(read_resp(k, &rs, false));
+    static struct stopper st;
+    st = (struct stopper){ .srv = srv };
+    ASSERT_OK(goc_go(stop_server, &st));
+    bool told = false;
+    for (int i = 0; i < 200 && !told; i++) {
+        goc_sleep(GOC_MILLISECOND, NULL);
+        send_req(k, "rics HTTP/1.1\r\n\r\nGET /met");
+        if (read_resp(k, &rs, false) != 0)
+            break;
+        told = strstr(rs.head, "Connection: close\r\n") != NULL;
+    }
+    ASSERT(told);
+    ASSERT(closed_by_peer(k));
+    for (int i = 0; i < 5000 && !atomic_load(&st.done); i++)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    int stopped = atomic_load(&st.done);
+    ASSERT_EQ(stopped, 1);
+    goc_fd_close(k);
+    goc_server_free(srv);
+    goc_registry_free(r);
+}
+
 TEST_G(metrics, http_shutdown_closes_idle_and_refuses)
 {
     goc_registry *r = reg();

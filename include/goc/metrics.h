@@ -514,7 +514,10 @@ struct goc_metrics_http_opts {
  * A connection that sends nothing for @o->idle_timeout, or does not
  * finish a request head within @o->timeout, is closed, so silent or slow
  * clients cannot hold every slot of @o->max_conns.
- * The registry must outlive the server. Its settings are kept in the
+ * The registry must outlive the server's handlers, which
+ * goc_server_free() does not wait for: before goc_registry_free(), make
+ * sure they have returned with goc_server_shutdown(srv, NULL) (after a
+ * goc_server_close() if a scrape may hang). Its settings are kept in the
  * registry and freed with it; servers with equal settings share them, so
  * starting servers again and again (even on the default registry, which
  * is never freed) keeps one copy per distinct setting, not one per call.

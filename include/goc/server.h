@@ -121,6 +121,15 @@ GOC_API goc_fd *goc_conn_fd(goc_conn *c);
 GOC_API goc_ctx *goc_conn_ctx(goc_conn *c);
 
 /**
+ * goc_conn_shutting_down - whether the server's graceful shutdown has
+ * begun. A handler that serves requests already read (pipelined) checks
+ * it between them and ends the connection, as goc_conn_read_request()
+ * would: a client that keeps the next request always half-sent would
+ * otherwise hold the shutdown for as long as it likes.
+ */
+GOC_API bool goc_conn_shutting_down(goc_conn *c);
+
+/**
  * goc_conn_read_request - read the first bytes of the next request.
  *
  * The connection counts as idle while this waits and as active once it

@@ -19,6 +19,8 @@
 
 struct req {
     bool get, head, keep, body, bad;
+    bool http10; /* keep-alive must then be said */
+    bool has_length;
     const char *path;
     size_t pathlen;
 };
@@ -49,10 +51,35 @@ static bool has_token(const char *v, const char *e, const char *tok)
     return false;
 }
 
+/*
+ * A Content-Length value: digits between optional blanks; false for
+ * anything else. A proxy in front may read "0 26" or "1,2" otherwise
+ * than we would, and the body would pass for a request of its own.
+ */
+static bool length_value(const char *v, const char *e, bool *zero)
+{
+    while (v < e && (*v == ' ' || *v == '\t'))
+        v++;
+    while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    if (v == e)
+        return false;
+    *zero = true;
+    for (; v < e; v++) {
+        if (*v < '0' || *v > '9')
+            return false;
+        *zero &= *v == '0';
+    }
+    return true;
+}
+
 static void header(struct req *r, const char *l, const char *e)
 {
     const char *colon = memchr(l, ':', (size_t)(e - l));
-    if (!colon || colon == l) {
+    /* No blank in a field name: "Content-Length : 26" must not slip by
+     * as some other header (RFC 9112, 5.1). */
+    if (!colon || colon == l || memchr(l, ' ', (size_t)(colon - l)) ||
+        memchr(l, '\t', (size_t)(colon - l))) {
         r->bad = true;
         return;
     }
@@ -64,16 +91,12 @@ static void header(struct req *r, const char *l, const char *e)
         else if (has_token(v, e, "keep-alive"))
             r->keep = true;
     } else if (nl == 14 && strncasecmp(l, "content-length", 14) == 0) {
-        while (v < e && (*v == ' ' || *v == '\t'))
-            v++;
-        bool zero = v < e;
-        for (; v < e && *v != ' ' && *v != '\t'; v++)
-            if (*v < '0' || *v > '9')
-                r->bad = true;
-            else if (*v != '0')
-                zero = false;
-        if (!zero)
+        bool zero;
+        if (r->has_length || !length_value(v, e, &zero))
+            r->bad = true; /* repeated, or not a number */
+        else if (!zero)
             r->body = true;
+        r->has_length = true;
     } else if (nl == 17 && strncasecmp(l, "transfer-encoding", 17) == 0) {
         r->body = true;
     }
@@ -86,8 +109,8 @@ static void parse(const char *b, size_t n, struct req *r)
     const char *e = memchr(b, '\r', n);
     const char *sp1 = memchr(b, ' ', (size_t)(e - b));
     const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(e - sp1 - 1)) : NULL;
-    if (!sp1 || !sp2 || sp1 == b || sp2 == sp1 + 1 || e - sp2 != 9 ||
-        strncmp(sp2 + 1, "HTTP/1.", 7) != 0 ||
+    if (e[1] != '\n' || !sp1 || !sp2 || sp1 == b || sp2 == sp1 + 1 ||
+        e - sp2 != 9 || strncmp(sp2 + 1, "HTTP/1.", 7) != 0 ||
         (sp2[8] != '0' && sp2[8] != '1')) {
         r->bad = true;
         return;
@@ -95,15 +118,24 @@ static void parse(const char *b, size_t n, struct req *r)
     r->get = sp1 - b == 3 && memcmp(b, "GET", 3) == 0;
     r->head = sp1 - b == 4 && memcmp(b, "HEAD", 4) == 0;
     r->keep = sp2[8] == '1';
+    r->http10 = sp2[8] == '0';
     r->path = sp1 + 1;
     const char *q = memchr(r->path, '?', (size_t)(sp2 - r->path));
     r->pathlen = (size_t)((q ? q : sp2) - r->path);
     for (const char *l = e + 2; l < b + n - 2 && !r->bad;) {
         const char *le = memchr(l, '\r', (size_t)(b + n - l));
+        if (le[1] != '\n') { /* a bare CR */
+            r->bad = true;
+            break;
+        }
         header(r, l, le);
         l = le + 2;
     }
 }
+
+/* Whether the connection stays open after a response, and whether that
+ * must be said (HTTP/1.0 closes unless told otherwise). */
+enum keep { CLOSE, KEEP, KEEP_SAID };
 
 static int respond(goc_conn *c,
                    struct http_cfg *cfg,
@@ -111,16 +143,21 @@ static int respond(goc_conn *c,
                    const char *extra,
                    const char *body,
                    size_t blen,
-                   bool keep,
+                   enum keep keep,
                    bool head_only)
 {
+    static const char *const connection[] = {
+        [CLOSE] = "Connection: close\r\n",
+        [KEEP] = "",
+        [KEEP_SAID] = "Connection: keep-alive\r\n",
+    };
     char h[512];
     int hl = snprintf(
         h, sizeof h,
         "HTTP/1.1 %s\r\nContent-Type: %s\r\n"
         "Content-Length: %zu\r\n%s%s\r\n",
         status, extra ? "text/plain; charset=utf-8" : GOC_METRICS_CONTENT_TYPE,
-        blen, extra ? extra : "", keep ? "" : "Connection: close\r\n");
+        blen, extra ? extra : "", connection[keep]);
     struct iovec iov[2] = { { h, (size_t)hl }, { (void *)body, blen } };
     goc_ctx_local lc;
     goc_ctx *ctx = goc_ctx_init_timeout(&lc, goc_conn_ctx(c), cfg->timeout);
@@ -131,7 +168,7 @@ static int respond(goc_conn *c,
 
 static int serve_metrics(goc_conn *c,
                          struct http_cfg *cfg,
-                         bool keep,
+                         enum keep keep,
                          bool head_only)
 {
     char *text;
@@ -154,11 +191,15 @@ static int serve_metrics(goc_conn *c,
 static bool answer(goc_conn *c, struct http_cfg *cfg, const struct req *r)
 {
     if (r->bad) {
-        respond(c, cfg, "400 Bad Request", "", TEXT("400 Bad Request\n"), false,
+        respond(c, cfg, "400 Bad Request", "", TEXT("400 Bad Request\n"), CLOSE,
                 false);
         return false;
     }
-    bool keep = r->keep && !r->body;
+    /* A shutdown ends the connection after this response, so that a
+     * client pipelining request after request cannot hold it open. */
+    enum keep keep = !r->keep || r->body || goc_conn_shutting_down(c) ? CLOSE
+                     : r->http10 ? KEEP_SAID
+                                 : KEEP;
     int err;
     if (r->pathlen != 8 || memcmp(r->path, "/metrics", 8) != 0)
         err = respond(c, cfg, "404 Not Found", "", TEXT("404 page not found\n"),
@@ -168,7 +209,7 @@ static bool answer(goc_conn *c, struct http_cfg *cfg, const struct req *r)
                       TEXT("Method Not Allowed\n"), keep, false);
     else
         err = serve_metrics(c, cfg, keep, r->head);
-    return err == 0 && keep;
+    return err == 0 && keep != CLOSE;
 }
 
 /*
@@ -199,7 +240,7 @@ static size_t read_head(
     while (!(end = head_end(buf, *have))) {
         if (*have == cfg->max_request) {
             respond(c, cfg, "431 Request Header Fields Too Large", "",
-                    TEXT("431 Request Header Fields Too Large\n"), false,
+                    TEXT("431 Request Header Fields Too Large\n"), CLOSE,
                     false);
             *refused = true;
             break;
@@ -256,7 +297,8 @@ static void handle(goc_conn *c, void *arg)
         struct req r;
         parse(buf, end, &r);
         if (!answer(c, cfg, &r)) {
-            refused = r.bad || r.body;
+            /* Input left unread would make the close a reset. */
+            refused = r.bad || r.body || have > end;
             break;
         }
         memmove(buf, buf + end, have - end); /* a pipelined next request */

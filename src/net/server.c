@@ -142,6 +142,16 @@ fail:
         goc_sem_release(&s->slots, 1);
 }
 
+bool goc_conn_shutting_down(goc_conn *c)
+{
+    if (!c)
+        return false;
+    goc__lock_acquire(&c->srv->lock);
+    bool stopping = c->srv->shutting_down;
+    goc__lock_release(&c->srv->lock);
+    return stopping;
+}
+
 ssize_t goc_conn_read_request(goc_conn *c, void *buf, size_t n, goc_ctx *ctx)
 {
     if (!c)
