@@ -1146,12 +1146,14 @@ TEST_G(metrics, http_ambiguous_heads_are_refused)
     goc_registry *r = reg();
     char addr[GOC_ADDRSTRLEN];
     goc_server *srv = serve(r, addr);
+    static const char two_lengths[] = "GET /metrics HTTP/1.1\r\n"
+                                      "Content-Length: 0\r\n"
+                                      "Content-Length: 26\r\n\r\n";
     const char *heads[] = {
         "GET /metrics HTTP/1.1\r\nContent-Length: 0 26\r\n\r\n",
         "GET /metrics HTTP/1.1\r\nContent-Length : 26\r\n\r\n",
         "GET /metrics HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n",
-        "GET /metrics HTTP/1.1\r\nContent-Length: 0\r\n"
-        "Content-Length: 26\r\n\r\n",
+        two_lengths,
         "GET /metrics HTTP/1.1\rX: y\r\n\r\n",
     };
     for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
