@@ -288,6 +288,17 @@ TEST(metrics, special_floats)
     expect_fmt(-1, "-1");
     expect_fmt(0.1, "0.1");
     expect_fmt(0.1 + 0.2, "0.30000000000000004");
+    /* Powers of two whose shortest form is not the correctly rounded
+     * one at its length. */
+    expect_fmt(0x1p-24, "5.960464477539063e-08");
+    expect_fmt(0x1p89, "6.189700196426902e+26");
+    for (int e = -1074; e <= 1023; e++) { /* every one reads back */
+        char buf[40];
+        double v = ldexp(1, e);
+        goc_format_double(v, buf);
+        if (strtod(buf, NULL) != v)
+            ASSERT_FAIL("2^%d printed as %s", e, buf);
+    }
     expect_fmt(100, "100");
     expect_fmt(123456, "123456");
     expect_fmt(1e6, "1e+06");

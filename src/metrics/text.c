@@ -51,6 +51,75 @@ void goc__tbuf_str(struct tbuf *b, const char *s)
  * ("100", "0.001"). %.17g is not it: it prints 0.1 as
  * 0.10000000000000001.
  */
+/* "%.*e" text: its digits (the point may be any locale's) and exponent. */
+static int split_e(const char *t, char *dig, int *exp)
+{
+    int nd = 0;
+    for (; *t && *t != 'e'; t++)
+        if (*t >= '0' && *t <= '9')
+            dig[nd++] = *t;
+    *exp = atoi(t + 1);
+    return nd;
+}
+
+/* Do the digits dig[0, nd) times 10^(exp - nd + 1) read back as a? */
+static bool reads_back(const char *dig, int nd, int exp, double a)
+{
+    char t[48];
+    snprintf(t, sizeof t, "%.*se%d", nd, dig, exp - nd + 1);
+    return strtod(t, NULL) == a;
+}
+
+/* The digits one unit up, or down, in the last place (*exp follows a
+ * carry out of the first digit); false when they would lose a digit. */
+static bool step(char *d, int nd, int *exp, int dir)
+{
+    int i = nd - 1;
+    char wrap = dir > 0 ? '9' : '0';
+    while (i >= 0 && d[i] == wrap)
+        d[i--] = dir > 0 ? '0' : '9';
+    if (i < 0) {
+        if (dir < 0)
+            return false; /* was 0: not a float's digits */
+        d[0] = '1';       /* 99..9 + 1 = 100..0, one place up */
+        ++*exp;
+        return true;
+    }
+    d[i] = (char)(d[i] + dir);
+    return d[0] != '0'; /* 100..0 - 1 has a digit fewer */
+}
+
+/*
+ * The digits and decimal exponent of the shortest decimal that reads
+ * back as a (> 0), as Go's shortest formatting finds it. At each length
+ * the correctly rounded digits are tried, then their neighbours one unit
+ * away: where a power of two meets the binade below, its rounding
+ * interval is lopsided, and the one that reads back may be a neighbour
+ * (2^-24 is 5.960464477539063e-08, not ...0625).
+ */
+static int shortest_digits(double a, char *dig, int *exp)
+{
+    char t[48];
+    int nd = 0;
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(t, sizeof t, "%.*e", prec - 1, a);
+        nd = split_e(t, dig, exp);
+        if (strtod(t, NULL) == a)
+            return nd;
+        for (int dir = -1; dir <= 1 && prec < 17; dir += 2) {
+            char n[24];
+            int e = *exp;
+            memcpy(n, dig, (size_t)nd);
+            if (step(n, nd, &e, dir) && reads_back(n, nd, e, a)) {
+                memcpy(dig, n, (size_t)nd);
+                *exp = e;
+                return nd;
+            }
+        }
+    }
+    return nd; /* 17 digits always read back */
+}
+
 int goc_format_double(double v, char *buf)
 {
     if (isnan(v))
@@ -59,21 +128,8 @@ int goc_format_double(double v, char *buf)
         return (int)strlen(strcpy(buf, v > 0 ? "+Inf" : "-Inf"));
     if (v == 0)
         return (int)strlen(strcpy(buf, signbit(v) ? "-0" : "0"));
-    char tmp[48];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*e", prec - 1, v);
-        if (strtod(tmp, NULL) == v)
-            break;
-    }
-    /* tmp is [-]d[.ddd]e(+|-)xx; take the digits (the point may be any
-     * locale's) and the exponent. */
     char dig[24];
-    int nd = 0;
-    const char *p = tmp;
-    for (; *p && *p != 'e'; p++)
-        if (*p >= '0' && *p <= '9')
-            dig[nd++] = *p;
-    int exp = atoi(p + 1);
+    int exp, nd = shortest_digits(fabs(v), dig, &exp);
     while (nd > 1 && dig[nd - 1] == '0')
         nd--;
     char *o = buf;
