@@ -287,3 +287,38 @@ TEST_G(server, accept_recovers_from_emfile)
     ASSERT_OK(goc_server_shutdown(srv, NULL));
     goc_server_free(srv);
 }
+
+static _Atomic int hopeless_reports;
+
+static void count_hopeless(const char *msg, void *arg)
+{
+    (void)arg;
+    if (strstr(msg, "accepts no more connections"))
+        atomic_fetch_add(&hopeless_reports, 1);
+}
+
+/* A listener that cannot accept at all (here a datagram socket) is
+ * reported once and the accept loop ends: it used to retry for ever,
+ * counting an error after every pause. */
+TEST_G(server, listener_that_cannot_accept_is_reported_once)
+{
+    goc_fd *u;
+    ASSERT_OK(goc_udp_listen("127.0.0.1:0", &u));
+    struct svc s = { 0 };
+    goc_server *srv;
+    ASSERT_OK(goc_server_new(u, handle, &s, NULL, &srv));
+    goc_set_log_hook(count_hopeless, NULL);
+    ASSERT_OK(goc_server_start(srv));
+    int64_t t0 = goc_now();
+    while (!atomic_load(&hopeless_reports) && goc_now() - t0 < 5 * GOC_SECOND)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    goc_sleep(100 * GOC_MILLISECOND, NULL); /* no more errors come */
+    goc_set_log_hook(NULL, NULL);
+    struct goc_server_stats st;
+    goc_server_get_stats(srv, &st);
+    int reports = atomic_load(&hopeless_reports);
+    ASSERT_EQ(reports, 1);
+    ASSERT_EQ(st.accept_errors, 1);
+    ASSERT_OK(goc_server_shutdown(srv, NULL));
+    goc_server_free(srv);
+}

@@ -44,7 +44,8 @@ struct goc_server_stats {
     int64_t active;        /* being served, inside a request */
     int64_t idle;          /* being served, between requests */
     int64_t closed_idle;   /* closed by a shutdown while idle */
-    int64_t accept_errors; /* failed accepts (each retried after a pause) */
+    int64_t accept_errors; /* failed accepts (retried after a pause, but
+                              for a listener that cannot accept) */
 };
 
 /**
@@ -68,7 +69,10 @@ GOC_API int goc_server_new(goc_fd *listener,
  *
  * Accept failures for lack of resources (EMFILE, ENFILE, ENOBUFS,
  * ENOMEM) are counted and retried after a pause growing from 5 ms to 1 s,
- * so the loop neither spins nor stops.
+ * so the loop neither spins nor stops. A listener that cannot accept at
+ * all (not listening, not a stream socket: EINVAL, EOPNOTSUPP, ENOTSOCK,
+ * EBADF) is reported through the log hook, counted once, and the loop
+ * ends; connections already accepted are served on.
  *
  * Return: 0; -EBUSY if already started; GOC_ECLOSED after a shutdown.
  */

@@ -194,6 +194,14 @@ static bool accept_retryable(int err)
            err == -EPERM; /* a firewall refused this one */
 }
 
+/* Errors that no pause can cure: the listener is not one (a socket
+ * that does not listen, a datagram socket, not a socket at all). */
+static bool accept_hopeless(int err)
+{
+    return err == -EINVAL || err == -ENOTSOCK || err == -EOPNOTSUPP ||
+           err == -EBADF;
+}
+
 static void accept_loop(void *arg)
 {
     goc_server *s = arg;
@@ -218,8 +226,14 @@ static void accept_loop(void *arg)
             break;
         if (accept_retryable(err))
             continue;
-        /* Out of descriptors or memory: wait for some to be freed. */
         atomic_fetch_add(&s->accept_errors, 1);
+        if (accept_hopeless(err)) {
+            goc__log("server: its listener cannot accept (%s): it accepts "
+                     "no more connections",
+                     goc_strerror(err));
+            break;
+        }
+        /* Out of descriptors or memory: wait for some to be freed. */
         backoff = backoff ? backoff * 2 : BACKOFF_MIN_NS;
         if (backoff > BACKOFF_MAX_NS)
             backoff = BACKOFF_MAX_NS;
