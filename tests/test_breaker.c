@@ -570,3 +570,90 @@ TEST_G(breaker, huge_interval_does_not_wrap)
                                        .bucket_period = 1000 };
     ASSERT_EQ(goc_breaker_new(&s, &b), -EINVAL);
 }
+
+static int panics_fn(void *arg)
+{
+    (void)arg;
+    goc_panic(-EIO, "probe blew up");
+    return 0;
+}
+
+static goc_breaker *panic_b;
+
+static int execute_panicking(void *arg)
+{
+    (void)arg;
+    return goc_breaker_execute(panic_b, panics_fn, NULL);
+}
+
+/* A probe that panics is a failure like any other: it is counted (the
+ * breaker opens again) and its place is given back, then the panic goes
+ * on. It used to keep the only probe's place for good. */
+TEST_G(breaker, panic_in_a_probe_is_counted_and_frees_its_place)
+{
+    struct goc_breaker_settings s = { .max_requests = 1 };
+    goc_breaker *b = mkb(&s);
+    panic_b = b;
+    ASSERT_OK(goc_breaker_transition(b, GOC_BREAKER_HALF_OPEN));
+    goc_panic_info *p = NULL;
+    ASSERT_EQ(goc_try(execute_panicking, NULL, &p), GOC_EPANIC);
+    ASSERT(p != NULL);
+    ASSERT_STR(goc_panic_info_message(p), "probe blew up");
+    goc_panic_info_free(p);
+    ASSERT_EQ(goc_breaker_state_now(b), GOC_BREAKER_OPEN);
+    ASSERT_OK(goc_breaker_transition(b, GOC_BREAKER_HALF_OPEN));
+    ASSERT_EQ(goc_breaker_execute(b, ok_fn, NULL), 0);
+    ASSERT_EQ(goc_breaker_state_now(b), GOC_BREAKER_CLOSED);
+    goc_breaker_free(b);
+}
+
+static _Atomic int backoff_asked;
+static goc_breaker *curious_b;
+
+/* An open_backoff that looks at the breaker it serves. */
+static int64_t curious_backoff(int64_t attempt, void *arg)
+{
+    (void)attempt;
+    (void)arg;
+    if (atomic_fetch_add(&backoff_asked, 1) > 100)
+        return GOC_SECOND; /* asked from inside itself: cut it short */
+    goc_breaker_state_now(curious_b);
+    struct goc_breaker_counts c;
+    goc_breaker_counts(curious_b, &c);
+    return GOC_SECOND;
+}
+
+/* open_backoff may call the breaker back: it is asked once per opening
+ * (it used to be asked again from inside itself, without end). */
+TEST(breaker, open_backoff_may_call_the_breaker)
+{
+    struct goc_breaker_settings s = { .open_backoff = curious_backoff };
+    goc_breaker *b = mkb(&s);
+    curious_b = b;
+    atomic_store(&backoff_asked, 0);
+    ASSERT_OK(goc_breaker_trip(b));
+    goc_breaker_state_now(b);
+    int asked = atomic_load(&backoff_asked);
+    ASSERT_EQ(asked, 1);
+    goc_breaker_free(b);
+}
+
+/* The closed state's interval clears gobreaker's counts, not the
+ * sliding window: that covers the last window_size calls, however many
+ * intervals they span. */
+TEST(breaker, interval_keeps_the_sliding_window)
+{
+    struct goc_breaker_settings s = { .window = GOC_BREAKER_WINDOW_COUNT,
+                                      .window_size = 10,
+                                      .minimum_calls = 10,
+                                      .interval = GOC_SECOND };
+    goc_breaker *b = mkb(&s);
+    for (int i = 0; i < 6; i++)
+        goc_breaker_execute(b, fail_fn, NULL);
+    tick(2 * GOC_SECOND); /* a new interval */
+    ASSERT_EQ(goc_breaker_state_now(b), GOC_BREAKER_CLOSED);
+    for (int i = 0; i < 4; i++)
+        goc_breaker_execute(b, fail_fn, NULL);
+    ASSERT_EQ(goc_breaker_state_now(b), GOC_BREAKER_OPEN); /* 10 of 10 */
+    goc_breaker_free(b);
+}

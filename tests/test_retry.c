@@ -436,3 +436,34 @@ TEST_G(retry, retry_after_still_obeys_the_policy)
     goc_error_release(r.err);
     goc_ctx_destroy(ctx);
 }
+
+/* Fails after ending its own context, as a caller's cancel racing the
+ * attempt would. */
+static int cancel_then_fail(goc_ctx *ctx, void *arg, goc_error **err)
+{
+    (void)arg;
+    goc_ctx_cancel(ctx);
+    *err = goc_error_new(-EIO, "failed while cancelled");
+    return -EIO;
+}
+
+/* A ctx that ends during an attempt stops the loop without announcing a
+ * retry that will never happen. */
+TEST_G(retry, ctx_ended_in_an_attempt_announces_no_retry)
+{
+    goc_backoff b;
+    goc_backoff_constant(&b, GOC_MILLISECOND);
+    struct op_state s = { 0 };
+    struct goc_retry_opts o = {
+        .backoff = &b, .max_tries = 5, .notify = notify, .notify_arg = &s
+    };
+    struct goc_retry_result r;
+    goc_ctx_local lc;
+    goc_ctx *c = goc_ctx_init_cancel(&lc, NULL);
+    ASSERT_EQ(goc_retry(cancel_then_fail, NULL, &o, &r, c), -ECANCELED);
+    goc_ctx_destroy(c);
+    ASSERT_EQ(s.notified, 0);
+    ASSERT_EQ(r.attempts, 1);
+    ASSERT(goc_error_is(r.err, -EIO));
+    goc_error_release(r.err);
+}

@@ -10,9 +10,11 @@
  * caller at a time, in order (see deliver()).
  */
 #include "goc/breaker.h"
+#include "goc/panic.h"
 #include "goc/time.h"
 #include "../internal/alloc.h"
 #include "../internal/lock.h"
+#include "../runtime/runtime.h"
 
 #include <stdatomic.h>
 #include <string.h>
@@ -66,6 +68,7 @@ struct goc_breaker {
     struct notif *qhead, *qtail;
     bool delivering;
     bool backoff_pending;  /* OPEN waits for open_backoff's answer */
+    bool backoff_asking;   /* someone is asking open_backoff now */
     _Atomic bool has_work; /* notices queued or a backoff pending */
 };
 
@@ -166,25 +169,39 @@ static int normalise(struct goc_breaker_settings *s)
     return 0;
 }
 
-static void clear_windows(goc_breaker *b)
+/* gobreaker's counts: one generation's. */
+static void clear_counts(goc_breaker *b)
 {
     memset(&b->c, 0, sizeof b->c);
     if (b->buckets)
         memset(b->buckets, 0, (size_t)b->nb * sizeof *b->buckets);
+    b->cur_bucket = 0;
+}
+
+/* resilience4j's sliding window: the last calls, across intervals. */
+static void clear_window(goc_breaker *b)
+{
     if (b->ring)
         memset(b->ring, 0, (size_t)b->wn);
     if (b->tring)
         memset(b->tring, 0, (size_t)b->wn * sizeof *b->tring);
-    b->cur_bucket = b->wpos = b->wcalls = b->wfailed = b->wslow = 0;
+    b->wpos = b->wcalls = b->wfailed = b->wslow = 0;
     b->whead = 0;
 }
 
-static void new_generation(goc_breaker *b, tnow *tn)
+/*
+ * A new generation: on a change of state (or a reset) everything starts
+ * over; on the closed state's interval only gobreaker's counts do, since
+ * the sliding window covers the last calls, however old the interval.
+ */
+static void new_generation(goc_breaker *b, tnow *tn, bool keep_window)
 {
     int64_t now = T(tn);
     b->gen++;
     b->gen_start = now;
-    clear_windows(b);
+    clear_counts(b);
+    if (!keep_window)
+        clear_window(b);
     b->has_expiry = false;
     if ((b->state == GOC_BREAKER_CLOSED ||
          b->state == GOC_BREAKER_METRICS_ONLY) &&
@@ -214,10 +231,14 @@ static void new_generation(goc_breaker *b, tnow *tn)
 static void settle_backoff(goc_breaker *b)
 {
     goc__lock_acquire(&b->mu);
-    if (!b->backoff_pending) {
+    /* One asks at a time: open_backoff may itself call the breaker,
+     * which must not ask again (endless recursion), nor may another
+     * thread ask for the same opening. */
+    if (!b->backoff_pending || b->backoff_asking) {
         goc__lock_release(&b->mu);
         return;
     }
+    b->backoff_asking = true;
     uint64_t gen = b->gen;
     int64_t attempt = b->open_attempts;
     goc__lock_release(&b->mu);
@@ -225,6 +246,7 @@ static void settle_backoff(goc_breaker *b)
     if (d <= 0)
         d = b->s.timeout;
     goc__lock_acquire(&b->mu);
+    b->backoff_asking = false;
     if (b->backoff_pending && b->gen == gen) {
         b->expiry = b->gen_start > INT64_MAX - d ? INT64_MAX : b->gen_start + d;
         b->backoff_pending = false;
@@ -242,7 +264,7 @@ static void set_state(goc_breaker *b, goc_breaker_state to, tnow *now)
         b->open_attempts = 0;
     else if (to == GOC_BREAKER_OPEN)
         b->open_attempts++;
-    new_generation(b, now);
+    new_generation(b, now, false);
     if (!b->s.on_state_change)
         return;
     struct notif *n = goc__malloc(sizeof *n);
@@ -286,7 +308,7 @@ static goc_breaker_state current_state(goc_breaker *b, tnow *now)
         if (b->buckets)
             age_buckets(b, T(now));
         else if (b->has_expiry && b->expiry < T(now))
-            new_generation(b, now);
+            new_generation(b, now, true);
         break;
     case GOC_BREAKER_OPEN:
         if (b->expiry < T(now))
@@ -355,7 +377,8 @@ int goc_breaker_new(const struct goc_breaker_settings *s, goc_breaker **out)
         b->clock = *ns.clock;
     b->s.clock = NULL;
     if (ns.bucket_period > 0) {
-        b->nb = (ns.interval + ns.bucket_period - 1) / ns.bucket_period;
+        /* interval is a multiple of bucket_period by now (normalise) */
+        b->nb = ns.interval / ns.bucket_period;
         b->buckets = goc__calloc((size_t)b->nb, sizeof *b->buckets);
     }
     b->wn = ns.window_size;
@@ -371,7 +394,7 @@ int goc_breaker_new(const struct goc_breaker_settings *s, goc_breaker **out)
     }
     b->state = GOC_BREAKER_CLOSED;
     tnow tn = tnow_start(b);
-    new_generation(b, &tn);
+    new_generation(b, &tn, false);
     *out = b;
     return 0;
 }
@@ -604,8 +627,13 @@ int goc_breaker_execute(goc_breaker *b, int (*fn)(void *), void *arg)
     int rc = goc_breaker_allow(b, &tok);
     if (rc)
         return rc;
-    rc = fn(arg); /* no lock held */
+    /* A panic is a failure like any other: the call is counted (and a
+     * half-open probe's place given back) before the panic goes on. */
+    goc_panic_info *p = NULL;
+    rc = goc_try(fn, arg, &p); /* no lock held */
     goc_breaker_done(b, &tok, rc);
+    if (p)
+        goc__panic_again(p);
     return rc;
 }
 
@@ -658,7 +686,7 @@ void goc_breaker_reset(goc_breaker *b)
     tnow now = tnow_start(b);
     goc__lock_acquire(&b->mu);
     if (b->state == GOC_BREAKER_CLOSED)
-        new_generation(b, &now);
+        new_generation(b, &now, false);
     else
         set_state(b, GOC_BREAKER_CLOSED, &now);
     b->open_attempts = 0;

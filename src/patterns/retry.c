@@ -337,12 +337,15 @@ static int run(struct loop *l)
         int64_t wait =
             permanent ? GOC_EPERMANENT : next_wait(l, e, &restart_after);
         l->last_code = rc;
-        if (wait >= 0 && l->o->notify)
+        /* A ctx that ended during the attempt stops the loop here: no
+         * retry is announced that will never happen. */
+        int stop = wait < 0 ? (int)wait : goc_ctx_err(l->ctx);
+        if (!stop && l->o->notify)
             l->o->notify(e, wait, l->o->notify_arg);
         goc_error_release(l->last);
         l->last = unwrap_marker(e);
-        if (wait < 0)
-            return (int)wait;
+        if (stop)
+            return stop;
         rc = goc_sleep(wait, l->ctx);
         if (rc)
             return rc;
