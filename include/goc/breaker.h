@@ -159,7 +159,9 @@ GOC_API void goc_breaker_free(goc_breaker *b);
  * number of calls overlap in the closed state. Its result is classified
  * (excluded, success, failure; GOC_EPANIC is always a failure, whatever
  * is_successful/is_excluded say, as gobreaker counts a panic) and counted,
- * unless the breaker changed generation meanwhile.
+ * unless the breaker changed generation meanwhile. A panic in @fn (a
+ * goc_panic()) is counted as a failure, then goes on to the caller's
+ * goc_try(), as gobreaker re-panics.
  *
  * Return: @fn's result; GOC_EOPEN if open or forced open, GOC_ETOOMANY if
  * half-open and its probes are taken (@fn is not run then); -EINVAL if
