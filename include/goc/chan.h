@@ -39,7 +39,10 @@ GOC_API goc_chan *goc_chan_retain(goc_chan *c);
  * goc_chan_release - drop a reference; the last one frees the channel and
  * any values still buffered in it. Nobody may be blocked on it, or inside
  * any other call on it, then; a receive or send that reported the close
- * has left it.
+ * has left it. A send that succeeded on a buffered channel may still be
+ * on its way out (waking a receiver) after its value was taken: a sender
+ * whose partner frees the channel holds a reference of its own until its
+ * send has returned.
  * @c may be NULL.
  */
 GOC_API void goc_chan_release(goc_chan *c);
