@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Tests of contexts and of cancellation in the blocking calls. */
 #include "test.h"
+#include "../src/internal/alloc.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -320,4 +321,54 @@ TEST(ctx, after_func_storage_reusable_once_stop_returns)
     test_no_leaks();
     /* Every record was either stopped or run exactly once. */
     ASSERT_EQ(atomic_load(&after_ran) + stopped, rounds * N);
+}
+
+/* A chain of contexts thousands deep cancels from its root without
+ * recursing once per level (it overflowed a goroutine's stack). */
+TEST_G(ctx, deep_chain_cancels_without_overflowing_the_stack)
+{
+    enum { DEPTH = 20000 };
+    goc_ctx **chain = malloc(DEPTH * sizeof *chain);
+    ASSERT(chain != NULL);
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &chain[0]));
+    for (int i = 1; i < DEPTH; i++)
+        ASSERT_OK(goc_ctx_with_cancel(chain[i - 1], &chain[i]));
+    goc_ctx_cancel(chain[0]);
+    for (int i = 0; i < DEPTH; i++)
+        if (goc_ctx_err(chain[i]) != -ECANCELED)
+            ASSERT_FAIL("level %d not cancelled", i);
+    for (int i = DEPTH - 1; i >= 0; i--)
+        goc_ctx_release(chain[i]);
+    free(chain);
+}
+
+static void after_noop(void *arg)
+{
+    (void)arg;
+}
+
+/* Stopping a registration after its context ended and was freed is
+ * safe, as Go's stop is at any time: it locked the freed context. */
+TEST_G(ctx, after_stop_once_the_context_is_gone)
+{
+    goc_ctx *c;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &c));
+    goc_ctx_after a;
+    ASSERT_OK(goc_ctx_after_func(c, after_noop, NULL, &a));
+    goc_ctx_release(c); /* the last reference: cancelled, then freed */
+    ASSERT_EQ(goc_ctx_after_stop(&a), false);
+}
+
+/* A local context with a deadline when the runtime cannot start ends at
+ * once, its cause the start's failure (arming its timer divided by
+ * zero Ps). */
+TEST(ctx, deadline_without_a_runtime_ends_at_once)
+{
+    goc_ctx_local l;
+    goc__fault_after(0);
+    goc_ctx *c = goc_ctx_init_timeout(&l, NULL, GOC_SECOND);
+    goc__fault_after(-1);
+    ASSERT_EQ(goc_ctx_err(c), -ECANCELED);
+    ASSERT_EQ(goc_ctx_cause(c), -ENOMEM);
+    goc_ctx_destroy(c);
 }

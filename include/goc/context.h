@@ -123,7 +123,9 @@ GOC_API goc_ctx *goc_ctx_init_cancel(goc_ctx_local *local, goc_ctx *parent);
 /**
  * goc_ctx_init_deadline - goc_ctx_with_deadline() into caller storage.
  * Never fails, never allocates: a per-call deadline costs one timer arm
- * and one cancel, both O(1). End it with goc_ctx_destroy().
+ * and one cancel, both O(1). End it with goc_ctx_destroy(). On first use,
+ * if the runtime cannot start, the context is created done (-ECANCELED,
+ * with the start's error as its cause).
  */
 GOC_API goc_ctx *goc_ctx_init_deadline(goc_ctx_local *local,
                                        goc_ctx *parent,

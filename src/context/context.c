@@ -135,22 +135,36 @@ static void prefetch_next_children(struct goc__dlink *next)
     }
 }
 
-/* Under c->lock: cancel c's subtree, children first unlinked. */
-static void cancel_children_locked(struct goc_ctx *c,
+/*
+ * Under top->lock: cancel top's subtree, each child unlinked first. The
+ * walk holds the locks of the path it is on, as a recursion would, but
+ * keeps no stack: a chain of contexts thousands deep would overflow a
+ * goroutine's. It goes down to a child, and back up through the
+ * cancel_parent links, which are the lists it came from.
+ */
+static void cancel_children_locked(struct goc_ctx *top,
                                    int err,
                                    int cause,
                                    struct goc__dlink **afters)
 {
-    struct goc__dlink *l;
-    while ((l = goc__dlist_pop(&c->children))) {
-        struct goc_ctx *child = goc__container_of(l, struct goc_ctx, sib);
-        prefetch_next_children(c->children);
-        child->in_parent = false;
-        goc__lock_acquire(&child->lock);
-        if (atomic_load(&child->err) == 0)
-            fire_locked(child, err, cause, afters);
-        cancel_children_locked(child, err, cause, afters);
-        goc__lock_release(&child->lock);
+    struct goc_ctx *cur = top;
+    for (;;) {
+        struct goc__dlink *l = goc__dlist_pop(&cur->children);
+        if (l) {
+            struct goc_ctx *child = goc__container_of(l, struct goc_ctx, sib);
+            prefetch_next_children(cur->children);
+            child->in_parent = false;
+            goc__lock_acquire(&child->lock);
+            if (atomic_load(&child->err) == 0)
+                fire_locked(child, err, cause, afters);
+            cur = child;
+            continue;
+        }
+        if (cur == top)
+            return;
+        struct goc_ctx *up = cur->cancel_parent;
+        goc__lock_release(&cur->lock);
+        cur = up;
     }
 }
 
@@ -328,8 +342,12 @@ goc_ctx *goc_ctx_init_deadline(goc_ctx_local *local,
                                int64_t deadline)
 {
     struct goc_ctx *c = (struct goc_ctx *)local;
-    goc__rt_ensure();
-    init_cancel(c, parent, deadline, true);
+    int err = goc__rt_ensure();
+    /* Without a runtime there is no timer to arm: the context ends at
+     * once, its cause the start's failure. */
+    init_cancel(c, parent, err ? INT64_MAX : deadline, true);
+    if (err)
+        cancel(c, -ECANCELED, err);
     return c;
 }
 
@@ -524,13 +542,19 @@ bool goc_ctx_after_stop(goc_ctx_after *after)
         return atomic_compare_exchange_strong(&a->state, &linked,
                                               GOC__AFTER_IDLE);
     }
-    goc__lock_acquire(&c->lock);
-    bool stopped = atomic_load(&a->state) == GOC__AFTER_LINKED;
-    if (stopped) {
-        goc__dlist_remove(&c->afters, &a->link);
-        atomic_store(&a->state, GOC__AFTER_IDLE);
+    /* Not linked: the context has ended, and may be gone already (or
+     * this was stopped); it never links the record again. So its lock
+     * is taken only while the record is linked. */
+    bool stopped = false;
+    if (atomic_load(&a->state) == GOC__AFTER_LINKED) {
+        goc__lock_acquire(&c->lock);
+        stopped = atomic_load(&a->state) == GOC__AFTER_LINKED;
+        if (stopped) {
+            goc__dlist_remove(&c->afters, &a->link);
+            atomic_store(&a->state, GOC__AFTER_IDLE);
+        }
+        goc__lock_release(&c->lock);
     }
-    goc__lock_release(&c->lock);
     /* A cancel may still be reading the record: wait until it is done. */
     while (atomic_load_explicit(&a->state, memory_order_acquire) ==
            GOC__AFTER_SPAWNING)
