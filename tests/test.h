@@ -113,10 +113,6 @@ int test_instrumented(void);
 /* True when run under valgrind. */
 bool test_under_valgrind(void);
 
-/* True when built with ThreadSanitizer, whose shadow state puts threads
- * that hammer atomics to sleep on its own locks. */
-bool test_under_tsan(void);
-
 #define X(area, name, label) TEST(area, name);
 #include "list.h"
 #undef X

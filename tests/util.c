@@ -78,18 +78,6 @@ int test_instrumented(void)
     return test_under_valgrind() || getenv("GOC_TEST_SCALE") != NULL;
 }
 
-bool test_under_tsan(void)
-{
-#if defined(__SANITIZE_THREAD__)
-    return true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-    return true;
-#endif
-#endif
-    return false;
-}
-
 void test_no_leaks(void)
 {
     /* goleak's way: retry with backoff, then dump what is left. */
