@@ -779,6 +779,19 @@ static void sf_wait_joined(goc_sf *g, int64_t n)
         goc_sleep(100 * GOC_MICROSECOND, NULL);
 }
 
+/* Wait (bounded) until n values were freed: the flight's goroutine may
+ * hold the flight a moment after settling it, and the last holder frees
+ * the value. Then no more may come. */
+static void sf_wait_freed(int n)
+{
+    int64_t end = goc_now() + 5 * GOC_SECOND;
+    while (atomic_load(&sf_freed) < n && goc_now() < end)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    goc_sleep(GOC_MILLISECOND, NULL);
+    int freed = atomic_load(&sf_freed);
+    ASSERT_EQ(freed, n);
+}
+
 /* The async caller that gives up cancels its own future, not the flight:
  * a goc_sf_do() joiner used to be settled as cancelled and lose the
  * value. */
@@ -813,7 +826,7 @@ TEST_G(future, singleflight_async_cancel_settles_only_that_caller)
     goc_future_release(s.f);
     ASSERT_EQ(atomic_load(&sf_freed), 0); /* b still reads it */
     goc_future_release(b);
-    ASSERT_EQ(atomic_load(&sf_freed), 1);
+    sf_wait_freed(1);
     goc_chan_release(sf_gate);
     goc_sf_free(g);
 }
@@ -866,7 +879,7 @@ TEST_G(future, singleflight_many_callers_some_cancel_value_freed_once)
         goc_future_release(s[i].f);
     for (int i = 0; i < SF_ASYNC; i++)
         goc_future_release(fa[i]);
-    ASSERT_EQ(atomic_load(&sf_freed), 1);
+    sf_wait_freed(1);
     goc_chan_release(sf_gate);
 
     /* Every caller cancels: the flight still ends and frees its value. */
