@@ -68,6 +68,17 @@ build_go() {
     go build -o gobench .)
 }
 
+# wrk, the load generator of http_hello, from Debian.
+ensure_wrk() {
+  command -v wrk >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    log "install wrk (as root)"
+    return 1
+  fi
+  log "installing wrk"
+  apt-get update && apt-get install -y wrk
+}
+
 # --- running and collecting ---------------------------------------------
 
 runs_for() {
@@ -117,10 +128,105 @@ run_one() {
   collect "$side" "$TMP/out"
 }
 
+# --- http_hello: a server loaded by wrk ------------------------------------
+
+# wrk's figures, exact (its own printout rounds): requests, seconds, errors
+# and latencies in microseconds.
+write_wrk_report() {
+  cat >"$TMP/report.lua" <<'LUA'
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("wrk_requests %d\n", summary.requests))
+  io.write(string.format("wrk_seconds %.6f\n", summary.duration / 1e6))
+  io.write(string.format("wrk_errors %d %d %d %d %d\n", e.connect, e.read,
+                         e.write, e.status, e.timeout))
+  io.write(string.format("wrk_lat avg %.1f\n", latency.mean))
+  for _, p in ipairs({ 50, 75, 90, 99 }) do
+    io.write(string.format("wrk_lat p%d %d\n", p, latency:percentile(p)))
+  end
+  io.write(string.format("wrk_lat max %d\n", latency.max))
+end
+LUA
+}
+
+# Asks the server at $1 for "/" once and checks the answer the spec gives.
+check_hello() {
+  local head body
+  exec 3<>"/dev/tcp/${1%:*}/${1##*:}" || return 1
+  printf 'GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n' "$1" >&3
+  timeout 5 cat <&3 >"$TMP/hello" || true
+  exec 3<&-
+  head=$(sed -n '1,/^\r$/p' "$TMP/hello")
+  body=$(sed '1,/^\r$/d' "$TMP/hello")
+  grep -q $'^HTTP/1.1 200 OK\r$' <<<"$head" &&
+    grep -q $'^Date: .* GMT\r$' <<<"$head" &&
+    grep -q $'^Content-Length: 14\r$' <<<"$head" &&
+    grep -q $'^Content-Type: text/plain; charset=utf-8\r$' <<<"$head" &&
+    [ "$body" = "Hello, World!" ]
+}
+
+# Turns the report of wrk in $1 into the figures of http_hello on stdout.
+wrk_figures() {
+  awk '
+    $1 == "wrk_requests" { n = $2 }
+    $1 == "wrk_seconds" { s = $2 }
+    $1 == "wrk_errors" { bad = $2 + $5 }
+    $1 == "wrk_lat" { lat[$2] = $3 / 1000 }
+    END {
+      if (n == 0 || s == 0 || bad > 0) exit 1
+      printf "http_hello %.1f req/s\n", n / s
+      split("avg p50 p75 p90 p99 max", k, " ")
+      for (i = 1; i <= 6; i++) printf "http_hello_%s %.2f ms\n", k[i], lat[k[i]]
+    }' "$1"
+}
+
+# One run of http_hello for side $1: start its server on a free port,
+# check one answer, warm up with wrk for 3 s, measure for 10 s, stop it.
+run_http() {
+  local side=$1 label=$2 addr="" pid i rc=0 cmd
+  if [ "$side" = goc ]; then
+    cmd=("$C_DIR/bench_http_hello" -addr 127.0.0.1:0 -serve-for 60)
+  else
+    cmd=("$GOBENCH" -mode http -addr 127.0.0.1:0 -serve-for 60s)
+  fi
+  "${cmd[@]}" >/dev/null 2>"$TMP/server.err" &
+  pid=$!
+  for ((i = 0; i < 100; i++)); do
+    addr=$(sed -n 's/^http_hello: listening on //p' "$TMP/server.err")
+    [ -n "$addr" ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  if [ -z "$addr" ]; then
+    rc=1
+  elif ! check_hello "$addr"; then
+    log "$label ($side): wrong answer to GET /:"
+    sed 's/^/    /' "$TMP/hello" >&2
+    rc=1
+  else
+    wrk -t2 -c256 -d3s "http://$addr/" >/dev/null 2>&1 &&
+      wrk -t2 -c256 -d10s --latency -s "$TMP/report.lua" "http://$addr/" \
+        >"$TMP/wrk" 2>&1 || rc=1
+    [ $rc -eq 0 ] && wrk_figures "$TMP/wrk" >"$TMP/out" || rc=1
+  fi
+  kill -TERM "$pid" 2>/dev/null
+  wait "$pid" || rc=1
+  if [ $rc -ne 0 ]; then
+    echo x >>"$TMP/$side/.failed"
+    fail "$label ($side)"
+    tail -n 5 "$TMP/server.err" "$TMP/wrk" 2>/dev/null | sed 's/^/    /' >&2
+    return 0
+  fi
+  sed "s/^/  $side: /" "$TMP/out" >&2
+  collect "$side" "$TMP/out"
+}
+
 # run_side <side> <workload> <run number> <1 if the side exists>
 run_side() {
   [ "$4" -eq 1 ] || return 0
-  if [ "$1" = goc ]; then
+  if [ "$2" = http_hello ]; then
+    run_http "$1" "$2 #$3"
+  elif [ "$1" = goc ]; then
     run_one goc "$2 #$3" "$C_DIR/bench_$2"
   else
     run_one go "$2 #$3" "$GOBENCH" -w "$2"
@@ -288,6 +394,10 @@ main() {
     fail "building the Go side; running the C side only"
   fi
 
+  if [[ " ${workloads[*]} " == *" http_hello "* ]]; then
+    ensure_wrk || fail "installing wrk"
+    write_wrk_report
+  fi
   calibrate before
   for w in "${workloads[@]}"; do
     run_workload "$w"

@@ -4,11 +4,13 @@
 // Usage:
 //
 //	gobench -w <workload> [-n N]
+//	gobench -mode http [-addr HOST:PORT] [-serve-for DURATION]
 //	gobench -list
 //
 // Each workload prints one line per figure, "name value unit", on stdout;
 // diagnostics go to stderr. A failed result check exits with status 1, an
-// unknown workload with status 2.
+// unknown workload with status 2. -mode http (or -w http_hello) runs the
+// http_hello server, which bench/run.sh measures with wrk.
 package main
 
 import (
@@ -16,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"time"
 )
 
 // workload is one benchmark: its default size and its body. run does the
@@ -50,11 +53,23 @@ func main() {
 	name := flag.String("w", "", "workload to run")
 	n := flag.Int("n", 0, "override the workload's N (0: the spec's N)")
 	list := flag.Bool("list", false, "print the supported workloads and exit")
+	mode := flag.String("mode", "", "\"http\": serve http_hello instead of running a workload")
+	addr := flag.String("addr", "127.0.0.1:8080", "http_hello: the address to listen on")
+	serveFor := flag.Duration("serve-for", time.Minute, "http_hello: stop serving after this long")
 	flag.Parse()
 
 	if *list {
 		printWorkloads()
 		return
+	}
+	if *mode == "http" || *name == "http_hello" {
+		check(*serveFor > 0, "-serve-for must be positive")
+		runHTTP(*addr, *serveFor)
+		return
+	}
+	if *mode != "" {
+		fmt.Fprintf(os.Stderr, "gobench: unknown mode %q\n", *mode)
+		os.Exit(2)
 	}
 	w, ok := workloads[*name]
 	if !ok {
@@ -69,7 +84,7 @@ func main() {
 }
 
 func printWorkloads() {
-	names := make([]string, 0, len(workloads))
+	names := []string{"http_hello"}
 	for k := range workloads {
 		names = append(names, k)
 	}
