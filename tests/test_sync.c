@@ -306,6 +306,13 @@ TEST_G(cond, wait_without_the_lock_is_misuse)
     ASSERT_OK(goc_ctx_with_cancel(NULL, &ctx));
     ASSERT_EQ(goc_cond_wait(&cv, &mu, NULL), GOC_EMISUSE);
     ASSERT_EQ(goc_cond_wait(&cv, &mu, ctx), GOC_EMISUSE);
+    /* Misuse comes before the context: a caller told "cancelled" would
+     * believe it holds mu. */
+    goc_ctx *done;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &done));
+    goc_ctx_cancel(done);
+    ASSERT_EQ(goc_cond_wait(&cv, &mu, done), GOC_EMISUSE);
+    goc_ctx_release(done);
     ASSERT_EQ(goc_mutex_unlock(&mu), GOC_EMISUSE); /* still unlocked */
     /* The cond still works: a real wait gets the signal and mu back. */
     ASSERT_OK(goc_mutex_lock(&mu, NULL));
@@ -439,7 +446,9 @@ TEST(cond, plain_thread_cancel_and_signal)
     goc_ctx_cancel(t.ctx); /* cancel while waiting */
     test_join(th, NULL);
     ASSERT_EQ(atomic_load(&t.rc), -ECANCELED);
+    ASSERT_OK(goc_mutex_lock(&t.mu, NULL));
     ASSERT_EQ(goc_cond_wait(&t.cv, &t.mu, t.ctx), -ECANCELED); /* entry */
+    ASSERT_OK(goc_mutex_unlock(&t.mu));                        /* still held */
     goc_ctx_release(t.ctx);
     t.ctx = NULL;
     atomic_store(&t.rc, 99);

@@ -249,7 +249,8 @@ typedef struct goc_cond {
  * the condition in a loop.
  *
  * Return: 0 after a signal; -ECANCELED or -ETIMEDOUT if @ctx ended first;
- * GOC_EMISUSE if @mu is not locked (nothing waits, nothing changes).
+ * GOC_EMISUSE if @mu is not locked, whatever @ctx says (nothing waits,
+ * nothing changes).
  */
 GOC_API int goc_cond_wait(goc_cond *cond, goc_mutex *mu, goc_ctx *ctx);
 

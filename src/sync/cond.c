@@ -6,6 +6,7 @@
  */
 #include "goc/sync.h"
 #include "../context/ctx.h"
+#include "mutex_int.h"
 #include "../internal/list.h"
 
 #include <assert.h>
@@ -40,6 +41,10 @@ int goc_cond_wait(goc_cond *cv, goc_mutex *mu, goc_ctx *ctx)
     struct goc__wait w;
     struct goc__ctx_watch cw;
     struct cond_waiter x = { .w = &w };
+    /* Misuse first: a caller told that its context ended would go on
+     * as if it held mu. (Held by another is found only by the unlock.) */
+    if (!goc__mutex_locked(mu))
+        return GOC_EMISUSE;
     goc__wait_init(&w, GOC__WAIT_COND);
     int err = goc__ctx_watch(ctx, &cw, &w, 1);
     if (err)

@@ -19,6 +19,7 @@
 #include "goc/sync.h"
 #include "goc/time.h"
 #include "../context/ctx.h"
+#include "mutex_int.h"
 #include "../internal/list.h"
 
 #include <assert.h>
@@ -228,6 +229,12 @@ static void unlock_slow(struct mutex *m)
     goc__lock_release(&m->qlock);
     if (x)
         goc__wait_finish(x->w); /* x may vanish: read nothing after */
+}
+
+bool goc__mutex_locked(goc_mutex *mu)
+{
+    struct mutex *m = (struct mutex *)mu;
+    return atomic_load_explicit(&m->state, memory_order_relaxed) & LOCKED;
 }
 
 int goc_mutex_unlock(goc_mutex *mu)
