@@ -122,3 +122,96 @@ TEST_G(wg, wait_on_zero_returns)
         ASSERT_EQ(atomic_load(&c.ran), 10);
     }
 }
+
+/*
+ * A group is reused (Add) while the waiters of its last round are still
+ * being released. A Wait that arrived during that release, when the
+ * counter was zero, must return: it used to wait for the release to end
+ * by waiting for the whole state word to be zero, so the next round's
+ * Add kept it spinning until that round ended, its context ignored.
+ */
+struct wake_race {
+    goc_wg wg, parked;
+    _Atomic bool returned;
+    _Atomic int rc;
+};
+
+static uint64_t wg_state(goc_wg *wg)
+{
+    /* White box: the state word (counter << 32 | waiters) comes first. */
+    return __atomic_load_n(&wg->opaque_[0], __ATOMIC_ACQUIRE);
+}
+
+/* Spins until the counter is zero with waiters still being released
+ * (true), or until the release is over (false). */
+static bool catch_the_wake(goc_wg *wg)
+{
+    int64_t end = goc_now() + 2 * GOC_SECOND;
+    for (;;) {
+        uint64_t s = wg_state(wg);
+        if ((uint32_t)s == 0)
+            return false; /* over (and maybe the next round begun) */
+        if (s >> 32 == 0)
+            return true;
+        if (goc_now() > end)
+            return false;
+    }
+}
+
+static void *late_waiter(void *arg)
+{
+    struct wake_race *r = arg;
+    catch_the_wake(&r->wg);
+    goc_ctx *ctx;
+    goc_ctx_with_timeout(NULL, 20 * GOC_MILLISECOND, &ctx);
+    atomic_store(&r->rc, goc_wg_wait(&r->wg, ctx));
+    atomic_store(&r->returned, true);
+    goc_ctx_release(ctx);
+    return NULL;
+}
+
+static void *next_round(void *arg)
+{
+    struct wake_race *r = arg;
+    catch_the_wake(&r->wg);
+    goc_wg_add(&r->wg, 1); /* the next round begins */
+    return NULL;
+}
+
+static void parked_waiter(void *arg)
+{
+    struct wake_race *r = arg;
+    goc_wg_wait(&r->wg, NULL);
+    goc_wg_done(&r->parked);
+}
+
+TEST_G(wg, add_during_a_wake_does_not_hold_a_late_waiter)
+{
+    int rounds = test_instrumented() ? 5 : 30;
+    int64_t n = test_scale(2000);
+    for (int round = 0; round < rounds; round++) {
+        struct wake_race r = { GOC_WG_INIT, GOC_WG_INIT, false, 99 };
+        ASSERT_OK(goc_wg_add(&r.wg, 1));
+        ASSERT_OK(goc_wg_add(&r.parked, n));
+        for (int64_t i = 0; i < n; i++)
+            ASSERT_OK(goc_go(parked_waiter, &r));
+        for (int i = 0; i < 5000 && (uint32_t)wg_state(&r.wg) != n; i++)
+            goc_sleep(GOC_MILLISECOND, NULL);
+        ASSERT_EQ((uint32_t)wg_state(&r.wg), n); /* all parked */
+        pthread_t late, adder;
+        ASSERT_OK(pthread_create(&late, NULL, late_waiter, &r));
+        ASSERT_OK(pthread_create(&adder, NULL, next_round, &r));
+        goc_sleep(GOC_MILLISECOND, NULL); /* both spinning */
+        ASSERT_OK(goc_wg_done(&r.wg));
+        for (int i = 0; i < 2000 && !atomic_load(&r.returned); i++)
+            goc_sleep(GOC_MILLISECOND, NULL);
+        ASSERT(atomic_load(&r.returned));
+        int rc = atomic_load(&r.rc);
+        ASSERT(rc == 0 || rc == -ETIMEDOUT);
+        test_join(late, NULL);
+        test_join(adder, NULL);
+        ASSERT_OK(goc_wg_wait(&r.parked, NULL));
+        ASSERT_OK(goc_wg_done(&r.wg)); /* ends the next round */
+        ASSERT_OK(goc_wg_wait(&r.wg, NULL));
+    }
+}

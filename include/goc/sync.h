@@ -44,7 +44,9 @@ GOC_API void goc_wg_init(goc_wg *wg);
  * @wg:    the group.
  * @delta: the change.
  *
- * When the counter reaches zero, every waiter is released.
+ * When the counter reaches zero, every waiter is released. The group can
+ * be used again: an Add after that begins a new round, and a Wait that
+ * saw the zero returns 0 even while that round runs.
  *
  * Return: 0; GOC_EMISUSE if the counter would go negative, and -EOVERFLOW
  * if it would pass INT32_MAX (in both cases nothing changes).

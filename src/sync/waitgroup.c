@@ -111,10 +111,17 @@ static enum join join(struct wg *g, struct wg_waiter *x)
     return JOINED;
 }
 
-/* A wake is finishing: wait for its last touch of the group. */
+/*
+ * A wake is finishing: wait for its last touch of the group, the
+ * subtraction that leaves no waiter counted, unless the counter rises
+ * first. The group was done when we looked; an Add since then begins a
+ * round this wait is no part of (and whoever added keeps the group
+ * alive, so the wake's last touch is safe without us).
+ */
 static void await_wake(struct wg *g)
 {
-    while (atomic_load(&g->state) != 0)
+    uint64_t s;
+    while (s = atomic_load(&g->state), COUNTER(s) == 0 && WAITERS(s) != 0)
         goc_yield();
 }
 
