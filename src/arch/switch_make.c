@@ -11,7 +11,8 @@
 #if (defined(__x86_64__) || defined(__aarch64__)) && \
     !defined(GOC_PORTABLE_SWITCH)
 
-void goc__ctx_trampoline(void);
+/* Where a new goroutine's first switch returns to (in the trampoline). */
+void goc__ctx_trampoline_entry(void);
 
 #if defined(__x86_64__)
 /* Layout popped by goc__ctx_switch, low to high. */
@@ -44,7 +45,7 @@ void *goc__ctx_make(void *stack_lo,
     f->fpucw = 0x037f; /* x87 default: extended precision, all masked */
     f->r12 = (uint64_t)(uintptr_t)arg;
     f->rbx = (uint64_t)(uintptr_t)entry;
-    f->ret = (uint64_t)(uintptr_t)goc__ctx_trampoline;
+    f->ret = (uint64_t)(uintptr_t)goc__ctx_trampoline_entry;
     return f;
 }
 #else
@@ -69,7 +70,7 @@ void *goc__ctx_make(void *stack_lo,
     memset(f, 0, sizeof(*f));
     f->x19 = (uint64_t)(uintptr_t)arg;
     f->x20 = (uint64_t)(uintptr_t)entry;
-    f->x30 = (uint64_t)(uintptr_t)goc__ctx_trampoline;
+    f->x30 = (uint64_t)(uintptr_t)goc__ctx_trampoline_entry;
     return f;
 }
 #endif

@@ -18,13 +18,30 @@
     .p2align 4
 goc__ctx_switch:
     .cfi_startproc
+    /* The CFI describes the frame at every instruction, so debuggers and
+     * DWARF unwinders can walk out of a switch. Both sides of it have the
+     * same layout: after the stack pointer moves, the same rules describe
+     * the goroutine being resumed. */
     pushq   %rbp
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %rbp, 0
     pushq   %rbx
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %rbx, 0
     pushq   %r12
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %r12, 0
     pushq   %r13
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %r13, 0
     pushq   %r14
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %r14, 0
     pushq   %r15
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %r15, 0
     subq    $8, %rsp
+    .cfi_adjust_cfa_offset 8
     stmxcsr (%rsp)
     fnstcw  4(%rsp)
     movl    (%rsp), %eax        /* our MXCSR */
@@ -37,15 +54,30 @@ goc__ctx_switch:
     jne     1f
     cmpw    4(%rsp), %cx
     jne     1f
+    .cfi_remember_state
 2:
     addq    $8, %rsp
+    .cfi_adjust_cfa_offset -8
     popq    %r15
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore %r15
     popq    %r14
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore %r14
     popq    %r13
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore %r13
     popq    %r12
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore %r12
     popq    %rbx
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore %rbx
     popq    %rbp
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore %rbp
     ret
+    .cfi_restore_state
 1:
     ldmxcsr (%rsp)
     fldcw   4(%rsp)
@@ -61,11 +93,19 @@ goc__ctx_switch:
  */
     .globl  goc__ctx_trampoline
     .hidden goc__ctx_trampoline
+    .globl  goc__ctx_trampoline_entry
+    .hidden goc__ctx_trampoline_entry
     .type   goc__ctx_trampoline, @function
     .p2align 4
 goc__ctx_trampoline:
     .cfi_startproc
     .cfi_undefined rip
+    /* A fresh goroutine's first switch "returns" to the entry label, and
+     * unwinders look up the rule of the return address minus one: this
+     * byte keeps that inside the trampoline and under its rule (end of
+     * the stack). */
+    nop
+goc__ctx_trampoline_entry:
     movq    %r12, %rdi
     xorl    %ebp, %ebp
     callq   *%rbx
