@@ -5,7 +5,7 @@
  * first error cancels the group's context, wait returns that error.
  * Every goroutine started in a group is owned by it: goc_group_wait()
  * joins them all. A task runs under goc_try(): one that panics
- * (goc_panic()) is reported through the log hook and fails with
+ * (goc_panic()) is reported (goc_group_set_recovery()) and fails with
  * GOC_EPANIC like any other error; the other tasks go on.
  */
 #ifndef GOC_GROUP_H
@@ -13,6 +13,7 @@
 
 #include "common.h"
 #include "context.h"
+#include "panic.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -54,6 +55,17 @@ GOC_API goc_ctx *goc_group_ctx(goc_group *g);
  * nothing changes); -EINVAL for NULL.
  */
 GOC_API int goc_group_set_limit(goc_group *g, int64_t n);
+
+/**
+ * goc_group_set_recovery - report the panics of @g's tasks to @h (NULL:
+ * back to the process-wide handler, goc_recovery_set_default()). The
+ * group holds a reference until it is freed or set again. A task that
+ * panics fails with GOC_EPANIC (the group's first error, if first) unless
+ * @h's policy is GOC_RECOVER_RETHROW, which ends the process.
+ *
+ * Return: 0; -EINVAL for a NULL @g.
+ */
+GOC_API int goc_group_set_recovery(goc_group *g, goc_recovery *h);
 
 /**
  * goc_group_go - run @fn(group ctx, @arg) in a new goroutine of the group,

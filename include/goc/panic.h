@@ -116,15 +116,39 @@ GOC_API int goc_recovery_new(int capacity,
                              void *arg,
                              goc_recovery **out);
 
-/* What goc_recovery_run() does after recording a panic. */
+/* What goc_recovery_run(), or a runner the handler is attached to, does
+ * after recording a panic. */
 enum goc_recover_policy {
-    GOC_RECOVER_CONTINUE, /* return GOC_EPANIC: the caller goes on */
-    GOC_RECOVER_RETHROW,  /* panic again with the same info: the whole
-                             message, the code and the original backtrace */
+    GOC_RECOVER_CONTINUE,    /* return GOC_EPANIC: the caller goes on; a
+                                runner settles the task as GOC_EPANIC and its
+                                worker takes the next task (the default) */
+    GOC_RECOVER_RETHROW,     /* panic again with the same info: the whole
+                                message, the code and the original backtrace;
+                                in a runner's worker this ends the process,
+                                as an unrecovered panic does in Go */
+    GOC_RECOVER_WORKER_EXIT, /* as CONTINUE, but a runner's worker then
+                                exits and a fresh one takes its place (as
+                                ants does); goc_recovery_run() returns */
 };
 
-/** goc_recovery_set_policy - GOC_RECOVER_CONTINUE (default) or _RETHROW. */
+/**
+ * goc_recovery_set_policy - GOC_RECOVER_CONTINUE (default), _RETHROW or
+ * _WORKER_EXIT.
+ * Return: 0; -EINVAL for a NULL @h or another @policy (nothing changes).
+ */
 GOC_API int goc_recovery_set_policy(goc_recovery *h, int policy);
+
+/**
+ * goc_recovery_set_default - the handler every runner without one of its
+ * own reports its tasks' panics to: goroutine and worker pools, groups,
+ * goc_async() and continuations, singleflight, run-with-timeout and the
+ * shutdown manager's stop functions. NULL detaches it; with none, a
+ * panic is written to the log hook.
+ *
+ * The runtime holds a reference: goc_recovery_free() may come first, and
+ * the memory goes when the last runner lets go. Return: 0.
+ */
+GOC_API int goc_recovery_set_default(goc_recovery *h);
 
 /**
  * goc_recovery_run - goc_try(@fn, @arg) recording a panic in @h, then
@@ -152,6 +176,11 @@ GOC_API int64_t goc_recovery_count(goc_recovery *h, int64_t *overwritten);
 /** goc_recovery_callback_panics - callbacks that panicked (caught). */
 GOC_API int64_t goc_recovery_callback_panics(goc_recovery *h);
 
+/**
+ * goc_recovery_free - drop the creator's reference. Runners it is
+ * attached to keep it (records and callbacks go on) until they are freed
+ * or attached elsewhere.
+ */
 GOC_API void goc_recovery_free(goc_recovery *h);
 
 /* ---- dumps and checks ---------------------------------------------------- */

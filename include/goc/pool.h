@@ -14,9 +14,10 @@
  * cancelled while queued. Workers never block on user channels.
  *
  * In both, a task runs under goc_try(): one that panics (goc_panic()) is
- * reported through the log hook and fails alone, its worker going on; a
- * goc_pool task counts as failed, a goc_workerpool task's handle is
- * rejected with GOC_EPANIC.
+ * reported (to the pool's recovery handler, else the process-wide one,
+ * else the log hook) and fails alone, its worker going on unless the
+ * handler's policy says otherwise; a goc_pool task counts as failed, a
+ * goc_workerpool task's handle is rejected with GOC_EPANIC.
  */
 #ifndef GOC_POOL_H
 #define GOC_POOL_H
@@ -24,6 +25,7 @@
 #include "common.h"
 #include "context.h"
 #include "future.h"
+#include "panic.h"
 
 #include <stdbool.h>
 
@@ -88,6 +90,19 @@ GOC_API int goc_pool_new(const struct goc_pool_config *cfg, goc_pool **out);
  * served may still be returning: join it first).
  */
 GOC_API void goc_pool_free(goc_pool *p);
+
+/**
+ * goc_pool_set_recovery - report the panics of @p's tasks to @h (NULL:
+ * back to the process-wide handler, goc_recovery_set_default()).
+ *
+ * The pool holds a reference until it is freed or set again. @h's policy
+ * applies to the worker: GOC_RECOVER_CONTINUE takes the next task,
+ * GOC_RECOVER_WORKER_EXIT leaves (a new worker starts for the next task),
+ * GOC_RECOVER_RETHROW ends the process with the panic.
+ *
+ * Return: 0; -EINVAL for a NULL @p.
+ */
+GOC_API int goc_pool_set_recovery(goc_pool *p, goc_recovery *h);
 
 /**
  * goc_pool_submit - run @fn(@arg) on a worker.
@@ -281,6 +296,15 @@ GOC_API int goc_workerpool_new(const struct goc_workerpool_config *cfg,
  * call on @p may be in progress or follow.
  */
 GOC_API void goc_workerpool_free(goc_workerpool *p);
+
+/**
+ * goc_workerpool_set_recovery - report the panics of @p's tasks to @h
+ * (NULL: back to the process-wide handler), as goc_pool_set_recovery();
+ * with GOC_RECOVER_WORKER_EXIT the worker is replaced by a fresh one.
+ *
+ * Return: 0; -EINVAL for a NULL @p.
+ */
+GOC_API int goc_workerpool_set_recovery(goc_workerpool *p, goc_recovery *h);
 
 /**
  * goc_workerpool_submit - queue @fn(ctx, @arg, &value) and get its task

@@ -15,6 +15,7 @@ struct goc_group {
     int64_t active, limit, failed;
     int first_err;
     goc_ctx *ctx;
+    struct goc__recovery_slot rec;
 };
 
 struct group_task {
@@ -65,7 +66,7 @@ static void task_main(void *p)
 {
     struct group_task *t = p;
     goc_group *g = t->g;
-    int rc = goc__safe_group(t->fn, g->ctx, t->arg);
+    int rc = goc__safe_group(&g->rec, t->fn, g->ctx, t->arg);
     goc__free(t);
     goc_mutex_lock(&g->mu, NULL);
     if (rc) {
@@ -156,5 +157,14 @@ void goc_group_free(goc_group *g)
         return;
     goc_group_wait(g, NULL);
     goc_ctx_release(g->ctx);
+    goc__recovery_slot_set(&g->rec, NULL);
     goc__free(g);
+}
+
+int goc_group_set_recovery(goc_group *g, goc_recovery *h)
+{
+    if (!g)
+        return -EINVAL;
+    goc__recovery_slot_set(&g->rec, h);
+    return 0;
 }

@@ -8,20 +8,61 @@
 
 #include "goc/future.h"
 #include "goc/group.h"
+#include "goc/panic.h"
+#include "../internal/lock.h"
+
+#include <stdbool.h>
+
+/*
+ * The recovery handler a runner reports its tasks' panics to: set with
+ * goc__recovery_slot_set() (which retains it), read only when a task
+ * panics. Zero-filled is empty; a runner empties it (set NULL) when it
+ * is freed.
+ */
+struct goc__recovery_slot {
+    goc__lock lock;
+    goc_recovery *h;
+};
+
+/* Attach @h to @s (NULL: the process-wide default slot); NULL detaches. */
+void goc__recovery_slot_set(struct goc__recovery_slot *s, goc_recovery *h);
+
+/*
+ * Report a task's panic: recorded in @s's handler, else in the default
+ * one, else written to the runtime's log. Returns the handler's policy
+ * (GOC_RECOVER_CONTINUE when only logged).
+ */
+int goc__recovery_report(struct goc__recovery_slot *s, const goc_panic_info *p);
 
 /*
  * Run one task so that a panic in it fails that task alone: the result
- * is GOC_EPANIC, the panic is reported through the runtime's log hook,
- * and the worker that ran it goes on. A task that returns GOC_EPANIC
+ * is GOC_EPANIC, the panic is reported (goc__recovery_report(), to @s or
+ * NULL for the default), and the worker that ran it goes on, unless the
+ * handler's policy says otherwise: GOC_RECOVER_RETHROW panics again
+ * (the process ends, as in Go), GOC_RECOVER_WORKER_EXIT sets *@exit
+ * (when given) for the worker to leave. A task that returns GOC_EPANIC
  * without panicking is not reported and keeps the value it set.
  */
 int goc__safe_call(int (*fn)(void *arg), void *arg);
+int goc__safe_call_in(struct goc__recovery_slot *s,
+                      int (*fn)(void *arg),
+                      void *arg,
+                      bool *exit);
 int goc__safe_task(goc_task_fn fn, goc_ctx *ctx, void *arg, void **result);
+int goc__safe_task_in(struct goc__recovery_slot *s,
+                      goc_task_fn fn,
+                      goc_ctx *ctx,
+                      void *arg,
+                      void **result,
+                      bool *exit);
 int goc__safe_then(goc_future_then_fn fn,
                    const void *value,
                    void *arg,
                    void **result);
-int goc__safe_group(goc_group_fn fn, goc_ctx *ctx, void *arg);
+int goc__safe_group(struct goc__recovery_slot *s,
+                    goc_group_fn fn,
+                    goc_ctx *ctx,
+                    void *arg);
 
 /*
  * Make goc_future_cancel(f) also cancel @ctx (a heap context; @f takes a

@@ -54,6 +54,7 @@ struct goc_pool {
     int64_t running, nidle, nwaiting;
     struct goc_pool_stats st; /* st.workers: alive, under mu */
     goc_pool_fn fn;           /* goc_pool_invoke()'s */
+    struct goc__recovery_slot rec;
 };
 
 int goc_pool_new(const struct goc_pool_config *cfg, goc_pool **out)
@@ -154,13 +155,20 @@ static void worker_main(void *arg)
     atomic_store_explicit(&w->gid, goc_id(), memory_order_relaxed);
     bool more = true;
     while (more) {
-        int rc = goc__safe_call(w->fn, w->arg);
+        bool exit = false; /* the recovery policy says so */
+        int rc = goc__safe_call_in(&p->rec, w->fn, w->arg, &exit);
         goc_mutex_lock(&p->mu, NULL);
         p->running--;
         p->st.completed++;
         if (rc < 0)
             p->st.failed++; /* the worker survives a failed task */
-        more = next_task_locked(p, w);
+        if (exit) {
+            /* A fresh worker takes the next task (ants' way). */
+            goc__dlist_remove(&p->busy, &w->link);
+            more = leave_locked(p);
+        } else {
+            more = next_task_locked(p, w);
+        }
         goc_mutex_unlock(&p->mu);
     }
     goc__free(w);
@@ -422,7 +430,16 @@ void goc_pool_free(goc_pool *p)
         return;
     goc_pool_release(p);
     wait_exited(p, NULL);
+    goc__recovery_slot_set(&p->rec, NULL);
     goc__free(p);
+}
+
+int goc_pool_set_recovery(goc_pool *p, goc_recovery *h)
+{
+    if (!p)
+        return -EINVAL;
+    goc__recovery_slot_set(&p->rec, h);
+    return 0;
 }
 
 int goc_pool_invoke(goc_pool *p, void *arg, goc_ctx *ctx)

@@ -11,12 +11,14 @@
 #include "../internal/alloc.h"
 #include "../internal/lock.h"
 #include "../runtime/runtime.h"
+#include "patterns.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 struct goc_recovery {
+    _Atomic int refs; /* the creator's, and one per runner attached */
     goc__lock lock;
     int capacity, head, n; /* ring: oldest at head */
     int64_t total, overwritten, callback_panics;
@@ -37,6 +39,7 @@ int goc_recovery_new(int capacity,
         goc__calloc(1, sizeof(*h) + (size_t)capacity * sizeof(h->recs[0]));
     if (!h)
         return -ENOMEM;
+    atomic_init(&h->refs, 1);
     h->capacity = capacity;
     h->fn = fn;
     h->arg = arg;
@@ -44,9 +47,22 @@ int goc_recovery_new(int capacity,
     return 0;
 }
 
+static goc_recovery *retain(goc_recovery *h)
+{
+    if (h)
+        atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
+    return h;
+}
+
+static void release(goc_recovery *h)
+{
+    if (h && atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1)
+        goc__free(h);
+}
+
 void goc_recovery_free(goc_recovery *h)
 {
-    goc__free(h);
+    release(h);
 }
 
 /* The text of p's backtrace lines (after the message), clipped. */
@@ -108,7 +124,9 @@ void goc_recovery_record(goc_recovery *h, const goc_panic_info *p)
 
 int goc_recovery_set_policy(goc_recovery *h, int policy)
 {
-    if (!h || (policy != GOC_RECOVER_CONTINUE && policy != GOC_RECOVER_RETHROW))
+    if (!h ||
+        (policy != GOC_RECOVER_CONTINUE && policy != GOC_RECOVER_RETHROW &&
+         policy != GOC_RECOVER_WORKER_EXIT))
         return -EINVAL;
     atomic_store(&h->policy, policy);
     return 0;
@@ -163,4 +181,53 @@ int64_t goc_recovery_callback_panics(goc_recovery *h)
     int64_t n = h->callback_panics;
     goc__lock_release(&h->lock);
     return n;
+}
+
+/* ---- handlers attached to runners ---------------------------------------- */
+
+/* Where runners without a handler of their own report (none at first). */
+static struct goc__recovery_slot default_slot;
+
+void goc__recovery_slot_set(struct goc__recovery_slot *s, goc_recovery *h)
+{
+    if (!s)
+        s = &default_slot;
+    retain(h);
+    goc__lock_acquire(&s->lock);
+    goc_recovery *old = s->h;
+    s->h = h;
+    goc__lock_release(&s->lock);
+    release(old);
+}
+
+/* The slot's handler, retained (a runner may detach it meanwhile). */
+static goc_recovery *slot_get(struct goc__recovery_slot *s)
+{
+    goc__lock_acquire(&s->lock);
+    goc_recovery *h = retain(s->h);
+    goc__lock_release(&s->lock);
+    return h;
+}
+
+int goc__recovery_report(struct goc__recovery_slot *s, const goc_panic_info *p)
+{
+    goc_recovery *h = s ? slot_get(s) : NULL;
+    if (!h)
+        h = slot_get(&default_slot);
+    if (!h) {
+        char text[1024];
+        goc_panic_info_format(p, text, sizeof(text));
+        goc__log("a task panicked; it failed alone:\n%s", text);
+        return GOC_RECOVER_CONTINUE;
+    }
+    goc_recovery_record(h, p);
+    int policy = atomic_load(&h->policy);
+    release(h);
+    return policy;
+}
+
+int goc_recovery_set_default(goc_recovery *h)
+{
+    goc__recovery_slot_set(NULL, h);
+    return 0;
 }

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Tasks run under goc_try(): a panicking task settles as GOC_EPANIC and
- * is reported once through the runtime's log hook (message and the
- * innermost frames), as ants logs a worker's panic; its worker, pool or
- * group goes on.
+ * is reported once, to the recovery handler its runner has (or the
+ * process-wide one), or else through the runtime's log hook (message and
+ * the innermost frames), as ants logs a worker's panic; its worker, pool
+ * or group goes on, unless the handler's policy says otherwise.
  */
 #include "patterns.h"
 #include "goc/panic.h"
@@ -11,29 +12,43 @@
 
 #include <string.h>
 
-static int report(goc_panic_info *p)
+static int report(struct goc__recovery_slot *s, goc_panic_info *p, bool *exit)
 {
-    char text[1024];
-    goc_panic_info_format(p, text, sizeof(text));
-    goc__log("a task panicked; it failed alone:\n%s", text);
+    int policy = goc__recovery_report(s, p);
+    if (policy == GOC_RECOVER_RETHROW)
+        goc__panic_again(p); /* the same info: message, code, frames */
+    if (exit)
+        *exit = policy == GOC_RECOVER_WORKER_EXIT;
     goc_panic_info_free(p);
     return GOC_EPANIC;
 }
 
 /* Sets *panicked only for a real panic: goc_try() gives GOC_EPANIC with
  * no info when fn merely returned that code, which is fn's own result. */
-static int safe_call(int (*fn)(void *), void *arg, bool *panicked)
+static int safe_call(struct goc__recovery_slot *s,
+                     int (*fn)(void *),
+                     void *arg,
+                     bool *panicked,
+                     bool *exit)
 {
     goc_panic_info *p = NULL;
     int rc = goc_try(fn, arg, &p);
     *panicked = p != NULL;
-    return p ? report(p) : rc;
+    return p ? report(s, p, exit) : rc;
+}
+
+int goc__safe_call_in(struct goc__recovery_slot *s,
+                      int (*fn)(void *),
+                      void *arg,
+                      bool *exit)
+{
+    bool panicked;
+    return safe_call(s, fn, arg, &panicked, exit);
 }
 
 int goc__safe_call(int (*fn)(void *), void *arg)
 {
-    bool panicked;
-    return safe_call(fn, arg, &panicked);
+    return goc__safe_call_in(NULL, fn, arg, NULL);
 }
 
 struct task_call {
@@ -49,14 +64,24 @@ static int run_task(void *arg)
     return c->fn(c->ctx, c->arg, c->result);
 }
 
-int goc__safe_task(goc_task_fn fn, goc_ctx *ctx, void *arg, void **result)
+int goc__safe_task_in(struct goc__recovery_slot *s,
+                      goc_task_fn fn,
+                      goc_ctx *ctx,
+                      void *arg,
+                      void **result,
+                      bool *exit)
 {
     struct task_call c = { fn, ctx, arg, result };
     bool panicked;
-    int rc = safe_call(run_task, &c, &panicked);
+    int rc = safe_call(s, run_task, &c, &panicked, exit);
     if (panicked)
         *result = NULL; /* whatever it set before panicking is not a value */
     return rc;
+}
+
+int goc__safe_task(goc_task_fn fn, goc_ctx *ctx, void *arg, void **result)
+{
+    return goc__safe_task_in(NULL, fn, ctx, arg, result, NULL);
 }
 
 struct then_call {
@@ -79,7 +104,7 @@ int goc__safe_then(goc_future_then_fn fn,
 {
     struct then_call c = { fn, value, arg, result };
     bool panicked;
-    int rc = safe_call(run_then, &c, &panicked);
+    int rc = safe_call(NULL, run_then, &c, &panicked, NULL);
     if (panicked)
         *result = NULL;
     return rc;
@@ -97,8 +122,11 @@ static int run_group(void *arg)
     return c->fn(c->ctx, c->arg);
 }
 
-int goc__safe_group(goc_group_fn fn, goc_ctx *ctx, void *arg)
+int goc__safe_group(struct goc__recovery_slot *s,
+                    goc_group_fn fn,
+                    goc_ctx *ctx,
+                    void *arg)
 {
     struct group_call c = { fn, ctx, arg };
-    return goc__safe_call(run_group, &c);
+    return goc__safe_call_in(s, run_group, &c, NULL);
 }

@@ -42,6 +42,7 @@ struct goc_workerpool {
     goc_ctx_after on_ctx_end;
     bool ctx_end_done;              /* under mu: that callback has finished */
     struct goc_workerpool_stats st; /* under mu */
+    struct goc__recovery_slot rec;
 };
 
 static void task_free(struct task *t)
@@ -112,14 +113,16 @@ static void note_outcome(goc_workerpool *p, int rc)
         p->st.failed++;
 }
 
-/* Runs one task with the lock dropped; returns with mu held again. */
-static void run_locked(goc_workerpool *p, struct task *t)
+/* Runs one task with the lock dropped; returns with mu held again, and
+ * true if the recovery policy wants its worker replaced. */
+static bool run_locked(goc_workerpool *p, struct task *t)
 {
     p->st.running++;
     goc_mutex_unlock(&p->mu);
     int64_t queued_at = t->queued_at, start = goc_now();
     void *value = NULL;
-    int rc = goc__safe_task(t->fn, t->ctx, t->arg, &value);
+    bool exit = false;
+    int rc = goc__safe_task_in(&p->rec, t->fn, t->ctx, t->arg, &value, &exit);
     int64_t end = goc_now();
     settle(t, rc, value); /* frees t */
     goc_mutex_lock(&p->mu, NULL);
@@ -128,6 +131,7 @@ static void run_locked(goc_workerpool *p, struct task *t)
     note_timing(p, start - queued_at, end - start);
     if (!p->qlen && !p->st.running)
         goc_cond_broadcast(&p->idle_cv);
+    return exit;
 }
 
 /* Under mu: if the pool ctx ended, cancel the queue (lock dropped). */
@@ -191,7 +195,12 @@ static void worker(void *arg)
                 goc_cond_broadcast(&p->idle_cv);
             continue;
         }
-        run_locked(p, t);
+        /* Replaced: the fresh worker takes over our place in the count
+         * (if none can start, we go on instead). */
+        if (run_locked(p, t) && goc_go(worker, p) == 0) {
+            goc_mutex_unlock(&p->mu);
+            return;
+        }
     }
     p->workers--;
     p->st.workers = p->workers;
@@ -528,5 +537,14 @@ void goc_workerpool_free(goc_workerpool *p)
         goc_mutex_unlock(&p->mu);
     }
     goc_ctx_release(p->ctx);
+    goc__recovery_slot_set(&p->rec, NULL);
     goc__free(p);
+}
+
+int goc_workerpool_set_recovery(goc_workerpool *p, goc_recovery *h)
+{
+    if (!p)
+        return -EINVAL;
+    goc__recovery_slot_set(&p->rec, h);
+    return 0;
 }

@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: MIT */
+/* Tests of recovery handlers attached to the runners of tasks. */
+#include "test.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+struct tally {
+    _Atomic int calls;
+    _Atomic int logged; /* panics written to the log hook instead */
+};
+
+static void count_record(const struct goc_panic_record *r, void *arg)
+{
+    struct tally *t = arg;
+    (void)r;
+    atomic_fetch_add(&t->calls, 1);
+}
+
+static void count_log(const char *msg, void *arg)
+{
+    struct tally *t = arg;
+    if (strstr(msg, "a task panicked"))
+        atomic_fetch_add(&t->logged, 1);
+}
+
+/* Panics when its argument is odd; records the goroutine it ran on. */
+struct job {
+    int n;
+    _Atomic int64_t gid;
+};
+
+static int maybe_panics(void *arg)
+{
+    struct job *j = arg;
+    atomic_store(&j->gid, goc_id());
+    if (j->n % 2)
+        goc_panic(-EIO, "task %d", j->n);
+    return 0;
+}
+
+static int task_maybe_panics(goc_ctx *ctx, void *arg, void **result)
+{
+    (void)ctx;
+    *result = NULL;
+    return maybe_panics(arg);
+}
+
+static int group_maybe_panics(goc_ctx *ctx, void *arg)
+{
+    (void)ctx;
+    return maybe_panics(arg);
+}
+
+/* The status a future settled with. */
+static int outcome(goc_future *f)
+{
+    int status = 1;
+    ASSERT_OK(goc_future_get(f, &status, NULL, NULL));
+    return status;
+}
+
+TEST_G(recovery, pool_panics_go_to_the_attached_handler)
+{
+    struct tally t = { 0 };
+    goc_set_log_hook(count_log, &t);
+    goc_recovery *h;
+    ASSERT_OK(goc_recovery_new(16, count_record, &t, &h));
+    goc_pool *p;
+    struct goc_pool_config cfg = { .capacity = 2 };
+    ASSERT_OK(goc_pool_new(&cfg, &p));
+    ASSERT_EQ(goc_pool_set_recovery(NULL, h), -EINVAL);
+    ASSERT_OK(goc_pool_set_recovery(p, h));
+    struct job jobs[10];
+    for (int i = 0; i < 10; i++) {
+        jobs[i].n = i;
+        ASSERT_OK(goc_pool_submit(p, maybe_panics, &jobs[i], NULL));
+    }
+    ASSERT_OK(goc_pool_wait_idle(p, NULL));
+    struct goc_pool_stats st;
+    ASSERT_OK(goc_pool_stats(p, &st));
+    ASSERT_EQ(st.completed, 10);
+    ASSERT_EQ(st.failed, 5);
+    ASSERT_EQ(goc_recovery_count(h, NULL), 5);
+    ASSERT_EQ(atomic_load(&t.calls), 5);
+    ASSERT_EQ(atomic_load(&t.logged), 0); /* recorded, not logged */
+    struct goc_panic_record r[5];
+    ASSERT_EQ(goc_recovery_records(h, r, 5), 5);
+    ASSERT(strstr(r[0].message, "task ") == r[0].message);
+    ASSERT(strstr(r[0].backtrace, "maybe_panics") != NULL);
+    /* Detached: back to the log. */
+    ASSERT_OK(goc_pool_set_recovery(p, NULL));
+    ASSERT_OK(goc_pool_submit(p, maybe_panics, &jobs[1], NULL));
+    ASSERT_OK(goc_pool_wait_idle(p, NULL));
+    ASSERT_EQ(atomic_load(&t.logged), 1);
+    ASSERT_EQ(goc_recovery_count(h, NULL), 5);
+    goc_pool_free(p);
+    goc_recovery_free(h);
+    goc_set_log_hook(NULL, NULL);
+}
+
+/* ants' policy: the worker that ran a panicking task leaves; the next
+ * task runs on a fresh one. With CONTINUE the same worker goes on. */
+static void pool_policy_case(int policy, bool same_worker)
+{
+    goc_recovery *h;
+    ASSERT_OK(goc_recovery_new(4, NULL, NULL, &h));
+    ASSERT_OK(goc_recovery_set_policy(h, policy));
+    goc_pool *p;
+    struct goc_pool_config cfg = { .capacity = 1 };
+    ASSERT_OK(goc_pool_new(&cfg, &p));
+    ASSERT_OK(goc_pool_set_recovery(p, h));
+    goc_recovery_free(h); /* the pool keeps it */
+    struct job a = { .n = 1 }, b = { .n = 2 };
+    ASSERT_OK(goc_pool_submit(p, maybe_panics, &a, NULL));
+    ASSERT_OK(goc_pool_wait_idle(p, NULL));
+    ASSERT_OK(goc_pool_submit(p, maybe_panics, &b, NULL));
+    ASSERT_OK(goc_pool_wait_idle(p, NULL));
+    ASSERT_EQ(atomic_load(&a.gid) == atomic_load(&b.gid), same_worker);
+    struct goc_pool_stats st;
+    ASSERT_OK(goc_pool_stats(p, &st));
+    ASSERT_EQ(st.completed, 2);
+    ASSERT_EQ(st.failed, 1);
+    goc_pool_free(p);
+}
+
+TEST_G(recovery, pool_worker_exit_policy_replaces_the_worker)
+{
+    pool_policy_case(GOC_RECOVER_CONTINUE, true);
+    pool_policy_case(GOC_RECOVER_WORKER_EXIT, false);
+}
+
+TEST_G(recovery, workerpool_worker_exit_policy_replaces_the_worker)
+{
+    goc_recovery *h;
+    ASSERT_OK(goc_recovery_new(4, NULL, NULL, &h));
+    ASSERT_OK(goc_recovery_set_policy(h, GOC_RECOVER_WORKER_EXIT));
+    goc_workerpool *p;
+    struct goc_workerpool_config cfg = { .max_workers = 1 };
+    ASSERT_OK(goc_workerpool_new(&cfg, &p));
+    ASSERT_OK(goc_workerpool_set_recovery(p, h));
+    struct job jobs[6];
+    goc_future *f[6];
+    for (int i = 0; i < 6; i++) {
+        jobs[i].n = i;
+        ASSERT_OK(goc_workerpool_submit(p, task_maybe_panics, &jobs[i], NULL,
+                                        &f[i], NULL));
+    }
+    for (int i = 0; i < 6; i++) {
+        ASSERT_EQ(outcome(f[i]), i % 2 ? GOC_EPANIC : 0);
+        goc_future_release(f[i]);
+    }
+    /* Each task after a panic ran on a fresh worker; one worker at most. */
+    for (int i = 1; i + 1 < 6; i += 2)
+        ASSERT_NE(atomic_load(&jobs[i].gid), atomic_load(&jobs[i + 1].gid));
+    ASSERT_EQ(atomic_load(&jobs[0].gid), atomic_load(&jobs[1].gid));
+    struct goc_workerpool_stats st;
+    ASSERT_OK(goc_workerpool_stats(p, &st));
+    ASSERT(st.workers <= 1);
+    ASSERT_EQ(goc_recovery_count(h, NULL), 3);
+    goc_workerpool_free(p);
+    goc_recovery_free(h);
+}
+
+TEST_G(recovery, default_handler_takes_what_runners_do_not)
+{
+    struct tally t = { 0 }, own = { 0 };
+    goc_set_log_hook(count_log, &t);
+    goc_recovery *def, *mine;
+    ASSERT_OK(goc_recovery_new(8, count_record, &t, &def));
+    ASSERT_OK(goc_recovery_new(8, count_record, &own, &mine));
+    ASSERT_OK(goc_recovery_set_default(def));
+    goc_recovery_free(def); /* the runtime keeps it */
+    /* goc_future_async: no runner object, so the default handler. */
+    struct job a = { .n = 3 };
+    goc_future *f;
+    ASSERT_OK(goc_future_async(task_maybe_panics, &a, NULL, NULL, &f));
+    ASSERT_EQ(outcome(f), GOC_EPANIC);
+    goc_future_release(f);
+    /* A group with its own handler, and one without. */
+    goc_group *g1, *g2;
+    ASSERT_OK(goc_group_new(NULL, &g1));
+    ASSERT_OK(goc_group_new(NULL, &g2));
+    ASSERT_OK(goc_group_set_recovery(g1, mine));
+    struct job b = { .n = 5 }, c = { .n = 7 };
+    ASSERT_OK(goc_group_go(g1, group_maybe_panics, &b, NULL));
+    ASSERT_OK(goc_group_go(g2, group_maybe_panics, &c, NULL));
+    ASSERT_EQ(goc_group_wait(g1, NULL), GOC_EPANIC);
+    ASSERT_EQ(goc_group_wait(g2, NULL), GOC_EPANIC);
+    goc_group_free(g1);
+    goc_group_free(g2);
+    ASSERT_EQ(atomic_load(&t.calls), 2);   /* async, g2 */
+    ASSERT_EQ(atomic_load(&own.calls), 1); /* g1 */
+    ASSERT_EQ(atomic_load(&t.logged), 0);
+    /* Detached (and so freed): panics are logged again. */
+    ASSERT_OK(goc_recovery_set_default(NULL));
+    ASSERT_OK(goc_future_async(task_maybe_panics, &a, NULL, NULL, &f));
+    ASSERT_EQ(outcome(f), GOC_EPANIC);
+    goc_future_release(f);
+    ASSERT_EQ(atomic_load(&t.logged), 1);
+    ASSERT_EQ(goc_recovery_count(mine, NULL), 1);
+    goc_recovery_free(mine);
+    goc_set_log_hook(NULL, NULL);
+}
+
+static void rethrow_from_a_pool(void)
+{
+    goc_recovery *h;
+    goc_recovery_new(4, NULL, NULL, &h);
+    goc_recovery_set_policy(h, GOC_RECOVER_RETHROW);
+    goc_pool *p;
+    goc_pool_new(NULL, &p);
+    goc_pool_set_recovery(p, h);
+    static struct job j = { .n = 9 };
+    goc_pool_submit(p, maybe_panics, &j, NULL);
+    goc_sleep(5 * GOC_SECOND, NULL); /* the panic ends the process first */
+    exit(0);
+}
+
+static int rethrow_child(void *arg)
+{
+    (void)arg;
+    rethrow_from_a_pool();
+    return 0;
+}
+
+static void rethrow_main(void)
+{
+    goc_run(rethrow_child, NULL);
+}
+
+/* Go's default: an unrecovered panic in a worker ends the process. */
+TEST(recovery, rethrow_policy_ends_the_process_from_a_worker)
+{
+    test_expect_exit(rethrow_main, 2, "task 9");
+}
