@@ -234,3 +234,57 @@ TEST(recovery, rethrow_policy_ends_the_process_from_a_worker)
 {
     test_expect_exit(rethrow_main, 2, "task 9");
 }
+
+/* An async handler's callback: waits at a gate, then counts. */
+struct gated {
+    goc_chan *gate; /* closed to let callbacks through */
+    _Atomic int calls;
+    _Atomic int64_t on; /* the goroutine the callbacks run on */
+};
+
+static void gated_record(const struct goc_panic_record *r, void *arg)
+{
+    struct gated *g = arg;
+    (void)r;
+    goc_chan_recv(g->gate, NULL, NULL);
+    atomic_store(&g->on, goc_id());
+    atomic_fetch_add(&g->calls, 1);
+}
+
+static int panics_now(void *arg)
+{
+    goc_panic(-EIO, "async %d", *(int *)arg);
+}
+
+TEST_G(recovery, async_callbacks_never_hold_the_panicking_goroutine)
+{
+    struct gated g = { 0 };
+    ASSERT_OK(goc_chan_new(0, 0, &g.gate));
+    goc_recovery *h, *quiet;
+    ASSERT_OK(goc_recovery_new(16, gated_record, &g, &h));
+    ASSERT_OK(goc_recovery_new(16, NULL, NULL, &quiet));
+    ASSERT_EQ(goc_recovery_set_async(NULL, 2), -EINVAL);
+    ASSERT_EQ(goc_recovery_set_async(h, 0), -EINVAL);
+    ASSERT_EQ(goc_recovery_set_async(quiet, 2), -EINVAL); /* no callback */
+    ASSERT_OK(goc_recovery_set_async(h, 2));
+    ASSERT_EQ(goc_recovery_set_async(h, 2), -EBUSY);
+    /* Ten panics while every callback waits at the gate: none of them
+     * waits, all are recorded, and what the queue cannot hold is
+     * counted as dropped. */
+    for (int i = 0; i < 10; i++)
+        ASSERT_EQ(goc_recovery_run(h, panics_now, &i), GOC_EPANIC);
+    ASSERT_EQ(goc_recovery_count(h, NULL), 10);
+    int64_t dropped = goc_recovery_dropped(h);
+    ASSERT(dropped >= 7 && dropped <= 8);
+    ASSERT_EQ(atomic_load(&g.calls), 0);
+    /* The creator lets go first: the queued calls still happen. */
+    goc_recovery_free(h);
+    goc_chan_close(g.gate);
+    for (int i = 0; i < 2000 && atomic_load(&g.calls) + dropped < 10; i++)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    ASSERT_EQ(atomic_load(&g.calls) + dropped, 10);
+    ASSERT_NE(atomic_load(&g.on), goc_id());
+    goc_recovery_free(quiet);
+    test_no_leaks(); /* the delivery goroutine has ended */
+    goc_chan_release(g.gate);
+}

@@ -173,6 +173,23 @@ GOC_API int goc_recovery_records(goc_recovery *h,
 /** goc_recovery_count - panics recorded in all; overwritten ones too. */
 GOC_API int64_t goc_recovery_count(goc_recovery *h, int64_t *overwritten);
 
+/**
+ * goc_recovery_set_async - call the callback on a goroutine of its own,
+ * fed by a queue of @queue records, instead of on the panicking
+ * goroutine: a slow callback (an alert sent over the network) then
+ * delays no worker. A record that finds the queue full is still kept in
+ * the ring; only its callback is lost, and counted
+ * (goc_recovery_dropped()). Once the last reference is gone, the queued
+ * records are still called back, then the handler is freed.
+ *
+ * Return: 0; -EINVAL for a NULL @h, a handler without a callback, or
+ * @queue < 1; -EBUSY if already async; -ENOMEM (nothing changes).
+ */
+GOC_API int goc_recovery_set_async(goc_recovery *h, int queue);
+
+/** goc_recovery_dropped - callbacks an async queue had no room for. */
+GOC_API int64_t goc_recovery_dropped(goc_recovery *h);
+
 /** goc_recovery_callback_panics - callbacks that panicked (caught). */
 GOC_API int64_t goc_recovery_callback_panics(goc_recovery *h);
 

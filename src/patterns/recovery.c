@@ -7,6 +7,7 @@
  * `capacity` records, counts what it overwrote, and stores the thread id.
  */
 #include "goc/panic.h"
+#include "goc/chan.h"
 #include "goc/time.h"
 #include "../internal/alloc.h"
 #include "../internal/lock.h"
@@ -22,7 +23,9 @@ struct goc_recovery {
     goc__lock lock;
     int capacity, head, n; /* ring: oldest at head */
     int64_t total, overwritten, callback_panics;
+    int64_t dropped; /* notifications an async queue had no room for */
     _Atomic int policy;
+    goc_chan *queue; /* under lock: async delivery's records to call back */
     goc_recovery_fn fn;
     void *arg;
     struct goc_panic_record recs[];
@@ -56,7 +59,12 @@ static goc_recovery *retain(goc_recovery *h)
 
 static void release(goc_recovery *h)
 {
-    if (h && atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1)
+    if (!h || atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    goc_chan *q = h->queue; /* nobody else holds h any more */
+    if (q)
+        goc_chan_close(q); /* its goroutine delivers the rest, then frees */
+    else
         goc__free(h);
 }
 
@@ -86,6 +94,19 @@ static int notify(void *arg)
     return 0;
 }
 
+/* A callback that panics is caught here and never re-enters. */
+static void call_back(goc_recovery *h, const struct goc_panic_record *r)
+{
+    struct notify nt = { h, r };
+    goc_panic_info *inner = NULL;
+    if (goc_try(notify, &nt, &inner) == GOC_EPANIC) {
+        goc__lock_acquire(&h->lock);
+        h->callback_panics++;
+        goc__lock_release(&h->lock);
+        goc_panic_info_free(inner);
+    }
+}
+
 void goc_recovery_record(goc_recovery *h, const goc_panic_info *p)
 {
     if (!h || !p)
@@ -108,18 +129,66 @@ void goc_recovery_record(goc_recovery *h, const goc_panic_info *p)
     }
     h->recs[slot] = r;
     h->total++;
+    /* Queued under the lock, so that a failed goc_recovery_set_async()
+     * can take its queue back safely. Never blocks. */
+    bool queued = h->queue != NULL;
+    if (queued && goc_chan_try_send(h->queue, &r) != 0)
+        h->dropped++; /* the record is kept; only the call is lost */
     goc__lock_release(&h->lock);
-    if (h->fn) {
-        /* A callback that panics is caught here and never re-enters. */
-        struct notify nt = { h, &r };
-        goc_panic_info *inner = NULL;
-        if (goc_try(notify, &nt, &inner) == GOC_EPANIC) {
-            goc__lock_acquire(&h->lock);
-            h->callback_panics++;
-            goc__lock_release(&h->lock);
-            goc_panic_info_free(inner);
-        }
+    if (!queued && h->fn)
+        call_back(h, &r);
+}
+
+/*
+ * An async handler's delivery goroutine: calls back for each queued
+ * record, in order. Once the last reference is gone (the queue closed),
+ * it delivers what is left and frees the handler.
+ */
+static void deliver(void *arg)
+{
+    goc_recovery *h = arg;
+    struct goc_panic_record r;
+    while (goc_chan_recv(h->queue, &r, NULL) > 0)
+        call_back(h, &r);
+    goc_chan_release(h->queue);
+    goc__free(h);
+}
+
+int goc_recovery_set_async(goc_recovery *h, int queue)
+{
+    if (!h || !h->fn || queue < 1)
+        return -EINVAL;
+    goc_chan *q;
+    int rc = goc_chan_new(sizeof(struct goc_panic_record), (size_t)queue, &q);
+    if (rc)
+        return rc;
+    goc__lock_acquire(&h->lock);
+    bool busy = h->queue != NULL;
+    if (!busy)
+        h->queue = q;
+    goc__lock_release(&h->lock);
+    if (busy) {
+        goc_chan_release(q);
+        return -EBUSY;
     }
+    if ((rc = goc_go(deliver, h)) != 0) {
+        goc__lock_acquire(&h->lock);
+        h->queue = NULL; /* back to calling on the spot; nothing was lost:
+                            what was queued is still in the ring */
+        goc__lock_release(&h->lock);
+        goc_chan_release(q);
+    }
+    return rc;
+}
+
+int64_t goc_recovery_dropped(goc_recovery *h)
+{
+    if (!h)
+        return -EINVAL;
+    goc__lock_acquire(&h->lock);
+    int64_t n = h->dropped;
+    goc__lock_release(&h->lock);
+    return n;
 }
 
 int goc_recovery_set_policy(goc_recovery *h, int policy)
