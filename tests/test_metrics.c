@@ -1336,6 +1336,9 @@ TEST_G(metrics, runtime_statistics_exported)
     ASSERT_GE(sample_value(t, "process_cpu_seconds_total"), 0);
     ASSERT_GT(sample_value(t, "goc_stack_reserved_bytes"), 0);
     ASSERT(strstr(t, "# TYPE goc_heap_inuse_bytes gauge\n"));
+    ASSERT(strstr(t, "# TYPE goc_lib_allocs_total counter\n"));
+    ASSERT_GT(sample_value(t, "goc_lib_heap_bytes"), 0);
+    ASSERT_GT(sample_value(t, "goc_lib_heap_objects"), 0);
     ASSERT(!strstr(t, "goc_stack_resident_bytes")); /* not asked for */
     free(t);
     goc_chan_close(ch);

@@ -103,6 +103,8 @@ TEST_G(monitor, rejects_bad_input)
     ASSERT_EQ(goc_monitor_stop(NULL), -EINVAL);
     ASSERT(isnan(goc_monitor_value(&s, 12345)));
     ASSERT_STR(goc_monitor_metric_name(NULL, GOC_MON_RSS_BYTES), "rss_bytes");
+    ASSERT_STR(goc_monitor_metric_name(NULL, GOC_MON_LIB_HEAP_BYTES),
+               "lib_heap_bytes");
     ASSERT(goc_monitor_metric_name(NULL, GOC_MON_CUSTOM(0)) == NULL);
     ASSERT_OK(goc_monitor_free(m));
     ASSERT_OK(goc_monitor_free(NULL));
@@ -367,6 +369,14 @@ static void *lifecycle_in_thread(void *arg)
     ASSERT_OK(goc_monitor_start(m));
     struct goc_monitor_sample s = wait_seq(m, 2);
     ASSERT_GT(goc_monitor_value(&s, GOC_MON_RSS_BYTES), 0);
+    ASSERT_EQ(goc_monitor_value(&s, GOC_MON_LIB_HEAP_BYTES), 0); /* not asked */
+    ASSERT_OK(goc_monitor_stop(m));
+    ASSERT_OK(goc_monitor_free(m));
+    m = new_monitor(MS, 0, 0); /* the default sources include LIB */
+    ASSERT_OK(goc_monitor_start(m));
+    s = wait_seq(m, 1);
+    ASSERT_GT(goc_monitor_value(&s, GOC_MON_LIB_HEAP_BYTES), 0);
+    ASSERT_GT(goc_monitor_value(&s, GOC_MON_LIB_HEAP_OBJECTS), 0);
     ASSERT_OK(goc_monitor_stop(m));
     ASSERT_OK(goc_monitor_free(m));
     return NULL;

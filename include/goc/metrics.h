@@ -448,8 +448,9 @@ GOC_API int goc_sink_histogram(goc_metric_sink *s,
  * process_resident_memory_bytes, process_cpu_seconds_total,
  * goc_heap_*_bytes and more (docs/observability.md lists them all).
  * @r:    NULL for the default registry.
- * @what: the goc_stats_what sources to export; 0 means SCHED, PROCESS and
- *        HEAP (GOC_STATS_STACK_RESIDENT costs a mincore() walk a scrape).
+ * @what: the goc_stats_what sources to export; 0 means SCHED, PROCESS,
+ *        HEAP and LIB (GOC_STATS_STACK_RESIDENT costs a mincore() walk a
+ *        scrape).
  * @out:  the collector, for goc_collector_remove().
  *
  * Return: 0; -EINVAL (@out NULL, unknown bits in @what); -ENOMEM.

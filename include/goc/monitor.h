@@ -52,6 +52,8 @@ enum goc_mon_metric {
     GOC_MON_HEAP_FREE_BYTES,      /* [HEAP] */
     GOC_MON_HEAP_ARENA_BYTES,     /* [HEAP] */
     GOC_MON_HEAP_MMAP_BYTES,      /* [HEAP] */
+    GOC_MON_LIB_HEAP_BYTES,       /* goc's own heap in use [LIB] */
+    GOC_MON_LIB_HEAP_OBJECTS,     /* goc's own heap blocks [LIB] */
     GOC_MON_NBUILTIN,
 };
 
@@ -92,8 +94,9 @@ typedef double (*goc_mon_source_fn)(void *arg);
  * @interval:  nanoseconds between samples, > 0. A sample that takes
  *             longer than the interval delays the next one; missed ticks
  *             are dropped, never caught up in a burst (Go's Ticker).
- * @sources:   a mask of enum goc_stats_what; 0 means SCHED, PROCESS and
- *             HEAP (the seed's system and memory monitors together).
+ * @sources:   a mask of enum goc_stats_what; 0 means SCHED, PROCESS,
+ *             HEAP and LIB (the seed's system and memory monitors
+ *             together).
  * @history:   samples kept for goc_monitor_history() (0: the latest only).
  * @on_sample: called after every sample (may be NULL).
  * @arg:       passed to @on_sample.

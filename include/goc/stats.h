@@ -32,13 +32,17 @@ extern "C" {
  * @GOC_STATS_STACK_RESIDENT: goroutine stack bytes in RAM, from mincore()
  *                     over every stack slab: cost grows with the number of
  *                     stacks ever mapped (about 1 ms per 100k stacks).
+ * @GOC_STATS_LIB:     the heap goc itself holds (channels, contexts,
+ *                     futures, tasks, pools, metrics...), counted as it
+ *                     allocates: a sum of per-thread counters.
  */
 enum goc_stats_what {
     GOC_STATS_SCHED = 1 << 0,
     GOC_STATS_PROCESS = 1 << 1,
     GOC_STATS_HEAP = 1 << 2,
     GOC_STATS_STACK_RESIDENT = 1 << 3,
-    GOC_STATS_ALL = 0xf,
+    GOC_STATS_LIB = 1 << 4,
+    GOC_STATS_ALL = 0x1f,
 };
 
 /**
@@ -78,6 +82,10 @@ struct goc_stats {
     uint64_t heap_inuse_bytes; /* allocated chunks (uordblks + hblkhd) */
     uint64_t heap_free_bytes;  /* free chunks kept by malloc (fordblks) */
     uint64_t heap_mmap_bytes;  /* large blocks mmap'd (hblkhd) */
+    /* GOC_STATS_LIB: goc's own heap (stacks are stack_reserved_bytes) */
+    int64_t lib_heap_bytes;   /* in use, as malloc_usable_size() counts */
+    int64_t lib_heap_objects; /* blocks in use */
+    int64_t lib_allocs_total; /* blocks ever allocated */
 };
 
 /**

@@ -18,6 +18,12 @@ char *goc__strdup(const char *s);
 /* size bytes aligned to align (a power of two); free with goc__free. */
 void *goc__aligned_alloc(size_t align, size_t size);
 
+/*
+ * The heap goc holds through these calls: bytes (as malloc_usable_size()
+ * counts them) and blocks in use, and allocations ever made.
+ */
+void goc__heap_counts(int64_t *bytes, int64_t *objects, int64_t *allocs);
+
 /* Anonymous private mapping, MAP_NORESERVE; NULL on failure. */
 void *goc__mmap(size_t size);
 

@@ -49,6 +49,9 @@ FIELD(heap_inuse, st->heap_inuse_bytes)
 FIELD(heap_free, st->heap_free_bytes)
 FIELD(heap_arena, st->heap_arena_bytes)
 FIELD(heap_mmap, st->heap_mmap_bytes)
+FIELD(lib_heap, st->lib_heap_bytes)
+FIELD(lib_objects, st->lib_heap_objects)
+FIELD(lib_allocs, st->lib_allocs_total)
 
 #define G GOC_METRIC_GAUGE
 #define C GOC_METRIC_COUNTER
@@ -101,6 +104,13 @@ static const struct family heap[] = {
     { "goc_heap_arena_bytes", "Bytes of malloc's arenas.", G, heap_arena },
     { "goc_heap_mmap_bytes", "Bytes of blocks malloc mapped on their own.", G,
       heap_mmap },
+};
+
+static const struct family lib[] = {
+    { "goc_lib_heap_bytes", "Heap bytes goc itself holds.", G, lib_heap },
+    { "goc_lib_heap_objects", "Heap blocks goc itself holds.", G, lib_objects },
+    { "goc_lib_allocs_total", "Heap blocks goc allocated since start.", C,
+      lib_allocs },
 };
 
 #define LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -165,6 +175,8 @@ static void collect(goc_metric_sink *s, void *arg)
     }
     if (what & GOC_STATS_HEAP)
         emit(s, heap, LEN(heap), &st);
+    if (what & GOC_STATS_LIB)
+        emit(s, lib, LEN(lib), &st);
 }
 
 int goc_metrics_register_runtime(goc_registry *r,
@@ -174,6 +186,7 @@ int goc_metrics_register_runtime(goc_registry *r,
     if (!out || (what & ~(unsigned)GOC_STATS_ALL))
         return -EINVAL;
     if (what == 0)
-        what = GOC_STATS_SCHED | GOC_STATS_PROCESS | GOC_STATS_HEAP;
+        what = GOC_STATS_SCHED | GOC_STATS_PROCESS | GOC_STATS_HEAP |
+               GOC_STATS_LIB;
     return goc_registry_add_collector(r, collect, (void *)(uintptr_t)what, out);
 }

@@ -14,6 +14,7 @@
 #include "goc/runtime.h"
 #include "goc/sync.h"
 #include "goc/time.h"
+#include "../internal/alloc.h"
 
 #include <errno.h>
 #include <math.h>
@@ -84,6 +85,8 @@ static const struct {
     [GOC_MON_HEAP_FREE_BYTES] = { "heap_free_bytes", GOC_STATS_HEAP },
     [GOC_MON_HEAP_ARENA_BYTES] = { "heap_arena_bytes", GOC_STATS_HEAP },
     [GOC_MON_HEAP_MMAP_BYTES] = { "heap_mmap_bytes", GOC_STATS_HEAP },
+    [GOC_MON_LIB_HEAP_BYTES] = { "lib_heap_bytes", GOC_STATS_LIB },
+    [GOC_MON_LIB_HEAP_OBJECTS] = { "lib_heap_objects", GOC_STATS_LIB },
 };
 
 double goc_monitor_value(const struct goc_monitor_sample *s, int metric)
@@ -126,6 +129,10 @@ double goc_monitor_value(const struct goc_monitor_sample *s, int metric)
         return (double)st->heap_arena_bytes;
     case GOC_MON_HEAP_MMAP_BYTES:
         return (double)st->heap_mmap_bytes;
+    case GOC_MON_LIB_HEAP_BYTES:
+        return (double)st->lib_heap_bytes;
+    case GOC_MON_LIB_HEAP_OBJECTS:
+        return (double)st->lib_heap_objects;
     default:
         break;
     }
@@ -152,17 +159,18 @@ int goc_monitor_new(const struct goc_monitor_opts *opts, goc_monitor **out)
     if (!opts || !out || opts->interval <= 0 || opts->history < 0 ||
         (opts->sources & ~(unsigned)GOC_STATS_ALL))
         return -EINVAL;
-    goc_monitor *m = calloc(1, sizeof(*m));
+    goc_monitor *m = goc__calloc(1, sizeof(*m));
     int cap = opts->history > 0 ? opts->history : 1;
-    struct goc_monitor_sample *ring = calloc((size_t)cap, sizeof(*ring));
+    struct goc_monitor_sample *ring = goc__calloc((size_t)cap, sizeof(*ring));
     if (!m || !ring) {
-        free(m);
-        free(ring);
+        goc__free(m);
+        goc__free(ring);
         return -ENOMEM;
     }
     m->opts = *opts;
     if (!m->opts.sources)
-        m->opts.sources = GOC_STATS_SCHED | GOC_STATS_PROCESS | GOC_STATS_HEAP;
+        m->opts.sources = GOC_STATS_SCHED | GOC_STATS_PROCESS | GOC_STATS_HEAP |
+                          GOC_STATS_LIB;
     m->ring = ring;
     m->cap = cap;
     m->sampler_id = -1;
@@ -480,7 +488,7 @@ int goc_monitor_free(goc_monitor *m)
     int err = goc_monitor_stop(m);
     if (err)
         return err;
-    free(m->ring);
-    free(m);
+    goc__free(m->ring);
+    goc__free(m);
     return 0;
 }

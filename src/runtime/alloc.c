@@ -2,7 +2,9 @@
 /* The allocation funnel, with fault injection for tests. */
 #include "../internal/alloc.h"
 
+#include <malloc.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -27,14 +29,102 @@ int goc__fault_hit(void)
     return 0;
 }
 
+/*
+ * goc's own heap in use (GOC_STATS_LIB). Each thread counts in a shard of
+ * its own with plain loads and stores (no locked instruction on the
+ * allocation path); readers sum the shards. A block freed on another
+ * thread than the one that allocated it makes two shards disagree, never
+ * the sum. Threads beyond the shards share the last one, with atomics.
+ * A thread's shard is never handed to another, even after it exits.
+ */
+#define SHARDS 64
+
+struct shard {
+    _Atomic int64_t bytes, objects, allocs;
+} __attribute__((aligned(64)));
+
+static struct shard shards[SHARDS + 1];
+static _Atomic unsigned shards_taken;
+static __thread struct shard *my_shard
+    __attribute__((tls_model("initial-exec")));
+
+__attribute__((noinline)) static struct shard *claim_shard(void)
+{
+    unsigned i =
+        atomic_fetch_add_explicit(&shards_taken, 1, memory_order_relaxed);
+    return my_shard = &shards[i < SHARDS ? i : SHARDS];
+}
+
+static inline void add(_Atomic int64_t *v, int64_t d)
+{
+    /* Only this thread writes v: readers need whole values, no RMW. */
+    atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + d,
+                          memory_order_relaxed);
+}
+
+/* Threads beyond the shards: the shared last one, with atomics. */
+__attribute__((noinline)) static void count_shared(int64_t bytes, int sign)
+{
+    struct shard *s = &shards[SHARDS];
+    atomic_fetch_add_explicit(&s->bytes, bytes, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->objects, sign, memory_order_relaxed);
+    if (sign > 0)
+        atomic_fetch_add_explicit(&s->allocs, 1, memory_order_relaxed);
+}
+
+static inline void *counted(void *p)
+{
+    if (!p)
+        return p;
+    int64_t bytes = (int64_t)malloc_usable_size(p);
+    struct shard *s = my_shard;
+    if (__builtin_expect(!s, 0))
+        s = claim_shard();
+    if (__builtin_expect(s == &shards[SHARDS], 0)) {
+        count_shared(bytes, 1);
+        return p;
+    }
+    add(&s->bytes, bytes);
+    add(&s->objects, 1);
+    add(&s->allocs, 1);
+    return p;
+}
+
+static inline void uncount(void *p)
+{
+    int64_t bytes = (int64_t)malloc_usable_size(p);
+    struct shard *s = my_shard;
+    if (__builtin_expect(!s, 0))
+        s = claim_shard();
+    if (__builtin_expect(s == &shards[SHARDS], 0)) {
+        count_shared(-bytes, -1);
+        return;
+    }
+    add(&s->bytes, -bytes);
+    add(&s->objects, -1);
+}
+
+void goc__heap_counts(int64_t *bytes, int64_t *objects, int64_t *allocs)
+{
+    int64_t b = 0, o = 0, a = 0;
+    for (int i = 0; i <= SHARDS; i++) {
+        b += atomic_load_explicit(&shards[i].bytes, memory_order_relaxed);
+        o += atomic_load_explicit(&shards[i].objects, memory_order_relaxed);
+        a += atomic_load_explicit(&shards[i].allocs, memory_order_relaxed);
+    }
+    *bytes = b;
+    *objects = o;
+    *allocs = a;
+}
+
 void *goc__malloc(size_t size)
 {
-    return goc__fault_hit() ? NULL : malloc(size);
+    return goc__fault_hit() ? NULL : counted(malloc(size));
 }
 
 void *goc__calloc(size_t n, size_t size)
 {
-    return goc__fault_hit() ? NULL : calloc(n, size);
+    return goc__fault_hit() ? NULL : counted(calloc(n, size));
 }
 
 void *goc__aligned_alloc(size_t align, size_t size)
@@ -42,11 +132,13 @@ void *goc__aligned_alloc(size_t align, size_t size)
     void *p = NULL;
     if (goc__fault_hit() || posix_memalign(&p, align, size) != 0)
         return NULL;
-    return p;
+    return counted(p);
 }
 
 void goc__free(void *p)
 {
+    if (p)
+        uncount(p);
     free(p);
 }
 

@@ -5,6 +5,7 @@
  * scheduler lock, so reading statistics never slows the goroutines down.
  */
 #include "runtime.h"
+#include "../internal/alloc.h"
 #include "goc/stats.h"
 #include "goc/time.h"
 
@@ -119,6 +120,9 @@ int goc_stats_read(struct goc_stats *st, unsigned what)
         err = read_process(st);
     if (what & GOC_STATS_HEAP)
         read_heap(st);
+    if (what & GOC_STATS_LIB)
+        goc__heap_counts(&st->lib_heap_bytes, &st->lib_heap_objects,
+                         &st->lib_allocs_total);
     return err;
 }
 
