@@ -10,6 +10,8 @@
  * in a bounded ring; the policy is explicit (here: record and go on); a
  * panic with no message is still a failure; and the backtrace is kept.
  * The original panicked at random (time % 2); here each case is shown.
+ * The handler also takes the panics of a goroutine pool's tasks, as the
+ * seed's handler was meant to for its worker pools.
  */
 #include <goc.h>
 
@@ -85,6 +87,21 @@ static int recovery_main(void *arg)
         goc_go(worker, &w[i]);
     }
     goc_wg_wait(&wg, NULL);
+
+    printf("a goroutine pool reporting to the same handler:\n");
+    goc_pool *pool;
+    struct goc_pool_config cfg = { .capacity = 2 };
+    goc_pool_new(&cfg, &pool);
+    goc_pool_set_recovery(pool, h);
+    int ids[2] = { 3, 4 };
+    for (int i = 0; i < 2; i++)
+        goc_pool_submit(pool, faulty_task, &ids[i], NULL);
+    goc_pool_wait_idle(pool, NULL);
+    struct goc_pool_stats st;
+    goc_pool_stats(pool, &st);
+    printf("  pool: %lld tasks, %lld failed; its workers live on\n",
+           (long long)st.completed, (long long)st.failed);
+    goc_pool_free(pool);
 
     printf("SafeExecute, both ways:\n");
     for (int i = 0; i < 2; i++) {
