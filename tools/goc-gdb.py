@@ -79,12 +79,36 @@ def _symbol(pc):
     return "0x%x%s" % (pc, where)
 
 
+def _portable():
+    """True for a build with the portable (ucontext) switch: the assembly
+    switches define goc__ctx_trampoline, the portable one does not."""
+    return gdb.lookup_global_symbol("goc__ctx_trampoline") is None and \
+        gdb.lookup_static_symbol("goc__ctx_trampoline") is None and \
+        not _minimal_symbol("goc__ctx_trampoline")
+
+
+def _minimal_symbol(name):
+    try:
+        gdb.parse_and_eval("(void *)&%s" % name)
+        return True
+    except gdb.error:
+        return False
+
+
 def _saved_frame(g):
-    """Return address and frame pointer saved by the context switch."""
+    """Program counter and frame pointer saved by the context switch."""
     sp = int(g["sp"])
+    arch = gdb.selected_frame().architecture().name() if gdb.selected_thread() else ""
+    if _portable():
+        # The saved sp points at a ucontext_t on the suspended stack.
+        uc = gdb.Value(sp).cast(gdb.lookup_type("ucontext_t").pointer())
+        mc = uc.dereference()["uc_mcontext"]
+        if "aarch64" in arch:
+            return int(mc["pc"]), int(mc["regs"][29])
+        gregs = mc["gregs"]
+        return int(gregs[16]), int(gregs[10])  # REG_RIP, REG_RBP
     u64 = gdb.lookup_type("unsigned long").pointer()
     words = gdb.Value(sp).cast(u64)
-    arch = gdb.selected_frame().architecture().name() if gdb.selected_thread() else ""
     if "aarch64" in arch:
         return int(words[0x98 // 8]), int(words[0x90 // 8])
     return int(words[7]), int(words[6])

@@ -28,12 +28,22 @@ struct start_args {
     void *arg;
 };
 
-/* makecontext passes int arguments only: split each pointer in halves. */
+/* makecontext passes int arguments only: split each pointer in halves
+ * (the high one is 0 where a pointer fits in an int). */
+static uintptr_t join_halves(unsigned lo, unsigned hi)
+{
+#if UINTPTR_MAX > 0xffffffffu
+    return ((uintptr_t)hi << 32) | (uintptr_t)lo;
+#else
+    (void)hi;
+    return (uintptr_t)lo;
+#endif
+}
+
 static void start(unsigned lo_e, unsigned hi_e, unsigned lo_a, unsigned hi_a)
 {
-    void (*entry)(void *) =
-        (void (*)(void *))(((uintptr_t)hi_e << 32) | (uintptr_t)lo_e);
-    void *arg = (void *)(((uintptr_t)hi_a << 32) | (uintptr_t)lo_a);
+    void (*entry)(void *) = (void (*)(void *))join_halves(lo_e, hi_e);
+    void *arg = (void *)join_halves(lo_a, hi_a);
     entry(arg);
     abort(); /* goroutine bodies exit through the runtime */
 }
