@@ -445,6 +445,45 @@ TEST_G(panic, rethrow_keeps_the_whole_message_and_backtrace)
     goc_recovery_free(h);
 }
 
+static int panics_with_frame_text(void *arg)
+{
+    (void)arg;
+    goc_panic(0, "lookup m[k]:\nkey not found"); /* "]:\n" as a header ends */
+}
+
+static char huge_msg[5000];
+
+static int panics_huge(void *arg)
+{
+    (void)arg;
+    goc_panic(0, "%s", huge_msg);
+}
+
+/* A record's backtrace holds frames only, starting with the panicking
+ * function, whatever the message: it was cut out of the formatted text
+ * after the first "]:\n", so a message holding one put its tail there,
+ * and one longer than that text's 4 KB buffer left it empty. */
+TEST_G(panic, recovery_backtrace_ignores_the_message)
+{
+    memset(huge_msg, 'x', sizeof(huge_msg) - 1);
+    goc_recovery *h;
+    ASSERT_OK(goc_recovery_new(2, NULL, NULL, &h));
+    ASSERT_EQ(goc_recovery_run(h, panics_with_frame_text, NULL), GOC_EPANIC);
+    ASSERT_EQ(goc_recovery_run(h, panics_huge, NULL), GOC_EPANIC);
+    struct goc_panic_record r[2];
+    ASSERT_EQ(goc_recovery_records(h, r, 2), 2);
+    const char *fn[] = { "panics_with_frame_text", "panics_huge" };
+    for (int i = 0; i < 2; i++) {
+        const char *bt = r[i].backtrace;
+        if (bt[0] != '\t' || !strstr(bt, fn[i]) ||
+            strstr(bt, "key not found") || strstr(bt, "xxx"))
+            ASSERT_FAIL("record %d's backtrace: [%s]", i, bt);
+        /* The first frame is the panicking function's. */
+        ASSERT(strncmp(bt + 1, fn[i], strlen(fn[i])) == 0);
+    }
+    goc_recovery_free(h);
+}
+
 static int returns_epanic(void *arg)
 {
     (void)arg;

@@ -16,7 +16,6 @@
 
 #include <stdatomic.h>
 #include <stdio.h>
-#include <string.h>
 
 struct goc_recovery {
     _Atomic int refs; /* the creator's, and one per runner attached */
@@ -73,15 +72,6 @@ void goc_recovery_free(goc_recovery *h)
     release(h);
 }
 
-/* The text of p's backtrace lines (after the message), clipped. */
-static void backtrace_text(const goc_panic_info *p, char *buf, size_t n)
-{
-    char full[4096];
-    goc_panic_info_format(p, full, sizeof(full));
-    const char *frames = strstr(full, "]:\n");
-    snprintf(buf, n, "%s", frames ? frames + 3 : "");
-}
-
 struct notify {
     goc_recovery *h;
     const struct goc_panic_record *r;
@@ -117,7 +107,9 @@ void goc_recovery_record(goc_recovery *h, const goc_panic_info *p)
         .code = goc_panic_info_code(p),
     };
     snprintf(r.message, sizeof(r.message), "%s", goc_panic_info_message(p));
-    backtrace_text(p, r.backtrace, sizeof(r.backtrace));
+    /* From the stored addresses, not the formatted text: a message may
+     * hold anything, or push the frames past any buffer. */
+    goc__panic_info_frames(p, r.backtrace, sizeof(r.backtrace));
     r.thread = goc_panic_info_thread(p);
     goc__lock_acquire(&h->lock);
     int slot = (h->head + h->n) % h->capacity;

@@ -332,12 +332,25 @@ int goc_panic_info_format(const goc_panic_info *p, char *buf, size_t n)
         APPEND("\n\ngoroutine %lld [running]:\n", (long long)p->goroutine);
     else
         APPEND("\n\nthread %lu [running]:\n", p->thread);
-    for (int i = 0; i < p->npc; i++) {
+    len += (size_t)goc__panic_info_frames(
+        p, buf ? buf + (len < n ? len : n) : NULL, len < n ? n - len : 0);
+#undef APPEND
+    return (int)len;
+}
+
+int goc__panic_info_frames(const struct goc_panic_info *p, char *buf, size_t n)
+{
+    size_t len = 0;
+    if (buf && n) /* no frames: still a string */
+        buf[0] = '\0';
+    for (int i = 0; p && i < p->npc; i++) {
         char sym[256];
         goc__symbolize(p->pc[i], sym, sizeof(sym));
-        APPEND("\t%s\n", sym);
+        int w = snprintf(buf ? buf + (len < n ? len : n) : NULL,
+                         len < n ? n - len : 0, "\t%s\n", sym);
+        if (w > 0)
+            len += (size_t)w;
     }
-#undef APPEND
     return (int)len;
 }
 

@@ -616,6 +616,9 @@ int goc__backtrace(void **pcs, int max, const void *fp_start);
 int goc__symbolize(const void *pc, char *buf, size_t n);
 /* "function" for a function's address (an entry point). */
 int goc__symbolize_entry(const void *fn, char *buf, size_t n);
+/* The symbolised frames of @p's backtrace, "\tfunction+0xoff\n" each,
+ * as snprintf (goc_panic_info_format() gives them after the message). */
+int goc__panic_info_frames(const struct goc_panic_info *p, char *buf, size_t n);
 /* Run and free the cleanups of a goc_defer() list, newest first. */
 void goc__run_defers(struct goc__defer **list);
 /* Panic again with @p (from goc_try(), taken over) as the panic itself:
