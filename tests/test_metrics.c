@@ -927,6 +927,63 @@ TEST_G(metrics, summary_quantiles_within_error)
     goc_registry_free(r);
 }
 
+/* A summary on the fake clock: the window of max_age in age_buckets. */
+static goc_summary *clocked_summary(goc_registry *r,
+                                    const char *name,
+                                    int64_t max_age,
+                                    int age_buckets)
+{
+    static struct goc_quantile q[] = { { 0.5, 0.05 } };
+    static goc_clock clk = { fake_clock, NULL };
+    struct goc_metric_opts o = { .type = GOC_METRIC_SUMMARY,
+                                 .name = name,
+                                 .help = "L.",
+                                 .objectives = q,
+                                 .nobjectives = 1,
+                                 .max_age = max_age,
+                                 .age_buckets = age_buckets,
+                                 .clock = &clk };
+    goc_metric *m;
+    ASSERT_OK(goc_metric_new(r, &o, &m));
+    goc_summary *s;
+    ASSERT_OK(goc_summary_with(m, NULL, &s));
+    return s;
+}
+
+/* Observe 1..1000, @step ns apart, then expect their median. */
+static void expect_median_kept(goc_summary *s, int64_t step)
+{
+    for (int i = 1; i <= 1000; i++) {
+        goc_summary_observe(s, i);
+        fake_now += step;
+    }
+    double v;
+    ASSERT_OK(goc_summary_quantile(s, 0.5, &v));
+    if (fabs(v - 500) > 51)
+        ASSERT_FAIL("median %g", v);
+}
+
+/* The longest window: the end of a period, now + max_age / age_buckets,
+ * overflowed and every observation looked expired. Now it saturates: a
+ * period that would end past INT64_MAX never ends. */
+TEST_G(metrics, summary_longest_max_age_keeps_observations)
+{
+    goc_registry *r = reg();
+    fake_now = GOC_SECOND;
+    expect_median_kept(clocked_summary(r, "one", INT64_MAX, 1), 1000);
+    /* Two buckets: the first period ends; the next end lies past the
+     * clock's range, so the stream that then answers keeps everything. */
+    fake_now = GOC_SECOND;
+    goc_summary *s = clocked_summary(r, "two", INT64_MAX, 2);
+    expect_median_kept(s, INT64_MAX / 2000 + 1);
+    goc_summary_observe(s, 500);
+    fake_now = INT64_MAX - 1;
+    double v;
+    ASSERT_OK(goc_summary_quantile(s, 0.5, &v));
+    ASSERT(fabs(v - 500) <= 51);
+    goc_registry_free(r);
+}
+
 /* ---- writers ---- */
 
 TEST_G(metrics, write_fd_file_and_default_registry)

@@ -57,6 +57,26 @@ static int64_t now_of(const struct qwindow *q)
     return q->clock.now ? q->clock.now(q->clock.arg) : goc_now();
 }
 
+/* t + d (d > 0), saturating: max_age may be as long as INT64_MAX, and a
+ * period end that would lie past it is never reached. */
+static int64_t after(int64_t t, int64_t d)
+{
+    return t > INT64_MAX - d ? INT64_MAX : t + d;
+}
+
+/* The first end of a period after @now, periods ending at @end + k dur;
+ * an end that was saturated never passes. */
+static int64_t next_end(int64_t end, int64_t now, int64_t dur)
+{
+    if (now < end || end == INT64_MAX)
+        return end;
+    uint64_t k = ((uint64_t)now - (uint64_t)end) / (uint64_t)dur + 1;
+    uint64_t room = (uint64_t)INT64_MAX - (uint64_t)end; /* end's distance */
+    if (k > room / (uint64_t)dur)
+        return INT64_MAX;
+    return (int64_t)((uint64_t)end + k * (uint64_t)dur);
+}
+
 int goc__qwindow_new(const struct goc_metric_opts *o, struct qwindow **out)
 {
     int64_t age = o->max_age ? o->max_age : 600 * GOC_SECOND;
@@ -71,7 +91,7 @@ int goc__qwindow_new(const struct goc_metric_opts *o, struct qwindow **out)
         q->clock = *o->clock;
     q->nstreams = nb;
     q->dur = age / nb > 0 ? age / nb : 1;
-    q->head_exp = q->buf_exp = now_of(q) + q->dur;
+    q->head_exp = q->buf_exp = after(now_of(q), q->dur);
     *out = q;
     return 0;
 }
@@ -220,14 +240,14 @@ static void flush(struct qwindow *q, int64_t now)
         if (!merge(q, &q->s[i], q->buf, n)) /* rare: drop this batch */
             break;
     q->nbuf = 0;
-    if (now >= q->buf_exp) /* whole periods passed: a jump, not a loop */
-        q->buf_exp += ((now - q->buf_exp) / q->dur + 1) * q->dur;
+    /* Whole periods passed: a jump, not a loop. */
+    q->buf_exp = next_end(q->buf_exp, now, q->dur);
     for (int steps = 0; q->head_exp != q->buf_exp; steps++) {
         struct stream *h = &q->s[q->head];
         h->n = 0;
         h->cnt = 0;
         q->head = (q->head + 1) % q->nstreams;
-        q->head_exp += q->dur;
+        q->head_exp = after(q->head_exp, q->dur);
         if (steps >= q->nstreams) /* every stream is empty: jump */
             q->head_exp = q->buf_exp;
     }
