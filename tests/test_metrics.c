@@ -927,6 +927,138 @@ TEST_G(metrics, summary_quantiles_within_error)
     goc_registry_free(r);
 }
 
+/* The orders a summary's values arrive in. */
+enum order { ASCENDING, DESCENDING, RANDOM, SAWTOOTH, NORDERS };
+
+/* 1..n in @o, so that each value is its own rank. The sawtooth's teeth
+ * are 1000 values long, each rising through the whole range. */
+static long *values_in_order(enum order o, long n)
+{
+    long *v = malloc((size_t)n * sizeof *v);
+    ASSERT(v);
+    uint64_t x = 88172645463325252ull;
+    long teeth = n / 1000 > 0 ? n / 1000 : 1, tooth = n / teeth;
+    for (long i = 0; i < n; i++)
+        v[i] = o == DESCENDING ? n - i
+               : o == SAWTOOTH ? (i % tooth) * teeth + i / tooth + 1
+                               : i + 1;
+    for (long i = n - 1; o == RANDOM && i > 0; i--) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        long j = (long)(x % (uint64_t)(i + 1)), t = v[i];
+        v[i] = v[j];
+        v[j] = t;
+    }
+    return v;
+}
+
+static goc_summary *summary_of(goc_registry *r,
+                               const struct goc_quantile *q,
+                               size_t nq)
+{
+    static goc_clock clk = { fake_clock, NULL }; /* one window throughout */
+    struct goc_metric_opts o = { .type = GOC_METRIC_SUMMARY,
+                                 .name = "lat",
+                                 .help = "L.",
+                                 .objectives = q,
+                                 .nobjectives = nq,
+                                 .age_buckets = 1,
+                                 .clock = &clk };
+    goc_metric *m;
+    ASSERT_OK(goc_metric_new(r, &o, &m));
+    goc_summary *s;
+    ASSERT_OK(goc_summary_with(m, NULL, &s));
+    return s;
+}
+
+/* The minimum and maximum as objectives are exact: the stream keeps
+ * both. The minimum was merged into the samples above it, up to 2 eps n
+ * ranks (8000 of 100000 ascending values for eps = 0.05). */
+TEST_G(metrics, summary_minimum_and_maximum_are_exact)
+{
+    const double eps[] = { 0.05, 0.01, 0.001 };
+    long n = test_scale(100000);
+    for (int o = 0; o < NORDERS; o++) {
+        long *v = values_in_order((enum order)o, n);
+        for (int k = 0; k < 3; k++) {
+            goc_registry *r = reg();
+            struct goc_quantile q[] = { { 0, eps[k] }, { 1, eps[k] } };
+            goc_summary *s = summary_of(r, q, 2);
+            for (long i = 0; i < n; i++)
+                goc_summary_observe(s, (double)v[i]);
+            double lo, hi;
+            ASSERT_OK(goc_summary_quantile(s, 0, &lo));
+            ASSERT_OK(goc_summary_quantile(s, 1, &hi));
+            if (lo != 1 || hi != (double)n)
+                ASSERT_FAIL("order %d eps %g: min %g max %g", o, eps[k], lo,
+                            hi);
+            goc_registry_free(r);
+        }
+        free(v);
+    }
+}
+
+/* Every objective within its eps, whatever the order. CKMS as perks has
+ * it let the rank fall below q n by up to e / (1 - 2e / (1 - q)) n on
+ * descending input (0.0625 n for the median at eps 0.05). */
+TEST_G(metrics, summary_quantiles_within_error_in_any_order)
+{
+    static const struct goc_quantile sets[][3] = {
+        { { 0.5, 0.05 }, { 0.9, 0.01 }, { 0.99, 0.001 } },
+        { { 0.1, 0.01 } },
+        { { 0.01, 0.001 } },
+        { { 0.25, 0.02 }, { 0.75, 0.02 } },
+        { { 0, 0.01 }, { 0.5, 0.01 }, { 1, 0.001 } },
+    };
+    static const size_t nq[] = { 3, 1, 1, 2, 3 };
+    long n = test_scale(100000);
+    for (int o = 0; o < NORDERS; o++) {
+        long *v = values_in_order((enum order)o, n);
+        for (size_t k = 0; k < sizeof nq / sizeof nq[0]; k++) {
+            goc_registry *r = reg();
+            goc_summary *s = summary_of(r, sets[k], nq[k]);
+            for (long i = 0; i < n; i++)
+                goc_summary_observe(s, (double)v[i]);
+            for (size_t i = 0; i < nq[k]; i++) {
+                double x, want = sets[k][i].q * (double)n;
+                ASSERT_OK(goc_summary_quantile(s, sets[k][i].q, &x));
+                if (fabs(x - want) > sets[k][i].eps * (double)n + 1)
+                    ASSERT_FAIL("order %d, q=%g: rank %g, error %g > %g", o,
+                                sets[k][i].q, x, fabs(x - want) / (double)n,
+                                sets[k][i].eps);
+            }
+            goc_registry_free(r);
+        }
+        free(v);
+    }
+}
+
+/* A million observations keep a few dozen samples per objective, O((1/eps)
+ * log(eps n)); perks' deltas kept 24773 of 10^6 descending values. */
+TEST_G(metrics, summary_memory_stays_small)
+{
+    struct goc_quantile q[] = { { 0.5, 0.05 }, { 0.9, 0.01 }, { 0.99, 0.001 } };
+    long n = test_scale(1000000);
+    for (int o = 0; o < NORDERS; o++) {
+        long *v = values_in_order((enum order)o, n);
+        goc_registry *r = reg();
+        goc_summary *s = summary_of(r, q, 3);
+        struct qwindow *w = ((struct child *)(void *)s)->q;
+        size_t most = 0;
+        for (long i = 0; i < n; i++) {
+            goc_summary_observe(s, (double)v[i]);
+            if (i % 5000 == 0) {
+                size_t k = goc__qwindow_samples(w);
+                most = k > most ? k : most;
+            }
+        }
+        if (most > 300)
+            ASSERT_FAIL("order %d: %zu samples", o, most);
+        check_quantiles(s, q, 3, n);
+        goc_registry_free(r);
+        free(v);
+    }
+}
+
 /* A summary on the fake clock: the window of max_age in age_buckets. */
 static goc_summary *clocked_summary(goc_registry *r,
                                     const char *name,

@@ -363,7 +363,9 @@ GOC_API void goc_summary_observe(goc_summary *s, double v);
 
 /**
  * goc_summary_quantile - the current estimate of the @q-quantile over the
- * window, which is within @eps in rank for a configured objective.
+ * window, which is within @eps in rank for a configured objective: its
+ * rank among the window's n observations is within (q +/- eps) n, in any
+ * order of arrival; q 0 and 1 give the exact minimum and maximum.
  * Return: 0; -EINVAL if @q is not an objective of @s; -ENODATA if the
  * window holds no observation (*out is NaN, as exposed).
  */

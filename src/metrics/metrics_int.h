@@ -77,6 +77,8 @@ bool goc__qwindow_query(struct qwindow *q,
                         const struct goc_quantile *obj,
                         size_t n,
                         double *vals);
+/* The most samples any of q's streams keeps (its memory, for tests). */
+size_t goc__qwindow_samples(struct qwindow *q);
 
 /* ---- families and children (registry.c) ---- */
 

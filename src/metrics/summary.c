@@ -3,10 +3,13 @@
  * Summary quantiles over a sliding window: client_golang's design.
  *
  * Estimator: CKMS "targeted quantiles" (Cormode, Korn, Muthukrishnan,
- * Srivastava, ICDE 2005), as beorn7/perks implements it for client_golang.
- * For each objective {q, eps} the value returned has a rank within
- * [ (q - eps) n, (q + eps) n ] of the n observations in the window, while
- * the stream keeps O((1/eps) log(eps n)) samples instead of n.
+ * Srivastava, ICDE 2005), as beorn7/perks implements it for client_golang,
+ * with its error bound made to hold (see allowed()). For each objective
+ * {q, eps} the value returned has a rank within [ (q - eps) n, (q + eps) n ]
+ * of the n observations in the window. The stream keeps tens to hundreds
+ * of samples on ascending, descending, random or sawtooth input; as with
+ * any CKMS stream, an adversarial order (values arriving alternately from
+ * both ends) can make it keep a share of the window's observations.
  *
  * Window: age_buckets streams; every observation goes into each of them,
  * and every max_age / age_buckets one of them (the oldest, the "head") is
@@ -105,47 +108,97 @@ void goc__qwindow_free(struct qwindow *q)
     goc__free(q);
 }
 
-/* The allowed rank error at rank r: the tightest over the objectives. */
+/*
+ * A stream keeps samples in value order. With r the widths below sample
+ * i, its value's rank among the cnt observations lies in [r + w, r + w + d].
+ * The invariant, w + d <= invariant(cnt, r), holds for every sample at its
+ * own r. The first sample is the exact minimum (never merged away) and the
+ * last the exact maximum (merges go upwards), so both have d = 0.
+ *
+ * For an objective {q, e} some sample's rank interval must lie within
+ * (q +/- e) n (the query picks the best one). Take the first sample whose
+ * highest rank exceeds (q + e) n: the one below it ranks from r to at most
+ * (q + e) n, r being the first's widths below. So r >= (q - e) n must
+ * follow from the invariant, that is r + f(r) <= (q + e) n wherever
+ * r < (q - e) n. CKMS (and perks) allow 2e (n - r) / (1 - q) there, which
+ * lets r fall to (q - e / (1 - 2e / (1 - q))) n: 0.0625 n below the median
+ * for e = 0.05, reached on descending input. Here that branch is c (n - r),
+ * c the largest slope keeping r + c (n - r) under (q + e) n at both ends
+ * of [0, (q - e) n]; the other, CKMS's 2er/q, keeps under it too. Both
+ * grow with r and with n - r, so an insertion (raising r, or n - r, or
+ * both) never breaks the invariant of a sample already checked.
+ */
+static double allowed(double q, double e, double n, double r)
+{
+    if (q == 0 || q == 1) /* answered by the exact minimum, maximum */
+        return INFINITY;
+    double c = fmin(2 * e / (1 - q + e), q + e);
+    return fmax(2 * e * r / q, c * (n - r));
+}
+
+/* The width plus delta allowed at rank r: the tightest over the objectives. */
 static double invariant(const struct qwindow *q, double n, double r)
 {
     double m = INFINITY;
-    for (size_t i = 0; i < q->nobj; i++) {
-        double qq = q->obj[i].q, e = q->obj[i].eps, f;
-        if (qq == 0)
-            f = 2 * e * n; /* the minimum: the uniform bound (the biased
-                              one, 2er/q, allowed any merge) */
-        else if (qq * n <= r)
-            f = 2 * e * r / qq;
-        else
-            f = 2 * e * (n - r) / (1 - qq);
-        if (f < m) /* NaN (0/0 at the ends) never tightens */
-            m = f;
-    }
+    for (size_t i = 0; i < q->nobj; i++)
+        m = fmin(m, allowed(q->obj[i].q, q->obj[i].eps, n, r));
     return m;
 }
 
-/* Merge adjacent samples while the invariant allows. */
+/*
+ * Merge each sample into the one above it while the merged sample keeps
+ * the invariant at its own rank, the lower one's (perks checks it at the
+ * upper one's, which above the target allows too much). The minimum stays.
+ * Kept samples are packed at the top, then moved down behind the minimum.
+ */
 static void compress(const struct qwindow *q, struct stream *s)
 {
-    if (s->n < 2)
+    if (s->n < 3)
         return;
-    size_t xi = s->n - 1;
-    struct qsample x = s->l[xi];
-    double r = s->cnt - 1 - x.w;
-    for (size_t i = s->n - 1; i-- > 0;) {
-        struct qsample c = s->l[i];
-        if (c.w + x.w + x.d <= invariant(q, s->cnt, r)) {
-            x.w += c.w;
-            s->l[xi] = x;
-            memmove(&s->l[i], &s->l[i + 1], (s->n - i - 1) * sizeof *s->l);
-            s->n--;
-            xi--;
-        } else {
-            x = c;
-            xi = i;
-        }
-        r -= c.w;
+    struct qsample *l = s->l;
+    size_t top = s->n - 1;        /* l[top..n) kept; l[top] absorbs */
+    double r = s->cnt - l[top].w; /* widths below l[top] */
+    for (size_t i = s->n - 1; i-- > 1;) {
+        r -= l[i].w; /* below l[i]: where the merged sample would sit */
+        if (l[i].w + l[top].w + l[top].d <= invariant(q, s->cnt, r))
+            l[top].w += l[i].w;
+        else
+            l[--top] = l[i];
     }
+    memmove(&l[1], &l[top], (s->n - top) * sizeof *l);
+    s->n = s->n - top + 1;
+}
+
+/*
+ * The delta of a value inserted below the old sample @next (NULL: above
+ * every old sample) and above @nbelow old ones. At either end its rank is
+ * exact. Otherwise it lies below next's highest rank: next.w + next.d - 1
+ * more than its lowest. (CKMS's floor(f(r, n)) - 1 is never smaller, as
+ * next keeps the invariant; with only minimum and maximum objectives f is
+ * infinite.)
+ */
+static double new_delta(const struct qsample *next, size_t nbelow)
+{
+    if (!next || nbelow == 0)
+        return 0;
+    return next->w + next->d - 1;
+}
+
+/* Room in s for n more samples. False on ENOMEM (s unchanged). */
+static bool reserve(struct stream *s, size_t n)
+{
+    if (s->n + n <= s->cap)
+        return true;
+    size_t cap = (s->n + n) * 2;
+    struct qsample *l = goc__malloc(cap * sizeof *l);
+    if (!l)
+        return false;
+    if (s->n)
+        memcpy(l, s->l, s->n * sizeof *l);
+    goc__free(s->l);
+    s->l = l;
+    s->cap = cap;
+    return true;
 }
 
 /* Merge the sorted values v[0..n) into s. False on ENOMEM (s unchanged). */
@@ -154,70 +207,48 @@ static bool merge(const struct qwindow *q,
                   const double *v,
                   size_t n)
 {
-    if (s->n + n > s->cap) {
-        size_t cap = (s->n + n) * 2;
-        struct qsample *l = goc__malloc(cap * sizeof *l);
-        if (!l)
-            return false;
-        if (s->n)
-            memcpy(l, s->l, s->n * sizeof *l);
-        goc__free(s->l);
-        s->l = l;
-        s->cap = cap;
-    }
-    /* Walk backwards so the merge happens in place. */
-    struct qsample *l = s->l;
+    if (!reserve(s, n))
+        return false;
+    /* Backwards, so the merge happens in place. Equal values go above
+     * the old ones. */
+    struct qsample *l = s->l, next;
     size_t i = s->n, j = n, k = s->n + n;
+    bool any_next = false;
     while (j > 0) {
-        if (i > 0 && l[i - 1].v > v[j - 1])
-            l[--k] = l[--i];
-        else
-            l[--k] = (struct qsample){ v[--j], 1, -1 }; /* delta below */
+        if (i > 0 && l[i - 1].v > v[j - 1]) {
+            next = l[--i];
+            any_next = true;
+            l[--k] = next;
+        } else {
+            j--;
+            l[--k] = (struct qsample){ v[j], 1,
+                                       new_delta(any_next ? &next : NULL, i) };
+        }
     }
     s->n += n;
-    /* Deltas need the rank of each new sample: one forward pass. As in
-     * perks, a sample placed before an old one gets the invariant at its
-     * rank (with the count before it) less one; one placed after every
-     * old sample is exact. */
-    size_t last_old = 0;
-    bool any_old = false;
-    for (size_t x = 0; x < s->n; x++)
-        if (l[x].d >= 0) {
-            last_old = x;
-            any_old = true;
-        }
-    double r = 0, cnt = s->cnt;
-    for (size_t x = 0; x < s->n; x++) {
-        if (l[x].d < 0) {
-            double d = 0;
-            if (any_old && x < last_old)
-                d = floor(invariant(q, cnt, r)) - 1;
-            l[x].d = d > 0 ? d : 0;
-            cnt += 1;
-        }
-        r += l[x].w;
-    }
-    s->cnt = cnt;
+    s->cnt += (double)n;
     compress(q, s);
     return true;
 }
 
-static double query(const struct qwindow *q, const struct stream *s, double p)
+/* The value whose rank interval lies closest around p cnt: its widest
+ * distance from it is smallest. */
+static double query(const struct stream *s, double p)
 {
-    if (s->n == 0)
-        return NAN;
-    double t = ceil(p * s->cnt);
-    t += ceil(invariant(q, s->cnt, t) / 2);
-    struct qsample prev = s->l[0];
-    double r = 0;
-    for (size_t i = 1; i < s->n; i++) {
-        struct qsample c = s->l[i];
-        r += prev.w;
-        if (r + c.w + c.d > t)
-            return prev.v;
-        prev = c;
+    double t = p * s->cnt, r = 0, best = INFINITY, v = NAN;
+    for (size_t i = 0; i < s->n; i++) {
+        const struct qsample *c = &s->l[i];
+        double lo = r + c->w, hi = lo + c->d; /* c's rank lies within */
+        if (lo - t >= best)                   /* and so will the rest's */
+            break;
+        double err = fmax(t - lo, hi - t);
+        if (err < best) {
+            best = err;
+            v = c->v;
+        }
+        r += c->w;
     }
-    return prev.v;
+    return v;
 }
 
 static int cmp_dbl(const void *a, const void *b)
@@ -275,10 +306,21 @@ bool goc__qwindow_query(struct qwindow *q,
     flush(q, now);
     const struct stream *h = &q->s[q->head];
     for (size_t i = 0; i < n; i++)
-        vals[i] = query(q, h, obj[i].q);
+        vals[i] = query(h, obj[i].q);
     bool any = h->n > 0;
     goc__lock_release(&q->mu);
     return any;
+}
+
+size_t goc__qwindow_samples(struct qwindow *q)
+{
+    goc__lock_acquire(&q->mu);
+    flush(q, now_of(q));
+    size_t n = 0;
+    for (int i = 0; i < q->nstreams; i++)
+        n = q->s[i].n > n ? q->s[i].n : n;
+    goc__lock_release(&q->mu);
+    return n;
 }
 
 int goc_summary_quantile(goc_summary *s, double q, double *out)
