@@ -6,12 +6,14 @@
 
 #include <errno.h>
 #include <fenv.h>
+#include <signal.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -575,6 +577,50 @@ TEST(runtime, stack_overflow_is_reported)
     test_expect_exit(overflow_child, 2, "stack overflow");
     test_expect_exit(overflow_child, 2, "\"deep-diver\"");
     test_expect_exit(overflow_child, 2, "test_overflow_entry");
+}
+
+/* A handler of the program's, installed before goc's, that recovers from
+ * faults on its own page (as a JVM's or libsigsegv's does). */
+static char *user_fault_page;
+
+static void user_fault_handler(int sig, siginfo_t *si, void *uctx)
+{
+    (void)sig;
+    (void)uctx;
+    char *a = si->si_addr;
+    if (a >= user_fault_page && a < user_fault_page + 4096) {
+        mprotect(user_fault_page, 4096, PROT_READ | PROT_WRITE);
+        return; /* the store is retried and succeeds */
+    }
+    static const char msg[] = "the program's handler got goc's fault\n";
+    ssize_t r = write(2, msg, sizeof(msg) - 1);
+    (void)r;
+    _exit(42);
+}
+
+static void overflow_after_recovered_fault_child(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = user_fault_handler;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    ASSERT_OK(sigaction(SIGSEGV, &sa, NULL));
+    user_fault_page =
+        mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT(user_fault_page != MAP_FAILED);
+    ASSERT_OK(goc_init(NULL));
+    /* A fault on a plain thread: the program's handler recovers it. */
+    *(volatile char *)user_fault_page = 1;
+    ASSERT_EQ(user_fault_page[0], 1);
+    /* goc's handler must still be there for a goroutine's. */
+    goc_run(overflow_main, NULL);
+}
+
+TEST(runtime, stack_overflow_is_reported_after_a_recovered_foreign_fault)
+{
+    test_expect_exit(overflow_after_recovered_fault_child, 2,
+                     "fatal error: stack overflow");
 }
 
 TEST(runtime, strerror_names_codes)

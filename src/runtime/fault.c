@@ -6,8 +6,8 @@
  * a SIGSEGV or SIGBUS in the goroutine's guard page is reported as a stack
  * overflow (entry function, stack size, creator). Then the process ends
  * with status 2, as Go's does, or, with GOC_TRACEBACK=crash, by the signal
- * itself (for a core file). A fault outside any goroutine goes to the
- * handler installed before goc's.
+ * itself (for a core file). A fault outside any goroutine is passed to
+ * the handler installed before goc's, and goc's stays installed.
  *
  * The report formats with snprintf and looks symbols up, which is not
  * async-signal-safe in general; the process is ending, and the symbol
@@ -17,6 +17,7 @@
 #include "../internal/alloc.h"
 
 #include <dlfcn.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <ucontext.h>
@@ -173,6 +174,41 @@ static void report_fault(int sig, siginfo_t *si, void *uctx, struct goc__g *g)
     goc__dump_others(2);
 }
 
+/*
+ * A fault outside any goroutine goes to the handler installed before
+ * goc's, called as the kernel would have: with its sa_mask (and the
+ * signal, unless SA_NODEFER) blocked. goc's handler stays installed: were
+ * the old one put back instead, a handler that recovers from faults (a
+ * JVM's, libsigsegv's, a GC's write barrier) would leave goroutine faults
+ * unreported from then on. With no handler to call (SIG_DFL, or SIG_IGN,
+ * which the kernel overrides for a fault), the default is restored and
+ * the instruction faults again into it; a signal that was sent, not
+ * caused, is sent again, as it will not recur by itself.
+ */
+static void chain(int sig, siginfo_t *si, void *uctx)
+{
+    struct sigaction *old = &old_action[signal_index(sig)];
+    if (old->sa_handler == SIG_DFL || old->sa_handler == SIG_IGN) {
+        signal(sig, SIG_DFL);
+        if (si->si_code <= 0) /* SI_USER, SI_TKILL, SI_QUEUE: sent */
+            raise(sig);
+        return;
+    }
+    struct sigaction call = *old;
+    if (call.sa_flags & SA_RESETHAND)
+        old->sa_handler = SIG_DFL; /* once, as the kernel would */
+    sigset_t mask, saved;
+    mask = call.sa_mask;
+    if (!(call.sa_flags & SA_NODEFER))
+        sigaddset(&mask, sig);
+    pthread_sigmask(SIG_BLOCK, &mask, &saved);
+    if (call.sa_flags & SA_SIGINFO)
+        call.sa_sigaction(sig, si, uctx);
+    else
+        call.sa_handler(sig);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+}
+
 static void on_fault(int sig, siginfo_t *si, void *uctx)
 {
     struct goc__m *m = goc__m_current();
@@ -188,8 +224,7 @@ static void on_fault(int sig, siginfo_t *si, void *uctx)
         signal(sig, SIG_DFL); /* re-fault into the default: a core */
         return;
     }
-    /* Not ours: restore the previous disposition and re-fault into it. */
-    sigaction(sig, &old_action[signal_index(sig)], NULL);
+    chain(sig, si, uctx);
 }
 
 int goc__fault_init(void)
