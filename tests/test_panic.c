@@ -219,6 +219,34 @@ TEST(panic, unrecovered_panic_dumps_and_exits_2)
     test_expect_exit(unrecovered_child, 2, "[sleep");
 }
 
+/* Sleeps first, so the goroutine may go on on another thread. */
+static void sleepy_panicking_cleanup(void *arg)
+{
+    (void)arg;
+    goc_sleep(GOC_MILLISECOND, NULL);
+    goc_panic(0, "second: the cleanup failed");
+}
+
+static int cleanup_panics_main(void *arg)
+{
+    (void)arg;
+    goc_defer(sleepy_panicking_cleanup, NULL);
+    goc_panic(0, "first: the root cause");
+}
+
+static void cleanup_panics_child(void)
+{
+    goc_run(cleanup_panics_main, NULL);
+}
+
+TEST(panic, unrecovered_panic_whose_cleanup_panics_reports_both)
+{
+    test_expect_exit(cleanup_panics_child, 2,
+                     "panic: second: the cleanup failed\n"
+                     "\t(while running cleanups after panic: first: the "
+                     "root cause)");
+}
+
 static void leaked_for_quit(void *arg)
 {
     goc_chan_recv(arg, NULL, NULL);

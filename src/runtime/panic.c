@@ -6,7 +6,8 @@
  * turn starts a new panic in the same frame (the remaining cleanups still
  * run, since each is unlinked before it runs), which records the one it
  * interrupted. With no frame, the goroutine's own cleanups run and the
- * process ends with "panic: ..." and a dump of every goroutine.
+ * process ends with "panic: ..." and a dump of every goroutine; a cleanup
+ * that panics there records the panic it interrupted in the same way.
  */
 #include "runtime.h"
 #include "goc/panic.h"
@@ -45,6 +46,7 @@ struct goc_panic_info {
 /* Plain threads keep their frames here; goroutines in their G. */
 static __thread struct goc__try_frame *thread_try;
 static __thread struct goc__defer *thread_defers;
+static __thread struct goc_panic_info *thread_panicking;
 
 static struct goc__try_frame **try_top(void)
 {
@@ -225,24 +227,37 @@ static void crash(struct goc_panic_info *p)
     _exit(2);
 }
 
-/* Unwind with @p to the innermost goc_try(), or crash. @p may already
- * chain panics of its own (a rethrow): the frame's goes after them. */
+/* Make @p the panic in flight at *@slot, the one it interrupted (if any)
+ * chained after @p's own (a rethrow may bring some). */
+static void chain_into(struct goc_panic_info **slot, struct goc_panic_info *p)
+{
+    struct goc_panic_info *last = p;
+    while (last->during)
+        last = last->during;
+    last->during = *slot;
+    *slot = p;
+}
+
+/*
+ * Unwind with @p to the innermost goc_try(), or crash. Either way the
+ * cleanups run first, and one that panics in turn records @p: with no
+ * frame, the goroutine (or thread) keeps its unrecovered panic for that,
+ * so the report names the root cause, not only the cleanup's panic.
+ */
 static void raise_info(struct goc_panic_info *p) __attribute__((noreturn));
 static void raise_info(struct goc_panic_info *p)
 {
     struct goc__try_frame *f = *try_top();
     if (f) {
-        struct goc_panic_info *last = p;
-        while (last->during)
-            last = last->during;
-        last->during = f->panic;
-        f->panic = p;
+        chain_into(&f->panic, p);
         goc__run_defers(&f->defers);
         longjmp(f->jb, 1);
     }
     struct goc__g *g = goc__g_current();
+    struct goc_panic_info **slot = g ? &g->panicking : &thread_panicking;
+    chain_into(slot, p);
     goc__run_defers(g ? &g->defers : &thread_defers);
-    crash(p);
+    crash(*slot);
 }
 
 void goc_panic(int code, const char *fmt, ...)

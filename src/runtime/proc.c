@@ -245,6 +245,7 @@ static void g_setup(struct goc__g *g,
     g->locked_m = NULL;
     g->pin_count = 0;
     g->saved_errno = 0;
+    g->panicking = NULL;
     g->parent_id = self ? self->id : 0;
     g->name[0] = '\0';
     if (opts && opts->name) {

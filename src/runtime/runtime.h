@@ -172,9 +172,10 @@ struct goc__g {
     int64_t parent_id;       /* creator's id, 0 for a plain thread */
     void *created_pc;        /* return address in the creator */
     struct goc__timer timer; /* goc_sleep */
-    struct goc__try_frame *try_top; /* innermost goc_try() */
-    struct goc__defer *defers;      /* goc_defer() outside any goc_try() */
-    int64_t id;                     /* 0 for a g0 */
+    struct goc__try_frame *try_top;   /* innermost goc_try() */
+    struct goc__defer *defers;        /* goc_defer() outside any goc_try() */
+    struct goc_panic_info *panicking; /* unrecovered, its cleanups running */
+    int64_t id;                       /* 0 for a g0 */
     void *arg;
     uint8_t wait_reason; /* enum goc__wait_reason, while parked */
     int64_t wait_since;  /* coarse time the wait began */
