@@ -5,6 +5,7 @@
 #include "../src/runtime/runtime.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fenv.h>
 #include <signal.h>
 #include <linux/filter.h>
@@ -621,6 +622,70 @@ TEST(runtime, stack_overflow_is_reported_after_a_recovered_foreign_fault)
 {
     test_expect_exit(overflow_after_recovered_fault_child, 2,
                      "fatal error: stack overflow");
+}
+
+/* ---- the log hook ------------------------------------------------------ */
+
+static int hook_arg_a, hook_arg_b;
+static _Atomic long hook_calls, hook_mismatches;
+static _Atomic int hook_stop;
+
+static void hook_a(const char *msg, void *arg)
+{
+    (void)msg;
+    atomic_fetch_add(&hook_calls, 1);
+    if (arg != &hook_arg_a)
+        atomic_fetch_add(&hook_mismatches, 1);
+}
+
+static void hook_b(const char *msg, void *arg)
+{
+    (void)msg;
+    atomic_fetch_add(&hook_calls, 1);
+    if (arg != &hook_arg_b)
+        atomic_fetch_add(&hook_mismatches, 1);
+}
+
+static void *hook_logger(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&hook_stop))
+        goc__log("report");
+    return NULL;
+}
+
+TEST(runtime, log_hook_calls_see_the_fn_and_arg_set_together)
+{
+    /* Removals send reports to stderr: silence them for the test. */
+    fflush(stderr);
+    int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
+    ASSERT(saved >= 0 && devnull >= 0);
+    goc_set_log_hook(hook_a, &hook_arg_a);
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(pthread_create(&t[i], NULL, hook_logger, NULL));
+    ASSERT_EQ(dup2(devnull, 2), 2);
+    /* 300 ms, longer (up to 5 s) until the loggers made 1000 reports. */
+    int64_t start = goc_now(), end = start + 300 * GOC_MILLISECOND;
+    for (long i = 0; goc_now() < end || (atomic_load(&hook_calls) < 1000 &&
+                                         goc_now() < start + 5 * GOC_SECOND);
+         i++) {
+        goc_set_log_hook(hook_b, &hook_arg_b);
+        goc_set_log_hook(hook_a, &hook_arg_a);
+        if (i % 64 == 0) {
+            goc_set_log_hook(NULL, NULL);
+            goc_set_log_hook(hook_a, &hook_arg_a);
+        }
+    }
+    atomic_store(&hook_stop, 1);
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(pthread_join(t[i], NULL));
+    ASSERT_EQ(dup2(saved, 2), 2);
+    close(saved);
+    close(devnull);
+    goc_set_log_hook(NULL, NULL);
+    long bad = atomic_load(&hook_mismatches);
+    ASSERT_EQ(bad, 0);
 }
 
 TEST(runtime, strerror_names_codes)

@@ -247,6 +247,15 @@ typedef void (*goc_log_fn)(const char *message, void *arg);
 /**
  * goc_set_log_hook - route the runtime's reports to @fn(@msg, @arg)
  * instead of standard error; NULL restores standard error.
+ * @fn:  the hook, or NULL.
+ * @arg: passed to @fn with every report.
+ *
+ * Safe to call at any time, from any thread, and from the hook itself.
+ * Each report sees one call's @fn and @arg together, never one's @fn
+ * with another's @arg. A report already under way when this returns may
+ * still go to the previous @fn with the previous @arg: keep that @arg
+ * valid until such reports are done (a hook that only reads static data
+ * needs nothing).
  */
 GOC_API void goc_set_log_hook(goc_log_fn fn, void *arg);
 
