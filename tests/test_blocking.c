@@ -697,3 +697,64 @@ TEST_G(blocking, readying_inside_a_retaken_section_loses_nothing)
     for (int i = 0; i < 4; i++)
         goc_chan_release(r.pairs[i]);
 }
+
+/* ---- the pool's size from the environment ------------------------------ */
+
+struct pair_up {
+    _Atomic int arrived;
+    _Atomic int met;
+    goc_wg wg;
+};
+
+/* Waits (up to 2 s) for the other call: both need a pool thread at once. */
+static int meet_other(void *arg)
+{
+    struct pair_up *p = arg;
+    atomic_fetch_add(&p->arrived, 1);
+    int64_t end = goc_now() + 2 * GOC_SECOND;
+    while (atomic_load(&p->arrived) < 2 && goc_now() < end)
+        usleep(1000);
+    if (atomic_load(&p->arrived) == 2)
+        atomic_fetch_add(&p->met, 1);
+    return 0;
+}
+
+static void meet_in_pool(void *arg)
+{
+    struct pair_up *p = arg;
+    ASSERT_OK(goc_blocking(meet_other, p, NULL));
+    goc_wg_done(&p->wg);
+}
+
+static int meet_main(void *arg)
+{
+    struct pair_up *p = arg;
+    ASSERT_OK(goc_wg_add(&p->wg, 2));
+    ASSERT_OK(goc_go(meet_in_pool, p));
+    ASSERT_OK(goc_go(meet_in_pool, p));
+    ASSERT_OK(goc_wg_wait(&p->wg, NULL));
+    return 0;
+}
+
+static char pool_log[1024];
+
+static void pool_log_hook(const char *msg, void *arg)
+{
+    (void)arg;
+    snprintf(pool_log, sizeof(pool_log), "%s", msg);
+}
+
+TEST(blocking, malformed_pool_size_env_keeps_the_default_and_says_so)
+{
+    /* atoi read "1e3" as a pool of one thread. */
+    ASSERT_OK(setenv("GOC_BLOCKING_THREADS", "1e3", 1));
+    goc_set_log_hook(pool_log_hook, NULL);
+    static struct pair_up p = { .wg = GOC_WG_INIT };
+    ASSERT_OK(goc_run(meet_main, &p));
+    goc_set_log_hook(NULL, NULL);
+    int met = atomic_load(&p.met);
+    ASSERT_EQ(met, 2);
+    ASSERT(strstr(pool_log, "GOC_BLOCKING_THREADS=\"1e3\" ignored") != NULL);
+    unsetenv("GOC_BLOCKING_THREADS");
+    test_no_leaks();
+}

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fenv.h>
+#include <limits.h>
 #include <signal.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -336,6 +337,87 @@ TEST(runtime, init_rejects_bad_config)
     struct goc_config good = { .max_procs = 3, .stack_size = 100000 };
     ASSERT_OK(goc_init(&good));
     ASSERT_EQ(goc_maxprocs(), 3);
+}
+
+TEST(runtime, init_rejects_max_procs_above_the_cap)
+{
+    struct goc_config many = { .max_procs = GOC_MAXPROCS_MAX + 1 };
+    ASSERT_EQ(goc_init(&many), -EINVAL);
+    struct goc_config huge = { .max_procs = INT_MAX };
+    ASSERT_EQ(goc_init(&huge), -EINVAL);
+    /* Nothing started: a good config is still accepted. */
+    struct goc_config good = { .max_procs = 2 };
+    ASSERT_OK(goc_init(&good));
+    ASSERT_EQ(goc_maxprocs(), 2);
+}
+
+/* The runtime's reports, kept for the test to read. */
+static char env_log[4096];
+static size_t env_log_len;
+
+static void env_log_hook(const char *msg, void *arg)
+{
+    (void)arg;
+    int n = snprintf(env_log + env_log_len, sizeof(env_log) - env_log_len,
+                     "%s\n", msg);
+    if (n > 0 && (size_t)n < sizeof(env_log) - env_log_len)
+        env_log_len += (size_t)n;
+}
+
+/* goc__config_procs() with GOC_MAXPROCS set to val. */
+static int procs_with(const char *val)
+{
+    ASSERT_OK(setenv("GOC_MAXPROCS", val, 1));
+    return goc__config_procs(0);
+}
+
+TEST(runtime, maxprocs_env_is_digits_only_and_a_refusal_is_reported)
+{
+    unsetenv("GOC_MAXPROCS");
+    int dflt = goc__config_procs(0);
+    goc_set_log_hook(env_log_hook, NULL);
+    ASSERT_EQ(procs_with("7"), 7);
+    ASSERT_EQ(procs_with("1024"), 1024);
+    ASSERT_EQ(env_log_len, 0); /* good values say nothing */
+    static const char *const bad[] = {
+        "2000", "1025", "-3",
+        "3x",   "abc",  " 3",
+        "+3",   "0",    "99999999999999999999",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        env_log_len = 0;
+        if (procs_with(bad[i]) != dflt)
+            ASSERT_FAIL("GOC_MAXPROCS=%s: %d, want %d", bad[i],
+                        goc__config_procs(0), dflt);
+        char want[128];
+        snprintf(want, sizeof(want), "GOC_MAXPROCS=\"%s\" ignored", bad[i]);
+        ASSERT(strstr(env_log, want) != NULL);
+        snprintf(want, sizeof(want), "using %d\n", dflt);
+        ASSERT(strstr(env_log, want) != NULL);
+    }
+    goc_set_log_hook(NULL, NULL);
+    unsetenv("GOC_MAXPROCS");
+}
+
+TEST(runtime, stack_size_env_takes_g_and_reports_a_refusal)
+{
+    goc_set_log_hook(env_log_hook, NULL);
+    ASSERT_OK(setenv("GOC_STACK_SIZE", "1g", 1));
+    ASSERT_EQ(goc__config_stack(0), 1 << 30);
+    ASSERT_OK(setenv("GOC_STACK_SIZE", "1G", 1));
+    ASSERT_EQ(goc__config_stack(0), 1 << 30);
+    ASSERT_EQ(env_log_len, 0);
+    static const char *const bad[] = { "2g", "abc", "8k", " 256k", "+256k" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        env_log_len = 0;
+        ASSERT_OK(setenv("GOC_STACK_SIZE", bad[i], 1));
+        ASSERT_EQ(goc__config_stack(0), GOC_STACK_DEFAULT);
+        char want[128];
+        snprintf(want, sizeof(want), "GOC_STACK_SIZE=\"%s\" ignored", bad[i]);
+        ASSERT(strstr(env_log, want) != NULL);
+    }
+    goc_set_log_hook(NULL, NULL);
+    unsetenv("GOC_STACK_SIZE");
 }
 
 TEST(runtime, maxprocs_from_env)

@@ -32,15 +32,25 @@ typedef int (*goc_main_fn)(void *arg);
 #define GOC_STACK_MAX     (1024 * 1024 * 1024)
 /** Default stack reservation (virtual; only touched pages cost memory). */
 #define GOC_STACK_DEFAULT (256 * 1024)
+/** Most Ps goc_init() and GOC_MAXPROCS accept. */
+#define GOC_MAXPROCS_MAX 1024
+/** Most blocking-pool threads GOC_BLOCKING_THREADS accepts. */
+#define GOC_BLOCKING_THREADS_MAX 65536
 
 /**
  * struct goc_config - runtime settings; zero-fill a field for its default.
- * @max_procs:  number of Ps, i.e. goroutines running in parallel. 0: the
- *              GOC_MAXPROCS environment variable, else the CPUs this process
- *              may use (affinity mask and cgroup CPU quota).
+ * @max_procs:  number of Ps, i.e. goroutines running in parallel, at most
+ *              GOC_MAXPROCS_MAX. 0: the GOC_MAXPROCS environment variable
+ *              (digits only, 1 to GOC_MAXPROCS_MAX), else the CPUs this
+ *              process may use (affinity mask and cgroup CPU quota).
  * @stack_size: default goroutine stack reservation in bytes, rounded up to a
- *              power of two. 0: GOC_STACK_SIZE (bytes, or with a k/m suffix),
- *              else GOC_STACK_DEFAULT.
+ *              power of two. 0: GOC_STACK_SIZE (bytes, or with a k, m or g
+ *              suffix; GOC_STACK_MIN to GOC_STACK_MAX), else
+ *              GOC_STACK_DEFAULT.
+ *
+ * An environment variable whose value is malformed or out of range is
+ * reported once through the log (see goc_set_log_hook()) and the default
+ * is used instead.
  */
 struct goc_config {
     int max_procs;
@@ -56,7 +66,7 @@ struct goc_config {
  * this before any other goc call to choose the settings.
  *
  * Return: 0 on success; -EBUSY if the runtime is already running; -EINVAL
- * for a negative max_procs or a stack size outside
+ * for a max_procs outside [0, GOC_MAXPROCS_MAX] or a stack size outside
  * [GOC_STACK_MIN, GOC_STACK_MAX] (nothing started); -ENOMEM or -EAGAIN if
  * memory or a thread could not be obtained, now or by an earlier start,
  * which is not retried.
@@ -193,8 +203,8 @@ GOC_API int goc_unpin(void);
  *       returned early on @ctx).
  * @ctx: cancellation of the wait; NULL waits for @fn.
  *
- * @fn runs on a thread of a bounded pool (GOC_BLOCKING_THREADS, default
- * 512; idle threads exit after 10 s) while the calling goroutine parks, so
+ * @fn runs on a thread of a bounded pool (GOC_BLOCKING_THREADS, 1 to
+ * GOC_BLOCKING_THREADS_MAX, default 512; idle threads exit after 10 s) while the calling goroutine parks, so
  * its P keeps running other goroutines. A plain thread calling it blocks.
  * If @ctx ends first the call returns at once; @fn cannot be interrupted,
  * so it runs to the end on the pool and its result is dropped and counted

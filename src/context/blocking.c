@@ -44,9 +44,8 @@ static void pool_init(void)
     pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
     pthread_cond_init(&pool.cv, &a);
     pthread_condattr_destroy(&a);
-    const char *env = getenv("GOC_BLOCKING_THREADS");
-    int max = env ? atoi(env) : 0;
-    pool.max = max > 0 ? max : DEFAULT_MAX;
+    pool.max = goc__env_count("GOC_BLOCKING_THREADS", GOC_BLOCKING_THREADS_MAX,
+                              DEFAULT_MAX);
 }
 
 static void job_release(struct job *j)

@@ -2,7 +2,9 @@
 /*
  * Runtime settings from the environment: GOC_MAXPROCS and GOC_STACK_SIZE,
  * and the CPU count this process may really use (affinity mask and the
- * cgroup CPU quota, as Go 1.25 and the JVM read it).
+ * cgroup CPU quota, as Go 1.25 and the JVM read it). A value that is
+ * malformed or out of range is reported through the log and the default
+ * used; each is read once, when the runtime (or the blocking pool) starts.
  */
 #include "runtime.h"
 
@@ -72,22 +74,46 @@ static int usable_cpus(void)
     return n > 0 ? n : 1;
 }
 
+/* Digits only, from 1 to max: 0 for anything else (a sign, a blank, a
+ * suffix, an overflow), where strtol would read " 3", "+3" and "3x". */
+static long parse_count(const char *s, long max)
+{
+    long v = 0;
+    if (!*s)
+        return 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return 0;
+        v = v * 10 + (*s - '0');
+        if (v > max)
+            return 0;
+    }
+    return v;
+}
+
+int goc__env_count(const char *var, int max, int dflt)
+{
+    const char *env = getenv(var);
+    if (!env || !*env)
+        return dflt;
+    long v = parse_count(env, max);
+    if (v > 0)
+        return (int)v;
+    /* Said, not silently replaced: the user meant something by it. */
+    goc__log("%s=\"%s\" ignored: not a whole number from 1 to %d; using %d",
+             var, env, max, dflt);
+    return dflt;
+}
+
 int goc__config_procs(int requested)
 {
     if (requested > 0)
         return requested;
-    const char *env = getenv("GOC_MAXPROCS");
-    if (env && *env) {
-        char *end;
-        long v = strtol(env, &end, 10);
-        if (*end == '\0' && v > 0 && v <= 1024)
-            return (int)v;
-    }
-    return usable_cpus();
+    return goc__env_count("GOC_MAXPROCS", GOC_MAXPROCS_MAX, usable_cpus());
 }
 
-/* Parses "262144", "256k" or "1m"; 0 when malformed or out of range (a
- * sign, or a value that overflows: "-1" or "18014398509482048k" would
+/* Parses "262144", "256k", "1m" or "1g"; 0 when malformed or out of range
+ * (a sign, or a value that overflows: "-1" or "18014398509482048k" would
  * otherwise wrap to a plausible size). */
 static size_t parse_size(const char *s)
 {
@@ -103,6 +129,8 @@ static size_t parse_size(const char *s)
         shift = 10, end++;
     else if (*end == 'm' || *end == 'M')
         shift = 20, end++;
+    else if (*end == 'g' || *end == 'G')
+        shift = 30, end++;
     if (*end != '\0' || v > (unsigned long long)SIZE_MAX >> shift)
         return 0;
     return (size_t)v << shift;
@@ -113,8 +141,13 @@ size_t goc__config_stack(size_t requested)
     if (requested)
         return requested;
     const char *env = getenv("GOC_STACK_SIZE");
-    size_t v = env ? parse_size(env) : 0;
+    if (!env || !*env)
+        return GOC_STACK_DEFAULT;
+    size_t v = parse_size(env);
     if (v >= GOC_STACK_MIN && v <= GOC_STACK_MAX)
         return v;
+    goc__log("GOC_STACK_SIZE=\"%s\" ignored: not a size from 16k to 1g "
+             "(bytes, or with a k, m or g suffix); using %d",
+             env, GOC_STACK_DEFAULT);
     return GOC_STACK_DEFAULT;
 }

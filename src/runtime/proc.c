@@ -97,7 +97,7 @@ int goc__rt_ensure(void)
 
 int goc_init(const struct goc_config *cfg)
 {
-    if (cfg && cfg->max_procs < 0)
+    if (cfg && (cfg->max_procs < 0 || cfg->max_procs > GOC_MAXPROCS_MAX))
         return -EINVAL;
     if (cfg && cfg->stack_size &&
         (cfg->stack_size < GOC_STACK_MIN || cfg->stack_size > GOC_STACK_MAX))

@@ -751,6 +751,9 @@ int goc__fault_init(void);
 int goc__fault_thread_init(struct goc__m *m);
 int goc__config_procs(int requested);
 size_t goc__config_stack(size_t requested);
+/* The environment variable @var as a count from 1 to @max; @dflt if it is
+ * unset or empty, and also, reported through goc__log(), if malformed. */
+int goc__env_count(const char *var, int max, int dflt);
 
 int64_t goc__nanotime(void);
 /* Sleep with no way to cancel: the goroutine's own timer, no wait record. */
