@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* ---- panic and recover ----------------------------------------------------
@@ -246,6 +247,165 @@ TEST(panic, unrecovered_panic_whose_cleanup_panics_reports_both)
                      "\t(while running cleanups after panic: first: the "
                      "root cause)");
 }
+
+/* ---- backtraces through a bogus frame pointer ---------------------------- */
+
+#if defined(__x86_64__) || defined(__aarch64__)
+/*
+ * goc_test_call_with_fp(fp, fn): fn() with the frame-pointer register set
+ * to fp, as code built without frame pointers may leave it: fn's frame
+ * record then links to fp.
+ */
+void goc_test_call_with_fp(uintptr_t fp, void (*fn)(void));
+__asm__(".text\n"
+        ".type goc_test_call_with_fp, %function\n"
+        "goc_test_call_with_fp:\n"
+#if defined(__x86_64__)
+        "  push %rbp\n"
+        "  mov %rdi, %rbp\n"
+        "  call *%rsi\n"
+        "  pop %rbp\n"
+        "  ret\n"
+#else
+        "  stp x29, x30, [sp, #-16]!\n"
+        "  mov x29, x0\n"
+        "  blr x1\n"
+        "  ldp x29, x30, [sp], #16\n"
+        "  ret\n"
+#endif
+        ".size goc_test_call_with_fp, . - goc_test_call_with_fp\n");
+
+/* Named in the backtrace: the bogus record's return address is in it. */
+void goc_test_bogus_frame_marker(void);
+__attribute__((noinline)) void goc_test_bogus_frame_marker(void)
+{
+    __asm__ volatile("" ::: "memory");
+}
+
+/* A frame record on the stack whose link leads out of it. */
+struct bogus_frame {
+    uintptr_t rec[2]; /* next frame, return address */
+};
+
+static void panic_under_bogus_fp(void)
+{
+    goc_panic(0, "under a bogus frame pointer");
+}
+
+static int call_under_bogus_fp(void *arg)
+{
+    struct bogus_frame *b = arg;
+    goc_test_call_with_fp((uintptr_t)b->rec, panic_under_bogus_fp);
+    return 0;
+}
+
+/* Panic with the chain leading through b to its link, which must not be
+ * read; the backtrace stops at b, and names the marker. */
+static void panic_through(struct bogus_frame *b, uintptr_t link)
+{
+    b->rec[0] = link;
+    b->rec[1] = (uintptr_t)goc_test_bogus_frame_marker + 1;
+    goc_panic_info *p;
+    ASSERT_EQ(goc_try(call_under_bogus_fp, b, &p), GOC_EPANIC);
+    char text[4096];
+    goc_panic_info_format(p, text, sizeof(text));
+    fprintf(stderr, "%s\n", text);
+    ASSERT(strstr(text, "panic: under a bogus frame pointer") != NULL);
+    ASSERT(strstr(text, "panic_under_bogus_fp") != NULL);
+    ASSERT(strstr(text, "goc_test_bogus_frame_marker") != NULL);
+    goc_panic_info_free(p);
+}
+
+/* Goroutines whose stacks are looked at, then one panics. */
+#define PROBE_GS 16
+
+struct stack_probe {
+    struct goc__g *g[PROBE_GS];
+    _Atomic int chosen; /* index of the one to panic, -1 for none */
+    uintptr_t link;
+    goc_wg ready, go, done;
+};
+
+static void stack_prober(void *arg)
+{
+    struct stack_probe *sp = arg;
+    int me = -1;
+    for (int i = 0; i < PROBE_GS && me < 0; i++)
+        if (!sp->g[i]) /* slots are filled one goroutine at a time */
+            me = i;
+    sp->g[me] = goc__g_current();
+    goc_wg_done(&sp->ready);
+    goc_wg_wait(&sp->go, NULL);
+    if (atomic_load(&sp->chosen) == me) {
+        struct bogus_frame b;
+        panic_through(&b, sp->link);
+        panic_through(&b, 0x10); /* low: a small integer */
+    }
+    goc_wg_done(&sp->done);
+}
+
+TEST_G(panic, backtrace_stops_at_the_goroutine_stack_edge)
+{
+    /* Find a goroutine whose stack lies right under another's: the page
+     * above the first one's top is then the second one's guard, which a
+     * load faults on, and a link to it is within the walk's old reach. */
+    static struct stack_probe sp = { .chosen = -1 };
+    sp.ready = sp.go = sp.done = (goc_wg)GOC_WG_INIT;
+    ASSERT_OK(goc_wg_add(&sp.go, 1));
+    ASSERT_OK(goc_wg_add(&sp.done, PROBE_GS));
+    for (int i = 0; i < PROBE_GS; i++) {
+        ASSERT_OK(goc_wg_add(&sp.ready, 1));
+        ASSERT_OK(goc_go(stack_prober, &sp));
+        ASSERT_OK(goc_wg_wait(&sp.ready, NULL));
+    }
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    for (int a = 0; a < PROBE_GS && atomic_load(&sp.chosen) < 0; a++) {
+        uintptr_t top = (uintptr_t)sp.g[a]->stack_base + sp.g[a]->stack_size;
+        for (int b = 0; b < PROBE_GS; b++) {
+            if ((uintptr_t)sp.g[b]->stack_base != top)
+                continue;
+            /* A canary guard is readable: make it fault (it is never
+             * touched, being the guard). */
+            if (sp.g[b]->guard == GOC__GUARD_CANARY)
+                ASSERT_OK(mprotect((void *)top, page, PROT_NONE));
+            sp.link = top;
+            atomic_store(&sp.chosen, a);
+            break;
+        }
+    }
+    if (atomic_load(&sp.chosen) < 0)
+        printf("# skipped: no two stacks side by side\n");
+    goc_wg_done(&sp.go);
+    ASSERT_OK(goc_wg_wait(&sp.done, NULL));
+}
+
+/* The thread's stack, with a page of no access right above it. */
+#define BOGUS_THREAD_STACK (256 * 1024)
+
+static void *bogus_thread(void *arg)
+{
+    struct bogus_frame b;
+    panic_through(&b, (uintptr_t)arg);
+    return NULL;
+}
+
+TEST(panic, backtrace_stops_at_the_thread_stack_edge)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    char *m = mmap(NULL, BOGUS_THREAD_STACK + page, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT(m != MAP_FAILED);
+    ASSERT_OK(mprotect(m + BOGUS_THREAD_STACK, page, PROT_NONE));
+    pthread_attr_t a;
+    ASSERT_OK(pthread_attr_init(&a));
+    ASSERT_OK(pthread_attr_setstack(&a, m, BOGUS_THREAD_STACK));
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, &a, bogus_thread, m + BOGUS_THREAD_STACK));
+    ASSERT_OK(pthread_join(t, NULL));
+    pthread_attr_destroy(&a);
+    munmap(m, BOGUS_THREAD_STACK + page);
+}
+#endif
 
 static void leaked_for_quit(void *arg)
 {

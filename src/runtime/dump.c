@@ -61,9 +61,8 @@ NO_SANITIZE static int parked_backtrace(struct goc__g *g, void **pcs, int max)
 #endif
     pcs[0] = (void *)pc;
     /* Walk only inside this goroutine's own stack. */
-    if (fp < (uintptr_t)g->stack_lo || fp >= (uintptr_t)g)
-        return 1;
-    return 1 + goc__backtrace(pcs + 1, max - 1, (const void *)fp);
+    return 1 + goc__backtrace(pcs + 1, max - 1, (const void *)fp,
+                              (uintptr_t)g->stack_lo, (uintptr_t)g);
 }
 
 struct dump {
@@ -124,6 +123,19 @@ struct g_view {
     int npc;
 };
 
+/* The dumping goroutine's own frames: on its stack, or on the signal
+ * stack when a SIGQUIT or fault handler dumps. Inlined: the walk starts
+ * at its caller's frame. */
+static inline __attribute__((always_inline)) int self_backtrace(void **pcs,
+                                                                int max)
+{
+    const void *fp = __builtin_frame_address(0);
+    uintptr_t lo, hi;
+    return goc__stack_bounds(fp, &lo, &hi)
+               ? goc__backtrace(pcs, max, fp, lo, hi)
+               : 0;
+}
+
 /*
  * The racy part of a dump, in one place: the G (and a parked stack) may
  * change under us, so it is read once, field by field, without the
@@ -148,7 +160,7 @@ NO_SANITIZE static bool view_of(struct goc__g *g,
     v->created_pc = g->created_pc;
     v->npc = 0;
     if (g == d->self)
-        v->npc = goc__backtrace(v->pcs, MAX_FRAMES, __builtin_frame_address(0));
+        v->npc = self_backtrace(v->pcs, MAX_FRAMES);
     else if (v->status != GOC__G_RUNNING)
         v->npc = parked_backtrace(g, v->pcs, MAX_FRAMES);
     return true;

@@ -157,8 +157,8 @@ static void report_fault(int sig, siginfo_t *si, void *uctx, struct goc__g *g)
     int npc = 0;
     if (pc)
         pcs[npc++] = (void *)(pc + 1); /* symbolize looks one byte back */
-    if (fp >= (uintptr_t)g->stack_lo && fp < (uintptr_t)g)
-        npc += goc__backtrace(pcs + npc, 32 - npc, (const void *)fp);
+    npc += goc__backtrace(pcs + npc, 32 - npc, (const void *)fp,
+                          (uintptr_t)g->stack_lo, (uintptr_t)g);
     n = fit(0, n, sizeof(buf));
     for (int i = 0; i < npc && n < (int)sizeof(buf) - 300; i++) {
         n = fit(n, snprintf(buf + n, sizeof(buf) - (size_t)n, "\t"),

@@ -13,7 +13,9 @@
 #include "goc/panic.h"
 #include "../internal/alloc.h"
 
+#include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -54,24 +56,78 @@ static struct goc__try_frame **try_top(void)
     return g ? &g->try_top : &thread_try;
 }
 
-/* Reads stack memory that may be another goroutine's (dumps): unchecked. */
+/* This thread's own stack, [lo, hi), looked up once; 0, 0 if unknown. */
+static __thread uintptr_t thread_stack_lo, thread_stack_hi;
+static __thread bool thread_stack_known;
+
+static void thread_stack(uintptr_t *lo, uintptr_t *hi)
+{
+    if (!thread_stack_known) {
+        pthread_attr_t a;
+        void *addr;
+        size_t size;
+        if (pthread_getattr_np(pthread_self(), &a) == 0) {
+            if (pthread_attr_getstack(&a, &addr, &size) == 0) {
+                thread_stack_lo = (uintptr_t)addr;
+                thread_stack_hi = (uintptr_t)addr + size;
+            }
+            pthread_attr_destroy(&a);
+        }
+        thread_stack_known = true;
+    }
+    *lo = thread_stack_lo;
+    *hi = thread_stack_hi;
+}
+
+bool goc__stack_bounds(const void *sp, uintptr_t *lo, uintptr_t *hi)
+{
+    uintptr_t a = (uintptr_t)sp;
+    struct goc__g *g = goc__g_current();
+    if (g && a >= (uintptr_t)g->stack_lo && a < (uintptr_t)g) {
+        *lo = (uintptr_t)g->stack_lo;
+        *hi = (uintptr_t)g;
+        return true;
+    }
+    stack_t ss; /* a signal handler's, on the alternate stack */
+    if (sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK) &&
+        a >= (uintptr_t)ss.ss_sp && a < (uintptr_t)ss.ss_sp + ss.ss_size) {
+        *lo = (uintptr_t)ss.ss_sp;
+        *hi = (uintptr_t)ss.ss_sp + ss.ss_size;
+        return true;
+    }
+    thread_stack(lo, hi);
+    return a >= *lo && a < *hi;
+}
+
+/*
+ * Follow frame records from fp_start, each read only inside [lo, hi):
+ * code built without frame pointers leaves anything in the frame-pointer
+ * register, and a chain through it must not fault in the middle of a
+ * panic or a fault report. Reads stack memory that may be another
+ * goroutine's (dumps): unchecked by the sanitizers.
+ */
 #if defined(__clang__) || __GNUC__ >= 8
 __attribute__((no_sanitize("address", "thread")))
 #endif
-int goc__backtrace(void **pcs, int max, const void *fp_start)
+int goc__backtrace(void **pcs,
+                   int max,
+                   const void *fp_start,
+                   uintptr_t lo,
+                   uintptr_t hi)
 {
-    const uintptr_t *fp = fp_start;
+    uintptr_t fp = (uintptr_t)fp_start;
     int n = 0;
-    while (fp && n < max) {
-        uintptr_t pc = fp[1];
+    while (n < max && fp >= lo && fp < hi && hi - fp >= 2 * sizeof(uintptr_t) &&
+           fp % sizeof(uintptr_t) == 0) {
+        const uintptr_t *f = (const uintptr_t *)fp;
+        uintptr_t pc = f[1];
         if (!pc)
             break;
         pcs[n++] = (void *)pc;
-        const uintptr_t *next = (const uintptr_t *)fp[0];
         /* Frames only go up the stack, and not by leaps. */
-        if (next <= fp || (uintptr_t)(next - fp) > (1u << 20))
+        if (f[0] <= fp || f[0] - fp > (8u << 20))
             break;
-        fp = next;
+        fp = f[0];
     }
     return n;
 }
@@ -206,7 +262,10 @@ __attribute__((noinline)) static struct goc_panic_info *make_info(
     p->during = NULL;
     /* From goc_panic's frame: the first address is in its caller. */
     const void *const *fp = __builtin_frame_address(0);
-    p->npc = goc__backtrace(p->pc, MAX_FRAMES, fp[0]);
+    uintptr_t lo, hi;
+    p->npc = goc__stack_bounds(fp, &lo, &hi)
+                 ? goc__backtrace(p->pc, MAX_FRAMES, fp[0], lo, hi)
+                 : 0;
     return p;
 }
 

@@ -611,8 +611,13 @@ void goc__stack_foreach(void (*fn)(struct goc__g *g, void *arg), void *arg);
 
 struct goc__try_frame;
 struct goc_panic_info;
-/* Walk frame pointers from fp_start: up to max return addresses. */
-int goc__backtrace(void **pcs, int max, const void *fp_start);
+/* Walk frame pointers from fp_start: up to max return addresses, from
+ * frame records inside the stack [lo, hi) only. */
+int goc__backtrace(
+    void **pcs, int max, const void *fp_start, uintptr_t lo, uintptr_t hi);
+/* The stack that holds sp, [lo, hi): the running goroutine's, the signal
+ * stack, or the thread's; false if sp is in none of them. */
+bool goc__stack_bounds(const void *sp, uintptr_t *lo, uintptr_t *hi);
 /* "function+0xoff" for a return address, as snprintf. */
 int goc__symbolize(const void *pc, char *buf, size_t n);
 /* "function" for a function's address (an entry point). */
