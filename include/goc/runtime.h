@@ -27,13 +27,13 @@ typedef void (*goc_fn)(void *arg);
 typedef int (*goc_main_fn)(void *arg);
 
 /** Smallest stack goc_go_ex() accepts, in bytes. */
-#define GOC_STACK_MIN     (16 * 1024)
+#define GOC_STACK_MIN            (16 * 1024)
 /** Largest stack goc_go_ex() accepts, in bytes. */
-#define GOC_STACK_MAX     (1024 * 1024 * 1024)
+#define GOC_STACK_MAX            (1024 * 1024 * 1024)
 /** Default stack reservation (virtual; only touched pages cost memory). */
-#define GOC_STACK_DEFAULT (256 * 1024)
+#define GOC_STACK_DEFAULT        (256 * 1024)
 /** Most Ps goc_init() and GOC_MAXPROCS accept. */
-#define GOC_MAXPROCS_MAX 1024
+#define GOC_MAXPROCS_MAX         1024
 /** Most blocking-pool threads GOC_BLOCKING_THREADS accepts. */
 #define GOC_BLOCKING_THREADS_MAX 65536
 
@@ -204,11 +204,11 @@ GOC_API int goc_unpin(void);
  * @ctx: cancellation of the wait; NULL waits for @fn.
  *
  * @fn runs on a thread of a bounded pool (GOC_BLOCKING_THREADS, 1 to
- * GOC_BLOCKING_THREADS_MAX, default 512; idle threads exit after 10 s) while the calling goroutine parks, so
- * its P keeps running other goroutines. A plain thread calling it blocks.
- * If @ctx ends first the call returns at once; @fn cannot be interrupted,
- * so it runs to the end on the pool and its result is dropped and counted
- * (goc_blocking_abandoned()).
+ * GOC_BLOCKING_THREADS_MAX, default 512; idle threads exit after 10 s) while
+ * the calling goroutine parks, so its P keeps running other goroutines. A plain
+ * thread calling it blocks. If @ctx ends first the call returns at once; @fn
+ * cannot be interrupted, so it runs to the end on the pool and its result is
+ * dropped and counted (goc_blocking_abandoned()).
  *
  * Return: @fn's result; -ECANCELED or -ETIMEDOUT if @ctx ended first (at
  * entry @fn is not run at all); -EINVAL if @fn is NULL; -ENOMEM, or
