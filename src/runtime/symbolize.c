@@ -4,45 +4,82 @@
  * exported (dynamic) symbols, and for an address inside a static function
  * it names the nearest exported one before it, which misleads. So each
  * module's own symbol table (.symtab) is read once, from its file, and
- * searched for the function that contains the address; dladdr() is the
- * fallback for stripped files.
+ * searched for the function that contains the address; dladdr()'s name is
+ * the fallback for stripped files and for files not proven to be the one
+ * loaded.
+ *
+ * dladdr()'s file name proves nothing: the main program's is argv[0],
+ * which whoever started it chose (exec -a); a library's is the name it was
+ * opened by, perhaps relative to a directory since left; and the file at a
+ * name may have been replaced since it was loaded. So the file is found
+ * from the module's mapping: the main program's is /proc/self/exe; a
+ * library's is /proc/self/map_files/<range> of a mapping of it (opening
+ * that takes CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE), or else the path
+ * /proc/self/maps shows, if that still is the inode mapped or has the
+ * module's build ID. Modules are known by their load address, not by name.
  */
 #include "runtime.h"
 
 #include <dlfcn.h>
 #include <elf.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <link.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
 #define MAX_MODULES 16
 
 struct module {
-    char path[256];
+    uintptr_t base;  /* dli_fbase: the start of its first mapping */
+    const void *dyn; /* its dynamic section, which tells apart two modules
+                        loaded at one base in turn (dlclose, dlopen) */
     const Elf64_Sym *syms;
     size_t nsyms;
     const char *strs;
     size_t strs_size;
-    bool relative; /* ET_DYN: symbol values are offsets from the base */
 };
 
 /*
  * Modules are only ever added: a lookup reads the first n entries without
  * the lock (n is published after its entry is written); the lock orders
- * the loads of new modules.
+ * the loads of new modules and guards the buffers they use.
  */
 static struct {
     pthread_mutex_t mu;
     struct module mods[MAX_MODULES];
     _Atomic int n;
     _Atomic bool stuck; /* the lock was not to be had: a dying process */
+    /* Too big for the goroutine stack a backtrace may be taken on. */
+    char io[4096];
+    char line[PATH_MAX + 128];
 } cache = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+/* What the loader knows of the module holding addr (dl_iterate_phdr). */
+struct loaded {
+    uintptr_t addr;
+    int index; /* of the entry being looked at: the first is the program */
+    bool found, is_main;
+    const ElfW(Phdr) * phdr;
+    int phnum;
+    uintptr_t bias;
+};
+
+/* A line of /proc/self/maps. */
+struct mapping {
+    uintptr_t start, end;
+    unsigned long dev_major, dev_minor, ino;
+    const char *path; /* in cache.line; NULL if none or cut short */
+};
+
+enum { LOAD_OK, LOAD_NONE, LOAD_RETRY };
 
 /* Point m at the .symtab of the mapped file; false if it has none. */
 static bool find_symtab(struct module *m, const char *base, size_t size)
@@ -64,37 +101,296 @@ static bool find_symtab(struct module *m, const char *base, size_t size)
         m->nsyms = sh[i].sh_size / sizeof(Elf64_Sym);
         m->strs = base + strh->sh_offset;
         m->strs_size = strh->sh_size;
-        m->relative = eh->e_type == ET_DYN;
         return true;
     }
     return false;
 }
 
-/* Map path and find its .symtab; false if it has none. */
-static bool load(struct module *m, const char *path)
+/* The program headers of a mapped ELF file, or NULL. */
+static const Elf64_Phdr *file_phdrs(const char *base, size_t size, int *n)
 {
-    snprintf(m->path, sizeof(m->path), "%s", path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    struct stat st;
-    void *map = MAP_FAILED;
-    if (fstat(fd, &st) == 0 && st.st_size > (off_t)sizeof(Elf64_Ehdr))
-        map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED)
-        return false;
-    if (!find_symtab(m, map, (size_t)st.st_size)) {
-        munmap(map, (size_t)st.st_size);
-        return false;
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)base;
+    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
+        eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+        eh->e_phentsize != sizeof(Elf64_Phdr) ||
+        eh->e_phoff + (size_t)eh->e_phnum * sizeof(Elf64_Phdr) > size)
+        return NULL;
+    *n = eh->e_phnum;
+    return (const Elf64_Phdr *)(base + eh->e_phoff);
+}
+
+/* The GNU build ID among the notes at p, or NULL. */
+static const char *note_build_id(const char *p,
+                                 size_t size,
+                                 size_t align,
+                                 size_t *len)
+{
+    align = align == 8 ? 8 : 4;
+    size_t at = 0;
+    while (at + sizeof(Elf64_Nhdr) <= size) {
+        const Elf64_Nhdr *nh = (const Elf64_Nhdr *)(p + at);
+        size_t name = at + sizeof(*nh);
+        size_t desc = name + ((nh->n_namesz + align - 1) & ~(align - 1));
+        size_t next = desc + ((nh->n_descsz + align - 1) & ~(align - 1));
+        if (desc + nh->n_descsz > size || next <= at)
+            return NULL;
+        if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
+            memcmp(p + name, "GNU", 4) == 0) {
+            *len = nh->n_descsz;
+            return p + desc;
+        }
+        at = next;
     }
+    return NULL;
+}
+
+/* The build ID of the loaded module, from its notes in memory. */
+static const char *loaded_build_id(const struct loaded *l, size_t *len)
+{
+    for (int i = 0; i < l->phnum; i++) {
+        const ElfW(Phdr) *ph = &l->phdr[i];
+        const char *id =
+            ph->p_type != PT_NOTE
+                ? NULL
+                : note_build_id((const char *)(l->bias + ph->p_vaddr),
+                                ph->p_memsz, ph->p_align, len);
+        if (id)
+            return id;
+    }
+    return NULL;
+}
+
+/* The build ID of a mapped file, from its notes. */
+static const char *file_build_id(const char *base, size_t size, size_t *len)
+{
+    int n;
+    const Elf64_Phdr *ph = file_phdrs(base, size, &n);
+    for (int i = 0; ph && i < n; i++) {
+        const char *id =
+            ph[i].p_type != PT_NOTE || ph[i].p_offset + ph[i].p_filesz > size
+                ? NULL
+                : note_build_id(base + ph[i].p_offset, ph[i].p_filesz,
+                                ph[i].p_align, len);
+        if (id)
+            return id;
+    }
+    return NULL;
+}
+
+/* Whether the file carries the loaded module's build ID. */
+static bool same_build_id(const struct loaded *l, const char *base, size_t n)
+{
+    size_t len, flen;
+    const char *id = loaded_build_id(l, &len);
+    const char *fid = id ? file_build_id(base, n, &flen) : NULL;
+    return fid && flen == len && memcmp(id, fid, len) == 0;
+}
+
+/* Whether the file's program headers are the loaded module's. */
+static bool same_layout(const struct loaded *l, const char *base, size_t n)
+{
+    int fn;
+    const Elf64_Phdr *ph = file_phdrs(base, n, &fn);
+    return ph && fn == l->phnum &&
+           memcmp(ph, l->phdr, (size_t)fn * sizeof(*ph)) == 0;
+}
+
+static int find_loaded(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    struct loaded *l = arg;
+    bool first = l->index++ == 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && l->addr >= lo &&
+            l->addr - lo < ph->p_memsz) {
+            l->found = true;
+            l->is_main = first;
+            l->phdr = info->dlpi_phdr;
+            l->phnum = info->dlpi_phnum;
+            l->bias = info->dlpi_addr;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static unsigned long parse_num(const char **s, int radix)
+{
+    unsigned long v = 0;
+    for (;; (*s)++) {
+        int c = **s, d = c >= '0' && c <= '9'   ? c - '0'
+                         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                                : 99;
+        if (d >= radix)
+            return v;
+        v = v * (unsigned long)radix + (unsigned long)d;
+    }
+}
+
+/* Parse a maps line if its range holds addr; whole: not cut short. */
+static bool parse_mapping(const char *s,
+                          bool whole,
+                          uintptr_t addr,
+                          struct mapping *m)
+{
+    m->start = parse_num(&s, 16);
+    if (*s++ != '-')
+        return false;
+    m->end = parse_num(&s, 16);
+    if (addr < m->start || addr >= m->end)
+        return false;
+    for (int field = 0; field < 2; field++) { /* permissions, offset */
+        s = strchr(s + 1, ' ');
+        if (!s++)
+            return false;
+    }
+    m->dev_major = parse_num(&s, 16);
+    if (*s++ != ':')
+        return false;
+    m->dev_minor = parse_num(&s, 16);
+    if (*s++ != ' ')
+        return false;
+    m->ino = parse_num(&s, 10);
+    while (*s == ' ')
+        s++;
+    m->path = whole && *s == '/' ? s : NULL;
     return true;
 }
-/* Of the first n modules, the one for path, or NULL (*found: known). */
-static struct module *known(const char *path, int n, bool *found)
+
+/* The mapping that holds addr. Lines are read through a fixed buffer:
+ * one too long for it keeps its numbers but not its path. */
+static bool find_mapping(uintptr_t addr, struct mapping *m)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    size_t len = 0;
+    bool whole = true, found = false;
+    ssize_t got;
+    while (!found && (got = read(fd, cache.io, sizeof(cache.io))) > 0) {
+        for (ssize_t i = 0; i < got && !found; i++) {
+            if (cache.io[i] != '\n') {
+                if (len < sizeof(cache.line) - 1)
+                    cache.line[len++] = cache.io[i];
+                else
+                    whole = false;
+                continue;
+            }
+            cache.line[len] = '\0';
+            found = parse_mapping(cache.line, whole, addr, m);
+            len = 0;
+            whole = true;
+        }
+    }
+    close(fd);
+    return found;
+}
+
+/* Whether the file open as st is the one mapped at m. */
+static bool same_inode(const struct stat *st, const struct mapping *m)
+{
+    return major(st->st_dev) == m->dev_major &&
+           minor(st->st_dev) == m->dev_minor && st->st_ino == m->ino;
+}
+
+/* Map the open file fd whole (closing fd); NULL if it cannot be. */
+static char *map_file(int fd, struct stat *st)
+{
+    void *map = MAP_FAILED;
+    if (fstat(fd, st) == 0 && st->st_size > (off_t)sizeof(Elf64_Ehdr))
+        map = mmap(NULL, (size_t)st->st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    return map == MAP_FAILED ? NULL : map;
+}
+
+/* A failure a later try may not meet: no entry is kept for it. */
+static int failure(void)
+{
+    return errno == EMFILE || errno == ENFILE || errno == ENOMEM ||
+                   errno == EAGAIN || errno == EINTR
+               ? LOAD_RETRY
+               : LOAD_NONE;
+}
+
+/* Find m's .symtab in the mapped file, or unmap it. */
+static int take(struct module *m, char *map, size_t size)
+{
+    if (find_symtab(m, map, size))
+        return LOAD_OK;
+    munmap(map, size);
+    return LOAD_NONE;
+}
+
+/*
+ * The main program as /proc/self/exe, unless that is another file: the
+ * dynamic loader run as a command (ld.so ./program) is the exe then.
+ */
+static int load_main(struct module *m, const struct loaded *l)
+{
+    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return failure();
+    struct stat st;
+    char *map = map_file(fd, &st);
+    if (!map)
+        return failure();
+    if (same_layout(l, map, (size_t)st.st_size))
+        return take(m, map, (size_t)st.st_size);
+    munmap(map, (size_t)st.st_size);
+    return LOAD_NONE;
+}
+
+/*
+ * The file mapped where addr lies: through map_files, which is that very
+ * file, or by the path maps shows, if it is still that file or one built
+ * identically (same build ID: the inode differs on an overlay).
+ */
+static int load_mapped(struct module *m, const struct loaded *l, uintptr_t addr)
+{
+    struct mapping mp;
+    if (!find_mapping(addr, &mp))
+        return failure();
+    char link[64];
+    snprintf(link, sizeof(link), "/proc/self/map_files/%lx-%lx",
+             (unsigned long)mp.start, (unsigned long)mp.end);
+    bool proven = true;
+    int fd = open(link, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && mp.path) {
+        proven = false;
+        fd = open(mp.path, O_RDONLY | O_CLOEXEC);
+    }
+    if (fd < 0)
+        return mp.path ? failure() : LOAD_NONE;
+    struct stat st;
+    char *map = map_file(fd, &st);
+    if (!map)
+        return failure();
+    if (proven || same_inode(&st, &mp) ||
+        same_build_id(l, map, (size_t)st.st_size))
+        return take(m, map, (size_t)st.st_size);
+    munmap(map, (size_t)st.st_size);
+    return LOAD_NONE;
+}
+
+/* Find the file of the module holding addr and its .symtab. */
+static int load(struct module *m, uintptr_t addr)
+{
+    m->syms = NULL;
+    struct loaded l = { .addr = addr };
+    dl_iterate_phdr(find_loaded, &l);
+    if (!l.found)
+        return LOAD_NONE;
+    int r = l.is_main ? load_main(m, &l) : LOAD_NONE;
+    return r == LOAD_OK ? r : load_mapped(m, &l, addr);
+}
+
+/* Of the first n modules, the one at base, or NULL (*found: known). */
+static struct module *known(uintptr_t base, const void *dyn, int n, bool *found)
 {
     for (int i = 0; i < n; i++) {
-        if (strcmp(cache.mods[i].path, path) == 0) {
+        if (cache.mods[i].base == base && cache.mods[i].dyn == dyn) {
             *found = true;
             return cache.mods[i].syms ? &cache.mods[i] : NULL;
         }
@@ -125,27 +421,32 @@ static bool lock_for_load(void)
     return false;
 }
 
-/* The module for path (loaded once); NULL if it has no symbol table. */
-static struct module *module_for(const char *path)
+/* The module at base (loaded once), which holds addr; NULL if it has no
+ * symbol table that is surely its own. */
+static struct module *module_for(uintptr_t base,
+                                 const void *dyn,
+                                 uintptr_t addr)
 {
     bool found;
-    struct module *m = known(path, atomic_load(&cache.n), &found);
+    struct module *m = known(base, dyn, atomic_load(&cache.n), &found);
     if (found || !lock_for_load())
         return m;
     int n = atomic_load(&cache.n);
-    m = known(path, n, &found); /* loaded meanwhile? */
+    m = known(base, dyn, n, &found); /* loaded meanwhile? */
     if (!found && n < MAX_MODULES) {
         m = &cache.mods[n];
-        if (!load(m, path))
-            m->syms = NULL;
-        atomic_store(&cache.n, n + 1); /* publishes the entry */
-        m = m->syms ? m : NULL;
+        m->base = base;
+        m->dyn = dyn;
+        int r = load(m, addr);
+        if (r != LOAD_RETRY)
+            atomic_store(&cache.n, n + 1); /* publishes the entry */
+        m = r == LOAD_OK ? m : NULL;
     }
     pthread_mutex_unlock(&cache.mu);
     return m;
 }
 
-/* The function containing off (a module-relative or absolute address). */
+/* The function containing off (an address less the load bias). */
 static const char *lookup(const struct module *m,
                           uintptr_t off,
                           uintptr_t *start)
@@ -170,27 +471,18 @@ static const char *lookup(const struct module *m,
 static int symbolize_at(uintptr_t addr, const void *pc, char *buf, size_t n)
 {
     Dl_info info;
-    if (!dladdr((void *)addr, &info))
+    struct link_map *lm = NULL;
+    if (!dladdr1((void *)addr, &info, (void **)&lm, RTLD_DL_LINKMAP))
         return snprintf(buf, n, "%p", pc);
-    const char *path = info.dli_fname;
-    char exe[256];
-    if (!path || path[0] != '/') {
-        /* The main program may be named relative to a since-changed
-         * directory: its own link is reliable. */
-        ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-        if (len > 0) {
-            exe[len] = '\0';
-            path = exe;
-        }
-    }
-    struct module *m = path ? module_for(path) : NULL;
+    struct module *m =
+        lm ? module_for((uintptr_t)info.dli_fbase, lm->l_ld, addr) : NULL;
     const char *name = NULL;
     uintptr_t start = 0;
     if (m) {
-        uintptr_t off = m->relative ? addr - (uintptr_t)info.dli_fbase : addr;
-        name = lookup(m, off, &start);
-        if (name && m->relative)
-            start += (uintptr_t)info.dli_fbase;
+        /* Symbol values are addresses before relocation by the bias
+         * (0 for a program linked at fixed addresses). */
+        name = lookup(m, addr - lm->l_addr, &start);
+        start += lm->l_addr;
     }
     if (!name && info.dli_sname) {
         name = info.dli_sname;

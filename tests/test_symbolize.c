@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tests of the symbolizer: it reads each module's symbols from the very
+ * file that is loaded, whatever names the loader was given or keeps. Each
+ * case runs twice, in children: as the tests run, and without
+ * capabilities, where /proc/self/map_files cannot be opened and the file
+ * must be found and checked some other way.
+ */
+#include "test.h"
+#include "../src/runtime/runtime.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+typedef int (*symlib_fn)(int);
+
+static char **program_argv;
+
+/* glibc passes constructors the program's arguments: the very array
+ * whose argv[0] dladdr() gives as the main program's file name. */
+__attribute__((constructor)) static void save_argv(int argc,
+                                                   char **argv,
+                                                   char **envp)
+{
+    (void)argc;
+    (void)envp;
+    program_argv = argv;
+}
+
+/* Only the runner's own symbol table knows this name. */
+__attribute__((noinline)) static int runner_static_function(int x)
+{
+    __asm__ volatile("" : "+r"(x));
+    return x + 1;
+}
+
+static void drop_capabilities(void)
+{
+    struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct none[2];
+    memset(none, 0, sizeof(none));
+    ASSERT_OK(syscall(SYS_capset, &h, none));
+}
+
+/* Run fn in a child, then again in one without capabilities. */
+static void run_twice(void (*fn)(void))
+{
+    for (int bare = 0; bare < 2; bare++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        ASSERT(pid >= 0);
+        if (pid == 0) {
+            if (bare)
+                drop_capabilities();
+            fn();
+            fflush(NULL);
+            _exit(0);
+        }
+        int status;
+        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+        ASSERT(WIFEXITED(status));
+        ASSERT_EQ(WEXITSTATUS(status), 0);
+    }
+}
+
+static void expect_name(const void *fn, const char *want)
+{
+    char name[256];
+    goc__symbolize_entry(fn, name, sizeof(name));
+    ASSERT_STR(name, want);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+    ASSERT(in >= 0 && out >= 0);
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(in, buf, sizeof(buf))) > 0)
+        ASSERT_EQ(write(out, buf, (size_t)n), n);
+    ASSERT_EQ(n, 0);
+    close(in);
+    close(out);
+}
+
+/* The library's static function, through its exported getter. */
+static symlib_fn open_symlib(const char *path, symlib_fn (**getter)(void))
+{
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        ASSERT_FAIL("dlopen %s: %s", path, dlerror());
+    *(void **)getter = dlsym(h, "symlib_helper");
+    ASSERT(*getter != NULL);
+    symlib_fn fn = (*getter)();
+    ASSERT_EQ(fn(1), 4);
+    return fn;
+}
+
+static void relative_path_case(void)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", GOC_TEST_SYMLIB);
+    *strrchr(dir, '/') = '\0';
+    ASSERT_OK(chdir(dir));
+    char rel[PATH_MAX];
+    snprintf(rel, sizeof(rel), "./%s", strrchr(GOC_TEST_SYMLIB, '/') + 1);
+    symlib_fn (*getter)(void);
+    symlib_fn fn = open_symlib(rel, &getter);
+    ASSERT_OK(chdir("/")); /* the relative name now leads nowhere */
+    expect_name((const void *)(uintptr_t)fn, "symlib_static_helper");
+    expect_name((const void *)(uintptr_t)getter, "symlib_helper");
+}
+
+/* A library opened by a relative name is read from its own file, not
+ * taken for the main program (whose symbols named it wrongly). */
+TEST(symbolize, library_opened_by_a_relative_path)
+{
+    run_twice(relative_path_case);
+}
+
+static void argv0_case(void)
+{
+    /* Another ELF file with symbols passes for the program. */
+    program_argv[0] = (char *)GOC_TEST_SYMLIB;
+    Dl_info info;
+    ASSERT(dladdr((void *)(uintptr_t)runner_static_function, &info));
+    ASSERT_STR(info.dli_fname, GOC_TEST_SYMLIB);
+    expect_name((const void *)(uintptr_t)runner_static_function,
+                "runner_static_function");
+}
+
+/* The main program's symbols come from its own file, not from whatever
+ * argv[0] names (exec -a). */
+TEST(symbolize, program_named_otherwise_by_argv0)
+{
+    ASSERT_EQ(runner_static_function(1), 2);
+    run_twice(argv0_case);
+}
+
+static void replaced_case(void)
+{
+    char dir[] = "/tmp/goc-sym-XXXXXX", lib[64], next[64];
+    ASSERT(mkdtemp(dir) != NULL);
+    snprintf(lib, sizeof(lib), "%s/libsym.so", dir);
+    snprintf(next, sizeof(next), "%s/libsym.so.new", dir);
+    copy_file(GOC_TEST_SYMLIB, lib);
+    symlib_fn (*getter)(void);
+    symlib_fn fn = open_symlib(lib, &getter);
+    /* An upgrade puts the next build in its place. */
+    copy_file(GOC_TEST_SYMLIB_REBUILT, next);
+    ASSERT_OK(rename(next, lib));
+    char name[256];
+    goc__symbolize_entry((const void *)(uintptr_t)fn, name, sizeof(name));
+    unlink(lib);
+    rmdir(dir);
+    /* Its own file may be out of reach: then no name beats a wrong one. */
+    if (strcmp(name, "symlib_static_helper") != 0 && strstr(name, "rebuilt"))
+        ASSERT_FAIL("named from the new file: %s", name);
+    expect_name((const void *)(uintptr_t)getter, "symlib_helper");
+}
+
+/* A library replaced on disk while loaded is not named from the new
+ * file's symbols. */
+TEST(symbolize, library_replaced_on_disk)
+{
+    run_twice(replaced_case);
+}
+
+static int mappings_of(const char *path)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    ASSERT(f != NULL);
+    char line[PATH_MAX + 128];
+    int n = 0;
+    while (fgets(line, sizeof(line), f))
+        n += strstr(line, path) != NULL;
+    fclose(f);
+    return n;
+}
+
+static void long_path_case(void)
+{
+    char dir[] = "/tmp/goc-sym-XXXXXX", path[PATH_MAX];
+    ASSERT(mkdtemp(dir) != NULL);
+    char sub[3][PATH_MAX];
+    int len = snprintf(path, sizeof(path), "%s", dir);
+    for (int i = 0; i < 3; i++) { /* 3 x 100 characters */
+        len += snprintf(path + len, sizeof(path) - (size_t)len, "/%099d", i);
+        snprintf(sub[i], sizeof(sub[i]), "%s", path);
+        ASSERT_OK(mkdir(path, 0755));
+    }
+    snprintf(path + len, sizeof(path) - (size_t)len, "/libsym.so");
+    copy_file(GOC_TEST_SYMLIB, path);
+    symlib_fn (*getter)(void);
+    symlib_fn fn = open_symlib(path, &getter);
+    int loaded = mappings_of(path);
+    for (int i = 0; i < 20; i++)
+        expect_name((const void *)(uintptr_t)fn, "symlib_static_helper");
+    expect_name((const void *)(uintptr_t)runner_static_function,
+                "runner_static_function");
+    /* The symbol table is mapped once, not once a lookup. */
+    ASSERT_LE(mappings_of(path), loaded + 1);
+    unlink(path);
+    for (int i = 2; i >= 0; i--)
+        rmdir(sub[i]);
+    rmdir(dir);
+}
+
+/* A library at a path longer than 256 characters is loaded once, and
+ * the modules after it are still named. */
+TEST(symbolize, library_at_a_long_path)
+{
+    ASSERT_EQ(runner_static_function(1), 2);
+    run_twice(long_path_case);
+}
