@@ -394,6 +394,50 @@ TEST(blocking, hog_asleep_in_the_kernel_is_reported_as_such)
     test_no_leaks();
 }
 
+/* A static function: only the program's symbol table knows its name. */
+static void spin_for_300ms(void *arg)
+{
+    spinner(arg);
+}
+
+static void spawn_static_spinner(void *arg)
+{
+    (void)arg;
+    struct goc_go_opts o = { .name = "watched" };
+    ASSERT_OK(goc_go(queued_behind, NULL));
+    ASSERT_OK(goc_go_ex(spin_for_300ms, NULL, &o));
+}
+
+static int static_spinner_main(void *arg)
+{
+    struct hog_reports *r = arg;
+    ASSERT_OK(goc_go(spawn_static_spinner, NULL));
+    int64_t end = goc_now() + 3 * GOC_SECOND;
+    while (!atomic_load(&r->n) && goc_now() < end)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    return 0;
+}
+
+/* The report names the entry function as a backtrace would, static or
+ * not (it said "entry ?" for a static one). */
+TEST(blocking, hog_report_names_a_static_entry_function)
+{
+    if (test_under_valgrind()) {
+        printf("# skipped under valgrind\n");
+        return;
+    }
+    static struct hog_reports r;
+    struct goc_config cfg = { .max_procs = 1 };
+    ASSERT_OK(goc_init(&cfg));
+    goc_set_log_hook(capture_watched, &r);
+    ASSERT_OK(goc_run(static_spinner_main, &r));
+    goc_set_log_hook(NULL, NULL);
+    ASSERT_EQ(atomic_load(&r.n), 1);
+    if (!strstr(r.last, "(entry spin_for_300ms)"))
+        ASSERT_FAIL("report: %s", r.last);
+    test_no_leaks();
+}
+
 struct starved {
     _Atomic int stop;
     _Atomic long yields;

@@ -24,7 +24,6 @@
 #include "runtime.h"
 #include "../internal/futex.h"
 
-#include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -88,11 +87,9 @@ void goc__hog_report(struct goc__p *p, struct goc__g *g)
     int64_t since = atomic_exchange(&p->hog_since, 0);
     if (!since || g->id == 0)
         return; /* already reported, or g0 */
-    Dl_info info;
-    const char *entry =
-        dladdr((void *)(uintptr_t)g->fn, &info) && info.dli_sname
-            ? info.dli_sname
-            : "?";
+    /* Named as in backtraces: dladdr() knows no static function. */
+    char entry[128];
+    goc__symbolize_entry((const void *)(uintptr_t)g->fn, entry, sizeof(entry));
     long long ms = (goc__nanotime() - since) / 1000000;
     int waiting = atomic_load(&p->hog_waiting);
     if (atomic_load(&p->hog_kind) == GOC__HOG_IN_KERNEL)
