@@ -591,8 +591,9 @@ size_t goc__stack_class_size(int cls);
 struct goc__g *goc__g_get(struct goc__p *p, int cls);
 /* Recycle an exited G into p's cache (p may be NULL). */
 void goc__g_put(struct goc__p *p, struct goc__g *g);
-/* Drop the pages of long-idle stacks; called by sysmon. */
-void goc__stack_trim(int64_t now, int64_t idle_ns);
+/* Drop the pages of stacks idle in the pool since now - idle_ns; called
+ * by sysmon. Stops after about budget_ns: true if idle ones are left. */
+bool goc__stack_trim(int64_t now, int64_t idle_ns, int64_t budget_ns);
 /* Report a stack overflow of g and end the process. */
 void goc__stack_overflow(struct goc__g *g, const void *addr)
     __attribute__((noreturn));

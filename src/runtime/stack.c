@@ -11,7 +11,10 @@
  * nothing on that path enters the kernel. sysmon drops the pages of stacks
  * that sat in the global pool for a while, but never the G's page, and no
  * slab is ever unmapped: the scheduler reads the G of a goroutine another
- * thread may have recycled meanwhile (prefetch_following in sched.c).
+ * thread may have recycled meanwhile (prefetch_following in sched.c). It
+ * takes one idle batch out of the pool at a time to trim it, so spawns
+ * meanwhile find the rest there instead of carving new stacks, which
+ * would stay mapped for ever.
  *
  * Under every stack is a guard page: MADV_GUARD_INSTALL where the kernel
  * has it (no extra mapping), else mprotect while the process stays well
@@ -47,15 +50,22 @@
  * from the pool touches one cold page, not 32.
  */
 struct batch {
-    struct batch *next;
+    struct batch *next, *prev; /* prev: in the untrimmed list only */
     int n;
     int64_t freed_at;
     struct goc__g *g[BATCH];
 };
 
+/*
+ * The global free pool of a size class. Batches not yet trimmed are kept
+ * newest first, so spawns take the hottest and the trimmer the idlest (at
+ * the tail); trimmed ones wait apart, taken only when no other is left,
+ * and the trimmer never looks at them again.
+ */
 struct pool {
     goc__lock lock;
-    struct batch *batches; /* global free pool */
+    struct batch *head, *tail; /* untrimmed, newest first */
+    struct batch *trimmed;
     int64_t nfree;
     char *slab; /* slab being carved */
     size_t slab_next, slab_count;
@@ -276,15 +286,48 @@ static struct batch *batch_in(struct goc__g *host)
     return (struct batch *)at;
 }
 
+/* Put b at the head of the untrimmed list. Lock held. */
+static void pool_push(struct pool *pool, struct batch *b)
+{
+    b->prev = NULL;
+    b->next = pool->head;
+    if (pool->head)
+        pool->head->prev = b;
+    else
+        pool->tail = b;
+    pool->head = b;
+    pool->nfree += b->n;
+}
+
+/* Take b out of the pool: any batch of the untrimmed list, or the first
+ * of the trimmed one. Lock held. */
+static void pool_unlink(struct pool *pool, struct batch *b)
+{
+    if (b == pool->trimmed) {
+        pool->trimmed = b->next;
+    } else {
+        struct batch **from = b->prev ? &b->prev->next : &pool->head;
+        struct batch **to = b->next ? &b->next->prev : &pool->tail;
+        *from = b->next;
+        *to = b->prev;
+    }
+    pool->nfree -= b->n;
+}
+
+/* The batch spawns take next: the newest untrimmed one. Lock held. */
+static struct batch *pool_first(struct pool *pool)
+{
+    return pool->head ? pool->head : pool->trimmed;
+}
+
 /* Fill p's empty cache with one batch from the pool, or carve a stack. */
 static void refill(struct goc__p *p, int cls)
 {
     struct pool *pool = &pools[cls];
     goc__lock_acquire(&pool->lock);
-    struct batch *b = pool->batches;
+    struct batch *b = pool_first(pool);
     if (b) {
-        pool->batches = b->next;
-        pool->nfree -= b->n;
+        pool_unlink(pool, b);
     } else {
         struct goc__g *g = carve(pool, cls);
         if (g)
@@ -304,12 +347,13 @@ static struct goc__g *pool_get_one(int cls)
     struct pool *pool = &pools[cls];
     struct goc__g *g;
     goc__lock_acquire(&pool->lock);
-    struct batch *b = pool->batches;
+    struct batch *b = pool_first(pool);
     if (b) {
         if (b->n == 1)
-            pool->batches = b->next; /* g[0], the host, goes last */
+            pool_unlink(pool, b); /* g[0], the host, goes last */
+        else
+            pool->nfree--;
         g = b->g[--b->n];
-        pool->nfree--;
     } else {
         g = carve(pool, cls);
     }
@@ -368,9 +412,7 @@ static void pool_put_batch(int cls, struct goc__g **gs, int n)
     b->freed_at = goc__nanotime();
     struct pool *pool = &pools[cls];
     goc__lock_acquire(&pool->lock);
-    b->next = pool->batches;
-    pool->batches = b;
-    pool->nfree += n;
+    pool_push(pool, b);
     goc__lock_release(&pool->lock);
 }
 
@@ -415,32 +457,44 @@ static void trim_one(struct goc__g *g)
     g->trimmed = 1;
 }
 
-void goc__stack_trim(int64_t now, int64_t idle_ns)
+/*
+ * Trim the idle batches of one class, oldest first. Each is taken out of
+ * the pool alone and trimmed with the lock released, so the pool keeps
+ * all the others for spawns meanwhile. False if the deadline came first.
+ */
+static bool trim_class(struct pool *pool, int64_t idle_since, int64_t deadline)
 {
-    for (int cls = 0; cls < GOC__STACK_CLASSES; cls++) {
-        struct pool *pool = &pools[cls];
-        /* Take the batches out so madvise runs without the lock held. */
+    for (;;) {
         goc__lock_acquire(&pool->lock);
-        struct batch *list = pool->batches;
-        int64_t n = pool->nfree;
-        pool->batches = NULL;
-        pool->nfree = 0;
-        goc__lock_release(&pool->lock);
-        if (!list)
-            continue;
-        struct batch *last = NULL;
-        for (struct batch *b = list; b; b = b->next) {
-            for (int i = 0; b->freed_at <= now - idle_ns && i < b->n; i++)
-                if (!b->g[i]->trimmed)
-                    trim_one(b->g[i]);
-            last = b;
+        struct batch *b = pool->tail;
+        if (!b || b->freed_at > idle_since) {
+            goc__lock_release(&pool->lock);
+            return true;
         }
-        goc__lock_acquire(&pool->lock);
-        last->next = pool->batches;
-        pool->batches = list;
-        pool->nfree += n;
+        pool_unlink(pool, b);
         goc__lock_release(&pool->lock);
+        for (int i = 0; i < b->n; i++)
+            if (!b->g[i]->trimmed)
+                trim_one(b->g[i]);
+        goc__lock_acquire(&pool->lock);
+        b->next = pool->trimmed;
+        pool->trimmed = b;
+        pool->nfree += b->n;
+        goc__lock_release(&pool->lock);
+        if (goc__nanotime() >= deadline)
+            return false;
     }
+}
+
+bool goc__stack_trim(int64_t now, int64_t idle_ns, int64_t budget_ns)
+{
+    int64_t start = goc__nanotime();
+    int64_t deadline =
+        budget_ns > INT64_MAX - start ? INT64_MAX : start + budget_ns;
+    for (int cls = 0; cls < GOC__STACK_CLASSES; cls++)
+        if (!trim_class(&pools[cls], now - idle_ns, deadline))
+            return true;
+    return false;
 }
 
 int64_t goc__stack_mapped_count(void)

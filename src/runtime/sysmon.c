@@ -17,7 +17,8 @@
  *  - when goroutines wait for I/O and nobody has looked at epoll for
  *    10 ms (every M busy running goroutines), it polls and queues the
  *    goroutines whose I/O is ready on the global queue;
- *  - stacks idle for 2 s in the global pool give their pages back;
+ *  - stacks idle for 2 s in the global pool give their pages back, at
+ *    most 1 ms of that work a round, so the duties above wait no longer;
  *  - when every goroutine has been parked for a few ticks with nothing
  *    left that could wake one, it reports the deadlock (dump.c).
  */
@@ -45,6 +46,7 @@
 #define OVERDUE_NS       (1000 * 1000)
 #define TRIM_EVERY_NS    ((int64_t)1000 * 1000 * 1000)
 #define STACK_IDLE_NS    ((int64_t)2 * 1000 * 1000 * 1000)
+#define TRIM_SLICE_NS    ((int64_t)1000 * 1000)
 
 static _Atomic uint32_t kick_word;
 static _Atomic int deep_sleep;     /* sysmon sleeps long: kick it */
@@ -307,6 +309,7 @@ static void *sysmon_main(void *arg)
 {
     (void)arg;
     int64_t delay = MIN_DELAY_NS, last_trim = goc__nanotime();
+    bool trim_left = false; /* the last round ran out of time */
     for (;;) {
         atomic_store(&deep_sleep, delay >= MAX_DELAY_NS / 10);
         atomic_store(&beyond_handoff, delay > HANDOFF_DELAY_NS);
@@ -319,9 +322,10 @@ static void *sysmon_main(void *arg)
         bool active = watch_ps(now, &handoff);
         poll_if_stale(now);
         goc__check_deadlock();
-        if (now - last_trim >= TRIM_EVERY_NS) {
-            goc__stack_trim(now, STACK_IDLE_NS);
-            last_trim = now;
+        if (trim_left || now - last_trim >= TRIM_EVERY_NS) {
+            if (!trim_left)
+                last_trim = now;
+            trim_left = goc__stack_trim(now, STACK_IDLE_NS, TRIM_SLICE_NS);
         }
         delay = active ? MIN_DELAY_NS
                        : (delay * 2 > MAX_DELAY_NS ? MAX_DELAY_NS : delay * 2);
