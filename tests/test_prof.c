@@ -305,6 +305,72 @@ TEST_G(prof, cpu_profile_names_the_busy_function)
     tmp_done(&t);
 }
 
+/* ---- CPU profile: a frame-pointer register holding data -------------- */
+
+#if defined(__x86_64__) || defined(__aarch64__)
+/* Spin iters times with the frame-pointer register set to fp, as code
+ * built without frame pointers may hold any value there (the alignment
+ * mask ~15, say); the register is restored on return. */
+long prof_masked_spin(long iters, uintptr_t fp);
+#if defined(__x86_64__)
+__asm__(".text\n.globl prof_masked_spin\n.type prof_masked_spin,@function\n"
+        "prof_masked_spin:\n"
+        "  push %rbp\n  mov %rsi, %rbp\n"
+        "1: dec %rdi\n  jnz 1b\n"
+        "  pop %rbp\n  mov %rdi, %rax\n  ret\n"
+        ".size prof_masked_spin, .-prof_masked_spin\n");
+#else
+__asm__(".text\n.globl prof_masked_spin\n.type prof_masked_spin,%function\n"
+        "prof_masked_spin:\n"
+        "  stp x29, x30, [sp, #-16]!\n  mov x29, x1\n"
+        "1: subs x0, x0, #1\n  b.ne 1b\n"
+        "  ldp x29, x30, [sp], #16\n  ret\n"
+        ".size prof_masked_spin, .-prof_masked_spin\n");
+#endif
+
+/* Spin for about ns of CPU with the frame-pointer register at fp. */
+static void masked_spin_for(int64_t ns, uintptr_t fp)
+{
+    int64_t end = goc_now() + ns;
+    while (goc_now() < end)
+        prof_masked_spin(1000000, fp);
+}
+
+static void *plain_masked_spinner(void *arg)
+{
+    (void)arg;
+    masked_spin_for(200 * GOC_MILLISECOND, (uintptr_t)-16);
+    return NULL;
+}
+#endif
+
+/* Samples taken where the register holds a value near the top of the
+ * address space: the walk's bounds must not wrap and let it load there. */
+TEST_G(prof, cpu_profile_survives_a_frame_pointer_near_the_top)
+{
+#if defined(__x86_64__) || defined(__aarch64__)
+    struct tmp t;
+    tmp_init(&t);
+    const char *path = tmp_path(&t, "mask.prof");
+    ASSERT_OK(goc_prof_cpu_start(path, 1000));
+    /* A plain thread first: a walk of unknown extent... */
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, plain_masked_spinner, NULL));
+    ASSERT_OK(test_join(th, NULL));
+    /* ...then the main goroutine: a walk bounded by its stack. */
+    masked_spin_for(200 * GOC_MILLISECOND, (uintptr_t)-8);
+    masked_spin_for(100 * GOC_MILLISECOND, (uintptr_t)-16);
+    ASSERT_OK(goc_prof_cpu_stop());
+    struct goc_prof_cpu_stats st;
+    ASSERT_OK(goc_prof_cpu_stats(&st));
+    ASSERT_GE(st.samples, 10);
+    ASSERT_GT(file_size(path), 0);
+    tmp_done(&t);
+#else
+    skip("no frame-pointer register known");
+#endif
+}
+
 /* ---- goroutine profile ------------------------------------------------ */
 
 struct parked {

@@ -100,14 +100,16 @@ GOC__PROF_NOSAN static inline int goc__fp_walk(
 {
     uintptr_t ok_lo = 0, ok_hi = 0; /* a page span known to be readable */
     int n = 0;
-    while (n < max && fp >= lo && (fp & 7) == 0) {
+    /* No fp + 16 below: code without frame pointers may hold any value
+     * in the register, ~15 say, and the sum would wrap past a bound. */
+    while (n < max && fp >= lo && (fp & 7) == 0 && fp <= UINTPTR_MAX - 16) {
         uintptr_t f[2];
         if (hi) {
-            if (fp + 16 > hi)
+            if (hi < 16 || fp > hi - 16)
                 break;
             f[0] = ((const volatile uintptr_t *)fp)[0];
             f[1] = ((const volatile uintptr_t *)fp)[1];
-        } else if (fp >= ok_lo && fp + 16 <= ok_hi) {
+        } else if (ok_hi >= 16 && fp >= ok_lo && fp <= ok_hi - 16) {
             f[0] = ((const volatile uintptr_t *)fp)[0];
             f[1] = ((const volatile uintptr_t *)fp)[1];
         } else {
