@@ -8,9 +8,12 @@
  * goroutine's backtrace starts from the frame pointer its context switch
  * saved; frame pointers are kept in every goc build for this.
  *
- * Reading other goroutines is racy by nature (they may run meanwhile);
- * the walk is bounded by the goroutine's stack, so the worst case is a
- * stale line in a diagnostic.
+ * Reading other goroutines is racy by nature (they may run meanwhile and
+ * overwrite the frames being read), and a frame of code built without
+ * frame pointers may hold anything where a saved frame pointer would be.
+ * So every frame of a goroutine's stack is checked to lie inside that
+ * stack, [stack_lo, g), which stays mapped, before it is read: the worst
+ * case is a stale or short backtrace in a diagnostic.
  */
 #include "runtime.h"
 #include "goc/panic.h"
