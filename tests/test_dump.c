@@ -6,9 +6,12 @@
  */
 #include "test.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* ---- a frame pointer into a guard page ---------------------------------- */
@@ -207,4 +210,40 @@ TEST(dump, goroutine_profile_while_stacks_change)
     setenv("GOC_MAXPROCS", "2", 1);
     ASSERT_OK(goc_run(ring_main, NULL));
     test_no_leaks();
+}
+
+/* ---- the leak check's timeout ------------------------------------------- */
+
+static void nap(void *arg)
+{
+    (void)arg;
+    goc_sleep(50 * GOC_MILLISECOND, NULL);
+}
+
+TEST_G(dump, leakcheck_waits_for_ever_on_a_huge_timeout)
+{
+    ASSERT_OK(goc_go(nap, NULL));
+    /* INT64_MAX from now is far in the future, not in the past. */
+    ASSERT_OK(goc_leakcheck(0, INT64_MAX));
+}
+
+TEST_G(dump, leakcheck_refuses_a_negative_timeout)
+{
+    ASSERT_OK(goc_go(nap, NULL));
+    /* Refused without a check: nothing is dumped to standard error. */
+    char path[] = "/tmp/goc-leak-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    unlink(path);
+    int saved = dup(2);
+    ASSERT_GE(saved, 0);
+    ASSERT_EQ(dup2(fd, 2), 2);
+    int r = goc_leakcheck(0, -1);
+    ASSERT_EQ(dup2(saved, 2), 2);
+    close(saved);
+    ASSERT_EQ(r, -EINVAL);
+    ASSERT_EQ(lseek(fd, 0, SEEK_END), 0);
+    close(fd);
+    ASSERT_EQ(goc_leakcheck(0, INT64_MIN), -EINVAL);
+    ASSERT_OK(goc_leakcheck(0, 5 * GOC_SECOND));
 }

@@ -235,8 +235,13 @@ int goc_dump(int fd)
 
 int goc_leakcheck(int64_t allowed, int64_t timeout)
 {
-    int64_t self = goc__g_current() ? 1 : 0;
-    int64_t end = goc__nanotime() + timeout, delay = GOC_MILLISECOND;
+    if (timeout < 0)
+        return -EINVAL;
+    int64_t self = goc__g_current() ? 1 : 0, now = goc__nanotime();
+    /* Saturated: a huge timeout (INT64_MAX, "for ever") must not wrap
+     * into the past. */
+    int64_t end = timeout > INT64_MAX - now ? INT64_MAX : now + timeout;
+    int64_t delay = GOC_MILLISECOND;
     for (;;) {
         if (goc_num_goroutine() - self <= allowed)
             return 0;
