@@ -247,3 +247,91 @@ TEST_G(dump, leakcheck_refuses_a_negative_timeout)
     ASSERT_EQ(goc_leakcheck(0, INT64_MIN), -EINVAL);
     ASSERT_OK(goc_leakcheck(0, 5 * GOC_SECOND));
 }
+
+/* ---- a dump's writes interrupted by signals ----------------------------- */
+
+#define SLEEPERS 1000
+
+static goc_chan *never;
+static goc_wg never_done;
+static _Atomic pid_t kick_tid;
+static _Atomic int kick_stop;
+
+static void never_woken(void *arg)
+{
+    (void)arg;
+    goc_chan_recv(never, NULL, NULL);
+    goc_wg_done(&never_done);
+}
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+}
+
+static void block_all_signals(void)
+{
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+}
+
+/* Signal the dumping thread every millisecond. */
+static void *kicker(void *arg)
+{
+    (void)arg;
+    block_all_signals();
+    while (!atomic_load(&kick_stop)) {
+        pid_t tid = atomic_load(&kick_tid);
+        if (tid)
+            syscall(SYS_tgkill, getpid(), tid, SIGALRM);
+        usleep(1000);
+    }
+    return NULL;
+}
+
+/* Read the pipe slowly, so that the dump's writes block on it. */
+static void *slow_reader(void *arg)
+{
+    int fd = *(int *)arg;
+    char buf[512];
+    block_all_signals();
+    while (read(fd, buf, sizeof(buf)) > 0)
+        usleep(200);
+    return NULL;
+}
+
+TEST_G(dump, dump_retries_writes_cut_short_by_a_signal)
+{
+    ASSERT_OK(goc_chan_new(0, 0, &never));
+    goc_wg_init(&never_done);
+    goc_wg_add(&never_done, SLEEPERS);
+    for (int i = 0; i < SLEEPERS; i++)
+        ASSERT_OK(goc_go(never_woken, NULL));
+    goc_sleep(20 * GOC_MILLISECOND, NULL);
+    int p[2];
+    ASSERT_OK(pipe(p));
+    pthread_t rd, kick;
+    ASSERT_OK(pthread_create(&rd, NULL, slow_reader, &p[0]));
+    /* No SA_RESTART: a write blocked on the pipe fails with EINTR. */
+    struct sigaction sa = { .sa_handler = on_alarm }, old;
+    sigemptyset(&sa.sa_mask);
+    ASSERT_OK(sigaction(SIGALRM, &sa, &old));
+    ASSERT_OK(goc_pin()); /* the signalled thread stays the dumper's */
+    atomic_store(&kick_tid, (pid_t)syscall(SYS_gettid));
+    ASSERT_OK(pthread_create(&kick, NULL, kicker, NULL));
+    int r1 = goc_dump(p[1]);
+    int r2 = goc_prof_write_goroutine(p[1], 2);
+    atomic_store(&kick_stop, 1);
+    ASSERT_OK(test_join(kick, NULL));
+    ASSERT_OK(goc_unpin());
+    ASSERT_OK(sigaction(SIGALRM, &old, NULL));
+    close(p[1]);
+    ASSERT_OK(test_join(rd, NULL));
+    close(p[0]);
+    ASSERT_GE(r1, SLEEPERS + 1);
+    ASSERT_GE(r2, SLEEPERS + 1);
+    goc_chan_close(never);
+    goc_wg_wait(&never_done, NULL);
+    goc_chan_release(never);
+}

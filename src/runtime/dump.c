@@ -81,6 +81,9 @@ static void flush(struct dump *d)
     const char *p = d->buf;
     while (d->len > 0 && !d->err) {
         ssize_t w = write(d->fd, p, d->len);
+        /* A signal without SA_RESTART cut a blocked write short. */
+        if (w < 0 && errno == EINTR)
+            continue;
         if (w < 0) {
             d->err = -errno;
             break;
