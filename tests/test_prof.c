@@ -258,6 +258,25 @@ __attribute__((noinline)) static uint64_t prof_busy_spin(int64_t ns)
     return x;
 }
 
+TEST_G(prof, cpu_huge_duration_runs_until_stopped)
+{
+    struct tmp t;
+    tmp_init(&t);
+    struct goc_prof_cpu_opts o = { .path = tmp_path(&t, "long.prof"),
+                                   .hz = 100,
+                                   .duration = INT64_MAX };
+    ASSERT_OK(goc_prof_cpu_start_opts(&o));
+    prof_busy_spin(300 * GOC_MILLISECOND);
+    struct goc_prof_cpu_stats st;
+    ASSERT_OK(goc_prof_cpu_stats(&st));
+    ASSERT_EQ(st.running, 1);
+    ASSERT_OK(goc_prof_cpu_stop());
+    ASSERT_OK(goc_prof_cpu_stats(&st));
+    /* 0.3 s of CPU at 100 Hz is about 30 samples. */
+    ASSERT_GE(st.samples, 5);
+    tmp_done(&t);
+}
+
 static void spinner(void *arg)
 {
     goc_wg *wg = arg;

@@ -518,11 +518,20 @@ static void finish(void)
     goc__u64map_free(&cpu.aggmap);
 }
 
+/* When a profile with a duration ends: saturated, so that a huge one
+ * (INT64_MAX, say) runs until stopped instead of wrapping into the past. */
+static int64_t end_time(void)
+{
+    if (!cpu.duration || cpu.duration > INT64_MAX - cpu.start_mono)
+        return INT64_MAX;
+    return cpu.start_mono + cpu.duration;
+}
+
 static void *writer_main(void *arg)
 {
     (void)arg;
     cpu.writer_tid = gettid();
-    int64_t end = cpu.duration ? cpu.start_mono + cpu.duration : INT64_MAX;
+    int64_t end = end_time();
     pthread_mutex_lock(&cpu.wmu);
     while (!cpu.stop_req) {
         int64_t now = goc__nanotime();
