@@ -780,6 +780,52 @@ TEST(prof, cpu_thread_refused_a_timer_is_counted_once)
     tmp_done(&t);
 }
 
+/* Fill the file descriptor table, under a low limit, but for one. */
+static int fill_fds_but_one(int *fds, int max)
+{
+    int n = 0, fd;
+    while (n < max && (fd = dup(0)) >= 0)
+        fds[n++] = fd;
+    ASSERT_EQ(errno, EMFILE);
+    close(fds[--n]);
+    return n;
+}
+
+TEST(prof, cpu_thread_whose_stat_cannot_be_read_is_counted_once)
+{
+    struct tmp t;
+    tmp_init(&t);
+    ASSERT_OK(goc_prof_cpu_start(tmp_path(&t, "emfile.prof"), 100));
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        ASSERT_OK(pthread_create(&th[i], NULL, idler, NULL));
+    usleep(200 * 1000); /* the writer's scans see them */
+    struct goc_prof_cpu_stats before, later;
+    ASSERT_OK(goc_prof_cpu_stats(&before));
+    /* The writer's opendir takes the one descriptor left: no thread's
+     * stat can be opened (EMFILE) for several scans. */
+    struct rlimit old, low;
+    ASSERT_OK(getrlimit(RLIMIT_NOFILE, &old));
+    low = (struct rlimit){ 64, old.rlim_max };
+    ASSERT_OK(setrlimit(RLIMIT_NOFILE, &low));
+    int fds[64];
+    int n = fill_fds_but_one(fds, 64);
+    usleep(300 * 1000);
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    ASSERT_OK(setrlimit(RLIMIT_NOFILE, &old));
+    usleep(300 * 1000);
+    ASSERT_OK(goc_prof_cpu_stats(&later));
+    atomic_store(&idler_stop, 1);
+    for (int i = 0; i < 2; i++)
+        ASSERT_OK(test_join(th[i], NULL));
+    ASSERT_OK(goc_prof_cpu_stop());
+    /* The same threads, still profiled: none counted a second time. */
+    ASSERT_GE(before.threads, 3);
+    ASSERT_EQ(later.threads, before.threads);
+    tmp_done(&t);
+}
+
 /* ---- the heap library's allocator entry points ----------------------- */
 
 #if defined(GOC_HEAPPROF_SO)

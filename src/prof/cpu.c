@@ -334,28 +334,40 @@ static void sweep_threads(void)
 }
 
 /* The start time of thread tid (field 22 of its stat, in clock ticks since
- * boot), which tells a reused tid from the thread that had it; false if
- * the thread is gone. */
-static bool thread_start(int taskfd, const char *tid, uint64_t *start)
+ * boot), which tells a reused tid from the thread that had it: 0, -ENOENT
+ * or -ESRCH if the thread is gone, another -errno (EMFILE, say) if that
+ * cannot be told now. */
+static int thread_start(int taskfd, const char *tid, uint64_t *start)
 {
     char path[32], buf[512];
     snprintf(path, sizeof(path), "%s/stat", tid);
     int fd = openat(taskfd, path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return false;
+        return -errno;
     ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    int err = n < 0 ? -errno : -ESRCH;
     close(fd);
     if (n <= 0)
-        return false;
+        return err;
     buf[n] = '\0';
     /* The name (field 2) may hold anything: fields follow its last ')'. */
     char *at = strrchr(buf, ')');
     for (int field = 2; at && field < 22; field++)
         at = strchr(at + 1, ' ');
     if (!at)
-        return false;
+        return -ESRCH;
     *start = strtoull(at + 1, NULL, 10);
-    return true;
+    return 0;
+}
+
+/* Keep a thread tracked whose stat could not be read for want of a file
+ * descriptor or memory: dropping it would delete its timer, and the next
+ * scan would count it again as a new thread. */
+static void keep_thread(pid_t tid, int err)
+{
+    int i = err == -ENOENT || err == -ESRCH ? -1 : find_thread(tid);
+    if (i >= 0)
+        cpu.threads[i].seen = cpu.scan_gen;
 }
 
 /*
@@ -374,9 +386,13 @@ static int scan_threads(void)
     while ((e = readdir(dir))) {
         pid_t tid = (pid_t)atoi(e->d_name);
         uint64_t start;
-        if (tid <= 0 || tid == cpu.writer_tid ||
-            !thread_start(dirfd(dir), e->d_name, &start))
+        if (tid <= 0 || tid == cpu.writer_tid)
             continue;
+        int err = thread_start(dirfd(dir), e->d_name, &start);
+        if (err) {
+            keep_thread(tid, err);
+            continue;
+        }
         int i = find_thread(tid);
         if (i >= 0 && cpu.threads[i].start != start) {
             drop_thread(i); /* the tid's thread ended; this is a new one */
@@ -386,7 +402,7 @@ static int scan_threads(void)
             cpu.threads[i].seen = cpu.scan_gen;
             continue;
         }
-        int err = -EAGAIN;
+        err = -EAGAIN;
         if (cpu.nthreads < MAX_TRACKED)
             err = add_thread(tid, start);
         else
