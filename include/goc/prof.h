@@ -12,7 +12,8 @@
  *   (timer_create(CLOCK_THREAD_CPUTIME_ID-style, SIGEV_THREAD_ID)); the
  *   SIGPROF handler walks the frame pointers of the interrupted code into
  *   a preallocated lock-free ring, and a writer thread drains it. Samples
- *   carry the label "goroutine" (the goroutine's id).
+ *   taken on a goroutine carry the label "goroutine" (its id); samples of
+ *   plain threads, and of a thread between goroutines, carry none.
  * - Goroutine: the stack of every goroutine, counted per distinct stack.
  * - Heap: sampled allocations, recorded by the separate library
  *   goc_heapprof (libgoc_heapprof.a / .so, LD_PRELOAD-able), which wraps
