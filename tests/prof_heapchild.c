@@ -9,10 +9,17 @@
  *   DIR/heap.txt    text form, big blocks live
  *   DIR/heap2.txt   text form, after they were freed
  *
+ * With a second argument "frames", it allocates instead once through
+ * each entry point at rate 1, from named functions of a fresh thread
+ * (its first allocation included), then 64 MiB as the first allocation
+ * of another thread at a 512 KiB rate, and writes DIR/frames.txt.
+ *
  * Exit status: 0 done, 3 heap profiling unavailable, 4 a write failed.
  */
 #include <goc.h>
 
+#include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,10 +75,100 @@ static int child_main(void *arg)
     return save(dir, "heap2.txt", 1) ? 4 : 0;
 }
 
+/* ---- frames mode ----------------------------------------------------------
+ */
+
+#define FRAMES_N 7 /* the last: a second thread's */
+
+static void *kept[FRAMES_N];
+
+/* The thread's first allocation. */
+__attribute__((noinline)) static void prof_first_alloc(void)
+{
+    kept[0] = malloc(1000);
+    __asm__ volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) static void prof_via_posix_memalign(void)
+{
+    if (posix_memalign(&kept[1], 64, 1001) != 0)
+        abort();
+    __asm__ volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) static void prof_via_aligned_alloc(void)
+{
+    kept[2] = aligned_alloc(64, 1024);
+    __asm__ volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) static void prof_via_memalign(void)
+{
+    kept[3] = memalign(64, 1003);
+    __asm__ volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) static void prof_via_realloc_null(void)
+{
+    kept[4] = realloc(NULL, 1004);
+    __asm__ volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) static void prof_via_reallocarray(void)
+{
+    kept[5] = reallocarray(NULL, 1, 1005);
+    __asm__ volatile("" ::: "memory");
+}
+
+static void *frames_thread(void *arg)
+{
+    (void)arg;
+    prof_first_alloc();
+    prof_via_posix_memalign();
+    prof_via_aligned_alloc();
+    prof_via_memalign();
+    prof_via_realloc_null();
+    prof_via_reallocarray();
+    return NULL;
+}
+
+/* Its thread's first allocation, far above the rate. */
+__attribute__((noinline)) static void *prof_first_big_alloc(void *arg)
+{
+    (void)arg;
+    kept[6] = malloc(64 << 20);
+    __asm__ volatile("" ::: "memory");
+    return NULL;
+}
+
+/* Run fn on a thread of its own. */
+static int on_thread(void *(*fn)(void *))
+{
+    pthread_t t;
+    return pthread_create(&t, NULL, fn, NULL) || pthread_join(t, NULL);
+}
+
+static int frames_main(const char *dir)
+{
+    if (!goc_prof_heap_available())
+        return 3;
+    if (goc_prof_heap_set_rate(1) != 0)
+        return 5;
+    if (on_thread(frames_thread) || goc_prof_heap_set_rate(512 * 1024) ||
+        on_thread(prof_first_big_alloc))
+        return 6;
+    int err = save(dir, "frames.txt", 1);
+    for (int i = 0; i < FRAMES_N; i++)
+        free(kept[i]);
+    return err ? 4 : 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[2], "frames") == 0)
+        return frames_main(argv[1]);
     if (argc != 2) {
-        fprintf(stderr, "usage: %s DIR\n", argv[0]);
+        fprintf(stderr, "usage: %s DIR [frames]\n", argv[0]);
         return 2;
     }
     return goc_run(child_main, argv[1]);

@@ -519,21 +519,30 @@ TEST(prof, heap_without_goc_heapprof_is_enotsup)
 }
 
 #if defined(GOC_HEAPCHILD)
-/* Run the heap child; preload: the .so to LD_PRELOAD, or NULL. */
-static void run_heapchild(const char *exe, const char *preload, const char *dir)
+/* Run the heap child; preload: the .so to LD_PRELOAD, or NULL; mode: its
+ * second argument, or NULL. */
+static void run_heapchild_mode(const char *exe,
+                               const char *preload,
+                               const char *dir,
+                               const char *mode)
 {
     pid_t pid = fork();
     ASSERT(pid >= 0);
     if (pid == 0) {
         if (preload)
             setenv("LD_PRELOAD", preload, 1);
-        execl(exe, exe, dir, (char *)NULL);
+        execl(exe, exe, dir, mode, (char *)NULL);
         _exit(127);
     }
     int status;
     ASSERT_EQ(waitpid(pid, &status, 0), pid);
     ASSERT(WIFEXITED(status));
     ASSERT_EQ(WEXITSTATUS(status), 0);
+}
+
+static void run_heapchild(const char *exe, const char *preload, const char *dir)
+{
+    run_heapchild_mode(exe, preload, dir, NULL);
 }
 
 static void check_heap_profiles(const char *exe, const char *preload)
@@ -579,6 +588,74 @@ static void check_heap_profiles(const char *exe, const char *preload)
     tmp_done(&t);
 }
 #endif
+
+#if defined(GOC_HEAPCHILD)
+/* The text form's record whose leaf frame (first "#" line) is fn; NULL if
+ * none. */
+static const char *record_with_leaf(const char *text, const char *fn)
+{
+    char want[128];
+    snprintf(want, sizeof(want), "\t%s+0x", fn);
+    const char *records = strchr(text, '\n'); /* past the header's " @ " */
+    for (const char *at = records ? strstr(records, " @ ") : NULL; at;
+         at = strstr(at, " @ ")) {
+        const char *leaf = strstr(at, "\n#\t");
+        const char *end = leaf ? strchr(leaf + 3, '\n') : NULL;
+        const char *name = leaf ? strstr(leaf + 3, want) : NULL;
+        if (name && name < end) {
+            while (at > text && at[-1] != '\n')
+                at--;
+            return at;
+        }
+        at += 3;
+    }
+    return NULL;
+}
+
+/* Run the heap child in frames mode (see prof_heapchild.c); check that
+ * each of fns is the leaf of one record with one allocation: recorded,
+ * and not hidden behind a hook of the library that it called through
+ * another. */
+static void check_heap_frames(const char *exe,
+                              const char *preload,
+                              const char *const *fns,
+                              int n)
+{
+    if (test_instrumented() && getenv("LD_PRELOAD"))
+        skip("valgrind interposes malloc itself");
+    struct tmp t;
+    tmp_init(&t);
+    const char *txt = tmp_path(&t, "frames.txt");
+    run_heapchild_mode(exe, preload, t.dir, "frames");
+    char *text = slurp(txt);
+    for (int i = 0; i < n; i++) {
+        const char *rec = record_with_leaf(text, fns[i]);
+        if (!rec || strtol(rec, NULL, 10) != 1)
+            ASSERT_FAIL("no single record with leaf %s in:\n%s", fns[i], text);
+    }
+    free(text);
+    tmp_done(&t);
+}
+
+static void check_heap_frames_both(const char *const *fns, int n)
+{
+    check_heap_frames(GOC_HEAPCHILD, GOC_HEAPPROF_SO, fns, n);
+    check_heap_frames(GOC_HEAPCHILD_STATIC, NULL, fns, n);
+}
+#endif
+
+/* A thread's first allocation is counted down like any later one: at
+ * rate 1 it is recorded, and so is (nearly surely) a huge one. */
+TEST(prof, heap_records_a_threads_first_allocation)
+{
+#if defined(GOC_HEAPCHILD)
+    static const char *const fns[] = { "prof_first_alloc",
+                                       "prof_first_big_alloc" };
+    check_heap_frames_both(fns, 2);
+#else
+    skip("goc_heapprof is not built with the sanitizers");
+#endif
+}
 
 TEST(prof, heap_profile_preloaded_names_the_big_allocator)
 {

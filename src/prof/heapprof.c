@@ -249,11 +249,15 @@ __attribute__((noinline)) static void sample(void *p, size_t n)
     tl_busy = 1;
     int64_t r = atomic_load_explicit(&rate, memory_order_relaxed);
     if (tl_rand == 0) {
-        /* First sample decision on this thread: start the countdown. */
+        /* First sample decision on this thread: start the countdown and
+         * count this allocation against it like any later one, so that at
+         * rate 1 it is recorded too (and a big one most likely is). */
         tl_rand = mix((uintptr_t)&tl_rand ^ (uint64_t)clock()) | 1;
-        tl_left = draw(r);
-        tl_busy = 0;
-        return;
+        tl_left = draw(r) - (int64_t)n;
+        if (tl_left >= 0) {
+            tl_busy = 0;
+            return;
+        }
     }
     void *pcs[GOC__HEAPPROF_FRAMES + 1];
     uintptr_t fp = (uintptr_t)__builtin_frame_address(0), hi = 0;
