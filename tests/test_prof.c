@@ -657,6 +657,22 @@ TEST(prof, heap_records_a_threads_first_allocation)
 #endif
 }
 
+/* Each entry point's sample starts at its caller, whichever hook serves
+ * it inside the library. */
+TEST(prof, heap_sample_leaf_is_the_caller_of_every_entry_point)
+{
+#if defined(GOC_HEAPCHILD)
+    static const char *const fns[] = {
+        "prof_via_posix_memalign", "prof_via_aligned_alloc",
+        "prof_via_memalign",       "prof_via_realloc_null",
+        "prof_via_reallocarray",
+    };
+    check_heap_frames_both(fns, 5);
+#else
+    skip("goc_heapprof is not built with the sanitizers");
+#endif
+}
+
 TEST(prof, heap_profile_preloaded_names_the_big_allocator)
 {
 #if defined(GOC_HEAPCHILD)

@@ -279,14 +279,33 @@ __attribute__((noinline)) static void sample(void *p, size_t n)
 }
 
 /* ---- the allocator's entry points ------------------------------------------
+ *
+ * A sample skips exactly one frame, the hook's: so a hook that serves
+ * another (realloc(NULL, n) is malloc) inlines its body rather than call
+ * it, which would leave the inner hook as the program's leaf frame.
  */
 
-GOC_API void *malloc(size_t n)
+#define INLINE __attribute__((always_inline)) static inline
+
+INLINE void *do_malloc(size_t n)
 {
     void *p = __libc_malloc(n);
     if (__builtin_expect(due(n), 0) && p)
         sample(p, n);
     return p;
+}
+
+INLINE void *do_memalign(size_t align, size_t n)
+{
+    void *p = __libc_memalign(align, n);
+    if (p && __builtin_expect(due(n), 0))
+        sample(p, n);
+    return p;
+}
+
+GOC_API void *malloc(size_t n)
+{
+    return do_malloc(n);
 }
 
 GOC_API void free(void *p)
@@ -305,10 +324,10 @@ GOC_API void *calloc(size_t n, size_t size)
     return p;
 }
 
-GOC_API void *realloc(void *old, size_t n)
+INLINE void *do_realloc(void *old, size_t n)
 {
     if (!old)
-        return malloc(n);
+        return do_malloc(n);
     /* Accounted freed before glibc may hand the address to another
      * thread; if realloc fails, the old block stays, unsampled. */
     if (atomic_load_explicit(&live_count, memory_order_relaxed) > 0)
@@ -319,6 +338,11 @@ GOC_API void *realloc(void *old, size_t n)
     return p;
 }
 
+GOC_API void *realloc(void *old, size_t n)
+{
+    return do_realloc(old, n);
+}
+
 GOC_API void *reallocarray(void *old, size_t n, size_t size)
 {
     size_t bytes;
@@ -326,15 +350,12 @@ GOC_API void *reallocarray(void *old, size_t n, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    return realloc(old, bytes);
+    return do_realloc(old, bytes);
 }
 
 GOC_API void *memalign(size_t align, size_t n)
 {
-    void *p = __libc_memalign(align, n);
-    if (p && __builtin_expect(due(n), 0))
-        sample(p, n);
-    return p;
+    return do_memalign(align, n);
 }
 
 /* glibc 2.38 made aligned_alloc refuse alignments that are not a power of
@@ -347,7 +368,7 @@ GOC_API void *aligned_alloc(size_t align, size_t n)
         errno = EINVAL;
         return NULL;
     }
-    return memalign(align, n);
+    return do_memalign(align, n);
 }
 
 GOC_API int posix_memalign(void **out, size_t align, size_t n)
@@ -357,7 +378,7 @@ GOC_API int posix_memalign(void **out, size_t align, size_t n)
         ((align / sizeof(void *)) & (align / sizeof(void *) - 1)))
         return EINVAL;
     int saved = errno;
-    void *p = memalign(align, n);
+    void *p = do_memalign(align, n);
     errno = saved;
     if (!p)
         return ENOMEM;
