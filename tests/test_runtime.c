@@ -706,6 +706,57 @@ TEST(runtime, stack_overflow_is_reported_after_a_recovered_foreign_fault)
                      "fatal error: stack overflow");
 }
 
+/* A handler of the program's installed with SA_NODEFER, that probes
+ * memory itself and relies on its own nested fault being delivered to it
+ * (the kernel does so for SA_NODEFER): a fault on page 1 touches page 2. */
+static char *nodefer_page1, *nodefer_page2;
+static volatile int nodefer_depth;
+
+static void nodefer_handler(int sig, siginfo_t *si, void *uctx)
+{
+    (void)sig;
+    (void)uctx;
+    if ((char *)si->si_addr == nodefer_page1 && nodefer_depth == 0) {
+        nodefer_depth++;
+        volatile char c = *nodefer_page2; /* faults into this handler */
+        (void)c;
+        nodefer_depth--;
+        mprotect(nodefer_page1, 4096, PROT_READ | PROT_WRITE);
+    } else {
+        mprotect(nodefer_page2, 4096, PROT_READ | PROT_WRITE);
+    }
+}
+
+static void nodefer_nested_fault_child(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = nodefer_handler;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    ASSERT_OK(sigaction(SIGSEGV, &sa, NULL));
+    nodefer_page1 =
+        mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    nodefer_page2 =
+        mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT(nodefer_page1 != MAP_FAILED && nodefer_page2 != MAP_FAILED);
+    ASSERT_OK(goc_init(NULL));
+    *(volatile char *)nodefer_page1 = 1;
+    ASSERT_EQ(nodefer_page1[0], 1);
+    fprintf(stderr, "recovered from a nested fault\n");
+}
+
+TEST(runtime, foreign_nodefer_handler_gets_its_nested_fault)
+{
+    if (test_under_valgrind()) {
+        /* Its faults are on purpose, and each is a memcheck error. */
+        printf("# skipped under valgrind\n");
+        return;
+    }
+    test_expect_exit(nodefer_nested_fault_child, 0,
+                     "recovered from a nested fault");
+}
+
 /* ---- the log hook ------------------------------------------------------ */
 
 static int hook_arg_a, hook_arg_b;

@@ -176,10 +176,13 @@ static void report_fault(int sig, siginfo_t *si, void *uctx, struct goc__g *g)
 
 /*
  * A fault outside any goroutine goes to the handler installed before
- * goc's, called as the kernel would have: with its sa_mask (and the
- * signal, unless SA_NODEFER) blocked. goc's handler stays installed: were
- * the old one put back instead, a handler that recovers from faults (a
- * JVM's, libsigsegv's, a GC's write barrier) would leave goroutine faults
+ * goc's, called as the kernel would have: with the mask of the faulting
+ * code plus its sa_mask, and the signal too unless SA_NODEFER. The mask
+ * is set whole, not added to the one goc's handler runs with: that one
+ * blocks the signal, and a SA_NODEFER handler may rely on a nested fault
+ * of its own being delivered. goc's handler stays installed: were the
+ * old one put back instead, a handler that recovers from faults (a JVM's,
+ * libsigsegv's, a GC's write barrier) would leave goroutine faults
  * unreported from then on. With no handler to call (SIG_DFL, or SIG_IGN,
  * which the kernel overrides for a fault), the default is restored and
  * the instruction faults again into it; a signal that was sent, not
@@ -198,10 +201,13 @@ static void chain(int sig, siginfo_t *si, void *uctx)
     if (call.sa_flags & SA_RESETHAND)
         old->sa_handler = SIG_DFL; /* once, as the kernel would */
     sigset_t mask, saved;
-    mask = call.sa_mask;
+    mask = ((ucontext_t *)uctx)->uc_sigmask;
+    for (int s = 1; s < NSIG; s++)
+        if (sigismember(&call.sa_mask, s) == 1)
+            sigaddset(&mask, s);
     if (!(call.sa_flags & SA_NODEFER))
         sigaddset(&mask, sig);
-    pthread_sigmask(SIG_BLOCK, &mask, &saved);
+    pthread_sigmask(SIG_SETMASK, &mask, &saved);
     if (call.sa_flags & SA_SIGINFO)
         call.sa_sigaction(sig, si, uctx);
     else
