@@ -757,6 +757,25 @@ TEST(runtime, foreign_nodefer_handler_gets_its_nested_fault)
                      "recovered from a nested fault");
 }
 
+/* SIGSEGV ignored by the program: one sent to it (kill -SEGV) is ignored
+ * as it was before goc, and goc's handler stays for goroutine faults. */
+static void ignored_sent_fault_signal_child(void)
+{
+    ASSERT(signal(SIGSEGV, SIG_IGN) != SIG_ERR);
+    ASSERT_OK(goc_init(NULL));
+    ASSERT_OK(kill(getpid(), SIGSEGV));
+    fprintf(stderr, "a sent SIGSEGV was ignored\n");
+    goc_run(overflow_main, NULL);
+}
+
+TEST(runtime, sent_fault_signal_stays_ignored_when_the_program_ignored_it)
+{
+    test_expect_exit(ignored_sent_fault_signal_child, 2,
+                     "a sent SIGSEGV was ignored");
+    test_expect_exit(ignored_sent_fault_signal_child, 2,
+                     "fatal error: stack overflow");
+}
+
 /* ---- the log hook ------------------------------------------------------ */
 
 static int hook_arg_a, hook_arg_b;

@@ -183,17 +183,21 @@ static void report_fault(int sig, siginfo_t *si, void *uctx, struct goc__g *g)
  * of its own being delivered. goc's handler stays installed: were the
  * old one put back instead, a handler that recovers from faults (a JVM's,
  * libsigsegv's, a GC's write barrier) would leave goroutine faults
- * unreported from then on. With no handler to call (SIG_DFL, or SIG_IGN,
- * which the kernel overrides for a fault), the default is restored and
- * the instruction faults again into it; a signal that was sent, not
- * caused, is sent again, as it will not recur by itself.
+ * unreported from then on. With no handler to call, a signal that was
+ * sent, not caused, is ignored under SIG_IGN as the kernel would, and
+ * sent again under SIG_DFL, as it will not recur by itself; a real fault
+ * (which the kernel does not let SIG_IGN ignore) restores the default
+ * and the instruction faults again into it.
  */
 static void chain(int sig, siginfo_t *si, void *uctx)
 {
     struct sigaction *old = &old_action[signal_index(sig)];
+    bool sent = si->si_code <= 0; /* SI_USER, SI_TKILL, SI_QUEUE */
+    if (old->sa_handler == SIG_IGN && sent)
+        return;
     if (old->sa_handler == SIG_DFL || old->sa_handler == SIG_IGN) {
         signal(sig, SIG_DFL);
-        if (si->si_code <= 0) /* SI_USER, SI_TKILL, SI_QUEUE: sent */
+        if (sent)
             raise(sig);
         return;
     }
