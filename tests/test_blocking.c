@@ -802,3 +802,49 @@ TEST(blocking, malformed_pool_size_env_keeps_the_default_and_says_so)
     unsetenv("GOC_BLOCKING_THREADS");
     test_no_leaks();
 }
+
+/* A log hook that runs blocking work of its own for each report, set
+ * before the blocking pool starts with a malformed size to report. */
+static _Atomic int pool_hook_calls;
+static int pool_hook_result;
+static char pool_hook_msg[512];
+
+static int pool_hook_work(void *arg)
+{
+    (void)arg;
+    return 7;
+}
+
+static void pool_hook(const char *msg, void *arg)
+{
+    (void)arg;
+    if (atomic_fetch_add(&pool_hook_calls, 1) != 0)
+        return;
+    snprintf(pool_hook_msg, sizeof(pool_hook_msg), "%s", msg);
+    pool_hook_result = goc_blocking(pool_hook_work, NULL, NULL);
+}
+
+static int pool_hook_main(void *arg)
+{
+    (void)arg;
+    ASSERT_EQ(goc_blocking(pool_hook_work, NULL, NULL), 7);
+    return 0;
+}
+
+static void pool_hook_child(void)
+{
+    ASSERT_OK(setenv("GOC_BLOCKING_THREADS", "abc", 1));
+    goc_set_log_hook(pool_hook, NULL);
+    alarm(20); /* a pool start that waits on itself is killed */
+    ASSERT_OK(goc_run(pool_hook_main, NULL));
+    ASSERT(strstr(pool_hook_msg, "GOC_BLOCKING_THREADS=\"abc\" ignored") !=
+           NULL);
+    ASSERT_EQ(pool_hook_result, 7);
+    fprintf(stderr, "the hook got the report and ran its work\n");
+}
+
+TEST(blocking, pool_report_reaches_a_log_hook_that_calls_goc_blocking)
+{
+    test_expect_exit(pool_hook_child, 0,
+                     "the hook got the report and ran its work");
+}

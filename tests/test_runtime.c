@@ -368,13 +368,13 @@ static void env_log_hook(const char *msg, void *arg)
 static int procs_with(const char *val)
 {
     ASSERT_OK(setenv("GOC_MAXPROCS", val, 1));
-    return goc__config_procs(0);
+    return goc__config_procs(0, NULL);
 }
 
 TEST(runtime, maxprocs_env_is_digits_only_and_a_refusal_is_reported)
 {
     unsetenv("GOC_MAXPROCS");
-    int dflt = goc__config_procs(0);
+    int dflt = goc__config_procs(0, NULL);
     goc_set_log_hook(env_log_hook, NULL);
     ASSERT_EQ(procs_with("7"), 7);
     ASSERT_EQ(procs_with("1024"), 1024);
@@ -388,7 +388,7 @@ TEST(runtime, maxprocs_env_is_digits_only_and_a_refusal_is_reported)
         env_log_len = 0;
         if (procs_with(bad[i]) != dflt)
             ASSERT_FAIL("GOC_MAXPROCS=%s: %d, want %d", bad[i],
-                        goc__config_procs(0), dflt);
+                        goc__config_procs(0, NULL), dflt);
         char want[128];
         snprintf(want, sizeof(want), "GOC_MAXPROCS=\"%s\" ignored", bad[i]);
         ASSERT(strstr(env_log, want) != NULL);
@@ -403,15 +403,15 @@ TEST(runtime, stack_size_env_takes_g_and_reports_a_refusal)
 {
     goc_set_log_hook(env_log_hook, NULL);
     ASSERT_OK(setenv("GOC_STACK_SIZE", "1g", 1));
-    ASSERT_EQ(goc__config_stack(0), 1 << 30);
+    ASSERT_EQ(goc__config_stack(0, NULL), 1 << 30);
     ASSERT_OK(setenv("GOC_STACK_SIZE", "1G", 1));
-    ASSERT_EQ(goc__config_stack(0), 1 << 30);
+    ASSERT_EQ(goc__config_stack(0, NULL), 1 << 30);
     ASSERT_EQ(env_log_len, 0);
     static const char *const bad[] = { "2g", "abc", "8k", " 256k", "+256k" };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         env_log_len = 0;
         ASSERT_OK(setenv("GOC_STACK_SIZE", bad[i], 1));
-        ASSERT_EQ(goc__config_stack(0), GOC_STACK_DEFAULT);
+        ASSERT_EQ(goc__config_stack(0, NULL), GOC_STACK_DEFAULT);
         char want[128];
         snprintf(want, sizeof(want), "GOC_STACK_SIZE=\"%s\" ignored", bad[i]);
         ASSERT(strstr(env_log, want) != NULL);
@@ -637,6 +637,65 @@ void test_overflow_entry(void *arg)
 {
     (void)arg;
     overflow(0);
+}
+
+/* A log hook that starts a goroutine for each report (to ship it, say),
+ * set before the runtime starts with malformed settings to report. */
+static char start_hook_log[2048];
+static size_t start_hook_len;
+static int start_hook_go_err = 1;
+
+static void start_hook_noop(void *arg)
+{
+    (void)arg;
+}
+
+static void start_hook(const char *msg, void *arg)
+{
+    (void)arg;
+    int n = snprintf(start_hook_log + start_hook_len,
+                     sizeof(start_hook_log) - start_hook_len, "%s\n", msg);
+    if (n > 0 && (size_t)n < sizeof(start_hook_log) - start_hook_len)
+        start_hook_len += (size_t)n;
+    start_hook_go_err = goc_go(start_hook_noop, NULL);
+}
+
+static void start_with_hook_setup(void)
+{
+    ASSERT_OK(setenv("GOC_MAXPROCS", "4x", 1));
+    ASSERT_OK(setenv("GOC_STACK_SIZE", "12q", 1));
+    goc_set_log_hook(start_hook, NULL);
+    alarm(20); /* a start that waits on itself is killed */
+}
+
+static void start_with_hook_check(void)
+{
+    ASSERT(strstr(start_hook_log, "GOC_MAXPROCS=\"4x\" ignored") != NULL);
+    ASSERT(strstr(start_hook_log, "GOC_STACK_SIZE=\"12q\" ignored") != NULL);
+    ASSERT_OK(start_hook_go_err);
+    fprintf(stderr, "started; the hook got the reports\n");
+}
+
+static void init_with_a_starting_hook_child(void)
+{
+    start_with_hook_setup();
+    ASSERT_OK(goc_init(NULL));
+    start_with_hook_check();
+}
+
+static void lazy_start_with_a_starting_hook_child(void)
+{
+    start_with_hook_setup();
+    ASSERT_OK(goc_go(start_hook_noop, NULL));
+    start_with_hook_check();
+}
+
+TEST(runtime, start_reports_reach_a_log_hook_that_starts_goroutines)
+{
+    test_expect_exit(init_with_a_starting_hook_child, 0,
+                     "started; the hook got the reports");
+    test_expect_exit(lazy_start_with_a_starting_hook_child, 0,
+                     "started; the hook got the reports");
 }
 
 static int overflow_main(void *arg)
@@ -1139,9 +1198,9 @@ TEST(runtime, stack_size_env_rejects_overflow_and_signs)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         ASSERT_OK(setenv("GOC_STACK_SIZE", cases[i].env, 1));
-        if (goc__config_stack(0) != cases[i].want)
+        if (goc__config_stack(0, NULL) != cases[i].want)
             ASSERT_FAIL("GOC_STACK_SIZE=%s: %zu, want %zu", cases[i].env,
-                        goc__config_stack(0), cases[i].want);
+                        goc__config_stack(0, NULL), cases[i].want);
     }
     unsetenv("GOC_STACK_SIZE");
 }

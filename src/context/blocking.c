@@ -37,6 +37,11 @@ static struct {
     _Atomic int64_t abandoned;
 } pool = { .mu = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT };
 
+/* pool_init's report, made once pool.once is no longer held: a log hook
+ * that calls goc_blocking() would wait on it for ever. */
+static struct goc__held_log pool_held;
+static _Atomic bool pool_held_pending;
+
 static void pool_init(void)
 {
     pthread_condattr_t a;
@@ -45,7 +50,8 @@ static void pool_init(void)
     pthread_cond_init(&pool.cv, &a);
     pthread_condattr_destroy(&a);
     pool.max = goc__env_count("GOC_BLOCKING_THREADS", GOC_BLOCKING_THREADS_MAX,
-                              DEFAULT_MAX);
+                              DEFAULT_MAX, &pool_held);
+    atomic_store(&pool_held_pending, pool_held.n > 0);
 }
 
 static void job_release(struct job *j)
@@ -158,6 +164,8 @@ int goc__blocking(int (*fn)(void *), void *arg, goc_ctx *ctx, bool *queued)
     if (err)
         return err;
     pthread_once(&pool.once, pool_init);
+    if (atomic_exchange(&pool_held_pending, false))
+        goc__held_log_flush(&pool_held);
     struct job *j = goc__malloc(sizeof(*j));
     if (!j)
         return -ENOMEM;

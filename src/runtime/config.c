@@ -91,7 +91,19 @@ static long parse_count(const char *s, long max)
     return v;
 }
 
-int goc__env_count(const char *var, int max, int dflt)
+/* Report now, or hold the report for later. */
+#define REPORT(held, ...)                         \
+    do {                                          \
+        if (held)                                 \
+            goc__held_log_add(held, __VA_ARGS__); \
+        else                                      \
+            goc__log(__VA_ARGS__);                \
+    } while (0)
+
+int goc__env_count(const char *var,
+                   int max,
+                   int dflt,
+                   struct goc__held_log *held)
 {
     const char *env = getenv(var);
     if (!env || !*env)
@@ -100,16 +112,17 @@ int goc__env_count(const char *var, int max, int dflt)
     if (v > 0)
         return (int)v;
     /* Said, not silently replaced: the user meant something by it. */
-    goc__log("%s=\"%s\" ignored: not a whole number from 1 to %d; using %d",
-             var, env, max, dflt);
+    REPORT(held, "%s=\"%s\" ignored: not a whole number from 1 to %d; using %d",
+           var, env, max, dflt);
     return dflt;
 }
 
-int goc__config_procs(int requested)
+int goc__config_procs(int requested, struct goc__held_log *held)
 {
     if (requested > 0)
         return requested;
-    return goc__env_count("GOC_MAXPROCS", GOC_MAXPROCS_MAX, usable_cpus());
+    return goc__env_count("GOC_MAXPROCS", GOC_MAXPROCS_MAX, usable_cpus(),
+                          held);
 }
 
 /* Parses "262144", "256k", "1m" or "1g"; 0 when malformed or out of range
@@ -136,7 +149,7 @@ static size_t parse_size(const char *s)
     return (size_t)v << shift;
 }
 
-size_t goc__config_stack(size_t requested)
+size_t goc__config_stack(size_t requested, struct goc__held_log *held)
 {
     if (requested)
         return requested;
@@ -146,8 +159,9 @@ size_t goc__config_stack(size_t requested)
     size_t v = parse_size(env);
     if (v >= GOC_STACK_MIN && v <= GOC_STACK_MAX)
         return v;
-    goc__log("GOC_STACK_SIZE=\"%s\" ignored: not a size from 16k to 1g "
-             "(bytes, or with a k, m or g suffix); using %d",
-             env, GOC_STACK_DEFAULT);
+    REPORT(held,
+           "GOC_STACK_SIZE=\"%s\" ignored: not a size from 16k to 1g "
+           "(bytes, or with a k, m or g suffix); using %d",
+           env, GOC_STACK_DEFAULT);
     return GOC_STACK_DEFAULT;
 }

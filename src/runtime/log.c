@@ -68,13 +68,8 @@ static goc_log_fn hook_read(void **arg)
     }
 }
 
-void goc__log(const char *fmt, ...)
+static void log_msg(const char *msg)
 {
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     void *arg;
     goc_log_fn fn = hook_read(&arg);
     if (fn) {
@@ -82,4 +77,31 @@ void goc__log(const char *fmt, ...)
         return;
     }
     dprintf(2, "goc: %s\n", msg);
+}
+
+void goc__log(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    log_msg(msg);
+}
+
+void goc__held_log_add(struct goc__held_log *h, const char *fmt, ...)
+{
+    if (h->n >= (int)(sizeof(h->msg) / sizeof(h->msg[0])))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(h->msg[h->n++], sizeof(h->msg[0]), fmt, ap);
+    va_end(ap);
+}
+
+void goc__held_log_flush(struct goc__held_log *h)
+{
+    for (int i = 0; i < h->n; i++)
+        log_msg(h->msg[i]);
+    h->n = 0;
 }

@@ -44,10 +44,20 @@ static pthread_mutex_t init_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct goc_config init_cfg;
 static int init_err;
 static _Atomic int started;
+/* rt_init's reports, made once init_mu is released and started is set
+ * (by whichever caller takes pending). */
+static struct goc__held_log init_held;
+static _Atomic bool init_held_pending;
+
+static void report_init_held(void)
+{
+    if (atomic_exchange(&init_held_pending, false))
+        goc__held_log_flush(&init_held);
+}
 
 static int init_ps(void)
 {
-    int n = goc__config_procs(init_cfg.max_procs);
+    int n = goc__config_procs(init_cfg.max_procs, &init_held);
     goc__sched.allp = goc__calloc((size_t)n, sizeof(struct goc__p));
     if (!goc__sched.allp)
         return -ENOMEM;
@@ -66,7 +76,8 @@ static int init_ps(void)
 
 static void rt_init(void)
 {
-    int cls = goc__stack_class(goc__config_stack(init_cfg.stack_size));
+    int cls =
+        goc__stack_class(goc__config_stack(init_cfg.stack_size, &init_held));
     goc__sched.stack_class =
         cls < 0 ? goc__stack_class(GOC_STACK_DEFAULT) : cls;
     goc__sched.stack_size = goc__stack_class_size(goc__sched.stack_class);
@@ -80,6 +91,7 @@ static void rt_init(void)
     if (!err)
         err = goc__sysmon_start();
     init_err = err;
+    atomic_store(&init_held_pending, init_held.n > 0);
     /* Release: everything above is visible to whoever sees started. */
     atomic_store_explicit(&started, err == 0, memory_order_release);
 }
@@ -92,6 +104,7 @@ int goc__rt_ensure(void)
     pthread_mutex_lock(&init_mu);
     pthread_once(&init_once, rt_init);
     pthread_mutex_unlock(&init_mu);
+    report_init_held();
     return init_err;
 }
 
@@ -113,6 +126,7 @@ int goc_init(const struct goc_config *cfg)
         err = init_err; /* an earlier start failed: it is not retried */
     }
     pthread_mutex_unlock(&init_mu);
+    report_init_held();
     return err;
 }
 

@@ -755,11 +755,30 @@ void goc__hog_report(struct goc__p *p, struct goc__g *g)
 void goc__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int goc__fault_init(void);
 int goc__fault_thread_init(struct goc__m *m);
-int goc__config_procs(int requested);
-size_t goc__config_stack(size_t requested);
+/*
+ * Reports held back while a lock or a pthread_once of the runtime's start
+ * is held: the log hook may call goc (goc_go() starts the runtime), which
+ * would wait on that lock or once for ever. A few fixed slots, nothing
+ * allocated; one more report than fits is dropped.
+ */
+struct goc__held_log {
+    int n;
+    char msg[4][512];
+};
+void goc__held_log_add(struct goc__held_log *h, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Report what h holds through goc__log() and empty it. */
+void goc__held_log_flush(struct goc__held_log *h);
+/* GOC_MAXPROCS and GOC_STACK_SIZE: a refusal is reported through goc__log()
+ * if @held is NULL, else held in it. */
+int goc__config_procs(int requested, struct goc__held_log *held);
+size_t goc__config_stack(size_t requested, struct goc__held_log *held);
 /* The environment variable @var as a count from 1 to @max; @dflt if it is
- * unset or empty, and also, reported through goc__log(), if malformed. */
-int goc__env_count(const char *var, int max, int dflt);
+ * unset or empty, and also, reported as above, if malformed. */
+int goc__env_count(const char *var,
+                   int max,
+                   int dflt,
+                   struct goc__held_log *held);
 
 int64_t goc__nanotime(void);
 /* Sleep with no way to cancel: the goroutine's own timer, no wait record. */
