@@ -11,6 +11,7 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <linux/capability.h>
 #include <limits.h>
 #include <sys/stat.h>
@@ -48,25 +49,30 @@ static void drop_capabilities(void)
     ASSERT_OK(syscall(SYS_capset, &h, none));
 }
 
+/* Run fn in a child, without capabilities if bare. */
+static void run_child(void (*fn)(void), bool bare)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        if (bare)
+            drop_capabilities();
+        fn();
+        fflush(NULL);
+        _exit(0);
+    }
+    int status;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+}
+
 /* Run fn in a child, then again in one without capabilities. */
 static void run_twice(void (*fn)(void))
 {
-    for (int bare = 0; bare < 2; bare++) {
-        fflush(NULL);
-        pid_t pid = fork();
-        ASSERT(pid >= 0);
-        if (pid == 0) {
-            if (bare)
-                drop_capabilities();
-            fn();
-            fflush(NULL);
-            _exit(0);
-        }
-        int status;
-        ASSERT_EQ(waitpid(pid, &status, 0), pid);
-        ASSERT(WIFEXITED(status));
-        ASSERT_EQ(WEXITSTATUS(status), 0);
-    }
+    run_child(fn, false);
+    run_child(fn, true);
 }
 
 static void expect_name(const void *fn, const char *want)
@@ -219,4 +225,126 @@ TEST(symbolize, library_at_a_long_path)
 {
     ASSERT_EQ(runner_static_function(1), 2);
     run_twice(long_path_case);
+}
+
+/*
+ * A copy of the library, opened, then deleted, and a FIFO made at the
+ * name /proc/self/maps now gives it ("... (deleted)"): without map_files
+ * the symbolizer opens that FIFO to load the module, and waits there,
+ * holding its lock, until a writer comes (release_fifo).
+ */
+static symlib_fn open_held_copy(const char *dir,
+                                const char *name,
+                                char *fifo,
+                                size_t n)
+{
+    char lib[256];
+    snprintf(lib, sizeof(lib), "%s/%s", dir, name);
+    copy_file(GOC_TEST_SYMLIB, lib);
+    symlib_fn (*getter)(void);
+    symlib_fn fn = open_symlib(lib, &getter);
+    ASSERT_OK(unlink(lib));
+    snprintf(fifo, n, "%s (deleted)", lib);
+    ASSERT_OK(mkfifo(fifo, 0600));
+    return fn;
+}
+
+static void release_fifo(const char *fifo)
+{
+    int fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    ASSERT(fd >= 0);
+    close(fd);
+}
+
+/* Wait until the thread sleeps (in the FIFO's open, or for a lock). */
+static void wait_asleep(_Atomic pid_t *tid)
+{
+    for (int i = 0; i < 10000; i++, usleep(1000)) {
+        char path[64], stat[512];
+        pid_t t = atomic_load(tid);
+        if (!t)
+            continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)t);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ASSERT(fd >= 0);
+        ssize_t n = read(fd, stat, sizeof(stat) - 1);
+        close(fd);
+        ASSERT(n > 0);
+        stat[n] = '\0';
+        const char *state = strrchr(stat, ')');
+        if (state && state[1] == ' ' && state[2] == 'S')
+            return;
+    }
+    ASSERT_FAIL("thread %d never slept", (int)atomic_load(tid));
+}
+
+struct sleeper {
+    _Atomic pid_t tid;
+    symlib_fn fn;        /* to name: its load waits on a FIFO */
+    const char *release; /* or the FIFO to open once main sleeps */
+    _Atomic pid_t *main;
+};
+
+static void *sleeper(void *arg)
+{
+    struct sleeper *s = arg;
+    atomic_store(&s->tid, (pid_t)syscall(SYS_gettid));
+    if (s->fn) {
+        char name[256];
+        goc__symbolize_entry((const void *)(uintptr_t)s->fn, name,
+                             sizeof(name));
+    } else {
+        wait_asleep(s->main);
+        release_fifo(s->release);
+    }
+    return NULL;
+}
+
+static void slow_load_case(void)
+{
+    char dir[] = "/tmp/goc-sym-XXXXXX", lib[64], fifo[2][PATH_MAX];
+    ASSERT(mkdtemp(dir) != NULL);
+    symlib_fn held[2];
+    for (int i = 0; i < 2; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "held%d.so", i);
+        held[i] = open_held_copy(dir, name, fifo[i], sizeof(fifo[i]));
+    }
+    snprintf(lib, sizeof(lib), "%s/libsym.so", dir);
+    copy_file(GOC_TEST_SYMLIB, lib);
+    symlib_fn (*getter)(void);
+    symlib_fn fn = open_symlib(lib, &getter);
+    _Atomic pid_t self = (pid_t)syscall(SYS_gettid);
+
+    /* A load outlasts the wait for the lock: this lookup goes without. */
+    struct sleeper load = { .fn = held[0] };
+    pthread_t t[2];
+    ASSERT_OK(pthread_create(&t[0], NULL, sleeper, &load));
+    wait_asleep(&load.tid);
+    char name[256];
+    goc__symbolize_entry((const void *)(uintptr_t)fn, name, sizeof(name));
+    release_fifo(fifo[0]);
+    ASSERT_OK(pthread_join(t[0], NULL));
+
+    /* A later, shorter one is waited for. */
+    struct sleeper again = { .fn = held[1] };
+    struct sleeper releaser = { .release = fifo[1], .main = &self };
+    ASSERT_OK(pthread_create(&t[0], NULL, sleeper, &again));
+    wait_asleep(&again.tid);
+    ASSERT_OK(pthread_create(&t[1], NULL, sleeper, &releaser));
+    expect_name((const void *)(uintptr_t)fn, "symlib_static_helper");
+    for (int i = 0; i < 2; i++) {
+        ASSERT_OK(pthread_join(t[i], NULL));
+        unlink(fifo[i]);
+    }
+    unlink(lib);
+    rmdir(dir);
+}
+
+/* A load that kept another lookup waiting too long, in a process that
+ * goes on, does not stop later lookups from waiting for the lock (they
+ * named no static function while another thread loaded a module). */
+TEST(symbolize, waits_for_the_lock_after_a_slow_load)
+{
+    run_child(slow_load_case, true);
 }

@@ -304,6 +304,7 @@ static void on_quit(int sig)
     static const char msg[] = "SIGQUIT: quit\n\n";
     ssize_t r = write(2, msg, sizeof(msg) - 1);
     (void)r;
+    goc__symbolize_dying();
     goc_dump(2);
     _exit(2);
 }
@@ -396,6 +397,7 @@ void goc__check_deadlock(void)
     if (++stable < 2)
         return;
     dprintf(2, "fatal error: all goroutines are asleep - deadlock!\n\n");
+    goc__symbolize_dying();
     goc_dump(2);
     _exit(2);
 }

@@ -73,6 +73,7 @@ static void out_sym(struct out *o, const void *pc, bool ret)
 
 void goc__stack_overflow(struct goc__g *g, const void *addr)
 {
+    goc__symbolize_dying();
     struct out o = { .n = 0 };
     out_str(&o, "fatal error: stack overflow\n\ngoroutine ");
     out_num(&o, (uint64_t)g->id, 10);
@@ -144,6 +145,7 @@ static void report_fault(int sig, siginfo_t *si, void *uctx, struct goc__g *g)
 {
     char buf[4096];
     uintptr_t pc, fp;
+    goc__symbolize_dying();
     fault_regs(uctx, &pc, &fp);
     int n =
         snprintf(buf, sizeof(buf),

@@ -225,6 +225,7 @@ static void no_info(int code, const char *fmt, va_list ap)
     vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
     write_all(2, buf, strlen(buf));
     write_all(2, "\n", 1);
+    goc__symbolize_dying();
     goc__dump_others(2);
     _exit(2);
 }
@@ -278,6 +279,7 @@ static void crash(struct goc_panic_info *p) __attribute__((noreturn));
 static void crash(struct goc_panic_info *p)
 {
     goc__fatal_panic = p;
+    goc__symbolize_dying();
     char buf[4096];
     int n = goc_panic_info_format(p, buf, sizeof(buf));
     write_all(2, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);

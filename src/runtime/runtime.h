@@ -623,6 +623,9 @@ bool goc__stack_bounds(const void *sp, uintptr_t *lo, uintptr_t *hi);
 int goc__symbolize(const void *pc, char *buf, size_t n);
 /* "function" for a function's address (an entry point). */
 int goc__symbolize_entry(const void *fn, char *buf, size_t n);
+/* The process is dying (a fault, a fatal panic, a SIGQUIT or deadlock
+ * dump): after one wait for the symbolizer's lock in vain, only try it. */
+void goc__symbolize_dying(void);
 /* The symbolised frames of @p's backtrace, "\tfunction+0xoff\n" each,
  * as snprintf (goc_panic_info_format() gives them after the message). */
 int goc__panic_info_frames(const struct goc_panic_info *p, char *buf, size_t n);

@@ -56,7 +56,8 @@ static struct {
     pthread_mutex_t mu;
     struct module mods[MAX_MODULES];
     _Atomic int n;
-    _Atomic bool stuck; /* the lock was not to be had: a dying process */
+    _Atomic bool dying; /* a fatal report is being made */
+    _Atomic bool stuck; /* and the lock was not to be had meanwhile */
     /* Too big for the goroutine stack a backtrace may be taken on. */
     char io[4096];
     char line[PATH_MAX + 128];
@@ -399,25 +400,48 @@ static struct module *known(uintptr_t base, const void *dyn, int n, bool *found)
     return NULL;
 }
 
+/* The clock of the lock's deadline: one a clock step does not move, where
+ * glibc can wait by it (2.30), and ThreadSanitizer knows that wait. */
+#if defined(__GLIBC__) && !defined(GOC_TSAN) && \
+    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 30))
+#define LOCK_CLOCK CLOCK_MONOTONIC
+#else
+#define LOCK_CLOCK CLOCK_REALTIME
+#endif
+
+void goc__symbolize_dying(void)
+{
+    atomic_store(&cache.dying, true);
+}
+
 /*
- * Take the loading lock. A fault report may come here while another
- * thread of the dying process holds it: wait a while, and after one
- * timeout only try.
+ * Take the loading lock, waiting 200 ms at most: the holder may be this
+ * very thread, interrupted by a signal whose handler makes a backtrace,
+ * or a thread gone (a child forked meanwhile). Missing it costs one
+ * lookup its static names, and a slow load elsewhere, in a process that
+ * goes on, must cost no more. A dying process, once it has missed the
+ * lock, only tries it: its report has many frames to name.
  */
 static bool lock_for_load(void)
 {
     if (atomic_load(&cache.stuck))
         return pthread_mutex_trylock(&cache.mu) == 0;
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
+    clock_gettime(LOCK_CLOCK, &until);
     until.tv_nsec += 200 * 1000 * 1000;
     if (until.tv_nsec >= 1000000000) {
         until.tv_sec++;
         until.tv_nsec -= 1000000000;
     }
-    if (pthread_mutex_timedlock(&cache.mu, &until) == 0)
+#if LOCK_CLOCK == CLOCK_MONOTONIC
+    int r = pthread_mutex_clocklock(&cache.mu, LOCK_CLOCK, &until);
+#else
+    int r = pthread_mutex_timedlock(&cache.mu, &until);
+#endif
+    if (r == 0)
         return true;
-    atomic_store(&cache.stuck, true);
+    if (atomic_load(&cache.dying))
+        atomic_store(&cache.stuck, true);
     return false;
 }
 
