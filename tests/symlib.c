@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A library the symbolizer's tests (test_symbolize.c) load with dlopen.
- * It is built twice: as it is, and with SYMLIB_REBUILT as a later version
- * of itself, laid out otherwise, to put in its place on disk while the
- * first is loaded.
+ * It is built three times: as it is; with SYMLIB_REBUILT as a later
+ * version of itself, laid out otherwise, to put in its place on disk while
+ * the first is loaded; and with SYMLIB_TWIN as another library laid out
+ * alike, but for the name of its static function, to load where the first
+ * was once it is unloaded.
  */
 #define EXPORT __attribute__((visibility("default")))
 
@@ -19,6 +21,10 @@ __attribute__((noinline, used)) void symlib_rebuilt_only(void)
 {
     __asm__ volatile(".skip 0x4000, 0");
 }
+#endif
+
+#if defined(SYMLIB_TWIN)
+#define symlib_static_helper symlib_static_second /* as long */
 #endif
 
 /* Only the library's own symbol table knows this name. */

@@ -348,3 +348,48 @@ TEST(symbolize, waits_for_the_lock_after_a_slow_load)
 {
     run_child(slow_load_case, true);
 }
+
+/* Open the library at path; *fn: its static function. */
+static void *open_at(const char *path, symlib_fn *fn)
+{
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        ASSERT_FAIL("dlopen %s: %s", path, dlerror());
+    symlib_fn (*getter)(void);
+    *(void **)&getter = dlsym(h, "symlib_helper");
+    ASSERT(getter != NULL);
+    *fn = getter();
+    ASSERT_EQ((*fn)(1), 4);
+    return h;
+}
+
+static void reloaded_case(void)
+{
+    const char *libs[] = { GOC_TEST_SYMLIB, GOC_TEST_SYMLIB_TWIN,
+                           GOC_TEST_SYMLIB };
+    const char *names[] = { "symlib_static_helper", "symlib_static_second",
+                            "symlib_static_helper" };
+    uintptr_t base = 0;
+    for (int i = 0; i < 3; i++) {
+        symlib_fn fn;
+        void *h = open_at(libs[i], &fn);
+        Dl_info info;
+        ASSERT(dladdr((void *)(uintptr_t)fn, &info));
+        if (i == 0)
+            base = (uintptr_t)info.dli_fbase;
+        else if ((uintptr_t)info.dli_fbase != base)
+            ASSERT_FAIL("%s loaded at %p, not at %p where the last was",
+                        libs[i], info.dli_fbase, (void *)base);
+        for (int k = 0; k < 3; k++)
+            expect_name((const void *)(uintptr_t)fn, names[i]);
+        ASSERT_OK(dlclose(h));
+    }
+}
+
+/* A library loaded where another, laid out alike, was until dlclose (a
+ * plugin rebuilt and loaded again) is named from its own symbols, not
+ * from the other's. */
+TEST(symbolize, library_loaded_where_another_was)
+{
+    run_twice(reloaded_case);
+}

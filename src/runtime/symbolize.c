@@ -36,11 +36,24 @@
 #include <unistd.h>
 
 #define MAX_MODULES 16
+#define MAX_ENTRIES                                       \
+    64 /* the modules', and those of modules loaded since \
+          at the address of one unloaded */
+#define MAX_ID 64
 
 struct module {
     uintptr_t base;  /* dli_fbase: the start of its first mapping */
-    const void *dyn; /* its dynamic section, which tells apart two modules
-                        loaded at one base in turn (dlclose, dlopen) */
+    const void *dyn; /* its dynamic section */
+    /* The loader's count of modules unloaded (dlpi_subs) when the entry
+     * was last known to be the module loaded at base: another, loaded
+     * there since, may have the same dynamic section's address. */
+    _Atomic unsigned long long subs;
+    /* Which module it is: the program, or one with this build ID, or
+     * else the file of this inode. */
+    bool is_main;
+    size_t id_len;
+    unsigned char id[MAX_ID];
+    unsigned long dev_major, dev_minor, ino;
     const Elf64_Sym *syms;
     size_t nsyms;
     const char *strs;
@@ -48,13 +61,18 @@ struct module {
 };
 
 /*
- * Modules are only ever added: a lookup reads the first n entries without
- * the lock (n is published after its entry is written); the lock orders
- * the loads of new modules and guards the buffers they use.
+ * Entries are only ever added, and never changed once published: a lookup
+ * reads the first n modules without the lock (n is published after its
+ * entry), and an entry found not to be the module loaded at its address
+ * now is replaced by a new one (its file stays mapped: a lookup may still
+ * be reading it). The lock orders the loads and guards the buffers they
+ * use.
  */
 static struct {
     pthread_mutex_t mu;
-    struct module mods[MAX_MODULES];
+    struct module entries[MAX_ENTRIES];
+    int used; /* entries taken, under the lock */
+    _Atomic(struct module *) mods[MAX_MODULES];
     _Atomic int n;
     _Atomic bool dying; /* a fatal report is being made */
     _Atomic bool stuck; /* and the lock was not to be had meanwhile */
@@ -71,6 +89,7 @@ struct loaded {
     const ElfW(Phdr) * phdr;
     int phnum;
     uintptr_t bias;
+    unsigned long long subs; /* dlpi_subs */
 };
 
 /* A line of /proc/self/maps. */
@@ -196,11 +215,20 @@ static bool same_layout(const struct loaded *l, const char *base, size_t n)
            memcmp(ph, l->phdr, (size_t)fn * sizeof(*ph)) == 0;
 }
 
+/* dlpi_subs, if this loader gives it. */
+static unsigned long long subs_of(const struct dl_phdr_info *info, size_t size)
+{
+    return size >= offsetof(struct dl_phdr_info, dlpi_subs) +
+                       sizeof(info->dlpi_subs)
+               ? info->dlpi_subs
+               : 0;
+}
+
 static int find_loaded(struct dl_phdr_info *info, size_t size, void *arg)
 {
-    (void)size;
     struct loaded *l = arg;
     bool first = l->index++ == 0;
+    l->subs = subs_of(info, size);
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
@@ -364,6 +392,9 @@ static int load_mapped(struct module *m, const struct loaded *l, uintptr_t addr)
     }
     if (fd < 0)
         return mp.path ? failure() : LOAD_NONE;
+    m->dev_major = mp.dev_major;
+    m->dev_minor = mp.dev_minor;
+    m->ino = mp.ino;
     struct stat st;
     char *map = map_file(fd, &st);
     if (!map)
@@ -379,25 +410,68 @@ static int load_mapped(struct module *m, const struct loaded *l, uintptr_t addr)
 static int load(struct module *m, uintptr_t addr)
 {
     m->syms = NULL;
+    m->dev_major = m->dev_minor = m->ino = 0;
     struct loaded l = { .addr = addr };
     dl_iterate_phdr(find_loaded, &l);
     if (!l.found)
         return LOAD_NONE;
+    atomic_store_explicit(&m->subs, l.subs, memory_order_relaxed);
+    m->is_main = l.is_main;
+    const char *id = loaded_build_id(&l, &m->id_len);
+    if (!id)
+        m->id_len = 0;
+    else
+        memcpy(m->id, id, m->id_len < MAX_ID ? m->id_len : MAX_ID);
     int r = l.is_main ? load_main(m, &l) : LOAD_NONE;
     return r == LOAD_OK ? r : load_mapped(m, &l, addr);
 }
 
-/* Of the first n modules, the one at base, or NULL (*found: known). */
-static struct module *known(uintptr_t base, const void *dyn, int n, bool *found)
+/* Of the first n modules, the index of the one at base, or -1. */
+static int known(uintptr_t base, const void *dyn, int n)
 {
     for (int i = 0; i < n; i++) {
-        if (cache.mods[i].base == base && cache.mods[i].dyn == dyn) {
-            *found = true;
-            return cache.mods[i].syms ? &cache.mods[i] : NULL;
-        }
+        const struct module *m = atomic_load(&cache.mods[i]);
+        if (m->base == base && m->dyn == dyn)
+            return i;
     }
-    *found = false;
-    return NULL;
+    return -1;
+}
+
+static int first_subs(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    *(unsigned long long *)arg = subs_of(info, size);
+    return 1;
+}
+
+/* The loader's count of modules unloaded so far. */
+static unsigned long long loader_subs(void)
+{
+    unsigned long long subs = 0;
+    dl_iterate_phdr(first_subs, &subs);
+    return subs;
+}
+
+/* Whether m is the module loaded now where addr lies; if so, it is
+ * known to be as of the loader's count then (under the lock). */
+static bool still_loaded(struct module *m, uintptr_t addr)
+{
+    struct loaded l = { .addr = addr };
+    dl_iterate_phdr(find_loaded, &l);
+    if (!l.found)
+        return false;
+    size_t len = 0;
+    const char *id = l.is_main ? NULL : loaded_build_id(&l, &len);
+    struct mapping mp;
+    bool same = l.is_main || m->is_main ? l.is_main == m->is_main
+                : id || m->id_len
+                    ? id && len == m->id_len &&
+                          memcmp(id, m->id, len < MAX_ID ? len : MAX_ID) == 0
+                    : find_mapping(addr, &mp) && mp.ino != 0 &&
+                          mp.ino == m->ino && mp.dev_major == m->dev_major &&
+                          mp.dev_minor == m->dev_minor;
+    if (same)
+        atomic_store(&m->subs, l.subs);
+    return same;
 }
 
 /* The clock of the lock's deadline: one a clock step does not move, where
@@ -445,27 +519,42 @@ static bool lock_for_load(void)
     return false;
 }
 
-/* The module at base (loaded once), which holds addr; NULL if it has no
- * symbol table that is surely its own. */
+/* The module at base (loaded once, and again if another is loaded there
+ * since), which holds addr; NULL if it has no symbol table that is surely
+ * its own. */
 static struct module *module_for(uintptr_t base,
                                  const void *dyn,
                                  uintptr_t addr)
 {
-    bool found;
-    struct module *m = known(base, dyn, atomic_load(&cache.n), &found);
-    if (found || !lock_for_load())
-        return m;
+    /* Read before the entry: an unload after it is seen next time. */
+    unsigned long long subs = loader_subs();
+    int i = known(base, dyn, atomic_load(&cache.n));
+    struct module *m = i < 0 ? NULL : atomic_load(&cache.mods[i]);
+    if (m && atomic_load(&m->subs) == subs) /* nothing unloaded since */
+        return m->syms ? m : NULL;
+    if (!lock_for_load())
+        return NULL;
     int n = atomic_load(&cache.n);
-    m = known(base, dyn, n, &found); /* loaded meanwhile? */
-    if (!found && n < MAX_MODULES) {
-        m = &cache.mods[n];
+    i = known(base, dyn, n); /* loaded meanwhile? */
+    m = i < 0 ? NULL : atomic_load(&cache.mods[i]);
+    /* Not still loaded: another module is at its address; load that. */
+    bool current = m && still_loaded(m, addr);
+    if (!current)
+        m = NULL;
+    if (!current && cache.used < MAX_ENTRIES && (i >= 0 || n < MAX_MODULES)) {
+        m = &cache.entries[cache.used];
         m->base = base;
         m->dyn = dyn;
         int r = load(m, addr);
-        if (r != LOAD_RETRY)
-            atomic_store(&cache.n, n + 1); /* publishes the entry */
+        if (r != LOAD_RETRY) {
+            cache.used++;
+            atomic_store(&cache.mods[i >= 0 ? i : n], m); /* publishes it */
+            if (i < 0)
+                atomic_store(&cache.n, n + 1);
+        }
         m = r == LOAD_OK ? m : NULL;
     }
+    m = m && m->syms ? m : NULL;
     pthread_mutex_unlock(&cache.mu);
     return m;
 }
