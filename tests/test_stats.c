@@ -406,3 +406,28 @@ TEST_G(stats, lib_heap_counts_what_goc_holds)
      * runtime itself keeps, e.g. a timer's first bucket). */
     ASSERT(llabs(after.lib_heap_objects - before.lib_heap_objects) < 16);
 }
+
+/* A buffer goc hands out to be released with free() leaves goc's count
+ * as it leaves goc: scrapes never look like a leak in that count. */
+TEST_G(stats, lib_heap_lets_go_of_what_the_caller_frees)
+{
+    goc_registry *r;
+    ASSERT_OK(goc_registry_new(&r));
+    goc_metric *m;
+    struct goc_metric_opts o = { .type = GOC_METRIC_COUNTER,
+                                 .name = "c_total",
+                                 .help = "C." };
+    ASSERT_OK(goc_metric_new(r, &o, &m));
+    char *text;
+    ASSERT_OK(goc_metrics_text(r, &text, NULL)); /* warm */
+    free(text);
+    struct goc_stats before = read_stats(GOC_STATS_LIB);
+    for (int i = 0; i < 100; i++) {
+        ASSERT_OK(goc_metrics_text(r, &text, NULL));
+        free(text);
+    }
+    struct goc_stats after = read_stats(GOC_STATS_LIB);
+    ASSERT(llabs(after.lib_heap_objects - before.lib_heap_objects) < 8);
+    ASSERT(llabs(after.lib_heap_bytes - before.lib_heap_bytes) < 4096);
+    goc_registry_free(r);
+}

@@ -24,6 +24,10 @@ void *goc__aligned_alloc(size_t align, size_t size);
  */
 void goc__heap_counts(int64_t *bytes, int64_t *objects, int64_t *allocs);
 
+/* Stop counting @p (from goc__malloc): it is handed to the caller, who
+ * releases it with free(). */
+void goc__heap_disown(void *p);
+
 /* Anonymous private mapping, MAP_NORESERVE; NULL on failure. */
 void *goc__mmap(size_t size);
 

@@ -363,6 +363,7 @@ int goc_metrics_text(goc_registry *r, char **out, size_t *len)
     int err = scrape(r, &b);
     if (err)
         return err;
+    goc__heap_disown(b.p); /* the caller frees it with free() */
     *out = b.p;
     if (len)
         *len = b.n;

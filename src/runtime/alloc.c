@@ -104,6 +104,12 @@ static inline void uncount(void *p)
     add(&s->objects, -1);
 }
 
+void goc__heap_disown(void *p)
+{
+    if (p)
+        uncount(p);
+}
+
 void goc__heap_counts(int64_t *bytes, int64_t *objects, int64_t *allocs)
 {
     int64_t b = 0, o = 0, a = 0;
