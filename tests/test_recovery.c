@@ -288,3 +288,51 @@ TEST_G(recovery, async_callbacks_never_hold_the_panicking_goroutine)
     test_no_leaks(); /* the delivery goroutine has ended */
     goc_chan_release(g.gate);
 }
+
+/* singleflight's leader runs the function on its caller's goroutine:
+ * with RETHROW it must retire the flight before panicking on, or the key
+ * stays taken and every later caller waits for ever. */
+static goc_sf *sf;
+
+static int sf_leader(void *arg)
+{
+    struct job *j = arg;
+    goc_future *f;
+    goc_sf_do(sf, "k", task_maybe_panics, j, NULL, &f, NULL, NULL);
+    return 0; /* not reached: the panic goes on */
+}
+
+static int sf_fine(goc_ctx *ctx, void *arg, void **result)
+{
+    (void)ctx;
+    (void)arg;
+    *result = NULL;
+    return 0;
+}
+
+TEST_G(recovery, singleflight_leader_rethrows_after_retiring_its_flight)
+{
+    goc_recovery *h;
+    ASSERT_OK(goc_recovery_new(4, NULL, NULL, &h));
+    ASSERT_OK(goc_recovery_set_policy(h, GOC_RECOVER_RETHROW));
+    ASSERT_OK(goc_recovery_set_default(h));
+    ASSERT_OK(goc_sf_new(&sf));
+    struct job j = { .n = 1 };
+    goc_panic_info *p = NULL;
+    ASSERT_EQ(goc_try(sf_leader, &j, &p), GOC_EPANIC);
+    ASSERT(p != NULL);
+    ASSERT_STR(goc_panic_info_message(p), "task 1");
+    goc_panic_info_free(p);
+    ASSERT_EQ(goc_sf_joined(sf, "k"), 0); /* the key is free again */
+    goc_ctx *ctx;
+    ASSERT_OK(goc_ctx_with_timeout(NULL, 2 * GOC_SECOND, &ctx));
+    goc_future *f;
+    ASSERT_OK(goc_sf_do(sf, "k", sf_fine, NULL, NULL, &f, NULL, ctx));
+    ASSERT_EQ(outcome(f), 0);
+    goc_future_release(f);
+    goc_ctx_release(ctx);
+    ASSERT_EQ(goc_recovery_count(h, NULL), 1);
+    goc_sf_free(sf);
+    ASSERT_OK(goc_recovery_set_default(NULL));
+    goc_recovery_free(h);
+}

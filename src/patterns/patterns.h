@@ -55,6 +55,17 @@ int goc__safe_task_in(struct goc__recovery_slot *s,
                       void *arg,
                       void **result,
                       bool *exit);
+/*
+ * goc__safe_task() for a runner that runs the task on its caller's own
+ * goroutine (singleflight's leader): with GOC_RECOVER_RETHROW it does
+ * not panic again itself but sets *@rethrow (else NULL), so that the
+ * runner can retire its state first, then call goc__panic_again().
+ */
+int goc__safe_task_inline(goc_task_fn fn,
+                          goc_ctx *ctx,
+                          void *arg,
+                          void **result,
+                          goc_panic_info **rethrow);
 int goc__safe_then(goc_future_then_fn fn,
                    const void *value,
                    void *arg,

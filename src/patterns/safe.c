@@ -12,11 +12,24 @@
 
 #include <string.h>
 
-static int report(struct goc__recovery_slot *s, goc_panic_info *p, bool *exit)
+/*
+ * The panic is reported; RETHROW panics again with the same info
+ * (message, code, frames), at once, or, for a runner that must first put
+ * its own state right (@later given), once it has: *@later takes the
+ * info and the runner calls goc__panic_again() itself.
+ */
+static int report(struct goc__recovery_slot *s,
+                  goc_panic_info *p,
+                  bool *exit,
+                  goc_panic_info **later)
 {
     int policy = goc__recovery_report(s, p);
-    if (policy == GOC_RECOVER_RETHROW)
-        goc__panic_again(p); /* the same info: message, code, frames */
+    if (policy == GOC_RECOVER_RETHROW) {
+        if (!later)
+            goc__panic_again(p);
+        *later = p;
+        return GOC_EPANIC;
+    }
     if (exit)
         *exit = policy == GOC_RECOVER_WORKER_EXIT;
     goc_panic_info_free(p);
@@ -29,12 +42,13 @@ static int safe_call(struct goc__recovery_slot *s,
                      int (*fn)(void *),
                      void *arg,
                      bool *panicked,
-                     bool *exit)
+                     bool *exit,
+                     goc_panic_info **later)
 {
     goc_panic_info *p = NULL;
     int rc = goc_try(fn, arg, &p);
     *panicked = p != NULL;
-    return p ? report(s, p, exit) : rc;
+    return p ? report(s, p, exit, later) : rc;
 }
 
 int goc__safe_call_in(struct goc__recovery_slot *s,
@@ -43,7 +57,7 @@ int goc__safe_call_in(struct goc__recovery_slot *s,
                       bool *exit)
 {
     bool panicked;
-    return safe_call(s, fn, arg, &panicked, exit);
+    return safe_call(s, fn, arg, &panicked, exit, NULL);
 }
 
 int goc__safe_call(int (*fn)(void *), void *arg)
@@ -73,9 +87,24 @@ int goc__safe_task_in(struct goc__recovery_slot *s,
 {
     struct task_call c = { fn, ctx, arg, result };
     bool panicked;
-    int rc = safe_call(s, run_task, &c, &panicked, exit);
+    int rc = safe_call(s, run_task, &c, &panicked, exit, NULL);
     if (panicked)
         *result = NULL; /* whatever it set before panicking is not a value */
+    return rc;
+}
+
+int goc__safe_task_inline(goc_task_fn fn,
+                          goc_ctx *ctx,
+                          void *arg,
+                          void **result,
+                          goc_panic_info **rethrow)
+{
+    struct task_call c = { fn, ctx, arg, result };
+    bool panicked;
+    *rethrow = NULL;
+    int rc = safe_call(NULL, run_task, &c, &panicked, NULL, rethrow);
+    if (panicked)
+        *result = NULL;
     return rc;
 }
 
@@ -104,7 +133,7 @@ int goc__safe_then(goc_future_then_fn fn,
 {
     struct then_call c = { fn, value, arg, result };
     bool panicked;
-    int rc = safe_call(NULL, run_then, &c, &panicked, NULL);
+    int rc = safe_call(NULL, run_then, &c, &panicked, NULL, NULL);
     if (panicked)
         *result = NULL;
     return rc;

@@ -11,6 +11,7 @@
 #include "patterns.h"
 #include "goc/sync.h"
 #include "../internal/alloc.h"
+#include "../runtime/runtime.h"
 
 #include <string.h>
 
@@ -107,16 +108,19 @@ static struct flight *find_or_add_locked(goc_sf *g,
     return fl;
 }
 
-/* Runs the flight's function and retires the flight. */
-static void run_flight(goc_sf *g,
-                       struct flight *fl,
-                       goc_task_fn fn,
-                       void *arg,
-                       goc_value_free_fn free_value,
-                       goc_ctx *ctx)
+/* Runs the flight's function and retires the flight. Returns the panic
+ * to raise again (GOC_RECOVER_RETHROW) once the caller has let go of
+ * what it holds, or NULL. */
+static goc_panic_info *run_flight(goc_sf *g,
+                                  struct flight *fl,
+                                  goc_task_fn fn,
+                                  void *arg,
+                                  goc_value_free_fn free_value,
+                                  goc_ctx *ctx)
 {
     void *value = NULL;
-    int rc = goc__safe_task(fn, ctx, arg, &value);
+    goc_panic_info *rethrow;
+    int rc = goc__safe_task_inline(fn, ctx, arg, &value, &rethrow);
     /* Retire the key first, so a caller that comes after the outcome
      * starts a new flight instead of joining a finished one. */
     goc_mutex_lock(&g->mu, NULL);
@@ -125,6 +129,7 @@ static void run_flight(goc_sf *g,
     if (goc_future_complete(fl->f, rc > 0 ? -EINVAL : rc, value) == 0 &&
         value && free_value)
         free_value(value);
+    return rethrow;
 }
 
 int goc_sf_do(goc_sf *g,
@@ -145,8 +150,9 @@ int goc_sf_do(goc_sf *g,
     goc_mutex_unlock(&g->mu);
     if (!fl)
         return -ENOMEM;
+    goc_panic_info *rethrow = NULL;
     if (leader) {
-        run_flight(g, fl, fn, arg, free_value, ctx);
+        rethrow = run_flight(g, fl, fn, arg, free_value, ctx);
     } else {
         int st, rc = goc_future_get(f, &st, NULL, ctx);
         if (rc) {
@@ -160,6 +166,12 @@ int goc_sf_do(goc_sf *g,
         dup = fl->dups > 0; /* unlinked: no one can join any more */
         goc_mutex_unlock(&g->mu);
         flight_free(fl); /* the leader owns the flight; f is ours */
+    }
+    if (rethrow) {
+        /* The joined callers have their GOC_EPANIC; the leader panics
+         * on, as the recovery handler's policy says (Go's does too). */
+        goc_future_release(f);
+        goc__panic_again(rethrow);
     }
     if (shared)
         *shared = dup;
@@ -179,9 +191,12 @@ struct async_flight {
 static void async_main(void *p)
 {
     struct async_flight *a = p;
-    run_flight(a->g, a->fl, a->fn, a->arg, a->free_value, a->ctx);
+    goc_panic_info *rethrow =
+        run_flight(a->g, a->fl, a->fn, a->arg, a->free_value, a->ctx);
     flight_free(a->fl);
     goc__free(a);
+    if (rethrow)
+        goc__panic_again(rethrow); /* on a goroutine of its own: the end */
 }
 
 static void release_flight(void *flight_future)
