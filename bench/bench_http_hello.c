@@ -29,6 +29,7 @@ _Static_assert(sizeof(hello) - 1 == 14, "Content-Length below says 14");
 
 /* What the server needs of a request head. */
 struct request {
+    bool head; /* HEAD: the headers of a GET, no body */
     bool http11;
     bool keep_alive;
     long long body; /* Content-Length, 0 if none */
@@ -111,6 +112,7 @@ static bool parse_head(const char *h, size_t n, struct request *rq)
         memcmp(sp2 + 1, "HTTP/1.", 7) != 0 || (sp2[8] != '0' && sp2[8] != '1'))
         return false;
     bool http11 = rq->http11 = sp2[8] == '1';
+    rq->head = sp1 - h == 4 && memcmp(h, "HEAD", 4) == 0;
     bool conn_close = false, conn_keep = false, have_length = false;
     bool have_host = false;
     rq->body = 0;
@@ -173,7 +175,8 @@ static bool respond(goc_fd *fd, struct date *d, const struct request *rq)
     else if (!rq->http11 && rq->keep_alive)
         p = PUT(p, "Connection: keep-alive\r\n");
     p = PUT(p, "\r\n");
-    p = put(p, hello, sizeof(hello) - 1);
+    if (!rq->head)
+        p = put(p, hello, sizeof(hello) - 1);
     ssize_t n = p - out;
     return goc_fd_write(fd, out, (size_t)n, NULL) == n;
 }

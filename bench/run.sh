@@ -37,7 +37,9 @@ export GOMAXPROCS=2 GOC_MAXPROCS=2
 
 FAILED=0
 TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+SERVER_PID="" # the http_hello server running now (see run_http)
+trap 'stop_server; rm -rf "$TMP"' EXIT
+trap 'exit 130' INT TERM
 mkdir -p "$TMP/goc" "$TMP/go"
 : >"$TMP/figures" # "name unit" in order of first appearance
 : >"$TMP/rows"    # finished table rows
@@ -170,7 +172,7 @@ wrk_figures() {
   awk '
     $1 == "wrk_requests" { n = $2 }
     $1 == "wrk_seconds" { s = $2 }
-    $1 == "wrk_errors" { bad = $2 + $5 }
+    $1 == "wrk_errors" { bad = $2 + $3 + $4 + $5 + $6 } # any error fails
     $1 == "wrk_lat" { lat[$2] = $3 / 1000 }
     END {
       if (n == 0 || s == 0 || bad > 0) exit 1
@@ -180,41 +182,59 @@ wrk_figures() {
     }' "$1"
 }
 
+# Stops the http_hello server, if one runs (also on any exit of the
+# harness, from its trap); its exit status.
+stop_server() {
+  [ -n "$SERVER_PID" ] || return 0
+  kill -TERM "$SERVER_PID" 2>/dev/null || true
+  local rc=0
+  wait "$SERVER_PID" 2>/dev/null || rc=$?
+  SERVER_PID=""
+  return $rc
+}
+
 # One run of http_hello for side $1: start its server on a free port,
 # check one answer, warm up with wrk for 3 s, measure for 10 s, stop it.
+# Every step's failure marks the run failed and the batch goes on.
 run_http() {
-  local side=$1 label=$2 addr="" pid i rc=0 cmd
+  local side=$1 label=$2 addr="" i rc=0 cmd
   if [ "$side" = goc ]; then
     cmd=("$C_DIR/bench_http_hello" -addr 127.0.0.1:0 -serve-for 60)
   else
     cmd=("$GOBENCH" -mode http -addr 127.0.0.1:0 -serve-for 60s)
   fi
+  rm -f "$TMP/hello" "$TMP/wrk" "$TMP/out"
   "${cmd[@]}" >/dev/null 2>"$TMP/server.err" &
-  pid=$!
+  SERVER_PID=$!
   for ((i = 0; i < 100; i++)); do
     addr=$(sed -n 's/^http_hello: listening on //p' "$TMP/server.err")
     [ -n "$addr" ] && break
-    kill -0 "$pid" 2>/dev/null || break
+    kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.05
   done
   if [ -z "$addr" ]; then
+    log "$label ($side): the server never said where it listens"
     rc=1
   elif ! check_hello "$addr"; then
     log "$label ($side): wrong answer to GET /:"
-    sed 's/^/    /' "$TMP/hello" >&2
+    if [ -f "$TMP/hello" ]; then sed 's/^/    /' "$TMP/hello" >&2; fi
     rc=1
-  else
-    wrk -t2 -c256 -d3s "http://$addr/" >/dev/null 2>&1 &&
-      wrk -t2 -c256 -d10s --latency -s "$TMP/report.lua" "http://$addr/" \
-        >"$TMP/wrk" 2>&1 || rc=1
-    [ $rc -eq 0 ] && wrk_figures "$TMP/wrk" >"$TMP/out" || rc=1
+  elif ! wrk -t2 -c256 -d3s "http://$addr/" >/dev/null 2>&1 ||
+    ! wrk -t2 -c256 -d10s --latency -s "$TMP/report.lua" "http://$addr/" \
+      >"$TMP/wrk" 2>&1; then
+    log "$label ($side): wrk failed"
+    rc=1
+  elif ! wrk_figures "$TMP/wrk" >"$TMP/out"; then
+    log "$label ($side): wrk saw errors or no requests"
+    rc=1
   fi
-  kill -TERM "$pid" 2>/dev/null
-  wait "$pid" || rc=1
+  stop_server || rc=1
   if [ $rc -ne 0 ]; then
     echo x >>"$TMP/$side/.failed"
     fail "$label ($side)"
-    tail -n 5 "$TMP/server.err" "$TMP/wrk" 2>/dev/null | sed 's/^/    /' >&2
+    for f in "$TMP/server.err" "$TMP/wrk"; do
+      if [ -f "$f" ]; then tail -n 5 "$f" | sed 's/^/    /' >&2; fi
+    done
     return 0
   fi
   sed "s/^/  $side: /" "$TMP/out" >&2
