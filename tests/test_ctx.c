@@ -372,3 +372,60 @@ TEST(ctx, deadline_without_a_runtime_ends_at_once)
     ASSERT_EQ(goc_ctx_cause(c), -ENOMEM);
     goc_ctx_destroy(c);
 }
+
+/* Where an after-func ran, and how often. */
+struct after_seen {
+    _Atomic int runs;
+    _Atomic int64_t on;
+};
+
+static void after_note(void *arg)
+{
+    struct after_seen *s = arg;
+    atomic_store(&s->on, goc_id());
+    atomic_fetch_add(&s->runs, 1);
+}
+
+static int after_spawn_fails(void *arg)
+{
+    (void)arg;
+    /* Each goroutine takes a slab of its own at this stack size, so an
+     * after-func's spawn allocates, and fails while allocations do. */
+    struct after_seen s = { 0 }, stopped = { 0 };
+    goc_ctx *c1, *c2;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &c1));
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &c2));
+    goc_ctx_after a1, a2;
+    ASSERT_OK(goc_ctx_after_func(c1, after_note, &s, &a1));
+    ASSERT_OK(goc_ctx_after_func(c2, after_note, &stopped, &a2));
+    goc__fault_after(0);
+    goc_ctx_cancel(c1);
+    goc_ctx_cancel(c2);
+    goc__fault_after(-1);
+    /* Not run on the canceller (a deadline's timer, the scheduler's own
+     * stack, would run it there too): deferred, and still stoppable. */
+    ASSERT_EQ(atomic_load(&s.runs), 0);
+    ASSERT_EQ(goc_ctx_after_stop(&a2), true);
+    ASSERT_EQ(goc_ctx_after_stop(&a2), false);
+    for (int i = 0; i < 2000 && atomic_load(&s.runs) == 0; i++)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    ASSERT_EQ(atomic_load(&s.runs), 1);
+    ASSERT_NE(atomic_load(&s.on), goc_id());
+    ASSERT_EQ(goc_ctx_after_stop(&a1), false);
+    goc_sleep(20 * GOC_MILLISECOND, NULL);
+    ASSERT_EQ(atomic_load(&stopped.runs), 0);
+    ASSERT_EQ(atomic_load(&s.runs), 1);
+    goc_ctx_release(c1);
+    goc_ctx_release(c2);
+    return 0;
+}
+
+/* An after-func whose goroutine cannot be made waits for one: it never
+ * runs on the cancelling goroutine or timer instead. */
+TEST(ctx, after_func_that_cannot_spawn_waits_for_a_goroutine)
+{
+    struct goc_config cfg = { .stack_size = 32u << 20 };
+    ASSERT_OK(goc_init(&cfg));
+    ASSERT_OK(goc_run(after_spawn_fails, NULL));
+    test_no_leaks();
+}

@@ -2,6 +2,8 @@
 /* Tests of recovery handlers attached to the runners of tasks. */
 #include "test.h"
 
+#include "../src/internal/alloc.h"
+
 #include <stdatomic.h>
 #include <string.h>
 
@@ -287,6 +289,63 @@ TEST_G(recovery, async_callbacks_never_hold_the_panicking_goroutine)
     goc_recovery_free(quiet);
     test_no_leaks(); /* the delivery goroutine has ended */
     goc_chan_release(g.gate);
+}
+
+/* Counts callbacks and where they ran. */
+struct spot {
+    _Atomic int calls;
+    _Atomic int64_t on;
+};
+
+static void spot_record(const struct goc_panic_record *r, void *arg)
+{
+    struct spot *s = arg;
+    (void)r;
+    atomic_store(&s->on, goc_id());
+    atomic_fetch_add(&s->calls, 1);
+}
+
+static int async_fails_to_start(void *arg)
+{
+    (void)arg;
+    struct spot s = { 0 };
+    goc_recovery *h;
+    ASSERT_OK(goc_recovery_new(8, spot_record, &s, &h));
+    /* Each goroutine takes a slab of its own at this stack size, so the
+     * delivery goroutine's spawn allocates: fail every allocation of the
+     * set-up in turn. A failed set-up leaves a handler that calls back
+     * on the spot, every time. */
+    int failures = 0, rc, i = 0;
+    for (int64_t n = 0;; n++) {
+        goc__fault_after(n);
+        rc = goc_recovery_set_async(h, 4);
+        goc__fault_after(-1);
+        if (rc == 0)
+            break;
+        ASSERT_EQ(rc, -ENOMEM);
+        failures++;
+        ASSERT_EQ(goc_recovery_run(h, panics_now, &i), GOC_EPANIC);
+        ASSERT_EQ(atomic_load(&s.calls), failures);
+        ASSERT_EQ(atomic_load(&s.on), goc_id());
+    }
+    ASSERT_GE(failures, 2); /* the queue, then the goroutine */
+    ASSERT_EQ(goc_recovery_set_async(h, 4), -EBUSY);
+    ASSERT_EQ(goc_recovery_run(h, panics_now, &i), GOC_EPANIC);
+    for (int k = 0; k < 2000 && atomic_load(&s.calls) == failures; k++)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    ASSERT_EQ(atomic_load(&s.calls), failures + 1);
+    ASSERT_NE(atomic_load(&s.on), goc_id());
+    ASSERT_EQ(goc_recovery_dropped(h), 0);
+    goc_recovery_free(h);
+    return 0;
+}
+
+TEST(recovery, async_set_up_that_cannot_spawn_leaves_calls_on_the_spot)
+{
+    struct goc_config cfg = { .stack_size = 32u << 20 };
+    ASSERT_OK(goc_init(&cfg));
+    ASSERT_OK(goc_run(async_fails_to_start, NULL));
+    test_no_leaks();
 }
 
 /* singleflight's leader runs the function on its caller's goroutine:

@@ -229,7 +229,10 @@ typedef struct goc_ctx_after {
  *         returns or @fn has started).
  *
  * If @ctx is already done, @fn starts at once; if @ctx can never be
- * cancelled, it never runs. Registrations are independent.
+ * cancelled, it never runs. Registrations are independent. @fn never
+ * runs on the cancelling goroutine or thread: if its goroutine cannot be
+ * made (out of memory), it waits, still stoppable, and the runtime starts
+ * it as soon as one can be (reported once through the log hook).
  *
  * Return: 0; -EINVAL for a NULL @fn or @after.
  */

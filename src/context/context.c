@@ -44,28 +44,94 @@ struct goc_ctx *goc__ctx_canceller(goc_ctx *ctx)
 
 /* ---- cancellation ----------------------------------------------------- */
 
-static void run_after(goc_fn fn, void *arg)
+/*
+ * After-funcs whose goroutine could not be made (out of memory). They
+ * never run inline instead: the canceller may be a deadline's timer on
+ * the scheduler's own stack, or hold the caller's goroutine. They wait
+ * here, still stoppable, for sysmon to start them.
+ */
+static goc__lock deferred_lock = GOC__LOCK_INIT;
+static struct goc__dqueue deferred;
+_Atomic int64_t goc__ctx_after_deferred;
+
+/* Start a's fn; a is SPAWNING and ours until the spawn is sure. */
+static bool start_after(struct goc__ctx_after *a)
 {
-    /* Go runs AfterFunc in its own goroutine; inline if none can start. */
-    if (goc_go(fn, arg) != 0)
-        fn(arg);
+    /* Given back (IDLE) only once fn is sure to start: its owner may
+     * free the record as soon as fn runs. */
+    return goc__go_release(a->fn, a->arg, &a->state, GOC__AFTER_IDLE) == 0;
+}
+
+/* Returns how many were deferred before a. */
+static int64_t defer_after(struct goc__ctx_after *a, bool at_front)
+{
+    goc__lock_acquire(&deferred_lock);
+    if (at_front)
+        goc__dqueue_push_front(&deferred, &a->link);
+    else
+        goc__dqueue_push_back(&deferred, &a->link);
+    atomic_store(&a->state, GOC__AFTER_DEFERRED);
+    int64_t n = atomic_fetch_add(&goc__ctx_after_deferred, 1);
+    goc__lock_release(&deferred_lock);
+    return n;
+}
+
+static void run_after(struct goc__ctx_after *a)
+{
+    if (!start_after(a) && defer_after(a, false) == 0)
+        goc__log("an after-func's goroutine could not be made (out of "
+                 "memory); it starts when one can be");
+}
+
+/* sysmon: start deferred after-funcs in order, until a spawn fails. */
+void goc__ctx_after_retry(void)
+{
+    for (;;) {
+        goc__lock_acquire(&deferred_lock);
+        struct goc__dlink *l = goc__dqueue_pop(&deferred);
+        struct goc__ctx_after *a =
+            l ? goc__container_of(l, struct goc__ctx_after, link) : NULL;
+        if (a) {
+            atomic_store(&a->state, GOC__AFTER_SPAWNING);
+            atomic_fetch_sub(&goc__ctx_after_deferred, 1);
+        }
+        goc__lock_release(&deferred_lock);
+        if (!a)
+            return;
+        if (!start_after(a)) {
+            defer_after(a, true);
+            return;
+        }
+    }
+}
+
+/* stop on a deferred record: take it out before it starts. */
+static bool stop_deferred(struct goc__ctx_after *a)
+{
+    goc__lock_acquire(&deferred_lock);
+    bool stopped = atomic_load(&a->state) == GOC__AFTER_DEFERRED;
+    if (stopped) {
+        goc__dqueue_remove(&deferred, &a->link);
+        atomic_fetch_sub(&goc__ctx_after_deferred, 1);
+        atomic_store(&a->state, GOC__AFTER_IDLE);
+    }
+    goc__lock_release(&deferred_lock);
+    return stopped;
 }
 
 /*
- * Start the after-funcs a cancellation collected, outside all locks. A
- * record is read, then released to its owner (IDLE): goc_ctx_after_stop
- * waits out the SPAWNING state, so the owner frees nothing still in use.
+ * Start the after-funcs a cancellation collected, outside all locks. Each
+ * record stays SPAWNING until its goroutine is sure to start (then it is
+ * its owner's again: goc_ctx_after_stop waits out that state) or until
+ * it joins the deferred ones.
  */
 static void spawn_all(struct goc__dlink *list)
 {
     while (list) {
         struct goc__ctx_after *a =
             goc__container_of(list, struct goc__ctx_after, link);
-        goc_fn fn = a->fn;
-        void *arg = a->arg;
         list = list->next;
-        atomic_store_explicit(&a->state, GOC__AFTER_IDLE, memory_order_release);
-        run_after(fn, arg);
+        run_after(a);
     }
 }
 
@@ -518,7 +584,7 @@ int goc_ctx_after_func(goc_ctx *ctx, goc_fn fn, void *arg, goc_ctx_after *after)
     a->arg = arg;
     a->cc = c;
     /* Never cancellable: registered forever, so that stop reports true. */
-    atomic_init(&a->state, c ? GOC__AFTER_IDLE : GOC__AFTER_LINKED);
+    atomic_init(&a->state, c ? GOC__AFTER_SPAWNING : GOC__AFTER_LINKED);
     if (!c)
         return 0;
     goc__lock_acquire(&c->lock);
@@ -529,7 +595,7 @@ int goc_ctx_after_func(goc_ctx *ctx, goc_fn fn, void *arg, goc_ctx_after *after)
     }
     goc__lock_release(&c->lock);
     if (done)
-        run_after(fn, arg);
+        run_after(a);
     return 0;
 }
 
@@ -555,6 +621,8 @@ bool goc_ctx_after_stop(goc_ctx_after *after)
         }
         goc__lock_release(&c->lock);
     }
+    if (atomic_load(&a->state) == GOC__AFTER_DEFERRED)
+        stopped = stop_deferred(a);
     /* A cancel may still be reading the record: wait until it is done. */
     while (atomic_load_explicit(&a->state, memory_order_acquire) ==
            GOC__AFTER_SPAWNING)

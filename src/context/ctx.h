@@ -30,10 +30,11 @@ enum goc__after_state {
     GOC__AFTER_IDLE,     /* stopped, or fn has started */
     GOC__AFTER_LINKED,   /* registered with the context */
     GOC__AFTER_SPAWNING, /* taken by a cancel that has yet to read it */
+    GOC__AFTER_DEFERRED, /* its spawn failed: waits for a retry */
 };
 
 struct goc__ctx_after {
-    struct goc__dlink link; /* in cc->afters; then in a cancel's batch */
+    struct goc__dlink link; /* in cc->afters, a cancel's batch, deferred */
     goc_fn fn;
     void *arg;
     struct goc_ctx *cc;

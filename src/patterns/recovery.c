@@ -24,7 +24,9 @@ struct goc_recovery {
     int64_t total, overwritten, callback_panics;
     int64_t dropped; /* notifications an async queue had no room for */
     _Atomic int policy;
-    goc_chan *queue; /* under lock: async delivery's records to call back */
+    goc_chan *queue;    /* under lock: where records go for async delivery */
+    goc_chan *delivery; /* the delivery goroutine's queue, set before it
+                           starts and never changed while it runs */
     goc_recovery_fn fn;
     void *arg;
     struct goc_panic_record recs[];
@@ -60,7 +62,7 @@ static void release(goc_recovery *h)
 {
     if (!h || atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) != 1)
         return;
-    goc_chan *q = h->queue; /* nobody else holds h any more */
+    goc_chan *q = h->delivery; /* nobody else holds h any more */
     if (q)
         goc_chan_close(q); /* its goroutine delivers the rest, then frees */
     else
@@ -140,9 +142,9 @@ static void deliver(void *arg)
 {
     goc_recovery *h = arg;
     struct goc_panic_record r;
-    while (goc_chan_recv(h->queue, &r, NULL) > 0)
+    while (goc_chan_recv(h->delivery, &r, NULL) > 0)
         call_back(h, &r);
-    goc_chan_release(h->queue);
+    goc_chan_release(h->delivery);
     goc__free(h);
 }
 
@@ -155,21 +157,28 @@ int goc_recovery_set_async(goc_recovery *h, int queue)
     if (rc)
         return rc;
     goc__lock_acquire(&h->lock);
-    bool busy = h->queue != NULL;
+    bool busy = h->delivery != NULL;
     if (!busy)
-        h->queue = q;
+        h->delivery = q;
     goc__lock_release(&h->lock);
     if (busy) {
         goc_chan_release(q);
         return -EBUSY;
     }
-    if ((rc = goc_go(deliver, h)) != 0) {
-        goc__lock_acquire(&h->lock);
-        h->queue = NULL; /* back to calling on the spot; nothing was lost:
-                            what was queued is still in the ring */
-        goc__lock_release(&h->lock);
+    /*
+     * Records go to the queue only once its goroutine runs: a spawn that
+     * fails then takes back a queue nobody has sent to, and the handler
+     * goes on calling on the spot.
+     */
+    rc = goc_go(deliver, h);
+    goc__lock_acquire(&h->lock);
+    if (rc)
+        h->delivery = NULL;
+    else
+        h->queue = q;
+    goc__lock_release(&h->lock);
+    if (rc)
         goc_chan_release(q);
-    }
     return rc;
 }
 

@@ -351,7 +351,8 @@ static uint64_t activity(void)
         atomic_load(&goc__sched.gq_len) > 0 ||
         goc__timers_earliest() != INT64_MAX || goc__pollwait_count() > 0 ||
         atomic_load(&goc__sched.nblocking_jobs) > 0 ||
-        atomic_load(&goc__sched.nsections) > 0)
+        atomic_load(&goc__sched.nsections) > 0 ||
+        atomic_load(&goc__ctx_after_deferred) > 0)
         return 0;
     uint64_t runs = 0;
     for (int i = 0; i < goc__sched.nprocs; i++) {

@@ -235,7 +235,7 @@ static void g_entry(void *arg)
     g_exit(g);
 }
 
-static int64_t new_goid(struct goc__p *p)
+static inline __attribute__((always_inline)) int64_t new_goid(struct goc__p *p)
 {
     if (!p)
         return atomic_fetch_add(&goc__sched.next_id, 1) + 1;
@@ -246,12 +246,13 @@ static int64_t new_goid(struct goc__p *p)
     return p->goid_next++;
 }
 
-static void g_setup(struct goc__g *g,
-                    struct goc__g *self,
-                    struct goc__p *p,
-                    goc_fn fn,
-                    void *arg,
-                    const struct goc_go_opts *opts)
+static inline __attribute__((always_inline)) void g_setup(
+    struct goc__g *g,
+    struct goc__g *self,
+    struct goc__p *p,
+    goc_fn fn,
+    void *arg,
+    const struct goc_go_opts *opts)
 {
     g->id = new_goid(p);
     g->fn = fn;
@@ -278,7 +279,8 @@ static void g_setup(struct goc__g *g,
     atomic_store_explicit(&g->status, GOC__G_RUNNABLE, memory_order_relaxed);
 }
 
-static void runq_push_new(struct goc__g *g, struct goc__p *p)
+static inline __attribute__((always_inline)) void runq_push_new(
+    struct goc__g *g, struct goc__p *p)
 {
     if (!p) {
         atomic_fetch_add(&goc__sched.ngoroutine, 1);
@@ -290,7 +292,19 @@ static void runq_push_new(struct goc__g *g, struct goc__p *p)
     goc__wakep();
 }
 
-int goc_go_ex(goc_fn fn, void *arg, const struct goc_go_opts *opts)
+/*
+ * Make and queue a goroutine. If word is given, value is stored there
+ * (release) once nothing can fail any more and before the goroutine can
+ * run: a caller handing over a record that fn may free uses it to give
+ * the record back only when the spawn is sure.
+ */
+static inline __attribute__((always_inline)) int go_start(
+    goc_fn fn,
+    void *arg,
+    const struct goc_go_opts *opts,
+    void *created_pc,
+    _Atomic uint32_t *word,
+    uint32_t value)
 {
     if (!fn)
         return -EINVAL;
@@ -307,8 +321,10 @@ int goc_go_ex(goc_fn fn, void *arg, const struct goc_go_opts *opts)
     struct goc__g *g = goc__g_get(p, cls);
     if (!g)
         return -ENOMEM;
-    g->created_pc = __builtin_return_address(0);
+    g->created_pc = created_pc;
     g_setup(g, self, p, fn, arg, opts);
+    if (word)
+        atomic_store_explicit(word, value, memory_order_release);
     runq_push_new(g, p);
     /*
      * Back-pressure: a goroutine spawning faster than its P drains the
@@ -319,9 +335,22 @@ int goc_go_ex(goc_fn fn, void *arg, const struct goc_go_opts *opts)
     return 0;
 }
 
+int goc_go_ex(goc_fn fn, void *arg, const struct goc_go_opts *opts)
+{
+    return go_start(fn, arg, opts, __builtin_return_address(0), NULL, 0);
+}
+
 int goc_go(goc_fn fn, void *arg)
 {
     return goc_go_ex(fn, arg, NULL);
+}
+
+int goc__go_release(goc_fn fn,
+                    void *arg,
+                    _Atomic uint32_t *word,
+                    uint32_t value)
+{
+    return go_start(fn, arg, NULL, __builtin_return_address(0), word, value);
 }
 
 /* ---- yielding, identity, pinning -------------------------------------- */

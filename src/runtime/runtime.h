@@ -638,6 +638,19 @@ void goc__panic_again(struct goc_panic_info *p) __attribute__((noreturn));
 int goc__dump_others(int fd);
 /* The panic that ended the process, once it does (for debuggers). */
 extern struct goc_panic_info *volatile goc__fatal_panic;
+/*
+ * goc_go(fn, arg), storing value at *word (release) once the spawn cannot
+ * fail and before fn can run; on failure *word is untouched.
+ */
+int goc__go_release(goc_fn fn,
+                    void *arg,
+                    _Atomic uint32_t *word,
+                    uint32_t value);
+
+/* After-funcs whose spawn failed (ENOMEM), waiting for sysmon to retry. */
+extern _Atomic int64_t goc__ctx_after_deferred;
+void goc__ctx_after_retry(void);
+
 /* One goroutine as goc__goroutine_walk() sees it (a racy snapshot). */
 struct goc__gsnap {
     int64_t id;

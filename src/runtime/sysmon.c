@@ -17,6 +17,8 @@
  *  - when goroutines wait for I/O and nobody has looked at epoll for
  *    10 ms (every M busy running goroutines), it polls and queues the
  *    goroutines whose I/O is ready on the global queue;
+ *  - after-funcs of contexts whose goroutine could not be made (out of
+ *    memory) are started once one can be;
  *  - stacks idle for 2 s in the global pool give their pages back, at
  *    most 1 ms of that work a round, so the duties above wait no longer;
  *  - when every goroutine has been parked for a few ticks with nothing
@@ -321,6 +323,9 @@ static void *sysmon_main(void *arg)
         bool handoff;
         bool active = watch_ps(now, &handoff);
         poll_if_stale(now);
+        if (atomic_load_explicit(&goc__ctx_after_deferred,
+                                 memory_order_relaxed))
+            goc__ctx_after_retry();
         goc__check_deadlock();
         if (trim_left || now - last_trim >= TRIM_EVERY_NS) {
             if (!trim_left)
