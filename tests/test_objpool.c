@@ -150,6 +150,69 @@ TEST(objpool, debug_mode_detects_double_put)
     ASSERT_EQ(atomic_load(&created), atomic_load(&destroyed));
 }
 
+/* Two threads put the same object at once; reset is slow, so each put
+ * spends a while between its check and its push. */
+struct racing_put {
+    goc_objpool *p;
+    void *obj;
+    pthread_barrier_t go, done;
+    _Atomic int rounds_left, misuse;
+};
+
+static void slow_reset(void *obj, void *arg)
+{
+    (void)obj;
+    (void)arg;
+    int64_t until = goc_now() + 20 * GOC_MICROSECOND;
+    while (goc_now() < until) {
+    }
+}
+
+static void *racing_putter(void *arg)
+{
+    struct racing_put *r = arg;
+    for (;;) {
+        pthread_barrier_wait(&r->go);
+        if (atomic_load(&r->rounds_left) < 0)
+            return NULL;
+        if (goc_objpool_put(r->p, r->obj) == GOC_EMISUSE)
+            atomic_fetch_add(&r->misuse, 1);
+        pthread_barrier_wait(&r->done);
+    }
+}
+
+TEST(objpool, debug_mode_catches_two_puts_racing)
+{
+    static int obj;
+    struct racing_put r = { .obj = &obj };
+    struct goc_objpool_opts o = { .reset_fn = slow_reset, .debug = true };
+    ASSERT_OK(goc_objpool_new(&o, &r.p));
+    pthread_barrier_init(&r.go, NULL, 3);
+    pthread_barrier_init(&r.done, NULL, 3);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        ASSERT_OK(pthread_create(&t[i], NULL, racing_putter, &r));
+    int twice = 0;
+    for (int round = 0; round < 200; round++) {
+        pthread_barrier_wait(&r.go);
+        pthread_barrier_wait(&r.done);
+        /* Take everything back: the object is in the pool once at most. */
+        int found = 0;
+        for (void *x; (x = goc_objpool_get(r.p));)
+            found += x == &obj;
+        twice += found > 1;
+    }
+    atomic_store(&r.rounds_left, -1);
+    pthread_barrier_wait(&r.go);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    ASSERT_EQ(twice, 0);
+    ASSERT_GT(atomic_load(&r.misuse), 0);
+    pthread_barrier_destroy(&r.go);
+    pthread_barrier_destroy(&r.done);
+    goc_objpool_free(r.p);
+}
+
 struct churn {
     goc_objpool *p;
     int64_t iters;

@@ -38,9 +38,10 @@ extern "C" {
  *               dropped.
  * @max_retained_size: objects larger than this are dropped on put (needs
  *               @size_fn; 0: no bound) - golang/go#23199.
- * @debug:       detect a double put (GOC_EMISUSE) and drop one put in four
- *               at random, as Go's race detector does, to flush out
- *               use-after-put bugs. Costs a scan per put.
+ * @debug:       detect a double put (GOC_EMISUSE), two puts of one object
+ *               racing included, and drop one put in four at random, as
+ *               Go's race detector does, to flush out use-after-put bugs.
+ *               Costs a scan per put, under a lock of the pool's own.
  */
 struct goc_objpool_opts {
     void *(*new_fn)(void *arg);

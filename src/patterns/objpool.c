@@ -36,9 +36,17 @@ struct shard {
     int64_t gets, kept; /* under mu */
 };
 
+/* Debug mode: a put under way, on its caller's stack. */
+struct putting {
+    void *obj;
+    struct putting *next;
+};
+
 struct goc_objpool {
     struct goc_objpool_opts o;
-    size_t nshards; /* per-P shards; shards[nshards] is the shared one */
+    goc__lock debug_mu;   /* debug mode: over puts and the check */
+    struct putting *puts; /* under debug_mu: puts under way */
+    size_t nshards;       /* per-P shards; shards[nshards] is the shared one */
     _Atomic int64_t retained; /* only kept up with a max_cached bound */
     _Atomic int64_t misses, put_drops, trim_drops, trims;
     _Atomic uint64_t rnd;
@@ -183,6 +191,36 @@ static bool cached(goc_objpool *p, void *obj)
     return found;
 }
 
+/*
+ * Debug: claim @obj for this put unless it is cached or being put
+ * already. The claim is what catches two puts racing: each would find
+ * the object absent from the caches while the other one resets it.
+ */
+static bool debug_claim(goc_objpool *p, struct putting *me, void *obj)
+{
+    goc__lock_acquire(&p->debug_mu);
+    bool twice = cached(p, obj);
+    for (struct putting *q = p->puts; q && !twice; q = q->next)
+        twice = q->obj == obj;
+    if (!twice) {
+        me->obj = obj;
+        me->next = p->puts;
+        p->puts = me;
+    }
+    goc__lock_release(&p->debug_mu);
+    return !twice;
+}
+
+static void debug_unclaim(goc_objpool *p, struct putting *me)
+{
+    goc__lock_acquire(&p->debug_mu);
+    struct putting **q = &p->puts;
+    while (*q != me)
+        q = &(*q)->next;
+    *q = me->next;
+    goc__lock_release(&p->debug_mu);
+}
+
 /* Reserve a retained slot under max_cached; false if full. */
 static bool reserve(goc_objpool *p)
 {
@@ -212,12 +250,8 @@ static int drop(goc_objpool *p, void *obj)
     return 1;
 }
 
-int goc_objpool_put(goc_objpool *p, void *obj)
+static int put(goc_objpool *p, void *obj)
 {
-    if (!obj)
-        return 0;
-    if (p->o.debug && cached(p, obj))
-        return GOC_EMISUSE;
     if (p->o.max_retained_size &&
         p->o.size_fn(obj, p->o.arg) > p->o.max_retained_size)
         return drop(p, obj);
@@ -245,6 +279,20 @@ int goc_objpool_put(goc_objpool *p, void *obj)
         return drop(p, obj);
     }
     return 0;
+}
+
+int goc_objpool_put(goc_objpool *p, void *obj)
+{
+    if (!obj)
+        return 0;
+    if (!p->o.debug)
+        return put(p, obj);
+    struct putting me;
+    if (!debug_claim(p, &me, obj))
+        return GOC_EMISUSE;
+    int rc = put(p, obj);
+    debug_unclaim(p, &me);
+    return rc;
 }
 
 int64_t goc_objpool_trim(goc_objpool *p)
