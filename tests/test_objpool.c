@@ -709,3 +709,72 @@ TEST_G(objpool, rpool_place_frees_only_after_destroy)
     ASSERT_EQ(atomic_load(&live_max), 1); /* max_total */
     ASSERT_EQ(atomic_load(&live_now), 0);
 }
+
+/* A create that waits at a gate, and counts what exists. */
+struct gated_create {
+    goc_chan *gate;
+    _Atomic int made, destroyed, entered;
+};
+
+static int gated_make(void *arg, void **out)
+{
+    struct gated_create *g = arg;
+    atomic_fetch_add(&g->entered, 1);
+    goc_chan_recv(g->gate, NULL, NULL);
+    atomic_fetch_add(&g->made, 1);
+    *out = malloc(8);
+    return *out ? 0 : -ENOMEM;
+}
+
+static void gated_destroy(void *obj, void *arg)
+{
+    struct gated_create *g = arg;
+    atomic_fetch_add(&g->destroyed, 1);
+    free(obj);
+}
+
+struct closing_acq {
+    goc_rpool *rp;
+    void *obj;
+    int rc;
+    goc_wg wg;
+};
+
+static void closing_acquirer(void *arg)
+{
+    struct closing_acq *a = arg;
+    a->rc = goc_rpool_acquire(a->rp, &a->obj, NULL);
+    goc_wg_done(&a->wg);
+}
+
+/* A pool closed while an acquire is making an object lends it to nobody:
+ * the object is destroyed and the acquire fails as after the close. */
+TEST_G(objpool, rpool_object_made_during_close_is_not_lent)
+{
+    struct gated_create g = { 0 };
+    ASSERT_OK(goc_chan_new(0, 0, &g.gate));
+    struct goc_rpool_opts o = { .max_total = 2,
+                                .max_idle = 2,
+                                .create = gated_make,
+                                .destroy = gated_destroy,
+                                .arg = &g };
+    struct closing_acq a = { .wg = GOC_WG_INIT };
+    ASSERT_OK(goc_rpool_new(&o, &a.rp));
+    goc_wg_add(&a.wg, 1);
+    ASSERT_OK(goc_go(closing_acquirer, &a));
+    while (atomic_load(&g.entered) == 0)
+        goc_sleep(100 * GOC_MICROSECOND, NULL);
+    goc_rpool_close(a.rp);
+    goc_chan_close(g.gate);
+    goc_wg_wait(&a.wg, NULL);
+    ASSERT_EQ(a.rc, GOC_ECLOSED);
+    ASSERT_EQ(atomic_load(&g.made), 1);
+    ASSERT_EQ(atomic_load(&g.destroyed), 1);
+    struct goc_rpool_stats st;
+    goc_rpool_stats(a.rp, &st);
+    ASSERT_EQ(st.total, 0);
+    ASSERT_EQ(st.in_use, 0);
+    ASSERT_EQ(st.created, st.destroyed);
+    goc_rpool_free(a.rp);
+    goc_chan_release(g.gate);
+}

@@ -189,8 +189,9 @@ GOC_API int goc_rpool_release(goc_rpool *rp, void *obj, bool broken);
 
 /**
  * goc_rpool_close - stop lending: idle objects are destroyed, waiters
- * wake with GOC_ECLOSED, objects still out are destroyed when released.
- * Idempotent.
+ * wake with GOC_ECLOSED, objects still out are destroyed when released,
+ * and one still being made when the pool closes is destroyed once made
+ * (its acquire fails with GOC_ECLOSED). Idempotent.
  */
 GOC_API void goc_rpool_close(goc_rpool *rp);
 

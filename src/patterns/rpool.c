@@ -259,8 +259,19 @@ int goc_rpool_acquire(goc_rpool *rp, void **out, goc_ctx *ctx)
             }
             lock(rp);
             rp->st.created++;
-            loan_add(rp, obj);
+            bool closed = rp->closed;
+            if (closed) {
+                rp->total--;
+                rp->st.destroyed++;
+            } else {
+                loan_add(rp, obj);
+            }
             unlock(rp);
+            if (closed) {
+                /* Closed while it was being made: lend nothing more. */
+                destroy(rp, obj);
+                return GOC_ECLOSED;
+            }
             *out = obj;
             return 0;
         }
