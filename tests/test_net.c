@@ -838,3 +838,31 @@ TEST_G(net, io_completes_while_all_ps_busy)
     goc_fd_close(r);
     goc_fd_close(w);
 }
+
+/* Once one holder closed a handle, the others' calls return GOC_ECLOSED:
+ * connect sent a datagram socket's connect (or a TCP SYN) through it and
+ * returned 0, and shutdown reached the socket too. */
+TEST_G(net, connect_and_shutdown_after_another_holder_closed)
+{
+    goc_fd *srv, *cli;
+    char addr[GOC_ADDRSTRLEN];
+    ASSERT_OK(goc_udp_listen("127.0.0.1:0", &srv));
+    ASSERT_GT(goc_fd_local_addr(srv, addr, sizeof(addr)), 0);
+    struct sockaddr_storage ss;
+    ASSERT_EQ(goc_addr_resolve(addr, SOCK_DGRAM, &ss, 1, NULL), 1);
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    ASSERT_OK(goc_fd_open(fd, &cli));
+    goc_fd *mine = goc_fd_retain(cli);
+    goc_fd_close(cli);
+    ASSERT_EQ(goc_fd_connect(mine, (struct sockaddr *)&ss,
+                             sizeof(struct sockaddr_in), NULL),
+              GOC_ECLOSED);
+    ASSERT_EQ(goc_fd_shutdown(mine, SHUT_RDWR), GOC_ECLOSED);
+    struct sockaddr_storage peer;
+    socklen_t len = sizeof(peer);
+    ASSERT_EQ(getpeername(fd, (struct sockaddr *)&peer, &len), -1);
+    ASSERT_EQ(errno, ENOTCONN); /* nothing reached the socket */
+    goc_fd_release(mine);
+    goc_fd_close(srv);
+}

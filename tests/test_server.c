@@ -79,6 +79,26 @@ TEST_G(server, bad_input)
     ASSERT_EQ(goc_conn_read_request(NULL, NULL, 0, NULL), -EINVAL);
 }
 
+/* A stack size goc_go_ex() refuses was taken, and then every connection
+ * was accepted and dropped unserved: it is refused up front. */
+TEST_G(server, stack_size_the_runtime_refuses_is_refused_at_new)
+{
+    size_t bad[] = { 1024, GOC_STACK_MIN - 1, (size_t)GOC_STACK_MAX + 1 };
+    goc_server *srv = NULL;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        goc_fd *l;
+        ASSERT_OK(goc_tcp_listen("127.0.0.1:0", &l));
+        struct goc_server_opts o = { .stack_size = bad[i] };
+        ASSERT_EQ(goc_server_new(l, handle, NULL, &o, &srv), -EINVAL);
+        ASSERT(srv == NULL);
+    }
+    goc_fd *l;
+    ASSERT_OK(goc_tcp_listen("127.0.0.1:0", &l));
+    struct goc_server_opts ok = { .stack_size = GOC_STACK_MIN };
+    ASSERT_OK(goc_server_new(l, handle, NULL, &ok, &srv));
+    goc_server_free(srv);
+}
+
 /* Closes the gate a moment after the shutdown has begun waiting. */
 static void open_gate_later(void *arg)
 {

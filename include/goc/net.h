@@ -184,7 +184,8 @@ GOC_API int goc_fd_connect(goc_fd *f,
  * then answers it: a read gets end of file (0), a write -EPIPE. To end
  * every call on the descriptor, use goc_fd_close().
  *
- * Return: 0 or -errno of shutdown(2).
+ * Return: 0, GOC_ECLOSED if the handle was closed (by any holder), or
+ * -errno of shutdown(2).
  */
 GOC_API int goc_fd_shutdown(goc_fd *f, int how);
 

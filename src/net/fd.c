@@ -512,14 +512,17 @@ int goc_fd_connect(goc_fd *f,
     int err = c ? goc_ctx_err(c) : 0;
     if (err)
         return err;
+    /* Closed by another holder: no SYN goes out on it. */
+    if ((err = goc__fd_acquire(f)) != 0)
+        return err;
     int r;
     do
         r = connect(f->fd, addr, addrlen);
     while (r < 0 && errno == EINTR);
-    if (r == 0)
-        return 0;
-    if (errno != EINPROGRESS)
-        return -errno;
+    err = r == 0 ? 0 : -errno;
+    goc__fd_release(f);
+    if (err != -EINPROGRESS)
+        return err;
     return (int)goc__fd_io(f, GOC__PD_WRITE, op_connect_check, NULL, ctx);
 }
 
@@ -527,7 +530,12 @@ int goc_fd_shutdown(goc_fd *f, int how)
 {
     if (!f)
         return -EINVAL;
-    return shutdown(f->fd, how) < 0 ? -errno : 0;
+    int err = goc__fd_acquire(f);
+    if (err)
+        return err;
+    err = shutdown(f->fd, how) < 0 ? -errno : 0;
+    goc__fd_release(f);
+    return err;
 }
 
 void goc__tcp_defaults(goc_fd *f)

@@ -59,7 +59,9 @@ int goc_server_new(goc_fd *listener,
                    goc_server **out)
 {
     struct goc_server_opts o = opts ? *opts : (struct goc_server_opts){ 0 };
-    if (!listener || !fn || !out || o.max_conns < 0) {
+    if (!listener || !fn || !out || o.max_conns < 0 ||
+        (o.stack_size &&
+         (o.stack_size < GOC_STACK_MIN || o.stack_size > GOC_STACK_MAX))) {
         goc_fd_close(listener);
         return -EINVAL;
     }
