@@ -657,3 +657,47 @@ TEST(breaker, interval_keeps_the_sliding_window)
     ASSERT_EQ(goc_breaker_state_now(b), GOC_BREAKER_OPEN); /* 10 of 10 */
     goc_breaker_free(b);
 }
+
+/* A TIME window slides across the closed state's intervals: it counted
+ * seconds from the interval's start, so after the first interval every
+ * call landed in one second and an old failure never left. */
+TEST(breaker, time_window_slides_across_intervals)
+{
+    struct goc_breaker_settings s = { .window = GOC_BREAKER_WINDOW_TIME,
+                                      .window_size = 2, /* seconds */
+                                      .minimum_calls = 2,
+                                      .failure_rate_threshold = 50,
+                                      .interval = 3 * GOC_SECOND };
+    goc_breaker *b = mkb(&s);
+    tick(2 * GOC_SECOND + GOC_SECOND / 2); /* 2.5 s into the generation */
+    goc_breaker_execute(b, fail_fn, NULL); /* 1 call in window: no trip */
+    ASSERT_EQ(goc_breaker_state_now(b), GOC_BREAKER_CLOSED);
+    tick(100 * GOC_SECOND); /* the failure is 100 s old: out of a 2 s window */
+    goc_breaker_execute(b, ok_fn, NULL);
+    /* Only one call (a success) in the last 2 s: below minimum_calls. */
+    ASSERT_EQ(goc_breaker_state_now(b), GOC_BREAKER_CLOSED);
+    goc_breaker_free(b);
+}
+
+/* A token another breaker admitted was counted here (both at generation
+ * 1), and in_flight went negative: it is GOC_EMISUSE, nothing changes. */
+TEST(breaker, another_breakers_token_is_misuse)
+{
+    struct goc_breaker_settings s = { 0 };
+    goc_breaker *a = mkb(&s);
+    goc_breaker *b = mkb(&s);
+    goc_breaker_token tok;
+    ASSERT_OK(goc_breaker_allow(a, &tok));
+    int rc = goc_breaker_done(b, &tok, -EIO);
+    struct goc_breaker_counts c;
+    goc_breaker_counts(b, &c);
+    ASSERT_EQ(c.in_flight, 0);
+    ASSERT_EQ(c.total_failures, 0);
+    ASSERT_EQ(rc, GOC_EMISUSE);
+    ASSERT_OK(goc_breaker_done(a, &tok, 0)); /* still a's to complete */
+    ASSERT_EQ(goc_breaker_done(a, &tok, 0), GOC_EMISUSE);
+    goc_breaker_counts(a, &c);
+    ASSERT_EQ(c.in_flight, 0);
+    goc_breaker_free(a);
+    goc_breaker_free(b);
+}

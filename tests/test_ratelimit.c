@@ -256,8 +256,11 @@ TEST(rate, infinite_zero_and_tiny_limits)
     ASSERT(!goc_limiter_allow_n_at(l, T(0), 1));
     goc_reservation r;
     ASSERT_OK(goc_limiter_reserve_n_at(l, T(0), 1, &r));
-    ASSERT(goc_reservation_ok(&r)); /* acts "never": time saturates */
-    ASSERT_EQ(goc_reservation_delay_from(&r, T(0)), INT64_MAX - T(0));
+    /* A wait past what a duration holds is "never": not OK, nothing
+     * taken, rather than a debt due in 292 years. */
+    ASSERT(!goc_reservation_ok(&r));
+    ASSERT_EQ(goc_reservation_delay_from(&r, T(0)), GOC_INF_DURATION);
+    ASSERT(goc_limiter_tokens_at(l, T(0)) == 0);
     goc_limiter_free(l);
 
     l = mk(0.7692307692307693, 1); /* no truncation error (go#34861) */
@@ -520,4 +523,25 @@ TEST(rate, keyed_idle_time_saturates_at_extreme_times)
     ASSERT_EQ(st.expired, 1); /* "b" was used later than that */
     ASSERT_EQ(st.keys, 2);
     goc_keyed_limiter_free(kl);
+}
+
+/* With limit 0 and the burst spent, a reservation can never act: it was
+ * "OK" with an infinite delay and left a debt that delayed the events
+ * after the limit was raised (x/time/rate 772484e refuses it too). */
+TEST(rate, zero_limit_with_burst_spent_reserves_nothing)
+{
+    goc_limiter *l = mk(0, 1);
+    ASSERT(goc_limiter_allow_n_at(l, T(0), 1));
+    goc_reservation r;
+    ASSERT_OK(goc_limiter_reserve_n_at(l, T(0), 1, &r));
+    ASSERT(!goc_reservation_ok(&r));
+    ASSERT_EQ(goc_reservation_delay_from(&r, T(0)), GOC_INF_DURATION);
+    ASSERT(goc_limiter_tokens_at(l, T(0)) == 0);            /* nothing taken */
+    ASSERT_EQ(goc_limiter_wait(l, NULL), GOC_EWOULDEXCEED); /* no hang */
+    ASSERT_OK(goc_limiter_set_limit_at(l, T(0), 10));
+    goc_reservation r2;
+    ASSERT_OK(goc_limiter_reserve_n_at(l, T(0), 1, &r2));
+    int64_t d2 = goc_reservation_delay_from(&r2, T(0));
+    ASSERT_EQ(d2, D);
+    goc_limiter_free(l);
 }

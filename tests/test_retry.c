@@ -467,3 +467,75 @@ TEST_G(retry, ctx_ended_in_an_attempt_announces_no_retry)
     ASSERT(goc_error_is(r.err, -EIO));
     goc_error_release(r.err);
 }
+
+/* A retry-after wait takes the interval's place, so the policy's time
+ * budget judges it: a 10 s wait was taken in full against a 50 ms
+ * budget, because the policy's own 1 ms interval fitted. */
+TEST_G(retry, retry_after_is_judged_by_the_policy_budget)
+{
+    goc_backoff b;
+    goc_backoff_constant(&b, GOC_MILLISECOND);
+    b.max_elapsed_time = 50 * GOC_MILLISECOND;
+    struct op_state s = { .after_at = 1,
+                          .after = 10 * GOC_SECOND,
+                          .succeed_at = 2 };
+    struct goc_retry_opts o = { .backoff = &b,
+                                .max_tries = GOC_RETRY_FOREVER,
+                                .notify = notify,
+                                .notify_arg = &s };
+    goc_ctx_local l;
+    goc_ctx *ctx = goc_ctx_init_timeout(&l, NULL, 300 * GOC_MILLISECOND);
+    struct goc_retry_result r;
+    int64_t t = goc_now();
+    int rc = goc_retry(op, &s, &o, &r, ctx);
+    int64_t took = goc_now() - t;
+    goc_error_release(r.err);
+    goc_ctx_destroy(ctx);
+    ASSERT_EQ(rc, GOC_EMAXELAPSED);
+    ASSERT_EQ(r.attempts, 1);
+    ASSERT_EQ(s.notified_wait, 0); /* no wait was announced */
+    ASSERT_LT(took, 250 * GOC_MILLISECOND);
+}
+
+/* A policy straight from its initialiser gave 0 for ever (or STOP once
+ * the machine had been up 15 minutes): its start was 0. The first next()
+ * resets it, with the clock set by then. */
+TEST(retry, fresh_policy_resets_on_first_next)
+{
+    goc_backoff b;
+    goc_backoff_exponential(&b);
+    b.randomization_factor = 0;
+    int64_t d1 = goc_backoff_next(&b);
+    int64_t d2 = goc_backoff_next(&b);
+    ASSERT_EQ(d1, 500 * GOC_MILLISECOND);
+    ASSERT_EQ(d2, 750 * GOC_MILLISECOND);
+    goc_backoff_exponential(&b);
+    b.randomization_factor = 0;
+    b.clock = (goc_clock){ rclock, NULL };
+    atomic_store(&rnow, 5 * GOC_SECOND);
+    ASSERT_EQ(goc_backoff_next(&b), 500 * GOC_MILLISECOND);
+    atomic_store(&rnow, 5 * GOC_SECOND + 15 * 60 * GOC_SECOND);
+    ASSERT_EQ(goc_backoff_next(&b), GOC_BACKOFF_STOP);
+}
+
+/* ZERO is "retry at once, for ever" and CONSTANT "always @interval", as
+ * cenkalti's ZeroBackOff and ConstantBackOff, which never stop on time:
+ * both had the exponential policy's 15 min budget. */
+TEST(retry, zero_and_constant_policies_have_no_time_budget)
+{
+    goc_backoff b;
+    goc_backoff_zero(&b);
+    b.clock = (goc_clock){ rclock, NULL };
+    atomic_store(&rnow, 0);
+    goc_backoff_reset(&b);
+    atomic_store(&rnow, 16 * 60 * GOC_SECOND); /* 16 minutes later */
+    int64_t z = goc_backoff_next(&b);
+    goc_backoff_constant(&b, GOC_SECOND);
+    b.clock = (goc_clock){ rclock, NULL };
+    atomic_store(&rnow, 0);
+    goc_backoff_reset(&b);
+    atomic_store(&rnow, 16 * 60 * GOC_SECOND);
+    int64_t c = goc_backoff_next(&b);
+    ASSERT_EQ(z, 0);
+    ASSERT_EQ(c, GOC_SECOND);
+}

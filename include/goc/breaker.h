@@ -133,6 +133,7 @@ typedef struct goc_breaker_token {
     int64_t bucket_;
     int64_t start_;
     int live_;
+    const void *owner_;
 } goc_breaker_token;
 
 /**
@@ -183,7 +184,7 @@ GOC_API int goc_breaker_allow(goc_breaker *b, goc_breaker_token *tok);
  * count: its result belongs to a state that is gone.
  *
  * Return: 0; GOC_EMISUSE if @tok was already completed or never admitted
- * (nothing changes). A token never completed keeps its half-open probe
+ * by @b (nothing changes). A token never completed keeps its half-open probe
  * slot until the breaker leaves that generation.
  */
 GOC_API int goc_breaker_done(goc_breaker *b, goc_breaker_token *tok, int err);

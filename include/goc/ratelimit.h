@@ -122,7 +122,8 @@ GOC_API bool goc_limiter_allow(goc_limiter *lim);
  *
  * An OK reservation takes the tokens at once (the bucket may go into
  * debt) and tells the caller when to act; one that is not OK (@n > burst,
- * or the wait would exceed @max_wait) changes nothing.
+ * the wait would exceed @max_wait, or it would never end: a limit of 0
+ * with the burst spent) changes nothing.
  *
  * Return: 0 (look at goc_reservation_ok()); -EINVAL for @n < 0 or a NULL
  * argument. Never blocks.
@@ -187,8 +188,9 @@ GOC_API void goc_reservation_cancel(goc_reservation *res);
  *
  * Return: 0; GOC_EBURST if @n > burst with a finite limit; the ctx's
  * error (-ECANCELED/-ETIMEDOUT) if it had ended at entry or ends while
- * waiting; GOC_EWOULDEXCEED if the wait would pass the deadline (it
- * matches -ETIMEDOUT under goc_error_code_is()); -EINVAL for @n < 0.
+ * waiting; GOC_EWOULDEXCEED if the wait would pass the deadline, or
+ * could never end (a limit of 0 with the burst spent) (it matches
+ * -ETIMEDOUT under goc_error_code_is()); -EINVAL for @n < 0.
  */
 GOC_API int goc_limiter_wait_n(goc_limiter *lim, int64_t n, goc_ctx *ctx);
 

@@ -52,7 +52,8 @@ enum goc_jitter {
  * @max_interval:         cap on the interval before randomisation, >=
  *                        @initial_interval; 0 means no cap [60 s].
  * @max_elapsed_time:     STOP once the time since reset() plus the next
- *                        interval would pass it; 0 never stops [15 min].
+ *                        interval would pass it; 0 never stops [15 min
+ *                        for an exponential policy, 0 for the others].
  * @max_retries:          STOP after this many next() calls since reset()
  *                        (k retries = k + 1 attempts); < 0: no limit [-1].
  * @custom:               for GOC_BACKOFF_CUSTOM: the delay before retry
@@ -114,7 +115,9 @@ GOC_API void goc_backoff_reset(goc_backoff *b);
 
 /**
  * goc_backoff_next - the wait before the next retry, or GOC_BACKOFF_STOP.
- * Arithmetic saturates at INT64_MAX and never goes negative.
+ * Arithmetic saturates at INT64_MAX and never goes negative. A policy
+ * never reset since its initialiser is reset first (with the clock it
+ * has by then).
  */
 GOC_API int64_t goc_backoff_next(goc_backoff *b);
 
@@ -131,7 +134,8 @@ GOC_API goc_error *goc_retry_permanent(goc_error *cause);
  * Retry-After) before the next attempt instead of the policy's interval;
  * the policy's interval starts over after that wait. The policy is still
  * asked for each retry, so its max_retries and max_elapsed_time (which
- * keep counting) and a never-retry policy can end the loop. Consumes
+ * keep counting, and judge @delay in place of the interval) and a
+ * never-retry policy can end the loop. Consumes
  * @cause (may be NULL). The result has code GOC_ERETRYAFTER and unwraps
  * to @cause.
  */

@@ -55,6 +55,7 @@ struct goc_breaker {
     bool has_expiry;
     int64_t open_attempts;
     int64_t gen_start;
+    int64_t wstart; /* the time window's second 0: kept across intervals */
 
     /* gobreaker rolling window: nb buckets of bucket_period. */
     int64_t nb, cur_bucket;
@@ -200,8 +201,10 @@ static void new_generation(goc_breaker *b, tnow *tn, bool keep_window)
     b->gen++;
     b->gen_start = now;
     clear_counts(b);
-    if (!keep_window)
+    if (!keep_window) {
         clear_window(b);
+        b->wstart = now;
+    }
     b->has_expiry = false;
     if ((b->state == GOC_BREAKER_CLOSED ||
          b->state == GOC_BREAKER_METRICS_ONLY) &&
@@ -428,7 +431,7 @@ static int admit_locked(goc_breaker *b, tnow *now, goc_breaker_token *tok)
             return GOC_ETOOMANY;
         break;
     case GOC_BREAKER_DISABLED:
-        *tok = (goc_breaker_token){ b->gen, 0, start, 2 };
+        *tok = (goc_breaker_token){ b->gen, 0, start, 2, b };
         b->in_flight++;
         return 0;
     default:
@@ -438,7 +441,7 @@ static int admit_locked(goc_breaker *b, tnow *now, goc_breaker_token *tok)
     if (b->buckets)
         b->buckets[b->cur_bucket % b->nb].requests++;
     b->in_flight++;
-    *tok = (goc_breaker_token){ b->gen, b->cur_bucket, start, 1 };
+    *tok = (goc_breaker_token){ b->gen, b->cur_bucket, start, 1, b };
     return 0;
 }
 
@@ -475,7 +478,7 @@ static void window_record(goc_breaker *b, int64_t now, int flags)
         b->ring[b->wpos] = (unsigned char)(flags | OUT_USED);
         b->wpos = (b->wpos + 1) % b->wn;
     } else if (b->tring) {
-        int64_t sec = (now - b->gen_start) / GOC_SECOND;
+        int64_t sec = (now - b->wstart) / GOC_SECOND;
         if (sec < b->whead)
             sec = b->whead; /* a reading from just before: current second */
         int64_t from = b->whead + 1;
@@ -579,7 +582,10 @@ static bool default_trip(const struct goc_breaker_counts *c)
 
 int goc_breaker_done(goc_breaker *b, goc_breaker_token *tok, int err)
 {
-    if (!b || !tok || (tok->live_ != 1 && tok->live_ != 2))
+    /* Another breaker's token is refused here; whether this one is
+     * still live is known only under the lock (two completions may
+     * race). */
+    if (!b || !tok || tok->owner_ != b)
         return GOC_EMISUSE;
     /* Classify outside the lock: these are user callbacks. */
     enum outcome o;
@@ -597,6 +603,10 @@ int goc_breaker_done(goc_breaker *b, goc_breaker_token *tok, int err)
     uint64_t gen;
     goc__lock_acquire(&b->mu);
     int live = tok->live_;
+    if (live != 1 && live != 2) {
+        goc__lock_release(&b->mu);
+        return GOC_EMISUSE;
+    }
     tok->live_ = 0;
     b->in_flight--;
     current_state(b, &now);

@@ -311,7 +311,9 @@ static void reserve_locked(goc_limiter *l,
     if (tokens < 0)
         wait = duration_from_tokens(st->limit, -tokens);
     r->limit_ = st->limit;
-    r->ok_ = n <= st->burst && wait <= max_wait;
+    /* A wait with no end (a zero limit, its burst spent) is never OK:
+     * taking the tokens would leave a debt that outlives the limit. */
+    r->ok_ = n <= st->burst && wait <= max_wait && wait != GOC_INF_DURATION;
     if (r->ok_) {
         r->tokens_ = n;
         r->time_to_act_ = sat_add(t, wait);

@@ -13,7 +13,8 @@
 
 #include <math.h>
 
-enum { STOP_NONE, STOP_EXHAUSTED, STOP_ELAPSED };
+/* STOP_UNRESET: fresh from an initialiser, reset on the first next(). */
+enum { STOP_NONE, STOP_EXHAUSTED, STOP_ELAPSED, STOP_UNRESET };
 
 #define NS_MAX 9223372036854775807.0
 
@@ -52,8 +53,12 @@ static void init(goc_backoff *b, enum goc_backoff_kind kind)
         .randomization_factor = 0.5,
         .multiplier = 1.5,
         .max_interval = 60 * GOC_SECOND,
-        .max_elapsed_time = 15 * 60 * GOC_SECOND,
+        /* cenkalti's exponential default; the other kinds never stop
+         * on time unless told to (Zero retries for ever). */
+        .max_elapsed_time =
+            kind == GOC_BACKOFF_EXPONENTIAL ? 15 * 60 * GOC_SECOND : 0,
         .max_retries = -1,
+        .stop_reason_ = STOP_UNRESET,
     };
     b->seed_ = (uint64_t)goc_now() ^ (uint64_t)(uintptr_t)b;
 }
@@ -165,6 +170,9 @@ static int64_t exponential_next(goc_backoff *b)
 
 int64_t goc_backoff_next(goc_backoff *b)
 {
+    /* Reset now, not in the initialiser: its clock may be set after. */
+    if (b->stop_reason_ == STOP_UNRESET)
+        goc_backoff_reset(b);
     int64_t elapsed = now_of(b) - b->start_;
     if (b->max_retries >= 0 && b->calls_ >= b->max_retries) {
         b->stop_reason_ = STOP_EXHAUSTED;
@@ -261,12 +269,11 @@ struct loop {
     int64_t attempts;
 };
 
-/* The policy stopped for its time budget, judging by its own interval:
- * true if a wait of @wait instead still fits in that budget. */
+/* Does a wait of @wait fit in the policy's own time budget? */
 static bool within_budget(goc_backoff *b, int64_t wait)
 {
-    if (b->stop_reason_ != STOP_ELAPSED)
-        return false;
+    if (!b->max_elapsed_time)
+        return true;
     int64_t elapsed = now_of(b) - b->start_;
     return elapsed <= INT64_MAX - wait && elapsed + wait <= b->max_elapsed_time;
 }
@@ -284,9 +291,14 @@ static int64_t next_wait(struct loop *l, goc_error *e, bool *restart_after)
     if (l->attempts >= l->o->max_tries)
         return GOC_EEXHAUSTED;
     int64_t next = goc_backoff_next(l->b);
-    if (next == GOC_BACKOFF_STOP && !(after >= 0 && within_budget(l->b, after)))
-        return l->b->stop_reason_ == STOP_ELAPSED ? GOC_EMAXELAPSED
-                                                  : GOC_EEXHAUSTED;
+    /* A retry-after wait replaces the policy's interval, so the policy's
+     * time budget judges it instead: it may fit where the interval did
+     * not, or not fit where the interval did. */
+    bool stopped = next == GOC_BACKOFF_STOP;
+    if (stopped && l->b->stop_reason_ != STOP_ELAPSED)
+        return GOC_EEXHAUSTED;
+    if (after >= 0 ? !within_budget(l->b, after) : stopped)
+        return GOC_EMAXELAPSED;
     if (after >= 0)
         next = after;
     if (l->o->max_elapsed_time > 0) {
