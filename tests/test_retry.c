@@ -7,6 +7,8 @@
  */
 #include "test.h"
 
+#include "../src/internal/alloc.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -538,4 +540,37 @@ TEST(retry, zero_and_constant_policies_have_no_time_budget)
     int64_t c = goc_backoff_next(&b);
     ASSERT_EQ(z, 0);
     ASSERT_EQ(c, GOC_SECOND);
+}
+
+/* A permanent marker that cannot be allocated still stops the loop: it
+ * was the static -ENOMEM error, which the loop retried. */
+static int permanent_without_memory(goc_ctx *ctx, void *arg, goc_error **err)
+{
+    (void)ctx;
+    atomic_fetch_add((_Atomic int *)arg, 1);
+    goc_error *cause = goc_error_new(-EIO, "disk gone");
+    goc__fault_after(0);
+    *err = goc_retry_permanent(cause);
+    goc__fault_after(-1);
+    return -EIO;
+}
+
+TEST_G(retry, permanent_marker_out_of_memory_still_stops)
+{
+    goc_error *cause = goc_error_new(-EIO, "x");
+    goc__fault_after(0);
+    goc_error *e = goc_retry_permanent(cause);
+    goc__fault_after(-1);
+    ASSERT_EQ(goc_error_code(e), GOC_EPERMANENT);
+    goc_error_release(e);
+    _Atomic int calls = 0;
+    goc_backoff b;
+    goc_backoff_zero(&b);
+    struct goc_retry_opts o = { .backoff = &b, .max_tries = 5 };
+    struct goc_retry_result r;
+    ASSERT_EQ(goc_retry(permanent_without_memory, &calls, &o, &r, NULL),
+              GOC_EPERMANENT);
+    ASSERT_EQ(atomic_load(&calls), 1);
+    ASSERT_EQ(r.attempts, 1);
+    goc_error_release(r.err);
 }

@@ -125,7 +125,8 @@ GOC_API int64_t goc_backoff_next(goc_backoff *b);
  * goc_retry_permanent - mark @cause as not worth retrying (backoff's
  * Permanent): the loop stops at once and reports @cause as the last
  * error. Consumes @cause; NULL gives NULL. The result has code
- * GOC_EPERMANENT and unwraps to @cause.
+ * GOC_EPERMANENT and unwraps to @cause (out of memory: a static
+ * GOC_EPERMANENT error, without @cause, that still stops the loop).
  */
 GOC_API goc_error *goc_retry_permanent(goc_error *cause);
 

@@ -25,6 +25,15 @@ struct goc_error {
 
 static char oom_msg[] = "out of memory";
 static goc_error oom = { -1, -ENOMEM, oom_msg, NULL, 0, NULL, NULL, NULL };
+static char permanent_oom_msg[] = "permanent (cause lost: out of memory)";
+static goc_error permanent_oom = {
+    -1, GOC_EPERMANENT, permanent_oom_msg, NULL, 0, NULL, NULL, NULL
+};
+
+goc_error *goc__error_permanent_oom(void)
+{
+    return &permanent_oom;
+}
 
 static char *vformat(const char *fmt, va_list ap)
 {

@@ -22,4 +22,10 @@ goc_error *goc__error_wrap_payload(int code,
                                    void (*dtor)(void *),
                                    const char *msg);
 
+/*
+ * A static error with code GOC_EPERMANENT and no cause, for a permanent
+ * marker that could not be allocated: the stop it asks for still holds.
+ */
+goc_error *goc__error_permanent_oom(void);
+
 #endif /* GOC_PATTERNS_ERRORS_INT_H */

@@ -220,7 +220,8 @@ goc_error *goc_retry_permanent(goc_error *cause)
         return NULL;
     goc_error *e = goc_error_with_code(GOC_EPERMANENT, cause, "permanent");
     goc_error_release(cause);
-    return e;
+    /* Out of memory: still a stop, or the loop would retry it. */
+    return goc_error_code(e) == GOC_EPERMANENT ? e : goc__error_permanent_oom();
 }
 
 goc_error *goc_retry_after(int64_t delay, goc_error *cause)
