@@ -2,8 +2,11 @@
 /* Tests of the WaitGroup. */
 #include "test.h"
 
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 struct counted {
     goc_wg wg;
@@ -214,4 +217,148 @@ TEST_G(wg, add_during_a_wake_does_not_hold_a_late_waiter)
         ASSERT_OK(goc_wg_done(&r.wg)); /* ends the next round */
         ASSERT_OK(goc_wg_wait(&r.wg, NULL));
     }
+}
+
+/*
+ * White box: struct wg { uint64_t state; goc__lock lock; ... }. Holding
+ * the lock word from the test stalls a thread at its next acquire, as a
+ * preemption would; letting go of it without a wake keeps that thread
+ * stalled until the test wakes it.
+ */
+static _Atomic uint32_t *wg_lockword(goc_wg *wg)
+{
+    return (_Atomic uint32_t *)&wg->opaque_[1];
+}
+
+static void wg_hold_lock(goc_wg *wg)
+{
+    uint32_t zero = 0;
+    ASSERT(atomic_compare_exchange_strong(wg_lockword(wg), &zero, 1));
+}
+
+/* Wait until another thread sleeps on the held lock, then let go of it
+ * without waking that thread. */
+static void wg_stall_the_next_locker(goc_wg *wg)
+{
+    while (atomic_load(wg_lockword(wg)) != 2)
+        usleep(1000);
+    usleep(50000); /* it is on the futex now */
+    atomic_store(wg_lockword(wg), 0);
+}
+
+static void wg_resume_the_stalled(goc_wg *wg)
+{
+    syscall(SYS_futex, wg_lockword(wg), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1,
+            NULL, NULL, 0);
+}
+
+struct rounds {
+    goc_wg wg;
+    goc_ctx *ctx;
+    _Atomic int rc;
+    _Atomic bool returned;
+};
+
+static void *round_waiter(void *arg)
+{
+    struct rounds *r = arg;
+    goc_wg_wait(&r->wg, NULL);
+    return NULL;
+}
+
+static void *round_done(void *arg)
+{
+    goc_wg_done(&((struct rounds *)arg)->wg);
+    return NULL;
+}
+
+static void *round_timed_waiter(void *arg)
+{
+    struct rounds *r = arg;
+    atomic_store(&r->rc, goc_wg_wait(&r->wg, r->ctx));
+    atomic_store(&r->returned, true);
+    return NULL;
+}
+
+/*
+ * The wake of a round that reached zero took every waiter on the list
+ * when it got the lock, after the zeroing: a waiter that joined between
+ * the two, once an Add had begun the next round, was released with the
+ * counter at 1. The zeroing and the taking of the list are one step now.
+ */
+TEST(wg, a_waiter_of_the_next_round_stays_until_its_round_ends)
+{
+    struct rounds r = { .wg = GOC_WG_INIT, .rc = 99 };
+    ASSERT_OK(goc_ctx_with_timeout(NULL, 300 * GOC_MILLISECOND, &r.ctx));
+    ASSERT_OK(goc_wg_add(&r.wg, 1));
+    pthread_t w1, t0, t2;
+    ASSERT_OK(pthread_create(&w1, NULL, round_waiter, &r));
+    while ((uint32_t)wg_state(&r.wg) != 1)
+        usleep(1000);
+    wg_hold_lock(&r.wg);
+    ASSERT_OK(pthread_create(&t0, NULL, round_done, &r)); /* stalls */
+    wg_stall_the_next_locker(&r.wg);
+    ASSERT_OK(goc_wg_add(&r.wg, 1));
+    ASSERT_OK(pthread_create(&t2, NULL, round_timed_waiter, &r));
+    while ((uint32_t)wg_state(&r.wg) != 2)
+        usleep(1000);
+    wg_resume_the_stalled(&r.wg);
+    test_join(t0, NULL);
+    test_join(t2, NULL);
+    /* One Done against two Adds: the counter never reached zero while
+     * the second waiter waited. */
+    ASSERT_EQ(atomic_load(&r.rc), -ETIMEDOUT);
+    ASSERT_OK(goc_wg_done(&r.wg));
+    test_join(w1, NULL);
+    ASSERT_EQ(wg_state(&r.wg), 0);
+    goc_ctx_release(r.ctx);
+}
+
+static __attribute__((noinline)) void scribble_stack(void)
+{
+    volatile char junk[16384];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = 0x41;
+}
+
+static void *cancelled_waiter(void *arg)
+{
+    struct rounds *r = arg;
+    atomic_store(&r->rc, goc_wg_wait(&r->wg, r->ctx));
+    atomic_store(&r->returned, true);
+    scribble_stack(); /* reuse the frame that held the wait record */
+    return NULL;
+}
+
+/*
+ * A waiter whose context ended once the counter was zero, but before the
+ * wake took the list, stayed linked and returned as soon as an Add began
+ * the next round: the wake then unlinked a record on a dead stack.
+ */
+TEST(wg, a_cancelled_waiter_is_never_left_on_the_list)
+{
+    struct rounds r = { .wg = GOC_WG_INIT, .rc = 99 };
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &r.ctx));
+    ASSERT_OK(goc_wg_add(&r.wg, 1));
+    pthread_t w, t0;
+    ASSERT_OK(pthread_create(&w, NULL, cancelled_waiter, &r));
+    while ((uint32_t)wg_state(&r.wg) != 1)
+        usleep(1000);
+    wg_hold_lock(&r.wg);
+    ASSERT_OK(pthread_create(&t0, NULL, round_done, &r)); /* stalls */
+    wg_stall_the_next_locker(&r.wg);
+    goc_ctx_cancel(r.ctx);
+    usleep(50000);
+    ASSERT_OK(goc_wg_add(&r.wg, 1));
+    for (int i = 0; i < 5000 && !atomic_load(&r.returned); i++)
+        usleep(1000);
+    ASSERT(atomic_load(&r.returned));
+    test_join(w, NULL);
+    ASSERT_EQ(atomic_load(&r.rc), -ECANCELED); /* the counter was 1 */
+    ASSERT(r.wg.opaque_[2] == 0); /* struct wg's list head: empty */
+    wg_resume_the_stalled(&r.wg);
+    test_join(t0, NULL);
+    ASSERT_OK(goc_wg_done(&r.wg));
+    ASSERT_EQ(wg_state(&r.wg), 0);
+    goc_ctx_release(r.ctx);
 }

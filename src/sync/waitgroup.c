@@ -33,17 +33,31 @@ void goc_wg_init(goc_wg *wg)
 }
 
 /*
- * The counter reached zero with waiters: release all of them. The last
- * touch of the group is the subtraction of the waiters from the state
- * word; a Wait returns on a zero state only after it, so a group freed
- * right after its Wait returns is never touched again here.
+ * The Add that brings the counter to zero with waiters: under the lock,
+ * so that the zeroing and the taking of the list are one step for the
+ * waiters, which join and leave under the lock. A waiter of a new round
+ * (an Add since) is never on the list taken, and a waiter still linked
+ * always sees a counter above zero. The last touch of the group is the
+ * subtraction of the waiters from the state word; a Wait returns on a
+ * zero state only after it, so a group freed right after its Wait
+ * returns is never touched again here.
  */
-__attribute__((noinline)) static void wake_all(struct wg *g)
+__attribute__((noinline)) static int add_and_wake(struct wg *g, int64_t delta)
 {
     struct goc__dlink *won = NULL, *l;
     uint64_t n = 0;
     goc__lock_acquire(&g->lock);
-    while ((l = goc__dlist_pop(&g->head))) {
+    uint64_t s = atomic_load(&g->state);
+    int64_t c;
+    do {
+        c = (int64_t)COUNTER(s) + delta;
+        if (c < 0 || c > INT32_MAX) {
+            goc__lock_release(&g->lock);
+            return c < 0 ? GOC_EMISUSE : -EOVERFLOW;
+        }
+    } while (!atomic_compare_exchange_weak(&g->state, &s,
+                                           ((uint64_t)c << 32) | WAITERS(s)));
+    while (c == 0 && (l = goc__dlist_pop(&g->head))) {
         struct wg_waiter *x = goc__container_of(l, struct wg_waiter, link);
         x->linked = false;
         n++;
@@ -55,12 +69,14 @@ __attribute__((noinline)) static void wake_all(struct wg *g)
     goc__lock_release(&g->lock);
     /* Waiters join the list and the count together under the lock; an
      * Add racing with this wake keeps its increment. */
-    atomic_fetch_sub(&g->state, n);
+    if (n)
+        atomic_fetch_sub(&g->state, n);
     while (won) {
         struct goc__wait *w = goc__container_of(won, struct wg_waiter, link)->w;
         won = won->next; /* the waiter may leave once finished */
         goc__wait_finish(w);
     }
+    return 0;
 }
 
 int goc_wg_add(goc_wg *wg, int64_t delta)
@@ -76,10 +92,10 @@ int goc_wg_add(goc_wg *wg, int64_t delta)
             return GOC_EMISUSE;
         if (c > INT32_MAX)
             return -EOVERFLOW;
+        if (c == 0 && WAITERS(s) > 0)
+            return add_and_wake(g, delta);
     } while (!atomic_compare_exchange_weak(&g->state, &s,
                                            ((uint64_t)c << 32) | WAITERS(s)));
-    if (c == 0 && WAITERS(s) > 0)
-        wake_all(g);
     return 0;
 }
 
@@ -126,19 +142,20 @@ static void await_wake(struct wg *g)
 }
 
 /*
- * The context ended first: leave the group as if we never waited. If the
- * counter is zero already, a wake is on its way (it will count us out):
- * the group is done, which an observation reports even with its context
- * ended. Returns true then.
+ * The context ended first: leave the group as if we never waited. Taken
+ * off the list already, we were counted out by a wake: the group is done,
+ * which an observation reports even with its context ended. Returns true
+ * then, once that wake no longer touches the group.
  */
 static bool leave(struct wg *g, struct wg_waiter *x)
 {
     goc__lock_acquire(&g->lock);
-    bool done = !x->linked || COUNTER(atomic_load(&g->state)) == 0;
+    bool done = !x->linked;
     if (!done) {
+        /* Still linked: the counter is above zero (a zeroing Add takes
+         * the list), so the state stays non-zero. */
         goc__dlist_remove(&g->head, &x->link);
         x->linked = false;
-        /* The counter is not zero: the state stays non-zero. */
         atomic_fetch_sub(&g->state, 1);
     }
     goc__lock_release(&g->lock);
