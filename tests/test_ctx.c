@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* Tests of contexts and of cancellation in the blocking calls. */
 #include "test.h"
+#include "../src/context/ctx.h"
 #include "../src/internal/alloc.h"
 
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 TEST(ctx, background_never_ends)
 {
@@ -428,4 +432,52 @@ TEST(ctx, after_func_that_cannot_spawn_waits_for_a_goroutine)
     ASSERT_OK(goc_init(&cfg));
     ASSERT_OK(goc_run(after_spawn_fails, NULL));
     test_no_leaks();
+}
+
+struct stop_race {
+    goc_ctx_after a;
+    _Atomic int stopped, ran;
+};
+
+static void *stopper(void *arg)
+{
+    struct stop_race *r = arg;
+    atomic_store(&r->stopped, goc_ctx_after_stop(&r->a));
+    return NULL;
+}
+
+static void after_count(void *arg)
+{
+    atomic_fetch_add(&((struct stop_race *)arg)->ran, 1);
+}
+
+/*
+ * A stop that has seen its record linked, and is slow to take the lock
+ * of the records, while the context's last release cancels and frees it:
+ * the stop took the context's own lock, inside freed memory. It takes a
+ * lock outside the context now, and touches the context only if the
+ * record is still linked under it.
+ */
+TEST(ctx, after_stop_racing_the_last_release_touches_no_freed_context)
+{
+    struct stop_race r = { .stopped = 99 };
+    goc_ctx *c;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &c));
+    ASSERT_OK(goc_ctx_after_func(c, after_count, &r, &r.a));
+    _Atomic uint32_t *lk = &goc__ctx_after_lock((struct goc_ctx *)c)->state;
+    uint32_t zero = 0;
+    ASSERT(atomic_compare_exchange_strong(lk, &zero, 1));
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, stopper, &r));
+    while (atomic_load(lk) != 2)
+        usleep(1000); /* the stop saw LINKED and waits for the lock */
+    usleep(50000);
+    atomic_store(lk, 0); /* let go without a wake: the stop is just slow */
+    goc_ctx_release(c);  /* the last reference: cancelled and freed */
+    syscall(SYS_futex, lk, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
+    test_join(t, NULL);
+    ASSERT_EQ(atomic_load(&r.stopped), 0); /* too late: fn was started */
+    for (int i = 0; i < 2000 && atomic_load(&r.ran) == 0; i++)
+        usleep(1000);
+    ASSERT_EQ(atomic_load(&r.ran), 1);
 }

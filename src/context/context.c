@@ -156,11 +156,16 @@ static void fire_locked(struct goc_ctx *c,
         if (goc__wait_claim(w, index))
             goc__wait_finish(w);
     }
-    while ((l = goc__dlist_pop(&c->afters))) {
-        struct goc__ctx_after *a =
-            goc__container_of(l, struct goc__ctx_after, link);
-        atomic_store(&a->state, GOC__AFTER_SPAWNING);
-        goc__dlist_push(afters, l);
+    if (c->has_afters) {
+        goc__lock *al = goc__ctx_after_lock(c);
+        goc__lock_acquire(al);
+        while ((l = goc__dlist_pop(&c->afters))) {
+            struct goc__ctx_after *a =
+                goc__container_of(l, struct goc__ctx_after, link);
+            atomic_store(&a->state, GOC__AFTER_SPAWNING);
+            goc__dlist_push(afters, l);
+        }
+        goc__lock_release(al);
     }
     goc_chan *done = atomic_load_explicit(&c->done, memory_order_relaxed);
     if (done)
@@ -590,13 +595,25 @@ int goc_ctx_after_func(goc_ctx *ctx, goc_fn fn, void *arg, goc_ctx_after *after)
     goc__lock_acquire(&c->lock);
     bool done = atomic_load(&c->err) != 0;
     if (!done) {
+        goc__lock *al = goc__ctx_after_lock(c);
+        goc__lock_acquire(al);
         goc__dlist_push(&c->afters, &a->link);
         atomic_store(&a->state, GOC__AFTER_LINKED);
+        goc__lock_release(al);
+        c->has_afters = true;
     }
     goc__lock_release(&c->lock);
     if (done)
         run_after(a);
     return 0;
+}
+
+#define AFTER_LOCKS 64
+static goc__lock after_locks[AFTER_LOCKS];
+
+goc__lock *goc__ctx_after_lock(const struct goc_ctx *c)
+{
+    return &after_locks[((uintptr_t)c >> 6) % AFTER_LOCKS];
 }
 
 bool goc_ctx_after_stop(goc_ctx_after *after)
@@ -609,17 +626,20 @@ bool goc_ctx_after_stop(goc_ctx_after *after)
                                               GOC__AFTER_IDLE);
     }
     /* Not linked: the context has ended, and may be gone already (or
-     * this was stopped); it never links the record again. So its lock
-     * is taken only while the record is linked. */
+     * this was stopped); it never links the record again. Linked, under
+     * the after lock (which lives outside the context), the context is
+     * alive: its cancel, which comes before any free, takes the records
+     * under that lock. c's address alone picks the lock. */
     bool stopped = false;
     if (atomic_load(&a->state) == GOC__AFTER_LINKED) {
-        goc__lock_acquire(&c->lock);
+        goc__lock *al = goc__ctx_after_lock(c);
+        goc__lock_acquire(al);
         stopped = atomic_load(&a->state) == GOC__AFTER_LINKED;
         if (stopped) {
             goc__dlist_remove(&c->afters, &a->link);
             atomic_store(&a->state, GOC__AFTER_IDLE);
         }
-        goc__lock_release(&c->lock);
+        goc__lock_release(al);
     }
     if (atomic_load(&a->state) == GOC__AFTER_DEFERRED)
         stopped = stop_deferred(a);

@@ -55,7 +55,11 @@ struct goc_ctx {
     struct goc__dlink *children;   /* under lock: their sib links */
     struct goc__dlink sib;         /* in cancel_parent->children */
     struct goc__dlink *watchers;   /* under lock: goc__ctx_watch */
-    struct goc__dlink *afters;     /* under lock: goc__ctx_after */
+    /* Under goc__ctx_after_lock(c), taken inside lock (never the other
+     * way): goc__ctx_after records. has_afters, under lock, says there
+     * may be some. */
+    struct goc__dlink *afters;
+    bool has_afters;
     /* Set once under lock; a cancelling parent reads it without the
      * child's lock, only to prefetch. */
     goc_chan *_Atomic done;
@@ -64,6 +68,13 @@ struct goc_ctx {
     const void *key;
     void *value;
 };
+
+/*
+ * The lock of c's after-func records: one of a fixed set, chosen by c's
+ * address, so that goc_ctx_after_stop() never takes a lock inside a
+ * context that its last release may be freeing meanwhile.
+ */
+goc__lock *goc__ctx_after_lock(const struct goc_ctx *c);
 
 /* The cancellable context that decides when ctx is done, or NULL. */
 struct goc_ctx *goc__ctx_canceller(goc_ctx *ctx);
