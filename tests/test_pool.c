@@ -2,6 +2,8 @@
 /* Tests of the goroutine pool (ants v2 semantics, FIFO hand-off). */
 #include "test.h"
 
+#include "../src/internal/alloc.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -584,4 +586,72 @@ TEST_G(pool, shrink_bounds_the_tasks_idle_workers_take)
     ASSERT_OK(goc_pool_wait_idle(p, NULL));
     goc_chan_release(gate_ch);
     goc_pool_free(p);
+}
+
+static int gated_panic(void *arg)
+{
+    (void)arg;
+    goc_chan_recv(gate_ch, NULL, NULL);
+    goc_panic(-EIO, "boom");
+}
+
+/* The recovery callback runs before the worker leaves: from here on no
+ * allocation succeeds, so no replacement worker can start. */
+static void fail_allocations(const struct goc_panic_record *r, void *arg)
+{
+    (void)r;
+    (void)arg;
+    goc__fault_after(0);
+}
+
+struct stranded {
+    goc_pool *p;
+    goc_ctx *ctx;
+    _Atomic int rc;
+    _Atomic bool done;
+};
+
+static void stranded_submit(void *arg)
+{
+    struct stranded *s = arg;
+    atomic_store(&s->rc, goc_pool_submit(s->p, count, NULL, s->ctx));
+    atomic_store(&s->done, true);
+}
+
+/*
+ * A worker left (its task panicked, WORKER_EXIT) and no replacement
+ * could start: the submitter queued behind it waited on a pool with no
+ * worker, which nothing would ever start. It gets the error now.
+ */
+TEST_G(pool, waiter_fails_when_no_worker_is_left_and_none_can_start)
+{
+    atomic_store(&ran, 0);
+    open_gate();
+    goc_recovery *h;
+    ASSERT_OK(goc_recovery_new(4, fail_allocations, NULL, &h));
+    ASSERT_OK(goc_recovery_set_policy(h, GOC_RECOVER_WORKER_EXIT));
+    goc_pool *p = pool(1, 0, 0);
+    ASSERT_OK(goc_pool_set_recovery(p, h));
+    goc_recovery_free(h);
+    ASSERT_OK(goc_pool_submit(p, gated_panic, NULL, NULL));
+    struct stranded s = { .p = p };
+    ASSERT_OK(goc_ctx_with_timeout(NULL, 5 * GOC_SECOND, &s.ctx));
+    ASSERT_OK(goc_go(stranded_submit, &s));
+    wait_until(p, 1, 1);
+    close_gate(); /* the task panics, its worker leaves */
+    while (!atomic_load(&s.done) && goc_pool_waiting(p) > 0)
+        goc_yield();
+    goc__fault_after(-1);
+    while (!atomic_load(&s.done))
+        goc_sleep(GOC_MILLISECOND, NULL);
+    ASSERT_EQ(atomic_load(&s.rc), -ENOMEM);
+    ASSERT_EQ(goc_pool_waiting(p), 0);
+    ASSERT_EQ(atomic_load(&ran), 0);
+    /* Memory is back: the pool serves again. */
+    ASSERT_OK(goc_pool_submit(p, count, NULL, NULL));
+    ASSERT_OK(goc_pool_wait_idle(p, NULL));
+    ASSERT_EQ(atomic_load(&ran), 1);
+    goc_ctx_release(s.ctx);
+    goc_pool_free(p);
+    goc_chan_release(gate_ch);
 }

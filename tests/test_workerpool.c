@@ -2,6 +2,8 @@
 /* Tests of the worker pool with a task queue (pond v2 semantics). */
 #include "test.h"
 
+#include "../src/internal/alloc.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -834,4 +836,156 @@ TEST_G(workerpool, no_queue_blocking_submit_gets_the_freed_worker)
     goc_ctx_destroy(ctx);
     goc_workerpool_free(p);
     goc_chan_release(g);
+}
+
+/*
+ * A pool cancel (here its context's end) takes the whole queue under the
+ * lock and settles the handles after: stop_wait returned in between,
+ * with handles still pending. Tasks taken count as settling now.
+ */
+TEST_G(workerpool, stop_wait_returns_with_every_cancelled_handle_settled)
+{
+    enum { N = 20000 };
+    static goc_future *fs[N];
+    for (int round = 0; round < 3; round++) {
+        goc_ctx *parent;
+        ASSERT_OK(goc_ctx_with_cancel(NULL, &parent));
+        struct goc_workerpool_config cfg = { .max_workers = 1, .ctx = parent };
+        goc_workerpool *p;
+        ASSERT_OK(goc_workerpool_new(&cfg, &p));
+        goc_chan *g = gate();
+        ASSERT_OK(goc_workerpool_submit(p, gated, g, NULL, &fs[0], NULL));
+        for (int i = 1; i < N; i++)
+            ASSERT_OK(
+                goc_workerpool_submit(p, count_task, NULL, NULL, &fs[i], NULL));
+        goc_ctx_cancel(parent);
+        ASSERT_OK(goc_workerpool_stop_wait(p, NULL));
+        for (int i = 0; i < N; i++)
+            ASSERT(goc_future_state(fs[i]) != GOC_FUTURE_PENDING);
+        goc_workerpool_free(p);
+        for (int i = 0; i < N; i++)
+            goc_future_release(fs[i]);
+        goc_chan_release(g);
+        goc_ctx_release(parent);
+    }
+}
+
+/* goc_workerpool_cancel() counts the queued tasks it settled; one whose
+ * handle was cancelled first was counted too. */
+TEST_G(workerpool, cancel_counts_only_the_tasks_it_settled)
+{
+    goc_workerpool *p = pool(1, 0, 0);
+    goc_chan *g = gate();
+    goc_future *f[4];
+    ASSERT_OK(goc_workerpool_submit(p, gated, g, NULL, &f[0], NULL));
+    wait_running(p, 1);
+    for (int i = 1; i < 4; i++)
+        ASSERT_OK(
+            goc_workerpool_submit(p, count_task, NULL, NULL, &f[i], NULL));
+    ASSERT_EQ(goc_future_cancel(f[3]), 1);
+    ASSERT_EQ(goc_workerpool_cancel(p), 2);
+    for (int i = 1; i < 4; i++)
+        ASSERT_EQ(goc_future_cancel(f[i]), 0); /* all settled already */
+    ASSERT_OK(goc_workerpool_stop_wait(p, NULL));
+    for (int i = 0; i < 4; i++)
+        goc_future_release(f[i]);
+    goc_workerpool_free(p);
+    goc_chan_release(g);
+}
+
+struct group_call {
+    goc_wpgroup *g;
+    int64_t timeout;
+    _Atomic int rc;
+    _Atomic bool done;
+};
+
+static void group_submit_timed(void *arg)
+{
+    struct group_call *c = arg;
+    goc_ctx_local l;
+    goc_ctx *ctx = goc_ctx_init_timeout(&l, NULL, c->timeout);
+    atomic_store(&c->rc, goc_wpgroup_submit(c->g, count_task, NULL, NULL, ctx));
+    goc_ctx_destroy(ctx);
+    atomic_store(&c->done, true);
+}
+
+static void group_wait_timed(void *arg)
+{
+    struct group_call *c = arg;
+    goc_ctx_local l;
+    goc_ctx *ctx = goc_ctx_init_timeout(&l, NULL, c->timeout);
+    atomic_store(&c->rc, goc_wpgroup_wait(c->g, ctx));
+    goc_ctx_destroy(ctx);
+    atomic_store(&c->done, true);
+}
+
+/*
+ * A group's wait sleeps while submits are pending; the last pending one
+ * failing (its own context ended while it waited for room) lowered the
+ * count without a wake, and the wait slept on with nothing pending.
+ */
+TEST_G(workerpool, group_wait_wakes_when_the_last_pending_submit_fails)
+{
+    goc_workerpool *p = pool(1, GOC_WP_NO_QUEUE, 0);
+    goc_wpgroup *g;
+    ASSERT_OK(goc_wpgroup_new(p, &g));
+    goc_chan *gt = gate();
+    ASSERT_OK(goc_wpgroup_submit(g, gated_deaf, gt, NULL, NULL));
+    wait_running(p, 1);
+    struct group_call s = { .g = g, .timeout = 300 * GOC_MILLISECOND };
+    ASSERT_OK(goc_go(group_submit_timed, &s)); /* waits for room */
+    goc_sleep(50 * GOC_MILLISECOND, NULL);
+    struct group_call w = { .g = g, .timeout = 5 * GOC_SECOND };
+    ASSERT_OK(goc_go(group_wait_timed, &w));
+    goc_sleep(50 * GOC_MILLISECOND, NULL);
+    /* The running task's handle settles (the task itself runs on, deaf
+     * to its ctx): only the blocked submit is pending now. */
+    ASSERT_EQ(goc_future_cancel(goc_wpgroup_task(g, 0)), 1);
+    while (!atomic_load(&s.done))
+        goc_sleep(GOC_MILLISECOND, NULL);
+    ASSERT_EQ(atomic_load(&s.rc), -ETIMEDOUT);
+    int64_t t0 = goc_now();
+    while (!atomic_load(&w.done))
+        goc_sleep(GOC_MILLISECOND, NULL);
+    ASSERT_LT(goc_now() - t0, GOC_SECOND);     /* not its own 5 s timeout */
+    ASSERT_OK(atomic_load(&w.rc)); /* nothing pending, nothing failed */
+    goc_chan_close(gt);
+    goc_wpgroup_free(g);
+    goc_workerpool_free(p);
+    goc_chan_release(gt);
+}
+
+/* A group submit that fails for memory changes nothing: it left the task
+ * queued in the pool and in the group, cancelled, with -ENOMEM. */
+TEST_G(workerpool, group_submit_out_of_memory_leaves_no_task_behind)
+{
+    goc_workerpool *p = pool(1, 0, 0);
+    goc_wpgroup *g;
+    ASSERT_OK(goc_wpgroup_new(p, &g));
+    goc_chan *gt = gate();
+    ASSERT_OK(goc_wpgroup_submit(g, gated, gt, NULL, NULL));
+    wait_running(p, 1);
+    int failures = 0;
+    for (int64_t n = 0;; n++) {
+        struct goc_workerpool_stats before, after;
+        ASSERT_OK(goc_workerpool_stats(p, &before));
+        goc__fault_after(n);
+        int rc = goc_wpgroup_submit(g, count_task, NULL, NULL, NULL);
+        goc__fault_after(-1);
+        if (rc == 0)
+            break;
+        ASSERT_EQ(rc, -ENOMEM);
+        failures++;
+        ASSERT_EQ(goc_wpgroup_len(g), 1);
+        ASSERT_OK(goc_workerpool_stats(p, &after));
+        ASSERT_EQ(after.submitted, before.submitted);
+    }
+    ASSERT_GT(failures, 2);
+    ASSERT_EQ(goc_wpgroup_len(g), 2);
+    goc_chan_close(gt);
+    ASSERT_OK(goc_wpgroup_wait(g, NULL));
+    goc_wpgroup_free(g);
+    goc_workerpool_free(p);
+    goc_chan_release(gt);
 }

@@ -119,7 +119,9 @@ GOC_API int goc_pool_set_recovery(goc_pool *p, goc_recovery *h);
  * GOC_EOVERLOAD if full and nonblocking, or max_blocking submitters
  * already wait, or nested as above; -ECANCELED or -ETIMEDOUT if @ctx ended
  * first (at entry too; the task will not run); -EINVAL for NULL @p or
- * @fn; -ENOMEM. Goroutines and plain threads.
+ * @fn; -ENOMEM (also while waiting, if the pool is left with no worker
+ * and none can start: the task will not run). Goroutines and plain
+ * threads.
  */
 GOC_API int goc_pool_submit(goc_pool *p,
                             goc_pool_fn fn,

@@ -12,8 +12,8 @@
 
 #include <stdatomic.h>
 
-struct settle_cb {
-    struct settle_cb *next;
+struct goc__settle_cb {
+    struct goc__settle_cb *next;
     goc_future_cb fn;
     void *arg;
 };
@@ -31,8 +31,8 @@ struct goc_future {
     goc_value_free_fn free_value;
     goc_mutex mu;
     goc_cond cv;
-    struct settle_cb *cbs; /* newest first, under mu while pending */
-    goc_ctx *producer;     /* cancelled by goc_future_cancel(); owned */
+    struct goc__settle_cb *cbs; /* newest first, under mu while pending */
+    goc_ctx *producer;          /* cancelled by goc_future_cancel(); owned */
     void (*on_free)(void *aux);
     void *on_free_aux;
 };
@@ -75,7 +75,7 @@ void goc_future_release(goc_future *f)
     }
     if (f->value && f->free_value)
         f->free_value(f->value);
-    for (struct settle_cb *c = f->cbs, *next; c; c = next) {
+    for (struct goc__settle_cb *c = f->cbs, *next; c; c = next) {
         next = c->next;
         goc__free(c);
     }
@@ -116,17 +116,17 @@ static int state_of(int status)
 }
 
 /* Callbacks were pushed newest first; run them oldest first. */
-static void run_callbacks(goc_future *f, struct settle_cb *list)
+static void run_callbacks(goc_future *f, struct goc__settle_cb *list)
 {
-    struct settle_cb *rev = NULL;
+    struct goc__settle_cb *rev = NULL;
     while (list) {
-        struct settle_cb *next = list->next;
+        struct goc__settle_cb *next = list->next;
         list->next = rev;
         rev = list;
         list = next;
     }
     while (rev) {
-        struct settle_cb *next = rev->next;
+        struct goc__settle_cb *next = rev->next;
         rev->fn(f, rev->arg);
         goc__free(rev);
         rev = next;
@@ -146,7 +146,7 @@ int goc_future_complete(goc_future *f, int status, void *value)
     f->value = value;
     /* release: pairs with the acquire loads of is_done/try_get. */
     atomic_store_explicit(&f->state, state_of(status), memory_order_release);
-    struct settle_cb *cbs = f->cbs;
+    struct goc__settle_cb *cbs = f->cbs;
     f->cbs = NULL;
     goc_cond_broadcast(&f->cv);
     goc_mutex_unlock(&f->mu);
@@ -224,24 +224,43 @@ enum goc_future_state goc_future_state(goc_future *f)
     return atomic_load_explicit(&f->state, memory_order_acquire);
 }
 
-int goc_future_on_settle(goc_future *f, goc_future_cb cb, void *arg)
+struct goc__settle_cb *goc__future_cb_new(goc_future_cb cb, void *arg)
 {
-    if (!f || !cb)
-        return -EINVAL;
-    struct settle_cb *c = goc__malloc(sizeof(*c));
-    if (!c)
-        return -ENOMEM;
-    *c = (struct settle_cb){ NULL, cb, arg };
+    struct goc__settle_cb *c = goc__malloc(sizeof(*c));
+    if (c)
+        *c = (struct goc__settle_cb){ NULL, cb, arg };
+    return c;
+}
+
+void goc__future_cb_free(struct goc__settle_cb *c)
+{
+    goc__free(c);
+}
+
+void goc__future_cb_attach(goc_future *f, struct goc__settle_cb *c)
+{
     goc_mutex_lock(&f->mu, NULL);
     if (!atomic_load_explicit(&f->state, memory_order_relaxed)) {
         c->next = f->cbs;
         f->cbs = c;
         goc_mutex_unlock(&f->mu);
-        return 0;
+        return;
     }
     goc_mutex_unlock(&f->mu);
+    goc_future_cb cb = c->fn;
+    void *arg = c->arg;
     goc__free(c);
     cb(f, arg); /* already settled: now, on this thread, no lock held */
+}
+
+int goc_future_on_settle(goc_future *f, goc_future_cb cb, void *arg)
+{
+    if (!f || !cb)
+        return -EINVAL;
+    struct goc__settle_cb *c = goc__future_cb_new(cb, arg);
+    if (!c)
+        return -ENOMEM;
+    goc__future_cb_attach(f, c);
     return 0;
 }
 

@@ -81,6 +81,17 @@ int goc__safe_group(struct goc__recovery_slot *s,
  */
 void goc__future_set_producer(goc_future *f, goc_ctx *ctx);
 
+/*
+ * goc_future_on_settle() in two steps: the allocation, which may fail,
+ * ahead of what cannot be undone; then the attachment, which cannot
+ * (a future settled already calls back at once). A node never attached
+ * is freed with goc__future_cb_free().
+ */
+struct goc__settle_cb;
+struct goc__settle_cb *goc__future_cb_new(goc_future_cb cb, void *arg);
+void goc__future_cb_attach(goc_future *f, struct goc__settle_cb *c);
+void goc__future_cb_free(struct goc__settle_cb *c);
+
 /* Run @fn(@aux) when @f is freed (after its value is destroyed). */
 void goc__future_on_free(goc_future *f, void (*fn)(void *aux), void *aux);
 

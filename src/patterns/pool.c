@@ -41,6 +41,7 @@ struct waiter {
     void *arg;
     bool granted; /* a worker took the task: it will run */
     bool closed;  /* release took it off the queue: GOC_ECLOSED */
+    int failed;   /* no worker could be started for it: this error */
 };
 
 struct goc_pool {
@@ -202,12 +203,18 @@ static void spawn_for_waiters_locked(goc_pool *p)
     while (p->waiters.head && (p->cap < 0 || p->st.workers < p->cap)) {
         struct waiter *wt =
             goc__container_of(p->waiters.head, struct waiter, link);
-        if (spawn_locked(p, wt->fn, wt->arg) != 0)
+        int rc = spawn_locked(p, wt->fn, wt->arg);
+        /* A worker left will serve the queue when its task ends; with
+         * none, nobody would: the first waiter gets the error. */
+        if (rc != 0 && p->st.workers > 0)
             break;
         goc__dqueue_remove(&p->waiters, &wt->link);
         p->nwaiting--;
-        wt->granted = true;
+        wt->granted = rc == 0;
+        wt->failed = rc;
         goc_cond_signal(&wt->cv);
+        if (rc != 0)
+            break;
     }
 }
 
@@ -252,12 +259,14 @@ static int wait_locked(goc_pool *p, goc_pool_fn fn, void *arg, goc_ctx *ctx)
     goc__dqueue_push_back(&p->waiters, &wt.link);
     p->nwaiting++;
     int rc = 0;
-    while (!wt.granted && !wt.closed && rc == 0)
+    while (!wt.granted && !wt.closed && !wt.failed && rc == 0)
         rc = goc_cond_wait(&wt.cv, &p->mu, ctx);
     if (wt.granted)
         return 0; /* granted first: the task runs, whatever ctx did */
     if (wt.closed)
         return GOC_ECLOSED; /* release took it off the queue */
+    if (wt.failed)
+        return wt.failed; /* off the queue: no worker could start */
     goc__dqueue_remove(&p->waiters, &wt.link);
     p->nwaiting--;
     wake_idle_waiters(p);

@@ -52,37 +52,53 @@ static void task_free(struct task *t)
     goc__free(t);
 }
 
-/* Outside the lock: settle @t as @status (its value, if any, goes too). */
-static void settle(struct task *t, int status, void *value)
+/* Outside the lock: settle @t as @status (its value, if any, goes too).
+ * Returns whether this settled it (its handle may have been first). */
+static bool settle(struct task *t, int status, void *value)
 {
     if (status > 0)
         status = -EINVAL;
-    if (goc_future_complete(t->f, status, value) == 0 && value && t->free_value)
+    bool won = goc_future_complete(t->f, status, value) != 0;
+    if (!won && value && t->free_value)
         t->free_value(value); /* the handle was cancelled meanwhile */
     task_free(t);
+    return won;
 }
 
-/* Under mu: unlink every queued task; settle them after unlocking. */
+/*
+ * Under mu: unlink every queued task, for cancel_taken() to settle after
+ * unlocking. Until then they count as settling: neither idle nor stopped
+ * may be reported with a handle still pending.
+ */
 static struct goc__dlink *take_queue_locked(goc_workerpool *p, int64_t *n)
 {
     struct goc__dlink *all = p->q.head;
     *n = p->qlen;
     p->q.head = p->q.tail = NULL;
     p->qlen = 0;
+    p->settling += *n;
     p->st.canceled += *n;
     p->st.waiting = 0;
     goc_cond_broadcast(&p->space_cv);
-    goc_cond_broadcast(&p->idle_cv);
     return all;
 }
 
-static void cancel_list(struct goc__dlink *l)
+/* Settle @n tasks taken off the queue as cancelled; returns how many
+ * this call settled (the others' handles were cancelled first). */
+static int64_t cancel_taken(goc_workerpool *p, struct goc__dlink *l, int64_t n)
 {
+    int64_t won = 0;
     while (l) {
         struct goc__dlink *next = l->next;
-        settle(goc__container_of(l, struct task, link), -ECANCELED, NULL);
+        won +=
+            settle(goc__container_of(l, struct task, link), -ECANCELED, NULL);
         l = next;
     }
+    goc_mutex_lock(&p->mu, NULL);
+    p->settling -= n;
+    goc_cond_broadcast(&p->idle_cv);
+    goc_mutex_unlock(&p->mu);
+    return won;
 }
 
 /* Under mu: enter the cancelled state; returns the queue to discard. */
@@ -142,7 +158,7 @@ static void check_ctx_locked(goc_workerpool *p)
     int64_t n;
     struct goc__dlink *l = cancel_locked(p, &n);
     goc_mutex_unlock(&p->mu);
-    cancel_list(l);
+    cancel_taken(p, l, n);
     goc_mutex_lock(&p->mu, NULL);
 }
 
@@ -418,13 +434,11 @@ int64_t goc__workerpool_cancel_owned(goc_workerpool *p, const void *owner)
     }
     p->st.waiting = p->qlen;
     p->st.canceled += n;
-    if (n) {
+    p->settling += n;
+    if (n)
         goc_cond_broadcast(&p->space_cv);
-        goc_cond_broadcast(&p->idle_cv);
-    }
     goc_mutex_unlock(&p->mu);
-    cancel_list(mine);
-    return n;
+    return cancel_taken(p, mine, n);
 }
 
 int goc_workerpool_stop(goc_workerpool *p)
@@ -448,8 +462,7 @@ int64_t goc_workerpool_cancel(goc_workerpool *p)
     struct goc__dlink *l = cancel_locked(p, &n);
     goc_mutex_unlock(&p->mu);
     goc_ctx_cancel(p->ctx); /* running tasks see their ctx end */
-    cancel_list(l);
-    return n;
+    return cancel_taken(p, l, n);
 }
 
 /* Wait under mu until @done(p) holds. */
@@ -469,7 +482,7 @@ static int wait_for(goc_workerpool *p,
 
 static bool all_exited(goc_workerpool *p)
 {
-    return p->workers == 0 && p->qlen == 0;
+    return p->workers == 0 && p->qlen == 0 && p->settling == 0;
 }
 
 static bool is_idle(goc_workerpool *p)

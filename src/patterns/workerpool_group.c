@@ -101,37 +101,38 @@ int goc_wpgroup_submit(goc_wpgroup *g,
 {
     if (!g || !fn)
         return -EINVAL;
+    /* Allocated first, so that a task once queued is always watched. */
+    struct goc__settle_cb *watch = goc__future_cb_new(settled, g);
+    if (!watch)
+        return -ENOMEM;
     goc_mutex_lock(&g->mu, NULL);
     int rc = g->failing ? GOC_ECLOSED : reserve_locked(g);
     if (!rc)
         g->pending++; /* before the task can settle */
     goc_mutex_unlock(&g->mu);
-    if (rc)
+    if (rc) {
+        goc__future_cb_free(watch);
         return rc;
+    }
     struct goc__wp_owner o = { g, g->ctx };
     goc_future *f = NULL;
     rc = goc__workerpool_submit_owned(g->p, &o, fn, arg, free_value, &f, ctx);
     goc_mutex_lock(&g->mu, NULL);
     g->reserved--;
-    if (rc)
-        g->pending--;
-    else
+    if (rc && --g->pending == 0)
+        goc_cond_broadcast(&g->cv); /* a wait may be for this one alone */
+    if (!rc)
         g->tasks[g->n++] = f; /* a place held above */
     bool failed = g->failing;
     goc_mutex_unlock(&g->mu);
-    if (rc)
+    if (rc) {
+        goc__future_cb_free(watch);
         return rc;
-    if ((rc = goc_future_on_settle(f, settled, g)) != 0) {
-        goc_future_cancel(f); /* cannot watch it: do not run it */
-        goc_mutex_lock(&g->mu, NULL);
-        if (--g->pending == 0)
-            goc_cond_broadcast(&g->cv);
-        goc_mutex_unlock(&g->mu);
-    } else if (failed) {
-        /* The group failed while this one was being queued. */
-        goc__workerpool_cancel_owned(g->p, g);
     }
-    return rc;
+    goc__future_cb_attach(f, watch);
+    if (failed) /* the group failed while this one was being queued */
+        goc__workerpool_cancel_owned(g->p, g);
+    return 0;
 }
 
 int goc_wpgroup_wait(goc_wpgroup *g, goc_ctx *ctx)
