@@ -948,8 +948,8 @@ TEST_G(workerpool, group_wait_wakes_when_the_last_pending_submit_fails)
     int64_t t0 = goc_now();
     while (!atomic_load(&w.done))
         goc_sleep(GOC_MILLISECOND, NULL);
-    ASSERT_LT(goc_now() - t0, GOC_SECOND);     /* not its own 5 s timeout */
-    ASSERT_OK(atomic_load(&w.rc)); /* nothing pending, nothing failed */
+    ASSERT_LT(goc_now() - t0, GOC_SECOND); /* not its own 5 s timeout */
+    ASSERT_OK(atomic_load(&w.rc));         /* nothing pending, nothing failed */
     goc_chan_close(gt);
     goc_wpgroup_free(g);
     goc_workerpool_free(p);
@@ -988,4 +988,51 @@ TEST_G(workerpool, group_submit_out_of_memory_leaves_no_task_behind)
     goc_wpgroup_free(g);
     goc_workerpool_free(p);
     goc_chan_release(gt);
+}
+
+static int no_queue_spawn_fails(void *arg)
+{
+    (void)arg;
+    atomic_store(&ran, 0);
+    goc_workerpool *p = pool(2, GOC_WP_NO_QUEUE, 0);
+    goc_chan *g = gate();
+    ASSERT_OK(goc_workerpool_submit(p, gated, g, NULL, NULL, NULL));
+    wait_running(p, 1);
+    /* Each goroutine takes a slab of its own at this stack size, so the
+     * second worker's spawn allocates: fail each allocation in turn. A
+     * refused submit leaves nothing queued; the accepted one runs at
+     * once, beside the busy worker. */
+    int failures = 0, rc;
+    for (int64_t n = 0;; n++) {
+        goc__fault_after(n);
+        rc = goc_workerpool_try_submit(p, count_task, NULL, NULL, NULL);
+        goc__fault_after(-1);
+        if (rc == 0)
+            break;
+        ASSERT_EQ(rc, -ENOMEM);
+        failures++;
+        struct goc_workerpool_stats st;
+        ASSERT_OK(goc_workerpool_stats(p, &st));
+        ASSERT_EQ(st.waiting, 0);
+        ASSERT_EQ(st.refused, failures);
+    }
+    ASSERT_GT(failures, 3); /* the task, its handle, its ctx, the spawn */
+    for (int i = 0; i < 2000 && atomic_load(&ran) < 2; i++)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    ASSERT_EQ(atomic_load(&ran), 2); /* the gate is still closed */
+    goc_chan_close(g);
+    ASSERT_OK(goc_workerpool_stop_wait(p, NULL));
+    goc_workerpool_free(p);
+    goc_chan_release(g);
+    return 0;
+}
+
+/* Without a queue a task is accepted only if a worker takes it now: one
+ * whose worker could not start was queued behind the busy ones. */
+TEST(workerpool, no_queue_submit_whose_worker_cannot_start_is_refused)
+{
+    struct goc_config cfg = { .stack_size = 32u << 20 };
+    ASSERT_OK(goc_init(&cfg));
+    ASSERT_OK(goc_run(no_queue_spawn_fails, NULL));
+    test_no_leaks();
 }

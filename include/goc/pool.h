@@ -272,7 +272,8 @@ struct goc_workerpool_config {
 /** struct goc_workerpool_stats - counters (a snapshot). */
 struct goc_workerpool_stats {
     int64_t submitted; /* tasks accepted */
-    int64_t refused;   /* submits refused (full, closed) */
+    int64_t refused;   /* submits not accepted: full, closed, out of
+                          memory, ctx ended waiting for room */
     int64_t running;   /* tasks running now */
     int64_t waiting;   /* tasks queued now */
     int64_t succeeded; /* returned 0 */

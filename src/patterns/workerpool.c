@@ -312,7 +312,9 @@ static int enqueue_locked(goc_workerpool *p, struct task *t)
         int rc = goc_go(worker, p);
         if (rc) {
             p->workers--;
-            if (!p->workers) { /* nobody would ever run it */
+            /* Nobody would ever run it; or, without a queue, nobody would
+             * run it now, which is what acceptance promises there. */
+            if (!p->workers || p->queue_size == GOC_WP_NO_QUEUE) {
                 goc__dqueue_remove(&p->q, &t->link);
                 p->qlen--;
                 return rc;
@@ -368,8 +370,12 @@ static int submit_common(goc_workerpool *p,
     if (rc)
         return rc;
     struct task *t;
-    if ((rc = new_task(o ? o->ctx : p->ctx, fn, arg, free_value, &t)) != 0)
+    if ((rc = new_task(o ? o->ctx : p->ctx, fn, arg, free_value, &t)) != 0) {
+        goc_mutex_lock(&p->mu, NULL);
+        p->st.refused++;
+        goc_mutex_unlock(&p->mu);
         return rc;
+    }
     t->owner = o ? o->owner : NULL;
     if (task)
         *task = goc_future_retain(t->f); /* before a worker can finish t */
