@@ -83,6 +83,27 @@ TEST(chan, semantics_null_and_bad_input)
     ASSERT(goc_chan_retain(NULL) == NULL);
 }
 
+/* A send with no value to copy from crashed in memcpy; it is -EINVAL,
+ * nothing sent, on every kind of channel and in select. */
+TEST(chan, send_of_a_null_value_is_refused)
+{
+    goc_chan *buf = chan_new(sizeof(int), 2), *unbuf = chan_new(sizeof(int), 0);
+    goc_chan *sig = chan_new(0, 1);
+    goc_chan *chans[] = { buf, unbuf };
+    for (int i = 0; i < 2; i++) {
+        ASSERT_EQ(goc_chan_send(chans[i], NULL, NULL), -EINVAL);
+        ASSERT_EQ(goc_chan_try_send(chans[i], NULL), -EINVAL);
+        struct goc_select_case cs = { .chan = chans[i], .op = GOC_SELECT_SEND };
+        ASSERT_EQ(goc_select(&cs, 1, GOC_SELECT_DEFAULT, NULL), -EINVAL);
+        ASSERT_EQ(goc_chan_len(chans[i]), 0);
+    }
+    ASSERT_OK(goc_chan_send(sig, NULL, NULL)); /* nothing to copy: fine */
+    ASSERT_EQ(goc_chan_len(sig), 1);
+    goc_chan_release(buf);
+    goc_chan_release(unbuf);
+    goc_chan_release(sig);
+}
+
 TEST(chan, signal_channel_of_size_zero)
 {
     goc_chan *c = chan_new(0, 2);

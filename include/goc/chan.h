@@ -58,7 +58,8 @@ GOC_API void goc_chan_release(goc_chan *c);
  * Return: 0 once the value is in the channel or handed to a receiver;
  * -EPIPE if the channel is closed (also when it is closed while waiting:
  * the value was not sent); -ECANCELED or -ETIMEDOUT if @ctx ended first
- * (at entry, or while waiting: nothing was sent); -EINVAL for a NULL @c.
+ * (at entry, or while waiting: nothing was sent); -EINVAL for a NULL @c,
+ * or a NULL @elem with elem_size > 0.
  */
 GOC_API int goc_chan_send(goc_chan *c, const void *elem, goc_ctx *ctx);
 
@@ -79,7 +80,8 @@ GOC_API int goc_chan_recv(goc_chan *c, void *elem, goc_ctx *ctx);
 /**
  * goc_chan_try_send - goc_chan_send() that never blocks.
  *
- * Return: 0; -EAGAIN if it would block; -EPIPE if closed; -EINVAL.
+ * Return: 0; -EAGAIN if it would block; -EPIPE if closed; -EINVAL (as
+ * goc_chan_send()).
  */
 GOC_API int goc_chan_try_send(goc_chan *c, const void *elem);
 
@@ -148,7 +150,8 @@ struct goc_select_case {
  *
  * Return: the index of the case that ran; -EAGAIN with GOC_SELECT_DEFAULT
  * when none is ready; -ECANCELED or -ETIMEDOUT if @ctx ended first
- * (nothing ran); -EINVAL for a bad @n, @op or a NULL @cases; -ENOMEM if
+ * (nothing ran); -EINVAL for a bad @n, @op, a NULL @cases, or a send
+ * case with a NULL elem on a channel of elem_size > 0; -ENOMEM if
  * more than 8 cases need memory that cannot be allocated.
  */
 GOC_API int goc_select(struct goc_select_case *cases,

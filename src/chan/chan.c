@@ -657,8 +657,8 @@ __attribute__((noinline)) static int buf_op(
 static int chan_op(
     struct goc_chan *c, bool send, void *elem, goc_ctx *ctx, bool may_block)
 {
-    if (!c)
-        return -EINVAL;
+    if (!c || (send && !elem && c->elem_size))
+        return -EINVAL; /* nothing to copy a value from */
     if (ctx) {
         int err = goc_ctx_err(ctx);
         if (err)
@@ -688,7 +688,8 @@ int goc_chan_send(goc_chan *c, const void *elem, goc_ctx *ctx)
 {
     uint64_t tail;
     struct goc__slot *s;
-    if (!c || !c->cap || ctx || !ring_claim(c, true, &s, &tail))
+    if (!c || !c->cap || ctx || (!elem && c->elem_size) ||
+        !ring_claim(c, true, &s, &tail))
         return chan_op(c, true, (void *)elem, ctx, true);
     return slot_fill(c, s, elem, tail, true);
 }

@@ -208,9 +208,15 @@ static int validate(struct goc_select_case *cases, int n)
 {
     if (n < 0 || n > SELECT_MAX || (n > 0 && !cases))
         return -EINVAL;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         if (cases[i].op != GOC_SELECT_RECV && cases[i].op != GOC_SELECT_SEND)
             return -EINVAL;
+        /* A send with nothing to copy from (a NULL channel is a case
+         * that never fires, as in Go). */
+        if (cases[i].op == GOC_SELECT_SEND && cases[i].chan && !cases[i].elem &&
+            cases[i].chan->elem_size)
+            return -EINVAL;
+    }
     return 0;
 }
 
