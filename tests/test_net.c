@@ -69,6 +69,14 @@ TEST_G(net, addresses_resolve_and_format)
     ASSERT_EQ(goc_addr_resolve("[::1]:9", SOCK_DGRAM, ss, 4, NULL), 1);
     goc_addr_format((struct sockaddr *)&ss[0], text, sizeof(text));
     ASSERT_STR(text, "[::1]:9");
+    /* Any address: IPv6's, then IPv4's where a system has no IPv6 (it
+     * was IPv6's alone, and listening on ":port" failed there). */
+    ASSERT_EQ(goc_addr_resolve(":8080", SOCK_STREAM, ss, 4, NULL), 2);
+    goc_addr_format((struct sockaddr *)&ss[0], text, sizeof(text));
+    ASSERT_STR(text, "[::]:8080");
+    goc_addr_format((struct sockaddr *)&ss[1], text, sizeof(text));
+    ASSERT_STR(text, "0.0.0.0:8080");
+    ASSERT_EQ(goc_addr_resolve(":8080", SOCK_STREAM, ss, 1, NULL), 1);
     ASSERT_EQ(goc_addr_format((struct sockaddr *)&ss[0], text, 4), -ENOSPC);
     /* A name and a service name go through the resolver (the pool). */
     int n = goc_addr_resolve("localhost:http", SOCK_STREAM, ss, 4, NULL);

@@ -212,8 +212,9 @@ GOC_API int goc_addr_format(const struct sockaddr *sa, char *buf, size_t n);
 
 /**
  * goc_addr_resolve - resolve "host:port" into socket addresses.
- * @addr:   "host:port", "[v6]:port" or ":port" (any address); port is
- *          0 to 65535 in decimal digits, or a service name ("http").
+ * @addr:   "host:port", "[v6]:port" or ":port" (any address: IPv6's,
+ *          then IPv4's for a system without IPv6); port is 0 to 65535
+ *          in decimal digits, or a service name ("http").
  * @socktype: SOCK_STREAM or SOCK_DGRAM.
  * @out:    receives up to @max addresses, in the resolver's order.
  * @ctx:    deadline or cancellation.

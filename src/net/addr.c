@@ -139,8 +139,14 @@ static long port_number(const char *port)
     return v;
 }
 
-/* A numeric host and port parsed without the resolver; 1 if done. */
-static int parse_numeric(const char *host, long p, struct sockaddr_storage *out)
+/*
+ * A numeric host and port parsed without the resolver: the number of
+ * addresses (at most @max), 0 if it is the resolver's job.
+ */
+static int parse_numeric(const char *host,
+                         long p,
+                         struct sockaddr_storage *out,
+                         int max)
 {
     if (p == SERVICE_NAME)
         return 0; /* the resolver's job */
@@ -148,11 +154,19 @@ static int parse_numeric(const char *host, long p, struct sockaddr_storage *out)
     struct sockaddr_in *in = (void *)out;
     struct sockaddr_in6 *in6 = (void *)out;
     if (host[0] == '\0') {
-        /* Any address: IPv6's, which also accepts IPv4 by default. */
+        /* Any address: IPv6's, which also accepts IPv4 by default; then
+         * IPv4's, for a system without IPv6 (as Go falls back). */
         in6->sin6_family = AF_INET6;
         in6->sin6_addr = in6addr_any;
         in6->sin6_port = htons((uint16_t)p);
-        return 1;
+        if (max < 2)
+            return 1;
+        struct sockaddr_in *v4 = (void *)&out[1];
+        memset(&out[1], 0, sizeof(out[1]));
+        v4->sin_family = AF_INET;
+        v4->sin_addr.s_addr = htonl(INADDR_ANY);
+        v4->sin_port = htons((uint16_t)p);
+        return 2;
     }
     if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
         in->sin_family = AF_INET;
@@ -181,8 +195,9 @@ int goc_addr_resolve(const char *addr,
     long p = port_number(port);
     if (p < SERVICE_NAME)
         return (int)p;
-    if (parse_numeric(host, p, &out[0]))
-        return 1;
+    int n = parse_numeric(host, p, out, max);
+    if (n)
+        return n;
     struct resolve_job *j =
         goc__malloc(sizeof(*j) + (size_t)max * sizeof(*out));
     if (!j)
@@ -201,7 +216,7 @@ int goc_addr_resolve(const char *addr,
         job_release(j);
         return err;
     }
-    int n = j->count;
+    n = j->count;
     if (j->gai || n == 0)
         err = j->gai == EAI_MEMORY ? -ENOMEM : GOC_ERESOLVE;
     else
