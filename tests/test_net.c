@@ -874,3 +874,23 @@ TEST_G(net, connect_and_shutdown_after_another_holder_closed)
     goc_fd_release(mine);
     goc_fd_close(srv);
 }
+
+/* I/O on a descriptor the poller cannot watch (a regular file) runs in
+ * a blocking section; inside the caller's own section it ended that
+ * section, so the caller's exit found none open. */
+TEST_G(net, file_io_inside_a_blocking_section_keeps_that_section)
+{
+    char path[] = "/tmp/goc-net-file-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    unlink(path);
+    goc_fd *f;
+    ASSERT_OK(goc_fd_open(fd, &f));
+    ASSERT_OK(goc_blocking_enter());
+    ASSERT_EQ(goc_fd_write(f, "abc", 3, NULL), 3);
+    ASSERT_OK(goc_blocking_exit());              /* still the caller's to end */
+    ASSERT_EQ(goc_blocking_exit(), -EINVAL);     /* and it is ended */
+    ASSERT_EQ(goc_fd_write(f, "d", 1, NULL), 1); /* outside: its own */
+    ASSERT_EQ(goc_blocking_exit(), -EINVAL);
+    goc_fd_close(f);
+}

@@ -189,11 +189,14 @@ ssize_t goc__fd_io(goc_fd *f, int dir, goc__fd_op op, void *arg, goc_ctx *ctx)
     ssize_t r;
     if (!f->pollable) {
         bool drained;
-        goc_blocking_enter();
+        /* Inside a section of the caller's own, that one stands (and
+         * must not end here). */
+        bool section = goc_blocking_enter() == 0;
         do
             r = op(f->fd, arg, &drained);
         while (r == -EINTR);
-        goc_blocking_exit();
+        if (section)
+            goc_blocking_exit();
         goc__fd_release(f);
         return r;
     }
