@@ -433,3 +433,25 @@ TEST_G(stats, lib_heap_lets_go_of_what_the_caller_frees)
     ASSERT_LT(llabs(after.lib_heap_bytes - before.lib_heap_bytes), 160000);
     goc_registry_free(r);
 }
+
+/* The snapshot getters that return nothing took NULL as a crash. */
+TEST(stats, snapshot_getters_take_null)
+{
+    struct goc_objpool_stats o = { .gets = 7 };
+    goc_objpool_stats(NULL, &o);
+    ASSERT_EQ(o.gets, 7);
+    struct goc_rpool_stats r = { .created = 7 };
+    goc_rpool_stats(NULL, &r);
+    ASSERT_EQ(r.created, 7);
+    struct goc_keyed_limiter_stats k = { .keys = 7 };
+    goc_keyed_limiter_stats(NULL, &k);
+    ASSERT_EQ(k.keys, 7);
+    struct goc_server_stats s = { .accepted = 7 };
+    goc_server_get_stats(NULL, &s);
+    ASSERT_EQ(s.accepted, 7);
+    goc_registry_get_stats(NULL, NULL);
+    goc_objpool *p;
+    ASSERT_OK(goc_objpool_new(NULL, &p));
+    goc_objpool_stats(p, NULL);
+    goc_objpool_free(p);
+}

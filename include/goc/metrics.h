@@ -129,7 +129,8 @@ struct goc_registry_stats {
     int64_t dropped_samples;
 };
 
-/** goc_registry_get_stats - copy @r's counters into @st. */
+/** goc_registry_get_stats - copy @r's counters into @st (NULL @st:
+ * nothing). */
 GOC_API void goc_registry_get_stats(goc_registry *r,
                                     struct goc_registry_stats *st);
 

@@ -115,7 +115,7 @@ GOC_API int goc_objpool_put(goc_objpool *p, void *obj);
  */
 GOC_API int64_t goc_objpool_trim(goc_objpool *p);
 
-/** goc_objpool_stats - fill @st with a snapshot. */
+/** goc_objpool_stats - fill @st with a snapshot (NULL @p or @st: nothing). */
 GOC_API void goc_objpool_stats(goc_objpool *p, struct goc_objpool_stats *st);
 
 /**
@@ -201,7 +201,7 @@ GOC_API void goc_rpool_close(goc_rpool *rp);
  */
 GOC_API void goc_rpool_free(goc_rpool *rp);
 
-/** goc_rpool_stats - fill @st with a snapshot. */
+/** goc_rpool_stats - fill @st with a snapshot (NULL @rp or @st: nothing). */
 GOC_API void goc_rpool_stats(goc_rpool *rp, struct goc_rpool_stats *st);
 
 #ifdef __cplusplus

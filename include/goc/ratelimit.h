@@ -282,7 +282,7 @@ struct goc_keyed_limiter_stats {
     int64_t rejected; /* calls that returned false */
 };
 
-/** goc_keyed_limiter_stats - fill @st with a snapshot. */
+/** goc_keyed_limiter_stats - fill @st with a snapshot (NULL: nothing). */
 GOC_API void goc_keyed_limiter_stats(goc_keyed_limiter *kl,
                                      struct goc_keyed_limiter_stats *st);
 

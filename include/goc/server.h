@@ -112,7 +112,7 @@ GOC_API void goc_server_free(goc_server *s);
 /** goc_server_addr - the listener's address, as goc_fd_local_addr(). */
 GOC_API int goc_server_addr(goc_server *s, char *buf, size_t n);
 
-/** goc_server_get_stats - a snapshot of the counters. */
+/** goc_server_get_stats - a snapshot of the counters (NULL: nothing). */
 GOC_API void goc_server_get_stats(goc_server *s, struct goc_server_stats *st);
 
 /** goc_conn_fd - the connection's descriptor (owned by the server). */

@@ -99,6 +99,8 @@ int goc_registry_new(goc_registry **out)
 
 void goc_registry_get_stats(goc_registry *r, struct goc_registry_stats *st)
 {
+    if (!st)
+        return;
     if (!r)
         r = &def_reg;
     st->dropped_families = atomic_load(&r->dropped_families);

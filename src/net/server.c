@@ -339,6 +339,8 @@ int goc_server_addr(goc_server *s, char *buf, size_t n)
 
 void goc_server_get_stats(goc_server *s, struct goc_server_stats *st)
 {
+    if (!s || !st)
+        return;
     int64_t conns = atomic_load(&s->nconns), idle = atomic_load(&s->nidle);
     *st = (struct goc_server_stats){
         .accepted = atomic_load(&s->accepted),

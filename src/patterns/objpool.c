@@ -318,6 +318,8 @@ int64_t goc_objpool_trim(goc_objpool *p)
 
 void goc_objpool_stats(goc_objpool *p, struct goc_objpool_stats *st)
 {
+    if (!p || !st)
+        return;
     int64_t gets = 0, kept = 0, retained = 0;
     for (size_t i = 0; i <= p->nshards; i++) {
         struct shard *s = &p->shards[i];

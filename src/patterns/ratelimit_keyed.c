@@ -225,6 +225,8 @@ bool goc_keyed_limiter_allow(goc_keyed_limiter *kl, const void *key, size_t len)
 void goc_keyed_limiter_stats(goc_keyed_limiter *kl,
                              struct goc_keyed_limiter_stats *st)
 {
+    if (!kl || !st)
+        return;
     goc__lock_acquire(&kl->mu);
     *st = kl->st;
     goc__lock_release(&kl->mu);

@@ -361,6 +361,8 @@ void goc_rpool_free(goc_rpool *rp)
 
 void goc_rpool_stats(goc_rpool *rp, struct goc_rpool_stats *st)
 {
+    if (!rp || !st)
+        return;
     lock(rp);
     *st = rp->st;
     st->total = rp->total;
