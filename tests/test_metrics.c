@@ -1373,6 +1373,56 @@ TEST_G(metrics, http_ambiguous_heads_are_refused)
     goc_registry_free(r);
 }
 
+/* A bare LF inside a head was kept in a header's value: "X: y\n
+ * Content-Length: 26" hid the length from us but not from a proxy that
+ * ends lines at LF, and the body was served as a request of its own. */
+TEST_G(metrics, http_bare_lf_in_a_head_is_refused)
+{
+    goc_registry *r = reg();
+    char addr[GOC_ADDRSTRLEN];
+    goc_server *srv = serve(r, addr);
+    const char *heads[] = {
+        "GET /metrics HTTP/1.1\r\nX: y\nContent-Length: 26\r\n\r\n",
+        "GET /metrics\n HTTP/1.1\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
+        goc_fd *k;
+        struct resp rs;
+        ASSERT_OK(goc_tcp_dial(addr, &k, NULL));
+        send_req(k, heads[i]);
+        send_req(k, "GET /smuggled HTTP/1.1\r\n\r\n");
+        ASSERT_OK(read_resp(k, &rs, false));
+        if (rs.status != 400)
+            ASSERT_FAIL("head %zu: status %d", i, rs.status);
+        ASSERT(closed_by_peer(k));
+        goc_fd_close(k);
+    }
+    ASSERT_OK(goc_server_shutdown(srv, NULL));
+    goc_server_free(srv);
+    goc_registry_free(r);
+}
+
+/* A counter's whole adds went to an integer that wrapped at 2^64: the
+ * counter fell back to zero. */
+TEST_G(metrics, counter_never_falls_past_two_to_the_64)
+{
+    goc_registry *r = reg();
+    goc_counter *c;
+    ASSERT_OK(goc_counter_new(r, "big_total", "Big.", &c));
+    const double step = 9007199254740992.0; /* 2^53: the integer path */
+    double before = 0;
+    for (int i = 0; i < 4096; i++) {
+        ASSERT_OK(goc_counter_add(c, step));
+        goc_counter_inc(c);
+        double v = goc_counter_value(c);
+        if (v < before)
+            ASSERT_FAIL("fell after %d adds: %.17g -> %.17g", i + 1, before, v);
+        before = v;
+    }
+    ASSERT(before > 3.6e19); /* 4096 * 2^53 */
+    goc_registry_free(r);
+}
+
 /* HTTP/1.0 with "Connection: keep-alive" is kept, and told so: without
  * the header an HTTP/1.0 client must assume the close. */
 TEST_G(metrics, http10_keep_alive_is_said)

@@ -52,7 +52,7 @@ enum goc_metric_type {
 /** A summary objective: the @q-quantile, within +/- @eps in rank. */
 struct goc_quantile {
     double q;   /* in [0, 1] */
-    double eps; /* in [0, 1] */
+    double eps; /* in (0, 1): 0 would keep every sample */
 };
 
 /** Prometheus' default histogram buckets, in seconds. */

@@ -109,8 +109,9 @@ static void parse(const char *b, size_t n, struct req *r)
     const char *e = memchr(b, '\r', n);
     const char *sp1 = memchr(b, ' ', (size_t)(e - b));
     const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(e - sp1 - 1)) : NULL;
-    if (e[1] != '\n' || !sp1 || !sp2 || sp1 == b || sp2 == sp1 + 1 ||
-        e - sp2 != 9 || strncmp(sp2 + 1, "HTTP/1.", 7) != 0 ||
+    if (e[1] != '\n' || memchr(b, '\n', (size_t)(e - b)) || !sp1 || !sp2 ||
+        sp1 == b || sp2 == sp1 + 1 || e - sp2 != 9 ||
+        strncmp(sp2 + 1, "HTTP/1.", 7) != 0 ||
         (sp2[8] != '0' && sp2[8] != '1')) {
         r->bad = true;
         return;
@@ -124,7 +125,10 @@ static void parse(const char *b, size_t n, struct req *r)
     r->pathlen = (size_t)((q ? q : sp2) - r->path);
     for (const char *l = e + 2; l < b + n - 2 && !r->bad;) {
         const char *le = memchr(l, '\r', (size_t)(b + n - l));
-        if (le[1] != '\n') { /* a bare CR */
+        /* A bare CR, or a bare LF inside the line: a proxy that takes
+         * the LF for a line's end sees other headers than we would (a
+         * Content-Length hidden in "X: y\nContent-Length: 26"). */
+        if (le[1] != '\n' || memchr(l, '\n', (size_t)(le - l))) {
             r->bad = true;
             break;
         }

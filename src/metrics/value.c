@@ -95,6 +95,8 @@ void goc__dbl_add(_Atomic uint64_t *p, double v)
 
 #define CHILD(x) ((struct child *)(void *)(x))
 
+#define INT_PATH_MAX ((uint64_t)1 << 62) /* a counter cell's integer part */
+
 /* ---- counters ---- */
 
 void goc_counter_inc(goc_counter *c)
@@ -110,8 +112,12 @@ int goc_counter_add(goc_counter *c, double v)
         return -EINVAL;
     struct child *k = CHILD(c);
     struct counter_cell *cell = &k->u.c[goc__shard_index(&k->fam->sh)];
-    /* Whole values take the exact integer path (client_golang's valInt). */
-    if (v <= 9007199254740992.0 && v == (double)(uint64_t)v)
+    /* Whole values take the exact integer path (client_golang's valInt)
+     * while the cell is far from wrapping: past 2^62, where a double's
+     * step is 1,024 anyway, they go to the double, so the sum never
+     * falls back to zero (a counter never decreases). */
+    if (v <= 9007199254740992.0 && v == (double)(uint64_t)v &&
+        atomic_load_explicit(&cell->n, memory_order_relaxed) < INT_PATH_MAX)
         atomic_fetch_add_explicit(&cell->n, (uint64_t)v, memory_order_relaxed);
     else
         goc__dbl_add(&cell->frac, v);
@@ -121,13 +127,12 @@ int goc_counter_add(goc_counter *c, double v)
 double goc_counter_value(goc_counter *c)
 {
     struct child *k = CHILD(c);
-    uint64_t n = 0;
-    double f = 0;
-    for (unsigned i = 0; i < k->fam->sh.n; i++) {
-        n += atomic_load_explicit(&k->u.c[i].n, memory_order_relaxed);
-        f += goc__dbl_load(&k->u.c[i].frac);
-    }
-    return (double)n + f;
+    double sum = 0; /* in a double: the shards' integers may pass 2^64 */
+    for (unsigned i = 0; i < k->fam->sh.n; i++)
+        sum +=
+            (double)atomic_load_explicit(&k->u.c[i].n, memory_order_relaxed) +
+            goc__dbl_load(&k->u.c[i].frac);
+    return sum;
 }
 
 /* ---- gauges ---- */
