@@ -77,6 +77,13 @@ int64_t test_scale(int64_t n);
 void test_no_leaks(void);
 
 /*
+ * Start the runtime with stacks so large that each goroutine takes a slab
+ * of its own (so every spawn allocates, and fails under goc__fault_after),
+ * run fn as the main goroutine, then check for leaks. For a TEST().
+ */
+void test_run_with_spawns_that_allocate(int (*fn)(void *arg));
+
+/*
  * Run fn in a child process; require that it exits with status
  * want_status and that its stderr contains want_text.
  */

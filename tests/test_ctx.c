@@ -428,10 +428,7 @@ static int after_spawn_fails(void *arg)
  * runs on the cancelling goroutine or timer instead. */
 TEST(ctx, after_func_that_cannot_spawn_waits_for_a_goroutine)
 {
-    struct goc_config cfg = { .stack_size = 32u << 20 };
-    ASSERT_OK(goc_init(&cfg));
-    ASSERT_OK(goc_run(after_spawn_fails, NULL));
-    test_no_leaks();
+    test_run_with_spawns_that_allocate(after_spawn_fails);
 }
 
 struct stop_race {

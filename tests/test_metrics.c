@@ -1341,22 +1341,14 @@ static goc_server *serve(goc_registry *r, char *addr)
  * lengths) are refused with 400 and the connection ends: the body after
  * them is never taken for a request of its own.
  */
-TEST_G(metrics, http_ambiguous_heads_are_refused)
+/* Each head gets a 400 and a closed connection: what follows it (a
+ * request of its own here) is never served. */
+static void expect_refused_heads(const char *const *heads, size_t n)
 {
     goc_registry *r = reg();
     char addr[GOC_ADDRSTRLEN];
     goc_server *srv = serve(r, addr);
-    static const char two_lengths[] = "GET /metrics HTTP/1.1\r\n"
-                                      "Content-Length: 0\r\n"
-                                      "Content-Length: 26\r\n\r\n";
-    const char *heads[] = {
-        "GET /metrics HTTP/1.1\r\nContent-Length: 0 26\r\n\r\n",
-        "GET /metrics HTTP/1.1\r\nContent-Length : 26\r\n\r\n",
-        "GET /metrics HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n",
-        two_lengths,
-        "GET /metrics HTTP/1.1\rX: y\r\n\r\n",
-    };
-    for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
+    for (size_t i = 0; i < n; i++) {
         goc_fd *k;
         struct resp rs;
         ASSERT_OK(goc_tcp_dial(addr, &k, NULL));
@@ -1373,33 +1365,31 @@ TEST_G(metrics, http_ambiguous_heads_are_refused)
     goc_registry_free(r);
 }
 
+TEST_G(metrics, http_ambiguous_heads_are_refused)
+{
+    static const char two_lengths[] = "GET /metrics HTTP/1.1\r\n"
+                                      "Content-Length: 0\r\n"
+                                      "Content-Length: 26\r\n\r\n";
+    const char *heads[] = {
+        "GET /metrics HTTP/1.1\r\nContent-Length: 0 26\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nContent-Length : 26\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n",
+        two_lengths,
+        "GET /metrics HTTP/1.1\rX: y\r\n\r\n",
+    };
+    expect_refused_heads(heads, sizeof heads / sizeof heads[0]);
+}
+
 /* A bare LF inside a head was kept in a header's value: "X: y\n
  * Content-Length: 26" hid the length from us but not from a proxy that
  * ends lines at LF, and the body was served as a request of its own. */
 TEST_G(metrics, http_bare_lf_in_a_head_is_refused)
 {
-    goc_registry *r = reg();
-    char addr[GOC_ADDRSTRLEN];
-    goc_server *srv = serve(r, addr);
     const char *heads[] = {
         "GET /metrics HTTP/1.1\r\nX: y\nContent-Length: 26\r\n\r\n",
         "GET /metrics\n HTTP/1.1\r\n\r\n",
     };
-    for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
-        goc_fd *k;
-        struct resp rs;
-        ASSERT_OK(goc_tcp_dial(addr, &k, NULL));
-        send_req(k, heads[i]);
-        send_req(k, "GET /smuggled HTTP/1.1\r\n\r\n");
-        ASSERT_OK(read_resp(k, &rs, false));
-        if (rs.status != 400)
-            ASSERT_FAIL("head %zu: status %d", i, rs.status);
-        ASSERT(closed_by_peer(k));
-        goc_fd_close(k);
-    }
-    ASSERT_OK(goc_server_shutdown(srv, NULL));
-    goc_server_free(srv);
-    goc_registry_free(r);
+    expect_refused_heads(heads, sizeof heads / sizeof heads[0]);
 }
 
 /* A counter's whole adds went to an integer that wrapped at 2^64: the

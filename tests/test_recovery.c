@@ -342,10 +342,7 @@ static int async_fails_to_start(void *arg)
 
 TEST(recovery, async_set_up_that_cannot_spawn_leaves_calls_on_the_spot)
 {
-    struct goc_config cfg = { .stack_size = 32u << 20 };
-    ASSERT_OK(goc_init(&cfg));
-    ASSERT_OK(goc_run(async_fails_to_start, NULL));
-    test_no_leaks();
+    test_run_with_spawns_that_allocate(async_fails_to_start);
 }
 
 /* singleflight's leader runs the function on its caller's goroutine:

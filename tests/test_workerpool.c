@@ -1031,8 +1031,5 @@ static int no_queue_spawn_fails(void *arg)
  * whose worker could not start was queued behind the busy ones. */
 TEST(workerpool, no_queue_submit_whose_worker_cannot_start_is_refused)
 {
-    struct goc_config cfg = { .stack_size = 32u << 20 };
-    ASSERT_OK(goc_init(&cfg));
-    ASSERT_OK(goc_run(no_queue_spawn_fails, NULL));
-    test_no_leaks();
+    test_run_with_spawns_that_allocate(no_queue_spawn_fails);
 }

@@ -86,6 +86,14 @@ void test_no_leaks(void)
                     goc_num_goroutine());
 }
 
+void test_run_with_spawns_that_allocate(int (*fn)(void *arg))
+{
+    struct goc_config cfg = { .stack_size = 32u << 20 }; /* a slab's size */
+    ASSERT_OK(goc_init(&cfg));
+    ASSERT_OK(goc_run(fn, NULL));
+    test_no_leaks();
+}
+
 void test_expect_exit(void (*fn)(void), int want_status, const char *want_text)
 {
     int fds[2];
