@@ -458,3 +458,92 @@ TEST_G(chanpat, registry_send_timeout_cancel_entry_and_plain_thread)
     goc_chan_release(q);
     goc_chanreg_free(r);
 }
+
+static int stage_panics_at_3(void *arg, const void *in, void *out)
+{
+    (void)arg;
+    if (*(const int64_t *)in == 3)
+        goc_panic(-EIO, "stage bug at %d", 3);
+    *(int64_t *)out = *(const int64_t *)in;
+    return 0;
+}
+
+static int gen_panics_at_3(void *arg, void *out)
+{
+    struct counter *c = arg;
+    if (c->next == 3)
+        goc_panic(-EIO, "generator bug at %d", 3);
+    *(int64_t *)out = c->next++;
+    return 1;
+}
+
+/* Reads c until it closes or 2 s pass; returns the values read, or -1
+ * if the channel stayed open. */
+static int64_t drain_until_closed(goc_chan *c)
+{
+    goc_ctx_local l;
+    goc_ctx *t = goc_ctx_init_timeout(&l, NULL, 2 * GOC_SECOND);
+    int64_t v, n = 0;
+    int rc;
+    while ((rc = goc_chan_recv(c, &v, t)) > 0)
+        n++;
+    goc_ctx_destroy(t);
+    return rc == 0 ? n : -1;
+}
+
+/*
+ * A stage or generator whose callback panicked unwound past its closing
+ * of the output: a consumer outside the group waited for ever, and the
+ * stage leaked. Its end now runs on every exit, a panic included.
+ */
+TEST_G(chanpat, panicking_stage_or_generator_still_closes_its_output)
+{
+    goc_group *g;
+    ASSERT_OK(goc_group_new(NULL, &g));
+    goc_chan *c1 = chan(0), *c2 = chan(0);
+    static struct counter cnt;
+    cnt = (struct counter){ 0, 10 };
+    ASSERT_OK(goc_pipe_generator(g, c1, count_up, &cnt));
+    ASSERT_OK(goc_pipe_stage(g, c1, c2, stage_panics_at_3, NULL));
+    ASSERT_EQ(drain_until_closed(c2), 3);
+    ASSERT_EQ(goc_group_wait(g, NULL), GOC_EPANIC);
+    goc_group_free(g);
+    goc_chan_release(c1);
+    goc_chan_release(c2);
+
+    ASSERT_OK(goc_group_new(NULL, &g));
+    c1 = chan(0);
+    cnt = (struct counter){ 0, 10 };
+    ASSERT_OK(goc_pipe_generator(g, c1, gen_panics_at_3, &cnt));
+    ASSERT_EQ(drain_until_closed(c1), 3);
+    ASSERT_EQ(goc_group_wait(g, NULL), GOC_EPANIC);
+    goc_group_free(g);
+    goc_chan_release(c1);
+}
+
+/* Bad input to the registry changes nothing: a send of a NULL value made
+ * the channel, then crashed copying from NULL; a capacity no channel can
+ * have was taken, and every get failed; a remove after close said there
+ * was no such channel. */
+TEST_G(chanpat, registry_refuses_bad_input_up_front)
+{
+    goc_chanreg *r = NULL;
+    ASSERT_EQ(goc_chanreg_new(sizeof(int64_t), (size_t)1 << 41, 0, &r),
+              -EINVAL);
+    ASSERT(r == NULL);
+    ASSERT_OK(goc_chanreg_new(sizeof(int64_t), 4, 0, &r));
+    ASSERT_EQ(goc_chanreg_send(r, "fresh", NULL, NULL), -EINVAL);
+    ASSERT_EQ(goc_chanreg_count(r), 0);
+    goc_ctx *done;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &done));
+    goc_ctx_cancel(done);
+    ASSERT_EQ(goc_chanreg_send(NULL, "x", NULL, done), -EINVAL);
+    goc_ctx_release(done);
+    goc_chan *a;
+    ASSERT_OK(goc_chanreg_get(r, "x", &a));
+    ASSERT_OK(goc_chanreg_close(r));
+    ASSERT_EQ(goc_chanreg_remove(r, "x"), GOC_ECLOSED);
+    ASSERT_EQ(goc_chanreg_remove(r, "never"), GOC_ECLOSED);
+    goc_chan_release(a);
+    goc_chanreg_free(r);
+}

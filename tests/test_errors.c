@@ -225,3 +225,13 @@ TEST(errors, aggregator_all_dropped_is_not_success)
     goc_error_release(e);
     goc_error_agg_free(a);
 }
+
+/* The aggregator's counters and reset took NULL as a crash, where add,
+ * err and free take it as nothing. */
+TEST(errors, aggregator_accessors_take_null)
+{
+    ASSERT_EQ(goc_error_agg_len(NULL), 0);
+    ASSERT_EQ(goc_error_agg_dropped(NULL), 0);
+    ASSERT_EQ(goc_error_agg_deduplicated(NULL), 0);
+    goc_error_agg_reset(NULL);
+}

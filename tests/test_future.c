@@ -5,6 +5,8 @@
  */
 #include "test.h"
 
+#include "../src/internal/alloc.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -919,4 +921,49 @@ TEST_G(future, then_on_an_abandoned_future_is_cancelled)
     ASSERT_OK(goc_future_get_timeout(d, &st, NULL, 5 * GOC_SECOND));
     ASSERT_EQ(st, -ECANCELED);
     goc_future_release(d);
+}
+
+static int64_t heap_objects_now(void)
+{
+    int64_t bytes, objects, allocs;
+    goc__heap_counts(&bytes, &objects, &allocs);
+    return objects;
+}
+
+/*
+ * A combinator that ran out of memory while watching its inputs failed
+ * with -ENOMEM but kept its references on them and the watches it had
+ * attached: inputs released by their owners, still pending, could never
+ * be abandoned, and leaked with the combinator. Each allocation fails in
+ * turn here; whatever fails leaves nothing behind.
+ */
+TEST(future, combinator_out_of_memory_keeps_nothing_alive)
+{
+    int failures = 0;
+    for (int64_t fault = 0;; fault++) {
+        goc_future *in[3], *out = NULL;
+        int64_t before = heap_objects_now();
+        for (int i = 0; i < 3; i++)
+            ASSERT_OK(goc_future_new(NULL, &in[i]));
+        goc__fault_after(fault);
+        int rc = goc_future_all(in, 3, GOC_FUTURE_CANCEL_REST, &out);
+        goc__fault_after(-1);
+        if (rc == 0) {
+            for (int i = 0; i < 3; i++)
+                goc_future_complete(in[i], -EIO, NULL);
+            goc_future_release(out);
+        } else {
+            ASSERT_EQ(rc, -ENOMEM);
+            ASSERT(out == NULL);
+            failures++;
+        }
+        for (int i = 0; i < 3; i++)
+            goc_future_release(in[i]);
+        if (heap_objects_now() != before)
+            ASSERT_FAIL("fault %" PRId64 ": rc %d, %" PRId64 " objects left",
+                        fault, rc, heap_objects_now() - before);
+        if (rc == 0)
+            break;
+    }
+    ASSERT_GT(failures, 5);
 }

@@ -183,16 +183,19 @@ GOC_API int goc_error_agg_add_code(goc_error_agg *a, int code, const char *msg);
  */
 GOC_API goc_error *goc_error_agg_err(goc_error_agg *a);
 
-/** goc_error_agg_len - errors kept now. */
+/** goc_error_agg_len - errors kept now (0 for a NULL @a). */
 GOC_API size_t goc_error_agg_len(goc_error_agg *a);
 
-/** goc_error_agg_dropped - errors not kept (over the cap or no memory). */
+/** goc_error_agg_dropped - errors not kept (over the cap or no memory;
+ * 0 for a NULL @a). */
 GOC_API size_t goc_error_agg_dropped(goc_error_agg *a);
 
-/** goc_error_agg_deduplicated - errors dropped as duplicates. */
+/** goc_error_agg_deduplicated - errors dropped as duplicates (0 for a
+ * NULL @a). */
 GOC_API size_t goc_error_agg_deduplicated(goc_error_agg *a);
 
-/** goc_error_agg_reset - drop every kept error and zero the counts. */
+/** goc_error_agg_reset - drop every kept error and zero the counts (a
+ * NULL @a: nothing). */
 GOC_API void goc_error_agg_reset(goc_error_agg *a);
 
 #ifdef __cplusplus

@@ -149,7 +149,8 @@ typedef struct goc_chanreg goc_chanreg;
  * @per_cap:      buffer capacity of each channel.
  * @max_channels: most channels at once; 0: no limit; negative: -EINVAL.
  *
- * Return: 0; -EINVAL; -ENOMEM.
+ * Return: 0; -EINVAL (also for an @elem_size and @per_cap no channel can
+ * have, as goc_chan_new() says); -ENOMEM.
  */
 GOC_API int goc_chanreg_new(size_t elem_size,
                             size_t per_cap,
@@ -177,7 +178,8 @@ GOC_API int goc_chanreg_get(goc_chanreg *r, const char *name, goc_chan **out);
  * Return: 0; GOC_ECLOSED if the registry is closed or the channel removed
  * (also while waiting: the value was not sent, and nothing crashes);
  * GOC_EOVERLOAD at max_channels; -ECANCELED or -ETIMEDOUT from @ctx;
- * -EINVAL; -ENOMEM.
+ * -EINVAL (a NULL @elem with elem_size > 0 too: nothing is created);
+ * -ENOMEM.
  */
 GOC_API int goc_chanreg_send(goc_chanreg *r,
                              const char *name,
@@ -188,7 +190,8 @@ GOC_API int goc_chanreg_send(goc_chanreg *r,
  * goc_chanreg_remove - close the channel named @name and forget it.
  * Receivers drain what is buffered, then see it closed.
  *
- * Return: 0; -ENOENT if there is none; -EINVAL.
+ * Return: 0; -ENOENT if there is none; GOC_ECLOSED after close (the
+ * close removed them all); -EINVAL.
  */
 GOC_API int goc_chanreg_remove(goc_chanreg *r, const char *name);
 

@@ -100,21 +100,27 @@ static uint64_t pow2_above(uint64_t x)
     return p;
 }
 
+int goc__chan_stride(size_t elem_size, size_t cap, size_t *stride)
+{
+    /* A slot is its stamp and the value, rounded up to whole stamps. */
+    *stride = sizeof(struct goc__slot);
+    if (!cap)
+        return 0;
+    if (elem_size > SIZE_MAX / 2)
+        return -EINVAL;
+    *stride += (elem_size + sizeof(struct goc__slot) - 1) /
+               sizeof(struct goc__slot) * sizeof(struct goc__slot);
+    if (cap > ((size_t)1 << 40) ||
+        cap > (SIZE_MAX - sizeof(struct goc_chan)) / *stride)
+        return -EINVAL;
+    return 0;
+}
+
 int goc_chan_new(size_t elem_size, size_t cap, goc_chan **out)
 {
-    if (!out)
+    size_t stride;
+    if (!out || goc__chan_stride(elem_size, cap, &stride) != 0)
         return -EINVAL;
-    /* A slot is its stamp and the value, rounded up to whole stamps. */
-    size_t stride = sizeof(struct goc__slot);
-    if (cap) {
-        if (elem_size > SIZE_MAX / 2)
-            return -EINVAL;
-        stride += (elem_size + sizeof(struct goc__slot) - 1) /
-                  sizeof(struct goc__slot) * sizeof(struct goc__slot);
-        if (cap > ((size_t)1 << 40) ||
-            cap > (SIZE_MAX - sizeof(struct goc_chan)) / stride)
-            return -EINVAL;
-    }
     struct goc_chan *c = goc__aligned_alloc(_Alignof(struct goc_chan),
                                             sizeof(*c) + stride * cap);
     if (!c)

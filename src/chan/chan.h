@@ -130,4 +130,10 @@ static inline void chan_unwatch(struct goc__ctx_watch *cw)
         goc__ctx_unwatch(cw);
 }
 
+/*
+ * A buffered slot's size for @elem_size, in *@stride; -EINVAL if a
+ * channel of @cap such slots cannot exist (goc_chan_new() refuses it).
+ */
+int goc__chan_stride(size_t elem_size, size_t cap, size_t *stride);
+
 #endif /* GOC_CHAN_PRIVATE_H */

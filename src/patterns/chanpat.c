@@ -7,8 +7,10 @@
  */
 #include "goc/pattern.h"
 #include "../internal/alloc.h"
+#include "../runtime/runtime.h"
 
 #include <stdatomic.h>
+#include <stdlib.h>
 
 static _Atomic int64_t dropped_total;
 
@@ -23,6 +25,7 @@ struct stage {
     goc_gen_fn gen;
     void *arg;
     void *buf_in, *buf_out;
+    struct goc__defer end; /* runs stage_end on every exit, a panic too */
 };
 
 static void stage_free(struct stage *s)
@@ -43,21 +46,41 @@ static int emit(goc_chan *out, const void *buf, goc_ctx *ctx)
     return rc == -EPIPE ? GOC_ECLOSED : rc;
 }
 
+/* A stage's end: its output closes exactly once, however it ended. */
+static void stage_end(void *arg)
+{
+    struct stage *s = arg;
+    goc_chan_close(s->out);
+    stage_free(s);
+}
+
+/*
+ * Registered in the group task's panic scope: a user callback that
+ * panics unwinds past the loops below, and its stage must still close
+ * its output (a consumer outside the group would wait for ever) and
+ * free itself. The record is the stage's own, so this cannot fail.
+ */
+static void end_on_exit(struct stage *s)
+{
+    if (goc__defer_in(&s->end, stage_end, s) != 0)
+        abort(); /* group tasks always run inside a scope */
+}
+
 static int gen_main(goc_ctx *ctx, void *arg)
 {
     struct stage *s = arg;
+    end_on_exit(s);
     int rc;
     while ((rc = s->gen(s->arg, s->buf_out)) > 0)
         if ((rc = emit(s->out, s->buf_out, ctx)) != 0)
             break;
-    goc_chan_close(s->out);
-    stage_free(s);
     return rc;
 }
 
 static int stage_main(goc_ctx *ctx, void *arg)
 {
     struct stage *s = arg;
+    end_on_exit(s);
     int rc;
     while ((rc = goc_chan_recv(s->in, s->buf_in, ctx)) > 0) {
         rc = s->fn(s->arg, s->buf_in, s->buf_out);
@@ -66,8 +89,6 @@ static int stage_main(goc_ctx *ctx, void *arg)
         if (rc < 0 || (rc = emit(s->out, s->buf_out, ctx)) != 0)
             break;
     }
-    goc_chan_close(s->out); /* exactly once, on every exit path */
-    stage_free(s);
     return rc > 0 ? 0 : rc;
 }
 

@@ -135,6 +135,8 @@ goc_error *goc_error_agg_err(goc_error_agg *a)
 
 size_t goc_error_agg_len(goc_error_agg *a)
 {
+    if (!a)
+        return 0;
     goc__lock_acquire(&a->mu);
     size_t n = a->n;
     goc__lock_release(&a->mu);
@@ -143,6 +145,8 @@ size_t goc_error_agg_len(goc_error_agg *a)
 
 size_t goc_error_agg_dropped(goc_error_agg *a)
 {
+    if (!a)
+        return 0;
     goc__lock_acquire(&a->mu);
     size_t n = a->dropped;
     goc__lock_release(&a->mu);
@@ -151,6 +155,8 @@ size_t goc_error_agg_dropped(goc_error_agg *a)
 
 size_t goc_error_agg_deduplicated(goc_error_agg *a)
 {
+    if (!a)
+        return 0;
     goc__lock_acquire(&a->mu);
     size_t n = a->deduped;
     goc__lock_release(&a->mu);
@@ -159,6 +165,8 @@ size_t goc_error_agg_deduplicated(goc_error_agg *a)
 
 void goc_error_agg_reset(goc_error_agg *a)
 {
+    if (!a)
+        return;
     goc__lock_acquire(&a->mu);
     goc_error **v = a->v;
     size_t n = a->n;

@@ -204,18 +204,25 @@ static int combine(enum kind kind,
     }
     atomic_init(&c->pending, n);
     atomic_init(&c->remaining, n);
-    for (size_t i = 0; i < n; i++) {
-        if ((rc = goc_future_on_settle(fs[i], on_input, &c->slots[i])) == 0)
-            continue;
-        /* Out of memory: fail the result; the registered ones unwind. */
-        goc_future_complete(c->out, rc, NULL);
-        size_t missing = n - i;
-        if (atomic_fetch_sub(&c->pending, missing) == missing)
-            goc_future_release(c->out);
+    /* Every watch is allocated before the first is attached: out of
+     * memory, nothing has been attached, and the whole of it unwinds. */
+    struct goc__settle_cb **watch = goc__malloc(n * sizeof(*watch));
+    size_t made = 0;
+    while (watch && made < n &&
+           (watch[made] = goc__future_cb_new(on_input, &c->slots[made])))
+        made++;
+    if (made < n) {
+        while (made)
+            goc__future_cb_free(watch[--made]);
+        goc__free(watch);
         goc_future_release(*out);
         *out = NULL;
-        return rc;
+        goc_future_release(c->out); /* its last: c goes with it */
+        return -ENOMEM;
     }
+    for (size_t i = 0; i < n; i++)
+        goc__future_cb_attach(fs[i], watch[i]);
+    goc__free(watch);
     return 0;
 }
 

@@ -7,6 +7,7 @@
  */
 #include "goc/pattern.h"
 #include "goc/sync.h"
+#include "../chan/chan.h"
 #include "../internal/alloc.h"
 
 #include <string.h>
@@ -30,8 +31,10 @@ int goc_chanreg_new(size_t elem_size,
                     int64_t max_channels,
                     goc_chanreg **out)
 {
-    if (!out || max_channels < 0)
-        return -EINVAL;
+    size_t stride;
+    if (!out || max_channels < 0 ||
+        goc__chan_stride(elem_size, per_cap, &stride) != 0)
+        return -EINVAL; /* refused now, not by every later get */
     goc_chanreg *r = goc__calloc(1, sizeof(*r));
     if (!r)
         return -ENOMEM;
@@ -101,6 +104,8 @@ int goc_chanreg_send(goc_chanreg *r,
                      goc_ctx *ctx)
 {
     goc_chan *c;
+    if (!r || !name || (!elem && r->elem_size))
+        return -EINVAL; /* before a channel is made for it */
     int rc = goc_ctx_err(ctx);
     if (rc)
         return rc;
@@ -123,12 +128,15 @@ int goc_chanreg_remove(goc_chanreg *r, const char *name)
     if (!r || !name)
         return -EINVAL;
     goc_mutex_lock(&r->mu, NULL);
+    bool closed = r->closed;
     struct entry **pp = find_locked(r, name), *e = *pp;
-    if (e) {
+    if (e && !closed) {
         *pp = e->next;
         r->count--;
     }
     goc_mutex_unlock(&r->mu);
+    if (closed)
+        return GOC_ECLOSED;
     if (!e)
         return -ENOENT;
     entry_close(e);

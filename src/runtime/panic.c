@@ -153,7 +153,17 @@ int goc_defer(void (*fn)(void *), void *arg)
     struct goc__defer *d = goc__malloc(sizeof(*d));
     if (!d)
         return -ENOMEM;
-    *d = (struct goc__defer){ *list, fn, arg };
+    *d = (struct goc__defer){ *list, fn, arg, true };
+    *list = d;
+    return 0;
+}
+
+int goc__defer_in(struct goc__defer *d, void (*fn)(void *), void *arg)
+{
+    struct goc__defer **list = defer_list();
+    if (!list)
+        return -EPERM;
+    *d = (struct goc__defer){ *list, fn, arg, false };
     *list = d;
     return 0;
 }
@@ -167,7 +177,8 @@ void goc__run_defers(struct goc__defer **list)
         *list = d->next;
         void (*fn)(void *) = d->fn;
         void *arg = d->arg;
-        goc__free(d);
+        if (d->heap)
+            goc__free(d);
         fn(arg);
     }
 }

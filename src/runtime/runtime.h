@@ -218,7 +218,15 @@ struct goc__defer {
     struct goc__defer *next;
     void (*fn)(void *arg);
     void *arg;
+    bool heap; /* goc_defer()'s own record, freed before fn runs */
 };
+
+/*
+ * goc_defer() with a record the caller provides, which must live until
+ * its cleanup has started (the cleanup may free it): nothing to allocate,
+ * so nothing can fail but the call outside any scope (-EPERM).
+ */
+int goc__defer_in(struct goc__defer *d, void (*fn)(void *arg), void *arg);
 
 /* ---- processors ------------------------------------------------------- */
 
