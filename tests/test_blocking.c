@@ -848,3 +848,123 @@ TEST(blocking, pool_report_reaches_a_log_hook_that_calls_goc_blocking)
     test_expect_exit(pool_hook_child, 0,
                      "the hook got the report and ran its work");
 }
+
+/* ---- the hook of a hog report ------------------------------------------ */
+
+static goc_chan *hook_ch;
+static _Atomic int hog_got_past;
+
+/* A hook that hands reports to a logging goroutine without blocking. */
+static void hand_to_logger(const char *msg, void *arg)
+{
+    (void)arg;
+    int one = 1;
+    if (strstr(msg, "\"watched\""))
+        (void)goc_chan_try_send(hook_ch, &one);
+}
+
+static void hog_then_receive(void *arg)
+{
+    (void)arg;
+    int64_t end = goc_now() + 100 * GOC_MILLISECOND;
+    while (goc_now() < end)
+        ; /* a hog, reported as it parks below */
+    int v = 0;
+    ASSERT_EQ(goc_chan_recv(hook_ch, &v, NULL), 1);
+    atomic_store(&hog_got_past, 1);
+}
+
+static void spawn_hog_receiver(void *arg)
+{
+    (void)arg;
+    struct goc_go_opts o = { .name = "watched" };
+    ASSERT_OK(goc_go(queued_behind, NULL));
+    ASSERT_OK(goc_go_ex(hog_then_receive, NULL, &o));
+}
+
+static int hog_receiver_main(void *arg)
+{
+    (void)arg;
+    ASSERT_OK(goc_go(spawn_hog_receiver, NULL));
+    while (!atomic_load(&hog_got_past))
+        goc_sleep(GOC_MILLISECOND, NULL);
+    return 0;
+}
+
+static void *run_hog_receiver(void *arg)
+{
+    (void)arg;
+    goc_run(hog_receiver_main, NULL);
+    return NULL;
+}
+
+/*
+ * The report of a hog ran the log hook as the hog parked, with the lock
+ * of the wait it parked in still held: a hook sending (without blocking)
+ * on the channel the hog parks on waited on its own thread, for ever.
+ * The report is logged once the park's commit has run.
+ */
+TEST(blocking, hog_report_hook_may_use_the_channel_the_hog_parks_on)
+{
+    if (test_under_valgrind()) {
+        printf("# skipped under valgrind\n"); /* nothing is a hog there */
+        return;
+    }
+    struct goc_config cfg = { .max_procs = 1 };
+    ASSERT_OK(goc_init(&cfg));
+    ASSERT_OK(goc_chan_new(sizeof(int), 4, &hook_ch));
+    goc_set_log_hook(hand_to_logger, NULL);
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, run_hog_receiver, NULL));
+    int64_t end = goc_now() + 5 * GOC_SECOND;
+    while (!atomic_load(&hog_got_past) && goc_now() < end)
+        usleep(1000);
+    if (!atomic_load(&hog_got_past))
+        ASSERT_FAIL("%s", "the hog never got past its park");
+    test_join(t, NULL);
+    goc_set_log_hook(NULL, NULL);
+    goc_chan_release(hook_ch);
+}
+
+static void sleep_in_a_pinned_marked_section(void *arg)
+{
+    (void)arg;
+    ASSERT_OK(goc_pin());
+    ASSERT_OK(goc_blocking_enter());
+    struct timespec ts = { 0, 300 * 1000 * 1000 };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    ASSERT_OK(goc_blocking_exit());
+    ASSERT_OK(goc_unpin());
+}
+
+static void spawn_pinned_sleeper(void *arg)
+{
+    (void)arg;
+    struct goc_go_opts o = { .name = "watched" };
+    ASSERT_OK(goc_go(queued_behind, NULL));
+    ASSERT_OK(goc_go_ex(sleep_in_a_pinned_marked_section, NULL, &o));
+}
+
+static int pinned_sleeper_main(void *arg)
+{
+    (void)arg;
+    ASSERT_OK(goc_go(spawn_pinned_sleeper, NULL));
+    goc_sleep(600 * GOC_MILLISECOND, NULL); /* past the sleeper's end */
+    return 0;
+}
+
+/* A pinned goroutine keeps its P in a marked section, which sysmon then
+ * took for an unmarked system call, reported with the advice to mark it. */
+TEST(blocking, pinned_goroutines_marked_section_is_not_reported)
+{
+    static struct hog_reports r;
+    struct goc_config cfg = { .max_procs = 1 };
+    ASSERT_OK(goc_init(&cfg));
+    goc_set_log_hook(capture_watched, &r);
+    ASSERT_OK(goc_run(pinned_sleeper_main, NULL));
+    goc_set_log_hook(NULL, NULL);
+    if (atomic_load(&r.n) != 0)
+        ASSERT_FAIL("reported: %s", r.last);
+    test_no_leaks();
+}

@@ -1204,3 +1204,58 @@ TEST(runtime, stack_size_env_rejects_overflow_and_signs)
     }
     unsetenv("GOC_STACK_SIZE");
 }
+
+static _Atomic int churn_stop;
+
+static void churn_child(void *arg)
+{
+    (void)arg;
+    goc_yield();
+}
+
+static void churn_spawner(void *arg)
+{
+    goc_wg *wg = arg;
+    while (!atomic_load(&churn_stop)) {
+        for (int i = 0; i < 64; i++)
+            (void)goc_go(churn_child, NULL);
+        goc_yield();
+    }
+    goc_wg_done(wg);
+}
+
+static int count_under_churn(void *arg)
+{
+    (void)arg;
+    goc_wg wg = GOC_WG_INIT;
+    goc_wg_add(&wg, 2);
+    ASSERT_OK(goc_go(churn_spawner, &wg));
+    ASSERT_OK(goc_go(churn_spawner, &wg));
+    int64_t lo = INT64_MAX, end = goc_now() + 500 * GOC_MILLISECOND;
+    while (goc_now() < end) {
+        goc_blocking_enter(); /* the others get the Ps meanwhile */
+        for (int i = 0; i < 20000; i++) {
+            int64_t n = goc_num_goroutine();
+            if (n < lo)
+                lo = n;
+        }
+        goc_blocking_exit();
+    }
+    atomic_store(&churn_stop, 1);
+    goc_wg_wait(&wg, NULL);
+    /* This one and the two spawners lived throughout. */
+    if (lo < 3)
+        ASSERT_FAIL("goc_num_goroutine() read %" PRId64, lo);
+    return 0;
+}
+
+/* Creations and exits are counted on different Ps; read creations first,
+ * an exit could be counted without its creation, and the count went far
+ * below zero. */
+TEST(runtime, num_goroutine_never_below_the_goroutines_alive)
+{
+    struct goc_config cfg = { .max_procs = 3 };
+    ASSERT_OK(goc_init(&cfg));
+    ASSERT_OK(goc_run(count_under_churn, NULL));
+    test_no_leaks();
+}

@@ -250,7 +250,9 @@ GOC_API int goc_blocking_exit(void);
  * goc_log_fn - receives the runtime's reports, such as a goroutine that
  * kept its P for over 10 ms while others waited (reported once, when it
  * finally blocks or yields, with the whole duration). It runs on a
- * scheduler thread: it must not block nor call blocking goc functions.
+ * scheduler thread: it must not block, yield nor call blocking goc
+ * functions; non-blocking ones (goc_chan_try_send() to a logging
+ * goroutine, goc_go()) are fine, on any channel.
  */
 typedef void (*goc_log_fn)(const char *message, void *arg);
 

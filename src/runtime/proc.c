@@ -219,7 +219,11 @@ static void g_exit(struct goc__g *g)
         g->locked_m = NULL;
         g->pin_count = 0;
     }
-    GOC__STAT_INC(m->p->nexited, 1);
+    /* Release: a reader that counts this exit sees the creation too. */
+    atomic_store_explicit(
+        &m->p->nexited,
+        atomic_load_explicit(&m->p->nexited, memory_order_relaxed) + 1,
+        memory_order_release);
     atomic_store_explicit(&g->status, GOC__G_DEAD, memory_order_relaxed);
     goc__park_exit(g_free, g);
 }
@@ -330,7 +334,7 @@ static inline __attribute__((always_inline)) int go_start(
      * Back-pressure: a goroutine spawning faster than its P drains the
      * queue lets the spawned ones run, so their stacks come back hot.
      */
-    if (p && goc__runq_len(p) >= GOC__RUNQ_SIZE / 2)
+    if (p && goc__runq_len(p) >= GOC__RUNQ_SIZE / 2 && !m->reporting)
         goc_yield();
     return 0;
 }
@@ -414,17 +418,33 @@ bool goc__rt_started(void)
     return atomic_load_explicit(&started, memory_order_acquire);
 }
 
+/*
+ * Creations are counted on the P (or thread) that made a goroutine, exits
+ * on the P where it ended. Every exit is read first (acquire, against the
+ * exit's release), then every creation: an exit counted brings its
+ * creation with it, so the count never falls below the goroutines alive
+ * throughout the call (read the other way, it went far below zero).
+ */
+int64_t goc__count_goroutines(int64_t *created_total)
+{
+    int64_t exited = 0, created;
+    for (int i = 0; i < goc__sched.nprocs; i++)
+        exited += atomic_load_explicit(&goc__sched.allp[i].nexited,
+                                       memory_order_acquire);
+    created = atomic_load(&goc__sched.ngoroutine);
+    for (int i = 0; i < goc__sched.nprocs; i++)
+        created += atomic_load_explicit(&goc__sched.allp[i].ncreated,
+                                        memory_order_relaxed);
+    if (created_total)
+        *created_total = created;
+    return created - exited;
+}
+
 int64_t goc_num_goroutine(void)
 {
     if (!atomic_load_explicit(&started, memory_order_acquire))
         return 0;
-    int64_t n = atomic_load(&goc__sched.ngoroutine);
-    for (int i = 0; i < goc__sched.nprocs; i++) {
-        struct goc__p *p = &goc__sched.allp[i];
-        n += atomic_load_explicit(&p->ncreated, memory_order_relaxed) -
-             atomic_load_explicit(&p->nexited, memory_order_relaxed);
-    }
-    return n;
+    return goc__count_goroutines(NULL);
 }
 
 int goc_pin(void)

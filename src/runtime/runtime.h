@@ -256,6 +256,9 @@ struct goc__p {
     /* The M whose goroutine is in a goc_blocking_enter() section. */
     struct goc__m *_Atomic blocking_m;
     _Atomic int64_t blocking_since;
+    /* Its pinned goroutine is in a marked section (and keeps the P):
+     * not a hog to report, though its queue still moves away. */
+    _Atomic bool pinned_section;
     /* Set by sysmon when the running goroutine hogs the P (the time it
      * started); the goroutine is reported when it switches out. */
     _Atomic int64_t hog_since;
@@ -339,6 +342,13 @@ struct goc__m {
     bool batching;
     int batch_n;
     struct goc__g *batch_head, *batch_tail;
+    /* A hog's report, written as it switches out and logged once the
+     * switch's own commit has run (it may hold the lock of the wait the
+     * hog parks in, which the log hook may use); no yield meanwhile. */
+    goc__commit_fn hog_commit;
+    void *hog_commit_arg;
+    bool reporting;
+    char hog_msg[512];
 };
 
 /*
@@ -659,6 +669,10 @@ int goc__go_release(goc_fn fn,
 extern _Atomic int64_t goc__ctx_after_deferred;
 void goc__ctx_after_retry(void);
 
+/* Goroutines alive (never below those alive throughout the call), and
+ * in *created_total (if not NULL) all ever created. */
+int64_t goc__count_goroutines(int64_t *created_total);
+
 /* One goroutine as goc__goroutine_walk() sees it (a racy snapshot). */
 struct goc__gsnap {
     int64_t id;
@@ -772,8 +786,11 @@ int goc__sysmon_unload(struct goc__p *p);
  * times tell: running, or asleep in the kernel outside a blocking
  * section. */
 enum { GOC__HOG_COMPUTING, GOC__HOG_IN_KERNEL };
-/* Report g, which kept p for too long, as it switches out. */
-void goc__hog_report(struct goc__p *p, struct goc__g *g)
+/*
+ * Write the report of g, which kept m's P for too long, as it switches
+ * out; true if there is one to log (m->hog_msg) after the switch.
+ */
+bool goc__hog_report(struct goc__m *m, struct goc__g *g)
     __attribute__((cold, noinline));
 /* Report through the log hook (printf-style). */
 void goc__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -118,6 +118,22 @@ __attribute__((noinline)) static void switch_to(struct goc__m *m,
     goc__after_switch();
 }
 
+/*
+ * The switch's own commit, then the hog's report: the commit releases
+ * whatever the hog parked holding (a channel's lock, say), which the log
+ * hook may well use. The hook runs as the goroutine switched to, which
+ * must not yield inside its own resumption.
+ */
+static void commit_then_report(struct goc__m *m, void *arg)
+{
+    (void)arg;
+    if (m->hog_commit)
+        m->hog_commit(m, m->hog_commit_arg);
+    m->reporting = true;
+    goc__log("%s", m->hog_msg);
+    m->reporting = false;
+}
+
 /* switch_begin's rare checks: a canary-guarded stack, a hog to report. */
 __attribute__((noinline, cold)) static void switch_checked(struct goc__m *m,
                                                            struct goc__g *from,
@@ -126,8 +142,12 @@ __attribute__((noinline, cold)) static void switch_checked(struct goc__m *m,
 {
     if (from->guard == GOC__GUARD_CANARY && !goc__stack_canary_ok(from))
         goc__stack_overflow(from, NULL);
-    if (m->p && atomic_load_explicit(&m->p->hog_since, memory_order_relaxed))
-        goc__hog_report(m->p, from);
+    if (m->p && atomic_load_explicit(&m->p->hog_since, memory_order_relaxed) &&
+        goc__hog_report(m, from)) {
+        m->hog_commit = m->commit;
+        m->hog_commit_arg = m->commit_arg;
+        m->commit = commit_then_report;
+    }
     switch_to(m, from, to, from_dead);
 }
 
@@ -820,9 +840,13 @@ int goc_blocking_enter(void)
     if (!atomic_compare_exchange_strong(&m->bstate, &running, GOC__M_BLOCKING))
         return -EINVAL; /* one is open: its start time stays */
     /* A pinned goroutine keeps its P, since it may not move to another M:
-     * its section is only marked, for the exit to match. */
-    if (m->locked_g)
+     * its section is only marked, for the exit to match and for sysmon
+     * not to take it for an unmarked system call. */
+    if (m->locked_g) {
+        atomic_store_explicit(&m->p->pinned_section, true,
+                              memory_order_relaxed);
         return 0;
+    }
     /* Before blocking_m, which sysmon reads first. */
     atomic_store(&m->p->blocking_since, goc__nanotime());
     atomic_fetch_add(&goc__sched.nsections, 1);
@@ -863,11 +887,13 @@ int goc_blocking_exit(void)
         return 0;
     struct goc__p *p = m->p;
     uint32_t blocking = GOC__M_BLOCKING;
-    if (m->locked_g) /* unpinning is refused inside: it was pinned at enter */
-        return atomic_compare_exchange_strong(&m->bstate, &blocking,
-                                              GOC__M_RUNNING)
-                   ? 0
-                   : -EINVAL;
+    if (m->locked_g) { /* unpinning is refused inside: pinned at enter */
+        if (!atomic_compare_exchange_strong(&m->bstate, &blocking,
+                                            GOC__M_RUNNING))
+            return -EINVAL;
+        atomic_store_explicit(&p->pinned_section, false, memory_order_relaxed);
+        return 0;
+    }
     if (atomic_compare_exchange_strong(&m->bstate, &blocking, GOC__M_RUNNING)) {
         struct goc__m *self = m;
         atomic_compare_exchange_strong(&p->blocking_m, &self, NULL);

@@ -21,8 +21,6 @@
 
 static void read_p(struct goc__p *p, struct goc_stats *st)
 {
-    st->goroutines_total += LOAD(p->ncreated);
-    st->goroutines += LOAD(p->ncreated) - LOAD(p->nexited);
     st->runq_local +=
         goc__runq_len(p) +
         (atomic_load_explicit(&p->runnext, memory_order_relaxed) != NULL);
@@ -35,15 +33,9 @@ static void read_p(struct goc__p *p, struct goc_stats *st)
 static void read_sched(struct goc_stats *st)
 {
     struct goc__sched *s = &goc__sched;
-    int64_t from_threads = LOAD(s->ngoroutine);
-    st->goroutines_total = from_threads;
-    st->goroutines = from_threads;
+    st->goroutines = goc__count_goroutines(&st->goroutines_total);
     for (int i = 0; i < s->nprocs; i++)
         read_p(&s->allp[i], st);
-    /* Exits are counted where they happen and creations where they start,
-     * so a racing read can see an exit before its creation. */
-    if (st->goroutines < 0)
-        st->goroutines = 0;
     st->procs = s->nprocs;
     st->procs_idle = LOAD(s->npidle);
     st->threads = LOAD(s->nm);

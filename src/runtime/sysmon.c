@@ -85,28 +85,33 @@ void goc__sysmon_kick_handoff(void)
 /*
  * Runs on the hog's own M as the hog switches out, so the goroutine read
  * here is the one that ran, and the time reported is the whole stretch.
+ * Only written here: the switch logs it once its commit has run.
  */
-void goc__hog_report(struct goc__p *p, struct goc__g *g)
+bool goc__hog_report(struct goc__m *m, struct goc__g *g)
 {
+    struct goc__p *p = m->p;
     int64_t since = atomic_exchange(&p->hog_since, 0);
     if (!since || g->id == 0)
-        return; /* already reported, or g0 */
+        return false; /* already reported, or g0 */
     /* Named as in backtraces: dladdr() knows no static function. */
     char entry[128];
     goc__symbolize_entry((const void *)(uintptr_t)g->fn, entry, sizeof(entry));
     long long ms = (goc__nanotime() - since) / 1000000;
     int waiting = atomic_load(&p->hog_waiting);
     if (atomic_load(&p->hog_kind) == GOC__HOG_IN_KERNEL)
-        goc__log("goroutine %lld \"%s\" (entry %s) kept P%d for %lld ms "
+        snprintf(m->hog_msg, sizeof(m->hog_msg),
+                 "goroutine %lld \"%s\" (entry %s) kept P%d for %lld ms "
                  "asleep in the kernel: mark blocking calls with "
                  "goc_blocking_enter/exit; %d goroutines queued behind it "
                  "were moved to the global queue",
                  (long long)g->id, g->name, entry, p->id, ms, waiting);
     else
-        goc__log("goroutine %lld \"%s\" (entry %s) kept P%d for %lld ms "
+        snprintf(m->hog_msg, sizeof(m->hog_msg),
+                 "goroutine %lld \"%s\" (entry %s) kept P%d for %lld ms "
                  "without blocking or yielding; %d goroutines queued behind "
                  "it were moved to the global queue",
                  (long long)g->id, g->name, entry, p->id, ms, waiting);
+    return true;
 }
 
 /* CPU time used by the thread holding p, or -1 if it cannot be read. */
@@ -217,7 +222,8 @@ static void check_hog(struct goc__p *p, int64_t now)
         return;
     }
     p->mon_reported = true;
-    if (p->mon_moved > 0) {
+    if (p->mon_moved > 0 &&
+        !atomic_load_explicit(&p->pinned_section, memory_order_relaxed)) {
         atomic_store(&p->hog_waiting, p->mon_moved);
         atomic_store(&p->hog_kind, did == HOLDER_SLEPT ? GOC__HOG_IN_KERNEL
                                                        : GOC__HOG_COMPUTING);
