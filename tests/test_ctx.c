@@ -478,3 +478,65 @@ TEST(ctx, after_stop_racing_the_last_release_touches_no_freed_context)
         usleep(1000);
     ASSERT_EQ(atomic_load(&r.ran), 1);
 }
+
+struct deferring {
+    goc_ctx *c;
+    goc_ctx_after a;
+    _Atomic int ran, stopped;
+};
+
+static void *cancel_with_no_memory(void *arg)
+{
+    struct deferring *d = arg;
+    goc__fault_after(0);
+    goc_ctx_cancel(d->c); /* the spawn fails: the record is deferred */
+    return NULL;
+}
+
+static void *stop_it(void *arg)
+{
+    struct deferring *d = arg;
+    atomic_store(&d->stopped, goc_ctx_after_stop(&d->a) ? 1 : 0);
+    return NULL;
+}
+
+static void deferred_note(void *arg)
+{
+    atomic_fetch_add(&((struct deferring *)arg)->ran, 1);
+}
+
+static int stop_while_the_spawn_fails(void *arg)
+{
+    (void)arg;
+    static struct deferring d = { .stopped = -1 };
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &d.c));
+    ASSERT_OK(goc_ctx_after_func(d.c, deferred_note, &d, &d.a));
+    /* Hold the deferred list: the canceller's failed spawn waits there,
+     * its record still SPAWNING, and the stop waits for that to end. */
+    _Atomic uint32_t *lk = &goc__ctx_deferred_lock()->state;
+    uint32_t zero = 0;
+    ASSERT(atomic_compare_exchange_strong(lk, &zero, 1));
+    pthread_t canceller, stopper;
+    ASSERT_OK(pthread_create(&canceller, NULL, cancel_with_no_memory, &d));
+    while (atomic_load(lk) != 2)
+        usleep(1000);
+    ASSERT_OK(pthread_create(&stopper, NULL, stop_it, &d));
+    usleep(50000); /* the stop sees SPAWNING and waits */
+    atomic_store(lk, 0);
+    syscall(SYS_futex, lk, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
+    test_join(canceller, NULL);
+    test_join(stopper, NULL);
+    goc__fault_after(-1);
+    /* Deferred, not started: the stop must take it (and the owner may
+     * then free the record); a false answer left it queued for sysmon. */
+    ASSERT_EQ(atomic_load(&d.stopped), 1);
+    goc_sleep(50 * GOC_MILLISECOND, NULL);
+    ASSERT_EQ(atomic_load(&d.ran), 0);
+    goc_ctx_release(d.c);
+    return 0;
+}
+
+TEST(ctx, after_stop_waiting_out_a_spawn_that_fails_still_stops_it)
+{
+    test_run_with_spawns_that_allocate(stop_while_the_spawn_fails);
+}

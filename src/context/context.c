@@ -54,6 +54,11 @@ static goc__lock deferred_lock = GOC__LOCK_INIT;
 static struct goc__dqueue deferred;
 _Atomic int64_t goc__ctx_after_deferred;
 
+goc__lock *goc__ctx_deferred_lock(void)
+{
+    return &deferred_lock;
+}
+
 /* Start a's fn; a is SPAWNING and ours until the spawn is sure. */
 static bool start_after(struct goc__ctx_after *a)
 {
@@ -641,11 +646,15 @@ bool goc_ctx_after_stop(goc_ctx_after *after)
         }
         goc__lock_release(al);
     }
-    if (atomic_load(&a->state) == GOC__AFTER_DEFERRED)
-        stopped = stop_deferred(a);
-    /* A cancel may still be reading the record: wait until it is done. */
-    while (atomic_load_explicit(&a->state, memory_order_acquire) ==
-           GOC__AFTER_SPAWNING)
+    /* A cancel (or sysmon's retry) may still be reading the record: wait
+     * until it is done with it. A spawn that fails meanwhile defers the
+     * record, which is then still stoppable (and still in use). */
+    for (;;) {
+        uint32_t st = atomic_load_explicit(&a->state, memory_order_acquire);
+        if (st == GOC__AFTER_DEFERRED && stop_deferred(a))
+            return true;
+        if (st != GOC__AFTER_SPAWNING && st != GOC__AFTER_DEFERRED)
+            return stopped;
         goc_yield();
-    return stopped;
+    }
 }

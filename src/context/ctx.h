@@ -76,6 +76,9 @@ struct goc_ctx {
  */
 goc__lock *goc__ctx_after_lock(const struct goc_ctx *c);
 
+/* The lock of the after-funcs whose spawn failed (for tests). */
+goc__lock *goc__ctx_deferred_lock(void);
+
 /* The cancellable context that decides when ctx is done, or NULL. */
 struct goc_ctx *goc__ctx_canceller(goc_ctx *ctx);
 
