@@ -363,20 +363,6 @@ TEST_G(ctx, after_stop_once_the_context_is_gone)
     ASSERT_EQ(goc_ctx_after_stop(&a), false);
 }
 
-/* A local context with a deadline when the runtime cannot start ends at
- * once, its cause the start's failure (arming its timer divided by
- * zero Ps). */
-TEST(ctx, deadline_without_a_runtime_ends_at_once)
-{
-    goc_ctx_local l;
-    goc__fault_after(0);
-    goc_ctx *c = goc_ctx_init_timeout(&l, NULL, GOC_SECOND);
-    goc__fault_after(-1);
-    ASSERT_EQ(goc_ctx_err(c), -ECANCELED);
-    ASSERT_EQ(goc_ctx_cause(c), -ENOMEM);
-    goc_ctx_destroy(c);
-}
-
 /* Where an after-func ran, and how often. */
 struct after_seen {
     _Atomic int runs;
@@ -388,6 +374,26 @@ static void after_note(void *arg)
     struct after_seen *s = arg;
     atomic_store(&s->on, goc_id());
     atomic_fetch_add(&s->runs, 1);
+}
+
+/* A local context with a deadline when the runtime cannot start ends at
+ * once, its cause the start's failure (arming its timer divided by
+ * zero Ps). */
+TEST(ctx, deadline_without_a_runtime_ends_at_once)
+{
+    goc_ctx_local l;
+    goc__fault_after(0);
+    goc_ctx *c = goc_ctx_init_timeout(&l, NULL, GOC_SECOND);
+    goc__fault_after(-1);
+    ASSERT_EQ(goc_ctx_err(c), -ECANCELED);
+    ASSERT_EQ(goc_ctx_cause(c), -ENOMEM);
+    /* No goroutine can ever start its after-func: it runs at once, on
+     * the caller, rather than wait for ever. */
+    static struct after_seen s;
+    goc_ctx_after a;
+    ASSERT_OK(goc_ctx_after_func(c, after_note, &s, &a));
+    ASSERT_EQ(atomic_load(&s.runs), 1);
+    goc_ctx_destroy(c);
 }
 
 static int after_spawn_fails(void *arg)

@@ -894,3 +894,29 @@ TEST_G(net, file_io_inside_a_blocking_section_keeps_that_section)
     ASSERT_EQ(goc_blocking_exit(), -EINVAL);
     goc_fd_close(f);
 }
+
+/* ":port" falls back to IPv4's any address only where IPv6 is missing: a
+ * port taken on IPv6's (here by a v6-only socket) stays an error, rather
+ * than a listener on IPv4 alone. */
+TEST_G(net, any_address_port_in_use_is_not_an_ipv4_only_listener)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        printf("# skipped: no IPv6 here\n");
+        return;
+    }
+    int one = 1;
+    ASSERT_OK(setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)));
+    struct sockaddr_in6 a = { .sin6_family = AF_INET6,
+                              .sin6_addr = IN6ADDR_ANY_INIT };
+    ASSERT_OK(bind(fd, (struct sockaddr *)&a, sizeof(a)));
+    ASSERT_OK(listen(fd, 1));
+    socklen_t len = sizeof(a);
+    ASSERT_OK(getsockname(fd, (struct sockaddr *)&a, &len));
+    char addr[32];
+    snprintf(addr, sizeof(addr), ":%u", ntohs(a.sin6_port));
+    goc_fd *l = NULL;
+    ASSERT_EQ(goc_tcp_listen(addr, &l), -EADDRINUSE);
+    ASSERT(l == NULL);
+    close(fd);
+}

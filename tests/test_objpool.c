@@ -213,6 +213,45 @@ TEST(objpool, debug_mode_catches_two_puts_racing)
     goc_objpool_free(r.p);
 }
 
+struct own_use {
+    goc_objpool *p;
+    _Atomic int64_t misuse;
+};
+
+static void *get_and_put_own(void *arg)
+{
+    struct own_use *u = arg;
+    for (int64_t i = 0; i < test_scale(100000); i++) {
+        void *o = goc_objpool_get(u->p);
+        if (goc_objpool_put(u->p, o) == GOC_EMISUSE) {
+            atomic_fetch_add(&u->misuse, 1);
+            destroy_obj(o, NULL); /* refused: still ours */
+        }
+    }
+    return NULL;
+}
+
+/* A debug put's claim outlived its push: another thread that then got the
+ * object, its only owner now, had its own put refused as a double put
+ * (a dropped object's address, reused by new_fn, likewise). */
+TEST(objpool, debug_mode_refuses_no_single_put)
+{
+    zero_counts();
+    struct own_use u = { 0 };
+    struct goc_objpool_opts o = { .new_fn = new_obj,
+                                  .destroy_fn = destroy_obj,
+                                  .debug = true };
+    ASSERT_OK(goc_objpool_new(&o, &u.p));
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        ASSERT_OK(pthread_create(&t[i], NULL, get_and_put_own, &u));
+    for (int i = 0; i < 4; i++)
+        test_join(t[i], NULL);
+    ASSERT_EQ(atomic_load(&u.misuse), 0);
+    goc_objpool_free(u.p);
+    ASSERT_EQ(atomic_load(&created), atomic_load(&destroyed));
+}
+
 struct churn {
     goc_objpool *p;
     int64_t iters;

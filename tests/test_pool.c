@@ -634,24 +634,29 @@ TEST_G(pool, waiter_fails_when_no_worker_is_left_and_none_can_start)
     ASSERT_OK(goc_pool_set_recovery(p, h));
     goc_recovery_free(h);
     ASSERT_OK(goc_pool_submit(p, gated_panic, NULL, NULL));
-    struct stranded s = { .p = p };
-    ASSERT_OK(goc_ctx_with_timeout(NULL, 5 * GOC_SECOND, &s.ctx));
-    ASSERT_OK(goc_go(stranded_submit, &s));
-    wait_until(p, 1, 1);
+    struct stranded s[2] = { { .p = p }, { .p = p } };
+    for (int i = 0; i < 2; i++) {
+        ASSERT_OK(goc_ctx_with_timeout(NULL, 5 * GOC_SECOND, &s[i].ctx));
+        ASSERT_OK(goc_go(stranded_submit, &s[i]));
+        wait_until(p, 1, i + 1);
+    }
     close_gate(); /* the task panics, its worker leaves */
-    while (!atomic_load(&s.done) && goc_pool_waiting(p) > 0)
+    while (goc_pool_waiting(p) > 0)
         goc_yield();
     goc__fault_after(-1);
-    while (!atomic_load(&s.done))
-        goc_sleep(GOC_MILLISECOND, NULL);
-    ASSERT_EQ(atomic_load(&s.rc), -ENOMEM);
+    /* Each queued submitter is told, the second too. */
+    for (int i = 0; i < 2; i++) {
+        while (!atomic_load(&s[i].done))
+            goc_sleep(GOC_MILLISECOND, NULL);
+        ASSERT_EQ(atomic_load(&s[i].rc), -ENOMEM);
+        goc_ctx_release(s[i].ctx);
+    }
     ASSERT_EQ(goc_pool_waiting(p), 0);
     ASSERT_EQ(atomic_load(&ran), 0);
     /* Memory is back: the pool serves again. */
     ASSERT_OK(goc_pool_submit(p, count, NULL, NULL));
     ASSERT_OK(goc_pool_wait_idle(p, NULL));
     ASSERT_EQ(atomic_load(&ran), 1);
-    goc_ctx_release(s.ctx);
     goc_pool_free(p);
     goc_chan_release(gate_ch);
 }

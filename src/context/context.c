@@ -60,11 +60,11 @@ goc__lock *goc__ctx_deferred_lock(void)
 }
 
 /* Start a's fn; a is SPAWNING and ours until the spawn is sure. */
-static bool start_after(struct goc__ctx_after *a)
+static int start_after(struct goc__ctx_after *a)
 {
     /* Given back (IDLE) only once fn is sure to start: its owner may
      * free the record as soon as fn runs. */
-    return goc__go_release(a->fn, a->arg, &a->state, GOC__AFTER_IDLE) == 0;
+    return goc__go_release(a->fn, a->arg, &a->state, GOC__AFTER_IDLE);
 }
 
 /* Returns how many were deferred before a. */
@@ -83,7 +83,18 @@ static int64_t defer_after(struct goc__ctx_after *a, bool at_front)
 
 static void run_after(struct goc__ctx_after *a)
 {
-    if (!start_after(a) && defer_after(a, false) == 0)
+    if (start_after(a) == 0)
+        return;
+    if (goc__rt_ensure() != 0) {
+        /* No runtime (it failed to start): no goroutine ever will, and
+         * no timer either, so the canceller is the caller's own code. */
+        goc_fn fn = a->fn;
+        void *arg = a->arg;
+        atomic_store_explicit(&a->state, GOC__AFTER_IDLE, memory_order_release);
+        fn(arg);
+        return;
+    }
+    if (defer_after(a, false) == 0)
         goc__log("an after-func's goroutine could not be made (out of "
                  "memory); it starts when one can be");
 }
@@ -103,7 +114,7 @@ void goc__ctx_after_retry(void)
         goc__lock_release(&deferred_lock);
         if (!a)
             return;
-        if (!start_after(a)) {
+        if (start_after(a) != 0) {
             defer_after(a, true);
             return;
         }

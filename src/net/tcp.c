@@ -18,7 +18,12 @@ int goc__socket(int family, int type, goc_fd **out)
     return err;
 }
 
-/* A socket bound to the first address of addr that works. */
+/*
+ * A socket bound to the first address of addr that works. The next one
+ * is tried only when this one cannot be had on this system (its family
+ * or the address itself missing): a port in use or refused stays an
+ * error, rather than a listener on the other family alone.
+ */
 static int bind_addr(const char *addr, int type, goc_fd **out)
 {
     if (!out)
@@ -43,6 +48,8 @@ static int bind_addr(const char *addr, int type, goc_fd **out)
         }
         err = -errno;
         goc_fd_close(f);
+        if (err == -EADDRINUSE || err == -EACCES)
+            break;
     }
     return err;
 }

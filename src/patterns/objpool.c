@@ -194,7 +194,10 @@ static bool cached(goc_objpool *p, void *obj)
 /*
  * Debug: claim @obj for this put unless it is cached or being put
  * already. The claim is what catches two puts racing: each would find
- * the object absent from the caches while the other one resets it.
+ * the object absent from the caches while the other one resets it. It
+ * ends as the object is published (pushed, under the shard's lock too,
+ * or about to be destroyed): a claim that outlived the push would catch
+ * the next owner's own put.
  */
 static bool debug_claim(goc_objpool *p, struct putting *me, void *obj)
 {
@@ -211,13 +214,21 @@ static bool debug_claim(goc_objpool *p, struct putting *me, void *obj)
     return !twice;
 }
 
-static void debug_unclaim(goc_objpool *p, struct putting *me)
+/* Under debug_mu: end the claim. */
+static void unclaim_locked(goc_objpool *p, struct putting *me)
 {
-    goc__lock_acquire(&p->debug_mu);
     struct putting **q = &p->puts;
     while (*q != me)
         q = &(*q)->next;
     *q = me->next;
+}
+
+static void debug_unclaim(goc_objpool *p, struct putting *me)
+{
+    if (!me)
+        return;
+    goc__lock_acquire(&p->debug_mu);
+    unclaim_locked(p, me);
     goc__lock_release(&p->debug_mu);
 }
 
@@ -243,40 +254,58 @@ static bool random_drop(goc_objpool *p)
     return (x & 3) == 0;
 }
 
-static int drop(goc_objpool *p, void *obj)
+/* Drop @obj (its claim ends first: destroy_fn may free it, and its
+ * address may come back from the next new_fn). */
+static int drop(goc_objpool *p, void *obj, struct putting *me)
 {
+    debug_unclaim(p, me);
     atomic_fetch_add_explicit(&p->put_drops, 1, memory_order_relaxed);
     destroy(p, obj);
     return 1;
 }
 
-static int put(goc_objpool *p, void *obj)
+/* Push @obj on @s's cache (within PER_P_MAX if @bounded); a debug claim
+ * ends with the push, under the same locks. */
+static bool push_on(goc_objpool *p,
+                    struct shard *s,
+                    void *obj,
+                    bool bounded,
+                    struct putting *me)
+{
+    if (me)
+        goc__lock_acquire(&p->debug_mu); /* before the shard's, as cached() */
+    goc__lock_acquire(&s->mu);
+    bool ok = (!bounded || s->cur.n < PER_P_MAX) && push(&s->cur, obj);
+    s->kept += ok;
+    goc__lock_release(&s->mu);
+    if (me) {
+        if (ok)
+            unclaim_locked(p, me);
+        goc__lock_release(&p->debug_mu);
+    }
+    return ok;
+}
+
+/* @me: the debug claim on @obj, or NULL. */
+static int put(goc_objpool *p, void *obj, struct putting *me)
 {
     if (p->o.max_retained_size &&
         p->o.size_fn(obj, p->o.arg) > p->o.max_retained_size)
-        return drop(p, obj);
-    if ((p->o.debug && random_drop(p)) || !reserve(p))
-        return drop(p, obj);
+        return drop(p, obj, me);
+    if ((me && random_drop(p)) || !reserve(p))
+        return drop(p, obj, me);
     /* Kept: only now is it worth resetting (the seed reset and then
      * threw away). */
     if (p->o.reset_fn)
         p->o.reset_fn(obj, p->o.arg);
-    struct shard *s = home(p);
-    goc__lock_acquire(&s->mu);
-    bool ok = s->cur.n < PER_P_MAX && push(&s->cur, obj);
-    s->kept += ok;
-    goc__lock_release(&s->mu);
-    if (!ok && s != &p->shards[p->nshards]) {
-        s = &p->shards[p->nshards];
-        goc__lock_acquire(&s->mu);
-        ok = push(&s->cur, obj);
-        s->kept += ok;
-        goc__lock_release(&s->mu);
-    }
+    struct shard *s = home(p), *shared = &p->shards[p->nshards];
+    bool ok = push_on(p, s, obj, true, me);
+    if (!ok && s != shared)
+        ok = push_on(p, shared, obj, false, me);
     if (!ok) {
         if (p->o.max_cached)
             atomic_fetch_sub_explicit(&p->retained, 1, memory_order_relaxed);
-        return drop(p, obj);
+        return drop(p, obj, me);
     }
     return 0;
 }
@@ -286,13 +315,11 @@ int goc_objpool_put(goc_objpool *p, void *obj)
     if (!obj)
         return 0;
     if (!p->o.debug)
-        return put(p, obj);
+        return put(p, obj, NULL);
     struct putting me;
     if (!debug_claim(p, &me, obj))
         return GOC_EMISUSE;
-    int rc = put(p, obj);
-    debug_unclaim(p, &me);
-    return rc;
+    return put(p, obj, &me); /* the claim ends as obj is published */
 }
 
 int64_t goc_objpool_trim(goc_objpool *p)

@@ -265,8 +265,13 @@ static int wait_locked(goc_pool *p, goc_pool_fn fn, void *arg, goc_ctx *ctx)
         return 0; /* granted first: the task runs, whatever ctx did */
     if (wt.closed)
         return GOC_ECLOSED; /* release took it off the queue */
-    if (wt.failed)
-        return wt.failed; /* off the queue: no worker could start */
+    if (wt.failed) {
+        /* Off the queue: no worker could start. The next waiter gets a
+         * worker or the error in turn; nobody else would start one. */
+        if (!p->closed)
+            spawn_for_waiters_locked(p);
+        return wt.failed;
+    }
     goc__dqueue_remove(&p->waiters, &wt.link);
     p->nwaiting--;
     wake_idle_waiters(p);

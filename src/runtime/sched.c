@@ -192,6 +192,8 @@ static struct goc__p *release_p(struct goc__m *m)
 {
     struct goc__p *p = m->p;
     atomic_store_explicit(&p->running, false, memory_order_relaxed);
+    /* A pinned section's mark is its M's: it does not go with the P. */
+    atomic_store_explicit(&p->pinned_section, false, memory_order_relaxed);
     p->m = NULL;
     m->p = NULL;
     return p;
