@@ -141,7 +141,7 @@ GOC_API int goc_recovery_set_policy(goc_recovery *h, int policy);
 /**
  * goc_recovery_set_default - the handler every runner without one of its
  * own reports its tasks' panics to: goroutine and worker pools, groups,
- * goc_async() and continuations, singleflight, run-with-timeout and the
+ * goc_future_async() and continuations, singleflight, run-with-timeout and the
  * shutdown manager's stop functions. NULL detaches it; with none, a
  * panic is written to the log hook.
  *

@@ -200,11 +200,13 @@ struct goc_retry_result {
  * it fails permanently, or @ctx ends.
  * @ctx: checked before every attempt and while waiting (NULL: never
  *       ends). Waits park a goroutine or block a plain thread.
+ * @opts: NULL for the defaults: GOC_RETRY_FOREVER tries of an exponential
+ *       policy with its defaults (15 minutes at most).
  * @res: receives the result (may be NULL if only the code matters).
  *
  * Return: 0 on success; otherwise the reason, as in @res->err's code;
- * -EINVAL for a NULL @op, max_tries < 1 or an invalid policy (nothing
- * runs then).
+ * -EINVAL for a NULL @op, max_tries < 1, a negative max_elapsed_time or
+ * an invalid policy (nothing runs then).
  */
 GOC_API int goc_retry(goc_retry_op op,
                       void *arg,

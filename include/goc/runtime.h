@@ -108,7 +108,8 @@ struct goc_go_opts {
  *       with it).
  *
  * The new goroutine is runnable at once and runs next on this P. When this
- * P's run queue is full, the caller yields to the goroutines it started, so
+ * P's run queue is half full (128), the caller yields to the goroutines it
+ * started, so
  * a spawning loop cannot pile up more runnable goroutines than the
  * scheduler can drain.
  *
@@ -242,7 +243,8 @@ GOC_API int goc_blocking_enter(void);
  * P was handed away meanwhile, the goroutine waits for a free P (parking
  * if there is none).
  *
- * Return: 0; -EINVAL without a matching enter.
+ * Return: 0; -EINVAL without a matching enter. From a plain thread it
+ * does nothing and returns 0.
  */
 GOC_API int goc_blocking_exit(void);
 
