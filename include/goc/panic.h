@@ -141,9 +141,9 @@ GOC_API int goc_recovery_set_policy(goc_recovery *h, int policy);
 /**
  * goc_recovery_set_default - the handler every runner without one of its
  * own reports its tasks' panics to: goroutine and worker pools, groups,
- * goc_future_async() and continuations, singleflight, run-with-timeout and the
- * shutdown manager's stop functions. NULL detaches it; with none, a
- * panic is written to the log hook.
+ * goc_future_async() and continuations, singleflight, run-with-timeout
+ * and the shutdown manager's stop functions. NULL detaches it; with
+ * none, a panic is written to the log hook.
  *
  * The runtime holds a reference: goc_recovery_free() may come first, and
  * the memory goes when the last runner lets go. Return: 0.
