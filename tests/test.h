@@ -89,6 +89,11 @@ void test_run_with_spawns_that_allocate(int (*fn)(void *arg));
  */
 void test_expect_exit(void (*fn)(void), int want_status, const char *want_text);
 
+/* The same for a child that must end by the signal want_signal. */
+void test_expect_signal(void (*fn)(void),
+                        int want_signal,
+                        const char *want_text);
+
 /*
  * pthread_self() of the calling thread, read afresh: glibc declares
  * pthread_self const, so the compiler may reuse one call's result across

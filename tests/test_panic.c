@@ -1277,3 +1277,124 @@ TEST_G(panic, a_task_returning_epanic_is_not_a_panic)
     goc_set_log_hook(NULL, NULL);
     ASSERT_EQ(atomic_load(&panic_reports), 0);
 }
+
+/* ---- the end of a process ------------------------------------------- */
+
+static void raises_a_fault(void *arg)
+{
+    (void)arg;
+    raise(SIGSEGV);
+    static const char msg[] = "went on after the fatal signal\n";
+    ssize_t w = write(2, msg, sizeof(msg) - 1);
+    (void)w;
+    _exit(0);
+}
+
+static int raise_main(void *arg)
+{
+    (void)arg;
+    ASSERT_OK(goc_go(raises_a_fault, NULL));
+    goc_sleep(10 * GOC_SECOND, NULL);
+    return 0;
+}
+
+static void crash_mode_child(void)
+{
+    setenv("GOC_TRACEBACK", "crash", 1);
+    goc_run(raise_main, NULL);
+}
+
+/* GOC_TRACEBACK=crash ends by the signal, for a core, by letting the
+ * fault come again; a fault signal sent (raise, kill) never comes again,
+ * and the process went on after its report. */
+TEST(panic, crash_traceback_ends_by_a_sent_fault_signal_too)
+{
+    test_expect_signal(crash_mode_child, SIGSEGV, "unexpected signal");
+}
+
+static int panics_in_thrower(void *arg)
+{
+    (void)arg;
+    goc_panic(-EIO, "thrown");
+}
+
+/* Whether a panic caught on this thread has frames. */
+static bool backtrace_has_frames(void)
+{
+    goc_panic_info *p = NULL;
+    ASSERT_EQ(goc_try(panics_in_thrower, NULL, &p), GOC_EPANIC);
+    char text[4096];
+    goc_panic_info_format(p, text, sizeof(text));
+    goc_panic_info_free(p);
+    return strstr(text, "panics_in_thrower") != NULL;
+}
+
+static void *thread_out_of_descriptors(void *arg)
+{
+    bool *had_frames = arg;
+    /* Out of descriptors, the lookup of this thread's stack fails... */
+    struct rlimit old, none;
+    ASSERT_OK(getrlimit(RLIMIT_NOFILE, &old));
+    int fd = dup(0);
+    ASSERT(fd >= 0);
+    none = (struct rlimit){ (rlim_t)fd, old.rlim_max };
+    close(fd);
+    int spare[64], n = 0;
+    while (n < 64 && (spare[n] = dup(0)) >= 0)
+        n++;
+    ASSERT_OK(setrlimit(RLIMIT_NOFILE, &none));
+    (void)backtrace_has_frames();
+    ASSERT_OK(setrlimit(RLIMIT_NOFILE, &old));
+    while (n > 0)
+        close(spare[--n]);
+    /* ...and once they are back, it must be looked up again. */
+    *had_frames = backtrace_has_frames();
+    return NULL;
+}
+
+static void main_thread_out_of_descriptors(void)
+{
+    bool had_frames = false;
+    thread_out_of_descriptors(&had_frames);
+    if (!had_frames)
+        _exit(1);
+}
+
+/* A failed lookup of a thread's stack was kept for the thread's life:
+ * every later backtrace on it was empty. The main thread's lookup reads
+ * /proc, so it fails when descriptors run out. */
+TEST(panic, thread_stack_lookup_failing_once_is_tried_again)
+{
+    test_expect_exit(main_thread_out_of_descriptors, 0, "");
+}
+
+static void panics_with_little_stack(void *arg)
+{
+    (void)arg;
+    volatile char pad[6 * 1024];
+    pad[0] = 1;
+    pad[sizeof(pad) - 1] = 1;
+    goc_panic(-EIO, "shallow %d", pad[0]);
+}
+
+static int small_stack_main(void *arg)
+{
+    (void)arg;
+    struct goc_go_opts o = { .stack_size = GOC_STACK_MIN };
+    ASSERT_OK(goc_go_ex(panics_with_little_stack, NULL, &o));
+    goc_sleep(10 * GOC_SECOND, NULL);
+    return 0;
+}
+
+static void small_stack_child(void)
+{
+    goc_run(small_stack_main, NULL);
+}
+
+/* The report of an unrecovered panic kept its text on the panicking
+ * goroutine's stack: on a small one nearly used up, the report itself
+ * overflowed it, and the panic was reported as a stack overflow. */
+TEST(panic, unrecovered_panic_on_a_small_stack_is_reported_as_itself)
+{
+    test_expect_exit(small_stack_child, 2, "panic: shallow 1");
+}

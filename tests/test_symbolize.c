@@ -10,6 +10,7 @@
 #include "../src/runtime/runtime.h"
 
 #include <dlfcn.h>
+#include <elf.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <linux/capability.h>
@@ -396,4 +397,52 @@ static void reloaded_case(void)
 TEST(symbolize, library_loaded_where_another_was)
 {
     run_twice(reloaded_case);
+}
+
+/* Point the symbol table's section header of the ELF file at @path far
+ * out, where offset plus size wraps back inside the file. */
+static void corrupt_symtab_header(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    ASSERT(fd >= 0);
+    Elf64_Ehdr eh;
+    ASSERT_EQ(pread(fd, &eh, sizeof(eh), 0), (ssize_t)sizeof(eh));
+    bool done = false;
+    for (int i = 0; i < eh.e_shnum && !done; i++) {
+        Elf64_Shdr sh;
+        off_t at = (off_t)(eh.e_shoff + (uint64_t)i * sizeof(sh));
+        ASSERT_EQ(pread(fd, &sh, sizeof(sh), at), (ssize_t)sizeof(sh));
+        if (sh.sh_type != SHT_SYMTAB)
+            continue;
+        sh.sh_offset = (uint64_t)1 << 63;
+        sh.sh_size = ((uint64_t)1 << 63) + 0x1000;
+        ASSERT_EQ(pwrite(fd, &sh, sizeof(sh), at), (ssize_t)sizeof(sh));
+        done = true;
+    }
+    ASSERT(done);
+    close(fd);
+}
+
+static void lying_section_header_case(void)
+{
+    char dir[] = "/tmp/goc-sym-XXXXXX", lib[PATH_MAX];
+    ASSERT(mkdtemp(dir) != NULL);
+    snprintf(lib, sizeof(lib), "%s/libsym.so", dir);
+    copy_file(GOC_TEST_SYMLIB, lib);
+    corrupt_symtab_header(lib);
+    symlib_fn (*getter)(void);
+    symlib_fn fn = open_symlib(lib, &getter); /* the loader pays no heed */
+    char name[256];
+    goc__symbolize_entry((const void *)(uintptr_t)fn, name, sizeof(name));
+    expect_name((const void *)(uintptr_t)getter, "symlib_helper");
+    unlink(lib);
+    rmdir(dir);
+}
+
+/* A section header whose offset plus size wraps past 2^64 passed the
+ * bounds check, and the symbolizer read far outside the file. A library
+ * like that loads and runs: only naming a function in it crashed. */
+TEST(symbolize, section_header_that_wraps_is_not_followed)
+{
+    run_child(lying_section_header_case, false);
 }

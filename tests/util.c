@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -94,7 +95,8 @@ void test_run_with_spawns_that_allocate(int (*fn)(void *arg))
     test_no_leaks();
 }
 
-void test_expect_exit(void (*fn)(void), int want_status, const char *want_text)
+/* Run fn in a child, its stderr read into buf; returns its wait status. */
+static int run_captured(void (*fn)(void), char *buf, size_t size)
 {
     int fds[2];
     ASSERT_OK(pipe(fds));
@@ -102,13 +104,14 @@ void test_expect_exit(void (*fn)(void), int want_status, const char *want_text)
     pid_t pid = fork();
     ASSERT(pid >= 0);
     if (pid == 0) {
+        struct rlimit no_core = { 0, 0 };
+        setrlimit(RLIMIT_CORE, &no_core); /* a death by signal dumps none */
         dup2(fds[1], 2);
         close(fds[0]);
         fn();
         _exit(0);
     }
     close(fds[1]);
-    char buf[8192];
     size_t n = 0;
     ssize_t r = 1;
     /* Bounded: a child that never exits is killed and the test fails. */
@@ -121,7 +124,7 @@ void test_expect_exit(void (*fn)(void), int want_status, const char *want_text)
             waitpid(pid, NULL, 0);
             ASSERT_FAIL("child %d did not exit in 60 s", (int)pid);
         }
-        r = read(fds[0], buf + n, sizeof(buf) - 1 - n);
+        r = read(fds[0], buf + n, size - 1 - n);
         if (r > 0)
             n += (size_t)r;
     }
@@ -130,8 +133,28 @@ void test_expect_exit(void (*fn)(void), int want_status, const char *want_text)
     int status;
     ASSERT_EQ(waitpid(pid, &status, 0), pid);
     fprintf(stderr, "child said: %s\n", buf);
+    return status;
+}
+
+void test_expect_exit(void (*fn)(void), int want_status, const char *want_text)
+{
+    char buf[8192];
+    int status = run_captured(fn, buf, sizeof(buf));
     ASSERT(WIFEXITED(status));
     ASSERT_EQ(WEXITSTATUS(status), want_status);
+    if (!strstr(buf, want_text))
+        ASSERT_FAIL("child output lacks \"%s\"", want_text);
+}
+
+void test_expect_signal(void (*fn)(void),
+                        int want_signal,
+                        const char *want_text)
+{
+    char buf[8192];
+    int status = run_captured(fn, buf, sizeof(buf));
+    if (!WIFSIGNALED(status))
+        ASSERT_FAIL("child was not ended by a signal: status %#x", status);
+    ASSERT_EQ(WTERMSIG(status), want_signal);
     if (!strstr(buf, want_text))
         ASSERT_FAIL("child output lacks \"%s\"", want_text);
 }

@@ -234,6 +234,8 @@ static void on_fault(int sig, siginfo_t *si, void *uctx)
         if (!tb || strcmp(tb, "crash") != 0)
             _exit(2);
         signal(sig, SIG_DFL); /* re-fault into the default: a core */
+        if (si->si_code <= 0)
+            raise(sig); /* sent, not caused: it would not come again */
         return;
     }
     chain(sig, si, uctx);

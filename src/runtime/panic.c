@@ -66,14 +66,16 @@ static void thread_stack(uintptr_t *lo, uintptr_t *hi)
         pthread_attr_t a;
         void *addr;
         size_t size;
+        /* Known only once found: the lookup can fail for a while (the
+         * main thread's reads /proc, and descriptors may run out). */
         if (pthread_getattr_np(pthread_self(), &a) == 0) {
             if (pthread_attr_getstack(&a, &addr, &size) == 0) {
                 thread_stack_lo = (uintptr_t)addr;
                 thread_stack_hi = (uintptr_t)addr + size;
+                thread_stack_known = true;
             }
             pthread_attr_destroy(&a);
         }
-        thread_stack_known = true;
     }
     *lo = thread_stack_lo;
     *hi = thread_stack_hi;
@@ -289,9 +291,20 @@ struct goc_panic_info *volatile goc__fatal_panic;
 static void crash(struct goc_panic_info *p) __attribute__((noreturn));
 static void crash(struct goc_panic_info *p)
 {
+    /* The report's text is not on the stack, which a goroutine's panic
+     * may have nearly used up: one crash reports, any other waits for the
+     * exit. */
+    static char buf[4096];
+    static _Atomic bool crashing;
+    static __thread bool crashing_here;
+    if (crashing_here)
+        _exit(2); /* a panic while reporting one */
+    crashing_here = true;
+    if (atomic_exchange(&crashing, true))
+        for (;;)
+            pause();
     goc__fatal_panic = p;
     goc__symbolize_dying();
-    char buf[4096];
     int n = goc_panic_info_format(p, buf, sizeof(buf));
     write_all(2, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
     write_all(2, "\n", 1);

@@ -35,11 +35,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_MODULES 16
-#define MAX_ENTRIES                                       \
-    64 /* the modules', and those of modules loaded since \
-          at the address of one unloaded */
-#define MAX_ID 64
+/* Modules whose functions are named from their own symbol tables (those
+ * beyond get dladdr()'s names: exported functions only), and entries for
+ * them and for those loaded since where one was unloaded. */
+#define MAX_MODULES 64
+#define MAX_ENTRIES 256
+#define MAX_ID      64
 
 struct module {
     uintptr_t base;  /* dli_fbase: the start of its first mapping */
@@ -101,21 +102,32 @@ struct mapping {
 
 enum { LOAD_OK, LOAD_NONE, LOAD_RETRY };
 
+/* Does [off, off + len) lie within a file of @size? Without wrapping: a
+ * section header is the file's word, not the loader's, and may lie. */
+static bool within(uint64_t off, uint64_t len, size_t size)
+{
+    return off <= size && len <= size - off;
+}
+
 /* Point m at the .symtab of the mapped file; false if it has none. */
 static bool find_symtab(struct module *m, const char *base, size_t size)
 {
     const Elf64_Ehdr *eh = (const Elf64_Ehdr *)base;
     if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
         eh->e_ident[EI_CLASS] != ELFCLASS64 ||
-        eh->e_shoff + (size_t)eh->e_shnum * sizeof(Elf64_Shdr) > size)
+        eh->e_shentsize != sizeof(Elf64_Shdr) ||
+        !within(eh->e_shoff, (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr), size))
         return false;
     const Elf64_Shdr *sh = (const Elf64_Shdr *)(base + eh->e_shoff);
     for (int i = 0; i < eh->e_shnum; i++) {
         if (sh[i].sh_type != SHT_SYMTAB || sh[i].sh_link >= eh->e_shnum)
             continue;
         const Elf64_Shdr *strh = &sh[sh[i].sh_link];
-        if (sh[i].sh_offset + sh[i].sh_size > size ||
-            strh->sh_offset + strh->sh_size > size)
+        /* The names must end inside the table: they are read as C
+         * strings. */
+        if (!within(sh[i].sh_offset, sh[i].sh_size, size) ||
+            !within(strh->sh_offset, strh->sh_size, size) ||
+            strh->sh_size == 0 || base[strh->sh_offset + strh->sh_size - 1])
             return false;
         m->syms = (const Elf64_Sym *)(base + sh[i].sh_offset);
         m->nsyms = sh[i].sh_size / sizeof(Elf64_Sym);
@@ -133,7 +145,7 @@ static const Elf64_Phdr *file_phdrs(const char *base, size_t size, int *n)
     if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
         eh->e_ident[EI_CLASS] != ELFCLASS64 ||
         eh->e_phentsize != sizeof(Elf64_Phdr) ||
-        eh->e_phoff + (size_t)eh->e_phnum * sizeof(Elf64_Phdr) > size)
+        !within(eh->e_phoff, (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr), size))
         return NULL;
     *n = eh->e_phnum;
     return (const Elf64_Phdr *)(base + eh->e_phoff);
@@ -187,7 +199,8 @@ static const char *file_build_id(const char *base, size_t size, size_t *len)
     const Elf64_Phdr *ph = file_phdrs(base, size, &n);
     for (int i = 0; ph && i < n; i++) {
         const char *id =
-            ph[i].p_type != PT_NOTE || ph[i].p_offset + ph[i].p_filesz > size
+            ph[i].p_type != PT_NOTE ||
+                    !within(ph[i].p_offset, ph[i].p_filesz, size)
                 ? NULL
                 : note_build_id(base + ph[i].p_offset, ph[i].p_filesz,
                                 ph[i].p_align, len);
