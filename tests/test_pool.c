@@ -611,6 +611,22 @@ struct stranded {
     _Atomic bool done;
 };
 
+struct idle_wait {
+    goc_pool *p;
+    _Atomic int rc;
+    _Atomic bool done;
+};
+
+static void wait_for_idle(void *arg)
+{
+    struct idle_wait *w = arg;
+    goc_ctx_local l;
+    goc_ctx *c = goc_ctx_init_timeout(&l, NULL, 3 * GOC_SECOND);
+    atomic_store(&w->rc, goc_pool_wait_idle(w->p, c));
+    goc_ctx_destroy(c);
+    atomic_store(&w->done, true);
+}
+
 static void stranded_submit(void *arg)
 {
     struct stranded *s = arg;
@@ -640,10 +656,19 @@ TEST_G(pool, waiter_fails_when_no_worker_is_left_and_none_can_start)
         ASSERT_OK(goc_go(stranded_submit, &s[i]));
         wait_until(p, 1, i + 1);
     }
+    struct idle_wait iw = { .p = p };
+    ASSERT_OK(goc_go(wait_for_idle, &iw));
+    goc_sleep(20 * GOC_MILLISECOND, NULL); /* it waits */
     close_gate(); /* the task panics, its worker leaves */
     while (goc_pool_waiting(p) > 0)
         goc_yield();
     goc__fault_after(-1);
+    /* The pool is idle once the last waiter is failed: said at once. */
+    int64_t t0 = goc_now();
+    while (!atomic_load(&iw.done))
+        goc_sleep(GOC_MILLISECOND, NULL);
+    ASSERT_OK(atomic_load(&iw.rc));
+    ASSERT_LT(goc_now() - t0, 2 * GOC_SECOND);
     /* Each queued submitter is told, the second too. */
     for (int i = 0; i < 2; i++) {
         while (!atomic_load(&s[i].done))

@@ -124,8 +124,10 @@ static int run_captured(void (*fn)(void), char *buf, size_t size)
             waitpid(pid, NULL, 0);
             ASSERT_FAIL("child %d did not exit in 60 s", (int)pid);
         }
-        r = read(fds[0], buf + n, size - 1 - n);
-        if (r > 0)
+        char spill[4096]; /* past a full buffer: read on to the end */
+        r = n < size - 1 ? read(fds[0], buf + n, size - 1 - n)
+                         : read(fds[0], spill, sizeof(spill));
+        if (r > 0 && n < size - 1)
             n += (size_t)r;
     }
     buf[n] = '\0';

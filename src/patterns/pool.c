@@ -216,6 +216,7 @@ static void spawn_for_waiters_locked(goc_pool *p)
         if (rc != 0)
             break;
     }
+    wake_idle_waiters(p); /* a waiter failed may have been the last */
 }
 
 /* Under mu: hand the task to an idle or new worker if possible. */

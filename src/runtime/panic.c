@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_FRAMES 32
@@ -300,9 +301,14 @@ static void crash(struct goc_panic_info *p)
     if (crashing_here)
         _exit(2); /* a panic while reporting one */
     crashing_here = true;
-    if (atomic_exchange(&crashing, true))
-        for (;;)
-            pause();
+    if (atomic_exchange(&crashing, true)) {
+        /* Another thread reports: wait for its exit, a while. It may
+         * wait for a lock this thread holds (the loader's, in dladdr). */
+        struct timespec ten_ms = { 0, 10 * 1000 * 1000 };
+        for (int i = 0; i < 500; i++)
+            nanosleep(&ten_ms, NULL);
+        _exit(2);
+    }
     goc__fatal_panic = p;
     goc__symbolize_dying();
     int n = goc_panic_info_format(p, buf, sizeof(buf));

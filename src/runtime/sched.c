@@ -183,6 +183,13 @@ static void acquire_p(struct goc__m *m, struct goc__p *p)
 {
     m->p = p;
     p->m = m;
+    /* The mark of a pinned section comes with its M (which may have
+     * parked inside the section and come back on another P). */
+    atomic_store_explicit(
+        &p->pinned_section,
+        m->locked_g && atomic_load_explicit(&m->bstate, memory_order_relaxed) ==
+                           GOC__M_BLOCKING,
+        memory_order_relaxed);
     atomic_store_explicit(&p->holder_tid, m->tid, memory_order_relaxed);
     atomic_store_explicit(&p->holder_clock, m->cpu_clock, memory_order_relaxed);
     atomic_store_explicit(&p->running, true, memory_order_relaxed);
