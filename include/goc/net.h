@@ -240,6 +240,10 @@ GOC_API int goc_addr_resolve(const char *addr,
  *        loopback; "[::1]:8080" on IPv6 loopback.
  * @out:  receives the listener (SO_REUSEADDR set, backlog SOMAXCONN).
  *
+ * Of a host's addresses, the first this system can bind is taken (IPv6's
+ * any address, else IPv4's, for ":port"); a port in use or refused on it
+ * is an error, not a listener on another of them.
+ *
  * Return: 0, or -EINVAL, GOC_ERESOLVE, -errno (-EADDRINUSE, ...).
  */
 GOC_API int goc_tcp_listen(const char *addr, goc_fd **out);
