@@ -1250,10 +1250,10 @@ TEST_G(metrics, http_scrape_over_tcp)
     /* Keep-alive: the same connection serves the next requests, even
      * pipelined in one write. */
     goc_counter_inc(c);
-    send_req(k, "GET /metrics?x=1 HTTP/1.1\r\n\r\n"
-                "GET /nope HTTP/1.1\r\n\r\n"
-                "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
-                "HEAD /metrics HTTP/1.1\r\n\r\n");
+    send_req(k, "GET /metrics?x=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+                "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+                "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     ASSERT_OK(read_resp(k, &rs, false));
     ASSERT_EQ(rs.status, 200);
     ASSERT(strstr(rs.body, "scrapes_total 42\n"));
@@ -1267,7 +1267,8 @@ TEST_G(metrics, http_scrape_over_tcp)
     ASSERT_EQ(rs.status, 200);
     ASSERT_GT(rs.blen, 0);
     /* Connection: close is honoured. */
-    send_req(k, "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
+    send_req(k,
+             "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     ASSERT_OK(read_resp(k, &rs, false));
     ASSERT_EQ(rs.status, 200);
     ASSERT(strstr(rs.head, "Connection: close\r\n"));
@@ -1307,7 +1308,7 @@ TEST_G(metrics, http_bad_requests)
     ASSERT_OK(goc_tcp_dial(addr, &k, NULL));
     char big[600];
     memset(big, 'a', sizeof big);
-    memcpy(big, "GET /metrics HTTP/1.1\r\nX: ", 26);
+    memcpy(big, "GET /metrics HTTP/1.1\r\nHost: x\r\nX: ", 35);
     big[sizeof big - 1] = '\0';
     send_req(k, big);
     ASSERT_OK(read_resp(k, &rs, false));
@@ -1316,7 +1317,8 @@ TEST_G(metrics, http_bad_requests)
     goc_fd_close(k);
     /* A body: answered, then closed. */
     ASSERT_OK(goc_tcp_dial(addr, &k, NULL));
-    send_req(k, "PUT /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc");
+    send_req(
+        k, "PUT /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
     ASSERT_OK(read_resp(k, &rs, false));
     ASSERT_EQ(rs.status, 405);
     ASSERT(strstr(rs.head, "Connection: close\r\n"));
@@ -1353,7 +1355,7 @@ static void expect_refused_heads(const char *const *heads, size_t n)
         struct resp rs;
         ASSERT_OK(goc_tcp_dial(addr, &k, NULL));
         send_req(k, heads[i]);
-        send_req(k, "GET /smuggled HTTP/1.1\r\n\r\n");
+        send_req(k, "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n");
         ASSERT_OK(read_resp(k, &rs, false));
         if (rs.status != 400)
             ASSERT_FAIL("head %zu: status %d", i, rs.status);
@@ -1367,13 +1369,13 @@ static void expect_refused_heads(const char *const *heads, size_t n)
 
 TEST_G(metrics, http_ambiguous_heads_are_refused)
 {
-    static const char two_lengths[] = "GET /metrics HTTP/1.1\r\n"
+    static const char two_lengths[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n"
                                       "Content-Length: 0\r\n"
                                       "Content-Length: 26\r\n\r\n";
     const char *heads[] = {
-        "GET /metrics HTTP/1.1\r\nContent-Length: 0 26\r\n\r\n",
-        "GET /metrics HTTP/1.1\r\nContent-Length : 26\r\n\r\n",
-        "GET /metrics HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0 26\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length : 26\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n",
         two_lengths,
         "GET /metrics HTTP/1.1\rX: y\r\n\r\n",
     };
@@ -1386,10 +1388,35 @@ TEST_G(metrics, http_ambiguous_heads_are_refused)
 TEST_G(metrics, http_bare_lf_in_a_head_is_refused)
 {
     const char *heads[] = {
-        "GET /metrics HTTP/1.1\r\nX: y\nContent-Length: 26\r\n\r\n",
-        "GET /metrics\n HTTP/1.1\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nX: y\nContent-Length: 26\r\n\r\n",
+        "GET /metrics\n HTTP/1.1\r\nHost: x\r\n\r\n",
     };
     expect_refused_heads(heads, sizeof heads / sizeof heads[0]);
+}
+
+/* An HTTP/1.1 request without a Host line, or with two, was served. */
+TEST_G(metrics, http_host_is_required_once)
+{
+    const char *heads[] = {
+        "GET /metrics HTTP/1.1\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n",
+        "GET /metrics HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
+    };
+    expect_refused_heads(heads, sizeof heads / sizeof heads[0]);
+    /* HTTP/1.0 may leave it out. */
+    goc_registry *r = reg();
+    char addr[GOC_ADDRSTRLEN];
+    goc_server *srv = serve(r, addr);
+    goc_fd *k;
+    struct resp rs;
+    ASSERT_OK(goc_tcp_dial(addr, &k, NULL));
+    send_req(k, "GET /metrics HTTP/1.0\r\n\r\n");
+    ASSERT_OK(read_resp(k, &rs, false));
+    ASSERT_EQ(rs.status, 200);
+    goc_fd_close(k);
+    ASSERT_OK(goc_server_shutdown(srv, NULL));
+    goc_server_free(srv);
+    goc_registry_free(r);
 }
 
 /* A counter's whole adds went to an integer that wrapped at 2^64: the
@@ -1461,7 +1488,7 @@ TEST_G(metrics, http_pipelining_client_cannot_hold_a_shutdown)
     goc_fd *k;
     struct resp rs;
     ASSERT_OK(goc_tcp_dial(addr, &k, NULL));
-    send_req(k, "GET /metrics HTTP/1.1\r\n\r\nGET /met");
+    send_req(k, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nGET /met");
     ASSERT_OK(read_resp(k, &rs, false));
     static struct stopper st;
     st = (struct stopper){ .srv = srv };
@@ -1469,7 +1496,7 @@ TEST_G(metrics, http_pipelining_client_cannot_hold_a_shutdown)
     bool told = false;
     for (int i = 0; i < 200 && !told; i++) {
         goc_sleep(GOC_MILLISECOND, NULL);
-        send_req(k, "rics HTTP/1.1\r\n\r\nGET /met");
+        send_req(k, "rics HTTP/1.1\r\nHost: x\r\n\r\nGET /met");
         if (read_resp(k, &rs, false) != 0)
             break;
         told = strstr(rs.head, "Connection: close\r\n") != NULL;
@@ -1501,7 +1528,7 @@ TEST_G(metrics, http_shutdown_closes_idle_and_refuses)
     goc_fd *k;
     struct resp rs;
     ASSERT_OK(goc_tcp_dial(addr, &k, NULL));
-    send_req(k, "GET /metrics HTTP/1.1\r\n\r\n");
+    send_req(k, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     ASSERT_OK(read_resp(k, &rs, false));
     ASSERT_STR(rs.body, "# HELP up Up.\n# TYPE up gauge\nup 1\n");
     /* k now sits idle in keep-alive: the shutdown closes it. */
@@ -1626,7 +1653,7 @@ TEST_G(metrics, http_idle_connections_time_out)
     ASSERT_OK(goc_tcp_dial(addr, &s2, NULL));
     /* ...until the idle timeout closes them: the third one is served. */
     ASSERT_OK(goc_tcp_dial(addr, &k, NULL));
-    send_req(k, "GET /metrics HTTP/1.1\r\n\r\n");
+    send_req(k, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     ASSERT(readable_within(k, 20000));
     struct resp rs;
     ASSERT_OK(read_resp(k, &rs, false));
@@ -1899,7 +1926,8 @@ TEST_G(metrics, serve_default_registry_keeps_settings_once)
         goc_server_addr(srv, addr, sizeof addr);
         goc_fd *k;
         ASSERT_OK(goc_tcp_dial(addr, &k, NULL));
-        send_req(k, "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
+        send_req(
+            k, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         struct resp rs;
         ASSERT_OK(read_resp(k, &rs, false));
         ASSERT_STR(rs.body, "# HELP served Served.\n# TYPE served gauge\n"

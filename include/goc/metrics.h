@@ -511,7 +511,8 @@ struct goc_metrics_http_opts {
  * goc_metrics_serve - listen on @addr ("host:port"; port 0 picks one) and
  * serve GET (and HEAD) /metrics from @r with HTTP/1.1 keep-alive.
  * Other paths get 404, other methods 405 (with Allow), oversized heads
- * 431, malformed ones 400 (both then close the connection). A request
+ * 431, malformed ones 400 (both then close the connection), and so are
+ * an HTTP/1.1 request without a Host line and any with two. A request
  * with a body is answered, then its connection closed (a scrape has no
  * body; this avoids reading one). HTTP/1.1 keeps the connection unless
  * "Connection: close"; HTTP/1.0 closes it unless "Connection: keep-alive".

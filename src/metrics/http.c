@@ -21,6 +21,7 @@ struct req {
     bool get, head, keep, body, bad;
     bool http10; /* keep-alive must then be said */
     bool has_length;
+    int hosts; /* Host lines */
     const char *path;
     size_t pathlen;
 };
@@ -99,6 +100,8 @@ static void header(struct req *r, const char *l, const char *e)
         r->has_length = true;
     } else if (nl == 17 && strncasecmp(l, "transfer-encoding", 17) == 0) {
         r->body = true;
+    } else if (nl == 4 && strncasecmp(l, "host", 4) == 0) {
+        r->hosts++;
     }
 }
 
@@ -135,6 +138,11 @@ static void parse(const char *b, size_t n, struct req *r)
         header(r, l, le);
         l = le + 2;
     }
+    /* HTTP/1.1 requires exactly one Host line (RFC 9112, 3.2); a proxy
+     * in front that picks another of several than we would routes the
+     * request by a name we never saw. */
+    if (r->hosts > 1 || (!r->http10 && r->hosts == 0))
+        r->bad = true;
 }
 
 /* Whether the connection stays open after a response, and whether that

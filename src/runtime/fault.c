@@ -141,6 +141,9 @@ static int fit(int n, int added, size_t cap)
     return n < (int)cap ? n : (int)cap - 1;
 }
 
+/* The signal's description comes from sigdescr_np, not strsignal: that
+ * one translates through gettext, which may lock and allocate, and the
+ * fault may have struck inside malloc. */
 static void report_fault(int sig, siginfo_t *si, void *uctx, struct goc__g *g)
 {
     char buf[4096];
@@ -152,8 +155,9 @@ static void report_fault(int sig, siginfo_t *si, void *uctx, struct goc__g *g)
                  "fatal error: unexpected signal SIG%s (%s)\n"
                  "[signal %d code=%d addr=%p pc=%p]\n\n"
                  "goroutine %lld%s%s%s [running]:\n",
-                 sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", strsignal(sig),
-                 sig, si->si_code, si->si_addr, (void *)pc, (long long)g->id,
+                 sigabbrev_np(sig) ? sigabbrev_np(sig) : "?",
+                 sigdescr_np(sig) ? sigdescr_np(sig) : "unknown signal", sig,
+                 si->si_code, si->si_addr, (void *)pc, (long long)g->id,
                  g->name[0] ? " \"" : "", g->name, g->name[0] ? "\"" : "");
     void *pcs[32];
     int npc = 0;
