@@ -192,6 +192,38 @@ TEST_G(chanpat, merge_of_nothing_closes_at_once)
     goc_group_free(g);
 }
 
+/* A channel that fed its own stage or merge made a loop that never
+ * ended, and an output given twice to a fan-out was closed by one stage
+ * while the other still sent on it. */
+TEST_G(chanpat, a_channel_that_would_feed_itself_is_refused)
+{
+    goc_group *g;
+    ASSERT_OK(goc_group_new(NULL, &g));
+    goc_chan *in = chan(4), *a = chan(4), *out = chan(4);
+    ASSERT_EQ(goc_pipe_stage(g, a, a, square, NULL), -EINVAL);
+    goc_chan *twice[2] = { a, a }, *with_in[2] = { a, in };
+    ASSERT_EQ(goc_pipe_fan_out(g, in, twice, 2, square, NULL), -EINVAL);
+    ASSERT_EQ(goc_pipe_fan_out(g, in, with_in, 2, square, NULL), -EINVAL);
+    goc_chan *with_out[2] = { a, out };
+    ASSERT_EQ(goc_pipe_merge(g, with_out, 2, out), -EINVAL);
+    /* Nothing closed. */
+    int64_t v = 3;
+    ASSERT_OK(goc_chan_try_send(out, &v));
+    ASSERT_EQ(goc_chan_try_recv(out, &v), 1);
+    /* The same input twice is fine: each value is forwarded once. */
+    ASSERT_OK(goc_pipe_merge(g, twice, 2, out));
+    ASSERT_OK(goc_chan_send(a, &v, NULL));
+    ASSERT_OK(goc_chan_close(a));
+    ASSERT_EQ(goc_chan_recv(out, &v, NULL), 1);
+    ASSERT_EQ(v, 3);
+    ASSERT_EQ(goc_chan_recv(out, &v, NULL), 0);
+    ASSERT_OK(goc_group_wait(g, NULL));
+    goc_chan_release(in);
+    goc_chan_release(a);
+    goc_chan_release(out);
+    goc_group_free(g);
+}
+
 TEST_G(chanpat, cancelled_midway_leaves_no_goroutine_d035_d036)
 {
     /* Inputs that never close and a consumer that stops reading: the

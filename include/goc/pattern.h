@@ -70,7 +70,7 @@ GOC_API int goc_pipe_generator(goc_group *g,
  * send (a value taken but not sent is dropped and counted in
  * goc_pipe_dropped()) and closes @out.
  *
- * Return: as goc_pipe_generator().
+ * Return: as goc_pipe_generator(); -EINVAL also for @in == @out.
  */
 GOC_API int goc_pipe_stage(
     goc_group *g, goc_chan *in, goc_chan *out, goc_stage_fn fn, void *arg);
@@ -80,7 +80,8 @@ GOC_API int goc_pipe_stage(
  * sending on @outs[i]. Each value of @in goes to exactly one stage; the
  * order across outputs is not the input order.
  *
- * Return: 0; -EINVAL for @n <= 0 or NULL arguments (nothing started);
+ * Return: 0; -EINVAL for @n <= 0, NULL arguments, an output given twice
+ * or @in among @outs (nothing started);
  * -ENOMEM or the errors of goc_group_go(): the stages already started
  * keep running and close their outputs, and the outputs of the others
  * are closed at once, so a merge over all of them still ends.
@@ -98,7 +99,8 @@ GOC_API int goc_pipe_fan_out(goc_group *g,
  * ended). Values of one input keep their order. @n = 0 closes @out at
  * once. All channels carry elements of the same size.
  *
- * Return: 0; -EINVAL (also for mismatched element sizes); -ENOMEM or the
+ * Return: 0; -EINVAL (also for mismatched element sizes, or @out among
+ * @ins; an input may be given twice); -ENOMEM or the
  * errors of goc_group_go(): if no input could be started nothing happened
  * and @out is not closed; otherwise the inputs started are forwarded and
  * @out is closed after them.

@@ -134,7 +134,8 @@ int goc_pipe_generator(goc_group *g, goc_chan *out, goc_gen_fn fn, void *arg)
 int goc_pipe_stage(
     goc_group *g, goc_chan *in, goc_chan *out, goc_stage_fn fn, void *arg)
 {
-    if (!g || !in || !out || !fn)
+    /* in == out would feed the stage its own output: it never ends. */
+    if (!g || !in || !out || !fn || in == out)
         return -EINVAL;
     struct stage *s;
     int rc = stage_new(in, out, &s);
@@ -143,6 +144,15 @@ int goc_pipe_stage(
     s->fn = fn;
     s->arg = arg;
     return start(g, s, stage_main);
+}
+
+/* Whether c is among the n channels of cs. */
+static bool appears_in(goc_chan *const *cs, int n, const goc_chan *c)
+{
+    for (int i = 0; i < n; i++)
+        if (cs[i] == c)
+            return true;
+    return false;
 }
 
 int goc_pipe_fan_out(goc_group *g,
@@ -154,8 +164,10 @@ int goc_pipe_fan_out(goc_group *g,
 {
     if (!g || !in || !outs || n <= 0 || !fn)
         return -EINVAL;
+    /* An output given twice would be closed by one stage while the other
+     * still sends on it; the input as an output would never end. */
     for (int i = 0; i < n; i++)
-        if (!outs[i])
+        if (!outs[i] || outs[i] == in || appears_in(outs, i, outs[i]))
             return -EINVAL;
     for (int i = 0; i < n; i++) {
         int rc = goc_pipe_stage(g, in, outs[i], fn, arg);
@@ -231,8 +243,11 @@ int goc_pipe_merge(goc_group *g, goc_chan *const *ins, int n, goc_chan *out)
 {
     if (!g || !out || n < 0 || (n && !ins))
         return -EINVAL;
+    /* out among the inputs: its forwarder would wait for out to close,
+     * which only the last forwarder's end does. */
     for (int i = 0; i < n; i++)
-        if (!ins[i] || goc_chan_elem_size(ins[i]) != goc_chan_elem_size(out))
+        if (!ins[i] || ins[i] == out ||
+            goc_chan_elem_size(ins[i]) != goc_chan_elem_size(out))
             return -EINVAL;
     if (n == 0)
         return goc_chan_close(out) ? -EINVAL : 0;
