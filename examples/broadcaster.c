@@ -40,7 +40,8 @@ static void policies(void)
     goc_sub *s[4];
     goc_bcast_new(sizeof(long), &b);
     for (int i = 0; i < 4; i++)
-        goc_bcast_subscribe(b, 2, (enum goc_overflow)i, GOC_MILLISECOND, &s[i]);
+        goc_bcast_subscribe(b, 2, (enum goc_overflow)i,
+                            i == GOC_BLOCK ? GOC_MILLISECOND : 0, &s[i]);
     for (long m = 0; m < 6; m++) /* nobody reads: buffers of 2 overflow */
         goc_bcast_publish(b, &m, NULL, NULL);
     for (int i = 0; i < 4; i++) {

@@ -26,6 +26,12 @@ TEST_G(broadcast, unsubscribe_twice_or_foreign_is_an_error_not_a_crash_d047)
     goc_bcast *b = bcast(), *other = bcast();
     goc_sub *s = sub(b, 4, GOC_DROP_NEWEST);
     ASSERT_EQ(goc_bcast_subscribe(b, 0, GOC_DROP_NEWEST, 0, &s), -EINVAL);
+    /* A timeout only a blocking policy can use. */
+    goc_sub *t = NULL;
+    ASSERT_EQ(goc_bcast_subscribe(b, 1, GOC_DROP_OLDEST, 1, &t), -EINVAL);
+    ASSERT_EQ(goc_bcast_subscribe(b, 1, GOC_BLOCK, -1, &t), -EINVAL);
+    ASSERT(!t);
+    ASSERT_EQ(goc_bcast_subscribers(b), 1);
     ASSERT_EQ(goc_bcast_unsubscribe(other, s), -EINVAL); /* foreign */
     ASSERT_OK(goc_bcast_unsubscribe(b, s));
     ASSERT_EQ(goc_bcast_unsubscribe(b, s), -EINVAL); /* again */
@@ -237,8 +243,8 @@ TEST_G(broadcast, counts_balance_with_slow_fast_and_departing_subscribers)
     goc_wg_add(&wg, S);
     for (int i = 0; i < S; i++) {
         m[i] = (struct member){ b, NULL, i % 3, 0, &wg };
-        ASSERT_OK(
-            goc_bcast_subscribe(b, 8, pol[i / 3], GOC_MILLISECOND, &m[i].s));
+        int64_t wait = pol[i / 3] == GOC_BLOCK ? GOC_MILLISECOND : 0;
+        ASSERT_OK(goc_bcast_subscribe(b, 8, pol[i / 3], wait, &m[i].s));
         ASSERT_OK(goc_go(consume, &m[i]));
     }
     int64_t delivered = 0, dropped = 0;

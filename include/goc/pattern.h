@@ -240,7 +240,8 @@ GOC_API void goc_bcast_free(goc_bcast *b);
  * @buf_cap:       its buffer, >= 1.
  * @policy:        what happens when the buffer is full.
  * @block_timeout: GOC_BLOCK only: most ns a publish waits for this
- *                 subscriber (0: no limit but the publish ctx).
+ *                 subscriber (0: no limit but the publish ctx); 0 for
+ *                 the other policies.
  * @out:           receives the subscription (release it with
  *                 goc_sub_release() when done).
  *

@@ -85,8 +85,9 @@ int goc_bcast_subscribe(goc_bcast *b,
                         int64_t block_timeout,
                         goc_sub **out)
 {
+    /* A timeout for a policy that never waits is a mistaken policy. */
     if (!b || !out || buf_cap < 1 || (unsigned)policy > GOC_DISCONNECT ||
-        block_timeout < 0)
+        block_timeout < 0 || (block_timeout && policy != GOC_BLOCK))
         return -EINVAL;
     goc_sub *s = goc__calloc(1, sizeof(*s));
     if (!s)
