@@ -525,6 +525,33 @@ TEST(rate, keyed_idle_time_saturates_at_extreme_times)
     goc_keyed_limiter_free(kl);
 }
 
+/* A call with an older time than the bucket's last use moved its last
+ * use back, and put it first in the list with an older time than the
+ * buckets behind it: the first bucket was expired although used later,
+ * and an idle one in front of the tail outlived idle_ttl. */
+TEST(rate, keyed_expiry_follows_last_use_whatever_order_times_come_in)
+{
+    /* One token a second: at these times (ns) a bucket that let one call
+     * through lets no other, and only a new bucket does. */
+    goc_keyed_limiter *kl;
+    struct goc_keyed_limiter_stats st;
+    ASSERT_OK(goc_keyed_limiter_new(1, 1, 8, 100, &FAKE, &kl));
+    ASSERT(goc_keyed_limiter_allow_n_at(kl, "a", 1, 1000, 1));
+    ASSERT(!goc_keyed_limiter_allow_n_at(kl, "a", 1, 500, 1)); /* older */
+    ASSERT(goc_keyed_limiter_allow_n_at(kl, "b", 1, 970, 1));
+    ASSERT(goc_keyed_limiter_allow_n_at(kl, "c", 1, 1060, 1));
+    goc_keyed_limiter_stats(kl, &st);
+    ASSERT_EQ(st.expired, 0); /* "a" was used at 1000 */
+    ASSERT(goc_keyed_limiter_allow_n_at(kl, "d", 1, 900, 1)); /* older */
+    ASSERT(goc_keyed_limiter_allow_n_at(kl, "e", 1, 1055, 1));
+    goc_keyed_limiter_stats(kl, &st);
+    ASSERT_EQ(st.expired, 1); /* "d", idle for 155 */
+    ASSERT_EQ(st.keys, 4);
+    ASSERT(goc_keyed_limiter_allow_n_at(kl, "d", 1, 1056, 1));  /* anew */
+    ASSERT(!goc_keyed_limiter_allow_n_at(kl, "a", 1, 1057, 1)); /* kept */
+    goc_keyed_limiter_free(kl);
+}
+
 /* With limit 0 and the burst spent, a reservation can never act: it was
  * "OK" with an infinite delay and left a debt that delayed the events
  * after the limit was raised (x/time/rate 772484e refuses it too). */

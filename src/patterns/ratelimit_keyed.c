@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Keyed rate limiter: a hash table of token buckets with an LRU list, so
- * memory stays bounded by max_keys however many keys arrive. Buckets idle
- * for idle_ttl are dropped from the LRU tail on the next call. One mutex
+ * memory stays bounded by max_keys however many keys arrive. The list is
+ * kept in order of last use, so buckets idle for idle_ttl are dropped
+ * from its tail on the next call. One mutex
  * covers the table; the bucket arithmetic is goc_limiter's.
  */
 #include "goc/ratelimit.h"
@@ -99,15 +100,24 @@ static void lru_unlink(goc_keyed_limiter *kl, struct kentry *e)
     e->prev = e->next = NULL;
 }
 
-static void lru_push_front(goc_keyed_limiter *kl, struct kentry *e)
+/*
+ * Link e where its last use puts it, newest first, so that the tail is
+ * always the bucket idle longest, which expiry relies on. Usually that is
+ * the head; a call's time may be older than others already in, though:
+ * the _at variants take any time, and concurrent callers read the clock
+ * before they take the lock.
+ */
+static void lru_place(goc_keyed_limiter *kl, struct kentry *e)
 {
-    e->next = kl->head;
-    e->prev = NULL;
-    if (kl->head)
-        kl->head->prev = e;
-    kl->head = e;
-    if (!kl->tail)
-        kl->tail = e;
+    struct kentry *prev = NULL, *next = kl->head;
+    while (next && next->used > e->used) {
+        prev = next;
+        next = next->next;
+    }
+    e->prev = prev;
+    e->next = next;
+    *(prev ? &prev->next : &kl->head) = e;
+    *(next ? &next->prev : &kl->tail) = e;
 }
 
 static void drop(goc_keyed_limiter *kl, struct kentry *e)
@@ -144,10 +154,8 @@ static struct kentry *find(goc_keyed_limiter *kl,
     return NULL;
 }
 
-static struct kentry *insert(goc_keyed_limiter *kl,
-                             const void *key,
-                             size_t len,
-                             uint64_t h)
+static struct kentry *insert(
+    goc_keyed_limiter *kl, const void *key, size_t len, uint64_t h, int64_t now)
 {
     struct kentry *e = goc__malloc(sizeof *e + len);
     if (!e)
@@ -164,12 +172,13 @@ static struct kentry *insert(goc_keyed_limiter *kl,
     }
     e->hash = h;
     e->len = len;
+    e->used = now;
     if (len)
         memcpy(e->key, key, len);
     struct kentry **slot = &kl->table[h & (kl->nbuckets - 1)];
     e->hnext = *slot;
     *slot = e;
-    lru_push_front(kl, e);
+    lru_place(kl, e);
     kl->st.keys++;
     return e;
 }
@@ -196,13 +205,15 @@ bool goc_keyed_limiter_allow_n_at(
     }
     struct kentry *e = find(kl, key, len, h);
     if (!e)
-        e = insert(kl, key, len, h);
+        e = insert(kl, key, len, h, now);
     bool ok = false;
     if (e) {
         ok = goc_limiter_allow_n_at(e->lim, now, n);
-        e->used = now;
-        lru_unlink(kl, e);
-        lru_push_front(kl, e);
+        if (now >= e->used) { /* an older time does not make it idler */
+            e->used = now;
+            lru_unlink(kl, e);
+            lru_place(kl, e);
+        }
     }
     if (ok)
         kl->st.allowed++;
