@@ -10,7 +10,9 @@
  * that panics there records the panic it interrupted in the same way.
  */
 #include "runtime.h"
+#include "san.h"
 #include "goc/panic.h"
+#include "../arch/switch.h"
 #include "../internal/alloc.h"
 
 #include <pthread.h>
@@ -289,13 +291,58 @@ __attribute__((noinline)) static struct goc_panic_info *make_info(
  * reading a core and for leak checkers at the exit. */
 struct goc_panic_info *volatile goc__fatal_panic;
 
+/*
+ * The report runs on a stack of its own: formatting, symbolizing and
+ * dumping the other goroutines take several KiB (more under a
+ * sanitizer), and a goroutine's stack, 16 KiB at the least, may be
+ * nearly used up by the code that panicked; the report would then end
+ * as a stack overflow's. Only the one reporting thread uses it, and in
+ * .bss it costs no memory until a crash touches it.
+ */
+#define REPORT_STACK (256 * 1024)
+static char report_stack[REPORT_STACK] __attribute__((aligned(64)));
+
+static void report_and_exit(void *arg) __attribute__((noreturn));
+static void report_and_exit(void *arg)
+{
+    static char buf[4096];
+    struct goc_panic_info *p = arg;
+#if defined(GOC_ASAN)
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+    goc__symbolize_dying();
+    int n = goc_panic_info_format(p, buf, sizeof(buf));
+    write_all(2, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+    write_all(2, "\n", 1);
+    goc__dump_others(2);
+    _exit(2);
+}
+
+/* Leave for report_and_exit(p) on the report stack, for good. */
+static void report_on_own_stack(struct goc_panic_info *p)
+    __attribute__((noreturn));
+static void report_on_own_stack(struct goc_panic_info *p)
+{
+    void *to = goc__ctx_make(report_stack, report_stack + REPORT_STACK,
+                             report_and_exit, p);
+    void *abandoned;
+#if defined(GOC_VALGRIND)
+    VALGRIND_STACK_REGISTER(report_stack, report_stack + REPORT_STACK);
+#endif
+#if defined(GOC_ASAN)
+    __sanitizer_start_switch_fiber(NULL, report_stack, REPORT_STACK);
+#endif
+#if defined(GOC_TSAN)
+    __tsan_switch_to_fiber(__tsan_create_fiber(0), 0);
+#endif
+    goc__ctx_switch(&abandoned, to);
+    abort(); /* never resumed */
+}
+
 static void crash(struct goc_panic_info *p) __attribute__((noreturn));
 static void crash(struct goc_panic_info *p)
 {
-    /* The report's text is not on the stack, which a goroutine's panic
-     * may have nearly used up: one crash reports, any other waits for the
-     * exit. */
-    static char buf[4096];
+    /* One crash reports, any other waits for the exit. */
     static _Atomic bool crashing;
     static __thread bool crashing_here;
     if (crashing_here)
@@ -310,12 +357,7 @@ static void crash(struct goc_panic_info *p)
         _exit(2);
     }
     goc__fatal_panic = p;
-    goc__symbolize_dying();
-    int n = goc_panic_info_format(p, buf, sizeof(buf));
-    write_all(2, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
-    write_all(2, "\n", 1);
-    goc__dump_others(2);
-    _exit(2);
+    report_on_own_stack(p);
 }
 
 /* Make @p the panic in flight at *@slot, the one it interrupted (if any)
