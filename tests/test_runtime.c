@@ -1259,3 +1259,54 @@ TEST(runtime, num_goroutine_never_below_the_goroutines_alive)
     ASSERT_OK(goc_run(count_under_churn, NULL));
     test_no_leaks();
 }
+
+/* ---- a hog report armed late ------------------------------------------ */
+
+static _Atomic int late_reports;
+
+static void count_hog_reports(const char *msg, void *arg)
+{
+    (void)arg;
+    if (strstr(msg, "kept P"))
+        atomic_fetch_add(&late_reports, 1);
+}
+
+static void nothing(void *arg)
+{
+    (void)arg;
+}
+
+/* Arm a hog report on this P as sysmon does, judged at @runs_before
+ * switches back, then switch once. */
+static void switch_with_report_armed(uint64_t runs_before)
+{
+    struct goc__p *p = goc__m_current()->p;
+    atomic_store(&p->hog_nrun, atomic_load(&p->nrun) - runs_before);
+    atomic_store(&p->hog_waiting, 1);
+    atomic_store(&p->hog_kind, GOC__HOG_COMPUTING);
+    atomic_store(&p->hog_since, goc_now() - 20 * GOC_MILLISECOND);
+    ASSERT_OK(goc_go(nothing, NULL));
+    goc_yield();
+}
+
+static int late_report_main(void *arg)
+{
+    (void)arg;
+    switch_with_report_armed(2); /* the hog switched out two ago */
+    ASSERT_EQ(atomic_load(&late_reports), 0);
+    switch_with_report_armed(0); /* still the hog */
+    ASSERT_EQ(atomic_load(&late_reports), 1);
+    return 0;
+}
+
+/* sysmon arms a hog's report a while after it judged the hog: a hog that
+ * switched out meanwhile left it to the next goroutine to switch, which
+ * was reported as the hog. */
+TEST(runtime, hog_report_armed_after_the_hog_switched_out_is_dropped)
+{
+    struct goc_config cfg = { .max_procs = 1 };
+    ASSERT_OK(goc_init(&cfg));
+    goc_set_log_hook(count_hog_reports, NULL);
+    ASSERT_OK(goc_run(late_report_main, NULL));
+    goc_set_log_hook(NULL, NULL);
+}

@@ -260,8 +260,10 @@ struct goc__p {
      * not a hog to report, though its queue still moves away. */
     _Atomic bool pinned_section;
     /* Set by sysmon when the running goroutine hogs the P (the time it
-     * started); the goroutine is reported when it switches out. */
+     * started); the goroutine is reported when it switches out. hog_nrun
+     * is the P's nrun that sysmon saw stand still, stored first. */
     _Atomic int64_t hog_since;
+    _Atomic uint64_t hog_nrun;
     _Atomic int hog_waiting;
     _Atomic int hog_kind; /* GOC__HOG_*: what its thread did meanwhile */
     /* The owner's thread, for sysmon to look up what that thread did

@@ -91,8 +91,14 @@ bool goc__hog_report(struct goc__m *m, struct goc__g *g)
 {
     struct goc__p *p = m->p;
     int64_t since = atomic_exchange(&p->hog_since, 0);
-    if (!since || g->id == 0)
-        return false; /* already reported, or g0 */
+    /* sysmon judges a while before it arms the report: the hog may have
+     * switched out meanwhile, unseen. Its own switch counts one switch at
+     * most since (the one to the goroutine it hands the P to); a later
+     * goroutine's switch must not take the report as its own. */
+    uint64_t switches = atomic_load_explicit(&p->nrun, memory_order_relaxed) -
+                        atomic_load(&p->hog_nrun);
+    if (!since || g->id == 0 || switches > 1)
+        return false; /* already reported, too late, or g0 */
     /* Named as in backtraces: dladdr() knows no static function. */
     char entry[128];
     goc__symbolize_entry((const void *)(uintptr_t)g->fn, entry, sizeof(entry));
@@ -224,6 +230,7 @@ static void check_hog(struct goc__p *p, int64_t now)
     p->mon_reported = true;
     if (p->mon_moved > 0 &&
         !atomic_load_explicit(&p->pinned_section, memory_order_relaxed)) {
+        atomic_store(&p->hog_nrun, n);
         atomic_store(&p->hog_waiting, p->mon_moved);
         atomic_store(&p->hog_kind, did == HOLDER_SLEPT ? GOC__HOG_IN_KERNEL
                                                        : GOC__HOG_COMPUTING);
