@@ -1165,3 +1165,47 @@ TEST_G(prof, cpu_profile_bounded_walk_keeps_goroutine_stacks)
     /* Goroutine stacks are known, so walked whole. */
     profile_under_seccomp(GOC_PROF_WALK_BOUNDED, true, " spinner\n");
 }
+
+/* Spin for @ns of this thread's CPU time. */
+static void spin_cpu(int64_t ns)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    int64_t end = ts.tv_sec * GOC_SECOND + ts.tv_nsec + ns;
+    do
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    while (ts.tv_sec * GOC_SECOND + ts.tv_nsec < end);
+}
+
+static int busy_job(void *arg)
+{
+    (void)arg;
+    spin_cpu(300 * GOC_MILLISECOND);
+    return 0;
+}
+
+static void run_busy_job(void *arg)
+{
+    ASSERT_OK(goc_blocking(busy_job, NULL, NULL));
+    goc_wg_done(arg);
+}
+
+/* The blocking pool's threads blocked SIGPROF: CPU time spent in
+ * goc_blocking() jobs never reached the profile, though the threads were
+ * counted as profiled. */
+TEST_G(prof, cpu_profile_samples_blocking_jobs)
+{
+    struct tmp t;
+    tmp_init(&t);
+    ASSERT_OK(goc_prof_cpu_start(tmp_path(&t, "cpu.prof"), 100));
+    goc_wg wg = GOC_WG_INIT;
+    goc_wg_add(&wg, 1);
+    ASSERT_OK(goc_go(run_busy_job, &wg));
+    goc_wg_wait(&wg, NULL);
+    ASSERT_OK(goc_prof_cpu_stop());
+    struct goc_prof_cpu_stats st;
+    ASSERT_OK(goc_prof_cpu_stats(&st));
+    printf("# %lld samples of 300 ms at 100 Hz\n", (long long)st.samples);
+    ASSERT_GE(st.samples, 10);
+    tmp_done(&t);
+}

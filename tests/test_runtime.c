@@ -1310,3 +1310,110 @@ TEST(runtime, hog_report_armed_after_the_hog_switched_out_is_dropped)
     ASSERT_OK(goc_run(late_report_main, NULL));
     goc_set_log_hook(NULL, NULL);
 }
+
+/* ---- signal masks ------------------------------------------------------ */
+
+struct mask_watch {
+    _Atomic bool stop;
+    _Atomic int checks, wrong, threads[8];
+    goc_wg wg;
+};
+
+/* The program blocks SIGUSR2 and SIGPROF; goc must block SIGUSR2 and no
+ * fault signal, nor SIGPROF (its profiler's), nor SIGINT where the
+ * program did not. */
+static bool m_mask_right(void)
+{
+    sigset_t cur;
+    pthread_sigmask(SIG_BLOCK, NULL, &cur);
+    return sigismember(&cur, SIGUSR2) && !sigismember(&cur, SIGINT) &&
+           !sigismember(&cur, SIGPROF) && !sigismember(&cur, SIGSEGV) &&
+           !sigismember(&cur, SIGBUS);
+}
+
+static void note_thread(struct mask_watch *w)
+{
+    int tid = (int)syscall(SYS_gettid);
+    for (int i = 0; i < 8; i++) {
+        int seen = 0;
+        if (atomic_compare_exchange_strong(&w->threads[i], &seen, tid) ||
+            seen == tid)
+            return;
+    }
+}
+
+static void mask_checker(void *arg)
+{
+    struct mask_watch *w = arg;
+    while (!atomic_load(&w->stop)) {
+        int64_t end = goc_now() + GOC_MILLISECOND;
+        while (goc_now() < end)
+            ;
+        note_thread(w);
+        atomic_fetch_add(&w->checks, 1);
+        if (!m_mask_right())
+            atomic_fetch_add(&w->wrong, 1);
+        goc_yield();
+    }
+    goc_wg_done(&w->wg);
+}
+
+/* Sections long enough for sysmon to hand the P to an M it starts. */
+static void long_sections(void *arg)
+{
+    struct mask_watch *w = arg;
+    for (int i = 0; i < 5; i++) {
+        ASSERT_OK(goc_blocking_enter());
+        usleep(20 * 1000);
+        ASSERT_OK(goc_blocking_exit());
+    }
+    goc_wg_done(&w->wg);
+}
+
+/* A blocking job's thread blocks the program's signals, not these. */
+static int pool_mask_right(void *arg)
+{
+    (void)arg;
+    sigset_t cur;
+    pthread_sigmask(SIG_BLOCK, NULL, &cur);
+    return sigismember(&cur, SIGINT) && !sigismember(&cur, SIGPROF) &&
+                   !sigismember(&cur, SIGSEGV)
+               ? 0
+               : -EINVAL;
+}
+
+static int mask_main(void *arg)
+{
+    struct mask_watch *w = arg;
+    goc_wg_add(&w->wg, 5);
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(goc_go(mask_checker, w));
+    ASSERT_OK(goc_go(long_sections, w));
+    ASSERT_OK(goc_go(long_sections, w));
+    ASSERT_OK(goc_blocking(pool_mask_right, NULL, NULL));
+    goc_sleep(300 * GOC_MILLISECOND, NULL);
+    atomic_store(&w->stop, true);
+    goc_wg_wait(&w->wg, NULL);
+    return 0;
+}
+
+/* sysmon and the blocking pool's threads block every signal, and an M
+ * they started inherited that: goroutines there got no SIGPROF (a CPU
+ * profile missed them), died unreported on a fault (a stack overflow's
+ * SIGSEGV, blocked), and ignored the program's choice of signals. */
+TEST(runtime, every_m_takes_the_programs_signal_mask)
+{
+    sigset_t app;
+    sigemptyset(&app);
+    sigaddset(&app, SIGUSR2);
+    sigaddset(&app, SIGPROF);
+    pthread_sigmask(SIG_BLOCK, &app, NULL);
+    static struct mask_watch w = { .wg = GOC_WG_INIT };
+    ASSERT_OK(goc_run(mask_main, &w));
+    int threads = 0;
+    for (int i = 0; i < 8; i++)
+        threads += atomic_load(&w.threads[i]) != 0;
+    printf("# %d checks on %d threads\n", atomic_load(&w.checks), threads);
+    ASSERT_EQ(atomic_load(&w.wrong), 0);
+    ASSERT_GE(threads, 2);
+}

@@ -65,6 +65,12 @@ struct goc_config {
  * Optional: the runtime starts itself with the defaults on first use. Call
  * this before any other goc call to choose the settings.
  *
+ * Goroutines run with the signal mask of the thread that starts the
+ * runtime (block the signals a thread of yours waits for before that),
+ * less those goc needs: SIGSEGV, SIGBUS, SIGFPE and SIGILL, for its fault
+ * reports, and SIGPROF, for its CPU profiler. Its own threads (sysmon,
+ * the blocking pool) block every other signal.
+ *
  * Return: 0 on success; -EBUSY if the runtime is already running; -EINVAL
  * for a max_procs outside [0, GOC_MAXPROCS_MAX] or a stack size outside
  * [GOC_STACK_MIN, GOC_STACK_MAX] (nothing started); -ENOMEM or -EAGAIN if

@@ -116,8 +116,9 @@ static int spawn_worker(void)
     sigset_t all, old;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    /* The application's signals are not for pool threads. */
-    sigfillset(&all);
+    /* The application's signals are not for pool threads; the CPU time
+     * of the jobs they run is profiled. */
+    goc__sigmask_service(&all, true);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     atomic_fetch_add(&goc__sched.nblocking_threads, 1);
     int err = pthread_create(&t, &attr, worker, NULL);

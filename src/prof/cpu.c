@@ -582,7 +582,7 @@ static int start_writer(void)
     cpu.stop_req = false;
     cpu.writer_tid = 0;
     sigset_t all, old;
-    sigfillset(&all);
+    goc__sigmask_service(&all, false); /* the writer is not profiled */
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int err = pthread_create(&cpu.writer, NULL, writer_main, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -245,8 +245,41 @@ static void on_fault(int sig, siginfo_t *si, void *uctx)
     chain(sig, si, uctx);
 }
 
+/*
+ * Signals no thread of goc's blocks: a fault's, which must reach the
+ * handler (the kernel kills a thread that faults with it blocked, and
+ * nothing is reported), and SIGPROF, the CPU profiler's per-thread timer.
+ */
+static const int never_blocked[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGPROF };
+
+/* The mask every M runs with: the program's, as the runtime's starter
+ * had it, less never_blocked. */
+static sigset_t m_mask;
+
+static void unblock_needed(sigset_t *set)
+{
+    for (size_t i = 0; i < sizeof(never_blocked) / sizeof(never_blocked[0]);
+         i++)
+        sigdelset(set, never_blocked[i]);
+}
+
+void goc__sigmask_service(sigset_t *set, bool profiled)
+{
+    sigfillset(set);
+    unblock_needed(set);
+    if (!profiled)
+        sigaddset(set, SIGPROF);
+}
+
+void goc__sigmask_m(void)
+{
+    pthread_sigmask(SIG_SETMASK, &m_mask, NULL);
+}
+
 int goc__fault_init(void)
 {
+    pthread_sigmask(SIG_BLOCK, NULL, &m_mask);
+    unblock_needed(&m_mask);
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_sigaction = on_fault;

@@ -158,6 +158,7 @@ static void g0_init(struct goc__m *m)
 static void *m_main(void *arg)
 {
     struct goc__m *m = arg;
+    goc__sigmask_m();
     goc__m_set_current(m);
     g0_init(m);
     goc__fault_thread_init(m);

@@ -17,6 +17,7 @@
 #include "../internal/lock.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -798,6 +799,15 @@ bool goc__hog_report(struct goc__m *m, struct goc__g *g)
 void goc__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int goc__fault_init(void);
 int goc__fault_thread_init(struct goc__m *m);
+/*
+ * Signal masks. An M takes the one the program had in the thread that
+ * started the runtime, whatever thread makes it (sysmon and the blocking
+ * pool's threads block the program's signals, and a thread inherits its
+ * maker's mask); goc's service threads block every signal. Neither
+ * blocks the signals of faults, nor SIGPROF unless @profiled is false.
+ */
+void goc__sigmask_m(void);
+void goc__sigmask_service(sigset_t *set, bool profiled);
 /*
  * Reports held back while a lock or a pthread_once of the runtime's start
  * is held: the log hook may call goc (goc_go() starts the runtime), which

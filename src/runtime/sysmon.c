@@ -364,7 +364,7 @@ int goc__sysmon_start(void)
     pthread_attr_setstacksize(&attr, 256 * 1024);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     /* The watchdog never handles the application's signals. */
-    sigfillset(&all);
+    goc__sigmask_service(&all, true);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int err = pthread_create(&t, &attr, sysmon_main, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
