@@ -141,6 +141,11 @@ TEST_G(stats, stack_resident_counts_touched_stacks)
     /* n distinct stacks, each with 96 KiB touched, are alive at once. */
     ASSERT_GE(st.stack_resident_bytes, (uint64_t)n * 96 * 1024);
     ASSERT_LE(st.stack_resident_bytes, st.stack_reserved_bytes);
+    /* Alone, it fills its own field only: the reserved figure is one of
+     * SCHED's, and the fields of sources not asked for stay 0. */
+    struct goc_stats alone = read_stats(GOC_STATS_STACK_RESIDENT);
+    ASSERT_GT(alone.stack_resident_bytes, 0);
+    ASSERT_EQ(alone.stack_reserved_bytes, 0);
     goc_chan_close(ch);
     goc_chan_release(ch);
     wait_stats(GOC_STATS_SCHED, goroutines_at_most, before.goroutines);

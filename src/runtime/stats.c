@@ -103,11 +103,14 @@ int goc_stats_read(struct goc_stats *st, unsigned what)
     int err = 0;
     if ((what & GOC_STATS_SCHED) && goc__rt_started())
         read_sched(st);
-    if (what & GOC_STATS_SCHED)
+    if (what & GOC_STATS_STACK_RESIDENT) {
+        /* One walk gives both; the reserved figure is SCHED's. */
+        uint64_t reserved = goc__stack_reserved(&st->stack_resident_bytes);
+        if (what & GOC_STATS_SCHED)
+            st->stack_reserved_bytes = reserved;
+    } else if (what & GOC_STATS_SCHED) {
         st->stack_reserved_bytes = goc__stack_reserved(NULL);
-    if (what & GOC_STATS_STACK_RESIDENT)
-        st->stack_reserved_bytes =
-            goc__stack_reserved(&st->stack_resident_bytes);
+    }
     if (what & GOC_STATS_PROCESS)
         err = read_process(st);
     if (what & GOC_STATS_HEAP)
