@@ -11,8 +11,9 @@
  *
  * With a second argument "frames", it allocates instead once through
  * each entry point at rate 1, from named functions of a fresh thread
- * (its first allocation included), then 64 MiB as the first allocation
- * of another thread at a 512 KiB rate, and writes DIR/frames.txt.
+ * (its first allocation included, and a block whose realloc fails), then
+ * 64 MiB as the first allocation of another thread at a 512 KiB rate,
+ * and writes DIR/frames.txt.
  *
  * Exit status: 0 done, 3 heap profiling unavailable, 4 a write failed.
  */
@@ -78,7 +79,7 @@ static int child_main(void *arg)
 /* ---- frames mode ----------------------------------------------------------
  */
 
-#define FRAMES_N 7 /* the last: a second thread's */
+#define FRAMES_N 8 /* [6]: a second thread's */
 
 static void *kept[FRAMES_N];
 
@@ -120,6 +121,15 @@ __attribute__((noinline)) static void prof_via_reallocarray(void)
     __asm__ volatile("" ::: "memory");
 }
 
+/* A block that a failed realloc leaves in place: still in use. */
+__attribute__((noinline)) static void prof_kept_by_failed_realloc(void)
+{
+    kept[7] = malloc(1006);
+    __asm__ volatile("" ::: "memory");
+    if (realloc(kept[7], SIZE_MAX / 2) != NULL)
+        abort();
+}
+
 static void *frames_thread(void *arg)
 {
     (void)arg;
@@ -129,6 +139,7 @@ static void *frames_thread(void *arg)
     prof_via_memalign();
     prof_via_realloc_null();
     prof_via_reallocarray();
+    prof_kept_by_failed_realloc();
     return NULL;
 }
 

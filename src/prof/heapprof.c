@@ -173,8 +173,15 @@ static size_t live_home(uintptr_t p)
     return (size_t)mix(p) & (LIVE_SLOTS - 1);
 }
 
-/* Account and forget a sampled allocation at p, if p is one. */
-static void untrack(void *p)
+/* A sampled allocation forgotten, to be listed again (see do_realloc). */
+struct untracked {
+    size_t size;
+    int stack; /* -1: p was not listed */
+};
+
+/* Account and forget a sampled allocation at p, if p is one; what it was
+ * in *u, if u. */
+static void untrack(void *p, struct untracked *u)
 {
     size_t home = live_home((uintptr_t)p);
     for (int k = 0; k < MAX_PROBE; k++) {
@@ -185,6 +192,8 @@ static void untrack(void *p)
         if (cur != (uintptr_t)p)
             continue;
         struct stack_slot *s = &stacks[l->stack];
+        if (u)
+            *u = (struct untracked){ l->size, (int)l->stack };
         atomic_fetch_add_explicit(&s->frees, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&s->free_bytes, l->size,
                                   memory_order_relaxed);
@@ -198,7 +207,7 @@ static bool track(void *p, size_t n, int stack)
 {
     /* An address freed behind our back (by glibc-internal realloc, say)
      * may still be listed: account it freed first. */
-    untrack(p);
+    untrack(p, NULL);
     size_t home = live_home((uintptr_t)p);
     for (int k = 0; k < MAX_PROBE; k++) {
         struct live_slot *l = &live[(home + (size_t)k) & (LIVE_SLOTS - 1)];
@@ -214,6 +223,17 @@ static bool track(void *p, size_t n, int stack)
         return true;
     }
     return false;
+}
+
+/* List again what untrack() took out, its free undone (if the table has
+ * no room now, it stays counted freed). */
+static void retrack(void *p, const struct untracked *u)
+{
+    if (!track(p, u->size, u->stack))
+        return;
+    struct stack_slot *s = &stacks[u->stack];
+    atomic_fetch_sub_explicit(&s->frees, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&s->free_bytes, u->size, memory_order_relaxed);
 }
 
 /*
@@ -311,7 +331,7 @@ GOC_API void *malloc(size_t n)
 GOC_API void free(void *p)
 {
     if (p && atomic_load_explicit(&live_count, memory_order_relaxed) > 0)
-        untrack(p);
+        untrack(p, NULL);
     __libc_free(p);
 }
 
@@ -329,10 +349,13 @@ INLINE void *do_realloc(void *old, size_t n)
     if (!old)
         return do_malloc(n);
     /* Accounted freed before glibc may hand the address to another
-     * thread; if realloc fails, the old block stays, unsampled. */
+     * thread. */
+    struct untracked u = { 0, -1 };
     if (atomic_load_explicit(&live_count, memory_order_relaxed) > 0)
-        untrack(old);
+        untrack(old, &u);
     void *p = __libc_realloc(old, n);
+    if (!p && n && u.stack >= 0)
+        retrack(old, &u); /* it failed: the old block lives on */
     if (p && __builtin_expect(due(n), 0))
         sample(p, n);
     return p;
