@@ -1210,3 +1210,21 @@ TEST_G(prof, cpu_profile_samples_blocking_jobs)
     ASSERT_GE(st.samples, 10);
     tmp_done(&t);
 }
+
+/* Code of the kernel's vDSO (clock_gettime, in nearly every profile that
+ * reads the time) was given the main program as its file, since dladdr()
+ * names the vDSO relatively, as the main program. */
+TEST(prof, vdso_frames_are_not_the_main_programs)
+{
+    void *vdso = dlopen("linux-vdso.so.1", RTLD_LAZY | RTLD_NOLOAD);
+    void *fn = vdso ? dlsym(vdso, "__vdso_clock_gettime") : NULL;
+    if (!fn)
+        skip("no vDSO here");
+    char frame[1024];
+    goc__prof_frame_text((char *)fn + 1, frame, sizeof(frame));
+    printf("# %s\n", frame);
+    const char *tab = strchr(frame, '\t');
+    ASSERT(tab != NULL);
+    ASSERT_STR(tab + 1, "[vdso]");
+    dlclose(vdso);
+}

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 #if defined(GOC_HAVE_ZLIB)
 #include <zlib.h>
@@ -273,6 +274,11 @@ static uintptr_t name_of(
     mod[0] = '\0';
     if (!dladdr((const char *)pc - 1, &info) || !info.dli_fname)
         return start;
+    /* The kernel's vDSO has a relative name too, but is no file. */
+    if (info.dli_fbase == (void *)getauxval(AT_SYSINFO_EHDR)) {
+        snprintf(mod, mn, "[vdso]");
+        return start;
+    }
     /* The main program may be named relative to the start directory. */
     ssize_t len = -1;
     if (info.dli_fname[0] != '/')
