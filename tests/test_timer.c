@@ -547,3 +547,31 @@ TEST(timer, overdue_timers_of_a_busy_p_still_fire)
     ASSERT_OK(goc_init(&cfg));
     ASSERT_OK(goc_run(hog_main, &w));
 }
+
+/* What an unsynced timer's owner does once it is woken: the memory goes
+ * to someone else (here, a pattern of theirs). */
+static void hand_memory_on(void *arg)
+{
+    memset(arg, 0xa5, sizeof(struct goc__timer));
+}
+
+/* A sleeping goroutine's timer fired and readied it, and the wheel then
+ * marked the timer's firing over, writing into a G that may have gone to
+ * a new goroutine meanwhile. An unsynced timer (a sleep's) is not
+ * touched once its function runs. */
+TEST_G(timer, unsynced_timer_is_untouched_once_it_fires)
+{
+    static struct goc__wheel w;
+    static struct goc__timer t;
+    goc__wheel_init(&w);
+    uint64_t tick = level0_tick(&w);
+    memset(&t, 0, sizeof(t));
+    t.unsynced = true;
+    goc__wheel_start(&w, &t, TICK(tick), hand_memory_on, &t);
+    ASSERT_EQ(goc__wheel_run(&w, TICK(tick), INT_MAX), 1);
+    const unsigned char *b = (const unsigned char *)&t;
+    for (size_t i = 0; i < sizeof(t); i++)
+        if (b[i] != 0xa5)
+            ASSERT_FAIL("byte %zu of the timer written after it fired", i);
+    ASSERT_OK(goc__wheel_destroy(&w));
+}

@@ -23,7 +23,7 @@
  * within one line of the (64-byte aligned) G. */
 #define G_TIMER_AT(f) \
     (offsetof(struct goc__g, timer) + offsetof(struct goc__timer, f))
-_Static_assert(G_TIMER_AT(tick) / 64 == G_TIMER_AT(slot) / 64,
+_Static_assert(G_TIMER_AT(tick) / 64 == G_TIMER_AT(unsynced) / 64,
                "a G's timer fields straddle a cache line");
 
 #define GOID_BATCH 16 /* ids a P takes from the global counter at once */

@@ -63,6 +63,9 @@ struct goc__timer {
     uint32_t idx;                     /* in its slot's array, or SPILLED */
     _Atomic uint32_t firing;          /* fn is running (goc__timer_stop_sync) */
     uint8_t level, slot;              /* which slot holds it */
+    /* Never stop-synced, so never marked firing: the wheel leaves it
+     * alone once fn runs (fn may free it, as a sleeper's exit does). */
+    bool unsynced;
 };
 
 #define GOC__TIMER_SPILLED UINT32_MAX

@@ -24,11 +24,14 @@ static void sleep_fire(void *arg)
 }
 
 /* Runs once the sleeper is off its stack, so the timer cannot fire early
- * enough to ready a goroutine that is still running. */
+ * enough to ready a goroutine that is still running. Nothing stops the
+ * timer: once it readies the sleeper, which may exit and leave its G to
+ * a new goroutine at once, the wheel must not write to it. */
 static void sleep_commit(struct goc__m *m, void *arg)
 {
     (void)m;
     struct goc__g *g = arg;
+    g->timer.unsynced = true;
     goc__timer_start(&g->timer, g->timer.when, sleep_fire, g);
 }
 

@@ -323,7 +323,7 @@ bool goc__timer_stop_sync(struct goc__timer *t)
 }
 
 struct fired {
-    struct goc__timer *t;
+    struct goc__timer *t; /* NULL: unsynced, not marked firing */
     void (*fn)(void *);
     void *arg;
 };
@@ -347,13 +347,14 @@ static bool expire_one(struct expiry *e, struct goc__timer *t)
         if (e->n == e->max)
             return false;
         struct fired *f = &e->out[e->n++];
-        f->t = t;
+        f->t = t->unsynced ? NULL : t;
         f->fn = t->fn;
         f->arg = t->arg;
         /* The callback runs after the lock is dropped and mostly works on
          * its argument (a goroutine to make ready): fetch it meanwhile. */
         __builtin_prefetch(f->arg, 1, 3);
-        atomic_store_explicit(&t->firing, 1, memory_order_relaxed);
+        if (f->t)
+            atomic_store_explicit(&t->firing, 1, memory_order_relaxed);
         count_add(e->w, -1);
         /* Only a spilled timer's links mean anything; leave the cache
          * line that holds them alone otherwise. */
@@ -493,7 +494,9 @@ int goc__wheel_run(struct goc__wheel *w, int64_t now, int max)
         for (int i = 0; i < n; i++) {
             batch[i].fn(batch[i].arg);
             /* Release pairs with goc__timer_stop_sync's acquire. */
-            atomic_store_explicit(&batch[i].t->firing, 0, memory_order_release);
+            if (batch[i].t)
+                atomic_store_explicit(&batch[i].t->firing, 0,
+                                      memory_order_release);
         }
         total += n;
         if (n < want)
