@@ -3,6 +3,7 @@
 #include "test.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 struct counter {
@@ -144,4 +145,62 @@ TEST_G(mutex, starving_waiter_gets_the_lock)
     atomic_store(&h.stop, 1);
     goc_wg_wait(&h.wg, NULL);
     ASSERT_GT(atomic_load(&h.hog_rounds), 0);
+}
+
+/* ---- two unlocks of one lock at once ----------------------------------- */
+
+static goc_mutex race_mu = GOC_MUTEX_INIT;
+static _Atomic int race_round, race_done;
+static int race_rc[2];
+static int64_t race_rounds;
+
+/* Spin until *word is want; yield now and then (valgrind runs one thread
+ * at a time). */
+static void spin_until(_Atomic int *word, int want)
+{
+    for (int k = 1; atomic_load_explicit(word, memory_order_acquire) != want;
+         k++)
+        if (k % 100000 == 0)
+            sched_yield();
+}
+
+static void *unlock_each_round(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    for (int r = 1; r <= race_rounds; r++) {
+        spin_until(&race_round, r);
+        race_rc[id] = goc_mutex_unlock(&race_mu);
+        atomic_fetch_add(&race_done, 1);
+    }
+    return NULL;
+}
+
+/* Both of two unlocks racing to release one lock returned 0: the loser of
+ * the fast path's CAS went on to the slow path, which did not look at
+ * LOCKED again (and with a waiter queued, or a new owner, would release
+ * a lock that was not its to release). */
+TEST(mutex, racing_unlocks_of_one_lock_report_the_second_as_misuse)
+{
+    race_rounds = test_scale(20000);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        ASSERT_OK(pthread_create(&t[i], NULL, unlock_each_round,
+                                 (void *)(intptr_t)i));
+    int both = 0;
+    for (int r = 1; r <= race_rounds; r++) {
+        ASSERT_OK(goc_mutex_try_lock(&race_mu));
+        atomic_store(&race_done, 0);
+        atomic_store_explicit(&race_round, r, memory_order_release);
+        /* Yield: the two unlockers need both CPUs of a small machine. */
+        while (atomic_load(&race_done) != 2)
+            sched_yield();
+        ASSERT(race_rc[0] == 0 || race_rc[0] == GOC_EMISUSE);
+        ASSERT(race_rc[1] == 0 || race_rc[1] == GOC_EMISUSE);
+        ASSERT(race_rc[0] == 0 || race_rc[1] == 0); /* one released it */
+        both += race_rc[0] == 0 && race_rc[1] == 0;
+        ASSERT_EQ(goc_mutex_unlock(&race_mu), GOC_EMISUSE);
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    ASSERT_EQ(both, 0);
 }

@@ -210,25 +210,44 @@ int goc_mutex_lock(goc_mutex *mu, goc_ctx *ctx)
 
 /* ---- unlock ----------------------------------------------------------- */
 
-static void unlock_slow(struct mutex *m)
+/*
+ * Waiters are queued, or the mutex starves. Two rules:
+ *  - LOCKED is checked again under qlock: of two unlocks of one lock that
+ *    both passed the check in goc_mutex_unlock(), the second is misuse;
+ *  - with nobody to wake, the write that frees the mutex comes after
+ *    qlock is released, as our last touch of it: from then on a locker
+ *    may take it, let it go and free it (the last user of an object
+ *    freeing the object, as POSIX allows for its mutexes). A waiter we
+ *    wake keeps it alive meanwhile: its lock call has not returned.
+ */
+static int unlock_slow(struct mutex *m)
 {
-    goc__lock_acquire(&m->qlock);
-    struct mutex_waiter *x = NULL;
-    if (atomic_load(&m->state) & STARVING) {
-        /* Hand the lock over: LOCKED stays set for the new owner. */
-        x = claim_first(m);
-        if (x)
-            x->handoff = true;
-        else
-            atomic_fetch_and(&m->state, ~(LOCKED | STARVING));
-    } else {
-        /* Release first, then wake one waiter to compete for it. */
-        atomic_fetch_and_explicit(&m->state, ~LOCKED, memory_order_release);
-        x = claim_first(m);
+    for (;;) {
+        goc__lock_acquire(&m->qlock);
+        uint32_t s = atomic_load(&m->state);
+        if (!(s & LOCKED)) {
+            goc__lock_release(&m->qlock);
+            return GOC_EMISUSE;
+        }
+        struct mutex_waiter *x = claim_first(m);
+        if (x) {
+            if (s & STARVING) /* hand it over: LOCKED stays for x */
+                x->handoff = true;
+            else /* release it, and wake x to compete for it */
+                atomic_fetch_and_explicit(&m->state, ~LOCKED,
+                                          memory_order_release);
+            goc__lock_release(&m->qlock);
+            goc__wait_finish(x->w); /* x may vanish: read nothing after */
+            return 0;
+        }
+        /* Unlocked, out of starvation mode; unless a waiter joins first
+         * (under qlock, so after our load), then it is woken instead. */
+        s = atomic_load(&m->state);
+        goc__lock_release(&m->qlock);
+        if (atomic_compare_exchange_strong_explicit(
+                &m->state, &s, 0, memory_order_release, memory_order_relaxed))
+            return 0;
     }
-    goc__lock_release(&m->qlock);
-    if (x)
-        goc__wait_finish(x->w); /* x may vanish: read nothing after */
 }
 
 bool goc__mutex_locked(goc_mutex *mu)
@@ -248,6 +267,5 @@ int goc_mutex_unlock(goc_mutex *mu)
     if (atomic_compare_exchange_strong_explicit(
             &m->state, &locked, 0, memory_order_release, memory_order_relaxed))
         return 0;
-    unlock_slow(m);
-    return 0;
+    return unlock_slow(m);
 }
