@@ -967,3 +967,53 @@ TEST(future, combinator_out_of_memory_keeps_nothing_alive)
     }
     ASSERT_GT(failures, 5);
 }
+
+/* ---- a local parent context ------------------------------------------- */
+
+static int returns_at_once(goc_ctx *ctx, void *arg, void **result)
+{
+    (void)ctx;
+    (void)arg;
+    (void)result;
+    return 0;
+}
+
+/* future.h: a local ctx given to goc_future_async must outlive @fn. The
+ * context @fn ran under stayed linked to it until the future's release,
+ * which then locked the local's dead storage (a hang, or ASan's
+ * heap-use-after-free). */
+TEST_G(future, async_under_a_local_context_may_outlive_it)
+{
+    goc_ctx_local *local = malloc(sizeof(*local));
+    ASSERT(local);
+    goc_ctx *c = goc_ctx_init_cancel(local, NULL);
+    goc_future *f;
+    ASSERT_OK(goc_future_async(returns_at_once, NULL, NULL, c, &f));
+    int st;
+    ASSERT_OK(goc_future_get(f, &st, NULL, NULL));
+    ASSERT_EQ(st, 0);
+    ASSERT_OK(goc_ctx_destroy(c));
+    free(local); /* @fn has returned: the local may go */
+    goc_future_release(f);
+}
+
+/* The same for a worker pool's task: its context is a child of the
+ * pool's, which must only outlive the pool. */
+TEST_G(future, pool_task_may_outlive_the_pools_local_context)
+{
+    goc_ctx_local *local = malloc(sizeof(*local));
+    ASSERT(local);
+    goc_ctx *c = goc_ctx_init_cancel(local, NULL);
+    struct goc_workerpool_config cfg = { .max_workers = 1, .ctx = c };
+    goc_workerpool *p;
+    ASSERT_OK(goc_workerpool_new(&cfg, &p));
+    goc_future *f;
+    ASSERT_OK(goc_workerpool_submit(p, returns_at_once, NULL, NULL, &f, NULL));
+    int st;
+    ASSERT_OK(goc_future_get(f, &st, NULL, NULL));
+    ASSERT_EQ(st, 0);
+    goc_workerpool_free(p);
+    ASSERT_OK(goc_ctx_destroy(c));
+    free(local);
+    goc_future_release(f);
+}

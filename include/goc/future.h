@@ -168,6 +168,7 @@ GOC_API int goc_future_cancel(goc_future *f);
  * Every exit of @fn settles the future: 0 fulfils it with the value, a
  * negative code rejects it (-ECANCELED cancels it). goc_future_cancel()
  * cancels @fn's context; a value @fn produces after that is destroyed.
+ * @fn's context ends as the future settles, whichever way.
  *
  * Return: 0; -EINVAL for NULL @fn or @out; -ENOMEM (nothing started);
  * the ctx error if @ctx is already done (nothing started).

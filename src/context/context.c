@@ -240,7 +240,8 @@ static void cancel_children_locked(struct goc_ctx *top,
         if (l) {
             struct goc_ctx *child = goc__container_of(l, struct goc_ctx, sib);
             prefetch_next_children(cur->children);
-            child->in_parent = false;
+            atomic_store_explicit(&child->in_parent, false,
+                                  memory_order_release);
             goc__lock_acquire(&child->lock);
             if (atomic_load(&child->err) == 0)
                 fire_locked(child, err, cause, afters);
@@ -255,15 +256,17 @@ static void cancel_children_locked(struct goc_ctx *top,
     }
 }
 
+/* While c is linked its parent is alive: a heap one held by c, a local
+ * one by contract. Once unlinked, c never touches it again. */
 static void unlink_from_parent(struct goc_ctx *c)
 {
     struct goc_ctx *p = c->cancel_parent;
-    if (!p)
+    if (!p || !atomic_load_explicit(&c->in_parent, memory_order_acquire))
         return;
     goc__lock_acquire(&p->lock);
-    if (c->in_parent) {
+    if (atomic_load_explicit(&c->in_parent, memory_order_relaxed)) {
         goc__dlist_remove(&p->children, &c->sib);
-        c->in_parent = false;
+        atomic_store_explicit(&c->in_parent, false, memory_order_relaxed);
     }
     goc__lock_release(&p->lock);
 }
@@ -311,7 +314,7 @@ static void attach(struct goc_ctx *c)
     int err = atomic_load(&p->err);
     if (err == 0) {
         c->cancel_parent = p;
-        c->in_parent = true;
+        atomic_store_explicit(&c->in_parent, true, memory_order_relaxed);
         goc__dlist_push(&p->children, &c->sib);
     } else {
         atomic_store(&c->err, err);
@@ -361,7 +364,8 @@ static struct goc_ctx *ctx_alloc(void)
 /* Heap children keep their parent alive. */
 static void hold_parent(struct goc_ctx *c)
 {
-    if (!c->parent->local)
+    c->parent_held = !c->parent->local && c->parent != &background;
+    if (c->parent_held)
         goc_ctx_retain(c->parent);
 }
 
@@ -494,7 +498,9 @@ void goc_ctx_release(goc_ctx *ctx)
     if (atomic_fetch_sub_explicit(&ctx->refs, 1, memory_order_acq_rel) != 1)
         return;
     quiesce(ctx);
-    struct goc_ctx *parent = ctx->parent;
+    /* Not a local parent: it may be gone (a child may outlive it once
+     * cancelled and unlinked, as a future's producer does). */
+    struct goc_ctx *parent = ctx->parent_held ? ctx->parent : NULL;
     goc_chan *done = atomic_load_explicit(&ctx->done, memory_order_relaxed);
     if (done)
         goc_chan_release(done);

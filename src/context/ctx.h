@@ -44,8 +44,11 @@ struct goc__ctx_after {
 struct goc_ctx {
     goc__lock lock;
     uint8_t kind;
-    bool local;     /* in caller storage: not reference-counted */
-    bool in_parent; /* linked in cancel_parent's children */
+    bool local;       /* in caller storage: not reference-counted */
+    bool parent_held; /* holds a reference on parent (a heap one) */
+    /* Linked in cancel_parent's children; once false, never true again,
+     * and the parent is never touched again (a local one may be gone). */
+    _Atomic bool in_parent;
     _Atomic int refs;
     _Atomic int err; /* 0 until done */
     int cause;

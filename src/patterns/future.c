@@ -137,6 +137,12 @@ int goc_future_complete(goc_future *f, int status, void *value)
 {
     if (!f || status > 0)
         return -EINVAL;
+    /* The producer's work is over: its context ends, and leaves its
+     * parent before anyone sees the outcome. The parent may be a local
+     * context, which ends once the producer is done; the future may be
+     * released long after. */
+    if (f->producer)
+        goc_ctx_cancel(f->producer);
     goc_mutex_lock(&f->mu, NULL);
     if (atomic_load_explicit(&f->state, memory_order_relaxed) != 0) {
         goc_mutex_unlock(&f->mu);
@@ -268,10 +274,7 @@ int goc_future_cancel(goc_future *f)
 {
     if (!f)
         return -EINVAL;
-    int won = goc_future_complete(f, -ECANCELED, NULL);
-    if (f->producer)
-        goc_ctx_cancel(f->producer);
-    return won;
+    return goc_future_complete(f, -ECANCELED, NULL); /* cancels producer */
 }
 
 /* --- async ------------------------------------------------------------ */
