@@ -920,3 +920,74 @@ TEST_G(net, any_address_port_in_use_is_not_an_ipv4_only_listener)
     ASSERT(l == NULL);
     close(fd);
 }
+
+/* ---- a close the kernel makes wait ------------------------------------ */
+
+struct ticking {
+    _Atomic int64_t ticks;
+    _Atomic bool stop;
+    goc_wg wg;
+};
+
+static void tick_each_ms(void *arg)
+{
+    struct ticking *t = arg;
+    while (!atomic_load(&t->stop)) {
+        atomic_fetch_add(&t->ticks, 1);
+        goc_sleep(GOC_MILLISECOND, NULL);
+    }
+    goc_wg_done(&t->wg);
+}
+
+static int linger_main(void *arg)
+{
+    (void)arg;
+    goc_fd *a, *b;
+    tcp_pair(&a, &b);
+    /* Linger up to 1 s over data the peer never reads. */
+    struct linger lg = { 1, 1 };
+    ASSERT_OK(
+        setsockopt(goc_fd_num(a), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)));
+    static char big[1 << 16];
+    for (;;) {
+        goc_ctx_local lc;
+        goc_ctx *ctx = goc_ctx_init_timeout(&lc, NULL, 20 * GOC_MILLISECOND);
+        ssize_t r = goc_fd_write_some(a, big, sizeof(big), ctx);
+        goc_ctx_destroy(ctx);
+        if (r < 0)
+            break;
+    }
+    static struct ticking t = { .wg = GOC_WG_INIT };
+    goc_wg_add(&t.wg, 1);
+    ASSERT_OK(goc_go(tick_each_ms, &t));
+    goc_sleep(5 * GOC_MILLISECOND, NULL);
+    int64_t before = atomic_load(&t.ticks), t0 = goc_now();
+    ASSERT_OK(goc_fd_close(a));
+    int64_t took = goc_now() - t0, ticks = atomic_load(&t.ticks) - before;
+    printf("# close took %lld ms; the other goroutine ticked %lld times\n",
+           (long long)(took / GOC_MILLISECOND), (long long)ticks);
+    atomic_store(&t.stop, true);
+    goc_wg_wait(&t.wg, NULL);
+    goc_fd_close(b);
+    /* It lingered (the test means something), and on one P the other
+     * goroutine ran on meanwhile. */
+    ASSERT_GE(took, 500 * GOC_MILLISECOND);
+    ASSERT_GE(ticks, 100);
+    return 0;
+}
+
+/* With SO_LINGER and unsent data, close(2) waits, O_NONBLOCK or not: it
+ * ran on the goroutine's thread outside a blocking section, and with one
+ * P every other goroutine stood still for the whole linger. */
+TEST(net, close_that_lingers_holds_up_no_other_goroutine)
+{
+    if (test_under_valgrind()) {
+        /* valgrind does not take close(2) for a call that may block, and
+         * runs no other thread while one is in it. */
+        printf("# skipped under valgrind\n");
+        return;
+    }
+    struct goc_config cfg = { .max_procs = 1 };
+    ASSERT_OK(goc_init(&cfg));
+    ASSERT_OK(goc_run(linger_main, NULL));
+}

@@ -52,9 +52,12 @@ GOC_API int goc_fd_open(int fd, goc_fd **out);
  * @f: the handle; it must not be used once this returns.
  *
  * Calls in flight on other goroutines or threads return GOC_ECLOSED. The
- * descriptor is closed when the last of them has returned.
+ * descriptor is closed when the last of them has returned, by whichever
+ * call returns last. That close(2) may wait (a socket with SO_LINGER, a
+ * file on a network filesystem); it runs as a blocking section, so it
+ * never holds up other goroutines.
  *
- * Return: 0, or -EINVAL if @f is NULL. Never blocks.
+ * Return: 0, or -EINVAL if @f is NULL.
  */
 GOC_API int goc_fd_close(goc_fd *f);
 

@@ -121,7 +121,13 @@ void goc__fd_release(goc_fd *f)
         return;
     if (f->pollable)
         epoll_ctl(goc__sched.epfd, EPOLL_CTL_DEL, f->fd, NULL);
+    /* A close may wait, O_NONBLOCK or not: a socket with SO_LINGER until
+     * its data is out, a file on a network filesystem until it is
+     * flushed. As a blocking section it holds up no other goroutine. */
+    bool section = goc_blocking_enter() == 0;
     close(f->fd);
+    if (section)
+        goc_blocking_exit();
     pd_free(f->pd);
     goc__free(f);
 }
