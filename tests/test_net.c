@@ -9,7 +9,9 @@
 #include <stdatomic.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /* A connected pair of TCP sockets over loopback. */
@@ -990,4 +992,77 @@ TEST(net, close_that_lingers_holds_up_no_other_goroutine)
     struct goc_config cfg = { .max_procs = 1 };
     ASSERT_OK(goc_init(&cfg));
     ASSERT_OK(goc_run(linger_main, NULL));
+}
+
+/* ---- a UNIX listener with a full queue -------------------------------- */
+
+struct unix_listener {
+    int fd;
+    struct sockaddr_un sa;
+    socklen_t len;
+    int queued[8], nqueued;
+};
+
+/* An abstract UNIX listener whose queue (backlog 0) is full. */
+static void full_unix_listener(struct unix_listener *u)
+{
+    u->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(u->fd, 0);
+    memset(&u->sa, 0, sizeof(u->sa));
+    u->sa.sun_family = AF_UNIX;
+    snprintf(u->sa.sun_path + 1, sizeof(u->sa.sun_path) - 1, "goc-test-%d",
+             (int)getpid());
+    u->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+                         strlen(u->sa.sun_path + 1));
+    ASSERT_OK(bind(u->fd, (struct sockaddr *)&u->sa, u->len));
+    ASSERT_OK(listen(u->fd, 0));
+    u->nqueued = 0;
+    for (int i = 0; i < 8; i++) {
+        int c = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        ASSERT_GE(c, 0);
+        if (connect(c, (struct sockaddr *)&u->sa, u->len) != 0) {
+            ASSERT_EQ(errno, EAGAIN);
+            close(c);
+            return;
+        }
+        u->queued[u->nqueued++] = c;
+    }
+    ASSERT_FAIL("%s", "the queue of a backlog of 0 never filled");
+}
+
+static void accept_one_later(void *arg)
+{
+    struct unix_listener *u = arg;
+    goc_sleep(30 * GOC_MILLISECOND, NULL);
+    int c = accept(u->fd, NULL, NULL);
+    ASSERT_GE(c, 0);
+    close(c);
+}
+
+/* A nonblocking UNIX socket's connect fails with EAGAIN while the
+ * listener's queue is full: goc_fd_connect returned that at once, where
+ * a blocking connect waits, and ignored its context. */
+TEST_G(net, unix_connect_waits_for_room_in_a_full_queue)
+{
+    static struct unix_listener u;
+    full_unix_listener(&u);
+    goc_fd *f;
+    ASSERT_OK(goc_fd_open(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), &f));
+    /* No room for 100 ms: the context ends the wait. */
+    goc_ctx_local lc;
+    goc_ctx *ctx = goc_ctx_init_timeout(&lc, NULL, 100 * GOC_MILLISECOND);
+    int64_t t0 = goc_now();
+    ASSERT_EQ(goc_fd_connect(f, (struct sockaddr *)&u.sa, u.len, ctx),
+              -ETIMEDOUT);
+    ASSERT_GE(goc_now() - t0, 100 * GOC_MILLISECOND);
+    goc_ctx_destroy(ctx);
+    goc_fd_close(f);
+    /* Room made meanwhile: it connects. */
+    ASSERT_OK(goc_fd_open(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), &f));
+    ASSERT_OK(goc_go(accept_one_later, &u));
+    ASSERT_OK(goc_fd_connect(f, (struct sockaddr *)&u.sa, u.len, NULL));
+    goc_fd_close(f);
+    for (int i = 0; i < u.nqueued; i++)
+        close(u.queued[i]);
+    close(u.fd);
 }

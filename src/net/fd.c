@@ -11,6 +11,7 @@
  * moves, the handle is closed or the context ends.
  */
 #include "net.h"
+#include "goc/time.h"
 #include "../internal/alloc.h"
 
 #include <fcntl.h>
@@ -510,6 +511,16 @@ static ssize_t op_connect_check(int fd, void *arg, bool *drained)
     return errno == ENOTCONN ? -EAGAIN : -errno;
 }
 
+#define CONNECT_PAUSE_MAX (64 * GOC_MILLISECOND)
+
+static bool is_unix_socket(int fd)
+{
+    int domain;
+    socklen_t len = sizeof(domain);
+    return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
+           domain == AF_UNIX;
+}
+
 int goc_fd_connect(goc_fd *f,
                    const struct sockaddr *addr,
                    socklen_t addrlen,
@@ -521,18 +532,28 @@ int goc_fd_connect(goc_fd *f,
     int err = c ? goc_ctx_err(c) : 0;
     if (err)
         return err;
-    /* Closed by another holder: no SYN goes out on it. */
-    if ((err = goc__fd_acquire(f)) != 0)
-        return err;
-    int r;
-    do
-        r = connect(f->fd, addr, addrlen);
-    while (r < 0 && errno == EINTR);
-    err = r == 0 ? 0 : -errno;
-    goc__fd_release(f);
-    if (err != -EINPROGRESS)
-        return err;
-    return (int)goc__fd_io(f, GOC__PD_WRITE, op_connect_check, NULL, ctx);
+    for (int64_t pause = GOC_MILLISECOND;;
+         pause = pause < CONNECT_PAUSE_MAX ? 2 * pause : pause) {
+        /* Closed by another holder: no SYN goes out on it. */
+        if ((err = goc__fd_acquire(f)) != 0)
+            return err;
+        int r;
+        do
+            r = connect(f->fd, addr, addrlen);
+        while (r < 0 && errno == EINTR);
+        err = r == 0 ? 0 : -errno;
+        bool full_queue = err == -EAGAIN && is_unix_socket(f->fd);
+        goc__fd_release(f);
+        if (err == -EINPROGRESS)
+            return (int)goc__fd_io(f, GOC__PD_WRITE, op_connect_check, NULL,
+                                   ctx);
+        if (!full_queue)
+            return err;
+        /* A UNIX listener's queue is full: a blocking connect would wait
+         * for room, but no event tells when there is some. */
+        if ((err = goc_sleep(pause, ctx)) != 0)
+            return err;
+    }
 }
 
 int goc_fd_shutdown(goc_fd *f, int how)
