@@ -1017,3 +1017,64 @@ TEST_G(future, pool_task_may_outlive_the_pools_local_context)
     free(local);
     goc_future_release(f);
 }
+
+/* ---- singleflight: who got the outcome -------------------------------- */
+
+static void close_gate_later(void *arg)
+{
+    goc_sleep(20 * GOC_MILLISECOND, NULL); /* after the joiner joined */
+    goc_chan_close(arg);
+}
+
+struct sf_leader {
+    goc_sf *g;
+    goc_future *f;
+    bool shared;
+    goc_wg wg;
+};
+
+static void sf_lead(void *arg)
+{
+    struct sf_leader *l = arg;
+    ASSERT_OK(
+        goc_sf_do(l->g, "k", sf_fetch, NULL, free, &l->f, &l->shared, NULL));
+    goc_wg_done(&l->wg);
+}
+
+/* A joiner that gave up waiting was counted as sharing the outcome: the
+ * leader was told its value had gone to another caller when none had. */
+TEST_G(future, singleflight_shared_counts_only_callers_that_got_it)
+{
+    goc_sf *g;
+    ASSERT_OK(goc_sf_new(&g));
+    for (int stay = 0; stay < 2; stay++) {
+        ASSERT_OK(goc_chan_new(0, 0, &sf_gate));
+        atomic_store(&sf_runs, 0);
+        static struct sf_leader l;
+        l = (struct sf_leader){ .g = g, .wg = GOC_WG_INIT };
+        goc_wg_add(&l.wg, 1);
+        ASSERT_OK(goc_go(sf_lead, &l));
+        while (atomic_load(&sf_runs) == 0)
+            goc_sleep(100 * GOC_MICROSECOND, NULL);
+        /* A joiner: gives up after 5 ms, or waits for the outcome. */
+        goc_ctx_local lc;
+        goc_ctx *t = goc_ctx_init_timeout(&lc, NULL, 5 * GOC_MILLISECOND);
+        goc_future *mine = NULL;
+        if (stay) {
+            ASSERT_OK(goc_go(close_gate_later, sf_gate));
+            ASSERT_OK(
+                goc_sf_do(g, "k", sf_fetch, NULL, free, &mine, NULL, NULL));
+        } else {
+            ASSERT_EQ(goc_sf_do(g, "k", sf_fetch, NULL, free, &mine, NULL, t),
+                      -ETIMEDOUT);
+            goc_chan_close(sf_gate);
+        }
+        goc_ctx_destroy(t);
+        goc_wg_wait(&l.wg, NULL);
+        ASSERT_EQ(l.shared, (bool)stay);
+        goc_future_release(mine);
+        goc_future_release(l.f);
+        goc_chan_release(sf_gate);
+    }
+    goc_sf_free(g);
+}

@@ -39,7 +39,9 @@ GOC_API void goc_sf_free(goc_sf *g);
  *              the caller (read it with goc_future_try_get(); the value is
  *              shared by every caller and lives while a reference does).
  * @shared:     receives whether the outcome went to more than one caller
- *              (may be NULL).
+ *              (may be NULL): a goc_sf_do() caller that gave up waiting
+ *              did not get it; a goc_sf_do_async() caller counts as
+ *              getting it (its future may be read until it cancels it).
  * @ctx:        passed to @fn when this caller runs it; when this caller
  *              joins, it bounds the wait only (the call goes on).
  *

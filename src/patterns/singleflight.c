@@ -20,8 +20,9 @@
 struct flight {
     struct flight *next;
     char *key;
-    goc_future *f; /* the table's reference */
-    int64_t dups;  /* callers that joined, under mu */
+    goc_future *f;   /* the table's reference */
+    int64_t dups;    /* callers that joined, under mu */
+    int64_t gave_up; /* goc_sf_do joiners gone before the outcome, under mu */
 };
 
 struct goc_sf {
@@ -132,6 +133,27 @@ static goc_panic_info *run_flight(goc_sf *g,
     return rethrow;
 }
 
+/*
+ * A joiner's wait for the flight's outcome in f; 0, or @ctx's error if
+ * it gave up first. The giving up is counted under mu while the outcome
+ * is still to come, so the leader, which reads the count once the
+ * outcome is there, sees every caller that did not get it (and fl is
+ * alive then: the leader frees it after that read). An outcome that
+ * arrived meanwhile is taken, as goc_future_get() would.
+ */
+static int join_wait(goc_sf *g, struct flight *fl, goc_future *f, goc_ctx *ctx)
+{
+    int st, rc = goc_future_get(f, &st, NULL, ctx);
+    if (rc == 0)
+        return 0;
+    goc_mutex_lock(&g->mu, NULL);
+    bool done = goc_future_is_done(f);
+    if (!done)
+        fl->gave_up++;
+    goc_mutex_unlock(&g->mu);
+    return done ? 0 : rc;
+}
+
 int goc_sf_do(goc_sf *g,
               const char *key,
               goc_task_fn fn,
@@ -154,7 +176,7 @@ int goc_sf_do(goc_sf *g,
     if (leader) {
         rethrow = run_flight(g, fl, fn, arg, free_value, ctx);
     } else {
-        int st, rc = goc_future_get(f, &st, NULL, ctx);
+        int rc = join_wait(g, fl, f, ctx);
         if (rc) {
             goc_future_release(f);
             return rc;
@@ -163,7 +185,9 @@ int goc_sf_do(goc_sf *g,
     bool dup = !leader; /* a joiner must not touch fl: the leader frees it */
     if (leader) {
         goc_mutex_lock(&g->mu, NULL);
-        dup = fl->dups > 0; /* unlinked: no one can join any more */
+        /* Unlinked: no one can join any more, nor give up (the outcome
+         * is there). */
+        dup = fl->dups > fl->gave_up;
         goc_mutex_unlock(&g->mu);
         flight_free(fl); /* the leader owns the flight; f is ours */
     }
@@ -193,6 +217,10 @@ static void async_main(void *p)
     struct async_flight *a = p;
     goc_panic_info *rethrow =
         run_flight(a->g, a->fl, a->fn, a->arg, a->free_value, a->ctx);
+    /* A joiner giving up (join_wait) counts itself in the flight under
+     * mu if it found no outcome: let such a count end before the free. */
+    goc_mutex_lock(&a->g->mu, NULL);
+    goc_mutex_unlock(&a->g->mu);
     flight_free(a->fl);
     goc__free(a);
     if (rethrow)
