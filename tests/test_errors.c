@@ -222,6 +222,16 @@ TEST(errors, aggregator_all_dropped_is_not_success)
     ASSERT(all != NULL);
     ASSERT_EQ(goc_error_code(all), -ENOMEM);
     goc_error_release(all);
+    /* Nor may an error whose making ran out of memory pass for the
+     * static out-of-memory error, added (there is room) as if it were
+     * the one meant. */
+    ASSERT_OK(goc_error_agg_add(a, e));
+    goc__fault_after(0);
+    rc = goc_error_agg_add_code(a, -EPIPE, "socket");
+    goc__fault_after(-1);
+    ASSERT_EQ(rc, -ENOMEM);
+    ASSERT_EQ(goc_error_agg_len(a), 1);
+    ASSERT_EQ(goc_error_agg_dropped(a), 2);
     goc_error_release(e);
     goc_error_agg_free(a);
 }

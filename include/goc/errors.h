@@ -170,7 +170,12 @@ GOC_API void goc_error_agg_free(goc_error_agg *a);
  */
 GOC_API int goc_error_agg_add(goc_error_agg *a, goc_error *err);
 
-/** goc_error_agg_add_code - add goc_error_new(@code, "%s", @msg). */
+/**
+ * goc_error_agg_add_code - add goc_error_new(@code, "%s", @msg).
+ *
+ * Return: as goc_error_agg_add(); -ENOMEM also if the error could not be
+ * made (counted as dropped).
+ */
 GOC_API int goc_error_agg_add_code(goc_error_agg *a, int code, const char *msg);
 
 /**

@@ -101,6 +101,13 @@ int goc_error_agg_add_code(goc_error_agg *a, int code, const char *msg)
         return -EINVAL;
     goc_error *e =
         msg ? goc_error_new(code, "%s", msg) : goc_error_new(code, NULL);
+    if (goc__error_is_oom(e)) {
+        /* Not the error meant: count it as an error dropped. */
+        goc__lock_acquire(&a->mu);
+        a->dropped++;
+        goc__lock_release(&a->mu);
+        return -ENOMEM;
+    }
     int rc = goc_error_agg_add(a, e);
     goc_error_release(e);
     return rc;

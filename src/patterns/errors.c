@@ -35,6 +35,11 @@ goc_error *goc__error_permanent_oom(void)
     return &permanent_oom;
 }
 
+bool goc__error_is_oom(const goc_error *e)
+{
+    return e == &oom;
+}
+
 static char *vformat(const char *fmt, va_list ap)
 {
     va_list cp;

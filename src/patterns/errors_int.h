@@ -27,5 +27,8 @@ goc_error *goc__error_wrap_payload(int code,
  * marker that could not be allocated: the stop it asks for still holds.
  */
 goc_error *goc__error_permanent_oom(void);
+/* Whether e is the static error goc_error_new() returns when it runs out
+ * of memory (the error meant is lost). */
+bool goc__error_is_oom(const goc_error *e);
 
 #endif /* GOC_PATTERNS_ERRORS_INT_H */
