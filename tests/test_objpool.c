@@ -125,6 +125,16 @@ TEST(objpool, trim_keeps_one_generation)
     ASSERT_EQ(atomic_load(&created), atomic_load(&destroyed));
 }
 
+/* get, put and trim took a NULL pool as a crash; its headers say what
+ * each returns now. */
+TEST(objpool, null_pool_is_refused)
+{
+    int x;
+    ASSERT(goc_objpool_get(NULL) == NULL);
+    ASSERT_EQ(goc_objpool_put(NULL, &x), -EINVAL);
+    ASSERT_EQ(goc_objpool_trim(NULL), 0);
+}
+
 TEST(objpool, debug_mode_detects_double_put)
 {
     zero_counts();

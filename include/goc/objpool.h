@@ -56,7 +56,8 @@ struct goc_objpool_opts {
 
 /** Counters of an object pool (a snapshot). */
 struct goc_objpool_stats {
-    int64_t gets, hits, misses; /* misses = calls to new_fn */
+    int64_t gets, hits, misses; /* misses: gets that found no object
+                                   (new_fn, if any, made one) */
     int64_t puts, drops, trims;
     int64_t retained; /* objects cached now (primary and victim) */
 };
@@ -89,7 +90,7 @@ GOC_API void goc_objpool_free(goc_objpool *p);
  * the other caches. Never blocks (beyond a short internal lock).
  *
  * Return: the object, or NULL if there was none and new_fn is NULL or
- * returned NULL.
+ * returned NULL; NULL for a NULL @p.
  */
 GOC_API void *goc_objpool_get(goc_objpool *p);
 
@@ -101,7 +102,7 @@ GOC_API void *goc_objpool_get(goc_objpool *p);
  * touch @obj.
  *
  * Return: 0 if kept, 1 if dropped; GOC_EMISUSE in debug mode if @obj is
- * already in the pool (nothing changes).
+ * already in the pool (nothing changes); -EINVAL for a NULL @p.
  */
 GOC_API int goc_objpool_put(goc_objpool *p, void *obj);
 
@@ -111,7 +112,7 @@ GOC_API int goc_objpool_put(goc_objpool *p, void *obj);
  * dropped at the second if nobody took it: call it periodically (Go does
  * at every GC) to give idle memory back.
  *
- * Return: the number of objects destroyed.
+ * Return: the number of objects destroyed (0 for a NULL @p).
  */
 GOC_API int64_t goc_objpool_trim(goc_objpool *p);
 

@@ -158,6 +158,8 @@ static void *take(struct shard *s, bool wait, bool count)
 
 void *goc_objpool_get(goc_objpool *p)
 {
+    if (!p)
+        return NULL;
     struct shard *mine = home(p);
     void *obj = take(mine, true, true);
     if (!obj && mine != &p->shards[p->nshards])
@@ -312,6 +314,8 @@ static int put(goc_objpool *p, void *obj, struct putting *me)
 
 int goc_objpool_put(goc_objpool *p, void *obj)
 {
+    if (!p)
+        return -EINVAL;
     if (!obj)
         return 0;
     if (!p->o.debug)
@@ -324,6 +328,8 @@ int goc_objpool_put(goc_objpool *p, void *obj)
 
 int64_t goc_objpool_trim(goc_objpool *p)
 {
+    if (!p)
+        return 0;
     int64_t n = 0;
     for (size_t i = 0; i <= p->nshards; i++) {
         struct shard *s = &p->shards[i];
