@@ -101,13 +101,16 @@ TEST_G(net, addresses_resolve_and_format)
 
 /* A port is 0 to 65535 in digits: anything else that starts with a digit,
  * or has a sign or a space, is refused, never wrapped by the resolver
- * ("70000" would bind port 4464). */
+ * ("70000" would bind port 4464). A service name with a space in it went
+ * to the resolver, and came back as a failed lookup. */
 TEST_G(net, ports_out_of_range_are_refused)
 {
     struct sockaddr_storage ss[4];
-    const char *bad[] = { "127.0.0.1:70000", "127.0.0.1:65536", ":65536",
-                          "localhost:70000", "127.0.0.1:+80",   "127.0.0.1: 80",
-                          "127.0.0.1:-1",    "127.0.0.1:80x" };
+    const char *bad[] = { "127.0.0.1:70000", "127.0.0.1:65536",
+                          ":65536",          "localhost:70000",
+                          "127.0.0.1:+80",   "127.0.0.1: 80",
+                          "127.0.0.1:-1",    "127.0.0.1:80x",
+                          "127.0.0.1:http ", "127.0.0.1:ht tp" };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (goc_addr_resolve(bad[i], SOCK_STREAM, ss, 4, NULL) != -EINVAL)
             ASSERT_FAIL("%s accepted", bad[i]);

@@ -126,8 +126,15 @@ static int resolve_blocking(void *arg)
  */
 static long port_number(const char *port)
 {
-    if (!isdigit((unsigned char)port[0]))
-        return isalpha((unsigned char)port[0]) ? SERVICE_NAME : -EINVAL;
+    if (!isdigit((unsigned char)port[0])) {
+        /* A service name: letters, digits, '-' and '_' (/etc/services). */
+        if (!isalpha((unsigned char)port[0]))
+            return -EINVAL;
+        for (const char *c = port; *c; c++)
+            if (!isalnum((unsigned char)*c) && *c != '-' && *c != '_')
+                return -EINVAL;
+        return SERVICE_NAME;
+    }
     long v = 0;
     for (const char *c = port; *c; c++) {
         if (!isdigit((unsigned char)*c))
