@@ -575,3 +575,253 @@ TEST_G(timer, unsynced_timer_is_untouched_once_it_fires)
             ASSERT_FAIL("byte %zu of the timer written after it fired", i);
     ASSERT_OK(goc__wheel_destroy(&w));
 }
+
+/* ---- public timers and tickers ----------------------------------------- */
+
+TEST_G(timer, channel_timer_fires_once_never_early)
+{
+    int64_t t0 = goc_now();
+    goc_timer *t;
+    ASSERT_OK(goc_timer_new(20 * GOC_MILLISECOND, &t));
+    int64_t at;
+    ASSERT_EQ(goc_chan_recv(goc_timer_chan(t), &at, NULL), 1);
+    ASSERT_GE(goc_now() - t0, 20 * GOC_MILLISECOND);
+    ASSERT_GE(at - t0, 20 * GOC_MILLISECOND);
+    goc_sleep(30 * GOC_MILLISECOND, NULL);
+    ASSERT_EQ(goc_chan_try_recv(goc_timer_chan(t), &at), -EAGAIN); /* once */
+    ASSERT(!goc_timer_stop(t)); /* fired and received */
+    goc_timer_free(t);
+    ASSERT_EQ(goc_timer_new(1, NULL), -EINVAL);
+}
+
+TEST_G(timer, stop_prevents_firing_and_reset_arms_anew)
+{
+    goc_timer *t;
+    ASSERT_OK(goc_timer_new(50 * GOC_MILLISECOND, &t));
+    ASSERT(goc_timer_stop(t));
+    ASSERT(!goc_timer_stop(t)); /* stopped already */
+    goc_sleep(80 * GOC_MILLISECOND, NULL);
+    int64_t at;
+    ASSERT_EQ(goc_chan_try_recv(goc_timer_chan(t), &at), -EAGAIN);
+    int64_t t0 = goc_now();
+    ASSERT(!goc_timer_reset(t, 10 * GOC_MILLISECOND)); /* was not active */
+    ASSERT_EQ(goc_chan_recv(goc_timer_chan(t), &at, NULL), 1);
+    ASSERT_GE(at - t0, 10 * GOC_MILLISECOND);
+    /* Reset while armed: the old time never comes. */
+    ASSERT(!goc_timer_reset(t, 5 * GOC_MILLISECOND));
+    t0 = goc_now();
+    ASSERT(goc_timer_reset(t, 30 * GOC_MILLISECOND));
+    ASSERT_EQ(goc_chan_recv(goc_timer_chan(t), &at, NULL), 1);
+    ASSERT_GE(at - t0, 30 * GOC_MILLISECOND);
+    goc_timer_free(t);
+    goc_timer_free(NULL);
+    ASSERT(!goc_timer_stop(NULL));
+}
+
+/* Go 1.23: a time sent but not received is taken back by stop or reset,
+ * and stop then says the firing was prevented. */
+TEST_G(timer, stop_takes_back_a_time_not_received)
+{
+    goc_timer *t;
+    ASSERT_OK(goc_timer_new(GOC_MILLISECOND, &t));
+    goc_sleep(20 * GOC_MILLISECOND, NULL); /* fired: the time waits */
+    ASSERT_EQ(goc_chan_len(goc_timer_chan(t)), 1);
+    ASSERT(goc_timer_stop(t));
+    int64_t at;
+    ASSERT_EQ(goc_chan_try_recv(goc_timer_chan(t), &at), -EAGAIN);
+    ASSERT(!goc_timer_reset(t, GOC_MILLISECOND));
+    goc_sleep(20 * GOC_MILLISECOND, NULL);
+    ASSERT(goc_timer_reset(t, GOC_SECOND)); /* took the unreceived time */
+    ASSERT_EQ(goc_chan_try_recv(goc_timer_chan(t), &at), -EAGAIN);
+    goc_timer_free(t);
+}
+
+/* Stop or reset racing the firing, on any P: after the call returns the
+ * channel holds nothing of the old schedule, and gets nothing of it. */
+TEST_G(timer, stop_and_reset_racing_the_firing_leave_nothing_stale)
+{
+    int64_t n = test_scale(2000);
+    goc_timer *t;
+    ASSERT_OK(goc_timer_new(GOC_SECOND, &t));
+    goc_chan *c = goc_timer_chan(t);
+    int64_t at, prevented = 0;
+    for (int64_t i = 0; i < n; i++) {
+        goc_timer_reset(t, (i * 37) % 200 * GOC_MICROSECOND);
+        if (i % 3 == 0)
+            goc_sleep((i * 53) % 150 * GOC_MICROSECOND, NULL);
+        if (i % 2)
+            prevented += goc_timer_stop(t);
+        else
+            prevented += goc_timer_reset(t, GOC_SECOND * 10);
+        ASSERT_EQ(goc_chan_try_recv(c, &at), -EAGAIN);
+    }
+    goc_sleep(2 * GOC_MILLISECOND, NULL);
+    ASSERT_EQ(goc_chan_try_recv(c, &at), -EAGAIN);
+    printf("# %lld of %lld firings prevented\n", (long long)prevented,
+           (long long)n);
+    goc_timer_free(t);
+}
+
+struct after_run {
+    _Atomic int runs;
+    _Atomic int64_t goid;
+};
+
+static void note_run(void *arg)
+{
+    struct after_run *r = arg;
+    atomic_store(&r->goid, goc_id());
+    atomic_fetch_add(&r->runs, 1);
+}
+
+TEST_G(timer, after_func_runs_once_in_a_goroutine_of_its_own)
+{
+    static struct after_run r;
+    goc_timer *t;
+    int64_t t0 = goc_now();
+    ASSERT_OK(goc_timer_after_func(10 * GOC_MILLISECOND, note_run, &r, &t));
+    ASSERT(goc_timer_chan(t) == NULL);
+    while (atomic_load(&r.runs) == 0)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    ASSERT_GE(goc_now() - t0, 10 * GOC_MILLISECOND);
+    ASSERT_NE(atomic_load(&r.goid), goc_id());
+    ASSERT_NE(atomic_load(&r.goid), 0);
+    ASSERT(!goc_timer_stop(t)); /* it ran */
+    goc_sleep(20 * GOC_MILLISECOND, NULL);
+    ASSERT_EQ(atomic_load(&r.runs), 1);
+    /* Stopped in time: never runs. */
+    ASSERT(!goc_timer_reset(t, 20 * GOC_MILLISECOND));
+    ASSERT(goc_timer_stop(t));
+    goc_sleep(40 * GOC_MILLISECOND, NULL);
+    ASSERT_EQ(atomic_load(&r.runs), 1);
+    goc_timer_free(t);
+    ASSERT_EQ(goc_timer_after_func(1, NULL, NULL, &t), -EINVAL);
+}
+
+static int after_func_without_memory(void *arg)
+{
+    (void)arg;
+    static struct after_run r;
+    goc_timer *t;
+    ASSERT_OK(goc_timer_after_func(GOC_MILLISECOND, note_run, &r, &t));
+    goc__fault_after(0); /* every allocation fails: no goroutine */
+    goc_sleep(30 * GOC_MILLISECOND, NULL);
+    int runs_without = atomic_load(&r.runs);
+    goc__fault_after(-1);
+    while (atomic_load(&r.runs) == 0)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    ASSERT_EQ(runs_without, 0);
+    goc_sleep(10 * GOC_MILLISECOND, NULL);
+    ASSERT_EQ(atomic_load(&r.runs), 1);
+    goc_timer_free(t);
+    return 0;
+}
+
+/* The goroutine of an after-func that could not be made is not dropped:
+ * it starts once memory is there again, once. */
+TEST(timer, after_func_that_cannot_spawn_starts_later)
+{
+    test_run_with_spawns_that_allocate(after_func_without_memory);
+}
+
+TEST_G(timer, ticker_keeps_its_period_and_drops_for_a_slow_receiver)
+{
+    const int64_t period = 5 * GOC_MILLISECOND;
+    int64_t t0 = goc_now(), at, prev = 0;
+    goc_ticker *tk;
+    ASSERT_OK(goc_ticker_new(period, &tk));
+    for (int k = 1; k <= 5; k++) {
+        ASSERT_EQ(goc_chan_recv(goc_ticker_chan(tk), &at, NULL), 1);
+        ASSERT_GE(at - t0, k * period); /* never early, phase kept */
+        ASSERT_GT(at, prev);
+        prev = at;
+    }
+    /* A slow receiver: ticks are dropped, one is kept, none queue up. */
+    goc_sleep(12 * period, NULL);
+    ASSERT_EQ(goc_chan_len(goc_ticker_chan(tk)), 1);
+    ASSERT_GE(goc_ticker_dropped(tk), 5);
+    goc_ticker_stop(tk);
+    ASSERT_EQ(goc_chan_try_recv(goc_ticker_chan(tk), &at), -EAGAIN);
+    goc_sleep(4 * period, NULL);
+    ASSERT_EQ(goc_chan_try_recv(goc_ticker_chan(tk), &at), -EAGAIN);
+    /* Reset: ticks again, at the new period. */
+    t0 = goc_now();
+    ASSERT_OK(goc_ticker_reset(tk, 2 * period));
+    ASSERT_EQ(goc_chan_recv(goc_ticker_chan(tk), &at, NULL), 1);
+    ASSERT_GE(at - t0, 2 * period);
+    ASSERT_EQ(goc_ticker_reset(tk, 0), -EINVAL);
+    ASSERT_EQ(goc_ticker_reset(NULL, period), -EINVAL);
+    goc_ticker_free(tk);
+    ASSERT_EQ(goc_ticker_new(0, &tk), -EINVAL);
+    ASSERT_EQ(goc_ticker_new(-1, &tk), -EINVAL);
+    ASSERT_EQ(goc_ticker_new(period, NULL), -EINVAL);
+}
+
+struct monitor_loop {
+    goc_ctx *ctx;
+    _Atomic int samples;
+    goc_wg wg;
+};
+
+/* The seed's MemoryMonitor loop: a ticker and a stop signal in one
+ * select. */
+static void sample_until_cancelled(void *arg)
+{
+    struct monitor_loop *m = arg;
+    goc_ticker *tk;
+    ASSERT_OK(goc_ticker_new(2 * GOC_MILLISECOND, &tk));
+    for (;;) {
+        int64_t at;
+        struct goc_select_case cs[2] = {
+            { goc_ticker_chan(tk), GOC_SELECT_RECV, &at, 0 },
+            { goc_ctx_done(m->ctx), GOC_SELECT_RECV, NULL, 0 },
+        };
+        int k = goc_select(cs, 2, 0, NULL);
+        ASSERT_GE(k, 0);
+        if (k == 1)
+            break;
+        atomic_fetch_add(&m->samples, 1);
+    }
+    goc_ticker_free(tk);
+    goc_wg_done(&m->wg);
+}
+
+TEST_G(timer, ticker_in_a_select_with_a_stop_signal)
+{
+    static struct monitor_loop m = { .wg = GOC_WG_INIT };
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &m.ctx));
+    goc_wg_add(&m.wg, 1);
+    ASSERT_OK(goc_go(sample_until_cancelled, &m));
+    int64_t end = goc_now() + 5 * GOC_SECOND;
+    while (atomic_load(&m.samples) < 3 && goc_now() < end)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    goc_ctx_cancel(m.ctx);
+    goc_wg_wait(&m.wg, NULL); /* the stop signal ends the loop */
+    ASSERT_GE(atomic_load(&m.samples), 3);
+    goc_ctx_release(m.ctx);
+}
+
+static void *timers_from_a_thread(void *arg)
+{
+    (void)arg;
+    goc_timer *t;
+    ASSERT_OK(goc_timer_new(5 * GOC_MILLISECOND, &t));
+    int64_t at;
+    ASSERT_EQ(goc_chan_recv(goc_timer_chan(t), &at, NULL), 1);
+    ASSERT(goc_timer_reset(t, GOC_SECOND) == false);
+    ASSERT(goc_timer_stop(t));
+    goc_timer_free(t);
+    goc_ticker *tk;
+    ASSERT_OK(goc_ticker_new(2 * GOC_MILLISECOND, &tk));
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(goc_chan_recv(goc_ticker_chan(tk), &at, NULL), 1);
+    goc_ticker_free(tk);
+    return NULL;
+}
+
+TEST(timer, timers_and_tickers_from_a_plain_thread)
+{
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, timers_from_a_thread, NULL));
+    ASSERT_OK(pthread_join(th, NULL));
+}

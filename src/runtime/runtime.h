@@ -61,7 +61,7 @@ struct goc__timer {
     void *arg;
     struct goc__wheel *_Atomic wheel; /* holding wheel; NULL when disarmed */
     uint32_t idx;                     /* in its slot's array, or SPILLED */
-    _Atomic uint32_t firing;          /* fn is running (goc__timer_stop_sync) */
+    _Atomic uint32_t firing;          /* runs of fn under way (stop_sync) */
     uint8_t level, slot;              /* which slot holds it */
     /* Never stop-synced, so never marked firing: the wheel leaves it
      * alone once fn runs (fn may free it, as a sleeper's exit does). */
@@ -122,7 +122,8 @@ void goc__timer_start(struct goc__timer *t,
                       void *arg);
 /* Disarm; true if it was armed (fn will not run), false if it had fired. */
 bool goc__timer_stop(struct goc__timer *t);
-/* goc__timer_stop, and if it had fired, wait until fn has returned. */
+/* goc__timer_stop, then wait until no run of fn is under way (one may be
+ * even with t armed, if fn re-arms t: stop those re-arms first). */
 bool goc__timer_stop_sync(struct goc__timer *t);
 /* Run up to max of the wheel's timers due at now; returns how many. */
 int goc__wheel_run(struct goc__wheel *w, int64_t now, int max);

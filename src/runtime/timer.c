@@ -314,12 +314,12 @@ bool goc__timer_stop(struct goc__timer *t)
 
 bool goc__timer_stop_sync(struct goc__timer *t)
 {
-    if (goc__timer_stop(t))
-        return true;
-    /* It fired: its callback may still run on another thread. */
+    bool armed = goc__timer_stop(t);
+    /* Runs of fn may still be under way on other threads: even with t
+     * armed, if fn re-armed it. */
     while (atomic_load_explicit(&t->firing, memory_order_acquire))
         goc_yield();
-    return false;
+    return armed;
 }
 
 struct fired {
@@ -353,8 +353,10 @@ static bool expire_one(struct expiry *e, struct goc__timer *t)
         /* The callback runs after the lock is dropped and mostly works on
          * its argument (a goroutine to make ready): fetch it meanwhile. */
         __builtin_prefetch(f->arg, 1, 3);
+        /* A count: fn may re-arm t, which may fire again on another
+         * thread before this run of fn is over. */
         if (f->t)
-            atomic_store_explicit(&t->firing, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&t->firing, 1, memory_order_relaxed);
         count_add(e->w, -1);
         /* Only a spilled timer's links mean anything; leave the cache
          * line that holds them alone otherwise. */
@@ -495,8 +497,8 @@ int goc__wheel_run(struct goc__wheel *w, int64_t now, int max)
             batch[i].fn(batch[i].arg);
             /* Release pairs with goc__timer_stop_sync's acquire. */
             if (batch[i].t)
-                atomic_store_explicit(&batch[i].t->firing, 0,
-                                      memory_order_release);
+                atomic_fetch_sub_explicit(&batch[i].t->firing, 1,
+                                          memory_order_release);
         }
         total += n;
         if (n < want)
