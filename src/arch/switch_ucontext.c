@@ -11,9 +11,13 @@
 #if (!defined(__x86_64__) && !defined(__aarch64__)) || \
     defined(GOC_PORTABLE_SWITCH)
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <ucontext.h>
+
+/* The signal mask goroutines run with (runtime/fault.c). */
+void goc__sigmask_m_get(sigset_t *set);
 
 void goc__ctx_switch(void **from_sp, void *to_sp)
 {
@@ -58,6 +62,10 @@ void *goc__ctx_make(void *stack_lo,
     uintptr_t e = (uintptr_t)entry, a = (uintptr_t)arg;
     if (getcontext(uc) != 0)
         abort();
+    /* swapcontext installs the mask a context saved: a new one must carry
+     * the runtime's, not that of the thread making it (a thread of the
+     * program's, which may block what goroutines must not). */
+    goc__sigmask_m_get(&uc->uc_sigmask);
     /* The usable stack lies below the ucontext itself. */
     uc->uc_stack.ss_sp = stack_lo;
     uc->uc_stack.ss_size = (size_t)((char *)uc - (char *)stack_lo);

@@ -276,6 +276,11 @@ void goc__sigmask_m(void)
     pthread_sigmask(SIG_SETMASK, &m_mask, NULL);
 }
 
+void goc__sigmask_m_get(sigset_t *set)
+{
+    *set = m_mask;
+}
+
 int goc__fault_init(void)
 {
     pthread_sigmask(SIG_BLOCK, NULL, &m_mask);

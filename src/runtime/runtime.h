@@ -811,6 +811,8 @@ int goc__fault_thread_init(struct goc__m *m);
  * blocks the signals of faults, nor SIGPROF unless @profiled is false.
  */
 void goc__sigmask_m(void);
+/* That mask, for a context made for the portable switch. */
+void goc__sigmask_m_get(sigset_t *set);
 void goc__sigmask_service(sigset_t *set, bool profiled);
 /*
  * Reports held back while a lock or a pthread_once of the runtime's start
