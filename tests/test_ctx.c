@@ -546,3 +546,54 @@ TEST(ctx, after_stop_waiting_out_a_spawn_that_fails_still_stops_it)
 {
     test_run_with_spawns_that_allocate(stop_while_the_spawn_fails);
 }
+
+/* ---- a child's last release racing its parent's cancel ----------------- */
+
+#define RACE_GRANDCHILDREN 128
+
+struct release_race {
+    goc_ctx *parent, *child;
+    goc_ctx_local grandchildren[RACE_GRANDCHILDREN];
+    _Atomic int go, ready;
+};
+
+static void *release_the_child(void *arg)
+{
+    struct release_race *r = arg;
+    atomic_fetch_add(&r->ready, 1);
+    while (!atomic_load(&r->go))
+        ;
+    goc_ctx_release(r->child); /* the last reference */
+    return NULL;
+}
+
+/* A parent's cancel marked a child unlinked before it was done with it,
+ * so the child's last release, running meanwhile, no longer waited for
+ * the parent's lock and freed the child under the cancel's walk (ASan:
+ * heap-use-after-free). The grandchildren keep the walk inside the child
+ * for a while. */
+TEST(ctx, child_released_while_its_parent_cancels_is_freed_after_the_walk)
+{
+    static struct release_race r;
+    int64_t n = test_scale(3000);
+    for (int64_t i = 0; i < n; i++) {
+        memset(&r, 0, sizeof(r));
+        ASSERT_OK(goc_ctx_with_cancel(NULL, &r.parent));
+        ASSERT_OK(goc_ctx_with_cancel(r.parent, &r.child));
+        for (int k = 0; k < RACE_GRANDCHILDREN; k++)
+            ASSERT(goc_ctx_done(goc_ctx_init_cancel(&r.grandchildren[k],
+                                                    r.child)) != NULL);
+        pthread_t th;
+        ASSERT_OK(pthread_create(&th, NULL, release_the_child, &r));
+        while (!atomic_load(&r.ready))
+            ;
+        atomic_store(&r.go, 1);
+        for (volatile int k = 0; k < (int)(i % 64) * 50; k++)
+            ;
+        goc_ctx_cancel(r.parent);
+        ASSERT_OK(pthread_join(th, NULL));
+        for (int k = 0; k < RACE_GRANDCHILDREN; k++)
+            goc_ctx_destroy((goc_ctx *)&r.grandchildren[k]);
+        goc_ctx_release(r.parent);
+    }
+}

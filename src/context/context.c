@@ -240,8 +240,6 @@ static void cancel_children_locked(struct goc_ctx *top,
         if (l) {
             struct goc_ctx *child = goc__container_of(l, struct goc_ctx, sib);
             prefetch_next_children(cur->children);
-            atomic_store_explicit(&child->in_parent, false,
-                                  memory_order_release);
             goc__lock_acquire(&child->lock);
             if (atomic_load(&child->err) == 0)
                 fire_locked(child, err, cause, afters);
@@ -252,6 +250,10 @@ static void cancel_children_locked(struct goc_ctx *top,
             return;
         struct goc_ctx *up = cur->cancel_parent;
         goc__lock_release(&cur->lock);
+        /* The walk's last touch of cur. Until it, a release of cur that
+         * runs meanwhile finds it linked and waits for up's lock, which
+         * the walk holds: cur is not freed under the walk. */
+        atomic_store_explicit(&cur->in_parent, false, memory_order_release);
         cur = up;
     }
 }
