@@ -1069,3 +1069,59 @@ TEST_G(net, unix_connect_waits_for_room_in_a_full_queue)
         close(u.queued[i]);
     close(u.fd);
 }
+
+struct pausing_connect {
+    goc_fd *f;
+    struct unix_listener *u;
+    _Atomic int rc;
+    _Atomic int64_t returned_at;
+    goc_wg wg;
+};
+
+static void connect_into_a_full_queue(void *arg)
+{
+    struct pausing_connect *c = arg;
+    int rc =
+        goc_fd_connect(c->f, (struct sockaddr *)&c->u->sa, c->u->len, NULL);
+    atomic_store(&c->returned_at, goc_now());
+    atomic_store(&c->rc, rc);
+    goc_wg_done(&c->wg);
+}
+
+/* A connect pausing for room in a full UNIX queue held no reference on
+ * its handle between tries: a close meanwhile freed the handle, and the
+ * next try used it (ASan: heap-use-after-free; without ASan, connect on
+ * whatever descriptor had taken the handle's place). */
+TEST_G(net, close_during_a_connects_pause_returns_eclosed)
+{
+    static struct unix_listener u;
+    full_unix_listener(&u);
+    static struct pausing_connect c = { .wg = GOC_WG_INIT };
+    ASSERT_OK(
+        goc_fd_open(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), &c.f));
+    c.u = &u;
+    atomic_store(&c.rc, 1);
+    goc_wg_add(&c.wg, 1);
+    ASSERT_OK(goc_go(connect_into_a_full_queue, &c));
+    goc_sleep(100 * GOC_MILLISECOND, NULL); /* pausing at its longest */
+    int64_t t0 = goc_now();
+    ASSERT_OK(goc_fd_close(c.f));
+    goc_fd *others[16]; /* take the freed handle's memory, if it was */
+    for (int i = 0; i < 16; i++) {
+        goc_fd *r, *w;
+        pipe_pair(&r, &w);
+        goc_fd_close(w);
+        others[i] = r;
+    }
+    goc_wg_wait(&c.wg, NULL);
+    printf("# connect returned %d, %lld us after the close\n",
+           atomic_load(&c.rc),
+           (long long)((atomic_load(&c.returned_at) - t0) / 1000));
+    ASSERT_EQ(atomic_load(&c.rc), GOC_ECLOSED);
+    ASSERT_LT(atomic_load(&c.returned_at) - t0, 100 * GOC_MILLISECOND);
+    for (int i = 0; i < 16; i++)
+        goc_fd_close(others[i]);
+    for (int i = 0; i < u.nqueued; i++)
+        close(u.queued[i]);
+    close(u.fd);
+}

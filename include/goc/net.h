@@ -172,7 +172,7 @@ GOC_API int goc_fd_accept(goc_fd *l,
  *
  * A UNIX stream socket whose listener's queue is full waits for room, as
  * a blocking connect does: no event says when, so it tries again after
- * pauses growing from 1 to 64 ms.
+ * pauses growing from 1 to 8 ms.
  *
  * Return: 0, or a negative error: -ECANCELED/-ETIMEDOUT (the socket is
  * then in an unspecified state: close it), GOC_ECLOSED, or the

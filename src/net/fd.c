@@ -511,7 +511,9 @@ static ssize_t op_connect_check(int fd, void *arg, bool *drained)
     return errno == ENOTCONN ? -EAGAIN : -errno;
 }
 
-#define CONNECT_PAUSE_MAX (64 * GOC_MILLISECOND)
+/* The longest pause of a connect waiting for room in a UNIX listener's
+ * queue: also how long it may take to notice a close meanwhile. */
+#define CONNECT_PAUSE_MAX (8 * GOC_MILLISECOND)
 
 static bool is_unix_socket(int fd)
 {
@@ -532,28 +534,35 @@ int goc_fd_connect(goc_fd *f,
     int err = c ? goc_ctx_err(c) : 0;
     if (err)
         return err;
+    /* Held to the end, through the pauses: a close meanwhile finds the
+     * handle in use and leaves it to us. */
+    if ((err = goc__fd_acquire(f)) != 0)
+        return err;
     for (int64_t pause = GOC_MILLISECOND;;
          pause = pause < CONNECT_PAUSE_MAX ? 2 * pause : pause) {
         /* Closed by another holder: no SYN goes out on it. */
-        if ((err = goc__fd_acquire(f)) != 0)
-            return err;
+        if (atomic_load_explicit(&f->closed, memory_order_acquire)) {
+            err = GOC_ECLOSED;
+            break;
+        }
         int r;
         do
             r = connect(f->fd, addr, addrlen);
         while (r < 0 && errno == EINTR);
         err = r == 0 ? 0 : -errno;
-        bool full_queue = err == -EAGAIN && is_unix_socket(f->fd);
-        goc__fd_release(f);
-        if (err == -EINPROGRESS)
-            return (int)goc__fd_io(f, GOC__PD_WRITE, op_connect_check, NULL,
-                                   ctx);
-        if (!full_queue)
-            return err;
+        if (err == -EINPROGRESS) {
+            err =
+                (int)goc__fd_io(f, GOC__PD_WRITE, op_connect_check, NULL, ctx);
+            break;
+        }
         /* A UNIX listener's queue is full: a blocking connect would wait
          * for room, but no event tells when there is some. */
-        if ((err = goc_sleep(pause, ctx)) != 0)
-            return err;
+        if (err != -EAGAIN || !is_unix_socket(f->fd) ||
+            (err = goc_sleep(pause, ctx)) != 0)
+            break;
     }
+    goc__fd_release(f);
+    return err;
 }
 
 int goc_fd_shutdown(goc_fd *f, int how)
