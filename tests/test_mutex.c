@@ -160,7 +160,7 @@ static void spin_until(_Atomic int *word, int want)
 {
     for (int k = 1; atomic_load_explicit(word, memory_order_acquire) != want;
          k++)
-        if (k % 100000 == 0)
+        if (k % 1000 == 0)
             sched_yield();
 }
 
