@@ -1276,15 +1276,20 @@ static void nothing(void *arg)
     (void)arg;
 }
 
-/* Arm a hog report on this P as sysmon does, judged at @runs_before
- * switches back, then switch once. */
-static void switch_with_report_armed(uint64_t runs_before)
+/* Arm a hog report on this P as sysmon does, judged @runs_before
+ * switches back. */
+static void arm_hog_report(uint64_t runs_before)
 {
     struct goc__p *p = goc__m_current()->p;
     atomic_store(&p->hog_nrun, atomic_load(&p->nrun) - runs_before);
     atomic_store(&p->hog_waiting, 1);
     atomic_store(&p->hog_kind, GOC__HOG_COMPUTING);
     atomic_store(&p->hog_since, goc_now() - 20 * GOC_MILLISECOND);
+}
+
+/* Switch out to another goroutine. */
+static void yield_to_another(void)
+{
     ASSERT_OK(goc_go(nothing, NULL));
     goc_yield();
 }
@@ -1292,10 +1297,21 @@ static void switch_with_report_armed(uint64_t runs_before)
 static int late_report_main(void *arg)
 {
     (void)arg;
-    switch_with_report_armed(2); /* the hog switched out two ago */
+    arm_hog_report(2); /* the hog switched out two switches ago */
+    yield_to_another();
     ASSERT_EQ(atomic_load(&late_reports), 0);
-    switch_with_report_armed(0); /* still the hog */
+    arm_hog_report(1); /* one ago: we are the goroutine after it */
+    yield_to_another();
+    ASSERT_EQ(atomic_load(&late_reports), 0);
+    arm_hog_report(1); /* the same, leaving through the scheduler */
+    goc_sleep(GOC_MILLISECOND, NULL);
+    ASSERT_EQ(atomic_load(&late_reports), 0);
+    arm_hog_report(0); /* we are the hog */
+    yield_to_another();
     ASSERT_EQ(atomic_load(&late_reports), 1);
+    arm_hog_report(0); /* the same, leaving through the scheduler */
+    goc_sleep(GOC_MILLISECOND, NULL);
+    ASSERT_EQ(atomic_load(&late_reports), 2);
     return 0;
 }
 

@@ -797,7 +797,7 @@ enum { GOC__HOG_COMPUTING, GOC__HOG_IN_KERNEL };
  * Write the report of g, which kept m's P for too long, as it switches
  * out; true if there is one to log (m->hog_msg) after the switch.
  */
-bool goc__hog_report(struct goc__m *m, struct goc__g *g)
+bool goc__hog_report(struct goc__m *m, struct goc__g *g, bool counted)
     __attribute__((cold, noinline));
 /* Report through the log hook (printf-style). */
 void goc__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -143,7 +143,7 @@ __attribute__((noinline, cold)) static void switch_checked(struct goc__m *m,
     if (from->guard == GOC__GUARD_CANARY && !goc__stack_canary_ok(from))
         goc__stack_overflow(from, NULL);
     if (m->p && atomic_load_explicit(&m->p->hog_since, memory_order_relaxed) &&
-        goc__hog_report(m, from)) {
+        goc__hog_report(m, from, to != &m->g0)) {
         m->hog_commit = m->commit;
         m->hog_commit_arg = m->commit_arg;
         m->commit = commit_then_report;

@@ -87,17 +87,19 @@ void goc__sysmon_kick_handoff(void)
  * here is the one that ran, and the time reported is the whole stretch.
  * Only written here: the switch logs it once its commit has run.
  */
-bool goc__hog_report(struct goc__m *m, struct goc__g *g)
+bool goc__hog_report(struct goc__m *m, struct goc__g *g, bool counted)
 {
     struct goc__p *p = m->p;
     int64_t since = atomic_exchange(&p->hog_since, 0);
     /* sysmon judges a while before it arms the report: the hog may have
-     * switched out meanwhile, unseen. Its own switch counts one switch at
-     * most since (the one to the goroutine it hands the P to); a later
-     * goroutine's switch must not take the report as its own. */
-    uint64_t switches = atomic_load_explicit(&p->nrun, memory_order_relaxed) -
-                        atomic_load(&p->hog_nrun);
-    if (!since || g->id == 0 || switches > 1)
+     * switched out meanwhile, unseen, and a later goroutine's switch must
+     * not take the report as its own. g is the hog if the P's switch count
+     * stood where sysmon saw it when g was switched to, that is, before
+     * this switch counted itself (@counted: a switch to a goroutine, not
+     * to g0). */
+    uint64_t before = atomic_load_explicit(&p->nrun, memory_order_relaxed) -
+                      (counted ? 1 : 0);
+    if (!since || g->id == 0 || before != atomic_load(&p->hog_nrun))
         return false; /* already reported, too late, or g0 */
     /* Named as in backtraces: dladdr() knows no static function. */
     char entry[128];
