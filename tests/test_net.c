@@ -1125,3 +1125,42 @@ TEST_G(net, close_during_a_connects_pause_returns_eclosed)
         close(u.queued[i]);
     close(u.fd);
 }
+
+struct connect_call {
+    struct unix_listener *u;
+    goc_ctx *ctx;
+    int rc;
+};
+
+static void *connect_from_a_thread(void *arg)
+{
+    struct connect_call *cc = arg;
+    goc_fd *f;
+    ASSERT_OK(goc_fd_open(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), &f));
+    cc->rc =
+        goc_fd_connect(f, (struct sockaddr *)&cc->u->sa, cc->u->len, cc->ctx);
+    goc_fd_close(f);
+    return NULL;
+}
+
+/* The wait for room in a full UNIX queue, from a plain thread, ended by
+ * a cancel while it waits, and by a context already cancelled. */
+TEST_G(net, unix_connect_wait_cancel_and_plain_thread)
+{
+    static struct unix_listener u;
+    full_unix_listener(&u);
+    struct connect_call cc = { .u = &u };
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &cc.ctx));
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, connect_from_a_thread, &cc));
+    goc_sleep(30 * GOC_MILLISECOND, NULL);
+    goc_ctx_cancel(cc.ctx);
+    test_join(th, NULL);
+    ASSERT_EQ(cc.rc, -ECANCELED);
+    connect_from_a_thread(&cc); /* cancelled before entry */
+    ASSERT_EQ(cc.rc, -ECANCELED);
+    goc_ctx_release(cc.ctx);
+    for (int i = 0; i < u.nqueued; i++)
+        close(u.queued[i]);
+    close(u.fd);
+}
