@@ -342,3 +342,45 @@ TEST_G(server, listener_that_cannot_accept_is_reported_once)
     ASSERT_OK(goc_server_shutdown(srv, NULL));
     goc_server_free(srv);
 }
+
+/* A shutdown shut the listening socket down (shutdown(2)), which stops
+ * it listening for every holder: another descriptor of it (one passed
+ * on for a graceful restart, say) refused connections from then on. Go's
+ * Shutdown only closes its own. */
+TEST_G(server, shutdown_leaves_other_holders_of_the_listener_listening)
+{
+    goc_fd *l;
+    ASSERT_OK(goc_tcp_listen("127.0.0.1:0", &l));
+    int other = dup(goc_fd_num(l));
+    ASSERT_GE(other, 0);
+    static struct svc s;
+    goc_server *srv;
+    ASSERT_OK(goc_server_new(l, handle, &s, NULL, &srv));
+    ASSERT_OK(goc_server_start(srv));
+    char addr[GOC_ADDRSTRLEN];
+    ASSERT_GT(goc_server_addr(srv, addr, sizeof(addr)), 0);
+    ASSERT_OK(goc_server_shutdown(srv, NULL));
+    char again[GOC_ADDRSTRLEN]; /* still known once closed */
+    ASSERT_GT(goc_server_addr(srv, again, sizeof(again)), 0);
+    ASSERT_STR(again, addr);
+    goc_server_free(srv);
+    goc_fd *c, *o, *acc;
+    ASSERT_OK(goc_tcp_dial(addr, &c, NULL));
+    ASSERT_OK(goc_fd_open(other, &o));
+    goc_ctx_local lc;
+    goc_ctx *ctx = goc_ctx_init_timeout(&lc, NULL, GOC_SECOND);
+    ASSERT_OK(goc_fd_accept(o, &acc, NULL, NULL, ctx));
+    goc_ctx_destroy(ctx);
+    goc_fd_close(acc);
+    goc_fd_close(c);
+    goc_fd_close(o);
+    /* The only holder: its shutdown refuses new connections. */
+    goc_fd *l2;
+    ASSERT_OK(goc_tcp_listen("127.0.0.1:0", &l2));
+    ASSERT_OK(goc_server_new(l2, handle, &s, NULL, &srv));
+    ASSERT_OK(goc_server_start(srv));
+    ASSERT_GT(goc_server_addr(srv, addr, sizeof(addr)), 0);
+    ASSERT_OK(goc_server_shutdown(srv, NULL));
+    ASSERT_EQ(goc_tcp_dial(addr, &c, NULL), -ECONNREFUSED);
+    goc_server_free(srv);
+}

@@ -6,6 +6,11 @@
  * active ones are waited for. The server is shared by its owner, its
  * accept loop and its connections (a reference each), so goc_server_free()
  * never pulls it from under a running handler.
+ *
+ * The listener is closed, not shut down: shutdown(2) would stop the
+ * socket itself listening, for every other holder of it too (a
+ * descriptor passed on for a graceful restart, systemd's), where Go's
+ * Shutdown only closes its own.
  */
 #include "net.h"
 #include "goc/server.h"
@@ -29,6 +34,11 @@ struct goc_conn {
 struct goc_server {
     goc__lock lock;
     goc_fd *listener;
+    bool listener_closed; /* the server's reference dropped, under lock */
+    /* The listener's address, kept: goc_server_addr() answers after the
+     * close too. addr_err: getsockname's error. */
+    struct sockaddr_storage addr;
+    int addr_err;
     goc_conn_fn fn;
     void *arg;
     struct goc_server_opts opts;
@@ -46,7 +56,8 @@ static void server_release(goc_server *s)
 {
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
-    goc_fd_close(s->listener);
+    if (!s->listener_closed)
+        goc_fd_close(s->listener);
     goc_ctx_release(s->accept_ctx);
     goc_ctx_release(s->ctx);
     goc__free(s);
@@ -78,6 +89,11 @@ int goc_server_new(goc_fd *listener,
         return -ENOMEM;
     }
     s->listener = listener;
+    socklen_t len = sizeof(s->addr);
+    s->addr_err = getsockname(goc_fd_num(listener), (struct sockaddr *)&s->addr,
+                              &len) == 0
+                      ? 0
+                      : -errno;
     s->fn = fn;
     s->arg = arg;
     s->opts = o;
@@ -242,6 +258,7 @@ static void accept_loop(void *arg)
         if (goc_sleep(backoff, s->accept_ctx) != 0)
             break;
     }
+    goc_fd_release(s->listener); /* the loop's reference */
     goc_wg_done(&s->running);
     server_release(s);
 }
@@ -258,8 +275,11 @@ int goc_server_start(goc_server *s)
         return err;
     atomic_fetch_add(&s->refs, 1);
     goc_wg_add(&s->running, 1);
+    /* The loop's own reference: a stop closes the server's meanwhile. */
+    goc_fd_retain(s->listener);
     struct goc_go_opts go = { .name = "goc-accept" };
     if ((err = goc_go_ex(accept_loop, s, &go)) != 0) {
+        goc_fd_release(s->listener);
         goc_wg_done(&s->running);
         atomic_fetch_sub(&s->refs, 1);
         goc__lock_acquire(&s->lock);
@@ -276,6 +296,8 @@ static void stop(goc_server *s, bool force)
 {
     goc__lock_acquire(&s->lock);
     s->shutting_down = true;
+    bool close_listener = !s->listener_closed;
+    s->listener_closed = true;
     for (struct goc__dlink *l = s->conns; l; l = l->next) {
         goc_conn *c = goc__container_of(l, goc_conn, link);
         if (force || (c->idle && !c->shut_idle)) {
@@ -288,11 +310,10 @@ static void stop(goc_server *s, bool force)
     }
     goc__lock_release(&s->lock);
     goc_ctx_cancel(s->accept_ctx);
-    goc__fd_interrupt(s->listener);
-    /* Stop listening now, so new connections are refused rather than
-     * left in the backlog: on Linux this closes the listening socket's
-     * queue, as closing it would, while the descriptor stays ours. */
-    shutdown(s->listener->fd, SHUT_RD);
+    /* The accept loop's call returns GOC_ECLOSED, and its reference, the
+     * last, closes the descriptor as it ends. */
+    if (close_listener)
+        goc_fd_close(s->listener);
     if (force)
         goc_ctx_cancel(s->ctx);
 }
@@ -334,7 +355,10 @@ void goc_server_free(goc_server *s)
 
 int goc_server_addr(goc_server *s, char *buf, size_t n)
 {
-    return s ? goc_fd_local_addr(s->listener, buf, n) : -EINVAL;
+    if (!s)
+        return -EINVAL;
+    return s->addr_err ? s->addr_err
+                       : goc_addr_format((struct sockaddr *)&s->addr, buf, n);
 }
 
 void goc_server_get_stats(goc_server *s, struct goc_server_stats *st)
