@@ -510,3 +510,33 @@ TEST_G(shutdown, concurrent_signal_watches_one_wins)
     }
     test_no_leaks();
 }
+
+/* A component that honours its context and returns as its phase's
+ * deadline passes raced the phase's end: recorded FAILED (-ETIMEDOUT) if
+ * it took the lock first, OVERRAN then LATE otherwise, and the result
+ * changed with it (-ETIMEDOUT hid a later phase's real -EIO). It is an
+ * overrun now, either way: OVERRAN, or LATE once it has returned. */
+TEST_G(shutdown, a_stop_ending_at_its_deadline_is_always_an_overrun)
+{
+    int n = (int)test_scale(40);
+    if (n < 5)
+        n = 5;
+    for (int i = 0; i < n; i++) {
+        struct goc_shutdown_opts o = { .phase_timeout = 2 * GOC_MILLISECOND };
+        goc_shutdown *m;
+        ASSERT_OK(goc_shutdown_new(&o, &m));
+        static struct comp slow, bad;
+        slow = (struct comp)COMP("slow", 10 * GOC_SECOND, true, 0);
+        bad = (struct comp)COMP("bad", 0, false, -EIO);
+        ASSERT_OK(goc_shutdown_add(m, "slow", stop_comp, &slow, 100));
+        ASSERT_OK(goc_shutdown_add(m, "bad", stop_comp, &bad, 0));
+        ASSERT_EQ(goc_shutdown_run(m, NULL), -EIO);
+        struct goc_component_report rep[2];
+        ASSERT_EQ(goc_shutdown_report(m, rep, 2), 2);
+        ASSERT_STR(rep[0].name, "slow");
+        ASSERT(rep[0].state == GOC_COMPONENT_OVERRAN ||
+               rep[0].state == GOC_COMPONENT_LATE);
+        ASSERT_EQ(rep[1].state, GOC_COMPONENT_FAILED);
+        goc_shutdown_free(m);
+    }
+}

@@ -190,6 +190,12 @@ static void stop_main(void *arg)
     if (c->state == GOC_COMPONENT_OVERRAN) {
         c->state = GOC_COMPONENT_LATE;
         m->unfinished--;
+    } else if (goc_ctx_err(j->ctx)) {
+        /* It returned once its budget was over: late, whether or not
+         * the phase's end has marked it overrun yet (both wake at the
+         * deadline, in either order). */
+        c->state = GOC_COMPONENT_LATE;
+        c->duration = goc_now() - c->start;
     } else {
         c->state = err ? GOC_COMPONENT_FAILED : GOC_COMPONENT_STOPPED;
         c->duration = goc_now() - c->start;
