@@ -23,6 +23,7 @@ struct flight {
     goc_future *f;   /* the table's reference */
     int64_t dups;    /* callers that joined, under mu */
     int64_t gave_up; /* goc_sf_do joiners gone before the outcome, under mu */
+    bool counted;    /* its leader is a goc_sf_do() call, which reads them */
 };
 
 struct goc_sf {
@@ -135,20 +136,24 @@ static goc_panic_info *run_flight(goc_sf *g,
 
 /*
  * A joiner's wait for the flight's outcome in f; 0, or @ctx's error if
- * it gave up first. The giving up is counted under mu while the outcome
- * is still to come, so the leader, which reads the count once the
- * outcome is there, sees every caller that did not get it (and fl is
- * alive then: the leader frees it after that read). An outcome that
- * arrived meanwhile is taken, as goc_future_get() would.
+ * it gave up first. For a goc_sf_do() leader (@counted, read at the
+ * join), the giving up is counted under mu while the outcome is still to
+ * come, so the leader, which reads the count under mu once the outcome is
+ * there, sees every caller that did not get it, and fl is alive then:
+ * the leader frees it after that read. A goc_sf_do_async() leader reads
+ * no count, and frees fl as soon as the outcome is out: fl is not touched
+ * for it. An outcome that arrived meanwhile is taken, as
+ * goc_future_get() would.
  */
-static int join_wait(goc_sf *g, struct flight *fl, goc_future *f, goc_ctx *ctx)
+static int join_wait(
+    goc_sf *g, struct flight *fl, bool counted, goc_future *f, goc_ctx *ctx)
 {
     int st, rc = goc_future_get(f, &st, NULL, ctx);
     if (rc == 0)
         return 0;
     goc_mutex_lock(&g->mu, NULL);
     bool done = goc_future_is_done(f);
-    if (!done)
+    if (!done && counted)
         fl->gave_up++;
     goc_mutex_unlock(&g->mu);
     return done ? 0 : rc;
@@ -169,6 +174,12 @@ int goc_sf_do(goc_sf *g,
     goc_mutex_lock(&g->mu, NULL);
     struct flight *fl = find_or_add_locked(g, key, free_value, &leader);
     goc_future *f = fl ? goc_future_retain(fl->f) : NULL;
+    bool counted = false;
+    if (fl) {
+        if (leader)
+            fl->counted = true;
+        counted = fl->counted;
+    }
     goc_mutex_unlock(&g->mu);
     if (!fl)
         return -ENOMEM;
@@ -176,7 +187,7 @@ int goc_sf_do(goc_sf *g,
     if (leader) {
         rethrow = run_flight(g, fl, fn, arg, free_value, ctx);
     } else {
-        int rc = join_wait(g, fl, f, ctx);
+        int rc = join_wait(g, fl, counted, f, ctx);
         if (rc) {
             goc_future_release(f);
             return rc;
@@ -217,10 +228,6 @@ static void async_main(void *p)
     struct async_flight *a = p;
     goc_panic_info *rethrow =
         run_flight(a->g, a->fl, a->fn, a->arg, a->free_value, a->ctx);
-    /* A joiner giving up (join_wait) counts itself in the flight under
-     * mu if it found no outcome: let such a count end before the free. */
-    goc_mutex_lock(&a->g->mu, NULL);
-    goc_mutex_unlock(&a->g->mu);
     flight_free(a->fl);
     goc__free(a);
     if (rethrow)
