@@ -384,3 +384,46 @@ TEST_G(server, shutdown_leaves_other_holders_of_the_listener_listening)
     ASSERT_EQ(goc_tcp_dial(addr, &c, NULL), -ECONNREFUSED);
     goc_server_free(srv);
 }
+
+struct starter {
+    goc_server *srv;
+    goc_wg wg;
+};
+
+static void start_server(void *arg)
+{
+    struct starter *st = arg;
+    int err = goc_server_start(st->srv);
+    ASSERT(err == 0 || err == GOC_ECLOSED);
+    goc_wg_done(&st->wg);
+}
+
+/* A start racing a shutdown: the accept loop's reference on the listener
+ * is taken before a shutdown can close the server's, or not at all (the
+ * shutdown came first: GOC_ECLOSED). Nothing is used after its free
+ * (ASan), and the listener ends closed. */
+TEST_G(server, start_racing_a_shutdown)
+{
+    static struct svc s;
+    int64_t n = test_scale(300);
+    for (int64_t i = 0; i < n; i++) {
+        goc_fd *l;
+        ASSERT_OK(goc_tcp_listen("127.0.0.1:0", &l));
+        goc_server *srv;
+        ASSERT_OK(goc_server_new(l, handle, &s, NULL, &srv));
+        char addr[GOC_ADDRSTRLEN];
+        ASSERT_GT(goc_server_addr(srv, addr, sizeof(addr)), 0);
+        static struct starter st = { .wg = GOC_WG_INIT };
+        st.srv = srv;
+        goc_wg_add(&st.wg, 1);
+        ASSERT_OK(goc_go(start_server, &st));
+        if (i % 2)
+            goc_yield();
+        ASSERT_OK(goc_server_shutdown(srv, NULL));
+        goc_wg_wait(&st.wg, NULL); /* free must be the last call */
+        ASSERT_OK(goc_server_shutdown(srv, NULL)); /* a start after it */
+        goc_fd *c;
+        ASSERT_EQ(goc_tcp_dial(addr, &c, NULL), -ECONNREFUSED);
+        goc_server_free(srv);
+    }
+}

@@ -270,13 +270,17 @@ int goc_server_start(goc_server *s)
     goc__lock_acquire(&s->lock);
     int err = s->shutting_down ? GOC_ECLOSED : s->started ? -EBUSY : 0;
     s->started = true;
+    /* Before a stop can begin (under the lock): the loop's own reference
+     * on the listener, which may outlive the close of the server's, and
+     * its count in running, which a shutdown waits for. */
+    if (!err) {
+        goc_fd_retain(s->listener);
+        atomic_fetch_add(&s->refs, 1);
+        goc_wg_add(&s->running, 1);
+    }
     goc__lock_release(&s->lock);
     if (err)
         return err;
-    atomic_fetch_add(&s->refs, 1);
-    goc_wg_add(&s->running, 1);
-    /* The loop's own reference: a stop closes the server's meanwhile. */
-    goc_fd_retain(s->listener);
     struct goc_go_opts go = { .name = "goc-accept" };
     if ((err = goc_go_ex(accept_loop, s, &go)) != 0) {
         goc_fd_release(s->listener);
