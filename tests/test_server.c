@@ -3,6 +3,8 @@
  * accept errors. */
 #include "test.h"
 
+#include "../src/internal/alloc.h"
+
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <sys/resource.h>
@@ -426,4 +428,65 @@ TEST_G(server, start_racing_a_shutdown)
         ASSERT_EQ(goc_tcp_dial(addr, &c, NULL), -ECONNREFUSED);
         goc_server_free(srv);
     }
+}
+
+/*
+ * A connection accepted, then closed unserved because its record, its
+ * context or its goroutine could not be made, is counted as dropped. It
+ * used to count as a failed accept as well as an accepted connection.
+ * Each round fails every allocation after the first n, for growing n,
+ * while one client connects: the server's accept fails, or it drops the
+ * connection, or it serves it, and the counters say which.
+ */
+TEST_G(server, connection_it_cannot_serve_is_counted_as_dropped)
+{
+    struct svc s = { 0 };
+    char addr[GOC_ADDRSTRLEN];
+    goc_server *srv = serve(&s, addr, 0);
+    struct sockaddr_storage ss;
+    ASSERT_EQ(goc_addr_resolve(addr, SOCK_STREAM, &ss, 1, NULL), 1);
+    int drops = 0, served = 0;
+    for (int n = 0; n < 48 && !(drops && served); n++) {
+        struct goc_server_stats was, st;
+        goc_server_get_stats(srv, &was);
+        int raw = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ASSERT_GE(raw, 0);
+        goc__fault_after(n);
+        ASSERT_OK(
+            connect(raw, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)));
+        int started = atomic_load(&s.handlers_started);
+        int64_t t0 = goc_now();
+        do { /* no sleep: its timer would take allocations too */
+            goc_yield();
+            goc_server_get_stats(srv, &st);
+        } while (st.accept_errors == was.accept_errors &&
+                 st.dropped == was.dropped &&
+                 atomic_load(&s.handlers_started) == started &&
+                 goc_now() - t0 < 10 * GOC_SECOND);
+        goc__fault_after(-1);
+        goc_fd *c;
+        ASSERT_OK(goc_fd_open(raw, &c));
+        if (st.accepted == was.accepted) { /* the accept itself failed */
+            ASSERT_EQ(st.accept_errors, was.accept_errors + 1);
+            ASSERT_EQ(st.dropped, was.dropped);
+        } else if (st.dropped == was.dropped + 1) {
+            ASSERT_EQ(st.accepted, was.accepted + 1);
+            ASSERT_EQ(st.accept_errors, was.accept_errors);
+            unsigned char b;
+            ASSERT_LE(goc_fd_read(c, &b, 1, NULL), 0); /* closed on it */
+            drops++;
+        } else {
+            ASSERT_EQ(st.accepted, was.accepted + 1);
+            ASSERT_EQ(st.dropped, was.dropped);
+            ASSERT_EQ(st.accept_errors, was.accept_errors);
+            request(c, 3);
+            expect_reply(c, 3);
+            served++;
+        }
+        goc_fd_close(c);
+    }
+    ASSERT_GT(drops, 0);
+    ASSERT_GT(served, 0);
+    ASSERT_OK(goc_server_shutdown(srv, NULL));
+    goc_server_free(srv);
 }

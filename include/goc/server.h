@@ -46,6 +46,8 @@ struct goc_server_stats {
     int64_t closed_idle;   /* closed by a shutdown while idle */
     int64_t accept_errors; /* failed accepts (retried after a pause, but
                               for a listener that cannot accept) */
+    int64_t dropped;       /* accepted, then closed unserved: no memory
+                              or goroutine for it (counted in accepted) */
 };
 
 /**

@@ -49,7 +49,8 @@ struct goc_server {
     bool started, shutting_down;
     struct goc__dlink *conns;
     _Atomic int refs;
-    _Atomic int64_t accepted, closed_idle, accept_errors, nconns, nidle;
+    _Atomic int64_t accepted, closed_idle, accept_errors, dropped, nconns,
+        nidle;
 };
 
 static void server_release(goc_server *s)
@@ -124,7 +125,8 @@ static void conn_main(void *arg)
     server_release(s);
 }
 
-/* Serve fd on a new goroutine; on failure fd is closed. */
+/* Serve fd on a new goroutine; on failure fd is closed and counted as
+ * dropped. */
 static void conn_start(goc_server *s, goc_fd *fd)
 {
     goc_conn *c = goc__calloc(1, sizeof(*c));
@@ -155,7 +157,7 @@ static void conn_start(goc_server *s, goc_fd *fd)
 fail:
     goc__free(c);
     goc_fd_close(fd);
-    atomic_fetch_add(&s->accept_errors, 1);
+    atomic_fetch_add(&s->dropped, 1);
     if (s->opts.max_conns)
         goc_sem_release(&s->slots, 1);
 }
@@ -376,5 +378,6 @@ void goc_server_get_stats(goc_server *s, struct goc_server_stats *st)
         .idle = idle,
         .closed_idle = atomic_load(&s->closed_idle),
         .accept_errors = atomic_load(&s->accept_errors),
+        .dropped = atomic_load(&s->dropped),
     };
 }
