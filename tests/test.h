@@ -12,6 +12,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,17 @@ void test_no_leaks(void);
  * run fn as the main goroutine, then check for leaks. For a TEST().
  */
 void test_run_with_spawns_that_allocate(int (*fn)(void *arg));
+
+/* Where a callback ran (its goroutine id, 0 off goroutines) and how
+ * often: the record test_note_run() keeps. */
+struct test_run_note {
+    _Atomic int runs;
+    _Atomic int64_t goid;
+};
+
+/* A callback for timers and contexts: notes the run in arg, a struct
+ * test_run_note. */
+void test_note_run(void *arg);
 
 /*
  * Run fn in a child process; require that it exits with status

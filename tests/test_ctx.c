@@ -363,19 +363,6 @@ TEST_G(ctx, after_stop_once_the_context_is_gone)
     ASSERT_EQ(goc_ctx_after_stop(&a), false);
 }
 
-/* Where an after-func ran, and how often. */
-struct after_seen {
-    _Atomic int runs;
-    _Atomic int64_t on;
-};
-
-static void after_note(void *arg)
-{
-    struct after_seen *s = arg;
-    atomic_store(&s->on, goc_id());
-    atomic_fetch_add(&s->runs, 1);
-}
-
 /* A local context with a deadline when the runtime cannot start ends at
  * once, its cause the start's failure (arming its timer divided by
  * zero Ps). */
@@ -389,9 +376,9 @@ TEST(ctx, deadline_without_a_runtime_ends_at_once)
     ASSERT_EQ(goc_ctx_cause(c), -ENOMEM);
     /* No goroutine can ever start its after-func: it runs at once, on
      * the caller, rather than wait for ever. */
-    static struct after_seen s;
+    static struct test_run_note s;
     goc_ctx_after a;
-    ASSERT_OK(goc_ctx_after_func(c, after_note, &s, &a));
+    ASSERT_OK(goc_ctx_after_func(c, test_note_run, &s, &a));
     ASSERT_EQ(atomic_load(&s.runs), 1);
     goc_ctx_destroy(c);
 }
@@ -401,13 +388,13 @@ static int after_spawn_fails(void *arg)
     (void)arg;
     /* Each goroutine takes a slab of its own at this stack size, so an
      * after-func's spawn allocates, and fails while allocations do. */
-    struct after_seen s = { 0 }, stopped = { 0 };
+    struct test_run_note s = { 0 }, stopped = { 0 };
     goc_ctx *c1, *c2;
     ASSERT_OK(goc_ctx_with_cancel(NULL, &c1));
     ASSERT_OK(goc_ctx_with_cancel(NULL, &c2));
     goc_ctx_after a1, a2;
-    ASSERT_OK(goc_ctx_after_func(c1, after_note, &s, &a1));
-    ASSERT_OK(goc_ctx_after_func(c2, after_note, &stopped, &a2));
+    ASSERT_OK(goc_ctx_after_func(c1, test_note_run, &s, &a1));
+    ASSERT_OK(goc_ctx_after_func(c2, test_note_run, &stopped, &a2));
     goc__fault_after(0);
     goc_ctx_cancel(c1);
     goc_ctx_cancel(c2);
@@ -420,7 +407,7 @@ static int after_spawn_fails(void *arg)
     for (int i = 0; i < 2000 && atomic_load(&s.runs) == 0; i++)
         goc_sleep(GOC_MILLISECOND, NULL);
     ASSERT_EQ(atomic_load(&s.runs), 1);
-    ASSERT_NE(atomic_load(&s.on), goc_id());
+    ASSERT_NE(atomic_load(&s.goid), goc_id());
     ASSERT_EQ(goc_ctx_after_stop(&a1), false);
     goc_sleep(20 * GOC_MILLISECOND, NULL);
     ASSERT_EQ(atomic_load(&stopped.runs), 0);

@@ -662,24 +662,13 @@ TEST_G(timer, stop_and_reset_racing_the_firing_leave_nothing_stale)
     goc_timer_free(t);
 }
 
-struct after_run {
-    _Atomic int runs;
-    _Atomic int64_t goid;
-};
-
-static void note_run(void *arg)
-{
-    struct after_run *r = arg;
-    atomic_store(&r->goid, goc_id());
-    atomic_fetch_add(&r->runs, 1);
-}
-
 TEST_G(timer, after_func_runs_once_in_a_goroutine_of_its_own)
 {
-    static struct after_run r;
+    static struct test_run_note r;
     goc_timer *t;
     int64_t t0 = goc_now();
-    ASSERT_OK(goc_timer_after_func(10 * GOC_MILLISECOND, note_run, &r, &t));
+    ASSERT_OK(
+        goc_timer_after_func(10 * GOC_MILLISECOND, test_note_run, &r, &t));
     ASSERT(goc_timer_chan(t) == NULL);
     while (atomic_load(&r.runs) == 0)
         goc_sleep(GOC_MILLISECOND, NULL);
@@ -701,9 +690,9 @@ TEST_G(timer, after_func_runs_once_in_a_goroutine_of_its_own)
 static int after_func_without_memory(void *arg)
 {
     (void)arg;
-    static struct after_run r;
+    static struct test_run_note r;
     goc_timer *t;
-    ASSERT_OK(goc_timer_after_func(GOC_SECOND * 3600, note_run, &r, &t));
+    ASSERT_OK(goc_timer_after_func(GOC_SECOND * 3600, test_note_run, &r, &t));
     goc__fault_after(0); /* every allocation fails: no goroutine */
     /* Armed only now: it cannot fire before the fault is in place (a
      * reset allocates nothing; a wheel slot that cannot grow spills). */

@@ -169,3 +169,10 @@ int test_join(pthread_t t, void **res)
         goc_blocking_exit();
     return rc;
 }
+
+void test_note_run(void *arg)
+{
+    struct test_run_note *r = arg;
+    atomic_store(&r->goid, goc_id());
+    atomic_fetch_add(&r->runs, 1);
+}
