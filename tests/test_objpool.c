@@ -135,6 +135,65 @@ TEST(objpool, null_pool_is_refused)
     ASSERT_EQ(goc_objpool_trim(NULL), 0);
 }
 
+/* A bound of SIZE_MAX ("any number") was compared as a negative int64
+ * and the pool kept nothing: every put destroyed its object. */
+TEST(objpool, huge_max_cached_is_no_bound)
+{
+    zero_counts();
+    struct goc_objpool_opts o = { .new_fn = new_obj,
+                                  .destroy_fn = destroy_obj,
+                                  .max_cached = SIZE_MAX };
+    goc_objpool *p;
+    ASSERT_OK(goc_objpool_new(&o, &p));
+    void *obj = goc_objpool_get(p);
+    ASSERT_EQ(goc_objpool_put(p, obj), 0);
+    ASSERT_EQ(atomic_load(&destroyed), 0);
+    ASSERT(goc_objpool_get(p) == obj);
+    ASSERT_EQ(goc_objpool_put(p, obj), 0);
+    goc_objpool_free(p);
+    ASSERT_EQ(atomic_load(&created), atomic_load(&destroyed));
+}
+
+struct getter {
+    goc_objpool *p;
+    _Atomic bool stop;
+};
+
+/* Gets that never find an object (nothing is put back). */
+static void *miss_forever(void *arg)
+{
+    struct getter *g = arg;
+    while (!atomic_load(&g->stop))
+        destroy_obj(goc_objpool_get(g->p), NULL);
+    return NULL;
+}
+
+/* Statistics read while gets run showed hits that never happened, and
+ * negative hits: a get was counted on entry, its miss on the way out,
+ * and hits were their difference. */
+TEST(objpool, stats_read_during_gets_show_no_hit_that_did_not_happen)
+{
+    struct goc_objpool_opts o = { .new_fn = new_obj,
+                                  .destroy_fn = destroy_obj };
+    goc_objpool *p;
+    ASSERT_OK(goc_objpool_new(&o, &p));
+    struct getter g = { .p = p };
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, miss_forever, &g));
+    int64_t last_gets = 0;
+    for (int64_t i = 0; i < test_scale(200000); i++) {
+        struct goc_objpool_stats st;
+        goc_objpool_stats(p, &st);
+        ASSERT_EQ(st.hits, 0);
+        ASSERT_EQ(st.gets, st.misses);
+        ASSERT_GE(st.gets, last_gets);
+        last_gets = st.gets;
+    }
+    atomic_store(&g.stop, true);
+    ASSERT_OK(pthread_join(t, NULL));
+    goc_objpool_free(p);
+}
+
 TEST(objpool, debug_mode_detects_double_put)
 {
     zero_counts();

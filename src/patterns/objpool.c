@@ -33,7 +33,7 @@ struct stack {
 struct shard {
     _Alignas(64) goc__lock mu;
     struct stack cur, victim;
-    int64_t gets, kept; /* under mu */
+    int64_t hits, kept; /* under mu: gets served here, puts kept here */
 };
 
 /* Debug mode: a put under way, on its caller's stack. */
@@ -141,17 +141,19 @@ static struct shard *home(goc_objpool *p)
     return &p->shards[(s - 1) % p->nshards];
 }
 
-/* Take one object from @s (primary first, then victim), or NULL. */
-static void *take(struct shard *s, bool wait, bool count)
+/* Take one object from @s (primary first, then victim), or NULL. A get
+ * is counted once its outcome is known, as a hit here or as a miss, so
+ * that the counts never show a get half done. */
+static void *take(struct shard *s, bool wait)
 {
     if (wait)
         goc__lock_acquire(&s->mu);
     else if (!goc__lock_try(&s->mu))
         return NULL;
-    s->gets += count;
     void *obj = pop(&s->cur);
     if (!obj)
         obj = pop(&s->victim);
+    s->hits += obj != NULL;
     goc__lock_release(&s->mu);
     return obj;
 }
@@ -161,13 +163,13 @@ void *goc_objpool_get(goc_objpool *p)
     if (!p)
         return NULL;
     struct shard *mine = home(p);
-    void *obj = take(mine, true, true);
+    void *obj = take(mine, true);
     if (!obj && mine != &p->shards[p->nshards])
-        obj = take(&p->shards[p->nshards], true, false);
+        obj = take(&p->shards[p->nshards], true);
     /* Steal from the other Ps (skipping busy ones, as Go's pool would). */
     for (size_t i = 0; !obj && i < p->nshards; i++)
         if (&p->shards[i] != mine)
-            obj = take(&p->shards[i], false, false);
+            obj = take(&p->shards[i], false);
     if (obj) {
         if (p->o.max_cached)
             atomic_fetch_sub_explicit(&p->retained, 1, memory_order_relaxed);
@@ -239,7 +241,8 @@ static bool reserve(goc_objpool *p)
 {
     int64_t n =
         atomic_fetch_add_explicit(&p->retained, 1, memory_order_relaxed);
-    if (p->o.max_cached && n >= (int64_t)p->o.max_cached) {
+    /* Unsigned: a bound above INT64_MAX (SIZE_MAX for "any") is none. */
+    if (p->o.max_cached && (uint64_t)n >= (uint64_t)p->o.max_cached) {
         atomic_fetch_sub_explicit(&p->retained, 1, memory_order_relaxed);
         return false;
     }
@@ -353,19 +356,19 @@ void goc_objpool_stats(goc_objpool *p, struct goc_objpool_stats *st)
 {
     if (!p || !st)
         return;
-    int64_t gets = 0, kept = 0, retained = 0;
+    int64_t hits = 0, kept = 0, retained = 0;
     for (size_t i = 0; i <= p->nshards; i++) {
         struct shard *s = &p->shards[i];
         goc__lock_acquire(&s->mu);
-        gets += s->gets;
+        hits += s->hits;
         kept += s->kept;
         retained += (int64_t)(s->cur.n + s->victim.n);
         goc__lock_release(&s->mu);
     }
     int64_t put_drops = atomic_load(&p->put_drops);
-    st->gets = gets;
+    st->hits = hits;
     st->misses = atomic_load(&p->misses);
-    st->hits = gets - st->misses;
+    st->gets = hits + st->misses;
     st->puts = kept + put_drops;
     st->drops = put_drops + atomic_load(&p->trim_drops);
     st->trims = atomic_load(&p->trims);
