@@ -268,7 +268,13 @@ GOC_API int goc_sub_recv(goc_sub *s, void *elem, goc_ctx *ctx);
  */
 GOC_API goc_chan *goc_sub_chan(goc_sub *s);
 
-/** struct goc_sub_stats - one subscription's counters. */
+/**
+ * struct goc_sub_stats - one subscription's counters. A delivery is
+ * counted just after the message lands in the buffer, so a subscriber
+ * that reads them right after a receive may find that message not yet
+ * counted: delivered - evicted trails its receives by at most the one
+ * message being published. Once publishing stops they balance exactly.
+ */
 struct goc_sub_stats {
     int64_t delivered; /* messages put in its buffer */
     int64_t dropped;   /* messages it never got (full, timeout, closed) */
