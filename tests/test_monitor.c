@@ -3,6 +3,8 @@
  * idempotent start and stop, callbacks outside the lock. */
 #include "test.h"
 
+#include <limits.h>
+
 #include <goc.h>
 
 #include <math.h>
@@ -83,6 +85,10 @@ TEST_G(monitor, rejects_bad_input)
     ASSERT_EQ(goc_monitor_on_threshold(m, GOC_MON_CUSTOM(0), 2, 1, never, NULL),
               -EINVAL);
     ASSERT_EQ(goc_monitor_on_threshold(m, -1, 2, 1, never, NULL), -EINVAL);
+    /* The most negative metric: refused without overflowing (UBSan). */
+    ASSERT_EQ(goc_monitor_on_threshold(m, INT_MIN, 2, 1, never, NULL), -EINVAL);
+    ASSERT(goc_monitor_metric_name(m, INT_MIN) == NULL);
+    ASSERT(isnan(goc_monitor_value(&s, INT_MIN)));
     ASSERT_EQ(goc_monitor_add_source(m, NULL, zero, NULL), -EINVAL);
     ASSERT_EQ(goc_monitor_add_source(m, "x", NULL, NULL), -EINVAL);
     for (int i = 0; i < GOC_MONITOR_MAX_CUSTOM; i++)

@@ -136,17 +136,19 @@ double goc_monitor_value(const struct goc_monitor_sample *s, int metric)
     default:
         break;
     }
+    if (metric < GOC_MON_NBUILTIN) /* also keeps the next line in range */
+        return NAN;
     int i = metric - GOC_MON_NBUILTIN;
-    return i >= 0 && i < s->ncustom ? s->custom[i] : NAN;
+    return i < s->ncustom ? s->custom[i] : NAN;
 }
 
 const char *goc_monitor_metric_name(goc_monitor *m, int metric)
 {
     if (metric >= 0 && metric < GOC_MON_NBUILTIN)
         return builtin[metric].name;
-    int i = metric - GOC_MON_NBUILTIN;
-    if (!m || i < 0)
+    if (!m || metric < GOC_MON_NBUILTIN)
         return NULL;
+    int i = metric - GOC_MON_NBUILTIN;
     goc_mutex_lock(&m->mu, NULL);
     /* Sources are never removed, so the name outlives the lock. */
     const char *name = i < m->nsources ? m->sources[i].name : NULL;
@@ -205,8 +207,8 @@ static bool metric_sampled(goc_monitor *m, int metric)
 {
     if (metric >= 0 && metric < GOC_MON_NBUILTIN)
         return (builtin[metric].source & m->opts.sources) != 0;
-    int i = metric - GOC_MON_NBUILTIN;
-    return i >= 0 && i < m->nsources;
+    return metric >= GOC_MON_NBUILTIN &&
+           metric - GOC_MON_NBUILTIN < m->nsources;
 }
 
 int goc_monitor_on_threshold(goc_monitor *m,
