@@ -701,3 +701,137 @@ TEST(breaker, another_breakers_token_is_misuse)
     goc_breaker_free(a);
     goc_breaker_free(b);
 }
+
+/* A classifier that panics on a code it did not expect. */
+static bool picky_is_successful(int err, void *arg)
+{
+    (void)arg;
+    if (err == -EDOM)
+        goc_panic(err, "unexpected code");
+    return err == 0;
+}
+
+static int edom_fn(void *arg)
+{
+    (void)arg;
+    return -EDOM;
+}
+
+static int execute_edom(void *arg)
+{
+    return goc_breaker_execute(arg, edom_fn, NULL);
+}
+
+/*
+ * A classifier that panics counts the call as a failure, and the panic
+ * goes on once the call is done, as in gobreaker. The call used to stay
+ * in flight for good: the only half-open probe's place was lost and the
+ * breaker answered GOC_ETOOMANY for ever.
+ */
+TEST(breaker, panicking_classifier_counts_a_failure_and_frees_the_probe)
+{
+    struct goc_breaker_settings s = { .max_requests = 1,
+                                      .timeout = GOC_SECOND,
+                                      .is_successful = picky_is_successful };
+    goc_breaker *b = mkb(&s);
+    ASSERT_OK(goc_breaker_trip(b));
+    tick(2 * GOC_SECOND);
+    ASSERT_EQ(goc_breaker_state_now(b), GOC_BREAKER_HALF_OPEN);
+    goc_panic_info *p = NULL;
+    ASSERT_EQ(goc_try(execute_edom, b, &p), GOC_EPANIC);
+    ASSERT_EQ(goc_panic_info_code(p), -EDOM);
+    goc_panic_info_free(p);
+    struct goc_breaker_counts c;
+    goc_breaker_counts(b, &c);
+    ASSERT_EQ(c.in_flight, 0);
+    ASSERT_EQ(goc_breaker_state_now(b), GOC_BREAKER_OPEN); /* a failure */
+    tick(2 * GOC_SECOND);
+    ASSERT_EQ(goc_breaker_execute(b, ok_fn, NULL), 0);
+    ASSERT_EQ(goc_breaker_state_now(b), GOC_BREAKER_CLOSED);
+    goc_breaker_free(b);
+}
+
+static _Atomic int backoff_calls;
+
+/* An open_backoff that panics the first time it is asked. */
+static int64_t backoff_panics_once(int64_t attempt, void *arg)
+{
+    (void)attempt;
+    (void)arg;
+    if (atomic_fetch_add(&backoff_calls, 1) == 0)
+        goc_panic(-EIO, "backoff bug");
+    return 5 * GOC_SECOND;
+}
+
+static int trip(void *arg)
+{
+    return goc_breaker_trip(arg);
+}
+
+/*
+ * An open_backoff that panics gives that opening the plain timeout, and
+ * is asked again at the next opening. It used to leave its question
+ * asked for good: the breaker never half-opened again, not even after a
+ * reset and a new trip.
+ */
+TEST(breaker, panicking_open_backoff_falls_back_to_the_timeout)
+{
+    atomic_store(&backoff_calls, 0);
+    struct goc_breaker_settings s = { .timeout = GOC_SECOND,
+                                      .open_backoff = backoff_panics_once };
+    goc_breaker *b = mkb(&s);
+    goc_panic_info *p = NULL;
+    ASSERT_EQ(goc_try(trip, b, &p), GOC_EPANIC);
+    ASSERT_STR(goc_panic_info_message(p), "backoff bug");
+    goc_panic_info_free(p);
+    ASSERT_EQ(goc_breaker_state_now(b), GOC_BREAKER_OPEN);
+    tick(GOC_SECOND + 1); /* the open state ends once its time is past */
+    ASSERT_EQ(goc_breaker_state_now(b), GOC_BREAKER_HALF_OPEN);
+    ASSERT_OK(goc_breaker_trip(b)); /* asked again: 5 s this time */
+    tick(4 * GOC_SECOND);
+    ASSERT_EQ(goc_breaker_state_now(b), GOC_BREAKER_OPEN);
+    tick(GOC_SECOND + 1);
+    ASSERT_EQ(goc_breaker_state_now(b), GOC_BREAKER_HALF_OPEN);
+    int calls = atomic_load(&backoff_calls);
+    ASSERT_EQ(calls, 2);
+    goc_breaker_free(b);
+}
+
+static struct log panicky_log;
+
+/* log_change, but the first notice panics. */
+static void log_change_panics_once(const char *name,
+                                   goc_breaker_state from,
+                                   goc_breaker_state to,
+                                   void *arg)
+{
+    log_change(name, from, to, arg);
+    if (atomic_load(&panicky_log.n) == 1)
+        goc_panic(-EIO, "notice bug");
+}
+
+/*
+ * A notice callback that panics loses only its own notice's delivery:
+ * later ones are delivered, in order. Delivery used to stop for good,
+ * every later notice queued and leaked until the breaker was freed.
+ */
+TEST(breaker, panicking_notice_callback_does_not_stop_later_notices)
+{
+    memset(&panicky_log, 0, sizeof(panicky_log));
+    struct goc_breaker_settings s = { .timeout = GOC_SECOND,
+                                      .on_state_change = log_change_panics_once,
+                                      .arg = &panicky_log };
+    goc_breaker *b = mkb(&s);
+    goc_panic_info *p = NULL;
+    ASSERT_EQ(goc_try(trip, b, &p), GOC_EPANIC);
+    goc_panic_info_free(p);
+    tick(2 * GOC_SECOND);
+    ASSERT_EQ(goc_breaker_state_now(b), GOC_BREAKER_HALF_OPEN);
+    ASSERT_EQ(goc_breaker_execute(b, ok_fn, NULL), 0);
+    int n = atomic_load(&panicky_log.n);
+    ASSERT_EQ(n, 3);
+    ASSERT_EQ(panicky_log.to[0], GOC_BREAKER_OPEN);
+    ASSERT_EQ(panicky_log.to[1], GOC_BREAKER_HALF_OPEN);
+    ASSERT_EQ(panicky_log.to[2], GOC_BREAKER_CLOSED);
+    goc_breaker_free(b);
+}

@@ -9,6 +9,11 @@
  * The protected call never runs under a lock: the breaker locks only for
  * its bookkeeping before and after. State-change callbacks run after the
  * lock is released, one at a time per breaker, in transition order.
+ *
+ * A callback that panics leaves the breaker whole, and the panic goes on
+ * to the caller: a panicking is_successful or is_excluded counts the call
+ * as a failure, a panicking open_backoff gives that opening the plain
+ * timeout, and a panicking on_state_change loses only its own notice.
  */
 #ifndef GOC_BREAKER_H
 #define GOC_BREAKER_H

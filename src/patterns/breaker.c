@@ -230,6 +230,18 @@ static void new_generation(goc_breaker *b, tnow *tn, bool keep_window)
         b->backoff_pending = false;
 }
 
+struct backoff_ask {
+    goc_breaker *b;
+    int64_t attempt, d;
+};
+
+static int ask_backoff(void *arg)
+{
+    struct backoff_ask *a = arg;
+    a->d = a->b->s.open_backoff(a->attempt, a->b->s.arg);
+    return 0;
+}
+
 /* Ask open_backoff for the open time of the current OPEN generation. */
 static void settle_backoff(goc_breaker *b)
 {
@@ -242,12 +254,15 @@ static void settle_backoff(goc_breaker *b)
         return;
     }
     b->backoff_asking = true;
+    struct backoff_ask ask = { b, b->open_attempts, 0 };
     uint64_t gen = b->gen;
-    int64_t attempt = b->open_attempts;
     goc__lock_release(&b->mu);
-    int64_t d = b->s.open_backoff(attempt, b->s.arg);
-    if (d <= 0)
-        d = b->s.timeout;
+    /* A panicking open_backoff must not leave the question asked for
+     * good (the breaker would never half-open): its opening takes the
+     * plain timeout, then the panic goes on. */
+    goc_panic_info *p = NULL;
+    goc_try(ask_backoff, &ask, &p);
+    int64_t d = ask.d > 0 ? ask.d : b->s.timeout;
     goc__lock_acquire(&b->mu);
     b->backoff_asking = false;
     if (b->backoff_pending && b->gen == gen) {
@@ -255,6 +270,8 @@ static void settle_backoff(goc_breaker *b)
         b->backoff_pending = false;
     }
     goc__lock_release(&b->mu);
+    if (p)
+        goc__panic_again(p);
 }
 
 static void set_state(goc_breaker *b, goc_breaker_state to, tnow *now)
@@ -323,6 +340,18 @@ static goc_breaker_state current_state(goc_breaker *b, tnow *now)
     return b->state;
 }
 
+struct notice_call {
+    goc_breaker *b;
+    struct notif *n;
+};
+
+static int call_on_state_change(void *arg)
+{
+    struct notice_call *c = arg;
+    c->b->s.on_state_change(c->b->name, c->n->from, c->n->to, c->b->s.arg);
+    return 0;
+}
+
 /*
  * Run the queued state-change callbacks, outside the lock. Only one
  * caller delivers at a time (the others leave their notices to it), so
@@ -352,9 +381,19 @@ static void deliver(goc_breaker *b)
         if (!b->qhead)
             b->qtail = NULL;
         goc__lock_release(&b->mu);
-        b->s.on_state_change(b->name, n->from, n->to, b->s.arg);
+        struct notice_call call = { b, n };
+        goc_panic_info *p = NULL;
+        goc_try(call_on_state_change, &call, &p);
         goc__free(n);
         goc__lock_acquire(&b->mu);
+        if (p) {
+            /* The next call delivers the rest (has_work stays set); a
+             * delivering flag left set would have stopped every later
+             * notice. */
+            b->delivering = false;
+            goc__lock_release(&b->mu);
+            goc__panic_again(p);
+        }
     }
     b->delivering = false;
     if (!b->backoff_pending)
@@ -580,6 +619,23 @@ static bool default_trip(const struct goc_breaker_counts *c)
     return c->consecutive_failures > 5;
 }
 
+struct classify {
+    goc_breaker *b;
+    int err;
+    enum outcome o; /* FAILURE until a classifier has answered */
+};
+
+static int classify(void *arg)
+{
+    struct classify *c = arg;
+    const struct goc_breaker_settings *s = &c->b->s;
+    if (s->is_excluded && s->is_excluded(c->err, s->arg))
+        c->o = EXCLUDED;
+    else if (s->is_successful ? s->is_successful(c->err, s->arg) : !c->err)
+        c->o = SUCCESS;
+    return 0;
+}
+
 int goc_breaker_done(goc_breaker *b, goc_breaker_token *tok, int err)
 {
     /* Another breaker's token is refused here; whether this one is
@@ -587,16 +643,18 @@ int goc_breaker_done(goc_breaker *b, goc_breaker_token *tok, int err)
      * race). */
     if (!b || !tok || tok->owner_ != b)
         return GOC_EMISUSE;
-    /* Classify outside the lock: these are user callbacks. */
-    enum outcome o;
+    /* Classify outside the lock: these are user callbacks. A panic in
+     * one counts the call as a failure and goes on once the token is
+     * done, as in gobreaker: a probe's place is never lost to it. */
+    struct classify c = { b, err, FAILURE };
+    goc_panic_info *p = NULL;
     if (err == GOC_EPANIC)
-        o = FAILURE; /* as gobreaker counts a panic, whatever the filters */
-    else if (b->s.is_excluded && b->s.is_excluded(err, b->s.arg))
-        o = EXCLUDED;
-    else if (b->s.is_successful ? b->s.is_successful(err, b->s.arg) : !err)
-        o = SUCCESS;
+        c.o = FAILURE; /* as gobreaker counts a panic, whatever the filters */
+    else if (b->s.is_excluded || b->s.is_successful)
+        goc_try(classify, &c, &p);
     else
-        o = FAILURE;
+        c.o = err ? FAILURE : SUCCESS;
+    enum outcome o = c.o;
     tnow now = tnow_start(b);
     struct goc_breaker_counts snap;
     bool ask = false;
@@ -605,6 +663,8 @@ int goc_breaker_done(goc_breaker *b, goc_breaker_token *tok, int err)
     int live = tok->live_;
     if (live != 1 && live != 2) {
         goc__lock_release(&b->mu);
+        if (p)
+            goc__panic_again(p);
         return GOC_EMISUSE;
     }
     tok->live_ = 0;
@@ -625,6 +685,8 @@ int goc_breaker_done(goc_breaker *b, goc_breaker_token *tok, int err)
             goc__lock_release(&b->mu);
         }
     }
+    if (p) /* counted; the next call delivers any notice */
+        goc__panic_again(p);
     deliver(b);
     return 0;
 }
