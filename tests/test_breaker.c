@@ -835,3 +835,46 @@ TEST(breaker, panicking_notice_callback_does_not_stop_later_notices)
     ASSERT_EQ(panicky_log.to[2], GOC_BREAKER_CLOSED);
     goc_breaker_free(b);
 }
+
+static void notice_panics(const char *name,
+                          goc_breaker_state from,
+                          goc_breaker_state to,
+                          void *arg)
+{
+    (void)name;
+    (void)from;
+    (void)to;
+    (void)arg;
+    goc_panic(-EIO, "notice bug");
+}
+
+static int state_now(void *arg)
+{
+    return (int)goc_breaker_state_now(arg);
+}
+
+/* A probe that panics and reopens the breaker, whose notice callback
+ * panics too: the probe's panic is the one that goes on, the other is
+ * freed, and the breaker is whole. */
+TEST(breaker, probe_and_notice_panicking_pass_on_the_probes_panic)
+{
+    struct goc_breaker_settings s = { .max_requests = 1,
+                                      .timeout = GOC_SECOND,
+                                      .on_state_change = notice_panics };
+    goc_breaker *b = mkb(&s);
+    goc_panic_info *p = NULL;
+    ASSERT_EQ(goc_try(trip, b, &p), GOC_EPANIC); /* closed -> open */
+    goc_panic_info_free(p);
+    tick(2 * GOC_SECOND);
+    ASSERT_EQ(goc_try(state_now, b, &p), GOC_EPANIC); /* -> half-open */
+    goc_panic_info_free(p);
+    panic_b = b;
+    ASSERT_EQ(goc_try(execute_panicking, NULL, &p), GOC_EPANIC);
+    ASSERT_STR(goc_panic_info_message(p), "probe blew up");
+    goc_panic_info_free(p);
+    struct goc_breaker_counts c;
+    goc_breaker_counts(b, &c);
+    ASSERT_EQ(c.in_flight, 0);
+    ASSERT_EQ(goc_try(state_now, b, &p), GOC_BREAKER_OPEN);
+    goc_breaker_free(b);
+}

@@ -691,6 +691,18 @@ int goc_breaker_done(goc_breaker *b, goc_breaker_token *tok, int err)
     return 0;
 }
 
+struct done_call {
+    goc_breaker *b;
+    goc_breaker_token *tok;
+    int err;
+};
+
+static int call_done(void *arg)
+{
+    struct done_call *d = arg;
+    return goc_breaker_done(d->b, d->tok, d->err);
+}
+
 int goc_breaker_execute(goc_breaker *b, int (*fn)(void *), void *arg)
 {
     if (!b || !fn)
@@ -703,10 +715,16 @@ int goc_breaker_execute(goc_breaker *b, int (*fn)(void *), void *arg)
      * half-open probe's place given back) before the panic goes on. */
     goc_panic_info *p = NULL;
     rc = goc_try(fn, arg, &p); /* no lock held */
-    goc_breaker_done(b, &tok, rc);
-    if (p)
-        goc__panic_again(p);
-    return rc;
+    if (!p) {
+        goc_breaker_done(b, &tok, rc);
+        return rc;
+    }
+    /* A callback's panic during done must not lose fn's: fn's goes on. */
+    struct done_call d = { b, &tok, rc };
+    goc_panic_info *second = NULL;
+    goc_try(call_done, &d, &second);
+    goc_panic_info_free(second);
+    goc__panic_again(p);
 }
 
 goc_breaker_state goc_breaker_state_now(goc_breaker *b)
