@@ -552,6 +552,40 @@ TEST(rate, keyed_expiry_follows_last_use_whatever_order_times_come_in)
     goc_keyed_limiter_free(kl);
 }
 
+static goc_keyed_limiter *watched;
+
+/* A clock that looks at the limiter it serves, as one that logs load
+ * might: under the limiter's lock it would wait for that lock. */
+static int64_t watching_clock(void *arg)
+{
+    (void)arg;
+    struct goc_keyed_limiter_stats st;
+    goc_keyed_limiter_stats(watched, &st);
+    return GOC_SECOND;
+}
+
+static void *allow_new_key(void *arg)
+{
+    atomic_store((_Atomic bool *)arg, goc_keyed_limiter_allow(watched, "k", 1));
+    return NULL;
+}
+
+/* A new key's bucket read the user's clock under the table lock: a clock
+ * that called the limiter deadlocked on the first new key. */
+TEST(rate, keyed_limiter_never_runs_the_clock_under_its_lock)
+{
+    goc_clock ck = { watching_clock, NULL };
+    ASSERT_OK(goc_keyed_limiter_new(10, 5, 100, 0, &ck, &watched));
+    static _Atomic bool allowed;
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, allow_new_key, (void *)&allowed));
+    for (int i = 0; i < 5000 && !atomic_load(&allowed); i++)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    ASSERT(atomic_load(&allowed)); /* else it hangs: the thread is stuck */
+    ASSERT_OK(pthread_join(t, NULL));
+    goc_keyed_limiter_free(watched);
+}
+
 /* With limit 0 and the burst spent, a reservation can never act: it was
  * "OK" with an infinite delay and left a debt that delayed the events
  * after the limit was raised (x/time/rate 772484e refuses it too). */

@@ -9,6 +9,7 @@
 #include "goc/future.h"
 #include "goc/group.h"
 #include "goc/panic.h"
+#include "goc/ratelimit.h"
 #include "../internal/lock.h"
 
 #include <stdbool.h>
@@ -122,5 +123,16 @@ goc_ctx *goc__workerpool_ctx(struct goc_workerpool *p);
 /* Settle @owner's queued tasks as cancelled (they never run). */
 int64_t goc__workerpool_cancel_owned(struct goc_workerpool *p,
                                      const void *owner);
+
+/*
+ * goc_limiter_new() whose bucket starts (full) at @now, a time of @clock
+ * (or of the default clock for NULL), which it does not read: for a
+ * caller under a lock, where a user's clock must not run.
+ */
+int goc__limiter_new_at(double limit,
+                        int64_t burst,
+                        const goc_clock *clock,
+                        int64_t now,
+                        goc_limiter **out);
 
 #endif /* GOC_PATTERNS_INTERNAL_H */

@@ -22,6 +22,7 @@
 #include "../internal/alloc.h"
 #include "../internal/fastclock.h"
 #include "../internal/lock.h"
+#include "patterns.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -238,13 +239,25 @@ int goc_limiter_new(double limit,
 {
     if (!out || bad_limit(limit) || burst < 0)
         return -EINVAL;
+    goc_clock c = clock ? *clock : (goc_clock){ 0 };
+    return goc__limiter_new_at(limit, burst, clock, clock_now(&c), out);
+}
+
+int goc__limiter_new_at(double limit,
+                        int64_t burst,
+                        const goc_clock *clock,
+                        int64_t now,
+                        goc_limiter **out)
+{
+    if (!out || bad_limit(limit) || burst < 0)
+        return -EINVAL;
     goc_limiter *l = goc__aligned_alloc(16, sizeof *l);
     if (!l)
         return -ENOMEM;
     memset(l, 0, sizeof *l);
     if (clock)
         l->clock = *clock;
-    l->base = clock_now(&l->clock);
+    l->base = now;
     l->last_event = l->base;
     atomic_init(&l->limit, d2u(limit));
     atomic_init(&l->burst, burst);

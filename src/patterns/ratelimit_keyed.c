@@ -11,6 +11,7 @@
 #include "../internal/alloc.h"
 #include "../internal/fastclock.h"
 #include "../internal/lock.h"
+#include "patterns.h"
 
 #include <math.h>
 #include <string.h>
@@ -161,8 +162,10 @@ static struct kentry *insert(
     if (!e)
         return NULL;
     memset(e, 0, sizeof *e);
+    /* Started at the call's own time: reading the clock here would call
+     * the user's clock under the lock. */
     goc_clock *c = kl->clock.now ? &kl->clock : NULL;
-    if (goc_limiter_new(kl->limit, kl->burst, c, &e->lim) != 0) {
+    if (goc__limiter_new_at(kl->limit, kl->burst, c, now, &e->lim) != 0) {
         goc__free(e);
         return NULL;
     }
