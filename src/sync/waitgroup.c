@@ -26,10 +26,26 @@ static_assert(sizeof(struct wg) <= sizeof(goc_wg), "goc_wg too small");
 
 #define COUNTER(s) ((int32_t)((s) >> 32))
 #define WAITERS(s) ((uint32_t)(s))
+#define WG_RETRY   1 /* add_and_wake: the state moved, start over */
 
 void goc_wg_init(goc_wg *wg)
 {
     *wg = (goc_wg)GOC_WG_INIT;
+}
+
+/*
+ * Under g->lock, the counter about to reach zero (from state s) with no
+ * waiter on the list: the waiters counted are an earlier wake's, which
+ * has yet to subtract them, and a Wait may return as soon as it does. So
+ * the counter is zeroed after the lock is released, by a CAS from s that
+ * is this call's last touch of the group; a waiter joining meanwhile
+ * changes the state, the CAS fails, and the caller starts over.
+ */
+static int zero_after_a_wake(struct wg *g, uint64_t s)
+{
+    goc__lock_release(&g->lock);
+    uint64_t zero = WAITERS(s);
+    return atomic_compare_exchange_strong(&g->state, &s, zero) ? 0 : WG_RETRY;
 }
 
 /*
@@ -55,6 +71,8 @@ __attribute__((noinline)) static int add_and_wake(struct wg *g, int64_t delta)
             goc__lock_release(&g->lock);
             return c < 0 ? GOC_EMISUSE : -EOVERFLOW;
         }
+        if (c == 0 && !g->head)
+            return zero_after_a_wake(g, s);
     } while (!atomic_compare_exchange_weak(&g->state, &s,
                                            ((uint64_t)c << 32) | WAITERS(s)));
     while (c == 0 && (l = goc__dlist_pop(&g->head))) {
@@ -85,18 +103,22 @@ int goc_wg_add(goc_wg *wg, int64_t delta)
     if (delta > INT32_MAX)
         return -EOVERFLOW; /* so that the sum below cannot overflow */
     uint64_t s = atomic_load(&g->state);
-    int64_t c;
-    do {
-        c = (int64_t)COUNTER(s) + delta;
+    for (;;) {
+        int64_t c = (int64_t)COUNTER(s) + delta;
         if (c < 0)
             return GOC_EMISUSE;
         if (c > INT32_MAX)
             return -EOVERFLOW;
-        if (c == 0 && WAITERS(s) > 0)
-            return add_and_wake(g, delta);
-    } while (!atomic_compare_exchange_weak(&g->state, &s,
-                                           ((uint64_t)c << 32) | WAITERS(s)));
-    return 0;
+        if (c == 0 && WAITERS(s) > 0) {
+            int r = add_and_wake(g, delta);
+            if (r != WG_RETRY)
+                return r;
+            s = atomic_load(&g->state);
+        } else if (atomic_compare_exchange_weak(
+                       &g->state, &s, ((uint64_t)c << 32) | WAITERS(s))) {
+            return 0;
+        }
+    }
 }
 
 int goc_wg_done(goc_wg *wg)
