@@ -2,6 +2,8 @@
 /* Tests of the blocking pool. */
 #include "test.h"
 
+#include "../src/internal/alloc.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -197,6 +199,57 @@ TEST_G(blocking, concurrent_submits_do_not_share_an_idle_worker)
 {
     for (int n = 8; n <= 32; n += 8)
         ASSERT_EQ(meeting_of(n), n);
+}
+
+struct holder {
+    _Atomic bool release, running;
+};
+
+/* A job that holds its pool thread until released (at most 10 s). */
+static int hold_until_released(void *arg)
+{
+    struct holder *h = arg;
+    atomic_store(&h->running, true);
+    for (int i = 0; i < 10000 && !atomic_load(&h->release); i++)
+        usleep(1000);
+    return 0;
+}
+
+static void hold_a_worker(void *arg)
+{
+    ASSERT_OK(goc_blocking(hold_until_released, arg, NULL));
+}
+
+static int releases(void *arg)
+{
+    atomic_store(&((struct holder *)arg)->release, true);
+    return 7;
+}
+
+/*
+ * A job whose thread cannot be started is refused with -EAGAIN, not
+ * queued behind a busy worker: it used to wait for that worker, for ever
+ * when the worker's job waited for it (here: for it to release it).
+ */
+TEST_G(blocking, job_without_a_thread_is_refused_not_queued_behind_a_busy_one)
+{
+    static struct holder h;
+    ASSERT_OK(goc_go(hold_a_worker, &h));
+    while (!atomic_load(&h.running))
+        goc_sleep(GOC_MILLISECOND, NULL);
+    int rc = -ENOMEM;
+    /* The first allocations allowed go to the job's own record; the
+     * thread's start then fails. */
+    for (int n = 0; n < 8 && rc == -ENOMEM; n++) {
+        goc__fault_after(n);
+        rc = goc_blocking(releases, &h, NULL);
+        goc__fault_after(-1);
+    }
+    bool released_by_it = atomic_load(&h.release);
+    atomic_store(&h.release, true);
+    ASSERT_EQ(rc, -EAGAIN);
+    ASSERT(!released_by_it);                        /* it did not run */
+    ASSERT_EQ(goc_blocking(releases, &h, NULL), 7); /* threads start again */
 }
 
 /* ---- blocking sections in place, and the watchdog ---------------------- */

@@ -219,8 +219,9 @@ GOC_API int goc_unpin(void);
  *
  * Return: @fn's result; -ECANCELED or -ETIMEDOUT if @ctx ended first (at
  * entry @fn is not run at all); -EINVAL if @fn is NULL; -ENOMEM, or
- * -EAGAIN if no pool thread exists and none could be started (@fn was
- * not run).
+ * -EAGAIN if no pool thread is free for @fn and none could be started
+ * (@fn was not run; below the pool's limit a job never waits for a busy
+ * thread, which might be waiting for it).
  */
 GOC_API int goc_blocking(int (*fn)(void *arg), void *arg, goc_ctx *ctx);
 

@@ -121,7 +121,9 @@ static int spawn_worker(void)
     goc__sigmask_service(&all, true);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     atomic_fetch_add(&goc__sched.nblocking_threads, 1);
-    int err = pthread_create(&t, &attr, worker, NULL);
+    /* A thread's stack is a mapping: injected faults fail it as one. */
+    int err =
+        goc__fault_hit() ? EAGAIN : pthread_create(&t, &attr, worker, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     if (err == 0)
@@ -137,6 +139,9 @@ static int spawn_worker(void)
  * one queued job: so the jobs already queued have spoken for that many
  * idle workers. (Comparing idle with 0 let two quick submits share one
  * idle worker, and a job that waits for the other then deadlocked.)
+ * Below the pool's limit a job never waits for a busy worker: if its
+ * thread cannot be started, the submit fails (it used to queue the job
+ * behind the busy ones, for ever if one of them waited for it).
  */
 static int submit(struct job *j)
 {
@@ -144,8 +149,6 @@ static int submit(struct job *j)
     pthread_mutex_lock(&pool.mu);
     if (pool.queued >= pool.idle && pool.threads < pool.max)
         err = spawn_worker();
-    if (err && pool.threads > 0)
-        err = 0; /* an existing worker will get to it */
     if (!err) {
         atomic_fetch_add(&goc__sched.nblocking_jobs, 1);
         goc__dqueue_push_back(&pool.q, &j->link);
