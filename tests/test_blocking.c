@@ -1021,3 +1021,18 @@ TEST(blocking, pinned_goroutines_marked_section_is_not_reported)
         ASSERT_FAIL("reported: %s", r.last);
     test_no_leaks();
 }
+
+/* A pinned goroutine's section was left out of the count of sections
+ * open (in the statistics, and for the deadlock report's judgement). */
+TEST_G(blocking, pinned_section_is_counted_as_open)
+{
+    struct goc_stats st;
+    ASSERT_OK(goc_pin());
+    ASSERT_OK(goc_blocking_enter());
+    goc_stats_read(&st, 0);
+    ASSERT_OK(goc_blocking_exit());
+    ASSERT_OK(goc_unpin());
+    ASSERT_EQ(st.blocking_sections, 1);
+    goc_stats_read(&st, 0);
+    ASSERT_EQ(st.blocking_sections, 0);
+}

@@ -1433,3 +1433,53 @@ TEST(runtime, every_m_takes_the_programs_signal_mask)
     ASSERT_EQ(atomic_load(&w.wrong), 0);
     ASSERT_GE(threads, 2);
 }
+
+/*
+ * sysmon read a P's blocking_m, then took the P from that M if the M was
+ * in a blocking section: any section. An M that had left the section on
+ * that P, taken another P and opened a section there meanwhile lost the
+ * first P to a second owner, and its own P for good at its exit. Here
+ * the stale read is made by hand: the other P names this goroutine's M,
+ * whose section is on its own P.
+ */
+static void retake_of_a_section_elsewhere(void *arg)
+{
+    ASSERT_OK(goc_blocking_enter());
+    struct goc__m *m = goc__m_current();
+    struct goc__p *own = m->p;
+    struct goc__p *other = &goc__sched.allp[own->id ^ 1];
+    struct goc__m *none = NULL;
+    bool staged = atomic_compare_exchange_strong(&other->blocking_m, &none, m);
+    bool taken = staged && goc__sysmon_retake(other);
+    if (staged) { /* undo the staging, whatever happened */
+        struct goc__m *self = m;
+        atomic_compare_exchange_strong(&other->blocking_m, &self, NULL);
+    }
+    uint32_t state = atomic_load(&m->bstate);
+    ASSERT_OK(goc_blocking_exit());
+    ASSERT(m->locked_g == NULL);
+    ASSERT(staged); /* the other P had no section of its own */
+    ASSERT(!taken);
+    /* Still in its section on its own P, unless sysmon retook that one
+     * (rightly) meanwhile. */
+    ASSERT_NE(state & GOC__M_STATE, GOC__M_RUNNING);
+    goc_wg_done(arg);
+}
+
+static int retake_main(void *arg)
+{
+    (void)arg;
+    goc_wg wg = GOC_WG_INIT;
+    goc_wg_add(&wg, 1);
+    ASSERT_OK(goc_go(retake_of_a_section_elsewhere, &wg)); /* unpinned */
+    goc_wg_wait(&wg, NULL);
+    return 0;
+}
+
+TEST(runtime, sysmon_retakes_a_p_only_from_a_section_on_it)
+{
+    struct goc_config cfg = { .max_procs = 2 };
+    ASSERT_OK(goc_init(&cfg));
+    ASSERT_OK(goc_run(retake_main, NULL));
+    test_no_leaks();
+}

@@ -312,6 +312,18 @@ enum {
     GOC__M_BLOCKING, /* its goroutine is in a blocking section */
     GOC__M_RETAKEN,  /* sysmon gave its P to another M meanwhile */
 };
+#define GOC__M_STATE 3u /* bstate's state bits; above them, the section's P */
+
+/*
+ * An M's bstate for a section opened on @p (NULL for a pinned one, which
+ * keeps no P to itself): sysmon retakes p only from an M whose section is
+ * on p now, not one that has left p's section and opened another since.
+ */
+static inline uint32_t goc__section_state(const struct goc__p *p,
+                                          uint32_t state)
+{
+    return (p ? (uint32_t)(p->id + 1) << 2 : 0) | state;
+}
 
 /* Owner-only counter bump: no locked instruction needed. */
 #define GOC__STAT_INC(field, n)                                               \
@@ -344,7 +356,7 @@ struct goc__m {
     clockid_t cpu_clock; /* the thread's CPU-time clock */
     uint32_t rand;
     void *altstack;
-    _Atomic uint32_t bstate; /* GOC__M_*, for blocking sections */
+    _Atomic uint32_t bstate; /* goc__section_state(), for blocking sections */
     /* While polling without a P: goroutines readied, injected at once. */
     bool batching;
     int batch_n;

@@ -188,7 +188,7 @@ static void acquire_p(struct goc__m *m, struct goc__p *p)
     atomic_store_explicit(
         &p->pinned_section,
         m->locked_g && atomic_load_explicit(&m->bstate, memory_order_relaxed) ==
-                           GOC__M_BLOCKING,
+                           goc__section_state(NULL, GOC__M_BLOCKING),
         memory_order_relaxed);
     atomic_store_explicit(&p->holder_tid, m->tid, memory_order_relaxed);
     atomic_store_explicit(&p->holder_clock, m->cpu_clock, memory_order_relaxed);
@@ -846,7 +846,9 @@ int goc_blocking_enter(void)
     if (!m || m->curg == &m->g0)
         return 0;
     uint32_t running = GOC__M_RUNNING;
-    if (!atomic_compare_exchange_strong(&m->bstate, &running, GOC__M_BLOCKING))
+    struct goc__p *own = m->locked_g ? NULL : m->p;
+    if (!atomic_compare_exchange_strong(
+            &m->bstate, &running, goc__section_state(own, GOC__M_BLOCKING)))
         return -EINVAL; /* one is open: its start time stays */
     /* A pinned goroutine keeps its P, since it may not move to another M:
      * its section is only marked, for the exit to match and for sysmon
@@ -854,6 +856,7 @@ int goc_blocking_enter(void)
     if (m->locked_g) {
         atomic_store_explicit(&m->p->pinned_section, true,
                               memory_order_relaxed);
+        atomic_fetch_add(&goc__sched.nsections, 1);
         return 0;
     }
     /* Before blocking_m, which sysmon reads first. */
@@ -895,21 +898,25 @@ int goc_blocking_exit(void)
     if (!m || m->curg == &m->g0)
         return 0;
     struct goc__p *p = m->p;
-    uint32_t blocking = GOC__M_BLOCKING;
     if (m->locked_g) { /* unpinning is refused inside: pinned at enter */
+        uint32_t blocking = goc__section_state(NULL, GOC__M_BLOCKING);
         if (!atomic_compare_exchange_strong(&m->bstate, &blocking,
                                             GOC__M_RUNNING))
             return -EINVAL;
         atomic_store_explicit(&p->pinned_section, false, memory_order_relaxed);
+        atomic_fetch_sub(&goc__sched.nsections, 1);
         return 0;
     }
+    /* The P is the section's own: an M in a section keeps its P until it
+     * leaves, unless sysmon retakes it (then the state says RETAKEN). */
+    uint32_t blocking = goc__section_state(p, GOC__M_BLOCKING);
     if (atomic_compare_exchange_strong(&m->bstate, &blocking, GOC__M_RUNNING)) {
         struct goc__m *self = m;
         atomic_compare_exchange_strong(&p->blocking_m, &self, NULL);
         atomic_fetch_sub(&goc__sched.nsections, 1);
         return 0;
     }
-    if (blocking != GOC__M_RETAKEN)
+    if ((blocking & GOC__M_STATE) != GOC__M_RETAKEN)
         return -EINVAL; /* no section was open */
     atomic_store(&m->bstate, GOC__M_RUNNING);
     reacquire_p(m);
@@ -920,9 +927,11 @@ int goc_blocking_exit(void)
 bool goc__sysmon_retake(struct goc__p *p)
 {
     struct goc__m *m = atomic_load(&p->blocking_m);
-    uint32_t blocking = GOC__M_BLOCKING;
-    if (!m ||
-        !atomic_compare_exchange_strong(&m->bstate, &blocking, GOC__M_RETAKEN))
+    /* Only if m's section is still on p: m may have left it, taken
+     * another P and opened a section there since we read blocking_m. */
+    uint32_t blocking = goc__section_state(p, GOC__M_BLOCKING);
+    if (!m || !atomic_compare_exchange_strong(
+                  &m->bstate, &blocking, goc__section_state(p, GOC__M_RETAKEN)))
         return false;
     /* The M is inside its section and touches the P no more: it finds
      * out at goc_blocking_exit. */
