@@ -128,6 +128,45 @@ TEST_G(signal, full_channel_drops_are_counted)
     goc_chan_release(ch);
 }
 
+static int caught_before_stop_main(void *arg)
+{
+    (void)arg;
+    goc_chan *a, *b;
+    ASSERT_OK(goc_chan_new(sizeof(int), 1, &a));
+    ASSERT_OK(goc_chan_new(sizeof(int), 1, &b));
+    int usr1 = SIGUSR1, s = 0;
+    for (int round = 0; round < 20; round++) {
+        ASSERT_OK(goc_signal_notify(a, &usr1, 1));
+        /* Caught on this thread before raise returns; with one P busy
+         * here, nobody has delivered it yet when the stop comes. */
+        ASSERT_OK(raise(SIGUSR1));
+        ASSERT_OK(goc_signal_stop(a));
+        ASSERT_EQ(goc_chan_try_recv(a, &s), 1);
+        ASSERT_EQ(s, SIGUSR1);
+        /* Nothing is left over for a later subscriber. */
+        ASSERT_OK(goc_signal_notify(b, &usr1, 1));
+        goc_sleep(2 * GOC_MILLISECOND, NULL);
+        ASSERT_OK(goc_signal_stop(b));
+        ASSERT_EQ(goc_chan_try_recv(b, &s), -EAGAIN);
+    }
+    goc_chan_release(a);
+    goc_chan_release(b);
+    return 0;
+}
+
+/*
+ * A signal caught just before goc_signal_stop() was neither delivered to
+ * the channel subscribed when it came nor given the default action: it
+ * waited, counted, for the next subscriber to the signal, and went to it.
+ */
+TEST(signal, caught_just_before_stop_goes_to_the_channel_it_was_caught_for)
+{
+    SKIP_UNDER_TSAN();
+    struct goc_config cfg = { .max_procs = 1 };
+    ASSERT_OK(goc_init(&cfg));
+    ASSERT_OK(goc_run(caught_before_stop_main, NULL));
+}
+
 /* ---- the shutdown manager ------------------------------------------------ */
 
 struct comp {

@@ -49,6 +49,17 @@ static void on_signal(int signo)
     errno = saved;
 }
 
+/* Under sig.mu: deliver s to its subscribers if it was caught. */
+static void deliver_locked(int s)
+{
+    if (!atomic_load_explicit(&pending[s], memory_order_relaxed) ||
+        !atomic_exchange(&pending[s], 0))
+        return;
+    for (struct sub *u = sig.subs; u; u = u->next)
+        if (sigismember(&u->set, s) && goc_chan_try_send(u->ch, &s) != 0)
+            atomic_fetch_add(&sig.dropped, 1);
+}
+
 /* On the polling thread: drain the pipe, then deliver what was counted. */
 static void dispatch(struct goc__pd *pd)
 {
@@ -56,16 +67,10 @@ static void dispatch(struct goc__pd *pd)
     char buf[64];
     while (read(sig.pipe_r, buf, sizeof(buf)) > 0)
         ;
-    for (int s = 1; s < MAX_SIG; s++) {
-        if (!atomic_load_explicit(&pending[s], memory_order_relaxed) ||
-            !atomic_exchange(&pending[s], 0))
-            continue;
-        pthread_mutex_lock(&sig.mu);
-        for (struct sub *u = sig.subs; u; u = u->next)
-            if (sigismember(&u->set, s) && goc_chan_try_send(u->ch, &s) != 0)
-                atomic_fetch_add(&sig.dropped, 1);
-        pthread_mutex_unlock(&sig.mu);
-    }
+    pthread_mutex_lock(&sig.mu);
+    for (int s = 1; s < MAX_SIG; s++)
+        deliver_locked(s);
+    pthread_mutex_unlock(&sig.mu);
 }
 
 /* Under sig.mu: the pipe and its poll descriptor, once. */
@@ -105,6 +110,8 @@ static int use_signal(int s)
 {
     if (sig.users[s]++ > 0)
         return 0;
+    /* Caught for nobody (see unuse_signal): not for this subscriber. */
+    atomic_store(&pending[s], 0);
     struct sigaction sa = { .sa_handler = on_signal,
                             .sa_flags =
                                 SA_RESTART | GOC__SA_ONSTACK_RETURNING };
@@ -116,10 +123,18 @@ static int use_signal(int s)
     return 0;
 }
 
-static void unuse_signal(int s)
+/*
+ * Under sig.mu: one subscription to s fewer; with the last, the old
+ * disposition comes back. True if s was caught after the last delivery
+ * (while the handler was still ours) and must be raised again, outside
+ * the lock, for that disposition to act on it.
+ */
+static bool unuse_signal(int s)
 {
-    if (--sig.users[s] == 0)
-        sigaction(s, &sig.saved[s], NULL);
+    if (--sig.users[s] > 0)
+        return false;
+    sigaction(s, &sig.saved[s], NULL);
+    return atomic_exchange(&pending[s], 0) != 0;
 }
 
 static struct sub *find_locked(goc_chan *ch)
@@ -128,6 +143,14 @@ static struct sub *find_locked(goc_chan *ch)
         if (u->ch == ch)
             return u;
     return NULL;
+}
+
+/* Raise again the signals of @set that no subscriber got. */
+static void raise_each(const sigset_t *set)
+{
+    for (int s = 1; s < MAX_SIG; s++)
+        if (sigismember(set, s))
+            raise(s);
 }
 
 int goc_signal_notify(goc_chan *ch, const int *sigs, int n)
@@ -149,8 +172,9 @@ int goc_signal_notify(goc_chan *ch, const int *sigs, int n)
             sigemptyset(&u->set);
         }
     }
-    sigset_t added; /* by this call: what a failure takes back */
+    sigset_t added, reraise; /* by this call: what a failure takes back */
     sigemptyset(&added);
+    sigemptyset(&reraise);
     for (int i = 0; !err && i < n; i++) {
         if (sigismember(&u->set, sigs[i]))
             continue;
@@ -162,7 +186,8 @@ int goc_signal_notify(goc_chan *ch, const int *sigs, int n)
     if (err && u) { /* undo, so that nothing changes */
         for (int s = 1; s < MAX_SIG; s++) {
             if (sigismember(&added, s)) {
-                unuse_signal(s);
+                if (unuse_signal(s))
+                    sigaddset(&reraise, s);
                 sigdelset(&u->set, s);
             }
         }
@@ -176,6 +201,7 @@ int goc_signal_notify(goc_chan *ch, const int *sigs, int n)
         atomic_fetch_add(&goc__sched.npollwait, 1);
     }
     pthread_mutex_unlock(&sig.mu);
+    raise_each(&reraise);
     if (fresh && !err)
         goc__poll_ensure();
     return err;
@@ -188,14 +214,22 @@ int goc_signal_stop(goc_chan *ch)
     while (*pp && (*pp)->ch != ch)
         pp = &(*pp)->next;
     struct sub *u = *pp;
+    sigset_t reraise;
+    sigemptyset(&reraise);
     if (u) {
-        *pp = u->next;
+        /* What was caught while u was subscribed goes out first: it was
+         * lost, or handed to a later subscriber. */
         for (int s = 1; s < MAX_SIG; s++)
             if (sigismember(&u->set, s))
-                unuse_signal(s);
+                deliver_locked(s);
+        *pp = u->next;
+        for (int s = 1; s < MAX_SIG; s++)
+            if (sigismember(&u->set, s) && unuse_signal(s))
+                sigaddset(&reraise, s);
         atomic_fetch_sub(&goc__sched.npollwait, 1);
     }
     pthread_mutex_unlock(&sig.mu);
+    raise_each(&reraise);
     if (!u)
         return -EINVAL;
     goc_chan_release(u->ch);
