@@ -880,6 +880,66 @@ TEST_G(net, connect_and_shutdown_after_another_holder_closed)
     goc_fd_close(srv);
 }
 
+/* The addresses too: they answered for a handle another holder had
+ * closed, where every other call returns GOC_ECLOSED. */
+TEST_G(net, addresses_after_another_holder_closed_are_eclosed)
+{
+    goc_fd *l;
+    char addr[GOC_ADDRSTRLEN];
+    ASSERT_OK(goc_tcp_listen("127.0.0.1:0", &l));
+    goc_fd *mine = goc_fd_retain(l);
+    ASSERT_GT(goc_fd_local_addr(mine, addr, sizeof(addr)), 0);
+    goc_fd_close(l);
+    ASSERT_EQ(goc_fd_local_addr(mine, addr, sizeof(addr)), GOC_ECLOSED);
+    ASSERT_EQ(goc_fd_remote_addr(mine, addr, sizeof(addr)), GOC_ECLOSED);
+    goc_fd_release(mine);
+}
+
+/* An IPv4 peer of a dual-stack socket was shown in IPv6's mapped form
+ * ("[::ffff:127.0.0.1]:p"); Go, and goc's own IPv4 sockets, show
+ * "127.0.0.1:p". */
+TEST_G(net, ipv4_peer_of_a_dual_stack_socket_shows_as_ipv4)
+{
+    struct sockaddr_in6 in6 = { .sin6_family = AF_INET6,
+                                .sin6_port = htons(4242) };
+    ASSERT_EQ(inet_pton(AF_INET6, "::ffff:127.0.0.1", &in6.sin6_addr), 1);
+    char text[GOC_ADDRSTRLEN];
+    ASSERT_EQ(goc_addr_format((struct sockaddr *)&in6, text, sizeof(text)), 14);
+    ASSERT_STR(text, "127.0.0.1:4242");
+    goc_fd *l, *c, *s;
+    if (goc_tcp_listen(":0", &l) != 0) {
+        printf("# skipped: no dual-stack listener here\n");
+        return;
+    }
+    char addr[GOC_ADDRSTRLEN], dial[GOC_ADDRSTRLEN];
+    ASSERT_GT(goc_fd_local_addr(l, addr, sizeof(addr)), 0);
+    snprintf(dial, sizeof(dial), "127.0.0.1%s", strrchr(addr, ':'));
+    ASSERT_OK(goc_tcp_dial(dial, &c, NULL));
+    ASSERT_OK(goc_fd_accept(l, &s, NULL, NULL, NULL));
+    ASSERT_GT(goc_fd_remote_addr(s, addr, sizeof(addr)), 0);
+    ASSERT(strncmp(addr, "127.0.0.1:", 10) == 0);
+    goc_fd_close(s);
+    goc_fd_close(c);
+    goc_fd_close(l);
+}
+
+/* ":service" was resolved by the resolver, whose any address for it is
+ * IPv4's first: a listener on it took no IPv6 connection, where ":port"
+ * takes both. It is the any addresses of ":port" now, with the service's
+ * port. */
+TEST_G(net, service_name_on_the_any_address_is_dual_stack_like_a_port)
+{
+    struct sockaddr_storage ss[4];
+    char text[GOC_ADDRSTRLEN];
+    ASSERT_EQ(goc_addr_resolve(":http", SOCK_STREAM, ss, 4, NULL), 2);
+    goc_addr_format((struct sockaddr *)&ss[0], text, sizeof(text));
+    ASSERT_STR(text, "[::]:80");
+    goc_addr_format((struct sockaddr *)&ss[1], text, sizeof(text));
+    ASSERT_STR(text, "0.0.0.0:80");
+    ASSERT_EQ(goc_addr_resolve(":http", SOCK_STREAM, ss, 1, NULL), 1);
+    ASSERT_EQ(ss[0].ss_family, AF_INET6);
+}
+
 /* I/O on a descriptor the poller cannot watch (a regular file) runs in
  * a blocking section; inside the caller's own section it ended that
  * section, so the caller's exit found none open. */

@@ -15,34 +15,43 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* "[v6%zone]" of @in6 into @host (INET6_ADDRSTRLEN + IF_NAMESIZE + 3). */
+static void format_v6_host(const struct sockaddr_in6 *in6, char *host)
+{
+    char ip[INET6_ADDRSTRLEN], zone[IF_NAMESIZE + 1] = "";
+    inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+    if (in6->sin6_scope_id) {
+        char name[IF_NAMESIZE];
+        if (if_indextoname(in6->sin6_scope_id, name))
+            snprintf(zone, sizeof(zone), "%%%s", name);
+        else
+            snprintf(zone, sizeof(zone), "%%%u", (unsigned)in6->sin6_scope_id);
+    }
+    sprintf(host, "[%s%s]", ip, zone);
+}
+
 int goc_addr_format(const struct sockaddr *sa, char *buf, size_t n)
 {
     if (!sa || (!buf && n))
         return -EINVAL;
-    char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 1];
-    int port, len;
+    char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 3];
+    int port;
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *in = (const void *)sa;
         inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
         port = ntohs(in->sin_port);
-        len = snprintf(buf, n, "%s:%d", host, port);
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const void *)sa;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, INET6_ADDRSTRLEN);
-        char zone[IF_NAMESIZE + 1] = "";
-        if (in6->sin6_scope_id) {
-            char name[IF_NAMESIZE];
-            if (if_indextoname(in6->sin6_scope_id, name))
-                snprintf(zone, sizeof(zone), "%%%s", name);
-            else
-                snprintf(zone, sizeof(zone), "%%%u",
-                         (unsigned)in6->sin6_scope_id);
-        }
+        /* An IPv4 peer of a dual-stack socket shows as IPv4, as in Go. */
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+            inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], host, sizeof(host));
+        else
+            format_v6_host(in6, host);
         port = ntohs(in6->sin6_port);
-        len = snprintf(buf, n, "[%s%s]:%d", host, zone, port);
     } else {
         return -EAFNOSUPPORT;
     }
+    int len = snprintf(buf, n, "%s:%d", host, port);
     return (size_t)len < n ? len : -ENOSPC;
 }
 
@@ -188,6 +197,14 @@ static int parse_numeric(const char *host,
     return 0;
 }
 
+static long port_of(const struct sockaddr_storage *ss)
+{
+    return ss->ss_family == AF_INET
+               ? ntohs(((const struct sockaddr_in *)(const void *)ss)->sin_port)
+               : ntohs(((const struct sockaddr_in6 *)(const void *)ss)
+                           ->sin6_port);
+}
+
 int goc_addr_resolve(const char *addr,
                      int socktype,
                      struct sockaddr_storage *out,
@@ -226,6 +243,8 @@ int goc_addr_resolve(const char *addr,
     n = j->count;
     if (j->gai || n == 0)
         err = j->gai == EAI_MEMORY ? -ENOMEM : GOC_ERESOLVE;
+    else if (!host[0]) /* ":service": its port, on the any addresses */
+        n = parse_numeric(host, port_of(&j->out[0]), out, max);
     else
         memcpy(out, j->out, (size_t)n * sizeof(*out));
     job_release(j);

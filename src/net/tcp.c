@@ -107,13 +107,16 @@ static int sock_addr(goc_fd *f, char *buf, size_t n, bool peer)
 {
     if (!f)
         return -EINVAL;
+    int err = goc__fd_acquire(f); /* GOC_ECLOSED once some holder closed */
+    if (err)
+        return err;
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     int r = peer ? getpeername(f->fd, (struct sockaddr *)&ss, &len)
                  : getsockname(f->fd, (struct sockaddr *)&ss, &len);
-    if (r < 0)
-        return -errno;
-    return goc_addr_format((struct sockaddr *)&ss, buf, n);
+    err = r < 0 ? -errno : 0;
+    goc__fd_release(f);
+    return err ? err : goc_addr_format((struct sockaddr *)&ss, buf, n);
 }
 
 int goc_fd_local_addr(goc_fd *f, char *buf, size_t n)
