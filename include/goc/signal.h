@@ -8,6 +8,8 @@
  * signal's number to every channel subscribed to it. Sending never
  * blocks: a full channel misses that signal (counted by
  * goc_signal_dropped()), so give each channel a buffer of at least 1.
+ * As in Go, one signal caught several times before the poller delivers
+ * it is delivered (or dropped) once, real-time signals included.
  */
 #ifndef GOC_SIGNAL_H
 #define GOC_SIGNAL_H
