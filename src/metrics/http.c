@@ -9,6 +9,7 @@
 #include "goc/context.h"
 #include "goc/time.h"
 #include "../internal/alloc.h"
+#include "../patterns/patterns.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,14 +179,29 @@ static int respond(goc_conn *c,
     return n < 0 ? (int)n : 0;
 }
 
+struct scrape_call {
+    goc_registry *reg;
+    char *text;
+    size_t len;
+};
+
+static int scrape_text(void *arg)
+{
+    struct scrape_call *k = arg;
+    return goc_metrics_text(k->reg, &k->text, &k->len);
+}
+
 static int serve_metrics(goc_conn *c,
                          struct http_cfg *cfg,
                          enum keep keep,
                          bool head_only)
 {
-    char *text;
-    size_t len;
-    int err = goc_metrics_text(cfg->reg, &text, &len);
+    /* A callback that panics fails this scrape alone (a 500), reported as
+     * a task's panic is, as net/http recovers a handler's. */
+    struct scrape_call k = { .reg = cfg->reg };
+    int err = goc__safe_call(scrape_text, &k);
+    char *text = k.text;
+    size_t len = k.len;
     if (err) {
         char msg[128];
         int n = snprintf(msg, sizeof msg, "metrics: %s\n", goc_strerror(err));

@@ -189,6 +189,9 @@ struct goc_metric_sink {
     long cur;    /* index of the family a collector is filling, or -1 */
     size_t nreg; /* families [0, nreg) come from registered metrics */
     bool oom;
+    /* The first callback's panic: no callback runs after it, and it goes
+     * on once the scrape has let go of everything (goc__sink_finish). */
+    struct goc_panic_info *panic;
     /* Entries held (referenced) by this scrape, released at its end. */
     struct goc_metric **fams;
     struct goc_collector **cols;
@@ -215,8 +218,11 @@ void goc__metric_collect(struct goc_metric *m, struct goc_metric_sink *s);
 int goc__registry_gather(struct goc_registry *r, struct goc_metric_sink *s);
 void goc__sink_release(struct goc_metric_sink *s);
 /* Call a func metric's callback (marked, against self-unregistering) into
- * *v; false if @m was unregistered meanwhile (not called then). */
-bool goc__metric_call(struct goc_metric *m, double *v);
+ * *v; false if @m was unregistered meanwhile, or a callback of the scrape
+ * @s panicked (then or before: then the panic is kept in @s). */
+bool goc__metric_call(struct goc_metric *m,
+                      double *v,
+                      struct goc_metric_sink *s);
 
 /* A growable text buffer. */
 struct tbuf {

@@ -18,6 +18,7 @@
  * may thus unregister any other entry; only its own is refused.
  */
 #include "metrics_int.h"
+#include "goc/panic.h"
 #include "goc/runtime.h"
 #include "goc/time.h"
 #include "../internal/alloc.h"
@@ -761,29 +762,59 @@ void goc_registry_free(goc_registry *r)
 
 /* ---- gathering ---- */
 
+/*
+ * User callbacks run under goc_try(): a panic must not skip the marks
+ * taken around them (a call count that unregistering waits for, a record
+ * on the scraper's stack in the list of running callbacks), nor leave
+ * the scrape's references held. It is kept in the sink, and goes on once
+ * the scrape has let go of everything.
+ */
+struct callback_call {
+    goc_collector *c;
+    struct goc_metric *m;
+    struct goc_metric_sink *s;
+    double v;
+};
+
+static int run_callback(void *arg)
+{
+    struct callback_call *k = arg;
+    if (k->c)
+        k->c->fn(k->s, k->c->arg);
+    else
+        k->v = k->m->fn(k->m->fn_arg);
+    return 0;
+}
+
 static void call_collector(goc_collector *c, struct goc_metric_sink *s)
 {
     atomic_fetch_add(&c->calls, 1);
-    if (!atomic_load(&c->dead)) {
+    if (!atomic_load(&c->dead) && !s->panic) {
         struct running r;
         running_push(&r, c);
         s->cur = -1; /* a collector starts its own families */
-        c->fn(s, c->arg);
+        struct callback_call k = { .c = c, .s = s };
+        goc_try(run_callback, &k, &s->panic);
         s->cur = -1;
         running_pop(&r);
     }
     atomic_fetch_sub(&c->calls, 1);
 }
 
-bool goc__metric_call(struct goc_metric *m, double *v)
+bool goc__metric_call(struct goc_metric *m,
+                      double *v,
+                      struct goc_metric_sink *s)
 {
     atomic_fetch_add(&m->calls, 1);
-    bool live = !atomic_load(&m->dead);
+    bool live = !atomic_load(&m->dead) && !s->panic;
     if (live) {
         struct running r;
         running_push(&r, m);
-        *v = m->fn(m->fn_arg);
+        struct callback_call k = { .m = m, .s = s };
+        goc_try(run_callback, &k, &s->panic);
         running_pop(&r);
+        *v = k.v;
+        live = !s->panic;
     }
     atomic_fetch_sub(&m->calls, 1);
     return live;

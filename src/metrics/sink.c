@@ -205,8 +205,8 @@ void goc__metric_collect(struct goc_metric *m, struct goc_metric_sink *s)
 {
     if (m->fn) { /* outside every lock */
         double v;
-        if (!goc__metric_call(m, &v))
-            return; /* unregistered since the scrape began */
+        if (!goc__metric_call(m, &v, s))
+            return; /* unregistered since the scrape began, or panicked */
         struct family *f = goc__sink_add_family(s, m->name, m->help, m->type);
         struct sample *x = f ? goc__family_add_sample(s, f) : NULL;
         if (x && label_sample(s, x, NULL, NULL, NULL, 0))

@@ -6,6 +6,7 @@
  */
 #include "metrics_int.h"
 #include "../internal/alloc.h"
+#include "../runtime/runtime.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -339,9 +340,14 @@ static int scrape(goc_registry *r, struct tbuf *b)
     struct goc_metric_sink s;
     goc__sink_init(&s, r ? r : goc_registry_default());
     int err = goc__registry_gather(s.reg, &s);
-    if (!err)
+    if (!err && !s.panic)
         err = goc__render_text(&s, b);
     goc__sink_destroy(&s);
+    if (s.panic) { /* a callback's, now that nothing is held */
+        goc__free(b->p);
+        b->p = NULL;
+        goc__panic_again(s.panic);
+    }
     if (!err)
         goc__tbuf_put(b, "", 1); /* NUL, not counted */
     if (!err && b->oom)
