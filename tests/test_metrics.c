@@ -2071,3 +2071,62 @@ TEST_G(metrics,
     ASSERT_EQ(goc_try(scrape_into_nothing, r, NULL), 0);
     goc_registry_free(r);
 }
+
+static goc_metric *clocked_family;
+static _Atomic bool clock_reenters;
+static _Atomic int64_t clocked_time;
+
+/* A clock that keeps a series of its own in the family it times. */
+static int64_t reentrant_clock(void *arg)
+{
+    (void)arg;
+    if (atomic_exchange(&clock_reenters, false)) {
+        goc_summary *x;
+        ASSERT_OK(
+            goc_summary_with(clocked_family, (const char *[]){ "clock" }, &x));
+        atomic_store(&clock_reenters, true);
+    }
+    return atomic_fetch_add(&clocked_time, 1000) + 1000;
+}
+
+static void *summary_with_and_scrape(void *arg)
+{
+    goc_summary *s;
+    ASSERT_OK(goc_summary_with(clocked_family, (const char *[]){ "get" }, &s));
+    goc_summary_observe(s, 1.0);
+    char *text;
+    ASSERT_OK(goc_metrics_text(arg, &text, NULL));
+    free(text);
+    return (void *)1;
+}
+
+/* A summary's clock ran under the family's lock (making a series, and in
+ * every scrape), which goc/clock.h promises it never does: a clock that
+ * used its own family deadlocked. */
+TEST(metrics, summary_clock_never_runs_under_the_family_lock)
+{
+    goc_registry *r;
+    ASSERT_OK(goc_registry_new(&r));
+    struct goc_quantile q[] = { { 0.5, 0.05 } };
+    goc_clock clk = { reentrant_clock, NULL };
+    const char *labels[] = { "op" };
+    struct goc_metric_opts o = { .type = GOC_METRIC_SUMMARY,
+                                 .name = "lat",
+                                 .help = "Latency.",
+                                 .labels = labels,
+                                 .nlabels = 1,
+                                 .objectives = q,
+                                 .nobjectives = 1,
+                                 .clock = &clk };
+    ASSERT_OK(goc_metric_new(r, &o, &clocked_family));
+    atomic_store(&clock_reenters, true);
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, summary_with_and_scrape, r));
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 5;
+    void *done = NULL;
+    ASSERT_OK(pthread_timedjoin_np(t, &done, &until)); /* else deadlocked */
+    ASSERT(done == (void *)1);
+    goc_registry_free(r);
+}

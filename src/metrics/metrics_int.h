@@ -69,11 +69,19 @@ void goc__hcore_read(struct hcore *h,
 /* ---- quantile estimation (summary.c) ---- */
 
 struct qwindow;
-int goc__qwindow_new(const struct goc_metric_opts *o, struct qwindow **out);
+/* The time on the family's clock (@o's, or goc_now()). A user clock is a
+ * callback: it is read before any lock is taken, and passed on. */
+int64_t goc__qwindow_now(const struct goc_metric_opts *o);
+/* A window whose first period starts at @now. */
+int goc__qwindow_new(const struct goc_metric_opts *o,
+                     int64_t now,
+                     struct qwindow **out);
 void goc__qwindow_free(struct qwindow *q);
 void goc__qwindow_observe(struct qwindow *q, double v);
-/* Fills vals[i] for each objective of the family; false if empty. */
+/* Fills vals[i] for each objective of the family, as of @now; false if
+ * empty. */
 bool goc__qwindow_query(struct qwindow *q,
+                        int64_t now,
                         const struct goc_quantile *obj,
                         size_t n,
                         double *vals);

@@ -134,7 +134,7 @@ static void child_free(struct child *k)
     goc__free(k);
 }
 
-static int cells_new(struct goc_metric *m, struct child *k)
+static int cells_new(struct goc_metric *m, struct child *k, int64_t now)
 {
     switch (m->type) {
     case GOC_METRIC_COUNTER:
@@ -160,7 +160,7 @@ static int cells_new(struct goc_metric *m, struct child *k)
             return -ENOMEM;
         }
         if (m->type == GOC_METRIC_SUMMARY && m->nobj)
-            return goc__qwindow_new(&m->o, &k->q);
+            return goc__qwindow_new(&m->o, now, &k->q);
         return 0;
     }
 }
@@ -219,7 +219,8 @@ static bool found(const struct goc_metric *m,
 static struct child *child_new(struct goc_metric *m,
                                const char *const *values,
                                char *key,
-                               size_t keylen)
+                               size_t keylen,
+                               int64_t now)
 {
     struct child *k = goc__calloc(1, sizeof *k);
     if (!k)
@@ -231,7 +232,7 @@ static struct child *child_new(struct goc_metric *m,
     for (size_t i = 0; i < m->nlabels; i++)
         if (!(k->values[i] = goc__strdup(values[i])))
             goto fail;
-    if (cells_new(m, k) != 0)
+    if (cells_new(m, k, now) != 0)
         goto fail;
     k->key = key;
     k->keylen = keylen;
@@ -282,13 +283,17 @@ static int with(goc_metric *m,
     if (!key)
         return -ENOMEM;
     int err = 0;
+    /* A new child's quantile window starts now, read before the lock: a
+     * user clock must not run under it. */
+    int64_t now =
+        type == GOC_METRIC_SUMMARY && m->nobj ? goc__qwindow_now(&m->o) : 0;
     goc__lock_acquire(&m->mu);
     size_t i = find(m, key, len);
     if (found(m, i, key, len)) {
         *out = m->kids[i];
         goc__free(key);
     } else {
-        struct child *k = child_new(m, values, key, len);
+        struct child *k = child_new(m, values, key, len, now);
         if (!k) {
             goc__free(key);
             err = -ENOMEM;

@@ -166,7 +166,8 @@ static bool label_sample(struct goc_metric_sink *s,
 static void collect_child(struct goc_metric *m,
                           struct child *k,
                           struct goc_metric_sink *s,
-                          struct sample *x)
+                          struct sample *x,
+                          int64_t now)
 {
     if (!label_sample(s, x, (const char *const *)m->labels,
                       (const char *const *)k->values, m->order, m->nlabels))
@@ -197,7 +198,7 @@ static void collect_child(struct goc_metric *m,
             s->oom = true;
             return;
         }
-        goc__qwindow_query(k->q, m->obj, m->nobj, x->qv);
+        goc__qwindow_query(k->q, now, m->obj, m->nobj, x->qv);
     }
 }
 
@@ -220,11 +221,14 @@ void goc__metric_collect(struct goc_metric *m, struct goc_metric_sink *s)
         return;
     f->obj = m->obj;
     f->nobj = m->nobj;
+    /* The quantiles' time, read before the lock (a user clock is a
+     * callback). */
+    int64_t now = m->nobj ? goc__qwindow_now(&m->o) : 0;
     goc__lock_acquire(&m->mu);
     for (size_t i = 0; i < m->nkids && !s->oom; i++) {
         struct sample *x = goc__family_add_sample(s, f);
         if (x)
-            collect_child(m, m->kids[i], s, x);
+            collect_child(m, m->kids[i], s, x, now);
     }
     goc__lock_release(&m->mu);
 }

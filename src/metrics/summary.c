@@ -80,7 +80,14 @@ static int64_t next_end(int64_t end, int64_t now, int64_t dur)
     return (int64_t)((uint64_t)end + k * (uint64_t)dur);
 }
 
-int goc__qwindow_new(const struct goc_metric_opts *o, struct qwindow **out)
+int64_t goc__qwindow_now(const struct goc_metric_opts *o)
+{
+    return o->clock && o->clock->now ? o->clock->now(o->clock->arg) : goc_now();
+}
+
+int goc__qwindow_new(const struct goc_metric_opts *o,
+                     int64_t now,
+                     struct qwindow **out)
 {
     int64_t age = o->max_age ? o->max_age : 600 * GOC_SECOND;
     int nb = o->age_buckets ? o->age_buckets : 5;
@@ -94,7 +101,7 @@ int goc__qwindow_new(const struct goc_metric_opts *o, struct qwindow **out)
         q->clock = *o->clock;
     q->nstreams = nb;
     q->dur = age / nb > 0 ? age / nb : 1;
-    q->head_exp = q->buf_exp = after(now_of(q), q->dur);
+    q->head_exp = q->buf_exp = after(now, q->dur);
     *out = q;
     return 0;
 }
@@ -297,11 +304,11 @@ void goc__qwindow_observe(struct qwindow *q, double v)
 }
 
 bool goc__qwindow_query(struct qwindow *q,
+                        int64_t now,
                         const struct goc_quantile *obj,
                         size_t n,
                         double *vals)
 {
-    int64_t now = now_of(q);
     goc__lock_acquire(&q->mu);
     flush(q, now);
     const struct stream *h = &q->s[q->head];
@@ -314,8 +321,9 @@ bool goc__qwindow_query(struct qwindow *q,
 
 size_t goc__qwindow_samples(struct qwindow *q)
 {
+    int64_t now = now_of(q);
     goc__lock_acquire(&q->mu);
-    flush(q, now_of(q));
+    flush(q, now);
     size_t n = 0;
     for (int i = 0; i < q->nstreams; i++)
         n = q->s[i].n > n ? q->s[i].n : n;
@@ -331,7 +339,7 @@ int goc_summary_quantile(goc_summary *s, double q, double *out)
     const struct goc_metric *m = k->fam;
     for (size_t i = 0; i < m->nobj; i++)
         if (m->obj[i].q == q) {
-            if (!goc__qwindow_query(k->q, &m->obj[i], 1, out)) {
+            if (!goc__qwindow_query(k->q, now_of(k->q), &m->obj[i], 1, out)) {
                 *out = NAN;
                 return -ENODATA;
             }
