@@ -1293,6 +1293,12 @@ TEST_G(metrics, http_bad_requests)
     goc_server *srv;
     struct goc_metrics_http_opts bad = { .max_request = 10 };
     ASSERT_EQ(goc_metrics_serve(r, "127.0.0.1:0", &bad, &srv), -EINVAL);
+    /* A limit no buffer could hold was taken, and every connection was
+     * then closed unanswered. */
+    bad.max_request = SIZE_MAX / 2;
+    ASSERT_EQ(goc_metrics_serve(r, "127.0.0.1:0", &bad, &srv), -EINVAL);
+    bad.max_request = GOC_METRICS_MAX_REQUEST + 1;
+    ASSERT_EQ(goc_metrics_serve(r, "127.0.0.1:0", &bad, &srv), -EINVAL);
     ASSERT_OK(goc_metrics_serve(r, "127.0.0.1:0", &o, &srv));
     char addr[GOC_ADDRSTRLEN];
     goc_server_addr(srv, addr, sizeof addr);

@@ -494,10 +494,15 @@ GOC_API int goc_format_double(double v, char *buf);
 
 /* ---- HTTP endpoint ------------------------------------------------------ */
 
+/* The largest request head limit (as Go's http.DefaultMaxHeaderBytes):
+ * each connection holds a buffer of that size. */
+#define GOC_METRICS_MAX_REQUEST (1u << 20)
+
 /** struct goc_metrics_http_opts - settings; zero-fill for defaults. */
 struct goc_metrics_http_opts {
     int max_conns;        /* 0: 64 connections at once */
-    size_t max_request;   /* request head limit in bytes; 0: 8 KiB */
+    size_t max_request;   /* request head limit in bytes, 64 to
+                           * GOC_METRICS_MAX_REQUEST; 0: 8 KiB */
     int64_t timeout;      /* ns for the rest of a request head once its
                            * first bytes came (all of it, however slowly
                            * sent), and for writing a response; 0: 10 s */
@@ -531,8 +536,8 @@ struct goc_metrics_http_opts {
  *       connections are closed, scrapes in progress finish), and
  *       goc_shutdown_add_server() hands it to a shutdown manager; free it
  *       with goc_server_free().
- * Return: 0; -EINVAL (also a negative timeout); the errors of
- * goc_tcp_listen(); -ENOMEM.
+ * Return: 0; -EINVAL (also a negative timeout, or a max_request out of
+ * its range); the errors of goc_tcp_listen(); -ENOMEM.
  */
 GOC_API int goc_metrics_serve(goc_registry *r,
                               const char *addr,

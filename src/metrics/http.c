@@ -318,8 +318,11 @@ static void handle(goc_conn *c, void *arg)
     struct http_cfg *cfg = arg;
     char *buf = goc__malloc(cfg->max_request);
     size_t have = 0, end;
-    if (!buf)
+    if (!buf) { /* said, not just closed */
+        respond(c, cfg, "503 Service Unavailable", "",
+                TEXT("503 Service Unavailable\n"), CLOSE, false);
         return;
+    }
     bool refused = false;
     while ((end = read_head(c, cfg, buf, &have, &refused)) != 0) {
         struct req r;
@@ -371,7 +374,8 @@ int goc_metrics_serve(goc_registry *r,
     if (!o)
         o = &d;
     if (!addr || !out || o->max_conns < 0 || o->timeout < 0 ||
-        o->idle_timeout < 0 || (o->max_request && o->max_request < 64))
+        o->idle_timeout < 0 || (o->max_request && o->max_request < 64) ||
+        o->max_request > GOC_METRICS_MAX_REQUEST)
         return -EINVAL;
     if (!r)
         r = goc_registry_default();
