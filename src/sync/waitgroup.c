@@ -26,7 +26,6 @@ static_assert(sizeof(struct wg) <= sizeof(goc_wg), "goc_wg too small");
 
 #define COUNTER(s) ((int32_t)((s) >> 32))
 #define WAITERS(s) ((uint32_t)(s))
-#define WG_RETRY   1 /* add_and_wake: the state moved, start over */
 
 void goc_wg_init(goc_wg *wg)
 {
@@ -34,34 +33,24 @@ void goc_wg_init(goc_wg *wg)
 }
 
 /*
- * Under g->lock, the counter about to reach zero (from state s) with no
- * waiter on the list: the waiters counted are an earlier wake's, which
- * has yet to subtract them, and a Wait may return as soon as it does. So
- * the counter is zeroed after the lock is released, by a CAS from s that
- * is this call's last touch of the group; a waiter joining meanwhile
- * changes the state, the CAS fails, and the caller starts over.
- */
-static int zero_after_a_wake(struct wg *g, uint64_t s)
-{
-    goc__lock_release(&g->lock);
-    uint64_t zero = WAITERS(s);
-    return atomic_compare_exchange_strong(&g->state, &s, zero) ? 0 : WG_RETRY;
-}
-
-/*
  * The Add that brings the counter to zero with waiters: under the lock,
  * so that the zeroing and the taking of the list are one step for the
  * waiters, which join and leave under the lock. A waiter of a new round
  * (an Add since) is never on the list taken, and a waiter still linked
- * always sees a counter above zero. The last touch of the group is the
- * subtraction of the waiters from the state word; a Wait returns on a
- * zero state only after it, so a group freed right after its Wait
- * returns is never touched again here.
+ * always sees a counter above zero.
+ *
+ * The wake counts itself as one more waiter being woken, and its last
+ * touch of the group is the subtraction of all of them from the state
+ * word, after the lock is released: a Wait returns on a zero state only
+ * after it, so a group freed right after its Wait returns is never
+ * touched again here. (Without its own count, a wake that found the list
+ * empty, the waiters counted being an earlier wake's, left nothing for a
+ * Wait to wait for: the Wait could return, and free the group, before
+ * this wake released the lock.)
  */
 __attribute__((noinline)) static int add_and_wake(struct wg *g, int64_t delta)
 {
     struct goc__dlink *won = NULL, *l;
-    uint64_t n = 0;
     goc__lock_acquire(&g->lock);
     uint64_t s = atomic_load(&g->state);
     int64_t c;
@@ -71,10 +60,9 @@ __attribute__((noinline)) static int add_and_wake(struct wg *g, int64_t delta)
             goc__lock_release(&g->lock);
             return c < 0 ? GOC_EMISUSE : -EOVERFLOW;
         }
-        if (c == 0 && !g->head)
-            return zero_after_a_wake(g, s);
-    } while (!atomic_compare_exchange_weak(&g->state, &s,
-                                           ((uint64_t)c << 32) | WAITERS(s)));
+    } while (!atomic_compare_exchange_weak(
+        &g->state, &s, ((uint64_t)c << 32) | (WAITERS(s) + (c == 0))));
+    uint64_t n = c == 0; /* this wake's own count */
     while (c == 0 && (l = goc__dlist_pop(&g->head))) {
         struct wg_waiter *x = goc__container_of(l, struct wg_waiter, link);
         x->linked = false;
@@ -103,22 +91,18 @@ int goc_wg_add(goc_wg *wg, int64_t delta)
     if (delta > INT32_MAX)
         return -EOVERFLOW; /* so that the sum below cannot overflow */
     uint64_t s = atomic_load(&g->state);
-    for (;;) {
-        int64_t c = (int64_t)COUNTER(s) + delta;
+    int64_t c;
+    do {
+        c = (int64_t)COUNTER(s) + delta;
         if (c < 0)
             return GOC_EMISUSE;
         if (c > INT32_MAX)
             return -EOVERFLOW;
-        if (c == 0 && WAITERS(s) > 0) {
-            int r = add_and_wake(g, delta);
-            if (r != WG_RETRY)
-                return r;
-            s = atomic_load(&g->state);
-        } else if (atomic_compare_exchange_weak(
-                       &g->state, &s, ((uint64_t)c << 32) | WAITERS(s))) {
-            return 0;
-        }
-    }
+        if (c == 0 && WAITERS(s) > 0)
+            return add_and_wake(g, delta);
+    } while (!atomic_compare_exchange_weak(&g->state, &s,
+                                           ((uint64_t)c << 32) | WAITERS(s)));
+    return 0;
 }
 
 int goc_wg_done(goc_wg *wg)
