@@ -878,3 +878,104 @@ TEST(breaker, probe_and_notice_panicking_pass_on_the_probes_panic)
     ASSERT_EQ(goc_try(state_now, b, &p), GOC_BREAKER_OPEN);
     goc_breaker_free(b);
 }
+
+/* A notice callback that panics on the way to half-open. */
+static void panics_on_half_open(const char *name,
+                                goc_breaker_state from,
+                                goc_breaker_state to,
+                                void *arg)
+{
+    (void)name;
+    (void)from;
+    (void)arg;
+    if (to == GOC_BREAKER_HALF_OPEN)
+        goc_panic(-EIO, "notice bug");
+}
+
+static int execute_ok(void *arg)
+{
+    return goc_breaker_execute(arg, ok_fn, NULL);
+}
+
+/*
+ * The allow that half-opens the breaker delivers the notice after it has
+ * admitted its call: a notice callback that panicked there took the call
+ * with it, and with it the only probe's place, for good (GOC_ETOOMANY
+ * ever after). The call is taken back before the panic goes on.
+ */
+TEST(breaker, notice_panicking_in_allow_takes_back_the_admitted_call)
+{
+    atomic_store(&ran, 0);
+    struct goc_breaker_settings s = { .max_requests = 1,
+                                      .timeout = GOC_SECOND,
+                                      .on_state_change = panics_on_half_open };
+    goc_breaker *b = mkb(&s);
+    ASSERT_OK(goc_breaker_trip(b));
+    tick(2 * GOC_SECOND); /* the next allow half-opens */
+    goc_panic_info *p = NULL;
+    ASSERT_EQ(goc_try(execute_ok, b, &p), GOC_EPANIC);
+    ASSERT_STR(goc_panic_info_message(p), "notice bug");
+    goc_panic_info_free(p);
+    ASSERT_EQ(atomic_load(&ran), 0);
+    struct goc_breaker_counts c;
+    goc_breaker_counts(b, &c);
+    ASSERT_EQ(c.in_flight, 0);
+    ASSERT_EQ(c.requests, 0);
+    ASSERT_EQ(goc_breaker_execute(b, ok_fn, NULL), 0); /* the probe */
+    ASSERT_EQ(goc_breaker_state_now(b), GOC_BREAKER_CLOSED);
+    goc_breaker_free(b);
+}
+
+static bool classifier_panics(int err, void *arg)
+{
+    (void)err;
+    (void)arg;
+    goc_panic(-EDOM, "classifier bug");
+    return false;
+}
+
+static bool ready_to_trip_panics(const struct goc_breaker_counts *c, void *arg)
+{
+    (void)c;
+    (void)arg;
+    goc_panic(-EIO, "trip bug");
+    return false;
+}
+
+struct completion {
+    goc_breaker *b;
+    goc_breaker_token tok;
+};
+
+static int complete_with_eio(void *arg)
+{
+    struct completion *k = arg;
+    return goc_breaker_done(k->b, &k->tok, -EIO);
+}
+
+/* A classifier and then ready_to_trip both panicking in one completion:
+ * the second panic went on and the first's record leaked, one block per
+ * call. The first goes on, the second is freed. */
+TEST(breaker, classifier_and_ready_to_trip_panicking_leak_nothing)
+{
+    struct goc_breaker_settings s = { .is_successful = classifier_panics,
+                                      .ready_to_trip = ready_to_trip_panics };
+    goc_breaker *b = mkb(&s);
+    struct goc_stats st;
+    int64_t before = 0;
+    for (int i = 0; i < 101; i++) {
+        if (i == 1) { /* after any first-use allocations */
+            goc_stats_read(&st, GOC_STATS_LIB);
+            before = st.lib_heap_objects;
+        }
+        struct completion k = { .b = b };
+        ASSERT_OK(goc_breaker_allow(b, &k.tok));
+        goc_panic_info *p = NULL;
+        ASSERT_EQ(goc_try(complete_with_eio, &k, &p), GOC_EPANIC);
+        ASSERT_STR(goc_panic_info_message(p), "classifier bug");
+        goc_panic_info_free(p);
+    }
+    goc_stats_read(&st, GOC_STATS_LIB);
+    ASSERT_LT(st.lib_heap_objects - before, 10);
+    goc_breaker_free(b);
+}

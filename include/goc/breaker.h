@@ -11,9 +11,12 @@
  * lock is released, one at a time per breaker, in transition order.
  *
  * A callback that panics leaves the breaker whole, and the panic goes on
- * to the caller: a panicking is_successful or is_excluded counts the call
- * as a failure, a panicking open_backoff gives that opening the plain
- * timeout, and a panicking on_state_change loses only its own notice.
+ * to the caller (the first, if two panic in one call): a panicking
+ * is_successful or is_excluded counts the call as a failure, a panicking
+ * ready_to_trip does not trip, a panicking open_backoff gives that
+ * opening the plain timeout, and a panicking on_state_change loses only
+ * its own notice (in goc_breaker_allow(), the call it admitted is taken
+ * back: it never ran).
  */
 #ifndef GOC_BREAKER_H
 #define GOC_BREAKER_H

@@ -484,6 +484,36 @@ static int admit_locked(goc_breaker *b, tnow *now, goc_breaker_token *tok)
     return 0;
 }
 
+/* The rolling bucket a token's outcome goes to, or NULL if aged out. */
+static struct bucket *token_bucket(goc_breaker *b, const goc_breaker_token *t)
+{
+    if (!b->buckets || b->cur_bucket - t->bucket_ >= b->nb)
+        return NULL;
+    return &b->buckets[t->bucket_ % b->nb];
+}
+
+/* Take back an admission whose token never reached its caller. */
+static void unadmit(goc_breaker *b, goc_breaker_token *tok)
+{
+    goc__lock_acquire(&b->mu);
+    if (tok->live_ == 1 && tok->gen_ == b->gen) {
+        b->c.requests--;
+        struct bucket *bk = token_bucket(b, tok);
+        if (bk)
+            bk->requests--;
+    }
+    if (tok->live_ == 1 || tok->live_ == 2)
+        b->in_flight--;
+    tok->live_ = 0;
+    goc__lock_release(&b->mu);
+}
+
+static int call_deliver(void *arg)
+{
+    deliver(arg);
+    return 0;
+}
+
 int goc_breaker_allow(goc_breaker *b, goc_breaker_token *tok)
 {
     if (!b || !tok)
@@ -492,16 +522,19 @@ int goc_breaker_allow(goc_breaker *b, goc_breaker_token *tok)
     goc__lock_acquire(&b->mu);
     int rc = admit_locked(b, &now, tok);
     goc__lock_release(&b->mu);
-    deliver(b);
+    if (!atomic_load_explicit(&b->has_work, memory_order_relaxed))
+        return rc;
+    /* A notice callback that panics here must not take an admitted
+     * call's place with it (a half-open probe's, for good): the call is
+     * taken back, then the panic goes on. */
+    goc_panic_info *p = NULL;
+    goc_try(call_deliver, b, &p);
+    if (p) {
+        if (rc == 0)
+            unadmit(b, tok);
+        goc__panic_again(p);
+    }
     return rc;
-}
-
-/* The rolling bucket a token's outcome goes to, or NULL if aged out. */
-static struct bucket *token_bucket(goc_breaker *b, const goc_breaker_token *t)
-{
-    if (!b->buckets || b->cur_bucket - t->bucket_ >= b->nb)
-        return NULL;
-    return &b->buckets[t->bucket_ % b->nb];
 }
 
 /* Record an outcome in the resilience4j window. */
@@ -636,6 +669,35 @@ static int classify(void *arg)
     return 0;
 }
 
+struct trip_ask {
+    goc_breaker *b;
+    const struct goc_breaker_counts *snap;
+    bool trip;
+};
+
+static int call_ready_to_trip(void *arg)
+{
+    struct trip_ask *a = arg;
+    a->trip = a->b->s.ready_to_trip(a->snap, a->b->s.arg);
+    return 0;
+}
+
+/* ready_to_trip's answer; false if it panicked. The first panic of the
+ * call is kept in *@p to go on; a later one is freed. */
+static bool ask_ready_to_trip(goc_breaker *b,
+                              const struct goc_breaker_counts *snap,
+                              goc_panic_info **p)
+{
+    struct trip_ask a = { b, snap, false };
+    goc_panic_info *mine = NULL;
+    goc_try(call_ready_to_trip, &a, &mine);
+    if (mine && *p)
+        goc_panic_info_free(mine);
+    else if (mine)
+        *p = mine;
+    return a.trip;
+}
+
 int goc_breaker_done(goc_breaker *b, goc_breaker_token *tok, int err)
 {
     /* Another breaker's token is refused here; whether this one is
@@ -675,7 +737,7 @@ int goc_breaker_done(goc_breaker *b, goc_breaker_token *tok, int err)
         ask = record_locked(b, tok, o, &now, &snap);
     goc__lock_release(&b->mu);
     if (ask) {
-        bool trip = b->s.ready_to_trip ? b->s.ready_to_trip(&snap, b->s.arg)
+        bool trip = b->s.ready_to_trip ? ask_ready_to_trip(b, &snap, &p)
                                        : default_trip(&snap);
         if (trip) {
             goc__lock_acquire(&b->mu);
