@@ -198,11 +198,12 @@ GOC_API int goc_fd_shutdown(goc_fd *f, int how);
 
 /**
  * goc_fd_local_addr / goc_fd_remote_addr - a socket's address as text,
- * "1.2.3.4:80" or "[::1]:80".
+ * "1.2.3.4:80" or "[::1]:80" (an IPv4 peer of a dual-stack socket shows
+ * as IPv4).
  * @buf: at least GOC_ADDRSTRLEN bytes for any address.
  *
- * Return: the text's length, or -errno (-ENOTCONN), or -ENOSPC if @n is
- * too small.
+ * Return: the text's length, or -errno (-ENOTCONN), GOC_ECLOSED if the
+ * handle was closed (by any holder), or -ENOSPC if @n is too small.
  */
 GOC_API int goc_fd_local_addr(goc_fd *f, char *buf, size_t n);
 GOC_API int goc_fd_remote_addr(goc_fd *f, char *buf, size_t n);
@@ -211,7 +212,7 @@ GOC_API int goc_fd_remote_addr(goc_fd *f, char *buf, size_t n);
 
 /**
  * goc_addr_format - "ip:port" text of a socket address (IPv6 in
- * brackets, with its zone).
+ * brackets, with its zone; an IPv4-mapped IPv6 address as IPv4).
  *
  * Return: the length, -EAFNOSUPPORT for a non-IP family, -ENOSPC.
  */
