@@ -721,6 +721,94 @@ TEST(runtime, stack_overflow_is_reported)
     test_expect_exit(overflow_child, 2, "test_overflow_entry");
 }
 
+/*
+ * A canary-guarded stack (no guard page: the kernel refused, or the
+ * mapping budget ran out) found broken at a switch: the goroutine's stack
+ * is used up then, with nothing under it. The report ran on it anyway,
+ * and faulted (reported as an unrelated SIGSEGV, or writing over another
+ * goroutine's stack). Here the goroutine goes down to 2 KiB above its
+ * stack's end (more under a sanitizer), marks its guard a canary and
+ * breaks it, as an overflow would, then parks.
+ */
+#if defined(GOC_ASAN) || defined(GOC_TSAN)
+#define PARK_MARGIN (16 * 1024) /* the way to the switch takes more */
+#else
+#define PARK_MARGIN 2048
+#endif
+
+static __attribute__((noinline)) void dive_then_park(struct goc__g *g)
+{
+    volatile char pad[256];
+    pad[0] = 1;
+    if ((uintptr_t)pad - (uintptr_t)g->stack_lo > PARK_MARGIN) {
+        dive_then_park(g);
+    } else {
+        g->guard = GOC__GUARD_CANARY;
+        *(volatile uint64_t *)g->stack_lo ^= 1;
+        goc_sleep(GOC_MILLISECOND, NULL); /* the switch-out finds it */
+    }
+    pad[1] = pad[0];
+}
+
+static void canary_breaker(void *arg)
+{
+    (void)arg;
+    dive_then_park(goc__g_current());
+}
+
+static int canary_main(void *arg)
+{
+    (void)arg;
+    struct goc_go_opts o = { .stack_size = 64 * 1024, .name = "no-guard" };
+    goc_go_ex(canary_breaker, NULL, &o);
+    goc_sleep(10 * GOC_SECOND, NULL); /* the process ends first */
+    return 0;
+}
+
+static void canary_child(void)
+{
+    goc_run(canary_main, NULL);
+}
+
+TEST(runtime, broken_canary_is_reported_on_a_stack_of_its_own)
+{
+    test_expect_exit(canary_child, 2, "(stack canary overwritten)");
+    test_expect_exit(canary_child, 2, "\"no-guard\"");
+}
+
+/*
+ * An M whose signal stack could not be had ran goroutines all the same:
+ * a stack overflow there killed the process with no report. The signal
+ * stack is now made with the M, which is not made without it. Here the
+ * next allocations fail while sysmon hands the only P, with an
+ * overflowing goroutine queued on it, to a new M.
+ */
+static int no_altstack_main(void *arg)
+{
+    (void)arg;
+    struct goc_go_opts o = { .stack_size = 64 * 1024, .name = "deep-diver" };
+    goc_go_ex(test_overflow_entry, NULL, &o); /* queued on our P */
+    goc__fault_after(1); /* a new M's record, then nothing */
+    ASSERT_OK(goc_blocking_enter());
+    usleep(300 * 1000); /* sysmon hands our P over */
+    goc__fault_after(-1);
+    ASSERT_OK(goc_blocking_exit());
+    goc_sleep(10 * GOC_SECOND, NULL); /* the process ends first */
+    return 0;
+}
+
+static void no_altstack_child(void)
+{
+    struct goc_config c = { .max_procs = 1 };
+    goc_init(&c);
+    goc_run(no_altstack_main, NULL);
+}
+
+TEST(runtime, overflow_is_reported_on_every_m_even_short_of_memory)
+{
+    test_expect_exit(no_altstack_child, 2, "fatal error: stack overflow");
+}
+
 /* A handler of the program's, installed before goc's, that recovers from
  * faults on its own page (as a JVM's or libsigsegv's does). */
 static char *user_fault_page;

@@ -71,8 +71,15 @@ static void out_sym(struct out *o, const void *pc, bool ret)
     out_str(o, sym);
 }
 
-void goc__stack_overflow(struct goc__g *g, const void *addr)
+struct overflow {
+    struct goc__g *g;
+    const void *addr;
+};
+
+static void overflow_report(void *arg)
 {
+    struct goc__g *g = ((struct overflow *)arg)->g;
+    const void *addr = ((struct overflow *)arg)->addr;
     goc__symbolize_dying();
     struct out o = { .n = 0 };
     out_str(&o, "fatal error: stack overflow\n\ngoroutine ");
@@ -101,7 +108,14 @@ void goc__stack_overflow(struct goc__g *g, const void *addr)
     out_str(&o, "\n");
     ssize_t r = write(2, o.buf, o.n);
     (void)r;
-    _exit(2);
+}
+
+void goc__stack_overflow(struct goc__g *g, const void *addr)
+{
+    /* Not here: a canary found broken at a switch leaves the goroutine's
+     * stack used up, with no guard page under it. */
+    struct overflow o = { g, addr };
+    goc__crash_report(overflow_report, &o);
 }
 
 static int signal_index(int sig)
@@ -296,11 +310,14 @@ int goc__fault_init(void)
     return 0;
 }
 
-int goc__fault_thread_init(struct goc__m *m)
+int goc__fault_altstack_new(struct goc__m *m)
 {
     m->altstack = goc__malloc(ALTSTACK_SIZE);
-    if (!m->altstack)
-        return -ENOMEM;
+    return m->altstack ? 0 : -ENOMEM;
+}
+
+int goc__fault_thread_init(struct goc__m *m)
+{
     stack_t ss = { .ss_sp = m->altstack, .ss_size = ALTSTACK_SIZE };
     return sigaltstack(&ss, NULL) == 0 ? 0 : -errno;
 }

@@ -302,14 +302,28 @@ struct goc_panic_info *volatile goc__fatal_panic;
 #define REPORT_STACK (256 * 1024)
 static char report_stack[REPORT_STACK] __attribute__((aligned(64)));
 
-static void report_and_exit(void *arg) __attribute__((noreturn));
+struct report {
+    void (*fn)(void *arg);
+    void *arg;
+};
+
+/* First code on the report stack. */
+static void report_entry(void *arg) __attribute__((noreturn));
+static void report_entry(void *arg)
+{
+    struct report *r = arg;
+#if defined(GOC_ASAN)
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+    r->fn(r->arg);
+    _exit(2);
+}
+
 static void report_and_exit(void *arg)
 {
     static char buf[4096];
     struct goc_panic_info *p = arg;
-#if defined(GOC_ASAN)
-    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
-#endif
+    goc__fatal_panic = p;
     goc__symbolize_dying();
     int n = goc_panic_info_format(p, buf, sizeof(buf));
     write_all(2, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
@@ -318,13 +332,12 @@ static void report_and_exit(void *arg)
     _exit(2);
 }
 
-/* Leave for report_and_exit(p) on the report stack, for good. */
-static void report_on_own_stack(struct goc_panic_info *p)
-    __attribute__((noreturn));
-static void report_on_own_stack(struct goc_panic_info *p)
+/* Leave for r->fn(r->arg) on the report stack, for good. */
+static void report_on_own_stack(struct report *r) __attribute__((noreturn));
+static void report_on_own_stack(struct report *r)
 {
     void *to = goc__ctx_make(report_stack, report_stack + REPORT_STACK,
-                             report_and_exit, p);
+                             report_entry, r);
     void *abandoned;
 #if defined(GOC_VALGRIND)
     VALGRIND_STACK_REGISTER(report_stack, report_stack + REPORT_STACK);
@@ -339,14 +352,13 @@ static void report_on_own_stack(struct goc_panic_info *p)
     abort(); /* never resumed */
 }
 
-static void crash(struct goc_panic_info *p) __attribute__((noreturn));
-static void crash(struct goc_panic_info *p)
+void goc__crash_report(void (*fn)(void *arg), void *arg)
 {
     /* One crash reports, any other waits for the exit. */
     static _Atomic bool crashing;
     static __thread bool crashing_here;
     if (crashing_here)
-        _exit(2); /* a panic while reporting one */
+        _exit(2); /* a crash while reporting one */
     crashing_here = true;
     if (atomic_exchange(&crashing, true)) {
         /* Another thread reports: wait for its exit, a while. It may
@@ -356,8 +368,15 @@ static void crash(struct goc_panic_info *p)
             nanosleep(&ten_ms, NULL);
         _exit(2);
     }
-    goc__fatal_panic = p;
-    report_on_own_stack(p);
+    static struct report r; /* the one reporter's */
+    r = (struct report){ fn, arg };
+    report_on_own_stack(&r);
+}
+
+static void crash(struct goc_panic_info *p) __attribute__((noreturn));
+static void crash(struct goc_panic_info *p)
+{
+    goc__crash_report(report_and_exit, p);
 }
 
 /* Make @p the panic in flight at *@slot, the one it interrupted (if any)

@@ -177,6 +177,10 @@ int goc__m_new(struct goc__p *p, bool spinning)
     struct goc__m *m = goc__calloc(1, sizeof(*m));
     if (!m)
         return -ENOMEM;
+    if (goc__fault_altstack_new(m) != 0) {
+        goc__free(m);
+        return -ENOMEM;
+    }
     m->nextp = p;
     m->spinning = spinning;
     m->id = atomic_fetch_add(&goc__sched.nm, 1) + 1;
@@ -189,6 +193,7 @@ int goc__m_new(struct goc__p *p, bool spinning)
     pthread_attr_destroy(&attr);
     if (err) {
         atomic_fetch_sub(&goc__sched.nm, 1);
+        goc__free(m->altstack);
         goc__free(m);
         return -err;
     }

@@ -634,7 +634,8 @@ bool goc__stack_trim(int64_t now, int64_t idle_ns, int64_t budget_ns);
 /* Report a stack overflow of g and end the process. */
 void goc__stack_overflow(struct goc__g *g, const void *addr)
     __attribute__((noreturn));
-/* True if addr falls in g's guard zone. */
+/* True if a fault at addr is g's stack overflow: in its guard zone, or
+ * (a canary-guarded stack, its canary broken) a few pages under it. */
 bool goc__stack_guard_hit(struct goc__g *g, const void *addr);
 bool goc__stack_canary_ok(struct goc__g *g);
 /* Counters for tests and stats. */
@@ -813,7 +814,20 @@ bool goc__hog_report(struct goc__m *m, struct goc__g *g, bool counted)
     __attribute__((cold, noinline));
 /* Report through the log hook (printf-style). */
 void goc__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * Report a crash and end the process: @fn(@arg), which writes the report,
+ * runs on a stack of its own (the crashing goroutine's may be used up),
+ * then the process exits with status 2. Only the first crash reports: a
+ * later one on another thread waits for the exit; one on the reporting
+ * thread exits at once.
+ */
+void goc__crash_report(void (*fn)(void *arg), void *arg)
+    __attribute__((noreturn));
 int goc__fault_init(void);
+/* The signal stack of a new M's thread, made before the thread is: an M
+ * without one would die of a stack overflow unreported. */
+int goc__fault_altstack_new(struct goc__m *m);
+/* On the M's thread: take its signal stack. */
 int goc__fault_thread_init(struct goc__m *m);
 /*
  * Signal masks. An M takes the one the program had in the thread that

@@ -182,10 +182,22 @@ bool goc__stack_canary_ok(struct goc__g *g)
     return *(const uint64_t *)g->stack_lo == canary_for(g);
 }
 
+/* How far under a canary-guarded stack a fault still counts as its
+ * overflow (its canary being broken). */
+#define CANARY_REACH_PAGES 16
+
 bool goc__stack_guard_hit(struct goc__g *g, const void *addr)
 {
-    const char *a = addr;
-    return g->stack_base && a >= g->stack_base && a < g->stack_lo;
+    uintptr_t a = (uintptr_t)addr, base = (uintptr_t)g->stack_base;
+    if (!base)
+        return false;
+    if (a >= base && a < (uintptr_t)g->stack_lo)
+        return true;
+    /* No page stops an overflow under a canary-guarded stack: it runs on
+     * under it until something faults. */
+    return g->guard == GOC__GUARD_CANARY && a < base &&
+           base - a <= CANARY_REACH_PAGES * page_size &&
+           !goc__stack_canary_ok(g);
 }
 
 static int install_guard(char *base)
