@@ -2026,8 +2026,7 @@ static void collector_panics(goc_metric_sink *s, void *arg)
  * the scrape's references were never dropped. Over HTTP the scrape
  * fails alone, with a 500.
  */
-TEST_G(metrics,
-       panicking_callback_fails_its_scrape_and_leaves_the_registry_whole)
+TEST_G(metrics, panicking_callback_fails_its_scrape_alone)
 {
     goc_registry *r = reg();
     goc_metric *m;
