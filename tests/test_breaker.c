@@ -979,3 +979,64 @@ TEST(breaker, classifier_and_ready_to_trip_panicking_leak_nothing)
     ASSERT_LT(st.lib_heap_objects - before, 10);
     goc_breaker_free(b);
 }
+
+static goc_breaker *aging_b;
+static int aging_step;
+
+/*
+ * The first notice queues another (a reset to closed) and panics; the
+ * second, delivered by the next allow after it admitted its call, moves
+ * the clock past the call's rolling bucket, lets the breaker age it out,
+ * and panics: the call is then taken back.
+ */
+static void notice_ages_the_bucket(const char *name,
+                                   goc_breaker_state from,
+                                   goc_breaker_state to,
+                                   void *arg)
+{
+    (void)name;
+    (void)from;
+    (void)to;
+    (void)arg;
+    if (aging_step == 1) {
+        aging_step = 2;
+        goc_breaker_reset(aging_b);
+        goc_panic(-EIO, "first notice");
+    } else if (aging_step == 2) {
+        aging_step = 0;
+        tick(10 * GOC_SECOND);
+        struct goc_breaker_counts c;
+        goc_breaker_counts(aging_b, &c); /* ages the bucket out */
+        goc_panic(-EIO, "second notice");
+    }
+}
+
+static int trip_b(void *arg)
+{
+    return goc_breaker_trip(arg);
+}
+
+static int allow_b(void *arg)
+{
+    goc_breaker_token tok;
+    return goc_breaker_allow(arg, &tok);
+}
+
+/* A call taken back after its rolling bucket aged out was taken off the
+ * counts twice (requests went to -1 and stayed wrong). */
+TEST(breaker, call_taken_back_after_its_bucket_aged_out_is_counted_once)
+{
+    struct goc_breaker_settings s = { .interval = 3 * GOC_SECOND,
+                                      .bucket_period = GOC_SECOND,
+                                      .on_state_change =
+                                          notice_ages_the_bucket };
+    aging_b = mkb(&s);
+    aging_step = 1;
+    ASSERT_EQ(goc_try(trip_b, aging_b, NULL), GOC_EPANIC);
+    ASSERT_EQ(goc_try(allow_b, aging_b, NULL), GOC_EPANIC);
+    struct goc_breaker_counts c;
+    goc_breaker_counts(aging_b, &c);
+    ASSERT_EQ(c.in_flight, 0);
+    ASSERT_EQ(c.requests, 0);
+    goc_breaker_free(aging_b);
+}

@@ -497,8 +497,11 @@ static void unadmit(goc_breaker *b, goc_breaker_token *tok)
 {
     goc__lock_acquire(&b->mu);
     if (tok->live_ == 1 && tok->gen_ == b->gen) {
-        b->c.requests--;
+        /* As record_locked(): a bucket aged out took its requests off
+         * the counts already. */
         struct bucket *bk = token_bucket(b, tok);
+        if (!b->buckets || bk)
+            b->c.requests--;
         if (bk)
             bk->requests--;
     }
