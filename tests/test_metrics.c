@@ -2135,3 +2135,60 @@ TEST(metrics, summary_clock_never_runs_under_the_family_lock)
     ASSERT(done == (void *)1);
     goc_registry_free(r);
 }
+
+static _Atomic bool summary_clock_panics;
+
+static int64_t clock_that_may_panic(void *arg)
+{
+    (void)arg;
+    if (atomic_load(&summary_clock_panics))
+        goc_panic(-EIO, "clock failed");
+    return goc_now();
+}
+
+static int make_series(void *arg)
+{
+    goc_summary *x;
+    return goc_summary_with(arg, (const char *[]){ "put" }, &x);
+}
+
+/* A summary's clock that panics in a scrape (or as a series is made)
+ * unwound past the scrape's clean-up: every such scrape leaked its
+ * families and a reference on every registered metric, which were then
+ * never freed. It is run as the other callbacks are. */
+TEST_G(metrics, panicking_summary_clock_leaks_nothing)
+{
+    goc_registry *r = reg();
+    struct goc_quantile q[] = { { 0.5, 0.05 } };
+    goc_clock clk = { clock_that_may_panic, NULL };
+    const char *labels[] = { "op" };
+    struct goc_metric_opts o = { .type = GOC_METRIC_SUMMARY,
+                                 .name = "lat",
+                                 .help = "Latency.",
+                                 .labels = labels,
+                                 .nlabels = 1,
+                                 .objectives = q,
+                                 .nobjectives = 1,
+                                 .clock = &clk };
+    goc_metric *m;
+    ASSERT_OK(goc_metric_new(r, &o, &m));
+    goc_summary *s;
+    ASSERT_OK(goc_summary_with(m, (const char *[]){ "get" }, &s));
+    goc_summary_observe(s, 1.0);
+    atomic_store(&summary_clock_panics, true);
+    struct goc_stats st;
+    int64_t before = 0;
+    for (int i = 0; i < 101; i++) {
+        if (i == 1) { /* after any first-use allocations */
+            goc_stats_read(&st, GOC_STATS_LIB);
+            before = st.lib_heap_objects;
+        }
+        ASSERT_EQ(goc_try(scrape_into_nothing, r, NULL), GOC_EPANIC);
+        ASSERT_EQ(goc_try(make_series, m, NULL), GOC_EPANIC);
+    }
+    goc_stats_read(&st, GOC_STATS_LIB);
+    ASSERT_LT(st.lib_heap_objects - before, 10);
+    atomic_store(&summary_clock_panics, false);
+    ASSERT_EQ(goc_try(scrape_into_nothing, r, NULL), 0);
+    goc_registry_free(r);
+}

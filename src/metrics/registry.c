@@ -278,15 +278,16 @@ static int with(goc_metric *m,
 {
     if (!m || !out || m->type != type || m->fn || !values_ok(m, values))
         return -EINVAL;
+    /* A new child's quantile window starts now, read before the lock (a
+     * user clock must not run under it) and before anything is allocated
+     * (a clock that panics leaks nothing). */
+    int64_t now =
+        type == GOC_METRIC_SUMMARY && m->nobj ? goc__qwindow_now(&m->o) : 0;
     size_t len;
     char *key = make_key(m, values, &len);
     if (!key)
         return -ENOMEM;
     int err = 0;
-    /* A new child's quantile window starts now, read before the lock: a
-     * user clock must not run under it. */
-    int64_t now =
-        type == GOC_METRIC_SUMMARY && m->nobj ? goc__qwindow_now(&m->o) : 0;
     goc__lock_acquire(&m->mu);
     size_t i = find(m, key, len);
     if (found(m, i, key, len)) {
