@@ -95,6 +95,10 @@ struct test_run_note {
  * test_run_note. */
 void test_note_run(void *arg);
 
+/* Run fn in a child, its stderr read into buf (NUL-terminated); returns
+ * its wait status. */
+int test_run_captured(void (*fn)(void), char *buf, size_t size);
+
 /*
  * Run fn in a child process; require that it exits with status
  * want_status and that its stderr contains want_text.

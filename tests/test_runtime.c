@@ -809,6 +809,66 @@ TEST(runtime, overflow_is_reported_on_every_m_even_short_of_memory)
     test_expect_exit(no_altstack_child, 2, "fatal error: stack overflow");
 }
 
+static _Atomic int crashers_ready;
+
+static void crash_together(void)
+{
+    atomic_fetch_add(&crashers_ready, 1);
+    while (atomic_load(&crashers_ready) < 2)
+        ;
+}
+
+static void panics_now(void *arg)
+{
+    (void)arg;
+    crash_together();
+    goc_panic(-EIO, "goroutine A panics");
+}
+
+static void faults_now(void *arg)
+{
+    crash_together();
+    *(volatile int *)arg = 1; /* NULL */
+}
+
+static int crash_race_main(void *arg)
+{
+    (void)arg;
+    goc_go(panics_now, NULL);
+    goc_go(faults_now, NULL);
+    goc_sleep(10 * GOC_SECOND, NULL); /* the process ends first */
+    return 0;
+}
+
+static void crash_race_child(void)
+{
+    struct goc_config c = { .max_procs = 2 };
+    goc_init(&c);
+    goc_run(crash_race_main, NULL);
+}
+
+/* A fault's report did not wait for a panic's (or an overflow's) already
+ * under way: both came out, interleaved, and the fault's exit could cut
+ * the other short. One crash reports; the other waits for the exit. */
+TEST(runtime, one_report_for_a_panic_and_a_fault_at_once)
+{
+    if (test_under_valgrind()) {
+        /* It reports the fault itself, and runs one thread at a time. */
+        printf("# skipped under valgrind\n");
+        return;
+    }
+    for (int i = 0; i < 20; i++) {
+        char buf[8192];
+        int status = test_run_captured(crash_race_child, buf, sizeof(buf));
+        ASSERT(WIFEXITED(status));
+        ASSERT_EQ(WEXITSTATUS(status), 2);
+        bool panic = strstr(buf, "panic: goroutine A panics") != NULL;
+        bool fault = strstr(buf, "unexpected signal") != NULL;
+        if (panic == fault)
+            ASSERT_FAIL("round %d: %s", i, panic ? "both reports" : "none");
+    }
+}
+
 /* A handler of the program's, installed before goc's, that recovers from
  * faults on its own page (as a JVM's or libsigsegv's does). */
 static char *user_fault_page;

@@ -95,8 +95,7 @@ void test_run_with_spawns_that_allocate(int (*fn)(void *arg))
     test_no_leaks();
 }
 
-/* Run fn in a child, its stderr read into buf; returns its wait status. */
-static int run_captured(void (*fn)(void), char *buf, size_t size)
+int test_run_captured(void (*fn)(void), char *buf, size_t size)
 {
     int fds[2];
     ASSERT_OK(pipe(fds));
@@ -141,7 +140,7 @@ static int run_captured(void (*fn)(void), char *buf, size_t size)
 void test_expect_exit(void (*fn)(void), int want_status, const char *want_text)
 {
     char buf[8192];
-    int status = run_captured(fn, buf, sizeof(buf));
+    int status = test_run_captured(fn, buf, sizeof(buf));
     ASSERT(WIFEXITED(status));
     ASSERT_EQ(WEXITSTATUS(status), want_status);
     if (!strstr(buf, want_text))
@@ -153,7 +152,7 @@ void test_expect_signal(void (*fn)(void),
                         const char *want_text)
 {
     char buf[8192];
-    int status = run_captured(fn, buf, sizeof(buf));
+    int status = test_run_captured(fn, buf, sizeof(buf));
     if (!WIFSIGNALED(status))
         ASSERT_FAIL("child was not ended by a signal: status %#x", status);
     ASSERT_EQ(WTERMSIG(status), want_signal);

@@ -247,6 +247,7 @@ static void on_fault(int sig, siginfo_t *si, void *uctx)
         goc__stack_guard_hit(g, si->si_addr))
         goc__stack_overflow(g, si->si_addr);
     if (g) {
+        goc__crash_gate(); /* on the signal stack, of a size for it */
         report_fault(sig, si, uctx, g);
         const char *tb = getenv("GOC_TRACEBACK");
         if (!tb || strcmp(tb, "crash") != 0)

@@ -352,7 +352,7 @@ static void report_on_own_stack(struct report *r)
     abort(); /* never resumed */
 }
 
-void goc__crash_report(void (*fn)(void *arg), void *arg)
+void goc__crash_gate(void)
 {
     /* One crash reports, any other waits for the exit. */
     static _Atomic bool crashing;
@@ -368,6 +368,11 @@ void goc__crash_report(void (*fn)(void *arg), void *arg)
             nanosleep(&ten_ms, NULL);
         _exit(2);
     }
+}
+
+void goc__crash_report(void (*fn)(void *arg), void *arg)
+{
+    goc__crash_gate();
     static struct report r; /* the one reporter's */
     r = (struct report){ fn, arg };
     report_on_own_stack(&r);

@@ -823,6 +823,9 @@ void goc__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  */
 void goc__crash_report(void (*fn)(void *arg), void *arg)
     __attribute__((noreturn));
+/* goc__crash_report's gate alone: returns on the one thread that is to
+ * report (for a report that needs no stack of its own). */
+void goc__crash_gate(void);
 int goc__fault_init(void);
 /* The signal stack of a new M's thread, made before the thread is: an M
  * without one would die of a stack overflow unreported. */
