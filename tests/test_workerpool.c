@@ -1033,3 +1033,96 @@ TEST(workerpool, no_queue_submit_whose_worker_cannot_start_is_refused)
 {
     test_run_with_spawns_that_allocate(no_queue_spawn_fails);
 }
+
+struct deaf_then_done {
+    goc_chan *gate;
+    _Atomic bool done;
+};
+
+/* Runs until its gate closes, deaf to its context, then says so. */
+static int deaf_until_closed(goc_ctx *ctx, void *arg, void **result)
+{
+    (void)ctx;
+    (void)result;
+    struct deaf_then_done *d = arg;
+    atomic_fetch_add(&ran, 1);
+    goc_chan_recv(d->gate, NULL, NULL);
+    goc_sleep(20 * GOC_MILLISECOND, NULL); /* late after the close */
+    atomic_store(&d->done, true);
+    return 0;
+}
+
+/*
+ * A group task whose handle the caller cancelled runs on until it looks
+ * at its context (this one never does). goc_wpgroup_free() returned as
+ * soon as the handle settled, with the body still running, though it
+ * promises to wait for running tasks: a caller freeing the tasks'
+ * arguments next freed them under the task. Its wait still returns once
+ * every handle is settled, as it promises.
+ */
+TEST_G(workerpool, group_free_waits_for_a_cancelled_task_still_running)
+{
+    atomic_store(&ran, 0);
+    goc_workerpool *p = pool(2, 0, 0);
+    goc_wpgroup *g;
+    ASSERT_OK(goc_wpgroup_new(p, &g));
+    static struct deaf_then_done d;
+    d.gate = gate();
+    ASSERT_OK(goc_wpgroup_submit(g, deaf_until_closed, &d, NULL, NULL));
+    wait_running(p, 1);
+    ASSERT_EQ(goc_future_cancel(goc_wpgroup_task(g, 0)), 1);
+    ASSERT_OK(goc_wpgroup_wait(g, NULL)); /* settled: it returns */
+    ASSERT(!atomic_load(&d.done));
+    ASSERT_OK(goc_go(close_later, d.gate));
+    goc_wpgroup_free(g);
+    ASSERT(atomic_load(&d.done)); /* the body ended before the free did */
+    goc_workerpool_free(p);
+    goc_chan_release(d.gate);
+}
+
+/*
+ * Without a queue, a task is accepted only if a worker can start it now.
+ * Just after a shrink, the idle workers told to leave still counted as
+ * idle: a task was accepted, then the worker left, and the task waited
+ * for a busy one (for ever, if that one never ends).
+ */
+TEST_G(workerpool, no_queue_shrink_accepts_only_what_a_worker_will_start)
+{
+    atomic_store(&ran, 0);
+    goc_workerpool *p = pool(2, GOC_WP_NO_QUEUE, 0);
+    goc_chan *gt = gate();
+    goc_future *busy, *quick;
+    /* Two at once: two workers; then one busy, one idle. */
+    ASSERT_OK(goc_workerpool_submit(p, count_task, NULL, NULL, &quick, NULL));
+    ASSERT_OK(goc_workerpool_submit(p, gated_deaf, gt, NULL, &busy, NULL));
+    ASSERT_EQ(status_of(quick), 0);
+    wait_running(p, 1);
+    while (atomic_load(&ran) < 2)
+        goc_sleep(100 * GOC_MICROSECOND, NULL);
+    goc_sleep(2 * GOC_MILLISECOND, NULL); /* the quick one's worker waits */
+    struct goc_workerpool_stats st;
+    ASSERT_OK(goc_workerpool_stats(p, &st));
+    ASSERT_EQ(st.workers, 2);
+    ASSERT_OK(goc_workerpool_resize(p, 1)); /* the idle one must leave */
+    goc_future *late = NULL;
+    int rc = goc_workerpool_try_submit(p, count_task, NULL, NULL, &late);
+    int started = -1;
+    if (rc == 0) {
+        int s;
+        started =
+            goc_future_get_timeout(late, &s, NULL, 200 * GOC_MILLISECOND) == 0;
+    }
+    goc_chan_close(gt);
+    if (late) {
+        status_of(late);
+        goc_future_release(late);
+    }
+    ASSERT_EQ(status_of(busy), 0);
+    goc_future_release(busy);
+    goc_future_release(quick);
+    goc_workerpool_free(p);
+    goc_chan_release(gt);
+    if (rc == 0 && !started)
+        ASSERT_FAIL("%s", "accepted, and no worker started it in 200 ms");
+    ASSERT(rc == 0 || rc == GOC_EOVERLOAD);
+}

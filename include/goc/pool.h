@@ -434,7 +434,9 @@ GOC_API int goc_wpgroup_submit(goc_wpgroup *g,
 
 /**
  * goc_wpgroup_wait - wait until every task of the group is settled, or
- * the group fails.
+ * the group fails. A task whose handle was cancelled is settled, though
+ * its body may run on until it sees its context; goc_wpgroup_free()
+ * waits for that too.
  *
  * Return: 0 when all are settled and none failed; the first failure (at
  * once: queued tasks are cancelled, running ones may still be finishing);

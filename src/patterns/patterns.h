@@ -106,6 +106,10 @@ void *goc__future_take_value(goc_future *f);
 struct goc__wp_owner {
     const void *owner; /* tag: goc__workerpool_cancel_owned() finds them */
     goc_ctx *ctx;      /* parent of each task's context */
+    /* Called with the tag when the pool is done with one of its accepted
+     * tasks (run, or settled unrun), after its last touch of the task's
+     * context: its owner may go then. */
+    void (*finished)(const void *owner);
 };
 
 struct goc_workerpool;

@@ -22,7 +22,8 @@ struct task {
     goc_future *f; /* the pool's reference */
     goc_ctx *ctx;  /* child of the pool ctx; cancelled by the handle */
     int64_t queued_at;
-    const void *owner; /* a task group, or NULL */
+    const void *owner;                   /* a task group, or NULL */
+    void (*finished)(const void *owner); /* the owner's, once accepted */
 };
 
 struct goc_workerpool {
@@ -47,9 +48,13 @@ struct goc_workerpool {
 
 static void task_free(struct task *t)
 {
-    goc_ctx_release(t->ctx);
+    const void *owner = t->owner;
+    void (*finished)(const void *) = t->finished;
+    goc_ctx_release(t->ctx); /* a child of the owner's */
     goc_future_release(t->f);
     goc__free(t);
+    if (finished)
+        finished(owner);
 }
 
 /* Outside the lock: settle @t as @status (its value, if any, goes too).
@@ -294,8 +299,13 @@ static bool can_spawn(goc_workerpool *p)
 
 static bool has_room(goc_workerpool *p)
 {
-    if (p->queue_size == GOC_WP_NO_QUEUE)
-        return p->qlen < p->idle || can_spawn(p);
+    if (p->queue_size == GOC_WP_NO_QUEUE) {
+        /* Idle workers beyond a shrink are leaving, not starting one. */
+        int64_t leaving = p->max_workers && p->workers > p->max_workers
+                              ? p->workers - p->max_workers
+                              : 0;
+        return p->qlen < p->idle - leaving || can_spawn(p);
+    }
     return !p->queue_size || p->qlen < p->queue_size;
 }
 
@@ -377,6 +387,7 @@ static int submit_common(goc_workerpool *p,
         return rc;
     }
     t->owner = o ? o->owner : NULL;
+    t->finished = o ? o->finished : NULL;
     if (task)
         *task = goc_future_retain(t->f); /* before a worker can finish t */
     if ((rc = submit(p, t, wait, ctx)) != 0) {
@@ -384,6 +395,7 @@ static int submit_common(goc_workerpool *p,
             goc_future_release(*task);
             *task = NULL;
         }
+        t->finished = NULL; /* never accepted: the caller knows */
         task_free(t);
     }
     return rc;

@@ -19,6 +19,9 @@ struct goc_wpgroup {
     size_t n, cap;
     size_t reserved; /* places held by submits in flight, under mu */
     int64_t pending; /* submitted and not settled, plus callbacks running */
+    /* Submitted and not yet done with by the pool: a task whose handle
+     * was cancelled may run on, and the group lives until it ends. */
+    int64_t unfinished;
     int first_err;
     bool failing; /* a task failed; first_err is set once handled */
 };
@@ -43,6 +46,16 @@ int goc_wpgroup_new(goc_workerpool *p, goc_wpgroup **out)
 goc_ctx *goc_wpgroup_ctx(goc_wpgroup *g)
 {
     return g ? g->ctx : NULL;
+}
+
+/* The pool is done with one of our tasks. */
+static void finished(const void *owner)
+{
+    goc_wpgroup *g = (goc_wpgroup *)owner;
+    goc_mutex_lock(&g->mu, NULL);
+    if (--g->unfinished == 0)
+        goc_cond_broadcast(&g->cv);
+    goc_mutex_unlock(&g->mu);
 }
 
 /* A task of the group settled (on the settling thread, no lock held). */
@@ -107,20 +120,25 @@ int goc_wpgroup_submit(goc_wpgroup *g,
         return -ENOMEM;
     goc_mutex_lock(&g->mu, NULL);
     int rc = g->failing ? GOC_ECLOSED : reserve_locked(g);
-    if (!rc)
-        g->pending++; /* before the task can settle */
+    if (!rc) { /* before the task can settle or finish */
+        g->pending++;
+        g->unfinished++;
+    }
     goc_mutex_unlock(&g->mu);
     if (rc) {
         goc__future_cb_free(watch);
         return rc;
     }
-    struct goc__wp_owner o = { g, g->ctx };
+    struct goc__wp_owner o = { g, g->ctx, finished };
     goc_future *f = NULL;
     rc = goc__workerpool_submit_owned(g->p, &o, fn, arg, free_value, &f, ctx);
     goc_mutex_lock(&g->mu, NULL);
     g->reserved--;
-    if (rc && --g->pending == 0)
+    if (rc) {
+        g->pending--;
+        g->unfinished--;
         goc_cond_broadcast(&g->cv); /* a wait may be for this one alone */
+    }
     if (!rc)
         g->tasks[g->n++] = f; /* a place held above */
     bool failed = g->failing;
@@ -174,7 +192,7 @@ void goc_wpgroup_free(goc_wpgroup *g)
     if (!g)
         return;
     goc_mutex_lock(&g->mu, NULL);
-    while (g->pending)
+    while (g->pending || g->unfinished) /* settled, and run to the end */
         goc_cond_wait(&g->cv, &g->mu, NULL);
     goc_mutex_unlock(&g->mu);
     for (size_t i = 0; i < g->n; i++)
