@@ -817,3 +817,39 @@ TEST(timer, timers_and_tickers_from_a_plain_thread)
     ASSERT_OK(pthread_create(&th, NULL, timers_from_a_thread, NULL));
     ASSERT_OK(pthread_join(th, NULL));
 }
+
+struct self_timer {
+    goc_timer *t;
+    _Atomic int runs, saw_none;
+};
+
+/* An after-func that looks at its own handle, as one that resets itself
+ * must. */
+static void looks_at_its_handle(void *arg)
+{
+    struct self_timer *s = arg;
+    if (*(goc_timer *volatile *)&s->t == NULL)
+        atomic_fetch_add(&s->saw_none, 1);
+    atomic_fetch_add(&s->runs, 1);
+}
+
+/* goc_timer_after_func() set *out after arming the timer: a short one
+ * could fire on another thread first, and its function found its own
+ * handle unset (a self-resetting timer stopped repeating, a self-freeing
+ * one leaked). */
+TEST_G(timer, after_func_finds_its_own_handle_set)
+{
+    enum { N = 200000 };
+    static struct self_timer s[N];
+    int n = (int)test_scale(N);
+    for (int i = 0; i < n; i++)
+        ASSERT_OK(goc_timer_after_func(0, looks_at_its_handle, &s[i], &s[i].t));
+    int saw_none = 0;
+    for (int i = 0; i < n; i++) {
+        while (atomic_load(&s[i].runs) == 0)
+            goc_yield();
+        saw_none += atomic_load(&s[i].saw_none);
+        goc_timer_free(s[i].t);
+    }
+    ASSERT_EQ(saw_none, 0);
+}

@@ -72,7 +72,8 @@ GOC_API int goc_timer_new(int64_t d, goc_timer **out);
  * goc_timer_after_func - a timer that runs @fn(@arg) in a goroutine of its
  * own, @d ns from now (Go's time.AfterFunc). A goroutine that cannot be
  * made then (out of memory) is tried again every millisecond until it
- * starts or the timer is stopped: @fn is never dropped.
+ * starts or the timer is stopped: @fn is never dropped. *@out is set
+ * before the timer is armed, so @fn may use it (to reset its own timer).
  *
  * Return: 0; -EINVAL for a NULL @fn or @out; -ENOMEM; the runtime's start
  * error.

@@ -195,8 +195,8 @@ int goc_timer_after_func(int64_t d, goc_fn fn, void *arg, goc_timer **out)
         return err;
     tm->fn = fn;
     tm->arg = arg;
+    *out = tm; /* before arming: fn may use its own handle */
     arm(tm, deadline_in(goc_now(), d));
-    *out = tm;
     return 0;
 }
 
