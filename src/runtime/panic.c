@@ -356,7 +356,8 @@ void goc__crash_gate(void)
 {
     /* One crash reports, any other waits for the exit. */
     static _Atomic bool crashing;
-    static __thread bool crashing_here;
+    static __thread bool crashing_here
+        __attribute__((tls_model("initial-exec")));
     if (crashing_here)
         _exit(2); /* a crash while reporting one */
     crashing_here = true;
