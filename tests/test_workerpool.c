@@ -1126,3 +1126,43 @@ TEST_G(workerpool, no_queue_shrink_accepts_only_what_a_worker_will_start)
         ASSERT_FAIL("%s", "accepted, and no worker started it in 200 ms");
     ASSERT(rc == 0 || rc == GOC_EOVERLOAD);
 }
+
+static goc_workerpool *fan_pool;
+
+/* A pool task that fans out into a group on its own pool, gives up
+ * waiting, cancels its sub-task's handle and frees the group. */
+static int fan_out_and_abandon(goc_ctx *ctx, void *arg, void **result)
+{
+    (void)ctx;
+    (void)arg;
+    (void)result;
+    goc_wpgroup *g;
+    ASSERT_OK(goc_wpgroup_new(fan_pool, &g));
+    ASSERT_OK(goc_wpgroup_submit(g, count_task, NULL, NULL, NULL));
+    goc_ctx_local l;
+    goc_ctx *t = goc_ctx_init_timeout(&l, NULL, 20 * GOC_MILLISECOND);
+    /* It cannot run: this task holds the pool's only worker. */
+    ASSERT_EQ(goc_wpgroup_wait(g, t), -ETIMEDOUT);
+    goc_ctx_destroy(t);
+    ASSERT_EQ(goc_future_cancel(goc_wpgroup_task(g, 0)), 1);
+    goc_wpgroup_free(g);
+    return 0;
+}
+
+/* Freeing a group waited for a worker to take its tasks cancelled while
+ * queued off the queue, only to throw them away: from the pool's own
+ * task, holding its last free worker, for ever. */
+TEST_G(workerpool, group_free_drops_its_cancelled_queued_tasks_at_once)
+{
+    atomic_store(&ran, 0);
+    fan_pool = pool(1, 0, 0);
+    goc_future *f;
+    ASSERT_OK(goc_workerpool_submit(fan_pool, fan_out_and_abandon, NULL, NULL,
+                                    &f, NULL));
+    int st = 1;
+    ASSERT_EQ(goc_future_get_timeout(f, &st, NULL, 5 * GOC_SECOND), 0);
+    ASSERT_EQ(st, 0);
+    goc_future_release(f);
+    ASSERT_EQ(atomic_load(&ran), 0); /* the sub-task never ran */
+    goc_workerpool_free(fan_pool);
+}

@@ -192,7 +192,19 @@ void goc_wpgroup_free(goc_wpgroup *g)
     if (!g)
         return;
     goc_mutex_lock(&g->mu, NULL);
-    while (g->pending || g->unfinished) /* settled, and run to the end */
+    while (g->pending)
+        goc_cond_wait(&g->cv, &g->mu, NULL);
+    bool queued_or_running = g->unfinished > 0;
+    goc_mutex_unlock(&g->mu);
+    /* All settled: a task still queued was cancelled by its handle, and
+     * would wait for a worker only to be thrown away (for ever, if this
+     * is one of the pool's tasks and holds its last free worker). Those
+     * go now; the running ones are waited for. The pool is alive while
+     * it holds a task of ours. */
+    if (queued_or_running)
+        goc__workerpool_cancel_owned(g->p, g);
+    goc_mutex_lock(&g->mu, NULL);
+    while (g->unfinished)
         goc_cond_wait(&g->cv, &g->mu, NULL);
     goc_mutex_unlock(&g->mu);
     for (size_t i = 0; i < g->n; i++)
