@@ -234,6 +234,7 @@ static void no_info(int code, const char *fmt, va_list ap)
     __attribute__((noreturn));
 static void no_info(int code, const char *fmt, va_list ap)
 {
+    goc__crash_gate(); /* one report, as for any crash */
     char buf[512];
     int n = snprintf(
         buf, sizeof(buf),
