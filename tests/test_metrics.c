@@ -2077,6 +2077,25 @@ TEST_G(metrics, panicking_callback_fails_its_scrape_alone)
     goc_registry_free(r);
 }
 
+/* A summary "lat" with an "op" label and a median objective, timed by
+ * @clk (which must outlive it). */
+static goc_metric *summary_timed_by(goc_registry *r, const goc_clock *clk)
+{
+    static const struct goc_quantile q[] = { { 0.5, 0.05 } };
+    static const char *labels[] = { "op" };
+    struct goc_metric_opts o = { .type = GOC_METRIC_SUMMARY,
+                                 .name = "lat",
+                                 .help = "Latency.",
+                                 .labels = labels,
+                                 .nlabels = 1,
+                                 .objectives = q,
+                                 .nobjectives = 1,
+                                 .clock = clk };
+    goc_metric *m;
+    ASSERT_OK(goc_metric_new(r, &o, &m));
+    return m;
+}
+
 static goc_metric *clocked_family;
 static _Atomic bool clock_reenters;
 static _Atomic int64_t clocked_time;
@@ -2112,18 +2131,8 @@ TEST(metrics, summary_clock_never_runs_under_the_family_lock)
 {
     goc_registry *r;
     ASSERT_OK(goc_registry_new(&r));
-    struct goc_quantile q[] = { { 0.5, 0.05 } };
-    goc_clock clk = { reentrant_clock, NULL };
-    const char *labels[] = { "op" };
-    struct goc_metric_opts o = { .type = GOC_METRIC_SUMMARY,
-                                 .name = "lat",
-                                 .help = "Latency.",
-                                 .labels = labels,
-                                 .nlabels = 1,
-                                 .objectives = q,
-                                 .nobjectives = 1,
-                                 .clock = &clk };
-    ASSERT_OK(goc_metric_new(r, &o, &clocked_family));
+    static const goc_clock clk = { reentrant_clock, NULL };
+    clocked_family = summary_timed_by(r, &clk);
     atomic_store(&clock_reenters, true);
     pthread_t t;
     ASSERT_OK(pthread_create(&t, NULL, summary_with_and_scrape, r));
@@ -2159,19 +2168,8 @@ static int make_series(void *arg)
 TEST_G(metrics, panicking_summary_clock_leaks_nothing)
 {
     goc_registry *r = reg();
-    struct goc_quantile q[] = { { 0.5, 0.05 } };
-    goc_clock clk = { clock_that_may_panic, NULL };
-    const char *labels[] = { "op" };
-    struct goc_metric_opts o = { .type = GOC_METRIC_SUMMARY,
-                                 .name = "lat",
-                                 .help = "Latency.",
-                                 .labels = labels,
-                                 .nlabels = 1,
-                                 .objectives = q,
-                                 .nobjectives = 1,
-                                 .clock = &clk };
-    goc_metric *m;
-    ASSERT_OK(goc_metric_new(r, &o, &m));
+    static const goc_clock clk = { clock_that_may_panic, NULL };
+    goc_metric *m = summary_timed_by(r, &clk);
     goc_summary *s;
     ASSERT_OK(goc_summary_with(m, (const char *[]){ "get" }, &s));
     goc_summary_observe(s, 1.0);
