@@ -395,6 +395,37 @@ TEST_G(shutdown, signal_starts_it_once)
     goc_shutdown_free(m);
 }
 
+static void run_shutdown(void *arg)
+{
+    goc_shutdown_run(arg, NULL);
+}
+
+/* A signal that came while a shutdown started by a call was under way
+ * was reported by goc_shutdown_signal() as the one that started it. It
+ * joins that shutdown, and the signal stays 0. */
+TEST_G(shutdown, signal_during_a_called_shutdown_did_not_start_it)
+{
+    SKIP_UNDER_TSAN();
+    goc_shutdown *m;
+    ASSERT_OK(goc_shutdown_new(NULL, &m));
+    struct comp c = COMP("c", 200 * GOC_MILLISECOND, false, 0);
+    ASSERT_OK(goc_shutdown_add(m, "c", stop_comp, &c, 0));
+    int usr1 = SIGUSR1;
+    ASSERT_OK(goc_shutdown_watch_signals(m, &usr1, 1));
+    ASSERT_OK(goc_go(run_shutdown, m));
+    while (atomic_load(&c.runs) == 0)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    ASSERT_OK(kill(getpid(), SIGUSR1));
+    goc_ctx_local lc;
+    goc_ctx *ctx = goc_ctx_init_timeout(&lc, NULL, 5 * GOC_SECOND);
+    ASSERT_OK(goc_shutdown_wait(m, ctx));
+    goc_ctx_destroy(ctx);
+    goc_sleep(20 * GOC_MILLISECOND, NULL); /* the watcher has seen it */
+    ASSERT_EQ(goc_shutdown_signal(m), 0);
+    ASSERT_EQ(atomic_load(&c.runs), 1);
+    goc_shutdown_free(m);
+}
+
 static void on_force(int signo)
 {
     fprintf(stderr, "forced by signal %d\n", signo);

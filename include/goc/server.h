@@ -43,7 +43,8 @@ struct goc_server_stats {
     int64_t accepted;      /* connections accepted */
     int64_t active;        /* being served, inside a request */
     int64_t idle;          /* being served, between requests */
-    int64_t closed_idle;   /* closed by a shutdown while idle */
+    int64_t closed_idle;   /* closed by a graceful shutdown while idle
+                              (at its start, or on going idle during it) */
     int64_t accept_errors; /* failed accepts (retried after a pause, but
                               for a listener that cannot accept) */
     int64_t dropped;       /* accepted, then closed unserved: no memory

@@ -46,7 +46,7 @@ struct goc_server {
     goc_ctx *accept_ctx; /* ends the accept loop's waits */
     goc_sem slots;       /* max_conns */
     goc_wg running;      /* the accept loop and every handler */
-    bool started, shutting_down;
+    bool started, shutting_down, forced;
     struct goc__dlink *conns;
     _Atomic int refs;
     _Atomic int64_t accepted, closed_idle, accept_errors, dropped, nconns,
@@ -179,6 +179,11 @@ ssize_t goc_conn_read_request(goc_conn *c, void *buf, size_t n, goc_ctx *ctx)
     goc_server *s = c->srv;
     goc__lock_acquire(&s->lock);
     if (s->shutting_down) {
+        /* Gone idle during a shutdown: it closes this one too. */
+        if (!s->forced && !c->shut_idle) {
+            c->shut_idle = true;
+            atomic_fetch_add(&s->closed_idle, 1);
+        }
         goc__lock_release(&s->lock);
         return GOC_ECLOSED;
     }
@@ -226,7 +231,7 @@ static void accept_loop(void *arg)
 {
     goc_server *s = arg;
     int64_t backoff = 0;
-    for (int n = 1;; n++) {
+    for (unsigned n = 1;; n++) {
         if (s->opts.max_conns &&
             goc_sem_acquire(&s->slots, 1, s->accept_ctx) != 0)
             break;
@@ -302,6 +307,7 @@ static void stop(goc_server *s, bool force)
 {
     goc__lock_acquire(&s->lock);
     s->shutting_down = true;
+    s->forced |= force;
     bool close_listener = !s->listener_closed;
     s->listener_closed = true;
     for (struct goc__dlink *l = s->conns; l; l = l->next) {
@@ -309,7 +315,10 @@ static void stop(goc_server *s, bool force)
         if (force || (c->idle && !c->shut_idle)) {
             if (c->idle && !c->shut_idle) {
                 c->shut_idle = true;
-                atomic_fetch_add(&s->closed_idle, 1);
+                /* Counted for a graceful shutdown only: a forced close
+                 * ends every connection, idle or not. */
+                if (!force)
+                    atomic_fetch_add(&s->closed_idle, 1);
             }
             goc__fd_interrupt(c->fd);
         }

@@ -44,7 +44,8 @@ struct goc_shutdown {
     goc_chan *done;    /* closed when the result is stored */
     goc_chan *reports; /* index of each component that returned */
     /* Signal watching. */
-    bool watching; /* under lock: goc_shutdown_watch_signals() claimed */
+    bool watching;  /* under lock: goc_shutdown_watch_signals() claimed */
+    bool signalled; /* under lock: a watched signal came */
     goc_chan *sigs;
     goc_ctx *watch_ctx;
     goc_wg watcher;
@@ -394,14 +395,20 @@ static void watch_main(void *arg)
     int signo;
     while (goc_chan_recv(m->sigs, &signo, m->watch_ctx) == 1) {
         goc__lock_acquire(&m->lock);
-        bool first = m->signo == 0;
-        if (first)
+        bool first = !m->signalled;
+        m->signalled = true;
+        /* A first signal during a shutdown started by a call joins it:
+         * it is not the one that started it. */
+        bool starts = first && m->state == GOC_SHUTDOWN_RUNNING;
+        if (starts)
             m->signo = signo;
         goc__lock_release(&m->lock);
         if (!first) {
             force_exit(m, signo);
             continue;
         }
+        if (!starts)
+            continue;
         /* On another goroutine, so a second signal is still seen. */
         atomic_fetch_add(&m->refs, 1);
         struct goc_go_opts go = { .name = "goc-shutdown" };
