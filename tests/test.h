@@ -95,6 +95,10 @@ struct test_run_note {
  * test_run_note. */
 void test_note_run(void *arg);
 
+/* Blocks of heap goc holds now (goc_stats' lib_heap_objects): a leak
+ * check across repeated calls. */
+int64_t test_lib_objects(void);
+
 /* Run fn in a child, its stderr read into buf (NUL-terminated); returns
  * its wait status. */
 int test_run_captured(void (*fn)(void), char *buf, size_t size);

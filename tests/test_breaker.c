@@ -961,13 +961,10 @@ TEST(breaker, classifier_and_ready_to_trip_panicking_leak_nothing)
     struct goc_breaker_settings s = { .is_successful = classifier_panics,
                                       .ready_to_trip = ready_to_trip_panics };
     goc_breaker *b = mkb(&s);
-    struct goc_stats st;
     int64_t before = 0;
     for (int i = 0; i < 101; i++) {
-        if (i == 1) { /* after any first-use allocations */
-            goc_stats_read(&st, GOC_STATS_LIB);
-            before = st.lib_heap_objects;
-        }
+        if (i == 1) /* after any first-use allocations */
+            before = test_lib_objects();
         struct completion k = { .b = b };
         ASSERT_OK(goc_breaker_allow(b, &k.tok));
         goc_panic_info *p = NULL;
@@ -975,8 +972,7 @@ TEST(breaker, classifier_and_ready_to_trip_panicking_leak_nothing)
         ASSERT_STR(goc_panic_info_message(p), "classifier bug");
         goc_panic_info_free(p);
     }
-    goc_stats_read(&st, GOC_STATS_LIB);
-    ASSERT_LT(st.lib_heap_objects - before, 10);
+    ASSERT_LT(test_lib_objects() - before, 10);
     goc_breaker_free(b);
 }
 

@@ -2174,18 +2174,14 @@ TEST_G(metrics, panicking_summary_clock_leaks_nothing)
     ASSERT_OK(goc_summary_with(m, (const char *[]){ "get" }, &s));
     goc_summary_observe(s, 1.0);
     atomic_store(&summary_clock_panics, true);
-    struct goc_stats st;
     int64_t before = 0;
     for (int i = 0; i < 101; i++) {
-        if (i == 1) { /* after any first-use allocations */
-            goc_stats_read(&st, GOC_STATS_LIB);
-            before = st.lib_heap_objects;
-        }
+        if (i == 1) /* after any first-use allocations */
+            before = test_lib_objects();
         ASSERT_EQ(goc_try(scrape_into_nothing, r, NULL), GOC_EPANIC);
         ASSERT_EQ(goc_try(make_series, m, NULL), GOC_EPANIC);
     }
-    goc_stats_read(&st, GOC_STATS_LIB);
-    ASSERT_LT(st.lib_heap_objects - before, 10);
+    ASSERT_LT(test_lib_objects() - before, 10);
     atomic_store(&summary_clock_panics, false);
     ASSERT_EQ(goc_try(scrape_into_nothing, r, NULL), 0);
     goc_registry_free(r);

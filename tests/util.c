@@ -175,3 +175,10 @@ void test_note_run(void *arg)
     atomic_store(&r->goid, goc_id());
     atomic_fetch_add(&r->runs, 1);
 }
+
+int64_t test_lib_objects(void)
+{
+    struct goc_stats st;
+    goc_stats_read(&st, GOC_STATS_LIB);
+    return st.lib_heap_objects;
+}
