@@ -380,7 +380,7 @@ machine_header() {
     "GOC_MAXPROCS=2; medians of ${BENCH_RUNS:-5 (7 for mutex, sem, workerpool, chan_mpmc, chan_spsc, spawn, yield, echo_tcp)} runs per side."
   echo
   echo "ratio = goc/go (go/goc for throughputs), so below 1 means goc is better."
-  echo "calib_* rows: fixed arithmetic on 1 and 2 threads, before and after the batch."
+  echo "calib_* rows: fixed arithmetic on 1 and 2 threads, and a cache-line round trip between two threads (xcore), before and after the batch."
   echo
 }
 
