@@ -470,6 +470,115 @@ TEST_G(retry, ctx_ended_in_an_attempt_announces_no_retry)
     goc_error_release(r.err);
 }
 
+/* Cancels its context in the attempt that the policy stops after. */
+static int cancel_in_last_then_fail(goc_ctx *ctx, void *arg, goc_error **err)
+{
+    _Atomic int *calls = arg;
+    if (atomic_fetch_add(calls, 1) == 1)
+        goc_ctx_cancel(ctx);
+    *err = goc_error_new(-EIO, "failed");
+    return -EIO;
+}
+
+static int cancel_then_fail_for_good(goc_ctx *ctx, void *arg, goc_error **err)
+{
+    (void)arg;
+    goc_ctx_cancel(ctx);
+    *err = goc_retry_permanent(goc_error_new(-EIO, "failed for good"));
+    return -EIO;
+}
+
+/* A cancel during the attempt after which the policy stops as well is
+ * still reported as the cancel, as in any other attempt: it used to come
+ * out as GOC_EEXHAUSTED, which goc_error_is() did not match to it. */
+TEST_G(retry, ctx_ended_in_the_last_attempt_is_the_reason_not_exhaustion)
+{
+    goc_backoff b;
+    goc_backoff_constant(&b, GOC_MILLISECOND);
+    b.max_retries = 1; /* two attempts */
+    _Atomic int calls = 0;
+    struct goc_retry_opts o = { .backoff = &b, .max_tries = GOC_RETRY_FOREVER };
+    struct goc_retry_result r;
+    goc_ctx_local lc;
+    goc_ctx *c = goc_ctx_init_cancel(&lc, NULL);
+    ASSERT_EQ(goc_retry(cancel_in_last_then_fail, &calls, &o, &r, c),
+              -ECANCELED);
+    goc_ctx_destroy(c);
+    ASSERT_EQ(r.attempts, 2);
+    ASSERT(goc_error_is(r.err, -ECANCELED));
+    ASSERT(goc_error_is(r.err, -EIO));
+    goc_error_release(r.err);
+    /* A permanent error still goes before the cancel. */
+    c = goc_ctx_init_cancel(&lc, NULL);
+    ASSERT_EQ(goc_retry(cancel_then_fail_for_good, NULL, &o, &r, c),
+              GOC_EPERMANENT);
+    goc_ctx_destroy(c);
+    ASSERT_EQ(r.attempts, 1);
+    goc_error_release(r.err);
+}
+
+static _Atomic int payloads_made, payloads_freed;
+
+static void payload_free(void *p)
+{
+    (void)p;
+    atomic_fetch_add(&payloads_freed, 1);
+}
+
+/* Fails once with an error carrying a payload, then panics. */
+static int fail_then_panic(goc_ctx *ctx, void *arg, goc_error **err)
+{
+    (void)ctx;
+    _Atomic int *calls = arg;
+    if (atomic_fetch_add(calls, 1) > 0)
+        goc_panic(0, "second attempt panicked");
+    atomic_fetch_add(&payloads_made, 1);
+    *err = goc_error_new_payload(-EIO, &payloads_made, payload_free, "one");
+    return -EIO;
+}
+
+static void notify_panics(const goc_error *err, int64_t wait, void *arg)
+{
+    (void)err, (void)wait, (void)arg;
+    goc_panic(0, "notify panicked");
+}
+
+struct panicking_retry {
+    _Atomic int calls;
+    bool notify;
+};
+
+static int retry_that_panics(void *arg)
+{
+    struct panicking_retry *pr = arg;
+    goc_backoff b;
+    goc_backoff_constant(&b, GOC_MICROSECOND);
+    struct goc_retry_opts o = { .backoff = &b,
+                                .max_tries = 5,
+                                .notify = pr->notify ? notify_panics : NULL };
+    struct goc_retry_result r;
+    int rc = goc_retry(fail_then_panic, &pr->calls, &o, &r, NULL);
+    goc_error_release(r.err);
+    return rc;
+}
+
+/* A panic of the operation (holding the last attempt's error) or of
+ * notify (holding the attempt's own) passes through goc_retry() with
+ * both released: they leaked, payloads and all. */
+TEST_G(retry, panic_in_an_attempt_or_notify_releases_the_errors_held)
+{
+    for (int i = 0; i < 2; i++) {
+        struct panicking_retry pr = { .notify = i == 1 };
+        goc_panic_info *p = NULL;
+        ASSERT_EQ(goc_try(retry_that_panics, &pr, &p), GOC_EPANIC);
+        ASSERT(strstr(goc_panic_info_message(p), i ? "notify" : "second"));
+        goc_panic_info_free(p);
+        ASSERT_EQ(atomic_load(&pr.calls), i ? 1 : 2);
+    }
+    ASSERT_EQ(atomic_load(&payloads_made), 2);
+    ASSERT_EQ(atomic_load(&payloads_freed), 2);
+}
+
 /* A retry-after wait takes the interval's place, so the policy's time
  * budget judges it: a 10 s wait was taken in full against a 50 ms
  * budget, because the policy's own 1 ms interval fitted. */

@@ -293,8 +293,9 @@ GOC_API int goc_future_any(goc_future *const *fs,
  * passes wins over the deadline.
  *
  * Return: @fn's status; -ETIMEDOUT or -ECANCELED if the deadline passed or
- * @ctx ended first (also at entry, and for @timeout <= 0: @fn is not
- * started); -EINVAL for a NULL @fn; -ENOMEM.
+ * @ctx ended first (also at entry, for @timeout <= 0 and for a deadline
+ * already past when c is made: @fn is not started); -EINVAL for a NULL
+ * @fn; -ENOMEM.
  */
 GOC_API int goc_run_timeout(goc_task_fn fn,
                             void *arg,

@@ -198,8 +198,14 @@ struct goc_retry_result {
 /**
  * goc_retry - run @op until it succeeds, the policy or options stop it,
  * it fails permanently, or @ctx ends.
- * @ctx: checked before every attempt and while waiting (NULL: never
- *       ends). Waits park a goroutine or block a plain thread.
+ * @ctx: checked before every attempt, after every failed one and while
+ *       waiting (NULL: never ends). Waits park a goroutine or block a
+ *       plain thread. Once it has ended, its error is the reason given,
+ *       even if the policy stops at the same time; only a permanent
+ *       error goes before it.
+ *
+ * A panic of @op or of a callback passes through, after the loop has
+ * released the errors it held.
  * @opts: NULL for the defaults: GOC_RETRY_FOREVER tries of an exponential
  *       policy with its defaults (15 minutes at most).
  * @res: receives the result (may be NULL if only the code matters).

@@ -8,8 +8,10 @@
 #include "goc/retry.h"
 #include "errors_int.h"
 #include "goc/context.h"
+#include "goc/panic.h"
 #include "goc/time.h"
 #include "../internal/alloc.h"
+#include "../runtime/runtime.h"
 
 #include <math.h>
 
@@ -266,6 +268,7 @@ struct loop {
     goc_ctx *ctx;
     int64_t start, first_failure;
     goc_error *last;
+    goc_error *failed; /* this attempt's error, until it becomes last */
     int last_code;
     int64_t attempts;
 };
@@ -343,6 +346,7 @@ static int run(struct loop *l)
         }
         if (!e)
             e = goc_error_new(rc, NULL);
+        l->failed = e;
         if (l->attempts == 1)
             l->first_failure = goc_now();
         bool permanent = goc_error_code(e) == GOC_EPERMANENT;
@@ -351,12 +355,17 @@ static int run(struct loop *l)
             permanent ? GOC_EPERMANENT : next_wait(l, e, &restart_after);
         l->last_code = rc;
         /* A ctx that ended during the attempt stops the loop here: no
-         * retry is announced that will never happen. */
-        int stop = wait < 0 ? (int)wait : goc_ctx_err(l->ctx);
+         * retry is announced that will never happen. It is the reason
+         * given, unless the error was permanent: a policy that stops as
+         * well does not hide the cancel. */
+        int stop = goc_ctx_err(l->ctx);
+        if (wait < 0 && (!stop || permanent))
+            stop = (int)wait;
         if (!stop && l->o->notify)
             l->o->notify(e, wait, l->o->notify_arg);
         goc_error_release(l->last);
         l->last = unwrap_marker(e);
+        l->failed = NULL;
         if (stop)
             return stop;
         rc = goc_sleep(wait, l->ctx);
@@ -365,6 +374,28 @@ static int run(struct loop *l)
         if (restart_after) /* the interval; its limits keep counting */
             l->b->current_ = l->b->prev_ = l->b->initial_interval;
     }
+}
+
+static int run_try(void *arg)
+{
+    return run(arg);
+}
+
+/*
+ * The loop, with a panic of the operation or of a callback (notify, a
+ * custom policy, the clock) passed on only once the errors the loop
+ * holds are released.
+ */
+static int run_guarded(struct loop *l)
+{
+    goc_panic_info *p = NULL;
+    int rc = goc_try(run_try, l, &p);
+    if (p) {
+        goc_error_release(l->failed);
+        goc_error_release(l->last);
+        goc__panic_again(p);
+    }
+    return rc;
 }
 
 int goc_retry(goc_retry_op op,
@@ -390,7 +421,7 @@ int goc_retry(goc_retry_op op,
     goc_backoff_reset(b);
     struct loop l = { .op = op, .arg = arg, .o = o, .b = b, .ctx = ctx };
     l.start = l.first_failure = goc_now();
-    int rc = run(&l);
+    int rc = run_guarded(&l);
     if (res) {
         res->attempts = l.attempts;
         res->last_code = l.last_code;

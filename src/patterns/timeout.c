@@ -87,6 +87,10 @@ static int start(struct job **out,
     int rc = goc_future_new(free_value, &j->f);
     if (!rc)
         rc = goc_ctx_with_deadline(NULL, deadline_of(ctx, timeout), &j->ctx);
+    /* A deadline already past (a timeout of a few ns, or the caller's own
+     * deadline whose timer has yet to fire): fn is not started. */
+    if (!rc)
+        rc = goc_ctx_err(j->ctx);
     if (!rc)
         rc = goc_go(job_main, j);
     if (rc) {
