@@ -559,12 +559,21 @@ TEST_G(panic, recovery_ring_wraps_and_counts)
     ASSERT_EQ(r[2].code, -EIO);
     ASSERT(strstr(r[2].backtrace, "panics") != NULL);
     ASSERT_EQ(atomic_load(&s.calls), 5);
-    /* A callback that panics is caught, counted, and not recursed into. */
+    /* A callback that panics is caught, counted, and not recursed into
+     * (on_panic would fail on its message); its panic is recorded after
+     * the one it was told of, flagged as the callback's. */
     s.panic_in_callback = true;
     int v = 9;
     ASSERT_EQ(goc_recovery_run(h, panics, &v), GOC_EPANIC);
     ASSERT_EQ(goc_recovery_callback_panics(h), 1);
-    ASSERT_EQ(goc_recovery_count(h, NULL), 6);
+    ASSERT_EQ(goc_recovery_count(h, NULL), 7);
+    ASSERT_EQ(goc_recovery_records(h, r, 5), 3);
+    ASSERT_STR(r[1].message, "boom 9");
+    ASSERT(!r[1].from_callback);
+    ASSERT_STR(r[2].message, "callback panics");
+    ASSERT(r[2].from_callback);
+    ASSERT(strstr(r[2].backtrace, "on_panic") != NULL);
+    ASSERT_EQ(atomic_load(&s.calls), 6);
     goc_recovery_free(h);
 }
 

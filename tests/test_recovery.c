@@ -291,6 +291,49 @@ TEST_G(recovery, async_callbacks_never_hold_the_panicking_goroutine)
     goc_chan_release(g.gate);
 }
 
+static void alert(const struct goc_panic_record *r, void *arg)
+{
+    (void)arg;
+    goc_sleep(20 * GOC_MILLISECOND, NULL); /* an alert sent over a network */
+    fprintf(stderr, "alert: %s\n", r->message);
+}
+
+static int fatal_panic(void *arg)
+{
+    (void)arg;
+    goc_panic(-EIO, "fatal %d", 1);
+}
+
+static int rethrow_async_main(void *arg)
+{
+    (void)arg;
+    goc_recovery *h;
+    ASSERT_OK(goc_recovery_new(8, alert, NULL, &h));
+    ASSERT_OK(goc_recovery_set_policy(h, GOC_RECOVER_RETHROW));
+    ASSERT_OK(goc_recovery_set_async(h, 1));
+    /* Fill the queue of one behind the alert being made: the fatal
+     * panic must wait for room as well. */
+    ASSERT_OK(goc_recovery_set_policy(h, GOC_RECOVER_CONTINUE));
+    for (int i = 0; i < 2; i++)
+        ASSERT_EQ(goc_recovery_run(h, panics_now, &i), GOC_EPANIC);
+    ASSERT_OK(goc_recovery_set_policy(h, GOC_RECOVER_RETHROW));
+    goc_recovery_run(h, fatal_panic, NULL);
+    return 0;
+}
+
+static void rethrow_async_child(void)
+{
+    goc_run(rethrow_async_main, NULL);
+}
+
+/* The panic that ends the process waits for its own async callback: the
+ * alert for it was lost with the process, while a sync handler made it. */
+TEST(recovery, fatal_panic_waits_for_its_async_callback)
+{
+    test_expect_exit(rethrow_async_child, 2, "alert: fatal 1");
+    test_expect_exit(rethrow_async_child, 2, "panic: fatal 1");
+}
+
 /* Counts callbacks and where they ran. */
 struct spot {
     _Atomic int calls;

@@ -97,6 +97,7 @@ struct goc_panic_record {
     int64_t goroutine;    /* 0 for a plain thread */
     unsigned long thread; /* the OS thread id */
     int code;
+    bool from_callback; /* a panic of the handler's own callback */
     char message[160];
     char backtrace[512]; /* symbolised frames, one per line */
 };
@@ -180,7 +181,10 @@ GOC_API int64_t goc_recovery_count(goc_recovery *h, int64_t *overwritten);
  * delays no worker. A record that finds the queue full is still kept in
  * the ring; only its callback is lost, and counted
  * (goc_recovery_dropped()). Once the last reference is gone, the queued
- * records are still called back, then the handler is freed.
+ * records are still called back, then the handler is freed. A panic that
+ * ends the process (GOC_RECOVER_RETHROW) waits up to a second for room in
+ * the queue and for its callback to be made, so that its alert is not
+ * lost with the process.
  *
  * Return: 0; -EINVAL for a NULL @h, a handler without a callback, or
  * @queue < 1; -EBUSY if already async; -ENOMEM (nothing changes).
@@ -190,7 +194,11 @@ GOC_API int goc_recovery_set_async(goc_recovery *h, int queue);
 /** goc_recovery_dropped - callbacks an async queue had no room for. */
 GOC_API int64_t goc_recovery_dropped(goc_recovery *h);
 
-/** goc_recovery_callback_panics - callbacks that panicked (caught). */
+/**
+ * goc_recovery_callback_panics - callbacks that panicked (caught). Each
+ * such panic is recorded too, with from_callback set, and called back for
+ * by nobody.
+ */
 GOC_API int64_t goc_recovery_callback_panics(goc_recovery *h);
 
 /**

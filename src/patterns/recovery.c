@@ -8,6 +8,7 @@
  */
 #include "goc/panic.h"
 #include "goc/chan.h"
+#include "goc/context.h"
 #include "goc/time.h"
 #include "../internal/alloc.h"
 #include "../internal/lock.h"
@@ -23,6 +24,8 @@ struct goc_recovery {
     int capacity, head, n; /* ring: oldest at head */
     int64_t total, overwritten, callback_panics;
     int64_t dropped; /* notifications an async queue had no room for */
+    int64_t queued;  /* records sent to the async queue */
+    _Atomic int64_t delivered; /* of those, called back */
     _Atomic int policy;
     goc_chan *queue;    /* under lock: where records go for async delivery */
     goc_chan *delivery; /* the delivery goroutine's queue, set before it
@@ -86,34 +89,25 @@ static int notify(void *arg)
     return 0;
 }
 
-/* A callback that panics is caught here and never re-enters. */
-static void call_back(goc_recovery *h, const struct goc_panic_record *r)
+static void record_of(const goc_panic_info *p,
+                      bool from_callback,
+                      struct goc_panic_record *r)
 {
-    struct notify nt = { h, r };
-    goc_panic_info *inner = NULL;
-    if (goc_try(notify, &nt, &inner) == GOC_EPANIC) {
-        goc__lock_acquire(&h->lock);
-        h->callback_panics++;
-        goc__lock_release(&h->lock);
-        goc_panic_info_free(inner);
-    }
-}
-
-void goc_recovery_record(goc_recovery *h, const goc_panic_info *p)
-{
-    if (!h || !p)
-        return;
-    struct goc_panic_record r = {
+    *r = (struct goc_panic_record){
         .when = goc_now(),
         .goroutine = goc_panic_info_goroutine(p),
+        .thread = goc_panic_info_thread(p),
         .code = goc_panic_info_code(p),
+        .from_callback = from_callback,
     };
-    snprintf(r.message, sizeof(r.message), "%s", goc_panic_info_message(p));
+    snprintf(r->message, sizeof(r->message), "%s", goc_panic_info_message(p));
     /* From the stored addresses, not the formatted text: a message may
      * hold anything, or push the frames past any buffer. */
-    goc__panic_info_frames(p, r.backtrace, sizeof(r.backtrace));
-    r.thread = goc_panic_info_thread(p);
-    goc__lock_acquire(&h->lock);
+    goc__panic_info_frames(p, r->backtrace, sizeof(r->backtrace));
+}
+
+static void store_locked(goc_recovery *h, const struct goc_panic_record *r)
+{
     int slot = (h->head + h->n) % h->capacity;
     if (h->n == h->capacity) {
         h->head = (h->head + 1) % h->capacity;
@@ -121,16 +115,88 @@ void goc_recovery_record(goc_recovery *h, const goc_panic_info *p)
     } else {
         h->n++;
     }
-    h->recs[slot] = r;
+    h->recs[slot] = *r;
     h->total++;
+}
+
+/*
+ * A callback that panics is caught here, and its panic recorded, flagged
+ * as the callback's, with no callback for it: never re-entered.
+ */
+static void call_back(goc_recovery *h, const struct goc_panic_record *r)
+{
+    struct notify nt = { h, r };
+    goc_panic_info *inner = NULL;
+    if (goc_try(notify, &nt, &inner) == GOC_EPANIC && inner) {
+        struct goc_panic_record own;
+        record_of(inner, true, &own);
+        goc_panic_info_free(inner);
+        goc__lock_acquire(&h->lock);
+        store_locked(h, &own);
+        h->callback_panics++;
+        goc__lock_release(&h->lock);
+    }
+}
+
+/* How long a panic that ends the process waits for its async callback. */
+#define FATAL_DELIVERY_NS GOC_SECOND
+
+/*
+ * A panic that is about to end the process (GOC_RECOVER_RETHROW) waits
+ * for the delivery goroutine to have called back for it, so that its
+ * alert is not lost with the process; a queue full of earlier records is
+ * waited on for room. Both for FATAL_DELIVERY_NS at most.
+ */
+static void deliver_before_exit(goc_recovery *h,
+                                goc_chan *q,
+                                const struct goc_panic_record *r,
+                                int64_t target)
+{
+    int64_t deadline = goc_now() + FATAL_DELIVERY_NS;
+    if (!target) {
+        goc_ctx_local l;
+        goc_ctx *c = goc_ctx_init_deadline(&l, NULL, deadline);
+        int rc = goc_chan_send(q, r, c);
+        goc_ctx_destroy(c);
+        goc__lock_acquire(&h->lock);
+        if (rc == 0)
+            target = ++h->queued;
+        else
+            h->dropped++;
+        goc__lock_release(&h->lock);
+        if (rc)
+            return;
+    }
+    while (atomic_load(&h->delivered) < target && goc_now() < deadline)
+        goc_sleep(GOC_MILLISECOND, NULL);
+}
+
+static void record(goc_recovery *h, const goc_panic_info *p, bool fatal)
+{
+    struct goc_panic_record r;
+    record_of(p, false, &r);
+    goc__lock_acquire(&h->lock);
+    store_locked(h, &r);
     /* Queued under the lock, so that a failed goc_recovery_set_async()
      * can take its queue back safely. Never blocks. */
-    bool queued = h->queue != NULL;
-    if (queued && goc_chan_try_send(h->queue, &r) != 0)
+    goc_chan *q = h->queue; /* once set, set for good */
+    bool async = q != NULL;
+    int64_t target = 0;
+    if (async && goc_chan_try_send(q, &r) == 0)
+        target = ++h->queued;
+    else if (async && !fatal)
         h->dropped++; /* the record is kept; only the call is lost */
     goc__lock_release(&h->lock);
-    if (!queued && h->fn)
+    if (async && fatal)
+        deliver_before_exit(h, q, &r, target);
+    else if (!async && h->fn)
         call_back(h, &r);
+}
+
+void goc_recovery_record(goc_recovery *h, const goc_panic_info *p)
+{
+    if (h && p)
+        record(h, p, false);
 }
 
 /*
@@ -142,8 +208,10 @@ static void deliver(void *arg)
 {
     goc_recovery *h = arg;
     struct goc_panic_record r;
-    while (goc_chan_recv(h->delivery, &r, NULL) > 0)
+    while (goc_chan_recv(h->delivery, &r, NULL) > 0) {
         call_back(h, &r);
+        atomic_fetch_add(&h->delivered, 1);
+    }
     goc_chan_release(h->delivery);
     goc__free(h);
 }
@@ -209,9 +277,11 @@ int goc_recovery_run(goc_recovery *h, int (*fn)(void *), void *arg)
     /* GOC_EPANIC with no info is a task returning that code, not a panic. */
     if (r != GOC_EPANIC || !p)
         return r;
-    goc_recovery_record(h, p);
+    bool fatal = h && atomic_load(&h->policy) == GOC_RECOVER_RETHROW;
+    if (h)
+        record(h, p, fatal);
     /* The same info, not a copy: a record's message is clipped. */
-    if (h && atomic_load(&h->policy) == GOC_RECOVER_RETHROW)
+    if (fatal)
         goc__panic_again(p);
     goc_panic_info_free(p);
     return r;
@@ -290,8 +360,8 @@ int goc__recovery_report(struct goc__recovery_slot *s, const goc_panic_info *p)
         goc__log("a task panicked; it failed alone:\n%s", text);
         return GOC_RECOVER_CONTINUE;
     }
-    goc_recovery_record(h, p);
     int policy = atomic_load(&h->policy);
+    record(h, p, policy == GOC_RECOVER_RETHROW);
     release(h);
     return policy;
 }
