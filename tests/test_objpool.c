@@ -610,6 +610,35 @@ TEST_G(objpool, rpool_idle_timeout_expires_objects)
     ASSERT_EQ(atomic_load(&rdestroyed), 2);
 }
 
+/* More expired idle objects than one expiry batch: none of them is lent.
+ * Only 16 went per acquire, and the newest of the rest was lent, 20 ms
+ * past its idle timeout. */
+TEST_G(objpool, rpool_never_lends_an_expired_object_however_many)
+{
+    enum { N = 40 };
+    struct goc_rpool_opts o = { .max_total = N,
+                                .max_idle = N,
+                                .idle_timeout = 20 * GOC_MILLISECOND,
+                                .create = rcreate,
+                                .destroy = rdestroy };
+    atomic_store(&rcreated, 0);
+    atomic_store(&rdestroyed, 0);
+    goc_rpool *rp;
+    ASSERT_OK(goc_rpool_new(&o, &rp));
+    void *v[N];
+    for (int i = 0; i < N; i++)
+        ASSERT_OK(goc_rpool_acquire(rp, &v[i], NULL));
+    for (int i = 0; i < N; i++)
+        ASSERT_OK(goc_rpool_release(rp, v[i], false));
+    goc_sleep(40 * GOC_MILLISECOND, NULL);
+    ASSERT_OK(goc_rpool_acquire(rp, &v[0], NULL));
+    ASSERT_EQ(atomic_load(&rdestroyed), N);
+    ASSERT_EQ(atomic_load(&rcreated), N + 1);
+    ASSERT_OK(goc_rpool_release(rp, v[0], false));
+    goc_rpool_free(rp);
+    ASSERT_EQ(atomic_load(&rdestroyed), N + 1);
+}
+
 struct rstress {
     goc_rpool *rp;
     int64_t iters;

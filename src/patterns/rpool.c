@@ -167,17 +167,24 @@ static void destroy_all(goc_rpool *rp, void **v, int64_t n)
         destroy(rp, v[i]);
 }
 
-/* Destroy and retire a batch of idle objects past idle_timeout. */
+/*
+ * Destroy and retire every idle object past idle_timeout, a batch at a
+ * time (destroyed with the lock released). All of them: the next acquire
+ * takes the newest idle object, which must not be one of them.
+ */
 static void expire(goc_rpool *rp)
 {
     void *old[EXPIRE_BATCH];
-    lock(rp);
-    int64_t n = expire_locked(rp, old, EXPIRE_BATCH);
-    unlock(rp);
-    if (n) {
-        destroy_all(rp, old, n);
-        retire(rp, n);
-    }
+    int64_t n;
+    do {
+        lock(rp);
+        n = expire_locked(rp, old, EXPIRE_BATCH);
+        unlock(rp);
+        if (n) {
+            destroy_all(rp, old, n);
+            retire(rp, n);
+        }
+    } while (n == EXPIRE_BATCH);
 }
 
 /* Wait in the queue for a grant; 0 with w->grant set, or an error. */
@@ -299,7 +306,6 @@ int goc_rpool_release(goc_rpool *rp, void *obj, bool broken)
 {
     if (!rp || !obj)
         return -EINVAL;
-    void *old[EXPIRE_BATCH];
     lock(rp);
     if (!loan_remove(rp, obj)) {
         unlock(rp);
@@ -312,13 +318,13 @@ int goc_rpool_release(goc_rpool *rp, void *obj, bool broken)
         else
             kill = true;
     } /* else handed straight to a waiter, which records the loan */
-    int64_t n = expire_locked(rp, old, EXPIRE_BATCH);
     unlock(rp);
-    destroy_all(rp, old, n);
-    if (kill)
+    if (kill) {
         destroy(rp, obj);
-    if (n + kill)
-        retire(rp, n + kill);
+        retire(rp, 1);
+    }
+    if (rp->o.idle_timeout > 0)
+        expire(rp);
     return 0;
 }
 
