@@ -506,6 +506,48 @@ TEST_G(pool, multipool_release_timeout_infinite_and_negative)
     goc_chan_release(gate_ch);
 }
 
+struct releasing {
+    goc_multipool *m;
+    goc_wg done;
+};
+
+static void release_multipool(void *arg)
+{
+    struct releasing *r = arg;
+    ASSERT_OK(goc_multipool_release_timeout(r->m, 5 * GOC_SECOND));
+    goc_wg_done(&r->done);
+}
+
+/*
+ * While a release waits for one pool's busy worker, a submit is refused
+ * whichever pool round robin picks: the pools were released one by one,
+ * each waited for before the next, so the others still took tasks.
+ */
+TEST_G(pool, multipool_release_closes_every_pool_before_it_waits)
+{
+    goc_multipool *m;
+    struct goc_pool_config cfg = { 0 };
+    ASSERT_OK(goc_multipool_new(3, &cfg, GOC_LB_ROUND_ROBIN, &m));
+    open_gate();
+    atomic_store(&ran, 0);
+    ASSERT_OK(goc_pool_submit(goc_multipool_pool(m, 0), gated, NULL, NULL));
+    while (atomic_load(&ran) < 1)
+        goc_sleep(100 * GOC_MICROSECOND, NULL);
+    struct releasing r = { .m = m, .done = GOC_WG_INIT };
+    goc_wg_add(&r.done, 1);
+    ASSERT_OK(goc_go(release_multipool, &r));
+    while (!goc_pool_is_closed(goc_multipool_pool(m, 0)))
+        goc_sleep(100 * GOC_MICROSECOND, NULL);
+    goc_sleep(20 * GOC_MILLISECOND, NULL); /* now waiting for pool 0 */
+    for (int i = 0; i < 6; i++)
+        ASSERT_EQ(goc_multipool_submit(m, count, NULL, NULL), GOC_ECLOSED);
+    ASSERT_EQ(atomic_load(&ran), 1);
+    close_gate();
+    ASSERT_OK(goc_wg_wait(&r.done, NULL));
+    goc_multipool_free(m);
+    goc_chan_release(gate_ch);
+}
+
 static int nothing(void *arg)
 {
     (void)arg;

@@ -6,6 +6,7 @@
  */
 #include "goc/pool.h"
 #include "goc/time.h"
+#include "patterns.h"
 #include "../internal/alloc.h"
 
 #include <stdatomic.h>
@@ -114,11 +115,17 @@ int goc_multipool_release_timeout(goc_multipool *m, int64_t timeout)
     if (timeout < 0)
         timeout = 0;
     int64_t deadline = timeout > INT64_MAX - now ? INT64_MAX : now + timeout;
+    /* Every pool closes before any is waited for: a submit racing the
+     * release is refused whichever pool it would go to, and the pools'
+     * workers all wind down in the same budget. */
     int rc = 0;
     for (int i = 0; i < m->n; i++) {
-        int r = goc_pool_release_timeout(m->pools[i], deadline - goc_now());
+        int r = goc_pool_release(m->pools[i]);
         if (r && !rc)
             rc = r;
     }
+    for (int i = 0; i < m->n; i++)
+        if (goc__pool_wait_exited(m->pools[i], deadline) && !rc)
+            rc = -ETIMEDOUT;
     return rc;
 }

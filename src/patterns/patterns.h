@@ -9,6 +9,7 @@
 #include "goc/future.h"
 #include "goc/group.h"
 #include "goc/panic.h"
+#include "goc/pool.h"
 #include "goc/ratelimit.h"
 #include "../internal/lock.h"
 
@@ -101,6 +102,10 @@ void goc__future_on_free(goc_future *f, void (*fn)(void *aux), void *aux);
  * @f will not destroy it. NULL if @f is pending or has no value.
  */
 void *goc__future_take_value(goc_future *f);
+
+/* Wait until a released goroutine pool has no worker left, or until
+ * @deadline (then -ETIMEDOUT). */
+int goc__pool_wait_exited(goc_pool *p, int64_t deadline);
 
 /* Worker pool tasks submitted on behalf of a task group. */
 struct goc__wp_owner {

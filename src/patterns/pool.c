@@ -403,6 +403,15 @@ static int wait_exited(goc_pool *p, goc_ctx *ctx)
     return rc;
 }
 
+int goc__pool_wait_exited(goc_pool *p, int64_t deadline)
+{
+    goc_ctx_local local;
+    goc_ctx *c = goc_ctx_init_deadline(&local, NULL, deadline);
+    int rc = wait_exited(p, c);
+    goc_ctx_destroy(c);
+    return rc ? -ETIMEDOUT : 0;
+}
+
 int goc_pool_release_timeout(goc_pool *p, int64_t timeout)
 {
     int rc = goc_pool_release(p);
