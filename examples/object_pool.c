@@ -14,22 +14,56 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A buffer that may grow, as the seed's bytes.Buffer does. */
+struct buffer {
+    size_t cap;
+    char *data;
+};
+
+#define BUF_SIZE     1024
+#define BUF_KEEP_MAX (4 * BUF_SIZE)
+
 static void *new_buf(void *arg)
 {
     (void)arg;
-    return calloc(1, 1024);
+    struct buffer *b = malloc(sizeof *b);
+    if (b && !(b->data = calloc(1, BUF_SIZE))) {
+        free(b);
+        return NULL;
+    }
+    if (b)
+        b->cap = BUF_SIZE;
+    return b;
 }
 
-static void clear_buf(void *buf, void *arg)
+static void clear_buf(void *obj, void *arg)
 {
     (void)arg;
-    memset(buf, 0, 1024);
+    struct buffer *b = obj;
+    memset(b->data, 0, b->cap);
 }
 
-static void free_buf(void *buf, void *arg)
+static void free_buf(void *obj, void *arg)
 {
     (void)arg;
-    free(buf);
+    struct buffer *b = obj;
+    free(b->data);
+    free(b);
+}
+
+static size_t buf_size(void *obj, void *arg)
+{
+    (void)arg;
+    return ((struct buffer *)obj)->cap;
+}
+
+static void grow(struct buffer *b, size_t cap)
+{
+    char *d = realloc(b->data, cap);
+    if (d) {
+        b->data = d;
+        b->cap = cap;
+    }
 }
 
 static int next_conn = 1;
@@ -59,22 +93,30 @@ static int example(void *unused)
     struct goc_objpool_opts o = { .new_fn = new_buf,
                                   .reset_fn = clear_buf,
                                   .destroy_fn = free_buf,
-                                  .max_cached = 100 };
+                                  .size_fn = buf_size,
+                                  .max_cached = 100,
+                                  .max_retained_size = BUF_KEEP_MAX };
     goc_objpool *pool;
-    goc_objpool_new(&o, &pool);
-    char *buf = goc_objpool_get(pool);
-    memcpy(buf, "Hello, World!", 14);
-    printf("%s\n", buf);
+    if (goc_objpool_new(&o, &pool) != 0)
+        return 1;
+    struct buffer *buf = goc_objpool_get(pool);
+    if (!buf)
+        return 1;
+    memcpy(buf->data, "Hello, World!", 14);
+    printf("%s\n", buf->data);
     goc_objpool_put(pool, buf);
     goc_objpool_put(pool, NULL); /* ignored */
-    char *again = goc_objpool_get(pool);
-    printf("reused buffer is cleared: %s\n", again[0] == 0 ? "yes" : "no");
-    goc_objpool_put(pool, again);
+    struct buffer *again = goc_objpool_get(pool);
+    printf("reused buffer is cleared: %s\n",
+           again->data[0] == 0 ? "yes" : "no");
+    grow(again, 64 * BUF_SIZE);   /* one huge message */
+    goc_objpool_put(pool, again); /* dropped: the pool keeps 4 KiB at most */
     struct goc_objpool_stats st;
     goc_objpool_stats(pool, &st);
-    printf("gets %lld, hits %lld, misses %lld, retained %lld\n",
+    printf("gets %lld, hits %lld, misses %lld, puts %lld, dropped %lld, "
+           "retained %lld\n",
            (long long)st.gets, (long long)st.hits, (long long)st.misses,
-           (long long)st.retained);
+           (long long)st.puts, (long long)st.drops, (long long)st.retained);
     goc_objpool_free(pool);
 
     printf("a pool of at most 2 connections:\n");

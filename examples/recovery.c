@@ -119,8 +119,9 @@ static int recovery_main(void *arg)
         printf("  result: %s\n", result);
 
     int64_t over;
-    printf("%lld panics recorded, %lld overwritten\n",
-           (long long)goc_recovery_count(h, &over), (long long)over);
+    int64_t recorded = goc_recovery_count(h, &over);
+    printf("%lld panics recorded, %lld overwritten\n", (long long)recorded,
+           (long long)over);
     goc_recovery_free(h);
     return 0;
 }

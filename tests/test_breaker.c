@@ -95,6 +95,18 @@ TEST(breaker, defaults_and_bad_settings)
     s = (struct goc_breaker_settings){ .window = 7 };
     ASSERT_EQ(goc_breaker_new(&s, &b), -EINVAL);
     ASSERT_EQ(goc_breaker_new(NULL, NULL), -EINVAL);
+    /* The window's settings are judged without a window too (they were
+     * taken as they came), and over 2^24 calls of window is refused. */
+    struct goc_breaker_settings bad[] = {
+        { .minimum_calls = -1 },
+        { .failure_rate_threshold = 101 },
+        { .failure_rate_threshold = -5 },
+        { .slow_call_rate_threshold = 500 },
+        { .window_size = -1 },
+        { .window = GOC_BREAKER_WINDOW_COUNT, .window_size = (1 << 24) + 1 },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ASSERT_EQ(goc_breaker_new(&bad[i], &b), -EINVAL);
 
     /* Zero and negative settings take gobreaker's defaults. */
     s = (struct goc_breaker_settings){ .timeout = -5, .interval = -1 };

@@ -150,8 +150,10 @@ typedef struct goc_breaker_token {
  * @out: receives the breaker.
  *
  * Return: 0; -EINVAL for a bad setting (half_open_successes >
- * max_requests, bucket_period without interval, a window_size < 1, a
- * threshold outside (0, 100], a negative minimum_calls); -ENOMEM.
+ * max_requests, bucket_period without interval, an unknown window, a
+ * window_size < 0 or above 2^24, a threshold outside (0, 100] other than
+ * 0 for the default, a negative minimum_calls; the window's settings are
+ * judged even with no window); -ENOMEM.
  */
 GOC_API int goc_breaker_new(const struct goc_breaker_settings *s,
                             goc_breaker **out);

@@ -145,11 +145,21 @@ static int normalise(struct goc_breaker_settings *s)
             return -EINVAL; /* no whole number of buckets fits */
         s->interval += up;
     }
-    if (s->window == GOC_BREAKER_WINDOW_NONE)
-        return 0;
-    if (s->window != GOC_BREAKER_WINDOW_COUNT &&
+    if (s->window != GOC_BREAKER_WINDOW_NONE &&
+        s->window != GOC_BREAKER_WINDOW_COUNT &&
         s->window != GOC_BREAKER_WINDOW_TIME)
         return -EINVAL;
+    /* Judged without a window too: a bad value is a mistake either way,
+     * and would surface only once a window is added. */
+    if (s->window_size < 0 || s->window_size > (1 << 24) ||
+        s->minimum_calls < 0 ||
+        (s->failure_rate_threshold != 0 &&
+         bad_rate(s->failure_rate_threshold)) ||
+        (s->slow_call_rate_threshold != 0 &&
+         bad_rate(s->slow_call_rate_threshold)))
+        return -EINVAL;
+    if (s->window == GOC_BREAKER_WINDOW_NONE)
+        return 0;
     if (s->window_size == 0)
         s->window_size = DEFAULT_WINDOW;
     if (s->minimum_calls == 0)
@@ -160,10 +170,6 @@ static int normalise(struct goc_breaker_settings *s)
         s->slow_call_rate_threshold = DEFAULT_SLOW_RATE;
     if (s->slow_call_duration <= 0)
         s->slow_call_duration = DEFAULT_SLOW;
-    if (s->window_size < 1 || s->window_size > (1 << 24) ||
-        s->minimum_calls < 0 || bad_rate(s->failure_rate_threshold) ||
-        bad_rate(s->slow_call_rate_threshold))
-        return -EINVAL;
     if (s->window == GOC_BREAKER_WINDOW_COUNT &&
         s->minimum_calls > s->window_size)
         s->minimum_calls = s->window_size;
