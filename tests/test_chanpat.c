@@ -95,6 +95,37 @@ TEST_G(chanpat, stage_error_cancels_the_pipeline_d037)
     goc_chan_release(c2);
 }
 
+/*
+ * A pipeline on a group with a limit: a stage that finds no slot free is
+ * refused at once. It waited for one, for ever, since the stage holding
+ * the slot was blocked on the output nobody drained yet; the call takes
+ * no context to end that wait.
+ */
+TEST_G(chanpat, stage_at_the_group_limit_is_refused_not_left_waiting)
+{
+    goc_group *g;
+    ASSERT_OK(goc_group_new(NULL, &g));
+    goc_chan *c1 = chan(0), *c2 = chan(0), *c3 = chan(0);
+    static struct counter cnt;
+    cnt = (struct counter){ 0, 10 };
+    ASSERT_OK(goc_group_set_limit(g, 0));
+    ASSERT_EQ(goc_pipe_generator(g, c1, count_up, &cnt), -EAGAIN);
+    ASSERT_OK(goc_group_set_limit(g, 1));
+    ASSERT_OK(goc_pipe_generator(g, c1, count_up, &cnt));
+    ASSERT_EQ(goc_pipe_stage(g, c1, c2, square, NULL), -EAGAIN);
+    goc_chan *ins[] = { c1 };
+    ASSERT_EQ(goc_pipe_merge(g, ins, 1, c3), -EAGAIN);
+    int64_t v, n = 0;
+    while (goc_chan_recv(c1, &v, NULL) > 0)
+        n++;
+    ASSERT_EQ(n, 10);
+    ASSERT_OK(goc_group_wait(g, NULL));
+    goc_group_free(g);
+    goc_chan_release(c1);
+    goc_chan_release(c2);
+    goc_chan_release(c3);
+}
+
 static int times_two(void *arg, const void *in, void *out)
 {
     (void)arg;

@@ -48,6 +48,14 @@ TEST(ctx, cancel_reaches_descendants_not_parent)
     ASSERT_OK(goc_ctx_with_cancel(mid, &late));
     ASSERT_EQ(goc_ctx_err(late), -ECANCELED);
     ASSERT_EQ(goc_ctx_cause(late), GOC_EOVERLOAD);
+    /* A positive cause would read as "not done": cancelled all the same,
+     * with -EINVAL as the cause. */
+    goc_ctx *pos;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &pos));
+    goc_ctx_cancel_cause(pos, 5);
+    ASSERT_EQ(goc_ctx_err(pos), -ECANCELED);
+    ASSERT_EQ(goc_ctx_cause(pos), -EINVAL);
+    goc_ctx_release(pos);
     goc_ctx_release(late);
     goc_ctx_release(leaf);
     goc_ctx_release(val);

@@ -276,6 +276,40 @@ TEST_G(net, read_timeout_cancel_and_before_entry)
     goc_fd_close(b);
 }
 
+/* A read of 0 bytes returns 0 at once, as Go's Read of an empty buffer
+ * does: on an empty TCP socket it waited for data (for ever with no ctx),
+ * then returned 0, which reads as end of file, and left the data. */
+TEST_G(net, zero_length_read_returns_at_once_and_reads_nothing)
+{
+    goc_fd *a, *b;
+    tcp_pair(&a, &b);
+    char buf[4];
+    goc_ctx_local lc;
+    goc_ctx *c = goc_ctx_init_timeout(&lc, NULL, GOC_SECOND);
+    int64_t t0 = goc_now();
+    ASSERT_EQ(goc_fd_read(a, buf, 0, c), 0);
+    ASSERT(goc_now() - t0 < 500 * GOC_MILLISECOND);
+    goc_ctx_destroy(c);
+    ASSERT_EQ(goc_fd_write(b, "abcd", 4, NULL), 4);
+    ASSERT_EQ(goc_fd_read(a, buf, 0, NULL), 0);
+    ASSERT_EQ(goc_fd_read_full(a, buf, 4, NULL), 4);
+    ASSERT(memcmp(buf, "abcd", 4) == 0);
+    goc_ctx *done;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &done));
+    goc_ctx_cancel(done);
+    ASSERT_EQ(goc_fd_read(a, buf, 0, done), -ECANCELED);
+    /* A numeric address checks a done context too, as a name does. */
+    struct sockaddr_storage ss;
+    ASSERT_EQ(goc_addr_resolve("127.0.0.1:80", SOCK_STREAM, &ss, 1, done),
+              -ECANCELED);
+    goc_ctx_release(done);
+    goc_fd_close(b);
+    goc_fd *held = goc_fd_retain(a); /* another holder, which closes it */
+    goc_fd_close(a);
+    ASSERT_EQ(goc_fd_read(held, buf, 0, NULL), GOC_ECLOSED);
+    goc_fd_release(held);
+}
+
 TEST_G(net, accept_and_connect_deadlines)
 {
     goc_fd *l;

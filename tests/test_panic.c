@@ -1414,3 +1414,76 @@ TEST(panic, unrecovered_panic_on_a_small_stack_is_reported_as_itself)
 {
     test_expect_exit(small_stack_child, 2, "panic: shallow 1");
 }
+
+/* ---- NULL objects in calls with no error code --------------------------- */
+
+enum null_call {
+    NULL_COUNTER_INC,
+    NULL_GAUGE_SET,
+    NULL_HISTOGRAM_OBSERVE,
+    NULL_BREAKER_STATE,
+    NULL_LIMITER_LIMIT,
+    NULL_BACKOFF_NEXT,
+    NULL_COND_SIGNAL,
+    NULL_CTX_INIT,
+    NULL_CALLS
+};
+
+static const char *const null_call_name[NULL_CALLS] = {
+    "goc_counter_inc",       "goc_gauge_set",         "goc_histogram_observe",
+    "goc_breaker_state_now", "goc_limiter_limit",     "goc_backoff_next",
+    "goc_cond_signal",       "goc_ctx_init_deadline",
+};
+
+static int call_with_null(void *arg)
+{
+    switch (*(enum null_call *)arg) {
+    case NULL_COUNTER_INC:
+        goc_counter_inc(NULL);
+        break;
+    case NULL_GAUGE_SET:
+        goc_gauge_set(NULL, 1);
+        break;
+    case NULL_HISTOGRAM_OBSERVE:
+        goc_histogram_observe(NULL, 1);
+        break;
+    case NULL_BREAKER_STATE:
+        goc_breaker_state_now(NULL);
+        break;
+    case NULL_LIMITER_LIMIT:
+        goc_limiter_limit(NULL);
+        break;
+    case NULL_BACKOFF_NEXT:
+        goc_backoff_next(NULL);
+        break;
+    case NULL_COND_SIGNAL:
+        goc_cond_signal(NULL);
+        break;
+    default:
+        goc_ctx_init_timeout(NULL, NULL, GOC_SECOND);
+        break;
+    }
+    return 0;
+}
+
+/* A NULL object given to a call that has no error code to return is a
+ * panic naming the call, which goc_try() recovers (they crashed on it);
+ * calls with a code or a bool refuse it instead. */
+TEST_G(panic, null_object_without_an_error_code_panics_naming_the_call)
+{
+    for (int i = 0; i < NULL_CALLS; i++) {
+        enum null_call c = (enum null_call)i;
+        goc_panic_info *p = NULL;
+        ASSERT_EQ(goc_try(call_with_null, &c, &p), GOC_EPANIC);
+        ASSERT(p != NULL);
+        ASSERT(strstr(goc_panic_info_message(p), null_call_name[i]));
+        ASSERT_EQ(goc_panic_info_code(p), -EINVAL);
+        goc_panic_info_free(p);
+    }
+    ASSERT(!goc_limiter_allow(NULL));
+    ASSERT_EQ(goc_limiter_burst(NULL), -EINVAL);
+    ASSERT(goc_breaker_name(NULL) == NULL);
+    goc_backoff b;
+    goc_backoff_constant(&b, -7); /* invalid: stops, never a negative wait */
+    ASSERT_EQ(goc_backoff_next(&b), GOC_BACKOFF_STOP);
+}

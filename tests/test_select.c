@@ -30,6 +30,8 @@ TEST(select, bad_input)
     ASSERT_EQ(goc_select(cs, -1, 0, NULL), -EINVAL);
     ASSERT_EQ(goc_select(cs, 5000, 0, NULL), -EINVAL);
     ASSERT_EQ(goc_select(NULL, 0, GOC_SELECT_DEFAULT, NULL), -EAGAIN);
+    /* Unknown flag bits are refused, as the pools' and futures' are. */
+    ASSERT_EQ(goc_select(NULL, 0, GOC_SELECT_DEFAULT | 8u, NULL), -EINVAL);
 }
 
 TEST(select, default_and_null_channels)

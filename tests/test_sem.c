@@ -215,3 +215,15 @@ TEST_G(sem, cancellation_racing_grants_keeps_count)
     ASSERT_EQ(goc_sem_held(&r.s), 0);
     ASSERT_EQ(atomic_load(&r.granted) + atomic_load(&r.cancelled), 8 * 2000);
 }
+
+/* goc_sem_available() is size minus held. */
+TEST(sem, available_is_size_minus_held)
+{
+    goc_sem s;
+    ASSERT_OK(goc_sem_init(&s, 5));
+    ASSERT_EQ(goc_sem_available(&s), 5);
+    ASSERT_OK(goc_sem_acquire(&s, 3, NULL));
+    ASSERT_EQ(goc_sem_available(&s), 2);
+    ASSERT_OK(goc_sem_release(&s, 3));
+    ASSERT_EQ(goc_sem_available(&s), 5);
+}

@@ -460,3 +460,56 @@ TEST(cond, plain_thread_cancel_and_signal)
     test_join(th, NULL);
     ASSERT_OK(atomic_load(&t.rc));
 }
+
+/* ---- NULL objects ------------------------------------------------------ */
+
+static int count_call(void *arg)
+{
+    atomic_fetch_add((_Atomic int *)arg, 1);
+    return 7;
+}
+
+static void count_plain(void *arg)
+{
+    atomic_fetch_add((_Atomic int *)arg, 1);
+}
+
+/* A NULL object or function is refused with -EINVAL by every call of the
+ * sync layer that returns a code: most crashed on it. A once given no
+ * function is not used up by it: it used to take the refusal as its
+ * function's result and give it to every later caller. */
+TEST_G(sync, null_objects_are_refused_with_einval)
+{
+    goc_mutex mu = GOC_MUTEX_INIT;
+    goc_cond cv = GOC_COND_INIT;
+    ASSERT_EQ(goc_mutex_lock(NULL, NULL), -EINVAL);
+    ASSERT_EQ(goc_mutex_try_lock(NULL), -EINVAL);
+    ASSERT_EQ(goc_mutex_unlock(NULL), -EINVAL);
+    ASSERT_EQ(goc_rwmutex_rlock(NULL, NULL), -EINVAL);
+    ASSERT_EQ(goc_rwmutex_runlock(NULL), -EINVAL);
+    ASSERT_EQ(goc_rwmutex_lock(NULL, NULL), -EINVAL);
+    ASSERT_EQ(goc_rwmutex_unlock(NULL), -EINVAL);
+    ASSERT_EQ(goc_wg_add(NULL, 1), -EINVAL);
+    ASSERT_EQ(goc_wg_done(NULL), -EINVAL);
+    ASSERT_EQ(goc_wg_wait(NULL, NULL), -EINVAL);
+    ASSERT_EQ(goc_sem_acquire(NULL, 1, NULL), -EINVAL);
+    ASSERT_EQ(goc_sem_try_acquire(NULL, 1), -EINVAL);
+    ASSERT_EQ(goc_sem_release(NULL, 1), -EINVAL);
+    ASSERT_EQ(goc_sem_held(NULL), -EINVAL);
+    ASSERT_EQ(goc_sem_available(NULL), -EINVAL);
+    ASSERT_EQ(goc_sem_waiters(NULL), -EINVAL);
+    ASSERT_EQ(goc_cond_wait(NULL, &mu, NULL), -EINVAL);
+    ASSERT_OK(goc_mutex_lock(&mu, NULL));
+    ASSERT_EQ(goc_cond_wait(&cv, NULL, NULL), -EINVAL);
+    ASSERT_OK(goc_mutex_unlock(&mu));
+    ASSERT(!goc_ctx_after_stop(NULL));
+
+    goc_once once = GOC_ONCE_INIT, plain = GOC_ONCE_INIT;
+    _Atomic int calls = 0;
+    ASSERT_EQ(goc_once_do_result(&once, NULL, NULL), -EINVAL);
+    ASSERT_EQ(goc_once_do_result(NULL, count_call, &calls), -EINVAL);
+    ASSERT_EQ(goc_once_do_result(&once, count_call, &calls), 7);
+    ASSERT_EQ(goc_once_do(&plain, NULL, NULL), -EINVAL);
+    ASSERT_OK(goc_once_do(&plain, count_plain, &calls));
+    ASSERT_EQ(atomic_load(&calls), 2);
+}

@@ -150,7 +150,8 @@ struct goc_select_case {
  *
  * Return: the index of the case that ran; -EAGAIN with GOC_SELECT_DEFAULT
  * when none is ready; -ECANCELED or -ETIMEDOUT if @ctx ended first
- * (nothing ran); -EINVAL for a bad @n, @op, a NULL @cases, or a send
+ * (nothing ran); -EINVAL for a bad @n, @op, unknown @flags, a NULL
+ * @cases, or a send
  * case with a NULL elem on a channel of elem_size > 0; -ENOMEM if
  * more than 8 cases need memory that cannot be allocated.
  */

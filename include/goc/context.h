@@ -174,7 +174,9 @@ GOC_API void goc_ctx_cancel(goc_ctx *ctx);
 
 /**
  * goc_ctx_cancel_cause - goc_ctx_cancel() recording @cause (a negative goc
- * error code; 0 means -ECANCELED) as the cause.
+ * error code; 0 means -ECANCELED) as the cause. A positive @cause, which
+ * goc_ctx_cause() could not tell from "not done", is misuse: the context
+ * is cancelled all the same, with -EINVAL as its cause.
  */
 GOC_API void goc_ctx_cancel_cause(goc_ctx *ctx, int cause);
 

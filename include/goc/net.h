@@ -93,6 +93,8 @@ GOC_API int goc_fd_num(const goc_fd *f);
  * Return: bytes read (> 0), 0 at end of file, or a negative error:
  * -ECANCELED/-ETIMEDOUT when @ctx ended (nothing was read), GOC_ECLOSED
  * when the handle was closed, or -errno of read(2) (e.g. -ECONNRESET).
+ * With @n = 0 it returns at once, 0 unless one of those errors applies
+ * (as Go's Read of an empty buffer does); that 0 is not end of file.
  */
 GOC_API ssize_t goc_fd_read(goc_fd *f, void *buf, size_t n, goc_ctx *ctx);
 

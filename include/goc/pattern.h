@@ -54,8 +54,13 @@ typedef int (*goc_gen_fn)(void *arg, void *out);
  * goc_pipe_generator - start a goroutine in @g that sends @fn's values on
  * @out, then closes @out.
  *
- * Return: 0; -EINVAL for NULL arguments; -ENOMEM; the errors of
- * goc_group_go() (nothing started then; @out is not closed).
+ * Each goroutine of a pipeline holds one of @g's slots while it runs, so
+ * on a group with a limit (goc_group_set_limit()) a pipeline needs a slot
+ * for each: a call that finds none free fails with -EAGAIN rather than
+ * waiting for stages that may be waiting on it.
+ *
+ * Return: 0; -EINVAL for NULL arguments; -ENOMEM; -EAGAIN at the group's
+ * limit (nothing started then; @out is not closed).
  */
 GOC_API int goc_pipe_generator(goc_group *g,
                                goc_chan *out,
@@ -82,7 +87,7 @@ GOC_API int goc_pipe_stage(
  *
  * Return: 0; -EINVAL for @n <= 0, NULL arguments, an output given twice
  * or @in among @outs (nothing started);
- * -ENOMEM or the errors of goc_group_go(): the stages already started
+ * -ENOMEM or -EAGAIN at the group's limit: the stages already started
  * keep running and close their outputs, and the outputs of the others
  * are closed at once, so a merge over all of them still ends.
  */
@@ -100,8 +105,8 @@ GOC_API int goc_pipe_fan_out(goc_group *g,
  * once. All channels carry elements of the same size.
  *
  * Return: 0; -EINVAL (also for mismatched element sizes, or @out among
- * @ins; an input may be given twice); -ENOMEM or the
- * errors of goc_group_go(): if no input could be started nothing happened
+ * @ins; an input may be given twice); -ENOMEM or -EAGAIN at the group's
+ * limit: if no input could be started nothing happened
  * and @out is not closed; otherwise the inputs started are forwarded and
  * @out is closed after them.
  */

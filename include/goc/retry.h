@@ -117,7 +117,8 @@ GOC_API void goc_backoff_reset(goc_backoff *b);
  * goc_backoff_next - the wait before the next retry, or GOC_BACKOFF_STOP.
  * Arithmetic saturates at INT64_MAX and never goes negative. A policy
  * never reset since its initialiser is reset first (with the clock it
- * has by then).
+ * has by then). A policy goc_backoff_validate() refuses gives
+ * GOC_BACKOFF_STOP at once.
  */
 GOC_API int64_t goc_backoff_next(goc_backoff *b);
 

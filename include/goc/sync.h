@@ -173,10 +173,17 @@ GOC_API int goc_sem_try_acquire(goc_sem *sem, int64_t n);
  */
 GOC_API int goc_sem_release(goc_sem *sem, int64_t n);
 
-/** goc_sem_held - weight held now (a snapshot). */
+/** goc_sem_held - weight held now (a snapshot); -EINVAL for NULL. */
 GOC_API int64_t goc_sem_held(goc_sem *sem);
 
-/** goc_sem_waiters - callers queued now (a snapshot). */
+/**
+ * goc_sem_available - weight free now, size minus held (a snapshot; a
+ * waiter queued for more than that keeps smaller callers out even so);
+ * -EINVAL for NULL.
+ */
+GOC_API int64_t goc_sem_available(goc_sem *sem);
+
+/** goc_sem_waiters - callers queued now (a snapshot); -EINVAL for NULL. */
 GOC_API int64_t goc_sem_waiters(goc_sem *sem);
 
 /**
@@ -286,14 +293,16 @@ typedef struct goc_once {
  * counts as having run, as in Go: the panic goes on to the caller's
  * goc_try(), and later calls return GOC_EPANIC without calling anything.
  *
- * Return: 0; GOC_EPANIC once the first call panicked.
+ * Return: 0; GOC_EPANIC once the first call panicked; -EINVAL for a
+ * NULL @once or @fn (which does not count as a call).
  */
 GOC_API int goc_once_do(goc_once *once, goc_fn fn, void *arg);
 
 /**
  * goc_once_do_result - goc_once_do() for a function with a result: the
  * first call's result (a value or a negative error) is returned to every
- * caller, like Go's sync.OnceValue.
+ * caller, like Go's sync.OnceValue. -EINVAL for a NULL @once or @fn,
+ * which does not count as a call.
  */
 GOC_API int goc_once_do_result(goc_once *once, int (*fn)(void *), void *arg);
 

@@ -406,6 +406,8 @@ int goc_select(struct goc_select_case *cases,
     int err = validate(cases, n);
     if (err)
         return err;
+    if (flags & ~(GOC_SELECT_DEFAULT | GOC_SELECT_PRIORITY))
+        return -EINVAL;
     if (ctx && (err = goc_ctx_err(ctx)) != 0)
         return err;
     if (n > SELECT_STACK)

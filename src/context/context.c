@@ -290,6 +290,8 @@ static void cancel(struct goc_ctx *c, int err, int cause)
 
 void goc_ctx_cancel_cause(goc_ctx *ctx, int cause)
 {
+    if (cause > 0)
+        cause = -EINVAL;
     if (ctx && ctx->kind == GOC__CTX_CANCEL)
         cancel(ctx, -ECANCELED, cause);
 }
@@ -435,6 +437,8 @@ goc_ctx *goc_ctx_init_deadline(goc_ctx_local *local,
                                int64_t deadline)
 {
     struct goc_ctx *c = (struct goc_ctx *)local;
+    if (!c)
+        goc__null_argument(__func__); /* no deadline dropped unseen */
     int err = goc__rt_ensure();
     /* Without a runtime there is no timer to arm: the context ends at
      * once, its cause the start's failure. */
@@ -643,6 +647,8 @@ goc__lock *goc__ctx_after_lock(const struct goc_ctx *c)
 bool goc_ctx_after_stop(goc_ctx_after *after)
 {
     struct goc__ctx_after *a = (struct goc__ctx_after *)after;
+    if (!a)
+        return false;
     struct goc_ctx *c = a->cc;
     if (!c) {
         uint32_t linked = GOC__AFTER_LINKED;

@@ -12,6 +12,7 @@
 #include "metrics_int.h"
 #include "goc/runtime.h"
 #include "../internal/alloc.h"
+#include "../runtime/runtime.h"
 
 #include <math.h>
 #include <sched.h>
@@ -101,6 +102,8 @@ void goc__dbl_add(_Atomic uint64_t *p, double v)
 
 void goc_counter_inc(goc_counter *c)
 {
+    if (!c)
+        goc__null_argument(__func__);
     struct child *k = CHILD(c);
     unsigned i = goc__shard_index(&k->fam->sh);
     atomic_fetch_add_explicit(&k->u.c[i].n, 1, memory_order_relaxed);
@@ -126,6 +129,8 @@ int goc_counter_add(goc_counter *c, double v)
 
 double goc_counter_value(goc_counter *c)
 {
+    if (!c)
+        goc__null_argument(__func__);
     struct child *k = CHILD(c);
     double sum = 0; /* in a double: the shards' integers may pass 2^64 */
     for (unsigned i = 0; i < k->fam->sh.n; i++)
@@ -174,6 +179,8 @@ static void track(struct gauge_cell *g, double v)
 
 void goc_gauge_set(goc_gauge *g, double v)
 {
+    if (!g)
+        goc__null_argument(__func__);
     struct gauge_cell *cell = CHILD(g)->u.g;
     atomic_store_explicit(&cell->bits, bits_of(v), memory_order_relaxed);
     track(cell, v);
@@ -181,6 +188,8 @@ void goc_gauge_set(goc_gauge *g, double v)
 
 void goc_gauge_add(goc_gauge *g, double v)
 {
+    if (!g)
+        goc__null_argument(__func__);
     struct gauge_cell *cell = CHILD(g)->u.g;
     uint64_t old = atomic_load_explicit(&cell->bits, memory_order_relaxed);
     double nv;
@@ -214,6 +223,8 @@ void goc_gauge_set_to_current_time(goc_gauge *g)
 
 double goc_gauge_value(goc_gauge *g)
 {
+    if (!g)
+        goc__null_argument(__func__);
     return goc__dbl_load(&CHILD(g)->u.g->bits);
 }
 
@@ -385,6 +396,8 @@ void goc__hcore_read(struct hcore *h,
 
 void goc_histogram_observe(goc_histogram *h, double v)
 {
+    if (!h)
+        goc__null_argument(__func__);
     goc__hcore_observe(CHILD(h)->u.h, v);
 }
 
@@ -399,6 +412,8 @@ int goc_histogram_read(goc_histogram *h, struct goc_histogram_snapshot *s)
 
 void goc_summary_observe(goc_summary *s, double v)
 {
+    if (!s)
+        goc__null_argument(__func__);
     struct child *k = CHILD(s);
     goc__hcore_observe(k->u.h, v);
     if (k->q)
@@ -407,6 +422,8 @@ void goc_summary_observe(goc_summary *s, double v)
 
 uint64_t goc_summary_count(goc_summary *s, double *sum)
 {
+    if (!s)
+        goc__null_argument(__func__);
     uint64_t n;
     double su;
     goc__hcore_read(CHILD(s)->u.h, NULL, &n, &su);

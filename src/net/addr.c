@@ -216,6 +216,9 @@ int goc_addr_resolve(const char *addr,
         (socktype != SOCK_STREAM && socktype != SOCK_DGRAM) ||
         split_host_port(addr, host, sizeof(host), port, sizeof(port)))
         return -EINVAL;
+    int err = goc_ctx_err(ctx); /* for numeric hosts too */
+    if (err)
+        return err;
     long p = port_number(port);
     if (p < SERVICE_NAME)
         return (int)p;
@@ -233,7 +236,7 @@ int goc_addr_resolve(const char *addr,
     j->max = max;
     j->count = j->gai = 0;
     bool queued;
-    int err = goc__blocking(resolve_blocking, j, ctx, &queued);
+    err = goc__blocking(resolve_blocking, j, ctx, &queued);
     if (!queued)
         job_release(j); /* the worker's reference: it will never run */
     if (err) {

@@ -300,12 +300,28 @@ static ssize_t op_send(int fd, void *arg, bool *drained)
     return r < 0 ? -errno : r;
 }
 
+/*
+ * A read of nothing: the handle's and ctx's state, at once. A zero-length
+ * read(2) of an empty socket fails with EAGAIN, so it would wait for data
+ * and then return 0, which reads as end of file.
+ */
+static ssize_t read_nothing(goc_fd *f, goc_ctx *ctx)
+{
+    int err = goc_ctx_err(ctx);
+    if (err || (err = goc__fd_acquire(f)) != 0)
+        return err;
+    goc__fd_release(f);
+    return 0;
+}
+
 ssize_t goc_fd_read(goc_fd *f, void *buf, size_t n, goc_ctx *ctx)
 {
     if (!buf && n)
         return -EINVAL;
     if (!f)
         return -EINVAL;
+    if (n == 0)
+        return read_nothing(f, ctx);
     struct buf_arg a = { buf, n > SSIZE_MAX ? SSIZE_MAX : n, f->tcp_inq };
     return goc__fd_io(f, GOC__PD_READ, op_read, &a, ctx);
 }

@@ -322,7 +322,8 @@ int goc_shutdown_run(goc_shutdown *m, goc_ctx *ctx)
     /* Registration is closed; goc_shutdown_report() may still read the
      * list meanwhile, so sort it under the lock. */
     goc__lock_acquire(&m->lock);
-    qsort(m->comps, (size_t)m->ncomps, sizeof(*m->comps), stop_order);
+    if (m->ncomps)
+        qsort(m->comps, (size_t)m->ncomps, sizeof(*m->comps), stop_order);
     goc__lock_release(&m->lock);
     int err = goc_chan_new(sizeof(int), (size_t)m->ncomps + 1, &m->reports);
     int64_t deadline;

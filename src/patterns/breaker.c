@@ -800,6 +800,8 @@ int goc_breaker_execute(goc_breaker *b, int (*fn)(void *), void *arg)
 
 goc_breaker_state goc_breaker_state_now(goc_breaker *b)
 {
+    if (!b)
+        goc__null_argument(__func__);
     tnow now = tnow_start(b);
     goc__lock_acquire(&b->mu);
     goc_breaker_state s = current_state(b, &now);
@@ -810,6 +812,8 @@ goc_breaker_state goc_breaker_state_now(goc_breaker *b)
 
 void goc_breaker_counts(goc_breaker *b, struct goc_breaker_counts *c)
 {
+    if (!b || !c)
+        goc__null_argument(__func__);
     tnow now = tnow_start(b);
     goc__lock_acquire(&b->mu);
     current_state(b, &now);
@@ -821,7 +825,7 @@ void goc_breaker_counts(goc_breaker *b, struct goc_breaker_counts *c)
 
 const char *goc_breaker_name(goc_breaker *b)
 {
-    return b->name;
+    return b ? b->name : NULL;
 }
 
 int goc_breaker_transition(goc_breaker *b, goc_breaker_state to)
@@ -844,6 +848,8 @@ int goc_breaker_trip(goc_breaker *b)
 
 void goc_breaker_reset(goc_breaker *b)
 {
+    if (!b)
+        goc__null_argument(__func__);
     tnow now = tnow_start(b);
     goc__lock_acquire(&b->mu);
     if (b->state == GOC_BREAKER_CLOSED)

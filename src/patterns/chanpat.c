@@ -110,9 +110,15 @@ static int stage_new(goc_chan *in, goc_chan *out, struct stage **res)
     return 0;
 }
 
+/*
+ * Stages never wait for a slot of a group with a limit: each holds its
+ * slot for its whole life, so a stage waiting for one would wait for the
+ * stages it is to feed or drain (a pipeline longer than the limit hung,
+ * in a call that takes no context). At the limit it is refused.
+ */
 static int start(goc_group *g, struct stage *s, goc_group_fn fn)
 {
-    int rc = goc_group_go(g, fn, s, NULL);
+    int rc = goc_group_try_go(g, fn, s);
     if (rc)
         stage_free(s);
     return rc;
@@ -230,7 +236,7 @@ static int start_forwarder(goc_group *g, struct merge *m, goc_chan *in)
     }
     f->m = m;
     f->in = goc_chan_retain(in);
-    int rc = goc_group_go(g, forward_main, f, NULL);
+    int rc = goc_group_try_go(g, forward_main, f);
     if (rc) {
         goc_chan_release(f->in);
         goc__free(f->buf);

@@ -22,6 +22,7 @@
 #include "../internal/alloc.h"
 #include "../internal/fastclock.h"
 #include "../internal/lock.h"
+#include "../runtime/runtime.h"
 #include "patterns.h"
 
 #include <math.h>
@@ -274,6 +275,8 @@ void goc_limiter_free(goc_limiter *l)
 
 double goc_limiter_limit(goc_limiter *l)
 {
+    if (!l)
+        goc__null_argument(__func__);
     goc__lock_acquire(&l->mu);
     double v = u2d(atomic_load_explicit(&l->limit, memory_order_relaxed));
     goc__lock_release(&l->mu);
@@ -282,6 +285,8 @@ double goc_limiter_limit(goc_limiter *l)
 
 int64_t goc_limiter_burst(goc_limiter *l)
 {
+    if (!l)
+        return -EINVAL;
     goc__lock_acquire(&l->mu);
     int64_t v = atomic_load_explicit(&l->burst, memory_order_relaxed);
     goc__lock_release(&l->mu);
@@ -290,6 +295,8 @@ int64_t goc_limiter_burst(goc_limiter *l)
 
 double goc_limiter_tokens_at(goc_limiter *l, int64_t now)
 {
+    if (!l)
+        goc__null_argument(__func__);
     struct rl_state st;
     slow_lock(l, &st);
     now = l->base + rel_of(l, now);
@@ -300,6 +307,8 @@ double goc_limiter_tokens_at(goc_limiter *l, int64_t now)
 
 double goc_limiter_tokens(goc_limiter *l)
 {
+    if (!l)
+        goc__null_argument(__func__);
     return goc_limiter_tokens_at(l, clock_now(&l->clock));
 }
 
@@ -374,7 +383,7 @@ static int allow_fast(goc_limiter *l, int64_t t, int64_t n)
 
 bool goc_limiter_allow_n_at(goc_limiter *l, int64_t now, int64_t n)
 {
-    if (n < 0)
+    if (!l || n < 0)
         return false;
     now = l->base + rel_of(l, now);
     int fast = allow_fast(l, now, n);
@@ -390,11 +399,15 @@ bool goc_limiter_allow_n_at(goc_limiter *l, int64_t now, int64_t n)
 
 bool goc_limiter_allow_n(goc_limiter *l, int64_t n)
 {
+    if (!l)
+        return false;
     return goc_limiter_allow_n_at(l, clock_now(&l->clock), n);
 }
 
 bool goc_limiter_allow(goc_limiter *l)
 {
+    if (!l)
+        return false;
     return goc_limiter_allow_n_at(l, clock_now(&l->clock), 1);
 }
 

@@ -49,6 +49,8 @@ static double uniform(goc_backoff *b)
 
 static void init(goc_backoff *b, enum goc_backoff_kind kind)
 {
+    if (!b)
+        goc__null_argument("goc_backoff initialiser");
     *b = (goc_backoff){
         .kind = kind,
         .initial_interval = 500 * GOC_MILLISECOND,
@@ -117,6 +119,8 @@ int goc_backoff_validate(const goc_backoff *b)
 
 void goc_backoff_reset(goc_backoff *b)
 {
+    if (!b)
+        goc__null_argument(__func__);
     b->current_ = b->initial_interval;
     b->prev_ = b->initial_interval;
     b->start_ = now_of(b);
@@ -172,6 +176,12 @@ static int64_t exponential_next(goc_backoff *b)
 
 int64_t goc_backoff_next(goc_backoff *b)
 {
+    if (!b)
+        goc__null_argument(__func__);
+    /* A policy goc_retry() would refuse has no wait to give: it stops
+     * (a negative constant interval was returned as a negative wait). */
+    if (goc_backoff_validate(b))
+        return GOC_BACKOFF_STOP;
     /* Reset now, not in the initialiser: its clock may be set after. */
     if (b->stop_reason_ == STOP_UNRESET)
         goc_backoff_reset(b);

@@ -428,6 +428,11 @@ void goc_panic(int code, const char *fmt, ...)
     raise_info(p);
 }
 
+void goc__null_argument(const char *call)
+{
+    goc_panic(-EINVAL, "%s: NULL argument", call);
+}
+
 void goc__panic_again(struct goc_panic_info *p)
 {
     raise_info(p);

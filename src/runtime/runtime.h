@@ -672,6 +672,12 @@ void goc__run_defers(struct goc__defer **list);
 /* Panic again with @p (from goc_try(), taken over) as the panic itself:
  * message, code and backtrace stay whole. Does not return. */
 void goc__panic_again(struct goc_panic_info *p) __attribute__((noreturn));
+/*
+ * A NULL object given to a call that has no error code to return (a void
+ * call, a getter): a panic naming the call, with code -EINVAL, as Go's
+ * nil dereference is a panic; it can be recovered like any other.
+ */
+void goc__null_argument(const char *call) __attribute__((noreturn, cold));
 /* goc_dump() of every goroutine but the caller; the count or -errno. */
 int goc__dump_others(int fd);
 /* The panic that ended the process, once it does (for debuggers). */

@@ -37,6 +37,8 @@ static void remove_waiter(struct cond *c, struct cond_waiter *x)
 
 int goc_cond_wait(goc_cond *cv, goc_mutex *mu, goc_ctx *ctx)
 {
+    if (!cv || !mu)
+        return -EINVAL;
     struct cond *c = (struct cond *)cv;
     struct goc__wait w;
     struct goc__ctx_watch cw;
@@ -98,10 +100,14 @@ static void wake(struct cond *c, int max)
 
 void goc_cond_signal(goc_cond *cv)
 {
+    if (!cv)
+        goc__null_argument(__func__);
     wake((struct cond *)cv, 1);
 }
 
 void goc_cond_broadcast(goc_cond *cv)
 {
+    if (!cv)
+        goc__null_argument(__func__);
     wake((struct cond *)cv, INT32_MAX);
 }

@@ -60,6 +60,8 @@ static bool try_acquire(struct mutex *m)
 
 int goc_mutex_try_lock(goc_mutex *mu)
 {
+    if (!mu)
+        return -EINVAL;
     return try_acquire((struct mutex *)mu) ? 0 : -EAGAIN;
 }
 
@@ -194,6 +196,8 @@ static int lock_slow(struct mutex *m, goc_ctx *ctx)
 
 int goc_mutex_lock(goc_mutex *mu, goc_ctx *ctx)
 {
+    if (!mu)
+        return -EINVAL;
     struct mutex *m = (struct mutex *)mu;
     if (ctx) {
         int err = goc_ctx_err(ctx);
@@ -258,6 +262,8 @@ bool goc__mutex_locked(goc_mutex *mu)
 
 int goc_mutex_unlock(goc_mutex *mu)
 {
+    if (!mu)
+        return -EINVAL;
     struct mutex *m = (struct mutex *)mu;
     uint32_t s = atomic_load_explicit(&m->state, memory_order_relaxed);
     if (!(s & LOCKED))

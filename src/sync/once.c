@@ -5,6 +5,7 @@
 #include "../runtime/runtime.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <stdatomic.h>
 
 struct once {
@@ -17,6 +18,8 @@ static_assert(sizeof(struct once) <= sizeof(goc_once), "goc_once small");
 
 int goc_once_do_result(goc_once *o, int (*fn)(void *), void *arg)
 {
+    if (!o || !fn)
+        return -EINVAL; /* and the once is not used up */
     struct once *x = (struct once *)o;
     /* Acquire pairs with the release below: fn's effects are visible. */
     if (atomic_load_explicit(&x->done, memory_order_acquire))
@@ -51,6 +54,8 @@ static int call_plain(void *p)
 
 int goc_once_do(goc_once *o, goc_fn fn, void *arg)
 {
+    if (!o || !fn)
+        return -EINVAL;
     struct plain c = { fn, arg };
     return goc_once_do_result(o, call_plain, &c);
 }

@@ -118,6 +118,8 @@ static int wait_on(struct rwmutex *m,
 
 int goc_rwmutex_rlock(goc_rwmutex *rw, goc_ctx *ctx)
 {
+    if (!rw)
+        return -EINVAL;
     struct rwmutex *m = (struct rwmutex *)rw;
     int err = goc_ctx_err(ctx);
     if (err)
@@ -133,6 +135,8 @@ int goc_rwmutex_rlock(goc_rwmutex *rw, goc_ctx *ctx)
 
 int goc_rwmutex_lock(goc_rwmutex *rw, goc_ctx *ctx)
 {
+    if (!rw)
+        return -EINVAL;
     struct rwmutex *m = (struct rwmutex *)rw;
     int err = goc_ctx_err(ctx);
     if (err)
@@ -148,6 +152,8 @@ int goc_rwmutex_lock(goc_rwmutex *rw, goc_ctx *ctx)
 
 int goc_rwmutex_runlock(goc_rwmutex *rw)
 {
+    if (!rw)
+        return -EINVAL;
     struct rwmutex *m = (struct rwmutex *)rw;
     struct goc__dlink *won = NULL;
     goc__lock_acquire(&m->lock);
@@ -164,6 +170,8 @@ int goc_rwmutex_runlock(goc_rwmutex *rw)
 
 int goc_rwmutex_unlock(goc_rwmutex *rw)
 {
+    if (!rw)
+        return -EINVAL;
     struct rwmutex *m = (struct rwmutex *)rw;
     struct goc__dlink *won = NULL;
     goc__lock_acquire(&m->lock);

@@ -81,7 +81,7 @@ static bool fits_now(struct sem *m, int64_t n)
 int goc_sem_try_acquire(goc_sem *s, int64_t n)
 {
     struct sem *m = (struct sem *)s;
-    if (n < 0 || n > m->size)
+    if (!m || n < 0 || n > m->size)
         return -EINVAL;
     goc__lock_acquire(&m->lock);
     bool ok = fits_now(m, n);
@@ -114,7 +114,7 @@ static void leave(struct sem *m, struct sem_waiter *x)
 int goc_sem_acquire(goc_sem *s, int64_t n, goc_ctx *ctx)
 {
     struct sem *m = (struct sem *)s;
-    if (n < 0 || n > m->size)
+    if (!m || n < 0 || n > m->size)
         return -EINVAL;
     int err = goc_ctx_err(ctx);
     if (err)
@@ -147,7 +147,7 @@ int goc_sem_acquire(goc_sem *s, int64_t n, goc_ctx *ctx)
 int goc_sem_release(goc_sem *s, int64_t n)
 {
     struct sem *m = (struct sem *)s;
-    if (n < 0)
+    if (!m || n < 0)
         return -EINVAL;
     goc__lock_acquire(&m->lock);
     if (n > m->cur) {
@@ -163,6 +163,8 @@ int goc_sem_release(goc_sem *s, int64_t n)
 
 int64_t goc_sem_held(goc_sem *s)
 {
+    if (!s)
+        return -EINVAL;
     struct sem *m = (struct sem *)s;
     goc__lock_acquire(&m->lock);
     int64_t cur = m->cur;
@@ -170,8 +172,21 @@ int64_t goc_sem_held(goc_sem *s)
     return cur;
 }
 
+int64_t goc_sem_available(goc_sem *s)
+{
+    if (!s)
+        return -EINVAL;
+    struct sem *m = (struct sem *)s;
+    goc__lock_acquire(&m->lock);
+    int64_t free = m->size - m->cur;
+    goc__lock_release(&m->lock);
+    return free;
+}
+
 int64_t goc_sem_waiters(goc_sem *s)
 {
+    if (!s)
+        return -EINVAL;
     struct sem *m = (struct sem *)s;
     int64_t n = 0;
     goc__lock_acquire(&m->lock);

@@ -29,6 +29,8 @@ static_assert(sizeof(struct wg) <= sizeof(goc_wg), "goc_wg too small");
 
 void goc_wg_init(goc_wg *wg)
 {
+    if (!wg)
+        goc__null_argument(__func__);
     *wg = (goc_wg)GOC_WG_INIT;
 }
 
@@ -88,6 +90,8 @@ __attribute__((noinline)) static int add_and_wake(struct wg *g, int64_t delta)
 int goc_wg_add(goc_wg *wg, int64_t delta)
 {
     struct wg *g = (struct wg *)wg;
+    if (!g)
+        return -EINVAL;
     if (delta > INT32_MAX)
         return -EOVERFLOW; /* so that the sum below cannot overflow */
     uint64_t s = atomic_load(&g->state);
@@ -173,6 +177,8 @@ static bool leave(struct wg *g, struct wg_waiter *x)
 int goc_wg_wait(goc_wg *wg, goc_ctx *ctx)
 {
     struct wg *g = (struct wg *)wg;
+    if (!g)
+        return -EINVAL;
     /* A finished group is reported even when ctx is done. */
     if (atomic_load(&g->state) == 0)
         return 0;
