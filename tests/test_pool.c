@@ -303,6 +303,8 @@ TEST_G(pool, release_timeout_and_reboot)
     ASSERT_EQ(goc_pool_release(p), GOC_ECLOSED); /* idempotent */
     ASSERT_EQ(goc_pool_release_timeout(p, GOC_SECOND), GOC_ECLOSED);
     ASSERT_EQ(goc_pool_submit(p, count, NULL, NULL), GOC_ECLOSED);
+    ASSERT_EQ(goc_pool_tune(p, 5), GOC_ECLOSED); /* it was accepted */
+    ASSERT_EQ(goc_pool_cap(p), 2);
     close_gate(); /* the running task was not interrupted */
     ASSERT_OK(goc_pool_wait_idle(p, NULL));
     ASSERT_OK(goc_pool_reboot(p));

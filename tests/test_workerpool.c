@@ -184,6 +184,11 @@ TEST_G(workerpool, submit_after_stop_always_closed_d015_d073)
         ASSERT(f == NULL);
         ASSERT_EQ(goc_workerpool_try_submit(p, count_task, NULL, NULL, NULL),
                   GOC_ECLOSED);
+        if (i == 0) { /* every entry point: these two were accepted */
+            ASSERT_EQ(goc_workerpool_resize(p, 8), GOC_ECLOSED);
+            goc_wpgroup *g = (goc_wpgroup *)1;
+            ASSERT_EQ(goc_wpgroup_new(p, &g), GOC_ECLOSED);
+        }
         goc_workerpool_free(p);
     }
 }

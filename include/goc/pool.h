@@ -133,7 +133,8 @@ GOC_API int goc_pool_submit(goc_pool *p,
  * submitters in; shrinking never interrupts a task: surplus workers exit
  * as they finish. @cap <= 0 or an unlimited pool: nothing changes.
  *
- * Return: 0; -EINVAL for @cap <= 0 or NULL; -EPERM for an unlimited pool.
+ * Return: 0; -EINVAL for @cap <= 0 or NULL; -EPERM for an unlimited pool;
+ * GOC_ECLOSED once released (until rebooted). Nothing changes on an error.
  */
 GOC_API int goc_pool_tune(goc_pool *p, int64_t cap);
 
@@ -387,7 +388,8 @@ GOC_API int goc_workerpool_wait_idle(goc_workerpool *p, goc_ctx *ctx);
  * starts workers for queued tasks; shrinking lets workers finish their
  * task and exit.
  *
- * Return: 0; -EINVAL for negative @n or NULL.
+ * Return: 0; -EINVAL for negative @n or NULL; GOC_ECLOSED once stopped or
+ * cancelled (nothing changes).
  */
 GOC_API int goc_workerpool_resize(goc_workerpool *p, int64_t n);
 
@@ -404,7 +406,8 @@ typedef struct goc_wpgroup goc_wpgroup;
  * goc_wpgroup_new - a task group on @p. Its context is a child of the
  * pool's; every group task receives a child of the group's context.
  *
- * Return: 0; -EINVAL; -ENOMEM.
+ * Return: 0; -EINVAL; -ENOMEM; GOC_ECLOSED once @p is stopped or
+ * cancelled (its submits would all be refused).
  */
 GOC_API int goc_wpgroup_new(goc_workerpool *p, goc_wpgroup **out);
 

@@ -128,6 +128,8 @@ int goc__workerpool_submit_owned(struct goc_workerpool *p,
 
 /* The pool's own context (tasks' contexts descend from it). */
 goc_ctx *goc__workerpool_ctx(struct goc_workerpool *p);
+/* Stopped or cancelled: it takes no more tasks. */
+bool goc__workerpool_stopped(struct goc_workerpool *p);
 
 /* Settle @owner's queued tasks as cancelled (they never run). */
 int64_t goc__workerpool_cancel_owned(struct goc_workerpool *p,

@@ -320,7 +320,7 @@ int goc_pool_tune(goc_pool *p, int64_t cap)
     if (!p || cap <= 0)
         return -EINVAL;
     goc_mutex_lock(&p->mu, NULL);
-    int rc = p->cap < 0 ? -EPERM : 0;
+    int rc = p->closed ? GOC_ECLOSED : p->cap < 0 ? -EPERM : 0;
     if (!rc) {
         p->cap = cap;
         spawn_for_waiters_locked(p);                /* growing */

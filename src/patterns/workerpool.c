@@ -436,6 +436,14 @@ goc_ctx *goc__workerpool_ctx(goc_workerpool *p)
     return p->ctx;
 }
 
+bool goc__workerpool_stopped(goc_workerpool *p)
+{
+    goc_mutex_lock(&p->mu, NULL);
+    bool stopped = p->stopped; /* a cancel stops it too */
+    goc_mutex_unlock(&p->mu);
+    return stopped;
+}
+
 int64_t goc__workerpool_cancel_owned(goc_workerpool *p, const void *owner)
 {
     struct goc__dlink *mine = NULL;
@@ -528,6 +536,10 @@ int goc_workerpool_resize(goc_workerpool *p, int64_t n)
     if (!p || n < 0)
         return -EINVAL;
     goc_mutex_lock(&p->mu, NULL);
+    if (p->stopped || p->canceled) {
+        goc_mutex_unlock(&p->mu);
+        return GOC_ECLOSED;
+    }
     p->max_workers = n;
     /* Growing: start workers for what is queued beyond the idle ones. */
     for (int64_t want = p->qlen - p->idle;

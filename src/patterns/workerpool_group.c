@@ -30,6 +30,8 @@ int goc_wpgroup_new(goc_workerpool *p, goc_wpgroup **out)
 {
     if (!p || !out)
         return -EINVAL;
+    if (goc__workerpool_stopped(p))
+        return GOC_ECLOSED;
     goc_wpgroup *g = goc__calloc(1, sizeof(*g));
     if (!g)
         return -ENOMEM;
