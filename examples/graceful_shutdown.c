@@ -133,9 +133,9 @@ static void demo(const char *addr)
 
 static const char *state_name(int s)
 {
-    static const char *names[] = { "pending", "stopping", "stopped",
-                                   "failed",  "overran",  "late" };
-    return s >= 0 && s < 6 ? names[s] : "?";
+    static const char *names[] = { "pending", "stopping", "stopped", "failed",
+                                   "overran", "late",     "skipped" };
+    return s >= 0 && s < 7 ? names[s] : "?";
 }
 
 static int service(void *arg)

@@ -460,6 +460,69 @@ TEST(shutdown, second_signal_forces_exit)
     test_expect_exit(second_signal_child, 128 + SIGUSR1, "forced by signal 10");
 }
 
+static int signal_after_done_main(void *arg)
+{
+    (void)arg;
+    struct goc_shutdown_opts o = { .on_force = on_force };
+    goc_shutdown *m;
+    goc_shutdown_new(&o, &m);
+    int usr1 = SIGUSR1;
+    goc_shutdown_watch_signals(m, &usr1, 1);
+    goc_shutdown_run(m, NULL); /* over, with nothing to stop */
+    kill(getpid(), SIGUSR1);
+    goc_sleep(5 * GOC_SECOND, NULL);
+    fprintf(stderr, "still alive after the signal\n");
+    return 0;
+}
+
+static void signal_after_done_child(void)
+{
+    goc_run(signal_after_done_main, NULL);
+}
+
+/* A signal after a shutdown that a call started and finished ends the
+ * process at once: the first one was swallowed, and only a second one
+ * did anything. */
+TEST(shutdown, signal_after_the_shutdown_is_over_ends_the_process)
+{
+    SKIP_UNDER_TSAN();
+    test_expect_exit(signal_after_done_child, 128 + SIGUSR1,
+                     "forced by signal 10");
+}
+
+/* A phase that overruns the overall budget (no phase budget set) spends
+ * the phases after it: their components are skipped and reported so,
+ * not started with a context already ended and blamed for overrunning. A
+ * wait on the finished shutdown then gives its result, even with a
+ * context that has ended: it gave the context's error. */
+TEST_G(shutdown, phases_after_the_budget_is_spent_are_skipped)
+{
+    goc_shutdown *m;
+    ASSERT_OK(goc_shutdown_new(NULL, &m));
+    static struct comp slow = COMP("slow", 300 * GOC_MILLISECOND, false, 0),
+                       db = COMP("db", 0, false, 0);
+    ASSERT_OK(goc_shutdown_add(m, "slow", stop_comp, &slow, 100));
+    ASSERT_OK(goc_shutdown_add(m, "db", stop_comp, &db, 0));
+    goc_ctx_local lc;
+    goc_ctx *ctx = goc_ctx_init_timeout(&lc, NULL, 30 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_shutdown_run(m, ctx), -ETIMEDOUT);
+    goc_ctx_destroy(ctx);
+    struct goc_component_report r[2];
+    ASSERT_EQ(goc_shutdown_report(m, r, 2), 2);
+    ASSERT_STR(r[0].name, "slow");
+    ASSERT_EQ(r[0].state, GOC_COMPONENT_OVERRAN);
+    ASSERT_STR(r[1].name, "db");
+    ASSERT_EQ(r[1].state, GOC_COMPONENT_SKIPPED);
+    ASSERT_EQ(r[1].err, -ETIMEDOUT);
+    ASSERT_EQ(atomic_load(&db.runs), 0);
+    goc_ctx *done;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &done));
+    goc_ctx_cancel(done);
+    ASSERT_EQ(goc_shutdown_wait(m, done), -ETIMEDOUT); /* its result */
+    goc_ctx_release(done);
+    goc_shutdown_free(m);
+}
+
 /* The manager stops a real server: in-flight requests finish. */
 static _Atomic int echo_requests;
 

@@ -42,7 +42,9 @@ struct goc_shutdown_opts {
     /* Overall budget of a shutdown started by a signal or with a context
      * without a deadline. 0: 30 s. */
     int64_t timeout;
-    /* Budget of each phase, within the overall one. 0: none. */
+    /* Budget of each phase, within the overall one. 0: none, and then a
+     * phase that overruns spends the budget of the phases after it:
+     * their components are skipped (GOC_COMPONENT_SKIPPED). */
     int64_t phase_timeout;
     /* Runs before a second signal ends the process (best effort: keep it
      * short and async-signal-safe in spirit). */
@@ -65,6 +67,8 @@ enum goc_component_state {
     GOC_COMPONENT_FAILED,   /* returned an error within budget */
     GOC_COMPONENT_OVERRAN,  /* still running when its budget ran out */
     GOC_COMPONENT_LATE,     /* overran, then returned (err: its result) */
+    GOC_COMPONENT_SKIPPED,  /* not stopped: its phase came after the overall
+                               budget was spent (by an earlier phase) */
 };
 
 /** goc_component_report - how one component's stop went. */
@@ -125,8 +129,8 @@ GOC_API int goc_shutdown_watch_signals(goc_shutdown *m, const int *sigs, int n);
  *       callers wait for the stored result without a limit.
  *
  * Return: 0 if every component stopped in time; else the first error in
- * stop order, or -ETIMEDOUT if none failed but some overran. The details
- * are in goc_shutdown_report().
+ * stop order, or -ETIMEDOUT if none failed but some overran or were
+ * skipped. The details are in goc_shutdown_report().
  */
 GOC_API int goc_shutdown_run(goc_shutdown *m, goc_ctx *ctx);
 

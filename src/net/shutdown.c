@@ -264,12 +264,29 @@ static void finish_phase(goc_shutdown *m, int from, int to, goc_ctx *ctx)
     goc__lock_release(&m->lock);
 }
 
+static void skip_phase(goc_shutdown *m, int from, int to)
+{
+    goc__lock_acquire(&m->lock);
+    for (int i = from; i < to; i++) {
+        m->comps[i].state = GOC_COMPONENT_SKIPPED;
+        m->comps[i].err = -ETIMEDOUT;
+    }
+    goc__lock_release(&m->lock);
+}
+
 static int run_phases(goc_shutdown *m, goc_ctx *overall)
 {
     int n = m->ncomps;
     for (int from = 0, to; from < n; from = to) {
         for (to = from; to < n && m->comps[to].phase == m->comps[from].phase;)
             to++;
+        if (goc_ctx_err(overall)) {
+            /* The budget is spent: an earlier phase overran it. Its
+             * stop functions would start with a context already ended
+             * and be reported as overrunning a budget they never had. */
+            skip_phase(m, from, to);
+            continue;
+        }
         goc_ctx *phase = NULL;
         int err =
             m->opts.phase_timeout
@@ -289,7 +306,8 @@ static int run_phases(goc_shutdown *m, goc_ctx *overall)
             result = m->comps[i].err;
     for (int i = 0; i < n && !result; i++)
         if (m->comps[i].state == GOC_COMPONENT_OVERRAN ||
-            m->comps[i].state == GOC_COMPONENT_LATE)
+            m->comps[i].state == GOC_COMPONENT_LATE ||
+            m->comps[i].state == GOC_COMPONENT_SKIPPED)
             result = -ETIMEDOUT;
     goc__lock_release(&m->lock);
     return result;
@@ -361,11 +379,19 @@ int goc_shutdown_wait(goc_shutdown *m, goc_ctx *ctx)
 {
     if (!m)
         return -EINVAL;
+    /* A shutdown already over gives its result, whatever ctx says: the
+     * ctx bounds only the waiting. */
+    goc__lock_acquire(&m->lock);
+    bool done = m->state == GOC_SHUTDOWN_DONE;
+    int result = m->result;
+    goc__lock_release(&m->lock);
+    if (done)
+        return result;
     int r = goc_chan_recv(m->done, NULL, ctx);
     if (r < 0)
         return r;
     goc__lock_acquire(&m->lock);
-    int result = m->result;
+    result = m->result;
     goc__lock_release(&m->lock);
     return result;
 }
@@ -401,10 +427,14 @@ static void watch_main(void *arg)
         /* A first signal during a shutdown started by a call joins it:
          * it is not the one that started it. */
         bool starts = first && m->state == GOC_SHUTDOWN_RUNNING;
+        /* After a shutdown is over there is nothing left to stop: the
+         * signal ends the process, as it would with no manager (the
+         * first one was swallowed). */
+        bool over = m->state == GOC_SHUTDOWN_DONE;
         if (starts)
             m->signo = signo;
         goc__lock_release(&m->lock);
-        if (!first) {
+        if (!first || over) {
             force_exit(m, signo);
             continue;
         }
