@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Runtime statistics: each counter moves when the thing it counts does. */
 #include "test.h"
+#include "../src/internal/alloc.h"
 
 #include <goc.h>
 
@@ -459,4 +460,87 @@ TEST(stats, snapshot_getters_take_null)
     ASSERT_OK(goc_objpool_new(NULL, &p));
     goc_objpool_stats(p, NULL);
     goc_objpool_free(p);
+}
+
+/* ---- lib heap counts read while blocks cross threads -------------------- */
+
+static _Atomic(void *) crossing;
+static _Atomic int crossing_done;
+static pthread_barrier_t crossing_start;
+
+/* Allocates on its own shard and hands each block to the freer. */
+static void *crossing_allocator(void *arg)
+{
+    (void)arg;
+    goc__free(goc__malloc(1)); /* claim a shard now: an early one */
+    pthread_barrier_wait(&crossing_start);
+    while (!atomic_load(&crossing_done)) {
+        void *p = goc__malloc(4000), *none = NULL;
+        while (!atomic_compare_exchange_weak(&crossing, &none, p)) {
+            none = NULL;
+            if (atomic_load(&crossing_done)) {
+                goc__free(p);
+                return NULL;
+            }
+        }
+    }
+    return NULL;
+}
+
+static void *crossing_freer(void *arg)
+{
+    (void)arg;
+    goc__free(goc__malloc(1)); /* a later shard, read after the first */
+    pthread_barrier_wait(&crossing_start);
+    while (!atomic_load(&crossing_done)) {
+        void *p = atomic_exchange(&crossing, NULL);
+        if (p)
+            goc__free(p);
+    }
+    return NULL;
+}
+
+static void *claim_a_shard(void *arg)
+{
+    (void)arg;
+    goc__free(goc__malloc(1));
+    return NULL;
+}
+
+/*
+ * Blocks allocated on one thread and freed on another while the counts
+ * are read: they never read below zero. The reader summed the shards one
+ * by one, and a free on a shard read after the allocation's could be seen
+ * without the allocation: -32 MB and -8,000 objects, seen.
+ */
+TEST(stats, lib_heap_never_reads_negative_while_blocks_cross_threads)
+{
+    pthread_t a, f, t;
+    atomic_store(&crossing_done, 0);
+    ASSERT_OK(pthread_barrier_init(&crossing_start, NULL, 3));
+    ASSERT_OK(pthread_create(&a, NULL, crossing_allocator, NULL));
+    usleep(10000);
+    for (int i = 0; i < 40; i++) { /* put the freer's shard far after */
+        ASSERT_OK(pthread_create(&t, NULL, claim_a_shard, NULL));
+        ASSERT_OK(pthread_join(t, NULL));
+    }
+    ASSERT_OK(pthread_create(&f, NULL, crossing_freer, NULL));
+    pthread_barrier_wait(&crossing_start);
+    int64_t end = goc_now() + test_scale(500) * GOC_MILLISECOND;
+    int64_t low_bytes = INT64_MAX, low_objects = INT64_MAX;
+    while (goc_now() < end) {
+        struct goc_stats st;
+        ASSERT_OK(goc_stats_read(&st, GOC_STATS_LIB));
+        if (st.lib_heap_bytes < low_bytes)
+            low_bytes = st.lib_heap_bytes;
+        if (st.lib_heap_objects < low_objects)
+            low_objects = st.lib_heap_objects;
+    }
+    atomic_store(&crossing_done, 1);
+    ASSERT_OK(pthread_join(a, NULL));
+    ASSERT_OK(pthread_join(f, NULL));
+    pthread_barrier_destroy(&crossing_start);
+    goc__free(atomic_exchange(&crossing, NULL));
+    ASSERT_GE(low_bytes, 0);
+    ASSERT_GE(low_objects, 0);
 }

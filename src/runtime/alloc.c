@@ -32,15 +32,22 @@ int goc__fault_hit(void)
 /*
  * goc's own heap in use (GOC_STATS_LIB). Each thread counts in a shard of
  * its own with plain loads and stores (no locked instruction on the
- * allocation path); readers sum the shards. A block freed on another
- * thread than the one that allocated it makes two shards disagree, never
- * the sum. Threads beyond the shards share the last one, with atomics.
- * A thread's shard is never handed to another, even after it exits.
+ * allocation path); readers sum the shards. Threads beyond the shards
+ * share the last one, with atomics. A thread's shard is never handed to
+ * another, even after it exits.
+ *
+ * The counts only grow: what was allocated and what was freed, apart. A
+ * block allocated on one thread and freed on another lands in two shards,
+ * and a reader going through the shards one by one could see the free
+ * and not the allocation (a negative heap, seen). So a free is published
+ * with a release store, and readers read every freed count first, with
+ * acquire, then the allocated ones: a free seen brings its allocation.
  */
 #define SHARDS 64
 
 struct shard {
-    _Atomic int64_t bytes, objects, allocs;
+    _Atomic int64_t alloc_bytes, allocs;
+    _Atomic int64_t freed_bytes, frees;
 } __attribute__((aligned(64)));
 
 static struct shard shards[SHARDS + 1];
@@ -55,21 +62,17 @@ __attribute__((noinline)) static struct shard *claim_shard(void)
     return my_shard = &shards[i < SHARDS ? i : SHARDS];
 }
 
-static inline void add(_Atomic int64_t *v, int64_t d)
+static inline void add(_Atomic int64_t *v, int64_t d, memory_order mo)
 {
     /* Only this thread writes v: readers need whole values, no RMW. */
     atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + d,
-                          memory_order_relaxed);
+                          mo);
 }
 
-/* Threads beyond the shards: the shared last one, with atomics. */
-__attribute__((noinline)) static void count_shared(int64_t bytes, int sign)
+static inline struct shard *shard_of_thread(void)
 {
-    struct shard *s = &shards[SHARDS];
-    atomic_fetch_add_explicit(&s->bytes, bytes, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->objects, sign, memory_order_relaxed);
-    if (sign > 0)
-        atomic_fetch_add_explicit(&s->allocs, 1, memory_order_relaxed);
+    struct shard *s = my_shard;
+    return __builtin_expect(!s, 0) ? claim_shard() : s;
 }
 
 static inline void *counted(void *p)
@@ -77,31 +80,28 @@ static inline void *counted(void *p)
     if (!p)
         return p;
     int64_t bytes = (int64_t)malloc_usable_size(p);
-    struct shard *s = my_shard;
-    if (__builtin_expect(!s, 0))
-        s = claim_shard();
+    struct shard *s = shard_of_thread();
     if (__builtin_expect(s == &shards[SHARDS], 0)) {
-        count_shared(bytes, 1);
+        atomic_fetch_add_explicit(&s->alloc_bytes, bytes, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->allocs, 1, memory_order_relaxed);
         return p;
     }
-    add(&s->bytes, bytes);
-    add(&s->objects, 1);
-    add(&s->allocs, 1);
+    add(&s->alloc_bytes, bytes, memory_order_relaxed);
+    add(&s->allocs, 1, memory_order_relaxed);
     return p;
 }
 
 static inline void uncount(void *p)
 {
     int64_t bytes = (int64_t)malloc_usable_size(p);
-    struct shard *s = my_shard;
-    if (__builtin_expect(!s, 0))
-        s = claim_shard();
+    struct shard *s = shard_of_thread();
     if (__builtin_expect(s == &shards[SHARDS], 0)) {
-        count_shared(-bytes, -1);
+        atomic_fetch_add_explicit(&s->freed_bytes, bytes, memory_order_release);
+        atomic_fetch_add_explicit(&s->frees, 1, memory_order_release);
         return;
     }
-    add(&s->bytes, -bytes);
-    add(&s->objects, -1);
+    add(&s->freed_bytes, bytes, memory_order_release);
+    add(&s->frees, 1, memory_order_release);
 }
 
 void goc__heap_disown(void *p)
@@ -112,15 +112,20 @@ void goc__heap_disown(void *p)
 
 void goc__heap_counts(int64_t *bytes, int64_t *objects, int64_t *allocs)
 {
-    int64_t b = 0, o = 0, a = 0;
+    int64_t fb = 0, fo = 0, ab = 0, ao = 0;
     for (int i = 0; i <= SHARDS; i++) {
-        b += atomic_load_explicit(&shards[i].bytes, memory_order_relaxed);
-        o += atomic_load_explicit(&shards[i].objects, memory_order_relaxed);
-        a += atomic_load_explicit(&shards[i].allocs, memory_order_relaxed);
+        fb +=
+            atomic_load_explicit(&shards[i].freed_bytes, memory_order_acquire);
+        fo += atomic_load_explicit(&shards[i].frees, memory_order_acquire);
     }
-    *bytes = b;
-    *objects = o;
-    *allocs = a;
+    for (int i = 0; i <= SHARDS; i++) {
+        ab +=
+            atomic_load_explicit(&shards[i].alloc_bytes, memory_order_relaxed);
+        ao += atomic_load_explicit(&shards[i].allocs, memory_order_relaxed);
+    }
+    *bytes = ab - fb;
+    *objects = ao - fo;
+    *allocs = ao;
 }
 
 void *goc__malloc(size_t size)
