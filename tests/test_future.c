@@ -1086,3 +1086,58 @@ TEST_G(future, singleflight_shared_counts_only_callers_that_got_it)
     }
     goc_sf_free(g);
 }
+
+/* ---- combinators let go of their losers ------------------------------- */
+
+static void value_free(void *v)
+{
+    goc__free(v);
+}
+
+/* A settled input whose value goc's heap counts hold. */
+static goc_future *settled_with_value(int status)
+{
+    goc_future *f;
+    ASSERT_OK(goc_future_new(value_free, &f));
+    ASSERT_EQ(goc_future_complete(f, status, status ? NULL : goc__malloc(64)),
+              1);
+    return f;
+}
+
+/*
+ * Once a race is won, an any fulfilled or an all failed, the result lets
+ * go of the inputs still pending: a loser that never settles (a shutdown
+ * future raced against each piece of work) kept every call's state, its
+ * result and the winner's value alive (seed D-086: the losers' waiters
+ * were never removed).
+ */
+TEST_G(future, decided_combinators_let_go_of_pending_losers_d086)
+{
+    goc_future *never;
+    ASSERT_OK(goc_future_new(NULL, &never));
+    int64_t before = test_lib_objects();
+    for (int i = 0; i < 300; i++) {
+        goc_future *ok = settled_with_value(0), *bad = settled_with_value(-EIO);
+        goc_future *r, *ins[2] = { never, ok };
+        ASSERT_OK(goc_future_race(ins, 2, 0, &r));
+        ASSERT(goc_future_is_done(r));
+        goc_future_release(r);
+        ASSERT_OK(goc_future_any(ins, 2, 0, &r));
+        goc_future_release(r);
+        goc_future *fail[2] = { never, bad };
+        ASSERT_OK(goc_future_all(fail, 2, 0, &r));
+        ASSERT_EQ(goc_future_state(r), GOC_FUTURE_REJECTED);
+        goc_future_release(r);
+        goc_future_release(ok);
+        goc_future_release(bad);
+    }
+    ASSERT(test_lib_objects() - before < 30);
+    /* The loser still settles later without harm, and nothing is left. */
+    goc_future *r, *ok = settled_with_value(0), *ins[2] = { never, ok };
+    ASSERT_OK(goc_future_race(ins, 2, 0, &r));
+    ASSERT_EQ(goc_future_complete(never, -ECANCELED, NULL), 1);
+    goc_future_release(r);
+    goc_future_release(ok);
+    goc_future_release(never);
+    ASSERT(test_lib_objects() - before < 30);
+}

@@ -259,6 +259,21 @@ void goc__future_cb_attach(goc_future *f, struct goc__settle_cb *c)
     cb(f, arg); /* already settled: now, on this thread, no lock held */
 }
 
+bool goc__future_cb_detach(goc_future *f, struct goc__settle_cb *c)
+{
+    bool found = false;
+    goc_mutex_lock(&f->mu, NULL);
+    for (struct goc__settle_cb **at = &f->cbs; *at; at = &(*at)->next) {
+        if (*at == c) {
+            *at = c->next;
+            found = true;
+            break;
+        }
+    }
+    goc_mutex_unlock(&f->mu);
+    return found;
+}
+
 int goc_future_on_settle(goc_future *f, goc_future_cb cb, void *arg)
 {
     if (!f || !cb)

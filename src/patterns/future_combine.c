@@ -15,8 +15,19 @@
  * and nothing stays behind. With it, the state's own reference keeps
  * each input alive until it settles: inputs that nobody settles keep the
  * state and the result with them (future.h says so).
+ *
+ * Once the outcome is known (a race won, an any fulfilled, an all
+ * failed), the callbacks still on pending inputs are taken back, so that
+ * a loser that settles late, or never (a long-lived "shutdown" future
+ * raced against work), holds nothing: they used to keep the state, the
+ * result and the winner's value until every input had settled. A slot's
+ * state says who has its callback: the input settling (RAN) or the
+ * detacher (DETACHING, then DETACHED). A callback that finds its slot
+ * being detached waits for DETACHED before it returns, since the input
+ * may be freed once its callbacks have returned, and only counts itself.
  */
 #include "goc/future.h"
+#include "goc/runtime.h"
 #include "patterns.h"
 #include "../internal/alloc.h"
 
@@ -26,9 +37,14 @@ enum kind { ALL, ALL_SETTLED, RACE, ANY };
 
 struct combine;
 
+enum slot_state { NEW, ATTACHED, RAN, DETACHING, DETACHED };
+
 struct slot {
     struct combine *c;
     size_t i;
+    goc_future *f;             /* the input (no reference of its own) */
+    struct goc__settle_cb *cb; /* its callback node on f */
+    _Atomic int state;         /* enum slot_state */
 };
 
 struct combine {
@@ -37,7 +53,8 @@ struct combine {
     size_t n;
     goc_future **in;             /* n inputs, one reference each */
     goc_future *out;             /* one reference until pending reaches 0 */
-    _Atomic size_t pending;      /* callbacks that have not run yet */
+    _Atomic size_t pending;      /* callbacks not yet run nor taken back,
+                                    and the creator's while it attaches */
     _Atomic size_t remaining;    /* inputs still needed for the outcome */
     void **values;               /* ALL */
     struct goc_settled *settled; /* ALL_SETTLED */
@@ -66,10 +83,52 @@ static void cancel_rest(struct combine *c)
         goc_future_cancel(c->in[i]);
 }
 
+/* Take the callbacks of the inputs still pending back. The caller holds
+ * a count in pending (its own callback's, or the creator's), so the
+ * counts taken here never free c under it. */
+static void detach_rest(struct combine *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        struct slot *s = &c->slots[i];
+        int attached = ATTACHED;
+        if (!atomic_compare_exchange_strong(&s->state, &attached, DETACHING))
+            continue;
+        bool taken = goc__future_cb_detach(s->f, s->cb);
+        atomic_store(&s->state, DETACHED); /* done with s->f */
+        if (taken) {
+            goc__future_cb_free(s->cb);
+            atomic_fetch_sub(&c->pending, 1);
+        }
+    }
+}
+
+static bool decides_early(const struct combine *c)
+{
+    return c->kind != ALL_SETTLED;
+}
+
 static void finish(struct combine *c, int status, void *value)
 {
-    if (goc_future_complete(c->out, status, value) == 1)
-        cancel_rest(c);
+    if (goc_future_complete(c->out, status, value) != 1)
+        return;
+    if (c->flags & GOC_FUTURE_CANCEL_REST)
+        cancel_rest(c); /* they settle, and their callbacks run */
+    else
+        detach_rest(c);
+}
+
+/* The callback's claim on its slot; false if it is being taken back. */
+static bool claim_slot(struct slot *s)
+{
+    int st = atomic_load(&s->state);
+    while (st == NEW || st == ATTACHED)
+        if (atomic_compare_exchange_weak(&s->state, &st, RAN))
+            return true;
+    /* A lock and an unlink away; yield, for the detacher may be a
+     * goroutine waiting for this thread's P. */
+    while (atomic_load(&s->state) != DETACHED)
+        goc_yield();
+    return false;
 }
 
 /* One fewer input needed; the last one settles the result. */
@@ -82,6 +141,11 @@ static void on_input(goc_future *f, void *arg)
 {
     struct slot *s = arg;
     struct combine *c = s->c;
+    if (!claim_slot(s)) {
+        if (atomic_fetch_sub(&c->pending, 1) == 1)
+            goc_future_release(c->out); /* may free c */
+        return;
+    }
     int status = 0;
     void *value = NULL;
     goc_future_try_get(f, &status, &value);
@@ -156,7 +220,7 @@ static int create(enum kind kind,
     for (size_t i = 0; i < n; i++) {
         if (flags & GOC_FUTURE_CANCEL_REST)
             c->in[i] = goc_future_retain(fs[i]);
-        c->slots[i] = (struct slot){ c, i };
+        c->slots[i] = (struct slot){ .c = c, .i = i };
     }
     goc__future_on_free(c->out, combine_free, c);
     *out = c;
@@ -202,7 +266,7 @@ static int combine(enum kind kind,
         goc_future_release(c->out);
         return 0;
     }
-    atomic_init(&c->pending, n);
+    atomic_init(&c->pending, n + 1); /* the inputs' callbacks, and ours */
     atomic_init(&c->remaining, n);
     /* Every watch is allocated before the first is attached: out of
      * memory, nothing has been attached, and the whole of it unwinds. */
@@ -220,9 +284,28 @@ static int combine(enum kind kind,
         goc_future_release(c->out); /* its last: c goes with it */
         return -ENOMEM;
     }
-    for (size_t i = 0; i < n; i++)
-        goc__future_cb_attach(fs[i], watch[i]);
+    for (size_t i = 0; i < n; i++) {
+        c->slots[i].f = fs[i];
+        c->slots[i].cb = watch[i];
+    }
     goc__free(watch);
+    /*
+     * A slot becomes ATTACHED only once its node is on the input, so a
+     * detacher never looks for a node not there yet; one attached after
+     * the outcome was decided (by an input settled at call time, or by
+     * another thread) is taken back here.
+     */
+    for (size_t i = 0; i < n; i++) {
+        struct slot *s = &c->slots[i];
+        goc__future_cb_attach(fs[i], s->cb);
+        int fresh = NEW;
+        atomic_compare_exchange_strong(&s->state, &fresh, ATTACHED);
+    }
+    if (decides_early(c) && !(flags & GOC_FUTURE_CANCEL_REST) &&
+        goc_future_is_done(c->out))
+        detach_rest(c);
+    if (atomic_fetch_sub(&c->pending, 1) == 1)
+        goc_future_release(c->out); /* may free c */
     return 0;
 }
 

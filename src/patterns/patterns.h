@@ -93,6 +93,12 @@ struct goc__settle_cb;
 struct goc__settle_cb *goc__future_cb_new(goc_future_cb cb, void *arg);
 void goc__future_cb_attach(goc_future *f, struct goc__settle_cb *c);
 void goc__future_cb_free(struct goc__settle_cb *c);
+/*
+ * Take @c back off @f while @f is pending: true if it was there (it will
+ * never run; free it). False if @f has settled and @c runs or ran. The
+ * caller must know @f alive meanwhile.
+ */
+bool goc__future_cb_detach(goc_future *f, struct goc__settle_cb *c);
 
 /* Run @fn(@aux) when @f is freed (after its value is destroyed). */
 void goc__future_on_free(goc_future *f, void (*fn)(void *aux), void *aux);
