@@ -69,6 +69,7 @@ enum {
 struct mapping {
     uintptr_t start, limit, offset;
     int64_t file; /* string index */
+    bool unnamed; /* some location in it has no symbol */
 };
 
 /* What tells functions apart: same-named static functions of different
@@ -341,6 +342,7 @@ static int64_t shown_name(struct goc__profile *p,
     return goc__profile_str(p, buf);
 }
 
+/* The function of the code at pc; 0 if no symbol names it. */
 static uint32_t function_id(struct goc__profile *p, const void *pc)
 {
     char name[256], mod[256];
@@ -350,6 +352,8 @@ static uint32_t function_id(struct goc__profile *p, const void *pc)
         mod[0] = '\0';
     } else {
         k.start = name_of(pc, name, sizeof(name), mod, sizeof(mod));
+        if (name[0] == '0' && name[1] == 'x')
+            return 0;
     }
     k.name = goc__profile_str(p, name);
     uint64_t h = goc__hash64(&k, sizeof(k)) | 1;
@@ -383,13 +387,21 @@ static uint32_t location_id(struct goc__profile *p, void *pc)
         p->oom = true;
     /* The address is the call instruction's, inside the function. */
     uintptr_t addr = (uintptr_t)pc < 4096 ? 0 : (uintptr_t)pc - 1;
+    uint64_t map = mapping_of(p, addr);
     size_t mark = goc__pb_start(&p->pb);
     goc__pb_uint(&p->pb, LOCATION_ID, id);
-    goc__pb_uint_opt(&p->pb, LOCATION_MAPPING_ID, mapping_of(p, addr));
+    goc__pb_uint_opt(&p->pb, LOCATION_MAPPING_ID, map);
     goc__pb_uint_opt(&p->pb, LOCATION_ADDRESS, addr);
-    size_t line = goc__pb_start(&p->pb);
-    goc__pb_uint(&p->pb, LINE_FUNCTION_ID, fn);
-    goc__pb_end(&p->pb, LOCATION_LINE, line);
+    if (fn) {
+        size_t line = goc__pb_start(&p->pb);
+        goc__pb_uint(&p->pb, LINE_FUNCTION_ID, fn);
+        goc__pb_end(&p->pb, LOCATION_LINE, line);
+    } else if (map) {
+        /* No symbol here (a stripped module): the address alone, and a
+         * mapping that does not claim to be symbolised, so that pprof
+         * names it from the binary it is given. */
+        p->maps[map - 1].unnamed = true;
+    }
     goc__pb_end(&p->pb, PROFILE_LOCATION, mark);
     return id;
 }
@@ -433,7 +445,7 @@ static void finish(struct goc__profile *p)
         goc__pb_uint(&p->pb, MAPPING_LIMIT, m->limit);
         goc__pb_uint_opt(&p->pb, MAPPING_OFFSET, m->offset);
         goc__pb_uint(&p->pb, MAPPING_FILENAME, (uint64_t)m->file);
-        goc__pb_uint(&p->pb, MAPPING_HAS_FUNCTIONS, 1);
+        goc__pb_uint_opt(&p->pb, MAPPING_HAS_FUNCTIONS, !m->unnamed);
         goc__pb_end(&p->pb, PROFILE_MAPPING, mark);
     }
     for (size_t i = 0; i < p->nstr; i++)
