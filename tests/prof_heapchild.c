@@ -7,6 +7,7 @@
  *
  *   DIR/heap.pb.gz  protobuf, big blocks live
  *   DIR/heap.txt    text form, big blocks live
+ *   DIR/heap0.txt   text form, big blocks live, after sampling stopped
  *   DIR/heap2.txt   text form, after they were freed
  *
  * With a second argument "frames", it allocates instead once through
@@ -70,6 +71,11 @@ static int child_main(void *arg)
     prof_big_alloc();
     prof_small_churn();
     if (save(dir, "heap.pb.gz", 0) || save(dir, "heap.txt", 1))
+        return 4;
+    /* Stopped, then written: the samples keep the rate they were taken
+     * at. */
+    if (goc_prof_heap_set_rate(0) != 0 || save(dir, "heap0.txt", 1) ||
+        goc_prof_heap_set_rate(64 * 1024) != 0)
         return 4;
     for (int i = 0; i < BIG_N; i++)
         free(big[i]);

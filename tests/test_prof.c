@@ -564,6 +564,12 @@ static void check_heap_profiles(const char *exe, const char *preload)
     ASSERT_GE(live, 32);
     ASSERT_LE(live, 64);
     free(text);
+    /* Written after sampling stopped: the same samples, at the rate they
+     * were taken at (it said heap/0, and pprof left them unscaled). */
+    text = slurp(tmp_path(&t, "heap0.txt"));
+    ASSERT(strstr(text, "@ heap/131072\n") != NULL);
+    ASSERT_EQ(text_count_of(text, "prof_big_alloc"), live);
+    free(text);
     /* Freed: in use 0, allocations still counted. */
     text = slurp(txt2);
     const char *at = strstr(text, "prof_big_alloc");

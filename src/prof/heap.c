@@ -24,7 +24,7 @@ static const struct goc__heapprof_iface *iface(void)
     if (!get)
         *(void **)&get = dlsym(RTLD_DEFAULT, "goc_heapprof_iface");
     hp = get ? get() : NULL;
-    if (hp && hp->version != 1 && hp->version != 2)
+    if (hp && (hp->version < 1 || hp->version > 3))
         hp = NULL;
     atomic_store(&found, hp);
     return hp;
@@ -196,7 +196,9 @@ int goc_prof_write_heap(int fd, int debug)
     if (!hp)
         return -ENOTSUP;
     struct goc__stacks set = { 0 };
-    int64_t rate = hp->get_rate();
+    /* The rate the samples were taken at, not the one now: after
+     * sampling stopped (rate 0) they were written unscaled. */
+    int64_t rate = hp->version >= 3 ? hp->sample_rate() : hp->get_rate();
     uint64_t dropped = hp->dropped();
     int err = collect(hp, &set);
     if (!err)

@@ -66,6 +66,7 @@ struct live_slot {
 static struct stack_slot *stacks;
 static struct live_slot *live;
 static _Atomic int64_t rate;       /* 0: off (and until the tables exist) */
+static _Atomic int64_t last_rate;  /* the last rate that was not 0 */
 static _Atomic int64_t live_count; /* sampled allocations not yet freed */
 static _Atomic uint64_t dropped;
 static _Atomic int walk_mode; /* GOC__WALK_*, probed at load */
@@ -435,8 +436,16 @@ static int64_t get_rate(void)
 
 static void set_rate(int64_t bytes)
 {
-    if (stacks && live && bytes >= 0)
-        atomic_store(&rate, bytes);
+    if (!stacks || !live || bytes < 0)
+        return;
+    if (bytes)
+        atomic_store(&last_rate, bytes);
+    atomic_store(&rate, bytes);
+}
+
+static int64_t sample_rate(void)
+{
+    return atomic_load(&last_rate);
 }
 
 static int records(struct goc__heap_record *out, int max)
@@ -477,10 +486,11 @@ static int get_walk(void)
 }
 
 static const struct goc__heapprof_iface the_iface = {
-    .version = 2,
+    .version = 3,
     .walk = get_walk,
     .get_rate = get_rate,
     .set_rate = set_rate,
+    .sample_rate = sample_rate,
     .records = records,
     .dropped = get_dropped,
 };
@@ -518,5 +528,6 @@ __attribute__((constructor)) static void heapprof_init(void)
         if (*end == '\0' && v >= 0)
             r = v;
     }
+    atomic_store(&last_rate, r);
     atomic_store(&rate, r);
 }

@@ -120,7 +120,7 @@ struct goc__heap_record {
 };
 
 struct goc__heapprof_iface {
-    int version; /* 1; 2 adds walk */
+    int version; /* 1; 2 adds walk; 3 adds sample_rate */
     int64_t (*get_rate)(void);
     void (*set_rate)(int64_t bytes);
     /* Copy out up to max records; the number there are in all. */
@@ -129,6 +129,9 @@ struct goc__heapprof_iface {
     uint64_t (*dropped)(void);
     /* How its stack walks read frames: GOC_PROF_WALK_*. */
     int (*walk)(void);
+    /* The rate the latest samples were taken at: the last rate that was
+     * not 0, so a profile written after sampling stopped is scaled right. */
+    int64_t (*sample_rate)(void);
 };
 
 /* Defined by libgoc_heapprof; looked up by libgoc. */
