@@ -486,6 +486,12 @@ TEST_G(prof, goroutine_profile_counts_parked_goroutines_d132)
     ASSERT_EQ(sscanf(line, "%ld %*s %*s %ld", &flat, &cum), 2);
     ASSERT_EQ(cum, NPARKED);
     free(out);
+    /* The text form too: its memory map lets pprof name the addresses of
+     * a PIE program (with none, it named nothing). */
+    out = pprof("-top", txt);
+    fprintf(stderr, "%s\n", out);
+    ASSERT(top_line(out, "prof_parked_here") != NULL);
+    free(out);
     tmp_done(&t);
 }
 

@@ -49,6 +49,7 @@ static int write_text(int fd, struct goc__stacks *set, int total)
         goc__pb_printf(&out, "%lld", (long long)set->s[i].v[0]);
         goc__prof_text_stack(&out, set->s[i].pcs, set->s[i].npc);
     }
+    goc__prof_text_maps(&out);
     int err = out.oom ? -ENOMEM : goc__prof_write_all(fd, out.buf, out.len);
     goc__pb_free(&out);
     return err;

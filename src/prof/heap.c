@@ -171,6 +171,7 @@ static int write_text(int fd,
     goc__pb_printf(&out,
                    "# goc: rate %lld, %llu sampled allocations dropped%s\n",
                    (long long)rate, (unsigned long long)dropped, note);
+    goc__prof_text_maps(&out);
     int err = out.oom ? -ENOMEM : goc__prof_write_all(fd, out.buf, out.len);
     goc__pb_free(&out);
     return err;

@@ -101,6 +101,10 @@ void goc__pb_printf(struct goc__pb *pb, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Text form of a stack: " @ pc pc...\n" then one "#\tpc\tframe" line each. */
 void goc__prof_text_stack(struct goc__pb *pb, void *const *pcs, int npc);
+/* The memory map section that ends a text form ("--- Memory map: ---" and
+ * /proc/self/maps): pprof needs it to name the addresses of a program
+ * built as PIE, and of shared libraries. */
+void goc__prof_text_maps(struct goc__pb *pb);
 /* write() all of buf; 0 or -errno. */
 int goc__prof_write_all(int fd, const void *buf, size_t n);
 /* Open path for writing a profile; the fd or -errno. */

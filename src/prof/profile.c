@@ -534,6 +534,20 @@ void goc__prof_text_stack(struct goc__pb *pb, void *const *pcs, int npc)
     goc__pb_printf(pb, "\n");
 }
 
+void goc__prof_text_maps(struct goc__pb *pb)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return; /* no /proc: the addresses stay as they are */
+    goc__pb_printf(pb, "\n--- Memory map: ---\n");
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+        if (n > 0)
+            goc__pb_raw(pb, buf, (size_t)n);
+    close(fd);
+}
+
 int goc__prof_write_all(int fd, const void *buf, size_t n)
 {
     const char *b = buf;
