@@ -127,7 +127,9 @@ static void unlock_q(void *lock)
 /* Spin while the holder is probably about to let go. */
 static bool spin_acquire(struct mutex *m)
 {
-    if (goc__sched.nprocs < 2)
+    /* nprocs is read only once the runtime's start is seen: a plain
+     * thread may lock while another thread starts the runtime. */
+    if (!goc__rt_started() || goc__sched.nprocs < 2)
         return false;
     for (int round = 0; round < SPIN_ROUNDS; round++) {
         for (int i = 0; i < SPIN_PAUSES; i++)
