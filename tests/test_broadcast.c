@@ -48,11 +48,13 @@ TEST_G(broadcast, subscriber_cannot_break_publish_d048)
     goc_bcast *b = bcast();
     goc_sub *s = sub(b, 4, GOC_DROP_NEWEST), *t = sub(b, 4, GOC_DROP_NEWEST);
     /* The seed handed out a bidirectional channel: a subscriber closing
-     * it made the next Broadcast panic. Here it is just a drop. */
-    goc_chan_close(goc_sub_chan(s));
+     * it made the next Broadcast panic. Here the channel is receive-only:
+     * the subscriber can neither close it nor send on it. */
     int64_t m = 1, dropped = -1;
-    ASSERT_EQ(goc_bcast_publish(b, &m, &dropped, NULL), 1);
-    ASSERT_EQ(dropped, 1);
+    ASSERT_EQ(goc_chan_close(goc_sub_chan(s)), GOC_EMISUSE);
+    ASSERT_EQ(goc_chan_send(goc_sub_chan(s), &m, NULL), GOC_EMISUSE);
+    ASSERT_EQ(goc_bcast_publish(b, &m, &dropped, NULL), 2);
+    ASSERT_EQ(dropped, 0);
     goc_sub_release(s);
     goc_sub_release(t);
     goc_bcast_free(b);

@@ -442,11 +442,21 @@ TEST_G(chanpat, registry_remove_and_user_close_are_harmless_d044_d046)
     ASSERT_EQ(goc_chan_recv(a, &v, NULL), 1);
     ASSERT_EQ(goc_chan_recv(a, &v, NULL), 0); /* closed by remove */
     goc_chan_release(a);
-    /* A user who wrongly closes a handle cannot break close(). */
+    /* The handle is receive-only: a user's close or send is refused (a
+     * close used to succeed and refuse every producer of the name), and
+     * so is a send case of a select. */
     ASSERT_OK(goc_chanreg_get(r, "y", &a));
-    ASSERT_EQ(goc_chan_close(a), 0);
-    ASSERT_EQ(goc_chanreg_send(r, "y", &v, NULL), GOC_ECLOSED);
+    ASSERT_EQ(goc_chan_close(a), GOC_EMISUSE);
+    ASSERT_EQ(goc_chan_send(a, &v, NULL), GOC_EMISUSE);
+    ASSERT_EQ(goc_chan_try_send(a, &v), GOC_EMISUSE);
+    struct goc_select_case sc = { .chan = a,
+                                  .op = GOC_SELECT_SEND,
+                                  .elem = &v };
+    ASSERT_EQ(goc_select(&sc, 1, GOC_SELECT_DEFAULT, NULL), GOC_EMISUSE);
+    ASSERT_OK(goc_chanreg_send(r, "y", &v, NULL));
+    ASSERT_EQ(goc_chan_recv(a, &v, NULL), 1);
     ASSERT_OK(goc_chanreg_close(r));
+    ASSERT_EQ(goc_chan_recv(a, &v, NULL), 0); /* the registry closed it */
     goc_chan_release(a);
     goc_chanreg_free(r);
 }

@@ -59,7 +59,8 @@ GOC_API void goc_chan_release(goc_chan *c);
  * -EPIPE if the channel is closed (also when it is closed while waiting:
  * the value was not sent); -ECANCELED or -ETIMEDOUT if @ctx ended first
  * (at entry, or while waiting: nothing was sent); -EINVAL for a NULL @c,
- * or a NULL @elem with elem_size > 0.
+ * or a NULL @elem with elem_size > 0; GOC_EMISUSE for a receive-only
+ * handle (goc_chanreg_get(), goc_sub_chan(): their owner alone sends).
  */
 GOC_API int goc_chan_send(goc_chan *c, const void *elem, goc_ctx *ctx);
 
@@ -80,8 +81,8 @@ GOC_API int goc_chan_recv(goc_chan *c, void *elem, goc_ctx *ctx);
 /**
  * goc_chan_try_send - goc_chan_send() that never blocks.
  *
- * Return: 0; -EAGAIN if it would block; -EPIPE if closed; -EINVAL (as
- * goc_chan_send()).
+ * Return: 0; -EAGAIN if it would block; -EPIPE if closed; -EINVAL and
+ * GOC_EMISUSE as goc_chan_send().
  */
 GOC_API int goc_chan_try_send(goc_chan *c, const void *elem);
 
@@ -99,8 +100,8 @@ GOC_API int goc_chan_try_recv(goc_chan *c, void *elem);
  * Every blocked receiver wakes with 0 (closed), every blocked sender with
  * -EPIPE. Buffered values stay receivable.
  *
- * Return: 0; GOC_EMISUSE for a second close or a NULL @c (Go panics; here
- * nothing changes). Never blocks; any thread.
+ * Return: 0; GOC_EMISUSE for a second close, a NULL @c or a receive-only
+ * handle (Go panics; here nothing changes). Never blocks; any thread.
  */
 GOC_API int goc_chan_close(goc_chan *c);
 
@@ -151,9 +152,9 @@ struct goc_select_case {
  * Return: the index of the case that ran; -EAGAIN with GOC_SELECT_DEFAULT
  * when none is ready; -ECANCELED or -ETIMEDOUT if @ctx ended first
  * (nothing ran); -EINVAL for a bad @n, @op, unknown @flags, a NULL
- * @cases, or a send
- * case with a NULL elem on a channel of elem_size > 0; -ENOMEM if
- * more than 8 cases need memory that cannot be allocated.
+ * @cases, or a send case with a NULL elem on a channel of elem_size > 0;
+ * GOC_EMISUSE for a send case on a receive-only handle; -ENOMEM if more
+ * than 8 cases need memory that cannot be allocated.
  */
 GOC_API int goc_select(struct goc_select_case *cases,
                        int n,

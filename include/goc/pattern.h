@@ -171,7 +171,10 @@ GOC_API void goc_chanreg_free(goc_chanreg *r);
  * goc_chanreg_get - the channel named @name, created on first use.
  * @out: receives a reference for receiving (release it with
  *       goc_chan_release()). Send through goc_chanreg_send(): the
- *       registry owns the sending side and closes the channel.
+ *       registry owns the sending side and closes the channel. The
+ *       handle is receive-only: goc_chan_send(), goc_chan_try_send(),
+ *       goc_chan_close() and a send case of goc_select() on it return
+ *       GOC_EMISUSE.
  *
  * Return: 0; GOC_EOVERLOAD at max_channels; GOC_ECLOSED after close
  * (nothing is created); -EINVAL; -ENOMEM.
@@ -269,7 +272,8 @@ GOC_API int goc_sub_recv(goc_sub *s, void *elem, goc_ctx *ctx);
 
 /**
  * goc_sub_chan - the subscription's channel, for goc_select(). Receive
- * only: the broadcaster alone sends on it and closes it.
+ * only: the broadcaster alone sends on it and closes it; a send, a close
+ * or a select send case on it returns GOC_EMISUSE.
  */
 GOC_API goc_chan *goc_sub_chan(goc_sub *s);
 

@@ -694,10 +694,16 @@ int goc_chan_send(goc_chan *c, const void *elem, goc_ctx *ctx)
 {
     uint64_t tail;
     struct goc__slot *s;
-    if (!c || !c->cap || ctx || (!elem && c->elem_size) ||
+    if (!c || !c->cap || ctx || c->recv_only || (!elem && c->elem_size) ||
         !ring_claim(c, true, &s, &tail))
-        return chan_op(c, true, (void *)elem, ctx, true);
+        return c && c->recv_only ? GOC_EMISUSE
+                                 : chan_op(c, true, (void *)elem, ctx, true);
     return slot_fill(c, s, elem, tail, true);
+}
+
+int goc__chan_send_owned(goc_chan *c, const void *elem, goc_ctx *ctx)
+{
+    return chan_op(c, true, (void *)elem, ctx, true);
 }
 
 int goc_chan_recv(goc_chan *c, void *elem, goc_ctx *ctx)
@@ -710,6 +716,13 @@ int goc_chan_recv(goc_chan *c, void *elem, goc_ctx *ctx)
 }
 
 int goc_chan_try_send(goc_chan *c, const void *elem)
+{
+    if (c && c->recv_only)
+        return GOC_EMISUSE;
+    return chan_op(c, true, (void *)elem, NULL, false);
+}
+
+int goc__chan_try_send_owned(goc_chan *c, const void *elem)
 {
     return chan_op(c, true, (void *)elem, NULL, false);
 }
@@ -738,8 +751,13 @@ void goc__chan_prefetch_waiter(struct goc_chan *c)
 
 int goc_chan_close(goc_chan *c)
 {
-    if (!c)
+    if (!c || c->recv_only)
         return GOC_EMISUSE;
+    return goc__chan_close_owned(c);
+}
+
+int goc__chan_close_owned(goc_chan *c)
+{
     goc__lock_acquire(&c->lock);
     if (c->closed) {
         goc__lock_release(&c->lock);

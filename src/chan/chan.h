@@ -58,6 +58,10 @@ struct goc_chan {
     _Alignas(64) _Atomic int refs;
     size_t elem_size;
     size_t cap;
+    /* Its owner (a registry, a broadcaster) alone sends on it and closes
+     * it, through the goc__*_owned calls: set before the channel is
+     * handed out, never changed after. */
+    bool recv_only;
     size_t stride;    /* bytes per slot */
     uint64_t mark;    /* closed bit of tail; index bits below it */
     uint64_t one_lap; /* a position's lap unit */
@@ -66,6 +70,16 @@ struct goc_chan {
 
 /* Start loading the lines a close of c writes (for callers about to
  * close many channels in a row). */
+/* Send, try-send, close and select of a channel's owner: recv_only does
+ * not stop them. */
+int goc__chan_send_owned(goc_chan *c, const void *elem, goc_ctx *ctx);
+int goc__chan_try_send_owned(goc_chan *c, const void *elem);
+int goc__chan_close_owned(goc_chan *c);
+int goc__select_owned(struct goc_select_case *cases,
+                      int n,
+                      unsigned flags,
+                      goc_ctx *ctx);
+
 void goc__chan_prefetch(struct goc_chan *c);
 /* Then, once those lines are in, the first waiting receiver's record. */
 void goc__chan_prefetch_waiter(struct goc_chan *c);

@@ -204,13 +204,16 @@ static int poll(struct goc_select_case *cases,
     return -1;
 }
 
-static int validate(struct goc_select_case *cases, int n)
+static int validate(struct goc_select_case *cases, int n, bool owner)
 {
     if (n < 0 || n > SELECT_MAX || (n > 0 && !cases))
         return -EINVAL;
     for (int i = 0; i < n; i++) {
         if (cases[i].op != GOC_SELECT_RECV && cases[i].op != GOC_SELECT_SEND)
             return -EINVAL;
+        if (cases[i].op == GOC_SELECT_SEND && cases[i].chan &&
+            cases[i].chan->recv_only && !owner)
+            return GOC_EMISUSE; /* its owner alone sends on it */
         /* A send with nothing to copy from (a NULL channel is a case
          * that never fires, as in Go). */
         if (cases[i].op == GOC_SELECT_SEND && cases[i].chan && !cases[i].elem &&
@@ -398,12 +401,13 @@ __attribute__((noinline)) static int select_big(struct goc_select_case *cases,
     return r;
 }
 
-int goc_select(struct goc_select_case *cases,
-               int n,
-               unsigned flags,
-               goc_ctx *ctx)
+static int select_checked(struct goc_select_case *cases,
+                          int n,
+                          unsigned flags,
+                          goc_ctx *ctx,
+                          bool owner)
 {
-    int err = validate(cases, n);
+    int err = validate(cases, n, owner);
     if (err)
         return err;
     if (flags & ~(GOC_SELECT_DEFAULT | GOC_SELECT_PRIORITY))
@@ -420,4 +424,20 @@ int goc_select(struct goc_select_case *cases,
     if (flags & GOC_SELECT_DEFAULT)
         return -EAGAIN;
     return select_slow(cases, n, ctx, order);
+}
+
+int goc_select(struct goc_select_case *cases,
+               int n,
+               unsigned flags,
+               goc_ctx *ctx)
+{
+    return select_checked(cases, n, flags, ctx, false);
+}
+
+int goc__select_owned(struct goc_select_case *cases,
+                      int n,
+                      unsigned flags,
+                      goc_ctx *ctx)
+{
+    return select_checked(cases, n, flags, ctx, true);
 }

@@ -22,6 +22,7 @@
  */
 #include "goc/pattern.h"
 #include "goc/sync.h"
+#include "../chan/chan.h"
 #include "../internal/alloc.h"
 
 #include <stdatomic.h>
@@ -97,6 +98,7 @@ int goc_bcast_subscribe(goc_bcast *b,
         goc__free(s);
         return rc;
     }
+    s->ch->recv_only = true;  /* the subscriber receives; we send, close */
     atomic_init(&s->refs, 2); /* the caller's and the list's */
     s->policy = policy;
     s->block_timeout = block_timeout;
@@ -155,7 +157,7 @@ static bool unlink_locked(goc_bcast *b, goc_sub *s)
 /* After unlinking: close the channel and drop the list's reference. */
 static void retire(goc_sub *s)
 {
-    goc_chan_close(s->ch);
+    goc__chan_close_owned(s->ch);
     goc_sub_release(s);
 }
 
@@ -197,7 +199,7 @@ static int deliver_evicting(goc_bcast *b, goc_sub *s, const void *msg)
     if (s->linked) {
         if (goc_chan_try_recv(s->ch, b->scratch) > 0)
             atomic_fetch_add(&s->evicted, 1);
-        rc = goc_chan_try_send(s->ch, msg);
+        rc = goc__chan_try_send_owned(s->ch, msg);
     }
     goc_mutex_unlock(&b->mu);
     return rc;
@@ -218,7 +220,7 @@ static int deliver_blocking(goc_bcast *b,
         { .chan = s->ch, .op = GOC_SELECT_SEND, .elem = (void *)msg },
         { .chan = b->closing, .op = GOC_SELECT_RECV },
     };
-    int rc = goc_select(cases, 2, GOC_SELECT_PRIORITY, c);
+    int rc = goc__select_owned(cases, 2, GOC_SELECT_PRIORITY, c);
     if (c != ctx)
         goc_ctx_destroy(c);
     if (rc == 0)
@@ -229,7 +231,7 @@ static int deliver_blocking(goc_bcast *b,
 /* One subscriber, by its policy. Returns true if it got the message. */
 static bool deliver(goc_bcast *b, goc_sub *s, const void *msg, goc_ctx *ctx)
 {
-    int rc = goc_chan_try_send(s->ch, msg);
+    int rc = goc__chan_try_send_owned(s->ch, msg);
     if (rc == -EAGAIN && s->policy == GOC_DROP_OLDEST) {
         rc = deliver_evicting(b, s, msg);
     } else if (rc == -EAGAIN && s->policy == GOC_BLOCK) {

@@ -74,6 +74,7 @@ static int get_locked(goc_chanreg *r, const char *name, struct entry **res)
         goc__free(e);
         return rc;
     }
+    e->ch->recv_only = true; /* users receive; the registry sends, closes */
     memcpy(e->name, name, len);
     *pp = e;
     r->count++;
@@ -111,14 +112,14 @@ int goc_chanreg_send(goc_chanreg *r,
         return rc;
     if ((rc = get_ref(r, name, &c)) != 0)
         return rc;
-    rc = goc_chan_send(c, elem, ctx);
+    rc = goc__chan_send_owned(c, elem, ctx);
     goc_chan_release(c);
     return rc == -EPIPE ? GOC_ECLOSED : rc;
 }
 
 static void entry_close(struct entry *e)
 {
-    goc_chan_close(e->ch); /* GOC_EMISUSE if a user closed it: harmless */
+    goc__chan_close_owned(e->ch);
     goc_chan_release(e->ch);
     goc__free(e);
 }
