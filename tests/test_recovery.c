@@ -83,6 +83,8 @@ TEST_G(recovery, pool_panics_go_to_the_attached_handler)
     ASSERT_OK(goc_pool_stats(p, &st));
     ASSERT_EQ(st.completed, 10);
     ASSERT_EQ(st.failed, 5);
+    ASSERT_EQ(st.panicked, 5); /* panics are counted apart from failures */
+    ASSERT_EQ(st.workers_replaced, 0);
     ASSERT_EQ(goc_recovery_count(h, NULL), 5);
     ASSERT_EQ(atomic_load(&t.calls), 5);
     ASSERT_EQ(atomic_load(&t.logged), 0); /* recorded, not logged */
@@ -159,6 +161,8 @@ TEST_G(recovery, workerpool_worker_exit_policy_replaces_the_worker)
     struct goc_workerpool_stats st;
     ASSERT_OK(goc_workerpool_stats(p, &st));
     ASSERT(st.workers <= 1);
+    ASSERT_EQ(st.panicked, 3);
+    ASSERT_EQ(st.workers_replaced, 3);
     ASSERT_EQ(goc_recovery_count(h, NULL), 3);
     goc_workerpool_free(p);
     goc_recovery_free(h);

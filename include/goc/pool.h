@@ -66,12 +66,15 @@ struct goc_pool_config {
 
 /** struct goc_pool_stats - counters of a goc_pool (a snapshot). */
 struct goc_pool_stats {
-    int64_t submitted; /* tasks accepted */
-    int64_t completed; /* tasks that returned */
-    int64_t failed;    /* of those, with a negative return */
-    int64_t refused;   /* submits refused with GOC_EOVERLOAD */
-    int64_t workers;   /* worker goroutines alive (running + idle) */
-    int64_t expired;   /* workers that exited for idleness */
+    int64_t submitted;        /* tasks accepted */
+    int64_t completed;        /* tasks that returned */
+    int64_t failed;           /* of those, with a negative return */
+    int64_t refused;          /* submits refused with GOC_EOVERLOAD */
+    int64_t workers;          /* worker goroutines alive (running + idle) */
+    int64_t expired;          /* workers that exited for idleness */
+    int64_t panicked;         /* tasks that panicked (counted in failed too) */
+    int64_t workers_replaced; /* workers that left after a panic, by
+                                 GOC_RECOVER_WORKER_EXIT */
 };
 
 /**
@@ -283,6 +286,9 @@ struct goc_workerpool_stats {
     int64_t workers;   /* worker goroutines alive */
     int64_t wait_ns_total, wait_ns_max; /* queued to started */
     int64_t run_ns_total, run_ns_max;   /* started to returned */
+    int64_t panicked;         /* tasks that panicked (counted in failed too) */
+    int64_t workers_replaced; /* workers that left after a panic, by
+                                 GOC_RECOVER_WORKER_EXIT */
 };
 
 /**

@@ -44,19 +44,22 @@ int goc__recovery_report(struct goc__recovery_slot *s, const goc_panic_info *p);
  * (the process ends, as in Go), GOC_RECOVER_WORKER_EXIT sets *@exit
  * (when given) for the worker to leave. A task that returns GOC_EPANIC
  * without panicking is not reported and keeps the value it set.
+ * *@panicked (when given) tells the two apart.
  */
 int goc__safe_call(int (*fn)(void *arg), void *arg);
 int goc__safe_call_in(struct goc__recovery_slot *s,
                       int (*fn)(void *arg),
                       void *arg,
-                      bool *exit);
+                      bool *exit,
+                      bool *panicked);
 int goc__safe_task(goc_task_fn fn, goc_ctx *ctx, void *arg, void **result);
 int goc__safe_task_in(struct goc__recovery_slot *s,
                       goc_task_fn fn,
                       goc_ctx *ctx,
                       void *arg,
                       void **result,
-                      bool *exit);
+                      bool *exit,
+                      bool *panicked);
 /*
  * goc__safe_task() for a runner that runs the task on its caller's own
  * goroutine (singleflight's leader): with GOC_RECOVER_RETHROW it does

@@ -157,12 +157,15 @@ static void worker_main(void *arg)
     bool more = true;
     while (more) {
         bool exit = false; /* the recovery policy says so */
-        int rc = goc__safe_call_in(&p->rec, w->fn, w->arg, &exit);
+        bool panicked = false;
+        int rc = goc__safe_call_in(&p->rec, w->fn, w->arg, &exit, &panicked);
         goc_mutex_lock(&p->mu, NULL);
         p->running--;
         p->st.completed++;
         if (rc < 0)
             p->st.failed++; /* the worker survives a failed task */
+        p->st.panicked += panicked;
+        p->st.workers_replaced += exit;
         if (exit) {
             /* A fresh worker takes the next task (ants' way). */
             goc__dlist_remove(&p->busy, &w->link);

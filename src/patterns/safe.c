@@ -54,15 +54,16 @@ static int safe_call(struct goc__recovery_slot *s,
 int goc__safe_call_in(struct goc__recovery_slot *s,
                       int (*fn)(void *),
                       void *arg,
-                      bool *exit)
+                      bool *exit,
+                      bool *panicked)
 {
-    bool panicked;
-    return safe_call(s, fn, arg, &panicked, exit, NULL);
+    bool own;
+    return safe_call(s, fn, arg, panicked ? panicked : &own, exit, NULL);
 }
 
 int goc__safe_call(int (*fn)(void *), void *arg)
 {
-    return goc__safe_call_in(NULL, fn, arg, NULL);
+    return goc__safe_call_in(NULL, fn, arg, NULL, NULL);
 }
 
 struct task_call {
@@ -83,12 +84,15 @@ int goc__safe_task_in(struct goc__recovery_slot *s,
                       goc_ctx *ctx,
                       void *arg,
                       void **result,
-                      bool *exit)
+                      bool *exit,
+                      bool *panicked)
 {
     struct task_call c = { fn, ctx, arg, result };
-    bool panicked;
-    int rc = safe_call(s, run_task, &c, &panicked, exit, NULL);
-    if (panicked)
+    bool own;
+    if (!panicked)
+        panicked = &own;
+    int rc = safe_call(s, run_task, &c, panicked, exit, NULL);
+    if (*panicked)
         *result = NULL; /* whatever it set before panicking is not a value */
     return rc;
 }
@@ -110,7 +114,7 @@ int goc__safe_task_inline(goc_task_fn fn,
 
 int goc__safe_task(goc_task_fn fn, goc_ctx *ctx, void *arg, void **result)
 {
-    return goc__safe_task_in(NULL, fn, ctx, arg, result, NULL);
+    return goc__safe_task_in(NULL, fn, ctx, arg, result, NULL, NULL);
 }
 
 struct then_call {
@@ -157,5 +161,5 @@ int goc__safe_group(struct goc__recovery_slot *s,
                     void *arg)
 {
     struct group_call c = { fn, ctx, arg };
-    return goc__safe_call_in(s, run_group, &c, NULL);
+    return goc__safe_call_in(s, run_group, &c, NULL, NULL);
 }

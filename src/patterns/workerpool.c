@@ -142,12 +142,15 @@ static bool run_locked(goc_workerpool *p, struct task *t)
     goc_mutex_unlock(&p->mu);
     int64_t queued_at = t->queued_at, start = goc_now();
     void *value = NULL;
-    bool exit = false;
-    int rc = goc__safe_task_in(&p->rec, t->fn, t->ctx, t->arg, &value, &exit);
+    bool exit = false, panicked = false;
+    int rc = goc__safe_task_in(&p->rec, t->fn, t->ctx, t->arg, &value, &exit,
+                               &panicked);
     int64_t end = goc_now();
     settle(t, rc, value); /* frees t */
     goc_mutex_lock(&p->mu, NULL);
     p->st.running--;
+    p->st.panicked += panicked;
+    p->st.workers_replaced += exit;
     note_outcome(p, rc > 0 ? -EINVAL : rc);
     note_timing(p, start - queued_at, end - start);
     if (!p->qlen && !p->st.running)
