@@ -9,7 +9,9 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static char *text_of(goc_registry *r)
@@ -1592,6 +1594,22 @@ TEST_G(metrics, runtime_statistics_exported)
     ASSERT_GE(sample_value(t, "goc_runqueue_goroutines{queue=\"p0\"}"), 0);
     ASSERT_GT(sample_value(t, "process_resident_memory_bytes"), 0);
     ASSERT_GE(sample_value(t, "process_cpu_seconds_total"), 0);
+    /* Prometheus's process collector: descriptors and the start time. */
+    double fds = sample_value(t, "process_open_fds");
+    ASSERT_GE(fds, 3);
+    struct rlimit rl;
+    ASSERT_OK(getrlimit(RLIMIT_NOFILE, &rl));
+    ASSERT_EQ(sample_value(t, "process_max_fds"), (double)rl.rlim_cur);
+    double started = sample_value(t, "process_start_time_seconds");
+    ASSERT(started > (double)time(NULL) - 600 &&
+           started <= (double)time(NULL) + 1);
+    int two[2];
+    ASSERT_OK(pipe(two));
+    char *t2 = text_of(r);
+    ASSERT_EQ(sample_value(t2, "process_open_fds"), fds + 2);
+    free(t2);
+    close(two[0]);
+    close(two[1]);
     ASSERT_GT(sample_value(t, "goc_stack_reserved_bytes"), 0);
     ASSERT(strstr(t, "# TYPE goc_heap_inuse_bytes gauge\n"));
     ASSERT(strstr(t, "# TYPE goc_lib_allocs_total counter\n"));

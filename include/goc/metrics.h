@@ -449,6 +449,7 @@ GOC_API int goc_sink_histogram(goc_metric_sink *s,
  * goc_context_switches_total, goc_parks_total, goc_steals_total,
  * goc_timers, goc_io_waiters, goc_blocking_threads, goc_stack_*_bytes,
  * process_resident_memory_bytes, process_cpu_seconds_total,
+ * process_open_fds, process_max_fds, process_start_time_seconds,
  * goc_heap_*_bytes and more (docs/observability.md lists them all).
  * @r:    NULL for the default registry.
  * @what: the goc_stats_what sources to export; 0 means SCHED, PROCESS,

@@ -7,10 +7,14 @@
 #include "goc/metrics.h"
 #include "goc/stats.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 struct family {
     const char *name, *help;
@@ -158,6 +162,74 @@ static void emit_cpu(goc_metric_sink *s)
     goc_sink_sample(s, NULL, NULL, 0, secs);
 }
 
+static void emit_one(goc_metric_sink *s,
+                     const char *name,
+                     const char *help,
+                     double v)
+{
+    if (v >= 0 && goc_sink_family(s, name, help, GOC_METRIC_GAUGE) == 0)
+        goc_sink_sample(s, NULL, NULL, 0, v);
+}
+
+/* Descriptors open now; -1 without /proc. */
+static double open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1; /* the directory's own descriptor */
+}
+
+/* The process's start, in seconds since the Unix epoch: its start in
+ * clock ticks after boot (field 22 of /proc/self/stat) plus the boot
+ * time (btime of /proc/stat); -1 if either cannot be read. */
+static double start_time(void)
+{
+    char buf[1024];
+    FILE *f = fopen("/proc/self/stat", "re");
+    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the name may hold spaces */
+    unsigned long long ticks = 0;
+    if (!p || sscanf(p + 2,
+                     "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u "
+                     "%*d %*d %*d %*d %*d %*d %llu",
+                     &ticks) != 1)
+        return -1;
+    f = fopen("/proc/stat", "re");
+    unsigned long long btime = 0;
+    bool found = false;
+    while (f && !found && fgets(buf, sizeof(buf), f))
+        found = sscanf(buf, "btime %llu", &btime) == 1;
+    if (f)
+        fclose(f);
+    long hz = sysconf(_SC_CLK_TCK);
+    if (!found || hz <= 0)
+        return -1;
+    return (double)btime + (double)ticks / (double)hz;
+}
+
+/* Prometheus's standard process metrics beyond memory and CPU. */
+static void emit_process_extra(goc_metric_sink *s)
+{
+    emit_one(s, "process_open_fds", "Number of open file descriptors.",
+             open_fds());
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        emit_one(s, "process_max_fds",
+                 "Maximum number of open file descriptors.",
+                 rl.rlim_cur == RLIM_INFINITY ? 1e18 : (double)rl.rlim_cur);
+    emit_one(s, "process_start_time_seconds",
+             "Start time of the process since unix epoch in seconds.",
+             start_time());
+}
+
 static void collect(goc_metric_sink *s, void *arg)
 {
     unsigned what = (unsigned)(uintptr_t)arg;
@@ -172,6 +244,7 @@ static void collect(goc_metric_sink *s, void *arg)
     if (what & GOC_STATS_PROCESS) {
         emit(s, process, LEN(process), &st);
         emit_cpu(s);
+        emit_process_extra(s);
     }
     if (what & GOC_STATS_HEAP)
         emit(s, heap, LEN(heap), &st);
