@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Tests of the WaitGroup. */
 #include "test.h"
+#include "../src/internal/alloc.h"
 
 #include <linux/futex.h>
 #include <pthread.h>
@@ -371,4 +372,47 @@ TEST(wg, a_cancelled_waiter_is_never_left_on_the_list)
     ASSERT_OK(goc_wg_done(&r.wg));
     ASSERT_EQ(wg_state(&r.wg), 0);
     goc_ctx_release(r.ctx);
+}
+
+static void bump(void *arg)
+{
+    atomic_fetch_add((_Atomic int *)arg, 1);
+}
+
+struct wg_go_run {
+    goc_wg wg;
+    _Atomic int ran;
+};
+
+static void *wg_go_from_thread(void *arg)
+{
+    struct wg_go_run *r = arg;
+    for (int i = 0; i < 100; i++)
+        ASSERT_OK(goc_wg_go(&r->wg, bump, (void *)&r->ran));
+    return NULL;
+}
+
+/* goc_wg_go adds, runs and marks done; from goroutines and threads; a
+ * spawn that fails leaves the counter as it was. */
+TEST_G(wg, go_adds_runs_and_marks_done)
+{
+    struct wg_go_run r = { .wg = GOC_WG_INIT };
+    ASSERT_EQ(goc_wg_go(NULL, bump, NULL), -EINVAL);
+    ASSERT_EQ(goc_wg_go(&r.wg, NULL, NULL), -EINVAL);
+    for (int i = 0; i < 1000; i++)
+        ASSERT_OK(goc_wg_go(&r.wg, bump, (void *)&r.ran));
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, wg_go_from_thread, &r));
+    ASSERT_OK(test_join(t, NULL));
+    ASSERT_OK(goc_wg_wait(&r.wg, NULL));
+    ASSERT_EQ(atomic_load(&r.ran), 1100);
+    goc__fault_after(0);
+    int rc = goc_wg_go(&r.wg, bump, (void *)&r.ran);
+    goc__fault_after(-1);
+    ASSERT_EQ(rc, -ENOMEM);
+    goc_ctx_local lc;
+    goc_ctx *c = goc_ctx_init_timeout(&lc, NULL, GOC_SECOND);
+    ASSERT_OK(goc_wg_wait(&r.wg, c)); /* nothing was added */
+    goc_ctx_destroy(c);
+    ASSERT_EQ(atomic_load(&r.ran), 1100);
 }

@@ -62,6 +62,15 @@ GOC_API int goc_wg_add(goc_wg *wg, int64_t delta);
 GOC_API int goc_wg_done(goc_wg *wg);
 
 /**
+ * goc_wg_go - goc_wg_add(@wg, 1), then run @fn(@arg) in a new goroutine
+ * that calls goc_wg_done(@wg) once @fn returns (Go's WaitGroup.Go).
+ *
+ * Return: 0; -EINVAL for a NULL @wg or @fn; the errors of goc_wg_add()
+ * and goc_go() (-ENOMEM): then nothing runs and the counter is as it was.
+ */
+GOC_API int goc_wg_go(goc_wg *wg, goc_fn fn, void *arg);
+
+/**
  * goc_wg_wait - block until the group's counter is zero.
  * @wg:  the group.
  * @ctx: cancellation; NULL waits forever.

@@ -6,6 +6,7 @@
  */
 #include "goc/sync.h"
 #include "../context/ctx.h"
+#include "../internal/alloc.h"
 
 #include <assert.h>
 
@@ -207,4 +208,34 @@ int goc_wg_wait(goc_wg *wg, goc_ctx *ctx)
     if (won == 0 || leave(g, &x))
         return 0;
     return goc_ctx_err(ctx);
+}
+
+struct wg_task {
+    goc_wg *wg;
+    goc_fn fn;
+    void *arg;
+};
+
+static void wg_task_main(void *p)
+{
+    struct wg_task t = *(struct wg_task *)p;
+    goc__free(p);
+    t.fn(t.arg);
+    goc_wg_done(t.wg);
+}
+
+int goc_wg_go(goc_wg *wg, goc_fn fn, void *arg)
+{
+    if (!wg || !fn)
+        return -EINVAL;
+    struct wg_task *t = goc__malloc(sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    *t = (struct wg_task){ wg, fn, arg };
+    int err = goc_wg_add(wg, 1);
+    if (!err && (err = goc_go(wg_task_main, t)) != 0)
+        goc_wg_add(wg, -1); /* nothing runs: as it was */
+    if (err)
+        goc__free(t);
+    return err;
 }
