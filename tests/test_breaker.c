@@ -1048,3 +1048,34 @@ TEST(breaker, call_taken_back_after_its_bucket_aged_out_is_counted_once)
     ASSERT_EQ(c.requests, 0);
     goc_breaker_free(aging_b);
 }
+
+/* A failure that takes longer than the open timeout. */
+static int slow_fail_fn(void *arg)
+{
+    tick(*(int64_t *)arg); /* the call's own duration, on the fake clock */
+    return -EIO;
+}
+
+/*
+ * The open timeout runs from the trip, not from the start of the call
+ * that tripped it: a failing call longer than the timeout still leaves
+ * the breaker open after it (seed D-066: the seed stamped the failure
+ * before fn ran, so a long call's open state expired at once).
+ */
+TEST(breaker, open_timeout_runs_from_the_trip_not_the_slow_call_d066)
+{
+    struct goc_breaker_settings s = { .timeout = GOC_SECOND,
+                                      .ready_to_trip = trip_at_3 };
+    goc_breaker *b = mkb(&s);
+    ASSERT_EQ(goc_breaker_execute(b, fail_fn, NULL), -EIO);
+    ASSERT_EQ(goc_breaker_execute(b, fail_fn, NULL), -EIO);
+    int64_t slow = 20 * GOC_SECOND;
+    ASSERT_EQ(goc_breaker_execute(b, slow_fail_fn, &slow), -EIO);
+    ASSERT_EQ(goc_breaker_state_now(b), GOC_BREAKER_OPEN);
+    atomic_store(&ran, 0);
+    ASSERT_EQ(goc_breaker_execute(b, ok_fn, NULL), GOC_EOPEN);
+    ASSERT_EQ(atomic_load(&ran), 0);
+    tick(GOC_SECOND + 1); /* now the timeout has passed since the trip */
+    ASSERT_EQ(goc_breaker_state_now(b), GOC_BREAKER_HALF_OPEN);
+    goc_breaker_free(b);
+}

@@ -2,8 +2,10 @@
 /* Tests of signal delivery on channels and of the shutdown manager. */
 #include "test.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <unistd.h>
 
 /* ---- signals ------------------------------------------------------------ */
@@ -670,6 +672,77 @@ TEST_G(shutdown, a_stop_ending_at_its_deadline_is_always_an_overrun)
         ASSERT(rep[0].state == GOC_COMPONENT_OVERRAN ||
                rep[0].state == GOC_COMPONENT_LATE);
         ASSERT_EQ(rep[1].state, GOC_COMPONENT_FAILED);
+        goc_shutdown_free(m);
+    }
+}
+
+/* ---- registration racing the shutdown ---------------------------------- */
+
+#define ADDERS       4
+#define ADDS_AT_MOST 300
+
+struct adder {
+    goc_shutdown *m;
+    _Atomic int stops[ADDS_AT_MOST];
+    int accepted;
+    bool refused_after;
+};
+
+static int count_stop(goc_ctx *ctx, void *arg)
+{
+    (void)ctx;
+    atomic_fetch_add((_Atomic int *)arg, 1);
+    return 0;
+}
+
+static void *adder_main(void *arg)
+{
+    struct adder *a = arg;
+    for (int i = 0; i < ADDS_AT_MOST; i++) {
+        int rc = goc_shutdown_add(a->m, "c", count_stop, &a->stops[i], i % 3);
+        if (rc == GOC_ECLOSED) {
+            /* Once refused, refused for good. */
+            a->refused_after = goc_shutdown_add(a->m, "c", count_stop,
+                                                &a->stops[i], 0) == GOC_ECLOSED;
+            break;
+        }
+        ASSERT_OK(rc);
+        a->accepted++;
+    }
+    return NULL;
+}
+
+/*
+ * Components added while a shutdown starts, from several threads: each
+ * accepted one is stopped exactly once, and after the start every add is
+ * refused with GOC_ECLOSED (seed D-023: registration raced the shutdown's
+ * walk over the list).
+ */
+TEST_G(shutdown, adds_racing_the_run_are_stopped_once_or_refused_d023)
+{
+    for (int round = 0; round < test_scale(10); round++) {
+        goc_shutdown *m;
+        ASSERT_OK(goc_shutdown_new(NULL, &m));
+        static struct adder a[ADDERS];
+        pthread_t t[ADDERS];
+        for (int i = 0; i < ADDERS; i++) {
+            memset(&a[i], 0, sizeof(a[i]));
+            a[i].m = m;
+            ASSERT_OK(pthread_create(&t[i], NULL, adder_main, &a[i]));
+        }
+        goc_sleep((round % 4) * 100 * GOC_MICROSECOND, NULL);
+        ASSERT_OK(goc_shutdown_run(m, NULL));
+        for (int i = 0; i < ADDERS; i++)
+            ASSERT_OK(test_join(t[i], NULL));
+        int total = 0;
+        for (int i = 0; i < ADDERS; i++) {
+            for (int k = 0; k < ADDS_AT_MOST; k++)
+                ASSERT_EQ(atomic_load(&a[i].stops[k]), k < a[i].accepted);
+            if (a[i].accepted < ADDS_AT_MOST)
+                ASSERT(a[i].refused_after);
+            total += a[i].accepted;
+        }
+        ASSERT_EQ(goc_shutdown_report(m, NULL, 0), total);
         goc_shutdown_free(m);
     }
 }
