@@ -439,3 +439,66 @@ TEST_G(recovery, singleflight_leader_rethrows_after_retiring_its_flight)
     ASSERT_OK(goc_recovery_set_default(NULL));
     goc_recovery_free(h);
 }
+
+/* A task returning GOC_EPANIC of its own: no panic to show. */
+static int task_returns_epanic(goc_ctx *ctx, void *arg, void **result)
+{
+    (void)ctx, (void)arg;
+    *result = NULL;
+    return GOC_EPANIC;
+}
+
+static void check_panic_handle(goc_future *f, int n)
+{
+    int status;
+    ASSERT_OK(goc_future_get(f, &status, NULL, NULL));
+    ASSERT_EQ(status, GOC_EPANIC);
+    const goc_panic_info *p = goc_future_panic(f);
+    ASSERT(p != NULL);
+    char want[32];
+    snprintf(want, sizeof(want), "task %d", n);
+    ASSERT_STR(goc_panic_info_message(p), want);
+    ASSERT_EQ(goc_panic_info_code(p), -EIO);
+    char text[2048];
+    ASSERT_GT(goc_panic_info_format(p, text, sizeof(text)), 0);
+    ASSERT(strstr(text, "maybe_panics") != NULL); /* where it panicked */
+}
+
+/*
+ * A task's panic is there on its handle: message, code and backtrace, for
+ * goc_future_async(), run-with-timeout and a worker pool (seed D-022a,
+ * D-090: a panic became a bare error, its stack lost to the caller).
+ */
+TEST_G(recovery, panicking_task_handle_carries_its_panic_d022a_d090)
+{
+    goc_recovery *quiet;
+    ASSERT_OK(goc_recovery_new(8, NULL, NULL, &quiet));
+    ASSERT_OK(goc_recovery_set_default(quiet)); /* keep the log clean */
+    struct job j = { .n = 3 }, even = { .n = 2 };
+    goc_future *f;
+    ASSERT_OK(goc_future_async(task_maybe_panics, &j, NULL, NULL, &f));
+    check_panic_handle(f, 3);
+    goc_future_release(f);
+    ASSERT_OK(goc_future_async(task_maybe_panics, &even, NULL, NULL, &f));
+    ASSERT_EQ(outcome(f), 0);
+    ASSERT(goc_future_panic(f) == NULL);
+    goc_future_release(f);
+    ASSERT_OK(goc_future_async(task_returns_epanic, NULL, NULL, NULL, &f));
+    ASSERT_EQ(outcome(f), GOC_EPANIC);
+    ASSERT(goc_future_panic(f) == NULL); /* returned, not panicked */
+    goc_future_release(f);
+
+    goc_workerpool *p;
+    ASSERT_OK(goc_workerpool_new(NULL, &p));
+    ASSERT_OK(goc_workerpool_submit(p, task_maybe_panics, &j, NULL, &f, NULL));
+    check_panic_handle(f, 3);
+    goc_future_release(f);
+    goc_workerpool_free(p);
+
+    ASSERT_EQ(
+        goc_run_timeout(task_maybe_panics, &j, NULL, NULL, GOC_SECOND, 0, NULL),
+        GOC_EPANIC);
+    ASSERT(goc_future_panic(NULL) == NULL);
+    ASSERT_OK(goc_recovery_set_default(NULL));
+    goc_recovery_free(quiet);
+}

@@ -20,6 +20,7 @@
 
 #include "common.h"
 #include "context.h"
+#include "panic.h"
 
 #include <stdbool.h>
 
@@ -132,6 +133,15 @@ GOC_API bool goc_future_is_done(goc_future *f);
 
 /** goc_future_state - @f's state now (a snapshot); PENDING for NULL. */
 GOC_API enum goc_future_state goc_future_state(goc_future *f);
+
+/**
+ * goc_future_panic - the panic that rejected @f, when its task (run by
+ * goc_future_async(), goc_run_timeout() or a worker pool) panicked: its
+ * message, code, goroutine and backtrace (goc/panic.h). @f is rejected
+ * with GOC_EPANIC then. NULL for any other outcome, while pending, and
+ * for NULL. Borrowed: valid while @f lives.
+ */
+GOC_API const goc_panic_info *goc_future_panic(goc_future *f);
 
 /** Called once when a future settles; see goc_future_on_settle(). */
 typedef void (*goc_future_cb)(goc_future *f, void *arg);

@@ -33,6 +33,7 @@ struct goc_future {
     goc_cond cv;
     struct goc__settle_cb *cbs; /* newest first, under mu while pending */
     goc_ctx *producer;          /* cancelled by goc_future_cancel(); owned */
+    goc_panic_info *panic;      /* the producer's, when it panicked; owned */
     void (*on_free)(void *aux);
     void *on_free_aux;
 };
@@ -80,6 +81,7 @@ void goc_future_release(goc_future *f)
         goc__free(c);
     }
     goc_ctx_release(f->producer);
+    goc_panic_info_free(f->panic);
     if (f->on_free)
         f->on_free(f->on_free_aux);
     goc__free(f);
@@ -133,10 +135,38 @@ static void run_callbacks(goc_future *f, struct goc__settle_cb *list)
     }
 }
 
+static int complete(goc_future *f,
+                    int status,
+                    void *value,
+                    goc_panic_info *panic);
+
 int goc_future_complete(goc_future *f, int status, void *value)
 {
     if (!f || status > 0)
         return -EINVAL;
+    return complete(f, status, value, NULL);
+}
+
+int goc__future_fail_panic(goc_future *f, goc_panic_info *p)
+{
+    int won = complete(f, GOC_EPANIC, NULL, p);
+    if (won != 1)
+        goc_panic_info_free(p);
+    return won;
+}
+
+const goc_panic_info *goc_future_panic(goc_future *f)
+{
+    if (!f || !atomic_load_explicit(&f->state, memory_order_acquire))
+        return NULL;
+    return f->panic;
+}
+
+static int complete(goc_future *f,
+                    int status,
+                    void *value,
+                    goc_panic_info *panic)
+{
     /* The producer's work is over: its context ends, and leaves its
      * parent before anyone sees the outcome. The parent may be a local
      * context, which ends once the producer is done; the future may be
@@ -150,6 +180,7 @@ int goc_future_complete(goc_future *f, int status, void *value)
     }
     f->status = status;
     f->value = value;
+    f->panic = panic;
     /* release: pairs with the acquire loads of is_done/try_get. */
     atomic_store_explicit(&f->state, state_of(status), memory_order_release);
     struct goc__settle_cb *cbs = f->cbs;
@@ -313,8 +344,12 @@ static void async_main(void *p)
 {
     struct async_job *j = p;
     void *value = NULL;
-    int rc = goc__safe_task(j->fn, j->ctx, j->arg, &value);
-    settle_or_drop(j->f, rc, value);
+    goc_panic_info *panic;
+    int rc = goc__safe_task(j->fn, j->ctx, j->arg, &value, &panic);
+    if (panic)
+        goc__future_fail_panic(j->f, panic);
+    else
+        settle_or_drop(j->f, rc, value);
     goc_ctx_release(j->ctx);
     goc_future_release(j->f);
     goc__free(j);

@@ -44,7 +44,9 @@ int goc__recovery_report(struct goc__recovery_slot *s, const goc_panic_info *p);
  * (the process ends, as in Go), GOC_RECOVER_WORKER_EXIT sets *@exit
  * (when given) for the worker to leave. A task that returns GOC_EPANIC
  * without panicking is not reported and keeps the value it set.
- * *@panicked (when given) tells the two apart.
+ * *@panicked (when given) tells the two apart. With @keep, the panic's
+ * info (unless thrown again) goes to *@keep, for the task's handle,
+ * instead of being freed (NULL if it did not panic).
  */
 int goc__safe_call(int (*fn)(void *arg), void *arg);
 int goc__safe_call_in(struct goc__recovery_slot *s,
@@ -52,14 +54,19 @@ int goc__safe_call_in(struct goc__recovery_slot *s,
                       void *arg,
                       bool *exit,
                       bool *panicked);
-int goc__safe_task(goc_task_fn fn, goc_ctx *ctx, void *arg, void **result);
+int goc__safe_task(goc_task_fn fn,
+                   goc_ctx *ctx,
+                   void *arg,
+                   void **result,
+                   goc_panic_info **keep);
 int goc__safe_task_in(struct goc__recovery_slot *s,
                       goc_task_fn fn,
                       goc_ctx *ctx,
                       void *arg,
                       void **result,
                       bool *exit,
-                      bool *panicked);
+                      bool *panicked,
+                      goc_panic_info **keep);
 /*
  * goc__safe_task() for a runner that runs the task on its caller's own
  * goroutine (singleflight's leader): with GOC_RECOVER_RETHROW it does
@@ -85,6 +92,11 @@ int goc__safe_group(struct goc__recovery_slot *s,
  * reference). Call before @f is shared.
  */
 void goc__future_set_producer(goc_future *f, goc_ctx *ctx);
+/*
+ * Settle @f with GOC_EPANIC, keeping @p (owned) for goc_future_panic();
+ * as goc_future_complete(), 1 if this call settled it (else @p is freed).
+ */
+int goc__future_fail_panic(goc_future *f, goc_panic_info *p);
 
 /*
  * goc_future_on_settle() in two steps: the allocation, which may fail,

@@ -21,7 +21,8 @@
 static int report(struct goc__recovery_slot *s,
                   goc_panic_info *p,
                   bool *exit,
-                  goc_panic_info **later)
+                  goc_panic_info **later,
+                  goc_panic_info **keep)
 {
     int policy = goc__recovery_report(s, p);
     if (policy == GOC_RECOVER_RETHROW) {
@@ -32,7 +33,10 @@ static int report(struct goc__recovery_slot *s,
     }
     if (exit)
         *exit = policy == GOC_RECOVER_WORKER_EXIT;
-    goc_panic_info_free(p);
+    if (keep)
+        *keep = p; /* for the task's handle (goc_future_panic()) */
+    else
+        goc_panic_info_free(p);
     return GOC_EPANIC;
 }
 
@@ -43,12 +47,13 @@ static int safe_call(struct goc__recovery_slot *s,
                      void *arg,
                      bool *panicked,
                      bool *exit,
-                     goc_panic_info **later)
+                     goc_panic_info **later,
+                     goc_panic_info **keep)
 {
     goc_panic_info *p = NULL;
     int rc = goc_try(fn, arg, &p);
     *panicked = p != NULL;
-    return p ? report(s, p, exit, later) : rc;
+    return p ? report(s, p, exit, later, keep) : rc;
 }
 
 int goc__safe_call_in(struct goc__recovery_slot *s,
@@ -58,7 +63,7 @@ int goc__safe_call_in(struct goc__recovery_slot *s,
                       bool *panicked)
 {
     bool own;
-    return safe_call(s, fn, arg, panicked ? panicked : &own, exit, NULL);
+    return safe_call(s, fn, arg, panicked ? panicked : &own, exit, NULL, NULL);
 }
 
 int goc__safe_call(int (*fn)(void *), void *arg)
@@ -85,13 +90,16 @@ int goc__safe_task_in(struct goc__recovery_slot *s,
                       void *arg,
                       void **result,
                       bool *exit,
-                      bool *panicked)
+                      bool *panicked,
+                      goc_panic_info **keep)
 {
     struct task_call c = { fn, ctx, arg, result };
     bool own;
     if (!panicked)
         panicked = &own;
-    int rc = safe_call(s, run_task, &c, panicked, exit, NULL);
+    if (keep)
+        *keep = NULL;
+    int rc = safe_call(s, run_task, &c, panicked, exit, NULL, keep);
     if (*panicked)
         *result = NULL; /* whatever it set before panicking is not a value */
     return rc;
@@ -106,15 +114,19 @@ int goc__safe_task_inline(goc_task_fn fn,
     struct task_call c = { fn, ctx, arg, result };
     bool panicked;
     *rethrow = NULL;
-    int rc = safe_call(NULL, run_task, &c, &panicked, NULL, rethrow);
+    int rc = safe_call(NULL, run_task, &c, &panicked, NULL, rethrow, NULL);
     if (panicked)
         *result = NULL;
     return rc;
 }
 
-int goc__safe_task(goc_task_fn fn, goc_ctx *ctx, void *arg, void **result)
+int goc__safe_task(goc_task_fn fn,
+                   goc_ctx *ctx,
+                   void *arg,
+                   void **result,
+                   goc_panic_info **keep)
 {
-    return goc__safe_task_in(NULL, fn, ctx, arg, result, NULL, NULL);
+    return goc__safe_task_in(NULL, fn, ctx, arg, result, NULL, NULL, keep);
 }
 
 struct then_call {
@@ -137,7 +149,7 @@ int goc__safe_then(goc_future_then_fn fn,
 {
     struct then_call c = { fn, value, arg, result };
     bool panicked;
-    int rc = safe_call(NULL, run_then, &c, &panicked, NULL, NULL);
+    int rc = safe_call(NULL, run_then, &c, &panicked, NULL, NULL, NULL);
     if (panicked)
         *result = NULL;
     return rc;

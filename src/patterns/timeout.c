@@ -44,13 +44,17 @@ static void job_main(void *p)
 {
     struct job *j = p;
     void *value = NULL;
-    int rc = goc__safe_task(j->fn, j->ctx, j->arg, &value);
+    goc_panic_info *panic;
+    int rc = goc__safe_task(j->fn, j->ctx, j->arg, &value, &panic);
     /* Claim the result for the caller before publishing it, so a caller
      * that gives up after this point still takes it (the result wins). */
     int expect = RUNNING;
     if (!atomic_compare_exchange_strong(&j->state, &expect, RETURNED))
         atomic_fetch_add(&abandoned_total, 1); /* nobody will read it */
-    goc_future_complete(j->f, rc > 0 ? -EINVAL : rc, value);
+    if (panic)
+        goc__future_fail_panic(j->f, panic);
+    else
+        goc_future_complete(j->f, rc > 0 ? -EINVAL : rc, value);
     job_release(j);
 }
 

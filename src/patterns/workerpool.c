@@ -59,11 +59,15 @@ static void task_free(struct task *t)
 
 /* Outside the lock: settle @t as @status (its value, if any, goes too).
  * Returns whether this settled it (its handle may have been first). */
-static bool settle(struct task *t, int status, void *value)
+static bool settle(struct task *t,
+                   int status,
+                   void *value,
+                   goc_panic_info *panic)
 {
     if (status > 0)
         status = -EINVAL;
-    bool won = goc_future_complete(t->f, status, value) != 0;
+    bool won = panic ? goc__future_fail_panic(t->f, panic) != 0
+                     : goc_future_complete(t->f, status, value) != 0;
     if (!won && value && t->free_value)
         t->free_value(value); /* the handle was cancelled meanwhile */
     task_free(t);
@@ -95,8 +99,8 @@ static int64_t cancel_taken(goc_workerpool *p, struct goc__dlink *l, int64_t n)
     int64_t won = 0;
     while (l) {
         struct goc__dlink *next = l->next;
-        won +=
-            settle(goc__container_of(l, struct task, link), -ECANCELED, NULL);
+        won += settle(goc__container_of(l, struct task, link), -ECANCELED, NULL,
+                      NULL);
         l = next;
     }
     goc_mutex_lock(&p->mu, NULL);
@@ -143,10 +147,11 @@ static bool run_locked(goc_workerpool *p, struct task *t)
     int64_t queued_at = t->queued_at, start = goc_now();
     void *value = NULL;
     bool exit = false, panicked = false;
+    goc_panic_info *panic;
     int rc = goc__safe_task_in(&p->rec, t->fn, t->ctx, t->arg, &value, &exit,
-                               &panicked);
+                               &panicked, &panic);
     int64_t end = goc_now();
-    settle(t, rc, value); /* frees t */
+    settle(t, rc, value, panic); /* frees t */
     goc_mutex_lock(&p->mu, NULL);
     p->st.running--;
     p->st.panicked += panicked;
@@ -213,7 +218,7 @@ static void worker(void *arg)
             if (dead)
                 task_free(t);
             else
-                settle(t, -ECANCELED, NULL);
+                settle(t, -ECANCELED, NULL, NULL);
             goc_mutex_lock(&p->mu, NULL);
             if (--p->settling == 0 && !p->qlen && !p->st.running)
                 goc_cond_broadcast(&p->idle_cv);
