@@ -1487,3 +1487,65 @@ TEST_G(panic, null_object_without_an_error_code_panics_naming_the_call)
     goc_backoff_constant(&b, -7); /* invalid: stops, never a negative wait */
     ASSERT_EQ(goc_backoff_next(&b), GOC_BACKOFF_STOP);
 }
+
+/* ---- GOC_ABORT_ON_MISUSE ------------------------------------------------ */
+
+static int close_twice(void *arg)
+{
+    (void)arg;
+    goc_chan *c;
+    ASSERT_OK(goc_chan_new(0, 0, &c));
+    goc_chan_close(c);
+    int rc = goc_chan_close(c);
+    goc_chan_release(c);
+    return rc;
+}
+
+static int unlock_unlocked(void *arg)
+{
+    (void)arg;
+    goc_mutex mu = GOC_MUTEX_INIT;
+    return goc_mutex_unlock(&mu);
+}
+
+static int over_release(void *arg)
+{
+    (void)arg;
+    goc_sem s;
+    ASSERT_OK(goc_sem_init(&s, 1));
+    return goc_sem_release(&s, 1);
+}
+
+static void misuse_child(void)
+{
+    setenv("GOC_ABORT_ON_MISUSE", "1", 1);
+    goc_wg wg = GOC_WG_INIT;
+    goc_wg_done(&wg); /* a negative counter: Go panics */
+    fprintf(stderr, "went on after the misuse\n");
+}
+
+/*
+ * Misuse returns GOC_EMISUSE and changes nothing, unless
+ * GOC_ABORT_ON_MISUSE=1: then it panics, naming the call, as Go does; a
+ * goc_try() recovers it, and with none the process ends with the report.
+ */
+TEST_G(panic, abort_on_misuse_turns_misuse_into_a_panic)
+{
+    int (*const calls[])(void *) = { close_twice, unlock_unlocked,
+                                     over_release };
+    const char *const names[] = { "goc_chan_close", "goc_mutex_unlock",
+                                  "goc_sem_release" };
+    for (int i = 0; i < 3; i++) {
+        goc_panic_info *p = NULL;
+        ASSERT_EQ(goc_try(calls[i], NULL, &p), GOC_EMISUSE);
+        ASSERT(p == NULL);
+        setenv("GOC_ABORT_ON_MISUSE", "1", 1);
+        ASSERT_EQ(goc_try(calls[i], NULL, &p), GOC_EPANIC);
+        unsetenv("GOC_ABORT_ON_MISUSE");
+        ASSERT(p != NULL);
+        ASSERT(strstr(goc_panic_info_message(p), names[i]));
+        ASSERT_EQ(goc_panic_info_code(p), GOC_EMISUSE);
+        goc_panic_info_free(p);
+    }
+    test_expect_exit(misuse_child, 2, "misuse: goc_wg_add: negative counter");
+}

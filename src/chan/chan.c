@@ -696,8 +696,9 @@ int goc_chan_send(goc_chan *c, const void *elem, goc_ctx *ctx)
     struct goc__slot *s;
     if (!c || !c->cap || ctx || c->recv_only || (!elem && c->elem_size) ||
         !ring_claim(c, true, &s, &tail))
-        return c && c->recv_only ? GOC_EMISUSE
-                                 : chan_op(c, true, (void *)elem, ctx, true);
+        return c && c->recv_only
+                   ? goc__misuse("goc_chan_send: a receive-only channel")
+                   : chan_op(c, true, (void *)elem, ctx, true);
     return slot_fill(c, s, elem, tail, true);
 }
 
@@ -718,7 +719,7 @@ int goc_chan_recv(goc_chan *c, void *elem, goc_ctx *ctx)
 int goc_chan_try_send(goc_chan *c, const void *elem)
 {
     if (c && c->recv_only)
-        return GOC_EMISUSE;
+        return goc__misuse("goc_chan_try_send: a receive-only channel");
     return chan_op(c, true, (void *)elem, NULL, false);
 }
 
@@ -751,9 +752,12 @@ void goc__chan_prefetch_waiter(struct goc_chan *c)
 
 int goc_chan_close(goc_chan *c)
 {
-    if (!c || c->recv_only)
+    if (!c)
         return GOC_EMISUSE;
-    return goc__chan_close_owned(c);
+    if (c->recv_only)
+        return goc__misuse("goc_chan_close: a receive-only channel");
+    int rc = goc__chan_close_owned(c);
+    return rc ? goc__misuse("goc_chan_close: closed twice") : 0;
 }
 
 int goc__chan_close_owned(goc_chan *c)

@@ -213,7 +213,8 @@ static int validate(struct goc_select_case *cases, int n, bool owner)
             return -EINVAL;
         if (cases[i].op == GOC_SELECT_SEND && cases[i].chan &&
             cases[i].chan->recv_only && !owner)
-            return GOC_EMISUSE; /* its owner alone sends on it */
+            return goc__misuse("goc_select: a send on a receive-only "
+                               "channel");
         /* A send with nothing to copy from (a NULL channel is a case
          * that never fires, as in Go). */
         if (cases[i].op == GOC_SELECT_SEND && cases[i].chan && !cases[i].elem &&

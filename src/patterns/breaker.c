@@ -713,7 +713,7 @@ int goc_breaker_done(goc_breaker *b, goc_breaker_token *tok, int err)
      * still live is known only under the lock (two completions may
      * race). */
     if (!b || !tok || tok->owner_ != b)
-        return GOC_EMISUSE;
+        return goc__misuse("goc_breaker_done: a token of another breaker");
     /* Classify outside the lock: these are user callbacks. A panic in
      * one counts the call as a failure and goes on once the token is
      * done, as in gobreaker: a probe's place is never lost to it. */
@@ -736,7 +736,7 @@ int goc_breaker_done(goc_breaker *b, goc_breaker_token *tok, int err)
         goc__lock_release(&b->mu);
         if (p)
             goc__panic_again(p);
-        return GOC_EMISUSE;
+        return goc__misuse("goc_breaker_done: a token used twice");
     }
     tok->live_ = 0;
     b->in_flight--;

@@ -7,6 +7,7 @@
 #include "patterns.h"
 #include "goc/sync.h"
 #include "../internal/alloc.h"
+#include "../runtime/runtime.h"
 
 struct goc_group {
     goc_mutex mu;
@@ -59,7 +60,7 @@ int goc_group_set_limit(goc_group *g, int64_t n)
         goc_cond_broadcast(&g->slot_cv);
     }
     goc_mutex_unlock(&g->mu);
-    return rc;
+    return rc ? goc__misuse("goc_group_set_limit: tasks are active") : 0;
 }
 
 static void task_main(void *p)

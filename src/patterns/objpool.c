@@ -12,6 +12,7 @@
 #include "goc/objpool.h"
 #include "goc/time.h"
 #include "../internal/alloc.h"
+#include "../runtime/runtime.h"
 #include "../internal/lock.h"
 
 #include <stdatomic.h>
@@ -325,7 +326,7 @@ int goc_objpool_put(goc_objpool *p, void *obj)
         return put(p, obj, NULL);
     struct putting me;
     if (!debug_claim(p, &me, obj))
-        return GOC_EMISUSE;
+        return goc__misuse("goc_objpool_put: an object put twice");
     return put(p, obj, &me); /* the claim ends as obj is published */
 }
 

@@ -11,6 +11,7 @@
 #include "goc/sync.h"
 #include "goc/time.h"
 #include "../internal/alloc.h"
+#include "../runtime/runtime.h"
 
 #include <string.h>
 
@@ -309,7 +310,7 @@ int goc_rpool_release(goc_rpool *rp, void *obj, bool broken)
     lock(rp);
     if (!loan_remove(rp, obj)) {
         unlock(rp);
-        return GOC_EMISUSE; /* double release or a foreign object */
+        return goc__misuse("goc_rpool_release: an object not on loan");
     }
     bool kill = broken || rp->closed;
     if (!kill && !hand_off(rp, obj)) {

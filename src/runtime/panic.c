@@ -428,6 +428,14 @@ void goc_panic(int code, const char *fmt, ...)
     raise_info(p);
 }
 
+int goc__misuse(const char *what)
+{
+    const char *env = getenv("GOC_ABORT_ON_MISUSE");
+    if (env && env[0] == '1' && env[1] == '\0')
+        goc_panic(GOC_EMISUSE, "misuse: %s", what);
+    return GOC_EMISUSE;
+}
+
 void goc__null_argument(const char *call)
 {
     goc_panic(-EINVAL, "%s: NULL argument", call);

@@ -474,7 +474,7 @@ int goc_unpin(void)
     if (!g)
         return -EPERM;
     if (g->pin_count == 0)
-        return GOC_EMISUSE;
+        return goc__misuse("goc_unpin: not pinned");
     /* Its section's exit must find it as its enter did: pinned. */
     if (atomic_load(&goc__m_current()->bstate) != GOC__M_RUNNING)
         return -EBUSY;

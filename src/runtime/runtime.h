@@ -678,6 +678,14 @@ void goc__panic_again(struct goc_panic_info *p) __attribute__((noreturn));
  * nil dereference is a panic; it can be recovered like any other.
  */
 void goc__null_argument(const char *call) __attribute__((noreturn, cold));
+/*
+ * Misuse that Go turns into a panic (a second close, an unlock of what is
+ * not locked, a negative WaitGroup): GOC_EMISUSE, for the caller to
+ * return with nothing changed; with GOC_ABORT_ON_MISUSE=1 in the
+ * environment, a panic with @what as its message instead, as in Go. Call
+ * it with no lock held.
+ */
+int goc__misuse(const char *what) __attribute__((cold));
 /* goc_dump() of every goroutine but the caller; the count or -errno. */
 int goc__dump_others(int fd);
 /* The panic that ended the process, once it does (for debuggers). */

@@ -46,7 +46,7 @@ int goc_cond_wait(goc_cond *cv, goc_mutex *mu, goc_ctx *ctx)
     /* Misuse first: a caller told that its context ended would go on
      * as if it held mu. (Held by another is found only by the unlock.) */
     if (!goc__mutex_locked(mu))
-        return GOC_EMISUSE;
+        return goc__misuse("goc_cond_wait: the mutex is not locked");
     goc__wait_init(&w, GOC__WAIT_COND);
     int err = goc__ctx_watch(ctx, &cw, &w, 1);
     if (err)
@@ -61,7 +61,7 @@ int goc_cond_wait(goc_cond *cv, goc_mutex *mu, goc_ctx *ctx)
         goc__lock_release(&c->lock);
         goc__wait_claim_self(&w, 0);
         goc__ctx_unwatch(&cw); /* after it, the context is done with w */
-        return GOC_EMISUSE;
+        return goc__misuse("goc_cond_wait: the mutex is not locked");
     }
     int won = goc__wait_block(&w, cond_unlock, &c->lock);
     goc__ctx_unwatch(&cw);

@@ -233,7 +233,7 @@ static int unlock_slow(struct mutex *m)
         uint32_t s = atomic_load(&m->state);
         if (!(s & LOCKED)) {
             goc__lock_release(&m->qlock);
-            return GOC_EMISUSE;
+            return goc__misuse("goc_mutex_unlock: not locked");
         }
         struct mutex_waiter *x = claim_first(m);
         if (x) {
@@ -269,7 +269,7 @@ int goc_mutex_unlock(goc_mutex *mu)
     struct mutex *m = (struct mutex *)mu;
     uint32_t s = atomic_load_explicit(&m->state, memory_order_relaxed);
     if (!(s & LOCKED))
-        return GOC_EMISUSE;
+        return goc__misuse("goc_mutex_unlock: not locked");
     uint32_t locked = LOCKED;
     /* Release pairs with the acquire CAS of the next locker. */
     if (atomic_compare_exchange_strong_explicit(

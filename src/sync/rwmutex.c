@@ -159,7 +159,7 @@ int goc_rwmutex_runlock(goc_rwmutex *rw)
     goc__lock_acquire(&m->lock);
     if (m->readers == 0) {
         goc__lock_release(&m->lock);
-        return GOC_EMISUSE;
+        return goc__misuse("goc_rwmutex_runlock: not read-locked");
     }
     if (--m->readers == 0)
         grant(m, false, &won);
@@ -177,7 +177,7 @@ int goc_rwmutex_unlock(goc_rwmutex *rw)
     goc__lock_acquire(&m->lock);
     if (!m->writer) {
         goc__lock_release(&m->lock);
-        return GOC_EMISUSE;
+        return goc__misuse("goc_rwmutex_unlock: not locked");
     }
     m->writer = false;
     grant(m, true, &won);

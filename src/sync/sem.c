@@ -152,7 +152,7 @@ int goc_sem_release(goc_sem *s, int64_t n)
     goc__lock_acquire(&m->lock);
     if (n > m->cur) {
         goc__lock_release(&m->lock);
-        return GOC_EMISUSE;
+        return goc__misuse("goc_sem_release: released more than held");
     }
     m->cur -= n;
     struct goc__dlink *granted = grant_locked(m);

@@ -61,7 +61,8 @@ __attribute__((noinline)) static int add_and_wake(struct wg *g, int64_t delta)
         c = (int64_t)COUNTER(s) + delta;
         if (c < 0 || c > INT32_MAX) {
             goc__lock_release(&g->lock);
-            return c < 0 ? GOC_EMISUSE : -EOVERFLOW;
+            return c < 0 ? goc__misuse("goc_wg_add: negative counter")
+                         : -EOVERFLOW;
         }
     } while (!atomic_compare_exchange_weak(
         &g->state, &s, ((uint64_t)c << 32) | (WAITERS(s) + (c == 0))));
@@ -100,7 +101,7 @@ int goc_wg_add(goc_wg *wg, int64_t delta)
     do {
         c = (int64_t)COUNTER(s) + delta;
         if (c < 0)
-            return GOC_EMISUSE;
+            return goc__misuse("goc_wg_add: negative counter");
         if (c > INT32_MAX)
             return -EOVERFLOW;
         if (c == 0 && WAITERS(s) > 0)
