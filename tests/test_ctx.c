@@ -592,3 +592,34 @@ TEST(ctx, child_released_while_its_parent_cancels_is_freed_after_the_walk)
         goc_ctx_release(r.parent);
     }
 }
+
+/* A deadline with a cause of its own: the cause when the deadline ends
+ * the context, the usual ones otherwise (Go's WithDeadlineCause). */
+TEST_G(ctx, deadline_cause_is_given_only_when_the_deadline_ends_it)
+{
+    goc_ctx *c;
+    ASSERT_EQ(goc_ctx_with_timeout_cause(NULL, GOC_SECOND, 5, &c), -EINVAL);
+    ASSERT_OK(goc_ctx_with_timeout_cause(NULL, 5 * GOC_MILLISECOND,
+                                         GOC_EOVERLOAD, &c));
+    ASSERT_EQ(goc_ctx_cause(c), 0);
+    goc_chan *done = goc_ctx_done(c);
+    ASSERT_EQ(goc_chan_recv(done, NULL, NULL), 0);
+    ASSERT_EQ(goc_ctx_err(c), -ETIMEDOUT);
+    ASSERT_EQ(goc_ctx_cause(c), GOC_EOVERLOAD);
+    goc_ctx *child;
+    ASSERT_OK(goc_ctx_with_cancel(c, &child)); /* born done, same cause */
+    ASSERT_EQ(goc_ctx_cause(child), GOC_EOVERLOAD);
+    goc_ctx_release(child);
+    goc_ctx_release(c);
+    /* Cancelled first: the cancel's cause. */
+    ASSERT_OK(goc_ctx_with_deadline_cause(NULL, goc_now() + GOC_SECOND,
+                                          GOC_EOVERLOAD, &c));
+    goc_ctx_cancel(c);
+    ASSERT_EQ(goc_ctx_cause(c), -ECANCELED);
+    goc_ctx_release(c);
+    /* Already past: done at once, with the cause. */
+    ASSERT_OK(goc_ctx_with_deadline_cause(NULL, goc_now() - 1, -EIO, &c));
+    ASSERT_EQ(goc_ctx_err(c), -ETIMEDOUT);
+    ASSERT_EQ(goc_ctx_cause(c), -EIO);
+    goc_ctx_release(c);
+}

@@ -78,12 +78,35 @@ GOC_API int goc_ctx_with_deadline(goc_ctx *parent,
                                   goc_ctx **out);
 
 /**
+ * goc_ctx_with_deadline_cause - goc_ctx_with_deadline() whose deadline,
+ * when it is what ends the context, records @cause (a negative goc error
+ * code; 0: none, the plain -ETIMEDOUT) for goc_ctx_cause(), as Go's
+ * WithDeadlineCause. goc_ctx_err() still gives -ETIMEDOUT; a cancel, or
+ * the end of an ancestor, gives its own cause as usual.
+ *
+ * Return: as goc_ctx_with_deadline(); -EINVAL for a positive @cause.
+ */
+GOC_API int goc_ctx_with_deadline_cause(goc_ctx *parent,
+                                        int64_t deadline,
+                                        int cause,
+                                        goc_ctx **out);
+
+/**
  * goc_ctx_with_timeout - goc_ctx_with_deadline(@parent, goc_now() +
  * @timeout, @out). A @timeout <= 0 gives a context already done.
  */
 GOC_API int goc_ctx_with_timeout(goc_ctx *parent,
                                  int64_t timeout,
                                  goc_ctx **out);
+
+/**
+ * goc_ctx_with_timeout_cause - goc_ctx_with_deadline_cause(@parent,
+ * goc_now() + @timeout, @cause, @out) (Go's WithTimeoutCause).
+ */
+GOC_API int goc_ctx_with_timeout_cause(goc_ctx *parent,
+                                       int64_t timeout,
+                                       int cause,
+                                       goc_ctx **out);
 
 /**
  * goc_ctx_with_value - a child of @parent that binds @key to @value.

@@ -303,7 +303,8 @@ void goc_ctx_cancel(goc_ctx *ctx)
 
 static void deadline_fire(void *arg)
 {
-    cancel(arg, -ETIMEDOUT, 0);
+    struct goc_ctx *c = arg;
+    cancel(c, -ETIMEDOUT, c->deadline_cause);
 }
 
 /* ---- construction ----------------------------------------------------- */
@@ -344,16 +345,18 @@ static void init_common(struct goc_ctx *c,
 static void init_cancel(struct goc_ctx *c,
                         goc_ctx *parent,
                         int64_t deadline,
+                        int deadline_cause,
                         bool local)
 {
     init_common(c, parent, GOC__CTX_CANCEL, local);
+    c->deadline_cause = deadline_cause;
     if (deadline < c->deadline)
         c->deadline = deadline;
     attach(c);
     if (deadline >= c->parent->deadline || atomic_load(&c->err) != 0)
         return;
     if (deadline <= goc_now()) {
-        cancel(c, -ETIMEDOUT, 0);
+        cancel(c, -ETIMEDOUT, deadline_cause);
         return;
     }
     atomic_store(&c->timer_busy, 1);
@@ -375,7 +378,15 @@ static void hold_parent(struct goc_ctx *c)
 
 int goc_ctx_with_deadline(goc_ctx *parent, int64_t deadline, goc_ctx **out)
 {
-    if (!out)
+    return goc_ctx_with_deadline_cause(parent, deadline, 0, out);
+}
+
+int goc_ctx_with_deadline_cause(goc_ctx *parent,
+                                int64_t deadline,
+                                int cause,
+                                goc_ctx **out)
+{
+    if (!out || cause > 0)
         return -EINVAL;
     int err = goc__rt_ensure();
     if (err)
@@ -383,7 +394,7 @@ int goc_ctx_with_deadline(goc_ctx *parent, int64_t deadline, goc_ctx **out)
     struct goc_ctx *c = ctx_alloc();
     if (!c)
         return -ENOMEM;
-    init_cancel(c, parent, deadline, false);
+    init_cancel(c, parent, deadline, cause, false);
     hold_parent(c);
     *out = c;
     return 0;
@@ -396,9 +407,17 @@ int goc_ctx_with_cancel(goc_ctx *parent, goc_ctx **out)
 
 int goc_ctx_with_timeout(goc_ctx *parent, int64_t timeout, goc_ctx **out)
 {
+    return goc_ctx_with_timeout_cause(parent, timeout, 0, out);
+}
+
+int goc_ctx_with_timeout_cause(goc_ctx *parent,
+                               int64_t timeout,
+                               int cause,
+                               goc_ctx **out)
+{
     int64_t now = goc_now();
     int64_t d = timeout > INT64_MAX - now ? INT64_MAX - 1 : now + timeout;
-    return goc_ctx_with_deadline(parent, d, out);
+    return goc_ctx_with_deadline_cause(parent, d, cause, out);
 }
 
 static int with_kind(
@@ -442,7 +461,7 @@ goc_ctx *goc_ctx_init_deadline(goc_ctx_local *local,
     int err = goc__rt_ensure();
     /* Without a runtime there is no timer to arm: the context ends at
      * once, its cause the start's failure. */
-    init_cancel(c, parent, err ? INT64_MAX : deadline, true);
+    init_cancel(c, parent, err ? INT64_MAX : deadline, 0, true);
     if (err)
         cancel(c, -ECANCELED, err);
     return c;

@@ -52,7 +52,8 @@ struct goc_ctx {
     _Atomic int refs;
     _Atomic int err; /* 0 until done */
     int cause;
-    int64_t deadline; /* INT64_MAX: none */
+    int deadline_cause; /* the cause its own deadline gives; 0: none */
+    int64_t deadline;   /* INT64_MAX: none */
     struct goc_ctx *parent;
     struct goc_ctx *cancel_parent; /* ancestor whose cancel reaches us */
     struct goc__dlink *children;   /* under lock: their sib links */
