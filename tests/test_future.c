@@ -8,6 +8,7 @@
 #include "../src/internal/alloc.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 /* Inside a TEST_G: wait until only the main goroutine is left. */
@@ -1140,4 +1141,87 @@ TEST_G(future, decided_combinators_let_go_of_pending_losers_d086)
     goc_future_release(ok);
     goc_future_release(never);
     ASSERT(test_lib_objects() - before < 30);
+}
+
+/* A race whose result its owner cancels lets go of the pending inputs
+ * too: it kept its state, result and callbacks on them until they
+ * settled. */
+TEST_G(future, cancelled_combinator_result_lets_go_of_pending_inputs)
+{
+    goc_future *never;
+    ASSERT_OK(goc_future_new(NULL, &never));
+    int64_t before = test_lib_objects();
+    for (int i = 0; i < 300; i++) {
+        goc_future *r, *other, *ins[2];
+        ASSERT_OK(goc_future_new(NULL, &other));
+        ins[0] = never;
+        ins[1] = other;
+        ASSERT_OK(goc_future_race(ins, 2, 0, &r));
+        ASSERT_EQ(goc_future_cancel(r), 1);
+        goc_future_release(r);
+        goc_future_release(other); /* settled as cancelled: abandoned */
+    }
+    ASSERT(test_lib_objects() - before < 30);
+    goc_future_release(never);
+}
+
+struct detach_race {
+    goc_future *winner, *loser;
+    _Atomic int round, done;
+    int rounds;
+};
+
+static void *settle_winner(void *arg)
+{
+    struct detach_race *d = arg;
+    for (int i = 1; i <= d->rounds; i++) {
+        while (atomic_load(&d->round) != i)
+            sched_yield();
+        goc_future_complete(d->winner, 0, NULL);
+        atomic_fetch_add(&d->done, 1);
+    }
+    return NULL;
+}
+
+static void *drop_loser(void *arg)
+{
+    struct detach_race *d = arg;
+    for (int i = 1; i <= d->rounds; i++) {
+        while (atomic_load(&d->round) != i)
+            sched_yield();
+        goc_future_release(d->loser); /* its last reference */
+        atomic_fetch_add(&d->done, 1);
+    }
+    return NULL;
+}
+
+/*
+ * A decided race takes its callback back from a pending loser while the
+ * loser's last owner drops it on another thread: the drop waited for
+ * nothing and could free the loser under the taking back (seen under
+ * ASan, with a debugger holding the taker at the right line).
+ */
+TEST(future, taking_callbacks_back_races_the_losers_last_release)
+{
+    static struct detach_race d;
+    d.rounds = test_scale(5000);
+    pthread_t a, b;
+    ASSERT_OK(pthread_create(&a, NULL, settle_winner, &d));
+    ASSERT_OK(pthread_create(&b, NULL, drop_loser, &d));
+    for (int i = 1; i <= d.rounds; i++) {
+        goc_future *r;
+        ASSERT_OK(goc_future_new(NULL, &d.winner));
+        ASSERT_OK(goc_future_new(NULL, &d.loser));
+        goc_future *ins[2] = { d.winner, d.loser };
+        ASSERT_OK(goc_future_race(ins, 2, 0, &r));
+        atomic_store(&d.done, 0);
+        atomic_store(&d.round, i);
+        while (atomic_load(&d.done) != 2)
+            sched_yield();
+        ASSERT(goc_future_is_done(r)); /* by either of them */
+        goc_future_release(r);
+        goc_future_release(d.winner);
+    }
+    ASSERT_OK(pthread_join(a, NULL));
+    ASSERT_OK(pthread_join(b, NULL));
 }

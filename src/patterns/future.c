@@ -65,7 +65,15 @@ void goc_future_release(goc_future *f)
     /* acq_rel: the last owner sees every write of the others. */
     if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
         return;
-    if (!atomic_load_explicit(&f->state, memory_order_relaxed) && f->cbs) {
+    /* Under mu: a combinator may be taking its callback back right now
+     * (goc__future_cb_detach), holding mu, with no reference of its own;
+     * once we have had mu, it is done with f (an unlock is safe against
+     * the next holder freeing the mutex). */
+    goc_mutex_lock(&f->mu, NULL);
+    bool abandoned =
+        !atomic_load_explicit(&f->state, memory_order_relaxed) && f->cbs;
+    goc_mutex_unlock(&f->mu);
+    if (abandoned) {
         /* Nobody can settle it any more: it is abandoned. Settle it as
          * cancelled so its callbacks (combinators, then) run once and
          * let go of what they hold, then free it. */

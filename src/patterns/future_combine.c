@@ -83,38 +83,50 @@ static void cancel_rest(struct combine *c)
         goc_future_cancel(c->in[i]);
 }
 
-/* Take the callbacks of the inputs still pending back. The caller holds
- * a count in pending (its own callback's, or the creator's), so the
- * counts taken here never free c under it. */
+/*
+ * Take the callbacks of the inputs still pending back. The counts taken
+ * may be the last: then c's reference on the result goes, and c with the
+ * result if nobody else holds it, so c is not touched after.
+ */
 static void detach_rest(struct combine *c)
 {
+    size_t taken = 0;
     for (size_t i = 0; i < c->n; i++) {
         struct slot *s = &c->slots[i];
         int attached = ATTACHED;
         if (!atomic_compare_exchange_strong(&s->state, &attached, DETACHING))
             continue;
-        bool taken = goc__future_cb_detach(s->f, s->cb);
+        bool mine = goc__future_cb_detach(s->f, s->cb);
         atomic_store(&s->state, DETACHED); /* done with s->f */
-        if (taken) {
+        if (mine) {
             goc__future_cb_free(s->cb);
-            atomic_fetch_sub(&c->pending, 1);
+            taken++;
         }
     }
+    if (taken && atomic_fetch_sub(&c->pending, taken) == taken)
+        goc_future_release(c->out); /* may free c */
 }
 
-static bool decides_early(const struct combine *c)
+/* Once the result is settled, by an input or by its owner's cancel: the
+ * inputs still pending are cancelled (GOC_FUTURE_CANCEL_REST), or let go
+ * of. Runs as the result's settle callback, which holds the result. */
+static void let_go(struct combine *c)
 {
-    return c->kind != ALL_SETTLED;
-}
-
-static void finish(struct combine *c, int status, void *value)
-{
-    if (goc_future_complete(c->out, status, value) != 1)
-        return;
     if (c->flags & GOC_FUTURE_CANCEL_REST)
         cancel_rest(c); /* they settle, and their callbacks run */
     else
         detach_rest(c);
+}
+
+static void on_result(goc_future *f, void *arg)
+{
+    (void)f;
+    let_go(arg);
+}
+
+static void finish(struct combine *c, int status, void *value)
+{
+    goc_future_complete(c->out, status, value); /* on_result follows */
 }
 
 /* The callback's claim on its slot; false if it is being taken back. */
@@ -271,13 +283,15 @@ static int combine(enum kind kind,
     /* Every watch is allocated before the first is attached: out of
      * memory, nothing has been attached, and the whole of it unwinds. */
     struct goc__settle_cb **watch = goc__malloc(n * sizeof(*watch));
+    struct goc__settle_cb *result_cb = goc__future_cb_new(on_result, c);
     size_t made = 0;
-    while (watch && made < n &&
+    while (watch && result_cb && made < n &&
            (watch[made] = goc__future_cb_new(on_input, &c->slots[made])))
         made++;
     if (made < n) {
         while (made)
             goc__future_cb_free(watch[--made]);
+        goc__future_cb_free(result_cb);
         goc__free(watch);
         goc_future_release(*out);
         *out = NULL;
@@ -289,6 +303,7 @@ static int combine(enum kind kind,
         c->slots[i].cb = watch[i];
     }
     goc__free(watch);
+    goc__future_cb_attach(c->out, result_cb);
     /*
      * A slot becomes ATTACHED only once its node is on the input, so a
      * detacher never looks for a node not there yet; one attached after
@@ -301,9 +316,8 @@ static int combine(enum kind kind,
         int fresh = NEW;
         atomic_compare_exchange_strong(&s->state, &fresh, ATTACHED);
     }
-    if (decides_early(c) && !(flags & GOC_FUTURE_CANCEL_REST) &&
-        goc_future_is_done(c->out))
-        detach_rest(c);
+    if (goc_future_is_done(c->out))
+        let_go(c); /* it ran before they were all attached */
     if (atomic_fetch_sub(&c->pending, 1) == 1)
         goc_future_release(c->out); /* may free c */
     return 0;
