@@ -746,3 +746,39 @@ TEST_G(shutdown, adds_racing_the_run_are_stopped_once_or_refused_d023)
         goc_shutdown_free(m);
     }
 }
+
+/* A budget spent before the run, or cut by the caller's cancel, skips
+ * no phase: every stop function is told, with the ended context; a
+ * cancel is reported as one, not as a timeout. (The first phase was
+ * skipped too, and a server never closed.) */
+TEST_G(shutdown, no_budget_at_the_start_or_a_cancel_still_tells_everyone)
+{
+    for (int cancelled = 0; cancelled < 2; cancelled++) {
+        goc_shutdown *m;
+        ASSERT_OK(goc_shutdown_new(NULL, &m));
+        static struct comp http = COMP("http", 0, false, 0),
+                           db = COMP("db", 0, false, 0);
+        atomic_store(&http.runs, 0);
+        atomic_store(&db.runs, 0);
+        ASSERT_OK(goc_shutdown_add(m, "http", stop_comp, &http, 100));
+        ASSERT_OK(goc_shutdown_add(m, "db", stop_comp, &db, 0));
+        goc_ctx *c;
+        if (cancelled) {
+            ASSERT_OK(goc_ctx_with_cancel(NULL, &c));
+            goc_ctx_cancel(c);
+        } else {
+            ASSERT_OK(goc_ctx_with_deadline(NULL, goc_now() - 1, &c));
+        }
+        int rc = goc_shutdown_run(m, c);
+        ASSERT(rc == 0 || rc == (cancelled ? -ECANCELED : -ETIMEDOUT));
+        goc_ctx_release(c);
+        for (int i = 0; i < 2000 && atomic_load(&db.runs) == 0; i++)
+            goc_sleep(GOC_MILLISECOND, NULL);
+        ASSERT_EQ(atomic_load(&http.runs), 1);
+        ASSERT_EQ(atomic_load(&db.runs), 1);
+        struct goc_component_report r[2];
+        ASSERT_EQ(goc_shutdown_report(m, r, 2), 2);
+        ASSERT_NE(r[1].state, GOC_COMPONENT_SKIPPED);
+        goc_shutdown_free(m);
+    }
+}

@@ -44,7 +44,9 @@ struct goc_shutdown_opts {
     int64_t timeout;
     /* Budget of each phase, within the overall one. 0: none, and then a
      * phase that overruns spends the budget of the phases after it:
-     * their components are skipped (GOC_COMPONENT_SKIPPED). */
+     * their components are skipped (GOC_COMPONENT_SKIPPED). A budget
+     * already spent when the run starts, or a cancel by the caller, skips
+     * nothing: every stop function is called, with the ended context. */
     int64_t phase_timeout;
     /* Runs before a second signal ends the process (best effort: keep it
      * short and async-signal-safe in spirit). */
@@ -130,7 +132,8 @@ GOC_API int goc_shutdown_watch_signals(goc_shutdown *m, const int *sigs, int n);
  *
  * Return: 0 if every component stopped in time; else the first error in
  * stop order, or -ETIMEDOUT if none failed but some overran or were
- * skipped. The details are in goc_shutdown_report().
+ * skipped (-ECANCELED if @ctx was cancelled rather than timed out). The
+ * details are in goc_shutdown_report().
  */
 GOC_API int goc_shutdown_run(goc_shutdown *m, goc_ctx *ctx);
 

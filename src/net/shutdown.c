@@ -239,8 +239,9 @@ static void start_phase(goc_shutdown *m, int from, int to, goc_ctx *ctx)
     }
 }
 
-/* Wait for the phase's reports; mark the missing ones as overrun. */
-static void finish_phase(goc_shutdown *m, int from, int to, goc_ctx *ctx)
+/* Wait for the phase's reports; mark the missing ones as overrun.
+ * True if some did overrun. */
+static bool finish_phase(goc_shutdown *m, int from, int to, goc_ctx *ctx)
 {
     /* Reports of earlier phases' overrunning components may come in
      * between: they are not this phase's. */
@@ -252,6 +253,7 @@ static void finish_phase(goc_shutdown *m, int from, int to, goc_ctx *ctx)
             left--;
     }
     int64_t now = goc_now();
+    bool overran = false;
     goc__lock_acquire(&m->lock);
     for (int i = from; i < to; i++) {
         struct comp *c = &m->comps[i];
@@ -259,9 +261,11 @@ static void finish_phase(goc_shutdown *m, int from, int to, goc_ctx *ctx)
             c->state = GOC_COMPONENT_OVERRAN;
             c->duration = now - c->start;
             m->unfinished++;
+            overran = true;
         }
     }
     goc__lock_release(&m->lock);
+    return overran;
 }
 
 static void skip_phase(goc_shutdown *m, int from, int to)
@@ -277,13 +281,17 @@ static void skip_phase(goc_shutdown *m, int from, int to)
 static int run_phases(goc_shutdown *m, goc_ctx *overall)
 {
     int n = m->ncomps;
+    bool overran = false; /* by an earlier phase of this run */
     for (int from = 0, to; from < n; from = to) {
         for (to = from; to < n && m->comps[to].phase == m->comps[from].phase;)
             to++;
-        if (goc_ctx_err(overall)) {
-            /* The budget is spent: an earlier phase overran it. Its
-             * stop functions would start with a context already ended
-             * and be reported as overrunning a budget they never had. */
+        if (overran && goc_ctx_err(overall) == -ETIMEDOUT) {
+            /* An earlier phase overran and spent the budget: these stop
+             * functions would start with a context already ended and be
+             * reported as overrunning a budget they never had. A budget
+             * spent before the run, or a cancel by the caller, skips
+             * nothing: every component is told, with the ended context
+             * (a server is closed at once, say). */
             skip_phase(m, from, to);
             continue;
         }
@@ -294,8 +302,10 @@ static int run_phases(goc_shutdown *m, goc_ctx *overall)
                 : goc_ctx_with_cancel(overall, &phase);
         if (err)
             return err;
+        bool had_budget = !goc_ctx_err(overall);
         start_phase(m, from, to, phase);
-        finish_phase(m, from, to, phase);
+        if (finish_phase(m, from, to, phase) && had_budget)
+            overran = true; /* it spent the budget */
         goc_ctx_cancel(phase);
         goc_ctx_release(phase);
     }
@@ -310,6 +320,9 @@ static int run_phases(goc_shutdown *m, goc_ctx *overall)
             m->comps[i].state == GOC_COMPONENT_SKIPPED)
             result = -ETIMEDOUT;
     goc__lock_release(&m->lock);
+    /* Cut short by the caller's cancel, not by a deadline: say so. */
+    if (result == -ETIMEDOUT && goc_ctx_err(overall) == -ECANCELED)
+        result = -ECANCELED;
     return result;
 }
 
