@@ -453,6 +453,18 @@ TEST_G(chanpat, registry_remove_and_user_close_are_harmless_d044_d046)
                                   .op = GOC_SELECT_SEND,
                                   .elem = &v };
     ASSERT_EQ(goc_select(&sc, 1, GOC_SELECT_DEFAULT, NULL), GOC_EMISUSE);
+    /* Nor can a pipeline be given it as an output (a stage took a value
+     * and lost it at the refused send). */
+    goc_group *g;
+    goc_chan *in = chan(1), *ins[1] = { in }, *outs[1] = { a };
+    ASSERT_OK(goc_group_new(NULL, &g));
+    ASSERT_EQ(goc_pipe_stage(g, in, a, square, NULL), GOC_EMISUSE);
+    ASSERT_EQ(goc_pipe_fan_out(g, in, outs, 1, square, NULL), GOC_EMISUSE);
+    ASSERT_EQ(goc_pipe_merge(g, ins, 1, a), GOC_EMISUSE);
+    ASSERT_EQ(goc_pipe_generator(g, a, count_up, NULL), GOC_EMISUSE);
+    ASSERT_OK(goc_group_wait(g, NULL));
+    goc_group_free(g);
+    goc_chan_release(in);
     ASSERT_OK(goc_chanreg_send(r, "y", &v, NULL));
     ASSERT_EQ(goc_chan_recv(a, &v, NULL), 1);
     ASSERT_OK(goc_chanreg_close(r));

@@ -60,7 +60,9 @@ typedef int (*goc_gen_fn)(void *arg, void *out);
  * waiting for stages that may be waiting on it.
  *
  * Return: 0; -EINVAL for NULL arguments; -ENOMEM; -EAGAIN at the group's
- * limit (nothing started then; @out is not closed).
+ * limit (nothing started then; @out is not closed); GOC_EMISUSE for a
+ * receive-only output (goc_chanreg_get(), goc_sub_chan()), here and in
+ * the other pipeline calls.
  */
 GOC_API int goc_pipe_generator(goc_group *g,
                                goc_chan *out,

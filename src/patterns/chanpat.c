@@ -6,6 +6,7 @@
  * blocks, and it closes its own output on every exit path.
  */
 #include "goc/pattern.h"
+#include "../chan/chan.h"
 #include "../internal/alloc.h"
 #include "../runtime/runtime.h"
 
@@ -128,6 +129,8 @@ int goc_pipe_generator(goc_group *g, goc_chan *out, goc_gen_fn fn, void *arg)
 {
     if (!g || !out || !fn)
         return -EINVAL;
+    if (out->recv_only)
+        return goc__misuse("goc_pipe_generator: a receive-only output");
     struct stage *s;
     int rc = stage_new(NULL, out, &s);
     if (rc)
@@ -143,6 +146,8 @@ int goc_pipe_stage(
     /* in == out would feed the stage its own output: it never ends. */
     if (!g || !in || !out || !fn || in == out)
         return -EINVAL;
+    if (out->recv_only)
+        return goc__misuse("goc_pipe_stage: a receive-only output");
     struct stage *s;
     int rc = stage_new(in, out, &s);
     if (rc)
@@ -170,6 +175,9 @@ int goc_pipe_fan_out(goc_group *g,
 {
     if (!g || !in || !outs || n <= 0 || !fn)
         return -EINVAL;
+    for (int i = 0; i < n; i++)
+        if (outs[i] && outs[i]->recv_only)
+            return goc__misuse("goc_pipe_fan_out: a receive-only output");
     /* An output given twice would be closed by one stage while the other
      * still sends on it; the input as an output would never end. */
     for (int i = 0; i < n; i++)
@@ -249,6 +257,8 @@ int goc_pipe_merge(goc_group *g, goc_chan *const *ins, int n, goc_chan *out)
 {
     if (!g || !out || n < 0 || (n && !ins))
         return -EINVAL;
+    if (out->recv_only)
+        return goc__misuse("goc_pipe_merge: a receive-only output");
     /* out among the inputs: its forwarder would wait for out to close,
      * which only the last forwarder's end does. */
     for (int i = 0; i < n; i++)
