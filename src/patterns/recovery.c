@@ -24,8 +24,6 @@ struct goc_recovery {
     int capacity, head, n; /* ring: oldest at head */
     int64_t total, overwritten, callback_panics;
     int64_t dropped; /* notifications an async queue had no room for */
-    int64_t queued;  /* records sent to the async queue */
-    _Atomic int64_t delivered; /* of those, called back */
     _Atomic int policy;
     goc_chan *queue;    /* under lock: where records go for async delivery */
     goc_chan *delivery; /* the delivery goroutine's queue, set before it
@@ -142,6 +140,28 @@ static void call_back(goc_recovery *h, const struct goc_panic_record *r)
 #define FATAL_DELIVERY_NS GOC_SECOND
 
 /*
+ * What the async queue carries: a record, and for a panic that ends the
+ * process, the flag its panicking goroutine waits on. The flag is on the
+ * heap, shared by the two: the waiter may give up (its time is up) and be
+ * gone before the callback is made.
+ */
+struct fatal_wait {
+    _Atomic int refs;
+    _Atomic bool made;
+};
+
+struct delivery {
+    struct goc_panic_record r;
+    struct fatal_wait *w; /* NULL for the others */
+};
+
+static void fatal_wait_release(struct fatal_wait *w)
+{
+    if (w && atomic_fetch_sub(&w->refs, 1) == 1)
+        goc__free(w);
+}
+
+/*
  * A panic that is about to end the process (GOC_RECOVER_RETHROW) waits
  * for the delivery goroutine to have called back for it, so that its
  * alert is not lost with the process; a queue full of earlier records is
@@ -149,48 +169,48 @@ static void call_back(goc_recovery *h, const struct goc_panic_record *r)
  */
 static void deliver_before_exit(goc_recovery *h,
                                 goc_chan *q,
-                                const struct goc_panic_record *r,
-                                int64_t target)
+                                const struct goc_panic_record *r)
 {
     int64_t deadline = goc_now() + FATAL_DELIVERY_NS;
-    if (!target) {
-        goc_ctx_local l;
-        goc_ctx *c = goc_ctx_init_deadline(&l, NULL, deadline);
-        int rc = goc_chan_send(q, r, c);
-        goc_ctx_destroy(c);
-        goc__lock_acquire(&h->lock);
-        if (rc == 0)
-            target = ++h->queued;
-        else
-            h->dropped++;
-        goc__lock_release(&h->lock);
-        if (rc)
-            return;
+    struct fatal_wait *w = goc__malloc(sizeof(*w));
+    if (w) {
+        atomic_init(&w->refs, 2); /* ours, and the delivery's */
+        atomic_init(&w->made, false);
     }
-    while (atomic_load(&h->delivered) < target && goc_now() < deadline)
+    struct delivery d = { *r, w };
+    goc_ctx_local l;
+    goc_ctx *c = goc_ctx_init_deadline(&l, NULL, deadline);
+    int rc = goc_chan_send(q, &d, c);
+    goc_ctx_destroy(c);
+    if (rc) {
+        goc__lock_acquire(&h->lock);
+        h->dropped++;
+        goc__lock_release(&h->lock);
+        goc__free(w);
+        return;
+    }
+    while (w && !atomic_load(&w->made) && goc_now() < deadline)
         goc_sleep(GOC_MILLISECOND, NULL);
+    fatal_wait_release(w);
 }
 
 static void record(goc_recovery *h, const goc_panic_info *p, bool fatal)
 {
-    struct goc_panic_record r;
-    record_of(p, false, &r);
+    struct delivery d = { .w = NULL };
+    record_of(p, false, &d.r);
     goc__lock_acquire(&h->lock);
-    store_locked(h, &r);
+    store_locked(h, &d.r);
     /* Queued under the lock, so that a failed goc_recovery_set_async()
      * can take its queue back safely. Never blocks. */
     goc_chan *q = h->queue; /* once set, set for good */
     bool async = q != NULL;
-    int64_t target = 0;
-    if (async && goc_chan_try_send(q, &r) == 0)
-        target = ++h->queued;
-    else if (async && !fatal)
+    if (async && !fatal && goc_chan_try_send(q, &d) != 0)
         h->dropped++; /* the record is kept; only the call is lost */
     goc__lock_release(&h->lock);
     if (async && fatal)
-        deliver_before_exit(h, q, &r, target);
+        deliver_before_exit(h, q, &d.r);
     else if (!async && h->fn)
-        call_back(h, &r);
+        call_back(h, &d.r);
 }
 
 void goc_recovery_record(goc_recovery *h, const goc_panic_info *p)
@@ -207,10 +227,13 @@ void goc_recovery_record(goc_recovery *h, const goc_panic_info *p)
 static void deliver(void *arg)
 {
     goc_recovery *h = arg;
-    struct goc_panic_record r;
-    while (goc_chan_recv(h->delivery, &r, NULL) > 0) {
-        call_back(h, &r);
-        atomic_fetch_add(&h->delivered, 1);
+    struct delivery d;
+    while (goc_chan_recv(h->delivery, &d, NULL) > 0) {
+        call_back(h, &d.r);
+        if (d.w) {
+            atomic_store(&d.w->made, true);
+            fatal_wait_release(d.w);
+        }
     }
     goc_chan_release(h->delivery);
     goc__free(h);
@@ -221,7 +244,7 @@ int goc_recovery_set_async(goc_recovery *h, int queue)
     if (!h || !h->fn || queue < 1)
         return -EINVAL;
     goc_chan *q;
-    int rc = goc_chan_new(sizeof(struct goc_panic_record), (size_t)queue, &q);
+    int rc = goc_chan_new(sizeof(struct delivery), (size_t)queue, &q);
     if (rc)
         return rc;
     goc__lock_acquire(&h->lock);
