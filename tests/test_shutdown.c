@@ -782,3 +782,44 @@ TEST_G(shutdown, no_budget_at_the_start_or_a_cancel_still_tells_everyone)
         goc_shutdown_free(m);
     }
 }
+
+/* A parent context's end starts the shutdown, and its done channel says
+ * when it is over; a watch on a context that never ends is stopped by
+ * the free. */
+TEST_G(shutdown, a_watched_context_starts_it_and_done_says_when_it_ends)
+{
+    goc_shutdown *m;
+    ASSERT_OK(goc_shutdown_new(NULL, &m));
+    static struct comp c = COMP("c", GOC_MILLISECOND, false, 0);
+    atomic_store(&c.runs, 0);
+    ASSERT_OK(goc_shutdown_add(m, "c", stop_comp, &c, 0));
+    goc_ctx *parent;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &parent));
+    ASSERT_EQ(goc_shutdown_watch_ctx(NULL, parent), -EINVAL);
+    ASSERT_EQ(goc_shutdown_watch_ctx(m, NULL), -EINVAL);
+    ASSERT_OK(goc_shutdown_watch_ctx(m, parent));
+    ASSERT_EQ(goc_shutdown_watch_ctx(m, parent), -EBUSY);
+    goc_chan *done = goc_shutdown_done(m);
+    ASSERT(done != NULL);
+    ASSERT_EQ(goc_chan_try_recv(done, NULL), -EAGAIN);
+    goc_ctx_cancel(parent);
+    goc_ctx_local lc;
+    goc_ctx *t = goc_ctx_init_timeout(&lc, NULL, 5 * GOC_SECOND);
+    ASSERT_EQ(goc_chan_recv(done, NULL, t), 0); /* closed: over */
+    goc_ctx_destroy(t);
+    ASSERT_EQ(atomic_load(&c.runs), 1);
+    ASSERT_EQ(goc_shutdown_get_state(m), GOC_SHUTDOWN_DONE);
+    goc_shutdown_free(m);
+    goc_ctx_release(parent);
+
+    /* Never ended: the free stops the watch, nothing runs, nothing is
+     * left behind (the leak check). */
+    ASSERT_OK(goc_shutdown_new(NULL, &m));
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &parent));
+    ASSERT_OK(goc_shutdown_watch_ctx(m, parent));
+    goc_shutdown_free(m);
+    goc_ctx_cancel(parent); /* after the free: starts nothing */
+    goc_sleep(10 * GOC_MILLISECOND, NULL);
+    goc_ctx_release(parent);
+    ASSERT(goc_shutdown_done(NULL) == NULL);
+}

@@ -125,6 +125,24 @@ GOC_API int goc_shutdown_add_server(goc_shutdown *m,
 GOC_API int goc_shutdown_watch_signals(goc_shutdown *m, const int *sigs, int n);
 
 /**
+ * goc_shutdown_watch_ctx - start a shutdown when @ctx ends (a parent
+ * service's cancel, say), as a first signal would: with the configured
+ * timeout as its budget, on a goroutine of its own. A @ctx that can never
+ * end never starts one. goc_shutdown_free() stops the watch.
+ *
+ * Return: 0; -EINVAL for a NULL argument; -EBUSY if a context is watched
+ * already.
+ */
+GOC_API int goc_shutdown_watch_ctx(goc_shutdown *m, goc_ctx *ctx);
+
+/**
+ * goc_shutdown_done - a channel closed once a shutdown has finished and
+ * its result is stored, for goc_select() (Go's Done()). Borrowed: valid
+ * while @m lives; NULL for NULL.
+ */
+GOC_API goc_chan *goc_shutdown_done(goc_shutdown *m);
+
+/**
  * goc_shutdown_run - run the shutdown, or wait for the one running.
  * @ctx: the overall deadline (NULL, or no deadline: the configured
  *       timeout). Only the first caller's context sets the budget; later

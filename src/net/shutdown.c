@@ -49,6 +49,9 @@ struct goc_shutdown {
     goc_chan *sigs;
     goc_ctx *watch_ctx;
     goc_wg watcher;
+    /* goc_shutdown_watch_ctx(): set once, under lock. */
+    bool ctx_watched;
+    goc_ctx_after ctx_after;
     _Atomic int refs;
 };
 
@@ -570,10 +573,41 @@ int goc_shutdown_exit_code(goc_shutdown *m)
     return code;
 }
 
+static void run_on_ctx(void *arg)
+{
+    goc_shutdown *m = arg;
+    goc_shutdown_run(m, NULL);
+    mgr_release(m);
+}
+
+int goc_shutdown_watch_ctx(goc_shutdown *m, goc_ctx *ctx)
+{
+    if (!m || !ctx)
+        return -EINVAL;
+    goc__lock_acquire(&m->lock);
+    bool busy = m->ctx_watched;
+    m->ctx_watched = true;
+    goc__lock_release(&m->lock);
+    if (busy)
+        return -EBUSY;
+    atomic_fetch_add(&m->refs, 1); /* run_on_ctx's, until it ends */
+    return goc_ctx_after_func(ctx, run_on_ctx, m, &m->ctx_after);
+}
+
+goc_chan *goc_shutdown_done(goc_shutdown *m)
+{
+    return m ? m->done : NULL;
+}
+
 void goc_shutdown_free(goc_shutdown *m)
 {
     if (!m)
         return;
+    goc__lock_acquire(&m->lock);
+    bool watched = m->ctx_watched;
+    goc__lock_release(&m->lock);
+    if (watched && goc_ctx_after_stop(&m->ctx_after))
+        mgr_release(m); /* run_on_ctx will never run: its reference */
     if (m->sigs) {
         goc_signal_stop(m->sigs);
         goc_ctx_cancel(m->watch_ctx);
