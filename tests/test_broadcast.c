@@ -449,3 +449,37 @@ TEST_G(broadcast, unsubscribed_buffer_is_left_to_the_receiver)
         goc_bcast_free(b);
     }
 }
+
+/* A broadcaster bound to a context closes when it ends: every
+ * subscription ends; a binding that never fires goes with the free. */
+TEST_G(broadcast, close_on_a_context_ends_every_subscription)
+{
+    goc_bcast *b = bcast();
+    goc_sub *s = sub(b, 4, GOC_DROP_NEWEST);
+    goc_ctx *parent;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &parent));
+    ASSERT_EQ(goc_bcast_close_on(NULL, parent), -EINVAL);
+    ASSERT_EQ(goc_bcast_close_on(b, NULL), -EINVAL);
+    ASSERT_OK(goc_bcast_close_on(b, parent));
+    ASSERT_EQ(goc_bcast_close_on(b, parent), -EBUSY);
+    int64_t m = 7, v;
+    ASSERT_EQ(goc_bcast_publish(b, &m, NULL, NULL), 1);
+    goc_ctx_cancel(parent);
+    ASSERT_EQ(goc_sub_recv(s, &v, NULL), 1); /* what was sent stays */
+    ASSERT_EQ(v, 7);
+    goc_ctx_local lc;
+    goc_ctx *t = goc_ctx_init_timeout(&lc, NULL, 5 * GOC_SECOND);
+    ASSERT_EQ(goc_sub_recv(s, &v, t), 0); /* then it ends */
+    goc_ctx_destroy(t);
+    ASSERT_EQ(goc_bcast_publish(b, &m, NULL, NULL), GOC_ECLOSED);
+    goc_sub_release(s);
+    goc_bcast_free(b);
+    goc_ctx_release(parent);
+
+    b = bcast();
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &parent));
+    ASSERT_OK(goc_bcast_close_on(b, parent));
+    goc_bcast_free(b); /* the watch goes with it */
+    goc_ctx_cancel(parent);
+    goc_ctx_release(parent);
+}

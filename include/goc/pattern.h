@@ -240,6 +240,15 @@ enum goc_overflow {
 GOC_API int goc_bcast_new(size_t elem_size, goc_bcast **out);
 
 /**
+ * goc_bcast_close_on - close @b once @ctx ends (a parent's cancel or
+ * deadline), as goc_bcast_close() does: every subscription ends. A @ctx
+ * that never ends never closes it; goc_bcast_free() stops the watch.
+ *
+ * Return: 0; -EINVAL for a NULL argument; -EBUSY if bound already.
+ */
+GOC_API int goc_bcast_close_on(goc_bcast *b, goc_ctx *ctx);
+
+/**
  * goc_bcast_free - close the broadcaster and free it. Subscriptions stay
  * valid until released. @b may be NULL.
  */

@@ -46,6 +46,11 @@ struct goc_bcast {
     size_t elem_size;
     bool closed;
     void *scratch; /* DROP_OLDEST eviction buffer, under pub_mu */
+    /* goc_bcast_close_on(): bound once, under mu; the watch's run is
+     * counted in watch_wg until it has closed us. */
+    bool ctx_bound;
+    goc_ctx_after ctx_after;
+    goc_wg watch_wg;
 };
 
 int goc_bcast_new(size_t elem_size, goc_bcast **out)
@@ -335,10 +340,39 @@ int64_t goc_bcast_subscribers(goc_bcast *b)
     return n;
 }
 
+static void close_on_ctx(void *arg)
+{
+    goc_bcast *b = arg;
+    goc_bcast_close(b);
+    goc_wg_done(&b->watch_wg);
+}
+
+int goc_bcast_close_on(goc_bcast *b, goc_ctx *ctx)
+{
+    if (!b || !ctx)
+        return -EINVAL;
+    goc_mutex_lock(&b->mu, NULL);
+    bool busy = b->ctx_bound;
+    b->ctx_bound = true;
+    goc_mutex_unlock(&b->mu);
+    if (busy)
+        return -EBUSY;
+    goc_wg_add(&b->watch_wg, 1);
+    return goc_ctx_after_func(ctx, close_on_ctx, b, &b->ctx_after);
+}
+
 void goc_bcast_free(goc_bcast *b)
 {
     if (!b)
         return;
+    goc_mutex_lock(&b->mu, NULL);
+    bool bound = b->ctx_bound;
+    goc_mutex_unlock(&b->mu);
+    if (bound) {
+        if (goc_ctx_after_stop(&b->ctx_after))
+            goc_wg_done(&b->watch_wg);   /* its close will never run */
+        goc_wg_wait(&b->watch_wg, NULL); /* or has ended */
+    }
     goc_bcast_close(b);
     goc_chan_release(b->closing);
     goc__free(b->scratch);
