@@ -853,3 +853,79 @@ TEST_G(timer, after_func_finds_its_own_handle_set)
     }
     ASSERT_EQ(saw_none, 0);
 }
+
+/* ---- stop_sync ------------------------------------------------------- */
+
+struct slow_fn {
+    goc_chan *started, *gate;
+    goc_timer *self;
+    _Atomic int finished, self_rc;
+};
+
+static void slow_timer_fn(void *arg)
+{
+    struct slow_fn *s = arg;
+    atomic_store(&s->self_rc, goc_timer_stop_sync(s->self));
+    goc_chan_send(s->started, NULL, NULL);
+    goc_chan_recv(s->gate, NULL, NULL);
+    atomic_store(&s->finished, 1);
+}
+
+static void *stop_sync_thread(void *arg)
+{
+    struct slow_fn *s = arg;
+    ASSERT_EQ(goc_timer_stop_sync(s->self), 0); /* it had fired */
+    ASSERT_EQ(atomic_load(&s->finished), 1);    /* and it waited */
+    return NULL;
+}
+
+static void open_gate_later(void *arg)
+{
+    goc_sleep(30 * GOC_MILLISECOND, NULL);
+    goc_chan_close(arg);
+}
+
+/*
+ * goc_timer_stop_sync waits for a run of the function under way (stop
+ * does not), from a goroutine or a thread; from the function itself it
+ * refuses, rather than wait for its own return.
+ */
+TEST_G(timer, stop_sync_waits_for_a_running_function)
+{
+    static struct slow_fn s;
+    ASSERT_OK(goc_chan_new(0, 0, &s.started));
+    ASSERT_OK(goc_chan_new(0, 0, &s.gate));
+    ASSERT_EQ(goc_timer_stop_sync(NULL), -EINVAL);
+    ASSERT_OK(
+        goc_timer_after_func(GOC_MILLISECOND, slow_timer_fn, &s, &s.self));
+    ASSERT_EQ(goc_chan_recv(s.started, NULL, NULL), 1);
+    ASSERT_EQ(atomic_load(&s.self_rc), -EDEADLK);
+    ASSERT_OK(goc_go(open_gate_later, s.gate));
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, stop_sync_thread, &s));
+    ASSERT_EQ(goc_timer_stop_sync(s.self), 0);
+    ASSERT_EQ(atomic_load(&s.finished), 1);
+    ASSERT_OK(test_join(t, NULL));
+    goc_timer_free(s.self);
+    /* Stopped before it fired: 1, and nothing runs. */
+    goc_timer *quiet;
+    ASSERT_OK(goc_timer_after_func(GOC_SECOND, slow_timer_fn, &s, &quiet));
+    ASSERT_EQ(goc_timer_stop_sync(quiet), 1);
+    goc_timer_free(quiet);
+    goc_chan_release(s.started);
+    goc_chan_release(s.gate);
+}
+
+static void frees_its_timer(void *arg)
+{
+    goc_timer_free(*(goc_timer **)arg);
+}
+
+/* A function may free its own timer, and a free may come while the
+ * function runs: the last of them frees it. */
+TEST_G(timer, after_func_may_free_its_own_timer)
+{
+    static goc_timer *t;
+    ASSERT_OK(goc_timer_after_func(GOC_MILLISECOND, frees_its_timer, &t, &t));
+    goc_sleep(30 * GOC_MILLISECOND, NULL);
+}

@@ -100,6 +100,18 @@ GOC_API goc_chan *goc_timer_chan(goc_timer *t);
 GOC_API bool goc_timer_stop(goc_timer *t);
 
 /**
+ * goc_timer_stop_sync - goc_timer_stop(), then, for an after-func timer,
+ * wait until no run of its function is under way (Go's Stop does not
+ * wait; this is the one to call before freeing what the function uses).
+ * Waits from a goroutine or a plain thread.
+ *
+ * Return: 1 if it stopped a firing, 0 if not (as goc_timer_stop());
+ * -EDEADLK from the timer's own function (it would wait for itself:
+ * nothing is stopped); -EINVAL for NULL.
+ */
+GOC_API int goc_timer_stop_sync(goc_timer *t);
+
+/**
  * goc_timer_reset - goc_timer_stop(), then arm the timer to fire @d ns
  * from now.
  *
@@ -109,7 +121,9 @@ GOC_API bool goc_timer_reset(goc_timer *t, int64_t d);
 
 /**
  * goc_timer_free - stop the timer and free it (NULL ignored). No other
- * call on @t may be in progress or follow; its channel goes with it.
+ * call on @t may be in progress or follow; its channel goes with it. A
+ * run of an after-func timer's function under way goes on (it may free
+ * its own timer).
  */
 GOC_API void goc_timer_free(goc_timer *t);
 

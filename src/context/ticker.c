@@ -43,6 +43,21 @@ struct goc_timer {
     goc_fn fn;    /* FUNC_TIMER */
     void *arg;
     _Atomic int64_t dropped; /* ticks a full channel refused */
+    /* FUNC_TIMER: runs of fn under way, counted from the callback, which
+     * must never wait (a WaitGroup's add and done never do); and, under
+     * runs_mu, the goroutines running them. goc_timer_stop_sync() waits
+     * for them, and refuses to wait for the one it is called from. A run
+     * holds a reference on the timer, so a free may come first; the last
+     * reference frees it. */
+    goc_wg runs;
+    goc_mutex runs_mu;
+    struct fn_run *running;
+    _Atomic int refs;
+};
+
+struct fn_run {
+    struct fn_run *next;
+    int64_t gid;
 };
 
 struct goc_ticker {
@@ -80,11 +95,45 @@ static void send_time(struct goc_timer *tm, int64_t now)
         atomic_fetch_add_explicit(&tm->dropped, 1, memory_order_relaxed);
 }
 
+static void timer_release(struct goc_timer *tm)
+{
+    if (atomic_fetch_sub(&tm->refs, 1) != 1)
+        return;
+    goc_chan_release(tm->ch);
+    goc__free(tm);
+}
+
+/* One run of an after-func timer's fn, counted while it runs. */
+static void run_fn(void *arg)
+{
+    struct goc_timer *tm = arg;
+    struct fn_run me = { .gid = goc_id() };
+    goc_mutex_lock(&tm->runs_mu, NULL);
+    me.next = tm->running;
+    tm->running = &me;
+    goc_mutex_unlock(&tm->runs_mu);
+    tm->fn(tm->arg);
+    goc_mutex_lock(&tm->runs_mu, NULL);
+    struct fn_run **at = &tm->running;
+    while (*at != &me)
+        at = &(*at)->next;
+    *at = me.next;
+    goc_mutex_unlock(&tm->runs_mu);
+    goc_wg_done(&tm->runs);
+    timer_release(tm);
+}
+
 /* FUNC_TIMER: start fn; if no goroutine can be made now, try again a
  * little later, for as long as the timer is not stopped. */
 static void start_fn(struct goc_timer *tm, int64_t now)
 {
-    int err = goc_go(tm->fn, tm->arg);
+    atomic_fetch_add(&tm->refs, 1); /* the run's */
+    goc_wg_add(&tm->runs, 1);       /* counted before it can start */
+    int err = goc_go(run_fn, tm);
+    if (err) {
+        goc_wg_done(&tm->runs);
+        atomic_fetch_sub(&tm->refs, 1); /* never the last: the owner's */
+    }
     goc__lock_acquire(&tm->lock);
     if (err == 0)
         tm->armed = false;
@@ -163,6 +212,9 @@ static int timer_make(enum kind kind, bool with_chan, struct goc_timer **out)
         return -ENOMEM;
     tm->lock = (goc__lock)GOC__LOCK_INIT;
     tm->op = (goc_mutex)GOC_MUTEX_INIT;
+    tm->runs = (goc_wg)GOC_WG_INIT;
+    tm->runs_mu = (goc_mutex)GOC_MUTEX_INIT;
+    atomic_init(&tm->refs, 1); /* the owner's */
     tm->kind = kind;
     if (with_chan && (err = goc_chan_new(sizeof(int64_t), 1, &tm->ch)) != 0) {
         goc__free(tm);
@@ -226,6 +278,29 @@ bool goc_timer_reset(goc_timer *tm, int64_t d)
     return was_active;
 }
 
+static bool runs_from_here(struct goc_timer *tm)
+{
+    int64_t me = goc_id();
+    for (struct fn_run *r = tm->running; r && me; r = r->next)
+        if (r->gid == me)
+            return true;
+    return false;
+}
+
+int goc_timer_stop_sync(goc_timer *tm)
+{
+    if (!tm)
+        return -EINVAL;
+    goc_mutex_lock(&tm->runs_mu, NULL);
+    bool self = runs_from_here(tm);
+    goc_mutex_unlock(&tm->runs_mu);
+    if (self)
+        return -EDEADLK; /* it would wait for its own return */
+    bool stopped = goc_timer_stop(tm);
+    goc_wg_wait(&tm->runs, NULL); /* stop started no run after it */
+    return stopped;
+}
+
 void goc_timer_free(goc_timer *tm)
 {
     if (!tm)
@@ -233,8 +308,7 @@ void goc_timer_free(goc_timer *tm)
     goc_mutex_lock(&tm->op, NULL);
     stop_schedule(tm);
     goc_mutex_unlock(&tm->op);
-    goc_chan_release(tm->ch);
-    goc__free(tm);
+    timer_release(tm); /* a run under way holds its own reference */
 }
 
 int goc_ticker_new(int64_t period, goc_ticker **out)
