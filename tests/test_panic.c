@@ -1549,3 +1549,85 @@ TEST_G(panic, abort_on_misuse_turns_misuse_into_a_panic)
     }
     test_expect_exit(misuse_child, 2, "misuse: goc_wg_add: negative counter");
 }
+
+/* ---- goc_leak_find --------------------------------------------------------
+ */
+
+__attribute__((noinline)) static void leaky_inner(goc_chan *ch)
+{
+    goc_chan_recv(ch, NULL, NULL);
+    __asm__ volatile(""); /* not a tail call: this frame stays */
+}
+
+__attribute__((noinline)) static void leaky_wait(void *arg)
+{
+    leaky_inner(arg);
+    __asm__ volatile("");
+}
+
+static void leaves_soon(void *arg)
+{
+    (void)arg;
+    goc_sleep(20 * GOC_MILLISECOND, NULL);
+}
+
+static void *find_from_thread(void *arg)
+{
+    struct goc_leak l;
+    return (void *)(intptr_t)goc_leak_find(arg, &l, 1);
+}
+
+/*
+ * goleak's checks: the goroutines left, with their entry function, name,
+ * state and creator; left out by a function on their stack or as alive
+ * before (a snapshot); looked for again until they are gone.
+ */
+TEST_G(panic, leak_find_names_what_is_left_and_ignores_what_it_is_told)
+{
+    struct goc_leak l[4];
+    ASSERT_EQ(goc_leak_find(NULL, NULL, 1), -EINVAL);
+    struct goc_leak_opts bad = { .timeout = -1 };
+    ASSERT_EQ(goc_leak_find(&bad, l, 4), -EINVAL);
+    ASSERT_EQ(goc_leak_find(NULL, l, 4), 0);
+    int64_t before[8];
+    ASSERT_EQ(goc_leak_snapshot(before, 8), 0);
+
+    goc_chan *ch;
+    ASSERT_OK(goc_chan_new(0, 0, &ch));
+    struct goc_go_opts named = { .name = "stuck" };
+    ASSERT_OK(goc_go_ex(leaky_wait, ch, &named));
+    goc_sleep(10 * GOC_MILLISECOND, NULL); /* parked by now */
+    ASSERT_EQ(goc_leak_find(NULL, l, 4), 1);
+    ASSERT_STR(l[0].entry, "leaky_wait");
+    ASSERT_STR(l[0].name, "stuck");
+    ASSERT_STR(l[0].state, "chan receive");
+    ASSERT_EQ(l[0].created_by, goc_id());
+    ASSERT_EQ(goc_leak_find(NULL, NULL, 0), 1); /* counted only */
+
+    /* By a function on its stack, its entry or deeper. */
+    const char *const entry[] = { "leaky_wait", NULL };
+    const char *const deeper[] = { "leaky_inner", NULL };
+    struct goc_leak_opts by_entry = { .ignore_functions = entry };
+    struct goc_leak_opts by_frame = { .ignore_functions = deeper };
+    ASSERT_EQ(goc_leak_find(&by_entry, l, 4), 0);
+    ASSERT_EQ(goc_leak_find(&by_frame, l, 4), 0);
+    /* As alive before: a snapshot taken now. */
+    int64_t now[8];
+    int n = goc_leak_snapshot(now, 8);
+    ASSERT_EQ(n, 1);
+    struct goc_leak_opts known = { .ignore_ids = now, .nignore_ids = 1 };
+    ASSERT_EQ(goc_leak_find(&known, l, 4), 0);
+    /* From a plain thread too: it sees this goroutine as well. */
+    pthread_t t;
+    void *found;
+    ASSERT_OK(pthread_create(&t, NULL, find_from_thread, NULL));
+    ASSERT_OK(test_join(t, &found));
+    ASSERT_EQ((intptr_t)found, 2);
+    goc_chan_close(ch);
+
+    /* One about to leave: waited for, not reported. */
+    ASSERT_OK(goc_go(leaves_soon, NULL));
+    struct goc_leak_opts patient = { .timeout = 5 * GOC_SECOND };
+    ASSERT_EQ(goc_leak_find(&patient, l, 4), 0);
+    goc_chan_release(ch);
+}

@@ -237,6 +237,54 @@ GOC_API int goc_dump_on_sigquit(bool on);
  */
 GOC_API int goc_leakcheck(int64_t allowed, int64_t timeout);
 
+/** struct goc_leak - a goroutine goc_leak_find() found. */
+struct goc_leak {
+    int64_t id;
+    int64_t created_by; /* the goroutine that made it; 0: a plain thread */
+    char name[32];      /* given with goc_go_ex(), else "" */
+    char entry[64];     /* its entry function, symbolised */
+    char state[32];     /* "running", "runnable", "chan receive", ... */
+};
+
+/**
+ * struct goc_leak_opts - what goc_leak_find() leaves out (goleak's
+ * options). All may be 0 / NULL.
+ * @ignore_functions: NULL-terminated function names; a goroutine whose
+ *                  entry function, or any function on its stack, is one
+ *                  of them is left out (IgnoreAnyFunction).
+ * @ignore_ids:     goroutines to leave out, as goc_leak_snapshot() gives
+ *                  them (IgnoreCurrent); @nignore_ids of them.
+ * @timeout:        retry, with backoff up to 100 ms, while goroutines
+ *                  are found, for at most this long (0: look once).
+ */
+struct goc_leak_opts {
+    const char *const *ignore_functions;
+    const int64_t *ignore_ids;
+    size_t nignore_ids;
+    int64_t timeout;
+};
+
+/**
+ * goc_leak_find - the goroutines alive besides the caller that @opts
+ * does not leave out: the first @max into @out, in no set order.
+ * @opts: NULL for none.
+ *
+ * Return: how many there are (0: none; possibly more than @max);
+ * -EINVAL for a negative @timeout or @max, or a NULL @out with @max > 0.
+ */
+GOC_API int goc_leak_find(const struct goc_leak_opts *opts,
+                          struct goc_leak *out,
+                          int max);
+
+/**
+ * goc_leak_snapshot - the ids of the goroutines alive now besides the
+ * caller, for goc_leak_opts.ignore_ids: those that exist before a test
+ * are not its leaks. The first @max into @ids.
+ *
+ * Return: how many there are (possibly more than @max); -EINVAL.
+ */
+GOC_API int goc_leak_snapshot(int64_t *ids, int max);
+
 #ifdef __cplusplus
 }
 #endif

@@ -276,7 +276,11 @@ static void walk_one(struct goc__g *g, void *arg)
         return;
     w->d.count++;
     struct goc__gsnap s = { .id = v.id,
+                            .parent_id = v.parent_id,
                             .status = v.status,
+                            .wait_reason = v.wait_reason,
+                            .name = v.name,
+                            .self = g == w->d.self,
                             .entry = v.fn,
                             .pcs = v.pcs,
                             .npc = v.npc };

@@ -709,8 +709,11 @@ int64_t goc__count_goroutines(int64_t *created_total);
 
 /* One goroutine as goc__goroutine_walk() sees it (a racy snapshot). */
 struct goc__gsnap {
-    int64_t id;
-    int status; /* enum goc__gstatus */
+    int64_t id, parent_id;
+    int status;      /* enum goc__gstatus */
+    int wait_reason; /* while waiting: index in goc__wait_reason_names */
+    const char *name;
+    bool self; /* the walking goroutine */
     const void *entry;
     void *const *pcs; /* return addresses, innermost first; none while it
                          runs on another thread */
