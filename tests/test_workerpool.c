@@ -1171,3 +1171,65 @@ TEST_G(workerpool, group_free_drops_its_cancelled_queued_tasks_at_once)
     ASSERT_EQ(atomic_load(&ran), 0); /* the sub-task never ran */
     goc_workerpool_free(fan_pool);
 }
+
+/* ---- on_discard -----------------------------------------------------------
+ */
+
+static _Atomic int discards;
+
+static int frees_its_arg(goc_ctx *ctx, void *arg, void **result)
+{
+    (void)ctx, (void)result;
+    goc__free(arg);
+    return 0;
+}
+
+static void discard_arg(goc_task_fn fn, void *arg, void *discard_arg_)
+{
+    ASSERT(fn == frees_its_arg);
+    ASSERT(discard_arg_ == &discards);
+    atomic_fetch_add(&discards, 1);
+    goc__free(arg); /* what the task would have freed */
+}
+
+/*
+ * Tasks accepted and never run give their argument to on_discard: on the
+ * pool's cancel, and for a task whose handle was cancelled while queued.
+ * A task that owns a heap argument leaked it otherwise (nobody told, no
+ * handle to learn it from).
+ */
+TEST_G(workerpool, discarded_tasks_give_back_their_arguments)
+{
+    atomic_store(&discards, 0);
+    int64_t before = test_lib_objects();
+    goc_chan *g = gate();
+    struct goc_workerpool_config cfg = { .max_workers = 1,
+                                         .on_discard = discard_arg,
+                                         .discard_arg = &discards };
+    goc_workerpool *p;
+    ASSERT_OK(goc_workerpool_new(&cfg, &p));
+    ASSERT_OK(goc_workerpool_submit(p, gated, g, NULL, NULL, NULL));
+    wait_running(p, 1);
+    goc_future *f;
+    ASSERT_OK(goc_workerpool_submit(p, frees_its_arg, goc__malloc(32), NULL, &f,
+                                    NULL));
+    ASSERT_EQ(goc_future_cancel(f), 1); /* while queued */
+    goc_future_release(f);
+    goc_chan_close(g); /* the worker meets it, dead, and gives it back */
+    ASSERT_OK(goc_workerpool_wait_idle(p, NULL));
+    ASSERT_EQ(atomic_load(&discards), 1);
+    goc_chan_release(g);
+    g = gate();
+    ASSERT_OK(goc_workerpool_submit(p, gated, g, NULL, NULL, NULL));
+    wait_running(p, 1);
+    for (int i = 0; i < 5; i++)
+        ASSERT_OK(goc_workerpool_submit(p, frees_its_arg, goc__malloc(32), NULL,
+                                        NULL, NULL));
+    ASSERT_EQ(goc_workerpool_cancel(p), 5);
+    ASSERT_EQ(atomic_load(&discards), 6);
+    goc_chan_close(g);
+    goc_workerpool_free(p);
+    ASSERT_EQ(atomic_load(&discards), 6);
+    goc_chan_release(g);
+    ASSERT(test_lib_objects() - before < 8);
+}

@@ -265,12 +265,22 @@ typedef struct goc_workerpool goc_workerpool;
  * @ctx:         pool context (borrowed; must outlive the pool): when it
  *               ends, the pool cancels as goc_workerpool_cancel() does.
  *               Tasks receive a child of it. NULL: background.
+ * @on_discard:  called with a task's function and argument, and
+ *               @discard_arg, for each accepted task settled as cancelled
+ *               without running (the pool's cancel or context, its
+ *               group's, or its handle cancelled while queued), once it
+ *               is sure never to run: where an argument the task would
+ *               have freed is freed. On the cancelling goroutine or the
+ *               worker that found it, with no lock held; a panic in it is
+ *               reported as a task's is. NULL: none.
  */
 struct goc_workerpool_config {
     int64_t max_workers;
     int64_t queue_size;
     unsigned flags;
     goc_ctx *ctx;
+    void (*on_discard)(goc_task_fn fn, void *arg, void *discard_arg);
+    void *discard_arg;
 };
 
 /** struct goc_workerpool_stats - counters (a snapshot). */

@@ -44,7 +44,30 @@ struct goc_workerpool {
     bool ctx_end_done;              /* under mu: that callback has finished */
     struct goc_workerpool_stats st; /* under mu */
     struct goc__recovery_slot rec;
+    void (*on_discard)(goc_task_fn fn, void *arg, void *discard_arg);
+    void *discard_arg;
 };
+
+struct discard_call {
+    goc_workerpool *p;
+    struct task *t;
+};
+
+static int call_discard(void *arg)
+{
+    struct discard_call *d = arg;
+    d->p->on_discard(d->t->fn, d->t->arg, d->p->discard_arg);
+    return 0;
+}
+
+/* A task accepted and never to run: its argument goes to the owner's
+ * hook (outside every lock; a panic there fails alone). */
+static void discarded(goc_workerpool *p, struct task *t)
+{
+    struct discard_call d = { p, t };
+    if (p->on_discard)
+        goc__safe_call_in(&p->rec, call_discard, &d, NULL, NULL);
+}
 
 static void task_free(struct task *t)
 {
@@ -99,8 +122,9 @@ static int64_t cancel_taken(goc_workerpool *p, struct goc__dlink *l, int64_t n)
     int64_t won = 0;
     while (l) {
         struct goc__dlink *next = l->next;
-        won += settle(goc__container_of(l, struct task, link), -ECANCELED, NULL,
-                      NULL);
+        struct task *t = goc__container_of(l, struct task, link);
+        discarded(p, t);
+        won += settle(t, -ECANCELED, NULL, NULL);
         l = next;
     }
     goc_mutex_lock(&p->mu, NULL);
@@ -215,6 +239,7 @@ static void worker(void *arg)
             p->st.canceled++;
             p->settling++; /* not idle until it is settled */
             goc_mutex_unlock(&p->mu);
+            discarded(p, t);
             if (dead)
                 task_free(t);
             else
@@ -271,6 +296,8 @@ int goc_workerpool_new(const struct goc_workerpool_config *cfg,
     p->queue_size = c.queue_size;
     p->max_workers = c.max_workers;
     p->flags = c.flags;
+    p->on_discard = c.on_discard;
+    p->discard_arg = c.discard_arg;
     goc_ctx_after_func(p->ctx, ctx_ended, p, &p->on_ctx_end);
     *out = p;
     return 0;
