@@ -350,6 +350,17 @@ TEST_G(shutdown, overrun_is_reported_and_rest_still_stop)
     ASSERT_EQ(r[2].state, GOC_COMPONENT_FAILED);
     ASSERT_EQ(r[2].err, -EIO);
     ASSERT_EQ(r[3].state, GOC_COMPONENT_STOPPED);
+    /* One error: each failure, named, and the deadline naming the
+     * unfinished. */
+    goc_error *e;
+    ASSERT_OK(goc_shutdown_error(m, &e));
+    ASSERT(goc_error_is(e, -EIO));
+    ASSERT(goc_error_is(e, -ETIMEDOUT));
+    char text[512];
+    goc_error_format(e, false, text, sizeof(text));
+    ASSERT(strstr(text, "fail: "));
+    ASSERT(strstr(text, "not finished: slow"));
+    goc_error_release(e);
     ASSERT_EQ(goc_shutdown_unfinished(m), 1);
     /* The overrunning stop still runs; when it returns it is recorded. */
     int64_t t0 = goc_now();
@@ -383,6 +394,8 @@ TEST_G(shutdown, signal_starts_it_once)
     ASSERT_OK(goc_shutdown_new(NULL, &m));
     struct comp c = COMP("c", 10 * GOC_MILLISECOND, false, 0);
     ASSERT_OK(goc_shutdown_add(m, "c", stop_comp, &c, 0));
+    goc_error *e = (goc_error *)1;
+    ASSERT_EQ(goc_shutdown_error(m, &e), -EBUSY); /* not run yet */
     int usr1 = SIGUSR1;
     ASSERT_OK(goc_shutdown_watch_signals(m, &usr1, 1));
     ASSERT_EQ(goc_shutdown_watch_signals(m, &usr1, 1), -EBUSY);
@@ -392,6 +405,8 @@ TEST_G(shutdown, signal_starts_it_once)
     ASSERT_OK(goc_shutdown_wait(m, ctx));
     goc_ctx_destroy(ctx);
     ASSERT_EQ(goc_shutdown_signal(m), SIGUSR1);
+    ASSERT_OK(goc_shutdown_error(m, &e));
+    ASSERT(e == NULL);                    /* clean */
     ASSERT_OK(goc_shutdown_run(m, NULL)); /* explicit call: same result */
     ASSERT_EQ(atomic_load(&c.runs), 1);
     goc_shutdown_free(m);

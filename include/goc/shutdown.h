@@ -14,6 +14,7 @@
 #define GOC_SHUTDOWN_H
 
 #include "common.h"
+#include "errors.h"
 #include "server.h"
 
 #include <stdbool.h>
@@ -175,6 +176,18 @@ GOC_API int goc_shutdown_report(goc_shutdown *m,
 
 /** goc_shutdown_unfinished - components whose stop function still runs. */
 GOC_API int goc_shutdown_unfinished(goc_shutdown *m);
+
+/**
+ * goc_shutdown_error - the finished shutdown's outcome as one error
+ * (goc/errors.h), errors.Join-like: each failed component's error,
+ * tagged with its name, then one -ETIMEDOUT (-ECANCELED if the caller
+ * cancelled) naming every component that had not finished in its budget
+ * or was skipped. goc_error_is() finds each code in it.
+ * @out: the error (release it), or NULL for a clean shutdown.
+ *
+ * Return: 0; -EBUSY before the shutdown has finished; -EINVAL; -ENOMEM.
+ */
+GOC_API int goc_shutdown_error(goc_shutdown *m, goc_error **out);
 
 /** goc_shutdown_signal - the signal that started the shutdown, or 0. */
 GOC_API int goc_shutdown_signal(goc_shutdown *m);

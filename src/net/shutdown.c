@@ -9,6 +9,7 @@
  */
 #include "net.h"
 #include "goc/chan.h"
+#include "goc/errors.h"
 #include "goc/shutdown.h"
 #include "goc/signal.h"
 #include "goc/sync.h"
@@ -571,6 +572,68 @@ int goc_shutdown_exit_code(goc_shutdown *m)
     int code = m->state != GOC_SHUTDOWN_DONE ? -EBUSY : m->result ? 1 : 0;
     goc__lock_release(&m->lock);
     return code;
+}
+
+/* Unfinished: a stop function that had not returned when its budget ran
+ * out (it may have since), or one never started. */
+static bool unfinished(int state)
+{
+    return state == GOC_COMPONENT_OVERRAN || state == GOC_COMPONENT_LATE ||
+           state == GOC_COMPONENT_SKIPPED;
+}
+
+/* "a, b, c": the unfinished components' names, as many as fit. */
+static void unfinished_names(const goc_shutdown *m, char *buf, size_t n)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < m->ncomps && len + 1 < n; i++) {
+        if (!unfinished(m->comps[i].state))
+            continue;
+        int w = snprintf(buf + len, n - len, "%s%s", len ? ", " : "",
+                         m->comps[i].name);
+        len = w < 0 ? n : len + (size_t)w;
+    }
+}
+
+int goc_shutdown_error(goc_shutdown *m, goc_error **out)
+{
+    if (!m || !out)
+        return -EINVAL;
+    *out = NULL;
+    goc__lock_acquire(&m->lock);
+    if (m->state != GOC_SHUTDOWN_DONE) {
+        goc__lock_release(&m->lock);
+        return -EBUSY;
+    }
+    /* The components are fixed once done; their states may still move
+     * from overran to late, which does not change what is reported. */
+    goc__lock_release(&m->lock);
+    int n = m->ncomps;
+    goc_error **errs = goc__calloc((size_t)n + 1, sizeof(*errs));
+    if (!errs)
+        return -ENOMEM;
+    size_t k = 0;
+    char names[512];
+    goc__lock_acquire(&m->lock);
+    for (int i = 0; i < n; i++) {
+        const struct comp *c = &m->comps[i];
+        if (c->state == GOC_COMPONENT_FAILED)
+            errs[k++] =
+                goc_error_new(c->err, "%s: %s", c->name, goc_strerror(c->err));
+    }
+    unfinished_names(m, names, sizeof(names));
+    int cut = m->result == -ECANCELED ? -ECANCELED : -ETIMEDOUT;
+    goc__lock_release(&m->lock);
+    if (names[0])
+        errs[k++] = goc_error_new(
+            cut, "shutdown %s: not finished: %s",
+            cut == -ECANCELED ? "cancelled" : "deadline exceeded", names);
+    *out = goc_error_join(errs, k);
+    for (size_t i = 0; i < k; i++)
+        goc_error_release(errs[i]);
+    goc__free(errs);
+    return 0;
 }
 
 static void run_on_ctx(void *arg)
