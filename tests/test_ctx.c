@@ -55,6 +55,17 @@ TEST(ctx, cancel_reaches_descendants_not_parent)
     goc_ctx_cancel_cause(pos, 5);
     ASSERT_EQ(goc_ctx_err(pos), -ECANCELED);
     ASSERT_EQ(goc_ctx_cause(pos), -EINVAL);
+    /* A done channel is its context's to close: a user's close is
+     * refused (it went through, and the context's own close met a closed
+     * channel). */
+    goc_ctx *live;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &live));
+    goc_chan *done = goc_ctx_done(live);
+    ASSERT_EQ(goc_chan_close(done), GOC_EMISUSE);
+    ASSERT_EQ(goc_chan_try_recv(done, NULL), -EAGAIN);
+    goc_ctx_cancel(live);
+    ASSERT_EQ(goc_chan_recv(done, NULL, NULL), 0);
+    goc_ctx_release(live);
     goc_ctx_release(pos);
     goc_ctx_release(late);
     goc_ctx_release(leaf);

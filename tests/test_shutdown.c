@@ -838,3 +838,65 @@ TEST_G(shutdown, a_watched_context_starts_it_and_done_says_when_it_ends)
     goc_ctx_release(parent);
     ASSERT(goc_shutdown_done(NULL) == NULL);
 }
+
+/* A stop that returns at its deadline (as a server's does) overran all
+ * the same: the phases after it are skipped every time. It counted only
+ * when the phase's end found it still running, so which it was came down
+ * to timing. */
+TEST_G(shutdown, a_stop_returning_at_its_deadline_spent_the_budget_too)
+{
+    for (int i = 0; i < 10; i++) {
+        goc_shutdown *m;
+        ASSERT_OK(goc_shutdown_new(NULL, &m));
+        static struct comp polite = COMP("polite", 10 * GOC_SECOND, true, 0),
+                           db = COMP("db", 0, false, 0);
+        atomic_store(&db.runs, 0);
+        ASSERT_OK(goc_shutdown_add(m, "polite", stop_comp, &polite, 100));
+        ASSERT_OK(goc_shutdown_add(m, "db", stop_comp, &db, 0));
+        goc_ctx_local lc;
+        goc_ctx *c = goc_ctx_init_timeout(&lc, NULL, 20 * GOC_MILLISECOND);
+        ASSERT_EQ(goc_shutdown_run(m, c), -ETIMEDOUT);
+        goc_ctx_destroy(c);
+        struct goc_component_report r[2];
+        ASSERT_EQ(goc_shutdown_report(m, r, 2), 2);
+        ASSERT_EQ(r[1].state, GOC_COMPONENT_SKIPPED);
+        ASSERT_EQ(atomic_load(&db.runs), 0);
+        goc_shutdown_free(m);
+    }
+}
+
+static _Atomic bool freed;
+static _Atomic int stops_after_free;
+
+static int stop_after_free_check(goc_ctx *ctx, void *arg)
+{
+    (void)ctx, (void)arg;
+    goc_sleep(GOC_MILLISECOND, NULL);
+    if (atomic_load(&freed))
+        atomic_fetch_add(&stops_after_free, 1);
+    return 0;
+}
+
+/* A free right after the watched context ended waits for the shutdown
+ * that started: no stop function runs after it returned (one did, in
+ * most rounds). */
+TEST_G(shutdown, free_waits_for_the_shutdown_its_context_started)
+{
+    atomic_store(&stops_after_free, 0);
+    for (int i = 0; i < test_scale(50); i++) {
+        goc_shutdown *m;
+        ASSERT_OK(goc_shutdown_new(NULL, &m));
+        ASSERT_OK(goc_shutdown_add(m, "c", stop_after_free_check, NULL, 0));
+        goc_ctx *parent;
+        ASSERT_OK(goc_ctx_with_cancel(NULL, &parent));
+        ASSERT_OK(goc_shutdown_watch_ctx(m, parent));
+        atomic_store(&freed, false);
+        goc_ctx_cancel(parent);
+        goc_yield();
+        goc_shutdown_free(m);
+        atomic_store(&freed, true);
+        goc_ctx_release(parent);
+    }
+    goc_sleep(20 * GOC_MILLISECOND, NULL);
+    ASSERT_EQ(atomic_load(&stops_after_free), 0);
+}

@@ -929,3 +929,40 @@ TEST_G(timer, after_func_may_free_its_own_timer)
     ASSERT_OK(goc_timer_after_func(GOC_MILLISECOND, frees_its_timer, &t, &t));
     goc_sleep(30 * GOC_MILLISECOND, NULL);
 }
+
+struct rearming {
+    goc_timer *t;
+    _Atomic int runs;
+    _Atomic bool stopped;
+    _Atomic int after_stop;
+};
+
+static void rearms_itself(void *arg)
+{
+    struct rearming *r = arg;
+    if (atomic_load(&r->stopped))
+        atomic_fetch_add(&r->after_stop, 1);
+    atomic_fetch_add(&r->runs, 1);
+    goc_sleep(GOC_MILLISECOND, NULL); /* a stop_sync finds it running */
+    goc_timer_reset(r->t, 0);         /* periodic work: fire again now */
+}
+
+/* A function that re-arms its own timer is stopped for good too: it ran
+ * again after stop_sync returned, every round. */
+TEST_G(timer, stop_sync_stops_a_function_that_rearms_its_timer)
+{
+    for (int round = 0; round < test_scale(20); round++) {
+        static struct rearming r;
+        atomic_store(&r.runs, 0);
+        atomic_store(&r.stopped, false);
+        atomic_store(&r.after_stop, 0);
+        ASSERT_OK(goc_timer_after_func(0, rearms_itself, &r, &r.t));
+        while (atomic_load(&r.runs) < 2)
+            goc_yield();
+        ASSERT_GE(goc_timer_stop_sync(r.t), 0);
+        atomic_store(&r.stopped, true);
+        goc_sleep(5 * GOC_MILLISECOND, NULL);
+        ASSERT_EQ(atomic_load(&r.after_stop), 0);
+        goc_timer_free(r.t);
+    }
+}

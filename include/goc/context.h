@@ -232,7 +232,8 @@ GOC_API void *goc_ctx_value(goc_ctx *ctx, const void *key);
 
 /**
  * goc_ctx_done - a channel that is closed when @ctx is done, for use as a
- * receive case in goc_select().
+ * receive case in goc_select(). It is receive-only: a send or close on it
+ * returns GOC_EMISUSE.
  *
  * Return: the channel (owned by @ctx, valid while it lives), or NULL for a
  * context that can never be cancelled: a NULL channel is never ready in a

@@ -251,7 +251,9 @@ struct goc_leak {
  * options). All may be 0 / NULL.
  * @ignore_functions: NULL-terminated function names; a goroutine whose
  *                  entry function, or any function on its stack, is one
- *                  of them is left out (IgnoreAnyFunction).
+ *                  of them is left out (IgnoreAnyFunction). The stack of
+ *                  a goroutine running on another thread (in a blocking
+ *                  section, say) cannot be read: only its entry counts.
  * @ignore_ids:     goroutines to leave out, as goc_leak_snapshot() gives
  *                  them (IgnoreCurrent); @nignore_ids of them.
  * @timeout:        retry, with backoff up to 100 ms, while goroutines

@@ -129,7 +129,9 @@ GOC_API int goc_shutdown_watch_signals(goc_shutdown *m, const int *sigs, int n);
  * goc_shutdown_watch_ctx - start a shutdown when @ctx ends (a parent
  * service's cancel, say), as a first signal would: with the configured
  * timeout as its budget, on a goroutine of its own. A @ctx that can never
- * end never starts one. goc_shutdown_free() stops the watch.
+ * end never starts one. goc_shutdown_free() stops the watch; if @ctx has
+ * ended already, it waits for the shutdown that started (so no stop
+ * function runs after the free).
  *
  * Return: 0; -EINVAL for a NULL argument; -EBUSY if a context is watched
  * already.

@@ -185,7 +185,7 @@ static void fire_locked(struct goc_ctx *c,
     }
     goc_chan *done = atomic_load_explicit(&c->done, memory_order_relaxed);
     if (done)
-        goc_chan_close(done);
+        goc__chan_close_owned(done);
 }
 
 /*
@@ -576,8 +576,9 @@ goc_chan *goc_ctx_done(goc_ctx *ctx)
     goc__lock_acquire(&c->lock);
     goc_chan *done = atomic_load_explicit(&c->done, memory_order_relaxed);
     if (!done && goc_chan_new(0, 0, &done) == 0) {
+        done->recv_only = true; /* the context alone closes it */
         if (atomic_load(&c->err) != 0)
-            goc_chan_close(done);
+            goc__chan_close_owned(done);
         /* Release: a cancelling parent's prefetch may read it unlocked. */
         atomic_store_explicit(&c->done, done, memory_order_release);
     }

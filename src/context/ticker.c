@@ -50,6 +50,7 @@ struct goc_timer {
      * holds a reference on the timer, so a free may come first; the last
      * reference frees it. */
     goc_wg runs;
+    _Atomic uint64_t arms; /* schedules armed: a run re-arming shows */
     goc_mutex runs_mu;
     struct fn_run *running;
     _Atomic int refs;
@@ -195,6 +196,7 @@ static bool stop_schedule(struct goc_timer *tm)
 /* Under op (or before anyone else knows tm): a schedule firing at @when. */
 static void arm(struct goc_timer *tm, int64_t when)
 {
+    atomic_fetch_add(&tm->arms, 1);
     goc__lock_acquire(&tm->lock);
     tm->armed = true;
     tm->next = when;
@@ -296,8 +298,17 @@ int goc_timer_stop_sync(goc_timer *tm)
     goc_mutex_unlock(&tm->runs_mu);
     if (self)
         return -EDEADLK; /* it would wait for its own return */
-    bool stopped = goc_timer_stop(tm);
-    goc_wg_wait(&tm->runs, NULL); /* stop started no run after it */
+    /* A run under way may arm the timer again (a function that resets
+     * its own timer): stop again after it, until no run re-armed. */
+    int stopped = -1; /* the first stop's answer is the caller's */
+    uint64_t arms;
+    do {
+        arms = atomic_load(&tm->arms);
+        bool s = goc_timer_stop(tm);
+        if (stopped < 0)
+            stopped = s;
+        goc_wg_wait(&tm->runs, NULL); /* stop started no run after it */
+    } while (atomic_load(&tm->arms) != arms);
     return stopped;
 }
 

@@ -50,9 +50,11 @@ struct goc_shutdown {
     goc_chan *sigs;
     goc_ctx *watch_ctx;
     goc_wg watcher;
-    /* goc_shutdown_watch_ctx(): set once, under lock. */
+    /* goc_shutdown_watch_ctx(): set once, under lock; the shutdown it
+     * starts is counted in ctx_run until it has returned. */
     bool ctx_watched;
     goc_ctx_after ctx_after;
+    goc_wg ctx_run;
     _Atomic int refs;
 };
 
@@ -265,8 +267,11 @@ static bool finish_phase(goc_shutdown *m, int from, int to, goc_ctx *ctx)
             c->state = GOC_COMPONENT_OVERRAN;
             c->duration = now - c->start;
             m->unfinished++;
-            overran = true;
         }
+        /* Late too: a stop that returned at its deadline, before this
+         * look, overran all the same. */
+        overran |=
+            c->state == GOC_COMPONENT_OVERRAN || c->state == GOC_COMPONENT_LATE;
     }
     goc__lock_release(&m->lock);
     return overran;
@@ -640,6 +645,7 @@ static void run_on_ctx(void *arg)
 {
     goc_shutdown *m = arg;
     goc_shutdown_run(m, NULL);
+    goc_wg_done(&m->ctx_run);
     mgr_release(m);
 }
 
@@ -654,6 +660,7 @@ int goc_shutdown_watch_ctx(goc_shutdown *m, goc_ctx *ctx)
     if (busy)
         return -EBUSY;
     atomic_fetch_add(&m->refs, 1); /* run_on_ctx's, until it ends */
+    goc_wg_add(&m->ctx_run, 1);
     return goc_ctx_after_func(ctx, run_on_ctx, m, &m->ctx_after);
 }
 
@@ -669,8 +676,12 @@ void goc_shutdown_free(goc_shutdown *m)
     goc__lock_acquire(&m->lock);
     bool watched = m->ctx_watched;
     goc__lock_release(&m->lock);
-    if (watched && goc_ctx_after_stop(&m->ctx_after))
+    if (watched && goc_ctx_after_stop(&m->ctx_after)) {
+        goc_wg_done(&m->ctx_run);
         mgr_release(m); /* run_on_ctx will never run: its reference */
+    } else if (watched) {
+        goc_wg_wait(&m->ctx_run, NULL); /* the shutdown it started */
+    }
     if (m->sigs) {
         goc_signal_stop(m->sigs);
         goc_ctx_cancel(m->watch_ctx);
