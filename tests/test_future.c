@@ -488,8 +488,10 @@ TEST_G(future, run_timeout_cancels_the_work_and_drops_its_late_result_d011)
     void *v = (void *)1;
     atomic_store(&saw_cancel, 0);
     ASSERT_OK(goc_chan_new(0, 0, &late_gate));
-    ASSERT_EQ(goc_run_timeout(notices_cancel, NULL, free, &v,
-                              5 * GOC_MILLISECOND, 0, NULL),
+    /* Long enough for the work to start before its deadline, which it
+     * would not, past it, even under valgrind. */
+    int64_t timeout = (test_instrumented() ? 200 : 5) * GOC_MILLISECOND;
+    ASSERT_EQ(goc_run_timeout(notices_cancel, NULL, free, &v, timeout, 0, NULL),
               -ETIMEDOUT);
     ASSERT(v == NULL);
     goc_chan_close(late_gate); /* now the late value comes */

@@ -1516,12 +1516,19 @@ static int over_release(void *arg)
     return goc_sem_release(&s, 1);
 }
 
-static void misuse_child(void)
+static int misuse_main(void *arg)
 {
+    (void)arg;
     setenv("GOC_ABORT_ON_MISUSE", "1", 1);
     goc_wg wg = GOC_WG_INIT;
     goc_wg_done(&wg); /* a negative counter: Go panics */
     fprintf(stderr, "went on after the misuse\n");
+    return 0;
+}
+
+static void misuse_child(void)
+{
+    goc_run(misuse_main, NULL);
 }
 
 /*
@@ -1547,6 +1554,12 @@ TEST_G(panic, abort_on_misuse_turns_misuse_into_a_panic)
         ASSERT_EQ(goc_panic_info_code(p), GOC_EMISUSE);
         goc_panic_info_free(p);
     }
+}
+
+/* With none to recover it, the misuse's panic ends the process with the
+ * report, as Go's does. */
+TEST(panic, abort_on_misuse_ends_the_process_unrecovered)
+{
     test_expect_exit(misuse_child, 2, "misuse: goc_wg_add: negative counter");
 }
 
