@@ -1097,11 +1097,13 @@ TEST_G(workerpool, no_queue_shrink_accepts_only_what_a_worker_will_start)
     goc_workerpool *p = pool(2, GOC_WP_NO_QUEUE, 0);
     goc_chan *gt = gate();
     goc_future *busy, *quick;
-    /* Two at once: two workers; then one busy, one idle. */
-    ASSERT_OK(goc_workerpool_submit(p, count_task, NULL, NULL, &quick, NULL));
+    /* The busy one first, so the quick one needs a second worker (the
+     * other way round, a quick one done already left one worker for
+     * both); then one busy, one idle. */
     ASSERT_OK(goc_workerpool_submit(p, gated_deaf, gt, NULL, &busy, NULL));
-    ASSERT_EQ(status_of(quick), 0);
     wait_running(p, 1);
+    ASSERT_OK(goc_workerpool_submit(p, count_task, NULL, NULL, &quick, NULL));
+    ASSERT_EQ(status_of(quick), 0);
     while (atomic_load(&ran) < 2)
         goc_sleep(100 * GOC_MICROSECOND, NULL);
     goc_sleep(2 * GOC_MILLISECOND, NULL); /* the quick one's worker waits */
