@@ -158,6 +158,8 @@ TEST_G(recovery, workerpool_worker_exit_policy_replaces_the_worker)
     for (int i = 1; i + 1 < 6; i += 2)
         ASSERT_NE(atomic_load(&jobs[i].gid), atomic_load(&jobs[i + 1].gid));
     ASSERT_EQ(atomic_load(&jobs[0].gid), atomic_load(&jobs[1].gid));
+    /* A handle is settled before its worker counts it: idle first. */
+    ASSERT_OK(goc_workerpool_wait_idle(p, NULL));
     struct goc_workerpool_stats st;
     ASSERT_OK(goc_workerpool_stats(p, &st));
     ASSERT(st.workers <= 1);
