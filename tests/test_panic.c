@@ -1610,7 +1610,13 @@ TEST_G(panic, leak_find_names_what_is_left_and_ignores_what_it_is_told)
     ASSERT_OK(goc_chan_new(0, 0, &ch));
     struct goc_go_opts named = { .name = "stuck" };
     ASSERT_OK(goc_go_ex(leaky_wait, ch, &named));
-    goc_sleep(10 * GOC_MILLISECOND, NULL); /* parked by now */
+    /* Until it has parked (a loaded machine may take a while). */
+    for (int i = 0; i < 5000; i++) {
+        if (goc_leak_find(NULL, l, 4) == 1 &&
+            strcmp(l[0].state, "chan receive") == 0)
+            break;
+        goc_sleep(GOC_MILLISECOND, NULL);
+    }
     ASSERT_EQ(goc_leak_find(NULL, l, 4), 1);
     ASSERT_STR(l[0].entry, "leaky_wait");
     ASSERT_STR(l[0].name, "stuck");
