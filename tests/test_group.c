@@ -197,3 +197,267 @@ TEST_G(group, raising_the_limit_from_zero_admits_waiting_go_calls)
     ASSERT_EQ(goc_group_wait(g, NULL), -EIO);
     goc_group_free(g);
 }
+
+/* ---- conc's options: error values, every failure, panics -------------- */
+
+/* Fails with arg (a negative code) once @gate failures are in, so that
+ * the order of failures is the order of the gates. */
+struct ordered {
+    goc_group *g;
+    int code;
+    int64_t after; /* fail once this many have failed */
+};
+
+static int fail_in_turn(goc_ctx *ctx, void *arg)
+{
+    (void)ctx;
+    struct ordered *o = arg;
+    while (goc_group_failed(o->g) < o->after)
+        goc_sleep(100 * GOC_MICROSECOND, NULL);
+    return o->code;
+}
+
+/* Succeeds once every failing task has failed, telling (through arg)
+ * whether the group's context was cancelled by then. */
+struct bystander {
+    goc_group *g;
+    int64_t failures;
+    _Atomic int saw;
+};
+
+static int bystand(goc_ctx *ctx, void *arg)
+{
+    struct bystander *b = arg;
+    while (goc_group_failed(b->g) < b->failures)
+        goc_sleep(100 * GOC_MICROSECOND, NULL);
+    atomic_store(&b->saw, goc_ctx_err(ctx));
+    return 0;
+}
+
+TEST_G(group, wait_err_gives_the_first_failure_by_default)
+{
+    goc_group *g;
+    ASSERT_OK(goc_group_new(NULL, &g));
+    struct ordered o[3] = { { g, -EIO, 0 },
+                            { g, -EPIPE, 1 },
+                            { g, -EBADF, 2 } };
+    for (int i = 2; i >= 0; i--)
+        ASSERT_OK(goc_group_go(g, fail_in_turn, &o[i], NULL));
+    goc_error *err = (goc_error *)1;
+    ASSERT_EQ(goc_group_wait_err(g, NULL, &err), -EIO);
+    ASSERT(err != NULL);
+    ASSERT_EQ(goc_error_code(err), -EIO);
+    ASSERT_EQ(goc_error_nchildren(err), 0);
+    ASSERT(!goc_error_is(err, -EPIPE));
+    ASSERT_EQ(goc_group_failed(g), 3);
+    goc_error_release(err);
+    /* Asked again: the same answer. */
+    ASSERT_EQ(goc_group_wait_err(g, NULL, &err), -EIO);
+    ASSERT_EQ(goc_error_code(err), -EIO);
+    goc_error_release(err);
+    ASSERT_EQ(goc_group_wait_err(g, NULL, NULL), -EINVAL);
+    ASSERT_EQ(goc_group_wait_err(NULL, NULL, &err), -EINVAL);
+    ASSERT(err == NULL);
+    goc_group_free(g);
+}
+
+TEST_G(group, all_errors_joins_every_failure_in_order_without_cancelling)
+{
+    enum { FAILING = 6, BYSTANDERS = 4 };
+    static const int codes[FAILING] = { -EIO,    -EPIPE,  -EBADF,
+                                        -ENOENT, -EACCES, -ENOSPC };
+    goc_group *g;
+    ASSERT_OK(goc_group_new(NULL, &g));
+    ASSERT_OK(goc_group_set_options(g, GOC_GROUP_ALL_ERRORS |
+                                           GOC_GROUP_NO_CANCEL_ON_ERROR));
+    struct ordered o[FAILING];
+    struct bystander b = { g, FAILING, 1 };
+    for (int i = 0; i < BYSTANDERS; i++)
+        ASSERT_OK(goc_group_go(g, bystand, &b, NULL));
+    for (int i = FAILING - 1; i >= 0; i--) {
+        o[i] = (struct ordered){ g, codes[i], i };
+        ASSERT_OK(goc_group_go(g, fail_in_turn, &o[i], NULL));
+    }
+    goc_error *err;
+    ASSERT_EQ(goc_group_wait_err(g, NULL, &err), -EIO);
+    ASSERT_OK(atomic_load(&b.saw)); /* failures did not cancel */
+    ASSERT_EQ(goc_error_nchildren(err), FAILING);
+    for (int i = 0; i < FAILING; i++) {
+        ASSERT_EQ(goc_error_code(goc_error_child(err, i)), codes[i]);
+        ASSERT(goc_error_is(err, codes[i]));
+    }
+    goc_error_release(err);
+    /* Wait still cancels the context when it returns. */
+    ASSERT_EQ(goc_ctx_err(goc_group_ctx(g)), -ECANCELED);
+    goc_group_free(g);
+
+    /* By default the first failure cancels: a bystander sees it. */
+    ASSERT_OK(goc_group_new(NULL, &g));
+    struct bystander c = { g, 1, 1 };
+    struct ordered one = { g, -EIO, 0 };
+    ASSERT_OK(goc_group_go(g, bystand, &c, NULL));
+    ASSERT_OK(goc_group_go(g, fail_in_turn, &one, NULL));
+    ASSERT_EQ(goc_group_wait(g, NULL), -EIO);
+    ASSERT_EQ(atomic_load(&c.saw), -ECANCELED);
+    goc_group_free(g);
+}
+
+static goc_error *own_error;
+
+static goc_error *fail_with_value(goc_ctx *ctx, void *arg)
+{
+    (void)ctx;
+    intptr_t how = (intptr_t)arg;
+    if (how == 0)
+        return NULL;
+    if (how == 1)
+        return goc_error_retain(own_error);
+    return goc_error_new(7, "a positive code"); /* not a failure code */
+}
+
+TEST_G(group, go_err_hands_back_the_tasks_own_error)
+{
+    own_error = goc_error_new(-ECONNRESET, "peer went away");
+    goc_group *g;
+    ASSERT_OK(goc_group_new(NULL, &g));
+    ASSERT_OK(goc_group_go_err(g, fail_with_value, (void *)0, NULL));
+    ASSERT_OK(goc_group_try_go_err(g, fail_with_value, (void *)0));
+    goc_error *err;
+    ASSERT_OK(goc_group_wait_err(g, NULL, &err));
+    ASSERT(err == NULL);
+    ASSERT_OK(goc_group_reset(g));
+    ASSERT_OK(goc_group_go_err(g, fail_with_value, (void *)1, NULL));
+    ASSERT_EQ(goc_group_wait_err(g, NULL, &err), -ECONNRESET);
+    ASSERT(err == own_error); /* the task's own, not a copy */
+    ASSERT_EQ(goc_ctx_cause(goc_group_ctx(g)), -ECONNRESET);
+    goc_error_release(err);
+    ASSERT_OK(goc_group_reset(g));
+    ASSERT_OK(goc_group_try_go_err(g, fail_with_value, (void *)2));
+    ASSERT_EQ(goc_group_wait_err(g, NULL, &err), -EINVAL);
+    ASSERT_STR(goc_error_message(err), "a positive code");
+    goc_error_release(err);
+    ASSERT_EQ(goc_group_go_err(g, NULL, NULL, NULL), -EINVAL);
+    ASSERT_EQ(goc_group_try_go_err(NULL, fail_with_value, NULL), -EINVAL);
+    goc_group_free(g);
+    goc_error_release(own_error);
+}
+
+static int panics(goc_ctx *ctx, void *arg)
+{
+    (void)ctx;
+    int64_t after = (intptr_t)arg;
+    goc_sleep(after * GOC_MILLISECOND, NULL);
+    goc_panic(-EIO, "boom %d", (int)after);
+}
+
+TEST_G(group, a_panic_becomes_an_error_value_carrying_it)
+{
+    goc_recovery *quiet;
+    ASSERT_OK(goc_recovery_new(4, NULL, NULL, &quiet));
+    goc_group *g;
+    ASSERT_OK(goc_group_new(NULL, &g));
+    ASSERT_OK(goc_group_set_recovery(g, quiet));
+    ASSERT_OK(goc_group_set_options(g, GOC_GROUP_ALL_ERRORS));
+    ASSERT_OK(goc_group_go(g, panics, (void *)0, NULL));
+    goc_error *err;
+    ASSERT_EQ(goc_group_wait_err(g, NULL, &err), GOC_EPANIC);
+    ASSERT_EQ(goc_error_nchildren(err), 1);
+    ASSERT_EQ(goc_error_code(goc_error_child(err, 0)), GOC_EPANIC);
+    ASSERT_STR(goc_error_message(err), "panic: boom 0");
+    const goc_panic_info *p = goc_error_panic(err); /* found in the join */
+    ASSERT(p != NULL);
+    ASSERT_STR(goc_panic_info_message(p), "boom 0");
+    ASSERT_EQ(goc_panic_info_code(p), -EIO);
+    goc_error_release(err);
+    ASSERT_EQ(goc_recovery_count(quiet, NULL), 1); /* reported as well */
+    goc_group_free(g);
+    goc_recovery_free(quiet);
+    ASSERT(goc_panic_error(NULL) == NULL);
+    ASSERT(goc_error_panic(NULL) == NULL);
+}
+
+struct waiter {
+    goc_group *g;
+    goc_error *err;
+};
+
+static int wait_in_try(void *arg)
+{
+    struct waiter *w = arg;
+    return goc_group_wait_err(w->g, NULL, &w->err);
+}
+
+TEST_G(group, propagate_panic_raises_the_first_panic_in_the_waiter)
+{
+    goc_recovery *quiet;
+    ASSERT_OK(goc_recovery_new(4, NULL, NULL, &quiet));
+    goc_group *g;
+    ASSERT_OK(goc_group_new(NULL, &g));
+    ASSERT_OK(goc_group_set_recovery(g, quiet));
+    ASSERT_OK(goc_group_set_options(g, GOC_GROUP_PROPAGATE_PANIC));
+    struct ordered o = { g, -EPIPE, 0 };
+    ASSERT_OK(goc_group_go(g, fail_in_turn, &o, NULL)); /* fails first */
+    ASSERT_OK(goc_group_go(g, panics, (void *)20, NULL));
+    ASSERT_OK(goc_group_go(g, panics, (void *)40, NULL));
+    struct waiter w = { g, NULL };
+    goc_panic_info *p;
+    ASSERT_EQ(goc_try(wait_in_try, &w, &p), GOC_EPANIC);
+    ASSERT(p != NULL);
+    ASSERT_STR(goc_panic_info_message(p), "boom 20"); /* the first panic */
+    ASSERT(w.err == NULL); /* not left to leak when raised */
+    goc_panic_info_free(p);
+    /* Raised once: later waits report it as the failure it was. */
+    ASSERT_EQ(goc_try(wait_in_try, &w, &p), -EPIPE);
+    ASSERT(p == NULL);
+    ASSERT_EQ(goc_error_code(w.err), -EPIPE);
+    goc_error_release(w.err);
+    /* A group freed before any wait does not raise it. */
+    ASSERT_OK(goc_group_reset(g));
+    ASSERT_OK(goc_group_go(g, panics, (void *)0, NULL));
+    goc_group_free(g);
+    goc_recovery_free(quiet);
+}
+
+static int until_cancelled(goc_ctx *ctx, void *arg)
+{
+    (void)arg;
+    return goc_sleep(10 * GOC_SECOND, ctx) == -ECANCELED ? 0 : -EIO;
+}
+
+TEST_G(group, reset_makes_a_finished_group_ready_for_another_round)
+{
+    goc_group *g;
+    ASSERT_OK(goc_group_new(NULL, &g));
+    struct ordered o = { g, -EIO, 0 };
+    ASSERT_OK(goc_group_go(g, fail_in_turn, &o, NULL));
+    ASSERT_EQ(goc_group_wait(g, NULL), -EIO);
+    goc_ctx *old = goc_group_ctx(g);
+    ASSERT_EQ(goc_ctx_err(old), -ECANCELED);
+    ASSERT_OK(goc_group_reset(g));
+    ASSERT(goc_group_ctx(g) != NULL);
+    ASSERT_OK(goc_ctx_err(goc_group_ctx(g)));
+    ASSERT_EQ(goc_group_failed(g), 0);
+    /* While a task runs: options, limit and reset are refused. */
+    ASSERT_OK(goc_group_go(g, until_cancelled, NULL, NULL));
+    ASSERT_EQ(goc_group_reset(g), GOC_EMISUSE);
+    ASSERT_EQ(goc_group_set_options(g, GOC_GROUP_ALL_ERRORS), GOC_EMISUSE);
+    goc_ctx_cancel(goc_group_ctx(g));
+    goc_error *err;
+    ASSERT_OK(goc_group_wait_err(g, NULL, &err));
+    ASSERT(err == NULL); /* the first round's failure is forgotten */
+    ASSERT_EQ(goc_group_set_options(g, 1u << 9), -EINVAL);
+    ASSERT_EQ(goc_group_set_options(NULL, 0), -EINVAL);
+    ASSERT_EQ(goc_group_reset(NULL), -EINVAL);
+    goc_group_free(g);
+
+    /* The new context is a child of the group's parent. */
+    goc_ctx *parent;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &parent));
+    ASSERT_OK(goc_group_new(parent, &g));
+    ASSERT_OK(goc_group_wait(g, NULL));
+    ASSERT_OK(goc_group_reset(g));
+    goc_ctx_cancel(parent);
+    ASSERT_EQ(goc_ctx_err(goc_group_ctx(g)), -ECANCELED);
+    goc_group_free(g);
+    goc_ctx_release(parent);
+}

@@ -18,6 +18,7 @@
 #define GOC_PANIC_H
 
 #include "common.h"
+#include "errors.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -86,6 +87,24 @@ GOC_API int goc_panic_info_format(const goc_panic_info *p, char *buf, size_t n);
 
 /** goc_panic_info_free - release a panic info; NULL is ignored. */
 GOC_API void goc_panic_info_free(goc_panic_info *p);
+
+/**
+ * goc_panic_error - a panic as an error value (what a runner hands back
+ * for a task that panicked, as conc's pools do): code GOC_EPANIC, message
+ * "panic: <message>", and @p, which the error takes over and frees with
+ * itself. NULL @p gives NULL.
+ *
+ * Return: the error (one reference), or the static out-of-memory error,
+ * @p freed then.
+ */
+GOC_API goc_error *goc_panic_error(goc_panic_info *p);
+
+/**
+ * goc_error_panic - the panic carried by @e or by the first error in its
+ * tree (causes and children, depth-first, in order) that carries one;
+ * NULL if none does. Valid while @e lives.
+ */
+GOC_API const goc_panic_info *goc_error_panic(const goc_error *e);
 
 /* ---- the recovery handler (the seed's RecoveryHandler) ------------------ */
 

@@ -5,6 +5,7 @@
  * message is built once at creation, so reading it never allocates.
  */
 #include "errors_int.h"
+#include "goc/panic.h"
 #include "../internal/alloc.h"
 
 #include <stdarg.h>
@@ -238,6 +239,32 @@ goc_error *goc_error_join(goc_error *const *errs, size_t n)
     if (!errs)
         return NULL;
     return goc__error_join_suffix(errs, n, NULL);
+}
+
+/* A panic's error owns its info: this destructor also marks it as one. */
+static void free_panic_payload(void *p)
+{
+    goc_panic_info_free(p);
+}
+
+goc_error *goc_panic_error(goc_panic_info *p)
+{
+    if (!p)
+        return NULL;
+    return goc_error_new_payload(GOC_EPANIC, p, free_panic_payload, "panic: %s",
+                                 goc_panic_info_message(p));
+}
+
+const goc_panic_info *goc_error_panic(const goc_error *e)
+{
+    if (!e)
+        return NULL;
+    if (e->dtor == free_panic_payload)
+        return e->payload;
+    const goc_panic_info *p = goc_error_panic(e->cause);
+    for (size_t i = 0; !p && i < e->n; i++)
+        p = goc_error_panic(e->kids[i]);
+    return p;
 }
 
 goc_error *goc_error_retain(goc_error *e)

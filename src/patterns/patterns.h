@@ -82,10 +82,12 @@ int goc__safe_then(goc_future_then_fn fn,
                    const void *value,
                    void *arg,
                    void **result);
-int goc__safe_group(struct goc__recovery_slot *s,
-                    goc_group_fn fn,
-                    goc_ctx *ctx,
-                    void *arg);
+/* goc__safe_call_in() that gives a panic's info to *@keep (NULL if
+ * @fn did not panic) instead of freeing it. */
+int goc__safe_call_keep(struct goc__recovery_slot *s,
+                        int (*fn)(void *arg),
+                        void *arg,
+                        goc_panic_info **keep);
 
 /*
  * Make goc_future_cancel(f) also cancel @ctx (a heap context; @f takes a

@@ -155,23 +155,12 @@ int goc__safe_then(goc_future_then_fn fn,
     return rc;
 }
 
-struct group_call {
-    goc_group_fn fn;
-    goc_ctx *ctx;
-    void *arg;
-};
-
-static int run_group(void *arg)
+int goc__safe_call_keep(struct goc__recovery_slot *s,
+                        int (*fn)(void *arg),
+                        void *arg,
+                        goc_panic_info **keep)
 {
-    struct group_call *c = arg;
-    return c->fn(c->ctx, c->arg);
-}
-
-int goc__safe_group(struct goc__recovery_slot *s,
-                    goc_group_fn fn,
-                    goc_ctx *ctx,
-                    void *arg)
-{
-    struct group_call c = { fn, ctx, arg };
-    return goc__safe_call_in(s, run_group, &c, NULL, NULL);
+    bool panicked;
+    *keep = NULL;
+    return safe_call(s, fn, arg, &panicked, NULL, NULL, keep);
 }

@@ -541,6 +541,25 @@ int goc__panic_info_frames(const struct goc_panic_info *p, char *buf, size_t n)
     return (int)len;
 }
 
+goc_panic_info *goc__panic_info_dup(const goc_panic_info *p)
+{
+    if (!p)
+        return NULL;
+    size_t len = strlen(p->msg) + 1;
+    goc_panic_info *d = goc__malloc(sizeof(*d) + len);
+    if (!d)
+        return NULL;
+    memcpy(d, p, sizeof(*d));
+    memcpy(d->msg, p->msg, len);
+    d->spare = -1;
+    d->during = NULL;
+    if (p->during && !(d->during = goc__panic_info_dup(p->during))) {
+        goc__free(d);
+        return NULL;
+    }
+    return d;
+}
+
 void goc_panic_info_free(goc_panic_info *p)
 {
     while (p) {

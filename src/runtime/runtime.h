@@ -672,6 +672,8 @@ void goc__run_defers(struct goc__defer **list);
 /* Panic again with @p (from goc_try(), taken over) as the panic itself:
  * message, code and backtrace stay whole. Does not return. */
 void goc__panic_again(struct goc_panic_info *p) __attribute__((noreturn));
+/* A heap copy of @p and of the panics chained to it; NULL out of memory. */
+struct goc_panic_info *goc__panic_info_dup(const struct goc_panic_info *p);
 /*
  * A NULL object given to a call that has no error code to return (a void
  * call, a getter): a panic naming the call, with code -EINVAL, as Go's
