@@ -1240,3 +1240,91 @@ TEST_G(workerpool, discarded_tasks_give_back_their_arguments)
      * ASan and valgrind see any left). */
     ASSERT_EQ(atomic_load(&discard_test_ran), 0);
 }
+
+/* pond's NewGroupContext: the caller's ctx ending fails the group. */
+TEST_G(workerpool, group_with_ctx_fails_when_the_ctx_ends)
+{
+    goc_workerpool *p = pool(1, 0, 0);
+    goc_ctx *k;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+    goc_wpgroup *g;
+    ASSERT_OK(goc_wpgroup_new_ctx(p, k, &g));
+    goc_chan *gt = gate();
+    atomic_store(&ran, 0);
+    ASSERT_OK(goc_wpgroup_submit(g, gated, gt, NULL, NULL));
+    for (int i = 0; i < 5; i++)
+        ASSERT_OK(goc_wpgroup_submit(g, count_task, NULL, NULL, NULL));
+    wait_running(p, 1);
+    test_cancel_after(k, 2 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_wpgroup_wait(g, NULL), -ECANCELED);
+    ASSERT_EQ(goc_ctx_cause(goc_wpgroup_ctx(g)), -ECANCELED);
+    ASSERT_EQ(goc_wpgroup_submit(g, count_task, NULL, NULL, NULL), GOC_ECLOSED);
+    goc_wpgroup_free(g);
+    ASSERT_EQ(atomic_load(&ran), 1); /* the queued five never ran */
+    struct goc_workerpool_stats st;
+    ASSERT_OK(goc_workerpool_wait_idle(p, NULL));
+    goc_workerpool_stats(p, &st);
+    ASSERT_EQ(st.canceled, 6);
+    goc_ctx_release(k);
+
+    /* A deadline: the group fails with -ETIMEDOUT. */
+    goc_ctx *t;
+    ASSERT_OK(goc_ctx_with_timeout(NULL, 3 * GOC_MILLISECOND, &t));
+    ASSERT_OK(goc_wpgroup_new_ctx(p, t, &g));
+    ASSERT_OK(goc_wpgroup_submit(g, gated, gt, NULL, NULL));
+    ASSERT_EQ(goc_wpgroup_wait(g, NULL), -ETIMEDOUT);
+    goc_wpgroup_free(g);
+    goc_ctx_release(t);
+
+    /* Done before: failed from the start, nothing accepted. */
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+    goc_ctx_cancel(k);
+    ASSERT_OK(goc_wpgroup_new_ctx(p, k, &g));
+    ASSERT_EQ(goc_wpgroup_wait(g, NULL), -ECANCELED);
+    ASSERT_EQ(goc_wpgroup_submit(g, count_task, NULL, NULL, NULL), GOC_ECLOSED);
+    goc_wpgroup_free(g);
+    goc_ctx_release(k);
+
+    /* A ctx that never ends: the group works as any other, and its
+     * watch is gone with it (the leak check after the test). */
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+    ASSERT_OK(goc_wpgroup_new_ctx(p, k, &g));
+    ASSERT_OK(goc_wpgroup_submit(g, count_task, NULL, NULL, NULL));
+    ASSERT_OK(goc_wpgroup_wait(g, NULL));
+    goc_wpgroup_free(g);
+    goc_ctx_cancel(k);
+    goc_ctx_release(k);
+    ASSERT_EQ(goc_wpgroup_new_ctx(NULL, NULL, &g), -EINVAL);
+    ASSERT_EQ(goc_wpgroup_new_ctx(p, NULL, NULL), -EINVAL);
+    ASSERT_OK(goc_wpgroup_new_ctx(p, NULL, &g)); /* as goc_wpgroup_new */
+    goc_wpgroup_free(g);
+    goc_workerpool_stop(p);
+    ASSERT_EQ(goc_wpgroup_new_ctx(p, NULL, &g), GOC_ECLOSED);
+    goc_workerpool_free(p);
+    goc_chan_release(gt);
+}
+
+static void cancel_it(void *arg)
+{
+    goc_ctx_cancel(arg);
+    goc_ctx_release(arg);
+}
+
+/* The watch may be running its failure as the group is freed. */
+TEST_G(workerpool, group_with_ctx_freed_while_its_ctx_ends)
+{
+    goc_workerpool *p = pool(2, 0, 0);
+    for (int64_t i = 0; i < test_scale(300); i++) {
+        goc_ctx *k;
+        ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+        goc_wpgroup *g;
+        ASSERT_OK(goc_wpgroup_new_ctx(p, k, &g));
+        ASSERT_OK(goc_wpgroup_submit(g, count_task, NULL, NULL, NULL));
+        ASSERT_OK(goc_go(cancel_it, goc_ctx_retain(k)));
+        if (i % 2)
+            goc_yield();
+        goc_wpgroup_free(g);
+        goc_ctx_release(k);
+    }
+    goc_workerpool_free(p);
+}

@@ -428,6 +428,21 @@ typedef struct goc_wpgroup goc_wpgroup;
 GOC_API int goc_wpgroup_new(goc_workerpool *p, goc_wpgroup **out);
 
 /**
+ * goc_wpgroup_new_ctx - goc_wpgroup_new() under the caller's @ctx as
+ * well (pond's NewGroupContext): when @ctx ends, the group fails with
+ * its error (-ECANCELED or -ETIMEDOUT), as at a task's failure: its
+ * context is cancelled, its queued tasks are settled as cancelled,
+ * later submits get GOC_ECLOSED and goc_wpgroup_wait() returns that
+ * error. A @ctx done already gives a group failed from the start.
+ * @ctx: borrowed; must outlive the group. NULL: as goc_wpgroup_new().
+ *
+ * Return: as goc_wpgroup_new().
+ */
+GOC_API int goc_wpgroup_new_ctx(goc_workerpool *p,
+                                goc_ctx *ctx,
+                                goc_wpgroup **out);
+
+/**
  * goc_wpgroup_free - wait until every task of the group is settled
  * (running ones finish), then free the group and its task handles.
  * @g may be NULL. Blocks.

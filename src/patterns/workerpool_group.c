@@ -24,23 +24,89 @@ struct goc_wpgroup {
     int64_t unfinished;
     int first_err;
     bool failing; /* a task failed; first_err is set once handled */
+    /* goc_wpgroup_new_ctx(): the caller's ctx, watched until free. */
+    goc_ctx *parent;
+    goc_ctx_after watch;
+    bool watching;    /* watch registered */
+    bool watch_ended; /* the watch's function has returned */
 };
+
+static goc_wpgroup *group_new(goc_workerpool *p, int *rc)
+{
+    *rc = goc__workerpool_stopped(p) ? GOC_ECLOSED : 0;
+    if (*rc)
+        return NULL;
+    goc_wpgroup *g = goc__calloc(1, sizeof(*g));
+    if (!g) {
+        *rc = -ENOMEM;
+        return NULL;
+    }
+    *rc = goc_ctx_with_cancel(goc__workerpool_ctx(p), &g->ctx);
+    if (*rc) {
+        goc__free(g);
+        return NULL;
+    }
+    g->p = p;
+    return g;
+}
 
 int goc_wpgroup_new(goc_workerpool *p, goc_wpgroup **out)
 {
     if (!p || !out)
         return -EINVAL;
-    if (goc__workerpool_stopped(p))
-        return GOC_ECLOSED;
-    goc_wpgroup *g = goc__calloc(1, sizeof(*g));
+    int rc;
+    goc_wpgroup *g = group_new(p, &rc);
+    if (g)
+        *out = g;
+    return rc;
+}
+
+/*
+ * The group fails with @st, once: its context is cancelled (the ctx
+ * first: a task it reaches before a worker takes it is never run, so a
+ * worker freed by the cancel cannot start one), its queued tasks are
+ * settled as cancelled, and waiters are told. The caller keeps @g alive.
+ */
+static void fail(goc_wpgroup *g, int st)
+{
+    goc_mutex_lock(&g->mu, NULL);
+    bool first = !g->failing;
+    g->failing = true;
+    goc_mutex_unlock(&g->mu);
+    if (!first)
+        return;
+    goc_ctx_cancel_cause(g->ctx, st);
+    goc__workerpool_cancel_owned(g->p, g);
+    goc_mutex_lock(&g->mu, NULL);
+    g->first_err = st; /* published once the group is wound down */
+    goc_cond_broadcast(&g->cv);
+    goc_mutex_unlock(&g->mu);
+}
+
+/* The caller's ctx ended: the group fails with its error. */
+static void parent_done(void *arg)
+{
+    goc_wpgroup *g = arg;
+    fail(g, goc_ctx_err(g->parent));
+    goc_mutex_lock(&g->mu, NULL);
+    g->watch_ended = true;
+    goc_cond_broadcast(&g->cv);
+    goc_mutex_unlock(&g->mu);
+}
+
+int goc_wpgroup_new_ctx(goc_workerpool *p, goc_ctx *ctx, goc_wpgroup **out)
+{
+    if (!p || !out)
+        return -EINVAL;
+    int rc;
+    goc_wpgroup *g = group_new(p, &rc);
     if (!g)
-        return -ENOMEM;
-    int rc = goc_ctx_with_cancel(goc__workerpool_ctx(p), &g->ctx);
-    if (rc) {
-        goc__free(g);
         return rc;
-    }
-    g->p = p;
+    g->parent = ctx;
+    if (ctx && goc_ctx_err(ctx)) /* done already: failed from the start */
+        fail(g, goc_ctx_err(ctx));
+    else if (ctx)
+        g->watching = goc_ctx_after_func(ctx, parent_done, g, &g->watch) == 0;
     *out = g;
     return 0;
 }
@@ -66,21 +132,8 @@ static void settled(goc_future *f, void *arg)
     goc_wpgroup *g = arg;
     int st = 0;
     goc_future_try_get(f, &st, NULL);
-    bool first = false;
-    goc_mutex_lock(&g->mu, NULL);
-    if (st < 0 && st != -ECANCELED && !g->failing)
-        first = g->failing = true;
-    goc_mutex_unlock(&g->mu);
-    if (first) { /* g stays alive: this task is still pending */
-        /* The ctx first: a task it reaches before a worker takes it is
-         * never run, so a worker freed by the cancel cannot start one. */
-        goc_ctx_cancel_cause(g->ctx, st);
-        goc__workerpool_cancel_owned(g->p, g);
-        goc_mutex_lock(&g->mu, NULL);
-        g->first_err = st; /* published once the group is wound down */
-        goc_cond_broadcast(&g->cv);
-        goc_mutex_unlock(&g->mu);
-    }
+    if (st < 0 && st != -ECANCELED)
+        fail(g, st); /* g stays alive: this task is still pending */
     goc_mutex_lock(&g->mu, NULL);
     if (--g->pending == 0)
         goc_cond_broadcast(&g->cv);
@@ -209,6 +262,14 @@ void goc_wpgroup_free(goc_wpgroup *g)
     while (g->unfinished)
         goc_cond_wait(&g->cv, &g->mu, NULL);
     goc_mutex_unlock(&g->mu);
+    /* The watch of the caller's ctx, unless stopped before it ran, may
+     * be running: it uses the group until it ends. */
+    if (g->watching && !goc_ctx_after_stop(&g->watch)) {
+        goc_mutex_lock(&g->mu, NULL);
+        while (!g->watch_ended)
+            goc_cond_wait(&g->cv, &g->mu, NULL);
+        goc_mutex_unlock(&g->mu);
+    }
     for (size_t i = 0; i < g->n; i++)
         goc_future_release(g->tasks[i]);
     goc__free(g->tasks);
