@@ -729,3 +729,68 @@ TEST_G(pool, waiter_fails_when_no_worker_is_left_and_none_can_start)
     goc_pool_free(p);
     goc_chan_release(gate_ch);
 }
+
+/* ants' PreAlloc: every worker made with the pool, kept, fixed. */
+TEST_G(pool, prealloc_starts_every_worker_up_front_and_keeps_them)
+{
+    struct goc_pool_config cfg = { .capacity = 4,
+                                   .expiry = 2 * GOC_MILLISECOND,
+                                   .flags = GOC_POOL_PREALLOC };
+    goc_pool *p;
+    ASSERT_OK(goc_pool_new(&cfg, &p));
+    struct goc_pool_stats st;
+    goc_pool_stats(p, &st);
+    ASSERT_EQ(st.workers, 4); /* before any submit */
+    ASSERT_EQ(goc_pool_running(p), 0);
+    ASSERT_EQ(goc_pool_free_slots(p), 4);
+    open_gate();
+    atomic_store(&ran, 0);
+    for (int i = 0; i < 4; i++)
+        ASSERT_OK(goc_pool_submit(p, gated, NULL, NULL));
+    wait_until(p, 4, 0);
+    goc_pool_stats(p, &st);
+    ASSERT_EQ(st.workers, 4); /* the tasks went to the ones made */
+    ASSERT_EQ(goc_pool_tune(p, 8), -EPERM);
+    close_gate();
+    ASSERT_OK(goc_pool_wait_idle(p, NULL));
+    goc_sleep(20 * GOC_MILLISECOND, NULL); /* ten expiry periods */
+    goc_pool_stats(p, &st);
+    ASSERT_EQ(st.workers, 4);
+    ASSERT_EQ(st.expired, 0);
+    /* Released, they leave; rebooted, they are made again. */
+    ASSERT_OK(goc_pool_release_timeout(p, 5 * GOC_SECOND));
+    goc_pool_stats(p, &st);
+    ASSERT_EQ(st.workers, 0);
+    ASSERT_OK(goc_pool_reboot(p));
+    goc_pool_stats(p, &st);
+    ASSERT_EQ(st.workers, 4);
+    ASSERT_OK(goc_pool_submit(p, count, NULL, NULL));
+    ASSERT_OK(goc_pool_wait_idle(p, NULL));
+    ASSERT_EQ(atomic_load(&ran), 5);
+    goc_pool_free(p);
+    goc_chan_release(gate_ch);
+
+    cfg.capacity = 0; /* unlimited: nothing to make up front */
+    ASSERT_EQ(goc_pool_new(&cfg, &p), -EINVAL);
+}
+
+TEST_G(pool, prealloc_out_of_memory_leaves_nothing_behind)
+{
+    struct goc_pool_config cfg = { .capacity = 3, .flags = GOC_POOL_PREALLOC };
+    goc_pool *p = NULL;
+    int rc = -ENOMEM;
+    /* Every allocation along the way fails once, in turn: each gives
+     * -ENOMEM, workers already made leave, and the leak checks after
+     * the test find nothing. */
+    for (int n = 0; rc == -ENOMEM; n++) {
+        ASSERT_LT(n, 64);
+        goc__fault_after(n);
+        rc = goc_pool_new(&cfg, &p);
+        goc__fault_after(-1);
+    }
+    ASSERT_OK(rc);
+    struct goc_pool_stats st;
+    goc_pool_stats(p, &st);
+    ASSERT_EQ(st.workers, 3);
+    goc_pool_free(p);
+}

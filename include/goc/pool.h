@@ -45,6 +45,13 @@ typedef int (*goc_pool_fn)(void *arg);
 #define GOC_POOL_NONBLOCKING   1u
 /** goc_pool option: idle workers never expire. */
 #define GOC_POOL_DISABLE_PURGE 2u
+/**
+ * goc_pool option (ants' PreAlloc): start all @capacity workers with the
+ * pool (and again at goc_pool_reboot(), as far as memory allows), so no
+ * submit waits for a worker to be made; they never expire, and the
+ * capacity is fixed (goc_pool_tune() gives -EPERM). Needs a capacity.
+ */
+#define GOC_POOL_PREALLOC      4u
 
 /**
  * struct goc_pool_config - goc_pool settings; zero-fill for defaults.
@@ -54,7 +61,8 @@ typedef int (*goc_pool_fn)(void *arg);
  *                negative is -EINVAL.
  * @max_blocking: most submitters waiting at once (0: no limit); the next
  *                one gets GOC_EOVERLOAD.
- * @flags:        GOC_POOL_NONBLOCKING, GOC_POOL_DISABLE_PURGE.
+ * @flags:        GOC_POOL_NONBLOCKING, GOC_POOL_DISABLE_PURGE,
+ *                GOC_POOL_PREALLOC.
  */
 struct goc_pool_config {
     int64_t capacity;
@@ -82,7 +90,9 @@ struct goc_pool_stats {
  * @cfg: settings (borrowed), NULL for the defaults.
  *
  * Return: 0; -EINVAL for a NULL @out, a negative expiry or max_blocking,
- * or unknown flags; -ENOMEM. Any thread.
+ * unknown flags, or GOC_POOL_PREALLOC without a capacity; -ENOMEM (also
+ * when a preallocated worker cannot start: nothing is left behind). Any
+ * thread.
  */
 GOC_API int goc_pool_new(const struct goc_pool_config *cfg, goc_pool **out);
 
@@ -136,8 +146,9 @@ GOC_API int goc_pool_submit(goc_pool *p,
  * submitters in; shrinking never interrupts a task: surplus workers exit
  * as they finish. @cap <= 0 or an unlimited pool: nothing changes.
  *
- * Return: 0; -EINVAL for @cap <= 0 or NULL; -EPERM for an unlimited pool;
- * GOC_ECLOSED once released (until rebooted). Nothing changes on an error.
+ * Return: 0; -EINVAL for @cap <= 0 or NULL; -EPERM for an unlimited or a
+ * preallocated pool; GOC_ECLOSED once released (until rebooted). Nothing
+ * changes on an error.
  */
 GOC_API int goc_pool_tune(goc_pool *p, int64_t cap);
 

@@ -22,7 +22,8 @@
 #include <stdatomic.h>
 
 #define DEFAULT_EXPIRY GOC_SECOND
-#define FLAGS          (GOC_POOL_NONBLOCKING | GOC_POOL_DISABLE_PURGE)
+#define FLAGS \
+    (GOC_POOL_NONBLOCKING | GOC_POOL_DISABLE_PURGE | GOC_POOL_PREALLOC)
 
 struct worker {
     struct goc__dlink link; /* in idle (stack) or busy, under mu */
@@ -58,12 +59,15 @@ struct goc_pool {
     struct goc__recovery_slot rec;
 };
 
+static int prealloc_locked(goc_pool *p);
+
 int goc_pool_new(const struct goc_pool_config *cfg, goc_pool **out)
 {
     struct goc_pool_config c = { 0 };
     if (cfg)
         c = *cfg;
-    if (!out || c.expiry < 0 || c.max_blocking < 0 || (c.flags & ~FLAGS))
+    if (!out || c.expiry < 0 || c.max_blocking < 0 || (c.flags & ~FLAGS) ||
+        ((c.flags & GOC_POOL_PREALLOC) && c.capacity <= 0))
         return -EINVAL;
     goc_pool *p = goc__calloc(1, sizeof(*p));
     if (!p)
@@ -73,6 +77,16 @@ int goc_pool_new(const struct goc_pool_config *cfg, goc_pool **out)
     p->max_blocking = c.max_blocking;
     p->flags = c.flags;
     p->fn = c.fn;
+    if (p->flags & GOC_POOL_PREALLOC) {
+        p->flags |= GOC_POOL_DISABLE_PURGE; /* they are kept */
+        goc_mutex_lock(&p->mu, NULL);
+        int rc = prealloc_locked(p);
+        goc_mutex_unlock(&p->mu);
+        if (rc) {
+            goc_pool_free(p);
+            return rc;
+        }
+    }
     *out = p;
     return 0;
 }
@@ -117,6 +131,8 @@ static bool leave_locked(goc_pool *p)
     return false;
 }
 
+static bool idle_wait_locked(goc_pool *p, struct worker *w);
+
 /* Under mu, after a task: true with w->fn set, or false to exit. */
 static bool next_task_locked(goc_pool *p, struct worker *w)
 {
@@ -131,6 +147,12 @@ static bool next_task_locked(goc_pool *p, struct worker *w)
     goc__dlist_push(&p->idle, &w->link);
     p->nidle++;
     wake_idle_waiters(p);
+    return idle_wait_locked(p, w);
+}
+
+/* Under mu, @w on the idle stack: wait for a task (true), or leave. */
+static bool idle_wait_locked(goc_pool *p, struct worker *w)
+{
     goc_ctx_local local;
     goc_ctx *c = NULL;
     if (!(p->flags & GOC_POOL_DISABLE_PURGE))
@@ -154,7 +176,10 @@ static void worker_main(void *arg)
     struct worker *w = arg;
     goc_pool *p = w->p;
     atomic_store_explicit(&w->gid, goc_id(), memory_order_relaxed);
-    bool more = true;
+    goc_mutex_lock(&p->mu, NULL);
+    /* Preallocated, it starts idle, unless a task came first. */
+    bool more = w->fn || idle_wait_locked(p, w);
+    goc_mutex_unlock(&p->mu);
     while (more) {
         bool exit = false; /* the recovery policy says so */
         bool panicked = false;
@@ -196,6 +221,26 @@ static int spawn_locked(goc_pool *p, goc_pool_fn fn, void *arg)
     p->st.workers++;
     p->running++;
     p->st.submitted++;
+    return 0;
+}
+
+/* Under mu: start idle workers until @p has its capacity of them. */
+static int prealloc_locked(goc_pool *p)
+{
+    while (p->st.workers < p->cap) {
+        struct worker *w = goc__calloc(1, sizeof(*w));
+        if (!w)
+            return -ENOMEM;
+        w->p = p;
+        int rc = goc_go(worker_main, w);
+        if (rc) {
+            goc__free(w);
+            return rc;
+        }
+        goc__dlist_push(&p->idle, &w->link);
+        p->nidle++;
+        p->st.workers++;
+    }
     return 0;
 }
 
@@ -323,7 +368,10 @@ int goc_pool_tune(goc_pool *p, int64_t cap)
     if (!p || cap <= 0)
         return -EINVAL;
     goc_mutex_lock(&p->mu, NULL);
-    int rc = p->closed ? GOC_ECLOSED : p->cap < 0 ? -EPERM : 0;
+    int rc = p->closed                      ? GOC_ECLOSED
+             : p->cap < 0                   ? -EPERM
+             : p->flags & GOC_POOL_PREALLOC ? -EPERM
+                                            : 0;
     if (!rc) {
         p->cap = cap;
         spawn_for_waiters_locked(p);                /* growing */
@@ -433,6 +481,9 @@ int goc_pool_reboot(goc_pool *p)
         return -EINVAL;
     goc_mutex_lock(&p->mu, NULL);
     p->closed = false;
+    /* Best effort: a worker that cannot start now starts on demand. */
+    if (p->flags & GOC_POOL_PREALLOC)
+        prealloc_locked(p);
     goc_mutex_unlock(&p->mu);
     return 0;
 }
