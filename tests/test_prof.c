@@ -1240,3 +1240,143 @@ TEST(prof, vdso_frames_are_not_the_main_programs)
     ASSERT_STR(tab + 1, "[vdso]");
     dlclose(vdso);
 }
+
+/* ---- custom profiles -------------------------------------------------- */
+
+static int keys[64];
+
+__attribute__((noinline)) static void prof_opened_here_a(goc_prof *p, int i)
+{
+    ASSERT_OK(goc_prof_add(p, &keys[i], 0));
+    __asm__ volatile("");
+}
+
+__attribute__((noinline)) static void prof_opened_here_b(goc_prof *p, int i)
+{
+    ASSERT_OK(goc_prof_add(p, &keys[i], 0));
+    __asm__ volatile("");
+}
+
+/* A helper that opens for its caller: skip 1 names the caller. */
+__attribute__((noinline)) static void prof_helper_adds(goc_prof *p, int i)
+{
+    ASSERT_OK(goc_prof_add(p, &keys[i], 1));
+    __asm__ volatile("");
+}
+
+__attribute__((noinline)) static void prof_helper_caller(goc_prof *p, int i)
+{
+    prof_helper_adds(p, i);
+    __asm__ volatile("");
+}
+
+TEST_G(prof, custom_profile_names_where_each_key_was_added)
+{
+    struct tmp t;
+    tmp_init(&t);
+    goc_prof *p, *q;
+    ASSERT_OK(goc_prof_new("open_files", &p));
+    ASSERT_EQ(goc_prof_new("open_files", &q), -EINVAL); /* in use */
+    ASSERT_EQ(goc_prof_new("goroutine", &q), -EINVAL);  /* predefined */
+    ASSERT_EQ(goc_prof_new("", &q), -EINVAL);
+    ASSERT_EQ(goc_prof_new(NULL, &q), -EINVAL);
+    ASSERT(goc_prof_lookup("open_files") == p);
+    ASSERT_STR(goc_prof_name(p), "open_files");
+    /* One call site each (bounds the compiler cannot unroll by). */
+    static volatile int five = 5, eight = 8;
+    for (int i = 0; i < five; i++)
+        prof_opened_here_a(p, i);
+    for (int i = five; i < eight; i++)
+        prof_opened_here_b(p, i);
+    prof_helper_caller(p, 8);
+    ASSERT_EQ(goc_prof_add(p, &keys[0], 0), -EINVAL); /* already there */
+    ASSERT_EQ(goc_prof_add(p, NULL, 0), -EINVAL);
+    ASSERT_EQ(goc_prof_add(p, &keys[9], -1), -EINVAL);
+    ASSERT_EQ(goc_prof_count(p), 9);
+    ASSERT_OK(goc_prof_remove(p, &keys[5])); /* closed */
+    ASSERT_EQ(goc_prof_remove(p, &keys[5]), -ENOENT);
+    ASSERT_EQ(goc_prof_count(p), 8);
+
+    const char *txt = tmp_path(&t, "c.txt"), *pb = tmp_path(&t, "c.pb.gz");
+    ASSERT_EQ(goc_prof_write_file(p, txt, 1), 8);
+    ASSERT_EQ(goc_prof_write_file(p, pb, 0), 8);
+    ASSERT_EQ(goc_prof_write(p, 1, 2), -EINVAL);
+    char *text = slurp(txt);
+    ASSERT(strncmp(text, "open_files profile: total 8\n", 28) == 0);
+    ASSERT_EQ(text_count_of(text, "prof_opened_here_a"), 5);
+    ASSERT_EQ(text_count_of(text, "prof_opened_here_b"), 2);
+    ASSERT_EQ(text_count_of(text, "prof_helper_caller"), 1);
+    ASSERT(strstr(text, "prof_helper_adds") == NULL); /* skipped */
+    free(text);
+
+    goc_prof_free(p);
+    ASSERT(goc_prof_lookup("open_files") == NULL);
+    ASSERT_OK(goc_prof_new("open_files", &q)); /* the name is free again */
+    goc_prof_free(q);
+
+    if (!have_go()) {
+        tmp_done(&t);
+        skip("go is not installed");
+    }
+    char *out = pprof("-top", pb);
+    fprintf(stderr, "%s\n", out);
+    const char *line = top_line(out, "prof_opened_here_a");
+    ASSERT(line != NULL);
+    long flat, cum;
+    ASSERT_EQ(sscanf(line, "%ld %*s %*s %ld", &flat, &cum), 2);
+    ASSERT_EQ(cum, 5);
+    free(out);
+    tmp_done(&t);
+}
+
+struct churn {
+    goc_prof *p;
+    int from;
+    goc_wg *wg;
+};
+
+static void churn_keys(void *arg)
+{
+    struct churn *c = arg;
+    for (int64_t r = 0; r < test_scale(2000); r++)
+        for (int i = c->from; i < c->from + 16; i++) {
+            ASSERT_OK(goc_prof_add(c->p, &keys[i], 0));
+            if (i % 4 == 0)
+                goc_yield();
+            ASSERT_OK(goc_prof_remove(c->p, &keys[i]));
+        }
+    goc_wg_done(c->wg);
+}
+
+static void *churn_thread(void *arg)
+{
+    churn_keys(arg);
+    return NULL;
+}
+
+/* Goroutines and a plain thread add and remove at once; a writer reads
+ * meanwhile. The table grows past its first size on the way. */
+TEST_G(prof, custom_profile_under_concurrent_adds_and_removes)
+{
+    goc_prof *p;
+    ASSERT_OK(goc_prof_new("churn", &p));
+    goc_wg wg = GOC_WG_INIT;
+    static struct churn c[4];
+    goc_wg_add(&wg, 4);
+    for (int i = 0; i < 3; i++) {
+        c[i] = (struct churn){ p, i * 16, &wg };
+        ASSERT_OK(goc_go(churn_keys, &c[i]));
+    }
+    c[3] = (struct churn){ p, 48, &wg };
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, churn_thread, &c[3]));
+    int devnull = open("/dev/null", O_WRONLY);
+    ASSERT_GE(devnull, 0);
+    for (int i = 0; i < 20; i++)
+        ASSERT_GE(goc_prof_write(p, devnull, i % 2), 0);
+    close(devnull);
+    goc_wg_wait(&wg, NULL);
+    test_join(th, NULL);
+    ASSERT_EQ(goc_prof_count(p), 0);
+    goc_prof_free(p);
+}

@@ -244,6 +244,78 @@ GOC_API int goc_prof_write_heap(int fd, int debug);
  */
 GOC_API int goc_prof_write_heap_file(const char *path, int debug);
 
+/* ---- custom profiles (runtime/pprof's NewProfile) ----------------------- */
+
+/**
+ * A custom profile (opaque): a set of live keys, each with the stack of
+ * the code that added it. Add a key where a resource is opened and remove
+ * it where it is closed: the profile then names where every resource
+ * still open came from, as Go programs track theirs.
+ */
+typedef struct goc_prof goc_prof;
+
+/**
+ * goc_prof_new - create the custom profile @name (copied).
+ *
+ * Return: 0; -EINVAL for a NULL @out, a NULL or empty @name, or one in
+ * use: by a live custom profile, or by a predefined profile of
+ * runtime/pprof (goroutine, heap, allocs, threadcreate, block, mutex);
+ * -ENOMEM. Any thread.
+ */
+GOC_API int goc_prof_new(const char *name, goc_prof **out);
+
+/**
+ * goc_prof_free - forget the profile and its keys; its name is free
+ * again. @p may be NULL. No other call on @p may be in progress or follow.
+ */
+GOC_API void goc_prof_free(goc_prof *p);
+
+/** goc_prof_lookup - the live custom profile named @name, or NULL. */
+GOC_API goc_prof *goc_prof_lookup(const char *name);
+
+/** goc_prof_name - the profile's name (valid while it lives). */
+GOC_API const char *goc_prof_name(goc_prof *p);
+
+/**
+ * goc_prof_add - add @key, with the stack of the caller (@skip = 0), or
+ * of its caller's caller (@skip = 1), and so on.
+ *
+ * Return: 0; -EINVAL for NULL @p or @key, a negative @skip, or a @key
+ * the profile already has (Go panics; here nothing changes); -ENOMEM.
+ */
+GOC_API int goc_prof_add(goc_prof *p, const void *key, int skip);
+
+/**
+ * goc_prof_remove - remove @key.
+ *
+ * Return: 0; -ENOENT if the profile does not have it (Go ignores that;
+ * nothing changes); -EINVAL for NULL.
+ */
+GOC_API int goc_prof_remove(goc_prof *p, const void *key);
+
+/** goc_prof_count - the number of keys in the profile. */
+GOC_API int64_t goc_prof_count(goc_prof *p);
+
+/**
+ * goc_prof_write - write the profile: keys counted per distinct stack.
+ * @fd:    where to write (borrowed, not closed).
+ * @debug: 0: pprof protobuf (sample type "<name>", "count"); 1: the
+ *         legacy text form ("<name> profile: total N", then "count @
+ *         pc..." with one "#" line per frame, most keys first).
+ *
+ * Return: the number of keys written; -EINVAL for NULL @p, a bad @fd or
+ * @debug; -errno from write(); -ENOMEM.
+ */
+GOC_API int goc_prof_write(goc_prof *p, int fd, int debug);
+
+/**
+ * goc_prof_write_file - goc_prof_write() into the file @path, created or
+ * truncated, and closed.
+ *
+ * Return: as goc_prof_write(), plus -errno from open() and close().
+ */
+GOC_API int goc_prof_write_file(goc_prof *p, const char *path, int debug);
+
 #ifdef __cplusplus
 }
 #endif

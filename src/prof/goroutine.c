@@ -25,36 +25,6 @@ static void add_one(const struct goc__gsnap *g, void *arg)
         s->v[0]++;
 }
 
-static int write_proto(int fd, const struct goc__stacks *set)
-{
-    struct goc__profile *p = goc__profile_new();
-    if (!p)
-        return -ENOMEM;
-    goc__profile_sample_type(p, "goroutine", "count");
-    goc__profile_period(p, "goroutine", "count", 1);
-    for (size_t i = 0; i < set->n; i++)
-        goc__profile_sample(p, set->s[i].pcs, set->s[i].npc, set->s[i].v, 1,
-                            NULL, NULL);
-    int err = goc__profile_write(p, fd);
-    goc__profile_free(p);
-    return err;
-}
-
-static int write_text(int fd, struct goc__stacks *set, int total)
-{
-    struct goc__pb out = { 0 };
-    goc__stacks_sort(set);
-    goc__pb_printf(&out, "goroutine profile: total %d\n", total);
-    for (size_t i = 0; i < set->n; i++) {
-        goc__pb_printf(&out, "%lld", (long long)set->s[i].v[0]);
-        goc__prof_text_stack(&out, set->s[i].pcs, set->s[i].npc);
-    }
-    goc__prof_text_maps(&out);
-    int err = out.oom ? -ENOMEM : goc__prof_write_all(fd, out.buf, out.len);
-    goc__pb_free(&out);
-    return err;
-}
-
 int goc_prof_write_goroutine(int fd, int debug)
 {
     if (fd < 0 || debug < 0 || debug > 2)
@@ -63,9 +33,8 @@ int goc_prof_write_goroutine(int fd, int debug)
         return goc_dump(fd);
     struct goc__stacks set = { 0 };
     int total = goc__goroutine_walk(add_one, &set);
-    int err = set.oom      ? -ENOMEM
-              : debug == 0 ? write_proto(fd, &set)
-                           : write_text(fd, &set, total);
+    int err = set.oom ? -ENOMEM
+                      : goc__stacks_write(&set, "goroutine", total, fd, debug);
     goc__stacks_free(&set);
     return err < 0 ? err : total;
 }

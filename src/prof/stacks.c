@@ -2,6 +2,7 @@
 /* Stack sets with counters (stacks.h). */
 #include "stacks.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,4 +61,44 @@ void goc__stacks_free(struct goc__stacks *set)
     free(set->s);
     goc__u64map_free(&set->map);
     *set = (struct goc__stacks){ 0 };
+}
+
+static int write_proto(int fd, const struct goc__stacks *set, const char *name)
+{
+    struct goc__profile *p = goc__profile_new();
+    if (!p)
+        return -ENOMEM;
+    goc__profile_sample_type(p, name, "count");
+    goc__profile_period(p, name, "count", 1);
+    for (size_t i = 0; i < set->n; i++)
+        goc__profile_sample(p, set->s[i].pcs, set->s[i].npc, set->s[i].v, 1,
+                            NULL, NULL);
+    int err = goc__profile_write(p, fd);
+    goc__profile_free(p);
+    return err;
+}
+
+static int write_text(int fd,
+                      struct goc__stacks *set,
+                      const char *name,
+                      int64_t total)
+{
+    struct goc__pb out = { 0 };
+    goc__stacks_sort(set);
+    goc__pb_printf(&out, "%s profile: total %lld\n", name, (long long)total);
+    for (size_t i = 0; i < set->n; i++) {
+        goc__pb_printf(&out, "%lld", (long long)set->s[i].v[0]);
+        goc__prof_text_stack(&out, set->s[i].pcs, set->s[i].npc);
+    }
+    goc__prof_text_maps(&out);
+    int err = out.oom ? -ENOMEM : goc__prof_write_all(fd, out.buf, out.len);
+    goc__pb_free(&out);
+    return err;
+}
+
+int goc__stacks_write(
+    struct goc__stacks *set, const char *name, int64_t total, int fd, int debug)
+{
+    return debug == 0 ? write_proto(fd, set, name)
+                      : write_text(fd, set, name, total);
 }

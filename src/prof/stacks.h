@@ -31,5 +31,15 @@ struct goc__stack *goc__stacks_get(struct goc__stacks *set,
 /* Sort by v[0], largest first. */
 void goc__stacks_sort(struct goc__stacks *set);
 void goc__stacks_free(struct goc__stacks *set);
+/*
+ * Write a count profile of @set (counts in v[0]) named @name: debug 0 the
+ * pprof protobuf, 1 the legacy text form ("<name> profile: total N",
+ * sorted, then the memory map). 0 or a negative error.
+ */
+int goc__stacks_write(struct goc__stacks *set,
+                      const char *name,
+                      int64_t total,
+                      int fd,
+                      int debug);
 
 #endif /* GOC_PROF_STACKS_H */
