@@ -1380,3 +1380,109 @@ TEST_G(prof, custom_profile_under_concurrent_adds_and_removes)
     ASSERT_EQ(goc_prof_count(p), 0);
     goc_prof_free(p);
 }
+
+/* ---- the threads profile ---------------------------------------------- */
+
+static _Atomic int job_running, section_open, let_go;
+
+__attribute__((noinline)) static int prof_held_in_a_job(void *arg)
+{
+    (void)arg;
+    atomic_store(&job_running, 1);
+    while (!atomic_load(&let_go))
+        usleep(1000);
+    return 0;
+}
+
+static void runs_a_job(void *arg)
+{
+    goc_blocking(prof_held_in_a_job, NULL, NULL);
+    goc_wg_done(arg);
+}
+
+static void sits_in_a_section(void *arg)
+{
+    ASSERT_OK(goc_blocking_enter());
+    atomic_store(&section_open, 1);
+    while (!atomic_load(&let_go))
+        usleep(1000);
+    ASSERT_OK(goc_blocking_exit());
+    goc_wg_done(arg);
+}
+
+TEST_G(prof, threads_profile_lists_goc_threads_and_what_they_do)
+{
+    struct tmp t;
+    tmp_init(&t);
+    goc_wg wg = GOC_WG_INIT;
+    goc_wg_add(&wg, 2);
+    atomic_store(&let_go, 0);
+    ASSERT_OK(goc_go(runs_a_job, &wg));
+    struct goc_go_opts o = { .name = "in_section" };
+    ASSERT_OK(goc_go_ex(sits_in_a_section, &wg, &o));
+    while (!atomic_load(&job_running) || !atomic_load(&section_open))
+        goc_sleep(GOC_MILLISECOND, NULL);
+    const char *list = tmp_path(&t, "t2.txt"), *txt = tmp_path(&t, "t.txt");
+    const char *pb = tmp_path(&t, "t.pb.gz");
+    int n = goc_prof_write_threads_file(list, 2);
+    ASSERT_GE(n, 3); /* an M, sysmon, a blocking worker at least */
+    ASSERT_EQ(goc_prof_write_threads_file(txt, 1), n);
+    ASSERT_EQ(goc_prof_write_threads_file(pb, 0), n);
+    atomic_store(&let_go, 1);
+    goc_wg_wait(&wg, NULL);
+    ASSERT_EQ(goc_prof_write_threads(-1, 2), -EINVAL);
+    ASSERT_EQ(goc_prof_write_threads(1, 3), -EINVAL);
+    ASSERT_EQ(goc_prof_write_threads_file(txt, -1), -EINVAL);
+
+    char *text = slurp(list), head[64];
+    snprintf(head, sizeof(head), "threads: total %d\n", n);
+    ASSERT(strncmp(text, head, strlen(head)) == 0);
+    ASSERT(strstr(text, "\nsysmon tid ") != NULL);
+    ASSERT(strstr(text, "running a job (prof_held_in_a_job) for ") != NULL);
+    ASSERT(strstr(text, "\"in_section\" in a blocking section") != NULL);
+    char me[64];
+    snprintf(me, sizeof(me), "running goroutine %lld ", (long long)goc_id());
+    ASSERT(strstr(text, me) != NULL);           /* the M running this test */
+    ASSERT(strstr(text, "goc__m_new") != NULL); /* creators' stacks */
+    free(text);
+    text = slurp(txt);
+    snprintf(head, sizeof(head), "threadcreate profile: total %d\n", n);
+    ASSERT(strncmp(text, head, strlen(head)) == 0);
+    ASSERT(strstr(text, "goc__sysmon_start") != NULL);
+    free(text);
+
+    if (!have_go()) {
+        tmp_done(&t);
+        skip("go is not installed");
+    }
+    char *out = pprof("-top", pb);
+    fprintf(stderr, "%s\n", out);
+    ASSERT(strstr(out, "Type: threadcreate") != NULL);
+    ASSERT(top_line(out, "goc__sysmon_start") != NULL);
+    free(out);
+    tmp_done(&t);
+}
+
+static void calls_blocking(void *arg)
+{
+    for (int i = 0; i < 20; i++)
+        goc_blocking(prof_held_in_a_job, NULL, NULL);
+    goc_wg_done(arg);
+}
+
+/* Written while blocking workers are made and Ms come and go between
+ * states: the sanitizers see the reads. */
+TEST_G(prof, threads_profile_written_while_threads_change)
+{
+    atomic_store(&let_go, 1);
+    goc_wg wg = GOC_WG_INIT;
+    goc_wg_add(&wg, 4);
+    for (int i = 0; i < 4; i++)
+        ASSERT_OK(goc_go(calls_blocking, &wg));
+    int devnull = open("/dev/null", O_WRONLY);
+    ASSERT_GE(devnull, 0);
+    for (int i = 0; i < 30; i++)
+        ASSERT_GE(goc_prof_write_threads(devnull, i % 3), 2);
+    close(devnull);
+    goc_wg_wait(&wg, NULL);
+}

@@ -244,6 +244,35 @@ GOC_API int goc_prof_write_heap(int fd, int debug);
  */
 GOC_API int goc_prof_write_heap_file(const char *path, int debug);
 
+/**
+ * goc_prof_write_threads - write the threads goc made (its Ms, which run
+ * goroutines; the watchdog; the blocking pool's workers; the CPU
+ * profile's writer).
+ * @fd:    where to write (borrowed, not closed).
+ * @debug: 0: pprof protobuf of runtime/pprof's "threadcreate" profile,
+ *         threads counted by the stack that created them; 1: its legacy
+ *         text form; 2: one entry per thread: its kind and id, what it
+ *         is doing (the goroutine an M runs, a blocking section or a
+ *         blocking job and for how long, idle, looking for work, waiting
+ *         for I/O), the CPU time it used, its age and its creator's stack.
+ *
+ * The threads keep running meanwhile: each entry is read as it was at
+ * one moment, not all at the same moment.
+ *
+ * Return: the number of threads written; -EINVAL for a bad @fd or
+ * @debug; -errno from write(); -ENOMEM. Starts the runtime if needed.
+ */
+GOC_API int goc_prof_write_threads(int fd, int debug);
+
+/**
+ * goc_prof_write_threads_file - goc_prof_write_threads() into the file
+ * @path, created or truncated, and closed.
+ *
+ * Return: as goc_prof_write_threads(), plus -errno from open() and
+ * close().
+ */
+GOC_API int goc_prof_write_threads_file(const char *path, int debug);
+
 /* ---- custom profiles (runtime/pprof's NewProfile) ----------------------- */
 
 /**

@@ -91,12 +91,15 @@ static struct job *next_job(void)
     return j;
 }
 
-static void *worker(void *unused)
+static void *worker(void *arg)
 {
-    (void)unused;
+    struct goc__thread *self = arg;
+    goc__thread_started(self);
     struct job *j;
     while ((j = next_job())) {
+        goc__thread_job(self, (const void *)(uintptr_t)j->fn);
         j->result = j->fn(j->arg);
+        goc__thread_job(self, NULL);
         if (goc__wait_claim(&j->w, 0))
             goc__wait_finish(&j->w);
         else
@@ -104,6 +107,8 @@ static void *worker(void *unused)
         job_release(j);
         atomic_fetch_sub(&goc__sched.nblocking_jobs, 1);
     }
+    goc__thread_exited(self);
+    goc__free(self);
     atomic_fetch_sub(&goc__sched.nblocking_threads, 1);
     return NULL;
 }
@@ -111,6 +116,9 @@ static void *worker(void *unused)
 /* Under pool.mu: a new worker thread; 0 or -errno. */
 static int spawn_worker(void)
 {
+    struct goc__thread *rec = goc__calloc(1, sizeof(*rec));
+    if (!rec)
+        return -EAGAIN; /* as a thread that cannot be made */
     pthread_t t;
     pthread_attr_t attr;
     sigset_t all, old;
@@ -122,14 +130,18 @@ static int spawn_worker(void)
     pthread_sigmask(SIG_SETMASK, &all, &old);
     atomic_fetch_add(&goc__sched.nblocking_threads, 1);
     /* A thread's stack is a mapping: injected faults fail it as one. */
+    goc__thread_created(rec, GOC__TK_BLOCKING);
     int err =
-        goc__fault_hit() ? EAGAIN : pthread_create(&t, &attr, worker, NULL);
+        goc__fault_hit() ? EAGAIN : pthread_create(&t, &attr, worker, rec);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
-    if (err == 0)
+    if (err == 0) {
         pool.threads++;
-    else
+    } else {
+        goc__thread_exited(rec);
+        goc__free(rec);
         atomic_fetch_sub(&goc__sched.nblocking_threads, 1);
+    }
     return -err;
 }
 

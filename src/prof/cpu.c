@@ -543,9 +543,12 @@ static int64_t end_time(void)
     return cpu.start_mono + cpu.duration;
 }
 
+static struct goc__thread writer_thread;
+
 static void *writer_main(void *arg)
 {
     (void)arg;
+    goc__thread_started(&writer_thread);
     cpu.writer_tid = gettid();
     int64_t end = end_time();
     pthread_mutex_lock(&cpu.wmu);
@@ -567,6 +570,7 @@ static void *writer_main(void *arg)
     }
     pthread_mutex_unlock(&cpu.wmu);
     finish();
+    goc__thread_exited(&writer_thread);
     return NULL;
 }
 
@@ -584,9 +588,11 @@ static int start_writer(void)
     sigset_t all, old;
     goc__sigmask_service(&all, false); /* the writer is not profiled */
     pthread_sigmask(SIG_SETMASK, &all, &old);
+    goc__thread_created(&writer_thread, GOC__TK_PROFILER);
     int err = pthread_create(&cpu.writer, NULL, writer_main, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err) {
+        goc__thread_exited(&writer_thread);
         pthread_cond_destroy(&cpu.wcv);
         pthread_mutex_destroy(&cpu.wmu);
     }

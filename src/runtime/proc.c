@@ -160,6 +160,7 @@ static void *m_main(void *arg)
     struct goc__m *m = arg;
     goc__sigmask_m();
     goc__m_set_current(m);
+    goc__thread_started(&m->thread_rec);
     g0_init(m);
     goc__fault_thread_init(m);
     struct goc__p *p = m->nextp;
@@ -189,9 +190,11 @@ int goc__m_new(struct goc__p *p, bool spinning)
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, M_STACK_SIZE);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    goc__thread_created(&m->thread_rec, GOC__TK_M);
     int err = pthread_create(&m->thread, &attr, m_main, m);
     pthread_attr_destroy(&attr);
     if (err) {
+        goc__thread_exited(&m->thread_rec);
         atomic_fetch_sub(&goc__sched.nm, 1);
         goc__free(m->altstack);
         goc__free(m);

@@ -335,6 +335,32 @@ static inline uint32_t goc__section_state(const struct goc__p *p,
 
 /* ---- threads ---------------------------------------------------------- */
 
+/*
+ * A thread goc made (threads.c): linked from its creation until it exits,
+ * with the stack that created it and, for a service thread, the job it
+ * runs now.
+ */
+enum goc__thread_kind {
+    GOC__TK_M,        /* runs goroutines */
+    GOC__TK_SYSMON,   /* the watchdog */
+    GOC__TK_BLOCKING, /* the blocking pool's */
+    GOC__TK_PROFILER, /* the CPU profile's writer */
+};
+
+#define GOC__THREAD_FRAMES 24
+
+struct goc__thread {
+    struct goc__thread *next, *prev; /* under the registry's lock */
+    enum goc__thread_kind kind;
+    _Atomic int tid;     /* 0 until the thread has started */
+    clockid_t cpu_clock; /* the thread's CPU-time clock, or -1 */
+    int64_t created_at;
+    _Atomic(const void *) job; /* a service thread's job now, or NULL */
+    _Atomic int64_t job_since;
+    int npc;
+    void *pcs[GOC__THREAD_FRAMES]; /* the creator's stack */
+};
+
 struct goc__m {
     int id;
     pthread_t thread;
@@ -368,6 +394,7 @@ struct goc__m {
     void *hog_commit_arg;
     bool reporting;
     char hog_msg[512];
+    struct goc__thread thread_rec;
 };
 
 /*
@@ -645,6 +672,46 @@ int64_t goc__stack_mapped_count(void);
 uint64_t goc__stack_reserved(uint64_t *resident);
 /* Call fn for every G ever set up (free ones too: check the status). */
 void goc__stack_foreach(void (*fn)(struct goc__g *g, void *arg), void *arg);
+
+/* ---- goc's threads (threads.c) ---------------------------------------- */
+
+/* What a thread was doing when it was looked at. */
+enum goc__thread_state {
+    GOC__THREAD_IDLE,       /* waiting for work */
+    GOC__THREAD_RUNNING,    /* a goroutine, or a service thread's job */
+    GOC__THREAD_BLOCKING,   /* its goroutine is in a blocking section */
+    GOC__THREAD_SPINNING,   /* an M looking for goroutines to run */
+    GOC__THREAD_POLLING,    /* the M waiting in epoll for I/O and timers */
+    GOC__THREAD_SCHEDULING, /* an M with a P, between goroutines */
+};
+
+struct goc__thread_view {
+    enum goc__thread_kind kind;
+    enum goc__thread_state state;
+    int tid;        /* 0: not started yet */
+    int m_id, p;    /* an M's id and P (-1: none) */
+    bool pinned;    /* an M whose goroutine is pinned to it */
+    int64_t cpu_ns; /* CPU time used; -1 unknown */
+    int64_t age;    /* since its creation */
+    int64_t since;  /* in a blocking section, or in its job, for this long */
+    int64_t goroutine;
+    char gname[32];
+    const void *job; /* a service thread's job function */
+    int npc;
+    void *pcs[GOC__THREAD_FRAMES];
+};
+
+/* Link @t (zeroed or reused storage) with the caller's stack; before the
+ * thread is made. A thread that cannot be made is unlinked at once. */
+void goc__thread_created(struct goc__thread *t, enum goc__thread_kind kind);
+/* First thing the thread does: its id and CPU clock. */
+void goc__thread_started(struct goc__thread *t);
+/* Last thing the thread does with @t (or its creator, if it failed). */
+void goc__thread_exited(struct goc__thread *t);
+/* A service thread starts the job @fn (NULL: it is idle again). */
+void goc__thread_job(struct goc__thread *t, const void *fn);
+/* Views of up to @max of goc's threads; the number there are. */
+int goc__thread_views(struct goc__thread_view *out, int max);
 
 /* ---- panics and dumps (panic.c, dump.c) ------------------------------- */
 

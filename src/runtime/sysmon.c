@@ -322,9 +322,12 @@ static void poll_if_stale(int64_t now)
         goc__netpoll_nowait();
 }
 
+static struct goc__thread sysmon_thread;
+
 static void *sysmon_main(void *arg)
 {
     (void)arg;
+    goc__thread_started(&sysmon_thread);
     int64_t delay = MIN_DELAY_NS, last_trim = goc__nanotime();
     bool trim_left = false; /* the last round ran out of time */
     for (;;) {
@@ -368,8 +371,11 @@ int goc__sysmon_start(void)
     /* The watchdog never handles the application's signals. */
     goc__sigmask_service(&all, true);
     pthread_sigmask(SIG_SETMASK, &all, &old);
+    goc__thread_created(&sysmon_thread, GOC__TK_SYSMON);
     int err = pthread_create(&t, &attr, sysmon_main, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
+    if (err)
+        goc__thread_exited(&sysmon_thread);
     return -err;
 }
