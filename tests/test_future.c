@@ -1227,3 +1227,68 @@ TEST(future, taking_callbacks_back_races_the_losers_last_release)
     ASSERT_OK(pthread_join(a, NULL));
     ASSERT_OK(pthread_join(b, NULL));
 }
+
+struct sf_freeing {
+    goc_sf *g;
+    _Atomic bool done;
+};
+
+static void sf_frees(void *arg)
+{
+    struct sf_freeing *fr = arg;
+    goc_sf_free(fr->g);
+    atomic_store(&fr->done, true);
+}
+
+/* Free closes the group and waits for the calls in flight: the leader
+ * running, callers joined, a flight goroutine of an async call. */
+TEST_G(future, singleflight_free_waits_for_calls_in_flight)
+{
+    goc_sf *g;
+    ASSERT_OK(goc_sf_new(&g));
+    goc_wg wg = GOC_WG_INIT;
+    ASSERT_OK(goc_chan_new(0, 0, &sf_gate));
+    atomic_store(&sf_runs, 0);
+    static struct sf_call c[4];
+    goc_wg_add(&wg, 4);
+    for (int i = 0; i < 4; i++) {
+        c[i] = (struct sf_call){ g, 0, 1, false, &wg };
+        ASSERT_OK(goc_go(sf_caller, &c[i]));
+    }
+    goc_future *a;
+    ASSERT_OK(goc_sf_do_async(g, "other", sf_fetch, NULL, free, &a, NULL));
+    while (goc_sf_joined(g, "k") < 3 || atomic_load(&sf_runs) < 2)
+        goc_sleep(100 * GOC_MICROSECOND, NULL);
+    static struct sf_freeing fr;
+    fr = (struct sf_freeing){ g, false };
+    ASSERT_OK(goc_go(sf_frees, &fr));
+    goc_sleep(5 * GOC_MILLISECOND, NULL);
+    ASSERT(!atomic_load(&fr.done)); /* the calls are still in flight */
+    goc_future *f = NULL;
+    ASSERT_EQ(goc_sf_do(g, "k", sf_fetch, NULL, free, &f, NULL, NULL),
+              GOC_ECLOSED); /* closed: no new call joins or starts */
+    ASSERT_EQ(goc_sf_do_async(g, "new", sf_fetch, NULL, free, &f, NULL),
+              GOC_ECLOSED);
+    ASSERT(f == NULL);
+    goc_chan_close(sf_gate);
+    goc_wg_wait(&wg, NULL);
+    while (!atomic_load(&fr.done))
+        goc_sleep(100 * GOC_MICROSECOND, NULL);
+    for (int i = 0; i < 4; i++)
+        ASSERT_EQ(c[i].st, 0); /* every caller had its outcome */
+    void *v;
+    int st;
+    ASSERT_OK(goc_future_get(a, &st, &v, NULL)); /* valid after the free */
+    ASSERT_EQ(st, 0);
+    ASSERT_EQ(*(int *)v, 42);
+    goc_future_release(a);
+    goc_chan_release(sf_gate);
+
+    ASSERT_OK(goc_sf_new(&g));
+    ASSERT_OK(goc_sf_close(g));
+    ASSERT_EQ(goc_sf_close(g), GOC_ECLOSED);
+    ASSERT_EQ(goc_sf_do(g, "k", sf_fetch, NULL, free, &f, NULL, NULL),
+              GOC_ECLOSED);
+    ASSERT_EQ(goc_sf_close(NULL), -EINVAL);
+    goc_sf_free(g);
+}

@@ -26,7 +26,18 @@ typedef struct goc_sf goc_sf;
 GOC_API int goc_sf_new(goc_sf **out);
 
 /**
- * goc_sf_free - free the group. No call may be in flight. @g may be NULL.
+ * goc_sf_close - refuse new calls (GOC_ECLOSED); calls in flight, and
+ * their joiners, go on to their outcome.
+ *
+ * Return: 0; GOC_ECLOSED if already closed; -EINVAL for NULL.
+ */
+GOC_API int goc_sf_close(goc_sf *g);
+
+/**
+ * goc_sf_free - close the group, wait until no call uses it any more (a
+ * running @fn returns, its joiners have their outcome or gave up), then
+ * free it. Outcomes already handed out stay valid. @g may be NULL.
+ * Blocks while calls are in flight.
  */
 GOC_API void goc_sf_free(goc_sf *g);
 
@@ -49,7 +60,7 @@ GOC_API void goc_sf_free(goc_sf *g);
  * @fn reaches every caller of that flight with the same status.
  *
  * Return: 0 with *@out settled; -ECANCELED or -ETIMEDOUT if @ctx ended
- * while joining; -EINVAL; -ENOMEM.
+ * while joining; GOC_ECLOSED once the group is closed; -EINVAL; -ENOMEM.
  */
 GOC_API int goc_sf_do(goc_sf *g,
                       const char *key,
@@ -76,8 +87,8 @@ GOC_API int goc_sf_do(goc_sf *g,
  * goes on, its value is then destroyed): to stop @fn, cancel the @ctx
  * of the call that started it.
  *
- * Return: 0; -EINVAL; -ENOMEM or goc_go()'s error (nothing joined or
- * started).
+ * Return: 0; GOC_ECLOSED once the group is closed; -EINVAL; -ENOMEM or
+ * goc_go()'s error (nothing joined or started).
  */
 GOC_API int goc_sf_do_async(goc_sf *g,
                             const char *key,

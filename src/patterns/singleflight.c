@@ -28,6 +28,11 @@ struct flight {
 
 struct goc_sf {
     goc_mutex mu;
+    goc_cond idle_cv; /* active reached 0 */
+    /* Calls and flight goroutines that will still touch the group, under
+     * mu: goc_sf_free() waits for them. */
+    int64_t active;
+    bool closed;
     struct flight *bucket[BUCKETS];
 };
 
@@ -46,10 +51,42 @@ static void flight_free(struct flight *fl)
     goc__free(fl);
 }
 
+/* Under mu: one user of the group is done with it. */
+static void leave_locked(goc_sf *g)
+{
+    if (--g->active == 0)
+        goc_cond_broadcast(&g->idle_cv);
+}
+
+/* Under mu: a new call may use the group (0), or it is closed. */
+static int enter_locked(goc_sf *g)
+{
+    if (g->closed)
+        return GOC_ECLOSED;
+    g->active++;
+    return 0;
+}
+
+int goc_sf_close(goc_sf *g)
+{
+    if (!g)
+        return -EINVAL;
+    goc_mutex_lock(&g->mu, NULL);
+    int rc = g->closed ? GOC_ECLOSED : 0;
+    g->closed = true;
+    goc_mutex_unlock(&g->mu);
+    return rc;
+}
+
 void goc_sf_free(goc_sf *g)
 {
     if (!g)
         return;
+    goc_mutex_lock(&g->mu, NULL);
+    g->closed = true;
+    while (g->active)
+        goc_cond_wait(&g->idle_cv, &g->mu, NULL);
+    goc_mutex_unlock(&g->mu);
     for (int i = 0; i < BUCKETS; i++)
         for (struct flight *fl = g->bucket[i], *next; fl; fl = next) {
             next = fl->next;
@@ -118,7 +155,8 @@ static goc_panic_info *run_flight(goc_sf *g,
                                   goc_task_fn fn,
                                   void *arg,
                                   goc_value_free_fn free_value,
-                                  goc_ctx *ctx)
+                                  goc_ctx *ctx,
+                                  bool last_touch)
 {
     void *value = NULL;
     goc_panic_info *rethrow;
@@ -127,6 +165,8 @@ static goc_panic_info *run_flight(goc_sf *g,
      * starts a new flight instead of joining a finished one. */
     goc_mutex_lock(&g->mu, NULL);
     unlink_locked(g, fl); /* unless forgotten meanwhile */
+    if (last_touch)       /* a flight goroutine: the group is not used again */
+        leave_locked(g);
     goc_mutex_unlock(&g->mu);
     if (goc_future_complete(fl->f, rc > 0 ? -EINVAL : rc, value) == 0 &&
         value && free_value)
@@ -149,12 +189,11 @@ static int join_wait(
     goc_sf *g, struct flight *fl, bool counted, goc_future *f, goc_ctx *ctx)
 {
     int st, rc = goc_future_get(f, &st, NULL, ctx);
-    if (rc == 0)
-        return 0;
     goc_mutex_lock(&g->mu, NULL);
-    bool done = goc_future_is_done(f);
+    bool done = rc == 0 || goc_future_is_done(f);
     if (!done && counted)
         fl->gave_up++;
+    leave_locked(g); /* a joiner touches the group no more */
     goc_mutex_unlock(&g->mu);
     return done ? 0 : rc;
 }
@@ -172,22 +211,27 @@ int goc_sf_do(goc_sf *g,
         return -EINVAL;
     bool leader;
     goc_mutex_lock(&g->mu, NULL);
-    struct flight *fl = find_or_add_locked(g, key, free_value, &leader);
+    int rc = enter_locked(g);
+    struct flight *fl =
+        rc ? NULL : find_or_add_locked(g, key, free_value, &leader);
     goc_future *f = fl ? goc_future_retain(fl->f) : NULL;
     bool counted = false;
     if (fl) {
         if (leader)
             fl->counted = true;
         counted = fl->counted;
+    } else if (!rc) {
+        rc = -ENOMEM;
+        leave_locked(g);
     }
     goc_mutex_unlock(&g->mu);
-    if (!fl)
-        return -ENOMEM;
+    if (rc)
+        return rc;
     goc_panic_info *rethrow = NULL;
     if (leader) {
-        rethrow = run_flight(g, fl, fn, arg, free_value, ctx);
+        rethrow = run_flight(g, fl, fn, arg, free_value, ctx, false);
     } else {
-        int rc = join_wait(g, fl, counted, f, ctx);
+        rc = join_wait(g, fl, counted, f, ctx);
         if (rc) {
             goc_future_release(f);
             return rc;
@@ -199,6 +243,7 @@ int goc_sf_do(goc_sf *g,
         /* Unlinked: no one can join any more, nor give up (the outcome
          * is there). */
         dup = fl->dups > fl->gave_up;
+        leave_locked(g);
         goc_mutex_unlock(&g->mu);
         flight_free(fl); /* the leader owns the flight; f is ours */
     }
@@ -227,7 +272,7 @@ static void async_main(void *p)
 {
     struct async_flight *a = p;
     goc_panic_info *rethrow =
-        run_flight(a->g, a->fl, a->fn, a->arg, a->free_value, a->ctx);
+        run_flight(a->g, a->fl, a->fn, a->arg, a->free_value, a->ctx, true);
     flight_free(a->fl);
     goc__free(a);
     if (rethrow)
@@ -287,9 +332,13 @@ static int subscribe_locked(goc_sf *g,
         return rc;
     }
     a->fl = fl;
-    if (rc == 0 && (rc = goc_go(async_main, a)) == 0) {
-        *started = true;
-        return 0;
+    if (rc == 0) {
+        g->active++; /* the flight's goroutine, until it unlinks fl */
+        if ((rc = goc_go(async_main, a)) == 0) {
+            *started = true;
+            return 0;
+        }
+        g->active--; /* the caller's own entry still holds it above 0 */
     }
     /* Nothing started. A registered relay runs when the table's reference
      * goes (the flight's future is abandoned) and lets go of mine. */
@@ -318,9 +367,13 @@ int goc_sf_do_async(goc_sf *g,
         return -ENOMEM;
     }
     *a = (struct async_flight){ g, NULL, fn, arg, free_value, ctx };
-    bool started;
+    bool started = false;
     goc_mutex_lock(&g->mu, NULL);
-    int rc = subscribe_locked(g, key, a, mine, &started);
+    int rc = enter_locked(g);
+    if (!rc) {
+        rc = subscribe_locked(g, key, a, mine, &started);
+        leave_locked(g); /* this caller touches the group no more */
+    }
     goc_mutex_unlock(&g->mu);
     if (!started)
         goc__free(a); /* joined, or failed: no goroutine owns it */
