@@ -683,3 +683,110 @@ TEST_G(retry, permanent_marker_out_of_memory_still_stops)
     ASSERT_EQ(r.attempts, 1);
     goc_error_release(r.err);
 }
+
+/* ---- the backoff ticker ----------------------------------------------- */
+
+static int64_t tick(goc_backoff_ticker *t)
+{
+    int64_t at = 0;
+    int rc = goc_chan_recv(goc_backoff_ticker_chan(t), &at, NULL);
+    return rc > 0 ? at : -1;
+}
+
+TEST_G(retry, backoff_ticker_ticks_at_the_intervals_then_closes)
+{
+    goc_backoff b;
+    goc_backoff_constant(&b, 2 * GOC_MILLISECOND);
+    b.max_retries = 3;
+    goc_backoff_ticker *t;
+    int64_t t0 = goc_now();
+    ASSERT_OK(goc_backoff_ticker_new(&b, NULL, &t));
+    int64_t prev = tick(t); /* the first at once */
+    ASSERT_GE(prev, t0);
+    ASSERT_OK(goc_backoff_ticker_reason(t));
+    for (int i = 0; i < 3; i++) {
+        int64_t at = tick(t);
+        ASSERT_GE(at - prev, 2 * GOC_MILLISECOND); /* never early */
+        prev = at;
+    }
+    ASSERT_EQ(tick(t), -1); /* the policy said stop: closed */
+    ASSERT_EQ(goc_backoff_ticker_reason(t), GOC_EEXHAUSTED);
+    /* Users only receive. */
+    int64_t v = 0;
+    ASSERT_EQ(goc_chan_send(goc_backoff_ticker_chan(t), &v, NULL), GOC_EMISUSE);
+    goc_backoff_ticker_free(t);
+
+    /* A tick waits for its receiver; the next interval starts then. */
+    ASSERT_OK(goc_backoff_ticker_new(&b, NULL, &t));
+    tick(t);
+    goc_sleep(20 * GOC_MILLISECOND, NULL);
+    int64_t taken = tick(t); /* offered before the sleep ended */
+    int64_t after = tick(t);
+    ASSERT_GE(after - taken, 2 * GOC_MILLISECOND);
+    goc_backoff_ticker_free(t);
+}
+
+static void *ticks_on_a_thread(void *arg)
+{
+    goc_backoff_ticker *t = arg;
+    intptr_t n = 0;
+    while (tick(t) >= 0)
+        n++;
+    return (void *)n;
+}
+
+TEST_G(retry, backoff_ticker_stop_ctx_bad_input_and_plain_thread)
+{
+    goc_backoff b;
+    goc_backoff_constant(&b, GOC_SECOND);
+    goc_backoff_ticker *t;
+    ASSERT_OK(goc_backoff_ticker_new(&b, NULL, &t));
+    tick(t);
+    int64_t t0 = goc_now();
+    goc_backoff_ticker_stop(t); /* ends the one-second sleep at once */
+    goc_backoff_ticker_stop(t); /* idempotent */
+    ASSERT_LT(goc_now() - t0, GOC_SECOND / 2);
+    ASSERT_EQ(tick(t), -1);
+    ASSERT_EQ(goc_backoff_ticker_reason(t), -ECANCELED);
+    goc_backoff_ticker_free(t);
+
+    /* The context's deadline ends the ticks. */
+    goc_ctx *c;
+    ASSERT_OK(goc_ctx_with_timeout(NULL, 5 * GOC_MILLISECOND, &c));
+    ASSERT_OK(goc_backoff_ticker_new(&b, c, &t));
+    tick(t);
+    ASSERT_EQ(tick(t), -1);
+    ASSERT_EQ(goc_backoff_ticker_reason(t), -ETIMEDOUT);
+    goc_backoff_ticker_free(t);
+    goc_ctx_release(c);
+
+    /* Cancelled before: the first tick is not even sent. */
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &c));
+    goc_ctx_cancel(c);
+    ASSERT_OK(goc_backoff_ticker_new(&b, c, &t));
+    ASSERT_EQ(tick(t), -1);
+    ASSERT_EQ(goc_backoff_ticker_reason(t), -ECANCELED);
+    goc_backoff_ticker_free(t);
+    goc_ctx_release(c);
+
+    /* A plain thread receives the ticks. */
+    goc_backoff_constant(&b, GOC_MILLISECOND);
+    b.max_retries = 4;
+    ASSERT_OK(goc_backoff_ticker_new(&b, NULL, &t));
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, ticks_on_a_thread, t));
+    void *n;
+    test_join(th, &n);
+    ASSERT_EQ((intptr_t)n, 5);
+    goc_backoff_ticker_free(t);
+
+    goc_backoff_exponential(&b);
+    b.initial_interval = 0; /* refused by goc_backoff_validate() */
+    ASSERT_EQ(goc_backoff_ticker_new(&b, NULL, &t), -EINVAL);
+    ASSERT_EQ(goc_backoff_ticker_new(NULL, NULL, &t), -EINVAL);
+    goc_backoff_exponential(&b);
+    ASSERT_EQ(goc_backoff_ticker_new(&b, NULL, NULL), -EINVAL);
+    ASSERT_EQ(goc_backoff_ticker_reason(NULL), -EINVAL);
+    goc_backoff_ticker_free(NULL);
+    goc_backoff_ticker_stop(NULL);
+}

@@ -13,6 +13,8 @@
 
 #include "clock.h"
 #include "common.h"
+#include "chan.h"
+#include "context.h"
 #include "errors.h"
 
 #include <stdbool.h>
@@ -220,6 +222,59 @@ GOC_API int goc_retry(goc_retry_op op,
                       const struct goc_retry_opts *opts,
                       struct goc_retry_result *res,
                       goc_ctx *ctx);
+
+/* ---- a ticker at backoff intervals (cenkalti's Ticker) ------------------ */
+
+/** A ticker whose ticks come at a backoff policy's intervals (opaque). */
+typedef struct goc_backoff_ticker goc_backoff_ticker;
+
+/**
+ * goc_backoff_ticker_new - tick at once, then after each interval @b
+ * gives, for a retry loop of the caller's own:
+ *
+ *     for (int64_t at; goc_chan_recv(goc_backoff_ticker_chan(t), &at,
+ *                                    NULL) > 0;)
+ *         if (attempt() == 0)
+ *             break;
+ *     goc_backoff_ticker_free(t);
+ *
+ * A tick waits until it is received, and the next interval starts then,
+ * so ticks never pile up behind a slow attempt. The ticks end, and the
+ * channel is closed, when the policy says stop, @ctx ends or the ticker
+ * is stopped (goc_backoff_ticker_reason() tells which).
+ * @b:   the policy (copied, then reset); its custom function and clock,
+ *       if any, are called on the ticker's goroutine.
+ * @ctx: ends the ticks (borrowed; must outlive the ticker); NULL: never.
+ *
+ * Return: 0; -EINVAL for NULL @b or @out, or a policy
+ * goc_backoff_validate() refuses; -ENOMEM; goc_go()'s error.
+ */
+GOC_API int goc_backoff_ticker_new(const goc_backoff *b,
+                                   goc_ctx *ctx,
+                                   goc_backoff_ticker **out);
+
+/**
+ * goc_backoff_ticker_chan - the channel of ticks: int64_t values, the
+ * goc_now() of each tick. Receive-only (a send or close is GOC_EMISUSE);
+ * closed when the ticks end. Owned by the ticker.
+ */
+GOC_API goc_chan *goc_backoff_ticker_chan(goc_backoff_ticker *t);
+
+/**
+ * goc_backoff_ticker_stop - end the ticks and wait until the channel is
+ * closed. Idempotent; @t may be NULL.
+ */
+GOC_API void goc_backoff_ticker_stop(goc_backoff_ticker *t);
+
+/**
+ * goc_backoff_ticker_reason - why the ticks ended: 0 while they go on;
+ * GOC_EEXHAUSTED when the policy said stop; -ECANCELED (@ctx cancelled,
+ * or stopped) or -ETIMEDOUT (@ctx's deadline); -EINVAL for NULL.
+ */
+GOC_API int goc_backoff_ticker_reason(goc_backoff_ticker *t);
+
+/** goc_backoff_ticker_free - stop the ticker and free it; NULL ignored. */
+GOC_API void goc_backoff_ticker_free(goc_backoff_ticker *t);
 
 #ifdef __cplusplus
 }
