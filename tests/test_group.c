@@ -2,6 +2,8 @@
 /* Tests of the task group (x/sync/errgroup semantics). */
 #include "test.h"
 
+#include "../src/internal/alloc.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -460,4 +462,84 @@ TEST_G(group, reset_makes_a_finished_group_ready_for_another_round)
     ASSERT_EQ(goc_ctx_err(goc_group_ctx(g)), -ECANCELED);
     goc_group_free(g);
     goc_ctx_release(parent);
+}
+
+static goc_chan *round_gate;
+
+static int gated_member(goc_ctx *ctx, void *arg)
+{
+    (void)ctx;
+    (void)arg;
+    goc_chan_recv(round_gate, NULL, NULL);
+    return 0;
+}
+
+struct late_waiter {
+    goc_group *g;
+    goc_chan *done;
+};
+
+static void waits_for_round_one(void *arg)
+{
+    struct late_waiter *w = arg;
+    goc_group_wait(w->g, NULL);
+    goc_chan_close(w->done);
+}
+
+/* Two waiters of one round: a reset waits for both to be done with it,
+ * and the late one ends the round it waited for, never the next. */
+TEST_G(group, a_late_waiter_of_the_last_round_leaves_the_next_alone)
+{
+    int rounds = (int)test_scale(200), bad = 0;
+    for (int i = 0; i < rounds; i++) {
+        ASSERT_OK(goc_chan_new(0, 0, &round_gate));
+        goc_group *g;
+        ASSERT_OK(goc_group_new(NULL, &g));
+        ASSERT_OK(goc_group_go(g, gated_member, NULL, NULL));
+        struct late_waiter w = { g, NULL };
+        ASSERT_OK(goc_chan_new(0, 0, &w.done));
+        ASSERT_OK(goc_go(waits_for_round_one, &w));
+        goc_sleep(200 * GOC_MICROSECOND, NULL); /* it parks in wait */
+        goc_chan_close(round_gate);
+        ASSERT_OK(goc_group_wait(g, NULL));
+        /* Refused while the late waiter may still be inside its wait. */
+        int rc = goc_group_reset(g);
+        ASSERT(rc == 0 || rc == GOC_EMISUSE);
+        goc_chan_recv(w.done, NULL, NULL);
+        if (rc)
+            ASSERT_OK(goc_group_reset(g));
+        bad += goc_ctx_err(goc_group_ctx(g)) != 0;
+        goc_group_free(g);
+        goc_chan_release(w.done);
+        goc_chan_release(round_gate);
+    }
+    ASSERT_EQ(bad, 0);
+}
+
+static int fails_out_of_memory(goc_ctx *ctx, void *arg)
+{
+    (void)ctx;
+    goc__fault_after((intptr_t)arg); /* the group's records of it fail */
+    return -EIO;
+}
+
+/* A failure whose error cannot be kept still gets an error value. */
+TEST_G(group, wait_err_out_of_memory_still_reports_the_failure)
+{
+    unsigned modes[2] = { 0, GOC_GROUP_ALL_ERRORS };
+    for (int m = 0; m < 2; m++)
+        for (intptr_t n = 0; n < 4; n++) {
+            goc_group *g;
+            ASSERT_OK(goc_group_new(NULL, &g));
+            ASSERT_OK(goc_group_set_options(g, modes[m]));
+            ASSERT_OK(goc_group_go(g, fails_out_of_memory, (void *)n, NULL));
+            goc_error *err = NULL;
+            int rc = goc_group_wait_err(g, NULL, &err);
+            goc__fault_after(-1);
+            ASSERT_EQ(rc, -EIO);
+            ASSERT(err != NULL);
+            ASSERT(goc_error_is(err, -EIO) || goc_error_is(err, -ENOMEM));
+            goc_error_release(err);
+            goc_group_free(g);
+        }
 }

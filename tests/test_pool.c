@@ -794,3 +794,38 @@ TEST_G(pool, prealloc_out_of_memory_leaves_nothing_behind)
     ASSERT_EQ(st.workers, 3);
     goc_pool_free(p);
 }
+
+/* Idle workers told to leave by a release take no task: a reboot right
+ * after it has the whole capacity at once, with or without prealloc. */
+TEST_G(pool, reboot_right_after_release_has_the_whole_capacity)
+{
+    for (int pre = 0; pre < 2; pre++) {
+        struct goc_pool_config cfg = { .capacity = 4,
+                                       .flags = GOC_POOL_NONBLOCKING |
+                                                (pre ? GOC_POOL_PREALLOC : 0) };
+        goc_pool *p;
+        ASSERT_OK(goc_pool_new(&cfg, &p));
+        atomic_store(&ran, 0);
+        for (int i = 0; i < 4; i++)
+            ASSERT_OK(goc_pool_submit(p, count, NULL, NULL));
+        ASSERT_OK(goc_pool_wait_idle(p, NULL));
+        ASSERT_OK(goc_pool_release(p)); /* four idle workers told to go */
+        ASSERT_OK(goc_pool_reboot(p));
+        open_gate();
+        for (int i = 0; i < 4; i++) /* nonblocking: no waiting for room */
+            ASSERT_OK(goc_pool_submit(p, gated, NULL, NULL));
+        ASSERT_EQ(goc_pool_submit(p, count, NULL, NULL), GOC_EOVERLOAD);
+        close_gate();
+        ASSERT_OK(goc_pool_wait_idle(p, NULL));
+        if (pre) { /* the preallocated ones are all back, and stay */
+            struct goc_pool_stats st;
+            do {
+                goc_sleep(GOC_MILLISECOND, NULL);
+                goc_pool_stats(p, &st);
+            } while (st.workers > 4);
+            ASSERT_EQ(st.workers, 4);
+        }
+        goc_pool_free(p);
+        goc_chan_release(gate_ch);
+    }
+}

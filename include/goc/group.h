@@ -51,8 +51,9 @@ enum {
     GOC_GROUP_NO_CANCEL_ON_ERROR = 1u << 1,
     /** The first wait that sees every task done raises the first task
      *  panic again in the waiter, message and backtrace whole (conc's
-     *  Wait); later waits return GOC_EPANIC. Default: errgroup's rule,
-     *  a panic is a failure like any other. */
+     *  Wait); later waits return as without the option (the first
+     *  failure). Default: errgroup's rule, a panic is a failure like any
+     *  other. */
     GOC_GROUP_PROPAGATE_PANIC = 1u << 2,
 };
 
@@ -158,7 +159,9 @@ GOC_API int goc_group_wait(goc_group *g, goc_ctx *ctx);
  *       happened. A task's error is its own (goc_group_go_err()), or one
  *       made from its code, or a panic's (goc_panic_error(): code
  *       GOC_EPANIC, the panic from goc_error_panic()). Failures that could
- *       not be kept for want of memory are counted in the join's message.
+ *       not be kept for want of memory are counted in the join's message;
+ *       if none could be, the error has the first failure's code and a
+ *       message that says so.
  *
  * Return: as goc_group_wait(); -EINVAL for a NULL @err.
  */
@@ -171,7 +174,9 @@ GOC_API int goc_group_wait_err(goc_group *g, goc_ctx *ctx, goc_error **err);
  * freed: goc_group_ctx() gives the new one. Limit, options and recovery
  * handler stay.
  *
- * Return: 0; GOC_EMISUSE while tasks are active (nothing changes);
+ * Return: 0; GOC_EMISUSE while tasks are active or a wait has not yet
+ * returned (every waiter of a round must be done with it first: one
+ * woken by the round's end may not have run yet; nothing changes);
  * -EINVAL for NULL; -ENOMEM.
  */
 GOC_API int goc_group_reset(goc_group *g);

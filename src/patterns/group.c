@@ -25,7 +25,8 @@ struct goc_group {
     goc_cond slot_cv; /* go() waits for a slot */
     goc_cond done_cv; /* wait() waits for active == 0 */
     int64_t active, limit, failed;
-    unsigned opts; /* changed only while no task is active */
+    int64_t waiting; /* calls inside wait: a reset must not pass them */
+    unsigned opts;   /* changed only while no task is active */
     int first_err;
     _Atomic bool have_err; /* errs holds one: first-only mode skips more */
     goc_ctx *parent, *ctx;
@@ -250,6 +251,11 @@ int goc_group_try_go_err(goc_group *g, goc_group_err_fn fn, void *arg)
 /* Under g->mu, all tasks done: the error value wait_err reports. */
 static goc_error *report(goc_group *g)
 {
+    if (!g->nerrs && g->failed) /* none could be kept: memory ran out */
+        return goc_error_new(g->first_err,
+                             "%lld tasks failed, their errors lost: "
+                             "out of memory",
+                             (long long)g->failed);
     if (!g->nerrs)
         return NULL;
     if (!(g->opts & GOC_GROUP_ALL_ERRORS))
@@ -268,10 +274,13 @@ static int wait_done(goc_group *g, goc_ctx *ctx, goc_error **err)
         return -EINVAL;
     int rc = 0;
     goc_mutex_lock(&g->mu, NULL);
+    g->waiting++;
     while (g->active && (rc = goc_cond_wait(&g->done_cv, &g->mu, ctx)) == 0)
         ;
+    g->waiting--;
     bool done = g->active == 0;
     goc_panic_info *raise = NULL;
+    goc_ctx *round = NULL;
     if (done) {
         rc = g->first_err; /* all done: that wins over a ctx that ended */
         if (err)
@@ -279,10 +288,14 @@ static int wait_done(goc_group *g, goc_ctx *ctx, goc_error **err)
         raise = g->to_raise;
         g->to_raise = NULL;
         g->raised = g->raised || raise;
+        /* This round's: a reset may replace it once we unlock. */
+        round = goc_ctx_retain(g->ctx);
     }
     goc_mutex_unlock(&g->mu);
-    if (done)
-        goc_ctx_cancel_cause(g->ctx, rc);
+    if (round) {
+        goc_ctx_cancel_cause(round, rc);
+        goc_ctx_release(round);
+    }
     if (raise) {
         if (err) {
             goc_error_release(*err);
@@ -341,10 +354,10 @@ int goc_group_reset(goc_group *g)
     if (rc)
         return rc;
     goc_mutex_lock(&g->mu, NULL);
-    if (g->active) {
+    if (g->active || g->waiting) {
         goc_mutex_unlock(&g->mu);
         goc_ctx_release(fresh);
-        return goc__misuse("goc_group_reset: tasks are active");
+        return goc__misuse("goc_group_reset: tasks are active, or a wait");
     }
     goc_ctx *old = g->ctx;
     g->ctx = fresh;

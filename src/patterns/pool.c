@@ -54,6 +54,10 @@ struct goc_pool {
     unsigned flags;
     bool closed;
     int64_t running, nidle, nwaiting;
+    /* Idle workers told to leave and not gone yet: they take no task, so
+     * they leave room under the capacity (after a release and a quick
+     * reboot, say, new workers start at once). */
+    int64_t retiring;
     struct goc_pool_stats st; /* st.workers: alive, under mu */
     goc_pool_fn fn;           /* goc_pool_invoke()'s */
     struct goc__recovery_slot rec;
@@ -91,6 +95,12 @@ int goc_pool_new(const struct goc_pool_config *cfg, goc_pool **out)
     return 0;
 }
 
+/* Under mu: workers that stay, the ones the capacity counts. */
+static int64_t staying_locked(const goc_pool *p)
+{
+    return p->st.workers - p->retiring;
+}
+
 static void wake_idle_waiters(goc_pool *p)
 {
     if (p->running == 0 && p->nwaiting == 0)
@@ -125,6 +135,8 @@ static void spawn_for_waiters_locked(goc_pool *p);
 static bool leave_locked(goc_pool *p)
 {
     p->st.workers--;
+    if (!p->closed && (p->flags & GOC_POOL_PREALLOC))
+        prealloc_locked(p); /* best effort, as at a reboot */
     if (!p->closed)
         spawn_for_waiters_locked(p);
     goc_cond_broadcast(&p->idle_cv);
@@ -138,7 +150,7 @@ static bool next_task_locked(goc_pool *p, struct worker *w)
 {
     goc__dlist_remove(&p->busy, &w->link);
     w->fn = NULL;
-    if (p->closed || (p->cap > 0 && p->st.workers > p->cap))
+    if (p->closed || (p->cap > 0 && staying_locked(p) > p->cap))
         return leave_locked(p);
     if (take_waiter_locked(p, w)) {
         goc__dlist_push(&p->busy, &w->link);
@@ -167,6 +179,8 @@ static bool idle_wait_locked(goc_pool *p, struct worker *w)
         goc__dlist_remove(&p->idle, &w->link);
         p->nidle--;
         p->st.expired++;
+    } else {
+        p->retiring--;
     }
     return leave_locked(p);
 }
@@ -227,7 +241,7 @@ static int spawn_locked(goc_pool *p, goc_pool_fn fn, void *arg)
 /* Under mu: start idle workers until @p has its capacity of them. */
 static int prealloc_locked(goc_pool *p)
 {
-    while (p->st.workers < p->cap) {
+    while (staying_locked(p) < p->cap) {
         struct worker *w = goc__calloc(1, sizeof(*w));
         if (!w)
             return -ENOMEM;
@@ -248,13 +262,13 @@ static int prealloc_locked(goc_pool *p)
  * capacity allows. */
 static void spawn_for_waiters_locked(goc_pool *p)
 {
-    while (p->waiters.head && (p->cap < 0 || p->st.workers < p->cap)) {
+    while (p->waiters.head && (p->cap < 0 || staying_locked(p) < p->cap)) {
         struct waiter *wt =
             goc__container_of(p->waiters.head, struct waiter, link);
         int rc = spawn_locked(p, wt->fn, wt->arg);
         /* A worker left will serve the queue when its task ends; with
          * none, nobody would: the first waiter gets the error. */
-        if (rc != 0 && p->st.workers > 0)
+        if (rc != 0 && staying_locked(p) > 0)
             break;
         goc__dqueue_remove(&p->waiters, &wt->link);
         p->nwaiting--;
@@ -284,7 +298,7 @@ static int try_place_locked(goc_pool *p, goc_pool_fn fn, void *arg)
         goc_cond_signal(&w->cv);
         return 0;
     }
-    if (p->cap < 0 || p->st.workers < p->cap)
+    if (p->cap < 0 || staying_locked(p) < p->cap)
         return spawn_locked(p, fn, arg);
     return -EAGAIN;
 }
@@ -358,6 +372,7 @@ static void retire_idle_locked(goc_pool *p, int64_t n)
         struct worker *w = goc__container_of(p->idle, struct worker, link);
         goc__dlist_remove(&p->idle, &w->link);
         p->nidle--;
+        p->retiring++;
         w->exit = true;
         goc_cond_signal(&w->cv);
     }
@@ -374,8 +389,8 @@ int goc_pool_tune(goc_pool *p, int64_t cap)
                                             : 0;
     if (!rc) {
         p->cap = cap;
-        spawn_for_waiters_locked(p);                /* growing */
-        retire_idle_locked(p, p->st.workers - cap); /* shrinking */
+        spawn_for_waiters_locked(p);                    /* growing */
+        retire_idle_locked(p, staying_locked(p) - cap); /* shrinking */
     }
     goc_mutex_unlock(&p->mu);
     return rc;
