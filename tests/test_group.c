@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 
 static _Atomic int64_t live, peak, finished;
 
@@ -542,4 +543,41 @@ TEST_G(group, wait_err_out_of_memory_still_reports_the_failure)
             goc_error_release(err);
             goc_group_free(g);
         }
+}
+
+static int fails_eio_array_lost(goc_ctx *ctx, void *arg)
+{
+    (void)ctx;
+    (void)arg;
+    goc__fault_after(1); /* its error is made; the group's array is not */
+    return -EIO;
+}
+
+static int fails_epipe(goc_ctx *ctx, void *arg)
+{
+    (void)ctx;
+    (void)arg;
+    return -EPIPE;
+}
+
+/* First-only mode: the first failure's error, lost for want of memory,
+ * is not replaced by a later failure's: wait_err says it was lost, with
+ * the first failure's code. */
+TEST_G(group, a_lost_first_error_is_not_replaced_by_a_later_one)
+{
+    goc_group *g;
+    ASSERT_OK(goc_group_new(NULL, &g));
+    ASSERT_OK(goc_group_set_options(g, GOC_GROUP_NO_CANCEL_ON_ERROR));
+    ASSERT_OK(goc_group_go(g, fails_eio_array_lost, NULL, NULL));
+    while (goc_group_failed(g) < 1)
+        goc_yield();
+    goc__fault_after(-1);
+    ASSERT_OK(goc_group_go(g, fails_epipe, NULL, NULL));
+    goc_error *err = NULL;
+    ASSERT_EQ(goc_group_wait_err(g, NULL, &err), -EIO);
+    ASSERT(goc_error_is(err, -EIO));
+    ASSERT(!goc_error_is(err, -EPIPE));
+    ASSERT(strstr(goc_error_message(err), "lost") != NULL);
+    goc_error_release(err);
+    goc_group_free(g);
 }

@@ -829,3 +829,43 @@ TEST_G(pool, reboot_right_after_release_has_the_whole_capacity)
         goc_chan_release(gate_ch);
     }
 }
+
+static _Atomic int panic_gate;
+
+static int panics_when_let(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&panic_gate))
+        goc_sleep(GOC_MILLISECOND, NULL);
+    goc_panic(-EIO, "a task panicked");
+}
+
+/* A preallocated worker leaving by the recovery policy: the submitter
+ * waiting for room gets its place first, then the rest is remade idle. */
+TEST_G(pool, prealloc_worker_exit_serves_the_waiting_submitter_first)
+{
+    goc_recovery *h;
+    ASSERT_OK(goc_recovery_new(4, NULL, NULL, &h));
+    ASSERT_OK(goc_recovery_set_policy(h, GOC_RECOVER_WORKER_EXIT));
+    struct goc_pool_config cfg = { .capacity = 1, .flags = GOC_POOL_PREALLOC };
+    goc_pool *p;
+    ASSERT_OK(goc_pool_new(&cfg, &p));
+    ASSERT_OK(goc_pool_set_recovery(p, h));
+    goc_recovery_free(h);
+    atomic_store(&panic_gate, 0);
+    atomic_store(&ran, 0);
+    ASSERT_OK(goc_pool_submit(p, panics_when_let, NULL, NULL));
+    static struct sub s;
+    s = (struct sub){ p, count, NULL, NULL, 1 };
+    ASSERT_OK(goc_go(submitter, &s));
+    wait_until(p, 1, 1); /* it waits for room */
+    atomic_store(&panic_gate, 1);
+    ASSERT_OK(goc_pool_wait_idle(p, NULL)); /* it ran: nobody waits */
+    ASSERT_OK(sub_rc(&s));
+    ASSERT_EQ(atomic_load(&ran), 1);
+    struct goc_pool_stats st;
+    goc_pool_stats(p, &st);
+    ASSERT_EQ(st.workers_replaced, 1);
+    ASSERT_EQ(st.workers, 1);
+    goc_pool_free(p);
+}

@@ -28,7 +28,7 @@ struct goc_group {
     int64_t waiting; /* calls inside wait: a reset must not pass them */
     unsigned opts;   /* changed only while no task is active */
     int first_err;
-    _Atomic bool have_err; /* errs holds one: first-only mode skips more */
+    _Atomic bool have_err; /* first-only mode: failed, skip building more */
     goc_ctx *parent, *ctx;
     goc_error **errs; /* the failures kept, in the order they happened */
     size_t nerrs, cap, errs_lost;
@@ -123,11 +123,16 @@ static bool keeps_errors(goc_group *g)
            !atomic_load_explicit(&g->have_err, memory_order_relaxed);
 }
 
-/* Under g->mu: keep @err, or hand it back for release if it is not
- * kept (a later failure in first-only mode). */
+/* Under g->mu, g->failed counting this failure: keep @err, or hand it
+ * back for release if it is not kept. First-only mode keeps the first
+ * failure's alone: if that one could not be kept, no later one takes its
+ * place (report() then says it was lost). */
 static goc_error *keep_error(goc_group *g, goc_error *err)
 {
-    if (!err || (g->nerrs && !(g->opts & GOC_GROUP_ALL_ERRORS)))
+    bool first_only = !(g->opts & GOC_GROUP_ALL_ERRORS);
+    if (first_only)
+        atomic_store_explicit(&g->have_err, true, memory_order_relaxed);
+    if (!err || (first_only && g->failed > 1))
         return err;
     if (g->nerrs == g->cap) {
         size_t cap = g->cap ? 2 * g->cap : 4;
@@ -143,7 +148,6 @@ static goc_error *keep_error(goc_group *g, goc_error *err)
         g->cap = cap;
     }
     g->errs[g->nerrs++] = err;
-    atomic_store_explicit(&g->have_err, true, memory_order_relaxed);
     return NULL;
 }
 

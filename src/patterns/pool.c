@@ -135,10 +135,12 @@ static void spawn_for_waiters_locked(goc_pool *p);
 static bool leave_locked(goc_pool *p)
 {
     p->st.workers--;
-    if (!p->closed && (p->flags & GOC_POOL_PREALLOC))
-        prealloc_locked(p); /* best effort, as at a reboot */
     if (!p->closed)
         spawn_for_waiters_locked(p);
+    /* Then the rest of the capacity, idle: an idle worker never looks
+     * at the waiters, so they are served first. */
+    if (!p->closed && (p->flags & GOC_POOL_PREALLOC))
+        prealloc_locked(p); /* best effort, as at a reboot */
     goc_cond_broadcast(&p->idle_cv);
     return false;
 }
