@@ -56,7 +56,9 @@ typedef int (*goc_pool_fn)(void *arg);
 /**
  * struct goc_pool_config - goc_pool settings; zero-fill for defaults.
  * @capacity:     most worker goroutines (running or idle), hence most
- *                tasks running at once; <= 0 is unlimited.
+ *                tasks running at once; <= 0 is unlimited. Idle workers
+ *                told to leave (by a release, a shrink) and not gone yet
+ *                take no task and leave their place at once.
  * @expiry:       idle time (ns) after which a worker exits; 0 is 1 s;
  *                negative is -EINVAL.
  * @max_blocking: most submitters waiting at once (0: no limit); the next
