@@ -136,6 +136,21 @@ static const char *top_line(const char *out, const char *fn)
     return at;
 }
 
+/* The cum column of @fn's line in `go tool pprof -top FILE`: for a count
+ * profile, how many of its samples have @fn on their stack. */
+static long pprof_top_cum(const char *file, const char *fn)
+{
+    char *out = pprof("-top", file);
+    fprintf(stderr, "%s\n", out);
+    const char *line = top_line(out, fn);
+    ASSERT(line != NULL);
+    /* flat flat% sum% cum cum% name */
+    long flat, cum;
+    ASSERT_EQ(sscanf(line, "%ld %*s %*s %ld", &flat, &cum), 2);
+    free(out);
+    return cum;
+}
+
 /* ---- CPU profile: the start/stop contract ----------------------------- */
 
 TEST(prof, cpu_start_twice_is_ebusy_stop_twice_is_esrch_d122)
@@ -477,18 +492,10 @@ TEST_G(prof, goroutine_profile_counts_parked_goroutines_d132)
         tmp_done(&t);
         skip("go is not installed");
     }
-    char *out = pprof("-top", pb);
-    fprintf(stderr, "%s\n", out);
-    const char *line = top_line(out, "prof_parked_here");
-    ASSERT(line != NULL);
-    /* flat flat% sum% cum cum% name: cum is the goroutine count. */
-    long flat, cum;
-    ASSERT_EQ(sscanf(line, "%ld %*s %*s %ld", &flat, &cum), 2);
-    ASSERT_EQ(cum, NPARKED);
-    free(out);
+    ASSERT_EQ(pprof_top_cum(pb, "prof_parked_here"), NPARKED);
     /* The text form too: its memory map lets pprof name the addresses of
      * a PIE program (with none, it named nothing). */
-    out = pprof("-top", txt);
+    char *out = pprof("-top", txt);
     fprintf(stderr, "%s\n", out);
     ASSERT(top_line(out, "prof_parked_here") != NULL);
     free(out);
@@ -1318,14 +1325,7 @@ TEST_G(prof, custom_profile_names_where_each_key_was_added)
         tmp_done(&t);
         skip("go is not installed");
     }
-    char *out = pprof("-top", pb);
-    fprintf(stderr, "%s\n", out);
-    const char *line = top_line(out, "prof_opened_here_a");
-    ASSERT(line != NULL);
-    long flat, cum;
-    ASSERT_EQ(sscanf(line, "%ld %*s %*s %ld", &flat, &cum), 2);
-    ASSERT_EQ(cum, 5);
-    free(out);
+    ASSERT_EQ(pprof_top_cum(pb, "prof_opened_here_a"), 5);
     tmp_done(&t);
 }
 

@@ -253,14 +253,14 @@ int goc_prof_write(goc_prof *p, int fd, int debug)
     return err < 0 ? err : (int)(total > INT32_MAX ? INT32_MAX : total);
 }
 
+static int write_to(void *p, int fd, int debug)
+{
+    return goc_prof_write(p, fd, debug);
+}
+
 int goc_prof_write_file(goc_prof *p, const char *path, int debug)
 {
     if (!p || debug < 0 || debug > 1)
         return -EINVAL;
-    int fd = goc__prof_open(path);
-    if (fd < 0)
-        return fd;
-    int r = goc_prof_write(p, fd, debug);
-    int err = goc__prof_close(fd, r < 0 ? r : 0);
-    return err < 0 ? err : r;
+    return goc__prof_to_file(path, write_to, p, debug);
 }

@@ -39,14 +39,15 @@ int goc_prof_write_goroutine(int fd, int debug)
     return err < 0 ? err : total;
 }
 
+static int write_to(void *unused, int fd, int debug)
+{
+    (void)unused;
+    return goc_prof_write_goroutine(fd, debug);
+}
+
 int goc_prof_write_goroutine_file(const char *path, int debug)
 {
     if (debug < 0 || debug > 2)
         return -EINVAL;
-    int fd = goc__prof_open(path);
-    if (fd < 0)
-        return fd;
-    int r = goc_prof_write_goroutine(fd, debug);
-    int err = goc__prof_close(fd, r < 0 ? r : 0);
-    return err < 0 ? err : r;
+    return goc__prof_to_file(path, write_to, NULL, debug);
 }

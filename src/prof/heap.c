@@ -210,16 +210,17 @@ int goc_prof_write_heap(int fd, int debug)
     return err < 0 ? err : n;
 }
 
+static int write_to(void *unused, int fd, int debug)
+{
+    (void)unused;
+    return goc_prof_write_heap(fd, debug);
+}
+
 int goc_prof_write_heap_file(const char *path, int debug)
 {
     if (debug < 0 || debug > 1)
         return -EINVAL;
     if (!iface())
         return -ENOTSUP;
-    int fd = goc__prof_open(path);
-    if (fd < 0)
-        return fd;
-    int r = goc_prof_write_heap(fd, debug);
-    int err = goc__prof_close(fd, r < 0 ? r : 0);
-    return err < 0 ? err : r;
+    return goc__prof_to_file(path, write_to, NULL, debug);
 }

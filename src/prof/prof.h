@@ -111,6 +111,12 @@ int goc__prof_write_all(int fd, const void *buf, size_t n);
 int goc__prof_open(const char *path);
 /* Close fd; err if err is already set, else 0 or close's -errno. */
 int goc__prof_close(int fd, int err);
+/* The *_file calls: open @path, @write(@obj, fd, @debug), close; what
+ * @write returned, or the first error of the three. */
+int goc__prof_to_file(const char *path,
+                      int (*write)(void *obj, int fd, int debug),
+                      void *obj,
+                      int debug);
 
 /* ---- the heap profiling library's interface (heapprof.c) --------------- */
 

@@ -577,3 +577,16 @@ int goc__prof_close(int fd, int err)
     int r = close(fd) < 0 ? -errno : 0;
     return err < 0 ? err : r;
 }
+
+int goc__prof_to_file(const char *path,
+                      int (*write)(void *obj, int fd, int debug),
+                      void *obj,
+                      int debug)
+{
+    int fd = goc__prof_open(path);
+    if (fd < 0)
+        return fd;
+    int r = write(obj, fd, debug);
+    int err = goc__prof_close(fd, r < 0 ? r : 0);
+    return err < 0 ? err : r;
+}
