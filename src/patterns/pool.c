@@ -219,7 +219,7 @@ static void worker_main(void *arg)
     goc__free(w);
 }
 
-/* Under mu: start a worker for the task. */
+/* Under mu: start a worker with the task @fn(@arg), or idle (NULL @fn). */
 static int spawn_locked(goc_pool *p, goc_pool_fn fn, void *arg)
 {
     struct worker *w = goc__calloc(1, sizeof(*w));
@@ -233,8 +233,13 @@ static int spawn_locked(goc_pool *p, goc_pool_fn fn, void *arg)
         goc__free(w);
         return rc;
     }
-    goc__dlist_push(&p->busy, &w->link);
     p->st.workers++;
+    if (!fn) {
+        goc__dlist_push(&p->idle, &w->link);
+        p->nidle++;
+        return 0;
+    }
+    goc__dlist_push(&p->busy, &w->link);
     p->running++;
     p->st.submitted++;
     return 0;
@@ -243,21 +248,10 @@ static int spawn_locked(goc_pool *p, goc_pool_fn fn, void *arg)
 /* Under mu: start idle workers until @p has its capacity of them. */
 static int prealloc_locked(goc_pool *p)
 {
-    while (staying_locked(p) < p->cap) {
-        struct worker *w = goc__calloc(1, sizeof(*w));
-        if (!w)
-            return -ENOMEM;
-        w->p = p;
-        int rc = goc_go(worker_main, w);
-        if (rc) {
-            goc__free(w);
-            return rc;
-        }
-        goc__dlist_push(&p->idle, &w->link);
-        p->nidle++;
-        p->st.workers++;
-    }
-    return 0;
+    int rc = 0;
+    while (rc == 0 && staying_locked(p) < p->cap)
+        rc = spawn_locked(p, NULL, NULL);
+    return rc;
 }
 
 /* Under mu: start workers for the waiters, oldest first, while the
