@@ -83,12 +83,20 @@ static void fail(goc_wpgroup *g, int st)
     goc_mutex_unlock(&g->mu);
 }
 
-/* The caller's ctx ended: the group fails with its error. */
+/* The caller's ctx ended: the group fails with its error. While it
+ * does, it counts as pending: cancelling the group settles its tasks,
+ * and a wait must not see none pending before the failure is published
+ * (a task's own failure is held back the same way, by that task). */
 static void parent_done(void *arg)
 {
     goc_wpgroup *g = arg;
+    goc_mutex_lock(&g->mu, NULL);
+    g->pending++;
+    goc_mutex_unlock(&g->mu);
     fail(g, goc_ctx_err(g->parent));
     goc_mutex_lock(&g->mu, NULL);
+    if (--g->pending == 0)
+        goc_cond_broadcast(&g->cv);
     g->watch_ended = true;
     goc_cond_broadcast(&g->cv);
     goc_mutex_unlock(&g->mu);
