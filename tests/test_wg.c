@@ -233,8 +233,15 @@ static _Atomic uint32_t *wg_lockword(goc_wg *wg)
 
 static void wg_hold_lock(goc_wg *wg)
 {
-    uint32_t zero = 0;
-    ASSERT(atomic_compare_exchange_strong(wg_lockword(wg), &zero, 1));
+    /* A waiter seen in the state may not have let go of the lock yet
+     * (slow under emulation): take it once it has. */
+    for (int i = 0; i < 5000; i++) {
+        uint32_t zero = 0;
+        if (atomic_compare_exchange_strong(wg_lockword(wg), &zero, 1))
+            return;
+        usleep(1000);
+    }
+    ASSERT_FAIL("%s", "the wait group's lock was never free");
 }
 
 /* Wait until another thread sleeps on the held lock, then let go of it
