@@ -1631,3 +1631,62 @@ TEST(runtime, sysmon_retakes_a_p_only_from_a_section_on_it)
     ASSERT_OK(goc_run(retake_main, NULL));
     test_no_leaks();
 }
+
+/* GOC_FAULT_REPORTS=0: goc installs no fault handler, so a goroutine's
+ * fault reaches the program's own (a crash reporter, say). */
+static void own_segv_handler(int sig)
+{
+    (void)sig;
+    static const char msg[] = "the program's own handler\n";
+    ssize_t w = write(2, msg, sizeof(msg) - 1);
+    (void)w;
+    _exit(42);
+}
+
+static void faults_in_a_goroutine(void *arg)
+{
+    (void)arg;
+    volatile int *volatile p = NULL;
+    *p = 1;
+}
+
+static int fault_main(void *arg)
+{
+    (void)arg;
+    ASSERT_OK(goc_go(faults_in_a_goroutine, NULL));
+    goc_sleep(10 * GOC_SECOND, NULL);
+    return 0;
+}
+
+static void own_fault_handler_child(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = own_segv_handler;
+    sa.sa_flags = SA_ONSTACK;
+    ASSERT_OK(sigaction(SIGSEGV, &sa, NULL));
+    ASSERT_OK(setenv("GOC_FAULT_REPORTS", "0", 1));
+    goc_run(fault_main, NULL);
+}
+
+static void goc_fault_report_child(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = own_segv_handler;
+    sa.sa_flags = SA_ONSTACK;
+    ASSERT_OK(sigaction(SIGSEGV, &sa, NULL));
+    goc_run(fault_main, NULL);
+}
+
+TEST(runtime, fault_reports_off_leave_faults_to_the_program)
+{
+    if (test_under_valgrind()) {
+        printf("# skipped under valgrind (the fault is a memcheck error)\n");
+        return;
+    }
+    test_expect_exit(own_fault_handler_child, 42, "the program's own handler");
+    /* By default goc reports a goroutine's fault itself. */
+    test_expect_exit(goc_fault_report_child, 2,
+                     "fatal error: unexpected signal SIGSEGV");
+}

@@ -7,7 +7,8 @@
  * overflow (entry function, stack size, creator). Then the process ends
  * with status 2, as Go's does, or, with GOC_TRACEBACK=crash, by the signal
  * itself (for a core file). A fault outside any goroutine is passed to
- * the handler installed before goc's, and goc's stays installed.
+ * the handler installed before goc's, and goc's stays installed. With
+ * GOC_FAULT_REPORTS=0 goc installs none at all.
  *
  * The report formats with snprintf and looks symbols up, which is not
  * async-signal-safe in general; the process is ending, and the symbol
@@ -300,6 +301,12 @@ int goc__fault_init(void)
 {
     pthread_sigmask(SIG_BLOCK, NULL, &m_mask);
     unblock_needed(&m_mask);
+    /* GOC_FAULT_REPORTS=0: the program handles faults itself (a crash
+     * reporter of its own, say) and goc installs no handler; a stack
+     * overflow is then a plain SIGSEGV on the alternate stack. */
+    const char *env = getenv("GOC_FAULT_REPORTS");
+    if (env && strcmp(env, "0") == 0)
+        return 0;
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_sigaction = on_fault;
