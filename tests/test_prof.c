@@ -1155,6 +1155,7 @@ static void profile_under_seccomp(int want_walk,
         skip("go is not installed");
     }
     char *out = pprof("-traces", path);
+    fprintf(stderr, "%s\n", out); /* what pprof saw, if this fails */
     ASSERT(strstr(out, "prof_busy_spin") != NULL);
     ASSERT(strstr(out, caller) != NULL);
     free(out);
