@@ -379,6 +379,16 @@ TEST_G(group, a_panic_becomes_an_error_value_carrying_it)
     ASSERT(goc_error_panic(NULL) == NULL);
 }
 
+/* Panics once @after failures are in, so panics come in a known order. */
+static int panic_in_turn(goc_ctx *ctx, void *arg)
+{
+    (void)ctx;
+    struct ordered *o = arg;
+    while (goc_group_failed(o->g) < o->after)
+        goc_sleep(100 * GOC_MICROSECOND, NULL);
+    goc_panic(-EIO, "boom %d", (int)o->after);
+}
+
 struct waiter {
     goc_group *g;
     goc_error *err;
@@ -398,15 +408,16 @@ TEST_G(group, propagate_panic_raises_the_first_panic_in_the_waiter)
     ASSERT_OK(goc_group_new(NULL, &g));
     ASSERT_OK(goc_group_set_recovery(g, quiet));
     ASSERT_OK(goc_group_set_options(g, GOC_GROUP_PROPAGATE_PANIC));
-    struct ordered o = { g, -EPIPE, 0 };
+    struct ordered o = { g, -EPIPE, 0 }, first = { g, 0, 1 };
+    struct ordered second = { g, 0, 2 };
     ASSERT_OK(goc_group_go(g, fail_in_turn, &o, NULL)); /* fails first */
-    ASSERT_OK(goc_group_go(g, panics, (void *)20, NULL));
-    ASSERT_OK(goc_group_go(g, panics, (void *)40, NULL));
+    ASSERT_OK(goc_group_go(g, panic_in_turn, &second, NULL));
+    ASSERT_OK(goc_group_go(g, panic_in_turn, &first, NULL));
     struct waiter w = { g, NULL };
     goc_panic_info *p;
     ASSERT_EQ(goc_try(wait_in_try, &w, &p), GOC_EPANIC);
     ASSERT(p != NULL);
-    ASSERT_STR(goc_panic_info_message(p), "boom 20"); /* the first panic */
+    ASSERT_STR(goc_panic_info_message(p), "boom 1"); /* the first panic */
     ASSERT(w.err == NULL); /* not left to leak when raised */
     goc_panic_info_free(p);
     /* Raised once: later waits report it as the failure it was. */
