@@ -260,7 +260,8 @@ GOC_API int goc_prof_write_heap_file(const char *path, int debug);
  * one moment, not all at the same moment.
  *
  * Return: the number of threads written; -EINVAL for a bad @fd or
- * @debug; -errno from write(); -ENOMEM. Starts the runtime if needed.
+ * @debug; -errno from write(); -ENOMEM; the runtime's start error (it
+ * starts the runtime if needed).
  */
 GOC_API int goc_prof_write_threads(int fd, int debug);
 

@@ -256,7 +256,9 @@ GOC_API int goc_backoff_ticker_new(const goc_backoff *b,
 /**
  * goc_backoff_ticker_chan - the channel of ticks: int64_t values, the
  * goc_now() of each tick. Receive-only (a send or close is GOC_EMISUSE);
- * closed when the ticks end. Owned by the ticker.
+ * closed when the ticks end. Owned by the ticker. A NULL @t is a panic
+ * naming the call (code -EINVAL), as for every getter without an error
+ * code to return.
  */
 GOC_API goc_chan *goc_backoff_ticker_chan(goc_backoff_ticker *t);
 
