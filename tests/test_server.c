@@ -436,9 +436,9 @@ TEST_G(server, start_racing_a_shutdown)
  * A connection accepted, then closed unserved because its record, its
  * context or its goroutine could not be made, is counted as dropped. It
  * used to count as a failed accept as well as an accepted connection.
- * Each round fails every allocation after the first n, for growing n,
- * while one client connects: the server's accept fails, or it drops the
- * connection, or it serves it, and the counters say which.
+ * Each round fails every allocation after the first n while one client
+ * connects: the server's accept fails, or it drops the connection, or it
+ * serves it, and the counters say which.
  */
 TEST_G(server, connection_it_cannot_serve_is_counted_as_dropped)
 {
@@ -448,15 +448,22 @@ TEST_G(server, connection_it_cannot_serve_is_counted_as_dropped)
     struct sockaddr_storage ss;
     ASSERT_EQ(goc_addr_resolve(addr, SOCK_STREAM, &ss, 1, NULL), 1);
     int drops = 0, served = 0;
-    for (int n = 0; n < 48 && !(drops && served); n++) {
+    /* Fail every allocation after the first n, for n = 0, 1, ... At
+     * some n the accept's own allocations pass and the connection's
+     * fail. Other threads' allocations (a backoff's timer, say) may take
+     * that turn, so the scan starts over until both outcomes are seen. */
+    for (int round = 0; round < 400 && !(drops && served); round++) {
+        int n = round % 16;
         struct goc_server_stats was, st;
         goc_server_get_stats(srv, &was);
+        /* Before the connect: the server may start its handler before
+         * connect returns here. */
+        int started = atomic_load(&s.handlers_started);
         int raw = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         ASSERT_GE(raw, 0);
         goc__fault_after(n);
         ASSERT_OK(
             connect(raw, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)));
-        int started = atomic_load(&s.handlers_started);
         int64_t t0 = goc_now();
         do { /* no sleep: its timer would take allocations too */
             goc_yield();
