@@ -392,6 +392,168 @@ TEST_G(rate, wait_from_plain_thread)
     goc_limiter_free(l);
 }
 
+/* Waiters of a limiter that gives one token per 100 s: each waits
+ * until the limiter closes. */
+struct closing {
+    goc_limiter *l;
+    goc_ctx *ctx; /* never ends; some waiters watch it */
+    _Atomic int closed_rc, other_rc;
+    goc_wg wg;
+};
+
+static void close_waiter(void *arg)
+{
+    struct closing *c = arg;
+    goc_ctx *ctx = goc_id() % 2 ? c->ctx : NULL;
+    int rc = goc_limiter_wait(c->l, ctx);
+    atomic_fetch_add(rc == GOC_ECLOSED ? &c->closed_rc : &c->other_rc, 1);
+    goc_wg_done(&c->wg);
+}
+
+static void *close_waiter_thread(void *arg)
+{
+    close_waiter(arg);
+    return NULL;
+}
+
+/* Start @n goroutine waiters and one plain thread; return when all
+ * have reserved (the bucket's debt says so). */
+static void start_close_waiters(struct closing *c, int n, pthread_t *th)
+{
+    goc_wg_add(&c->wg, n + 1);
+    for (int i = 0; i < n; i++)
+        ASSERT_OK(goc_go(close_waiter, c));
+    ASSERT_OK(pthread_create(th, NULL, close_waiter_thread, c));
+    int64_t t0 = goc_now();
+    while (goc_limiter_tokens(c->l) > -(double)n - 0.5) {
+        ASSERT_LT(goc_now() - t0, 30 * GOC_SECOND);
+        goc_sleep(GOC_MILLISECOND, NULL);
+    }
+}
+
+TEST_G(rate, close_wakes_waiters_and_refuses_every_later_event)
+{
+    struct closing c = { .wg = GOC_WG_INIT };
+    goc_ctx_local lc;
+    c.ctx = goc_ctx_init_cancel(&lc, NULL);
+    ASSERT_OK(goc_limiter_new(0.01, 1, NULL, &c.l));
+    ASSERT(goc_limiter_allow(c.l)); /* the bucket's one token */
+    pthread_t th;
+    start_close_waiters(&c, 8, &th);
+    int64_t t0 = goc_now();
+    ASSERT_OK(goc_limiter_close(c.l));
+    goc_wg_wait(&c.wg, NULL);
+    ASSERT_OK(test_join(th, NULL));
+    ASSERT_LT(goc_now() - t0, 10 * GOC_SECOND); /* not their 100 s */
+    ASSERT_EQ(atomic_load(&c.closed_rc), 9);
+    ASSERT_EQ(atomic_load(&c.other_rc), 0);
+
+    /* Every later event is refused, whatever the bucket holds. */
+    ASSERT_OK(goc_limiter_set_limit(c.l, GOC_RATE_INF));
+    ASSERT(!goc_limiter_allow(c.l));
+    ASSERT(!goc_limiter_allow_n(c.l, 0));
+    goc_reservation r;
+    ASSERT_EQ(goc_limiter_reserve(c.l, &r), GOC_ECLOSED);
+    ASSERT(!goc_reservation_ok(&r));
+    ASSERT_EQ(goc_reservation_delay(&r), GOC_INF_DURATION);
+    goc_reservation_cancel(&r); /* not OK: no effect */
+    ASSERT_EQ(goc_limiter_wait(c.l, NULL), GOC_ECLOSED);
+    ASSERT_EQ(goc_limiter_wait_n(c.l, 5, c.ctx), GOC_ECLOSED);
+    ASSERT_EQ(goc_limiter_wait_n(c.l, -1, NULL), -EINVAL);
+    ASSERT_EQ(goc_limiter_close(c.l), GOC_ECLOSED); /* once */
+    ASSERT_EQ(goc_limiter_close(NULL), -EINVAL);
+    /* Reading and setting still work. */
+    ASSERT_OK(goc_limiter_set_burst(c.l, 3));
+    ASSERT_EQ(goc_limiter_burst(c.l), 3);
+    ASSERT(goc_limiter_limit(c.l) == GOC_RATE_INF);
+    goc_limiter_free(c.l);
+    goc_ctx_destroy(c.ctx);
+}
+
+/* A reservation granted before the close keeps its time to act. */
+TEST(rate, close_leaves_granted_reservations_and_cancels_to_them)
+{
+    goc_limiter *l = mk(10, 2);
+    goc_reservation r1, r2;
+    ASSERT_OK(goc_limiter_reserve_n_at(l, T(0), 2, &r1));
+    ASSERT_OK(goc_limiter_reserve_n_at(l, T(0), 2, &r2)); /* acts at t2 */
+    ASSERT_OK(goc_limiter_close(l));
+    ASSERT_EQ(goc_reservation_delay_from(&r2, T(1)), D);
+    goc_reservation_cancel_at(&r2, T(1)); /* 2 tokens back */
+    ASSERT(goc_limiter_tokens_at(l, T(1)) == 1.0);
+    ASSERT(!goc_limiter_allow_n_at(l, T(1), 1));
+    goc_limiter_free(l);
+}
+
+/*
+ * goc_limiter_free() closes the limiter and waits for the waiters it
+ * woke: each of them still cancels its reservation in it. ASan sees a
+ * waiter that touches it after the free.
+ */
+TEST_G(rate, free_wakes_its_waiters_and_waits_for_them)
+{
+    int rounds = test_scale(20);
+    for (int i = 0; i < rounds; i++) {
+        struct closing c = { .wg = GOC_WG_INIT };
+        goc_ctx_local lc;
+        c.ctx = goc_ctx_init_cancel(&lc, NULL);
+        ASSERT_OK(goc_limiter_new(0.01, 1, NULL, &c.l));
+        ASSERT(goc_limiter_allow(c.l));
+        pthread_t th;
+        start_close_waiters(&c, 16, &th);
+        goc_limiter_free(c.l);
+        goc_wg_wait(&c.wg, NULL);
+        ASSERT_OK(test_join(th, NULL));
+        ASSERT_EQ(atomic_load(&c.closed_rc), 17);
+        ASSERT_EQ(atomic_load(&c.other_rc), 0);
+        goc_ctx_destroy(c.ctx);
+    }
+}
+
+/* Waits starting while the limiter closes: each ends, with a token or
+ * GOC_ECLOSED, and none after the close gets a token. */
+struct close_race {
+    goc_limiter *l;
+    _Atomic bool closed;
+    _Atomic int late_tokens, bad;
+    goc_wg wg;
+};
+
+static void close_race_waiter(void *arg)
+{
+    struct close_race *c = arg;
+    for (;;) {
+        bool was_closed = atomic_load(&c->closed);
+        int rc = goc_limiter_wait(c->l, NULL);
+        if (rc == GOC_ECLOSED)
+            break;
+        if (rc != 0)
+            atomic_fetch_add(&c->bad, 1);
+        else if (was_closed)
+            atomic_fetch_add(&c->late_tokens, 1);
+    }
+    goc_wg_done(&c->wg);
+}
+
+TEST_G(rate, waits_racing_a_close_all_end)
+{
+    int rounds = test_scale(50);
+    for (int i = 0; i < rounds; i++) {
+        struct close_race c = { .wg = GOC_WG_INIT };
+        ASSERT_OK(goc_limiter_new(20000, 4, NULL, &c.l));
+        goc_wg_add(&c.wg, 8);
+        for (int k = 0; k < 8; k++)
+            ASSERT_OK(goc_go(close_race_waiter, &c));
+        goc_sleep(GOC_MILLISECOND, NULL);
+        ASSERT_OK(goc_limiter_close(c.l));
+        atomic_store(&c.closed, true); /* a wait begun after it: refused */
+        goc_wg_wait(&c.wg, NULL);
+        ASSERT_EQ(atomic_load(&c.bad), 0);
+        ASSERT_EQ(atomic_load(&c.late_tokens), 0);
+        goc_limiter_free(c.l);
+    }
+}
+
 struct hammer {
     goc_limiter *l;
     _Atomic int64_t allowed;

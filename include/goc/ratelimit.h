@@ -80,7 +80,24 @@ GOC_API int goc_limiter_new(double limit,
                             const goc_clock *clock,
                             goc_limiter **out);
 
-/** goc_limiter_free - free @lim (NULL is ignored); nobody may still use it. */
+/**
+ * goc_limiter_close - refuse every later event, and wake every waiter.
+ *
+ * After it, goc_limiter_allow*() gives false, goc_limiter_reserve*()
+ * GOC_ECLOSED with a reservation that is not OK, and goc_limiter_wait*()
+ * GOC_ECLOSED, at once or, for a caller already waiting, when it is woken
+ * (its reservation is cancelled). Reading the limiter, changing its limit
+ * or burst and cancelling reservations still work.
+ *
+ * Return: 0; GOC_ECLOSED if it was already closed; -EINVAL for NULL.
+ */
+GOC_API int goc_limiter_close(goc_limiter *lim);
+
+/**
+ * goc_limiter_free - close @lim (goc_limiter_close()), wait until the
+ * callers it woke have left it, then free it. NULL is ignored. No call may
+ * start on @lim once this has begun, and no reservation be cancelled.
+ */
 GOC_API void goc_limiter_free(goc_limiter *lim);
 
 /** goc_limiter_limit - the current limit (events per second). */
@@ -125,8 +142,9 @@ GOC_API bool goc_limiter_allow(goc_limiter *lim);
  * the wait would exceed @max_wait, or it would never end: a limit of 0
  * with the burst spent) changes nothing.
  *
- * Return: 0 (look at goc_reservation_ok()); -EINVAL for @n < 0 or a NULL
- * argument. Never blocks.
+ * Return: 0 (look at goc_reservation_ok()); GOC_ECLOSED after
+ * goc_limiter_close() (not OK); -EINVAL for @n < 0 or a NULL argument.
+ * Never blocks.
  */
 GOC_API int goc_limiter_reserve_max_at(goc_limiter *lim,
                                        int64_t now,
@@ -190,7 +208,8 @@ GOC_API void goc_reservation_cancel(goc_reservation *res);
  * error (-ECANCELED/-ETIMEDOUT) if it had ended at entry or ends while
  * waiting; GOC_EWOULDEXCEED if the wait would pass the deadline, or
  * could never end (a limit of 0 with the burst spent) (it matches
- * -ETIMEDOUT under goc_error_code_is()); -EINVAL for @n < 0.
+ * -ETIMEDOUT under goc_error_code_is()); GOC_ECLOSED if the limiter is
+ * closed, or closes while waiting; -EINVAL for @n < 0.
  */
 GOC_API int goc_limiter_wait_n(goc_limiter *lim, int64_t n, goc_ctx *ctx);
 

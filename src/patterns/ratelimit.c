@@ -15,12 +15,20 @@
  * allow() that read the old limit fails its CAS instead of using it (it
  * would take eight changes back to the identical word to fool it).
  * Without a 16-byte CAS (not x86-64) every call takes the mutex.
+ *
+ * Closing sets `closed` and leaves the word LOCKED for good, so allow()
+ * goes to the mutex and finds the limiter closed: the fast path pays
+ * nothing for it. wait_n() parks on its own wait, claimed by its timer,
+ * its context or a close, so that close can wake it, and free() can wait
+ * until every waiter has stopped touching the limiter.
  */
 #include "goc/ratelimit.h"
 #include "goc/context.h"
 #include "goc/time.h"
 #include "../internal/alloc.h"
 #include "../internal/fastclock.h"
+#include "../context/ctx.h"
+#include "../internal/list.h"
 #include "../internal/lock.h"
 #include "../runtime/runtime.h"
 #include "patterns.h"
@@ -54,7 +62,22 @@ struct goc_limiter {
     int64_t base;           /* clock reading at creation */
     goc__lock mu;           /* serialises the slow paths */
     goc_clock clock;
+    /* Under mu: */
+    bool closed;
+    struct goc__dlink *waiters; /* struct rl_waiter, in wait_n */
+    int64_t nwaiting;           /* in wait_n past its first check */
+    struct goc__wait *freer;    /* goc_limiter_free() waiting for them */
 };
+
+/* A wait_n() caller sleeping until its reservation's time (its stack). */
+struct rl_waiter {
+    struct goc__dlink link;
+    struct goc__wait *w;
+    struct rl_waiter *woken; /* a close's chain of claimed waiters */
+};
+
+/* Who ended a wait_n() sleep (its wait's index). */
+enum { RL_WOKE_TIMER, RL_WOKE_CTX, RL_WOKE_CLOSE };
 
 /* The unpacked state a slow path works on. */
 struct rl_state {
@@ -199,8 +222,8 @@ static void slow_lock(goc_limiter *l, struct rl_state *st)
     st->epoch = tag & TAG_EPOCH;
 }
 
-/* Publish @st and release; @cfg says limit or burst changed. */
-static void slow_unlock(goc_limiter *l, const struct rl_state *st, bool cfg)
+/* Publish @st, keeping the mutex; @cfg says limit or burst changed. */
+static void slow_publish(goc_limiter *l, const struct rl_state *st, bool cfg)
 {
     uint64_t tag = atomic_load_explicit(&l->w.tag, memory_order_relaxed);
     uint64_t tok = atomic_load_explicit(&l->w.tok, memory_order_relaxed);
@@ -213,9 +236,17 @@ static void slow_unlock(goc_limiter *l, const struct rl_state *st, bool cfg)
     int64_t rel = rel_of(l, st->last);
     bool flag = st->last_event == l->base + rel;
     l->last_event = st->last_event;
-    bool done =
-        cas_word(l, tok, tag, d2u(st->tokens), tag_make(rel, epoch, flag));
+    uint64_t ntag = tag_make(rel, epoch, flag);
+    if (l->closed)
+        ntag |= TAG_LOCKED; /* allow() must see it: send it to the mutex */
+    bool done = cas_word(l, tok, tag, d2u(st->tokens), ntag);
     (void)done; /* we own the word: nobody else changes a LOCKED word */
+}
+
+/* Publish @st and release. */
+static void slow_unlock(goc_limiter *l, const struct rl_state *st, bool cfg)
+{
+    slow_publish(l, st, cfg);
     goc__lock_release(&l->mu);
 }
 
@@ -268,8 +299,71 @@ int goc__limiter_new_at(double limit,
     return 0;
 }
 
+static void unlock_mu(void *mu)
+{
+    goc__lock_release(mu);
+}
+
+/* Close under mu; returns the chain of waiters it claimed, to be woken
+ * once mu is released. */
+static struct rl_waiter *close_locked(goc_limiter *l)
+{
+    l->closed = true;
+    struct rl_waiter *woken = NULL;
+    for (struct goc__dlink *n = l->waiters; n; n = n->next) {
+        struct rl_waiter *x = goc__container_of(n, struct rl_waiter, link);
+        if (goc__wait_claim(x->w, RL_WOKE_CLOSE)) {
+            x->woken = woken;
+            woken = x;
+        }
+    }
+    return woken;
+}
+
+/* A claimed waiter may return, and its node go, once woken. */
+static void wake_chain(struct rl_waiter *x)
+{
+    while (x) {
+        struct rl_waiter *next = x->woken;
+        goc__wait_finish(x->w);
+        x = next;
+    }
+}
+
+int goc_limiter_close(goc_limiter *l)
+{
+    if (!l)
+        return -EINVAL;
+    struct rl_state st;
+    slow_lock(l, &st);
+    bool was = l->closed;
+    struct rl_waiter *woken = was ? NULL : close_locked(l);
+    slow_unlock(l, &st, false); /* leaves the word LOCKED */
+    wake_chain(woken);
+    return was ? GOC_ECLOSED : 0;
+}
+
 void goc_limiter_free(goc_limiter *l)
 {
+    if (!l)
+        return;
+    struct rl_state st;
+    slow_lock(l, &st);
+    struct rl_waiter *woken = l->closed ? NULL : close_locked(l);
+    if (!l->nwaiting) {
+        slow_unlock(l, &st, false);
+        wake_chain(woken);
+        goc__free(l);
+        return;
+    }
+    /* Woken waiters still cancel their reservations here: the last one
+     * to leave wakes us. */
+    struct goc__wait w;
+    goc__wait_init(&w, GOC__WAIT_COND);
+    l->freer = &w;
+    slow_publish(l, &st, false);
+    wake_chain(woken); /* they find mu held until we sleep */
+    goc__wait_block(&w, unlock_mu, &l->mu);
     goc__free(l);
 }
 
@@ -390,9 +484,10 @@ bool goc_limiter_allow_n_at(goc_limiter *l, int64_t now, int64_t n)
     if (fast >= 0)
         return fast;
     struct rl_state st;
-    goc_reservation r;
+    goc_reservation r = { .ok_ = false };
     slow_lock(l, &st);
-    reserve_locked(l, &st, now, n, 0, &r);
+    if (!l->closed)
+        reserve_locked(l, &st, now, n, 0, &r);
     slow_unlock(l, &st, false);
     return r.ok_;
 }
@@ -422,9 +517,13 @@ int goc_limiter_reserve_max_at(goc_limiter *l,
     now = l->base + rel_of(l, now);
     struct rl_state st;
     slow_lock(l, &st);
-    reserve_locked(l, &st, now, n, max_wait, res);
+    bool closed = l->closed;
+    if (closed)
+        *res = (goc_reservation){ .lim_ = l };
+    else
+        reserve_locked(l, &st, now, n, max_wait, res);
     slow_unlock(l, &st, false);
-    return 0;
+    return closed ? GOC_ECLOSED : 0;
 }
 
 int goc_limiter_reserve_n_at(goc_limiter *l,
@@ -467,6 +566,33 @@ int64_t goc_reservation_delay(const goc_reservation *r)
     return goc_reservation_delay_from(r, clock_now(&r->lim_->clock));
 }
 
+/* Reservation.CancelAt on an unpacked state; @now is clamped. */
+static void cancel_locked(struct rl_state *st,
+                          const goc_reservation *r,
+                          int64_t now)
+{
+    if (st->limit == GOC_RATE_INF || r->tokens_ == 0 || r->time_to_act_ < now)
+        return;
+    double restore = (double)r->tokens_ -
+                     tokens_from_duration(
+                         r->limit_, sat_sub(st->last_event, r->time_to_act_));
+    if (restore <= 0)
+        return;
+    double tokens = advance(st->tokens, st->last, st->limit, st->burst, now);
+    tokens += restore;
+    if (tokens > (double)st->burst)
+        tokens = (double)st->burst;
+    st->last = now;
+    st->tokens = tokens;
+    if (r->time_to_act_ == st->last_event) {
+        int64_t prev =
+            sat_add(r->time_to_act_,
+                    duration_from_tokens(r->limit_, (double)-r->tokens_));
+        if (prev >= now)
+            st->last_event = prev;
+    }
+}
+
 void goc_reservation_cancel_at(goc_reservation *r, int64_t now)
 {
     if (!r || !r->ok_)
@@ -475,27 +601,7 @@ void goc_reservation_cancel_at(goc_reservation *r, int64_t now)
     now = l->base + rel_of(l, now);
     struct rl_state st;
     slow_lock(l, &st);
-    if (st.limit == GOC_RATE_INF || r->tokens_ == 0 || r->time_to_act_ < now)
-        goto out;
-    double restore = (double)r->tokens_ -
-                     tokens_from_duration(
-                         r->limit_, sat_sub(st.last_event, r->time_to_act_));
-    if (restore <= 0)
-        goto out;
-    double tokens = advance(st.tokens, st.last, st.limit, st.burst, now);
-    tokens += restore;
-    if (tokens > (double)st.burst)
-        tokens = (double)st.burst;
-    st.last = now;
-    st.tokens = tokens;
-    if (r->time_to_act_ == st.last_event) {
-        int64_t prev =
-            sat_add(r->time_to_act_,
-                    duration_from_tokens(r->limit_, (double)-r->tokens_));
-        if (prev >= now)
-            st.last_event = prev;
-    }
-out:
+    cancel_locked(&st, r, now);
     slow_unlock(l, &st, false);
 }
 
@@ -505,18 +611,89 @@ void goc_reservation_cancel(goc_reservation *r)
         goc_reservation_cancel_at(r, clock_now(&r->lim_->clock));
 }
 
+static void timer_fire(void *arg)
+{
+    struct goc__wait *w = arg;
+    if (goc__wait_claim(w, RL_WOKE_TIMER))
+        goc__wait_finish(w);
+}
+
+/* A waiter is done with the limiter; the last one after a free wakes it. */
+static void leave_locked(goc_limiter *l,
+                         struct rl_waiter *x,
+                         struct goc__wait **freer)
+{
+    goc__dlist_remove(&l->waiters, &x->link);
+    *freer = NULL;
+    if (--l->nwaiting == 0 && l->freer && goc__wait_claim(l->freer, 0))
+        *freer = l->freer;
+}
+
+/*
+ * Sleep until @deadline (goc_now()'s clock), the end of @ctx or a close,
+ * for the OK reservation @r, made at @now, that @st holds. Entered under
+ * the mutex and the word; returns with neither. A sleep that does not
+ * reach its time gives @r's tokens back. The clock is never read under
+ * the mutex: an injected one is the caller's code.
+ */
+static int sleep_locked(goc_limiter *l,
+                        struct rl_state *st,
+                        goc_reservation *r,
+                        int64_t now,
+                        int64_t deadline,
+                        goc_ctx *ctx)
+{
+    struct goc__wait w;
+    struct goc__ctx_watch cw;
+    struct goc__timer t = { 0 };
+    struct rl_waiter x = { .w = &w };
+    goc__wait_init(&w, GOC__WAIT_SLEEP);
+    /* Lock order limiter -> context: a cancel never takes ours. */
+    int rc = goc__ctx_watch(ctx, &cw, &w, RL_WOKE_CTX);
+    if (rc) {
+        cancel_locked(st, r, now);
+        slow_unlock(l, st, false);
+        return rc;
+    }
+    goc__dlist_push(&l->waiters, &x.link);
+    l->nwaiting++;
+    slow_publish(l, st, false);
+    goc__timer_start(&t, deadline, timer_fire, &w);
+    int won = goc__wait_block(&w, unlock_mu, &l->mu);
+    goc__timer_stop_sync(&t);
+    goc__ctx_unwatch(&cw);
+    struct goc__wait *freer;
+    if (won != RL_WOKE_TIMER)
+        now = l->base + rel_of(l, clock_now(&l->clock));
+    slow_lock(l, st);
+    if (won != RL_WOKE_TIMER)
+        cancel_locked(st, r, now);
+    leave_locked(l, &x, &freer);
+    slow_unlock(l, st, false);
+    if (freer)
+        goc__wait_finish(freer); /* l may be gone now */
+    if (won == RL_WOKE_TIMER)
+        return 0;
+    return won == RL_WOKE_CTX ? goc_ctx_err(ctx) : GOC_ECLOSED;
+}
+
 int goc_limiter_wait_n(goc_limiter *l, int64_t n, goc_ctx *ctx)
 {
     if (!l || n < 0)
         return -EINVAL;
     goc__lock_acquire(&l->mu);
+    bool closed = l->closed;
     int64_t burst = atomic_load_explicit(&l->burst, memory_order_relaxed);
     double limit = u2d(atomic_load_explicit(&l->limit, memory_order_relaxed));
     goc__lock_release(&l->mu);
+    if (closed)
+        return GOC_ECLOSED;
     if (n > burst && limit != GOC_RATE_INF)
         return GOC_EBURST;
     int rc = goc_ctx_err(ctx);
     if (rc)
+        return rc;
+    if ((rc = goc__rt_ensure()) != 0) /* for the timer */
         return rc;
     /* The deadline is on goc_now()'s clock, the limiter's default clock is
      * goc__fastclock(): the two differ by microseconds at most, so
@@ -524,18 +701,22 @@ int goc_limiter_wait_n(goc_limiter *l, int64_t n, goc_ctx *ctx)
     int64_t max_wait = GOC_INF_DURATION, deadline;
     if (goc_ctx_deadline(ctx, &deadline))
         max_wait = sat_sub(deadline, goc_now());
-    int64_t now = clock_now(&l->clock);
-    goc_reservation r;
-    goc_limiter_reserve_max_at(l, now, n, max_wait, &r);
-    if (!r.ok_)
-        return GOC_EWOULDEXCEED;
+    int64_t now = l->base + rel_of(l, clock_now(&l->clock));
+    goc_reservation r = { .lim_ = l };
+    struct rl_state st;
+    slow_lock(l, &st);
+    if (l->closed)
+        rc = GOC_ECLOSED; /* closed since the check above */
+    else
+        reserve_locked(l, &st, now, n, max_wait, &r);
     int64_t delay = goc_reservation_delay_from(&r, now);
-    if (delay == 0)
-        return 0;
-    rc = goc_sleep(delay, ctx);
-    if (rc)
-        goc_reservation_cancel(&r);
-    return rc;
+    if (rc || !r.ok_ || delay == 0) {
+        slow_unlock(l, &st, false);
+        return rc ? rc : r.ok_ ? 0 : GOC_EWOULDEXCEED;
+    }
+    int64_t real = goc_now();
+    int64_t wake_at = delay > INT64_MAX - real ? INT64_MAX : real + delay;
+    return sleep_locked(l, &st, &r, now, wake_at, ctx);
 }
 
 int goc_limiter_wait(goc_limiter *l, goc_ctx *ctx)
