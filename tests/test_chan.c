@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Tests of channels: Go's semantics, blocking, cancellation, stress. */
 #include "test.h"
+#include "../src/chan/chan.h" /* its queues, to see a call blocked */
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -938,4 +939,68 @@ TEST(chan, handoff_pair_does_not_starve_the_run_queue)
     ASSERT_OK(goc_init(&cfg));
     ASSERT_OK(goc_run(starve_main, NULL));
     test_no_leaks();
+}
+
+/* ---- the last release while calls are blocked -------------------------- */
+
+struct blocked_call {
+    goc_chan *c;
+    int kind; /* 0 receive, 1 send, 2 select receive */
+    _Atomic int rc;
+    goc_wg wg;
+};
+
+static void blocked_call_main(void *arg)
+{
+    struct blocked_call *b = arg;
+    int v = 7, rc;
+    if (b->kind == 0) {
+        rc = goc_chan_recv(b->c, &v, NULL);
+    } else if (b->kind == 1) {
+        rc = goc_chan_send(b->c, &v, NULL);
+    } else {
+        struct goc_select_case k = { b->c, GOC_SELECT_RECV, &v, -1 };
+        rc = goc_select(&k, 1, 0, NULL) == 0 ? k.result : -1000;
+    }
+    atomic_store(&b->rc, rc);
+    goc_wg_done(&b->wg);
+}
+
+static int release_chan(void *arg)
+{
+    goc_chan_release(arg);
+    return 0;
+}
+
+/*
+ * The last reference dropped while a call is blocked on the channel: the
+ * call would write freed memory when it is woken. It is a misuse that
+ * panics, and the channel stays whole: closing it still ends the call.
+ */
+TEST_G(chan, last_release_with_a_blocked_call_panics_and_frees_nothing)
+{
+    const int closed_rc[] = { 0, -EPIPE, 0 };
+    for (int kind = 0; kind < 3; kind++) {
+        struct blocked_call b = { .c = chan_new(sizeof(int), 0),
+                                  .kind = kind,
+                                  .wg = GOC_WG_INIT };
+        atomic_init(&b.rc, 99);
+        goc_wg_add(&b.wg, 1);
+        ASSERT_OK(goc_go(blocked_call_main, &b));
+        int64_t t0 = goc_now();
+        while (atomic_load(&b.c->recvq.n) + atomic_load(&b.c->sendq.n) == 0) {
+            ASSERT_LT(goc_now() - t0, 30 * GOC_SECOND);
+            goc_sleep(GOC_MILLISECOND, NULL);
+        }
+        goc_panic_info *p;
+        ASSERT_EQ(goc_try(release_chan, b.c, &p), GOC_EPANIC);
+        ASSERT_EQ(goc_panic_info_code(p), GOC_EMISUSE);
+        ASSERT(strstr(goc_panic_info_message(p), "1 call(s) blocked"));
+        goc_panic_info_free(p);
+        ASSERT_EQ(atomic_load(&b.rc), 99); /* still blocked */
+        ASSERT_OK(goc_chan_close(b.c));
+        goc_wg_wait(&b.wg, NULL);
+        ASSERT_EQ(atomic_load(&b.rc), closed_rc[kind]);
+        goc_chan_release(b.c); /* now it goes (the leak check sees it) */
+    }
 }

@@ -422,12 +422,14 @@ TEST_G(retry, retry_after_still_obeys_the_policy)
     ASSERT(goc_error_is(r.err, -EBUSY));
     goc_error_release(r.err);
 
+    /* A budget of 100 ms: retries come every 100 us, so there are some
+     * even under valgrind, whose first call alone can take 5 ms. */
     goc_backoff_exponential(&b);
-    b.max_elapsed_time = 5 * GOC_MILLISECOND;
+    b.max_elapsed_time = 100 * GOC_MILLISECOND;
     atomic_store(&calls, 0);
     int64_t t = goc_now();
     ASSERT_EQ(goc_retry(always_after, &calls, &o, &r, ctx), GOC_EMAXELAPSED);
-    ASSERT_LT(goc_now() - t, GOC_SECOND);
+    ASSERT_LT(goc_now() - t, 3 * GOC_SECOND);
     ASSERT_GT(atomic_load(&calls), 1);
     goc_error_release(r.err);
 

@@ -44,6 +44,11 @@ GOC_API goc_chan *goc_chan_retain(goc_chan *c);
  * whose partner frees the channel holds a reference of its own until its
  * send has returned.
  * @c may be NULL.
+ *
+ * The last reference dropped while calls are still queued on the
+ * channel (blocked receives, sends or selects) is a misuse that would
+ * free memory they are about to write: it panics with GOC_EMISUSE and
+ * frees nothing, leaving the channel with one reference.
  */
 GOC_API void goc_chan_release(goc_chan *c);
 

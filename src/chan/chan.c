@@ -16,6 +16,7 @@
  * a waiter and readies it, and the waiter retries the ring.
  */
 #include "chan.h"
+#include "goc/panic.h"
 #include "../internal/alloc.h"
 
 #include <sched.h>
@@ -150,13 +151,36 @@ goc_chan *goc_chan_retain(goc_chan *c)
     return c;
 }
 
+/* Calls queued on c (receives, sends, selects). Each comes back to c's
+ * lock, even one that its context or another select case woke. */
+static uint32_t queued_calls(struct goc_chan *c)
+{
+    goc__lock_acquire(&c->lock);
+    uint32_t n = atomic_load_explicit(&c->recvq.n, memory_order_relaxed) +
+                 atomic_load_explicit(&c->sendq.n, memory_order_relaxed);
+    goc__lock_release(&c->lock);
+    return n;
+}
+
 void goc_chan_release(goc_chan *c)
 {
     if (!c)
         return;
     /* Acq_rel: the last releaser sees every other holder's writes. */
-    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
-        goc__free(c);
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    uint32_t n = queued_calls(c);
+    if (n) {
+        /* Freed, it would be written by those calls: a misuse, which
+         * panics as Go's do, with the channel whole again (whoever
+         * recovers may close it and release it once more). */
+        atomic_store_explicit(&c->refs, 1, memory_order_relaxed);
+        goc_panic(GOC_EMISUSE,
+                  "goc_chan_release: last reference dropped with %u "
+                  "call(s) blocked on the channel",
+                  n);
+    }
+    goc__free(c);
 }
 
 /* ---- completing without waiting --------------------------------------- */
