@@ -694,12 +694,12 @@ bool goc_ctx_after_stop(goc_ctx_after *after)
     /* A cancel (or sysmon's retry) may still be reading the record: wait
      * until it is done with it. A spawn that fails meanwhile defers the
      * record, which is then still stoppable (and still in use). */
-    for (;;) {
+    for (unsigned spins = 0;;) {
         uint32_t st = atomic_load_explicit(&a->state, memory_order_acquire);
         if (st == GOC__AFTER_DEFERRED && stop_deferred(a))
             return true;
         if (st != GOC__AFTER_SPAWNING && st != GOC__AFTER_DEFERRED)
             return stopped;
-        goc_yield();
+        goc__yield_to_peer(&spins);
     }
 }

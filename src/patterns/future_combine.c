@@ -30,6 +30,7 @@
 #include "goc/runtime.h"
 #include "patterns.h"
 #include "../internal/alloc.h"
+#include "../runtime/runtime.h"
 
 #include <stdatomic.h>
 
@@ -138,8 +139,9 @@ static bool claim_slot(struct slot *s)
             return true;
     /* A lock and an unlink away; yield, for the detacher may be a
      * goroutine waiting for this thread's P. */
+    unsigned spins = 0;
     while (atomic_load(&s->state) != DETACHED)
-        goc_yield();
+        goc__yield_to_peer(&spins);
     return false;
 }
 

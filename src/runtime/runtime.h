@@ -646,6 +646,16 @@ bool goc__wait_claim_self(struct goc__wait *w, int index);
  * Returns the winning index. */
 int goc__wait_block(struct goc__wait *w, void (*unlock)(void *), void *arg);
 
+/*
+ * One round of waiting for another thread to finish a few instructions (a
+ * timer's callback, a cancel reading a record): this P's other goroutines
+ * run first, then, after many rounds, the thread gives up its CPU. That
+ * thread may be preempted, and spinning on would keep it off a busy CPU
+ * (for seconds under valgrind, which runs one thread at a time). @spins
+ * starts at 0.
+ */
+void goc__yield_to_peer(unsigned *spins);
+
 /* ---- stacks (stack.c) -------------------------------------------------- */
 
 int goc__stack_init(void);

@@ -637,6 +637,25 @@ static bool can_spin(struct goc__m *m)
     return m->spinning || 2 * atomic_load(&goc__sched.nmspinning) < busy;
 }
 
+/*
+ * An M that may not spin still runs the other Ps' due timers. The poller
+ * slept until the earliest of them, and the spinner it would leave them
+ * to may be a thread just woken that has no CPU yet: the poller then
+ * woke, found it could not spin, slept until the same past deadline and
+ * woke again, round and round (seconds on a busy machine or valgrind,
+ * with a sleeping goroutine's timer overdue all along).
+ */
+static struct goc__g *run_others_timers(struct goc__m *m)
+{
+    int64_t now = 0;
+    for (int i = 0; i < goc__sched.nprocs; i++) {
+        struct goc__p *victim = &goc__sched.allp[i];
+        if (victim != m->p)
+            run_due_timers(victim, &now);
+    }
+    return goc__runq_get(m->p);
+}
+
 /* Local, global, timers, stealing; then release the P and sleep. */
 static struct goc__g *find_runnable(struct goc__m *m)
 {
@@ -669,6 +688,8 @@ static struct goc__g *find_runnable(struct goc__m *m)
             }
             if ((g = steal_work(m)) != NULL)
                 return g;
+        } else if ((g = run_others_timers(m)) != NULL) {
+            return g;
         }
         goc__lock_acquire(&goc__sched.lock);
         g = global_get_locked(p, 0);

@@ -317,8 +317,9 @@ bool goc__timer_stop_sync(struct goc__timer *t)
     bool armed = goc__timer_stop(t);
     /* Runs of fn may still be under way on other threads: even with t
      * armed, if fn re-armed it. */
+    unsigned spins = 0;
     while (atomic_load_explicit(&t->firing, memory_order_acquire))
-        goc_yield();
+        goc__yield_to_peer(&spins);
     return armed;
 }
 

@@ -26,6 +26,8 @@
 #include "../internal/cpu.h"
 #include "../internal/futex.h"
 
+#include <sched.h>
+
 const char *const goc__wait_reason_names[GOC__WAIT_REASONS] = {
     [GOC__WAIT_NONE] = "waiting",        [GOC__WAIT_CHAN_RECV] = "chan receive",
     [GOC__WAIT_CHAN_SEND] = "chan send", [GOC__WAIT_SELECT] = "select",
@@ -65,6 +67,16 @@ void goc__wait_finish(struct goc__wait *w)
 void goc__wait_finish_handoff(struct goc__wait *w)
 {
     wait_finish(w, true);
+}
+
+void goc__yield_to_peer(unsigned *spins)
+{
+    if (*spins < 100) {
+        ++*spins;
+        goc_yield();
+    } else {
+        sched_yield();
+    }
 }
 
 bool goc__wait_claim_self(struct goc__wait *w, int index)
@@ -127,9 +139,20 @@ int goc__wait_block(struct goc__wait *w, void (*unlock)(void *), void *arg)
                GOC__WAIT_STATE_DONE)
             goc__futex_wait(&w->state, s, -1);
     }
-    /* A claimer that raced our park may still be finishing its part. */
-    while (atomic_load_explicit(&w->state, memory_order_acquire) !=
-           GOC__WAIT_STATE_DONE)
-        goc__cpu_relax();
+    /*
+     * A claimer that raced our park may still be finishing its part: a
+     * few instructions, unless its thread was preempted, so spin a
+     * little, then give it the CPU. (Spinning on, this thread kept a
+     * preempted claimer off a busy CPU, and off valgrind's only one, for
+     * seconds.)
+     */
+    for (int spins = 0; atomic_load_explicit(&w->state, memory_order_acquire) !=
+                        GOC__WAIT_STATE_DONE;
+         spins++) {
+        if (spins < 100)
+            goc__cpu_relax();
+        else
+            sched_yield();
+    }
     return w->index;
 }

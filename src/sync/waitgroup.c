@@ -149,8 +149,9 @@ static enum join join(struct wg *g, struct wg_waiter *x)
 static void await_wake(struct wg *g)
 {
     uint64_t s;
+    unsigned spins = 0;
     while (s = atomic_load(&g->state), COUNTER(s) == 0 && WAITERS(s) != 0)
-        goc_yield();
+        goc__yield_to_peer(&spins);
 }
 
 /*
