@@ -3,6 +3,7 @@
 #include "test.h"
 
 #include "../src/internal/alloc.h"
+#include "../src/patterns/patterns.h" /* goc__group_blocked */
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -600,4 +601,83 @@ TEST_G(group, a_lost_first_error_is_not_replaced_by_a_later_one)
     ASSERT(strstr(goc_error_message(err), "lost") != NULL);
     goc_error_release(err);
     goc_group_free(g);
+}
+
+/* ---- freeing a group that calls are blocked on ------------------------- */
+
+struct blocked_group {
+    goc_group *g;
+    goc_chan *gate; /* the first task waits for it to close */
+    _Atomic int wait_rc, go_rc;
+    goc_wg calls;
+};
+
+static int gated_task(goc_ctx *ctx, void *arg)
+{
+    (void)ctx;
+    goc_chan_recv(((struct blocked_group *)arg)->gate, NULL, NULL);
+    return 0;
+}
+
+static int quick_task(goc_ctx *ctx, void *arg)
+{
+    (void)ctx;
+    (void)arg;
+    return 0;
+}
+
+static void blocked_waiter(void *arg)
+{
+    struct blocked_group *b = arg;
+    atomic_store(&b->wait_rc, goc_group_wait(b->g, NULL));
+    goc_wg_done(&b->calls);
+}
+
+static void blocked_starter(void *arg)
+{
+    struct blocked_group *b = arg;
+    atomic_store(&b->go_rc, goc_group_go(b->g, quick_task, b, NULL));
+    goc_wg_done(&b->calls);
+}
+
+static void group_freer(void *arg)
+{
+    struct blocked_group *b = arg;
+    goc_group_free(b->g);
+    goc_wg_done(&b->calls);
+}
+
+/*
+ * goc_group_free() with a waiter inside goc_group_wait() and a caller
+ * inside goc_group_go() waiting for a slot: once the last task ended the
+ * free went ahead, and the two woke into a freed group (ASan). It now
+ * waits for them to leave.
+ */
+TEST_G(group, free_waits_for_calls_blocked_on_the_group)
+{
+    int rounds = (int)test_scale(100);
+    for (int i = 0; i < rounds; i++) {
+        struct blocked_group b = { .gate = NULL, .calls = GOC_WG_INIT };
+        atomic_init(&b.wait_rc, 99);
+        atomic_init(&b.go_rc, 99);
+        ASSERT_OK(goc_chan_new(0, 0, &b.gate));
+        ASSERT_OK(goc_group_new(NULL, &b.g));
+        ASSERT_OK(goc_group_set_limit(b.g, 1));
+        ASSERT_OK(goc_group_go(b.g, gated_task, &b, NULL));
+        goc_wg_add(&b.calls, 3);
+        ASSERT_OK(goc_go(blocked_waiter, &b));
+        ASSERT_OK(goc_go(blocked_starter, &b));
+        int64_t t0 = goc_now();
+        while (goc__group_blocked(b.g) < 2) { /* both inside */
+            ASSERT_LT(goc_now() - t0, 30 * GOC_SECOND);
+            goc_sleep(GOC_MICROSECOND * 100, NULL);
+        }
+        ASSERT_OK(goc_go(group_freer, &b));
+        goc_sleep(GOC_MICROSECOND * (i % 4) * 100, NULL);
+        ASSERT_OK(goc_chan_close(b.gate)); /* the tasks end, in turn */
+        goc_wg_wait(&b.calls, NULL);
+        ASSERT_EQ(atomic_load(&b.wait_rc), 0);
+        ASSERT_EQ(atomic_load(&b.go_rc), 0);
+        goc_chan_release(b.gate);
+    }
 }

@@ -71,8 +71,10 @@ enum {
 GOC_API int goc_group_new(goc_ctx *parent, goc_group **out);
 
 /**
- * goc_group_free - wait for every task, then free the group. @g may be
- * NULL. Blocks while tasks run.
+ * goc_group_free - wait for every task, and for the calls blocked on the
+ * group (in goc_group_wait*() or waiting for a slot in goc_group_go*()) to
+ * return, then free the group. @g may be NULL. Blocks while tasks run. No
+ * call may start on @g once it has begun.
  */
 GOC_API void goc_group_free(goc_group *g);
 

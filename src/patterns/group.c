@@ -23,10 +23,11 @@
 struct goc_group {
     goc_mutex mu;
     goc_cond slot_cv; /* go() waits for a slot */
-    goc_cond done_cv; /* wait() waits for active == 0 */
+    goc_cond done_cv; /* wait() waits for active == 0; free() for idle */
     int64_t active, limit, failed;
-    int64_t waiting; /* calls inside wait: a reset must not pass them */
-    unsigned opts;   /* changed only while no task is active */
+    int64_t waiting;  /* calls inside wait: a reset must not pass them */
+    int64_t starting; /* calls inside go waiting for a slot */
+    unsigned opts;    /* changed only while no task is active */
     int first_err;
     _Atomic bool have_err; /* first-only mode: failed, skip building more */
     goc_ctx *parent, *ctx;
@@ -202,6 +203,12 @@ static bool has_slot(goc_group *g)
     return g->limit < 0 || g->active < g->limit;
 }
 
+/* Under g->mu: no task, and no call that goc_group_free() waits for. */
+static bool idle(const goc_group *g)
+{
+    return !g->active && !g->waiting && !g->starting;
+}
+
 static int start(goc_group *g,
                  const struct group_task *proto,
                  bool wait,
@@ -218,14 +225,18 @@ static int start(goc_group *g,
     *t = *proto;
     t->g = g;
     goc_mutex_lock(&g->mu, NULL);
+    g->starting++;
     while (!has_slot(g) && rc == 0)
         rc = wait ? goc_cond_wait(&g->slot_cv, &g->mu, ctx) : -EAGAIN;
+    g->starting--;
     if (!rc) {
         g->active++;
         t->ctx = g->ctx; /* a reset changes it only with none active */
         if ((rc = goc_go(task_main, t)) != 0)
             g->active--;
     }
+    if (idle(g)) /* a free may be waiting for us */
+        goc_cond_broadcast(&g->done_cv);
     goc_mutex_unlock(&g->mu);
     if (rc)
         goc__free(t);
@@ -283,6 +294,8 @@ static int wait_done(goc_group *g, goc_ctx *ctx, goc_error **err)
         ;
     g->waiting--;
     bool done = g->active == 0;
+    if (idle(g)) /* a free may be waiting for us */
+        goc_cond_broadcast(&g->done_cv);
     goc_panic_info *raise = NULL;
     goc_ctx *round = NULL;
     if (done) {
@@ -390,9 +403,11 @@ void goc_group_free(goc_group *g)
 {
     if (!g)
         return;
-    /* Not goc_group_wait(): a panic to propagate is not raised here. */
+    /* Not goc_group_wait(): a panic to propagate is not raised here.
+     * Calls blocked in wait or go would touch g once they wake: the
+     * group goes only after they have left. */
     goc_mutex_lock(&g->mu, NULL);
-    while (g->active)
+    while (!idle(g))
         goc_cond_wait(&g->done_cv, &g->mu, NULL);
     goc_error **errs;
     size_t n;
@@ -404,6 +419,14 @@ void goc_group_free(goc_group *g)
     goc_ctx_release(g->ctx);
     goc__recovery_slot_set(&g->rec, NULL);
     goc__free(g);
+}
+
+int64_t goc__group_blocked(goc_group *g)
+{
+    goc_mutex_lock(&g->mu, NULL);
+    int64_t n = g->waiting + g->starting;
+    goc_mutex_unlock(&g->mu);
+    return n;
 }
 
 int goc_group_set_recovery(goc_group *g, goc_recovery *h)

@@ -169,4 +169,8 @@ int goc__limiter_new_at(double limit,
                         int64_t now,
                         goc_limiter **out);
 
+/* Calls inside goc_group_wait*() or waiting in goc_group_go*() for a
+ * slot (for tests: they free a group with calls blocked on it). */
+int64_t goc__group_blocked(goc_group *g);
+
 #endif /* GOC_PATTERNS_INTERNAL_H */
