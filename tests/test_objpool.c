@@ -915,3 +915,62 @@ TEST_G(objpool, rpool_object_made_during_close_is_not_lent)
     goc_rpool_free(a.rp);
     goc_chan_release(g.gate);
 }
+
+struct rp_free {
+    goc_rpool *rp;
+    _Atomic int closed_rc, freed;
+    goc_wg calls;
+};
+
+static void rp_free_waiter(void *arg)
+{
+    struct rp_free *f = arg;
+    void *obj;
+    if (goc_rpool_acquire(f->rp, &obj, NULL) == GOC_ECLOSED)
+        atomic_fetch_add(&f->closed_rc, 1);
+    goc_wg_done(&f->calls);
+}
+
+static void rp_freer(void *arg)
+{
+    struct rp_free *f = arg;
+    goc_rpool_free(f->rp);
+    atomic_store(&f->freed, 1);
+    goc_wg_done(&f->calls);
+}
+
+/*
+ * goc_rpool_free() with acquires blocked and an object on loan: it freed
+ * the pool at once, and the woken acquires, then the release, wrote to
+ * freed memory (ASan). It now waits for both.
+ */
+TEST_G(objpool, rpool_free_waits_for_woken_acquires_and_loans)
+{
+    int rounds = (int)test_scale(50);
+    for (int i = 0; i < rounds; i++) {
+        struct rp_free f = { .rp = mkrp(1, 1), .calls = GOC_WG_INIT };
+        void *lent;
+        ASSERT_OK(goc_rpool_acquire(f.rp, &lent, NULL));
+        goc_wg_add(&f.calls, 3);
+        ASSERT_OK(goc_go(rp_free_waiter, &f));
+        ASSERT_OK(goc_go(rp_free_waiter, &f));
+        struct goc_rpool_stats st = { 0 };
+        int64_t t0 = goc_now();
+        while (goc_rpool_stats(f.rp, &st), st.waiters < 2) {
+            ASSERT_LT(goc_now() - t0, 30 * GOC_SECOND);
+            goc_sleep(100 * GOC_MICROSECOND, NULL);
+        }
+        ASSERT_OK(goc_go(rp_freer, &f));
+        t0 = goc_now();
+        while (atomic_load(&f.closed_rc) < 2) { /* the close woke them */
+            ASSERT_LT(goc_now() - t0, 30 * GOC_SECOND);
+            goc_sleep(100 * GOC_MICROSECOND, NULL);
+        }
+        goc_sleep((i % 3) * 100 * GOC_MICROSECOND, NULL);
+        ASSERT_EQ(atomic_load(&f.freed), 0); /* the loan keeps it */
+        ASSERT_OK(goc_rpool_release(f.rp, lent, false));
+        goc_wg_wait(&f.calls, NULL);
+        ASSERT_EQ(atomic_load(&f.freed), 1);
+        ASSERT_EQ(atomic_load(&rdestroyed), 1); /* released after close */
+    }
+}

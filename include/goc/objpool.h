@@ -197,8 +197,11 @@ GOC_API int goc_rpool_release(goc_rpool *rp, void *obj, bool broken);
 GOC_API void goc_rpool_close(goc_rpool *rp);
 
 /**
- * goc_rpool_free - close and free the pool (NULL ignored). Every object
- * must have been released first.
+ * goc_rpool_free - close the pool, wait until no acquire or release is
+ * under way on it (those it woke return GOC_ECLOSED) and every object on
+ * loan has been released (and so destroyed), then free it. NULL is
+ * ignored. Blocks while objects are out. No call may start on @rp once
+ * this has begun, except the releases it waits for.
  */
 GOC_API void goc_rpool_free(goc_rpool *rp);
 

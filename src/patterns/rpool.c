@@ -40,6 +40,8 @@ struct goc_rpool {
     int64_t nloans;
     struct waiter *head, *tail;
     int64_t nwait;
+    int64_t inside;    /* acquire and release calls under way */
+    goc_cond quiet_cv; /* closed, no call inside, nothing on loan */
     struct goc_rpool_stats st;
 };
 
@@ -247,10 +249,49 @@ static void unreserve(goc_rpool *rp)
     unlock(rp);
 }
 
+/*
+ * Calls count themselves in and out under the lock, so that
+ * goc_rpool_free() can wait for them: a caller woken by the close, or
+ * making an object, or giving one back, still has the pool to touch.
+ */
+static void call_enter(goc_rpool *rp)
+{
+    lock(rp);
+    rp->inside++;
+    unlock(rp);
+}
+
+static int call_leave(goc_rpool *rp, int rc)
+{
+    lock(rp);
+    rp->inside--;
+    if (rp->closed && !rp->inside && !rp->nloans)
+        goc_cond_broadcast(&rp->quiet_cv); /* a free may be waiting */
+    unlock(rp);
+    return rc;
+}
+
+static int acquire(goc_rpool *rp, void **out, goc_ctx *ctx);
+static int release(goc_rpool *rp, void *obj, bool broken);
+
 int goc_rpool_acquire(goc_rpool *rp, void **out, goc_ctx *ctx)
 {
     if (!rp || !out)
         return -EINVAL;
+    call_enter(rp);
+    return call_leave(rp, acquire(rp, out, ctx));
+}
+
+int goc_rpool_release(goc_rpool *rp, void *obj, bool broken)
+{
+    if (!rp || !obj)
+        return -EINVAL;
+    call_enter(rp);
+    return call_leave(rp, release(rp, obj, broken));
+}
+
+static int acquire(goc_rpool *rp, void **out, goc_ctx *ctx)
+{
     int rc = goc_ctx_err(ctx);
     if (rc)
         return rc;
@@ -303,10 +344,8 @@ int goc_rpool_acquire(goc_rpool *rp, void **out, goc_ctx *ctx)
     }
 }
 
-int goc_rpool_release(goc_rpool *rp, void *obj, bool broken)
+static int release(goc_rpool *rp, void *obj, bool broken)
 {
-    if (!rp || !obj)
-        return -EINVAL;
     lock(rp);
     if (!loan_remove(rp, obj)) {
         unlock(rp);
@@ -358,6 +397,10 @@ void goc_rpool_free(goc_rpool *rp)
     if (!rp)
         return;
     goc_rpool_close(rp);
+    lock(rp);
+    while (rp->inside || rp->nloans)
+        goc_cond_wait(&rp->quiet_cv, &rp->mu, NULL);
+    unlock(rp);
     /* Idle objects left only if close could not allocate its list. */
     for (int64_t i = 0; i < rp->nidle; i++)
         destroy(rp, rp->idle[i].obj);
