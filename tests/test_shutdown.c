@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Tests of signal delivery on channels and of the shutdown manager. */
 #include "test.h"
+#include "../src/chan/chan.h" /* its queues, to see a wait blocked */
 
 #include <pthread.h>
 #include <signal.h>
@@ -906,4 +907,46 @@ TEST_G(shutdown, free_waits_for_the_shutdown_its_context_started)
     }
     goc_sleep(20 * GOC_MILLISECOND, NULL);
     ASSERT_EQ(atomic_load(&stops_after_free), 0);
+}
+
+struct sd_waiter {
+    goc_shutdown *m;
+    goc_ctx *ctx;
+    _Atomic int rc;
+    goc_wg done;
+};
+
+static void sd_wait_main(void *arg)
+{
+    struct sd_waiter *w = arg;
+    atomic_store(&w->rc, goc_shutdown_wait(w->m, w->ctx));
+    goc_wg_done(&w->done);
+}
+
+/*
+ * goc_shutdown_free() while a goc_shutdown_wait() is blocked: the free
+ * released the manager's done channel under the waiter, which then woke
+ * into freed memory. The wait now holds its own reference.
+ */
+TEST_G(shutdown, free_while_a_wait_is_blocked_leaves_it_its_manager)
+{
+    struct sd_waiter w = { .done = GOC_WG_INIT };
+    atomic_init(&w.rc, 99);
+    ASSERT_OK(goc_shutdown_new(NULL, &w.m));
+    goc_ctx_local lc;
+    w.ctx = goc_ctx_init_cancel(&lc, NULL);
+    goc_wg_add(&w.done, 1);
+    ASSERT_OK(goc_go(sd_wait_main, &w));
+    goc_chan *done = goc_shutdown_done(w.m);
+    int64_t t0 = goc_now();
+    while (atomic_load(&done->recvq.n) == 0) { /* it waits */
+        ASSERT_LT(goc_now() - t0, 30 * GOC_SECOND);
+        goc_sleep(100 * GOC_MICROSECOND, NULL);
+    }
+    goc_shutdown_free(w.m);
+    ASSERT_EQ(atomic_load(&w.rc), 99); /* still waiting */
+    goc_ctx_cancel(w.ctx);
+    goc_wg_wait(&w.done, NULL);
+    ASSERT_EQ(atomic_load(&w.rc), -ECANCELED);
+    goc_ctx_destroy(w.ctx);
 }

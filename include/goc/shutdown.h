@@ -160,6 +160,9 @@ GOC_API int goc_shutdown_run(goc_shutdown *m, goc_ctx *ctx);
 
 /**
  * goc_shutdown_wait - wait for a shutdown (started by anyone) to finish.
+ * The wait holds a reference of its own: goc_shutdown_free() may come
+ * meanwhile (the wait then ends only with a shutdown already started, or
+ * with @ctx).
  * Return: its result as goc_shutdown_run(); -ECANCELED/-ETIMEDOUT if
  * @ctx ended first.
  */

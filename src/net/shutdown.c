@@ -409,13 +409,17 @@ int goc_shutdown_wait(goc_shutdown *m, goc_ctx *ctx)
     goc__lock_release(&m->lock);
     if (done)
         return result;
+    /* A reference of our own: the owner may free the manager while we
+     * wait (its last release then frees it when we are done). */
+    atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
     int r = goc_chan_recv(m->done, NULL, ctx);
-    if (r < 0)
-        return r;
-    goc__lock_acquire(&m->lock);
-    result = m->result;
-    goc__lock_release(&m->lock);
-    return result;
+    if (r >= 0) {
+        goc__lock_acquire(&m->lock);
+        r = m->result;
+        goc__lock_release(&m->lock);
+    }
+    mgr_release(m);
+    return r;
 }
 
 /* ---- signals ------------------------------------------------------------- */
