@@ -3,6 +3,7 @@
 #include "test.h"
 
 #include "../src/internal/alloc.h"
+#include "../src/patterns/patterns.h" /* goc__workerpool_inside */
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -1332,4 +1333,104 @@ TEST_G(workerpool, group_with_ctx_freed_while_its_ctx_ends)
         goc_ctx_release(k);
     }
     goc_workerpool_free(p);
+}
+
+/* ---- freeing a worker pool with calls blocked on it --------------------- */
+
+struct wp_blocked {
+    goc_workerpool *p;
+    goc_chan *gate; /* the running task waits for it to close */
+    _Atomic int submit_rc, idle_rc, freed;
+    goc_wg calls;
+};
+
+static int wp_gated(goc_ctx *ctx, void *arg, void **result)
+{
+    (void)ctx;
+    (void)result;
+    goc_chan_recv(((struct wp_blocked *)arg)->gate, NULL, NULL);
+    return 0;
+}
+
+static int wp_nothing(goc_ctx *ctx, void *arg, void **result)
+{
+    (void)ctx;
+    (void)arg;
+    (void)result;
+    return 0;
+}
+
+static void wp_blocked_submitter(void *arg)
+{
+    struct wp_blocked *b = arg;
+    atomic_store(&b->submit_rc, goc_workerpool_submit(b->p, wp_nothing, NULL,
+                                                      NULL, NULL, NULL));
+    goc_wg_done(&b->calls);
+}
+
+static void wp_idle_waiter(void *arg)
+{
+    struct wp_blocked *b = arg;
+    atomic_store(&b->idle_rc, goc_workerpool_wait_idle(b->p, NULL));
+    goc_wg_done(&b->calls);
+}
+
+static void wp_freer(void *arg)
+{
+    struct wp_blocked *b = arg;
+    goc_workerpool_free(b->p);
+    atomic_store(&b->freed, 1);
+    goc_wg_done(&b->calls);
+}
+
+/*
+ * goc_workerpool_free() with a submit blocked on a full queue and a
+ * wait_idle blocked: once the workers had exited it freed the pool, and
+ * the two woke into it (ASan). It now waits for them; the submit, refused
+ * by the stop, gets GOC_ECLOSED.
+ */
+TEST_G(workerpool, free_waits_for_blocked_submits_and_waits)
+{
+    int rounds = (int)test_scale(50);
+    for (int i = 0; i < rounds; i++) {
+        struct wp_blocked b = { .calls = GOC_WG_INIT };
+        atomic_init(&b.submit_rc, 99);
+        atomic_init(&b.idle_rc, 99);
+        ASSERT_OK(goc_chan_new(0, 0, &b.gate));
+        struct goc_workerpool_config cfg = { .max_workers = 1,
+                                             .queue_size = 1 };
+        ASSERT_OK(goc_workerpool_new(&cfg, &b.p));
+        ASSERT_OK(goc_workerpool_submit(b.p, wp_gated, &b, NULL, NULL, NULL));
+        struct goc_workerpool_stats st;
+        int64_t t0 = goc_now();
+        do { /* the gated task runs: the next one fills the queue */
+            ASSERT_LT(goc_now() - t0, 30 * GOC_SECOND);
+            goc_sleep(100 * GOC_MICROSECOND, NULL);
+            ASSERT_OK(goc_workerpool_stats(b.p, &st));
+        } while (st.running < 1);
+        ASSERT_OK(
+            goc_workerpool_submit(b.p, wp_nothing, NULL, NULL, NULL, NULL));
+        goc_wg_add(&b.calls, 3);
+        ASSERT_OK(goc_go(wp_blocked_submitter, &b));
+        ASSERT_OK(goc_go(wp_idle_waiter, &b));
+        t0 = goc_now();
+        while (goc__workerpool_inside(b.p) < 2) { /* both blocked */
+            ASSERT_LT(goc_now() - t0, 30 * GOC_SECOND);
+            goc_sleep(100 * GOC_MICROSECOND, NULL);
+        }
+        ASSERT_OK(goc_go(wp_freer, &b));
+        t0 = goc_now();
+        while (atomic_load(&b.submit_rc) == 99) { /* the stop refused it */
+            ASSERT_LT(goc_now() - t0, 30 * GOC_SECOND);
+            goc_sleep(100 * GOC_MICROSECOND, NULL);
+        }
+        ASSERT_EQ(atomic_load(&b.submit_rc), GOC_ECLOSED);
+        ASSERT_EQ(atomic_load(&b.freed), 0); /* the gated task runs */
+        goc_sleep((i % 3) * 100 * GOC_MICROSECOND, NULL);
+        ASSERT_OK(goc_chan_close(b.gate));
+        goc_wg_wait(&b.calls, NULL);
+        ASSERT_EQ(atomic_load(&b.idle_rc), 0);
+        ASSERT_EQ(atomic_load(&b.freed), 1);
+        goc_chan_release(b.gate);
+    }
 }

@@ -325,8 +325,9 @@ GOC_API int goc_workerpool_new(const struct goc_workerpool_config *cfg,
 
 /**
  * goc_workerpool_free - stop the pool, let the queued tasks run, wait for
- * every worker to exit, and free it. @p may be NULL. Blocks. No other
- * call on @p may be in progress or follow.
+ * every worker to exit, and for the submits and waits under way (a
+ * blocked submit gets GOC_ECLOSED), then free it. @p may be NULL. Blocks.
+ * No other call on @p may start once this has begun.
  */
 GOC_API void goc_workerpool_free(goc_workerpool *p);
 

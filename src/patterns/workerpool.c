@@ -41,7 +41,11 @@ struct goc_workerpool {
     /* When ctx ends, the queue is cancelled at once, not when a worker
      * next looks (they may all be busy for long). */
     goc_ctx_after on_ctx_end;
-    bool ctx_end_done;              /* under mu: that callback has finished */
+    bool ctx_end_done; /* under mu: that callback has finished */
+    /* Under mu: submits and waits inside the pool, which free waits for
+     * once it is freeing (a submitter woken by the stop still relocks). */
+    int64_t inside;
+    bool freeing;
     struct goc_workerpool_stats st; /* under mu */
     struct goc__recovery_slot rec;
     void (*on_discard)(goc_task_fn fn, void *arg, void *discard_arg);
@@ -372,10 +376,18 @@ static int enqueue_locked(goc_workerpool *p, struct task *t)
     return 0;
 }
 
+/* Under mu: a submit or a wait is leaving; the last one wakes a free. */
+static void leave_locked(goc_workerpool *p)
+{
+    if (--p->inside == 0 && p->freeing)
+        goc_cond_broadcast(&p->idle_cv);
+}
+
 static int submit(goc_workerpool *p, struct task *t, bool wait, goc_ctx *ctx)
 {
     int rc;
     goc_mutex_lock(&p->mu, NULL);
+    p->inside++;
     for (;;) {
         if (p->stopped || goc_ctx_err(p->ctx)) {
             rc = GOC_ECLOSED;
@@ -394,6 +406,7 @@ static int submit(goc_workerpool *p, struct task *t, bool wait, goc_ctx *ctx)
     }
     if (rc)
         p->st.refused++;
+    leave_locked(p);
     goc_mutex_unlock(&p->mu);
     return rc;
 }
@@ -533,10 +546,12 @@ static int wait_for(goc_workerpool *p,
 {
     int rc = 0;
     goc_mutex_lock(&p->mu, NULL);
+    p->inside++;
     while (!done(p) && (rc = goc_cond_wait(&p->idle_cv, &p->mu, ctx)) == 0)
         ;
     if (done(p))
         rc = 0; /* the observed state wins over a ctx that just ended */
+    leave_locked(p);
     goc_mutex_unlock(&p->mu);
     return rc;
 }
@@ -614,9 +629,24 @@ void goc_workerpool_free(goc_workerpool *p)
             goc_cond_wait(&p->idle_cv, &p->mu, NULL);
         goc_mutex_unlock(&p->mu);
     }
+    /* Submits the stop refused, and waits, may still be on their way
+     * out: the pool goes after them. */
+    goc_mutex_lock(&p->mu, NULL);
+    p->freeing = true;
+    while (p->inside)
+        goc_cond_wait(&p->idle_cv, &p->mu, NULL);
+    goc_mutex_unlock(&p->mu);
     goc_ctx_release(p->ctx);
     goc__recovery_slot_set(&p->rec, NULL);
     goc__free(p);
+}
+
+int64_t goc__workerpool_inside(goc_workerpool *p)
+{
+    goc_mutex_lock(&p->mu, NULL);
+    int64_t n = p->inside;
+    goc_mutex_unlock(&p->mu);
+    return n;
 }
 
 int goc_workerpool_set_recovery(goc_workerpool *p, goc_recovery *h)
