@@ -974,3 +974,65 @@ TEST_G(objpool, rpool_free_waits_for_woken_acquires_and_loans)
         ASSERT_EQ(atomic_load(&rdestroyed), 1); /* released after close */
     }
 }
+
+static _Atomic int create_panics;
+
+static int maybe_panicking_create(void *arg, void **out)
+{
+    if (atomic_load(&create_panics))
+        goc_panic(-EIO, "create failed loudly");
+    return rcreate(arg, out);
+}
+
+static int acquire_one(void *arg)
+{
+    void *obj;
+    return goc_rpool_acquire(arg, &obj, NULL);
+}
+
+static _Atomic int rp_freed_by_thread;
+
+static void *rp_free_thread(void *arg)
+{
+    goc_rpool_free(arg);
+    atomic_store(&rp_freed_by_thread, 1);
+    return NULL;
+}
+
+/*
+ * A create that panics (recovered by the caller): its acquire stayed
+ * counted as under way, and the free waited for it forever; the place it
+ * had reserved was lost as well.
+ */
+TEST_G(objpool, rpool_a_panicking_create_leaves_nothing_behind)
+{
+    atomic_store(&rcreated, 0);
+    atomic_store(&rdestroyed, 0);
+    atomic_store(&fail_create, 0);
+    atomic_store(&create_panics, 1);
+    atomic_store(&rp_freed_by_thread, 0);
+    struct goc_rpool_opts o = { .max_total = 1,
+                                .max_idle = 1,
+                                .create = maybe_panicking_create,
+                                .destroy = rdestroy };
+    goc_rpool *rp;
+    ASSERT_OK(goc_rpool_new(&o, &rp));
+    goc_panic_info *p = NULL;
+    ASSERT_EQ(goc_try(acquire_one, rp, &p), GOC_EPANIC);
+    ASSERT(strstr(goc_panic_info_message(p), "create failed loudly"));
+    goc_panic_info_free(p);
+    /* Its place came back: the one object there may be can be made. */
+    atomic_store(&create_panics, 0);
+    void *obj;
+    ASSERT_OK(goc_rpool_acquire(rp, &obj, NULL));
+    ASSERT_OK(goc_rpool_release(rp, obj, false));
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, rp_free_thread, rp));
+    int64_t t0 = goc_now();
+    while (!atomic_load(&rp_freed_by_thread)) {
+        ASSERT_LT(goc_now() - t0, 10 * GOC_SECOND);
+        goc_sleep(GOC_MILLISECOND, NULL);
+    }
+    ASSERT_OK(test_join(th, NULL));
+    ASSERT_EQ(atomic_load(&rdestroyed), 1);
+}

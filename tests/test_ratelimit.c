@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <unistd.h>
 #include <stdatomic.h>
 
 #define D    (100 * GOC_MILLISECOND)
@@ -767,4 +768,48 @@ TEST(rate, zero_limit_with_burst_spent_reserves_nothing)
     int64_t d2 = goc_reservation_delay_from(&r2, T(0));
     ASSERT_EQ(d2, D);
     goc_limiter_free(l);
+}
+
+/* A clock whose second reading (wait_n's, after it found the limiter
+ * open) starts a free on another thread and gives it time to finish. */
+struct free_in_clock {
+    goc_limiter *l;
+    _Atomic int calls;
+    _Atomic int freed;
+    pthread_t th;
+};
+
+static void *free_limiter_thread(void *arg)
+{
+    struct free_in_clock *f = arg;
+    goc_limiter_free(f->l);
+    atomic_store(&f->freed, 1);
+    return NULL;
+}
+
+static int64_t clock_that_frees(void *arg)
+{
+    struct free_in_clock *f = arg;
+    if (atomic_fetch_add(&f->calls, 1) == 1) {
+        if (pthread_create(&f->th, NULL, free_limiter_thread, f) != 0)
+            abort();
+        usleep(20000); /* the free would be over by now */
+    }
+    return goc_now();
+}
+
+/*
+ * A free while a wait had checked the limiter but not yet gone to sleep:
+ * the free found no waiter and freed it under the wait (ASan). The wait
+ * now counts from its check, and gets GOC_ECLOSED.
+ */
+TEST_G(rate, free_waits_for_a_wait_that_has_not_slept_yet)
+{
+    struct free_in_clock f = { 0 };
+    goc_clock c = { clock_that_frees, &f };
+    ASSERT_OK(goc_limiter_new(1, 1, &c, &f.l));
+    ASSERT_EQ(atomic_load(&f.calls), 1); /* new read it once */
+    ASSERT_EQ(goc_limiter_wait(f.l, NULL), GOC_ECLOSED);
+    ASSERT_OK(test_join(f.th, NULL));
+    ASSERT_EQ(atomic_load(&f.freed), 1);
 }

@@ -119,10 +119,11 @@ GOC_API double goc_limiter_tokens(goc_limiter *lim);
  * goc_limiter_allow_n_at - take @n tokens at @now if they are there.
  *
  * Non-blocking; consumes tokens only on success (rate.AllowN). Lock-free
- * unless a reservation, cancel or limit change is running concurrently.
+ * unless a reservation, cancel or limit change is running concurrently,
+ * or the limiter is closed.
  *
- * Return: true if the @n events may happen now; false otherwise, and for
- * @n < 0.
+ * Return: true if the @n events may happen now; false otherwise, for
+ * @n < 0, and after goc_limiter_close().
  */
 GOC_API bool goc_limiter_allow_n_at(goc_limiter *lim, int64_t now, int64_t n);
 

@@ -618,15 +618,49 @@ static void timer_fire(void *arg)
         goc__wait_finish(w);
 }
 
-/* A waiter is done with the limiter; the last one after a free wakes it. */
-static void leave_locked(goc_limiter *l,
-                         struct rl_waiter *x,
-                         struct goc__wait **freer)
+/* A wait_n() caller is done with the limiter; the last one after a free
+ * wakes it. */
+static void wait_leave(goc_limiter *l)
 {
-    goc__dlist_remove(&l->waiters, &x->link);
-    *freer = NULL;
+    goc__lock_acquire(&l->mu);
+    struct goc__wait *freer = NULL;
     if (--l->nwaiting == 0 && l->freer && goc__wait_claim(l->freer, 0))
-        *freer = l->freer;
+        freer = l->freer;
+    goc__lock_release(&l->mu);
+    if (freer)
+        goc__wait_finish(freer); /* l may be gone now */
+}
+
+struct clock_call {
+    goc_limiter *l;
+    int64_t now;
+};
+
+static int clock_call(void *arg)
+{
+    struct clock_call *c = arg;
+    c->now = clock_now(&c->l->clock);
+    return 0;
+}
+
+/*
+ * The clock's now (clamped) for a wait_n() caller, counted in nwaiting.
+ * An injected clock is the caller's code: a panic in it leaves the
+ * limiter first, or a free would wait for this caller forever.
+ */
+static int64_t waiter_now(goc_limiter *l)
+{
+    struct clock_call c = { l, 0 };
+    if (!l->clock.now) {
+        clock_call(&c);
+    } else {
+        goc_panic_info *pi;
+        if (goc_try(clock_call, &c, &pi) == GOC_EPANIC) {
+            wait_leave(l);
+            goc__panic_again(pi);
+        }
+    }
+    return l->base + rel_of(l, c.now);
 }
 
 /*
@@ -634,7 +668,8 @@ static void leave_locked(goc_limiter *l,
  * for the OK reservation @r, made at @now, that @st holds. Entered under
  * the mutex and the word; returns with neither. A sleep that does not
  * reach its time gives @r's tokens back. The clock is never read under
- * the mutex: an injected one is the caller's code.
+ * the mutex (an injected one is the caller's code), nor with this frame
+ * still on the waiters' list.
  */
 static int sleep_locked(goc_limiter *l,
                         struct rl_state *st,
@@ -656,38 +691,27 @@ static int sleep_locked(goc_limiter *l,
         return rc;
     }
     goc__dlist_push(&l->waiters, &x.link);
-    l->nwaiting++;
     slow_publish(l, st, false);
     goc__timer_start(&t, deadline, timer_fire, &w);
     int won = goc__wait_block(&w, unlock_mu, &l->mu);
     goc__timer_stop_sync(&t);
     goc__ctx_unwatch(&cw);
-    struct goc__wait *freer;
-    if (won != RL_WOKE_TIMER)
-        now = l->base + rel_of(l, clock_now(&l->clock));
-    slow_lock(l, st);
-    if (won != RL_WOKE_TIMER)
-        cancel_locked(st, r, now);
-    leave_locked(l, &x, &freer);
-    slow_unlock(l, st, false);
-    if (freer)
-        goc__wait_finish(freer); /* l may be gone now */
+    goc__lock_acquire(&l->mu);
+    goc__dlist_remove(&l->waiters, &x.link);
+    goc__lock_release(&l->mu);
     if (won == RL_WOKE_TIMER)
         return 0;
+    now = waiter_now(l);
+    slow_lock(l, st);
+    cancel_locked(st, r, now);
+    slow_unlock(l, st, false);
     return won == RL_WOKE_CTX ? goc_ctx_err(ctx) : GOC_ECLOSED;
 }
 
-int goc_limiter_wait_n(goc_limiter *l, int64_t n, goc_ctx *ctx)
+/* wait_n() past its first check, counted in nwaiting. */
+static int wait_counted(
+    goc_limiter *l, int64_t n, goc_ctx *ctx, int64_t burst, double limit)
 {
-    if (!l || n < 0)
-        return -EINVAL;
-    goc__lock_acquire(&l->mu);
-    bool closed = l->closed;
-    int64_t burst = atomic_load_explicit(&l->burst, memory_order_relaxed);
-    double limit = u2d(atomic_load_explicit(&l->limit, memory_order_relaxed));
-    goc__lock_release(&l->mu);
-    if (closed)
-        return GOC_ECLOSED;
     if (n > burst && limit != GOC_RATE_INF)
         return GOC_EBURST;
     int rc = goc_ctx_err(ctx);
@@ -701,12 +725,12 @@ int goc_limiter_wait_n(goc_limiter *l, int64_t n, goc_ctx *ctx)
     int64_t max_wait = GOC_INF_DURATION, deadline;
     if (goc_ctx_deadline(ctx, &deadline))
         max_wait = sat_sub(deadline, goc_now());
-    int64_t now = l->base + rel_of(l, clock_now(&l->clock));
+    int64_t now = waiter_now(l);
     goc_reservation r = { .lim_ = l };
     struct rl_state st;
     slow_lock(l, &st);
     if (l->closed)
-        rc = GOC_ECLOSED; /* closed since the check above */
+        rc = GOC_ECLOSED; /* closed since the check */
     else
         reserve_locked(l, &st, now, n, max_wait, &r);
     int64_t delay = goc_reservation_delay_from(&r, now);
@@ -717,6 +741,26 @@ int goc_limiter_wait_n(goc_limiter *l, int64_t n, goc_ctx *ctx)
     int64_t real = goc_now();
     int64_t wake_at = delay > INT64_MAX - real ? INT64_MAX : real + delay;
     return sleep_locked(l, &st, &r, now, wake_at, ctx);
+}
+
+int goc_limiter_wait_n(goc_limiter *l, int64_t n, goc_ctx *ctx)
+{
+    if (!l || n < 0)
+        return -EINVAL;
+    /* Counted from the check on: a free that closes the limiter after it
+     * waits for this call to leave. */
+    goc__lock_acquire(&l->mu);
+    bool closed = l->closed;
+    if (!closed)
+        l->nwaiting++;
+    int64_t burst = atomic_load_explicit(&l->burst, memory_order_relaxed);
+    double limit = u2d(atomic_load_explicit(&l->limit, memory_order_relaxed));
+    goc__lock_release(&l->mu);
+    if (closed)
+        return GOC_ECLOSED;
+    int rc = wait_counted(l, n, ctx, burst, limit);
+    wait_leave(l);
+    return rc;
 }
 
 int goc_limiter_wait(goc_limiter *l, goc_ctx *ctx)

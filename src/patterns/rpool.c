@@ -7,6 +7,7 @@
  * reset, destroy) run with the mutex released.
  */
 #include "goc/objpool.h"
+#include "goc/panic.h"
 #include "goc/context.h"
 #include "goc/sync.h"
 #include "goc/time.h"
@@ -274,20 +275,63 @@ static int call_leave(goc_rpool *rp, int rc)
 static int acquire(goc_rpool *rp, void **out, goc_ctx *ctx);
 static int release(goc_rpool *rp, void *obj, bool broken);
 
+/* One call, run under goc_try(): the callbacks are the caller's code, and
+ * a panic in one must still count the call out, or a free would wait for
+ * it forever. */
+struct call {
+    goc_rpool *rp;
+    void **out;
+    void *obj;
+    bool broken;
+    goc_ctx *ctx;
+};
+
+static int acquire_call(void *arg)
+{
+    struct call *c = arg;
+    return acquire(c->rp, c->out, c->ctx);
+}
+
+static int release_call(void *arg)
+{
+    struct call *c = arg;
+    return release(c->rp, c->obj, c->broken);
+}
+
+static int guarded(int (*fn)(void *), struct call *c)
+{
+    call_enter(c->rp);
+    goc_panic_info *pi = NULL;
+    int rc = goc_try(fn, c, &pi);
+    call_leave(c->rp, 0);
+    if (pi)
+        goc__panic_again(pi);
+    return rc;
+}
+
 int goc_rpool_acquire(goc_rpool *rp, void **out, goc_ctx *ctx)
 {
     if (!rp || !out)
         return -EINVAL;
-    call_enter(rp);
-    return call_leave(rp, acquire(rp, out, ctx));
+    return guarded(acquire_call, &(struct call){ rp, out, NULL, false, ctx });
 }
 
 int goc_rpool_release(goc_rpool *rp, void *obj, bool broken)
 {
     if (!rp || !obj)
         return -EINVAL;
-    call_enter(rp);
-    return call_leave(rp, release(rp, obj, broken));
+    return guarded(release_call, &(struct call){ rp, NULL, obj, broken, NULL });
+}
+
+struct create_call {
+    goc_rpool *rp;
+    void *obj;
+};
+
+static int create_call(void *arg)
+{
+    struct create_call *c = arg;
+    return c->rp->o.create(c->rp->o.arg, &c->obj);
 }
 
 static int acquire(goc_rpool *rp, void **out, goc_ctx *ctx)
@@ -301,7 +345,15 @@ static int acquire(goc_rpool *rp, void **out, goc_ctx *ctx)
         if (rc)
             return rc;
         if (!obj) {
-            rc = rp->o.create(rp->o.arg, &obj);
+            /* A panic in create gives its place back first. */
+            struct create_call cc = { rp, NULL };
+            goc_panic_info *pi = NULL;
+            rc = goc_try(create_call, &cc, &pi);
+            if (pi) {
+                unreserve(rp);
+                goc__panic_again(pi);
+            }
+            obj = cc.obj;
             if (rc || !obj) {
                 unreserve(rp);
                 return rc ? rc : -ENOMEM;
