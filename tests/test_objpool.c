@@ -1036,3 +1036,53 @@ TEST_G(objpool, rpool_a_panicking_create_leaves_nothing_behind)
     ASSERT_OK(test_join(th, NULL));
     ASSERT_EQ(atomic_load(&rdestroyed), 1);
 }
+
+static _Atomic int validate_panics;
+
+static bool maybe_panicking_validate(void *obj, void *arg)
+{
+    (void)obj;
+    (void)arg;
+    if (atomic_load(&validate_panics))
+        goc_panic(-EIO, "validate failed loudly");
+    return true;
+}
+
+/* A validate that panics: the idle object it was checking stayed on loan
+ * for good, and the free waited for it forever. It is now given up as
+ * stale. */
+TEST_G(objpool, rpool_a_panicking_validate_gives_the_object_up)
+{
+    atomic_store(&rcreated, 0);
+    atomic_store(&rdestroyed, 0);
+    atomic_store(&fail_create, 0);
+    atomic_store(&validate_panics, 0);
+    atomic_store(&rp_freed_by_thread, 0);
+    struct goc_rpool_opts o = { .max_total = 1,
+                                .max_idle = 1,
+                                .create = rcreate,
+                                .validate = maybe_panicking_validate,
+                                .destroy = rdestroy };
+    goc_rpool *rp;
+    ASSERT_OK(goc_rpool_new(&o, &rp));
+    void *obj;
+    ASSERT_OK(goc_rpool_acquire(rp, &obj, NULL));
+    ASSERT_OK(goc_rpool_release(rp, obj, false)); /* idle now */
+    atomic_store(&validate_panics, 1);
+    goc_panic_info *p = NULL;
+    ASSERT_EQ(goc_try(acquire_one, rp, &p), GOC_EPANIC);
+    goc_panic_info_free(p);
+    ASSERT_EQ(atomic_load(&rdestroyed), 1); /* given up */
+    atomic_store(&validate_panics, 0);
+    ASSERT_OK(goc_rpool_acquire(rp, &obj, NULL)); /* its place is free */
+    ASSERT_EQ(atomic_load(&rcreated), 2);
+    ASSERT_OK(goc_rpool_release(rp, obj, false));
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, rp_free_thread, rp));
+    int64_t t0 = goc_now();
+    while (!atomic_load(&rp_freed_by_thread)) {
+        ASSERT_LT(goc_now() - t0, 10 * GOC_SECOND);
+        goc_sleep(GOC_MILLISECOND, NULL);
+    }
+    ASSERT_OK(test_join(th, NULL));
+}

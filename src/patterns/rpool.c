@@ -323,6 +323,50 @@ int goc_rpool_release(goc_rpool *rp, void *obj, bool broken)
     return guarded(release_call, &(struct call){ rp, NULL, obj, broken, NULL });
 }
 
+/* An idle object taken for an acquire is stale: destroy it, free its
+ * place. */
+static void drop_stale(goc_rpool *rp, void *obj)
+{
+    lock(rp);
+    loan_remove(rp, obj);
+    rp->st.invalid++;
+    rp->st.destroyed++;
+    unlock(rp);
+    destroy(rp, obj);
+    unreserve(rp);
+}
+
+struct ready_call {
+    goc_rpool *rp;
+    void *obj;
+    bool ok;
+};
+
+static int ready_call(void *arg)
+{
+    struct ready_call *c = arg;
+    goc_rpool *rp = c->rp;
+    c->ok = !rp->o.validate || rp->o.validate(c->obj, rp->o.arg);
+    if (c->ok && rp->o.reset)
+        rp->o.reset(c->obj, rp->o.arg);
+    return 0;
+}
+
+/* Validate and reset an idle object taken for an acquire (on loan to it).
+ * A panic in either gives it up as stale first, or it would stay on loan
+ * for good (and a free wait for it forever). */
+static bool ready(goc_rpool *rp, void *obj)
+{
+    struct ready_call c = { rp, obj, false };
+    goc_panic_info *pi = NULL;
+    goc_try(ready_call, &c, &pi);
+    if (pi) {
+        drop_stale(rp, obj);
+        goc__panic_again(pi);
+    }
+    return c.ok;
+}
+
 struct create_call {
     goc_rpool *rp;
     void *obj;
@@ -376,20 +420,11 @@ static int acquire(goc_rpool *rp, void **out, goc_ctx *ctx)
             *out = obj;
             return 0;
         }
-        if (!rp->o.validate || rp->o.validate(obj, rp->o.arg)) {
-            if (rp->o.reset)
-                rp->o.reset(obj, rp->o.arg);
+        if (ready(rp, obj)) {
             *out = obj;
             return 0;
         }
-        /* Stale: destroy it, free its place, try again. */
-        lock(rp);
-        loan_remove(rp, obj);
-        rp->st.invalid++;
-        rp->st.destroyed++;
-        unlock(rp);
-        destroy(rp, obj);
-        unreserve(rp);
+        drop_stale(rp, obj); /* and try again */
         rc = goc_ctx_err(ctx);
         if (rc)
             return rc;
