@@ -1086,3 +1086,55 @@ TEST_G(objpool, rpool_a_panicking_validate_gives_the_object_up)
     }
     ASSERT_OK(test_join(th, NULL));
 }
+
+static _Atomic int destroy_panics;
+
+static void maybe_panicking_destroy(void *obj, void *arg)
+{
+    (void)arg;
+    free(obj);
+    atomic_fetch_add(&rdestroyed, 1);
+    if (atomic_load(&destroy_panics))
+        goc_panic(-EIO, "destroy failed loudly");
+}
+
+struct release_args {
+    goc_rpool *rp;
+    void *obj;
+};
+
+static int release_broken(void *arg)
+{
+    struct release_args *a = arg;
+    return goc_rpool_release(a->rp, a->obj, true);
+}
+
+/* A destroy that panics while a release destroys a broken object: the
+ * object's place was lost for good, and the pool one object smaller. */
+TEST_G(objpool, rpool_a_panicking_destroy_keeps_the_place)
+{
+    atomic_store(&rcreated, 0);
+    atomic_store(&rdestroyed, 0);
+    atomic_store(&fail_create, 0);
+    atomic_store(&destroy_panics, 1);
+    struct goc_rpool_opts o = { .max_total = 1,
+                                .max_idle = 1,
+                                .create = rcreate,
+                                .destroy = maybe_panicking_destroy };
+    goc_rpool *rp;
+    ASSERT_OK(goc_rpool_new(&o, &rp));
+    struct release_args a = { rp, NULL };
+    ASSERT_OK(goc_rpool_acquire(rp, &a.obj, NULL));
+    goc_panic_info *p = NULL;
+    ASSERT_EQ(goc_try(release_broken, &a, &p), GOC_EPANIC);
+    goc_panic_info_free(p);
+    atomic_store(&destroy_panics, 0);
+    goc_ctx_local lc;
+    goc_ctx *ctx = goc_ctx_init_timeout(&lc, NULL, GOC_SECOND);
+    void *obj;
+    ASSERT_OK(goc_rpool_acquire(rp, &obj, ctx)); /* the place is free */
+    goc_ctx_destroy(ctx);
+    ASSERT_OK(goc_rpool_release(rp, obj, false));
+    goc_rpool_free(rp);
+    ASSERT_EQ(atomic_load(&rdestroyed), 2);
+}

@@ -323,6 +323,37 @@ int goc_rpool_release(goc_rpool *rp, void *obj, bool broken)
     return guarded(release_call, &(struct call){ rp, NULL, obj, broken, NULL });
 }
 
+struct destroy_call {
+    goc_rpool *rp;
+    void *obj;
+};
+
+static int destroy_call(void *arg)
+{
+    struct destroy_call *c = arg;
+    destroy(c->rp, c->obj);
+    return 0;
+}
+
+/* Destroy @obj, then free its place with @free_place. A destroy that
+ * panics frees the place first: it would be lost for good. */
+static void destroy_freeing(goc_rpool *rp,
+                            void *obj,
+                            void (*free_place)(goc_rpool *))
+{
+    struct destroy_call c = { rp, obj };
+    goc_panic_info *pi = NULL;
+    goc_try(destroy_call, &c, &pi);
+    free_place(rp);
+    if (pi)
+        goc__panic_again(pi);
+}
+
+static void retire_one(goc_rpool *rp)
+{
+    retire(rp, 1);
+}
+
 /* An idle object taken for an acquire is stale: destroy it, free its
  * place. */
 static void drop_stale(goc_rpool *rp, void *obj)
@@ -332,8 +363,7 @@ static void drop_stale(goc_rpool *rp, void *obj)
     rp->st.invalid++;
     rp->st.destroyed++;
     unlock(rp);
-    destroy(rp, obj);
-    unreserve(rp);
+    destroy_freeing(rp, obj, unreserve);
 }
 
 struct ready_call {
@@ -446,10 +476,8 @@ static int release(goc_rpool *rp, void *obj, bool broken)
             kill = true;
     } /* else handed straight to a waiter, which records the loan */
     unlock(rp);
-    if (kill) {
-        destroy(rp, obj);
-        retire(rp, 1);
-    }
+    if (kill)
+        destroy_freeing(rp, obj, retire_one);
     if (rp->o.idle_timeout > 0)
         expire(rp);
     return 0;
