@@ -2,6 +2,7 @@
 X(runtime, spawn_join_million, core)
 X(runtime, spawn_spreads_across_ps, core)
 X(runtime, yield_interleaves, core)
+X(runtime, yield_stolen_while_switching_out_resumes_intact, core)
 X(runtime, ids_unique_and_increasing, core)
 X(runtime, go_rejects_bad_input, core)
 X(runtime, go_name_and_stack_option, core)

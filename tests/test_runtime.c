@@ -98,6 +98,8 @@ TEST(runtime, spawn_spreads_across_ps)
 
 /* ---- yield ------------------------------------------------------------- */
 
+static int read_errno(void);
+
 struct pingpong {
     _Atomic int turn;
     int rounds;
@@ -124,6 +126,67 @@ TEST_G(runtime, yield_interleaves)
     ASSERT_OK(goc_go_ex(yielder, &pp, &a));
     ASSERT_OK(goc_go_ex(yielder, &pp, &b));
     ASSERT_OK(goc_wg_wait(&pp.wg, NULL));
+}
+
+/*
+ * A yield queues the goroutine before it has switched out, so an idle P
+ * may take it in that window and must wait for the switch to save it.
+ * Many yielders over more Ps than cores keep thieves busy; each checks
+ * its frame, its errno and that it never runs on two threads at once.
+ */
+struct yield_steal {
+    _Atomic int moves;
+    int rounds;
+    goc_wg wg;
+};
+
+static void yield_stolen(void *arg)
+{
+    struct yield_steal *s = arg;
+    volatile uint64_t frame[8];
+    uint64_t seed = (uint64_t)goc_id() * 0x9e3779b97f4a7c15u;
+    for (int k = 0; k < 8; k++)
+        frame[k] = seed + (uint64_t)k;
+    unsigned long t = test_thread_self();
+    for (int i = 0; i < s->rounds; i++) {
+        errno = 1000 + (int)goc_id();
+        /* Now and then a P runs dry and goes stealing. */
+        if (i % 64 == 63)
+            goc_sleep(10 * GOC_MICROSECOND, NULL);
+        else
+            goc_yield();
+        ASSERT_EQ(read_errno(), 1000 + (int)goc_id());
+        for (int k = 0; k < 8; k++)
+            ASSERT_EQ(frame[k], seed + (uint64_t)k);
+        if (t != test_thread_self()) {
+            atomic_fetch_add_explicit(&s->moves, 1, memory_order_relaxed);
+            t = test_thread_self();
+        }
+    }
+    goc_wg_done(&s->wg);
+}
+
+static int yield_steal_main(void *arg)
+{
+    struct yield_steal *s = arg;
+    goc_wg_add(&s->wg, 24);
+    for (int i = 0; i < 24; i++)
+        ASSERT_OK(goc_go(yield_stolen, s));
+    ASSERT_OK(goc_wg_wait(&s->wg, NULL));
+    return 0;
+}
+
+TEST(runtime, yield_stolen_while_switching_out_resumes_intact)
+{
+    static struct yield_steal s;
+    s.rounds = (int)test_scale(50000);
+    struct goc_config cfg = { .max_procs = 4 };
+    ASSERT_OK(goc_init(&cfg));
+    ASSERT_OK(goc_run(yield_steal_main, &s));
+    fprintf(stderr, "%d resumptions on another thread\n",
+            atomic_load(&s.moves));
+    ASSERT_GT(atomic_load(&s.moves), 0);
+    test_no_leaks();
 }
 
 /* ---- identity ---------------------------------------------------------- */

@@ -59,7 +59,7 @@ goc__ctx_switch:
     mrs     x3, fpcr
     str     x3, [sp, #0xa0]
     mov     x2, sp
-    str     x2, [x0]
+    stlr    x2, [x0]            /* release: a yield requeued us already */
     mov     sp, x1
     ldr     x4, [sp, #0xa0]
     cmp     x3, x4              /* FPCR rarely differs: skip the write */

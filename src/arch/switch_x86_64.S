@@ -46,6 +46,8 @@ goc__ctx_switch:
     fnstcw  4(%rsp)
     movl    (%rsp), %eax        /* our MXCSR */
     movzwl  4(%rsp), %ecx       /* our x87 control word */
+    /* Last of our stores (x86 keeps them in order): a yield queued us
+     * already, and whoever took us waits for this one. */
     movq    %rsp, (%rdi)
     movq    %rsi, %rsp
     /* The control words almost never differ between goroutines, and

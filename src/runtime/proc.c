@@ -368,13 +368,6 @@ int goc__go_release(goc_fn fn,
 
 /* ---- yielding, identity, pinning -------------------------------------- */
 
-static void yield_commit(struct goc__m *m, void *arg)
-{
-    struct goc__g *g = arg;
-    atomic_store_explicit(&g->status, GOC__G_RUNNABLE, memory_order_relaxed);
-    goc__runq_put(m->p, g, false);
-}
-
 void goc_yield(void)
 {
     struct goc__m *m = goc__m_current();
@@ -384,18 +377,7 @@ void goc_yield(void)
         sched_yield();
         return;
     }
-    /* Nobody else to run here: carry on, but pass through the scheduler
-     * as often as a switching P would, since it is what fires due timers
-     * (a goroutine yielding in a loop may be waiting for one). */
-    struct goc__p *p = m->p;
-    if (goc__runq_empty(p) && atomic_load(&goc__sched.gq_len) == 0 &&
-        p->tick_left > 1) {
-        p->tick_left--;
-        return;
-    }
-    struct goc__g *g = m->curg;
-    atomic_store_explicit(&g->status, GOC__G_WAITING, memory_order_relaxed);
-    goc__park_m(m, yield_commit, g);
+    goc__yield_m(m);
 }
 
 int64_t goc_id(void)

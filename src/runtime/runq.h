@@ -22,6 +22,22 @@ static inline void goc__runq_slot_store(struct goc__p *p,
                           memory_order_relaxed);
 }
 
+/*
+ * Queue g at the tail of p's ring (owner only); false if it is full.
+ * Acquire on head pairs with the thieves' release CAS; release on tail
+ * publishes the slot, and all written before, to consumers.
+ */
+static inline bool goc__runq_try_put(struct goc__p *p, struct goc__g *g)
+{
+    uint32_t h = atomic_load_explicit(&p->head, memory_order_acquire);
+    uint32_t t = atomic_load_explicit(&p->tail, memory_order_relaxed);
+    if (__builtin_expect(t - h >= GOC__RUNQ_SIZE, 0))
+        return false;
+    goc__runq_slot_store(p, t, g);
+    atomic_store_explicit(&p->tail, t + 1, memory_order_release);
+    return true;
+}
+
 /* goc__runq_put found the ring full: retry until queued (runq.c). */
 bool goc__runq_put_retry(struct goc__p *p, struct goc__g *g);
 
@@ -38,15 +54,7 @@ static inline bool goc__runq_put(struct goc__p *p, struct goc__g *g, bool next)
         if (!g)
             return true;
     }
-    /* Acquire pairs with the thieves' release CAS on head. */
-    uint32_t h = atomic_load_explicit(&p->head, memory_order_acquire);
-    uint32_t t = atomic_load_explicit(&p->tail, memory_order_relaxed);
-    if (__builtin_expect(t - h >= GOC__RUNQ_SIZE, 0))
-        return goc__runq_put_retry(p, g);
-    goc__runq_slot_store(p, t, g);
-    /* Release publishes the slot to consumers. */
-    atomic_store_explicit(&p->tail, t + 1, memory_order_release);
-    return true;
+    return goc__runq_try_put(p, g) || goc__runq_put_retry(p, g);
 }
 
 /* Take the oldest goroutine of p's ring (owner only), or NULL. */

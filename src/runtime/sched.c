@@ -14,8 +14,10 @@
 #include "runtime.h"
 #include "san.h"
 #include "../arch/switch.h"
+#include "../internal/cpu.h"
 #include "../internal/futex.h"
 
+#include <sched.h>
 #include <stdlib.h>
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -68,6 +70,16 @@ uint32_t goc__fastrand(struct goc__m *m)
 
 /* ---- switching -------------------------------------------------------- */
 
+/* The switch's commit, then the resumed goroutine's errno (after: the
+ * commit may set it). */
+static __attribute__((noinline)) void commit_then_errno(struct goc__m *m)
+{
+    goc__commit_fn commit = m->commit;
+    m->commit = NULL;
+    commit(m, m->commit_arg);
+    *m->errno_p = m->curg->saved_errno;
+}
+
 /*
  * errno's address is per thread, and glibc declares __errno_location()
  * const, so the compiler may compute it once per function: across a
@@ -78,16 +90,39 @@ uint32_t goc__fastrand(struct goc__m *m)
 void goc__after_switch(void)
 {
     struct goc__m *m = goc__m_current();
-    struct goc__g *self = m->curg;
 #if defined(GOC_ASAN)
-    __sanitizer_finish_switch_fiber(self->asan_fake, NULL, NULL);
+    __sanitizer_finish_switch_fiber(m->curg->asan_fake, NULL, NULL);
 #endif
-    goc__commit_fn commit = m->commit;
-    if (commit) {
-        m->commit = NULL;
-        commit(m, m->commit_arg);
+    if (m->commit) {
+        commit_then_errno(m); /* a tail call: without a commit (a yield's),
+                               * this saves no register */
+        return;
     }
-    *m->errno_p = self->saved_errno;
+    *m->errno_p = m->curg->saved_errno;
+}
+
+static void switch_to(struct goc__m *m,
+                      struct goc__g *from,
+                      struct goc__g *to,
+                      bool from_dead);
+
+/*
+ * A goroutine that yielded went back on its queue before switching out
+ * (goc__yield_m), with its stack pointer cleared; goc__ctx_switch stores
+ * the real one, with release, once its registers are saved. Whoever took
+ * it from the queue in that window waits here for the store.
+ */
+__attribute__((noinline, cold)) static void switch_after_wait(
+    struct goc__m *m, struct goc__g *from, struct goc__g *to, bool from_dead)
+{
+    unsigned spins = 0;
+    while (__atomic_load_n(&to->sp, __ATOMIC_ACQUIRE) == NULL) {
+        if (++spins < 100)
+            goc__cpu_relax();
+        else
+            sched_yield(); /* its thread lost the CPU mid-switch */
+    }
+    switch_to(m, from, to, from_dead);
 }
 
 /*
@@ -103,6 +138,11 @@ __attribute__((noinline)) static void switch_to(struct goc__m *m,
                                                 struct goc__g *to,
                                                 bool from_dead)
 {
+    void *sp = __atomic_load_n(&to->sp, __ATOMIC_ACQUIRE);
+    if (__builtin_expect(sp == NULL, 0)) {
+        switch_after_wait(m, from, to, from_dead);
+        return;
+    }
     m->curg = to;
     atomic_store_explicit(&to->status, GOC__G_RUNNING, memory_order_relaxed);
 #if defined(GOC_ASAN)
@@ -114,7 +154,7 @@ __attribute__((noinline)) static void switch_to(struct goc__m *m,
 #if defined(GOC_TSAN)
     __tsan_switch_to_fiber(to->tsan_fiber, 0);
 #endif
-    goc__ctx_switch(&from->sp, to->sp);
+    goc__ctx_switch(&from->sp, sp);
     goc__after_switch();
 }
 
@@ -809,13 +849,13 @@ __attribute__((no_sanitize("thread"))) static inline void prefetch_following(
         __builtin_prefetch(hint1);
 }
 
-/* Leave g for the next goroutine of this P, or for g0. */
-static void schedule_next(struct goc__m *m, struct goc__g *g, bool dead)
+/*
+ * The goroutine to switch to straight from a goroutine of p, or NULL for
+ * a pass through g0 (pinned goroutines, and every 61st switch).
+ */
+static inline struct goc__g *pick_next(struct goc__m *m, struct goc__p *p)
 {
-    struct goc__p *p = m->p;
     struct goc__g *next = NULL;
-    /* Parking: a deferred hand-off runs next, here. */
-    handoff_set(p, false);
     if (!m->locked_g && p->tick_left > 1) {
         p->tick_left--;
         /* Every 16th switch the ring goes first: two goroutines handing
@@ -826,6 +866,16 @@ static void schedule_next(struct goc__m *m, struct goc__g *g, bool dead)
         if (!next)
             next = goc__runq_get(p);
     }
+    return next;
+}
+
+/* Leave g for the next goroutine of this P, or for g0. */
+static void schedule_next(struct goc__m *m, struct goc__g *g, bool dead)
+{
+    struct goc__p *p = m->p;
+    /* Parking: a deferred hand-off runs next, here. */
+    handoff_set(p, false);
+    struct goc__g *next = pick_next(m, p);
     if (next && !next->locked_m) {
         GOC__STAT_INC(p->nrun, 1);
         prefetch_following(p);
@@ -857,6 +907,85 @@ void goc__park_exit(goc__commit_fn commit, void *arg)
     m->commit_arg = arg;
     schedule_next(m, m->curg, true);
     abort(); /* a dead goroutine is never resumed */
+}
+
+/*
+ * Where a yield can requeue the goroutine before it has switched out:
+ * the assembly switches store the saved stack pointer last, with release
+ * (switch_after_wait). The ucontext one saves after that store, and
+ * ASan's fiber hand-over writes the G during the switch.
+ */
+#if (defined(__x86_64__) || defined(__aarch64__)) && \
+    !defined(GOC_PORTABLE_SWITCH) && !defined(GOC_ASAN)
+#define YIELD_EARLY_REQUEUE 1
+#else
+#define YIELD_EARLY_REQUEUE 0
+#endif
+
+/*
+ * Queue g, still running, at the tail of p's ring. Everything a thief
+ * may read of it is written first, and its stack pointer is cleared until
+ * the switch saves it. False if the ring is full: g stays unqueued, and
+ * the park that follows rewrites all of it.
+ */
+static inline bool early_requeue(struct goc__m *m,
+                                 struct goc__p *p,
+                                 struct goc__g *g)
+{
+    g->saved_errno = *m->errno_p;
+    atomic_store_explicit(&g->status, GOC__G_RUNNABLE, memory_order_relaxed);
+    __atomic_store_n(&g->sp, NULL, __ATOMIC_RELAXED);
+    return goc__runq_try_put(p, g);
+}
+
+static void yield_commit(struct goc__m *m, void *arg)
+{
+    struct goc__g *g = arg;
+    atomic_store_explicit(&g->status, GOC__G_RUNNABLE, memory_order_relaxed);
+    goc__runq_put(m->p, g, false);
+}
+
+/*
+ * goc_yield on a goroutine that owns its P. The usual case skips the
+ * park's commit: the goroutine goes to the tail of the ring first, with
+ * everything a thief may read of it already written, its stack pointer
+ * cleared until the switch saves it, and the switch goes straight to the
+ * next one. Anything rarer (a pinned goroutine on either side, a due
+ * look at the global queue, the switch's checks) parks with a commit.
+ */
+void goc__yield_m(struct goc__m *m)
+{
+    struct goc__p *p = m->p;
+    struct goc__g *g = m->curg;
+    struct goc__g *next = NULL;
+    if (__builtin_expect(!m->locked_g && p->tick_left > 1, 1)) {
+        next = pick_next(m, p);
+        /* Nobody else to run here: carry on. The count of switches went
+         * down all the same, so a goroutine yielding in a loop still
+         * passes through the scheduler, which fires due timers. */
+        if (!next &&
+            atomic_load_explicit(&goc__sched.gq_len, memory_order_relaxed) == 0)
+            return;
+    }
+    handoff_set(p, false); /* whatever it deferred runs before us */
+    if (YIELD_EARLY_REQUEUE && next && !next->locked_m &&
+        g->guard != GOC__GUARD_CANARY &&
+        !atomic_load_explicit(&p->hog_since, memory_order_relaxed) &&
+        early_requeue(m, p, g)) {
+        GOC__STAT_INC(p->nrun, 1);
+        switch_to(m, g, next, false);
+        return;
+    }
+    atomic_store_explicit(&g->status, GOC__G_WAITING, memory_order_relaxed);
+    m->commit = yield_commit;
+    m->commit_arg = g;
+    if (next && !next->locked_m) {
+        GOC__STAT_INC(p->nrun, 1);
+        switch_begin(m, g, next, false);
+        return;
+    }
+    m->next_g = next;
+    switch_begin(m, g, &m->g0, false);
 }
 
 /* ---- blocking sections and the watchdog -------------------------------- */
