@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -366,19 +365,7 @@ int goc__go_release(goc_fn fn,
     return go_start(fn, arg, NULL, __builtin_return_address(0), word, value);
 }
 
-/* ---- yielding, identity, pinning -------------------------------------- */
-
-void goc_yield(void)
-{
-    struct goc__m *m = goc__m_current();
-    /* A plain thread, or a blocking section (whose P sysmon may have
-     * given away): yield the thread. */
-    if (!m || m->curg == &m->g0 || !goc__m_owned_p(m)) {
-        sched_yield();
-        return;
-    }
-    goc__yield_m(m);
-}
+/* ---- identity, pinning (goc_yield is in sched.c) ----------------------- */
 
 int64_t goc_id(void)
 {

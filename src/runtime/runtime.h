@@ -529,8 +529,6 @@ void goc__park_m(struct goc__m *m, goc__commit_fn commit, void *arg);
 
 /* As goc__park, for an exited goroutine: never returns. */
 void goc__park_exit(goc__commit_fn commit, void *arg) __attribute__((noreturn));
-/* goc_yield on goroutine m->curg, which owns m->p. */
-void goc__yield_m(struct goc__m *m);
 
 /* A commit that releases the goc__lock given as arg. */
 void goc__commit_unlock(struct goc__m *m, void *lock);

@@ -108,7 +108,7 @@ static void switch_to(struct goc__m *m,
 
 /*
  * A goroutine that yielded went back on its queue before switching out
- * (goc__yield_m), with its stack pointer cleared; goc__ctx_switch stores
+ * (goc_yield), with its stack pointer cleared; goc__ctx_switch stores
  * the real one, with release, once its registers are saved. Whoever took
  * it from the queue in that window waits here for the store.
  */
@@ -946,15 +946,22 @@ static void yield_commit(struct goc__m *m, void *arg)
 }
 
 /*
- * goc_yield on a goroutine that owns its P. The usual case skips the
- * park's commit: the goroutine goes to the tail of the ring first, with
- * everything a thief may read of it already written, its stack pointer
- * cleared until the switch saves it, and the switch goes straight to the
- * next one. Anything rarer (a pinned goroutine on either side, a due
- * look at the global queue, the switch's checks) parks with a commit.
+ * The usual yield skips the park's commit: the goroutine goes to the tail
+ * of the ring first, with everything a thief may read of it already
+ * written and its stack pointer cleared until the switch saves it, and
+ * the switch goes straight to the next one. Anything rarer (a pinned
+ * goroutine on either side, a due look at the global queue, the switch's
+ * checks) parks with a commit.
  */
-void goc__yield_m(struct goc__m *m)
+void goc_yield(void)
 {
+    struct goc__m *m = goc__m_current();
+    /* A plain thread, or a blocking section (whose P sysmon may have
+     * given away): yield the thread. */
+    if (!m || m->curg == &m->g0 || !goc__m_owned_p(m)) {
+        sched_yield();
+        return;
+    }
     struct goc__p *p = m->p;
     struct goc__g *g = m->curg;
     struct goc__g *next = NULL;
