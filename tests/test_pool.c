@@ -3,6 +3,7 @@
 #include "test.h"
 
 #include "../src/internal/alloc.h"
+#include "../src/patterns/patterns.h" /* goc__pool_inside */
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -868,4 +869,73 @@ TEST_G(pool, prealloc_worker_exit_serves_the_waiting_submitter_first)
     ASSERT_EQ(st.workers_replaced, 1);
     ASSERT_EQ(st.workers, 1);
     goc_pool_free(p);
+}
+
+struct pool_blocked {
+    goc_pool *p;
+    _Atomic int submit_rc, idle_rc, freed;
+    goc_wg calls;
+};
+
+static void pool_blocked_submitter(void *arg)
+{
+    struct pool_blocked *b = arg;
+    atomic_store(&b->submit_rc, goc_pool_submit(b->p, count, NULL, NULL));
+    goc_wg_done(&b->calls);
+}
+
+static void pool_idle_waiter(void *arg)
+{
+    struct pool_blocked *b = arg;
+    atomic_store(&b->idle_rc, goc_pool_wait_idle(b->p, NULL));
+    goc_wg_done(&b->calls);
+}
+
+static void pool_freer(void *arg)
+{
+    struct pool_blocked *b = arg;
+    goc_pool_free(b->p);
+    atomic_store(&b->freed, 1);
+    goc_wg_done(&b->calls);
+}
+
+/*
+ * goc_pool_free() with a submit blocked for a worker and a wait_idle
+ * blocked: once the workers had exited it freed the pool, and the two
+ * woke into it (ASan). It now waits for them; the submit, refused by the
+ * release, gets GOC_ECLOSED.
+ */
+TEST_G(pool, free_waits_for_blocked_submits_and_waits)
+{
+    int rounds = (int)test_scale(50);
+    for (int i = 0; i < rounds; i++) {
+        struct pool_blocked b = { .calls = GOC_WG_INIT };
+        atomic_init(&b.submit_rc, 99);
+        atomic_init(&b.idle_rc, 99);
+        b.p = pool(1, 0, 0);
+        open_gate();
+        ASSERT_OK(goc_pool_submit(b.p, gated, NULL, NULL));
+        goc_wg_add(&b.calls, 3);
+        ASSERT_OK(goc_go(pool_blocked_submitter, &b));
+        ASSERT_OK(goc_go(pool_idle_waiter, &b));
+        int64_t t0 = goc_now();
+        while (goc__pool_inside(b.p) < 2) { /* both blocked */
+            ASSERT_LT(goc_now() - t0, 30 * GOC_SECOND);
+            goc_sleep(100 * GOC_MICROSECOND, NULL);
+        }
+        ASSERT_OK(goc_go(pool_freer, &b));
+        t0 = goc_now();
+        while (atomic_load(&b.submit_rc) == 99) { /* the release refused it */
+            ASSERT_LT(goc_now() - t0, 30 * GOC_SECOND);
+            goc_sleep(100 * GOC_MICROSECOND, NULL);
+        }
+        ASSERT_EQ(atomic_load(&b.submit_rc), GOC_ECLOSED);
+        ASSERT_EQ(atomic_load(&b.freed), 0); /* the gated task runs */
+        goc_sleep((i % 3) * 100 * GOC_MICROSECOND, NULL);
+        close_gate();
+        goc_wg_wait(&b.calls, NULL);
+        ASSERT_EQ(atomic_load(&b.idle_rc), 0);
+        ASSERT_EQ(atomic_load(&b.freed), 1);
+        goc_chan_release(gate_ch);
+    }
 }

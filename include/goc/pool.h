@@ -100,9 +100,11 @@ GOC_API int goc_pool_new(const struct goc_pool_config *cfg, goc_pool **out);
 
 /**
  * goc_pool_free - release the pool, wait for every worker to exit, and
- * free it. Running tasks finish first. @p may be NULL. Blocks. No other
- * call on @p may be in progress or follow (a submitter that was just
- * served may still be returning: join it first).
+ * free it. Running tasks finish first. Submits blocked for a worker get
+ * GOC_ECLOSED and waits in goc_pool_wait_idle() or
+ * goc_pool_release_timeout() their result; the free waits until each has
+ * left. @p may be NULL. Blocks. No call may start on @p once it is
+ * under way.
  */
 GOC_API void goc_pool_free(goc_pool *p);
 

@@ -176,4 +176,7 @@ int64_t goc__group_blocked(goc_group *g);
 /* Submits and waits under way in a worker pool (for tests, likewise). */
 int64_t goc__workerpool_inside(goc_workerpool *p);
 
+/* Submits and waits blocked in a goroutine pool (for tests, likewise). */
+int64_t goc__pool_inside(goc_pool *p);
+
 #endif /* GOC_PATTERNS_INTERNAL_H */

@@ -58,6 +58,10 @@ struct goc_pool {
      * they leave room under the capacity (after a release and a quick
      * reboot, say, new workers start at once). */
     int64_t retiring;
+    /* Submits, waits and releases blocked inside the pool: free waits
+     * for the last to leave before it lets the pool go. */
+    int64_t inside;
+    bool freeing;
     struct goc_pool_stats st; /* st.workers: alive, under mu */
     goc_pool_fn fn;           /* goc_pool_invoke()'s */
     struct goc__recovery_slot rec;
@@ -104,6 +108,19 @@ static int64_t staying_locked(const goc_pool *p)
 static void wake_idle_waiters(goc_pool *p)
 {
     if (p->running == 0 && p->nwaiting == 0)
+        goc_cond_broadcast(&p->idle_cv);
+}
+
+/* Under mu: a call is about to block inside the pool. */
+static void call_enter_locked(goc_pool *p)
+{
+    p->inside++;
+}
+
+/* Under mu: a blocking call is leaving; the last one wakes a free. */
+static void call_leave_locked(goc_pool *p)
+{
+    if (--p->inside == 0 && p->freeing)
         goc_cond_broadcast(&p->idle_cv);
 }
 
@@ -353,8 +370,11 @@ int goc_pool_submit(goc_pool *p, goc_pool_fn fn, void *arg, goc_ctx *ctx)
              (p->max_blocking && p->nwaiting >= p->max_blocking) ||
              nested_locked(p))
         rc = GOC_EOVERLOAD;
-    else
+    else {
+        call_enter_locked(p);
         rc = wait_locked(p, fn, arg, ctx);
+        call_leave_locked(p);
+    }
     if (rc == GOC_EOVERLOAD)
         p->st.refused++;
     goc_mutex_unlock(&p->mu);
@@ -457,10 +477,12 @@ static int wait_exited(goc_pool *p, goc_ctx *ctx)
 {
     int rc = 0;
     goc_mutex_lock(&p->mu, NULL);
+    call_enter_locked(p);
     while (p->st.workers && rc == 0)
         rc = goc_cond_wait(&p->idle_cv, &p->mu, ctx);
     if (!p->st.workers)
         rc = 0;
+    call_leave_locked(p);
     goc_mutex_unlock(&p->mu);
     return rc;
 }
@@ -505,10 +527,12 @@ int goc_pool_wait_idle(goc_pool *p, goc_ctx *ctx)
         return -EINVAL;
     int rc = 0;
     goc_mutex_lock(&p->mu, NULL);
+    call_enter_locked(p);
     while ((p->running || p->nwaiting) && rc == 0)
         rc = goc_cond_wait(&p->idle_cv, &p->mu, ctx);
     if (!p->running && !p->nwaiting)
         rc = 0;
+    call_leave_locked(p);
     goc_mutex_unlock(&p->mu);
     return rc;
 }
@@ -519,8 +543,23 @@ void goc_pool_free(goc_pool *p)
         return;
     goc_pool_release(p);
     wait_exited(p, NULL);
+    /* Submits the release refused, and waits it woke, may still be on
+     * their way out: the pool goes after them. */
+    goc_mutex_lock(&p->mu, NULL);
+    p->freeing = true;
+    while (p->inside)
+        goc_cond_wait(&p->idle_cv, &p->mu, NULL);
+    goc_mutex_unlock(&p->mu);
     goc__recovery_slot_set(&p->rec, NULL);
     goc__free(p);
+}
+
+int64_t goc__pool_inside(goc_pool *p)
+{
+    goc_mutex_lock(&p->mu, NULL);
+    int64_t n = p->inside;
+    goc_mutex_unlock(&p->mu);
+    return n;
 }
 
 int goc_pool_set_recovery(goc_pool *p, goc_recovery *h)
