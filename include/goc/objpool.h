@@ -134,6 +134,13 @@ GOC_API void goc_objpool_stats(goc_objpool *p, struct goc_objpool_stats *st);
  * @reset:       prepares a reused object before it is handed out.
  * @destroy:     frees an object.
  * @arg:         passed to every callback.
+ *
+ * A callback that panics leaves the pool whole and the panic goes on to
+ * the caller: the object it had is given up and its place freed, the
+ * other objects of a batch (expired, or idle at close) are still
+ * destroyed, and a destroy that panics while cleaning up after another
+ * panic carries that one chained under it. goc_rpool_free frees the pool
+ * first.
  */
 struct goc_rpool_opts {
     int64_t max_total;

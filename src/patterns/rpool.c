@@ -165,10 +165,39 @@ static void retire(goc_rpool *rp, int64_t n)
 
 #define EXPIRE_BATCH 16
 
-static void destroy_all(goc_rpool *rp, void **v, int64_t n)
+struct destroy_call {
+    goc_rpool *rp;
+    void *obj;
+};
+
+static int destroy_call(void *arg)
 {
+    struct destroy_call *c = arg;
+    destroy(c->rp, c->obj);
+    return 0;
+}
+
+/* Destroy @obj; a panic in destroy is returned, joined after @pending
+ * (the panic already on its way, if any). */
+static goc_panic_info *destroy_caught(goc_rpool *rp,
+                                      void *obj,
+                                      goc_panic_info *pending)
+{
+    struct destroy_call c = { rp, obj };
+    goc_panic_info *pi = NULL;
+    goc_try(destroy_call, &c, &pi);
+    return goc__panic_join(pending, pi);
+}
+
+/* Destroy all @n objects, even past a destroy that panics (the rest
+ * would leak); the panics, joined, are returned for the caller to raise
+ * once it has accounted for every one. */
+static goc_panic_info *destroy_all(goc_rpool *rp, void **v, int64_t n)
+{
+    goc_panic_info *pi = NULL;
     for (int64_t i = 0; i < n; i++)
-        destroy(rp, v[i]);
+        pi = destroy_caught(rp, v[i], pi);
+    return pi;
 }
 
 /*
@@ -185,8 +214,10 @@ static void expire(goc_rpool *rp)
         n = expire_locked(rp, old, EXPIRE_BATCH);
         unlock(rp);
         if (n) {
-            destroy_all(rp, old, n);
-            retire(rp, n);
+            goc_panic_info *pi = destroy_all(rp, old, n);
+            retire(rp, n); /* their places, whatever destroy did */
+            if (pi)
+                goc__panic_again(pi);
         }
     } while (n == EXPIRE_BATCH);
 }
@@ -323,30 +354,17 @@ int goc_rpool_release(goc_rpool *rp, void *obj, bool broken)
     return guarded(release_call, &(struct call){ rp, NULL, obj, broken, NULL });
 }
 
-struct destroy_call {
-    goc_rpool *rp;
-    void *obj;
-};
-
-static int destroy_call(void *arg)
+/* Destroy @obj, then free its place with @free_place, even if destroy
+ * panics (the place would be lost for good); its panic, joined after
+ * @pending, is returned for the caller to raise. */
+static goc_panic_info *destroy_freeing(goc_rpool *rp,
+                                       void *obj,
+                                       void (*free_place)(goc_rpool *),
+                                       goc_panic_info *pending)
 {
-    struct destroy_call *c = arg;
-    destroy(c->rp, c->obj);
-    return 0;
-}
-
-/* Destroy @obj, then free its place with @free_place. A destroy that
- * panics frees the place first: it would be lost for good. */
-static void destroy_freeing(goc_rpool *rp,
-                            void *obj,
-                            void (*free_place)(goc_rpool *))
-{
-    struct destroy_call c = { rp, obj };
-    goc_panic_info *pi = NULL;
-    goc_try(destroy_call, &c, &pi);
+    goc_panic_info *pi = destroy_caught(rp, obj, pending);
     free_place(rp);
-    if (pi)
-        goc__panic_again(pi);
+    return pi;
 }
 
 static void retire_one(goc_rpool *rp)
@@ -355,15 +373,17 @@ static void retire_one(goc_rpool *rp)
 }
 
 /* An idle object taken for an acquire is stale: destroy it, free its
- * place. */
-static void drop_stale(goc_rpool *rp, void *obj)
+ * place. Returns a panic of destroy's, joined after @pending. */
+static goc_panic_info *drop_stale(goc_rpool *rp,
+                                  void *obj,
+                                  goc_panic_info *pending)
 {
     lock(rp);
     loan_remove(rp, obj);
     rp->st.invalid++;
     rp->st.destroyed++;
     unlock(rp);
-    destroy_freeing(rp, obj, unreserve);
+    return destroy_freeing(rp, obj, unreserve, pending);
 }
 
 struct ready_call {
@@ -390,10 +410,8 @@ static bool ready(goc_rpool *rp, void *obj)
     struct ready_call c = { rp, obj, false };
     goc_panic_info *pi = NULL;
     goc_try(ready_call, &c, &pi);
-    if (pi) {
-        drop_stale(rp, obj);
-        goc__panic_again(pi);
-    }
+    if (pi) /* a destroy that panics too comes after it */
+        goc__panic_again(drop_stale(rp, obj, pi));
     return c.ok;
 }
 
@@ -454,7 +472,9 @@ static int acquire(goc_rpool *rp, void **out, goc_ctx *ctx)
             *out = obj;
             return 0;
         }
-        drop_stale(rp, obj); /* and try again */
+        goc_panic_info *pi = drop_stale(rp, obj, NULL); /* and try again */
+        if (pi)
+            goc__panic_again(pi);
         rc = goc_ctx_err(ctx);
         if (rc)
             return rc;
@@ -476,17 +496,21 @@ static int release(goc_rpool *rp, void *obj, bool broken)
             kill = true;
     } /* else handed straight to a waiter, which records the loan */
     unlock(rp);
-    if (kill)
-        destroy_freeing(rp, obj, retire_one);
+    if (kill) {
+        goc_panic_info *pi = destroy_freeing(rp, obj, retire_one, NULL);
+        if (pi)
+            goc__panic_again(pi);
+    }
     if (rp->o.idle_timeout > 0)
         expire(rp);
     return 0;
 }
 
-void goc_rpool_close(goc_rpool *rp)
+/* Close, and destroy the idle objects; a panic of destroy's is returned
+ * once all are gone. */
+static goc_panic_info *close_pool(goc_rpool *rp)
 {
-    if (!rp)
-        return;
+    goc_panic_info *pi = NULL;
     lock(rp);
     rp->closed = true;
     int64_t n = rp->nidle;
@@ -502,26 +526,38 @@ void goc_rpool_close(goc_rpool *rp)
         goc_cond_signal(&w->cond);
     unlock(rp);
     if (v) {
-        destroy_all(rp, v, n);
+        pi = destroy_all(rp, v, n);
         goc__free(v);
     }
+    return pi;
+}
+
+void goc_rpool_close(goc_rpool *rp)
+{
+    if (!rp)
+        return;
+    goc_panic_info *pi = close_pool(rp);
+    if (pi)
+        goc__panic_again(pi);
 }
 
 void goc_rpool_free(goc_rpool *rp)
 {
     if (!rp)
         return;
-    goc_rpool_close(rp);
+    goc_panic_info *pi = close_pool(rp);
     lock(rp);
     while (rp->inside || rp->nloans)
         goc_cond_wait(&rp->quiet_cv, &rp->mu, NULL);
     unlock(rp);
     /* Idle objects left only if close could not allocate its list. */
     for (int64_t i = 0; i < rp->nidle; i++)
-        destroy(rp, rp->idle[i].obj);
+        pi = destroy_caught(rp, rp->idle[i].obj, pi);
     goc__free(rp->idle);
     goc__free(rp->loans);
     goc__free(rp);
+    if (pi) /* a destroy's, once the pool is gone all the same */
+        goc__panic_again(pi);
 }
 
 void goc_rpool_stats(goc_rpool *rp, struct goc_rpool_stats *st)

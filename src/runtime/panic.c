@@ -446,6 +446,16 @@ void goc__panic_again(struct goc_panic_info *p)
     raise_info(p);
 }
 
+struct goc_panic_info *goc__panic_join(struct goc_panic_info *first,
+                                       struct goc_panic_info *later)
+{
+    if (!later)
+        return first;
+    if (first)
+        chain_into(&first, later);
+    return later;
+}
+
 int goc_try(int (*fn)(void *), void *arg, goc_panic_info **out)
 {
     if (out)

@@ -749,6 +749,13 @@ void goc__run_defers(struct goc__defer **list);
 /* Panic again with @p (from goc_try(), taken over) as the panic itself:
  * message, code and backtrace stay whole. Does not return. */
 void goc__panic_again(struct goc_panic_info *p) __attribute__((noreturn));
+/*
+ * @later, a panic raised while cleaning up after @first, with @first
+ * chained under it as the panic it interrupted (what a report shows as
+ * the root cause). Either may be NULL; returns the one to raise.
+ */
+struct goc_panic_info *goc__panic_join(struct goc_panic_info *first,
+                                       struct goc_panic_info *later);
 /* A heap copy of @p and of the panics chained to it; NULL out of memory. */
 struct goc_panic_info *goc__panic_info_dup(const struct goc_panic_info *p);
 /*
