@@ -131,8 +131,8 @@ TEST_G(runtime, yield_interleaves)
 /*
  * A yield queues the goroutine before it has switched out, so an idle P
  * may take it in that window and must wait for the switch to save it.
- * Many yielders over more Ps than cores keep thieves busy; each checks
- * its frame, its errno and that it never runs on two threads at once.
+ * Two yielders per P, over more Ps than cores, each sleeping now and then
+ * so that Ps run dry and steal: each checks its frame and its errno.
  */
 struct yield_steal {
     _Atomic int moves;
@@ -169,8 +169,8 @@ static void yield_stolen(void *arg)
 static int yield_steal_main(void *arg)
 {
     struct yield_steal *s = arg;
-    goc_wg_add(&s->wg, 24);
-    for (int i = 0; i < 24; i++)
+    goc_wg_add(&s->wg, 8);
+    for (int i = 0; i < 8; i++)
         ASSERT_OK(goc_go(yield_stolen, s));
     ASSERT_OK(goc_wg_wait(&s->wg, NULL));
     return 0;
@@ -179,7 +179,7 @@ static int yield_steal_main(void *arg)
 TEST(runtime, yield_stolen_while_switching_out_resumes_intact)
 {
     static struct yield_steal s;
-    s.rounds = (int)test_scale(50000);
+    s.rounds = (int)test_scale(150000);
     struct goc_config cfg = { .max_procs = 4 };
     ASSERT_OK(goc_init(&cfg));
     ASSERT_OK(goc_run(yield_steal_main, &s));
@@ -554,6 +554,43 @@ TEST_G(runtime, pin_keeps_thread)
     goc_wg_wait(&s.wg, NULL);
     goc_wg_wait(&busy, NULL);
     ASSERT_EQ(s.moved, 0);
+}
+
+struct lone_pinned {
+    uint64_t switches;
+    goc_wg wg;
+};
+
+/* A pinned goroutine yields alone in a loop, counting switches. */
+static void pinned_yielder(void *arg)
+{
+    struct lone_pinned *s = arg;
+    ASSERT_OK(goc_pin());
+    struct goc_stats st0, st1;
+    ASSERT_OK(goc_stats_read(&st0, GOC_STATS_SCHED));
+    for (int i = 0; i < 6100; i++)
+        goc_yield();
+    ASSERT_OK(goc_stats_read(&st1, GOC_STATS_SCHED));
+    s->switches = st1.switches_total - st0.switches_total;
+    ASSERT_OK(goc_unpin());
+    goc_wg_done(&s->wg);
+}
+
+/*
+ * A pinned goroutine with nothing else to run carries on at a yield, as
+ * an unpinned one does, and passes through the scheduler only every 61st
+ * time. It went through it at every yield, handing its P to another
+ * thread and back (70 times slower).
+ */
+TEST_G(runtime, pinned_goroutine_yielding_alone_carries_on)
+{
+    struct lone_pinned s = { .wg = GOC_WG_INIT };
+    goc_wg_add(&s.wg, 1);
+    ASSERT_OK(goc_go(pinned_yielder, &s));
+    goc_wg_wait(&s.wg, NULL);
+    fprintf(stderr, "%llu switches for 6100 yields\n",
+            (unsigned long long)s.switches);
+    ASSERT_LT(s.switches, 6100 / 8);
 }
 
 TEST_G(runtime, unpin_without_pin_is_misuse)

@@ -58,9 +58,12 @@ goc__ctx_switch:
     .cfi_offset x30, -0x18
     mrs     x3, fpcr
     str     x3, [sp, #0xa0]
+    /* Publish our stack pointer once off our stack, with release: a
+     * yield queued us already, and whoever took us resumes us on it as
+     * soon as it sees this store (a signal must not land there after). */
     mov     x2, sp
-    stlr    x2, [x0]            /* release: a yield requeued us already */
     mov     sp, x1
+    stlr    x2, [x0]
     ldr     x4, [sp, #0xa0]
     cmp     x3, x4              /* FPCR rarely differs: skip the write */
     b.eq    1f

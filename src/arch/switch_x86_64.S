@@ -46,10 +46,13 @@ goc__ctx_switch:
     fnstcw  4(%rsp)
     movl    (%rsp), %eax        /* our MXCSR */
     movzwl  4(%rsp), %ecx       /* our x87 control word */
-    /* Last of our stores (x86 keeps them in order): a yield queued us
-     * already, and whoever took us waits for this one. */
-    movq    %rsp, (%rdi)
+    /* Our stack pointer is the last of our stores (x86 keeps them in
+     * order), and made once we are off our stack: a yield queued us
+     * already, and whoever took us resumes us on it as soon as it sees
+     * this store; a signal handler must not land there after it. */
+    movq    %rsp, %rdx
     movq    %rsi, %rsp
+    movq    %rdx, (%rdi)
     /* The control words almost never differ between goroutines, and
      * loading them is slow (microcoded): do it only when they do. */
     cmpl    (%rsp), %eax

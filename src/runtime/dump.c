@@ -40,22 +40,24 @@
 NO_SANITIZE static int parked_backtrace(struct goc__g *g, void **pcs, int max)
 {
     uintptr_t pc = 0, fp = 0;
-    if (!g->sp || max < 1)
+    /* One load: a yield in flight on another thread clears it. */
+    void *saved = __atomic_load_n(&g->sp, __ATOMIC_ACQUIRE);
+    if (!saved || max < 1)
         return 0;
 #if defined(GOC_PORTABLE_SWITCH) && defined(__x86_64__)
-    const ucontext_t *uc = g->sp; /* the suspended context's ucontext_t */
+    const ucontext_t *uc = saved; /* the suspended context's ucontext_t */
     pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
     fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
 #elif defined(GOC_PORTABLE_SWITCH) && defined(__aarch64__)
-    const ucontext_t *uc = g->sp;
+    const ucontext_t *uc = saved;
     pc = (uintptr_t)uc->uc_mcontext.pc;
     fp = (uintptr_t)uc->uc_mcontext.regs[29];
 #elif defined(__x86_64__)
-    const uintptr_t *sp = g->sp;
+    const uintptr_t *sp = saved;
     pc = sp[7];
     fp = sp[6];
 #elif defined(__aarch64__)
-    const uintptr_t *sp = g->sp;
+    const uintptr_t *sp = saved;
     pc = sp[0x98 / 8];
     fp = sp[0x90 / 8];
 #else

@@ -110,7 +110,10 @@ static void switch_to(struct goc__m *m,
  * A goroutine that yielded went back on its queue before switching out
  * (goc_yield), with its stack pointer cleared; goc__ctx_switch stores
  * the real one, with release, once its registers are saved. Whoever took
- * it from the queue in that window waits here for the store.
+ * it from the queue in that window waits here for the store: a few
+ * instructions, unless the yielder's thread loses its CPU in them (then
+ * a parking goroutine waiting here keeps its commit, a lock say, pending
+ * that long).
  */
 __attribute__((noinline, cold)) static void switch_after_wait(
     struct goc__m *m, struct goc__g *from, struct goc__g *to, bool from_dead)
@@ -836,6 +839,8 @@ __attribute__((no_sanitize("thread"))) static inline void prefetch_following(
         __builtin_prefetch(goc__runq_slot_load(p, h + 1));
     struct goc__g *g = goc__runq_slot_load(p, h);
     char *sp = *(char *volatile *)&g->sp; /* plain loads, as is */
+    if (!sp)
+        return; /* a yield's, still switching out */
     const void *hint0 = *(const void *volatile *)&g->resume_hint[0];
     const void *hint1 = *(const void *volatile *)&g->resume_hint[1];
     char *end = (char *)g + 64;
@@ -911,9 +916,10 @@ void goc__park_exit(goc__commit_fn commit, void *arg)
 
 /*
  * Where a yield can requeue the goroutine before it has switched out:
- * the assembly switches store the saved stack pointer last, with release
- * (switch_after_wait). The ucontext one saves after that store, and
- * ASan's fiber hand-over writes the G during the switch.
+ * the assembly switches store the saved stack pointer last, with release,
+ * once off the stack (switch_after_wait). The ucontext one saves the
+ * context after that store; ASan is left out since its fiber hand-over
+ * writes the G (from->asan_fake) in switch_to, after the requeue.
  */
 #if (defined(__x86_64__) || defined(__aarch64__)) && \
     !defined(GOC_PORTABLE_SWITCH) && !defined(GOC_ASAN)
@@ -965,14 +971,20 @@ void goc_yield(void)
     struct goc__p *p = m->p;
     struct goc__g *g = m->curg;
     struct goc__g *next = NULL;
+    /* Nobody else to run here: carry on. The count of switches goes
+     * down all the same, so a goroutine yielding in a loop still passes
+     * through the scheduler, which fires due timers. */
     if (__builtin_expect(!m->locked_g && p->tick_left > 1, 1)) {
         next = pick_next(m, p);
-        /* Nobody else to run here: carry on. The count of switches went
-         * down all the same, so a goroutine yielding in a loop still
-         * passes through the scheduler, which fires due timers. */
         if (!next &&
             atomic_load_explicit(&goc__sched.gq_len, memory_order_relaxed) == 0)
             return;
+    } else if (m->locked_g && p->tick_left > 1 && goc__runq_empty(p) &&
+               atomic_load_explicit(&goc__sched.gq_len, memory_order_relaxed) ==
+                   0) {
+        /* A pinned one too: through g0, it would hand its P over. */
+        p->tick_left--;
+        return;
     }
     handoff_set(p, false); /* whatever it deferred runs before us */
     if (YIELD_EARLY_REQUEUE && next && !next->locked_m &&
