@@ -40,8 +40,10 @@
 NO_SANITIZE static int parked_backtrace(struct goc__g *g, void **pcs, int max)
 {
     uintptr_t pc = 0, fp = 0;
-    /* One load: a yield in flight on another thread clears it. */
-    void *saved = __atomic_load_n(&g->sp, __ATOMIC_ACQUIRE);
+    /* One load: a yield in flight on another thread clears it. A plain
+     * one, as the reads of the frame below (an atomic load would be
+     * instrumented even here). */
+    void *saved = *(void *volatile *)&g->sp;
     if (!saved || max < 1)
         return 0;
 #if defined(GOC_PORTABLE_SWITCH) && defined(__x86_64__)
