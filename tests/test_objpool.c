@@ -1262,3 +1262,73 @@ TEST_G(objpool, rpool_validate_then_destroy_panics_keep_both)
     assert_places_free(rp, 1);
     goc_rpool_free(rp);
 }
+
+static goc_chan *destroy_gate;
+static _Atomic int destroy_blocked;
+
+/* Its first call waits for destroy_gate to close. */
+static void first_destroy_gated(void *obj, void *arg)
+{
+    (void)arg;
+    if (atomic_fetch_add(&destroy_blocked, 1) == 0)
+        goc_chan_recv(destroy_gate, NULL, NULL);
+    free(obj);
+    atomic_fetch_add(&rdestroyed, 1);
+}
+
+struct rp_closing {
+    goc_rpool *rp;
+    _Atomic int freed;
+    goc_wg done;
+};
+
+static void rp_closer(void *arg)
+{
+    struct rp_closing *c = arg;
+    goc_rpool_close(c->rp);
+    goc_wg_done(&c->done);
+}
+
+static void rp_closing_freer(void *arg)
+{
+    struct rp_closing *c = arg;
+    goc_rpool_free(c->rp);
+    atomic_store(&c->freed, 1);
+    goc_wg_done(&c->done);
+}
+
+/*
+ * goc_rpool_free() while a goc_rpool_close() destroys the idle objects:
+ * the free found nothing idle or on loan and freed the pool, and the
+ * close's next destroy read it (ASan). The free now waits for the close.
+ */
+TEST_G(objpool, rpool_free_waits_for_a_close_destroying_idle_objects)
+{
+    atomic_store(&rcreated, 0);
+    atomic_store(&rdestroyed, 0);
+    atomic_store(&fail_create, 0);
+    atomic_store(&destroy_blocked, 0);
+    ASSERT_OK(goc_chan_new(0, 0, &destroy_gate));
+    struct goc_rpool_opts o = { .max_total = 2,
+                                .max_idle = 2,
+                                .create = rcreate,
+                                .destroy = first_destroy_gated };
+    struct rp_closing c = { .done = GOC_WG_INIT };
+    ASSERT_OK(goc_rpool_new(&o, &c.rp));
+    fill_idle(c.rp, 2);
+    goc_wg_add(&c.done, 2);
+    ASSERT_OK(goc_go(rp_closer, &c));
+    int64_t t0 = goc_now();
+    while (atomic_load(&destroy_blocked) < 1) { /* in its first destroy */
+        ASSERT_LT(goc_now() - t0, 30 * GOC_SECOND);
+        goc_sleep(100 * GOC_MICROSECOND, NULL);
+    }
+    ASSERT_OK(goc_go(rp_closing_freer, &c));
+    goc_sleep(2 * GOC_MILLISECOND, NULL);
+    ASSERT_EQ(atomic_load(&c.freed), 0);
+    goc_chan_close(destroy_gate);
+    goc_wg_wait(&c.done, NULL);
+    ASSERT_EQ(atomic_load(&c.freed), 1);
+    ASSERT_EQ(atomic_load(&rdestroyed), 2);
+    goc_chan_release(destroy_gate);
+}

@@ -939,3 +939,59 @@ TEST_G(pool, free_waits_for_blocked_submits_and_waits)
         goc_chan_release(gate_ch);
     }
 }
+
+struct multipool_freeing {
+    goc_multipool *m;
+    _Atomic int released, freed;
+    goc_wg done;
+};
+
+static void multipool_releaser(void *arg)
+{
+    struct multipool_freeing *f = arg;
+    ASSERT_OK(goc_multipool_release_timeout(f->m, INT64_MAX));
+    atomic_store(&f->released, 1);
+    goc_wg_done(&f->done);
+}
+
+static void multipool_freer(void *arg)
+{
+    struct multipool_freeing *f = arg;
+    goc_multipool_free(f->m);
+    atomic_store(&f->freed, 1);
+    goc_wg_done(&f->done);
+}
+
+/*
+ * goc_multipool_free() while a release_timeout waits on its first pool
+ * for a busy worker: the free freed the other pools and the multipool,
+ * and the release went on to read them (ASan, now and then). The free
+ * now waits for the release.
+ */
+TEST_G(pool, multipool_free_waits_for_a_release_under_way)
+{
+    int rounds = (int)test_scale(30);
+    for (int i = 0; i < rounds; i++) {
+        struct multipool_freeing f = { .done = GOC_WG_INIT };
+        struct goc_pool_config cfg = { .capacity = 1 };
+        ASSERT_OK(goc_multipool_new(3, &cfg, GOC_LB_ROUND_ROBIN, &f.m));
+        goc_pool *first = goc_multipool_pool(f.m, 0);
+        open_gate();
+        ASSERT_OK(goc_pool_submit(first, gated, NULL, NULL));
+        goc_wg_add(&f.done, 2);
+        ASSERT_OK(goc_go(multipool_releaser, &f));
+        int64_t t0 = goc_now();
+        while (goc__pool_inside(first) < 1) { /* waiting for the worker */
+            ASSERT_LT(goc_now() - t0, 30 * GOC_SECOND);
+            goc_sleep(100 * GOC_MICROSECOND, NULL);
+        }
+        ASSERT_OK(goc_go(multipool_freer, &f));
+        goc_sleep((i % 3) * 100 * GOC_MICROSECOND, NULL);
+        ASSERT_EQ(atomic_load(&f.freed), 0); /* the gated task runs */
+        close_gate();
+        goc_wg_wait(&f.done, NULL);
+        ASSERT_EQ(atomic_load(&f.released), 1);
+        ASSERT_EQ(atomic_load(&f.freed), 1);
+        goc_chan_release(gate_ch);
+    }
+}

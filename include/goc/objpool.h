@@ -136,11 +136,12 @@ GOC_API void goc_objpool_stats(goc_objpool *p, struct goc_objpool_stats *st);
  * @arg:         passed to every callback.
  *
  * A callback that panics leaves the pool whole and the panic goes on to
- * the caller: the object it had is given up and its place freed, the
- * other objects of a batch (expired, or idle at close) are still
- * destroyed, and a destroy that panics while cleaning up after another
- * panic carries that one chained under it. goc_rpool_free frees the pool
- * first.
+ * the caller: the object it had is given up and its place freed, and the
+ * other objects of a batch (up to 16 expired ones, or all idle ones at
+ * close) are still destroyed. When more than one panics (a validate, then
+ * the destroy that gives its object up; destroys of one batch), the last
+ * is raised with the earlier ones chained under it, as
+ * goc_panic_info_format() shows. goc_rpool_free frees the pool first.
  */
 struct goc_rpool_opts {
     int64_t max_total;

@@ -103,8 +103,8 @@ GOC_API int goc_pool_new(const struct goc_pool_config *cfg, goc_pool **out);
  * free it. Running tasks finish first. Submits blocked for a worker get
  * GOC_ECLOSED and waits in goc_pool_wait_idle() or
  * goc_pool_release_timeout() their result; the free waits until each has
- * left. @p may be NULL. Blocks. No call may start on @p once it is
- * under way.
+ * left. Any other call (a getter, tune, reboot) must have returned, and
+ * none may start once the free is under way. @p may be NULL. Blocks.
  */
 GOC_API void goc_pool_free(goc_pool *p);
 
@@ -229,7 +229,12 @@ GOC_API int goc_multipool_new(int n,
                               enum goc_lb lb,
                               goc_multipool **out);
 
-/** goc_multipool_free - free every pool (goc_pool_free()); NULL is fine. */
+/**
+ * goc_multipool_free - close every pool, wait for the
+ * goc_multipool_release_timeout() calls under way, then free every pool
+ * (goc_pool_free(): blocked submits get GOC_ECLOSED). Other calls must
+ * have returned. NULL is fine.
+ */
 GOC_API void goc_multipool_free(goc_multipool *m);
 
 /**

@@ -5,6 +5,7 @@
  * of one pool's lock.
  */
 #include "goc/pool.h"
+#include "goc/sync.h"
 #include "goc/time.h"
 #include "patterns.h"
 #include "../internal/alloc.h"
@@ -15,6 +16,12 @@ struct goc_multipool {
     int n;
     enum goc_lb lb;
     _Atomic uint64_t next; /* round robin */
+    /* Under mu: release_timeout calls under way, which go from pool to
+     * pool; a free waits for them. Submits never take mu. */
+    goc_mutex mu;
+    goc_cond quiet_cv;
+    int releasing;
+    bool freeing;
     goc_pool *pools[];
 };
 
@@ -45,6 +52,16 @@ void goc_multipool_free(goc_multipool *m)
 {
     if (!m)
         return;
+    /* Close them all first: a release_timeout waiting on one of them for
+     * its workers then finishes, and goes on to the next pool, which
+     * must still be there. */
+    for (int i = 0; i < m->n; i++)
+        goc_pool_release(m->pools[i]);
+    goc_mutex_lock(&m->mu, NULL);
+    m->freeing = true;
+    while (m->releasing)
+        goc_cond_wait(&m->quiet_cv, &m->mu, NULL);
+    goc_mutex_unlock(&m->mu);
     for (int i = 0; i < m->n; i++)
         goc_pool_free(m->pools[i]);
     goc__free(m);
@@ -118,6 +135,9 @@ int goc_multipool_release_timeout(goc_multipool *m, int64_t timeout)
     /* Every pool closes before any is waited for: a submit racing the
      * release is refused whichever pool it would go to, and the pools'
      * workers all wind down in the same budget. */
+    goc_mutex_lock(&m->mu, NULL);
+    m->releasing++;
+    goc_mutex_unlock(&m->mu);
     int rc = 0;
     for (int i = 0; i < m->n; i++) {
         int r = goc_pool_release(m->pools[i]);
@@ -127,5 +147,9 @@ int goc_multipool_release_timeout(goc_multipool *m, int64_t timeout)
     for (int i = 0; i < m->n; i++)
         if (goc__pool_wait_exited(m->pools[i], deadline) && !rc)
             rc = -ETIMEDOUT;
+    goc_mutex_lock(&m->mu, NULL);
+    if (--m->releasing == 0 && m->freeing)
+        goc_cond_broadcast(&m->quiet_cv);
+    goc_mutex_unlock(&m->mu);
     return rc;
 }

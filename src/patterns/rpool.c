@@ -506,29 +506,29 @@ static int release(goc_rpool *rp, void *obj, bool broken)
     return 0;
 }
 
-/* Close, and destroy the idle objects; a panic of destroy's is returned
- * once all are gone. */
+/*
+ * Close, and destroy the idle objects one at a time (no list to
+ * allocate), counted inside like a call so that a free waits for the
+ * last; a panic of destroy's is returned once all are gone.
+ */
 static goc_panic_info *close_pool(goc_rpool *rp)
 {
     goc_panic_info *pi = NULL;
     lock(rp);
     rp->closed = true;
-    int64_t n = rp->nidle;
-    void **v = n ? goc__malloc((size_t)n * sizeof *v) : NULL;
-    for (int64_t i = 0; v && i < n; i++)
-        v[i] = rp->idle[i].obj;
-    if (v || !n) {
-        rp->total -= n;
-        rp->st.destroyed += n;
-        rp->nidle = 0;
-    }
     for (struct waiter *w = rp->head; w; w = w->next)
         goc_cond_signal(&w->cond);
-    unlock(rp);
-    if (v) {
-        pi = destroy_all(rp, v, n);
-        goc__free(v);
+    rp->inside++;
+    while (rp->nidle) {
+        void *obj = rp->idle[--rp->nidle].obj;
+        rp->total--;
+        rp->st.destroyed++;
+        unlock(rp);
+        pi = destroy_caught(rp, obj, pi);
+        lock(rp);
     }
+    unlock(rp);
+    call_leave(rp, 0);
     return pi;
 }
 
@@ -550,9 +550,6 @@ void goc_rpool_free(goc_rpool *rp)
     while (rp->inside || rp->nloans)
         goc_cond_wait(&rp->quiet_cv, &rp->mu, NULL);
     unlock(rp);
-    /* Idle objects left only if close could not allocate its list. */
-    for (int64_t i = 0; i < rp->nidle; i++)
-        pi = destroy_caught(rp, rp->idle[i].obj, pi);
     goc__free(rp->idle);
     goc__free(rp->loans);
     goc__free(rp);
