@@ -952,6 +952,21 @@ static void yield_commit(struct goc__m *m, void *arg)
 }
 
 /*
+ * valgrind runs one thread at a time, and a goroutine yielding in a loop
+ * with nothing else to run waits for another thread, as a rule: without
+ * this, each turn of such a loop would last a whole time slice of
+ * valgrind's (two goroutines on two Ps handing a flag back and forth
+ * took minutes).
+ */
+static inline void valgrind_yield_thread(void)
+{
+#if defined(GOC_VALGRIND)
+    if (RUNNING_ON_VALGRIND)
+        sched_yield();
+#endif
+}
+
+/*
  * The usual yield skips the park's commit: the goroutine goes to the tail
  * of the ring first, with everything a thief may read of it already
  * written and its stack pointer cleared until the switch saves it, and
@@ -976,14 +991,17 @@ void goc_yield(void)
      * through the scheduler, which fires due timers. */
     if (__builtin_expect(!m->locked_g && p->tick_left > 1, 1)) {
         next = pick_next(m, p);
-        if (!next &&
-            atomic_load_explicit(&goc__sched.gq_len, memory_order_relaxed) == 0)
+        if (!next && atomic_load_explicit(&goc__sched.gq_len,
+                                          memory_order_relaxed) == 0) {
+            valgrind_yield_thread();
             return;
+        }
     } else if (m->locked_g && p->tick_left > 1 && goc__runq_empty(p) &&
                atomic_load_explicit(&goc__sched.gq_len, memory_order_relaxed) ==
                    0) {
         /* A pinned one too: through g0, it would hand its P over. */
         p->tick_left--;
+        valgrind_yield_thread();
         return;
     }
     handoff_set(p, false); /* whatever it deferred runs before us */
