@@ -45,6 +45,16 @@
 #define ASSERT_GE(a, b) ASSERT_CMP(a, >=, b)
 #define ASSERT_OK(rc)   ASSERT_EQ(rc, 0)
 
+/* Poll @cond every 100 us until it holds; fail after 30 s. */
+#define WAIT_UNTIL(cond)                                      \
+    do {                                                      \
+        int64_t wait_t0_ = goc_now();                         \
+        while (!(cond)) {                                     \
+            ASSERT_LT(goc_now() - wait_t0_, 30 * GOC_SECOND); \
+            goc_sleep(100 * GOC_MICROSECOND, NULL);           \
+        }                                                     \
+    } while (0)
+
 #define ASSERT_STR(a, b)                                      \
     do {                                                      \
         const char *a_ = (a), *b_ = (b);                      \

@@ -955,17 +955,9 @@ TEST_G(objpool, rpool_free_waits_for_woken_acquires_and_loans)
         ASSERT_OK(goc_go(rp_free_waiter, &f));
         ASSERT_OK(goc_go(rp_free_waiter, &f));
         struct goc_rpool_stats st = { 0 };
-        int64_t t0 = goc_now();
-        while (goc_rpool_stats(f.rp, &st), st.waiters < 2) {
-            ASSERT_LT(goc_now() - t0, 30 * GOC_SECOND);
-            goc_sleep(100 * GOC_MICROSECOND, NULL);
-        }
+        WAIT_UNTIL((goc_rpool_stats(f.rp, &st), st.waiters >= 2));
         ASSERT_OK(goc_go(rp_freer, &f));
-        t0 = goc_now();
-        while (atomic_load(&f.closed_rc) < 2) { /* the close woke them */
-            ASSERT_LT(goc_now() - t0, 30 * GOC_SECOND);
-            goc_sleep(100 * GOC_MICROSECOND, NULL);
-        }
+        WAIT_UNTIL(atomic_load(&f.closed_rc) >= 2); /* the close woke them */
         goc_sleep((i % 3) * 100 * GOC_MICROSECOND, NULL);
         ASSERT_EQ(atomic_load(&f.freed), 0); /* the loan keeps it */
         ASSERT_OK(goc_rpool_release(f.rp, lent, false));
@@ -1318,11 +1310,7 @@ TEST_G(objpool, rpool_free_waits_for_a_close_destroying_idle_objects)
     fill_idle(c.rp, 2);
     goc_wg_add(&c.done, 2);
     ASSERT_OK(goc_go(rp_closer, &c));
-    int64_t t0 = goc_now();
-    while (atomic_load(&destroy_blocked) < 1) { /* in its first destroy */
-        ASSERT_LT(goc_now() - t0, 30 * GOC_SECOND);
-        goc_sleep(100 * GOC_MICROSECOND, NULL);
-    }
+    WAIT_UNTIL(atomic_load(&destroy_blocked) >= 1); /* in its first destroy */
     ASSERT_OK(goc_go(rp_closing_freer, &c));
     goc_sleep(2 * GOC_MILLISECOND, NULL);
     ASSERT_EQ(atomic_load(&c.freed), 0);

@@ -918,17 +918,10 @@ TEST_G(pool, free_waits_for_blocked_submits_and_waits)
         goc_wg_add(&b.calls, 3);
         ASSERT_OK(goc_go(pool_blocked_submitter, &b));
         ASSERT_OK(goc_go(pool_idle_waiter, &b));
-        int64_t t0 = goc_now();
-        while (goc__pool_inside(b.p) < 2) { /* both blocked */
-            ASSERT_LT(goc_now() - t0, 30 * GOC_SECOND);
-            goc_sleep(100 * GOC_MICROSECOND, NULL);
-        }
+        WAIT_UNTIL(goc__pool_inside(b.p) >= 2); /* both blocked */
         ASSERT_OK(goc_go(pool_freer, &b));
-        t0 = goc_now();
-        while (atomic_load(&b.submit_rc) == 99) { /* the release refused it */
-            ASSERT_LT(goc_now() - t0, 30 * GOC_SECOND);
-            goc_sleep(100 * GOC_MICROSECOND, NULL);
-        }
+        /* The release refused it. */
+        WAIT_UNTIL(atomic_load(&b.submit_rc) != 99);
         ASSERT_EQ(atomic_load(&b.submit_rc), GOC_ECLOSED);
         ASSERT_EQ(atomic_load(&b.freed), 0); /* the gated task runs */
         goc_sleep((i % 3) * 100 * GOC_MICROSECOND, NULL);
@@ -980,11 +973,7 @@ TEST_G(pool, multipool_free_waits_for_a_release_under_way)
         ASSERT_OK(goc_pool_submit(first, gated, NULL, NULL));
         goc_wg_add(&f.done, 2);
         ASSERT_OK(goc_go(multipool_releaser, &f));
-        int64_t t0 = goc_now();
-        while (goc__pool_inside(first) < 1) { /* waiting for the worker */
-            ASSERT_LT(goc_now() - t0, 30 * GOC_SECOND);
-            goc_sleep(100 * GOC_MICROSECOND, NULL);
-        }
+        WAIT_UNTIL(goc__pool_inside(first) >= 1); /* waiting for the worker */
         ASSERT_OK(goc_go(multipool_freer, &f));
         goc_sleep((i % 3) * 100 * GOC_MICROSECOND, NULL);
         ASSERT_EQ(atomic_load(&f.freed), 0); /* the gated task runs */

@@ -1413,17 +1413,9 @@ TEST_G(workerpool, free_waits_for_blocked_submits_and_waits)
         goc_wg_add(&b.calls, 3);
         ASSERT_OK(goc_go(wp_blocked_submitter, &b));
         ASSERT_OK(goc_go(wp_idle_waiter, &b));
-        t0 = goc_now();
-        while (goc__workerpool_inside(b.p) < 2) { /* both blocked */
-            ASSERT_LT(goc_now() - t0, 30 * GOC_SECOND);
-            goc_sleep(100 * GOC_MICROSECOND, NULL);
-        }
+        WAIT_UNTIL(goc__workerpool_inside(b.p) >= 2); /* both blocked */
         ASSERT_OK(goc_go(wp_freer, &b));
-        t0 = goc_now();
-        while (atomic_load(&b.submit_rc) == 99) { /* the stop refused it */
-            ASSERT_LT(goc_now() - t0, 30 * GOC_SECOND);
-            goc_sleep(100 * GOC_MICROSECOND, NULL);
-        }
+        WAIT_UNTIL(atomic_load(&b.submit_rc) != 99); /* the stop refused it */
         ASSERT_EQ(atomic_load(&b.submit_rc), GOC_ECLOSED);
         ASSERT_EQ(atomic_load(&b.freed), 0); /* the gated task runs */
         goc_sleep((i % 3) * 100 * GOC_MICROSECOND, NULL);
