@@ -3,6 +3,7 @@
 #include "test.h"
 
 #include "../src/internal/alloc.h"
+#include "../src/patterns/patterns.h" /* goc__bcast_publishing */
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -482,4 +483,69 @@ TEST_G(broadcast, close_on_a_context_ends_every_subscription)
     goc_bcast_free(b); /* the watch goes with it */
     goc_ctx_cancel(parent);
     goc_ctx_release(parent);
+}
+
+struct bcast_freeing {
+    goc_bcast *b;
+    _Atomic int rc[2], freed;
+    goc_wg done;
+};
+
+static void bcast_publisher(struct bcast_freeing *f, int i)
+{
+    int msg = i;
+    atomic_store(&f->rc[i], goc_bcast_publish(f->b, &msg, NULL, NULL));
+    goc_wg_done(&f->done);
+}
+
+static void bcast_publisher0(void *arg)
+{
+    bcast_publisher(arg, 0);
+}
+
+static void bcast_publisher1(void *arg)
+{
+    bcast_publisher(arg, 1);
+}
+
+static void bcast_freer(void *arg)
+{
+    struct bcast_freeing *f = arg;
+    goc_bcast_free(f->b);
+    atomic_store(&f->freed, 1);
+    goc_wg_done(&f->done);
+}
+
+/*
+ * goc_bcast_free() with one publish blocked on a full GOC_BLOCK
+ * subscriber and a second one queued behind it: the free waited only for
+ * the first; the second, getting the publish lock after the close, could
+ * wake into the freed broadcaster. The free now waits for every publish
+ * under way; the queued one gets GOC_ECLOSED.
+ */
+TEST_G(broadcast, free_waits_for_a_publish_queued_behind_another)
+{
+    int rounds = (int)test_scale(30);
+    for (int i = 0; i < rounds; i++) {
+        struct bcast_freeing f = { .done = GOC_WG_INIT };
+        atomic_init(&f.rc[0], 99);
+        atomic_init(&f.rc[1], 99);
+        ASSERT_OK(goc_bcast_new(sizeof(int), &f.b));
+        goc_sub *s;
+        ASSERT_OK(goc_bcast_subscribe(f.b, 1, GOC_BLOCK, 0, &s));
+        int first = 7;
+        ASSERT_EQ(goc_bcast_publish(f.b, &first, NULL, NULL), 1); /* full */
+        goc_wg_add(&f.done, 3);
+        ASSERT_OK(goc_go(bcast_publisher0, &f));
+        WAIT_UNTIL(goc__bcast_publishing(f.b) >= 1);
+        goc_sleep(GOC_MILLISECOND, NULL); /* blocked on the full buffer */
+        ASSERT_OK(goc_go(bcast_publisher1, &f));
+        WAIT_UNTIL(goc__bcast_publishing(f.b) >= 2);
+        ASSERT_OK(goc_go(bcast_freer, &f));
+        goc_wg_wait(&f.done, NULL);
+        ASSERT_EQ(atomic_load(&f.freed), 1);
+        ASSERT_EQ(atomic_load(&f.rc[0]), 0); /* closed under it: dropped */
+        ASSERT_EQ(atomic_load(&f.rc[1]), GOC_ECLOSED);
+        goc_sub_release(s);
+    }
 }

@@ -249,8 +249,9 @@ GOC_API int goc_bcast_new(size_t elem_size, goc_bcast **out);
 GOC_API int goc_bcast_close_on(goc_bcast *b, goc_ctx *ctx);
 
 /**
- * goc_bcast_free - close the broadcaster and free it. Subscriptions stay
- * valid until released. @b may be NULL.
+ * goc_bcast_free - close the broadcaster, wait for the publishes under
+ * way (those queued behind another get GOC_ECLOSED), and free it.
+ * Subscriptions stay valid until released. @b may be NULL.
  */
 GOC_API void goc_bcast_free(goc_bcast *b);
 

@@ -22,6 +22,7 @@
  */
 #include "goc/pattern.h"
 #include "goc/sync.h"
+#include "patterns.h"
 #include "../chan/chan.h"
 #include "../internal/alloc.h"
 
@@ -51,6 +52,11 @@ struct goc_bcast {
     bool ctx_bound;
     goc_ctx_after ctx_after;
     goc_wg watch_wg;
+    /* Under mu: publishes under way, counted before they wait for pub_mu,
+     * which free waits for (one queued there may get it after close). */
+    int64_t publishing;
+    bool freeing;
+    goc_cond quiet_cv;
 };
 
 int goc_bcast_new(size_t elem_size, goc_bcast **out)
@@ -273,28 +279,32 @@ int goc_bcast_publish(goc_bcast *b,
 {
     if (!b || (!msg && b->elem_size))
         return -EINVAL;
+    goc_mutex_lock(&b->mu, NULL);
+    b->publishing++;
+    goc_mutex_unlock(&b->mu);
     /* Behind another publish the wait is bounded by ctx; alone, a
      * publish runs even with ctx done, which then only ends GOC_BLOCK
      * waits. */
     int err = goc_mutex_try_lock(&b->pub_mu);
     if (err)
         err = goc_mutex_lock(&b->pub_mu, ctx);
-    if (err) {
-        if (dropped)
-            *dropped = 0;
-        return err;
+    goc_sub **v = NULL;
+    int64_t n = 0, got = 0;
+    int rc = err;
+    if (!err) {
+        goc_mutex_lock(&b->mu, NULL);
+        rc = b->closed ? GOC_ECLOSED : snapshot_locked(b, &v, &n);
+        goc_mutex_unlock(&b->mu);
+        for (int64_t i = 0; i < n; i++) {
+            got += deliver(b, v[i], msg, ctx);
+            goc_sub_release(v[i]);
+        }
+        goc_mutex_unlock(&b->pub_mu);
     }
     goc_mutex_lock(&b->mu, NULL);
-    goc_sub **v = NULL;
-    int64_t n = 0;
-    int rc = b->closed ? GOC_ECLOSED : snapshot_locked(b, &v, &n);
+    if (--b->publishing == 0 && b->freeing)
+        goc_cond_broadcast(&b->quiet_cv);
     goc_mutex_unlock(&b->mu);
-    int64_t got = 0;
-    for (int64_t i = 0; i < n; i++) {
-        got += deliver(b, v[i], msg, ctx);
-        goc_sub_release(v[i]);
-    }
-    goc_mutex_unlock(&b->pub_mu);
     goc__free(v);
     if (dropped)
         *dropped = rc ? 0 : n - got;
@@ -374,7 +384,22 @@ void goc_bcast_free(goc_bcast *b)
         goc_wg_wait(&b->watch_wg, NULL); /* or has ended */
     }
     goc_bcast_close(b);
+    /* A publish queued for pub_mu behind the close gets it after: wait
+     * until every publish has left. */
+    goc_mutex_lock(&b->mu, NULL);
+    b->freeing = true;
+    while (b->publishing)
+        goc_cond_wait(&b->quiet_cv, &b->mu, NULL);
+    goc_mutex_unlock(&b->mu);
     goc_chan_release(b->closing);
     goc__free(b->scratch);
     goc__free(b);
+}
+
+int64_t goc__bcast_publishing(goc_bcast *b)
+{
+    goc_mutex_lock(&b->mu, NULL);
+    int64_t n = b->publishing;
+    goc_mutex_unlock(&b->mu);
+    return n;
 }
