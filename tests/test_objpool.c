@@ -409,11 +409,17 @@ static void rdestroy(void *obj, void *arg)
     atomic_fetch_add(&rdestroyed, 1);
 }
 
-static goc_rpool *mkrp(int64_t total, int64_t idle)
+/* Counts of the rpool callbacks start from zero, creates succeed. */
+static void reset_counts(void)
 {
     atomic_store(&rcreated, 0);
     atomic_store(&rdestroyed, 0);
     atomic_store(&fail_create, 0);
+}
+
+static goc_rpool *mkrp(int64_t total, int64_t idle)
+{
+    reset_counts();
     struct goc_rpool_opts o = { .max_total = total,
                                 .max_idle = idle,
                                 .create = rcreate,
@@ -991,6 +997,16 @@ static void *rp_free_thread(void *arg)
     return NULL;
 }
 
+/* Free @rp from a plain thread; it must not hang. */
+static void free_on_a_thread(goc_rpool *rp)
+{
+    atomic_store(&rp_freed_by_thread, 0);
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, rp_free_thread, rp));
+    WAIT_UNTIL(atomic_load(&rp_freed_by_thread));
+    ASSERT_OK(test_join(th, NULL));
+}
+
 /*
  * A create that panics (recovered by the caller): its acquire stayed
  * counted as under way, and the free waited for it forever; the place it
@@ -998,11 +1014,8 @@ static void *rp_free_thread(void *arg)
  */
 TEST_G(objpool, rpool_a_panicking_create_leaves_nothing_behind)
 {
-    atomic_store(&rcreated, 0);
-    atomic_store(&rdestroyed, 0);
-    atomic_store(&fail_create, 0);
+    reset_counts();
     atomic_store(&create_panics, 1);
-    atomic_store(&rp_freed_by_thread, 0);
     struct goc_rpool_opts o = { .max_total = 1,
                                 .max_idle = 1,
                                 .create = maybe_panicking_create,
@@ -1018,14 +1031,7 @@ TEST_G(objpool, rpool_a_panicking_create_leaves_nothing_behind)
     void *obj;
     ASSERT_OK(goc_rpool_acquire(rp, &obj, NULL));
     ASSERT_OK(goc_rpool_release(rp, obj, false));
-    pthread_t th;
-    ASSERT_OK(pthread_create(&th, NULL, rp_free_thread, rp));
-    int64_t t0 = goc_now();
-    while (!atomic_load(&rp_freed_by_thread)) {
-        ASSERT_LT(goc_now() - t0, 10 * GOC_SECOND);
-        goc_sleep(GOC_MILLISECOND, NULL);
-    }
-    ASSERT_OK(test_join(th, NULL));
+    free_on_a_thread(rp);
     ASSERT_EQ(atomic_load(&rdestroyed), 1);
 }
 
@@ -1045,11 +1051,8 @@ static bool maybe_panicking_validate(void *obj, void *arg)
  * stale. */
 TEST_G(objpool, rpool_a_panicking_validate_gives_the_object_up)
 {
-    atomic_store(&rcreated, 0);
-    atomic_store(&rdestroyed, 0);
-    atomic_store(&fail_create, 0);
+    reset_counts();
     atomic_store(&validate_panics, 0);
-    atomic_store(&rp_freed_by_thread, 0);
     struct goc_rpool_opts o = { .max_total = 1,
                                 .max_idle = 1,
                                 .create = rcreate,
@@ -1069,14 +1072,7 @@ TEST_G(objpool, rpool_a_panicking_validate_gives_the_object_up)
     ASSERT_OK(goc_rpool_acquire(rp, &obj, NULL)); /* its place is free */
     ASSERT_EQ(atomic_load(&rcreated), 2);
     ASSERT_OK(goc_rpool_release(rp, obj, false));
-    pthread_t th;
-    ASSERT_OK(pthread_create(&th, NULL, rp_free_thread, rp));
-    int64_t t0 = goc_now();
-    while (!atomic_load(&rp_freed_by_thread)) {
-        ASSERT_LT(goc_now() - t0, 10 * GOC_SECOND);
-        goc_sleep(GOC_MILLISECOND, NULL);
-    }
-    ASSERT_OK(test_join(th, NULL));
+    free_on_a_thread(rp);
 }
 
 static _Atomic int destroy_panics;
@@ -1105,9 +1101,7 @@ static int release_broken(void *arg)
  * object's place was lost for good, and the pool one object smaller. */
 TEST_G(objpool, rpool_a_panicking_destroy_keeps_the_place)
 {
-    atomic_store(&rcreated, 0);
-    atomic_store(&rdestroyed, 0);
-    atomic_store(&fail_create, 0);
+    reset_counts();
     atomic_store(&destroy_panics, 1);
     struct goc_rpool_opts o = { .max_total = 1,
                                 .max_idle = 1,
@@ -1136,9 +1130,7 @@ static goc_rpool *panicky_rp(int64_t total,
                              int64_t idle_timeout,
                              bool (*validate)(void *, void *))
 {
-    atomic_store(&rcreated, 0);
-    atomic_store(&rdestroyed, 0);
-    atomic_store(&fail_create, 0);
+    reset_counts();
     struct goc_rpool_opts o = { .max_total = total,
                                 .max_idle = total,
                                 .idle_timeout = idle_timeout,
@@ -1296,9 +1288,7 @@ static void rp_closing_freer(void *arg)
  */
 TEST_G(objpool, rpool_free_waits_for_a_close_destroying_idle_objects)
 {
-    atomic_store(&rcreated, 0);
-    atomic_store(&rdestroyed, 0);
-    atomic_store(&fail_create, 0);
+    reset_counts();
     atomic_store(&destroy_blocked, 0);
     ASSERT_OK(goc_chan_new(0, 0, &destroy_gate));
     struct goc_rpool_opts o = { .max_total = 2,
