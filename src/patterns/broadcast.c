@@ -52,8 +52,8 @@ struct goc_bcast {
     bool ctx_bound;
     goc_ctx_after ctx_after;
     goc_wg watch_wg;
-    /* Under mu: publishes under way, counted before they wait for pub_mu,
-     * which free waits for (one queued there may get it after close). */
+    /* Under mu: publishes queued for pub_mu, which free waits for (one
+     * may get it after close). */
     int64_t publishing;
     bool freeing;
     goc_cond quiet_cv;
@@ -279,15 +279,18 @@ int goc_bcast_publish(goc_bcast *b,
 {
     if (!b || (!msg && b->elem_size))
         return -EINVAL;
-    goc_mutex_lock(&b->mu, NULL);
-    b->publishing++;
-    goc_mutex_unlock(&b->mu);
     /* Behind another publish the wait is bounded by ctx; alone, a
      * publish runs even with ctx done, which then only ends GOC_BLOCK
-     * waits. */
+     * waits. Only a publish that waits is counted for free: one holding
+     * pub_mu is waited for by close, and touches nothing after. */
     int err = goc_mutex_try_lock(&b->pub_mu);
-    if (err)
+    bool queued = err != 0;
+    if (queued) {
+        goc_mutex_lock(&b->mu, NULL);
+        b->publishing++;
+        goc_mutex_unlock(&b->mu);
         err = goc_mutex_lock(&b->pub_mu, ctx);
+    }
     goc_sub **v = NULL;
     int64_t n = 0, got = 0;
     int rc = err;
@@ -301,10 +304,12 @@ int goc_bcast_publish(goc_bcast *b,
         }
         goc_mutex_unlock(&b->pub_mu);
     }
-    goc_mutex_lock(&b->mu, NULL);
-    if (--b->publishing == 0 && b->freeing)
-        goc_cond_broadcast(&b->quiet_cv);
-    goc_mutex_unlock(&b->mu);
+    if (queued) {
+        goc_mutex_lock(&b->mu, NULL);
+        if (--b->publishing == 0 && b->freeing)
+            goc_cond_broadcast(&b->quiet_cv);
+        goc_mutex_unlock(&b->mu);
+    }
     goc__free(v);
     if (dropped)
         *dropped = rc ? 0 : n - got;

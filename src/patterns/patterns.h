@@ -180,7 +180,8 @@ int64_t goc__workerpool_inside(goc_workerpool *p);
 /* Submits and waits blocked in a goroutine pool (for tests, likewise). */
 int64_t goc__pool_inside(goc_pool *p);
 
-/* Publishes under way on a broadcaster (for tests, likewise). */
+/* Publishes queued behind another on a broadcaster (for tests,
+ * likewise). */
 int64_t goc__bcast_publishing(goc_bcast *b);
 
 #endif /* GOC_PATTERNS_INTERNAL_H */
