@@ -2204,3 +2204,34 @@ TEST_G(metrics, panicking_summary_clock_leaks_nothing)
     ASSERT_EQ(goc_try(scrape_into_nothing, r, NULL), 0);
     goc_registry_free(r);
 }
+
+/* Every P's run queue is exported, however many Ps there are. */
+static int runq_main(void *arg)
+{
+    (void)arg;
+    goc_registry *r = reg();
+    goc_collector *c;
+    ASSERT_OK(goc_metrics_register_runtime(r, GOC_STATS_SCHED, &c));
+    int n = goc_maxprocs();
+    ASSERT_EQ(n, 300);
+    char *t = text_of(r);
+    char key[64];
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "goc_runqueue_goroutines{queue=\"p%d\"}", i);
+        ASSERT_GE(sample_value(t, key), 0);
+    }
+    snprintf(key, sizeof key, "goc_runqueue_goroutines{queue=\"p%d\"}", n);
+    ASSERT_EQ(sample_value(t, key), -1);
+    free(t);
+    ASSERT_OK(goc_collector_remove(c));
+    goc_registry_free(r);
+    return 0;
+}
+
+TEST(metrics, runtime_runqueue_of_every_p)
+{
+    struct goc_config cfg = { .max_procs = 300 };
+    ASSERT_OK(goc_init(&cfg));
+    ASSERT_OK(goc_run(runq_main, NULL));
+    test_no_leaks();
+}

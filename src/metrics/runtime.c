@@ -6,6 +6,7 @@
  */
 #include "goc/metrics.h"
 #include "goc/stats.h"
+#include "../internal/alloc.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -139,14 +140,27 @@ static void emit_runq(goc_metric_sink *s, const struct goc_stats *st)
     static const char *const names[] = { "queue" };
     const char *values[] = { "global" };
     goc_sink_sample(s, names, values, 1, (double)st->runq_global);
-    int64_t lens[256];
+    /* Up to GOC_MAXPROCS_MAX Ps: more than that on the stack would be a
+     * lot for a goroutine's, so a larger count is read into the heap. */
+    int64_t some[256], *lens = some;
     int n = goc_stats_runq(lens, 256);
-    for (int i = 0; i < n && i < 256; i++) {
+    if (n > 256) {
+        int64_t *all = goc__malloc((size_t)n * sizeof *all);
+        if (all) {
+            goc_stats_runq(all, n); /* the same n: Ps are fixed */
+            lens = all;
+        } else {
+            n = 256; /* out of memory: those read first */
+        }
+    }
+    for (int i = 0; i < n; i++) {
         char p[16];
         snprintf(p, sizeof(p), "p%d", i);
         values[0] = p;
         goc_sink_sample(s, names, values, 1, (double)lens[i]);
     }
+    if (lens != some)
+        goc__free(lens);
 }
 
 static void emit_cpu(goc_metric_sink *s)
