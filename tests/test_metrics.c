@@ -2235,3 +2235,71 @@ TEST(metrics, runtime_runqueue_of_every_p)
     ASSERT_OK(goc_run(runq_main, NULL));
     test_no_leaks();
 }
+
+/* ---- a summary's clock is a callback of its family ---- */
+
+static _Atomic bool clock_slow;
+static _Atomic int clock_running;
+
+/* A clock that computes for a while (it never blocks) when told to. */
+static int64_t slow_clock(void *arg)
+{
+    (void)arg;
+    if (atomic_load(&clock_slow)) {
+        atomic_store(&clock_running, 1);
+        for (int64_t end = goc_now() + 200 * GOC_MILLISECOND; goc_now() < end;)
+            ;
+        atomic_store(&clock_running, 0);
+    }
+    return goc_now();
+}
+
+static goc_metric *clock_unregisters;
+static _Atomic int clock_unregister_rc = 1;
+
+/* A clock that unregisters its own family, once. */
+static int64_t self_unregistering_clock(void *arg)
+{
+    (void)arg;
+    goc_metric *m = clock_unregisters;
+    clock_unregisters = NULL;
+    if (m)
+        atomic_store(&clock_unregister_rc, goc_metric_unregister(m));
+    return goc_now();
+}
+
+static void *scrape_on_thread(void *arg)
+{
+    char *text;
+    ASSERT_OK(goc_metrics_text(arg, &text, NULL));
+    free(text);
+    return NULL;
+}
+
+/* A scrape read a summary's clock without marking the call, so
+ * unregistering the family returned while the clock was still running
+ * (its argument could then be freed under it); and the clock's own
+ * family could be unregistered from inside it. */
+TEST(metrics, unregister_waits_for_a_running_summary_clock)
+{
+    goc_registry *r = reg();
+    static const goc_clock clk = { slow_clock, NULL };
+    goc_metric *m = summary_timed_by(r, &clk);
+    atomic_store(&clock_slow, true);
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, scrape_on_thread, r));
+    WAIT_UNTIL(atomic_load(&clock_running));
+    ASSERT_OK(goc_metric_unregister(m));
+    int still = atomic_load(&clock_running);
+    atomic_store(&clock_slow, false);
+    ASSERT_OK(pthread_join(t, NULL));
+    ASSERT_EQ(still, 0);
+    /* From inside the clock, as from a func metric's callback. */
+    static const goc_clock self = { self_unregistering_clock, NULL };
+    m = summary_timed_by(r, &self);
+    clock_unregisters = m;
+    scrape_on_thread(r);
+    ASSERT_EQ(atomic_load(&clock_unregister_rc), -EDEADLK);
+    ASSERT_OK(goc_metric_unregister(m));
+    goc_registry_free(r);
+}

@@ -231,6 +231,11 @@ void goc__sink_release(struct goc_metric_sink *s);
 bool goc__metric_call(struct goc_metric *m,
                       double *v,
                       struct goc_metric_sink *s);
+/* The same for a summary family's clock (a user callback too: unregistering
+ * waits for it), its time into *now. */
+bool goc__metric_clock(struct goc_metric *m,
+                       int64_t *now,
+                       struct goc_metric_sink *s);
 
 /* A growable text buffer. */
 struct tbuf {

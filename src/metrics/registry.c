@@ -779,7 +779,9 @@ struct callback_call {
     goc_collector *c;
     struct goc_metric *m;
     struct goc_metric_sink *s;
+    bool clock; /* m's summary clock, not its fn */
     double v;
+    int64_t now;
 };
 
 static int run_callback(void *arg)
@@ -787,6 +789,8 @@ static int run_callback(void *arg)
     struct callback_call *k = arg;
     if (k->c)
         k->c->fn(k->s, k->c->arg);
+    else if (k->clock)
+        k->now = goc__qwindow_now(&k->m->o);
     else
         k->v = k->m->fn(k->m->fn_arg);
     return 0;
@@ -807,22 +811,40 @@ static void call_collector(goc_collector *c, struct goc_metric_sink *s)
     atomic_fetch_sub(&c->calls, 1);
 }
 
-bool goc__metric_call(struct goc_metric *m,
-                      double *v,
-                      struct goc_metric_sink *s)
+/* Run m's callback @k, marked as goc__metric_call() says. */
+static bool metric_run(struct goc_metric *m, struct callback_call *k)
 {
+    struct goc_metric_sink *s = k->s;
     atomic_fetch_add(&m->calls, 1);
     bool live = !atomic_load(&m->dead) && !s->panic;
     if (live) {
         struct running r;
         running_push(&r, m);
-        struct callback_call k = { .m = m, .s = s };
-        goc_try(run_callback, &k, &s->panic);
+        goc_try(run_callback, k, &s->panic);
         running_pop(&r);
-        *v = k.v;
         live = !s->panic;
     }
     atomic_fetch_sub(&m->calls, 1);
+    return live;
+}
+
+bool goc__metric_call(struct goc_metric *m,
+                      double *v,
+                      struct goc_metric_sink *s)
+{
+    struct callback_call k = { .m = m, .s = s };
+    bool live = metric_run(m, &k);
+    *v = k.v;
+    return live;
+}
+
+bool goc__metric_clock(struct goc_metric *m,
+                       int64_t *now,
+                       struct goc_metric_sink *s)
+{
+    struct callback_call k = { .m = m, .s = s, .clock = true };
+    bool live = metric_run(m, &k);
+    *now = k.now;
     return live;
 }
 

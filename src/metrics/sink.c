@@ -203,32 +203,6 @@ static void collect_child(struct goc_metric *m,
     }
 }
 
-struct clock_call {
-    const struct goc_metric_opts *o;
-    int64_t now;
-};
-
-static int read_clock(void *arg)
-{
-    struct clock_call *k = arg;
-    k->now = goc__qwindow_now(k->o);
-    return 0;
-}
-
-/* The family's time into *now; false if its clock panicked (kept in
- * @s, whose scrape then ends), or an earlier callback of @s did. */
-static bool clock_now(struct goc_metric *m,
-                      struct goc_metric_sink *s,
-                      int64_t *now)
-{
-    if (s->panic)
-        return false;
-    struct clock_call k = { &m->o, 0 };
-    goc_try(read_clock, &k, &s->panic);
-    *now = k.now;
-    return !s->panic;
-}
-
 void goc__metric_collect(struct goc_metric *m, struct goc_metric_sink *s)
 {
     if (m->fn) { /* outside every lock */
@@ -244,9 +218,9 @@ void goc__metric_collect(struct goc_metric *m, struct goc_metric_sink *s)
     if (atomic_load(&m->dead))
         return;
     /* The quantiles' time, read before the lock: a user clock is a
-     * callback, run as the others are (goc__metric_call). */
+     * callback, run as the others are (goc__metric_clock). */
     int64_t now = 0;
-    if (m->nobj && !clock_now(m, s, &now))
+    if (m->nobj && !goc__metric_clock(m, &now, s))
         return;
     struct family *f = goc__sink_add_family(s, m->name, m->help, m->type);
     if (!f)
