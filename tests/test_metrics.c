@@ -2303,3 +2303,17 @@ TEST(metrics, unregister_waits_for_a_running_summary_clock)
     ASSERT_OK(goc_metric_unregister(m));
     goc_registry_free(r);
 }
+
+/* A "Connection: close" line followed by one saying keep-alive kept the
+ * connection open: the later line overrode the close, which wins
+ * wherever it is said. */
+TEST_G(metrics, http_close_wins_over_a_later_keep_alive)
+{
+    const char *heads[] = {
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        "Connection: keep-alive\r\n\r\n",
+        "GET /metrics HTTP/1.0\r\nConnection: close\r\n"
+        "Connection: keep-alive\r\n\r\n",
+    };
+    expect_answer_then_close(heads, sizeof heads / sizeof heads[0], 200);
+}

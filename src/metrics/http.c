@@ -19,7 +19,7 @@
 #include <sys/uio.h>
 
 struct req {
-    bool get, head, keep, body, bad;
+    bool get, head, keep, close, body, bad;
     bool http10; /* keep-alive must then be said */
     bool has_length;
     int hosts; /* Host lines */
@@ -88,8 +88,9 @@ static void header(struct req *r, const char *l, const char *e)
     size_t nl = (size_t)(colon - l);
     const char *v = colon + 1;
     if (nl == 10 && strncasecmp(l, "connection", 10) == 0) {
+        /* A close wins, on whichever of several lines it is said. */
         if (has_token(v, e, "close"))
-            r->keep = false;
+            r->close = true;
         else if (has_token(v, e, "keep-alive"))
             r->keep = true;
     } else if (nl == 14 && strncasecmp(l, "content-length", 14) == 0) {
@@ -144,6 +145,8 @@ static void parse(const char *b, size_t n, struct req *r)
      * request by a name we never saw. */
     if (r->hosts > 1 || (!r->http10 && r->hosts == 0))
         r->bad = true;
+    if (r->close)
+        r->keep = false;
 }
 
 /* Whether the connection stays open after a response, and whether that
