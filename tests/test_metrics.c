@@ -3,6 +3,7 @@
  * byte for byte, exact concurrent sums, consistent histogram snapshots,
  * summary quantile error, collectors, and the HTTP endpoint. */
 #include "test.h"
+#include "../src/internal/alloc.h"
 #include "../src/metrics/metrics_int.h" /* the registry's kept settings */
 
 #include <math.h>
@@ -2316,4 +2317,42 @@ TEST_G(metrics, http_close_wins_over_a_later_keep_alive)
         "Connection: keep-alive\r\n\r\n",
     };
     expect_answer_then_close(heads, sizeof heads / sizeof heads[0], 200);
+}
+
+static _Atomic int sink_rc[4];
+
+/* Runs out of memory on a sample, then offers bad ones. */
+static void collect_after_oom(goc_metric_sink *k, void *arg)
+{
+    (void)arg;
+    const char *bad[] = { "__reserved" }, *v[] = { "x" };
+    double b[] = { 1 };
+    uint64_t cum[] = { 1 };
+    ASSERT_OK(goc_sink_family(k, "after_oom", "Help.", GOC_METRIC_GAUGE));
+    goc__fault_after(0);
+    atomic_store(&sink_rc[0], goc_sink_sample(k, NULL, NULL, 0, 1));
+    goc__fault_after(-1);
+    atomic_store(&sink_rc[1], goc_sink_sample(k, bad, v, 1, 1));
+    atomic_store(&sink_rc[2], goc_sink_histogram(k, NULL, NULL, 0, b, cum, 1, 1,
+                                                 1)); /* not a histogram */
+    ASSERT_OK(goc_sink_family(k, "after_oom_h", "Help.", GOC_METRIC_HISTOGRAM));
+    atomic_store(&sink_rc[3],
+                 goc_sink_histogram(k, bad, v, 1, b, cum, 1, 1, 1));
+}
+
+/* Once a scrape had run out of memory, every refused sample said
+ * -ENOMEM, bad input included. */
+TEST_G(metrics, sink_refuses_bad_samples_with_einval_after_oom)
+{
+    goc_registry *r = reg();
+    goc_collector *c;
+    ASSERT_OK(goc_registry_add_collector(r, collect_after_oom, NULL, &c));
+    char *t = NULL;
+    ASSERT_EQ(goc_metrics_text(r, &t, NULL), -ENOMEM);
+    ASSERT_EQ(atomic_load(&sink_rc[0]), -ENOMEM);
+    ASSERT_EQ(atomic_load(&sink_rc[1]), -EINVAL);
+    ASSERT_EQ(atomic_load(&sink_rc[2]), -EINVAL);
+    ASSERT_EQ(atomic_load(&sink_rc[3]), -EINVAL);
+    ASSERT_OK(goc_collector_remove(c));
+    goc_registry_free(r);
 }

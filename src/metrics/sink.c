@@ -294,13 +294,17 @@ static bool labels_ok(const char *const *names,
     return true;
 }
 
+/* A new sample of the current family, or NULL with the reason in *err
+ * (the sink's earlier out-of-memory does not make bad input -ENOMEM). */
 static struct sample *start_sample(goc_metric_sink *s,
                                    const char *const *names,
                                    const char *const *values,
                                    size_t n,
-                                   bool histogram)
+                                   bool histogram,
+                                   int *err)
 {
     size_t order[GOC_METRIC_MAX_LABELS];
+    *err = -EINVAL;
     if (!s)
         return NULL;
     struct family *f = s->cur >= 0 ? &s->f[s->cur] : NULL;
@@ -316,6 +320,7 @@ static struct sample *start_sample(goc_metric_sink *s,
             f->n--;
         }
         drop_sample(s);
+        *err = -ENOMEM;
         return NULL;
     }
     return x;
@@ -327,9 +332,10 @@ int goc_sink_sample(goc_metric_sink *s,
                     size_t n,
                     double v)
 {
-    struct sample *x = start_sample(s, names, values, n, false);
+    int err;
+    struct sample *x = start_sample(s, names, values, n, false, &err);
     if (!x)
-        return s && s->oom ? -ENOMEM : -EINVAL;
+        return err;
     x->v = v;
     return 0;
 }
@@ -362,9 +368,10 @@ int goc_sink_histogram(goc_metric_sink *s,
         drop_sample(s);
         return -EINVAL;
     }
-    struct sample *x = start_sample(s, names, values, n, true);
+    int err;
+    struct sample *x = start_sample(s, names, values, n, true, &err);
     if (!x)
-        return s && s->oom ? -ENOMEM : -EINVAL;
+        return err;
     x->bounds = goc__malloc((nb ? nb : 1) * sizeof *x->bounds);
     x->cum = goc__malloc((nb + 1) * sizeof *x->cum);
     x->owned_bounds = true;
