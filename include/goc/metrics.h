@@ -161,10 +161,11 @@ GOC_API int goc_metric_new(goc_registry *r,
  * the last such scrape ends (at once if none holds it): this never waits
  * for scrapes. It waits only while @m's callback (func metrics, or a
  * summary's @clock read by a scrape) is running on another goroutine or
- * thread, so the callback never runs after this returns. It may be called from
- * any callback of the registry, for any family but the one whose callback is
- * running on the caller. (Two callbacks that unregister each other's entries at
- * the same moment on two threads would wait for each other: do not.)
+ * thread, so the callback never runs after this returns. It may be called
+ * from any callback of the registry, for any family but the one whose
+ * callback is running on the caller. (Two callbacks that unregister each
+ * other's entries at the same moment on two threads would wait for each
+ * other: do not.)
  *
  * Return: 0; -EINVAL if @m is NULL; -EDEADLK if called from @m's own
  * callback, directly or from a scrape made inside it (nothing changes
