@@ -170,6 +170,29 @@ TEST(signal, caught_just_before_stop_goes_to_the_channel_it_was_caught_for)
     ASSERT_OK(goc_run(caught_before_stop_main, NULL));
 }
 
+/*
+ * A receive-only channel (a broadcast subscription's) can never take a
+ * signal: it was subscribed, the disposition replaced, and every signal
+ * then counted as dropped. It is refused, as a pipeline refuses one for
+ * its output, and nothing changes.
+ */
+TEST_G(signal, receive_only_channel_is_refused)
+{
+    goc_bcast *b;
+    goc_sub *sub;
+    ASSERT_OK(goc_bcast_new(sizeof(int), &b));
+    ASSERT_OK(goc_bcast_subscribe(b, 4, GOC_DROP_NEWEST, 0, &sub));
+    int usr1 = SIGUSR1;
+    struct sigaction before, after;
+    ASSERT_OK(sigaction(SIGUSR1, NULL, &before));
+    ASSERT_EQ(goc_signal_notify(goc_sub_chan(sub), &usr1, 1), GOC_EMISUSE);
+    ASSERT_OK(sigaction(SIGUSR1, NULL, &after));
+    ASSERT(after.sa_handler == before.sa_handler);
+    ASSERT_EQ(goc_signal_stop(goc_sub_chan(sub)), -EINVAL);
+    goc_sub_release(sub);
+    goc_bcast_free(b);
+}
+
 /* ---- the shutdown manager ------------------------------------------------ */
 
 struct comp {

@@ -34,7 +34,9 @@ extern "C" {
  * Return: 0; -EINVAL for a NULL channel, a wrong element size, @n < 1, or
  * a signal that cannot be caught, is synchronous (SIGKILL, SIGSTOP,
  * SIGSEGV, SIGBUS, SIGFPE, SIGILL) or is the C library's own (those
- * between 31 and SIGRTMIN); -ENOMEM. On an error nothing changes.
+ * between 31 and SIGRTMIN); GOC_EMISUSE for a receive-only channel
+ * (goc_chanreg_get(), goc_sub_chan()); -ENOMEM. On an error nothing
+ * changes.
  */
 GOC_API int goc_signal_notify(goc_chan *ch, const int *sigs, int n);
 

@@ -10,6 +10,7 @@
 #include "net.h"
 #include "goc/chan.h"
 #include "goc/signal.h"
+#include "../chan/chan.h"
 #include "../internal/alloc.h"
 #include "../runtime/san.h"
 
@@ -160,6 +161,9 @@ int goc_signal_notify(goc_chan *ch, const int *sigs, int n)
     for (int i = 0; i < n; i++)
         if (!catchable(sigs[i]))
             return -EINVAL;
+    /* Its owner alone sends on it: every signal would be dropped. */
+    if (ch->recv_only)
+        return goc__misuse("goc_signal_notify: a receive-only channel");
     pthread_mutex_lock(&sig.mu);
     int err = setup_locked();
     struct sub *u = err ? NULL : find_locked(ch);
