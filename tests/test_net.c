@@ -310,6 +310,52 @@ TEST_G(net, zero_length_read_returns_at_once_and_reads_nothing)
     goc_fd_release(held);
 }
 
+/* Reading all of nothing and writing a vector of nothing tell the
+ * handle's and the context's state, as a read or a write of 0 bytes does:
+ * they returned 0 for a NULL handle, a done context and a closed handle.
+ * A vector of nothing still goes out, as writev(2) sends it: an empty
+ * datagram on a datagram socket, as goc_fd_write() of 0 bytes does. */
+TEST_G(net, reading_and_writing_nothing_check_handle_and_ctx)
+{
+    goc_fd *a, *b;
+    tcp_pair(&a, &b);
+    char buf[4];
+    struct iovec none[2] = { { buf, 0 }, { buf, 0 } };
+    ASSERT_EQ(goc_fd_read_full(NULL, buf, 0, NULL), -EINVAL);
+    ASSERT_EQ(goc_fd_read_full(a, buf, 0, NULL), 0);
+    ASSERT_EQ(goc_fd_writev(a, none, 2, NULL), 0);
+    ASSERT_EQ(goc_fd_writev(a, NULL, 0, NULL), 0);
+    goc_ctx *done;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &done));
+    goc_ctx_cancel(done);
+    ASSERT_EQ(goc_fd_read_full(a, buf, 0, done), -ECANCELED);
+    ASSERT_EQ(goc_fd_writev(a, none, 2, done), -ECANCELED);
+    ASSERT_EQ(goc_fd_writev(a, NULL, 0, done), -ECANCELED);
+    goc_ctx_release(done);
+    goc_fd *held = goc_fd_retain(a);
+    goc_fd_close(a);
+    ASSERT_EQ(goc_fd_read_full(held, buf, 0, NULL), GOC_ECLOSED);
+    ASSERT_EQ(goc_fd_writev(held, none, 2, NULL), GOC_ECLOSED);
+    ASSERT_EQ(goc_fd_writev(held, NULL, 0, NULL), GOC_ECLOSED);
+    goc_fd_release(held);
+    goc_fd_close(b);
+    /* Over UDP, each empty vector is one empty datagram. */
+    goc_fd *srv, *cli;
+    char addr[GOC_ADDRSTRLEN];
+    ASSERT_OK(goc_udp_listen("127.0.0.1:0", &srv));
+    ASSERT_GT(goc_fd_local_addr(srv, addr, sizeof(addr)), 0);
+    ASSERT_OK(goc_udp_dial(addr, &cli, NULL));
+    ASSERT_EQ(goc_fd_writev(cli, none, 2, NULL), 0);
+    ASSERT_EQ(goc_fd_write(cli, "x", 1, NULL), 1);
+    goc_ctx_local lc;
+    goc_ctx *c = goc_ctx_init_timeout(&lc, NULL, GOC_SECOND);
+    ASSERT_EQ(goc_udp_recv_from(srv, buf, sizeof(buf), NULL, NULL, c), 0);
+    ASSERT_EQ(goc_udp_recv_from(srv, buf, sizeof(buf), NULL, NULL, c), 1);
+    goc_ctx_destroy(c);
+    goc_fd_close(cli);
+    goc_fd_close(srv);
+}
+
 TEST_G(net, accept_and_connect_deadlines)
 {
     goc_fd *l;

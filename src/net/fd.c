@@ -330,6 +330,8 @@ ssize_t goc_fd_read_full(goc_fd *f, void *buf, size_t n, goc_ctx *ctx)
 {
     if ((!buf && n) || n > SSIZE_MAX)
         return -EINVAL;
+    if (n == 0) /* the handle's and ctx's state, as goc_fd_read() */
+        return goc_fd_read(f, buf, 0, ctx);
     size_t done = 0;
     while (done < n) {
         ssize_t r = goc_fd_read(f, (char *)buf + done, n - done, ctx);
@@ -433,15 +435,15 @@ ssize_t goc_fd_writev(goc_fd *f, const struct iovec *iov, int cnt, goc_ctx *ctx)
     }
     int i = 0;
     size_t off = 0; /* bytes of iov[i] already written */
-    while (i < cnt && iov[i].iov_len == 0)
-        i++;
     /* The first call takes every entry, as writev(2) does: a datagram
      * is one message, and a pipe write up to PIPE_BUF stays atomic. Only
-     * what a partial write left goes in windows. */
+     * what a partial write left goes in windows. It is made with nothing
+     * to write too, as goc_fd_write() makes it: a done ctx or a closed
+     * handle is reported, and a datagram socket sends an empty one. */
     bool whole = true;
-    while (i < cnt) {
+    do {
         struct iovec win[WRITEV_BATCH];
-        struct iov_arg a = { iov + i, cnt - i };
+        struct iov_arg a = { iov, cnt };
         if (!whole)
             a = (struct iov_arg){ win, iov_window(win, iov, cnt, i, off) };
         whole = false;
@@ -456,7 +458,7 @@ ssize_t goc_fd_writev(goc_fd *f, const struct iovec *iov, int cnt, goc_ctx *ctx)
             i++;
         }
         off += left;
-    }
+    } while (i < cnt);
     return (ssize_t)total;
 }
 
