@@ -438,8 +438,8 @@ TEST_G(net, write_timeout_and_cancel_on_full_buffer)
 }
 
 struct blocked {
-    goc_fd *f;
-    int dir; /* 0 read, 1 write, 2 accept */
+    goc_fd *f; /* a reference of blocked_op's, which it releases */
+    int dir;   /* 0 read, 1 write, 2 accept */
     _Atomic int64_t result;
     goc_wg done;
 };
@@ -460,6 +460,7 @@ static void blocked_op(void *arg)
         goc_fd *c;
         r = goc_fd_accept(b->f, &c, NULL, NULL, NULL);
     }
+    goc_fd_release(b->f);
     atomic_store(&b->result, r);
     goc_wg_done(&b->done);
 }
@@ -475,6 +476,9 @@ TEST_G(net, close_wakes_blocked_calls)
         else
             bl.f = a;
         goc_wg_add(&bl.done, 1);
+        /* Its own reference: a write loop that has not filled the buffers
+         * when the close comes calls again, on a handle it must hold. */
+        goc_fd_retain(bl.f);
         ASSERT_OK(goc_go(blocked_op, &bl));
         goc_sleep(20 * GOC_MILLISECOND, NULL); /* let it block */
         goc_fd_close(bl.f);
@@ -634,7 +638,7 @@ TEST_G(net, pipes_and_eventfds)
 {
     goc_fd *r, *w;
     pipe_pair(&r, &w);
-    struct blocked bl = { .f = r, .dir = 0 };
+    struct blocked bl = { .f = goc_fd_retain(r), .dir = 0 };
     goc_wg_add(&bl.done, 1);
     ASSERT_OK(goc_go(blocked_op, &bl));
     goc_sleep(5 * GOC_MILLISECOND, NULL);
@@ -910,7 +914,7 @@ TEST_G(net, io_completes_while_all_ps_busy)
 {
     goc_fd *r, *w;
     pipe_pair(&r, &w);
-    struct blocked bl = { .f = r, .dir = 0 };
+    struct blocked bl = { .f = goc_fd_retain(r), .dir = 0 };
     goc_wg spinners = GOC_WG_INIT;
     goc_wg_add(&bl.done, 1);
     ASSERT_OK(goc_go(blocked_op, &bl));
