@@ -932,6 +932,28 @@ TEST_G(shutdown, free_waits_for_the_shutdown_its_context_started)
     ASSERT_EQ(atomic_load(&stops_after_free), 0);
 }
 
+/* The same for a shutdown a watched signal started: the free stopped the
+ * watch and returned while the stop functions went on (every round). */
+TEST_G(shutdown, free_waits_for_the_shutdown_a_signal_started)
+{
+    SKIP_UNDER_TSAN();
+    atomic_store(&stops_after_free, 0);
+    int usr1 = SIGUSR1;
+    for (int i = 0; i < test_scale(20); i++) {
+        goc_shutdown *m;
+        ASSERT_OK(goc_shutdown_new(NULL, &m));
+        ASSERT_OK(goc_shutdown_add(m, "c", stop_after_free_check, NULL, 0));
+        ASSERT_OK(goc_shutdown_watch_signals(m, &usr1, 1));
+        atomic_store(&freed, false);
+        ASSERT_OK(kill(getpid(), SIGUSR1));
+        WAIT_UNTIL(goc_shutdown_get_state(m) != GOC_SHUTDOWN_RUNNING);
+        goc_shutdown_free(m);
+        atomic_store(&freed, true);
+    }
+    goc_sleep(20 * GOC_MILLISECOND, NULL);
+    ASSERT_EQ(atomic_load(&stops_after_free), 0);
+}
+
 struct sd_waiter {
     goc_shutdown *m;
     goc_ctx *ctx;

@@ -206,7 +206,9 @@ GOC_API int goc_shutdown_signal(goc_shutdown *m);
 GOC_API int goc_shutdown_exit_code(goc_shutdown *m);
 
 /**
- * goc_shutdown_free - stop watching signals and release the manager. Stop
+ * goc_shutdown_free - stop watching signals and release the manager. A
+ * shutdown a watched signal started is waited for, as one a watched
+ * context started is (no stop function runs after the free). Stop
  * functions still running keep their own reference and finish first.
  */
 GOC_API void goc_shutdown_free(goc_shutdown *m);

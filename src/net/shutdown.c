@@ -49,7 +49,7 @@ struct goc_shutdown {
     bool signalled; /* under lock: a watched signal came */
     goc_chan *sigs;
     goc_ctx *watch_ctx;
-    goc_wg watcher;
+    goc_wg watcher; /* the watcher, and the shutdown a signal started */
     /* goc_shutdown_watch_ctx(): set once, under lock; the shutdown it
      * starts is counted in ctx_run until it has returned. */
     bool ctx_watched;
@@ -439,6 +439,7 @@ static void run_on_signal(void *arg)
 {
     goc_shutdown *m = arg;
     goc_shutdown_run(m, NULL);
+    goc_wg_done(&m->watcher);
     mgr_release(m);
 }
 
@@ -466,10 +467,14 @@ static void watch_main(void *arg)
         }
         if (!starts)
             continue;
-        /* On another goroutine, so a second signal is still seen. */
+        /* On another goroutine, so a second signal is still seen; counted
+         * with the watcher, so that a free waits for it as well (no stop
+         * function runs after the free). */
         atomic_fetch_add(&m->refs, 1);
+        goc_wg_add(&m->watcher, 1);
         struct goc_go_opts go = { .name = "goc-shutdown" };
         if (goc_go_ex(run_on_signal, m, &go) != 0) {
+            goc_wg_done(&m->watcher);
             mgr_release(m);
             force_exit(m, signo); /* cannot shut down: do as the default */
         }
