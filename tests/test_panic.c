@@ -6,6 +6,7 @@
 #include "../src/internal/alloc.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -960,6 +961,35 @@ TEST(panic, deadlocks_are_reported)
     test_expect_exit(deadlock_recv, 2, "[chan receive");
     test_expect_exit(deadlock_wg, 2, "[waitgroup");
     test_expect_exit(deadlock_mutex, 2, "[mutex");
+}
+
+/* A deadlock found while a CPU profile runs: its writer thread is goc's
+ * own, so it must not make the check think that another thread may still
+ * wake someone. The alarm turns a hang into a failure. */
+static int recv_forever_profiled(void *arg)
+{
+    (void)arg;
+    int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    struct goc_prof_cpu_opts o = { .fd = fd };
+    if (fd < 0 || goc_prof_cpu_start_opts(&o) != 0)
+        _exit(3);
+    return recv_forever(NULL);
+}
+
+static void deadlock_recv_profiled(void)
+{
+    alarm(10);
+    goc_run(recv_forever_profiled, NULL);
+}
+
+TEST(panic, deadlock_is_reported_while_a_cpu_profile_runs)
+{
+    if (threads_now() != 1) {
+        printf("# skipped: this process has threads besides its own\n");
+        return;
+    }
+    test_expect_exit(deadlock_recv_profiled, 2,
+                     "fatal error: all goroutines are asleep - deadlock!");
 }
 
 /* Not a deadlock: a blocking call in flight will write the pipe the main

@@ -372,12 +372,14 @@ static uint64_t activity(void)
     return runs + 1;
 }
 
-/* Every thread is goc's: Ms, sysmon, the blocking pool, goc_run's. */
+/* Every thread is goc's: Ms, sysmon, the blocking pool, goc_run's, the
+ * CPU profile's writer (which wakes no goroutine). */
 static bool only_goc_threads(void)
 {
     int known = atomic_load(&goc__sched.nm) + 1 +
                 atomic_load(&goc__sched.nblocking_threads) +
-                atomic_load(&goc__sched.nrun_callers);
+                atomic_load(&goc__sched.nrun_callers) +
+                goc__thread_count(GOC__TK_PROFILER);
     int n = count_threads();
     return n > 0 && n <= known;
 }

@@ -22,6 +22,8 @@
 
 static goc__lock lock = GOC__LOCK_INIT;
 static struct goc__thread *all;
+/* Linked threads per kind, read without the lock. */
+static _Atomic int nkind[GOC__TK_PROFILER + 1];
 
 /* The creator's stack, from its caller up (its own frame left out). */
 __attribute__((noinline)) static int creator_stack(void **pcs, int max)
@@ -47,6 +49,7 @@ void goc__thread_created(struct goc__thread *t, enum goc__thread_kind kind)
         all->prev = t;
     all = t;
     goc__lock_release(&lock);
+    atomic_fetch_add(&nkind[kind], 1);
 }
 
 void goc__thread_started(struct goc__thread *t)
@@ -68,6 +71,7 @@ void goc__thread_exited(struct goc__thread *t)
     if (t->next)
         t->next->prev = t->prev;
     goc__lock_release(&lock);
+    atomic_fetch_sub(&nkind[t->kind], 1);
 }
 
 void goc__thread_job(struct goc__thread *t, const void *fn)
@@ -142,6 +146,11 @@ static void view_of(struct goc__thread *t,
     if (job)
         v->since =
             now - atomic_load_explicit(&t->job_since, memory_order_relaxed);
+}
+
+int goc__thread_count(enum goc__thread_kind kind)
+{
+    return atomic_load(&nkind[kind]);
 }
 
 int goc__thread_views(struct goc__thread_view *out, int max)
