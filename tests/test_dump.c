@@ -248,6 +248,30 @@ TEST_G(dump, leakcheck_refuses_a_negative_timeout)
     ASSERT_OK(goc_leakcheck(0, 5 * GOC_SECOND));
 }
 
+/* A negative allowance can never be met: with a long timeout the check
+ * would wait for ever. Refused at once, nothing dumped. */
+TEST_G(dump, leakcheck_refuses_a_negative_allowance)
+{
+    char path[] = "/tmp/goc-leak-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    unlink(path);
+    int saved = dup(2);
+    ASSERT_GE(saved, 0);
+    ASSERT_EQ(dup2(fd, 2), 2);
+    int64_t t0 = goc_now();
+    int r1 = goc_leakcheck(-1, 200 * GOC_MILLISECOND);
+    int r2 = goc_leakcheck(INT64_MIN, 200 * GOC_MILLISECOND);
+    int64_t took = goc_now() - t0;
+    ASSERT_EQ(dup2(saved, 2), 2);
+    close(saved);
+    ASSERT_EQ(r1, -EINVAL);
+    ASSERT_EQ(r2, -EINVAL);
+    ASSERT_LT(took, 100 * GOC_MILLISECOND);
+    ASSERT_EQ(lseek(fd, 0, SEEK_END), 0);
+    close(fd);
+}
+
 /* ---- a dump's writes interrupted by signals ----------------------------- */
 
 #define SLEEPERS 1000

@@ -252,7 +252,7 @@ GOC_API int goc_dump_on_sigquit(bool on);
  * goleak. On failure the leftover goroutines are dumped to standard error.
  *
  * Return: 0; -ETIMEDOUT with the dump written; -EINVAL for a negative
- * @timeout (nothing is checked).
+ * @allowed or @timeout (nothing is checked).
  */
 GOC_API int goc_leakcheck(int64_t allowed, int64_t timeout);
 

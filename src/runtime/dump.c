@@ -242,7 +242,8 @@ int goc_dump(int fd)
 
 int goc_leakcheck(int64_t allowed, int64_t timeout)
 {
-    if (timeout < 0)
+    /* A negative allowance could never be met: refused, not waited for. */
+    if (timeout < 0 || allowed < 0)
         return -EINVAL;
     int64_t self = goc__g_current() ? 1 : 0, now = goc__nanotime();
     /* Saturated: a huge timeout (INT64_MAX, "for ever") must not wrap
