@@ -199,6 +199,33 @@ TEST(prof, cpu_bad_input_fails_and_a_later_start_works_d121_d122)
     tmp_done(&t);
 }
 
+/* A descriptor the profile can never be written to is refused by the
+ * start, not found out by the stop once the profile is taken. */
+TEST(prof, cpu_fd_not_open_for_writing_is_refused_at_start)
+{
+    int closed = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    ASSERT_GE(closed, 0);
+    close(closed);
+    struct goc_prof_cpu_opts o = { .fd = closed };
+    ASSERT_EQ(goc_prof_cpu_start_opts(&o), -EBADF);
+    int rd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(rd, 0);
+    o.fd = rd;
+    ASSERT_EQ(goc_prof_cpu_start_opts(&o), -EBADF);
+    close(rd);
+    struct goc_prof_cpu_stats st;
+    ASSERT_OK(goc_prof_cpu_stats(&st));
+    ASSERT_EQ(st.running, 0);
+    ASSERT_EQ(goc_prof_cpu_stop(), -ESRCH);
+    /* Write-only and read-write descriptors are taken. */
+    int wr = open("/dev/null", O_RDWR | O_CLOEXEC);
+    ASSERT_GE(wr, 0);
+    o.fd = wr;
+    ASSERT_OK(goc_prof_cpu_start_opts(&o));
+    ASSERT_OK(goc_prof_cpu_stop());
+    close(wr);
+}
+
 TEST(prof, cpu_write_error_is_reported_by_stop)
 {
     int fd = open("/dev/full", O_WRONLY | O_CLOEXEC);

@@ -122,8 +122,9 @@ GOC_API int goc_prof_cpu_start(const char *path, int hz);
  * Return: 0 once sampling runs; -EBUSY if a profile is running (or has
  * finished by its duration and goc_prof_cpu_stop() has not collected it
  * yet); -EINVAL for a NULL @opts, a negative or too high @hz, a negative
- * duration, or a NULL @path with a negative @fd; -errno from open() of
- * @path; -errno from the timer or signal setup; -ENOMEM.
+ * duration, or a NULL @path with a negative @fd; -EBADF for an @fd that
+ * is not open for writing; -errno from open() of @path; -errno from the
+ * timer or signal setup; -ENOMEM.
  * Never blocks for long; callable from any thread.
  */
 GOC_API int goc_prof_cpu_start_opts(const struct goc_prof_cpu_opts *opts);

@@ -618,6 +618,11 @@ static int start_locked(const struct goc_prof_cpu_opts *o)
         err = install_handler();
     if (err)
         return err;
+    /* A descriptor the profile cannot be written to is refused now, not
+     * found out by the stop once the whole profile is taken. */
+    int fl = o->path ? O_WRONLY : fcntl(o->fd, F_GETFL);
+    if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY)
+        return -EBADF;
     cpu.fd = o->path ? goc__prof_open(o->path) : o->fd;
     if (cpu.fd < 0)
         return cpu.fd;
