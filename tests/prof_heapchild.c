@@ -13,8 +13,9 @@
  * With a second argument "frames", it allocates instead once through
  * each entry point at rate 1, from named functions of a fresh thread
  * (its first allocation included, and a block whose realloc fails), then
- * 64 MiB as the first allocation of another thread at a 512 KiB rate,
- * and writes DIR/frames.txt.
+ * once right after the rate became 1 on a thread whose countdown was
+ * drawn at a huge rate, then 64 MiB as the first allocation of another
+ * thread at a 512 KiB rate, and writes DIR/frames.txt.
  *
  * Exit status: 0 done, 3 heap profiling unavailable, 4 a write failed.
  */
@@ -85,7 +86,7 @@ static int child_main(void *arg)
 /* ---- frames mode ----------------------------------------------------------
  */
 
-#define FRAMES_N 8 /* [6]: a second thread's */
+#define FRAMES_N 9 /* [6]: a second thread's, [8]: a third's */
 
 static void *kept[FRAMES_N];
 
@@ -158,6 +159,27 @@ __attribute__((noinline)) static void *prof_first_big_alloc(void *arg)
     return NULL;
 }
 
+/* Allocated right after the rate became 1, on a thread whose countdown
+ * was drawn at a huge rate: recorded all the same. */
+__attribute__((noinline)) static void prof_after_rate_one(void)
+{
+    kept[8] = malloc(1008);
+    __asm__ volatile("" ::: "memory");
+}
+
+static void *rate_one_thread(void *arg)
+{
+    (void)arg;
+    if (goc_prof_heap_set_rate((int64_t)1 << 40) != 0)
+        abort();
+    void *volatile first = malloc(16); /* the countdown: ~2^40 bytes */
+    free(first);
+    if (goc_prof_heap_set_rate(1) != 0)
+        abort();
+    prof_after_rate_one();
+    return NULL;
+}
+
 /* Run fn on a thread of its own. */
 static int on_thread(void *(*fn)(void *))
 {
@@ -171,8 +193,8 @@ static int frames_main(const char *dir)
         return 3;
     if (goc_prof_heap_set_rate(1) != 0)
         return 5;
-    if (on_thread(frames_thread) || goc_prof_heap_set_rate(512 * 1024) ||
-        on_thread(prof_first_big_alloc))
+    if (on_thread(frames_thread) || on_thread(rate_one_thread) ||
+        goc_prof_heap_set_rate(512 * 1024) || on_thread(prof_first_big_alloc))
         return 6;
     int err = save(dir, "frames.txt", 1);
     for (int i = 0; i < FRAMES_N; i++)

@@ -720,6 +720,18 @@ TEST(prof, heap_sample_leaf_is_the_caller_of_every_entry_point)
 #endif
 }
 
+/* Rate 1 records every allocation from then on, as Go's MemProfileRate
+ * 1 does, even on a thread whose countdown was drawn at a higher rate. */
+TEST(prof, heap_rate_one_records_the_next_allocation_of_every_thread)
+{
+#if defined(GOC_HEAPCHILD)
+    static const char *const fns[] = { "prof_after_rate_one" };
+    check_heap_frames_both(fns, 1);
+#else
+    skip("goc_heapprof is not built with the sanitizers");
+#endif
+}
+
 TEST(prof, heap_profile_preloaded_names_the_big_allocator)
 {
 #if defined(GOC_HEAPCHILD)

@@ -207,7 +207,8 @@ GOC_API int goc_prof_heap_available(void);
  *
  * The initial rate is GOC_PROF_DEFAULT_HEAP_RATE, or the environment
  * variable GOC_HEAPPROF_RATE read at start-up. A thread picks up a new
- * rate at its next sample.
+ * rate at its next sample, except rate 1, which records every allocation
+ * from the call on, as Go's does.
  *
  * Return: 0; -EINVAL for a negative @bytes; -ENOTSUP without goc_heapprof.
  */

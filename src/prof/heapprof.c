@@ -117,12 +117,16 @@ static int64_t draw(int64_t r)
     return next > 1e15 ? (int64_t)1e15 : (int64_t)next;
 }
 
+/* Rate 1 samples at once, as Go's MemProfileRate 1 does: a countdown
+ * drawn at an earlier, higher rate would otherwise hide the allocations
+ * made until it runs out. */
 static inline bool due(size_t n)
 {
-    if (!atomic_load_explicit(&rate, memory_order_relaxed))
+    int64_t r = atomic_load_explicit(&rate, memory_order_relaxed);
+    if (!r)
         return false;
     tl_left -= (int64_t)n;
-    return tl_left < 0;
+    return tl_left < 0 || r == 1;
 }
 
 static uint64_t mix(uint64_t h)
@@ -275,7 +279,7 @@ __attribute__((noinline)) static void sample(void *p, size_t n)
          * rate 1 it is recorded too (and a big one most likely is). */
         tl_rand = mix((uintptr_t)&tl_rand ^ (uint64_t)clock()) | 1;
         tl_left = draw(r) - (int64_t)n;
-        if (tl_left >= 0) {
+        if (tl_left >= 0 && r != 1) {
             tl_busy = 0;
             return;
         }
