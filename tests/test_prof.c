@@ -932,6 +932,50 @@ TEST(prof, cpu_thread_refused_a_timer_is_counted_once)
     tmp_done(&t);
 }
 
+/* A start that fails after its file was opened (here: the calling
+ * thread is refused a timer) leaves the file as it was, and creates none;
+ * a profile written over a longer file leaves nothing of it behind. */
+TEST(prof, cpu_failed_start_leaves_the_file_as_it_was)
+{
+    struct tmp t;
+    tmp_init(&t);
+    const char *old = tmp_path(&t, "old.prof"),
+               *fresh = tmp_path(&t, "new.prof");
+    static char junk[1 << 20];
+    memset(junk, 'x', sizeof(junk));
+    int fd = open(old, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
+    close(fd);
+    struct rlimit lim, none;
+    ASSERT_OK(getrlimit(RLIMIT_SIGPENDING, &lim));
+    none = (struct rlimit){ 0, lim.rlim_max };
+    ASSERT_OK(setrlimit(RLIMIT_SIGPENDING, &none));
+    struct sigevent sev = { .sigev_notify = SIGEV_NONE };
+    timer_t probe;
+    if (timer_create(CLOCK_MONOTONIC, &sev, &probe) == 0) {
+        timer_delete(probe);
+        setrlimit(RLIMIT_SIGPENDING, &lim);
+        tmp_done(&t);
+        skip("RLIMIT_SIGPENDING does not limit timers here");
+    }
+    int r1 = goc_prof_cpu_start(old, 100);
+    int r2 = goc_prof_cpu_start(fresh, 100);
+    ASSERT_OK(setrlimit(RLIMIT_SIGPENDING, &lim));
+    ASSERT_EQ(r1, -EAGAIN);
+    ASSERT_EQ(r2, -EAGAIN);
+    ASSERT_EQ(file_size(old), (off_t)sizeof(junk));
+    ASSERT_EQ(file_size(fresh), -1);
+    ASSERT_OK(goc_prof_cpu_start(old, 100));
+    ASSERT_OK(goc_prof_cpu_stop());
+    char *data = slurp(old);
+    ASSERT_GT(file_size(old), 10);
+    ASSERT_LT(file_size(old), (off_t)sizeof(junk));
+    ASSERT((unsigned char)data[0] == 0x1f || data[0] == 0x0a);
+    free(data);
+    tmp_done(&t);
+}
+
 /* Fill the file descriptor table, under a low limit, but for one. */
 static int fill_fds_but_one(int *fds, int max)
 {

@@ -115,7 +115,9 @@ GOC_API int goc_prof_cpu_start(const char *path, int hz);
  * @opts: where to write, the rate and an optional duration (borrowed).
  *
  * Everything that can fail happens before this returns, and a failure
- * leaves the profiler stopped, so a later start can succeed. Only one CPU
+ * leaves the profiler stopped, so a later start can succeed, and the file
+ * at @path as it was (none is left if there was none); a file that exists
+ * is truncated only when the profile is written. Only one CPU
  * profile runs at a time. Threads that appear while it runs are given a
  * timer within about 50 ms.
  *

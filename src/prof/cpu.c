@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <ucontext.h>
 
@@ -524,7 +525,15 @@ static void finish(void)
     while (atomic_load(&cpu.inflight) > 0)
         sched_yield();
     drain();
-    int err = write_profile();
+    /* The file was opened untruncated (see open_path): what it held is
+     * cut off now, just before the profile replaces it. */
+    int err = 0;
+    struct stat st;
+    if (cpu.own_fd && fstat(cpu.fd, &st) == 0 && S_ISREG(st.st_mode) &&
+        ftruncate(cpu.fd, 0) < 0)
+        err = -errno;
+    if (!err)
+        err = write_profile();
     if (cpu.own_fd)
         err = goc__prof_close(cpu.fd, err);
     cpu.result = err;
@@ -610,6 +619,25 @@ static int check_opts(const struct goc_prof_cpu_opts *o)
     return 0;
 }
 
+/*
+ * Open the profile's file, created if there is none (*created then), but
+ * not truncated: a start that fails after this leaves the file as it was
+ * (or removes the one it created); finish() truncates it before writing.
+ * The fd or -errno.
+ */
+static int open_path(const char *path, bool *created)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    *created = fd >= 0;
+    if (fd < 0 && errno == EEXIST)
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+    /* Gone meanwhile, or a dangling symbolic link (O_EXCL does not
+     * follow it): created as open(2) would, and not removed on failure. */
+    if (fd < 0 && errno == ENOENT)
+        fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    return fd < 0 ? -errno : fd;
+}
+
 /* Everything but the state change, under cpu.mu; undone on failure. */
 static int start_locked(const struct goc_prof_cpu_opts *o)
 {
@@ -623,7 +651,8 @@ static int start_locked(const struct goc_prof_cpu_opts *o)
     int fl = o->path ? O_WRONLY : fcntl(o->fd, F_GETFL);
     if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY)
         return -EBADF;
-    cpu.fd = o->path ? goc__prof_open(o->path) : o->fd;
+    bool created = false;
+    cpu.fd = o->path ? open_path(o->path, &created) : o->fd;
     if (cpu.fd < 0)
         return cpu.fd;
     cpu.own_fd = o->path != NULL;
@@ -652,6 +681,8 @@ static int start_locked(const struct goc_prof_cpu_opts *o)
             sched_yield();
         if (cpu.own_fd)
             close(cpu.fd);
+        if (created)
+            unlink(o->path);
     }
     return err;
 }
