@@ -722,7 +722,8 @@ void goc__thread_exited(struct goc__thread *t);
 void goc__thread_job(struct goc__thread *t, const void *fn);
 /* Views of up to @max of goc's threads; the number there are. */
 int goc__thread_views(struct goc__thread_view *out, int max);
-/* goc's threads of @kind linked now (the deadlock check's census). */
+/* goc's threads of @kind started and not yet exited (the deadlock check's
+ * census). */
 int goc__thread_count(enum goc__thread_kind kind);
 
 /* ---- panics and dumps (panic.c, dump.c) ------------------------------- */

@@ -22,7 +22,7 @@
 
 static goc__lock lock = GOC__LOCK_INIT;
 static struct goc__thread *all;
-/* Linked threads per kind, read without the lock. */
+/* Started threads per kind, until they exit; read without the lock. */
 static _Atomic int nkind[GOC__TK_PROFILER + 1];
 
 /* The creator's stack, from its caller up (its own frame left out). */
@@ -49,7 +49,6 @@ void goc__thread_created(struct goc__thread *t, enum goc__thread_kind kind)
         all->prev = t;
     all = t;
     goc__lock_release(&lock);
-    atomic_fetch_add(&nkind[kind], 1);
 }
 
 void goc__thread_started(struct goc__thread *t)
@@ -59,6 +58,9 @@ void goc__thread_started(struct goc__thread *t)
         clk = (clockid_t)-1;
     t->cpu_clock = clk; /* before tid, which publishes it */
     atomic_store_explicit(&t->tid, (int)gettid(), memory_order_release);
+    /* Counted once it is there to be seen in /proc/self/task: counted
+     * before, it would let the deadlock check take a user thread for it. */
+    atomic_fetch_add(&nkind[t->kind], 1);
 }
 
 void goc__thread_exited(struct goc__thread *t)
@@ -71,7 +73,8 @@ void goc__thread_exited(struct goc__thread *t)
     if (t->next)
         t->next->prev = t->prev;
     goc__lock_release(&lock);
-    atomic_fetch_sub(&nkind[t->kind], 1);
+    if (atomic_load_explicit(&t->tid, memory_order_relaxed)) /* started */
+        atomic_fetch_sub(&nkind[t->kind], 1);
 }
 
 void goc__thread_job(struct goc__thread *t, const void *fn)
