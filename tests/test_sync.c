@@ -2,8 +2,13 @@
 /* Tests of RWMutex, Cond and Once. */
 #include "test.h"
 
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /* ---- RWMutex ----------------------------------------------------------- */
 
@@ -320,6 +325,73 @@ TEST_G(cond, wait_without_the_lock_is_misuse)
     ASSERT_EQ(goc_cond_wait(&cv, &mu, ctx), -ECANCELED);
     ASSERT_OK(goc_mutex_unlock(&mu));
     goc_ctx_release(ctx);
+}
+
+/*
+ * White box: struct cond { goc__lock lock; ... }. Holding the lock word
+ * stalls a waiter between its check that the mutex is locked and its
+ * unlock of it, so that the test can unlock the mutex in between.
+ */
+static _Atomic uint32_t *cond_lockword(goc_cond *cv)
+{
+    return (_Atomic uint32_t *)&cv->opaque_[0];
+}
+
+struct cond_race {
+    goc_cond cv;
+    goc_mutex mu;
+    goc_ctx *ctx;
+    goc_panic_info *p;
+    int rc;
+};
+
+static int cond_race_wait(void *arg)
+{
+    struct cond_race *r = arg;
+    return goc_cond_wait(&r->cv, &r->mu, r->ctx);
+}
+
+static void *cond_race_thread(void *arg)
+{
+    struct cond_race *r = arg;
+    r->rc = goc_try(cond_race_wait, r, &r->p);
+    return NULL;
+}
+
+/*
+ * The unlock inside the wait is where a mutex unlocked by someone else
+ * meanwhile is found. Under GOC_ABORT_ON_MISUSE=1 that misuse panics; a
+ * goc_try() recovers it, and the cond must be as it was: its lock free,
+ * no record of the dead wait in its queue or in the context.
+ */
+TEST_G(cond, misuse_found_by_the_unlock_panics_with_nothing_held)
+{
+    static struct cond_race r = { .cv = GOC_COND_INIT, .mu = GOC_MUTEX_INIT };
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &r.ctx));
+    ASSERT_OK(goc_mutex_lock(&r.mu, NULL));
+    uint32_t zero = 0;
+    ASSERT(atomic_compare_exchange_strong(cond_lockword(&r.cv), &zero, 1));
+    setenv("GOC_ABORT_ON_MISUSE", "1", 1);
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, cond_race_thread, &r));
+    WAIT_UNTIL(atomic_load(cond_lockword(&r.cv)) == 2); /* it waits for it */
+    ASSERT_OK(goc_mutex_unlock(&r.mu));                 /* behind its back */
+    atomic_store(cond_lockword(&r.cv), 0);
+    syscall(SYS_futex, cond_lockword(&r.cv), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1,
+            NULL, NULL, 0);
+    test_join(t, NULL);
+    unsetenv("GOC_ABORT_ON_MISUSE");
+    ASSERT_EQ(r.rc, GOC_EPANIC);
+    ASSERT(r.p != NULL);
+    ASSERT_EQ(goc_panic_info_code(r.p), GOC_EMISUSE);
+    ASSERT(strstr(goc_panic_info_message(r.p), "goc_cond_wait"));
+    goc_panic_info_free(r.p);
+    ASSERT_EQ(atomic_load(cond_lockword(&r.cv)), 0); /* nothing held */
+    ASSERT_EQ(goc_mutex_try_lock(&r.mu), 0);         /* nothing changed */
+    goc_ctx_cancel(r.ctx);  /* it finds no watch of the dead wait */
+    goc_cond_signal(&r.cv); /* nor does a signal find its record */
+    ASSERT_OK(goc_mutex_unlock(&r.mu));
+    goc_ctx_release(r.ctx);
 }
 
 TEST_G(cond, broadcast_and_timeout)

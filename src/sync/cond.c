@@ -54,9 +54,10 @@ int goc_cond_wait(goc_cond *cv, goc_mutex *mu, goc_ctx *ctx)
     goc__lock_acquire(&c->lock);
     goc__dqueue_push_back(&c->q, &x.link);
     x.linked = true;
-    if (goc_mutex_unlock(mu) != 0) { /* never blocks */
-        /* mu was not locked: leave as if never called. Signals claim
-         * under c->lock, so only the context can have claimed w. */
+    if (goc__mutex_unlock_quiet(mu) != 0) { /* never blocks */
+        /* mu was not locked: leave as if never called, and only then
+         * report it (it may panic). Signals claim under c->lock, so only
+         * the context can have claimed w. */
         remove_waiter(c, &x);
         goc__lock_release(&c->lock);
         goc__wait_claim_self(&w, 0);

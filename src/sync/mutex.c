@@ -233,7 +233,7 @@ static int unlock_slow(struct mutex *m)
         uint32_t s = atomic_load(&m->state);
         if (!(s & LOCKED)) {
             goc__lock_release(&m->qlock);
-            return goc__misuse("goc_mutex_unlock: not locked");
+            return GOC_EMISUSE;
         }
         struct mutex_waiter *x = claim_first(m);
         if (x) {
@@ -262,18 +262,30 @@ bool goc__mutex_locked(goc_mutex *mu)
     return atomic_load_explicit(&m->state, memory_order_relaxed) & LOCKED;
 }
 
-int goc_mutex_unlock(goc_mutex *mu)
+/* goc_mutex_unlock, GOC_EMISUSE unreported: the caller reports it. */
+static inline int unlock(struct mutex *m)
 {
-    if (!mu)
-        return -EINVAL;
-    struct mutex *m = (struct mutex *)mu;
     uint32_t s = atomic_load_explicit(&m->state, memory_order_relaxed);
     if (!(s & LOCKED))
-        return goc__misuse("goc_mutex_unlock: not locked");
+        return GOC_EMISUSE;
     uint32_t locked = LOCKED;
     /* Release pairs with the acquire CAS of the next locker. */
     if (atomic_compare_exchange_strong_explicit(
             &m->state, &locked, 0, memory_order_release, memory_order_relaxed))
         return 0;
     return unlock_slow(m);
+}
+
+int goc__mutex_unlock_quiet(goc_mutex *mu)
+{
+    return unlock((struct mutex *)mu);
+}
+
+int goc_mutex_unlock(goc_mutex *mu)
+{
+    if (!mu)
+        return -EINVAL;
+    if (unlock((struct mutex *)mu) != 0)
+        return goc__misuse("goc_mutex_unlock: not locked");
+    return 0;
 }
