@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 static goc_chan *chan_new(size_t elem, size_t cap)
@@ -82,6 +83,28 @@ TEST(chan, semantics_null_and_bad_input)
     ASSERT_EQ(goc_chan_cap(NULL), 0);
     goc_chan_release(NULL);
     ASSERT(goc_chan_retain(NULL) == NULL);
+}
+
+static int close_null(void *arg)
+{
+    (void)arg;
+    return goc_chan_close(NULL);
+}
+
+/* Closing no channel is misuse like any other close that Go panics on:
+ * GOC_ABORT_ON_MISUSE=1 turns it into a panic too. */
+TEST_G(chan, close_of_null_is_reported_as_misuse)
+{
+    goc_panic_info *p = NULL;
+    ASSERT_EQ(goc_try(close_null, NULL, &p), GOC_EMISUSE);
+    setenv("GOC_ABORT_ON_MISUSE", "1", 1);
+    int rc = goc_try(close_null, NULL, &p);
+    unsetenv("GOC_ABORT_ON_MISUSE");
+    ASSERT_EQ(rc, GOC_EPANIC);
+    ASSERT(p != NULL);
+    ASSERT_EQ(goc_panic_info_code(p), GOC_EMISUSE);
+    ASSERT(strstr(goc_panic_info_message(p), "goc_chan_close"));
+    goc_panic_info_free(p);
 }
 
 /* A send with no value to copy from crashed in memcpy; it is -EINVAL,

@@ -777,7 +777,7 @@ void goc__chan_prefetch_waiter(struct goc_chan *c)
 int goc_chan_close(goc_chan *c)
 {
     if (!c)
-        return GOC_EMISUSE;
+        return goc__misuse("goc_chan_close: a NULL channel");
     if (c->recv_only)
         return goc__misuse("goc_chan_close: a receive-only channel");
     int rc = goc__chan_close_owned(c);
