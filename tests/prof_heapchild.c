@@ -9,6 +9,7 @@
  *   DIR/heap.txt    text form, big blocks live
  *   DIR/heap0.txt   text form, big blocks live, after sampling stopped
  *   DIR/heap2.txt   text form, after they were freed
+ *   DIR/heaphuge.*  both forms again, the rate since set to INT64_MAX
  *
  * With a second argument "frames", it allocates instead once through
  * each entry point at rate 1, from named functions of a fresh thread
@@ -80,7 +81,14 @@ static int child_main(void *arg)
         return 4;
     for (int i = 0; i < BIG_N; i++)
         free(big[i]);
-    return save(dir, "heap2.txt", 1) ? 4 : 0;
+    if (save(dir, "heap2.txt", 1))
+        return 4;
+    /* The samples taken are scaled by the latest rate, the highest
+     * there is: the figures saturate. */
+    if (goc_prof_heap_set_rate(INT64_MAX) != 0 ||
+        save(dir, "heaphuge.pb.gz", 0) || save(dir, "heaphuge.txt", 1))
+        return 4;
+    return 0;
 }
 
 /* ---- frames mode ----------------------------------------------------------

@@ -622,6 +622,11 @@ static void check_heap_profiles(const char *exe, const char *preload)
     ASSERT_EQ(bytes, 0);
     ASSERT_EQ(allocs, live);
     free(text);
+    /* At the highest rate the header's twice the rate saturates (it
+     * wrapped to heap/-2). */
+    text = slurp(tmp_path(&t, "heaphuge.txt"));
+    ASSERT(strstr(text, "@ heap/9223372036854775807\n") != NULL);
+    free(text);
 
     if (!have_go()) {
         tmp_done(&t);
@@ -630,6 +635,12 @@ static void check_heap_profiles(const char *exe, const char *preload)
     char *out = pprof("-top -sample_index=inuse_space", pb);
     fprintf(stderr, "%s\n", out);
     ASSERT(top_line(out, "prof_big_alloc") != NULL);
+    free(out);
+    /* Scaled by the highest rate, the figures saturate: none went
+     * negative (a double past INT64_MAX converted to INT64_MIN). */
+    out = pprof("-raw", tmp_path(&t, "heaphuge.pb.gz"));
+    ASSERT(strstr(out, "prof_big_alloc") != NULL);
+    ASSERT(strstr(out, ": -") == NULL && strstr(out, " -9") == NULL);
     free(out);
     tmp_done(&t);
 }

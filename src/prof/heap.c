@@ -73,7 +73,15 @@ static double exp_neg(double x)
     return sum;
 }
 
-/* Go's scaleHeapSample: undo the sampling's bias toward big objects. */
+/* @v as an int64_t, saturated: converting one out of range is undefined. */
+static int64_t saturate(double v)
+{
+    return v >= 0x1p63 ? INT64_MAX : (int64_t)v; /* v >= 0 here */
+}
+
+/* Go's scaleHeapSample: undo the sampling's bias toward big objects. A
+ * rate so high that the objects' share of it rounds to 0 scales to the
+ * most a count can say. */
 static void scale(int64_t count, int64_t size, int64_t rate, int64_t *out)
 {
     if (count <= 0 || size <= 0) {
@@ -83,8 +91,8 @@ static void scale(int64_t count, int64_t size, int64_t rate, int64_t *out)
     double s = 1;
     if (rate > 1)
         s = 1 / (1 - exp_neg((double)size / (double)count / (double)rate));
-    out[0] = (int64_t)((double)count * s);
-    out[1] = (int64_t)((double)size * s);
+    out[0] = saturate((double)count * s);
+    out[1] = saturate((double)size * s);
 }
 
 /* Every record, merged per stack: v = allocs, alloc bytes, in use, bytes
@@ -161,7 +169,8 @@ static int write_text(int fd,
     struct goc__pb out = { 0 };
     goc__pb_printf(&out, "heap profile: %lld: %lld [%lld: %lld] @ heap/%lld\n",
                    (long long)t[2], (long long)t[3], (long long)t[0],
-                   (long long)t[1], (long long)rate * 2);
+                   (long long)t[1],
+                   (long long)(rate > INT64_MAX / 2 ? INT64_MAX : rate * 2));
     for (size_t i = 0; i < set->n; i++) {
         const int64_t *v = set->s[i].v;
         goc__pb_printf(&out, "%lld: %lld [%lld: %lld]", (long long)v[2],
