@@ -72,9 +72,9 @@ enum { IDLE, RUNNING, STOPPING };
 static struct {
     pthread_mutex_t mu;     /* start, stop and state */
     pthread_cond_t stopped; /* STOPPING -> IDLE, for concurrent stoppers */
-    int state;
-    unsigned stops;  /* profiles collected so far */
-    int last_result; /* what the stop of the last one returned */
+    _Atomic int state;      /* written under mu; goc_prof_cpu_stats reads */
+    unsigned stops;         /* profiles collected so far */
+    int last_result;        /* what the stop of the last one returned */
     /* Shared with the handler. */
     _Atomic int active;
     _Atomic int inflight;
@@ -774,9 +774,9 @@ int goc_prof_cpu_stats(struct goc_prof_cpu_stats *st)
     st->threads = atomic_load(&cpu.threads_total);
     st->unprofiled = atomic_load(&cpu.unprofiled);
     st->walk = atomic_load(&cpu.walk);
-    pthread_mutex_lock(&cpu.mu);
-    st->running = cpu.state != IDLE;
-    pthread_mutex_unlock(&cpu.mu);
+    /* Not under cpu.mu, which a start holds while it scans the threads:
+     * this never blocks. */
+    st->running = atomic_load(&cpu.state) != IDLE;
     return 0;
 }
 
