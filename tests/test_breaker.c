@@ -1079,3 +1079,30 @@ TEST(breaker, open_timeout_runs_from_the_trip_not_the_slow_call_d066)
     ASSERT_EQ(goc_breaker_state_now(b), GOC_BREAKER_HALF_OPEN);
     goc_breaker_free(b);
 }
+
+/*
+ * A rolling window of more buckets than 2^24 (the cap on window_size) is
+ * a bad setting: refused as one, not taken as an allocation of gigabytes
+ * (1 s of 1 ns buckets gave -ENOMEM; 100 ms of them took 3 GB and many
+ * seconds of clearing at each state change).
+ */
+TEST(breaker, rolling_window_of_too_many_buckets_is_refused)
+{
+    goc_breaker *b = NULL;
+    struct goc_breaker_settings s = { .interval = GOC_SECOND,
+                                      .bucket_period = 1 };
+    ASSERT_EQ(goc_breaker_new(&s, &b), -EINVAL);
+    s = (struct goc_breaker_settings){ .interval = (1 << 24) + 1,
+                                       .bucket_period = 1 };
+    ASSERT_EQ(goc_breaker_new(&s, &b), -EINVAL);
+    ASSERT(b == NULL);
+    /* Judged once rounded up to whole buckets: 2^24 + 1 of them. */
+    s = (struct goc_breaker_settings){ .interval = ((int64_t)1 << 24) * 10 + 1,
+                                       .bucket_period = 10 };
+    ASSERT_EQ(goc_breaker_new(&s, &b), -EINVAL);
+    ASSERT(b == NULL);
+    s = (struct goc_breaker_settings){ .interval = GOC_SECOND,
+                                       .bucket_period = GOC_MILLISECOND };
+    ASSERT_OK(goc_breaker_new(&s, &b));
+    goc_breaker_free(b);
+}

@@ -77,8 +77,9 @@ enum goc_breaker_window {
  * @interval:       closed state: counts are cleared every @interval
  *                  (<= 0: never).
  * @bucket_period:  > 0 turns @interval into a rolling window of
- *                  ceil(interval / bucket_period) buckets (needs
- *                  @interval > 0); counts decay bucket by bucket.
+ *                  ceil(interval / bucket_period) buckets, at most
+ *                  2^24 (needs @interval > 0); counts decay bucket by
+ *                  bucket.
  * @timeout:        time spent open before half-open (<= 0: 60 s).
  * @open_backoff:   if set, the open time for the @attempt-th opening in a
  *                  row (1, 2, ...; reset when the breaker closes) instead
@@ -150,8 +151,8 @@ typedef struct goc_breaker_token {
  * @out: receives the breaker.
  *
  * Return: 0; -EINVAL for a bad setting (half_open_successes >
- * max_requests, bucket_period without interval, an unknown window, a
- * window_size < 0 or above 2^24, a threshold outside (0, 100] other than
+ * max_requests, bucket_period without interval or making over 2^24
+ * buckets, an unknown window, a window_size < 0 or above 2^24, a threshold outside (0, 100] other than
  * 0 for the default, a negative minimum_calls; the window's settings are
  * judged even with no window); -ENOMEM.
  */

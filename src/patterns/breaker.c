@@ -25,6 +25,7 @@
 #define DEFAULT_MIN_CALLS 100
 #define DEFAULT_FAIL_RATE 50.0
 #define DEFAULT_SLOW_RATE 100.0
+#define MAX_BUCKETS       (1 << 24) /* also the cap on window_size */
 
 struct bucket {
     int64_t requests, successes, failures, exclusions;
@@ -145,13 +146,18 @@ static int normalise(struct goc_breaker_settings *s)
             return -EINVAL; /* no whole number of buckets fits */
         s->interval += up;
     }
+    /* Each bucket is memory cleared at every state change: as many as a
+     * window may have calls, no more (a nanosecond period would ask for
+     * gigabytes). */
+    if (s->bucket_period > 0 && s->interval / s->bucket_period > MAX_BUCKETS)
+        return -EINVAL;
     if (s->window != GOC_BREAKER_WINDOW_NONE &&
         s->window != GOC_BREAKER_WINDOW_COUNT &&
         s->window != GOC_BREAKER_WINDOW_TIME)
         return -EINVAL;
     /* Judged without a window too: a bad value is a mistake either way,
      * and would surface only once a window is added. */
-    if (s->window_size < 0 || s->window_size > (1 << 24) ||
+    if (s->window_size < 0 || s->window_size > MAX_BUCKETS ||
         s->minimum_calls < 0 ||
         (s->failure_rate_threshold != 0 &&
          bad_rate(s->failure_rate_threshold)) ||
