@@ -813,3 +813,24 @@ TEST_G(rate, free_waits_for_a_wait_that_has_not_slept_yet)
     ASSERT_OK(test_join(f.th, NULL));
     ASSERT_EQ(atomic_load(&f.freed), 1);
 }
+
+/*
+ * The empty key may be given as NULL (its length is 0): looking it up
+ * again compared it with memcmp(key, NULL, 0), undefined behaviour that
+ * UBSan reports (memcmp's arguments are declared non-null).
+ */
+TEST(rate, keyed_empty_key_may_be_null)
+{
+    goc_keyed_limiter *kl;
+    ASSERT_OK(goc_keyed_limiter_new(0, 2, 4, 0, NULL, &kl));
+    ASSERT(goc_keyed_limiter_allow_n_at(kl, NULL, 0, 0, 1));
+    ASSERT(goc_keyed_limiter_allow_n_at(kl, NULL, 0, 0, 1));  /* found */
+    ASSERT(!goc_keyed_limiter_allow_n_at(kl, "", 0, 0, 1));   /* same key */
+    ASSERT(goc_keyed_limiter_allow_n_at(kl, "a", 1, 0, 1));   /* another */
+    ASSERT(!goc_keyed_limiter_allow_n_at(kl, NULL, 1, 0, 1)); /* bad */
+    struct goc_keyed_limiter_stats st;
+    goc_keyed_limiter_stats(kl, &st);
+    ASSERT_EQ(st.keys, 2);
+    ASSERT_EQ(st.allowed, 3);
+    goc_keyed_limiter_free(kl);
+}

@@ -150,7 +150,9 @@ static struct kentry *find(goc_keyed_limiter *kl,
 {
     struct kentry *e = kl->table[h & (kl->nbuckets - 1)];
     for (; e; e = e->hnext)
-        if (e->hash == h && e->len == len && memcmp(e->key, key, len) == 0)
+        /* The empty key may come as NULL: memcmp() takes no NULL. */
+        if (e->hash == h && e->len == len &&
+            (!len || memcmp(e->key, key, len) == 0))
             return e;
     return NULL;
 }
