@@ -311,6 +311,9 @@ TEST(breaker, classifiers_exclusions_and_stale_results)
     ASSERT_EQ(c.in_flight, 0);
     goc_breaker_token never = { 0 };
     ASSERT_EQ(goc_breaker_done(b, &never, 0), GOC_EMISUSE);
+    /* A NULL object is bad input, as for every call with a code. */
+    ASSERT_EQ(goc_breaker_done(NULL, &never, 0), -EINVAL);
+    ASSERT_EQ(goc_breaker_done(b, NULL, 0), -EINVAL);
     ASSERT_EQ(goc_breaker_transition(b, 99), -EINVAL);
     goc_breaker_free(b);
 }

@@ -152,9 +152,10 @@ typedef struct goc_breaker_token {
  *
  * Return: 0; -EINVAL for a bad setting (half_open_successes >
  * max_requests, bucket_period without interval or making over 2^24
- * buckets, an unknown window, a window_size < 0 or above 2^24, a threshold outside (0, 100] other than
- * 0 for the default, a negative minimum_calls; the window's settings are
- * judged even with no window); -ENOMEM.
+ * buckets, an unknown window, a window_size < 0 or above 2^24, a
+ * threshold outside (0, 100] other than 0 for the default, a negative
+ * minimum_calls; the window's settings are judged even with no window);
+ * -ENOMEM.
  */
 GOC_API int goc_breaker_new(const struct goc_breaker_settings *s,
                             goc_breaker **out);
@@ -194,9 +195,10 @@ GOC_API int goc_breaker_allow(goc_breaker *b, goc_breaker_token *tok);
  * call. A token from an earlier generation only releases its in-flight
  * count: its result belongs to a state that is gone.
  *
- * Return: 0; GOC_EMISUSE if @tok was already completed or never admitted
- * by @b (nothing changes). A token never completed keeps its half-open probe
- * slot until the breaker leaves that generation.
+ * Return: 0; -EINVAL for a NULL @b or @tok; GOC_EMISUSE if @tok was
+ * already completed or never admitted by @b (nothing changes). A token
+ * never completed keeps its half-open probe slot until the breaker leaves
+ * that generation.
  */
 GOC_API int goc_breaker_done(goc_breaker *b, goc_breaker_token *tok, int err);
 

@@ -718,7 +718,9 @@ int goc_breaker_done(goc_breaker *b, goc_breaker_token *tok, int err)
     /* Another breaker's token is refused here; whether this one is
      * still live is known only under the lock (two completions may
      * race). */
-    if (!b || !tok || tok->owner_ != b)
+    if (!b || !tok)
+        return -EINVAL;
+    if (tok->owner_ != b)
         return goc__misuse("goc_breaker_done: a token of another breaker");
     /* Classify outside the lock: these are user callbacks. A panic in
      * one counts the call as a failure and goes on once the token is
