@@ -243,7 +243,8 @@ typedef struct goc_backoff_ticker goc_backoff_ticker;
  * channel is closed, when the policy says stop, @ctx ends or the ticker
  * is stopped (goc_backoff_ticker_reason() tells which).
  * @b:   the policy (copied, then reset); its custom function and clock,
- *       if any, are called on the ticker's goroutine.
+ *       if any, are called on the ticker's goroutine, but for the reset's
+ *       read of the clock, made here on the caller's.
  * @ctx: ends the ticks (borrowed; must outlive the ticker); NULL: never.
  *
  * Return: 0; -EINVAL for NULL @b or @out, or a policy
