@@ -635,3 +635,48 @@ TEST_G(ctx, deadline_cause_is_given_only_when_the_deadline_ends_it)
     ASSERT_EQ(goc_ctx_cause(c), -EIO);
     goc_ctx_release(c);
 }
+
+/* The only P spins past the parent's deadline, so its timer has not fired
+ * (sysmon fires a busy P's timers once they are 1 ms overdue). */
+static int past_deadline_main(void *arg)
+{
+    (void)arg;
+    goc_ctx *p, *v, *c;
+    goc_ctx_local l;
+    int64_t d = goc_now() + 2 * GOC_MILLISECOND;
+    ASSERT_OK(goc_ctx_with_deadline_cause(NULL, d, GOC_EOVERLOAD, &p));
+    ASSERT_OK(goc_ctx_with_value(p, "k", NULL, &v));
+    while (goc_now() <= d)
+        ;
+    ASSERT_OK(goc_ctx_with_timeout(v, 0, &c));
+    goc_ctx *lc = goc_ctx_init_deadline(&l, v, goc_now() - 1);
+    /* Done at once, as the header says, with the deadline's cause: the
+     * parent's own, which is the earlier one. */
+    ASSERT_EQ(goc_ctx_err(c), -ETIMEDOUT);
+    ASSERT_EQ(goc_ctx_cause(c), GOC_EOVERLOAD);
+    ASSERT_EQ(goc_ctx_err(lc), -ETIMEDOUT);
+    ASSERT_EQ(goc_ctx_cause(lc), GOC_EOVERLOAD);
+    ASSERT_EQ(goc_chan_try_recv(goc_ctx_done(c), NULL), 0);
+    goc_ctx_destroy(lc);
+    goc_ctx_release(c);
+    /* A deadline of its own, earlier still: its own cause. */
+    ASSERT_OK(goc_ctx_with_deadline_cause(v, d - 1, -EIO, &c));
+    ASSERT_EQ(goc_ctx_cause(c), -EIO);
+    goc_ctx_release(c);
+    ASSERT_OK(goc_chan_recv(goc_ctx_done(p), NULL, NULL));
+    ASSERT_EQ(goc_ctx_cause(p), GOC_EOVERLOAD);
+    goc_ctx_release(v);
+    goc_ctx_release(p);
+    return 0;
+}
+
+/* A deadline already past gives a context done at once, even when the
+ * parent's deadline, earlier and also past, is still to fire: the child
+ * inherited it and waited for that timer. */
+TEST(ctx, past_deadline_is_done_at_once_under_a_parent_yet_to_fire)
+{
+    struct goc_config cfg = { .max_procs = 1 };
+    ASSERT_OK(goc_init(&cfg));
+    ASSERT_OK(goc_run(past_deadline_main, NULL));
+    test_no_leaks();
+}

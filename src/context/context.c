@@ -342,6 +342,17 @@ static void init_common(struct goc_ctx *c,
     c->deadline = kind == GOC__CTX_DETACHED ? INT64_MAX : c->parent->deadline;
 }
 
+/* The cause that the deadline d of x, set by x or an ancestor whose
+ * timer ends it, gives. */
+static int inherited_deadline_cause(struct goc_ctx *x, int64_t d)
+{
+    for (; x; x = x->parent)
+        if (x->kind == GOC__CTX_CANCEL && x->deadline == d &&
+            atomic_load(&x->timer_busy))
+            return x->deadline_cause;
+    return 0;
+}
+
 static void init_cancel(struct goc_ctx *c,
                         goc_ctx *parent,
                         int64_t deadline,
@@ -353,12 +364,20 @@ static void init_cancel(struct goc_ctx *c,
     if (deadline < c->deadline)
         c->deadline = deadline;
     attach(c);
-    if (deadline >= c->parent->deadline || atomic_load(&c->err) != 0)
+    if (atomic_load(&c->err) != 0)
         return;
-    if (deadline <= goc_now()) {
-        cancel(c, -ETIMEDOUT, deadline_cause);
+    /* Past: done at once, even when it inherits an earlier deadline, past
+     * too, whose timer has yet to fire (waiting for it, a timeout of 0
+     * blocked). Its cause is then the one that deadline gives. */
+    if (deadline != INT64_MAX && deadline <= goc_now()) {
+        cancel(c, -ETIMEDOUT,
+               deadline < c->parent->deadline
+                   ? deadline_cause
+                   : inherited_deadline_cause(c->parent, c->deadline));
         return;
     }
+    if (deadline >= c->parent->deadline)
+        return;
     atomic_store(&c->timer_busy, 1);
     goc__timer_start(&c->timer, deadline, deadline_fire, c);
 }
