@@ -680,3 +680,24 @@ TEST(ctx, past_deadline_is_done_at_once_under_a_parent_yet_to_fire)
     ASSERT_OK(goc_run(past_deadline_main, NULL));
     test_no_leaks();
 }
+
+/* A chain held by its leaf alone (each context's creator released it
+ * once the child held it): the leaf's last release frees every ancestor
+ * in turn, without recursing, so however deep the chain the stack holds
+ * (a release that called itself for the parent overflowed a goroutine's
+ * stack wherever the compiler did not make that a jump, as at -O0). */
+TEST_G(ctx, last_release_of_a_deep_chain_frees_it_without_recursion)
+{
+    enum { DEPTH = 200000 };
+    goc_ctx *leaf, *next;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &leaf));
+    for (int i = 1; i < DEPTH; i++) {
+        ASSERT_OK(goc_ctx_with_value(leaf, "k", NULL, &next));
+        goc_ctx_release(leaf);
+        ASSERT_OK(goc_ctx_with_cancel(next, &leaf));
+        goc_ctx_release(next);
+    }
+    int64_t before = test_lib_objects();
+    goc_ctx_release(leaf);
+    ASSERT_LE(test_lib_objects(), before - (2 * DEPTH - 1));
+}

@@ -536,20 +536,22 @@ goc_ctx *goc_ctx_retain(goc_ctx *ctx)
 
 void goc_ctx_release(goc_ctx *ctx)
 {
-    if (!ctx || ctx == &background || ctx->local)
-        return;
-    /* Acq_rel: the last releaser sees every other holder's writes. */
-    if (atomic_fetch_sub_explicit(&ctx->refs, 1, memory_order_acq_rel) != 1)
-        return;
-    quiesce(ctx);
-    /* Not a local parent: it may be gone (a child may outlive it once
-     * cancelled and unlinked, as a future's producer does). */
-    struct goc_ctx *parent = ctx->parent_held ? ctx->parent : NULL;
-    goc_chan *done = atomic_load_explicit(&ctx->done, memory_order_relaxed);
-    if (done)
-        goc_chan_release(done);
-    goc__free(ctx);
-    goc_ctx_release(parent);
+    /* A loop, not a call for the parent: the last release of a chain
+     * held by its leaf alone frees every ancestor, however deep. */
+    while (ctx && ctx != &background && !ctx->local) {
+        /* Acq_rel: the last releaser sees every other holder's writes. */
+        if (atomic_fetch_sub_explicit(&ctx->refs, 1, memory_order_acq_rel) != 1)
+            return;
+        quiesce(ctx);
+        /* Not a local parent: it may be gone (a child may outlive it once
+         * cancelled and unlinked, as a future's producer does). */
+        struct goc_ctx *parent = ctx->parent_held ? ctx->parent : NULL;
+        goc_chan *done = atomic_load_explicit(&ctx->done, memory_order_relaxed);
+        if (done)
+            goc_chan_release(done);
+        goc__free(ctx);
+        ctx = parent;
+    }
 }
 
 /* ---- queries ---------------------------------------------------------- */
