@@ -252,6 +252,47 @@ TEST_G(blocking, job_without_a_thread_is_refused_not_queued_behind_a_busy_one)
     ASSERT_EQ(goc_blocking(releases, &h, NULL), 7); /* threads start again */
 }
 
+static int marks_ran(void *arg)
+{
+    atomic_store((_Atomic bool *)arg, true);
+    return 0;
+}
+
+static int queued_job_main(void *arg)
+{
+    (void)arg;
+    static struct holder h;
+    ASSERT_OK(goc_go(hold_a_worker, &h)); /* the pool's only thread */
+    while (!atomic_load(&h.running))
+        goc_sleep(GOC_MILLISECOND, NULL);
+    int64_t abandoned = goc_blocking_abandoned();
+    static _Atomic bool ran;
+    goc_ctx_local l;
+    goc_ctx *ctx = goc_ctx_init_timeout(&l, NULL, 20 * GOC_MILLISECOND);
+    ASSERT_EQ(goc_blocking(marks_ran, (void *)&ran, ctx), -ETIMEDOUT);
+    goc_ctx_destroy(ctx);
+    /* The queue is FIFO: once this one has run, the given-up one would
+     * have run before it. */
+    atomic_store(&h.release, true);
+    ASSERT_EQ(goc_blocking(releases, &h, NULL), 7);
+    ASSERT(!atomic_load(&ran));
+    ASSERT_EQ(goc_blocking_abandoned(), abandoned); /* no result dropped */
+    return 0;
+}
+
+/*
+ * A job queued for a thread (the pool at its limit) whose caller gives up
+ * never runs: it ran once a thread came free, long after its caller had
+ * returned, on arguments the caller may have freed.
+ */
+TEST(blocking, queued_job_whose_caller_gave_up_never_runs)
+{
+    ASSERT_OK(setenv("GOC_BLOCKING_THREADS", "1", 1));
+    ASSERT_OK(goc_run(queued_job_main, NULL));
+    unsetenv("GOC_BLOCKING_THREADS");
+    test_no_leaks();
+}
+
 /* ---- blocking sections in place, and the watchdog ---------------------- */
 
 struct section {

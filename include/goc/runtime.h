@@ -213,9 +213,11 @@ GOC_API int goc_unpin(void);
  * @fn runs on a thread of a bounded pool (GOC_BLOCKING_THREADS, 1 to
  * GOC_BLOCKING_THREADS_MAX, default 512; idle threads exit after 10 s) while
  * the calling goroutine parks, so its P keeps running other goroutines. A plain
- * thread calling it blocks. If @ctx ends first the call returns at once; @fn
- * cannot be interrupted, so it runs to the end on the pool and its result is
- * dropped and counted (goc_blocking_abandoned()).
+ * thread calling it blocks. If @ctx ends first the call returns at once. An
+ * @fn still queued for a thread (all GOC_BLOCKING_THREADS busy) is taken off
+ * the queue and never runs; one already running cannot be interrupted, so it
+ * runs to the end on the pool and its result is dropped and counted
+ * (goc_blocking_abandoned()).
  *
  * Return: @fn's result; -ECANCELED or -ETIMEDOUT if @ctx ended first (at
  * entry @fn is not run at all); -EINVAL if @fn is NULL; -ENOMEM, or

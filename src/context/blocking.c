@@ -3,7 +3,8 @@
  * The blocking pool: blocking calls run on a bounded set of plain threads
  * while the calling goroutine parks. A job is shared by its caller and
  * the worker (two references): a caller whose context ends leaves at once,
- * and the worker still owns the job until the function returns.
+ * taking the job off the queue if no worker has taken it yet; otherwise
+ * the worker still owns the job until the function returns.
  */
 #include "ctx.h"
 #include "goc/time.h"
@@ -20,6 +21,7 @@
 
 struct job {
     struct goc__dlink link; /* in the pool's queue */
+    bool in_queue;          /* under pool.mu: not yet taken by a worker */
     int (*fn)(void *);
     void *arg;
     int result;
@@ -67,7 +69,31 @@ static struct job *pop(void)
     if (!l)
         return NULL;
     pool.queued--;
-    return goc__container_of(l, struct job, link);
+    struct job *j = goc__container_of(l, struct job, link);
+    j->in_queue = false;
+    return j;
+}
+
+/*
+ * The caller of j gave up: take j off the queue if no worker has taken
+ * it yet, so that its function never runs (its arguments may well be
+ * gone by then, and its work is wanted no more). Drops the worker's
+ * reference then.
+ */
+static void withdraw(struct job *j)
+{
+    pthread_mutex_lock(&pool.mu);
+    bool queued = j->in_queue;
+    if (queued) {
+        goc__dqueue_remove(&pool.q, &j->link);
+        j->in_queue = false;
+        pool.queued--;
+    }
+    pthread_mutex_unlock(&pool.mu);
+    if (queued) {
+        atomic_fetch_sub(&goc__sched.nblocking_jobs, 1);
+        job_release(j);
+    }
 }
 
 /* Wait for a job; NULL once idle for IDLE_EXPIRY_S (the thread exits). */
@@ -164,6 +190,7 @@ static int submit(struct job *j)
     if (!err) {
         atomic_fetch_add(&goc__sched.nblocking_jobs, 1);
         goc__dqueue_push_back(&pool.q, &j->link);
+        j->in_queue = true;
         pool.queued++;
         pthread_cond_signal(&pool.cv);
     }
@@ -198,6 +225,8 @@ int goc__blocking(int (*fn)(void *), void *arg, goc_ctx *ctx, bool *queued)
     *queued = true;
     int won = goc__wait_block(&j->w, NULL, NULL);
     goc__ctx_unwatch(&cw);
+    if (won != 0)
+        withdraw(j);
     int result = won == 0 ? j->result : goc_ctx_err(ctx);
     job_release(j);
     return result;
