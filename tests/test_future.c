@@ -572,6 +572,42 @@ TEST_G(future, run_timeout_infinite_runs_without_deadline)
     ASSERT_EQ(atomic_load(&started), 2);
 }
 
+/* The work hands its context to a goroutine of its own (a child future)
+ * and returns at once. */
+static goc_future *rt_child;
+
+static int sleeps_on_ctx(goc_ctx *ctx, void *arg, void **result)
+{
+    (void)arg;
+    (void)result;
+    return goc_sleep(30 * GOC_SECOND, ctx);
+}
+
+static int spawns_under_ctx(goc_ctx *ctx, void *arg, void **result)
+{
+    (void)arg;
+    (void)result;
+    return goc_future_async(sleeps_on_ctx, NULL, NULL, ctx, &rt_child);
+}
+
+/* A work that returns in time is done with its context: it ends then (as
+ * Go's defer cancel()), so what the work started under it stops, instead
+ * of running on until the deadline, or for ever without one. */
+TEST_G(future, run_timeout_ends_the_works_context_when_it_returns)
+{
+    int64_t timeouts[] = { 20 * GOC_SECOND, INT64_MAX };
+    for (int i = 0; i < 2; i++) {
+        rt_child = NULL;
+        ASSERT_OK(goc_run_timeout(spawns_under_ctx, NULL, NULL, NULL,
+                                  timeouts[i], 0, NULL));
+        ASSERT(rt_child != NULL);
+        int st = 1;
+        ASSERT_OK(goc_future_get_timeout(rt_child, &st, NULL, 5 * GOC_SECOND));
+        ASSERT_EQ(st, -ECANCELED);
+        goc_future_release(rt_child);
+    }
+}
+
 /* ---- singleflight ---- */
 
 static _Atomic int sf_runs;

@@ -300,7 +300,8 @@ GOC_API int goc_future_any(goc_future *const *fs,
  * GOC_TIMEOUT_WAIT_ABANDONED, once @fn returned), and @fn's late value
  * is destroyed when it comes; nobody blocks on it and it is counted
  * (goc_run_timeout_abandoned()). A result that is there when the deadline
- * passes wins over the deadline.
+ * passes wins over the deadline. c ends in any case once @fn returns
+ * (Go's defer cancel()), so what @fn started under it stops then.
  *
  * Return: @fn's status; -ETIMEDOUT or -ECANCELED if the deadline passed or
  * @ctx ended first (also at entry, for @timeout <= 0 and for a deadline

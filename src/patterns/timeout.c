@@ -46,6 +46,9 @@ static void job_main(void *p)
     void *value = NULL;
     goc_panic_info *panic;
     int rc = goc__safe_task(j->fn, j->ctx, j->arg, &value, &panic);
+    /* The work is over, so is its context (Go's defer cancel()): what it
+     * started under it stops now, not at the deadline, or never. */
+    goc_ctx_cancel(j->ctx);
     /* Claim the result for the caller before publishing it, so a caller
      * that gives up after this point still takes it (the result wins). */
     int expect = RUNNING;
