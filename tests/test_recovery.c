@@ -466,6 +466,70 @@ static void check_panic_handle(goc_future *f, int n)
     ASSERT(strstr(text, "maybe_panics") != NULL); /* where it panicked */
 }
 
+/* singleflight's panics: every caller of the flight gets GOC_EPANIC and
+ * the panic itself on its future, as Go panics again in every Do caller
+ * (a goc_sf_do() leader, a goc_sf_do_async() leader, the joiners of
+ * either kind). */
+static goc_chan *sf_gate;
+
+static int sf_gated_maybe_panics(goc_ctx *ctx, void *arg, void **result)
+{
+    goc_chan_recv(sf_gate, NULL, NULL);
+    return task_maybe_panics(ctx, arg, result);
+}
+
+struct sf_joiner {
+    goc_future *f;
+    int rc;
+    goc_wg wg;
+};
+
+static void sf_join(void *arg)
+{
+    struct sf_joiner *jn = arg;
+    jn->rc = goc_sf_do(sf, "k", sf_gated_maybe_panics, NULL, NULL, &jn->f, NULL,
+                       NULL);
+    goc_wg_done(&jn->wg);
+}
+
+TEST_G(recovery, singleflight_every_caller_gets_the_panic)
+{
+    goc_recovery *quiet;
+    ASSERT_OK(goc_recovery_new(8, NULL, NULL, &quiet));
+    ASSERT_OK(goc_recovery_set_default(quiet)); /* keep the log clean */
+    ASSERT_OK(goc_sf_new(&sf));
+    struct job j = { .n = 5 };
+    goc_future *f;
+    ASSERT_OK(goc_sf_do(sf, "k", task_maybe_panics, &j, NULL, &f, NULL, NULL));
+    check_panic_handle(f, 5); /* the goc_sf_do() leader's */
+    goc_future_release(f);
+
+    ASSERT_OK(goc_chan_new(0, 0, &sf_gate));
+    goc_future *lead, *async_joiner;
+    ASSERT_OK(
+        goc_sf_do_async(sf, "k", sf_gated_maybe_panics, &j, NULL, &lead, NULL));
+    ASSERT_OK(goc_sf_do_async(sf, "k", sf_gated_maybe_panics, NULL, NULL,
+                              &async_joiner, NULL));
+    struct sf_joiner jn = { 0 };
+    goc_wg_init(&jn.wg);
+    goc_wg_add(&jn.wg, 1);
+    ASSERT_OK(goc_go(sf_join, &jn));
+    WAIT_UNTIL(goc_sf_joined(sf, "k") == 2);
+    goc_chan_close(sf_gate);
+    goc_wg_wait(&jn.wg, NULL);
+    ASSERT_OK(jn.rc);
+    check_panic_handle(jn.f, 5);
+    check_panic_handle(lead, 5);
+    check_panic_handle(async_joiner, 5);
+    goc_future_release(jn.f);
+    goc_future_release(lead);
+    goc_future_release(async_joiner);
+    goc_chan_release(sf_gate);
+    goc_sf_free(sf);
+    ASSERT_OK(goc_recovery_set_default(NULL));
+    goc_recovery_free(quiet);
+}
+
 /*
  * A task's panic is there on its handle: message, code and backtrace, for
  * goc_future_async(), run-with-timeout and a worker pool (seed D-022a,

@@ -136,7 +136,8 @@ GOC_API enum goc_future_state goc_future_state(goc_future *f);
 
 /**
  * goc_future_panic - the panic that rejected @f, when its task (run by
- * goc_future_async(), goc_run_timeout() or a worker pool) panicked: its
+ * goc_future_async(), goc_run_timeout(), a worker pool or a singleflight
+ * group, whose every caller has it) panicked: its
  * message, code, goroutine and backtrace (goc/panic.h). @f is rejected
  * with GOC_EPANIC then. NULL for any other outcome, while pending, and
  * for NULL. Borrowed: valid while @f lives.

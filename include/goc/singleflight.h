@@ -57,7 +57,9 @@ GOC_API void goc_sf_free(goc_sf *g);
  *              joins, it bounds the wait only (the call goes on).
  *
  * The first caller runs @fn on its own goroutine or thread. A failure of
- * @fn reaches every caller of that flight with the same status.
+ * @fn reaches every caller of that flight with the same status; a panic
+ * in @fn, as GOC_EPANIC with the panic on each caller's future
+ * (goc_future_panic()), unless the recovery policy raises it again.
  *
  * Return: 0 with *@out settled; -ECANCELED or -ETIMEDOUT if @ctx ended
  * while joining; GOC_ECLOSED once the group is closed; -EINVAL; -ENOMEM.

@@ -72,13 +72,16 @@ int goc__safe_task_in(struct goc__recovery_slot *s,
  * goc__safe_task() for a runner that runs the task on its caller's own
  * goroutine (singleflight's leader): with GOC_RECOVER_RETHROW it does
  * not panic again itself but sets *@rethrow (else NULL), so that the
- * runner can retire its state first, then call goc__panic_again().
+ * runner can retire its state first, then call goc__panic_again(); with
+ * any other policy the panic goes to *@keep (else NULL), for the task's
+ * handle.
  */
 int goc__safe_task_inline(goc_task_fn fn,
                           goc_ctx *ctx,
                           void *arg,
                           void **result,
-                          goc_panic_info **rethrow);
+                          goc_panic_info **rethrow,
+                          goc_panic_info **keep);
 int goc__safe_then(goc_future_then_fn fn,
                    const void *value,
                    void *arg,

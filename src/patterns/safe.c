@@ -109,12 +109,14 @@ int goc__safe_task_inline(goc_task_fn fn,
                           goc_ctx *ctx,
                           void *arg,
                           void **result,
-                          goc_panic_info **rethrow)
+                          goc_panic_info **rethrow,
+                          goc_panic_info **keep)
 {
     struct task_call c = { fn, ctx, arg, result };
     bool panicked;
     *rethrow = NULL;
-    int rc = safe_call(NULL, run_task, &c, &panicked, NULL, rethrow, NULL);
+    *keep = NULL;
+    int rc = safe_call(NULL, run_task, &c, &panicked, NULL, rethrow, keep);
     if (panicked)
         *result = NULL;
     return rc;

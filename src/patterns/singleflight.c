@@ -159,8 +159,8 @@ static goc_panic_info *run_flight(goc_sf *g,
                                   bool last_touch)
 {
     void *value = NULL;
-    goc_panic_info *rethrow;
-    int rc = goc__safe_task_inline(fn, ctx, arg, &value, &rethrow);
+    goc_panic_info *rethrow, *panic;
+    int rc = goc__safe_task_inline(fn, ctx, arg, &value, &rethrow, &panic);
     /* Retire the key first, so a caller that comes after the outcome
      * starts a new flight instead of joining a finished one. */
     goc_mutex_lock(&g->mu, NULL);
@@ -168,8 +168,12 @@ static goc_panic_info *run_flight(goc_sf *g,
     if (last_touch)       /* a flight goroutine: the group is not used again */
         leave_locked(g);
     goc_mutex_unlock(&g->mu);
-    if (goc_future_complete(fl->f, rc > 0 ? -EINVAL : rc, value) == 0 &&
-        value && free_value)
+    /* A panic goes to every caller with its info (goc_future_panic()),
+     * as Go panics again in each of them. */
+    if (panic)
+        goc__future_fail_panic(fl->f, panic);
+    else if (goc_future_complete(fl->f, rc > 0 ? -EINVAL : rc, value) == 0 &&
+             value && free_value)
         free_value(value);
     return rethrow;
 }
@@ -297,6 +301,12 @@ static void relay_outcome(goc_future *flight, void *p)
     int st;
     void *v = NULL;
     goc_future_try_get(flight, &st, &v);
+    const goc_panic_info *panic = goc_future_panic(flight);
+    if (panic) { /* a copy of its own (lost only if memory ran out) */
+        goc__future_fail_panic(mine, goc__panic_info_dup(panic));
+        goc_future_release(mine);
+        return;
+    }
     /* Until the release below, this callback's reference keeps mine from
      * being freed, so the owner can be attached after the outcome. */
     if (goc_future_complete(mine, st, v) == 1 && v)
