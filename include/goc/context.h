@@ -258,7 +258,8 @@ typedef struct goc_ctx_after {
  * cancelled, it never runs. Registrations are independent. @fn never
  * runs on the cancelling goroutine or thread: if its goroutine cannot be
  * made (out of memory), it waits, still stoppable, and the runtime starts
- * it as soon as one can be (reported once through the log hook).
+ * it as soon as one can be (reported through the log hook once per run
+ * of such failures: when the first one waits).
  *
  * Return: 0; -EINVAL for a NULL @fn or @after.
  */
