@@ -38,7 +38,9 @@ GOC_API int64_t goc_now(void);
  * never wakes early. A plain thread blocks.
  *
  * Return: 0 after the full sleep; -ECANCELED or -ETIMEDOUT if @ctx ended
- * first (or had ended at entry).
+ * first (or had ended at entry); with a @ctx that can end, the runtime's
+ * start error (-ENOMEM, -EAGAIN) if it was not running and could not
+ * start: the sleep's timer needs it.
  */
 GOC_API int goc_sleep(int64_t ns, goc_ctx *ctx);
 
