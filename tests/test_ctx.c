@@ -701,3 +701,26 @@ TEST_G(ctx, last_release_of_a_deep_chain_frees_it_without_recursion)
     goc_ctx_release(leaf);
     ASSERT_LE(test_lib_objects(), before - (2 * DEPTH - 1));
 }
+
+/* A cancelled context's deadline timer leaves the wheel at the cancel:
+ * it stayed armed until the last release, far-off deadline and all. */
+TEST_G(ctx, cancel_takes_the_deadline_timer_off_the_wheel)
+{
+    enum { N = 100 };
+    struct goc_stats st;
+    ASSERT_OK(goc_stats_read(&st, GOC_STATS_SCHED));
+    int64_t before = st.timers;
+    goc_ctx *c[N];
+    for (int i = 0; i < N; i++)
+        ASSERT_OK(goc_ctx_with_timeout(NULL, 3600 * GOC_SECOND, &c[i]));
+    ASSERT_OK(goc_stats_read(&st, GOC_STATS_SCHED));
+    ASSERT_GE(st.timers, before + N);
+    for (int i = 0; i < N; i++)
+        goc_ctx_cancel(c[i]);
+    ASSERT_OK(goc_stats_read(&st, GOC_STATS_SCHED));
+    ASSERT_LE(st.timers, before + N / 2); /* others may come and go */
+    for (int i = 0; i < N; i++) {
+        ASSERT_EQ(goc_ctx_err(c[i]), -ECANCELED);
+        goc_ctx_release(c[i]);
+    }
+}

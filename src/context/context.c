@@ -285,6 +285,11 @@ static void cancel(struct goc_ctx *c, int err, int cause)
     cancel_children_locked(c, err, cause, &afters);
     goc__lock_release(&c->lock);
     unlink_from_parent(c);
+    /* Its deadline can do nothing more: off the wheel now, not at the
+     * last release (a cancelled context kept long held its timer armed,
+     * for as long as its deadline was far). */
+    if (atomic_load(&c->timer_busy))
+        goc__timer_stop(&c->timer);
     spawn_all(afters);
 }
 
