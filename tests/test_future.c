@@ -755,6 +755,17 @@ static void *sf_join_thread(void *arg)
     return NULL;
 }
 
+static _Atomic int sf_quick_runs;
+
+static int sf_quick(goc_ctx *ctx, void *arg, void **result)
+{
+    (void)ctx;
+    (void)arg;
+    (void)result;
+    atomic_fetch_add(&sf_quick_runs, 1);
+    return 0;
+}
+
 TEST_G(future, singleflight_join_cancel_entry_and_plain_thread)
 {
     goc_sf *g;
@@ -768,13 +779,22 @@ TEST_G(future, singleflight_join_cancel_entry_and_plain_thread)
     test_cancel_after(k, 2 * GOC_MILLISECOND);
     ASSERT_EQ(goc_sf_do(g, "k", sf_fetch, NULL, free, &c, NULL, k), -ECANCELED);
     ASSERT_EQ(goc_sf_do(g, "k", sf_fetch, NULL, free, &c, NULL, k),
-              -ECANCELED); /* at entry: a joiner only waits */
+              -ECANCELED); /* at entry: it does not even join */
     ASSERT(c == NULL);
+    /* Done at entry, a would-be leader starts nothing either: its flight
+     * would fail every joiner with its cancel. */
+    ASSERT_EQ(goc_sf_do(g, "other", sf_quick, NULL, free, &c, NULL, k),
+              -ECANCELED);
+    ASSERT_EQ(goc_sf_do_async(g, "other", sf_quick, NULL, free, &c, k),
+              -ECANCELED);
+    ASSERT(c == NULL);
+    goc_sleep(GOC_MILLISECOND, NULL); /* an async one would have run */
+    ASSERT_EQ(atomic_load(&sf_quick_runs), 0);
     static struct sf_join j;
     j = (struct sf_join){ g, NULL, 1, 1 };
     pthread_t th;
     ASSERT_OK(pthread_create(&th, NULL, sf_join_thread, &j));
-    while (goc_sf_joined(g, "k") < 3) /* the two that gave up, and it */
+    while (goc_sf_joined(g, "k") < 2) /* the one that gave up, and it */
         goc_sleep(100 * GOC_MICROSECOND, NULL);
     goc_chan_close(sf_gate);
     test_join(th, NULL);

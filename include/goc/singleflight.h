@@ -62,7 +62,9 @@ GOC_API void goc_sf_free(goc_sf *g);
  * (goc_future_panic()), unless the recovery policy raises it again.
  *
  * Return: 0 with *@out settled; -ECANCELED or -ETIMEDOUT if @ctx ended
- * while joining; GOC_ECLOSED once the group is closed; -EINVAL; -ENOMEM.
+ * while joining, or had ended at entry (nothing joined or started: a
+ * flight led under it would fail its joiners with this caller's cancel);
+ * GOC_ECLOSED once the group is closed; -EINVAL; -ENOMEM.
  */
 GOC_API int goc_sf_do(goc_sf *g,
                       const char *key,
@@ -89,8 +91,9 @@ GOC_API int goc_sf_do(goc_sf *g,
  * goes on, its value is then destroyed): to stop @fn, cancel the @ctx
  * of the call that started it.
  *
- * Return: 0; GOC_ECLOSED once the group is closed; -EINVAL; -ENOMEM or
- * goc_go()'s error (nothing joined or started).
+ * Return: 0; the ctx error if @ctx is already done, GOC_ECLOSED once
+ * the group is closed, -EINVAL, -ENOMEM or goc_go()'s error (nothing
+ * joined or started).
  */
 GOC_API int goc_sf_do_async(goc_sf *g,
                             const char *key,

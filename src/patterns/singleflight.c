@@ -213,6 +213,11 @@ int goc_sf_do(goc_sf *g,
 {
     if (!g || !key || !fn || !out)
         return -EINVAL;
+    /* Done at entry: neither joined nor started (a flight led under it
+     * would fail every joiner with this caller's cancel). */
+    int err = goc_ctx_err(ctx);
+    if (err)
+        return err;
     bool leader;
     goc_mutex_lock(&g->mu, NULL);
     int rc = enter_locked(g);
@@ -367,6 +372,9 @@ int goc_sf_do_async(goc_sf *g,
 {
     if (!g || !key || !fn || !out)
         return -EINVAL;
+    int err = goc_ctx_err(ctx); /* as goc_sf_do() */
+    if (err)
+        return err;
     /* Each caller gets a future of its own, so that cancelling it settles
      * that caller only, never the others of the flight. Its value is
      * borrowed from the flight's future: no destructor. */
