@@ -1790,3 +1790,39 @@ TEST(runtime, fault_reports_off_leave_faults_to_the_program)
     test_expect_exit(goc_fault_report_child, 2,
                      "fatal error: unexpected signal SIGSEGV");
 }
+
+/* ---- a spawn whose thread could not be made ----------------------------- */
+
+static void note_ran(void *arg)
+{
+    atomic_store((_Atomic int *)arg, 1);
+}
+
+/*
+ * The first spawn of a fresh runtime gets its stack but not its thread
+ * (the M's allocation fails): goc_go() succeeds and queues the goroutine,
+ * so it must run once a thread can be made. With no M at all there was
+ * nobody to try again, and it waited for ever.
+ */
+TEST(runtime, spawn_whose_thread_could_not_be_made_runs_later)
+{
+    struct goc_config cfg = { .max_procs = 2 };
+    ASSERT_OK(goc_init(&cfg));
+    static _Atomic int ran;
+    int rc = -1;
+    /* Fail from the nth allocation on, for every n, until the spawn (its
+     * slab record and its slab) gets through and only its M fails. */
+    for (int64_t n = 0; n < 16 && rc != 0; n++) {
+        goc__fault_after(n);
+        rc = goc_go(note_ran, (void *)&ran);
+        goc__fault_after(-1);
+        if (rc != 0)
+            ASSERT_EQ(rc, -ENOMEM);
+    }
+    ASSERT_OK(rc);
+    struct timespec ms = { 0, 1000000 };
+    for (int i = 0; i < 5000 && !atomic_load(&ran); i++)
+        nanosleep(&ms, NULL);
+    ASSERT_EQ(atomic_load(&ran), 1);
+    test_no_leaks();
+}

@@ -437,6 +437,8 @@ struct goc__sched {
     _Alignas(64) _Atomic int npidle;
     _Atomic int nmspinning;
     _Atomic int nm;
+    /* A thread for an idle P could not be made: sysmon tries again. */
+    _Atomic bool m_start_failed;
     /* Poller: the idle M sleeping in epoll until the earliest timer. */
     _Alignas(64) struct goc__m *_Atomic poller;
     _Atomic int64_t poll_until;

@@ -317,12 +317,15 @@ static void start_m(struct goc__p *p, bool spinning)
      */
     if (goc__m_new(p, spinning) != 0) {
         /* No thread: the poller takes an idle P under this lock when it
-         * wakes; without one, the work waits for the running Ms. */
+         * wakes; without one, the work waits for the running Ms. There
+         * may be none (the first spawn, every M pinned or in a section):
+         * sysmon then tries again, or the work waited for ever. */
         goc__lock_acquire(&goc__sched.lock);
         pidle_put(p);
         goc__lock_release(&goc__sched.lock);
         if (spinning)
             atomic_fetch_sub(&goc__sched.nmspinning, 1);
+        atomic_store(&goc__sched.m_start_failed, true);
         goc__poll_wake();
     }
 }

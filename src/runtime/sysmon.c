@@ -18,7 +18,8 @@
  *    10 ms (every M busy running goroutines), it polls and queues the
  *    goroutines whose I/O is ready on the global queue;
  *  - after-funcs of contexts whose goroutine could not be made (out of
- *    memory) are started once one can be;
+ *    memory) are started once one can be, and so are threads for idle
+ *    Ps that found work when none could be made;
  *  - stacks idle for 2 s in the global pool give their pages back, at
  *    most 1 ms of that work a round, so the duties above wait no longer;
  *  - when every goroutine has been parked for a few ticks with nothing
@@ -340,6 +341,12 @@ static void *sysmon_main(void *arg)
                               memory_order_relaxed);
         bool handoff;
         bool active = watch_ps(now, &handoff);
+        /* A thread could not be made for work that may have no other M
+         * to run it: try again (failing, it sets the flag anew). */
+        if (atomic_load_explicit(&goc__sched.m_start_failed,
+                                 memory_order_relaxed) &&
+            atomic_exchange(&goc__sched.m_start_failed, false))
+            goc__wakep();
         poll_if_stale(now);
         if (atomic_load_explicit(&goc__ctx_after_deferred,
                                  memory_order_relaxed))
