@@ -1826,3 +1826,55 @@ TEST(runtime, spawn_whose_thread_could_not_be_made_runs_later)
     ASSERT_EQ(atomic_load(&ran), 1);
     test_no_leaks();
 }
+
+/* ---- a goroutine that ends inside its blocking section ------------------ */
+
+static void ends_in_a_section(void *arg)
+{
+    ASSERT_OK(goc_blocking_enter());
+    /* Long enough for sysmon to give its P away meanwhile, or not. */
+    if (arg) {
+        struct timespec ts = { 0, 2000000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void yield_a_while(void *arg)
+{
+    for (int i = 0; i < 200; i++)
+        goc_yield();
+    goc_wg_done(arg);
+}
+
+static int section_left_open_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 20; i++) {
+        goc_wg wg = GOC_WG_INIT;
+        ASSERT_OK(goc_go(ends_in_a_section, (i & 1) ? &wg : NULL));
+        /* The M that ran it must go on as any other, its P its own. */
+        goc_wg_add(&wg, 64);
+        for (int j = 0; j < 64; j++)
+            ASSERT_OK(goc_go(yield_a_while, &wg));
+        ASSERT_OK(goc_wg_wait(&wg, NULL));
+        WAIT_UNTIL(goc_num_goroutine() == 1);
+    }
+    struct goc_stats st;
+    ASSERT_OK(goc_stats_read(&st, GOC_STATS_SCHED));
+    ASSERT_EQ(st.blocking_sections, 0);
+    return 0;
+}
+
+/*
+ * A goroutine that returns with its blocking section still open has it
+ * closed at its exit, as a pin is undone: its M carried on scheduling
+ * with the section's state, sysmon then handed the P it was still
+ * running to a second M, and the open count kept the deadlock check off.
+ */
+TEST(runtime, goroutine_ending_inside_a_section_closes_it)
+{
+    struct goc_config cfg = { .max_procs = 2 };
+    ASSERT_OK(goc_init(&cfg));
+    ASSERT_OK(goc_run(section_left_open_main, NULL));
+    test_no_leaks();
+}

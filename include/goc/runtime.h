@@ -240,7 +240,8 @@ GOC_API int goc_blocking(int (*fn)(void *arg), void *arg, goc_ctx *ctx);
  * unbounded blocking, goc_blocking() is the better tool.
  *
  * A pinned goroutine (goc_pin()) keeps its P and its thread: the section
- * is only marked, and goc_unpin() waits for its exit (-EBUSY).
+ * is only marked, and goc_unpin() waits for its exit (-EBUSY). A
+ * goroutine that returns inside a section has it closed as it ends.
  *
  * Return: 0; -EINVAL if a section is already open. From a plain thread it
  * does nothing and returns 0.

@@ -221,6 +221,14 @@ static void g_free(struct goc__m *m, void *arg)
 static void g_exit(struct goc__g *g) __attribute__((noreturn));
 static void g_exit(struct goc__g *g)
 {
+    /* A blocking section left open is closed, as a pin is undone below:
+     * its M would carry the section's state on to the goroutines it runs
+     * next (refusing their sections, keeping its P from their spawns)
+     * while sysmon gave that P, still in use, to another M. Closing may
+     * move g to another M: read m after it. */
+    if (atomic_load_explicit(&goc__m_current()->bstate, memory_order_relaxed) !=
+        GOC__M_RUNNING)
+        goc_blocking_exit();
     struct goc__m *m = goc__m_current();
     if (m->locked_g == g) {
         m->locked_g = NULL;
