@@ -213,3 +213,40 @@ TEST_G(stack, trim_stops_at_its_time_budget)
     ASSERT_LT(trimmed, dirty / 2);
     ASSERT(!goc__stack_trim(far, 0, 0)); /* nothing left to do */
 }
+
+static void use_stack(void *arg)
+{
+    volatile char buf[4096];
+    for (size_t i = 0; i < sizeof(buf); i += 64)
+        buf[i] = (char)i;
+    goc_wg_done(arg);
+}
+
+static int smallest_default_main(void *arg)
+{
+    (void)arg;
+    /* A stack spans four pages at the least: its guard, its G on top
+     * and room between them, whatever the kernel's page size. */
+    size_t floor = 4 * (size_t)sysconf(_SC_PAGESIZE);
+    ASSERT_GE(goc__sched.stack_size, floor);
+    ASSERT_EQ(goc__sched.stack_class, goc__stack_class(GOC_STACK_MIN));
+    goc_wg wg = GOC_WG_INIT;
+    goc_wg_add(&wg, 1);
+    ASSERT_OK(goc_go(use_stack, &wg));
+    goc_wg_wait(&wg, NULL);
+    return 0;
+}
+
+/*
+ * The default stack class is chosen once the page size is known. It was
+ * chosen before, as if pages were 4 KiB: with 16 or 64 KiB pages (arm64
+ * kernels) a small default (GOC_STACK_SIZE=16k) gave stacks whose guard
+ * page covered their G.
+ */
+TEST(stack, smallest_default_stack_spans_four_pages)
+{
+    struct goc_config cfg = { .stack_size = GOC_STACK_MIN };
+    ASSERT_OK(goc_init(&cfg));
+    ASSERT_OK(goc_run(smallest_default_main, NULL));
+    test_no_leaks();
+}

@@ -75,14 +75,16 @@ static int init_ps(void)
 
 static void rt_init(void)
 {
+    /* First: the page size sets the smallest stack class (a stack spans
+     * four pages at the least), and so the default stack's class. */
+    int err = goc__stack_init();
     int cls =
         goc__stack_class(goc__config_stack(init_cfg.stack_size, &init_held));
     goc__sched.stack_class =
         cls < 0 ? goc__stack_class(GOC_STACK_DEFAULT) : cls;
     goc__sched.stack_size = goc__stack_class_size(goc__sched.stack_class);
-    int err = init_ps();
     if (!err)
-        err = goc__stack_init();
+        err = init_ps();
     if (!err)
         err = goc__poll_init();
     if (!err)
