@@ -1426,3 +1426,27 @@ TEST_G(workerpool, free_waits_for_blocked_submits_and_waits)
         goc_chan_release(b.gate);
     }
 }
+
+/* A pool whose ctx has ended is cancelled from then on, whether or not
+ * the pool has yet settled its queue for it: resize and a new group are
+ * refused with GOC_ECLOSED, as submits are. */
+TEST_G(workerpool, ended_pool_ctx_refuses_resize_and_groups_at_once)
+{
+    goc_ctx *parent;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &parent));
+    goc_ctx_cancel(parent);
+    struct goc_workerpool_config cfg = { .max_workers = 1, .ctx = parent };
+    for (int i = 0; i < 20; i++) {
+        goc_workerpool *p;
+        ASSERT_OK(goc_workerpool_new(&cfg, &p));
+        goc_wpgroup *g = NULL;
+        ASSERT_EQ(goc_wpgroup_new(p, &g), GOC_ECLOSED);
+        ASSERT_EQ(goc_wpgroup_new_ctx(p, NULL, &g), GOC_ECLOSED);
+        ASSERT(g == NULL);
+        ASSERT_EQ(goc_workerpool_resize(p, 2), GOC_ECLOSED);
+        ASSERT_EQ(goc_workerpool_submit(p, count_task, NULL, NULL, NULL, NULL),
+                  GOC_ECLOSED);
+        goc_workerpool_free(p);
+    }
+    goc_ctx_release(parent);
+}

@@ -331,6 +331,14 @@ static int new_task(goc_ctx *parent,
     return 0;
 }
 
+/* Under mu: no task is taken any more. A pool ctx that has ended counts
+ * at once, before ctx_ended() (or a worker) has settled the queue for it:
+ * the pool is cancelled from that moment on. */
+static bool closed_locked(goc_workerpool *p)
+{
+    return p->stopped || goc_ctx_err(p->ctx);
+}
+
 static bool can_spawn(goc_workerpool *p)
 {
     return !p->max_workers || p->workers < p->max_workers;
@@ -389,7 +397,7 @@ static int submit(goc_workerpool *p, struct task *t, bool wait, goc_ctx *ctx)
     goc_mutex_lock(&p->mu, NULL);
     p->inside++;
     for (;;) {
-        if (p->stopped || goc_ctx_err(p->ctx)) {
+        if (closed_locked(p)) {
             rc = GOC_ECLOSED;
             break;
         }
@@ -487,7 +495,7 @@ goc_ctx *goc__workerpool_ctx(goc_workerpool *p)
 bool goc__workerpool_stopped(goc_workerpool *p)
 {
     goc_mutex_lock(&p->mu, NULL);
-    bool stopped = p->stopped; /* a cancel stops it too */
+    bool stopped = closed_locked(p); /* a cancel stops it too */
     goc_mutex_unlock(&p->mu);
     return stopped;
 }
@@ -586,7 +594,7 @@ int goc_workerpool_resize(goc_workerpool *p, int64_t n)
     if (!p || n < 0)
         return -EINVAL;
     goc_mutex_lock(&p->mu, NULL);
-    if (p->stopped || p->canceled) {
+    if (closed_locked(p)) { /* a cancel stops it too */
         goc_mutex_unlock(&p->mu);
         return GOC_ECLOSED;
     }
