@@ -677,3 +677,49 @@ TEST_G(group, free_waits_for_calls_blocked_on_the_group)
         goc_chan_release(b.gate);
     }
 }
+
+static int slot_given_back_when_the_spawn_fails(void *arg)
+{
+    (void)arg;
+    goc_group *g;
+    ASSERT_OK(goc_group_new(NULL, &g));
+    ASSERT_OK(goc_group_set_limit(g, 1));
+    ASSERT_OK(goc_group_go(g, member, NULL, NULL)); /* holds the slot */
+    /* Plain threads: a spawn from one takes no G its P has cached (the
+     * holder's, once it exits), so it allocates. */
+    static struct go_call c[2];
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        c[i] = (struct go_call){ g, NULL, 1 };
+        ASSERT_OK(pthread_create(&th[i], NULL, go_thread, &c[i]));
+    }
+    WAIT_UNTIL(goc__group_blocked(g) == 2);
+    /* The first waiter gets the freed slot, and cannot start its task. */
+    goc__fault_after(0);
+    goc_ctx_cancel(goc_group_ctx(g)); /* the holder returns */
+    WAIT_UNTIL(atomic_load(&c[0].rc) != 1 || atomic_load(&c[1].rc) != 1);
+    goc__fault_after(-1);
+    int first = atomic_load(&c[0].rc) != 1 ? 0 : 1;
+    ASSERT_EQ(atomic_load(&c[first].rc), -ENOMEM);
+    /* The slot it gave back goes to the other one, which starts its task
+     * or, if it came before the allocations work again, fails in turn. */
+    for (int i = 0; i < 2000 && atomic_load(&c[!first].rc) == 1; i++)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    int rc = atomic_load(&c[!first].rc);
+    ASSERT(rc == 0 || rc == -ENOMEM);
+    for (int i = 0; i < 2; i++)
+        test_join(th[i], NULL);
+    ASSERT_OK(goc_group_wait(g, NULL));
+    ASSERT_OK(goc_group_try_go(g, peak_member, NULL)); /* the slot is free */
+    ASSERT_OK(goc_group_wait(g, NULL));
+    goc_group_free(g);
+    return 0;
+}
+
+/* A go() that took a freed slot but whose goroutine could not start
+ * hands the slot on: the next go() waiting for one is not left waiting
+ * with a slot free. */
+TEST(group, a_slot_whose_spawn_fails_goes_to_the_next_waiter)
+{
+    test_run_with_spawns_that_allocate(slot_given_back_when_the_spawn_fails);
+}

@@ -232,8 +232,12 @@ static int start(goc_group *g,
     if (!rc) {
         g->active++;
         t->ctx = g->ctx; /* a reset changes it only with none active */
-        if ((rc = goc_go(task_main, t)) != 0)
+        if ((rc = goc_go(task_main, t)) != 0) {
             g->active--;
+            /* The slot may be the one a finished task signalled to us:
+             * pass it on, or the next go() waits with a slot free. */
+            goc_cond_signal(&g->slot_cv);
+        }
     }
     if (idle(g)) /* a free may be waiting for us */
         goc_cond_broadcast(&g->done_cv);
