@@ -1450,3 +1450,54 @@ TEST_G(workerpool, ended_pool_ctx_refuses_resize_and_groups_at_once)
     }
     goc_ctx_release(parent);
 }
+
+struct group_submit_call {
+    goc_wpgroup *g;
+    _Atomic int rc;
+};
+
+static void group_submit_goroutine(void *arg)
+{
+    struct group_submit_call *c = arg;
+    atomic_store(&c->rc,
+                 goc_wpgroup_submit(c->g, count_task, NULL, NULL, NULL));
+}
+
+/* A group submit waiting for queue space when the group fails is closed
+ * with it: GOC_ECLOSED at once, not a wait for room that other tasks
+ * hold, then a task accepted only to be cancelled. */
+TEST_G(workerpool, group_submit_waiting_for_room_is_closed_when_the_group_fails)
+{
+    goc_workerpool *p = pool(1, 1, 0);
+    goc_chan *gt = gate();
+    atomic_store(&ran, 0);
+    /* Tasks of no group: one runs, one fills the queue. */
+    ASSERT_OK(goc_workerpool_submit(p, gated, gt, NULL, NULL, NULL));
+    wait_running(p, 1);
+    ASSERT_OK(goc_workerpool_submit(p, count_task, NULL, NULL, NULL, NULL));
+    goc_ctx *k;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+    goc_wpgroup *g;
+    ASSERT_OK(goc_wpgroup_new_ctx(p, k, &g));
+    static struct group_submit_call c;
+    c = (struct group_submit_call){ g, 1 };
+    ASSERT_OK(goc_go(group_submit_goroutine, &c));
+    WAIT_UNTIL(goc__workerpool_inside(p) == 1);
+    goc_ctx_cancel(k); /* the group fails */
+    ASSERT_EQ(goc_wpgroup_wait(g, NULL), -ECANCELED);
+    for (int i = 0; i < 2000 && atomic_load(&c.rc) == 1; i++)
+        goc_sleep(GOC_MILLISECOND, NULL);
+    ASSERT_EQ(atomic_load(&c.rc), GOC_ECLOSED);
+    ASSERT_EQ(goc_wpgroup_len(g), 0);
+    goc_wpgroup_free(g); /* nothing of the group is pending */
+    goc_chan_close(gt);
+    ASSERT_OK(goc_workerpool_stop_wait(p, NULL));
+    ASSERT_EQ(atomic_load(&ran), 2);
+    struct goc_workerpool_stats st;
+    ASSERT_OK(goc_workerpool_stats(p, &st));
+    ASSERT_EQ(st.submitted, 2);
+    ASSERT_EQ(st.refused, 1);
+    goc_workerpool_free(p);
+    goc_ctx_release(k);
+    goc_chan_release(gt);
+}

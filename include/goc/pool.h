@@ -478,8 +478,9 @@ GOC_API void goc_wpgroup_free(goc_wpgroup *g);
  * fails the group: its context is cancelled (running tasks see it), and
  * its tasks still queued are settled as cancelled without running.
  *
- * Return: 0; GOC_ECLOSED once the group failed, or the pool is stopped;
- * the other errors of goc_workerpool_submit().
+ * Return: 0; GOC_ECLOSED once the group failed (also while waiting for
+ * queue space: never accepted then), or the pool is stopped; the other
+ * errors of goc_workerpool_submit().
  */
 GOC_API int goc_wpgroup_submit(goc_wpgroup *g,
                                goc_task_fn fn,

@@ -394,6 +394,7 @@ static void leave_locked(goc_workerpool *p)
 static int submit(goc_workerpool *p, struct task *t, bool wait, goc_ctx *ctx)
 {
     int rc;
+    bool waited = false;
     goc_mutex_lock(&p->mu, NULL);
     p->inside++;
     for (;;) {
@@ -401,16 +402,24 @@ static int submit(goc_workerpool *p, struct task *t, bool wait, goc_ctx *ctx)
             rc = GOC_ECLOSED;
             break;
         }
-        if (has_room(p)) {
+        bool room = has_room(p);
+        if (room && !(waited && goc_ctx_err(t->ctx))) {
             rc = enqueue_locked(p, t);
             break;
         }
-        if (!wait || (p->flags & GOC_WP_NONBLOCKING)) {
+        if (!room && (!wait || (p->flags & GOC_WP_NONBLOCKING))) {
             rc = GOC_EOVERLOAD;
+            break;
+        }
+        /* Its ctx ended before it found room (its group failed): it
+         * would never run, so it neither waits for room nor takes it. */
+        if (goc_ctx_err(t->ctx)) {
+            rc = GOC_ECLOSED;
             break;
         }
         if ((rc = goc_cond_wait(&p->space_cv, &p->mu, ctx)) != 0)
             break;
+        waited = true;
     }
     if (rc)
         p->st.refused++;
@@ -517,8 +526,9 @@ int64_t goc__workerpool_cancel_owned(goc_workerpool *p, const void *owner)
     p->st.waiting = p->qlen;
     p->st.canceled += n;
     p->settling += n;
-    if (n)
-        goc_cond_broadcast(&p->space_cv);
+    /* Room for others; and the owner's submits waiting for room see
+     * that their ctx has ended (their group failed). */
+    goc_cond_broadcast(&p->space_cv);
     goc_mutex_unlock(&p->mu);
     return cancel_taken(p, mine, n);
 }
