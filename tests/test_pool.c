@@ -984,3 +984,28 @@ TEST_G(pool, multipool_free_waits_for_a_release_under_way)
         goc_chan_release(gate_ch);
     }
 }
+
+/* A submit refused for bad input, or a ctx ended at entry, changes
+ * nothing: not the round robin's turn either. */
+TEST_G(pool, multipool_bad_submit_leaves_the_round_robin_alone)
+{
+    goc_multipool *m;
+    struct goc_pool_config cfg = { .capacity = 2 };
+    ASSERT_OK(goc_multipool_new(3, &cfg, GOC_LB_ROUND_ROBIN, &m));
+    open_gate();
+    goc_ctx *k;
+    ASSERT_OK(goc_ctx_with_cancel(NULL, &k));
+    goc_ctx_cancel(k);
+    for (int i = 0; i < 3; i++) {
+        /* Pool i's turn, whatever was refused before. */
+        ASSERT_OK(goc_multipool_submit(m, gated, NULL, NULL));
+        ASSERT_EQ(goc_pool_running(goc_multipool_pool(m, i)), 1);
+        ASSERT_EQ(goc_multipool_submit(m, NULL, NULL, NULL), -EINVAL);
+        ASSERT_EQ(goc_multipool_submit(m, gated, NULL, k), -ECANCELED);
+    }
+    goc_ctx_release(k);
+    close_gate();
+    ASSERT_OK(goc_multipool_release_timeout(m, 5 * GOC_SECOND));
+    goc_multipool_free(m);
+    goc_chan_release(gate_ch);
+}

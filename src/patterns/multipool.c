@@ -86,13 +86,18 @@ int goc_multipool_submit(goc_multipool *m,
                          void *arg,
                          goc_ctx *ctx)
 {
-    if (!m)
+    if (!m || !fn)
         return -EINVAL;
+    /* Refused at entry as the pool would: before the round robin moves
+     * on, so that the call changes nothing. */
+    int rc = goc_ctx_err(ctx);
+    if (rc)
+        return rc;
     if (m->lb == GOC_LB_LEAST_RUNNING)
         return goc_pool_submit(least_running(m), fn, arg, ctx);
     uint64_t i = atomic_fetch_add_explicit(&m->next, 1, memory_order_relaxed);
     goc_pool *p = m->pools[i % (uint64_t)m->n];
-    int rc = goc_pool_submit(p, fn, arg, ctx);
+    rc = goc_pool_submit(p, fn, arg, ctx);
     if (rc == GOC_EOVERLOAD) {
         goc_pool *q = least_running(m);
         if (q != p)
