@@ -1501,3 +1501,48 @@ TEST_G(workerpool, group_submit_waiting_for_room_is_closed_when_the_group_fails)
     goc_ctx_release(k);
     goc_chan_release(gt);
 }
+
+struct waited_group {
+    goc_wpgroup *g;
+    goc_wg calls;
+    _Atomic int rc;
+};
+
+static void group_waiter(void *arg)
+{
+    struct waited_group *b = arg;
+    atomic_store(&b->rc, goc_wpgroup_wait(b->g, NULL));
+    goc_wg_done(&b->calls);
+}
+
+static void group_freer(void *arg)
+{
+    struct waited_group *b = arg;
+    goc_wpgroup_free(b->g);
+    goc_wg_done(&b->calls);
+}
+
+/* A free under way waits for the waits on the group: woken by the last
+ * task to settle, one relocked the group's mutex after the free had let
+ * the group go (ASan: heap-use-after-free). */
+TEST_G(workerpool, group_free_waits_for_waits_under_way)
+{
+    goc_workerpool *p = pool(2, 0, 0);
+    for (int64_t i = 0; i < test_scale(200); i++) {
+        static struct waited_group b;
+        b = (struct waited_group){ .calls = GOC_WG_INIT, .rc = 99 };
+        goc_chan *gt = gate();
+        ASSERT_OK(goc_wpgroup_new(p, &b.g));
+        ASSERT_OK(goc_wpgroup_submit(b.g, gated, gt, NULL, NULL));
+        goc_wg_add(&b.calls, 2);
+        ASSERT_OK(goc_go(group_waiter, &b));
+        WAIT_UNTIL(goc__wpgroup_waiting(b.g) == 1);
+        ASSERT_OK(goc_go(group_freer, &b));
+        goc_sleep((i % 4) * 100 * GOC_MICROSECOND, NULL);
+        goc_chan_close(gt); /* the task settles: both wake */
+        goc_wg_wait(&b.calls, NULL);
+        ASSERT_OK(atomic_load(&b.rc));
+        goc_chan_release(gt);
+    }
+    goc_workerpool_free(p);
+}

@@ -465,8 +465,9 @@ GOC_API int goc_wpgroup_new_ctx(goc_workerpool *p,
 
 /**
  * goc_wpgroup_free - wait until every task of the group is settled
- * (running ones finish), then free the group and its task handles.
- * @g may be NULL. Blocks.
+ * (running ones finish), and for the goc_wpgroup_wait() calls under way
+ * to return, then free the group and its task handles. No other call on
+ * @g may start once this has begun. @g may be NULL. Blocks.
  */
 GOC_API void goc_wpgroup_free(goc_wpgroup *g);
 

@@ -177,6 +177,9 @@ int goc__limiter_new_at(double limit,
  * slot (for tests: they free a group with calls blocked on it). */
 int64_t goc__group_blocked(goc_group *g);
 
+/* Calls inside goc_wpgroup_wait() (for tests, likewise). */
+int64_t goc__wpgroup_waiting(goc_wpgroup *g);
+
 /* Submits and waits under way in a worker pool (for tests, likewise). */
 int64_t goc__workerpool_inside(goc_workerpool *p);
 

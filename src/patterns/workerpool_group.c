@@ -24,6 +24,10 @@ struct goc_wpgroup {
     int64_t unfinished;
     int first_err;
     bool failing; /* a task failed; first_err is set once handled */
+    /* Calls inside goc_wpgroup_wait(): a free waits for them to leave,
+     * as they relock mu once woken. */
+    int64_t waiting;
+    bool freeing;
     /* goc_wpgroup_new_ctx(): the caller's ctx, watched until free. */
     goc_ctx *parent;
     goc_ctx_after watch;
@@ -210,9 +214,12 @@ int goc_wpgroup_submit(goc_wpgroup *g,
         goc__future_cb_free(watch);
         return rc;
     }
-    goc__future_cb_attach(f, watch);
-    if (failed) /* the group failed while this one was being queued */
+    /* The group failed while this one was being queued: cancel it first,
+     * while the pending count keeps g alive (the attach may settle the
+     * last task, after which a free may take g). */
+    if (failed)
         goc__workerpool_cancel_owned(g->p, g);
+    goc__future_cb_attach(f, watch);
     return 0;
 }
 
@@ -222,10 +229,13 @@ int goc_wpgroup_wait(goc_wpgroup *g, goc_ctx *ctx)
         return -EINVAL;
     int rc = 0;
     goc_mutex_lock(&g->mu, NULL);
+    g->waiting++;
     while (g->pending && !g->first_err && rc == 0)
         rc = goc_cond_wait(&g->cv, &g->mu, ctx);
     if (!g->pending || g->first_err)
         rc = g->first_err; /* the outcome wins over a ctx that ended */
+    if (--g->waiting == 0 && g->freeing)
+        goc_cond_broadcast(&g->cv); /* the free waits for us to leave */
     goc_mutex_unlock(&g->mu);
     return rc;
 }
@@ -255,6 +265,7 @@ void goc_wpgroup_free(goc_wpgroup *g)
     if (!g)
         return;
     goc_mutex_lock(&g->mu, NULL);
+    g->freeing = true;
     while (g->pending)
         goc_cond_wait(&g->cv, &g->mu, NULL);
     bool queued_or_running = g->unfinished > 0;
@@ -266,8 +277,9 @@ void goc_wpgroup_free(goc_wpgroup *g)
      * it holds a task of ours. */
     if (queued_or_running)
         goc__workerpool_cancel_owned(g->p, g);
+    /* Waits woken by the last settle relock mu on their way out. */
     goc_mutex_lock(&g->mu, NULL);
-    while (g->unfinished)
+    while (g->unfinished || g->waiting)
         goc_cond_wait(&g->cv, &g->mu, NULL);
     goc_mutex_unlock(&g->mu);
     /* The watch of the caller's ctx, unless stopped before it ran, may
@@ -283,4 +295,12 @@ void goc_wpgroup_free(goc_wpgroup *g)
     goc__free(g->tasks);
     goc_ctx_release(g->ctx);
     goc__free(g);
+}
+
+int64_t goc__wpgroup_waiting(goc_wpgroup *g)
+{
+    goc_mutex_lock(&g->mu, NULL);
+    int64_t n = g->waiting;
+    goc_mutex_unlock(&g->mu);
+    return n;
 }
