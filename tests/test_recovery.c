@@ -568,3 +568,70 @@ TEST_G(recovery, panicking_task_handle_carries_its_panic_d022a_d090)
     ASSERT_OK(goc_recovery_set_default(NULL));
     goc_recovery_free(quiet);
 }
+
+struct gated_job {
+    struct job j;
+    goc_chan *gate;
+};
+
+static int gated_maybe_panics(goc_ctx *ctx, void *arg, void **result)
+{
+    (void)ctx;
+    *result = NULL;
+    struct gated_job *g = arg;
+    goc_chan_recv(g->gate, NULL, NULL);
+    return maybe_panics(&g->j);
+}
+
+static int replacement_cannot_start(void *arg)
+{
+    (void)arg;
+    goc_recovery *h;
+    ASSERT_OK(goc_recovery_new(4, NULL, NULL, &h));
+    ASSERT_OK(goc_recovery_set_policy(h, GOC_RECOVER_WORKER_EXIT));
+    goc_workerpool *p;
+    struct goc_workerpool_config cfg = { .max_workers = 1 };
+    ASSERT_OK(goc_workerpool_new(&cfg, &p));
+    ASSERT_OK(goc_workerpool_set_recovery(p, h));
+    static struct gated_job a;
+    a.j.n = 1;
+    ASSERT_OK(goc_chan_new(0, 0, &a.gate));
+    goc_future *fa, *fb;
+    ASSERT_OK(
+        goc_workerpool_submit(p, gated_maybe_panics, &a, NULL, &fa, NULL));
+    struct job b = { .n = 2 };
+    ASSERT_OK(goc_workerpool_submit(p, task_maybe_panics, &b, NULL, &fb, NULL));
+    struct goc_workerpool_stats st;
+    do {
+        goc_sleep(100 * GOC_MICROSECOND, NULL);
+        ASSERT_OK(goc_workerpool_stats(p, &st));
+    } while (st.running < 1);
+    /* No goroutine has ended yet, so none is cached: the replacement's
+     * spawn allocates, and fails. */
+    goc__fault_after(0);
+    goc_chan_close(a.gate);
+    ASSERT_EQ(outcome(fa), GOC_EPANIC);
+    ASSERT_EQ(outcome(fb), 0);
+    goc__fault_after(-1);
+    /* The worker could not be replaced: it went on to the next task. */
+    ASSERT_EQ(atomic_load(&a.j.gid), atomic_load(&b.gid));
+    ASSERT_OK(goc_workerpool_wait_idle(p, NULL));
+    ASSERT_OK(goc_workerpool_stats(p, &st));
+    ASSERT_EQ(st.panicked, 1);
+    ASSERT_EQ(st.workers_replaced, 0); /* none left */
+    ASSERT_EQ(st.workers, 1);
+    goc_future_release(fa);
+    goc_future_release(fb);
+    ASSERT_OK(goc_workerpool_stop_wait(p, NULL));
+    goc_workerpool_free(p);
+    goc_recovery_free(h);
+    goc_chan_release(a.gate);
+    return 0;
+}
+
+/* A worker whose replacement cannot start goes on itself, and is not
+ * counted as replaced. */
+TEST(recovery, workerpool_worker_not_replaced_is_not_counted)
+{
+    test_run_with_spawns_that_allocate(replacement_cannot_start);
+}

@@ -183,7 +183,6 @@ static bool run_locked(goc_workerpool *p, struct task *t)
     goc_mutex_lock(&p->mu, NULL);
     p->st.running--;
     p->st.panicked += panicked;
-    p->st.workers_replaced += exit;
     note_outcome(p, rc > 0 ? -EINVAL : rc);
     note_timing(p, start - queued_at, end - start);
     if (!p->qlen && !p->st.running)
@@ -254,8 +253,9 @@ static void worker(void *arg)
             continue;
         }
         /* Replaced: the fresh worker takes over our place in the count
-         * (if none can start, we go on instead). */
+         * (if none can start, we go on instead, not counted as replaced). */
         if (run_locked(p, t) && goc_go(worker, p) == 0) {
+            p->st.workers_replaced++;
             goc_mutex_unlock(&p->mu);
             return;
         }
