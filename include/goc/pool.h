@@ -190,7 +190,9 @@ GOC_API int goc_pool_release_timeout(goc_pool *p, int64_t timeout);
 /**
  * goc_pool_reboot - reopen a released pool.
  *
- * Return: 0; -EINVAL for NULL. Rebooting an open pool changes nothing.
+ * Return: 0; -EINVAL for NULL. Rebooting an open pool changes nothing,
+ * but that a GOC_POOL_PREALLOC one short of workers (some could not
+ * start) starts the missing ones, as a reboot of a released one does.
  */
 GOC_API int goc_pool_reboot(goc_pool *p);
 
