@@ -1466,7 +1466,7 @@ static void group_submit_goroutine(void *arg)
 /* A group submit waiting for queue space when the group fails is closed
  * with it: GOC_ECLOSED at once, not a wait for room that other tasks
  * hold, then a task accepted only to be cancelled. */
-TEST_G(workerpool, group_submit_waiting_for_room_is_closed_when_the_group_fails)
+TEST_G(workerpool, group_submit_waiting_for_room_ends_when_group_fails)
 {
     goc_workerpool *p = pool(1, 1, 0);
     goc_chan *gt = gate();
