@@ -68,7 +68,7 @@ struct goc_stats {
     int blocking_threads;     /* threads of the blocking pool */
     int blocking_jobs;        /* goc_blocking() calls in flight */
     int blocking_sections;    /* goc_blocking_enter() sections open */
-    int64_t blocking_abandoned_total; /* jobs whose caller gave up */
+    int64_t blocking_abandoned_total; /* jobs run after their caller gave up */
     int64_t stacks;                   /* goroutine stacks set up */
     uint64_t stack_reserved_bytes;    /* address space of stack slabs */
     /* GOC_STATS_STACK_RESIDENT */
