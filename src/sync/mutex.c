@@ -216,6 +216,12 @@ int goc_mutex_lock(goc_mutex *mu, goc_ctx *ctx)
 
 /* ---- unlock ----------------------------------------------------------- */
 
+/* An unlock of a mutex not locked: reported unless @quiet. */
+static int not_locked(bool quiet)
+{
+    return quiet ? GOC_EMISUSE : goc__misuse("goc_mutex_unlock: not locked");
+}
+
 /*
  * Waiters are queued, or the mutex starves. Two rules:
  *  - LOCKED is checked again under qlock: of two unlocks of one lock that
@@ -226,14 +232,14 @@ int goc_mutex_lock(goc_mutex *mu, goc_ctx *ctx)
  *    freeing the object, as POSIX allows for its mutexes). A waiter we
  *    wake keeps it alive meanwhile: its lock call has not returned.
  */
-static int unlock_slow(struct mutex *m)
+static int unlock_slow(struct mutex *m, bool quiet)
 {
     for (;;) {
         goc__lock_acquire(&m->qlock);
         uint32_t s = atomic_load(&m->state);
         if (!(s & LOCKED)) {
             goc__lock_release(&m->qlock);
-            return GOC_EMISUSE;
+            return not_locked(quiet);
         }
         struct mutex_waiter *x = claim_first(m);
         if (x) {
@@ -262,30 +268,29 @@ bool goc__mutex_locked(goc_mutex *mu)
     return atomic_load_explicit(&m->state, memory_order_relaxed) & LOCKED;
 }
 
-/* goc_mutex_unlock, GOC_EMISUSE unreported: the caller reports it. */
-static inline int unlock(struct mutex *m)
+/* goc_mutex_unlock; quiet: GOC_EMISUSE unreported, the caller reports
+ * it. The slow path stays a tail call: the fast one needs no frame. */
+static inline int unlock(struct mutex *m, bool quiet)
 {
     uint32_t s = atomic_load_explicit(&m->state, memory_order_relaxed);
     if (!(s & LOCKED))
-        return GOC_EMISUSE;
+        return not_locked(quiet);
     uint32_t locked = LOCKED;
     /* Release pairs with the acquire CAS of the next locker. */
     if (atomic_compare_exchange_strong_explicit(
             &m->state, &locked, 0, memory_order_release, memory_order_relaxed))
         return 0;
-    return unlock_slow(m);
+    return unlock_slow(m, quiet);
 }
 
 int goc__mutex_unlock_quiet(goc_mutex *mu)
 {
-    return unlock((struct mutex *)mu);
+    return unlock((struct mutex *)mu, true);
 }
 
 int goc_mutex_unlock(goc_mutex *mu)
 {
     if (!mu)
         return -EINVAL;
-    if (unlock((struct mutex *)mu) != 0)
-        return goc__misuse("goc_mutex_unlock: not locked");
-    return 0;
+    return unlock((struct mutex *)mu, false);
 }
